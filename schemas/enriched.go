@@ -1,0 +1,79 @@
+package schemas
+
+import "time"
+
+// Cost sources.
+const (
+	CostSourceCatalog  = "catalog"
+	CostSourceProvider = "provider_reported"
+	CostSourceNone     = "none"
+)
+
+// Unattributed is the owner used when no ownership rule matches.
+const Unattributed = "unattributed"
+
+// Enriched is an Event with ownership, pricing and policy flags attached by
+// enrich. It is what aivis.usage.enriched.v1 carries; subscribers may rely
+// on every field below being present.
+type Enriched struct {
+	Event
+	Owner   Owner   `json:"owner"`
+	Pricing Pricing `json:"pricing"`
+	// CostPicos is the event's cost in pico-USD (1e-12 USD).
+	CostPicos  int64     `json:"cost_picos"`
+	CostSource string    `json:"cost_source"`
+	Flags      Flags     `json:"flags"`
+	EnrichedAt time.Time `json:"enriched_at"`
+}
+
+// Owner says who pays for an event.
+type Owner struct {
+	Team       string `json:"team"`
+	Project    string `json:"project"`
+	CostCenter string `json:"cost_center,omitempty"`
+	// Rule names the ownership rule that matched ("default" when none did).
+	Rule string `json:"rule"`
+}
+
+// Pricing records how CostPicos was computed so that it can be audited and
+// recomputed under another catalog version.
+type Pricing struct {
+	CatalogVersion string     `json:"catalog_version"`
+	PriceID        string     `json:"price_id,omitempty"`
+	Lines          []CostLine `json:"lines,omitempty"`
+}
+
+// CostLine is one meter of an event's cost.
+type CostLine struct {
+	Meter     string `json:"meter"`
+	Quantity  int64  `json:"quantity"`
+	UnitPrice string `json:"unit_price_per_1m"` // decimal USD per 1M units
+	CostPicos int64  `json:"cost_picos"`
+}
+
+// Flags are policy findings; they never drop an event.
+type Flags struct {
+	Unpriced        bool `json:"unpriced,omitempty"`
+	Unowned         bool `json:"unowned,omitempty"`
+	UnapprovedModel bool `json:"unapproved_model,omitempty"`
+}
+
+// DeadLetter is what aivis.deadletter.v1 carries: the original bytes, why
+// they were rejected and by which stage.
+type DeadLetter struct {
+	Stage     string    `json:"stage"`
+	Reason    string    `json:"reason"`
+	Detail    string    `json:"detail"`
+	Topic     string    `json:"topic,omitempty"`
+	Partition int32     `json:"partition"`
+	Offset    int64     `json:"offset"`
+	Original  []byte    `json:"original"`
+	At        time.Time `json:"at"`
+}
+
+// Dead-letter reasons.
+const (
+	ReasonInvalidJSON   = "invalid_json"
+	ReasonInvalidSchema = "invalid_schema"
+	ReasonTooLate       = "too_late"
+)

@@ -1,0 +1,114 @@
+// Package schemas holds aivis's data contracts: the canonical usage event
+// (v1) as Go types mirroring schemas/usage-event.v1.json, the enriched event
+// that enrich publishes, the dead-letter envelope, topic names and the
+// ClickHouse migrations applied by `aivis migrate`.
+//
+// Token counts follow one normalized convention: input_tokens includes cache
+// reads and cache writes, output_tokens includes reasoning; subsets are
+// separate fields; a nil count means "not reported", distinct from 0.
+// Money is never a float: costs are int64 pico-USD (1e-12 USD), exact for any
+// catalog price with up to six decimal places per million tokens.
+package schemas
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Topic names carry the major schema version; a breaking change gets a new topic.
+const (
+	TopicRaw        = "aivis.usage.raw.v1"
+	TopicEnriched   = "aivis.usage.enriched.v1"
+	TopicDeadLetter = "aivis.deadletter.v1"
+	TopicAlerts     = "aivis.alerts.v1"
+)
+
+// SchemaVersion is the version of the canonical usage event these types mirror.
+const SchemaVersion = "1"
+
+// Event kinds.
+const (
+	KindLLMRequest = "llm.request"
+	KindGPUUsage   = "gpu.usage"
+)
+
+// Request statuses.
+const (
+	StatusOK        = "ok"
+	StatusError     = "error"
+	StatusCancelled = "cancelled"
+	StatusPartial   = "partial"
+)
+
+// Event is the canonical usage event, v1. Producers assign EventID; it is the
+// deduplication key, so a retried submission must reuse it.
+type Event struct {
+	SchemaVersion string    `json:"schema_version"`
+	EventID       string    `json:"event_id"`
+	Time          time.Time `json:"time"`
+	Kind          string    `json:"kind"`
+	Source        string    `json:"source"`
+
+	// APIKeyID is a hash of the caller's API key, never the key itself.
+	APIKeyID string            `json:"api_key_id,omitempty"`
+	Labels   map[string]string `json:"labels,omitempty"`
+
+	// llm.request fields.
+	Provider    string `json:"provider,omitempty"`
+	Model       string `json:"model,omitempty"`
+	Operation   string `json:"operation,omitempty"`
+	Status      string `json:"status,omitempty"`
+	ErrorType   string `json:"error_type,omitempty"`
+	LatencyMs   *int64 `json:"latency_ms,omitempty"`
+	ServiceTier string `json:"service_tier,omitempty"`
+	Streaming   bool   `json:"streaming,omitempty"`
+	Usage       *Usage `json:"usage,omitempty"`
+	// RawUsage is the provider's usage object as received, kept for audit.
+	RawUsage json.RawMessage `json:"raw_usage,omitempty"`
+
+	// gpu.usage fields.
+	GPU *GPUUsage `json:"gpu,omitempty"`
+}
+
+// Usage holds normalized token counts. Nil means "not reported".
+type Usage struct {
+	InputTokens           *int64 `json:"input_tokens,omitempty"`
+	CacheReadInputTokens  *int64 `json:"cache_read_input_tokens,omitempty"`
+	CacheWriteInputTokens *int64 `json:"cache_write_input_tokens,omitempty"`
+	OutputTokens          *int64 `json:"output_tokens,omitempty"`
+	ReasoningOutputTokens *int64 `json:"reasoning_output_tokens,omitempty"`
+	// ProviderTotalTokens is the provider's own total, kept to cross-check
+	// the normalized input+output.
+	ProviderTotalTokens *int64 `json:"provider_total_tokens,omitempty"`
+}
+
+// GPUUsage describes GPU time used by one owner over an interval (declared
+// in v1; produced by gpuprobe).
+type GPUUsage struct {
+	GPUModel         string   `json:"gpu_model"`
+	GPUUUID          string   `json:"gpu_uuid,omitempty"`
+	MIGProfile       string   `json:"mig_profile,omitempty"`
+	Host             string   `json:"host,omitempty"`
+	Cluster          string   `json:"cluster,omitempty"`
+	Namespace        string   `json:"namespace,omitempty"`
+	Pod              string   `json:"pod,omitempty"`
+	Container        string   `json:"container,omitempty"`
+	PID              int64    `json:"pid,omitempty"`
+	IntervalSeconds  float64  `json:"interval_seconds"`
+	AllocatedSeconds float64  `json:"allocated_gpu_seconds"`
+	BusySeconds      float64  `json:"busy_gpu_seconds"`
+	MemoryBytes      int64    `json:"memory_bytes,omitempty"`
+	EnergyJoules     *float64 `json:"energy_joules,omitempty"`
+	PricingCategory  string   `json:"pricing_category,omitempty"`
+}
+
+// Get returns the value of a nullable count, 0 when not reported.
+func Get(p *int64) int64 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+// Int64 returns a pointer to v, for building events in code.
+func Int64(v int64) *int64 { return &v }

@@ -1,0 +1,224 @@
+package schemas
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+	"strings"
+	"text/template"
+)
+
+// Capabilities are the ClickHouse features that the DDL may use beyond the
+// portable base that ClickHouse 18.16 accepts.
+type Capabilities struct {
+	LowCardinality bool // LowCardinality(String) for dimension columns
+	Codecs         bool // CODEC(...) on wide columns
+	TTL            bool // table TTL for the raw events table
+}
+
+// CapabilitiesFor derives the capabilities from `SELECT version()`, e.g.
+// "18.16.1" (none) or "24.8.4.13" (all).
+func CapabilitiesFor(version string) Capabilities {
+	major, minor := parseVersion(version)
+	modern := major > 20 || (major == 20 && minor >= 3)
+	return Capabilities{LowCardinality: modern, Codecs: modern, TTL: modern}
+}
+
+func parseVersion(v string) (major, minor int) {
+	parts := strings.SplitN(v, ".", 3)
+	if len(parts) > 0 {
+		major, _ = strconv.Atoi(parts[0])
+	}
+	if len(parts) > 1 {
+		minor, _ = strconv.Atoi(parts[1])
+	}
+	return major, minor
+}
+
+// Migration is one numbered, idempotent schema step.
+type Migration struct {
+	Version    int
+	Name       string
+	Statements []string
+}
+
+// Table and view names that other packages and analysts rely on.
+const (
+	TableMigrations = "aivis_schema_migrations"
+	TableEvents     = "usage_events"
+	TableWindows    = "cost_windows"
+	TableAnomalies  = "cost_anomalies"
+	ViewEvents      = "usage_events_final"
+	ViewWindows     = "cost_by_window"
+)
+
+// LatencyBuckets is the number of latency histogram buckets stored with
+// each window row. Bucket i counts latencies in (bound(i-1), bound(i)] ms
+// with bound(i) = 2^(i/4); the last bucket is open-ended.
+const LatencyBuckets = 96
+
+// MigrationsTableDDL creates the table that records applied migrations.
+const MigrationsTableDDL = `CREATE TABLE IF NOT EXISTS ` + TableMigrations + ` (
+    version UInt32,
+    name String,
+    applied_at DateTime
+) ENGINE = ReplacingMergeTree() ORDER BY version`
+
+// Migrations returns the schema steps for a server with the given capabilities.
+func Migrations(c Capabilities) ([]Migration, error) {
+	out := make([]Migration, 0, len(migrationTemplates))
+	for _, m := range migrationTemplates {
+		mig := Migration{Version: m.version, Name: m.name}
+		for _, s := range m.statements {
+			t, err := template.New(m.name).Funcs(template.FuncMap{
+				"dim": func() string {
+					if c.LowCardinality {
+						return "LowCardinality(String)"
+					}
+					return "String"
+				},
+				"codec": func(codec string) string {
+					if c.Codecs {
+						return " CODEC(" + codec + ")"
+					}
+					return ""
+				},
+				"ttl": func(expr string) string {
+					if c.TTL {
+						return "TTL " + expr
+					}
+					return ""
+				},
+			}).Parse(s)
+			if err != nil {
+				return nil, fmt.Errorf("parsing migration %d %s: %w", m.version, m.name, err)
+			}
+			var b bytes.Buffer
+			if err := t.Execute(&b, nil); err != nil {
+				return nil, fmt.Errorf("rendering migration %d %s: %w", m.version, m.name, err)
+			}
+			mig.Statements = append(mig.Statements, b.String())
+		}
+		out = append(out, mig)
+	}
+	return out, nil
+}
+
+type migrationTemplate struct {
+	version    int
+	name       string
+	statements []string
+}
+
+// latencyQuantile renders the SQL that estimates a latency quantile from the
+// merged histogram h: the geometric middle of the bucket holding quantile q.
+func latencyQuantile(q string) string {
+	return `if(arraySum(h) = 0, 0, round(pow(2, (arrayFirstIndex(x -> x >= ` + q + ` * arraySum(h), arrayCumSum(h)) - 1.5) / 4), 1))`
+}
+
+var migrationTemplates = []migrationTemplate{
+	{1, "usage_events", []string{`CREATE TABLE IF NOT EXISTS ` + TableEvents + ` (
+    event_id String,
+    time DateTime,
+    date Date,
+    kind {{dim}},
+    source {{dim}},
+    provider {{dim}},
+    model {{dim}},
+    operation {{dim}},
+    status {{dim}},
+    error_type String,
+    latency_ms Int64,
+    service_tier {{dim}},
+    team {{dim}},
+    project {{dim}},
+    cost_center {{dim}},
+    api_key_id String,
+    input_tokens Int64,
+    cache_read_input_tokens Int64,
+    cache_write_input_tokens Int64,
+    output_tokens Int64,
+    reasoning_output_tokens Int64,
+    cost_usd Decimal(38, 12),
+    cost_source {{dim}},
+    catalog_version {{dim}},
+    price_id String,
+    unpriced UInt8,
+    unowned UInt8,
+    labels String,
+    raw_usage String{{codec "ZSTD(3)"}},
+    src_partition UInt32,
+    src_offset Int64,
+    rating_version UInt64
+) ENGINE = ReplacingMergeTree(rating_version)
+PARTITION BY toYYYYMM(date)
+ORDER BY (date, team, model, event_id)
+{{ttl "date + INTERVAL 400 DAY"}}`}},
+	{2, "cost_windows", []string{`CREATE TABLE IF NOT EXISTS ` + TableWindows + ` (
+    window_start DateTime,
+    window_seconds UInt32,
+    provider {{dim}},
+    model {{dim}},
+    team {{dim}},
+    project {{dim}},
+    src_partition UInt32,
+    through_offset Int64,
+    requests UInt64,
+    errors UInt64,
+    unpriced_requests UInt64,
+    input_tokens Int64,
+    cache_read_input_tokens Int64,
+    cache_write_input_tokens Int64,
+    output_tokens Int64,
+    reasoning_output_tokens Int64,
+    cost_usd Decimal(38, 12),
+    latency_count UInt64,
+    latency_sum_ms Int64,
+    latency_hist Array(UInt64),
+    emitted_at DateTime
+) ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(window_start)
+ORDER BY (window_start, provider, model, team, project, src_partition, through_offset)`}},
+	{3, "cost_anomalies", []string{`CREATE TABLE IF NOT EXISTS ` + TableAnomalies + ` (
+    window_start DateTime,
+    team {{dim}},
+    model {{dim}},
+    cost_usd Decimal(38, 12),
+    baseline_usd Float64,
+    stddev_usd Float64,
+    z_score Float64,
+    observations UInt32,
+    is_anomaly UInt8,
+    ewma_mean Float64,
+    ewma_var Float64,
+    scored_at DateTime
+) ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(window_start)
+ORDER BY (window_start, team, model)`}},
+	{4, "views", []string{
+		`CREATE VIEW IF NOT EXISTS ` + ViewEvents + ` AS SELECT * FROM ` + TableEvents + ` FINAL`,
+		`CREATE VIEW IF NOT EXISTS ` + ViewWindows + ` AS
+SELECT
+    window_start, window_seconds, provider, model, team, project,
+    requests, errors, unpriced_requests,
+    input_tokens, cache_read_input_tokens, cache_write_input_tokens, output_tokens, reasoning_output_tokens,
+    cost_usd, latency_count,
+    if(latency_count = 0, 0, round(latency_sum / latency_count, 1)) AS latency_avg_ms,
+    ` + latencyQuantile("0.5") + ` AS latency_p50_ms,
+    ` + latencyQuantile("0.95") + ` AS latency_p95_ms
+FROM (
+    SELECT
+        window_start, any(window_seconds) AS window_seconds, provider, model, team, project,
+        sum(requests) AS requests, sum(errors) AS errors, sum(unpriced_requests) AS unpriced_requests,
+        sum(input_tokens) AS input_tokens, sum(cache_read_input_tokens) AS cache_read_input_tokens,
+        sum(cache_write_input_tokens) AS cache_write_input_tokens, sum(output_tokens) AS output_tokens,
+        sum(reasoning_output_tokens) AS reasoning_output_tokens, sum(cost_usd) AS cost_usd,
+        sum(latency_count) AS latency_count,
+        sum(latency_sum_ms) AS latency_sum,
+        sumForEach(latency_hist) AS h
+    FROM ` + TableWindows + ` FINAL
+    GROUP BY window_start, provider, model, team, project
+)`,
+		`CREATE VIEW IF NOT EXISTS cost_anomalies_final AS SELECT * FROM ` + TableAnomalies + ` FINAL`,
+	}},
+}

@@ -1,0 +1,176 @@
+package schemas
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// FieldError is one validation problem, named by its JSON field path.
+type FieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+func (e FieldError) Error() string { return e.Field + ": " + e.Message }
+
+// ValidationError lists every problem found in one event.
+type ValidationError struct {
+	Problems []FieldError
+}
+
+func (e *ValidationError) Error() string {
+	parts := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		parts[i] = p.Error()
+	}
+	return "invalid usage event: " + strings.Join(parts, "; ")
+}
+
+// MaxIDLen bounds event ids and other identifiers.
+const MaxIDLen = 128
+
+// Validate checks an event against the v1 contract and returns a
+// *ValidationError naming every offending field, or nil.
+func (e *Event) Validate() error {
+	var probs []FieldError
+	add := func(field, format string, args ...any) {
+		probs = append(probs, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+	}
+	if e.SchemaVersion != SchemaVersion {
+		add("schema_version", "must be %q, got %q", SchemaVersion, e.SchemaVersion)
+	}
+	switch {
+	case e.EventID == "":
+		add("event_id", "is required (a ULID or UUID assigned by the producer; reuse it on retry)")
+	case len(e.EventID) > MaxIDLen:
+		add("event_id", "is %d bytes long, the limit is %d", len(e.EventID), MaxIDLen)
+	case !printableID(e.EventID):
+		add("event_id", "may only contain letters, digits and - _ . : /")
+	}
+	if e.Time.IsZero() {
+		add("time", "is required (RFC 3339 UTC timestamp of the request)")
+	} else if e.Time.Year() < 2000 || e.Time.Year() > 2200 {
+		add("time", "%s is out of range", e.Time.Format(time.RFC3339))
+	}
+	if e.Source == "" {
+		add("source", "is required (the gateway or host that emitted the event)")
+	} else if len(e.Source) > MaxIDLen {
+		add("source", "is longer than %d bytes", MaxIDLen)
+	}
+	switch e.Kind {
+	case KindLLMRequest:
+		e.validateLLM(add)
+	case KindGPUUsage:
+		if e.GPU == nil {
+			add("gpu", "is required for kind %q", KindGPUUsage)
+		} else {
+			if e.GPU.GPUModel == "" {
+				add("gpu.gpu_model", "is required")
+			}
+			if e.GPU.IntervalSeconds <= 0 {
+				add("gpu.interval_seconds", "must be positive")
+			}
+			if e.GPU.AllocatedSeconds < 0 || e.GPU.BusySeconds < 0 {
+				add("gpu", "GPU seconds must not be negative")
+			}
+		}
+	case "":
+		add("kind", "is required (%q or %q)", KindLLMRequest, KindGPUUsage)
+	default:
+		add("kind", "unknown kind %q (want %q or %q)", e.Kind, KindLLMRequest, KindGPUUsage)
+	}
+	if len(e.Labels) > 64 {
+		add("labels", "has %d entries, the limit is 64", len(e.Labels))
+	}
+	if len(probs) == 0 {
+		return nil
+	}
+	return &ValidationError{Problems: probs}
+}
+
+func (e *Event) validateLLM(add func(field, format string, args ...any)) {
+	if e.Provider == "" {
+		add("provider", "is required for kind %q", KindLLMRequest)
+	}
+	if e.Model == "" {
+		add("model", "is required for kind %q", KindLLMRequest)
+	}
+	if len(e.Model) > 256 {
+		add("model", "is longer than 256 bytes")
+	}
+	switch e.Status {
+	case "", StatusOK, StatusError, StatusCancelled, StatusPartial:
+	default:
+		add("status", "unknown status %q (want ok, error, cancelled or partial)", e.Status)
+	}
+	if e.LatencyMs != nil && *e.LatencyMs < 0 {
+		add("latency_ms", "must not be negative")
+	}
+	u := e.Usage
+	if u == nil {
+		return
+	}
+	for _, c := range []struct {
+		name string
+		v    *int64
+	}{
+		{"usage.input_tokens", u.InputTokens},
+		{"usage.cache_read_input_tokens", u.CacheReadInputTokens},
+		{"usage.cache_write_input_tokens", u.CacheWriteInputTokens},
+		{"usage.output_tokens", u.OutputTokens},
+		{"usage.reasoning_output_tokens", u.ReasoningOutputTokens},
+		{"usage.provider_total_tokens", u.ProviderTotalTokens},
+	} {
+		if c.v != nil && (*c.v < 0 || *c.v > maxTokens) {
+			add(c.name, "must be between 0 and %d, got %d", int64(maxTokens), *c.v)
+		}
+	}
+	if Get(u.CacheReadInputTokens)+Get(u.CacheWriteInputTokens) > Get(u.InputTokens) {
+		add("usage.input_tokens", "must include cache reads and writes (input_tokens %d < cache_read %d + cache_write %d)",
+			Get(u.InputTokens), Get(u.CacheReadInputTokens), Get(u.CacheWriteInputTokens))
+	}
+	if Get(u.ReasoningOutputTokens) > Get(u.OutputTokens) {
+		add("usage.output_tokens", "must include reasoning tokens (output_tokens %d < reasoning %d)",
+			Get(u.OutputTokens), Get(u.ReasoningOutputTokens))
+	}
+}
+
+// maxTokens bounds a single count so that cost arithmetic cannot overflow.
+const maxTokens = 1 << 40
+
+func printableID(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '-', c == '_', c == '.', c == ':', c == '/':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Decode parses one JSON event and validates it. Unknown fields are
+// rejected so that typos do not silently lose data.
+func Decode(data []byte) (*Event, error) {
+	var e Event
+	if err := decodeStrict(data, &e); err != nil {
+		return nil, err
+	}
+	if err := e.Validate(); err != nil {
+		return &e, err
+	}
+	return &e, nil
+}
+
+// DecodeEnriched parses one enriched event (no validation beyond JSON).
+func DecodeEnriched(data []byte) (*Enriched, error) {
+	var e Enriched
+	if err := json.Unmarshal(data, &e); err != nil {
+		return nil, fmt.Errorf("decoding enriched event: %w", err)
+	}
+	return &e, nil
+}
