@@ -1,0 +1,217 @@
+package aggregate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sort"
+	"time"
+)
+
+// AnomalyConfig sets the EWMA z-score scorer for per-(team, model) cost.
+type AnomalyConfig struct {
+	// Alpha is the EWMA smoothing factor (2/(N+1) for an N-window memory).
+	Alpha float64 `koanf:"alpha"`
+	// Threshold is the z-score at or above which a window is anomalous.
+	Threshold float64 `koanf:"threshold"`
+	// MinHistory is the number of windows a series needs before it is scored.
+	MinHistory int `koanf:"min_history"`
+	// MinImpactPicos is the absolute floor: cost above baseline smaller than
+	// this never alerts, however large the z-score.
+	MinImpactPicos int64 `koanf:"min_impact_picos"`
+	// SettleWindows is how many windows behind the newest stored window the
+	// scorer stays, so that late partitions have landed.
+	SettleWindows int `koanf:"settle_windows"`
+	// Interval is how often the scorer runs.
+	Interval time.Duration `koanf:"interval"`
+}
+
+// DefaultAnomalyConfig scores after 10 windows at z ≥ 3 with a $0.01 floor.
+func DefaultAnomalyConfig() AnomalyConfig {
+	return AnomalyConfig{
+		Alpha:          0.1,
+		Threshold:      3,
+		MinHistory:     10,
+		MinImpactPicos: 10_000_000_000, // $0.01
+		SettleWindows:  2,
+		Interval:       5 * time.Second,
+	}
+}
+
+func (c AnomalyConfig) validate() error {
+	var errs []error
+	if c.Alpha <= 0 || c.Alpha >= 1 {
+		errs = append(errs, fmt.Errorf("aggregate.anomaly.alpha: %v must be in (0, 1)", c.Alpha))
+	}
+	if c.Threshold <= 0 {
+		errs = append(errs, errors.New("aggregate.anomaly.threshold: must be positive (e.g. 3)"))
+	}
+	if c.MinHistory < 2 {
+		errs = append(errs, errors.New("aggregate.anomaly.min_history: must be at least 2"))
+	}
+	if c.MinImpactPicos < 0 {
+		errs = append(errs, errors.New("aggregate.anomaly.min_impact_picos: must not be negative"))
+	}
+	if c.SettleWindows < 0 {
+		errs = append(errs, errors.New("aggregate.anomaly.settle_windows: must not be negative"))
+	}
+	if c.Interval <= 0 {
+		errs = append(errs, errors.New("aggregate.anomaly.interval: must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// SeriesCost is the total cost of one (team, model) in one window.
+type SeriesCost struct {
+	WindowStart time.Time
+	Team        string
+	Model       string
+	CostPicos   int64
+}
+
+// Score is one scored window of one series, with the EWMA state after it.
+type Score struct {
+	SeriesCost
+	BaselinePicos float64
+	StddevPicos   float64
+	Z             float64
+	Observations  uint32
+	Anomaly       bool
+	EWMAMean      float64
+	EWMAVar       float64
+}
+
+// ScoreStore is where the scorer reads settled window totals and keeps its
+// scores; the scores carry the EWMA state, so scoring resumes after restart.
+type ScoreStore interface {
+	// LatestWindow is the newest window start holding any row (zero if none).
+	LatestWindow(ctx context.Context) (time.Time, error)
+	// LatestScores returns the newest score of every series.
+	LatestScores(ctx context.Context) ([]Score, error)
+	// SeriesCosts returns per-(window, team, model) totals with window start
+	// in [from, to], ordered by window start.
+	SeriesCosts(ctx context.Context, from, to time.Time) ([]SeriesCost, error)
+	// WriteScores stores scores idempotently (keyed by window, team, model).
+	WriteScores(ctx context.Context, scores []Score) error
+}
+
+// Scorer turns settled per-window costs into EWMA z-scores.
+type Scorer struct {
+	cfg    AnomalyConfig
+	window time.Duration
+	store  ScoreStore
+	log    *slog.Logger
+}
+
+// NewScorer returns a scorer over windows of the given length.
+func NewScorer(cfg AnomalyConfig, window time.Duration, store ScoreStore, log *slog.Logger) *Scorer {
+	return &Scorer{cfg: cfg, window: window, store: store, log: log}
+}
+
+type seriesKey struct{ team, model string }
+
+// ScoreOnce scores every settled window not scored yet and returns how many
+// scores it wrote.
+func (s *Scorer) ScoreOnce(ctx context.Context) (int, error) {
+	latest, err := s.store.LatestWindow(ctx)
+	if err != nil || latest.IsZero() {
+		return 0, err
+	}
+	settled := latest.Add(-time.Duration(s.cfg.SettleWindows) * s.window)
+	prev, err := s.store.LatestScores(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("loading anomaly state: %w", err)
+	}
+	state := make(map[seriesKey]Score, len(prev))
+	var from time.Time
+	for _, p := range prev {
+		state[seriesKey{p.Team, p.Model}] = p
+		if p.WindowStart.After(from) {
+			from = p.WindowStart
+		}
+	}
+	if !from.IsZero() {
+		from = from.Add(s.window)
+	}
+	if from.After(settled) {
+		return 0, nil
+	}
+	costs, err := s.store.SeriesCosts(ctx, from, settled)
+	if err != nil {
+		return 0, fmt.Errorf("reading window costs: %w", err)
+	}
+	scores := make([]Score, 0, len(costs))
+	for _, c := range costs {
+		k := seriesKey{c.Team, c.Model}
+		sc := s.step(state[k], c)
+		state[k] = sc
+		scores = append(scores, sc)
+	}
+	if len(scores) == 0 {
+		return 0, nil
+	}
+	sort.SliceStable(scores, func(i, j int) bool { return scores[i].WindowStart.Before(scores[j].WindowStart) })
+	if err := s.store.WriteScores(ctx, scores); err != nil {
+		return 0, fmt.Errorf("writing anomaly scores: %w", err)
+	}
+	for _, sc := range scores {
+		if sc.Anomaly {
+			metricAnomalies.Inc()
+			s.log.Warn("cost anomaly", "window", sc.WindowStart, "team", sc.Team, "model", sc.Model,
+				"cost_usd", float64(sc.CostPicos)/1e12, "baseline_usd", sc.BaselinePicos/1e12, "z", sc.Z)
+		}
+	}
+	return len(scores), nil
+}
+
+// step scores x against the state before it, then updates the state. An
+// anomalous point enters the baseline clipped to threshold·σ so that one
+// spike does not mask the next.
+func (s *Scorer) step(prev Score, c SeriesCost) Score {
+	x := float64(c.CostPicos)
+	out := Score{SeriesCost: c, Observations: prev.Observations + 1}
+	if prev.Observations == 0 {
+		out.EWMAMean, out.EWMAVar = x, 0
+		out.BaselinePicos = x
+		return out
+	}
+	mean, variance := prev.EWMAMean, prev.EWMAVar
+	std := math.Sqrt(variance)
+	out.BaselinePicos, out.StddevPicos = mean, std
+	if int(prev.Observations) >= s.cfg.MinHistory {
+		// A flat history has σ = 0; floor σ at 1% of the mean so a
+		// constant series does not produce infinite scores.
+		sigma := math.Max(std, 0.01*math.Abs(mean))
+		if sigma > 0 {
+			out.Z = (x - mean) / sigma
+		}
+		out.Anomaly = out.Z >= s.cfg.Threshold && x-mean >= float64(s.cfg.MinImpactPicos)
+		if out.Anomaly {
+			x = mean + s.cfg.Threshold*sigma
+		}
+	}
+	d := x - mean
+	out.EWMAMean = mean + s.cfg.Alpha*d
+	out.EWMAVar = (1 - s.cfg.Alpha) * (variance + s.cfg.Alpha*d*d)
+	return out
+}
+
+// Run scores every Interval until ctx is done. Failures are logged and
+// retried on the next tick: scores are advisory and never block windows.
+func (s *Scorer) Run(ctx context.Context) error {
+	t := time.NewTicker(s.cfg.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if _, err := s.ScoreOnce(ctx); err != nil && ctx.Err() == nil {
+				metricScorerErrors.Inc()
+				s.log.Warn("scoring cost anomalies", "err", err)
+			}
+		}
+	}
+}

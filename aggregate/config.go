@@ -1,0 +1,109 @@
+package aggregate
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Config sets the windowing, lateness, deduplication and flushing policy.
+type Config struct {
+	// Window is the tumbling event-time window length.
+	Window time.Duration `koanf:"window"`
+	// OutOfOrder is how far behind the newest event time of a partition an
+	// event may be and still count as on time (watermark lag).
+	OutOfOrder time.Duration `koanf:"out_of_order"`
+	// AllowedLateness keeps a window open this long past its end (measured
+	// on the watermark) before it is emitted.
+	AllowedLateness time.Duration `koanf:"allowed_lateness"`
+	// LateHorizon is how far behind the watermark an event may be and still
+	// be counted (as a correction of its closed window). Older events go to
+	// the dead-letter topic with reason too_late.
+	LateHorizon time.Duration `koanf:"late_horizon"`
+	// DedupHorizon is how long an event_id is remembered, on event time.
+	DedupHorizon time.Duration `koanf:"dedup_horizon"`
+	// MaxDedupEntries bounds the remembered event ids across partitions.
+	MaxDedupEntries int `koanf:"max_dedup_entries"`
+	// IdleTimeout emits the open windows of a partition that received no
+	// records for this long (wall clock), so that quiet partitions publish.
+	IdleTimeout time.Duration `koanf:"idle_timeout"`
+	// FlushInterval is how often accepted events and closed windows are
+	// written to the sink.
+	FlushInterval time.Duration `koanf:"flush_interval"`
+	// MaxPendingEvents forces a flush when this many accepted events wait.
+	MaxPendingEvents int `koanf:"max_pending_events"`
+	// Group is the Kafka consumer group shared by all replicas.
+	Group string `koanf:"group"`
+	// InstanceID enables static group membership when set (unique per replica).
+	InstanceID string `koanf:"instance_id"`
+	// PollRecords bounds the records taken per poll.
+	PollRecords int `koanf:"poll_records"`
+	// ScoreAnomalies runs the anomaly scorer in this process. The scorer is
+	// idempotent, so running it in several replicas is safe but wasteful.
+	ScoreAnomalies bool          `koanf:"score_anomalies"`
+	Anomaly        AnomalyConfig `koanf:"anomaly"`
+}
+
+// DefaultConfig is what aivis runs with when nothing is configured.
+func DefaultConfig() Config {
+	return Config{
+		Window:           time.Minute,
+		OutOfOrder:       5 * time.Second,
+		AllowedLateness:  time.Minute,
+		LateHorizon:      24 * time.Hour,
+		DedupHorizon:     24 * time.Hour,
+		MaxDedupEntries:  2_000_000,
+		IdleTimeout:      10 * time.Second,
+		FlushInterval:    time.Second,
+		MaxPendingEvents: 50_000,
+		Group:            "aivis-aggregate",
+		PollRecords:      10_000,
+		ScoreAnomalies:   true,
+		Anomaly:          DefaultAnomalyConfig(),
+	}
+}
+
+// Validate reports every problem at once, each with its key path.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("aggregate.%s: "+format, append([]any{key}, args...)...))
+	}
+	if c.Window < time.Second || c.Window > 24*time.Hour || (24*time.Hour)%c.Window != 0 {
+		bad("window", "%s must divide a day evenly and be between 1s and 24h (e.g. 1m)", c.Window)
+	}
+	if c.OutOfOrder < 0 {
+		bad("out_of_order", "must not be negative")
+	}
+	if c.AllowedLateness < 0 {
+		bad("allowed_lateness", "must not be negative")
+	}
+	if c.LateHorizon < c.AllowedLateness+c.Window {
+		bad("late_horizon", "%s must be at least allowed_lateness + window", c.LateHorizon)
+	}
+	if c.DedupHorizon <= 0 {
+		bad("dedup_horizon", "must be positive (e.g. 24h)")
+	}
+	if c.MaxDedupEntries < 1000 {
+		bad("max_dedup_entries", "%d is too small (at least 1000)", c.MaxDedupEntries)
+	}
+	if c.IdleTimeout <= 0 {
+		bad("idle_timeout", "must be positive")
+	}
+	if c.FlushInterval <= 0 {
+		bad("flush_interval", "must be positive")
+	}
+	if c.MaxPendingEvents <= 0 {
+		bad("max_pending_events", "must be positive")
+	}
+	if c.Group == "" {
+		bad("group", "must name the consumer group (e.g. aivis-aggregate)")
+	}
+	if c.PollRecords <= 0 {
+		bad("poll_records", "must be positive")
+	}
+	if err := c.Anomaly.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

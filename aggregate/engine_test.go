@@ -1,0 +1,289 @@
+package aggregate
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/aivis-dev/aivis/schemas"
+)
+
+var t0 = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+
+func testConfig() Config {
+	c := DefaultConfig()
+	c.OutOfOrder = 5 * time.Second
+	c.AllowedLateness = 30 * time.Second
+	c.LateHorizon = 10 * time.Minute
+	c.IdleTimeout = time.Hour
+	return c
+}
+
+func ev(id string, at time.Time, model, team string, in, out, cost int64) *schemas.Enriched {
+	lat := int64(100)
+	return &schemas.Enriched{
+		Event: schemas.Event{
+			SchemaVersion: "1", EventID: id, Time: at, Kind: schemas.KindLLMRequest, Source: "t",
+			Provider: "openai", Model: model, Status: schemas.StatusOK, LatencyMs: &lat,
+			Usage: &schemas.Usage{InputTokens: schemas.Int64(in), OutputTokens: schemas.Int64(out)},
+		},
+		Owner:     schemas.Owner{Team: team, Project: "p"},
+		CostPicos: cost,
+	}
+}
+
+// memSink mimics the ClickHouse tables: events replace by event id, rows
+// replace by their full key.
+type memSink struct {
+	events map[string]schemas.StoredEvent
+	rows   map[string]schemas.WindowRow
+}
+
+func newMemSink() *memSink {
+	return &memSink{events: map[string]schemas.StoredEvent{}, rows: map[string]schemas.WindowRow{}}
+}
+
+func rowKey(r schemas.WindowRow) string {
+	return fmt.Sprintf("%d|%s|%s|%s|%s|%d|%d", r.WindowStart.Unix(), r.Provider, r.Model, r.Team, r.Project, r.SrcPartition, r.ThroughOffset)
+}
+
+func (m *memSink) write(f *Flush) {
+	for _, e := range f.Events {
+		m.events[e.Event.EventID] = e
+	}
+	for _, r := range f.Rows {
+		m.rows[rowKey(r)] = r
+	}
+}
+
+func (m *memSink) history(p int32, restart int64) PartitionHistory {
+	h := PartitionHistory{Emitted: map[int64]int64{}}
+	for _, r := range m.rows {
+		if r.SrcPartition == p && r.ThroughOffset > h.Emitted[r.WindowStart.Unix()] {
+			h.Emitted[r.WindowStart.Unix()] = r.ThroughOffset
+		}
+	}
+	for _, e := range m.events {
+		if e.Partition == p && e.Offset < restart {
+			h.SeenIDs = append(h.SeenIDs, SeenID{ID: e.Event.EventID, Time: e.Event.Time})
+		}
+	}
+	return h
+}
+
+type total struct {
+	requests      uint64
+	input, output int64
+	cost          int64
+}
+
+func (m *memSink) totals() map[string]total {
+	out := map[string]total{}
+	for _, r := range m.rows {
+		k := fmt.Sprintf("%d|%s|%s", r.WindowStart.Unix(), r.Model, r.Team)
+		t := out[k]
+		t.requests += r.Requests
+		t.input += r.InputTokens
+		t.output += r.OutputTokens
+		t.cost += r.CostPicos
+		out[k] = t
+	}
+	return out
+}
+
+func groundTruth(cfg Config, evs []*schemas.Enriched) map[string]total {
+	seen := map[string]bool{}
+	out := map[string]total{}
+	for _, e := range evs {
+		if seen[e.EventID] {
+			continue
+		}
+		seen[e.EventID] = true
+		ws := e.Time.Truncate(cfg.Window).Unix()
+		k := fmt.Sprintf("%d|%s|%s", ws, e.Model, e.Owner.Team)
+		t := out[k]
+		t.requests++
+		t.input += *e.Usage.InputTokens
+		t.output += *e.Usage.OutputTokens
+		t.cost += e.CostPicos
+		out[k] = t
+	}
+	return out
+}
+
+func TestEngineCountsDuplicatesOnceAndLateEventsInTheirWindow(t *testing.T) {
+	cfg := testConfig()
+	e := NewEngine(cfg)
+	defer e.Close()
+	e.Assign(0, PartitionHistory{}, t0)
+	in := []Input{
+		{0, ev("a", t0.Add(1*time.Second), "m1", "t1", 10, 5, 100)},
+		{1, ev("b", t0.Add(70*time.Second), "m1", "t1", 20, 5, 200)},
+		{2, ev("a", t0.Add(1*time.Second), "m1", "t1", 10, 5, 100)},  // duplicate
+		{3, ev("c", t0.Add(50*time.Second), "m1", "t1", 30, 5, 300)}, // out of order, same window as a
+		{4, ev("d", t0.Add(3*time.Minute), "m2", "t2", 1, 1, 1)},     // closes window 0 and 1
+		{5, ev("e", t0.Add(2*time.Second), "m1", "t1", 40, 5, 400)},  // late: window 0 already closable
+		{6, ev("f", t0.Add(-time.Hour), "m1", "t1", 1, 1, 1)},        // past the late horizon
+	}
+	outcomes := e.AddBatch(0, in, t0, nil)
+	want := []Outcome{Accepted, Accepted, Duplicate, Accepted, Accepted, Accepted, TooLate}
+	for i := range want {
+		if outcomes[i] != want[i] {
+			t.Fatalf("event %d: outcome %s, want %s", i, outcomes[i], want[i])
+		}
+	}
+	f := e.Flush(t0, false)
+	sink := newMemSink()
+	sink.write(f)
+	e.Ack(f)
+	got := sink.totals()
+	w0 := fmt.Sprintf("%d|m1|t1", t0.Unix())
+	if g := got[w0]; g.requests != 3 || g.input != 80 || g.cost != 800 {
+		t.Fatalf("window 0 = %+v, want 3 requests, 80 input, 800 picos", g)
+	}
+	if off, _ := e.CommitOffset(0); off != 4 {
+		t.Fatalf("commit offset = %d, want 4 (event d's window is open)", off)
+	}
+	// A late event after the window was emitted becomes a correction row.
+	e.AddBatch(0, []Input{{7, ev("g", t0.Add(3*time.Second), "m1", "t1", 5, 5, 50)}}, t0, nil)
+	f = e.Flush(t0, false)
+	sink.write(f)
+	e.Ack(f)
+	if g := sink.totals()[w0]; g.requests != 4 || g.cost != 850 {
+		t.Fatalf("after correction window 0 = %+v, want 4 requests, 850 picos", g)
+	}
+}
+
+func TestLatencyBucket(t *testing.T) {
+	for _, c := range []struct {
+		ms   int64
+		want int
+	}{{0, 0}, {1, 0}, {2, 4}, {3, 7}, {1000, 40}, {1 << 40, schemas.LatencyBuckets - 1}} {
+		if got := LatencyBucket(c.ms); got != c.want {
+			t.Errorf("LatencyBucket(%d) = %d, want %d", c.ms, got, c.want)
+		}
+	}
+}
+
+// TestCrashAndReplayAreExact runs a partitioned stream through engines
+// that crash at random points, restart from the committed offset with the
+// sink's history, and are sometimes reset to offset 0. Totals must equal
+// the ground truth every time.
+func TestCrashAndReplayAreExact(t *testing.T) {
+	cfg := testConfig()
+	for seed := uint64(1); seed <= 40; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		const parts = 3
+		logs := make([][]*schemas.Enriched, parts)
+		var all []*schemas.Enriched
+		clock := t0
+		for i := 0; i < 600; i++ {
+			clock = clock.Add(time.Duration(rng.IntN(800)) * time.Millisecond)
+			at := clock.Add(-time.Duration(rng.IntN(4000)) * time.Millisecond)
+			if rng.IntN(30) == 0 {
+				at = clock.Add(-time.Duration(40+rng.IntN(120)) * time.Second) // late
+			}
+			id := fmt.Sprintf("e%d", i)
+			if rng.IntN(20) == 0 && i > 0 {
+				id = fmt.Sprintf("e%d", rng.IntN(i)) // duplicate of an earlier id
+			}
+			e := ev(id, at, fmt.Sprintf("m%d", rng.IntN(3)), fmt.Sprintf("t%d", rng.IntN(2)), int64(rng.IntN(1000)), int64(rng.IntN(500)), int64(rng.IntN(1e6)))
+			if rng.IntN(20) == 0 && i > 0 {
+				// a duplicate carries the first occurrence's content
+				for _, prev := range all {
+					if prev.EventID == id {
+						e = prev
+						break
+					}
+				}
+			}
+			p := int(hashID(id) % parts)
+			logs[p] = append(logs[p], e)
+			all = append(all, e)
+		}
+		// Ground truth keeps first occurrences in partition order, which is
+		// what a keyed topic preserves.
+		var ordered []*schemas.Enriched
+		for p := 0; p < parts; p++ {
+			ordered = append(ordered, logs[p]...)
+		}
+		want := groundTruth(cfg, ordered)
+
+		sink := newMemSink()
+		committed := make([]int64, parts)
+		now := t0
+		for round := 0; round < 6; round++ {
+			e := NewEngine(cfg)
+			if round == 4 {
+				committed = make([]int64, parts) // reset the group to the earliest offsets
+			}
+			for p := int32(0); p < parts; p++ {
+				e.Assign(p, sink.history(p, committed[p]), now)
+			}
+			crashAt := rng.IntN(8)
+			for step := 0; round == 5 || step < crashAt; step++ {
+				progressed := false
+				for p := int32(0); p < parts; p++ {
+					start := committed[p]
+					if e.parts[p].position >= 0 {
+						start = e.parts[p].position + 1
+					}
+					n := min(int64(1+rng.IntN(80)), int64(len(logs[p]))-start)
+					if n <= 0 {
+						continue
+					}
+					progressed = true
+					in := make([]Input, n)
+					for i := range in {
+						in[i] = Input{Offset: start + int64(i), Event: logs[p][start+int64(i)]}
+					}
+					e.AddBatch(p, in, now, nil)
+				}
+				if rng.IntN(2) == 0 || !progressed {
+					f := e.Flush(now, !progressed)
+					if rng.IntN(6) == 0 && round < 5 {
+						// crash with the write half done: events stored, rows not
+						sink.write(&Flush{Events: f.Events})
+						break
+					}
+					sink.write(f)
+					e.Ack(f)
+					for p := int32(0); p < parts; p++ {
+						if off, ok := e.CommitOffset(p); ok && off > committed[p] {
+							committed[p] = off
+						}
+					}
+				}
+				if !progressed {
+					break
+				}
+			}
+			e.Close()
+		}
+		got := sink.totals()
+		if len(got) != len(want) {
+			t.Fatalf("seed %d: %d window keys, want %d", seed, len(got), len(want))
+		}
+		keys := make([]string, 0, len(want))
+		for k := range want {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if got[k] != want[k] {
+				t.Fatalf("seed %d: window %s = %+v, want %+v", seed, k, got[k], want[k])
+			}
+		}
+	}
+}
+
+func hashID(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
+}

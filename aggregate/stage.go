@@ -1,0 +1,336 @@
+package aggregate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/aivis-dev/aivis/schemas"
+)
+
+// Sink makes the aggregator's output durable. Write must return nil only
+// once every event and row is stored; rows are idempotent by key, so a
+// retried Write is safe. History reads back what a partition already
+// stored so that a replay skips it (see Engine.Assign).
+type Sink interface {
+	Write(ctx context.Context, events []schemas.StoredEvent, rows []schemas.WindowRow) error
+	History(ctx context.Context, partition int32, restartOffset int64, since time.Time) (PartitionHistory, error)
+}
+
+// Stage consumes the enriched topic as one replica of the aggregator group.
+type Stage struct {
+	cfg    Config
+	topic  string
+	cl     *kgo.Client
+	sink   Sink
+	engine *Engine
+	log    *slog.Logger
+	now    func() time.Time
+
+	mu        sync.Mutex
+	epochs    map[int32]int32
+	lastFlush time.Time
+	sinkErr   error
+	lastOK    time.Time
+}
+
+// NewStage builds the consumer-group client and the engine. brokerOpts
+// carry the seed brokers and any transport options.
+func NewStage(cfg Config, topic string, brokerOpts []kgo.Opt, sink Sink, log *slog.Logger) (*Stage, error) {
+	s := &Stage{
+		cfg:    cfg,
+		topic:  topic,
+		sink:   sink,
+		engine: NewEngine(cfg),
+		log:    log,
+		now:    time.Now,
+		epochs: map[int32]int32{},
+	}
+	opts := append([]kgo.Opt{
+		kgo.ConsumerGroup(cfg.Group),
+		kgo.ConsumeTopics(topic),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.AutoCommitMarks(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.OnPartitionsRevoked(s.onRevoked),
+		kgo.OnPartitionsLost(s.onLost),
+	}, brokerOpts...)
+	if cfg.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("creating the aggregator's Kafka client: %w", err)
+	}
+	s.cl = cl
+	return s, nil
+}
+
+// Ready fails while the sink is failing or nothing has been flushed for a
+// long time although records are pending.
+func (s *Stage) Ready() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sinkErr != nil {
+		return fmt.Errorf("sink failing since %s: %w", s.lastOK.Format(time.RFC3339), s.sinkErr)
+	}
+	return nil
+}
+
+// Run consumes until ctx is done, then emits every open window, commits
+// and leaves the group. Stop order: stop polling → final bounded flush →
+// commit → close the client.
+func (s *Stage) Run(ctx context.Context) error {
+	defer s.engine.Close()
+	s.lastFlush = s.now()
+	var outcomes []Outcome
+	for ctx.Err() == nil {
+		pctx, cancel := context.WithTimeout(ctx, s.cfg.FlushInterval)
+		fetches := s.cl.PollRecords(pctx, s.cfg.PollRecords)
+		cancel()
+		if fetches.IsClientClosed() {
+			break
+		}
+		fetches.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+				s.log.Warn("fetching enriched records", "topic", t, "partition", p, "err", err)
+			}
+		})
+		s.mu.Lock()
+		err := s.process(ctx, fetches, &outcomes)
+		if err == nil && (s.now().Sub(s.lastFlush) >= s.cfg.FlushInterval || s.engine.Stats().PendingEvents >= s.cfg.MaxPendingEvents) {
+			err = s.flushLocked(ctx, false)
+		}
+		s.mu.Unlock()
+		s.cl.AllowRebalance()
+		if err != nil && ctx.Err() == nil {
+			s.cl.Close()
+			return err
+		}
+	}
+	// Final flush with a bound of its own: the run context is already done.
+	fctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	s.mu.Lock()
+	err := s.flushLocked(fctx, true)
+	s.mu.Unlock()
+	if err == nil {
+		if cerr := s.cl.CommitMarkedOffsets(fctx); cerr != nil {
+			err = fmt.Errorf("committing offsets at shutdown: %w", cerr)
+		}
+	}
+	s.cl.Close()
+	return err
+}
+
+func (s *Stage) process(ctx context.Context, fetches kgo.Fetches, outcomes *[]Outcome) error {
+	var dead []*kgo.Record
+	var err error
+	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+		if err != nil || len(fp.Records) == 0 {
+			return
+		}
+		p := fp.Partition
+		if !s.engine.Owns(p) {
+			if err = s.assign(ctx, p, fp.Records[0].Offset); err != nil {
+				return
+			}
+		}
+		inputs := make([]Input, 0, len(fp.Records))
+		recs := make([]*kgo.Record, 0, len(fp.Records))
+		for _, r := range fp.Records {
+			ev, derr := schemas.DecodeEnriched(r.Value)
+			if derr == nil && (ev.EventID == "" || ev.Time.IsZero()) {
+				derr = errors.New("enriched event lacks event_id or time")
+			}
+			if derr != nil {
+				metricEvents.WithLabelValues("invalid").Inc()
+				dead = append(dead, s.deadLetter(r, schemas.ReasonInvalidSchema, derr.Error()))
+				continue
+			}
+			inputs = append(inputs, Input{Offset: r.Offset, Event: ev})
+			recs = append(recs, r)
+		}
+		wm := s.engine.Watermark(p)
+		*outcomes = s.engine.AddBatch(p, inputs, s.now(), *outcomes)
+		for i, o := range *outcomes {
+			metricEvents.WithLabelValues(o.String()).Inc()
+			switch o {
+			case TooLate:
+				dead = append(dead, s.deadLetter(recs[i], schemas.ReasonTooLate,
+					fmt.Sprintf("event time %s is more than %s behind the partition watermark %s",
+						inputs[i].Event.Time.Format(time.RFC3339), s.cfg.LateHorizon, wm.Format(time.RFC3339))))
+			case Accepted:
+				if !wm.IsZero() {
+					if behind := wm.Sub(inputs[i].Event.Time); behind > 0 {
+						metricLateness.Observe(behind.Seconds())
+					}
+				}
+			}
+		}
+		last := fp.Records[len(fp.Records)-1]
+		s.epochs[p] = last.LeaderEpoch
+		if fp.HighWatermark > 0 {
+			metricLag.WithLabelValues(strconv.Itoa(int(p))).Set(float64(fp.HighWatermark - last.Offset - 1))
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if len(dead) > 0 {
+		// Dead letters must be acknowledged before their offsets can be
+		// committed; retry until the broker takes them.
+		for attempt := 0; ; attempt++ {
+			perr := s.cl.ProduceSync(ctx, dead...).FirstErr()
+			if perr == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			s.log.Warn("producing dead letters", "records", len(dead), "err", perr)
+			sleep(ctx, backoff(attempt))
+		}
+	}
+	st := s.engine.Stats()
+	metricOpenWindows.Set(float64(st.OpenWindows))
+	metricPending.Set(float64(st.PendingEvents))
+	metricDedupEntries.Set(float64(st.DedupEntries))
+	return nil
+}
+
+func (s *Stage) assign(ctx context.Context, p int32, firstOffset int64) error {
+	since := s.now().Add(-s.cfg.LateHorizon - s.cfg.DedupHorizon)
+	for attempt := 0; ; attempt++ {
+		h, err := s.sink.History(ctx, p, firstOffset, since)
+		if err == nil {
+			s.engine.Assign(p, h, s.now())
+			s.log.Info("partition assigned", "partition", p, "from_offset", firstOffset,
+				"emitted_windows", len(h.Emitted), "known_event_ids", len(h.SeenIDs))
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.setSinkErr(err)
+		s.log.Warn("reading partition history from the sink; retrying", "partition", p, "err", err)
+		sleep(ctx, backoff(attempt))
+	}
+}
+
+func (s *Stage) deadLetter(r *kgo.Record, reason, detail string) *kgo.Record {
+	metricDeadLetters.WithLabelValues("aggregate", reason).Inc()
+	body, _ := json.Marshal(schemas.DeadLetter{
+		Stage: "aggregate", Reason: reason, Detail: detail,
+		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
+		Original: r.Value, At: s.now().UTC(),
+	})
+	return &kgo.Record{Topic: schemas.TopicDeadLetter, Key: r.Key, Value: body}
+}
+
+// flushLocked writes what is ready, retrying until the sink takes it
+// (backpressure: nothing is polled meanwhile), then marks the new commit
+// offsets. Caller holds s.mu.
+func (s *Stage) flushLocked(ctx context.Context, all bool) error {
+	start := s.now()
+	f := s.engine.Flush(start, all)
+	if !f.Empty() {
+		for attempt := 0; ; attempt++ {
+			err := s.sink.Write(ctx, f.Events, f.Rows)
+			if err == nil {
+				break
+			}
+			metricFlushFailures.Inc()
+			s.setSinkErr(err)
+			if ctx.Err() != nil {
+				return fmt.Errorf("flushing %d events and %d window rows: %w", len(f.Events), len(f.Rows), err)
+			}
+			s.log.Warn("writing to the sink failed; holding offsets and retrying", "events", len(f.Events), "rows", len(f.Rows), "attempt", attempt+1, "err", err)
+			sleep(ctx, backoff(attempt))
+		}
+		metricFlushSeconds.Observe(s.now().Sub(start).Seconds())
+		metricRows.Add(float64(len(f.Rows)))
+	}
+	s.sinkErr = nil
+	s.lastOK = s.now()
+	s.engine.Ack(f)
+	s.lastFlush = s.now()
+	s.markCommits(s.engine.Partitions())
+	return nil
+}
+
+func (s *Stage) markCommits(parts []int32) {
+	marks := map[int32]kgo.EpochOffset{}
+	for _, p := range parts {
+		if off, ok := s.engine.CommitOffset(p); ok {
+			marks[p] = kgo.EpochOffset{Epoch: s.epochs[p], Offset: off}
+		}
+	}
+	if len(marks) > 0 {
+		s.cl.MarkCommitOffsets(map[string]map[int32]kgo.EpochOffset{s.topic: marks})
+	}
+}
+
+func (s *Stage) setSinkErr(err error) {
+	if s.sinkErr == nil {
+		s.lastOK = s.now()
+	}
+	s.sinkErr = err
+}
+
+// onRevoked flushes what is closed, commits the low-water offsets of the
+// revoked partitions and forgets them; the next owner replays the rest.
+func (s *Stage) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	parts := revoked[s.topic]
+	if len(parts) == 0 {
+		return
+	}
+	if err := s.flushLocked(ctx, false); err != nil {
+		s.log.Warn("flushing before giving partitions away", "err", err)
+	}
+	s.markCommits(parts)
+	if err := cl.CommitMarkedOffsets(ctx); err != nil {
+		s.log.Warn("committing offsets of revoked partitions", "partitions", parts, "err", err)
+	}
+	for _, p := range parts {
+		s.engine.Drop(p)
+		delete(s.epochs, p)
+	}
+	s.log.Info("partitions revoked", "partitions", parts)
+}
+
+// onLost drops state without committing: another member owns them now.
+func (s *Stage) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range lost[s.topic] {
+		s.engine.Drop(p)
+		delete(s.epochs, p)
+	}
+	s.log.Warn("partitions lost", "partitions", lost[s.topic])
+}
+
+func backoff(attempt int) time.Duration {
+	d := 100 * time.Millisecond << min(attempt, 7)
+	return min(d, 10*time.Second)
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
