@@ -1,0 +1,175 @@
+package report
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/shopspring/decimal"
+)
+
+// tableCostDecimals is how many decimals of USD the text table shows; JSON
+// and CSV carry the exact value.
+const tableCostDecimals = 6
+
+func writeJSON(w io.Writer, r *Result) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// csvHeader is shared by every section; a section leaves the columns it does
+// not have empty, so the file loads as one sheet.
+var csvHeader = []string{"section", "window_start", "provider", "model", "team", "project",
+	"requests", "errors", "unpriced_requests", "input_tokens", "output_tokens",
+	"cache_read_input_tokens", "cache_write_input_tokens", "cost_usd",
+	"latency_p50_ms", "latency_p95_ms", "baseline_usd", "z_score"}
+
+func writeCSV(w io.Writer, r *Result) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(csvHeader); err != nil {
+		return err
+	}
+	u := strconv.FormatUint
+	i := func(v int64) string { return strconv.FormatInt(v, 10) }
+	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+	totals := func(t Totals) []string {
+		return []string{u(t.Requests, 10), u(t.Errors, 10), u(t.UnpricedRequests, 10),
+			i(t.InputTokens), i(t.OutputTokens), i(t.CacheReadInputTokens), i(t.CacheWriteInputTokens), t.CostUSD.String()}
+	}
+	row := func(section, window, provider, model, team, project string, t []string, rest ...string) error {
+		rec := append([]string{section, window, provider, model, team, project}, t...)
+		rec = append(rec, rest...)
+		for len(rec) < len(csvHeader) {
+			rec = append(rec, "")
+		}
+		return cw.Write(rec)
+	}
+	noTotals := make([]string, 8)
+	if err := row("totals", "", "", "", "", "", totals(r.Totals)); err != nil {
+		return err
+	}
+	for _, m := range r.Models {
+		if err := row("models", "", m.Provider, m.Model, "", "", totals(m.Totals), f(m.LatencyP50Ms), f(m.LatencyP95Ms)); err != nil {
+			return err
+		}
+	}
+	for _, o := range r.Teams {
+		if err := row("teams", "", "", "", o.Team, "", totals(o.Totals)); err != nil {
+			return err
+		}
+	}
+	for _, o := range r.Projects {
+		if err := row("projects", "", "", "", o.Team, o.Project, totals(o.Totals)); err != nil {
+			return err
+		}
+	}
+	for _, a := range r.Anomalies {
+		t := append([]string(nil), noTotals...)
+		t[7] = a.CostUSD.String()
+		if err := row("anomalies", a.WindowStart.Format(time.RFC3339), "", a.Model, a.Team, "", t, "", "", f(a.BaselineUSD), f(a.ZScore)); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+func writeTable(w io.Writer, r *Result) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	p := func(format string, args ...any) { fmt.Fprintf(tw, format, args...) }
+	const stamp = "2006-01-02 15:04 UTC"
+
+	p("aivis cost report: windows starting %s to %s", r.From.Format(stamp), r.Until.Format(stamp))
+	if !r.LatestWindow.IsZero() {
+		p(" (latest window %s)", r.LatestWindow.Format(stamp))
+	}
+	p("\n\nTOTALS\n")
+	t := r.Totals
+	p("requests\t%s\n", num(int64(t.Requests)))
+	p("errors\t%s\n", num(int64(t.Errors)))
+	p("unpriced requests\t%s\n", num(int64(t.UnpricedRequests)))
+	p("input tokens\t%s\t(cache read %s, cache write %s)\n", num(t.InputTokens), num(t.CacheReadInputTokens), num(t.CacheWriteInputTokens))
+	p("output tokens\t%s\n", num(t.OutputTokens))
+	p("cost USD\t%s\n", usd(t.CostUSD))
+
+	p("\nTOP MODELS BY COST\n")
+	if len(r.Models) == 0 {
+		p("(none)\n")
+	} else {
+		p("PROVIDER\tMODEL\tREQUESTS\tINPUT\tOUTPUT\tCACHE READ\tCACHE WRITE\tCOST USD\tP50 MS\tP95 MS\n")
+		for _, m := range r.Models {
+			p("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Provider, m.Model, num(int64(m.Requests)),
+				num(m.InputTokens), num(m.OutputTokens), num(m.CacheReadInputTokens), num(m.CacheWriteInputTokens),
+				usd(m.CostUSD), ms(m.LatencyP50Ms), ms(m.LatencyP95Ms))
+		}
+	}
+
+	owners := func(title string, rows []OwnerRow, projects bool) {
+		p("\n%s\n", title)
+		if len(rows) == 0 {
+			p("(none)\n")
+			return
+		}
+		if projects {
+			p("TEAM\tPROJECT\tREQUESTS\tINPUT\tOUTPUT\tUNPRICED\tCOST USD\n")
+		} else {
+			p("TEAM\tREQUESTS\tINPUT\tOUTPUT\tUNPRICED\tCOST USD\n")
+		}
+		for _, o := range rows {
+			p("%s\t", o.Team)
+			if projects {
+				p("%s\t", o.Project)
+			}
+			p("%s\t%s\t%s\t%s\t%s\n", num(int64(o.Requests)), num(o.InputTokens), num(o.OutputTokens),
+				num(int64(o.UnpricedRequests)), usd(o.CostUSD))
+		}
+	}
+	owners("TOP TEAMS BY COST", r.Teams, false)
+	owners("TOP PROJECTS BY COST", r.Projects, true)
+
+	p("\nRECENT ANOMALIES\n")
+	if len(r.Anomalies) == 0 {
+		p("(none)\n")
+	} else {
+		p("WINDOW\tTEAM\tMODEL\tCOST USD\tBASELINE USD\tZ\n")
+		for _, a := range r.Anomalies {
+			p("%s\t%s\t%s\t%s\t%.6f\t%.2f\n", a.WindowStart.Format(stamp), a.Team, a.Model, usd(a.CostUSD), a.BaselineUSD, a.ZScore)
+		}
+	}
+	return tw.Flush()
+}
+
+func usd(d decimal.Decimal) string { return d.StringFixed(tableCostDecimals) }
+
+func ms(v float64) string {
+	if v == 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64)
+}
+
+// num groups digits in thousands: 1234567 -> 1,234,567.
+func num(v int64) string {
+	s := strconv.FormatInt(v, 10)
+	neg := strings.HasPrefix(s, "-")
+	if neg {
+		s = s[1:]
+	}
+	var b strings.Builder
+	if neg {
+		b.WriteByte('-')
+	}
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}

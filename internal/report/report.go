@@ -1,0 +1,307 @@
+// Package report prints the cost report of `aivis report`: totals, top
+// models, teams and projects by cost, and recent anomalies over a time range,
+// as a text table, JSON or CSV. It reads ClickHouse through the documented
+// views (cost_by_window, cost_anomalies_final), so its numbers are the ones
+// analysts get with SQL, and money stays decimal from the server to the page.
+package report
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/shopspring/decimal"
+
+	"github.com/aivis-dev/aivis/schemas"
+)
+
+// Querier runs a read-only query; *clickhouse.Store (sinks/clickhouse) and a
+// driver.Conn both satisfy it.
+type Querier interface {
+	Query(ctx context.Context, query string, args ...any) (driver.Rows, error)
+}
+
+// Formats that Report prints.
+const (
+	FormatTable = "table"
+	FormatJSON  = "json"
+	FormatCSV   = "csv"
+)
+
+// Options choose the range, the length of the top lists and the format.
+type Options struct {
+	// Since is the length of the range, ending at Until (default 24h).
+	Since time.Duration
+	// Until ends the range (exclusive); zero means now. Windows are
+	// selected by their start.
+	Until time.Time
+	// Limit caps each top list and the anomalies (default 10).
+	Limit int
+	// Format is "table" (default), "json" or "csv".
+	Format string
+}
+
+func (o Options) withDefaults(now time.Time) Options {
+	if o.Since == 0 {
+		o.Since = 24 * time.Hour
+	}
+	if o.Until.IsZero() {
+		o.Until = now
+	}
+	o.Until = o.Until.UTC()
+	if o.Limit == 0 {
+		o.Limit = 10
+	}
+	if o.Format == "" {
+		o.Format = FormatTable
+	}
+	return o
+}
+
+// Validate returns every problem with o at once.
+func (o Options) Validate() error {
+	var errs []error
+	if o.Since < 0 {
+		errs = append(errs, fmt.Errorf("since: must be positive, got %s", o.Since))
+	}
+	if o.Limit < 0 {
+		errs = append(errs, fmt.Errorf("limit: must be positive, got %d", o.Limit))
+	}
+	switch o.Format {
+	case "", FormatTable, FormatJSON, FormatCSV:
+	default:
+		errs = append(errs, fmt.Errorf("format: %q is not one of table, json, csv", o.Format))
+	}
+	return errors.Join(errs...)
+}
+
+// Result is the report's content, independent of its format.
+type Result struct {
+	From  time.Time `json:"from"`
+	Until time.Time `json:"until"`
+	// LatestWindow is the start of the newest window in range (zero when
+	// there is none): how fresh the data is.
+	LatestWindow time.Time    `json:"latest_window,omitzero"`
+	Totals       Totals       `json:"totals"`
+	Models       []ModelRow   `json:"models"`
+	Teams        []OwnerRow   `json:"teams"`
+	Projects     []OwnerRow   `json:"projects"`
+	Anomalies    []AnomalyRow `json:"anomalies"`
+}
+
+// Totals sum the whole range.
+type Totals struct {
+	Requests              uint64          `json:"requests"`
+	Errors                uint64          `json:"errors"`
+	UnpricedRequests      uint64          `json:"unpriced_requests"`
+	InputTokens           int64           `json:"input_tokens"`
+	OutputTokens          int64           `json:"output_tokens"`
+	CacheReadInputTokens  int64           `json:"cache_read_input_tokens"`
+	CacheWriteInputTokens int64           `json:"cache_write_input_tokens"`
+	CostUSD               decimal.Decimal `json:"cost_usd"`
+}
+
+// ModelRow is one model's usage over the range.
+type ModelRow struct {
+	Provider string `json:"provider"`
+	Model    string `json:"model"`
+	Totals
+	// Latency quantiles over all requests of the range, estimated from the
+	// windows' histograms (0 when no latency was reported).
+	LatencyP50Ms float64 `json:"latency_p50_ms"`
+	LatencyP95Ms float64 `json:"latency_p95_ms"`
+}
+
+// OwnerRow is one team's (Project empty) or one project's usage.
+type OwnerRow struct {
+	Team    string `json:"team"`
+	Project string `json:"project,omitempty"`
+	Totals
+}
+
+// AnomalyRow is one window in which a (team, model) cost was anomalous.
+type AnomalyRow struct {
+	WindowStart time.Time       `json:"window_start"`
+	Team        string          `json:"team"`
+	Model       string          `json:"model"`
+	CostUSD     decimal.Decimal `json:"cost_usd"`
+	BaselineUSD float64         `json:"baseline_usd"`
+	ZScore      float64         `json:"z_score"`
+}
+
+// Report builds the report over opts' range and writes it to w.
+func Report(ctx context.Context, q Querier, opts Options, w io.Writer) error {
+	if err := opts.Validate(); err != nil {
+		return fmt.Errorf("checking report options: %w", err)
+	}
+	opts = opts.withDefaults(time.Now())
+	res, err := Build(ctx, q, opts)
+	if err != nil {
+		return err
+	}
+	switch opts.Format {
+	case FormatJSON:
+		err = writeJSON(w, res)
+	case FormatCSV:
+		err = writeCSV(w, res)
+	default:
+		err = writeTable(w, res)
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s report: %w", opts.Format, err)
+	}
+	return nil
+}
+
+// totalsSQL selects the Totals columns, in field order, from cost_by_window.
+const totalsSQL = `sum(requests), sum(errors), sum(unpriced_requests),
+    sum(input_tokens), sum(output_tokens), sum(cache_read_input_tokens), sum(cache_write_input_tokens),
+    sum(cost_usd)`
+
+func totalsDest(t *Totals) []any {
+	return []any{&t.Requests, &t.Errors, &t.UnpricedRequests,
+		&t.InputTokens, &t.OutputTokens, &t.CacheReadInputTokens, &t.CacheWriteInputTokens, &t.CostUSD}
+}
+
+// inRange restricts window_start to [from, until); both are bound as unix
+// seconds, which every server version converts the same way.
+const inRange = `window_start >= toDateTime(?) AND window_start < toDateTime(?)`
+
+// Build queries the report's content.
+func Build(ctx context.Context, q Querier, opts Options) (*Result, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("checking report options: %w", err)
+	}
+	opts = opts.withDefaults(time.Now())
+	res := &Result{From: opts.Until.Add(-opts.Since), Until: opts.Until}
+	from, until := res.From.Unix(), res.Until.Unix()
+	limit := " LIMIT " + strconv.Itoa(opts.Limit)
+
+	var latest time.Time
+	err := each(ctx, q, "totals", `SELECT `+totalsSQL+`, max(window_start) FROM `+schemas.ViewWindows+` WHERE `+inRange,
+		[]any{from, until}, func(scan func(...any) error) error {
+			return scan(append(totalsDest(&res.Totals), &latest)...)
+		})
+	if err != nil {
+		return nil, err
+	}
+	if res.Totals.Requests > 0 {
+		res.LatestWindow = latest.UTC()
+	}
+
+	err = each(ctx, q, "top models", `SELECT provider, model, `+totalsSQL+` FROM `+schemas.ViewWindows+`
+WHERE `+inRange+` GROUP BY provider, model
+ORDER BY sum(cost_usd) DESC, sum(requests) DESC, provider, model`+limit,
+		[]any{from, until}, func(scan func(...any) error) error {
+			var m ModelRow
+			if err := scan(append([]any{&m.Provider, &m.Model}, totalsDest(&m.Totals)...)...); err != nil {
+				return err
+			}
+			res.Models = append(res.Models, m)
+			return nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	if err := latencies(ctx, q, from, until, res.Models); err != nil {
+		return nil, err
+	}
+
+	err = each(ctx, q, "top teams", `SELECT team, `+totalsSQL+` FROM `+schemas.ViewWindows+`
+WHERE `+inRange+` GROUP BY team ORDER BY sum(cost_usd) DESC, sum(requests) DESC, team`+limit,
+		[]any{from, until}, func(scan func(...any) error) error {
+			var o OwnerRow
+			if err := scan(append([]any{&o.Team}, totalsDest(&o.Totals)...)...); err != nil {
+				return err
+			}
+			res.Teams = append(res.Teams, o)
+			return nil
+		})
+	if err != nil {
+		return nil, err
+	}
+
+	err = each(ctx, q, "top projects", `SELECT team, project, `+totalsSQL+` FROM `+schemas.ViewWindows+`
+WHERE `+inRange+` GROUP BY team, project ORDER BY sum(cost_usd) DESC, sum(requests) DESC, team, project`+limit,
+		[]any{from, until}, func(scan func(...any) error) error {
+			var o OwnerRow
+			if err := scan(append([]any{&o.Team, &o.Project}, totalsDest(&o.Totals)...)...); err != nil {
+				return err
+			}
+			res.Projects = append(res.Projects, o)
+			return nil
+		})
+	if err != nil {
+		return nil, err
+	}
+
+	err = each(ctx, q, "anomalies", `SELECT window_start, team, model, cost_usd, baseline_usd, z_score
+FROM cost_anomalies_final WHERE is_anomaly = 1 AND `+inRange+`
+ORDER BY window_start DESC, z_score DESC, team, model`+limit,
+		[]any{from, until}, func(scan func(...any) error) error {
+			var a AnomalyRow
+			if err := scan(&a.WindowStart, &a.Team, &a.Model, &a.CostUSD, &a.BaselineUSD, &a.ZScore); err != nil {
+				return err
+			}
+			a.WindowStart = a.WindowStart.UTC()
+			res.Anomalies = append(res.Anomalies, a)
+			return nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// latencies fills the models' p50/p95. The view's per-window quantiles
+// cannot be combined across windows, so this merges the windows' latency
+// histograms (deduplicated with FINAL, like the view) and applies the
+// view's estimate: the geometric middle of the bucket holding the quantile.
+func latencies(ctx context.Context, q Querier, from, until int64, models []ModelRow) error {
+	if len(models) == 0 {
+		return nil
+	}
+	index := make(map[[2]string]int, len(models))
+	for i, m := range models {
+		index[[2]string{m.Provider, m.Model}] = i
+	}
+	quantile := func(q string) string {
+		return `if(arraySum(h) = 0, 0, round(pow(2, (arrayFirstIndex(x -> x >= ` + q + ` * arraySum(h), arrayCumSum(h)) - 1.5) / 4), 1))`
+	}
+	return each(ctx, q, "model latencies", `SELECT provider, model, `+quantile("0.5")+`, `+quantile("0.95")+`
+FROM (SELECT provider, model, sumForEach(latency_hist) AS h FROM `+schemas.TableWindows+` FINAL
+      WHERE `+inRange+` GROUP BY provider, model)`,
+		[]any{from, until}, func(scan func(...any) error) error {
+			var provider, model string
+			var p50, p95 float64
+			if err := scan(&provider, &model, &p50, &p95); err != nil {
+				return err
+			}
+			if i, ok := index[[2]string{provider, model}]; ok {
+				models[i].LatencyP50Ms, models[i].LatencyP95Ms = p50, p95
+			}
+			return nil
+		})
+}
+
+// each runs query and calls row once per result row.
+func each(ctx context.Context, q Querier, what, query string, args []any, row func(scan func(...any) error) error) error {
+	rows, err := q.Query(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("querying %s: %w (has `aivis migrate` run against this database?)", what, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := row(rows.Scan); err != nil {
+			return fmt.Errorf("reading %s: %w", what, err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("reading %s: %w", what, err)
+	}
+	return nil
+}

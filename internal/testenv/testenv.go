@@ -1,0 +1,88 @@
+// Package testenv finds the real services that integration tests need.
+// Locally a missing service skips the test with a message saying how to start
+// it; with CI=true a missing service fails the test, so CI never passes by
+// skipping.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+)
+
+// DefaultClickHouseAddr is where tests look for ClickHouse's native protocol
+// when AIVIS_CLICKHOUSE_ADDR is unset.
+const DefaultClickHouseAddr = "127.0.0.1:9000"
+
+// CI reports whether the tests run under CI (env CI=true), where a missing
+// service is a failure.
+func CI() bool {
+	v, _ := strconv.ParseBool(os.Getenv("CI"))
+	return v
+}
+
+// RequireOrSkip stops the test when a service is unavailable (err != nil):
+// it skips locally and fails under CI. how says how to start the service.
+func RequireOrSkip(t testing.TB, service string, err error, how string) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	if CI() {
+		t.Fatalf("%s is required under CI=true but unavailable: %v (%s)", service, err, how)
+	}
+	t.Skipf("skipping: %s unavailable: %v (%s)", service, err, how)
+}
+
+// ClickHouse returns the native-protocol address of a reachable ClickHouse
+// server, from AIVIS_CLICKHOUSE_ADDR or DefaultClickHouseAddr.
+func ClickHouse(t testing.TB) string {
+	t.Helper()
+	addr := os.Getenv("AIVIS_CLICKHOUSE_ADDR")
+	if addr == "" {
+		addr = DefaultClickHouseAddr
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := ch.Open(&ch.Options{Addr: []string{addr}, DialTimeout: 2 * time.Second})
+	if err == nil {
+		err = conn.Ping(ctx)
+		_ = conn.Close()
+	}
+	RequireOrSkip(t, "ClickHouse at "+addr, err,
+		"start it with `make clickhouse-up` or point AIVIS_CLICKHOUSE_ADDR at a server's native port")
+	return addr
+}
+
+// ClickHouseDatabase returns the address of a reachable server and the name
+// of a fresh database (aivis_test_<random>) that is dropped when the test
+// ends. The database itself is not created: the code under test does that.
+func ClickHouseDatabase(t testing.TB) (addr, database string) {
+	t.Helper()
+	addr = ClickHouse(t)
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatalf("naming a test database: %v", err)
+	}
+	database = "aivis_test_" + hex.EncodeToString(b[:])
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := ch.Open(&ch.Options{Addr: []string{addr}, DialTimeout: 2 * time.Second})
+		if err != nil {
+			t.Errorf("connecting to drop test database %s: %v", database, err)
+			return
+		}
+		defer conn.Close()
+		if err := conn.Exec(ctx, "DROP DATABASE IF EXISTS `"+database+"`"); err != nil {
+			t.Errorf("dropping test database %s: %v", database, err)
+		}
+	})
+	return addr, database
+}

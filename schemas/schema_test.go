@@ -1,0 +1,110 @@
+package schemas
+
+import (
+	"encoding/json"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// jsonFields lists the JSON names of a struct's fields.
+func jsonFields(t reflect.Type) []string {
+	var out []string
+	for i := 0; i < t.NumField(); i++ {
+		name := strings.Split(t.Field(i).Tag.Get("json"), ",")[0]
+		if name != "" && name != "-" {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func schemaProps(t *testing.T, m map[string]any) []string {
+	t.Helper()
+	props, ok := m["properties"].(map[string]any)
+	if !ok {
+		t.Fatal("schema has no properties")
+	}
+	out := make([]string, 0, len(props))
+	for k := range props {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestJSONSchemaMirrorsGoTypes keeps usage-event.v1.json and Event in step.
+func TestJSONSchemaMirrorsGoTypes(t *testing.T) {
+	b, err := os.ReadFile("usage-event.v1.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s map[string]any
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := schemaProps(t, s), jsonFields(reflect.TypeOf(Event{})); !reflect.DeepEqual(got, want) {
+		t.Errorf("event properties\n schema: %v\n Go:     %v", got, want)
+	}
+	props := s["properties"].(map[string]any)
+	if got, want := schemaProps(t, props["usage"].(map[string]any)), jsonFields(reflect.TypeOf(Usage{})); !reflect.DeepEqual(got, want) {
+		t.Errorf("usage properties\n schema: %v\n Go:     %v", got, want)
+	}
+	if got, want := schemaProps(t, props["gpu"].(map[string]any)), jsonFields(reflect.TypeOf(GPUUsage{})); !reflect.DeepEqual(got, want) {
+		t.Errorf("gpu properties\n schema: %v\n Go:     %v", got, want)
+	}
+}
+
+func TestDecodeNamesEveryBadField(t *testing.T) {
+	_, err := Decode([]byte(`{"schema_version":"1","event_id":"a b","time":"2026-11-26T10:00:00Z","kind":"llm.request","source":"s","provider":"openai","usage":{"input_tokens":5,"cache_read_input_tokens":9,"output_tokens":-1}}`))
+	ve, ok := err.(*ValidationError)
+	if !ok {
+		t.Fatalf("err = %v, want a ValidationError", err)
+	}
+	var fields []string
+	for _, p := range ve.Problems {
+		fields = append(fields, p.Field)
+	}
+	for _, want := range []string{"event_id", "model", "usage.output_tokens", "usage.input_tokens"} {
+		if !strings.Contains(strings.Join(fields, ","), want) {
+			t.Errorf("problems %v do not name %s", fields, want)
+		}
+	}
+	if _, err := Decode([]byte(`{"schema_version":"1","evnt_id":"x"}`)); err == nil || !strings.Contains(err.Error(), "evnt_id") {
+		t.Errorf("unknown field: err = %v", err)
+	}
+}
+
+func TestValidEventPasses(t *testing.T) {
+	e := Event{SchemaVersion: "1", EventID: "01JDX8T3V0Q8M4B2K7Y6N5P1RZ", Time: time.Now(), Kind: KindLLMRequest,
+		Source: "gw", Provider: "openai", Model: "gpt-4o", Usage: &Usage{InputTokens: Int64(10), CacheReadInputTokens: Int64(4), OutputTokens: Int64(3)}}
+	if err := e.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte(`{"schema_version":"1","event_id":"a","time":"2026-11-26T10:00:00Z","kind":"llm.request","source":"s","provider":"p","model":"m","usage":{"input_tokens":1}}`))
+	f.Add([]byte(`{"schema_version":"1","event_id":"g","time":"2026-11-26T10:00:00Z","kind":"gpu.usage","source":"s","gpu":{"gpu_model":"H100","interval_seconds":10,"allocated_gpu_seconds":10,"busy_gpu_seconds":3}}`))
+	f.Add([]byte(`[]`))
+	f.Add([]byte(`{"usage":{"input_tokens":1e99}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		e, err := Decode(data)
+		if err == nil {
+			if e.Validate() != nil {
+				t.Fatal("decoded event does not validate")
+			}
+			out, merr := json.Marshal(e)
+			if merr != nil {
+				t.Fatal(merr)
+			}
+			if _, err := Decode(out); err != nil {
+				t.Fatalf("re-encoded event fails to decode: %v\n%s", err, out)
+			}
+		}
+	})
+}

@@ -1,0 +1,175 @@
+// Package clickhouse is aivis's ClickHouse sink. It applies the schema
+// migrations (schemas.Migrations), writes accepted events and window rows
+// with batched columnar inserts over the native protocol, and reads back the
+// window rows already written so that the aggregator can replay safely.
+//
+// Data enters through Store.Write from the aggregator, which commits its
+// Kafka offsets only after Write returns nil: a failing server causes
+// backpressure, never loss. Store.Emitted and Store.Query read data back.
+package clickhouse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"time"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// Config says how to reach ClickHouse and how hard to retry writes.
+type Config struct {
+	// Addr is host:port of the native protocol (not HTTP); several servers
+	// may be given separated by commas.
+	Addr     string `koanf:"addr"`
+	Database string `koanf:"database"`
+	Username string `koanf:"username"`
+	Password string `koanf:"password"`
+	// DialTimeout bounds connecting to one server.
+	DialTimeout time.Duration `koanf:"dial_timeout"`
+	// MaxRetries is how many times a failed insert is retried before Write
+	// gives up (0: one attempt only).
+	MaxRetries int `koanf:"max_retries"`
+	// RetryBackoff is the first wait between attempts; it doubles on each
+	// retry, with jitter, up to maxBackoff.
+	RetryBackoff time.Duration `koanf:"retry_backoff"`
+}
+
+// DefaultConfig returns the settings for a local server.
+func DefaultConfig() Config {
+	return Config{
+		Addr:         "127.0.0.1:9000",
+		Database:     "aivis",
+		Username:     "default",
+		DialTimeout:  5 * time.Second,
+		MaxRetries:   5,
+		RetryBackoff: 200 * time.Millisecond,
+	}
+}
+
+var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// Validate returns every problem at once, each with its key path under
+// "clickhouse." as in the config file.
+func (c Config) Validate() error {
+	var errs []error
+	if len(c.addrs()) == 0 {
+		errs = append(errs, errors.New(`clickhouse.addr: must be host:port of the native protocol, e.g. "127.0.0.1:9000"`))
+	}
+	for _, a := range c.addrs() {
+		if !strings.Contains(a, ":") {
+			errs = append(errs, fmt.Errorf("clickhouse.addr: %q has no port; the native protocol usually listens on 9000", a))
+		}
+	}
+	if !identifier.MatchString(c.Database) {
+		errs = append(errs, fmt.Errorf("clickhouse.database: %q must be letters, digits and underscores, not starting with a digit", c.Database))
+	}
+	if c.DialTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("clickhouse.dial_timeout: must be positive, got %s", c.DialTimeout))
+	}
+	if c.MaxRetries < 0 {
+		errs = append(errs, fmt.Errorf("clickhouse.max_retries: must be 0 or more, got %d", c.MaxRetries))
+	}
+	if c.RetryBackoff <= 0 {
+		errs = append(errs, fmt.Errorf("clickhouse.retry_backoff: must be positive, got %s", c.RetryBackoff))
+	}
+	return errors.Join(errs...)
+}
+
+// LogValue keeps the password out of logs.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("addr", c.Addr),
+		slog.String("database", c.Database),
+		slog.String("username", c.Username),
+		slog.Bool("password_set", c.Password != ""),
+		slog.Int("max_retries", c.MaxRetries),
+	)
+}
+
+func (c Config) addrs() []string {
+	var out []string
+	for _, a := range strings.Split(c.Addr, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Store is a connection pool to one ClickHouse database. It is safe for
+// concurrent use.
+type Store struct {
+	conn    driver.Conn
+	cfg     Config
+	version string
+	log     *slog.Logger
+}
+
+// Open connects to ClickHouse, creates cfg.Database if it does not exist and
+// returns a Store using it. It does not apply migrations: call Migrate.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("opening ClickHouse: invalid config: %w", err)
+	}
+	log := slog.Default().With("component", "clickhouse")
+
+	// The database may not exist yet, so create it from "default" first.
+	boot, err := connect(ctx, cfg, "default")
+	if err != nil {
+		return nil, err
+	}
+	err = boot.Exec(ctx, "CREATE DATABASE IF NOT EXISTS `"+cfg.Database+"`")
+	_ = boot.Close()
+	if err != nil {
+		return nil, fmt.Errorf("creating database %s on %s: %w (the user needs CREATE DATABASE rights, or create it by hand)", cfg.Database, cfg.Addr, err)
+	}
+
+	conn, err := connect(ctx, cfg, cfg.Database)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{conn: conn, cfg: cfg, log: log}
+	if err := conn.QueryRow(ctx, "SELECT version()").Scan(&s.version); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("reading ClickHouse server version on %s: %w", cfg.Addr, err)
+	}
+	// The driver's own "unsupported version" warning is silenced (no driver
+	// logger); aivis supports old servers through its portable DDL, so say
+	// it once at Info.
+	log.Info("connected to ClickHouse", "config", cfg, "server_version", s.version)
+	return s, nil
+}
+
+func connect(ctx context.Context, cfg Config, database string) (driver.Conn, error) {
+	conn, err := ch.Open(&ch.Options{
+		Protocol:    ch.Native,
+		Addr:        cfg.addrs(),
+		Auth:        ch.Auth{Database: database, Username: cfg.Username, Password: cfg.Password},
+		DialTimeout: cfg.DialTimeout,
+		Compression: &ch.Compression{Method: ch.CompressionLZ4},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connecting to ClickHouse at %s: %w", cfg.Addr, err)
+	}
+	if err := conn.Ping(ctx); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("connecting to ClickHouse at %s (database %s): %w (is the server running and clickhouse.addr its native port, usually 9000? locally: make clickhouse-up)", cfg.Addr, database, err)
+	}
+	return conn, nil
+}
+
+// ServerVersion returns the server's `SELECT version()`, e.g. "18.16.1".
+func (s *Store) ServerVersion() string { return s.version }
+
+// Query runs a read-only query; it lets reports use the Store's pool.
+func (s *Store) Query(ctx context.Context, query string, args ...any) (driver.Rows, error) {
+	return s.conn.Query(ctx, query, args...)
+}
+
+// Close releases the connection pool.
+func (s *Store) Close() error { return s.conn.Close() }
