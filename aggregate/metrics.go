@@ -14,11 +14,8 @@ var (
 		Name: "aivis_aggregate_events_total",
 		Help: "Enriched events seen by the aggregator, by outcome (accepted, duplicate, replayed, too_late, invalid).",
 	}, []string{"outcome"})
-	metricDeadLetters = factory.NewCounterVec(prometheus.CounterOpts{
-		Name: "aivis_deadletter_total",
-		Help: "Records sent to the dead-letter topic, by stage and reason.",
-	}, []string{"stage", "reason"})
-	metricLateness = factory.NewHistogram(prometheus.HistogramOpts{
+	metricDeadLetters = obs.DeadLetters
+	metricLateness    = factory.NewHistogram(prometheus.HistogramOpts{
 		Name:    "aivis_aggregate_window_lateness_seconds",
 		Help:    "How far behind its partition's watermark an accepted event arrived (0 for on-time events is not recorded).",
 		Buckets: prometheus.ExponentialBuckets(1, 4, 10),

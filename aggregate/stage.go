@@ -334,3 +334,14 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-t.C:
 	}
 }
+
+// Positions returns the last processed offset of each owned partition.
+func (s *Stage) Positions() map[int32]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[int32]int64{}
+	for _, p := range s.engine.Partitions() {
+		out[p] = s.engine.parts[p].position
+	}
+	return out
+}

@@ -111,3 +111,13 @@ func Serve(ctx context.Context, addr string, ready *Readiness, log *slog.Logger)
 	}
 	return nil
 }
+
+// DeadLetters counts records sent to the dead-letter topic by any stage.
+var DeadLetters = func() *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "aivis_deadletter_total",
+		Help: "Records sent to aivis.deadletter.v1, by stage and reason.",
+	}, []string{"stage", "reason"})
+	Registry.MustRegister(c)
+	return c
+}()

@@ -1,0 +1,52 @@
+# aivis — make targets. `make demo` and `make test` install what is missing.
+SHELL := /bin/bash
+GO ?= go
+export CGO_CFLAGS ?= -Wno-deprecated-declarations
+BIN := bin/aivis
+PKGS := ./...
+FUZZTIME ?= 10s
+
+.PHONY: help build demo test unit integration fuzz bench lint clickhouse-up clickhouse-down clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+build: ## build bin/aivis
+	$(GO) build -o $(BIN) ./cmd/aivis
+
+demo: build ## run the whole pipeline for a minute on synthetic traffic and print the cost report
+	deploy/scripts/demo.sh
+
+test: build clickhouse-up lint ## start the services and run every test (what CI runs)
+	CI=$${CI:-} $(GO) test -count=1 -race -timeout 15m $(PKGS)
+	$(MAKE) fuzz
+
+unit: ## run the tests that need no services
+	$(GO) test -count=1 -short $(PKGS)
+
+fuzz: ## run every fuzz target for FUZZTIME each
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+	  for f in $$(grep -hoE '^func (Fuzz[A-Za-z0-9_]+)' $$dir/*_test.go 2>/dev/null | awk '{print $$2}'); do \
+	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null || { echo "fuzz $$f failed"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 1x $$pkg; exit 1; }; \
+	  done; \
+	done
+
+bench: ## run the benchmarks (figures go to benchmarks/README.md)
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./schemas/... ./ingest/... ./enrich/... ./aggregate/... ./sinks/... ./benchmarks/...
+
+lint: ## gofmt, go vet, go mod tidy check
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	@cp go.mod /tmp/aivis.go.mod.bak; cp go.sum /tmp/aivis.go.sum.bak; $(GO) mod tidy; \
+	 if ! git diff --quiet go.mod go.sum; then echo "go mod tidy changes go.mod/go.sum: commit them"; git --no-pager diff --stat go.mod go.sum; exit 1; fi
+
+clickhouse-up: ## start (installing if needed) a private ClickHouse on 127.0.0.1:9000
+	deploy/scripts/clickhouse.sh up
+
+clickhouse-down: ## stop the ClickHouse started by clickhouse-up
+	deploy/scripts/clickhouse.sh down
+
+clean: ## remove build output (not the ClickHouse data)
+	rm -rf bin

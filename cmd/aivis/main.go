@@ -1,0 +1,168 @@
+// Command aivis runs the aivis pipeline stages and their tools. Every
+// command loads configuration the same way (defaults → YAML → AIVIS_ env →
+// flags), validates it, builds its stages and runs them until SIGINT or
+// SIGTERM; a second signal exits at once.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/pflag"
+
+	"github.com/aivis-dev/aivis/ingest"
+	"github.com/aivis-dev/aivis/internal/config"
+)
+
+type command struct {
+	summary string
+	// ingest marks commands that serve the ingest API, so its section is
+	// validated for them only.
+	ingest bool
+	flags  func(fs *pflag.FlagSet)
+	run    func(ctx context.Context, env *env) error
+}
+
+// env is what every command receives: its validated config, flags, logger
+// and output.
+type env struct {
+	cfg  config.Config
+	fs   *pflag.FlagSet
+	log  *slog.Logger
+	out  io.Writer
+	args []string
+	// token is the producer token aivis dev created (empty otherwise).
+	token string
+}
+
+var commands = map[string]command{
+	"ingest":          {"serve POST /v1/events and produce to aivis.usage.raw.v1", true, nil, runIngest},
+	"enrich":          {"price and attribute raw events into aivis.usage.enriched.v1", false, nil, runEnrich},
+	"aggregate":       {"aggregate enriched events into ClickHouse windows (one replica of the group)", false, nil, runAggregate},
+	"gpuprobe":        {"sample NVIDIA GPUs with NVML and produce gpu.usage events", false, gpuprobeFlags, runGPUProbe},
+	"migrate":         {"apply the ClickHouse migrations (idempotent)", false, nil, runMigrate},
+	"dev":             {"run every stage in one process (embedded Kafka when no brokers are configured)", true, devFlags, runDev},
+	"loadgen":         {"send synthetic usage traffic to an ingest endpoint or Kafka", false, loadgenFlags, runLoadgen},
+	"report":          {"print cost tables from ClickHouse", false, reportFlags, runReport},
+	"verify":          {"reconcile the events table against the window aggregates", false, verifyFlags, runVerify},
+	"config validate": {"load and validate the configuration, reporting every problem", true, printFlags, runConfigValidate},
+	"token":           {"create a producer token and print it with the hash for ingest.producers", false, nil, runToken},
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	name, rest := pickCommand(args)
+	cmd, ok := commands[name]
+	if !ok {
+		usage(stderr)
+		if name == "" || name == "help" || name == "-h" || name == "--help" {
+			return 0
+		}
+		fmt.Fprintf(stderr, "\nunknown command %q\n", name)
+		return 2
+	}
+	fs := pflag.NewFlagSet("aivis "+name, pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	config.Flags(fs)
+	if cmd.flags != nil {
+		cmd.flags(fs)
+	}
+	if err := fs.Parse(rest); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	cfg, err := config.Load(fs)
+	var devToken string
+	if err == nil && name == "dev" && len(cfg.Ingest.Producers) == 0 && !cfg.Ingest.AllowAnonymous {
+		// aivis dev makes a producer token of its own and prints it.
+		devToken = ingest.NewToken()
+		cfg.Ingest.Producers = []ingest.ProducerToken{{Name: "dev", TokenSHA256: ingest.HashToken(devToken)}}
+	}
+	if err == nil {
+		if cmd.ingest {
+			err = cfg.Validate()
+		} else {
+			err = cfg.ValidateWithoutIngest()
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "aivis %s: configuration is invalid:\n", name)
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintf(stderr, "  - %s\n", line)
+		}
+		return 2
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	slog.SetDefault(log)
+
+	ctx, stop := signalContext(log)
+	defer stop()
+	if err := cmd.run(ctx, &env{cfg: cfg, fs: fs, log: log, out: stdout, args: fs.Args(), token: devToken}); err != nil {
+		fmt.Fprintf(stderr, "aivis %s: %v\n", name, err)
+		return 1
+	}
+	return 0
+}
+
+func pickCommand(args []string) (string, []string) {
+	if len(args) == 0 {
+		return "", nil
+	}
+	if len(args) > 1 && args[0] == "config" {
+		return "config " + args[1], args[2:]
+	}
+	return args[0], args[1:]
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "aivis — continuous visibility into AI cost.\n\nUsage: aivis <command> [flags]\n\nCommands:")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-16s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintln(w, "\nRun `aivis <command> --help` for its flags. Configuration: --config FILE, AIVIS_SECTION__KEY=value, flags.")
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// signalContext is cancelled by the first SIGINT/SIGTERM, which starts a
+// graceful drain; the second exits immediately.
+func signalContext(log *slog.Logger) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case sig := <-ch:
+			log.Info("stopping: draining stages (signal again to exit at once)", "signal", sig.String())
+			cancel()
+		case <-ctx.Done():
+			return
+		}
+		<-ch
+		log.Warn("second signal: exiting without draining")
+		os.Exit(130)
+	}()
+	return ctx, func() { signal.Stop(ch); cancel() }
+}

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Starts, stops or reports a private ClickHouse server for development, the
+# demo and the tests: data under .aivis/clickhouse, listening on 127.0.0.1
+# only. Installs Debian's clickhouse-server with apt when it is missing.
+#   deploy/scripts/clickhouse.sh up|down|status
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+dir=${AIVIS_CH_DIR:-$root/.aivis/clickhouse}
+port=${AIVIS_CH_PORT:-9000}
+http_port=${AIVIS_CH_HTTP_PORT:-8123}
+pidfile=$dir/clickhouse.pid
+
+say() { echo "clickhouse: $*"; }
+
+answers() { clickhouse-client --host 127.0.0.1 --port "$port" -q 'SELECT 1' >/dev/null 2>&1; }
+
+install() {
+  command -v clickhouse-server >/dev/null && command -v clickhouse-client >/dev/null && return
+  say "installing clickhouse-server and clickhouse-client with apt (needs root) …"
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq clickhouse-server clickhouse-client >/dev/null
+}
+
+up() {
+  install
+  if answers; then
+    say "already answering on 127.0.0.1:$port ($(clickhouse-client --port "$port" -q 'SELECT version()'))"
+    return
+  fi
+  mkdir -p "$dir/tmp" "$dir/user_files" "$dir/format_schemas"
+  say "starting on 127.0.0.1:$port, data in $dir"
+  # setsid: Ctrl-C in the terminal that started it must not kill it.
+  setsid clickhouse-server --config-file=/etc/clickhouse-server/config.xml -- \
+    --path="$dir/" --tmp_path="$dir/tmp/" --user_files_path="$dir/user_files/" \
+    --format_schema_path="$dir/format_schemas/" \
+    --logger.log="$dir/clickhouse.log" --logger.errorlog="$dir/clickhouse.err" --logger.console=0 \
+    --listen_host=127.0.0.1 --tcp_port="$port" --http_port="$http_port" \
+    --interserver_http_port=$((port + 9)) >"$dir/stdout.log" 2>&1 </dev/null &
+  echo $! >"$pidfile"
+  for _ in $(seq 1 60); do
+    if answers; then
+      say "ready ($(clickhouse-client --port "$port" -q 'SELECT version()'))"
+      return
+    fi
+    sleep 0.5
+  done
+  say "did not answer within 30 s; last log lines:"
+  tail -n 20 "$dir/clickhouse.err" 2>/dev/null || true
+  exit 1
+}
+
+down() {
+  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    kill "$(cat "$pidfile")"
+    for _ in $(seq 1 40); do kill -0 "$(cat "$pidfile")" 2>/dev/null || break; sleep 0.25; done
+    rm -f "$pidfile"
+    say "stopped"
+  else
+    say "no server started by this script is running"
+  fi
+}
+
+status() {
+  if answers; then say "up on 127.0.0.1:$port"; else say "down"; exit 1; fi
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# make demo: a private ClickHouse, the whole pipeline in one process on an
+# embedded Kafka cluster with about a minute of synthetic traffic (three
+# hours of event time), then the cost report read back from ClickHouse.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+bin=${AIVIS_BIN:-$root/bin/aivis}
+db=${AIVIS_DEMO_DB:-aivis_demo}
+
+interrupted() {
+  echo
+  echo "demo interrupted: stopping ClickHouse too"
+  deploy/scripts/clickhouse.sh down || true
+  exit 130
+}
+trap interrupted INT TERM
+
+deploy/scripts/clickhouse.sh up
+# A fresh database each time, so the report shows this run only.
+clickhouse-client --port "${AIVIS_CH_PORT:-9000}" -q "DROP DATABASE IF EXISTS $db"
+"$bin" migrate --clickhouse.database "$db"
+
+"$bin" dev --clickhouse.database "$db" --log_level warn \
+  --rate "${AIVIS_DEMO_RATE:-300}" --duration "${AIVIS_DEMO_DURATION:-60s}" --time-scale 180 \
+  --exit --since 4h --limit 8 &
+pid=$!
+trap 'kill -INT $pid 2>/dev/null; wait $pid 2>/dev/null; interrupted' INT TERM
+wait $pid
+trap - INT TERM
+
+"$bin" verify --clickhouse.database "$db" --from "$(date -u -d '-1 day' +%F)" --to "$(date -u -d '+1 day' +%F)" || true
+
+cat <<MSG
+
+ClickHouse is still running on 127.0.0.1:${AIVIS_CH_PORT:-9000} with the demo data in database $db.
+Query it yourself, for example:
+  clickhouse-client -d $db -q "SELECT model, sum(requests), sum(cost_usd) FROM cost_by_window GROUP BY model ORDER BY 3 DESC"
+  clickhouse-client -d $db -q "SELECT * FROM cost_anomalies_final WHERE is_anomaly ORDER BY window_start DESC LIMIT 10"
+Stop it with:
+  make clickhouse-down
+MSG

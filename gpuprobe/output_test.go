@@ -1,0 +1,128 @@
+package gpuprobe
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/NVIDIA/go-nvml/pkg/nvml/mock"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/aivis-dev/aivis/schemas"
+)
+
+func TestPrintSnapshot(t *testing.T) {
+	p, err := Open(fakeLibrary(
+		fakeDevice("GPU-aaaa", "NVIDIA H100 80GB HBM3", 1<<30, 40, nvml.SUCCESS),
+		fakeDevice("GPU-bbbb", "NVIDIA H100 80GB HBM3", 2<<30, 0, nvml.ERROR_NOT_SUPPORTED),
+	), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var out bytes.Buffer
+	if err := PrintSnapshot(p, &out); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("got %d lines, want one per GPU:\n%s", len(lines), out.String())
+	}
+	var s DeviceSample
+	if err := json.Unmarshal([]byte(lines[0]), &s); err != nil || s.UUID != "GPU-aaaa" || s.Util.GPUPercent != 40 {
+		t.Errorf("first line %s: %+v %v", lines[0], s, err)
+	}
+
+	disabled, err := Open(&mock.Interface{InitFunc: func() nvml.Return { return nvml.ERROR_LIBRARY_NOT_FOUND }}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := PrintSnapshot(disabled, &out); err != nil || !strings.Contains(out.String(), `"enabled":false`) {
+		t.Errorf("disabled probe printed %q, %v", out.String(), err)
+	}
+}
+
+func sampleEvents(t *testing.T) []schemas.Event {
+	t.Helper()
+	p, err := Open(fakeLibrary(
+		fakeDevice("GPU-aaaa", "NVIDIA H100 80GB HBM3", 1<<30, 40, nvml.SUCCESS),
+		fakeDevice("GPU-bbbb", "NVIDIA H100 80GB HBM3", 2<<30, 90, nvml.SUCCESS),
+	), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	samples, err := p.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []schemas.Event
+	for _, s := range samples {
+		evs = append(evs, p.event(s, s.Time.Add(-10*time.Second)))
+	}
+	return evs
+}
+
+func TestWriteJSONLinesDecode(t *testing.T) {
+	evs := sampleEvents(t)
+	var out bytes.Buffer
+	if err := WriteJSON(&out, evs); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(&out)
+	var n int
+	for sc.Scan() {
+		ev, err := schemas.Decode(sc.Bytes())
+		if err != nil {
+			t.Fatalf("line %d: %v", n, err)
+		}
+		if ev.GPU.BusySeconds != evs[n].GPU.BusySeconds || ev.EventID != evs[n].EventID {
+			t.Errorf("line %d decodes to %+v", n, ev.GPU)
+		}
+		n++
+	}
+	if n != len(evs) {
+		t.Errorf("%d lines, want %d", n, len(evs))
+	}
+}
+
+func TestProduce(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, schemas.TopicRaw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...),
+		kgo.ConsumeTopics(schemas.TopicRaw), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	evs := sampleEvents(t)
+	if err := Produce(ctx, cl, evs); err != nil {
+		t.Fatal(err)
+	}
+	var got int
+	for got < len(evs) {
+		fs := cl.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatal(err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			ev, err := schemas.Decode(r.Value)
+			if err != nil || string(r.Key) != ev.EventID || ev.Kind != schemas.KindGPUUsage {
+				t.Errorf("record %s: %v", r.Value, err)
+			}
+			got++
+		})
+	}
+}

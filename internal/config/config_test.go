@@ -1,0 +1,87 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+func load(t *testing.T, args []string) (Config, error) {
+	t.Helper()
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	Flags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return Load(fs)
+}
+
+func TestExampleConfigLoadsAndValidates(t *testing.T) {
+	c, err := load(t, []string{"--config", "../../deploy/aivis.example.yaml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Aggregate.Window != time.Minute || c.Kafka.Brokers[0] != "127.0.0.1:9092" || len(c.Ingest.Producers) != 1 {
+		t.Fatalf("example not applied: %+v", c)
+	}
+}
+
+func TestPrecedenceDefaultsFileEnvFlags(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.yaml")
+	if err := os.WriteFile(path, []byte("aggregate:\n  allowed_lateness: 2m\n  window: 5m\nclickhouse:\n  database: fromfile\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AIVIS_AGGREGATE__ALLOWED_LATENESS", "3m")
+	t.Setenv("AIVIS_CLICKHOUSE__DATABASE", "fromenv")
+	c, err := load(t, []string{"--config", path, "--clickhouse.database", "fromflag"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Aggregate.Window != 5*time.Minute {
+		t.Errorf("window = %s, want 5m from the file", c.Aggregate.Window)
+	}
+	if c.Aggregate.AllowedLateness != 3*time.Minute {
+		t.Errorf("allowed_lateness = %s, want 3m from the environment", c.Aggregate.AllowedLateness)
+	}
+	if c.ClickHouse.Database != "fromflag" {
+		t.Errorf("database = %q, want the flag's", c.ClickHouse.Database)
+	}
+	if c.Aggregate.FlushInterval != time.Second {
+		t.Errorf("flush_interval = %s, want the default", c.Aggregate.FlushInterval)
+	}
+}
+
+func TestUnknownKeyIsAnError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(path, []byte("aggregate:\n  windw: 5m\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := load(t, []string{"--config", path})
+	if err == nil || !strings.Contains(err.Error(), "windw") {
+		t.Fatalf("err = %v, want it to name the unknown key", err)
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	c := Default()
+	c.Kafka.Partitions = 0
+	c.Aggregate.Window = 7 * time.Minute
+	c.LogLevel = "loud"
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("want errors")
+	}
+	for _, key := range []string{"kafka.partitions", "aggregate.window", "log_level"} {
+		if !strings.Contains(err.Error(), key) {
+			t.Errorf("error does not name %s: %v", key, err)
+		}
+	}
+}
