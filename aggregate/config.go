@@ -36,6 +36,10 @@ type Config struct {
 	Group string `koanf:"group"`
 	// InstanceID enables static group membership when set (unique per replica).
 	InstanceID string `koanf:"instance_id"`
+	// SessionTimeout is how long the group waits for a silent replica
+	// before giving its partitions to others (the broker bounds it, 6s
+	// minimum by default).
+	SessionTimeout time.Duration `koanf:"session_timeout"`
 	// PollRecords bounds the records taken per poll.
 	PollRecords int `koanf:"poll_records"`
 	// ScoreAnomalies runs the anomaly scorer in this process. The scorer is
@@ -57,6 +61,7 @@ func DefaultConfig() Config {
 		FlushInterval:    time.Second,
 		MaxPendingEvents: 50_000,
 		Group:            "aivis-aggregate",
+		SessionTimeout:   45 * time.Second,
 		PollRecords:      10_000,
 		ScoreAnomalies:   true,
 		Anomaly:          DefaultAnomalyConfig(),
@@ -98,6 +103,9 @@ func (c Config) Validate() error {
 	}
 	if c.Group == "" {
 		bad("group", "must name the consumer group (e.g. aivis-aggregate)")
+	}
+	if c.SessionTimeout < time.Second {
+		bad("session_timeout", "%s must be at least 1s", c.SessionTimeout)
 	}
 	if c.PollRecords <= 0 {
 		bad("poll_records", "must be positive")

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -33,6 +34,8 @@ type Stage struct {
 	engine *Engine
 	log    *slog.Logger
 	now    func() time.Time
+
+	processed atomic.Int64
 
 	mu        sync.Mutex
 	epochs    map[int32]int32
@@ -63,6 +66,7 @@ func NewStage(cfg Config, topic string, brokerOpts []kgo.Opt, sink Sink, log *sl
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.OnPartitionsRevoked(s.onRevoked),
 		kgo.OnPartitionsLost(s.onLost),
+		kgo.SessionTimeout(cfg.SessionTimeout),
 	}, brokerOpts...)
 	if cfg.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
@@ -145,6 +149,7 @@ func (s *Stage) process(ctx context.Context, fetches kgo.Fetches, outcomes *[]Ou
 				return
 			}
 		}
+		s.processed.Add(int64(len(fp.Records)))
 		inputs := make([]Input, 0, len(fp.Records))
 		recs := make([]*kgo.Record, 0, len(fp.Records))
 		for _, r := range fp.Records {
@@ -345,3 +350,6 @@ func (s *Stage) Positions() map[int32]int64 {
 	}
 	return out
 }
+
+// Processed is the number of records this replica has consumed.
+func (s *Stage) Processed() int64 { return s.processed.Load() }

@@ -1,0 +1,569 @@
+package enrich
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/shopspring/decimal"
+)
+
+//go:embed defaults/catalog.yaml
+var defaultCatalogYAML []byte
+
+// Limits on catalog input.
+const (
+	// maxFileBytes bounds catalog and owners files.
+	maxFileBytes = 16 << 20
+	// maxPricePerMillion keeps picos per token (price × 1e6) far inside
+	// int64; no real token price comes near it.
+	maxPricePerMillion = 1_000_000
+	// maxGPUHourPrice likewise bounds picos per GPU-hour (price × 1e12).
+	maxGPUHourPrice = 1_000_000
+	// priceDecimals is the most decimal places a price may have: a price
+	// per 1M tokens with six decimals is a whole number of picos per token.
+	priceDecimals  = 6
+	maxPatternLen  = 1024
+	defaultVersion = "unversioned"
+)
+
+// Meter names used in cost lines.
+const (
+	MeterInput           = "input"
+	MeterCacheReadInput  = "cache_read_input"
+	MeterCacheWriteInput = "cache_write_input"
+	MeterOutput          = "output"
+	MeterReasoningOutput = "reasoning_output"
+	// MeterGPUMicrohours counts allocated GPU time in millionths of an hour,
+	// so that its price per 1M units is exactly the catalog's gpu_hour price.
+	MeterGPUMicrohours = "gpu_allocated_microhours"
+)
+
+// catalogFile is the YAML layout of a pricing catalog.
+type catalogFile struct {
+	CatalogVersion string `yaml:"catalog_version"`
+	Currency       string `yaml:"currency"`
+	// ProviderAliases maps other spellings of a provider (e.g. "google")
+	// to the provider name used by the entries (e.g. "gcp.gemini").
+	ProviderAliases map[string]string `yaml:"provider_aliases"`
+	Models          []modelEntry      `yaml:"models"`
+	GPUs            []gpuEntry        `yaml:"gpus"`
+}
+
+type modelEntry struct {
+	ID            string    `yaml:"id"`
+	Provider      string    `yaml:"provider"`
+	Match         modelSpec `yaml:"match"`
+	EffectiveFrom string    `yaml:"effective_from"`
+	Rates         rateSpec  `yaml:"rates"`
+	SourceURL     string    `yaml:"source_url"`
+	RetrievedAt   string    `yaml:"retrieved_at"`
+}
+
+type modelSpec struct {
+	Models  []string `yaml:"models"`
+	Aliases []string `yaml:"aliases"`
+	Pattern string   `yaml:"pattern"`
+}
+
+// rateSpec holds decimal USD per 1M tokens; nil means "not set".
+type rateSpec struct {
+	Input           *string `yaml:"input"`
+	Output          *string `yaml:"output"`
+	CacheReadInput  *string `yaml:"cache_read_input"`
+	CacheWriteInput *string `yaml:"cache_write_input"`
+	ReasoningOutput *string `yaml:"reasoning_output"`
+}
+
+type gpuEntry struct {
+	ID            string  `yaml:"id"`
+	Match         gpuSpec `yaml:"match"`
+	EffectiveFrom string  `yaml:"effective_from"`
+	GPUHour       *string `yaml:"gpu_hour"`
+	SourceURL     string  `yaml:"source_url"`
+	RetrievedAt   string  `yaml:"retrieved_at"`
+}
+
+type gpuSpec struct {
+	GPUModels []string `yaml:"gpu_models"`
+}
+
+// rate is one price, precomputed for the hot path.
+type rate struct {
+	picosPerToken int64
+	perMillion    string // canonical decimal USD per 1M tokens, for cost lines
+}
+
+// price is one effective-dated version of a model entry, with fallbacks
+// (cache rates → input, reasoning → output) already resolved.
+type price struct {
+	priceID    string
+	from       time.Time
+	input      rate
+	output     rate
+	cacheRead  rate
+	cacheWrite rate
+	reasoning  rate
+}
+
+// versions holds every version of one entry id, ordered by from.
+type versions struct {
+	id   string
+	list []price
+}
+
+// at returns the version in effect at t: the latest with from <= t. The
+// half-open windows [from, next from) follow from the ordering.
+func (v *versions) at(t time.Time) (*price, bool) {
+	for i := len(v.list) - 1; i >= 0; i-- {
+		if !t.Before(v.list[i].from) {
+			return &v.list[i], true
+		}
+	}
+	return nil, false
+}
+
+type patternRef struct {
+	re *regexp.Regexp
+	v  *versions
+}
+
+type providerIndex struct {
+	exact    map[string]*versions
+	alias    map[string]*versions // keys lower-cased
+	patterns []patternRef         // file order
+}
+
+type gpuPrice struct {
+	priceID      string
+	from         time.Time
+	picosPerHour int64
+	perHour      string
+}
+
+type gpuVersions struct {
+	id   string
+	list []gpuPrice
+}
+
+// Catalog is a parsed, immutable pricing catalog. It is safe for
+// concurrent use.
+type Catalog struct {
+	version         string
+	providers       map[string]*providerIndex
+	providerAliases map[string]string
+	gpus            map[string]*gpuVersions // keys lower-cased
+}
+
+// Version returns the catalog_version recorded on every priced event.
+func (c *Catalog) Version() string { return c.version }
+
+// LoadCatalog reads and parses a catalog file.
+func LoadCatalog(path string) (*Catalog, error) {
+	data, err := readBounded(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening catalog %q: %w", path, err)
+	}
+	c, err := ParseCatalog(data)
+	if err != nil {
+		return nil, fmt.Errorf("loading catalog %q: %w", path, err)
+	}
+	return c, nil
+}
+
+// DefaultCatalog returns the catalog embedded in the binary.
+func DefaultCatalog() (*Catalog, error) {
+	c, err := ParseCatalog(defaultCatalogYAML)
+	if err != nil {
+		return nil, fmt.Errorf("parsing the embedded default catalog: %w", err)
+	}
+	return c, nil
+}
+
+func readBounded(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxFileBytes {
+		return nil, fmt.Errorf("file is larger than the limit of %d bytes", maxFileBytes)
+	}
+	return data, nil
+}
+
+// ParseCatalog parses and validates a catalog document. It reports every
+// problem it finds, each prefixed with the key path of the offending value.
+func ParseCatalog(data []byte) (*Catalog, error) {
+	var f catalogFile
+	if err := decodeStrictYAML(data, &f); err != nil {
+		return nil, fmt.Errorf("decoding catalog YAML: %w", err)
+	}
+	p := problems{}
+	if strings.TrimSpace(f.CatalogVersion) == "" {
+		p.add("catalog_version", "is required (a label recorded on every priced event, e.g. \"2026-11-20.1\")")
+	}
+	if f.Currency != "USD" {
+		p.add("currency", "must be USD, got %q", f.Currency)
+	}
+	c := &Catalog{
+		version:         f.CatalogVersion,
+		providers:       map[string]*providerIndex{},
+		providerAliases: map[string]string{},
+		gpus:            map[string]*gpuVersions{},
+	}
+	if c.version == "" {
+		c.version = defaultVersion
+	}
+	for from, to := range f.ProviderAliases {
+		from, to = strings.ToLower(strings.TrimSpace(from)), strings.ToLower(strings.TrimSpace(to))
+		if from == "" || to == "" {
+			p.add("provider_aliases", "names must not be empty")
+			continue
+		}
+		c.providerAliases[from] = to
+	}
+	c.buildModels(f.Models, &p)
+	c.buildGPUs(f.GPUs, &p)
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Catalog) buildModels(entries []modelEntry, p *problems) {
+	type idState struct {
+		v        *versions
+		provider string
+		pattern  bool
+	}
+	ids := map[string]*idState{}
+	var order []*idState
+	owner := map[string]string{} // provider\x00name or alias → id, to catch ambiguity
+	for i, e := range entries {
+		path := fmt.Sprintf("models[%d]", i)
+		if e.ID == "" {
+			p.add(path+".id", "is required (e.g. \"openai/gpt-4o\")")
+			continue
+		}
+		path = fmt.Sprintf("models[%d](%s)", i, e.ID)
+		prov := strings.ToLower(strings.TrimSpace(e.Provider))
+		if prov == "" {
+			p.add(path+".provider", "is required (e.g. openai, anthropic, aws.bedrock)")
+			continue
+		}
+		from, err := time.Parse(time.RFC3339, e.EffectiveFrom)
+		if err != nil {
+			p.add(path+".effective_from", "must be an RFC 3339 time such as 2025-09-29T00:00:00Z, got %q", e.EffectiveFrom)
+			continue
+		}
+		checkRetrievedAt(p, path, e.RetrievedAt)
+		pr, ok := parseRates(p, path+".rates", e.Rates)
+		if !ok {
+			continue
+		}
+		pr.from = from.UTC()
+		pr.priceID = e.ID + "@" + pr.from.Format(time.RFC3339)
+
+		st := ids[e.ID]
+		if st == nil {
+			st = &idState{v: &versions{id: e.ID}, provider: prov}
+			ids[e.ID] = st
+			order = append(order, st)
+		} else if st.provider != prov {
+			p.add(path+".provider", "is %q but an earlier entry with id %q has provider %q; one id belongs to one provider", prov, e.ID, st.provider)
+			continue
+		}
+		for _, v := range st.v.list {
+			if v.from.Equal(pr.from) {
+				p.add(path+".effective_from", "%s is already used by another entry with id %q; give each version its own date", e.EffectiveFrom, e.ID)
+			}
+		}
+		st.v.list = append(st.v.list, pr)
+
+		idx := c.providers[prov]
+		if idx == nil {
+			idx = &providerIndex{exact: map[string]*versions{}, alias: map[string]*versions{}}
+			c.providers[prov] = idx
+		}
+		if len(e.Match.Models) == 0 && len(e.Match.Aliases) == 0 && e.Match.Pattern == "" {
+			p.add(path+".match", "needs at least one of models, aliases or pattern")
+		}
+		for j, name := range e.Match.Models {
+			if name == "" {
+				p.add(fmt.Sprintf("%s.match.models[%d]", path, j), "must not be empty")
+				continue
+			}
+			key := prov + "\x00=" + name
+			if other, dup := owner[key]; dup && other != e.ID {
+				p.add(fmt.Sprintf("%s.match.models[%d]", path, j), "%q is already matched by %q for provider %q", name, other, prov)
+				continue
+			}
+			owner[key] = e.ID
+			idx.exact[name] = st.v
+		}
+		for j, name := range e.Match.Aliases {
+			lname := strings.ToLower(name)
+			if lname == "" {
+				p.add(fmt.Sprintf("%s.match.aliases[%d]", path, j), "must not be empty")
+				continue
+			}
+			key := prov + "\x00~" + lname
+			if other, dup := owner[key]; dup && other != e.ID {
+				p.add(fmt.Sprintf("%s.match.aliases[%d]", path, j), "%q is already an alias of %q for provider %q", name, other, prov)
+				continue
+			}
+			owner[key] = e.ID
+			idx.alias[lname] = st.v
+		}
+		if e.Match.Pattern != "" {
+			if len(e.Match.Pattern) > maxPatternLen {
+				p.add(path+".match.pattern", "is longer than %d bytes", maxPatternLen)
+				continue
+			}
+			re, err := regexp.Compile(e.Match.Pattern)
+			if err != nil {
+				p.add(path+".match.pattern", "is not a valid regular expression: %v", err)
+				continue
+			}
+			idx.patterns = append(idx.patterns, patternRef{re: re, v: st.v})
+		}
+	}
+	for _, st := range order {
+		sort.Slice(st.v.list, func(a, b int) bool { return st.v.list[a].from.Before(st.v.list[b].from) })
+	}
+}
+
+func (c *Catalog) buildGPUs(entries []gpuEntry, p *problems) {
+	owner := map[string]string{}
+	for i, e := range entries {
+		path := fmt.Sprintf("gpus[%d]", i)
+		if e.ID == "" {
+			p.add(path+".id", "is required (e.g. \"onprem/h100\")")
+			continue
+		}
+		path = fmt.Sprintf("gpus[%d](%s)", i, e.ID)
+		from, err := time.Parse(time.RFC3339, e.EffectiveFrom)
+		if err != nil {
+			p.add(path+".effective_from", "must be an RFC 3339 time such as 2025-06-01T00:00:00Z, got %q", e.EffectiveFrom)
+			continue
+		}
+		checkRetrievedAt(p, path, e.RetrievedAt)
+		if e.GPUHour == nil {
+			p.add(path+".gpu_hour", "is required (decimal USD per GPU-hour, e.g. \"2.10\")")
+			continue
+		}
+		d, ok := parsePrice(p, path+".gpu_hour", *e.GPUHour, maxGPUHourPrice)
+		if !ok {
+			continue
+		}
+		gp := gpuPrice{
+			from:         from.UTC(),
+			picosPerHour: d.Shift(12).IntPart(),
+			perHour:      d.String(),
+		}
+		gp.priceID = e.ID + "@" + gp.from.Format(time.RFC3339)
+		if len(e.Match.GPUModels) == 0 {
+			p.add(path+".match.gpu_models", "needs at least one GPU model name")
+		}
+		for j, name := range e.Match.GPUModels {
+			lname := strings.ToLower(strings.TrimSpace(name))
+			if lname == "" {
+				p.add(fmt.Sprintf("%s.match.gpu_models[%d]", path, j), "must not be empty")
+				continue
+			}
+			if other, dup := owner[lname]; dup && other != e.ID {
+				p.add(fmt.Sprintf("%s.match.gpu_models[%d]", path, j), "%q is already priced by %q", name, other)
+				continue
+			}
+			owner[lname] = e.ID
+			gv := c.gpus[lname]
+			if gv == nil {
+				gv = &gpuVersions{id: e.ID}
+				c.gpus[lname] = gv
+			}
+			dup := false
+			for _, v := range gv.list {
+				dup = dup || v.from.Equal(gp.from)
+			}
+			if dup {
+				p.add(path+".effective_from", "%s is already used by another entry with id %q", e.EffectiveFrom, e.ID)
+				continue
+			}
+			gv.list = append(gv.list, gp)
+			sort.Slice(gv.list, func(a, b int) bool { return gv.list[a].from.Before(gv.list[b].from) })
+		}
+	}
+}
+
+func (g *gpuVersions) at(t time.Time) (*gpuPrice, bool) {
+	for i := len(g.list) - 1; i >= 0; i-- {
+		if !t.Before(g.list[i].from) {
+			return &g.list[i], true
+		}
+	}
+	return nil, false
+}
+
+func checkRetrievedAt(p *problems, path, s string) {
+	if s == "" {
+		return
+	}
+	if _, err := time.Parse(time.DateOnly, s); err == nil {
+		return
+	}
+	if _, err := time.Parse(time.RFC3339, s); err == nil {
+		return
+	}
+	p.add(path+".retrieved_at", "must be a date (2026-11-20) or an RFC 3339 time, got %q", s)
+}
+
+// parseRates parses an entry's rates and resolves fallbacks: absent cache
+// rates cost the input rate, absent reasoning costs the output rate.
+func parseRates(p *problems, path string, r rateSpec) (price, bool) {
+	var pr price
+	ok := true
+	one := func(key string, s *string, required bool) (rate, bool) {
+		if s == nil {
+			if required {
+				p.add(path+"."+key, "is required (decimal USD per 1M tokens, e.g. \"2.50\")")
+				return rate{}, false
+			}
+			return rate{}, true
+		}
+		d, good := parsePrice(p, path+"."+key, *s, maxPricePerMillion)
+		if !good {
+			return rate{}, false
+		}
+		// price per 1M tokens × 1e12 picos / 1e6 tokens = price × 1e6 picos per token.
+		return rate{picosPerToken: d.Shift(6).IntPart(), perMillion: d.String()}, true
+	}
+	var good bool
+	if pr.input, good = one("input", r.Input, true); !good {
+		ok = false
+	}
+	if pr.output, good = one("output", r.Output, true); !good {
+		ok = false
+	}
+	if pr.cacheRead, good = one("cache_read_input", r.CacheReadInput, false); !good {
+		ok = false
+	}
+	if pr.cacheWrite, good = one("cache_write_input", r.CacheWriteInput, false); !good {
+		ok = false
+	}
+	if pr.reasoning, good = one("reasoning_output", r.ReasoningOutput, false); !good {
+		ok = false
+	}
+	if r.CacheReadInput == nil {
+		pr.cacheRead = pr.input
+	}
+	if r.CacheWriteInput == nil {
+		pr.cacheWrite = pr.input
+	}
+	if r.ReasoningOutput == nil {
+		pr.reasoning = pr.output
+	}
+	return pr, ok
+}
+
+func parsePrice(p *problems, path, s string, max int64) (decimal.Decimal, bool) {
+	d, err := decimal.NewFromString(strings.TrimSpace(s))
+	if err != nil {
+		p.add(path, "%q is not a decimal number", s)
+		return d, false
+	}
+	if d.Sign() < 0 {
+		p.add(path, "%s is negative; prices must be zero or more", s)
+		return d, false
+	}
+	if d.GreaterThan(decimal.NewFromInt(max)) {
+		p.add(path, "%s is above the limit of %d; check the unit", s, max)
+		return d, false
+	}
+	if !d.Shift(priceDecimals).IsInteger() {
+		p.add(path, "%s has more than %d decimal places; costs are kept exact in pico-USD only up to that precision", s, priceDecimals)
+		return d, false
+	}
+	return d, true
+}
+
+// resolveProvider returns the provider index for an event's provider,
+// trying the exact spelling, then lower case, then the aliases.
+func (c *Catalog) resolveProvider(provider string) (string, *providerIndex) {
+	if idx, ok := c.providers[provider]; ok {
+		return provider, idx
+	}
+	l := strings.ToLower(provider)
+	if idx, ok := c.providers[l]; ok {
+		return l, idx
+	}
+	if to, ok := c.providerAliases[l]; ok {
+		if idx, ok := c.providers[to]; ok {
+			return to, idx
+		}
+	}
+	return "", nil
+}
+
+// knownProvider returns the catalog's name for provider, or "other"; used to
+// keep metric label cardinality bounded by the catalog, not by input.
+func (c *Catalog) knownProvider(provider string) string {
+	name, idx := c.resolveProvider(provider)
+	if idx == nil {
+		return "other"
+	}
+	return name
+}
+
+// lookup finds the price of (provider, model) at t: exact name, then alias
+// (case-insensitive), then the first matching pattern in file order; then
+// the version effective at t.
+func (c *Catalog) lookup(provider, model string, t time.Time) (*price, bool) {
+	_, idx := c.resolveProvider(provider)
+	if idx == nil {
+		return nil, false
+	}
+	v := idx.exact[model]
+	if v == nil && len(idx.alias) > 0 {
+		v = idx.alias[strings.ToLower(model)]
+	}
+	if v == nil {
+		for _, pr := range idx.patterns {
+			if pr.re.MatchString(model) {
+				v = pr.v
+				break
+			}
+		}
+	}
+	if v == nil {
+		return nil, false
+	}
+	return v.at(t)
+}
+
+func (c *Catalog) lookupGPU(gpuModel string, t time.Time) (*gpuPrice, bool) {
+	g := c.gpus[strings.ToLower(strings.TrimSpace(gpuModel))]
+	if g == nil {
+		return nil, false
+	}
+	return g.at(t)
+}
+
+// problems collects validation errors with their key paths.
+type problems struct{ list []error }
+
+func (p *problems) add(path, format string, args ...any) {
+	p.list = append(p.list, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+}
+
+func (p *problems) err() error { return errors.Join(p.list...) }

@@ -1,0 +1,101 @@
+package enrich
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aivis-dev/aivis/schemas"
+)
+
+// Config selects the pricing catalog and ownership rules. Empty paths use
+// the defaults embedded in the binary.
+type Config struct {
+	CatalogPath string `koanf:"catalog_path"`
+	OwnersPath  string `koanf:"owners_path"`
+	// ReloadInterval is how often the files are checked for changes while
+	// the stage runs; 0 disables reloading.
+	ReloadInterval time.Duration `koanf:"reload_interval"`
+}
+
+// DefaultConfig returns the embedded catalog and owners, checked every 30s.
+func DefaultConfig() Config { return Config{ReloadInterval: 30 * time.Second} }
+
+// Validate loads both files and reports every problem, each prefixed with
+// its config key, so that `aivis config validate` catches a bad catalog
+// before the stage starts.
+func (c Config) Validate() error {
+	var errs []error
+	if c.ReloadInterval < 0 {
+		errs = append(errs, fmt.Errorf("enrich.reload_interval: must not be negative, got %s", c.ReloadInterval))
+	} else if c.ReloadInterval > 0 && c.ReloadInterval < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("enrich.reload_interval: %s is too frequent; use 1s or more, or 0 to disable", c.ReloadInterval))
+	}
+	if _, err := c.loadCatalog(); err != nil {
+		errs = append(errs, fmt.Errorf("enrich.catalog_path: %w", err))
+	}
+	if _, err := c.loadOwners(); err != nil {
+		errs = append(errs, fmt.Errorf("enrich.owners_path: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) loadCatalog() (*Catalog, error) {
+	if c.CatalogPath == "" {
+		return DefaultCatalog()
+	}
+	return LoadCatalog(c.CatalogPath)
+}
+
+func (c Config) loadOwners() (*Owners, error) {
+	if c.OwnersPath == "" {
+		return DefaultOwners()
+	}
+	return LoadOwners(c.OwnersPath)
+}
+
+// Load builds an Enricher from the configured files.
+func Load(c Config) (*Enricher, error) {
+	cat, catErr := c.loadCatalog()
+	own, ownErr := c.loadOwners()
+	if err := errors.Join(catErr, ownErr); err != nil {
+		return nil, err
+	}
+	return NewEnricher(cat, own), nil
+}
+
+// Enricher attaches price, owner and flags to events. It does no I/O and
+// is safe for concurrent use; to change its rules, build a new one.
+type Enricher struct {
+	catalog *Catalog
+	owners  *Owners
+	now     func() time.Time
+}
+
+// NewEnricher returns an Enricher over a catalog and ownership rules.
+func NewEnricher(c *Catalog, o *Owners) *Enricher {
+	return &Enricher{catalog: c, owners: o, now: time.Now}
+}
+
+// Catalog returns the pricing catalog in use.
+func (e *Enricher) Catalog() *Catalog { return e.catalog }
+
+// Enrich returns the enriched form of a valid event. Unpriced events carry
+// Flags.Unpriced, cost 0 and cost source "none"; unowned events carry
+// Flags.Unowned and team "unattributed". The event's labels and raw usage
+// are shared with the result, not copied.
+func (e *Enricher) Enrich(ev *schemas.Event) *schemas.Enriched {
+	out := &schemas.Enriched{Event: *ev, EnrichedAt: e.now().UTC()}
+	out.Owner, out.Flags.Unowned = e.owners.Attribute(ev)
+	q := e.catalog.Price(ev)
+	out.Pricing = schemas.Pricing{CatalogVersion: e.catalog.version, PriceID: q.PriceID}
+	if q.Priced {
+		out.Pricing.Lines = q.Lines
+		out.CostPicos = q.CostPicos
+		out.CostSource = schemas.CostSourceCatalog
+	} else {
+		out.CostSource = schemas.CostSourceNone
+		out.Flags.Unpriced = true
+	}
+	return out
+}

@@ -1,0 +1,161 @@
+package enrich
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aivis-dev/aivis/schemas"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/golden/*/expected.json")
+
+var fixedNow = func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
+
+func testEnricher(t testing.TB) *Enricher {
+	t.Helper()
+	e, err := Load(Config{CatalogPath: "testdata/catalog.yaml", OwnersPath: "testdata/owners.yaml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.now = fixedNow
+	return e
+}
+
+// TestGolden enriches testdata/golden/<case>/event.json and compares with
+// expected.json. Cases named default-* use the embedded default catalog.
+// Run with -update to rewrite the expectations after a deliberate change.
+func TestGolden(t *testing.T) {
+	test := testEnricher(t)
+	def, err := Load(Config{OwnersPath: "testdata/owners.yaml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	def.now = fixedNow
+	dirs, err := filepath.Glob("testdata/golden/*")
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no golden cases: %v", err)
+	}
+	for _, dir := range dirs {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			in, err := os.ReadFile(filepath.Join(dir, "event.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev, err := schemas.Decode(in)
+			if err != nil {
+				t.Fatalf("golden input is invalid: %v", err)
+			}
+			e := test
+			if strings.HasPrefix(filepath.Base(dir), "default-") {
+				e = def
+			}
+			got, err := json.MarshalIndent(e.Enrich(ev), "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, '\n')
+			path := filepath.Join(dir, "expected.json")
+			if *update {
+				if err := os.WriteFile(path, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run go test -run TestGolden -update to create it)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("enriched event differs from %s:\n--- got\n%s\n--- want\n%s", path, got, want)
+			}
+		})
+	}
+}
+
+func TestEnrichFlags(t *testing.T) {
+	e := testEnricher(t)
+	out := e.Enrich(llmEvent("testprov", "mystery", usage(10, 0, 0, 10, 0)))
+	if !out.Flags.Unpriced || out.CostPicos != 0 || out.CostSource != schemas.CostSourceNone || len(out.Pricing.Lines) != 0 {
+		t.Errorf("unknown model: %+v", out)
+	}
+	if out.Pricing.CatalogVersion != "test-1" {
+		t.Errorf("catalog version = %q", out.Pricing.CatalogVersion)
+	}
+	if !out.Flags.Unowned || out.Owner.Team != schemas.Unattributed {
+		t.Errorf("owner: %+v flags %+v", out.Owner, out.Flags)
+	}
+	out = e.Enrich(llmEvent("testprov", "cheap", usage(1, 0, 0, 0, 0)))
+	if out.Flags.Unpriced || out.CostSource != schemas.CostSourceCatalog || out.CostPicos != 37_500 {
+		t.Errorf("priced event: %+v", out)
+	}
+	if !out.EnrichedAt.Equal(fixedNow()) {
+		t.Errorf("enriched_at = %v", out.EnrichedAt)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("catalog_version: v\ncurrency: USD\nmodels: [{id: a}]\nbogus: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		cfg  Config
+		want []string
+	}{
+		{"defaults", DefaultConfig(), nil},
+		{"test files", Config{CatalogPath: "testdata/catalog.yaml", OwnersPath: "testdata/owners.yaml"}, nil},
+		{"every problem", Config{CatalogPath: bad, OwnersPath: filepath.Join(dir, "missing.yaml"), ReloadInterval: -time.Second},
+			[]string{"enrich.reload_interval", "enrich.catalog_path", "bogus: unknown key", "enrich.owners_path", "missing.yaml"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.Validate()
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkEnrich(b *testing.B) {
+	def, err := Load(Config{OwnersPath: "testdata/owners.yaml"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct{ name, provider, model string }{
+		{"exact", "anthropic", "claude-sonnet-4-5-20250929"},
+		{"alias", "google", "models/Gemini-2.5-Flash"},
+		{"pattern", "aws.bedrock", "us.anthropic.claude-sonnet-4-5-20250929-v1:0"},
+		{"unpriced", "openai", "not-a-model"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			ev := llmEvent(bc.provider, bc.model, usage(120500, 100000, 20000, 1800, 900))
+			ev.APIKeyID = "key-search"
+			raw, _ := json.Marshal(ev)
+			b.SetBytes(int64(len(raw)))
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = def.Enrich(ev)
+			}
+		})
+	}
+}

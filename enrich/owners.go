@@ -1,0 +1,231 @@
+package enrich
+
+import (
+	_ "embed"
+	"fmt"
+	"strings"
+
+	"github.com/aivis-dev/aivis/schemas"
+)
+
+//go:embed defaults/owners.yaml
+var defaultOwnersYAML []byte
+
+// Labels honored directly when trust_event_labels is on.
+const (
+	LabelTeam       = "team"
+	LabelProject    = "project"
+	LabelCostCenter = "cost_center"
+)
+
+// Owner rule names recorded in schemas.Owner.Rule.
+const (
+	RuleAPIKey      = "api_key"
+	RuleNamespace   = "namespace"
+	RuleEventLabels = "event_labels"
+	RuleDefault     = "default"
+)
+
+type ownersFile struct {
+	// TrustEventLabels lets events name their own team/project through the
+	// "team", "project" and "cost_center" labels; default true.
+	TrustEventLabels *bool                `yaml:"trust_event_labels"`
+	APIKeys          map[string]ownerSpec `yaml:"api_keys"`
+	// Namespaces attributes gpu.usage events by Kubernetes namespace.
+	Namespaces map[string]ownerSpec `yaml:"namespaces"`
+	Labels     []labelRule          `yaml:"labels"`
+}
+
+type ownerSpec struct {
+	Team       string `yaml:"team"`
+	Project    string `yaml:"project"`
+	CostCenter string `yaml:"cost_center"`
+}
+
+type labelRule struct {
+	Name       string            `yaml:"name"`
+	Match      map[string]string `yaml:"match"`
+	Team       string            `yaml:"team"`
+	Project    string            `yaml:"project"`
+	CostCenter string            `yaml:"cost_center"`
+}
+
+type labelPair struct{ key, value string }
+
+type compiledRule struct {
+	name  string
+	match []labelPair
+	owner ownerSpec
+}
+
+// Owners is a parsed, immutable set of ownership rules. It is safe for
+// concurrent use.
+type Owners struct {
+	trustLabels bool
+	apiKeys     map[string]ownerSpec
+	namespaces  map[string]ownerSpec
+	rules       []compiledRule
+}
+
+// LoadOwners reads and parses an ownership rules file.
+func LoadOwners(path string) (*Owners, error) {
+	data, err := readBounded(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening owners file %q: %w", path, err)
+	}
+	o, err := ParseOwners(data)
+	if err != nil {
+		return nil, fmt.Errorf("loading owners file %q: %w", path, err)
+	}
+	return o, nil
+}
+
+// DefaultOwners returns the ownership rules embedded in the binary.
+func DefaultOwners() (*Owners, error) {
+	o, err := ParseOwners(defaultOwnersYAML)
+	if err != nil {
+		return nil, fmt.Errorf("parsing the embedded default owners: %w", err)
+	}
+	return o, nil
+}
+
+// ParseOwners parses and validates an ownership rules document, reporting
+// every problem with its key path.
+func ParseOwners(data []byte) (*Owners, error) {
+	var f ownersFile
+	if err := decodeStrictYAML(data, &f); err != nil {
+		return nil, fmt.Errorf("decoding owners YAML: %w", err)
+	}
+	p := problems{}
+	o := &Owners{
+		trustLabels: f.TrustEventLabels == nil || *f.TrustEventLabels,
+		apiKeys:     make(map[string]ownerSpec, len(f.APIKeys)),
+		namespaces:  make(map[string]ownerSpec, len(f.Namespaces)),
+	}
+	for k, s := range f.APIKeys {
+		if k == "" {
+			p.add("api_keys", "a key id must not be empty")
+			continue
+		}
+		if checkOwner(&p, "api_keys."+k, s) {
+			o.apiKeys[k] = s
+		}
+	}
+	for ns, s := range f.Namespaces {
+		if ns == "" {
+			p.add("namespaces", "a namespace must not be empty")
+			continue
+		}
+		if checkOwner(&p, "namespaces."+ns, s) {
+			o.namespaces[ns] = s
+		}
+	}
+	for i, r := range f.Labels {
+		path := fmt.Sprintf("labels[%d]", i)
+		if len(r.Match) == 0 {
+			p.add(path+".match", "needs at least one label: value pair (an empty match would catch every event)")
+			continue
+		}
+		s := ownerSpec{Team: r.Team, Project: r.Project, CostCenter: r.CostCenter}
+		if !checkOwner(&p, path, s) {
+			continue
+		}
+		cr := compiledRule{name: r.Name, owner: s}
+		if cr.name == "" {
+			cr.name = path
+		}
+		for k, v := range r.Match {
+			cr.match = append(cr.match, labelPair{k, v})
+		}
+		o.rules = append(o.rules, cr)
+	}
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+func checkOwner(p *problems, path string, s ownerSpec) bool {
+	if strings.TrimSpace(s.Team) == "" {
+		p.add(path+".team", "is required")
+		return false
+	}
+	return true
+}
+
+// Attribute returns who owns an event and whether no rule matched. Rules
+// apply in this order: api_keys by api_key_id, namespaces (gpu.usage), label
+// rules (first match wins), the event's own team label when trusted, else
+// the default owner "unattributed". With trusted labels, a matched rule
+// without project or cost centre takes them from the event's labels.
+func (o *Owners) Attribute(ev *schemas.Event) (owner schemas.Owner, unowned bool) {
+	var s ownerSpec
+	switch {
+	case o.lookupKey(ev.APIKeyID, &s):
+		owner.Rule = RuleAPIKey
+	case ev.GPU != nil && o.lookupNamespace(ev.GPU.Namespace, &s):
+		owner.Rule = RuleNamespace
+	default:
+		for i := range o.rules {
+			if o.rules[i].matches(ev.Labels) {
+				s, owner.Rule = o.rules[i].owner, o.rules[i].name
+				break
+			}
+		}
+	}
+	if owner.Rule == "" && o.trustLabels {
+		if t := labelValue(ev.Labels, LabelTeam); t != "" {
+			s.Team, owner.Rule = t, RuleEventLabels
+		}
+	}
+	if owner.Rule == "" {
+		s.Team, owner.Rule, unowned = schemas.Unattributed, RuleDefault, true
+	}
+	if o.trustLabels {
+		if s.Project == "" {
+			s.Project = labelValue(ev.Labels, LabelProject)
+		}
+		if s.CostCenter == "" {
+			s.CostCenter = labelValue(ev.Labels, LabelCostCenter)
+		}
+	}
+	owner.Team, owner.Project, owner.CostCenter = s.Team, s.Project, s.CostCenter
+	return owner, unowned
+}
+
+func (o *Owners) lookupKey(id string, s *ownerSpec) bool {
+	if id == "" {
+		return false
+	}
+	v, ok := o.apiKeys[id]
+	*s = v
+	return ok
+}
+
+func (o *Owners) lookupNamespace(ns string, s *ownerSpec) bool {
+	if ns == "" {
+		return false
+	}
+	v, ok := o.namespaces[ns]
+	*s = v
+	return ok
+}
+
+func (r *compiledRule) matches(labels map[string]string) bool {
+	for _, m := range r.match {
+		if v, ok := labels[m.key]; !ok || v != m.value {
+			return false
+		}
+	}
+	return true
+}
+
+// labelValue returns a trusted label, ignoring values too long to be a
+// name so that one bad producer cannot flood the team dimension.
+func labelValue(labels map[string]string, key string) string {
+	v := strings.TrimSpace(labels[key])
+	if len(v) > schemas.MaxIDLen {
+		return ""
+	}
+	return v
+}

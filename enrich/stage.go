@@ -1,0 +1,332 @@
+package enrich
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aivis-dev/aivis/schemas"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// ConsumerGroup is the consumer group of every enrich replica.
+const ConsumerGroup = "aivis-enrich"
+
+// StageName is the stage recorded in dead letters and metrics.
+const StageName = "enrich"
+
+const (
+	defaultMaxPollRecords = 1000
+	// drainTimeout bounds how long a stopping stage waits for the output
+	// of its last batch to be acknowledged.
+	drainTimeout = 10 * time.Second
+	// maxDetailBytes bounds the error text stored in a dead letter.
+	maxDetailBytes = 1024
+)
+
+// ConsumerOpts returns the client options the stage needs: the raw topic
+// in the "aivis-enrich" group, offsets committed only as the stage marks
+// them, no rebalance in the middle of a batch, and acks from all in-sync
+// replicas. The default partitioner hashes the record key, so enriched
+// records of one event_id land on one partition. Add TLS/SASL options after
+// these.
+func ConsumerOpts(brokers []string) []kgo.Opt {
+	return []kgo.Opt{
+		kgo.SeedBrokers(brokers...),
+		kgo.ConsumerGroup(ConsumerGroup),
+		kgo.ConsumeTopics(schemas.TopicRaw),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.AutoCommitMarks(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+	}
+}
+
+// Stage consumes raw events, enriches them and produces the results. Run
+// owns the consume loop; the caller owns the client and closes it after Run
+// returns. Stage is the only writer of its client's commits.
+type Stage struct {
+	client   *kgo.Client
+	enricher atomic.Pointer[Enricher]
+	log      *slog.Logger
+	maxPoll  int
+	now      func() time.Time
+	drain    time.Duration
+
+	reloadMu sync.Mutex
+	fileSums [2][sha256.Size]byte
+}
+
+// NewStage returns a stage over a client built with ConsumerOpts.
+func NewStage(client *kgo.Client, enricher *Enricher, log *slog.Logger) *Stage {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Stage{client: client, log: log.With("stage", StageName), maxPoll: defaultMaxPollRecords, now: time.Now, drain: drainTimeout}
+	s.enricher.Store(enricher)
+	return s
+}
+
+// SetEnricher swaps the rules used for the next records.
+func (s *Stage) SetEnricher(e *Enricher) { s.enricher.Store(e) }
+
+// Enricher returns the rules in use.
+func (s *Stage) Enricher() *Enricher { return s.enricher.Load() }
+
+// Reload re-reads the configured catalog and owners files and swaps them in.
+// On any error the previous rules stay in use, the error is logged and
+// aivis_enrich_reload_errors_total is raised.
+func (s *Stage) Reload(cfg Config) error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	return s.reloadLocked(cfg)
+}
+
+func (s *Stage) reloadLocked(cfg Config) error {
+	e, err := Load(cfg)
+	if err != nil {
+		reloadErrorsTotal.Inc()
+		s.log.Error("reloading pricing and ownership rules; keeping the previous ones", "err", err)
+		return fmt.Errorf("reloading enrich rules: %w", err)
+	}
+	e.now = s.Enricher().now
+	s.SetEnricher(e)
+	reloadsTotal.Inc()
+	s.log.Info("reloaded pricing and ownership rules", "catalog_version", e.catalog.version)
+	return nil
+}
+
+// Watch reloads the rules whenever the content of the configured files
+// changes, checking every cfg.ReloadInterval, until ctx is done. With no
+// files configured or a zero interval it just waits for ctx.
+func (s *Stage) Watch(ctx context.Context, cfg Config) error {
+	if cfg.ReloadInterval <= 0 || (cfg.CatalogPath == "" && cfg.OwnersPath == "") {
+		<-ctx.Done()
+		return nil
+	}
+	s.reloadMu.Lock()
+	s.fileSums = fileSums(cfg)
+	s.reloadMu.Unlock()
+	t := time.NewTicker(cfg.ReloadInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		s.reloadMu.Lock()
+		sums := fileSums(cfg)
+		if sums != s.fileSums {
+			// Remember the new content even when it is bad, so that one bad
+			// file is reported once, not every tick.
+			s.fileSums = sums
+			_ = s.reloadLocked(cfg)
+		}
+		s.reloadMu.Unlock()
+	}
+}
+
+// fileSums hashes the configured files; an unreadable file hashes as its
+// error text, so that it counts as a change and is reported by the reload.
+func fileSums(cfg Config) [2][sha256.Size]byte {
+	var out [2][sha256.Size]byte
+	for i, p := range []string{cfg.CatalogPath, cfg.OwnersPath} {
+		if p == "" {
+			continue
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			data = []byte("error: " + err.Error())
+		}
+		out[i] = sha256.Sum256(data)
+	}
+	return out
+}
+
+// Run consumes until ctx is done. Each polled batch is transformed,
+// produced, and only when every output record of a partition was
+// acknowledged are that partition's input offsets marked for commit. On
+// cancellation it finishes the batch in flight (bounded by a drain timeout),
+// commits the marked offsets and returns nil. It returns an error when an
+// output record could not be produced; offsets stop before that record, so
+// a restart redelivers it.
+func (s *Stage) Run(ctx context.Context) error {
+	defer s.commit(ctx)
+	for {
+		fetches := s.client.PollRecords(ctx, s.maxPoll)
+		if fetches.IsClientClosed() {
+			return errors.New("enrich: the Kafka client was closed before the stage stopped; close it after Run returns")
+		}
+		fetches.EachError(func(topic string, partition int32, err error) {
+			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+				return
+			}
+			s.log.Warn("fetching raw events", "topic", topic, "partition", partition, "err", err)
+		})
+		recs := fetches.Records()
+		err := s.process(ctx, recs)
+		s.client.AllowRebalance()
+		if err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+func (s *Stage) commit(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.drain)
+	defer cancel()
+	if err := s.client.CommitMarkedOffsets(cctx); err != nil {
+		s.log.Warn("committing offsets on stop; the records after the last commit will be enriched again", "err", err)
+	}
+}
+
+type result struct {
+	dead   string // dead-letter reason, "" when enriched
+	err    error
+	priced bool
+	prov   string
+	owned  bool
+}
+
+// process produces the outputs of one batch and marks the inputs whose
+// outputs were acknowledged.
+func (s *Stage) process(ctx context.Context, recs []*kgo.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	// Outputs of a batch must finish even when ctx is cancelled mid-batch;
+	// the drain timeout starts at cancellation.
+	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(s.drain, cancel) })
+	defer stop()
+
+	e := s.Enricher()
+	results := make([]result, len(recs))
+	var wg sync.WaitGroup
+	for i, in := range recs {
+		out, res := s.transform(e, in)
+		results[i] = res
+		wg.Add(1)
+		s.client.Produce(pctx, out, func(_ *kgo.Record, err error) {
+			results[i].err = err
+			wg.Done()
+		})
+	}
+	wg.Wait()
+
+	// Mark per partition only the prefix that was acknowledged: marking a
+	// later offset would commit past a record whose output was lost.
+	type tp struct {
+		topic     string
+		partition int32
+	}
+	blocked := map[tp]bool{}
+	marks := make([]*kgo.Record, 0, len(recs))
+	var firstErr error
+	for i, in := range recs {
+		key := tp{in.Topic, in.Partition}
+		r := results[i]
+		if r.err != nil {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("producing the output of %s[%d]@%d: %w", in.Topic, in.Partition, in.Offset, r.err)
+			}
+			blocked[key] = true
+			continue
+		}
+		if blocked[key] {
+			continue
+		}
+		marks = append(marks, in)
+		s.count(r)
+	}
+	s.client.MarkCommitRecords(marks...)
+	if firstErr != nil {
+		return fmt.Errorf("enrich: %w; offsets were committed only up to the last acknowledged record, so a restart redelivers the rest", firstErr)
+	}
+	return nil
+}
+
+func (s *Stage) count(r result) {
+	if r.dead != "" {
+		eventsTotal.WithLabelValues("deadlettered").Inc()
+		deadLetterTotal.WithLabelValues(StageName, r.dead).Inc()
+		return
+	}
+	eventsTotal.WithLabelValues("enriched").Inc()
+	if !r.priced {
+		unpricedTotal.WithLabelValues(r.prov).Inc()
+	}
+	if !r.owned {
+		unownedTotal.Inc()
+	}
+}
+
+// transform turns one raw record into its output record: the enriched event
+// under the same key, or a dead letter.
+func (s *Stage) transform(e *Enricher, in *kgo.Record) (*kgo.Record, result) {
+	ev, err := schemas.Decode(in.Value)
+	if err != nil {
+		reason := schemas.ReasonInvalidJSON
+		var verr *schemas.ValidationError
+		if errors.As(err, &verr) {
+			reason = schemas.ReasonInvalidSchema
+		}
+		return s.deadLetter(in, reason, err.Error()), result{dead: reason}
+	}
+	enriched := e.Enrich(ev)
+	value, err := json.Marshal(enriched)
+	if err != nil {
+		// Unreachable for a decoded event; dead-letter rather than block.
+		return s.deadLetter(in, schemas.ReasonInvalidSchema, "encoding the enriched event: "+err.Error()), result{dead: schemas.ReasonInvalidSchema}
+	}
+	key := in.Key
+	if len(key) == 0 {
+		// Downstream dedup needs one event_id on one partition.
+		key = []byte(ev.EventID)
+	}
+	res := result{priced: !enriched.Flags.Unpriced, owned: !enriched.Flags.Unowned}
+	if !res.priced {
+		res.prov = e.catalog.knownProvider(ev.Provider)
+		if ev.Kind == schemas.KindGPUUsage {
+			res.prov = "gpu"
+		}
+	}
+	return &kgo.Record{Topic: schemas.TopicEnriched, Key: key, Value: value, Headers: in.Headers}, res
+}
+
+func (s *Stage) deadLetter(in *kgo.Record, reason, detail string) *kgo.Record {
+	if len(detail) > maxDetailBytes {
+		detail = detail[:maxDetailBytes]
+	}
+	dl := schemas.DeadLetter{
+		Stage:     StageName,
+		Reason:    reason,
+		Detail:    detail,
+		Topic:     in.Topic,
+		Partition: in.Partition,
+		Offset:    in.Offset,
+		Original:  bytes.Clone(in.Value),
+		At:        s.now().UTC(),
+	}
+	value, err := json.Marshal(dl)
+	if err != nil {
+		// A DeadLetter of plain fields always encodes; keep the original
+		// bytes reachable regardless.
+		value = in.Value
+	}
+	s.log.Debug("dead-lettering a raw record", "reason", reason, "partition", in.Partition, "offset", in.Offset, "detail", detail)
+	return &kgo.Record{Topic: schemas.TopicDeadLetter, Key: in.Key, Value: value}
+}

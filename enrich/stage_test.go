@@ -1,0 +1,318 @@
+package enrich
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aivis-dev/aivis/internal/obs"
+	"github.com/aivis-dev/aivis/schemas"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func rawEvent(id, model string) []byte {
+	ev := llmEvent("testprov", model, usage(1_000_001, 0, 0, 0, 0))
+	ev.EventID = id
+	b, err := json.Marshal(ev)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// counter reads a counter from the process registry; labels are name,
+// value pairs that must all match.
+func counter(t *testing.T, name string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := obs.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			have := map[string]string{}
+			for _, l := range m.GetLabel() {
+				have[l.GetName()] = l.GetValue()
+			}
+			for i := 0; i+1 < len(labels); i += 2 {
+				if have[labels[i]] != labels[i+1] {
+					continue next
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
+}
+
+func newCluster(t *testing.T, topics ...string) []string {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, topics...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c.ListenAddrs()
+}
+
+func newClient(t *testing.T, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+func TestStage(t *testing.T) {
+	addrs := newCluster(t, schemas.TopicRaw, schemas.TopicEnriched, schemas.TopicDeadLetter)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	type input struct {
+		key, value []byte
+		dead       string // expected dead-letter reason
+	}
+	inputs := []input{
+		{key: []byte("01JA"), value: rawEvent("01JA", "cheap")},
+		{key: []byte("01JB"), value: rawEvent("01JB", "cheap")},
+		{key: []byte("01JC"), value: rawEvent("01JC", "mystery")},
+		{key: nil, value: rawEvent("01JD", "cheap")},
+		{key: []byte("broken"), value: []byte(`{"schema_version":"1",`), dead: schemas.ReasonInvalidJSON},
+		{key: []byte("01JE"), value: []byte(`{"schema_version":"1","event_id":"01JE","kind":"llm.request"}`), dead: schemas.ReasonInvalidSchema},
+		{key: []byte("01JF"), value: []byte(`{"schema_version":"1","bogus":true}`), dead: schemas.ReasonInvalidJSON},
+	}
+	for i := 0; i < 20; i++ {
+		id := "01JK" + string(rune('A'+i))
+		inputs = append(inputs, input{key: []byte(id), value: rawEvent(id, "full")})
+	}
+	prod := newClient(t, kgo.SeedBrokers(addrs...))
+	type pos struct {
+		partition int32
+		offset    int64
+	}
+	positions := map[string]pos{} // by value
+	for _, in := range inputs {
+		r, err := prod.ProduceSync(ctx, &kgo.Record{Topic: schemas.TopicRaw, Key: in.key, Value: in.value}).First()
+		if err != nil {
+			t.Fatal(err)
+		}
+		positions[string(in.value)] = pos{r.Partition, r.Offset}
+	}
+
+	enrichedBefore := counter(t, "aivis_enrich_events_total", "result", "enriched")
+	deadBefore := counter(t, "aivis_deadletter_total", "stage", StageName, "reason", schemas.ReasonInvalidJSON)
+	unpricedBefore := counter(t, "aivis_enrich_unpriced_total", "provider", "testprov")
+
+	stageClient := newClient(t, ConsumerOpts(addrs)...)
+	stage := NewStage(stageClient, testEnricher(t), quietLog)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- stage.Run(runCtx) }()
+
+	out := newClient(t, kgo.SeedBrokers(addrs...), kgo.ConsumeTopics(schemas.TopicEnriched, schemas.TopicDeadLetter),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	var enriched, dead []*kgo.Record
+	for len(enriched)+len(dead) < len(inputs) {
+		fs := out.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("got %d enriched and %d dead letters before timing out", len(enriched), len(dead))
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if r.Topic == schemas.TopicEnriched {
+				enriched = append(enriched, r)
+			} else {
+				dead = append(dead, r)
+			}
+		})
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+
+	wantDead := map[string]string{}
+	for _, in := range inputs {
+		if in.dead != "" {
+			wantDead[string(in.value)] = in.dead
+		}
+	}
+	if len(dead) != len(wantDead) {
+		t.Errorf("got %d dead letters, want %d", len(dead), len(wantDead))
+	}
+	for _, r := range dead {
+		var dl schemas.DeadLetter
+		if err := json.Unmarshal(r.Value, &dl); err != nil {
+			t.Fatal(err)
+		}
+		want, ok := wantDead[string(dl.Original)]
+		if !ok {
+			t.Errorf("unexpected dead letter for %q", dl.Original)
+			continue
+		}
+		p := positions[string(dl.Original)]
+		if dl.Reason != want || dl.Stage != StageName || dl.Topic != schemas.TopicRaw || dl.Partition != p.partition || dl.Offset != p.offset || dl.Detail == "" {
+			t.Errorf("dead letter %+v, want reason %s at %d@%d", dl, want, p.partition, p.offset)
+		}
+	}
+
+	seen := map[string]bool{}
+	for _, r := range enriched {
+		ev, err := schemas.DecodeEnriched(r.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(r.Key) != ev.EventID {
+			t.Errorf("enriched record key %q, event_id %q", r.Key, ev.EventID)
+		}
+		if seen[ev.EventID] {
+			t.Errorf("event %s enriched twice", ev.EventID)
+		}
+		seen[ev.EventID] = true
+		switch ev.Model {
+		case "cheap":
+			if ev.CostPicos != 37_500_037_500 || ev.CostSource != schemas.CostSourceCatalog {
+				t.Errorf("%s: cost %d source %s", ev.EventID, ev.CostPicos, ev.CostSource)
+			}
+		case "mystery":
+			if !ev.Flags.Unpriced || ev.CostSource != schemas.CostSourceNone {
+				t.Errorf("%s: want unpriced, got %+v", ev.EventID, ev.Flags)
+			}
+		}
+	}
+	if want := len(inputs) - len(wantDead); len(enriched) != want {
+		t.Errorf("got %d enriched, want %d", len(enriched), want)
+	}
+
+	// Every input offset is committed: a restart would not redo the work.
+	adm := kadm.NewClient(prod)
+	committed, err := adm.FetchOffsets(ctx, ConsumerGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, schemas.TopicRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends.Each(func(o kadm.ListedOffset) {
+		c, ok := committed.Lookup(o.Topic, o.Partition)
+		if o.Offset > 0 && (!ok || c.At != o.Offset) {
+			t.Errorf("partition %d: committed %v, end offset %d", o.Partition, c.At, o.Offset)
+		}
+	})
+
+	if d := counter(t, "aivis_enrich_events_total", "result", "enriched") - enrichedBefore; d != float64(len(enriched)) {
+		t.Errorf("enriched metric grew by %v, want %d", d, len(enriched))
+	}
+	if d := counter(t, "aivis_deadletter_total", "stage", StageName, "reason", schemas.ReasonInvalidJSON) - deadBefore; d != 2 {
+		t.Errorf("invalid_json dead-letter metric grew by %v, want 2", d)
+	}
+	if d := counter(t, "aivis_enrich_unpriced_total", "provider", "testprov") - unpricedBefore; d != 1 {
+		t.Errorf("unpriced metric grew by %v, want 1", d)
+	}
+}
+
+// TestStageProduceFailure checks that a record whose output is not
+// acknowledged is never committed.
+func TestStageProduceFailure(t *testing.T) {
+	// No enriched topic: every enriched produce fails.
+	addrs := newCluster(t, schemas.TopicRaw, schemas.TopicDeadLetter)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	prod := newClient(t, kgo.SeedBrokers(addrs...))
+	if err := prod.ProduceSync(ctx, &kgo.Record{Topic: schemas.TopicRaw, Key: []byte("01JA"), Value: rawEvent("01JA", "cheap")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	opts := append(ConsumerOpts(addrs), kgo.RecordDeliveryTimeout(time.Second))
+	stage := NewStage(newClient(t, opts...), testEnricher(t), quietLog)
+	err := stage.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "producing the output of") {
+		t.Fatalf("Run = %v, want a produce error", err)
+	}
+	committed, err := kadm.NewClient(prod).FetchOffsets(ctx, ConsumerGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	committed.Each(func(o kadm.OffsetResponse) {
+		if o.Topic == schemas.TopicRaw && o.At > 0 {
+			t.Errorf("partition %d committed at %d although its output failed", o.Partition, o.At)
+		}
+	})
+}
+
+func TestReload(t *testing.T) {
+	dir := t.TempDir()
+	catPath := filepath.Join(dir, "catalog.yaml")
+	good, err := os.ReadFile("testdata/catalog.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(b []byte) {
+		t.Helper()
+		if err := os.WriteFile(catPath, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(good)
+	cfg := Config{CatalogPath: catPath, OwnersPath: "testdata/owners.yaml", ReloadInterval: 10 * time.Millisecond}
+	e, err := Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.now = fixedNow
+	s := NewStage(nil, e, quietLog)
+
+	errsBefore := counter(t, "aivis_enrich_reload_errors_total")
+	write([]byte("catalog_version: broken\ncurrency: USD\nmodels: [{id: x, rates: {input: \"-1\"}}]\n"))
+	if err := s.Reload(cfg); err == nil {
+		t.Fatal("reloading a bad catalog succeeded")
+	}
+	if got := s.Enricher().Catalog().Version(); got != "test-1" {
+		t.Errorf("after a bad reload the catalog is %q, want the previous test-1", got)
+	}
+	if d := counter(t, "aivis_enrich_reload_errors_total") - errsBefore; d != 1 {
+		t.Errorf("reload errors grew by %v, want 1", d)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Watch(ctx, cfg) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	time.Sleep(30 * time.Millisecond) // let Watch record the current content
+	write(bytes.Replace(good, []byte("catalog_version: test-1"), []byte("catalog_version: test-2"), 1))
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Enricher().Catalog().Version() != "test-2" {
+		if time.Now().After(deadline) {
+			t.Fatal("Watch did not pick up the new catalog")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !s.Enricher().now().Equal(fixedNow()) {
+		t.Error("reload lost the clock")
+	}
+	if errors.Is(ctx.Err(), context.Canceled) {
+		t.Fatal("unexpected cancel")
+	}
+}
