@@ -6,7 +6,7 @@ BIN := bin/aivis
 PKGS := ./...
 FUZZTIME ?= 10s
 
-.PHONY: help build demo test unit integration fuzz bench lint clickhouse-up clickhouse-down clean
+.PHONY: help build demo test unit fuzz bench lint clickhouse-up clickhouse-down kafka-up kafka-down clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -17,7 +17,7 @@ build: ## build bin/aivis
 demo: build ## run the whole pipeline for a minute on synthetic traffic and print the cost report
 	deploy/scripts/demo.sh
 
-test: build clickhouse-up lint ## start the services and run every test (what CI runs)
+test: build clickhouse-up kafka-up lint ## start the services and run every test (what CI runs)
 	CI=$${CI:-} $(GO) test -count=1 -race -timeout 15m $(PKGS)
 	$(MAKE) fuzz
 
@@ -47,6 +47,12 @@ clickhouse-up: ## start (installing if needed) a private ClickHouse on 127.0.0.1
 
 clickhouse-down: ## stop the ClickHouse started by clickhouse-up
 	deploy/scripts/clickhouse.sh down
+
+kafka-up: ## start (fetching the jars from Maven Central once) a private Kafka 4.4 broker on 127.0.0.1:19092
+	deploy/scripts/kafka.sh up
+
+kafka-down: ## stop the Kafka broker started by kafka-up (data kept)
+	deploy/scripts/kafka.sh down
 
 clean: ## remove build output (not the ClickHouse data)
 	rm -rf bin

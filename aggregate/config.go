@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/aivis-dev/aivis/schemas"
 )
 
 // Config sets the windowing, lateness, deduplication and flushing policy.
@@ -32,6 +34,8 @@ type Config struct {
 	FlushInterval time.Duration `koanf:"flush_interval"`
 	// MaxPendingEvents forces a flush when this many accepted events wait.
 	MaxPendingEvents int `koanf:"max_pending_events"`
+	// Topic is the enriched topic to consume.
+	Topic string `koanf:"topic"`
 	// Group is the Kafka consumer group shared by all replicas.
 	Group string `koanf:"group"`
 	// InstanceID enables static group membership when set (unique per replica).
@@ -60,6 +64,7 @@ func DefaultConfig() Config {
 		IdleTimeout:      10 * time.Second,
 		FlushInterval:    time.Second,
 		MaxPendingEvents: 50_000,
+		Topic:            schemas.TopicEnriched,
 		Group:            "aivis-aggregate",
 		SessionTimeout:   45 * time.Second,
 		PollRecords:      10_000,
@@ -100,6 +105,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxPendingEvents <= 0 {
 		bad("max_pending_events", "must be positive")
+	}
+	if c.Topic == "" {
+		bad("topic", "must name the enriched topic (e.g. %s)", schemas.TopicEnriched)
 	}
 	if c.Group == "" {
 		bad("group", "must name the consumer group (e.g. aivis-aggregate)")

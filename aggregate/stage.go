@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -39,6 +40,7 @@ type Stage struct {
 
 	mu        sync.Mutex
 	epochs    map[int32]int32
+	assigned  map[int32]bool
 	lastFlush time.Time
 	sinkErr   error
 	lastOK    time.Time
@@ -48,13 +50,14 @@ type Stage struct {
 // carry the seed brokers and any transport options.
 func NewStage(cfg Config, topic string, brokerOpts []kgo.Opt, sink Sink, log *slog.Logger) (*Stage, error) {
 	s := &Stage{
-		cfg:    cfg,
-		topic:  topic,
-		sink:   sink,
-		engine: NewEngine(cfg),
-		log:    log,
-		now:    time.Now,
-		epochs: map[int32]int32{},
+		cfg:      cfg,
+		topic:    topic,
+		sink:     sink,
+		engine:   NewEngine(cfg),
+		log:      log,
+		now:      time.Now,
+		epochs:   map[int32]int32{},
+		assigned: map[int32]bool{},
 	}
 	opts := append([]kgo.Opt{
 		kgo.ConsumerGroup(cfg.Group),
@@ -66,6 +69,7 @@ func NewStage(cfg Config, topic string, brokerOpts []kgo.Opt, sink Sink, log *sl
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.OnPartitionsRevoked(s.onRevoked),
 		kgo.OnPartitionsLost(s.onLost),
+		kgo.OnPartitionsAssigned(s.onAssigned),
 		kgo.SessionTimeout(cfg.SessionTimeout),
 	}, brokerOpts...)
 	if cfg.InstanceID != "" {
@@ -219,7 +223,7 @@ func (s *Stage) assign(ctx context.Context, p int32, firstOffset int64) error {
 		h, err := s.sink.History(ctx, p, firstOffset, since)
 		if err == nil {
 			s.engine.Assign(p, h, s.now())
-			s.log.Info("partition assigned", "partition", p, "from_offset", firstOffset,
+			s.log.Info("partition state loaded", "partition", p, "from_offset", firstOffset,
 				"emitted_windows", len(h.Emitted), "known_event_ids", len(h.SeenIDs))
 			return nil
 		}
@@ -311,6 +315,7 @@ func (s *Stage) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[strin
 	for _, p := range parts {
 		s.engine.Drop(p)
 		delete(s.epochs, p)
+		delete(s.assigned, p)
 	}
 	s.log.Info("partitions revoked", "partitions", parts)
 }
@@ -322,6 +327,7 @@ func (s *Stage) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32
 	for _, p := range lost[s.topic] {
 		s.engine.Drop(p)
 		delete(s.epochs, p)
+		delete(s.assigned, p)
 	}
 	s.log.Warn("partitions lost", "partitions", lost[s.topic])
 }
@@ -353,3 +359,26 @@ func (s *Stage) Positions() map[int32]int64 {
 
 // Processed is the number of records this replica has consumed.
 func (s *Stage) Processed() int64 { return s.processed.Load() }
+
+// onAssigned records ownership; partition state itself is loaded lazily
+// with the first records, when the restart offset is known.
+func (s *Stage) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range assigned[s.topic] {
+		s.assigned[p] = true
+	}
+	s.log.Info("partitions assigned", "partitions", assigned[s.topic])
+}
+
+// Assigned returns the partitions the group has given this replica.
+func (s *Stage) Assigned() []int32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]int32, 0, len(s.assigned))
+	for p := range s.assigned {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}

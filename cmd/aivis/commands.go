@@ -92,7 +92,7 @@ func runAggregate(ctx context.Context, e *env) error {
 	if _, err := store.Migrate(ctx); err != nil {
 		return err
 	}
-	stage, err := aggregate.NewStage(e.cfg.Aggregate, schemas.TopicEnriched, bus.Opts(e.cfg.Kafka.Brokers, e.cfg.Kafka.ClientID+"-aggregate"), store, e.log)
+	stage, err := aggregate.NewStage(e.cfg.Aggregate, e.cfg.Aggregate.Topic, bus.Opts(e.cfg.Kafka.Brokers, e.cfg.Kafka.ClientID+"-aggregate"), store, e.log)
 	if err != nil {
 		return err
 	}

@@ -122,7 +122,7 @@ func startPipeline(ctx context.Context, cfg config.Config, token string, log *sl
 	})
 
 	// aggregate
-	p.agg, err = aggregate.NewStage(cfg.Aggregate, schemas.TopicEnriched, bus.Opts(p.brokers, cfg.Kafka.ClientID+"-aggregate"), p.store, log.With("stage", "aggregate"))
+	p.agg, err = aggregate.NewStage(cfg.Aggregate, cfg.Aggregate.Topic, bus.Opts(p.brokers, cfg.Kafka.ClientID+"-aggregate"), p.store, log.With("stage", "aggregate"))
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +190,7 @@ func (p *pipeline) waitEnriched(ctx context.Context) error {
 
 func (p *pipeline) waitAggregated(ctx context.Context) error {
 	for {
-		ends, err := bus.EndOffsets(ctx, p.brokers, schemas.TopicEnriched)
+		ends, err := bus.EndOffsets(ctx, p.brokers, p.cfg.Aggregate.Topic)
 		if err == nil {
 			pos := p.agg.Positions()
 			done := true

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -85,4 +86,15 @@ func ClickHouseDatabase(t testing.TB) (addr, database string) {
 		}
 	})
 	return addr, database
+}
+
+// ClickHouseScript returns the absolute path of deploy/scripts/clickhouse.sh,
+// for tests that start and stop a private server.
+func ClickHouseScript(t testing.TB) string {
+	t.Helper()
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(root, "deploy", "scripts", "clickhouse.sh")
 }

@@ -1,0 +1,446 @@
+#!/usr/bin/env bash
+# Starts, stops or reports a private single-node Apache Kafka 4.x broker
+# (KRaft: broker and controller in one JVM) for the integration tests, the
+# fault tests and CI. It listens on 127.0.0.1 only.
+#
+# The broker's jars come from Maven Central through deploy/kafka/pom.xml and
+# are copied once into $AIVIS_KAFKA_HOME; later runs need no network.
+#
+#   deploy/scripts/kafka.sh up             start (resolving the jars if needed) and wait until ready
+#   deploy/scripts/kafka.sh down [--wipe]  stop; --wipe also deletes the topics and offsets
+#   deploy/scripts/kafka.sh restart        down + up, keeping the data (for fault tests)
+#   deploy/scripts/kafka.sh status         exit 0 when the broker answers
+#   deploy/scripts/kafka.sh fetch          only resolve the jars (e.g. to warm a CI cache)
+#   deploy/scripts/kafka.sh classpath      print the broker's classpath
+#
+# Environment:
+#   AIVIS_KAFKA_PORT      client (PLAINTEXT) port, default 19092; the controller uses PORT+1
+#   AIVIS_KAFKA_DIR       config, data, logs and pid file, default <repo>/.aivis/kafka
+#   AIVIS_KAFKA_HOME      jar cache, default $HOME/.cache/aivis/kafka
+#   AIVIS_KAFKA_HEAP      maximum heap (-Xmx), default 512m; the initial heap is 256m
+#   AIVIS_KAFKA_JVM_OPTS  extra JVM options, appended, so they can override the defaults
+#                         (e.g. "-Xms64m -XX:+UseG1GC")
+#   AIVIS_KAFKA_WAIT      seconds `up` waits for the broker, default 90
+#   JAVA_HOME             Java 17+ to use instead of the java on PATH
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+pom=$root/deploy/kafka/pom.xml
+log4j_conf=$root/deploy/kafka/log4j2.properties
+user_home=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}
+dir=${AIVIS_KAFKA_DIR:-$root/.aivis/kafka}
+cache_home=${AIVIS_KAFKA_HOME:-$user_home/.cache/aivis/kafka}
+# Absolute paths: they end up in the broker's command line, which `down`
+# matches, and in server.properties.
+case $dir in /*) ;; *) dir=$PWD/$dir ;; esac
+case $cache_home in /*) ;; *) cache_home=$PWD/$cache_home ;; esac
+port=${AIVIS_KAFKA_PORT:-19092}
+heap=${AIVIS_KAFKA_HEAP:-512m}
+wait_s=${AIVIS_KAFKA_WAIT:-90}
+
+props=$dir/server.properties
+datadir=$dir/data
+logdir=$dir/logs
+pidfile=$dir/kafka.pid
+stdout_log=$dir/stdout.log
+
+say() { echo "kafka: $*"; }
+fail() {
+  echo "kafka: error: $*" >&2
+  exit 1
+}
+
+case $port in
+  '' | *[!0-9]*) fail "AIVIS_KAFKA_PORT must be a port number, got '$port'" ;;
+esac
+ctrl_port=$((port + 1))
+if [ "$ctrl_port" -gt 65535 ]; then
+  fail "AIVIS_KAFKA_PORT=$port leaves no room for the controller port (PORT+1)"
+fi
+
+# answers PORT: something accepts TCP connections on 127.0.0.1:PORT.
+answers() {
+  # shellcheck disable=SC2016 # $1 expands in the inner shell
+  timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _ "$1" 2>/dev/null
+}
+
+java_bin() {
+  if [ -n "${JAVA_HOME:-}" ] && [ -x "$JAVA_HOME/bin/java" ]; then
+    echo "$JAVA_HOME/bin/java"
+  elif command -v java >/dev/null 2>&1; then
+    command -v java
+  else
+    return 1
+  fi
+}
+
+# apt_install PKG...: installs Debian packages when root (or sudo) allows it.
+apt_install() {
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || return 1
+    sudo=sudo
+  fi
+  say "installing $* with apt …"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+need_java() {
+  if ! java_bin >/dev/null; then
+    apt_install openjdk-17-jre-headless ||
+      fail "no java found; install Java 17 or newer (apt-get install openjdk-17-jre-headless) or set JAVA_HOME"
+  fi
+  local java version major
+  java=$(java_bin)
+  version=$("$java" -version 2>&1 | awk -F'"' '/version/ {print $2; exit}')
+  major=${version%%.*}
+  if [ "$major" = 1 ]; then major=$(echo "$version" | cut -d. -f2); fi
+  case $major in
+    '' | *[!0-9]*) fail "cannot tell the version of $java (got '$version'); Kafka 4.x needs Java 17+" ;;
+  esac
+  if [ "$major" -lt 17 ]; then
+    fail "$java is Java $version; Kafka 4.x brokers need Java 17 or newer (set JAVA_HOME)"
+  fi
+}
+
+need_mvn() {
+  command -v mvn >/dev/null 2>&1 && return
+  apt_install maven ||
+    fail "Maven (mvn) is needed once to fetch Kafka's jars; install it (apt-get install maven)"
+}
+
+# The cache key is a hash of pom.xml, so editing the pom (e.g. the Kafka
+# version) resolves again instead of running stale jars.
+cache_dir() {
+  local key
+  key=$(sha256sum "$pom" | cut -c1-16)
+  echo "$cache_home/$key"
+}
+
+# cached_classpath: prints the cached classpath if it exists and every jar in
+# it is still there; fails otherwise.
+cached_classpath() {
+  local cpfile cp jar
+  cpfile=$(cache_dir)/classpath
+  [ -s "$cpfile" ] || return 1
+  cp=$(cat "$cpfile")
+  local IFS=:
+  for jar in $cp; do
+    [ -f "$jar" ] || return 1
+  done
+  echo "$cp"
+}
+
+# resolve: makes sure the jars are in the cache (running Maven only when they
+# are not) and prints the classpath.
+resolve() {
+  [ -f "$pom" ] || fail "missing $pom (run this script from an aivis checkout)"
+  if cached_classpath; then return; fi
+  mkdir -p "$cache_home"
+  # Another kafka.sh (another data dir) may be resolving into the same cache.
+  exec 8>"$cache_home/.lock"
+  flock -w 600 8 || fail "another kafka.sh holds $cache_home/.lock for over 600 s"
+  if cached_classpath; then return; fi
+  need_mvn
+  local cdir staging start
+  cdir=$(cache_dir)
+  staging=$(mktemp -d "$cache_home/.resolve.XXXXXX")
+  say "resolving Kafka's jars from Maven Central into $cdir (once) …" >&2
+  start=$SECONDS
+  if ! mvn -B -q -f "$pom" dependency:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$staging/libs" >"$staging/mvn.log" 2>&1; then
+    echo "kafka: error: Maven could not resolve the broker's jars; its last lines:" >&2
+    tail -n 30 "$staging/mvn.log" >&2
+    echo "kafka: check that Maven Central is reachable (proxy settings in ~/.m2/settings.xml) and that deploy/kafka/pom.xml names a served version" >&2
+    rm -rf "$staging"
+    exit 1
+  fi
+  local jars=("$staging"/libs/*.jar)
+  [ -f "${jars[0]}" ] || fail "Maven resolved no jars (see deploy/kafka/pom.xml)"
+  # Move into place, then write the classpath file last: its presence marks a
+  # complete cache.
+  rm -rf "$cdir"
+  mkdir -p "$cdir"
+  mv "$staging/libs" "$cdir/libs"
+  rm -rf "$staging"
+  local cp="" jar
+  for jar in "$cdir"/libs/*.jar; do cp=${cp:+$cp:}$jar; done
+  printf '%s\n' "$cp" >"$cdir/classpath.tmp"
+  mv "$cdir/classpath.tmp" "$cdir/classpath"
+  say "resolved ${#jars[@]} jars in $((SECONDS - start)) s" >&2
+  echo "$cp"
+}
+
+write_props() {
+  mkdir -p "$datadir" "$logdir"
+  cat >"$props.tmp" <<EOF
+# Written by deploy/scripts/kafka.sh on every start; edits here are lost.
+# Single-node KRaft: this JVM is both the broker and the only controller.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$ctrl_port
+controller.listener.names=CONTROLLER
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$ctrl_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$datadir
+
+# One broker: every internal topic has a single replica.
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=6
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=6
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+default.replication.factor=1
+min.insync.replicas=1
+
+# Tests create their topics explicitly; consumers join groups without delay.
+auto.create.topics.enable=false
+num.partitions=6
+group.initial.rebalance.delay.ms=0
+
+# Sized for a 2-core machine.
+num.network.threads=2
+num.io.threads=4
+num.recovery.threads.per.data.dir=1
+background.threads=4
+log.cleaner.threads=1
+EOF
+  mv "$props.tmp" "$props"
+}
+
+format_once() {
+  local cp=$1 java cluster_id
+  if [ -f "$datadir/meta.properties" ]; then return; fi
+  java=$(java_bin)
+  # A cluster id is 16 random bytes in URL-safe base64 without padding.
+  cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+  say "formatting $datadir (cluster id $cluster_id)"
+  if ! "$java" -Xmx256m -cp "$cp" -Dlog4j2.configurationFile="$log4j_conf" \
+    -Dkafka.logs.dir="$logdir" kafka.tools.StorageTool format \
+    --cluster-id "$cluster_id" --config "$props" --ignore-formatted >"$dir/format.log" 2>&1; then
+    echo "kafka: error: formatting the storage failed:" >&2
+    cat "$dir/format.log" >&2
+    exit 1
+  fi
+}
+
+# our_pid: prints the pid of the broker this script started for $dir, if it
+# is still running.
+our_pid() {
+  local pid
+  if [ -f "$pidfile" ]; then
+    pid=$(cat "$pidfile")
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null &&
+      tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "kafka.Kafka $props"; then
+      echo "$pid"
+      return
+    fi
+  fi
+  # The pid file may be gone (e.g. the data dir was wiped while it ran):
+  # look for a broker started with this very properties file.
+  pgrep -f -- "kafka\.Kafka $props\$" | head -n 1
+}
+
+log_size() { stat -c %s "$logdir/server.log" 2>/dev/null || echo 0; }
+
+# started_since OFFSET: server.log has a "started" line after byte OFFSET.
+started_since() {
+  local off=$1 size
+  size=$(log_size)
+  [ "$size" -ge "$off" ] || off=0 # the log rolled over
+  tail -c +"$((off + 1))" "$logdir/server.log" 2>/dev/null |
+    grep -qE 'Kafka Server started|\[KafkaRaftServer nodeId=[0-9]+\] Kafka Server started'
+}
+
+# show_log_tail OFFSET: prints what this start wrote: the JVM's own output
+# (e.g. a bad option) and server.log after byte OFFSET.
+show_log_tail() {
+  local off=$1 size
+  if [ -s "$stdout_log" ]; then
+    echo "kafka: last lines of $stdout_log:" >&2
+    tail -n 20 "$stdout_log" >&2
+  fi
+  size=$(log_size)
+  [ "$size" -ge "$off" ] || off=0
+  if [ "$size" -gt "$off" ]; then
+    echo "kafka: last lines that this start wrote to $logdir/server.log:" >&2
+    tail -c +"$((off + 1))" "$logdir/server.log" | tail -n 40 >&2
+  else
+    echo "kafka: this start wrote nothing to $logdir/server.log" >&2
+  fi
+}
+
+# wait_ready PID OFFSET: waits until the broker answers on $port and has
+# logged its start after byte OFFSET of server.log (OFFSET "" skips the log
+# check); fails with the logs when it exits or takes longer than $wait_s.
+wait_ready() {
+  local pid=$1 off=$2 start=$SECONDS
+  while [ $((SECONDS - start)) -lt "$wait_s" ]; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      rm -f "$pidfile"
+      echo "kafka: error: the broker exited during startup" >&2
+      show_log_tail "${off:-0}"
+      exit 1
+    fi
+    if answers "$port" && { [ -z "$off" ] || started_since "$off"; }; then
+      return
+    fi
+    sleep 0.5
+  done
+  echo "kafka: error: the broker did not become ready within $wait_s s (pid $pid still running; stop it with '$0 down')" >&2
+  show_log_tail "${off:-0}"
+  exit 1
+}
+
+up() {
+  local pid
+  if answers "$port"; then
+    pid=$(our_pid || true)
+    if [ -n "$pid" ]; then
+      say "already up on 127.0.0.1:$port (pid $pid, data in $datadir)"
+    else
+      say "127.0.0.1:$port already answers (not started from $dir); using it as is"
+    fi
+    return
+  fi
+  pid=$(our_pid || true)
+  if [ -n "$pid" ]; then
+    say "a broker for $dir is already starting (pid $pid); waiting for it"
+    wait_ready "$pid" ""
+    say "ready on 127.0.0.1:$port (pid $pid)"
+    return
+  fi
+  if answers "$ctrl_port"; then
+    fail "port $ctrl_port (controller, AIVIS_KAFKA_PORT+1) is taken by another process; pick another AIVIS_KAFKA_PORT"
+  fi
+  need_java
+  local cp java
+  cp=$(resolve)
+  java=$(java_bin)
+  write_props
+  format_once "$cp"
+
+  local off start
+  off=$(log_size)
+  start=$SECONDS
+  say "starting on 127.0.0.1:$port (controller $ctrl_port), data in $datadir"
+  # setsid: the broker gets its own session, so Ctrl-C or a closing terminal
+  # in the caller does not reach it. ${AIVIS_KAFKA_JVM_OPTS} is split on spaces
+  # on purpose.
+  # shellcheck disable=SC2086
+  setsid "$java" -Xms256m -Xmx"$heap" -XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError \
+    -XX:MaxMetaspaceSize=192m -Djava.awt.headless=true -Dfile.encoding=UTF-8 \
+    -Dlog4j2.configurationFile="$log4j_conf" -Dkafka.logs.dir="$logdir" \
+    ${AIVIS_KAFKA_JVM_OPTS:-} \
+    -cp "$cp" kafka.Kafka "$props" >"$stdout_log" 2>&1 </dev/null 8>&- 9>&- &
+  pid=$!
+  echo "$pid" >"$pidfile"
+  wait_ready "$pid" "$off"
+  say "ready on 127.0.0.1:$port after $((SECONDS - start)) s (pid $pid, log $logdir/server.log)"
+}
+
+down() {
+  local wipe=${1:-} pid
+  pid=$(our_pid || true)
+  if [ -n "$pid" ]; then
+    say "stopping pid $pid …"
+    kill -TERM "$pid" 2>/dev/null || true
+    local i
+    for ((i = 0; i < 80; i++)); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.25
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      say "still running after 20 s; sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      for ((i = 0; i < 20; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.25
+      done
+    fi
+    rm -f "$pidfile"
+    say "stopped"
+  else
+    rm -f "$pidfile"
+    if answers "$port"; then
+      say "127.0.0.1:$port answers, but not a broker started from $dir; leaving it alone"
+    else
+      say "no broker started from $dir is running"
+    fi
+  fi
+  if [ "$wipe" = --wipe ]; then
+    case $dir in
+      / | "$user_home" | "$root") fail "refusing to wipe '$dir'" ;;
+    esac
+    rm -rf "$dir"
+    say "wiped $dir"
+  fi
+}
+
+status() {
+  local pid
+  pid=$(our_pid || true)
+  if answers "$port"; then
+    if [ -n "$pid" ]; then
+      say "up on 127.0.0.1:$port (pid $pid, data in $datadir)"
+    else
+      say "up on 127.0.0.1:$port (not started from $dir)"
+    fi
+  else
+    if [ -n "$pid" ]; then
+      say "down: pid $pid runs but 127.0.0.1:$port does not answer (starting or stuck; see $logdir/server.log)"
+    else
+      say "down"
+    fi
+    exit 1
+  fi
+}
+
+usage() {
+  echo "usage: $0 up | down [--wipe] | restart | status | fetch | classpath" >&2
+  exit 2
+}
+
+# lock: one up/down/restart at a time for this data dir (tests running in
+# parallel may all call `up`).
+lock() {
+  mkdir -p "$dir"
+  exec 9>"$dir/.lock"
+  flock -w 180 9 || fail "another kafka.sh holds $dir/.lock for over 180 s"
+}
+
+case "${1:-}" in
+  up)
+    lock
+    up
+    ;;
+  down)
+    case "${2:-}" in
+      '' | --wipe)
+        lock
+        down "${2:-}"
+        ;;
+      *) usage ;;
+    esac
+    ;;
+  restart)
+    lock
+    down
+    up
+    ;;
+  status) status ;;
+  fetch)
+    need_java
+    resolve >/dev/null
+    say "jars cached in $(cache_dir)"
+    ;;
+  classpath)
+    resolve
+    ;;
+  *) usage ;;
+esac

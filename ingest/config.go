@@ -1,0 +1,133 @@
+package ingest
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+)
+
+// Config configures the ingest server. It is the "ingest" section of the
+// aivis config; Validate names problems with that prefix.
+type Config struct {
+	// ListenAddr is where POST /v1/events is served.
+	ListenAddr string `koanf:"listen_addr"`
+	// MaxBodyBytes bounds one request body; larger bodies get 413.
+	MaxBodyBytes int64 `koanf:"max_body_bytes"`
+	// MaxEventsPerRequest bounds the events in one request; more get 413.
+	MaxEventsPerRequest int `koanf:"max_events_per_request"`
+	// MaxEventBytes bounds one event as produced to Kafka. Keep it below the
+	// topic's max.message.bytes (1 MB by default) so that an oversized event
+	// is rejected with its index instead of failing the whole produce.
+	MaxEventBytes int `koanf:"max_event_bytes"`
+	// MaxInflightRequests bounds requests being read, decoded or produced at
+	// once; more get 503 at once rather than queueing. Memory use is about
+	// MaxInflightRequests × 3 × MaxBodyBytes.
+	MaxInflightRequests int `koanf:"max_inflight_requests"`
+	// ProduceTimeout bounds the wait for the broker's acknowledgement.
+	ProduceTimeout time.Duration `koanf:"produce_timeout"`
+	// RetryAfter is what 503 responses tell clients to wait (whole seconds).
+	RetryAfter time.Duration `koanf:"retry_after"`
+	// ReadTimeout bounds reading one request, headers and body.
+	ReadTimeout time.Duration `koanf:"read_timeout"`
+	// ShutdownTimeout bounds finishing in-flight requests on shutdown.
+	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
+	// AllowAnonymous accepts requests without a token. Only valid when no
+	// producers are configured; meant for local development.
+	AllowAnonymous bool `koanf:"allow_anonymous"`
+	// Producers are the clients allowed to send events.
+	Producers []ProducerToken `koanf:"producers"`
+}
+
+// ProducerToken identifies one producer by the SHA-256 of its bearer token;
+// the token itself is never stored in config.
+type ProducerToken struct {
+	// Name labels the producer in logs; optional.
+	Name string `koanf:"name"`
+	// TokenSHA256 is HashToken(token): 64 hex characters.
+	TokenSHA256 string `koanf:"token_sha256"`
+}
+
+// DefaultConfig returns the defaults. It does not validate on its own: add
+// producers, or set AllowAnonymous for local development.
+func DefaultConfig() Config {
+	return Config{
+		ListenAddr:          "127.0.0.1:8080",
+		MaxBodyBytes:        5 << 20,
+		MaxEventsPerRequest: 10_000,
+		MaxEventBytes:       256 << 10,
+		MaxInflightRequests: 64,
+		ProduceTimeout:      10 * time.Second,
+		RetryAfter:          5 * time.Second,
+		ReadTimeout:         30 * time.Second,
+		ShutdownTimeout:     15 * time.Second,
+	}
+}
+
+// Validate reports every problem at once, each prefixed with its key path.
+func (c Config) Validate() error {
+	var errs []error
+	add := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("ingest.%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
+		add("listen_addr", "must be host:port such as 127.0.0.1:8080 (%v)", err)
+	}
+	if c.MaxBodyBytes <= 0 {
+		add("max_body_bytes", "must be positive, got %d", c.MaxBodyBytes)
+	}
+	if c.MaxEventsPerRequest <= 0 {
+		add("max_events_per_request", "must be positive, got %d", c.MaxEventsPerRequest)
+	}
+	if c.MaxEventBytes <= 0 {
+		add("max_event_bytes", "must be positive, got %d", c.MaxEventBytes)
+	}
+	if c.MaxInflightRequests <= 0 {
+		add("max_inflight_requests", "must be positive, got %d", c.MaxInflightRequests)
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+		min time.Duration
+	}{
+		{"produce_timeout", c.ProduceTimeout, time.Millisecond},
+		{"retry_after", c.RetryAfter, time.Second},
+		{"read_timeout", c.ReadTimeout, time.Millisecond},
+		{"shutdown_timeout", c.ShutdownTimeout, time.Millisecond},
+	} {
+		if d.v < d.min {
+			add(d.key, "must be at least %s, got %s", d.min, d.v)
+		}
+	}
+
+	names := map[string]int{}
+	hashes := map[string]int{}
+	for i, p := range c.Producers {
+		key := fmt.Sprintf("producers[%d]", i)
+		if p.Name != "" {
+			if j, dup := names[p.Name]; dup {
+				add(key+".name", "%q is also the name of producers[%d]; names must be unique", p.Name, j)
+			}
+			names[p.Name] = i
+		}
+		h := strings.ToLower(p.TokenSHA256)
+		if _, err := hex.DecodeString(h); err != nil || len(h) != 64 {
+			// Never echo the value: it may be a raw token pasted by mistake.
+			add(key+".token_sha256", "must be 64 hex characters, the SHA-256 of the token as `aivis token` prints it; never put the token itself in config")
+			continue
+		}
+		if j, dup := hashes[h]; dup {
+			add(key+".token_sha256", "is the same as producers[%d].token_sha256; give every producer its own token", j)
+		}
+		hashes[h] = i
+	}
+	switch {
+	case len(c.Producers) == 0 && !c.AllowAnonymous:
+		add("producers", "none configured, so no client could send events; add {name, token_sha256} entries (create a token and its hash with `aivis token`), or set ingest.allow_anonymous: true for local development only")
+	case len(c.Producers) > 0 && c.AllowAnonymous:
+		add("allow_anonymous", "must be false when producers are configured (their tokens are then required); remove one or the other")
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,369 @@
+// Package ingest is aivis's HTTP front door. Producers (LLM gateways,
+// scripts) POST usage events to /v1/events; ingest authenticates them by
+// bearer token, decodes and validates every event against the v1 contract
+// (package schemas) and produces the valid ones to Kafka topic
+// aivis.usage.raw.v1 through a Producer, keyed by event_id so that one event
+// id always lands on one partition. Nothing else leaves the package.
+//
+// A body is one JSON event, a JSON array of events, or NDJSON (objects
+// separated by newlines; Content-Type application/x-ndjson, or any body not
+// starting with '['). What clients can rely on:
+//
+//   - 202 {"accepted": n} is sent only after Kafka acknowledged every event of
+//     the request (acks=all).
+//   - A request is all or nothing: if any event is invalid the response is
+//     422 {"accepted": 0, "rejected": n, "errors": [{"index", "field",
+//     "message"}]} and no event of it is produced, so the client fixes the
+//     named events and resubmits the whole request. Malformed JSON is 400 with
+//     the line and column; a body or event count over the limit is 413.
+//   - 503 with Retry-After means "not stored, or not known to be stored":
+//     Kafka failed or timed out, or ingest is at max_inflight_requests. Resend
+//     the same request with the same event ids; later stages drop duplicates
+//     by event_id, so events are never silently lost nor counted twice.
+//   - 401 for a missing or unknown token.
+//
+// API keys are never stored raw: a key sent in label "api_key" (any case) or,
+// for every event of the request that has none, in header X-AIVIS-Api-Key is
+// replaced by api_key_id = APIKeyID(key) ("sha256:" and the hex of the first
+// 16 bytes of its SHA-256) before anything is produced or logged.
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/aivis-dev/aivis/schemas"
+)
+
+// Producer writes records to Kafka. ProduceSync blocks until every record is
+// acknowledged or has failed, or ctx is done, and returns one result per
+// record. *kgo.Client satisfies it; configure it with ClientOptions.
+type Producer interface {
+	ProduceSync(ctx context.Context, rs ...*kgo.Record) kgo.ProduceResults
+}
+
+// APIKeyHeader carries a raw API key that applies to every event of a
+// request that does not carry its own.
+const APIKeyHeader = "X-AIVIS-Api-Key"
+
+// Path is where events are posted.
+const Path = "/v1/events"
+
+// produceGrace is how long past ProduceTimeout the handler waits for the
+// producer before answering 503 anyway (kgo cannot fail records already
+// sent to a broker until the broker answers).
+const produceGrace = time.Second
+
+// ClientOptions are the kgo options ingest relies on: acks from all in-sync
+// replicas with idempotent writes (kgo's default once acks=all), and records
+// that give up within the produce timeout. Add seed brokers and TLS/SASL.
+func ClientOptions(cfg Config) []kgo.Opt {
+	return []kgo.Opt{
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		// kgo refuses less than a second; the request context bounds it too.
+		kgo.RecordDeliveryTimeout(max(cfg.ProduceTimeout, time.Second)),
+	}
+}
+
+// Response is the JSON body of every answer to POST /v1/events.
+type Response struct {
+	// Accepted events were acknowledged by Kafka.
+	Accepted int `json:"accepted"`
+	// Rejected events were not produced (every event of a rejected request).
+	Rejected int `json:"rejected,omitempty"`
+	// Errors lists per-event problems, at most 1000.
+	Errors []EventError `json:"errors,omitempty"`
+	// Error says what went wrong with the request and what to do.
+	Error string `json:"error,omitempty"`
+}
+
+// Server serves POST /v1/events.
+type Server struct {
+	cfg        Config
+	producer   Producer
+	log        *slog.Logger
+	auth       authenticator
+	lim        limits
+	slots      chan struct{}
+	retryAfter string
+	// producing counts produce calls still running, which may outlive their
+	// request after a timeout; Serve waits for them on shutdown.
+	producing sync.WaitGroup
+}
+
+// New validates cfg and returns a server that produces through producer.
+func New(cfg Config, producer Producer, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("configuring ingest: %w", err)
+	}
+	if producer == nil {
+		return nil, errors.New("configuring ingest: no Kafka producer given")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		cfg:        cfg,
+		producer:   producer,
+		log:        log,
+		auth:       newAuthenticator(cfg),
+		lim:        limits{maxEvents: cfg.MaxEventsPerRequest, maxEventBytes: cfg.MaxEventBytes},
+		slots:      make(chan struct{}, cfg.MaxInflightRequests),
+		retryAfter: strconv.Itoa(int((cfg.RetryAfter + time.Second - 1) / time.Second)),
+	}
+	if s.auth.anonymous {
+		log.Warn("ingest accepts events without a token (ingest.allow_anonymous); use this only for local development")
+	}
+	return s, nil
+}
+
+// Handler returns the handler for POST /v1/events.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc(Path, s.serveEvents)
+	return mux
+}
+
+// Run listens on addr (cfg.ListenAddr when empty) and serves until ctx is
+// done; see Serve.
+func (s *Server) Run(ctx context.Context, addr string) error {
+	if addr == "" {
+		addr = s.cfg.ListenAddr
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening for events on %s (set ingest.listen_addr to a free address): %w", addr, err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln until ctx is done, then stops accepting connections and
+// lets in-flight requests finish within cfg.ShutdownTimeout; requests still
+// running then are cut off and reported in the error. It closes ln.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: min(10*time.Second, s.cfg.ReadTimeout),
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.ReadTimeout + s.cfg.ProduceTimeout + 2*produceGrace,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	s.log.Info("serving usage events", "addr", ln.Addr().String(), "path", Path)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("serving events on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	<-served
+	if err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("finishing in-flight ingest requests: cut off after %s (raise ingest.shutdown_timeout): %w", s.cfg.ShutdownTimeout, err)
+	}
+	done := make(chan struct{})
+	go func() { s.producing.Wait(); close(done) }()
+	select {
+	case <-done:
+		s.log.Info("ingest stopped")
+		return nil
+	case <-sctx.Done():
+		return fmt.Errorf("finishing in-flight ingest requests: produce calls still waiting for Kafka after %s (raise ingest.shutdown_timeout)", s.cfg.ShutdownTimeout)
+	}
+}
+
+func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		s.respond(w, http.StatusMethodNotAllowed, Response{Error: "use POST to send events"})
+		return
+	}
+	producer, ok := s.auth.check(r.Header.Get("Authorization"))
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="aivis"`)
+		s.respond(w, http.StatusUnauthorized, Response{Error: "missing or unknown bearer token: send `Authorization: Bearer <token>` with a token whose SHA-256 is listed under ingest.producers"})
+		return
+	}
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && ce != "identity" {
+		s.respond(w, http.StatusUnsupportedMediaType, Response{Error: fmt.Sprintf("Content-Encoding %q is not supported; send the body uncompressed", ce)})
+		return
+	}
+	select {
+	case s.slots <- struct{}{}:
+		inflight.Inc()
+	default:
+		s.unavailable(w, fmt.Sprintf("ingest is handling its limit of %d concurrent requests; retry after %s seconds with the same event ids (operators: raise ingest.max_inflight_requests or add ingest replicas)",
+			s.cfg.MaxInflightRequests, s.retryAfter))
+		return
+	}
+	release := s.release
+	defer func() {
+		if release != nil {
+			release()
+		}
+	}()
+
+	body, berr := s.readBody(w, r)
+	if berr != nil {
+		s.respond(w, berr.status, Response{Error: berr.msg})
+		return
+	}
+	b, err := decodeBody(body, framingOf(r.Header.Get("Content-Type")), s.lim, r.Header.Get(APIKeyHeader))
+	if err != nil {
+		be := &bodyError{http.StatusBadRequest, err.Error()}
+		errors.As(err, &be)
+		s.respond(w, be.status, Response{Error: be.msg})
+		return
+	}
+	if b.invalid > 0 {
+		eventsRejected.Add(float64(b.total))
+		msg := fmt.Sprintf("%d of %d events are invalid, so none was accepted: fix the events listed in errors and resubmit the whole request", b.invalid, b.total)
+		if len(b.errors) == maxErrors {
+			msg += fmt.Sprintf(" (only the first %d problems are listed)", maxErrors)
+		}
+		s.log.Debug("rejected invalid events", "producer", producer, "invalid", b.invalid, "events", b.total)
+		s.respond(w, http.StatusUnprocessableEntity, Response{Rejected: b.total, Errors: b.errors, Error: msg})
+		return
+	}
+
+	recs := make([]*kgo.Record, len(b.events))
+	for i, d := range b.events {
+		recs[i] = &kgo.Record{Topic: schemas.TopicRaw, Key: []byte(d.event.EventID), Value: d.value}
+	}
+	// The produce call owns the slot from here: it may outlive this handler
+	// after a timeout, and the slot must bound it too.
+	release = nil
+	err = s.produce(r.Context(), recs)
+	if err != nil {
+		eventsRejected.Add(float64(len(recs)))
+		s.log.Warn("producing events to Kafka", "producer", producer, "events", len(recs), "err", err)
+		if errors.Is(err, kerr.MessageTooLarge) {
+			s.respond(w, http.StatusRequestEntityTooLarge, Response{Rejected: len(recs), Error: "an event is larger than the Kafka topic accepts; send smaller events (operators: lower ingest.max_event_bytes below the topic's max.message.bytes)"})
+			return
+		}
+		s.unavailable(w, fmt.Sprintf("Kafka did not acknowledge the events within %s, so they may not be stored: retry the same request with the same event ids after %s seconds (duplicates are dropped by event_id)",
+			s.cfg.ProduceTimeout, s.retryAfter))
+		return
+	}
+	eventsAccepted.Add(float64(len(recs)))
+	s.respond(w, http.StatusAccepted, Response{Accepted: len(recs)})
+}
+
+// produce hands recs to the producer and waits for all acknowledgements,
+// at most ProduceTimeout plus a grace period. It releases the caller's slot
+// when the producer returns.
+func (s *Server) produce(ctx context.Context, recs []*kgo.Record) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProduceTimeout)
+	results := make(chan error, 1)
+	s.producing.Add(1)
+	go func() {
+		defer s.producing.Done()
+		defer s.release()
+		defer cancel()
+		start := time.Now()
+		res := s.producer.ProduceSync(ctx, recs...)
+		produceSeconds.Observe(time.Since(start).Seconds())
+		results <- resultsError(res, len(recs))
+	}()
+	timer := time.NewTimer(s.cfg.ProduceTimeout + produceGrace)
+	defer timer.Stop()
+	select {
+	case err := <-results:
+		return err
+	case <-timer.C:
+		return fmt.Errorf("no answer from the producer within %s", s.cfg.ProduceTimeout+produceGrace)
+	}
+}
+
+func resultsError(res kgo.ProduceResults, want int) error {
+	if len(res) != want {
+		return fmt.Errorf("the producer returned %d results for %d records", len(res), want)
+	}
+	failed := 0
+	var first error
+	for _, r := range res {
+		if r.Err != nil {
+			failed++
+			if first == nil {
+				first = r.Err
+			}
+		}
+	}
+	if first != nil {
+		return fmt.Errorf("%d of %d records failed: %w", failed, want, first)
+	}
+	return nil
+}
+
+func (s *Server) release() {
+	<-s.slots
+	inflight.Dec()
+}
+
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *bodyError) {
+	tooLarge := &bodyError{http.StatusRequestEntityTooLarge, fmt.Sprintf(
+		"request body is larger than %d bytes; split it into smaller requests (operators: ingest.max_body_bytes)", s.cfg.MaxBodyBytes)}
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		return nil, tooLarge
+	}
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return nil, tooLarge
+	case err != nil:
+		return nil, &bodyError{http.StatusBadRequest, "reading the request body: " + err.Error()}
+	}
+	return buf.Bytes(), nil
+}
+
+func framingOf(contentType string) framing {
+	mt, _, _ := mime.ParseMediaType(contentType)
+	switch mt {
+	case "application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines":
+		return framingNDJSON
+	}
+	return framingDetect
+}
+
+func (s *Server) unavailable(w http.ResponseWriter, msg string) {
+	w.Header().Set("Retry-After", s.retryAfter)
+	s.respond(w, http.StatusServiceUnavailable, Response{Error: msg})
+}
+
+func (s *Server) respond(w http.ResponseWriter, code int, resp Response) {
+	requestsTotal.WithLabelValues(strconv.Itoa(code)).Inc()
+	body, err := json.Marshal(resp)
+	if err != nil {
+		// Response holds only strings and ints; this cannot happen.
+		body = []byte(`{"accepted":0,"error":"encoding the response failed"}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(body, '\n'))
+}

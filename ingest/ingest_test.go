@@ -1,0 +1,356 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/aivis-dev/aivis/schemas"
+)
+
+const testToken = "aivis_test-token"
+
+// fakeProducer records what it is given and answers with err for every
+// record; block, when set, holds ProduceSync until it is closed or ctx ends.
+type fakeProducer struct {
+	mu    sync.Mutex
+	recs  []*kgo.Record
+	err   error
+	block chan struct{}
+}
+
+func (p *fakeProducer) ProduceSync(ctx context.Context, rs ...*kgo.Record) kgo.ProduceResults {
+	if p.block != nil {
+		select {
+		case <-p.block:
+		case <-ctx.Done():
+			return failAll(rs, ctx.Err())
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err != nil {
+		return failAll(rs, p.err)
+	}
+	p.recs = append(p.recs, rs...)
+	return failAll(rs, nil)
+}
+
+func (p *fakeProducer) records() []*kgo.Record {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]*kgo.Record(nil), p.recs...)
+}
+
+func failAll(rs []*kgo.Record, err error) kgo.ProduceResults {
+	res := make(kgo.ProduceResults, len(rs))
+	for i, r := range rs {
+		res[i] = kgo.ProduceResult{Record: r, Err: err}
+	}
+	return res
+}
+
+func testConfig() Config {
+	cfg := DefaultConfig()
+	cfg.MaxBodyBytes = 16 << 10
+	cfg.MaxEventsPerRequest = 10
+	cfg.ProduceTimeout = 2 * time.Second
+	cfg.Producers = []ProducerToken{{Name: "gw-eu", TokenSHA256: HashToken(testToken)}}
+	return cfg
+}
+
+func newTestServer(t *testing.T, cfg Config, p Producer) *Server {
+	t.Helper()
+	s, err := New(cfg, p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+type call struct {
+	method, body, contentType, token, apiKey string
+}
+
+func (c call) do(t *testing.T, h http.Handler) (*httptest.ResponseRecorder, Response) {
+	t.Helper()
+	if c.method == "" {
+		c.method = http.MethodPost
+	}
+	req := httptest.NewRequest(c.method, Path, strings.NewReader(c.body))
+	if c.contentType != "" {
+		req.Header.Set("Content-Type", c.contentType)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if c.apiKey != "" {
+		req.Header.Set(APIKeyHeader, c.apiKey)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var resp Response
+	if err := json.Unmarshal(rec.Body.Bytes(), &resp); err != nil {
+		t.Fatalf("response is not JSON: %v: %q", err, rec.Body.String())
+	}
+	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+		t.Fatalf("Content-Type = %q", ct)
+	}
+	return rec, resp
+}
+
+func TestHandler(t *testing.T) {
+	tests := []struct {
+		name         string
+		call         call
+		wantCode     int
+		wantAccepted int
+		wantRejected int
+		wantErrors   []EventError
+		wantMsg      string
+		wantKeys     []string // event ids produced, in order
+	}{
+		{name: "single", call: call{body: event("a"), token: testToken}, wantCode: 202, wantAccepted: 1, wantKeys: []string{"a"}},
+		{name: "array", call: call{body: "[" + event("a") + "," + event("b") + "]", contentType: "application/json", token: testToken},
+			wantCode: 202, wantAccepted: 2, wantKeys: []string{"a", "b"}},
+		{name: "ndjson", call: call{body: event("a") + "\n" + event("b") + "\n" + event("c") + "\n", contentType: "application/x-ndjson; charset=utf-8", token: testToken},
+			wantCode: 202, wantAccepted: 3, wantKeys: []string{"a", "b", "c"}},
+		{name: "empty body", call: call{token: testToken}, wantCode: 400, wantMsg: "empty"},
+		{name: "too large", call: call{body: "[" + strings.Repeat(" ", 17<<10) + event("a") + "]", token: testToken}, wantCode: 413, wantMsg: "larger than 16384 bytes"},
+		{name: "too many events", call: call{body: strings.Repeat(event("a")+"\n", 11), token: testToken}, wantCode: 413, wantMsg: "more than 10 events"},
+		{name: "malformed", call: call{body: "[" + event("a") + ",\n{oops}]", token: testToken}, wantCode: 400, wantMsg: "line 2, column 2"},
+		{name: "unknown field", call: call{body: event("a", `"tokens":5`), token: testToken},
+			wantCode: 422, wantRejected: 1, wantErrors: []EventError{{0, "tokens", "unknown field"}}},
+		{name: "invalid per index, nothing produced", call: call{body: "[" + event("a") + "," + event("b", `"status":"weird"`) + "," + event("c") + "," + event("") + "]", token: testToken},
+			wantCode: 422, wantRejected: 4, wantMsg: "2 of 4 events are invalid",
+			wantErrors: []EventError{{1, "status", `unknown status "weird"`}, {3, "", ""}}},
+		{name: "no token", call: call{body: event("a")}, wantCode: 401, wantMsg: "bearer token"},
+		{name: "bad token", call: call{body: event("a"), token: "aivis_wrong"}, wantCode: 401},
+		{name: "wrong method", call: call{method: http.MethodGet, token: testToken}, wantCode: 405},
+		{name: "api key header hashed", call: call{body: event("a"), token: testToken, apiKey: "sk-live-123"}, wantCode: 202, wantAccepted: 1, wantKeys: []string{"a"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := &fakeProducer{}
+			h := newTestServer(t, testConfig(), p).Handler()
+			rec, resp := tt.call.do(t, h)
+			if rec.Code != tt.wantCode {
+				t.Fatalf("code = %d, want %d; body %s", rec.Code, tt.wantCode, rec.Body)
+			}
+			if resp.Accepted != tt.wantAccepted || resp.Rejected != tt.wantRejected {
+				t.Errorf("accepted/rejected = %d/%d, want %d/%d", resp.Accepted, resp.Rejected, tt.wantAccepted, tt.wantRejected)
+			}
+			if !strings.Contains(resp.Error, tt.wantMsg) {
+				t.Errorf("error = %q, want it to contain %q", resp.Error, tt.wantMsg)
+			}
+			if tt.wantErrors != nil {
+				// Index 3 has several problems; compare the first per wanted entry.
+				if len(resp.Errors) < len(tt.wantErrors) {
+					t.Fatalf("errors = %+v, want at least %+v", resp.Errors, tt.wantErrors)
+				}
+				for i, w := range tt.wantErrors {
+					g := resp.Errors[i]
+					if g.Index != w.Index || (w.Field != "" && g.Field != w.Field) || !strings.Contains(g.Message, w.Message) {
+						t.Errorf("errors[%d] = %+v, want %+v", i, g, w)
+					}
+				}
+			}
+			var keys []string
+			for _, r := range p.records() {
+				if r.Topic != schemas.TopicRaw {
+					t.Errorf("topic = %q", r.Topic)
+				}
+				if strings.Contains(string(r.Value), "sk-live-123") {
+					t.Errorf("raw API key produced: %s", r.Value)
+				}
+				keys = append(keys, string(r.Key))
+			}
+			if strings.Join(keys, ",") != strings.Join(tt.wantKeys, ",") {
+				t.Errorf("produced keys %v, want %v", keys, tt.wantKeys)
+			}
+			if tt.call.apiKey != "" {
+				e, err := schemas.Decode(p.records()[0].Value)
+				if err != nil || e.APIKeyID != APIKeyID(tt.call.apiKey) {
+					t.Errorf("api_key_id = %q (%v), want %q", e.APIKeyID, err, APIKeyID(tt.call.apiKey))
+				}
+			}
+		})
+	}
+}
+
+func TestHandlerAnonymous(t *testing.T) {
+	cfg := testConfig()
+	cfg.Producers = nil
+	cfg.AllowAnonymous = true
+	h := newTestServer(t, cfg, &fakeProducer{}).Handler()
+	if rec, _ := (call{body: event("a")}).do(t, h); rec.Code != http.StatusAccepted {
+		t.Fatalf("code = %d, want 202", rec.Code)
+	}
+}
+
+func TestHandlerProduceFails(t *testing.T) {
+	tests := []struct {
+		name     string
+		producer *fakeProducer
+		wantCode int
+	}{
+		{"broker error", &fakeProducer{err: kerr.NotEnoughReplicas}, http.StatusServiceUnavailable},
+		{"timeout", &fakeProducer{err: kgo.ErrRecordTimeout}, http.StatusServiceUnavailable},
+		{"too large for the topic", &fakeProducer{err: kerr.MessageTooLarge}, http.StatusRequestEntityTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newTestServer(t, testConfig(), tt.producer).Handler()
+			rec, resp := call{body: event("a") + "\n" + event("b"), token: testToken}.do(t, h)
+			if rec.Code != tt.wantCode {
+				t.Fatalf("code = %d, want %d; body %s", rec.Code, tt.wantCode, rec.Body)
+			}
+			if resp.Accepted != 0 {
+				t.Errorf("accepted = %d after a failed produce", resp.Accepted)
+			}
+			if tt.wantCode == http.StatusServiceUnavailable {
+				if rec.Header().Get("Retry-After") != "5" {
+					t.Errorf("Retry-After = %q, want 5", rec.Header().Get("Retry-After"))
+				}
+				if !strings.Contains(resp.Error, "same event ids") {
+					t.Errorf("error %q does not tell the client to retry with the same ids", resp.Error)
+				}
+			}
+		})
+	}
+}
+
+// A producer that never answers still gets the client a 503 soon after
+// produce_timeout, and its slot stays taken until it returns.
+func TestHandlerProducerHangs(t *testing.T) {
+	cfg := testConfig()
+	cfg.ProduceTimeout = 50 * time.Millisecond
+	cfg.MaxInflightRequests = 1
+	p := &fakeProducer{block: make(chan struct{})}
+	// Ignore ctx so that ProduceSync outlives the handler.
+	hang := producerFunc(func(ctx context.Context, rs ...*kgo.Record) kgo.ProduceResults {
+		<-p.block
+		return failAll(rs, errors.New("closed"))
+	})
+	s := newTestServer(t, cfg, hang)
+	h := s.Handler()
+	start := time.Now()
+	rec, _ := call{body: event("a"), token: testToken}.do(t, h)
+	if rec.Code != http.StatusServiceUnavailable || time.Since(start) > 5*time.Second {
+		t.Fatalf("code = %d after %s, want 503 soon after the timeout", rec.Code, time.Since(start))
+	}
+	rec, resp := call{body: event("b"), token: testToken}.do(t, h)
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(resp.Error, "max_inflight_requests") {
+		t.Fatalf("second request: %d %q, want 503 for the in-flight limit", rec.Code, resp.Error)
+	}
+	close(p.block)
+	s.producing.Wait()
+	if rec, _ := (call{body: event("c"), token: testToken}).do(t, h); rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("hang producer should still fail, got %d", rec.Code)
+	}
+}
+
+type producerFunc func(ctx context.Context, rs ...*kgo.Record) kgo.ProduceResults
+
+func (f producerFunc) ProduceSync(ctx context.Context, rs ...*kgo.Record) kgo.ProduceResults {
+	return f(ctx, rs...)
+}
+
+func TestHandlerInflightLimit(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxInflightRequests = 2
+	p := &fakeProducer{block: make(chan struct{})}
+	s := newTestServer(t, cfg, p)
+	h := s.Handler()
+	var wg sync.WaitGroup
+	codes := make(chan int, 2)
+	for _, id := range []string{"a", "b"} {
+		wg.Go(func() {
+			rec, _ := call{body: event(id), token: testToken}.do(t, h)
+			codes <- rec.Code
+		})
+	}
+	// Wait until both requests hold a slot.
+	for len(s.slots) < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	rec, resp := call{body: event("c"), token: testToken}.do(t, h)
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" || !strings.Contains(resp.Error, "limit of 2") {
+		t.Fatalf("over the limit: %d %q, want 503 with Retry-After", rec.Code, resp.Error)
+	}
+	close(p.block)
+	wg.Wait()
+	close(codes)
+	for c := range codes {
+		if c != http.StatusAccepted {
+			t.Errorf("request within the limit got %d", c)
+		}
+	}
+	if len(s.slots) != 0 {
+		t.Errorf("%d slots still taken", len(s.slots))
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	if _, err := New(DefaultConfig(), &fakeProducer{}, nil); err == nil || !strings.Contains(err.Error(), "ingest.producers") {
+		t.Fatalf("New with no producers and allow_anonymous=false: err = %v", err)
+	}
+	if _, err := New(testConfig(), nil, nil); err == nil {
+		t.Fatal("New without a producer succeeded")
+	}
+}
+
+func TestRunGracefulShutdown(t *testing.T) {
+	cfg := testConfig()
+	p := &fakeProducer{block: make(chan struct{})}
+	s := newTestServer(t, cfg, p)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx, ln) }()
+
+	// A request in flight when shutdown starts still gets its answer.
+	answered := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+ln.Addr().String()+Path, strings.NewReader(event("a")))
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			answered <- 0
+			return
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		answered <- resp.StatusCode
+	}()
+	for len(s.slots) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	time.Sleep(20 * time.Millisecond)
+	close(p.block)
+	if code := <-answered; code != http.StatusAccepted {
+		t.Fatalf("in-flight request got %d, want 202", code)
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	if _, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+		t.Fatal("still accepting connections after shutdown")
+	}
+	http.DefaultClient.CloseIdleConnections()
+}

@@ -1,0 +1,111 @@
+package testenv
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// DefaultKafkaBrokers is where tests look for Kafka when AIVIS_KAFKA_BROKERS
+// is unset: the broker that deploy/scripts/kafka.sh starts.
+const DefaultKafkaBrokers = "127.0.0.1:19092"
+
+// KafkaBrokers returns the seed brokers from AIVIS_KAFKA_BROKERS
+// (comma-separated) or DefaultKafkaBrokers, without checking them.
+func KafkaBrokers() []string {
+	v := os.Getenv("AIVIS_KAFKA_BROKERS")
+	if strings.TrimSpace(v) == "" {
+		v = DefaultKafkaBrokers
+	}
+	var seeds []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			seeds = append(seeds, s)
+		}
+	}
+	return seeds
+}
+
+// PingKafka checks that the seed brokers answer a Kafka request within
+// timeout.
+func PingKafka(seeds []string, timeout time.Duration) error {
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(seeds...),
+		kgo.DialTimeout(2*time.Second),
+		kgo.RequestRetries(1),
+	)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return cl.Ping(ctx)
+}
+
+// Kafka returns the seed brokers of a reachable Kafka cluster, from
+// AIVIS_KAFKA_BROKERS or DefaultKafkaBrokers. An unreachable cluster skips
+// the test locally and fails it under CI=true.
+func Kafka(t testing.TB) []string {
+	t.Helper()
+	seeds := KafkaBrokers()
+	err := PingKafka(seeds, 5*time.Second)
+	RequireOrSkip(t, "Kafka broker at "+strings.Join(seeds, ","), err,
+		"start it with `make kafka-up` (deploy/scripts/kafka.sh up) or point AIVIS_KAFKA_BROKERS at running brokers")
+	return seeds
+}
+
+// KafkaDir returns the directory where deploy/scripts/kafka.sh keeps the
+// broker's config, data, logs and pid file: AIVIS_KAFKA_DIR, or
+// <repo>/.aivis/kafka. Fault tests that restart the broker pass it on to the
+// script through the environment they inherit.
+func KafkaDir() string {
+	if d := os.Getenv("AIVIS_KAFKA_DIR"); d != "" {
+		if abs, err := filepath.Abs(d); err == nil {
+			return abs
+		}
+		return d
+	}
+	root, err := RepoRoot()
+	if err != nil {
+		return filepath.Join(".aivis", "kafka")
+	}
+	return filepath.Join(root, ".aivis", "kafka")
+}
+
+// KafkaScript returns the absolute path of deploy/scripts/kafka.sh, which
+// starts, stops and restarts the test broker (`up`, `down`, `restart`,
+// `status`). It is empty when no repository root is found.
+func KafkaScript() string {
+	root, err := RepoRoot()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(root, "deploy", "scripts", "kafka.sh")
+}
+
+// RepoRoot returns the repository root: the nearest directory at or above
+// the working directory that holds go.mod. Tests run in their package's
+// directory, so this finds the module root from any package.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod at or above the working directory")
+		}
+		dir = parent
+	}
+}
