@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -95,6 +96,12 @@ func (f *faultEnv) env() []string {
 		"AIVIS_AGGREGATE__TOPIC="+f.topic,
 		"AIVIS_AGGREGATE__GROUP="+f.group,
 		"AIVIS_AGGREGATE__SESSION_TIMEOUT=6s",
+		// Short windows so that windows close, are written and committed
+		// many times while the faults happen, and late events make
+		// correction rows.
+		"AIVIS_AGGREGATE__WINDOW=2s",
+		"AIVIS_AGGREGATE__OUT_OF_ORDER=1s",
+		"AIVIS_AGGREGATE__ALLOWED_LATENESS=1s",
 		"AIVIS_AGGREGATE__IDLE_TIMEOUT=2s",
 		"AIVIS_AGGREGATE__FLUSH_INTERVAL=300ms",
 		"AIVIS_AGGREGATE__SCORE_ANOMALIES=false",
@@ -354,6 +361,9 @@ func TestFaultKillAndReplay(t *testing.T) {
 	a = f.startAggregator("a3")
 	time.Sleep(8 * time.Second) // replays the whole topic; nothing may change
 	f.check(30 * time.Second)
+	if !strings.Contains(f.log("a3"), "from_offset=0") {
+		t.Errorf("the replica after the reset did not replay from offset 0; log:\n%s", f.log("a3"))
+	}
 	f.stop(a)
 
 	// A corrupted window row must make verify fail.
@@ -372,8 +382,8 @@ func TestFaultKillAndReplay(t *testing.T) {
 	}
 	if out, err := f.verify(); err == nil {
 		t.Fatalf("aivis verify passed on a corrupted window row:\n%s", out)
-	} else if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() == 0 {
-		t.Fatalf("aivis verify: %v", err)
+	} else if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(out, "DIFF") {
+		t.Fatalf("aivis verify on a corrupted row: %v, want exit status 1 and a DIFF line:\n%s", err, out)
 	}
 }
 

@@ -99,6 +99,9 @@ func (c Config) validate(withIngest bool) error {
 // Flags registers the flags every command shares. Only flags the user set
 // override the file and the environment.
 func Flags(fs *pflag.FlagSet) {
+	defer func() {
+		fs.VisitAll(func(f *pflag.Flag) { _ = fs.SetAnnotation(f.Name, configFlag, []string{"true"}) })
+	}()
 	fs.StringP("config", "c", "", "YAML configuration file")
 	fs.StringSlice("kafka.brokers", nil, "Kafka seed brokers host:port (none: embedded cluster in `aivis dev`)")
 	fs.String("clickhouse.addr", "", "ClickHouse native-protocol address host:port")
@@ -107,6 +110,10 @@ func Flags(fs *pflag.FlagSet) {
 	fs.String("ingest.listen_addr", "", "address of the ingest HTTP API")
 	fs.String("log_level", "", "debug, info, warn or error")
 }
+
+// configFlag marks the flags that set configuration keys; a command's own
+// flags (e.g. verify --from) are not configuration.
+const configFlag = "aivis-config"
 
 // EnvPrefix is the prefix of environment overrides. A double underscore
 // separates levels: AIVIS_AGGREGATE__ALLOWED_LATENESS=2m sets
@@ -143,7 +150,7 @@ func Load(fs *pflag.FlagSet) (Config, error) {
 		return Config{}, fmt.Errorf("reading %s environment variables: %w", EnvPrefix, err)
 	}
 	if err := k.Load(posflag.ProviderWithFlag(fs, ".", k, func(f *pflag.Flag) (string, any) {
-		if !f.Changed || f.Name == "config" {
+		if !f.Changed || f.Name == "config" || f.Annotations[configFlag] == nil {
 			return "", nil
 		}
 		return f.Name, posflag.FlagVal(fs, f)
