@@ -148,14 +148,10 @@ func (s *Stage) process(ctx context.Context, fetches kgo.Fetches, outcomes *[]Ou
 			return
 		}
 		p := fp.Partition
-		if !s.engine.Owns(p) {
-			if err = s.assign(ctx, p, fp.Records[0].Offset); err != nil {
-				return
-			}
-		}
 		s.processed.Add(int64(len(fp.Records)))
 		inputs := make([]Input, 0, len(fp.Records))
 		recs := make([]*kgo.Record, 0, len(fp.Records))
+		var earliest time.Time
 		for _, r := range fp.Records {
 			ev, derr := schemas.DecodeEnriched(r.Value)
 			if derr == nil && (ev.EventID == "" || ev.Time.IsZero()) {
@@ -168,6 +164,14 @@ func (s *Stage) process(ctx context.Context, fetches kgo.Fetches, outcomes *[]Ou
 			}
 			inputs = append(inputs, Input{Offset: r.Offset, Event: ev})
 			recs = append(recs, r)
+			if earliest.IsZero() || ev.Time.Before(earliest) {
+				earliest = ev.Time
+			}
+		}
+		if !s.engine.Owns(p) {
+			if err = s.assign(ctx, p, fp.Records[0].Offset, earliest); err != nil {
+				return
+			}
 		}
 		wm := s.engine.Watermark(p)
 		*outcomes = s.engine.AddBatch(p, inputs, s.now(), *outcomes)
@@ -217,8 +221,14 @@ func (s *Stage) process(ctx context.Context, fetches kgo.Fetches, outcomes *[]Ou
 	return nil
 }
 
-func (s *Stage) assign(ctx context.Context, p int32, firstOffset int64) error {
-	since := s.now().Add(-s.cfg.LateHorizon - s.cfg.DedupHorizon)
+// assign loads what the sink holds for partition p. Every event the engine
+// can still accept lies at most OutOfOrder + max(LateHorizon, DedupHorizon)
+// before the first record's time, so history older than that is not needed.
+func (s *Stage) assign(ctx context.Context, p int32, firstOffset int64, firstTime time.Time) error {
+	if firstTime.IsZero() {
+		firstTime = s.now()
+	}
+	since := firstTime.Add(-s.cfg.OutOfOrder - max(s.cfg.LateHorizon, s.cfg.DedupHorizon) - s.cfg.Window)
 	for attempt := 0; ; attempt++ {
 		h, err := s.sink.History(ctx, p, firstOffset, since)
 		if err == nil {
