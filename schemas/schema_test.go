@@ -108,3 +108,29 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+var benchEvent = []byte(`{"schema_version":"1","event_id":"01JDX8T3V0Q8M4B2K7Y6N5P1RZ","time":"2026-11-26T10:00:00.120Z","kind":"llm.request","source":"gateway-eu","provider":"openai","model":"gpt-4o","status":"ok","latency_ms":812,"labels":{"team":"search","project":"ranking"},"usage":{"input_tokens":1200,"cache_read_input_tokens":200,"output_tokens":300}}`)
+
+func BenchmarkDecode(b *testing.B) {
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchEvent)))
+	for i := 0; i < b.N; i++ {
+		if _, err := Decode(benchEvent); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeEnriched(b *testing.B) {
+	e, _ := Decode(benchEvent)
+	data, _ := json.Marshal(Enriched{Event: *e, Owner: Owner{Team: "search", Project: "ranking", Rule: "labels"},
+		Pricing: Pricing{CatalogVersion: "2026-11-26.1", PriceID: "openai/gpt-4o", Lines: []CostLine{{Meter: "input", Quantity: 1000, UnitPrice: "2.50", CostPicos: 2_500_000_000}}},
+		CostPicos: 5_000_000_000, CostSource: CostSourceCatalog, EnrichedAt: time.Now()})
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for i := 0; i < b.N; i++ {
+		if _, err := DecodeEnriched(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

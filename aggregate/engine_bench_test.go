@@ -1,0 +1,48 @@
+package aggregate
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/aivis-dev/aivis/schemas"
+)
+
+// BenchmarkAddBatch measures classifying, deduplicating and folding one
+// poll of 10,000 events (Arrow batch build plus columnar aggregation) and
+// flushing the closed windows, per event.
+func BenchmarkAddBatch(b *testing.B) {
+	const batch = 10_000
+	cfg := DefaultConfig()
+	evs := make([]*schemas.Enriched, batch*4)
+	for i := range evs {
+		evs[i] = ev(fmt.Sprintf("b-%d", i), t0.Add(time.Duration(i)*5*time.Millisecond),
+			fmt.Sprintf("m%d", i%7), fmt.Sprintf("t%d", i%5), int64(i%5000), int64(i%700), int64(i)*1000)
+	}
+	e := NewEngine(cfg)
+	defer e.Close()
+	e.Assign(0, PartitionHistory{}, t0)
+	in := make([]Input, batch)
+	var outcomes []Outcome
+	b.ReportAllocs()
+	b.ResetTimer()
+	offset := int64(0)
+	for i := 0; i < b.N; i++ {
+		for j := range in {
+			k := (i*batch + j) % len(evs)
+			if k == 0 && i > 0 {
+				// Start a fresh id space so events stay first occurrences.
+				b.StopTimer()
+				e.Drop(0)
+				e.Assign(0, PartitionHistory{}, t0)
+				b.StartTimer()
+			}
+			in[j] = Input{Offset: offset, Event: evs[k]}
+			offset++
+		}
+		outcomes = e.AddBatch(0, in, t0, outcomes)
+		f := e.Flush(t0, false)
+		e.Ack(f)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/event")
+}
