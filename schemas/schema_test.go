@@ -124,7 +124,7 @@ func BenchmarkDecode(b *testing.B) {
 func BenchmarkDecodeEnriched(b *testing.B) {
 	e, _ := Decode(benchEvent)
 	data, _ := json.Marshal(Enriched{Event: *e, Owner: Owner{Team: "search", Project: "ranking", Rule: "labels"},
-		Pricing: Pricing{CatalogVersion: "2026-11-26.1", PriceID: "openai/gpt-4o", Lines: []CostLine{{Meter: "input", Quantity: 1000, UnitPrice: "2.50", CostPicos: 2_500_000_000}}},
+		Pricing:   Pricing{CatalogVersion: "2026-11-26.1", PriceID: "openai/gpt-4o", Lines: []CostLine{{Meter: "input", Quantity: 1000, UnitPrice: "2.50", CostPicos: 2_500_000_000}}},
 		CostPicos: 5_000_000_000, CostSource: CostSourceCatalog, EnrichedAt: time.Now()})
 	b.ReportAllocs()
 	b.SetBytes(int64(len(data)))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/aivis-dev/aivis/internal/loadgen"
 	"github.com/aivis-dev/aivis/internal/obs"
+	"github.com/aivis-dev/aivis/internal/pipeline"
 	"github.com/aivis-dev/aivis/internal/report"
 )
 
@@ -29,23 +30,23 @@ func devFlags(fs *pflag.FlagSet) {
 // every open window → the scorer scores them → Kafka and ClickHouse
 // connections close.
 func runDev(ctx context.Context, e *env) error {
-	p, err := startPipeline(ctx, e.cfg, e.token, e.log)
+	p, err := pipeline.Start(ctx, e.cfg, e.token, e.log)
 	if err != nil {
 		return err
 	}
-	defer p.close()
+	defer p.Close()
 	ready := obs.NewReadiness()
-	ready.Add("sink", p.agg.Ready)
+	ready.Add("sink", p.Agg.Ready)
 	opsCtx, stopOps := context.WithCancel(context.Background())
 	defer stopOps()
 	go func() { _ = obs.Serve(opsCtx, e.cfg.MetricsAddr, ready, e.log) }()
 
-	fmt.Fprintf(e.out, "aivis dev is running\n  ingest:     POST %s\n", p.ingestURL)
-	if p.token != "" {
-		fmt.Fprintf(e.out, "  token:      %s\n", p.token)
+	fmt.Fprintf(e.out, "aivis dev is running\n  ingest:     POST %s\n", p.IngestURL)
+	if p.Token != "" {
+		fmt.Fprintf(e.out, "  token:      %s\n", p.Token)
 	}
 	fmt.Fprintf(e.out, "  kafka:      %v\n  clickhouse: %s (database %s)\n  metrics:    http://%s/metrics\n",
-		p.brokers, e.cfg.ClickHouse.Addr, e.cfg.ClickHouse.Database, e.cfg.MetricsAddr)
+		p.Brokers, e.cfg.ClickHouse.Addr, e.cfg.ClickHouse.Database, e.cfg.MetricsAddr)
 
 	lg := loadgenConfig(e.fs)
 	exit, _ := e.fs.GetBool("exit")
@@ -56,7 +57,7 @@ func runDev(ctx context.Context, e *env) error {
 		fmt.Fprintf(e.out, "load generator: %.0f events/s for %s (event time ×%g)\n", lg.Rate, lg.Duration, lg.TimeScale)
 		g, gctx := errgroup.WithContext(ctx)
 		g.Go(func() error {
-			stats, err := loadgen.Run(gctx, lg, &loadgen.HTTPSink{URL: p.ingestURL, Token: p.token}, progressPrinter(e))
+			stats, err := loadgen.Run(gctx, lg, &loadgen.HTTPSink{URL: p.IngestURL, Token: p.Token}, progressPrinter(e))
 			fmt.Fprintf(e.out, "load generator done: %d events sent (%d distinct, %d duplicates, %d malformed, %d late) in %s\n",
 				stats.Sent, stats.Distinct(), stats.Duplicates, stats.Malformed, stats.Late, stats.Elapsed.Round(time.Millisecond))
 			return err
@@ -70,7 +71,7 @@ func runDev(ctx context.Context, e *env) error {
 	}
 	drainTimeout, _ := e.fs.GetDuration("drain-timeout")
 	fmt.Fprintln(e.out, "draining: ingest → enrich → aggregate → ClickHouse …")
-	if err := p.drain(drainTimeout); err != nil {
+	if err := p.Drain(drainTimeout); err != nil {
 		return fmt.Errorf("draining the pipeline: %w", err)
 	}
 	if exit && ctx.Err() == nil {
@@ -79,7 +80,7 @@ func runDev(ctx context.Context, e *env) error {
 			return err
 		}
 		fmt.Fprintln(e.out)
-		return report.Report(context.Background(), p.store, opts, e.out)
+		return report.Report(context.Background(), p.Store, opts, e.out)
 	}
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/aivis-dev/aivis/ingest"
 	"github.com/aivis-dev/aivis/internal/config"
+	"github.com/aivis-dev/aivis/internal/pipeline"
 	"github.com/aivis-dev/aivis/internal/testenv"
 	"github.com/aivis-dev/aivis/schemas"
 )
@@ -100,11 +101,11 @@ func TestEndToEnd(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	p, err := startPipeline(ctx, cfg, token, log)
+	p, err := pipeline.Start(ctx, cfg, token, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.close()
+	defer p.Close()
 
 	// Build the event set and the expected totals side by side.
 	rng := rand.New(rand.NewPCG(42, 1))
@@ -179,8 +180,8 @@ func TestEndToEnd(t *testing.T) {
 		"provider": "openai", "model": "model-a", "usage": map[string]int64{"input_tokens": 10, "output_tokens": 10}})
 
 	post := func(body []byte) (int, string) {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, p.ingestURL, bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+p.token)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, p.IngestURL, bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+p.Token)
 		req.Header.Set("Content-Type", "application/x-ndjson")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -204,7 +205,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("broken JSON: status %d, want 400", code)
 	}
 	// Malformed records that bypass ingest go to the dead-letter topic.
-	raw, err := kgo.NewClient(kgo.SeedBrokers(p.brokers...))
+	raw, err := kgo.NewClient(kgo.SeedBrokers(p.Brokers...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,12 +221,12 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("too-late event: status %d: %s", code, msg)
 	}
 
-	if err := p.drain(2 * time.Minute); err != nil {
+	if err := p.Drain(2 * time.Minute); err != nil {
 		t.Fatal(err)
 	}
 
 	// Totals per (model, team) from the documented view.
-	rows, err := p.store.Query(ctx, `SELECT model, team, toInt64(sum(requests)), sum(input_tokens), sum(cache_read_input_tokens), sum(output_tokens), sum(cost_usd)
+	rows, err := p.Store.Query(ctx, `SELECT model, team, toInt64(sum(requests)), sum(input_tokens), sum(cache_read_input_tokens), sum(output_tokens), sum(cost_usd)
 FROM cost_by_window GROUP BY model, team`)
 	if err != nil {
 		t.Fatal(err)
@@ -254,7 +255,7 @@ FROM cost_by_window GROUP BY model, team`)
 		}
 	}
 
-	rec, err := p.store.Reconcile(ctx, base.Add(-time.Hour), base.Add(time.Hour))
+	rec, err := p.Store.Reconcile(ctx, base.Add(-time.Hour), base.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +263,7 @@ FROM cost_by_window GROUP BY model, team`)
 		t.Errorf("reconcile: %d events, diffs %v", rec.Events, rec.Diffs)
 	}
 
-	reasons := deadLetterReasons(t, ctx, p.brokers, 3)
+	reasons := deadLetterReasons(t, ctx, p.Brokers, 3)
 	if reasons[schemas.ReasonTooLate] != 1 || reasons[schemas.ReasonInvalidJSON]+reasons[schemas.ReasonInvalidSchema] != 2 {
 		t.Errorf("dead letters by reason = %v, want 1 too_late and 2 invalid", reasons)
 	}

@@ -1,4 +1,8 @@
-package main
+// Package pipeline runs every aivis stage in one process, as `aivis dev`,
+// the end-to-end tests and the throughput benchmarks do: Kafka (embedded
+// unless brokers are configured), ingest, enrich, aggregate and the anomaly
+// scorer, with a drain that stops them front to back.
+package pipeline
 
 import (
 	"context"
@@ -23,18 +27,23 @@ import (
 
 // pipeline is every stage in one process, as `aivis dev` runs it. Each
 // stage has its own context so that drain can stop them front to back.
-type pipeline struct {
+type Pipeline struct {
 	cfg     config.Config
 	log     *slog.Logger
 	cluster *kfake.Cluster
-	brokers []string
-	store   *chsink.Store
+	// Brokers are the seed brokers the stages use.
+	Brokers []string
+	// Store is the ClickHouse store the aggregator writes to.
+	Store *chsink.Store
 
-	ingestURL string
-	token     string
+	// IngestURL is the POST /v1/events endpoint.
+	IngestURL string
+	// Token is the producer token for IngestURL, when known.
+	Token string
 
-	stages  []*runningStage // in pipeline order: ingest, enrich, aggregate
-	agg     *aggregate.Stage
+	stages []*runningStage // in pipeline order: ingest, enrich, aggregate
+	// Agg is the aggregator stage.
+	Agg     *aggregate.Stage
 	scorer  *aggregate.Scorer
 	clients []*kgo.Client
 }
@@ -46,7 +55,7 @@ type runningStage struct {
 	err    error
 }
 
-func (p *pipeline) start(name string, run func(ctx context.Context) error) {
+func (p *Pipeline) start(name string, run func(ctx context.Context) error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	rs := &runningStage{name: name, cancel: cancel, done: make(chan struct{})}
 	p.stages = append(p.stages, rs)
@@ -59,37 +68,37 @@ func (p *pipeline) start(name string, run func(ctx context.Context) error) {
 	}()
 }
 
-// startPipeline starts Kafka (embedded unless brokers are configured),
+// Start starts Kafka (embedded unless brokers are configured),
 // migrates ClickHouse and starts ingest, enrich and aggregate. token is
 // the raw producer token that clients of this pipeline use, if known.
-func startPipeline(ctx context.Context, cfg config.Config, token string, log *slog.Logger) (_ *pipeline, err error) {
-	p := &pipeline{cfg: cfg, log: log, brokers: cfg.Kafka.Brokers, token: token}
+func Start(ctx context.Context, cfg config.Config, token string, log *slog.Logger) (_ *Pipeline, err error) {
+	p := &Pipeline{cfg: cfg, log: log, Brokers: cfg.Kafka.Brokers, Token: token}
 	defer func() {
 		if err != nil {
-			p.close()
+			p.Close()
 		}
 	}()
-	if len(p.brokers) == 0 {
-		p.cluster, p.brokers, err = bus.Embedded(cfg.Kafka.Partitions)
+	if len(p.Brokers) == 0 {
+		p.cluster, p.Brokers, err = bus.Embedded(cfg.Kafka.Partitions)
 		if err != nil {
 			return nil, err
 		}
-		log.Info("embedded Kafka cluster started", "brokers", p.brokers)
-	} else if err := bus.EnsureTopics(ctx, p.brokers, cfg.Kafka.Partitions, cfg.Kafka.Replication); err != nil {
+		log.Info("embedded Kafka cluster started", "brokers", p.Brokers)
+	} else if err := bus.EnsureTopics(ctx, p.Brokers, cfg.Kafka.Partitions, cfg.Kafka.Replication); err != nil {
 		return nil, err
 	}
 
-	p.store, err = chsink.Open(ctx, cfg.ClickHouse)
+	p.Store, err = chsink.Open(ctx, cfg.ClickHouse)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := p.store.Migrate(ctx); err != nil {
+	if _, err := p.Store.Migrate(ctx); err != nil {
 		return nil, err
 	}
 
 	// ingest
 	icfg := cfg.Ingest
-	prodCl, err := kgo.NewClient(append(bus.Opts(p.brokers, cfg.Kafka.ClientID+"-ingest"), ingest.ClientOptions(icfg)...)...)
+	prodCl, err := kgo.NewClient(append(bus.Opts(p.Brokers, cfg.Kafka.ClientID+"-ingest"), ingest.ClientOptions(icfg)...)...)
 	if err != nil {
 		return nil, fmt.Errorf("creating the ingest Kafka client: %w", err)
 	}
@@ -102,7 +111,7 @@ func startPipeline(ctx context.Context, cfg config.Config, token string, log *sl
 	if err != nil {
 		return nil, fmt.Errorf("listening for the ingest API on %s (choose another with --ingest.listen_addr): %w", icfg.ListenAddr, err)
 	}
-	p.ingestURL = "http://" + ln.Addr().String() + "/v1/events"
+	p.IngestURL = "http://" + ln.Addr().String() + "/v1/events"
 	p.start("ingest", func(ctx context.Context) error { return srv.Serve(ctx, ln) })
 
 	// enrich
@@ -110,7 +119,7 @@ func startPipeline(ctx context.Context, cfg config.Config, token string, log *sl
 	if err != nil {
 		return nil, err
 	}
-	enrCl, err := kgo.NewClient(append(enrich.ConsumerOpts(p.brokers), kgo.ClientID(cfg.Kafka.ClientID+"-enrich"))...)
+	enrCl, err := kgo.NewClient(append(enrich.ConsumerOpts(p.Brokers), kgo.ClientID(cfg.Kafka.ClientID+"-enrich"))...)
 	if err != nil {
 		return nil, fmt.Errorf("creating the enrich Kafka client: %w", err)
 	}
@@ -122,23 +131,23 @@ func startPipeline(ctx context.Context, cfg config.Config, token string, log *sl
 	})
 
 	// aggregate
-	p.agg, err = aggregate.NewStage(cfg.Aggregate, cfg.Aggregate.Topic, bus.Opts(p.brokers, cfg.Kafka.ClientID+"-aggregate"), p.store, log.With("stage", "aggregate"))
+	p.Agg, err = aggregate.NewStage(cfg.Aggregate, cfg.Aggregate.Topic, bus.Opts(p.Brokers, cfg.Kafka.ClientID+"-aggregate"), p.Store, log.With("stage", "aggregate"))
 	if err != nil {
 		return nil, err
 	}
-	p.start("aggregate", p.agg.Run)
+	p.start("aggregate", p.Agg.Run)
 	if cfg.Aggregate.ScoreAnomalies {
-		p.scorer = aggregate.NewScorer(cfg.Aggregate.Anomaly, cfg.Aggregate.Window, p.store, log.With("stage", "anomaly"))
+		p.scorer = aggregate.NewScorer(cfg.Aggregate.Anomaly, cfg.Aggregate.Window, p.Store, log.With("stage", "anomaly"))
 		p.start("anomaly", p.scorer.Run)
 	}
 	return p, nil
 }
 
-// drain stops the stages front to back: ingest stops accepting, enrich
+// Drain stops the stages front to back: ingest stops accepting, enrich
 // finishes the raw topic, aggregate finishes the enriched topic and emits
 // every open window, and the scorer scores what landed. Each wait is
 // bounded by timeout.
-func (p *pipeline) drain(timeout time.Duration) error {
+func (p *Pipeline) Drain(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
@@ -167,16 +176,16 @@ func (p *pipeline) drain(timeout time.Duration) error {
 	if p.scorer != nil {
 		final := p.cfg.Aggregate.Anomaly
 		final.SettleWindows = 0
-		if _, err := aggregate.NewScorer(final, p.cfg.Aggregate.Window, p.store, p.log).ScoreOnce(ctx); err != nil {
+		if _, err := aggregate.NewScorer(final, p.cfg.Aggregate.Window, p.Store, p.log).ScoreOnce(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func (p *pipeline) waitEnriched(ctx context.Context) error {
+func (p *Pipeline) waitEnriched(ctx context.Context) error {
 	for {
-		lag, err := bus.GroupLag(ctx, p.brokers, enrich.ConsumerGroup, schemas.TopicRaw)
+		lag, err := bus.GroupLag(ctx, p.Brokers, enrich.ConsumerGroup, schemas.TopicRaw)
 		if err == nil && lag == 0 {
 			return nil
 		}
@@ -188,11 +197,11 @@ func (p *pipeline) waitEnriched(ctx context.Context) error {
 	}
 }
 
-func (p *pipeline) waitAggregated(ctx context.Context) error {
+func (p *Pipeline) waitAggregated(ctx context.Context) error {
 	for {
-		ends, err := bus.EndOffsets(ctx, p.brokers, p.cfg.Aggregate.Topic)
+		ends, err := bus.EndOffsets(ctx, p.Brokers, p.cfg.Aggregate.Topic)
 		if err == nil {
-			pos := p.agg.Positions()
+			pos := p.Agg.Positions()
 			done := true
 			for part, end := range ends {
 				at, owned := pos[part]
@@ -212,7 +221,7 @@ func (p *pipeline) waitAggregated(ctx context.Context) error {
 	}
 }
 
-func (p *pipeline) close() {
+func (p *Pipeline) Close() {
 	var wg sync.WaitGroup
 	for _, s := range p.stages {
 		s.cancel()
@@ -223,8 +232,8 @@ func (p *pipeline) close() {
 	for _, c := range p.clients {
 		c.Close()
 	}
-	if p.store != nil {
-		_ = p.store.Close()
+	if p.Store != nil {
+		_ = p.Store.Close()
 	}
 	if p.cluster != nil {
 		p.cluster.Close()
