@@ -132,7 +132,9 @@ func (s *Scorer) ScoreOnce(ctx context.Context) (int, error) {
 			from = p.WindowStart
 		}
 	}
-	if !from.IsZero() {
+	if from.IsZero() {
+		from = time.Unix(0, 0).UTC()
+	} else {
 		from = from.Add(s.window)
 	}
 	if from.After(settled) {

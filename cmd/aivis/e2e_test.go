@@ -89,7 +89,6 @@ func TestEndToEnd(t *testing.T) {
 	cfg.Enrich.OwnersPath = write("owners.yaml", owners)
 	cfg.Aggregate.FlushInterval = 200 * time.Millisecond
 	cfg.Aggregate.IdleTimeout = 3 * time.Second
-	cfg.Aggregate.ScoreAnomalies = false
 	token := ingest.NewToken()
 	cfg.Ingest.Producers = []ingest.ProducerToken{{Name: "e2e", TokenSHA256: ingest.HashToken(token)}}
 	if err := cfg.Validate(); err != nil {
@@ -261,6 +260,18 @@ FROM cost_by_window GROUP BY model, team`)
 	}
 	if len(rec.Diffs) != 0 || rec.Events != 400 {
 		t.Errorf("reconcile: %d events, diffs %v", rec.Events, rec.Diffs)
+	}
+
+	// Every (window, team, model) series point has an anomaly score.
+	var scored, points uint64
+	if err := p.Store.QueryRow(ctx, "SELECT count() FROM cost_anomalies_final").Scan(&scored); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Store.QueryRow(ctx, "SELECT count() FROM (SELECT DISTINCT window_start, team, model FROM cost_by_window)").Scan(&points); err != nil {
+		t.Fatal(err)
+	}
+	if scored == 0 || scored != points {
+		t.Errorf("%d anomaly scores for %d (window, team, model) points", scored, points)
 	}
 
 	reasons := deadLetterReasons(t, ctx, p.Brokers, 3)

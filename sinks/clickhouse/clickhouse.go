@@ -173,3 +173,8 @@ func (s *Store) Query(ctx context.Context, query string, args ...any) (driver.Ro
 
 // Close releases the connection pool.
 func (s *Store) Close() error { return s.conn.Close() }
+
+// QueryRow runs a query expected to return one row.
+func (s *Store) QueryRow(ctx context.Context, query string, args ...any) driver.Row {
+	return s.conn.QueryRow(ctx, query, args...)
+}

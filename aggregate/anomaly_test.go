@@ -1,0 +1,116 @@
+package aggregate
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+)
+
+type memScores struct {
+	costs  []SeriesCost
+	scores map[string]Score
+}
+
+func (m *memScores) LatestWindow(context.Context) (time.Time, error) {
+	var latest time.Time
+	for _, c := range m.costs {
+		if c.WindowStart.After(latest) {
+			latest = c.WindowStart
+		}
+	}
+	return latest, nil
+}
+
+func (m *memScores) LatestScores(context.Context) ([]Score, error) {
+	last := map[seriesKey]Score{}
+	for _, s := range m.scores {
+		k := seriesKey{s.Team, s.Model}
+		if s.WindowStart.After(last[k].WindowStart) {
+			last[k] = s
+		}
+	}
+	out := make([]Score, 0, len(last))
+	for _, s := range last {
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func (m *memScores) SeriesCosts(_ context.Context, from, to time.Time) ([]SeriesCost, error) {
+	var out []SeriesCost
+	for _, c := range m.costs {
+		if !c.WindowStart.Before(from) && !c.WindowStart.After(to) {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+func (m *memScores) WriteScores(_ context.Context, scores []Score) error {
+	for _, s := range scores {
+		m.scores[s.WindowStart.String()+s.Team+s.Model] = s
+	}
+	return nil
+}
+
+func TestScorerFlagsASpikeAfterMinimumHistory(t *testing.T) {
+	cfg := DefaultAnomalyConfig()
+	cfg.SettleWindows = 0
+	store := &memScores{scores: map[string]Score{}}
+	for i := 0; i < 30; i++ {
+		cost := int64(1_000_000_000_000 + (i%3)*50_000_000_000) // about $1 a window
+		if i == 5 || i == 25 {
+			cost = 20_000_000_000_000 // $20
+		}
+		store.costs = append(store.costs, SeriesCost{WindowStart: t0.Add(time.Duration(i) * time.Minute), Team: "t", Model: "m", CostPicos: cost})
+	}
+	s := NewScorer(cfg, time.Minute, store, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	// Score in two passes to check that state resumes from stored scores.
+	rest := store.costs[15:]
+	store.costs = store.costs[:15]
+	if n, err := s.ScoreOnce(context.Background()); err != nil || n != 15 {
+		t.Fatalf("first pass scored %d, %v", n, err)
+	}
+	store.costs = append(store.costs, rest...)
+	if n, err := s.ScoreOnce(context.Background()); err != nil || n != 15 {
+		t.Fatalf("second pass scored %d, %v", n, err)
+	}
+	for key, sc := range store.scores {
+		i := int(sc.WindowStart.Sub(t0) / time.Minute)
+		switch {
+		case i == 5 && sc.Anomaly:
+			t.Errorf("window 5 flagged before the minimum history: %+v", sc)
+		case i == 25 && !sc.Anomaly:
+			t.Errorf("the $20 spike in window 25 was not flagged: z=%.1f", sc.Z)
+		case i != 25 && sc.Anomaly:
+			t.Errorf("%s flagged: z=%.1f", key, sc.Z)
+		}
+	}
+	if len(store.scores) != 30 {
+		t.Fatalf("%d scores, want 30", len(store.scores))
+	}
+}
+
+func TestScorerRespectsTheImpactFloor(t *testing.T) {
+	cfg := DefaultAnomalyConfig()
+	cfg.SettleWindows = 0
+	store := &memScores{scores: map[string]Score{}}
+	for i := 0; i < 20; i++ {
+		cost := int64(1_000_000) // a millionth of a dollar
+		if i == 15 {
+			cost = 100_000_000 // 100× but only $0.0001
+		}
+		store.costs = append(store.costs, SeriesCost{WindowStart: t0.Add(time.Duration(i) * time.Minute), Team: "t", Model: "m", CostPicos: cost})
+	}
+	s := NewScorer(cfg, time.Minute, store, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if _, err := s.ScoreOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, sc := range store.scores {
+		if sc.Anomaly {
+			t.Fatalf("a $0.0001 rise was flagged: %+v", sc)
+		}
+	}
+}
