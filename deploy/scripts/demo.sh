@@ -19,7 +19,7 @@ trap interrupted INT TERM
 deploy/scripts/clickhouse.sh up
 # A fresh database each time, so the report shows this run only.
 clickhouse-client --port "${AIVIS_CH_PORT:-9000}" -q "DROP DATABASE IF EXISTS $db"
-"$bin" migrate --clickhouse.database "$db"
+"$bin" migrate --clickhouse.database "$db" --log_level warn
 
 "$bin" dev --clickhouse.database "$db" --log_level warn \
   --rate "${AIVIS_DEMO_RATE:-300}" --duration "${AIVIS_DEMO_DURATION:-60s}" --time-scale 180 \
@@ -29,7 +29,7 @@ trap 'kill -INT $pid 2>/dev/null; wait $pid 2>/dev/null; interrupted' INT TERM
 wait $pid
 trap - INT TERM
 
-"$bin" verify --clickhouse.database "$db" --from "$(date -u -d '-1 day' +%F)" --to "$(date -u -d '+1 day' +%F)" || true
+"$bin" verify --clickhouse.database "$db" --log_level warn --from "$(date -u -d '-1 day' +%F)" --to "$(date -u -d '+1 day' +%F)" || true
 
 cat <<MSG
 
