@@ -56,6 +56,9 @@ type Flags struct {
 	Unpriced        bool `json:"unpriced,omitempty"`
 	Unowned         bool `json:"unowned,omitempty"`
 	UnapprovedModel bool `json:"unapproved_model,omitempty"`
+	// UsageMismatch: the provider's total disagrees with the normalized
+	// counts (see Event.Warnings).
+	UsageMismatch bool `json:"usage_mismatch,omitempty"`
 }
 
 // DeadLetter is what aivis.deadletter.v1 carries: the original bytes, why

@@ -65,6 +65,12 @@ type Event struct {
 	Usage       *Usage `json:"usage,omitempty"`
 	// RawUsage is the provider's usage object as received, kept for audit.
 	RawUsage json.RawMessage `json:"raw_usage,omitempty"`
+	// ProviderCostUSD is the cost the provider itself reported, as a
+	// decimal string; when present it wins over the catalog.
+	ProviderCostUSD string `json:"provider_cost_usd,omitempty"`
+	// Warnings are adapter findings that do not reject the event, e.g. a
+	// provider total that disagrees with the normalized counts.
+	Warnings []string `json:"warnings,omitempty"`
 
 	// gpu.usage fields.
 	GPU *GPUUsage `json:"gpu,omitempty"`
@@ -77,6 +83,22 @@ type Usage struct {
 	CacheWriteInputTokens *int64 `json:"cache_write_input_tokens,omitempty"`
 	OutputTokens          *int64 `json:"output_tokens,omitempty"`
 	ReasoningOutputTokens *int64 `json:"reasoning_output_tokens,omitempty"`
+	// Subsets of CacheWriteInputTokens by cache lifetime (Anthropic,
+	// Bedrock): they price differently.
+	CacheWrite5mInputTokens *int64 `json:"cache_write_5m_input_tokens,omitempty"`
+	CacheWrite1hInputTokens *int64 `json:"cache_write_1h_input_tokens,omitempty"`
+	// ToolInputTokens is the subset of input that re-fed tool results
+	// (Gemini toolUsePromptTokenCount).
+	ToolInputTokens *int64 `json:"tool_input_tokens,omitempty"`
+	// Audio subsets of input and output.
+	InputAudioTokens  *int64 `json:"input_audio_tokens,omitempty"`
+	OutputAudioTokens *int64 `json:"output_audio_tokens,omitempty"`
+	// Predicted-output subsets of output (OpenAI); rejected ones are billed.
+	AcceptedPredictionTokens *int64 `json:"accepted_prediction_tokens,omitempty"`
+	RejectedPredictionTokens *int64 `json:"rejected_prediction_tokens,omitempty"`
+	// ServerToolCalls counts billable provider-side tool calls by kind,
+	// e.g. {"web_search": 2}.
+	ServerToolCalls map[string]int64 `json:"server_tool_calls,omitempty"`
 	// ProviderTotalTokens is the provider's own total, kept to cross-check
 	// the normalized input+output.
 	ProviderTotalTokens *int64 `json:"provider_total_tokens,omitempty"`

@@ -81,6 +81,12 @@ func (e *Event) Validate() error {
 	default:
 		add("kind", "unknown kind %q (want %q or %q)", e.Kind, KindLLMRequest, KindGPUUsage)
 	}
+	if e.ProviderCostUSD != "" && !decimalString(e.ProviderCostUSD) {
+		add("provider_cost_usd", "%q is not a non-negative decimal number of USD (e.g. \"0.0125\")", e.ProviderCostUSD)
+	}
+	if len(e.Warnings) > 16 {
+		add("warnings", "has %d entries, the limit is 16", len(e.Warnings))
+	}
 	if len(e.Labels) > 64 {
 		add("labels", "has %d entries, the limit is 64", len(e.Labels))
 	}
@@ -122,6 +128,13 @@ func (e *Event) validateLLM(add func(field, format string, args ...any)) {
 		{"usage.output_tokens", u.OutputTokens},
 		{"usage.reasoning_output_tokens", u.ReasoningOutputTokens},
 		{"usage.provider_total_tokens", u.ProviderTotalTokens},
+		{"usage.cache_write_5m_input_tokens", u.CacheWrite5mInputTokens},
+		{"usage.cache_write_1h_input_tokens", u.CacheWrite1hInputTokens},
+		{"usage.tool_input_tokens", u.ToolInputTokens},
+		{"usage.input_audio_tokens", u.InputAudioTokens},
+		{"usage.output_audio_tokens", u.OutputAudioTokens},
+		{"usage.accepted_prediction_tokens", u.AcceptedPredictionTokens},
+		{"usage.rejected_prediction_tokens", u.RejectedPredictionTokens},
 	} {
 		if c.v != nil && (*c.v < 0 || *c.v > maxTokens) {
 			add(c.name, "must be between 0 and %d, got %d", int64(maxTokens), *c.v)
@@ -130,6 +143,24 @@ func (e *Event) validateLLM(add func(field, format string, args ...any)) {
 	if Get(u.CacheReadInputTokens)+Get(u.CacheWriteInputTokens) > Get(u.InputTokens) {
 		add("usage.input_tokens", "must include cache reads and writes (input_tokens %d < cache_read %d + cache_write %d)",
 			Get(u.InputTokens), Get(u.CacheReadInputTokens), Get(u.CacheWriteInputTokens))
+	}
+	if Get(u.CacheWrite5mInputTokens)+Get(u.CacheWrite1hInputTokens) > Get(u.CacheWriteInputTokens) {
+		add("usage.cache_write_input_tokens", "must include the 5m and 1h cache writes (%d < %d + %d)",
+			Get(u.CacheWriteInputTokens), Get(u.CacheWrite5mInputTokens), Get(u.CacheWrite1hInputTokens))
+	}
+	if Get(u.ToolInputTokens) > Get(u.InputTokens) || Get(u.InputAudioTokens) > Get(u.InputTokens) {
+		add("usage.input_tokens", "must include tool and audio input tokens")
+	}
+	if Get(u.AcceptedPredictionTokens)+Get(u.RejectedPredictionTokens) > Get(u.OutputTokens) || Get(u.OutputAudioTokens) > Get(u.OutputTokens) {
+		add("usage.output_tokens", "must include prediction (accepted and rejected) and audio output tokens")
+	}
+	for k, v := range u.ServerToolCalls {
+		if v < 0 || v > maxTokens {
+			add("usage.server_tool_calls."+k, "must be between 0 and %d, got %d", int64(maxTokens), v)
+		}
+	}
+	if len(u.ServerToolCalls) > 16 {
+		add("usage.server_tool_calls", "has %d kinds, the limit is 16", len(u.ServerToolCalls))
 	}
 	if Get(u.ReasoningOutputTokens) > Get(u.OutputTokens) {
 		add("usage.output_tokens", "must include reasoning tokens (output_tokens %d < reasoning %d)",
@@ -173,4 +204,22 @@ func DecodeEnriched(data []byte) (*Enriched, error) {
 		return nil, fmt.Errorf("decoding enriched event: %w", err)
 	}
 	return &e, nil
+}
+
+// decimalString accepts plain non-negative decimals such as "12", "0.0125".
+func decimalString(s string) bool {
+	if len(s) == 0 || len(s) > 40 {
+		return false
+	}
+	dot := false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+		case c == '.' && !dot && i > 0 && i < len(s)-1:
+			dot = true
+		default:
+			return false
+		}
+	}
+	return true
 }

@@ -16,9 +16,11 @@ import (
 	"time"
 
 	"github.com/shopspring/decimal"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/aivis-dev/aivis/ingest"
+	"github.com/aivis-dev/aivis/internal/bus"
 	"github.com/aivis-dev/aivis/internal/config"
 	"github.com/aivis-dev/aivis/internal/pipeline"
 	"github.com/aivis-dev/aivis/internal/testenv"
@@ -60,10 +62,45 @@ type e2eTotal struct {
 // enrich → aggregate → ClickHouse and compares per-(model, team) totals
 // with values computed here. The set holds duplicate submissions,
 // out-of-order, late-but-allowed, too-late and malformed events.
+//
+// It runs on the embedded cluster that `aivis dev` uses and, in
+// TestEndToEndRealBroker, on the real Apache Kafka broker.
 func TestEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test: needs ClickHouse")
 	}
+	endToEnd(t, nil)
+}
+
+func TestEndToEndRealBroker(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: needs Kafka and ClickHouse")
+	}
+	brokers := testenv.Kafka(t)
+	// The pipeline's topics have fixed names: start from empty ones.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm := kadm.NewClient(cl)
+	if _, err := adm.DeleteTopics(context.Background(), bus.Topics...); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		topics, err := adm.ListTopics(context.Background(), bus.Topics...)
+		if err == nil && len(topics.Names()) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("topics %v were not deleted: %v", bus.Topics, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	cl.Close()
+	endToEnd(t, brokers)
+}
+
+func endToEnd(t *testing.T, brokers []string) {
 	addr, db := testenv.ClickHouseDatabase(t)
 	dir := t.TempDir()
 	alphaKey, betaKey := "sk-e2e-alpha-key", "sk-e2e-beta-key"
@@ -79,8 +116,8 @@ func TestEndToEnd(t *testing.T) {
 
 	cfg := config.Default()
 	cfg.Kafka.Partitions = 3
-	if b := os.Getenv("AIVIS_KAFKA_BROKERS"); b != "" {
-		cfg.Kafka.Brokers = strings.Split(b, ",")
+	if len(brokers) > 0 {
+		cfg.Kafka.Brokers = brokers
 		cfg.Aggregate.Group = "aivis-aggregate-" + db
 	}
 	cfg.ClickHouse.Addr, cfg.ClickHouse.Database = addr, db
