@@ -161,7 +161,7 @@ func (s *Scorer) ScoreOnce(ctx context.Context) (int, error) {
 	for _, sc := range scores {
 		if sc.Anomaly {
 			metricAnomalies.Inc()
-			s.log.Warn("cost anomaly", "window", sc.WindowStart, "team", sc.Team, "model", sc.Model,
+			s.log.Info("cost anomaly", "window", sc.WindowStart, "team", sc.Team, "model", sc.Model,
 				"cost_usd", float64(sc.CostPicos)/1e12, "baseline_usd", sc.BaselinePicos/1e12, "z", sc.Z)
 		}
 	}

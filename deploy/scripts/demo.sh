@@ -25,7 +25,10 @@ clickhouse-client --port "${AIVIS_CH_PORT:-9000}" -q "DROP DATABASE IF EXISTS $d
   --rate "${AIVIS_DEMO_RATE:-300}" --duration "${AIVIS_DEMO_DURATION:-60s}" --time-scale 180 \
   --exit --since 4h --limit 8 &
 pid=$!
-trap 'kill -INT $pid 2>/dev/null; wait $pid 2>/dev/null; interrupted' INT TERM
+# Ctrl-C reaches aivis too (same process group) and starts its drain: wait
+# for it rather than signalling again, which would make it exit at once.
+trap 'wait $pid 2>/dev/null; interrupted' INT
+trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; interrupted' TERM
 wait $pid
 trap - INT TERM
 
