@@ -33,27 +33,17 @@ const (
 	defaultVersion = "unversioned"
 )
 
-// Meter names used in cost lines.
-const (
-	MeterInput           = "input"
-	MeterCacheReadInput  = "cache_read_input"
-	MeterCacheWriteInput = "cache_write_input"
-	MeterOutput          = "output"
-	MeterReasoningOutput = "reasoning_output"
-	// MeterGPUMicrohours counts allocated GPU time in millionths of an hour,
-	// so that its price per 1M units is exactly the catalog's gpu_hour price.
-	MeterGPUMicrohours = "gpu_allocated_microhours"
-)
-
 // catalogFile is the YAML layout of a pricing catalog.
 type catalogFile struct {
 	CatalogVersion string `yaml:"catalog_version"`
 	Currency       string `yaml:"currency"`
 	// ProviderAliases maps other spellings of a provider (e.g. "google")
 	// to the provider name used by the entries (e.g. "gcp.gemini").
-	ProviderAliases map[string]string `yaml:"provider_aliases"`
+	ProviderAliases map[string]string `yaml:"provider_aliases,omitempty"`
 	Models          []modelEntry      `yaml:"models"`
-	GPUs            []gpuEntry        `yaml:"gpus"`
+	GPUs            []gpuEntry        `yaml:"gpus,omitempty"`
+	// Contracts are per-team prices applied after list price.
+	Contracts []contractSpec `yaml:"contracts,omitempty"`
 }
 
 type modelEntry struct {
@@ -62,23 +52,20 @@ type modelEntry struct {
 	Match         modelSpec `yaml:"match"`
 	EffectiveFrom string    `yaml:"effective_from"`
 	Rates         rateSpec  `yaml:"rates"`
-	SourceURL     string    `yaml:"source_url"`
-	RetrievedAt   string    `yaml:"retrieved_at"`
+	// Tiers are evaluated in order; the first whose condition holds applies.
+	Tiers []tierSpec `yaml:"tiers,omitempty"`
+	// ServiceTiers modify the rates by Event.ServiceTier (case-insensitive).
+	ServiceTiers map[string]serviceTierSpec `yaml:"service_tiers,omitempty"`
+	// PerCall holds USD per server tool call, by Usage.ServerToolCalls kind.
+	PerCall     map[string]string `yaml:"per_call,omitempty"`
+	SourceURL   string            `yaml:"source_url,omitempty"`
+	RetrievedAt string            `yaml:"retrieved_at,omitempty"`
 }
 
 type modelSpec struct {
-	Models  []string `yaml:"models"`
-	Aliases []string `yaml:"aliases"`
-	Pattern string   `yaml:"pattern"`
-}
-
-// rateSpec holds decimal USD per 1M tokens; nil means "not set".
-type rateSpec struct {
-	Input           *string `yaml:"input"`
-	Output          *string `yaml:"output"`
-	CacheReadInput  *string `yaml:"cache_read_input"`
-	CacheWriteInput *string `yaml:"cache_write_input"`
-	ReasoningOutput *string `yaml:"reasoning_output"`
+	Models  []string `yaml:"models,omitempty"`
+	Aliases []string `yaml:"aliases,omitempty"`
+	Pattern string   `yaml:"pattern,omitempty"`
 }
 
 type gpuEntry struct {
@@ -94,22 +81,18 @@ type gpuSpec struct {
 	GPUModels []string `yaml:"gpu_models"`
 }
 
-// rate is one price, precomputed for the hot path.
-type rate struct {
-	picosPerToken int64
-	perMillion    string // canonical decimal USD per 1M tokens, for cost lines
-}
-
-// price is one effective-dated version of a model entry, with fallbacks
-// (cache rates → input, reasoning → output) already resolved.
+// price is one effective-dated version of a model entry, with fallbacks,
+// tiers and service tiers resolved into rate tables at load.
 type price struct {
-	priceID    string
-	from       time.Time
-	input      rate
-	output     rate
-	cacheRead  rate
-	cacheWrite rate
-	reasoning  rate
+	id      string
+	priceID string
+	from    time.Time
+	tiers   []tier
+	// tables[s][0] holds the rates without a tier and tables[s][i+1] those
+	// of tiers[i], under service tier s (0 = standard).
+	tables       [][]rateTable
+	serviceTiers map[string]int // lower-cased name → index into tables
+	perCall      map[string]callRate
 }
 
 // versions holds every version of one entry id, ordered by from.
@@ -159,6 +142,7 @@ type Catalog struct {
 	providers       map[string]*providerIndex
 	providerAliases map[string]string
 	gpus            map[string]*gpuVersions // keys lower-cased
+	contracts       []contract              // file order
 }
 
 // Version returns the catalog_version recorded on every priced event.
@@ -235,6 +219,7 @@ func ParseCatalog(data []byte) (*Catalog, error) {
 	}
 	c.buildModels(f.Models, &p)
 	c.buildGPUs(f.GPUs, &p)
+	c.contracts = parseContracts(&p, "contracts", f.Contracts)
 	if err := p.err(); err != nil {
 		return nil, err
 	}
@@ -268,10 +253,11 @@ func (c *Catalog) buildModels(entries []modelEntry, p *problems) {
 			continue
 		}
 		checkRetrievedAt(p, path, e.RetrievedAt)
-		pr, ok := parseRates(p, path+".rates", e.Rates)
+		pr, ok := parseEntryPrices(p, path, e)
 		if !ok {
 			continue
 		}
+		pr.id = e.ID
 		pr.from = from.UTC()
 		pr.priceID = e.ID + "@" + pr.from.Format(time.RFC3339)
 
@@ -428,52 +414,91 @@ func checkRetrievedAt(p *problems, path, s string) {
 	p.add(path+".retrieved_at", "must be a date (2026-11-20) or an RFC 3339 time, got %q", s)
 }
 
-// parseRates parses an entry's rates and resolves fallbacks: absent cache
-// rates cost the input rate, absent reasoning costs the output rate.
-func parseRates(p *problems, path string, r rateSpec) (price, bool) {
+// parseEntryPrices builds an entry's rate tables: for each service tier
+// (standard first) the base rates with that service tier's rates merged
+// over them, and for each tier those with the tier's rates merged over in
+// turn; fallbacks apply after merging, then the service tier's multiply.
+func parseEntryPrices(p *problems, path string, e modelEntry) (price, bool) {
 	var pr price
-	ok := true
-	one := func(key string, s *string, required bool) (rate, bool) {
-		if s == nil {
-			if required {
-				p.add(path+"."+key, "is required (decimal USD per 1M tokens, e.g. \"2.50\")")
-				return rate{}, false
+	base, ok := resolveRates(p, path+".rates", e.Rates)
+	tiers, tiersOK := parseTiers(p, path, e.Tiers)
+	perCall, callsOK := parsePerCall(p, path, e.PerCall)
+	if !ok || !tiersOK || !callsOK {
+		return pr, false
+	}
+	pr.tiers, pr.perCall = tiers, perCall
+	names := make([]string, 0, len(e.ServiceTiers))
+	for n := range e.ServiceTiers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	build := func(svcPath string, spec rateSpec, factor *decimal.Decimal) ([]rateTable, bool) {
+		ts := make([]rateTable, 0, len(tiers)+1)
+		t0, good := base, true
+		if svcPath != "" {
+			t0, good = resolveRates(p, svcPath+".rates", spec)
+		}
+		ts = append(ts, t0)
+		for i, tspec := range e.Tiers {
+			t, g := resolveRates(p, fmt.Sprintf("%s.tiers[%d].rates", path, i), spec.merged(tspec.Rates))
+			good = good && g
+			ts = append(ts, t)
+		}
+		if !good || factor == nil {
+			return ts, good
+		}
+		for i := range ts {
+			scaled, key, exact := scaleTable(ts[i], *factor)
+			if !exact {
+				where := "the base rates"
+				if i > 0 {
+					where = fmt.Sprintf("tier %q", tiers[i-1].name)
+				}
+				p.add(svcPath+".multiply", "%s × %s (%s) is not a whole number of pico-USD per token (more than 6 decimals per 1M); use a factor that keeps prices exact or give rates instead",
+					factor.String(), key, where)
+				return ts, false
 			}
-			return rate{}, true
+			ts[i] = scaled
 		}
-		d, good := parsePrice(p, path+"."+key, *s, maxPricePerMillion)
-		if !good {
-			return rate{}, false
+		return ts, true
+	}
+	std, good := build("", e.Rates, nil)
+	pr.tables = append(pr.tables, std)
+	for _, n := range names {
+		s := e.ServiceTiers[n]
+		sp := path + ".service_tiers." + n
+		ln := strings.ToLower(strings.TrimSpace(n))
+		if ln == "" {
+			p.add(path+".service_tiers", "service tier names must not be empty")
+			good = false
+			continue
 		}
-		// price per 1M tokens × 1e12 picos / 1e6 tokens = price × 1e6 picos per token.
-		return rate{picosPerToken: d.Shift(6).IntPart(), perMillion: d.String()}, true
+		if pr.serviceTiers == nil {
+			pr.serviceTiers = map[string]int{}
+		}
+		if _, dup := pr.serviceTiers[ln]; dup {
+			p.add(sp, "is listed twice (names are case-insensitive)")
+			good = false
+			continue
+		}
+		var factor *decimal.Decimal
+		if s.Multiply != nil {
+			f, ok := parseMultiply(p, sp+".multiply", *s.Multiply)
+			if !ok {
+				good = false
+				continue
+			}
+			factor = &f
+		}
+		ts, ok := build(sp, e.Rates.merged(s.Rates), factor)
+		if !ok {
+			good = false
+			continue
+		}
+		pr.serviceTiers[ln] = len(pr.tables)
+		pr.tables = append(pr.tables, ts)
 	}
-	var good bool
-	if pr.input, good = one("input", r.Input, true); !good {
-		ok = false
-	}
-	if pr.output, good = one("output", r.Output, true); !good {
-		ok = false
-	}
-	if pr.cacheRead, good = one("cache_read_input", r.CacheReadInput, false); !good {
-		ok = false
-	}
-	if pr.cacheWrite, good = one("cache_write_input", r.CacheWriteInput, false); !good {
-		ok = false
-	}
-	if pr.reasoning, good = one("reasoning_output", r.ReasoningOutput, false); !good {
-		ok = false
-	}
-	if r.CacheReadInput == nil {
-		pr.cacheRead = pr.input
-	}
-	if r.CacheWriteInput == nil {
-		pr.cacheWrite = pr.input
-	}
-	if r.ReasoningOutput == nil {
-		pr.reasoning = pr.output
-	}
-	return pr, ok
+	return pr, good
 }
 
 func parsePrice(p *problems, path, s string, max int64) (decimal.Decimal, bool) {

@@ -1,7 +1,11 @@
 package enrich
 
 import (
+	"fmt"
 	"math"
+	"math/bits"
+	"sort"
+	"strings"
 
 	"github.com/aivis-dev/aivis/schemas"
 	"github.com/shopspring/decimal"
@@ -9,40 +13,136 @@ import (
 
 // Quote is the priced part of an enriched event.
 type Quote struct {
-	PriceID   string
+	PriceID string
+	// Lines always sum to CostPicos: token and call meters at list price,
+	// then any provider or contract adjustment lines.
 	Lines     []schemas.CostLine
 	CostPicos int64
-	// Priced is false when the catalog has no price for the event or its
-	// usage cannot be priced; CostPicos is then 0 and must be flagged.
+	// ListCostPicos is the cost at catalog list prices, before contract
+	// terms; for a provider-reported cost it equals CostPicos.
+	ListCostPicos int64
+	// Contract names the contract applied, if any.
+	Contract string
+	// Source is one of the schemas.CostSource* values.
+	Source string
+	// Priced is false when neither the catalog nor the provider gives a
+	// cost; CostPicos is then 0 and must be flagged.
 	Priced bool
+	// Warnings are findings in "code: detail" form, appended to the
+	// enriched event's warnings.
+	Warnings []string
 }
 
-// Price computes the cost of one event under the catalog. It never returns
+// Warning codes added by pricing.
+const (
+	WarnUnpricedCall        = "unpriced_server_tool_call"
+	WarnProviderCostRounded = "provider_cost_rounded"
+	WarnProviderCostIgnored = "provider_cost_ignored"
+)
+
+// Price computes the list cost of one event, without contract terms; see
+// PriceFor.
+func (c *Catalog) Price(ev *schemas.Event) Quote { return c.PriceFor(ev, "") }
+
+// PriceFor computes the cost of one event owned by team. It never returns
 // a silent zero: an event it cannot price comes back with Priced false.
 //
-// llm.request follows the normalized token convention: input_tokens
-// includes cache reads and writes, output_tokens includes reasoning. Each
-// token is priced once:
+// llm.request tokens are split into meters by usageCounts, each token in
+// exactly one meter, and priced at the entry's rates: the service tier's
+// (Event.ServiceTier, case-insensitive; unknown tiers use the standard
+// rates), and within it the first tier whose condition holds. A
+// whole_request tier prices every meter at its rates; a graduated tier
+// prices only the tokens of its field's family beyond the threshold at its
+// rates. Server tool calls add per_call fees, which service tiers do not
+// scale; a call kind without a fee adds a warning, not a silent zero.
 //
-//	input − cache_read − cache_write  at input
-//	cache_read                        at cache_read_input  (else input)
-//	cache_write                       at cache_write_input (else input)
-//	output − reasoning                at output
-//	reasoning                         at reasoning_output  (else output)
+// A provider-reported cost (Event.ProviderCostUSD) wins: the catalog lines
+// stay for audit and an adjustment line makes the lines sum to the
+// provider's figure; contracts do not apply to it. Otherwise the first
+// contract matching team applies after list price.
 //
 // A request without usage costs 0 when it failed (status "error") and is
 // unpriced otherwise, because its tokens are unknown.
-func (c *Catalog) Price(ev *schemas.Event) Quote {
+func (c *Catalog) PriceFor(ev *schemas.Event, team string) Quote {
+	var q Quote
+	if ev.ProviderCostUSD != "" {
+		team = "" // the provider's figure is what was billed
+	}
 	switch ev.Kind {
 	case schemas.KindLLMRequest:
-		return c.priceLLM(ev)
+		q = c.priceLLM(ev, team)
 	case schemas.KindGPUUsage:
-		return c.priceGPU(ev)
+		q = c.priceGPU(ev)
+		if q.Priced {
+			q.ListCostPicos = q.CostPicos
+			if team != "" && len(c.contracts) > 0 {
+				if k := c.findContract(team, "", ev.GPU.GPUModel, q.priceEntryID()); k != nil {
+					applyDiscount(&q, k)
+				}
+			}
+		}
 	}
-	return Quote{}
+	if q.Priced {
+		q.Source = schemas.CostSourceCatalog
+	}
+	if ev.ProviderCostUSD != "" {
+		applyProviderCost(&q, ev.ProviderCostUSD)
+	}
+	if !q.Priced {
+		q.Source = schemas.CostSourceNone
+	}
+	return q
 }
 
-func (c *Catalog) priceLLM(ev *schemas.Event) Quote {
+// priceEntryID is the entry id part of PriceID ("id@from").
+func (q *Quote) priceEntryID() string {
+	if i := strings.LastIndexByte(q.PriceID, '@'); i >= 0 {
+		return q.PriceID[:i]
+	}
+	return q.PriceID
+}
+
+// maxLines bounds the token lines of one event: each meter at most twice
+// (base and tier part of a graduated tier).
+const maxLines = 2 * numMeters
+
+// lineSet accumulates cost lines without overflow.
+type lineSet struct {
+	buf      [maxLines]schemas.CostLine
+	n        int
+	list     int64 // sum at list rates
+	contract int64 // sum at contract rates
+	overflow bool
+}
+
+func (s *lineSet) add(meter string, qty int64, r *rate, rk int, k *contract) {
+	if qty == 0 {
+		return
+	}
+	cost, ok := mulPicos(qty, r.picosPerToken)
+	if !ok || s.list > math.MaxInt64-cost {
+		s.overflow = true
+		return
+	}
+	s.list += cost
+	effective := cost
+	if k != nil && k.hasRate[rk] {
+		if effective, ok = mulPicos(qty, k.rates[rk].picosPerToken); !ok {
+			s.overflow = true
+			return
+		}
+	}
+	if s.contract > math.MaxInt64-effective {
+		s.overflow = true
+		return
+	}
+	s.contract += effective
+	// Lines show list prices; contract rates add one adjustment line.
+	s.buf[s.n] = schemas.CostLine{Meter: meter, Quantity: qty, UnitPrice: r.perMillion, CostPicos: cost}
+	s.n++
+}
+
+func (c *Catalog) priceLLM(ev *schemas.Event, team string) Quote {
 	p, ok := c.lookup(ev.Provider, ev.Model, ev.Time)
 	if !ok {
 		return Quote{}
@@ -54,59 +154,158 @@ func (c *Catalog) priceLLM(ev *schemas.Event) Quote {
 		}
 		return Quote{PriceID: p.priceID}
 	}
-	in := schemas.Get(u.InputTokens)
-	read := schemas.Get(u.CacheReadInputTokens)
-	write := schemas.Get(u.CacheWriteInputTokens)
-	out := schemas.Get(u.OutputTokens)
-	reason := schemas.Get(u.ReasoningOutputTokens)
-	// Inconsistent counts would be double counted or negative; validation
-	// rejects them upstream, and here they are unpriced rather than guessed.
-	if in < 0 || read < 0 || write < 0 || out < 0 || reason < 0 ||
-		read > in || write > in-read || reason > out {
+	cnt, ok := usageCounts(u)
+	if !ok {
+		// Inconsistent counts would be double counted or negative;
+		// validation rejects them upstream, here they are unpriced.
 		return Quote{PriceID: p.priceID}
 	}
-	meters := [5]struct {
-		name string
-		qty  int64
-		r    *rate
-	}{
-		{MeterInput, in - read - write, &p.input},
-		{MeterCacheReadInput, read, &p.cacheRead},
-		{MeterCacheWriteInput, write, &p.cacheWrite},
-		{MeterOutput, out - reason, &p.output},
-		{MeterReasoningOutput, reason, &p.reasoning},
+	var k *contract
+	if team != "" && len(c.contracts) > 0 {
+		prov, _ := c.resolveProvider(ev.Provider)
+		k = c.findContract(team, prov, ev.Model, p.id)
 	}
-	n := 0
-	for _, m := range meters {
-		if m.qty != 0 {
-			n++
+	tables := p.tables[0]
+	if ev.ServiceTier != "" && p.serviceTiers != nil {
+		if i, ok := p.serviceTiers[strings.ToLower(ev.ServiceTier)]; ok {
+			tables = p.tables[i]
 		}
+	}
+	ti := -1
+	for i := range p.tiers {
+		if p.tiers[i].holds(cnt.field[p.tiers[i].field]) {
+			ti = i
+			break
+		}
+	}
+	var s lineSet
+	base := &tables[0]
+	switch {
+	case ti < 0:
+		for m := range numMeters {
+			s.add(meterNames[m], cnt.meter[m], &base[meterRate[m]], meterRate[m], k)
+		}
+	case !p.tiers[ti].graduated:
+		t, names := &tables[ti+1], &p.tiers[ti].meterNames
+		for m := range numMeters {
+			s.add(names[m], cnt.meter[m], &t[meterRate[m]], meterRate[m], k)
+		}
+	default:
+		tr := &p.tiers[ti]
+		t := &tables[ti+1]
+		var above [numMeters]int64
+		below := cnt.meter
+		allowance := tr.baseAllowance
+		for _, m := range fieldFamily[tr.field] {
+			b := min(below[m], allowance)
+			allowance -= b
+			above[m] = below[m] - b
+			below[m] = b
+		}
+		for m := range numMeters {
+			s.add(meterNames[m], below[m], &base[meterRate[m]], meterRate[m], k)
+			s.add(tr.meterNames[m], above[m], &t[meterRate[m]], meterRate[m], k)
+		}
+	}
+	if s.overflow {
+		return Quote{PriceID: p.priceID}
 	}
 	q := Quote{PriceID: p.priceID, Priced: true}
-	if n == 0 {
-		return q
+	n := s.n + len(u.ServerToolCalls)
+	if k != nil {
+		n += 2
 	}
-	q.Lines = make([]schemas.CostLine, 0, n)
-	for _, m := range meters {
-		if m.qty == 0 {
-			continue
+	if n > 0 {
+		q.Lines = make([]schemas.CostLine, s.n, n)
+		copy(q.Lines, s.buf[:s.n])
+	}
+	list, effective := s.list, s.contract
+	if len(u.ServerToolCalls) > 0 {
+		kinds := make([]string, 0, len(u.ServerToolCalls))
+		for kind := range u.ServerToolCalls {
+			kinds = append(kinds, kind)
 		}
-		cost, ok := mulPicos(m.qty, m.r.picosPerToken)
-		if !ok {
-			return Quote{PriceID: p.priceID}
+		sort.Strings(kinds)
+		for _, kind := range kinds {
+			calls := u.ServerToolCalls[kind]
+			if calls < 0 {
+				return Quote{PriceID: p.priceID}
+			}
+			if calls == 0 {
+				continue
+			}
+			cr, ok := p.perCall[kind]
+			if !ok {
+				q.Warnings = append(q.Warnings, fmt.Sprintf("%s: %d %q calls have no per_call price in entry %s", WarnUnpricedCall, calls, kind, p.id))
+				continue
+			}
+			cost, ok := mulPicos(calls, cr.picosPerCall)
+			if !ok || list > math.MaxInt64-cost || effective > math.MaxInt64-cost {
+				return Quote{PriceID: p.priceID}
+			}
+			list += cost
+			effective += cost
+			q.Lines = append(q.Lines, schemas.CostLine{Meter: MeterCallPrefix + kind, Quantity: calls, UnitPrice: cr.perMillion, CostPicos: cost})
 		}
-		if q.CostPicos > math.MaxInt64-cost {
-			return Quote{PriceID: p.priceID}
+	}
+	q.CostPicos, q.ListCostPicos = list, list
+	if k != nil {
+		if effective != list {
+			q.Lines = append(q.Lines, schemas.CostLine{Meter: MeterContractRates, UnitPrice: "0", CostPicos: effective - list})
 		}
-		q.CostPicos += cost
-		q.Lines = append(q.Lines, schemas.CostLine{
-			Meter:     m.name,
-			Quantity:  m.qty,
-			UnitPrice: m.r.perMillion,
-			CostPicos: cost,
-		})
+		q.CostPicos = effective
+		applyDiscount(&q, k)
 	}
 	return q
+}
+
+// applyDiscount takes a contract's fractional discount off a priced quote,
+// rounded half to even to a whole pico-USD, as one negative line.
+func applyDiscount(q *Quote, k *contract) {
+	q.Contract = k.name
+	if k.discountPPM == 0 || q.CostPicos <= 0 {
+		return
+	}
+	hi, lo := bits.Mul64(uint64(q.CostPicos), uint64(k.discountPPM))
+	d, r := bits.Div64(hi, lo, ppm)
+	if 2*r > ppm || (2*r == ppm && d%2 == 1) {
+		d++
+	}
+	q.CostPicos -= int64(d)
+	q.Lines = append(q.Lines, schemas.CostLine{Meter: MeterContractDiscount, UnitPrice: k.discount, CostPicos: -int64(d)})
+}
+
+// applyProviderCost makes a provider-reported cost win over the catalog.
+// It must be a non-negative decimal USD amount; digits below 1e-12 USD are
+// rounded half to even with a warning. An unusable value is ignored with a
+// warning and the catalog cost stands.
+func applyProviderCost(q *Quote, s string) {
+	d, err := decimal.NewFromString(s)
+	if err != nil || d.Sign() < 0 {
+		q.Warnings = append(q.Warnings, fmt.Sprintf("%s: %q is not a non-negative decimal USD amount", WarnProviderCostIgnored, s))
+		return
+	}
+	picos := d.Shift(12)
+	if !picos.IsInteger() {
+		picos = picos.RoundBank(0)
+		q.Warnings = append(q.Warnings, fmt.Sprintf("%s: %s USD has more than 12 decimals; rounded to %s pico-USD", WarnProviderCostRounded, s, picos.String()))
+	}
+	if picos.GreaterThan(maxPicos) {
+		q.Warnings = append(q.Warnings, fmt.Sprintf("%s: %s USD is beyond the int64 pico-USD range", WarnProviderCostIgnored, s))
+		return
+	}
+	cost := picos.IntPart()
+	estimate := int64(0)
+	if q.Priced {
+		estimate = q.CostPicos
+	} else {
+		q.Lines = nil
+	}
+	q.Lines = append(q.Lines, schemas.CostLine{Meter: MeterProviderAdjustment, UnitPrice: "0", CostPicos: cost - estimate})
+	q.CostPicos, q.ListCostPicos = cost, cost
+	q.Contract = ""
+	q.Priced = true
+	q.Source = schemas.CostSourceProvider
 }
 
 // mulPicos multiplies a count by a non-negative rate, reporting overflow

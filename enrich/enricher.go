@@ -3,6 +3,7 @@ package enrich
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aivis-dev/aivis/schemas"
@@ -13,6 +14,9 @@ import (
 type Config struct {
 	CatalogPath string `koanf:"catalog_path"`
 	OwnersPath  string `koanf:"owners_path"`
+	// ContractsPath optionally names a file of per-team contracts (a
+	// contracts: list), tried before the catalog's own contracts section.
+	ContractsPath string `koanf:"contracts_path"`
 	// ReloadInterval is how often the files are checked for changes while
 	// the stage runs; 0 disables reloading.
 	ReloadInterval time.Duration `koanf:"reload_interval"`
@@ -41,10 +45,24 @@ func (c Config) Validate() error {
 }
 
 func (c Config) loadCatalog() (*Catalog, error) {
+	var cat *Catalog
+	var err error
 	if c.CatalogPath == "" {
-		return DefaultCatalog()
+		cat, err = DefaultCatalog()
+	} else {
+		cat, err = LoadCatalog(c.CatalogPath)
 	}
-	return LoadCatalog(c.CatalogPath)
+	if err != nil || c.ContractsPath == "" {
+		return cat, err
+	}
+	data, err := readBounded(c.ContractsPath)
+	if err != nil {
+		return nil, fmt.Errorf("opening contracts %q: %w", c.ContractsPath, err)
+	}
+	if cat, err = cat.WithContracts(data); err != nil {
+		return nil, fmt.Errorf("loading contracts %q: %w", c.ContractsPath, err)
+	}
+	return cat, nil
 }
 
 func (c Config) loadOwners() (*Owners, error) {
@@ -87,15 +105,33 @@ func (e *Enricher) Catalog() *Catalog { return e.catalog }
 func (e *Enricher) Enrich(ev *schemas.Event) *schemas.Enriched {
 	out := &schemas.Enriched{Event: *ev, EnrichedAt: e.now().UTC()}
 	out.Owner, out.Flags.Unowned = e.owners.Attribute(ev)
-	q := e.catalog.Price(ev)
+	q := e.catalog.PriceFor(ev, out.Owner.Team)
 	out.Pricing = schemas.Pricing{CatalogVersion: e.catalog.version, PriceID: q.PriceID}
+	out.CostSource = q.Source
 	if q.Priced {
 		out.Pricing.Lines = q.Lines
 		out.CostPicos = q.CostPicos
-		out.CostSource = schemas.CostSourceCatalog
 	} else {
-		out.CostSource = schemas.CostSourceNone
 		out.Flags.Unpriced = true
 	}
+	if len(q.Warnings) > 0 {
+		// A full slice expression makes append copy: the event's slice is shared.
+		out.Warnings = append(ev.Warnings[:len(ev.Warnings):len(ev.Warnings)], q.Warnings...)
+	}
+	out.Flags.UsageMismatch = hasWarning(ev.Warnings, WarnProviderTotalMismatch)
 	return out
+}
+
+// WarnProviderTotalMismatch is the adapters' warning code for a provider
+// total that disagrees with the normalized counts.
+const WarnProviderTotalMismatch = "provider_total_mismatch"
+
+// hasWarning reports whether a warning with the code ("code: detail") is present.
+func hasWarning(ws []string, code string) bool {
+	for _, w := range ws {
+		if strings.HasPrefix(w, code) && (len(w) == len(code) || w[len(code)] == ':') {
+			return true
+		}
+	}
+	return false
 }

@@ -62,7 +62,7 @@ type Stage struct {
 	drain    time.Duration
 
 	reloadMu sync.Mutex
-	fileSums [2][sha256.Size]byte
+	fileSums [3][sha256.Size]byte
 }
 
 // NewStage returns a stage over a client built with ConsumerOpts.
@@ -108,7 +108,7 @@ func (s *Stage) reloadLocked(cfg Config) error {
 // changes, checking every cfg.ReloadInterval, until ctx is done. With no
 // files configured or a zero interval it just waits for ctx.
 func (s *Stage) Watch(ctx context.Context, cfg Config) error {
-	if cfg.ReloadInterval <= 0 || (cfg.CatalogPath == "" && cfg.OwnersPath == "") {
+	if cfg.ReloadInterval <= 0 || (cfg.CatalogPath == "" && cfg.OwnersPath == "" && cfg.ContractsPath == "") {
 		<-ctx.Done()
 		return nil
 	}
@@ -137,9 +137,9 @@ func (s *Stage) Watch(ctx context.Context, cfg Config) error {
 
 // fileSums hashes the configured files; an unreadable file hashes as its
 // error text, so that it counts as a change and is reported by the reload.
-func fileSums(cfg Config) [2][sha256.Size]byte {
-	var out [2][sha256.Size]byte
-	for i, p := range []string{cfg.CatalogPath, cfg.OwnersPath} {
+func fileSums(cfg Config) [3][sha256.Size]byte {
+	var out [3][sha256.Size]byte
+	for i, p := range []string{cfg.CatalogPath, cfg.OwnersPath, cfg.ContractsPath} {
 		if p == "" {
 			continue
 		}

@@ -26,6 +26,10 @@
 // for every event of the request that has none, in header X-AIVIS-Api-Key is
 // replaced by api_key_id = APIKeyID(key) ("sha256:" and the hex of the first
 // 16 bytes of its SHA-256) before anything is produced or logged.
+//
+// POST /v1/adapters/{name} takes provider usage reports instead of events:
+// envelopes (package ingest/adapters) that adapter {name} normalizes into
+// events, which are then handled exactly as above.
 package ingest
 
 import (
@@ -134,6 +138,7 @@ func New(cfg Config, producer Producer, log *slog.Logger) (*Server, error) {
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(Path, s.serveEvents)
+	mux.HandleFunc(AdaptersPath+"{name}", s.serveAdapter)
 	return mux
 }
 
@@ -192,6 +197,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
+	s.serveBatch(w, r, func(body []byte, f framing, headerKey string) (batch, error) {
+		return decodeBody(body, f, s.lim, headerKey)
+	})
+}
+
+// decodeFunc turns a request body into a batch of events; a *bodyError
+// rejects the whole request with its status.
+type decodeFunc func(body []byte, f framing, headerKey string) (batch, error)
+
+// serveBatch authenticates, reads and decodes a request with decode, then
+// answers 422 for invalid events or produces the batch and answers 202.
+func (s *Server) serveBatch(w http.ResponseWriter, r *http.Request, decode decodeFunc) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		s.respond(w, http.StatusMethodNotAllowed, Response{Error: "use POST to send events"})
@@ -227,7 +244,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 		s.respond(w, berr.status, Response{Error: berr.msg})
 		return
 	}
-	b, err := decodeBody(body, framingOf(r.Header.Get("Content-Type")), s.lim, r.Header.Get(APIKeyHeader))
+	b, err := decode(body, framingOf(r.Header.Get("Content-Type")), r.Header.Get(APIKeyHeader))
 	if err != nil {
 		be := &bodyError{http.StatusBadRequest, err.Error()}
 		errors.As(err, &be)

@@ -221,4 +221,18 @@ FROM (
 )`,
 		`CREATE VIEW IF NOT EXISTS cost_anomalies_final AS SELECT * FROM ` + TableAnomalies + ` FINAL`,
 	}},
+	// The whole normalized usage and the provider's own cost, so that
+	// re-rating under a new catalog prices every meter the first rating saw.
+	// The view is recreated because a view's SELECT * is fixed at creation.
+	{5, "usage_events_full_usage", []string{
+		`ALTER TABLE ` + TableEvents + ` ADD COLUMN usage_json String, ADD COLUMN provider_cost_usd String`,
+		`DROP TABLE IF EXISTS ` + ViewEvents,
+		`CREATE VIEW IF NOT EXISTS ` + ViewEvents + ` AS SELECT * FROM ` + TableEvents + ` FINAL`,
+	}},
 }
+
+// RerateSrcPartition is the src_partition of the window rows that carry
+// re-rating corrections; no Kafka partition has this number, and ClickHouse
+// stores it as 4294967295. Their through_offset is the rating version that
+// wrote them.
+const RerateSrcPartition int32 = -1

@@ -8,6 +8,9 @@ type StoredEvent struct {
 	Event     *Enriched
 	Partition int32
 	Offset    int64
+	// RatingVersion is 0 as first priced and grows with each re-rating;
+	// the newest version of an event replaces the older ones.
+	RatingVersion uint64
 }
 
 // WindowRow is one partial aggregate: the events of one enriched-topic

@@ -44,17 +44,19 @@ type env struct {
 }
 
 var commands = map[string]command{
-	"ingest":          {"serve POST /v1/events and produce to aivis.usage.raw.v1", true, nil, runIngest},
-	"enrich":          {"price and attribute raw events into aivis.usage.enriched.v1", false, nil, runEnrich},
-	"aggregate":       {"aggregate enriched events into ClickHouse windows (one replica of the group)", false, nil, runAggregate},
-	"gpuprobe":        {"sample NVIDIA GPUs with NVML and produce gpu.usage events", false, gpuprobeFlags, runGPUProbe},
-	"migrate":         {"apply the ClickHouse migrations (idempotent)", false, nil, runMigrate},
-	"dev":             {"run every stage in one process (embedded Kafka when no brokers are configured)", true, devFlags, runDev},
-	"loadgen":         {"send synthetic usage traffic to an ingest endpoint or Kafka", false, loadgenFlags, runLoadgen},
-	"report":          {"print cost tables from ClickHouse", false, reportFlags, runReport},
-	"verify":          {"reconcile the events table against the window aggregates", false, verifyFlags, runVerify},
-	"config validate": {"load and validate the configuration, reporting every problem", true, printFlags, runConfigValidate},
-	"token":           {"create a producer token and print it with the hash for ingest.producers", false, nil, runToken},
+	"ingest":                 {"serve POST /v1/events and produce to aivis.usage.raw.v1", true, nil, runIngest},
+	"enrich":                 {"price and attribute raw events into aivis.usage.enriched.v1", false, nil, runEnrich},
+	"aggregate":              {"aggregate enriched events into ClickHouse windows (one replica of the group)", false, nil, runAggregate},
+	"gpuprobe":               {"sample NVIDIA GPUs with NVML and produce gpu.usage events", false, gpuprobeFlags, runGPUProbe},
+	"migrate":                {"apply the ClickHouse migrations (idempotent)", false, nil, runMigrate},
+	"dev":                    {"run every stage in one process (embedded Kafka when no brokers are configured)", true, devFlags, runDev},
+	"loadgen":                {"send synthetic usage traffic to an ingest endpoint or Kafka", false, loadgenFlags, runLoadgen},
+	"report":                 {"print cost tables from ClickHouse", false, reportFlags, runReport},
+	"catalog import-litellm": {"convert LiteLLM's model_prices_and_context_window.json into an aivis catalog", false, catalogImportFlags, runCatalogImport},
+	"rerate":                 {"recompute past costs under a catalog and correct the windows", false, rerateFlags, runRerate},
+	"verify":                 {"reconcile the events table against the window aggregates", false, verifyFlags, runVerify},
+	"config validate":        {"load and validate the configuration, reporting every problem", true, printFlags, runConfigValidate},
+	"token":                  {"create a producer token and print it with the hash for ingest.producers", false, nil, runToken},
 }
 
 func main() {
@@ -121,7 +123,7 @@ func pickCommand(args []string) (string, []string) {
 	if len(args) == 0 {
 		return "", nil
 	}
-	if len(args) > 1 && args[0] == "config" {
+	if len(args) > 1 && (args[0] == "config" || args[0] == "catalog") {
 		return "config " + args[1], args[2:]
 	}
 	return args[0], args[1:]

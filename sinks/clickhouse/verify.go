@@ -40,6 +40,16 @@ func (t recTotals) equal(o recTotals) bool {
 // [from, to), and lists every group where they differ. Windows still open
 // in a running aggregator show up as differences: reconcile settled ranges.
 func (s *Store) Reconcile(ctx context.Context, from, to time.Time) (*Reconciliation, error) {
+	return s.reconcile(ctx, from, to, true)
+}
+
+// ReconcileUsage is Reconcile without the cost: it says whether every
+// stored event is in a written window, whatever the prices.
+func (s *Store) ReconcileUsage(ctx context.Context, from, to time.Time) (*Reconciliation, error) {
+	return s.reconcile(ctx, from, to, false)
+}
+
+func (s *Store) reconcile(ctx context.Context, from, to time.Time, withCost bool) (*Reconciliation, error) {
 	const sums = `sum(input_tokens), sum(cache_read_input_tokens), sum(cache_write_input_tokens), sum(output_tokens), sum(reasoning_output_tokens), sum(cost_usd)`
 	events, err := s.recQuery(ctx, `SELECT toString(toDate(time)) AS d, model, team, toUInt64(count()), `+sums+`
 FROM `+schemas.TableEvents+` FINAL
@@ -72,6 +82,9 @@ GROUP BY d, model, team`, from, to)
 		e, w := events[k], windows[k]
 		r.Events += e.requests
 		r.CostUSD = r.CostUSD.Add(e.cost)
+		if !withCost {
+			e.cost, w.cost = decimal.Zero, decimal.Zero
+		}
 		if !e.equal(w) {
 			r.Diffs = append(r.Diffs, fmt.Sprintf("%s\n  events:  %s\n  windows: %s", k, e, w))
 		}

@@ -96,7 +96,7 @@ func eventColumns(events []schemas.StoredEvent) ([]column, error) {
 		ids, kinds, sources, providers, models, operations = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		statuses, errorTypes, tiers, teams, projects       = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		costCenters, keyIDs, costSources, catalogs, prices = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		labels, rawUsage                                   = make([]string, n), make([]string, n)
+		labels, rawUsage, usageJSON, providerCosts         = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		times, dates                                       = make([]time.Time, n), make([]time.Time, n)
 		latencies, offsets                                 = make([]int64, n), make([]int64, n)
 		input, cacheRead, cacheWrite, output, reasoning    = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
@@ -132,7 +132,15 @@ func eventColumns(events []schemas.StoredEvent) ([]column, error) {
 		labels[i] = labelsJSON(e.Labels)
 		rawUsage[i] = string(e.RawUsage)
 		partitions[i], offsets[i] = uint32(se.Partition), se.Offset
-		// rating_version stays 0 until re-rating under a new catalog exists.
+		ratingVersions[i] = se.RatingVersion
+		providerCosts[i] = e.ProviderCostUSD
+		if e.Usage != nil {
+			b, err := json.Marshal(e.Usage)
+			if err != nil {
+				return nil, fmt.Errorf("writing events: encoding the usage of %s: %w", e.EventID, err)
+			}
+			usageJSON[i] = string(b)
+		}
 	}
 	return []column{
 		{"event_id", ids}, {"time", times}, {"date", dates},
@@ -145,6 +153,7 @@ func eventColumns(events []schemas.StoredEvent) ([]column, error) {
 		{"cost_usd", costs}, {"cost_source", costSources}, {"catalog_version", catalogs}, {"price_id", prices},
 		{"unpriced", unpriced}, {"unowned", unowned}, {"labels", labels}, {"raw_usage", rawUsage},
 		{"src_partition", partitions}, {"src_offset", offsets}, {"rating_version", ratingVersions},
+		{"usage_json", usageJSON}, {"provider_cost_usd", providerCosts},
 	}, nil
 }
 

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shopspring/decimal"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/aivis-dev/aivis/enrich"
+	"github.com/aivis-dev/aivis/ingest"
+	"github.com/aivis-dev/aivis/internal/config"
+	"github.com/aivis-dev/aivis/internal/pipeline"
+	"github.com/aivis-dev/aivis/internal/report"
+	"github.com/aivis-dev/aivis/internal/rerate"
+	"github.com/aivis-dev/aivis/internal/testenv"
+	"github.com/aivis-dev/aivis/schemas"
+)
+
+// TestRerateOneDay prices a day of events, changes one price, re-rates the
+// day, and requires the report to show exactly the new totals, verify to
+// pass, and a second run to change nothing.
+func TestRerateOneDay(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs ClickHouse")
+	}
+	addr, db := testenv.ClickHouseDatabase(t)
+	dir := t.TempDir()
+	oldCatalog := filepath.Join(dir, "old.yaml")
+	newCatalog := filepath.Join(dir, "new.yaml")
+	if err := os.WriteFile(oldCatalog, []byte(e2eCatalog), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	changed := strings.Replace(strings.Replace(e2eCatalog, `rates: {input: "2.50"`, `rates: {input: "3.10"`, 1), `"e2e-1"`, `"e2e-2"`, 1)
+	if changed == e2eCatalog {
+		t.Fatal("the price change did not apply")
+	}
+	if err := os.WriteFile(newCatalog, []byte(changed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := config.Default()
+	cfg.Kafka.Partitions = 2
+	cfg.ClickHouse.Addr, cfg.ClickHouse.Database = addr, db
+	cfg.Ingest.ListenAddr = "127.0.0.1:0"
+	cfg.Enrich.CatalogPath = oldCatalog
+	cfg.Aggregate.IdleTimeout = time.Second
+	cfg.Aggregate.FlushInterval = 200 * time.Millisecond
+	cfg.Aggregate.ScoreAnomalies = false
+	token := ingest.NewToken()
+	cfg.Ingest.Producers = []ingest.ProducerToken{{Name: "t", TokenSHA256: ingest.HashToken(token)}}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	p, err := pipeline.Start(ctx, cfg, token, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+
+	day := time.Now().UTC().Truncate(24 * time.Hour).Add(-24 * time.Hour)
+	type usage struct{ in, cacheRead, out int64 }
+	var oldPicos, newPicos int64
+	cl, err := kgo.NewClient(kgo.SeedBrokers(p.Brokers...), kgo.DefaultProduceTopic(schemas.TopicRaw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []*kgo.Record
+	for i := 0; i < 300; i++ {
+		model, provider := "model-a", "openai"
+		if i%3 == 0 {
+			model, provider = "model-b", "anthropic"
+		}
+		u := usage{in: int64(1000 + i*37), cacheRead: int64(i * 3), out: int64(50 + i)}
+		ev := schemas.Event{SchemaVersion: "1", EventID: fmt.Sprintf("rr-%d", i), Time: day.Add(10*time.Hour + time.Duration(i)*time.Second),
+			Kind: schemas.KindLLMRequest, Source: "t", Provider: provider, Model: model, Status: schemas.StatusOK,
+			Labels: map[string]string{"team": "alpha"},
+			Usage:  &schemas.Usage{InputTokens: &u.in, CacheReadInputTokens: &u.cacheRead, OutputTokens: &u.out}}
+		r := e2eRates[model]
+		cost := (u.in-u.cacheRead)*r.in + u.cacheRead*r.cacheRead + u.out*r.out
+		oldPicos += cost
+		if model == "model-a" {
+			cost += (u.in - u.cacheRead) * 600_000 // input 2.50 → 3.10 per 1M
+		}
+		newPicos += cost
+		b, _ := json.Marshal(ev)
+		recs = append(recs, &kgo.Record{Key: []byte(ev.EventID), Value: b})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+	if err := p.Drain(time.Minute); err != nil {
+		t.Fatal(err)
+	}
+
+	reportCost := func() decimal.Decimal {
+		res, err := report.Build(ctx, p.Store, report.Options{Since: 24 * time.Hour, Until: day.Add(24 * time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Totals.CostUSD
+	}
+	if got, want := reportCost(), decimal.New(oldPicos, -12); !got.Equal(want) {
+		t.Fatalf("before re-rating the report shows $%s, want $%s", got, want)
+	}
+
+	enricher, err := enrich.Load(enrich.Config{CatalogPath: newCatalog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for run := 1; run <= 2; run++ {
+		res, err := rerate.Run(ctx, p.Store, enricher, day, day.Add(24*time.Hour), cfg.Aggregate.Window, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Every event is re-rated under the new catalog version (the
+		// model-b ones at an unchanged price); a second run finds nothing.
+		wantChanged := 300
+		if run == 2 {
+			wantChanged = 0
+		}
+		if res.Events != 300 || res.Changed != wantChanged {
+			t.Errorf("run %d: %d events, %d changed; want 300 and %d", run, res.Events, res.Changed, wantChanged)
+		}
+		if got, want := reportCost(), decimal.New(newPicos, -12); !got.Equal(want) {
+			t.Fatalf("run %d: after re-rating the report shows $%s, want $%s", run, got, want)
+		}
+		rec, err := p.Store.Reconcile(ctx, day, day.Add(24*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rec.Diffs) != 0 || rec.Events != 300 {
+			t.Fatalf("run %d: verify finds %d events and differences %v", run, rec.Events, rec.Diffs)
+		}
+	}
+}

@@ -1,0 +1,120 @@
+package ingest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/aivis-dev/aivis/ingest/adapters"
+	"github.com/aivis-dev/aivis/schemas"
+)
+
+// AdaptersPath prefixes the adapter routes, POST /v1/adapters/{name}.
+const AdaptersPath = "/v1/adapters/"
+
+// serveAdapter accepts provider usage envelopes for one adapter; the body is
+// framed like /v1/events and every envelope becomes one event.
+func (s *Server) serveAdapter(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	s.serveBatch(w, r, func(body []byte, f framing, headerKey string) (batch, error) {
+		a, ok := adapters.Lookup(name)
+		if !ok {
+			return batch{}, &bodyError{http.StatusNotFound, fmt.Sprintf(
+				"no usage adapter named %q; post to %s<name> with one of: %s", name, AdaptersPath, strings.Join(adapters.Names(), ", "))}
+		}
+		return decodeEnvelopes(body, f, s.lim, headerKey, a)
+	})
+}
+
+// decodeEnvelopes splits body into envelopes, normalizes each with a and
+// adds the resulting events to a batch as decodeBody would, so that
+// validation, API key handling, size limits and encoding are the same as on
+// /v1/events. Errors carry the envelope's index; a normalization problem is
+// named by its envelope field path (e.g. "response.usage.input_tokens").
+func decodeEnvelopes(body []byte, f framing, lim limits, headerKey string, a adapters.Adapter) (batch, error) {
+	var b batch
+	start := len(body) - len(bytes.TrimLeft(body, " \t\r\n"))
+	if start == len(body) {
+		return b, &bodyError{http.StatusBadRequest, "request body is empty; send one JSON envelope, a JSON array of envelopes, or NDJSON"}
+	}
+	array := f == framingDetect && body[start] == '['
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if array {
+		if _, err := dec.Token(); err != nil {
+			return b, syntaxError(body, 0, err)
+		}
+	}
+	for {
+		if array && !dec.More() {
+			break
+		}
+		from := int64(0)
+		if !array {
+			from = dec.InputOffset()
+		}
+		var raw json.RawMessage
+		err := dec.Decode(&raw)
+		if !array && errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return b, syntaxError(body, from, err)
+		}
+		if b.total == lim.maxEvents {
+			return b, &bodyError{http.StatusRequestEntityTooLarge, fmt.Sprintf(
+				"request has more than %d envelopes; split it into smaller requests", lim.maxEvents)}
+		}
+		b.addEnvelope(raw, lim, headerKey, a)
+	}
+	if array {
+		if _, err := dec.Token(); err != nil {
+			return b, syntaxError(body, 0, err)
+		}
+		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+			return b, syntaxError(body, 0, errors.New("data after the closing ']' of the envelope array"))
+		}
+	}
+	if b.total == 0 {
+		return b, &bodyError{http.StatusBadRequest, "request has no envelopes; send at least one"}
+	}
+	return b, nil
+}
+
+// addEnvelope normalizes one envelope; raw is a syntactically valid JSON value.
+func (b *batch) addEnvelope(raw []byte, lim limits, headerKey string, a adapters.Adapter) {
+	fail := func(probs ...schemas.FieldError) {
+		i := b.total
+		b.total++
+		b.reject(i, probs...)
+	}
+	if raw[0] != '{' {
+		fail(schemas.FieldError{Message: "an envelope must be a JSON object, got " + jsonKind(raw[0])})
+		return
+	}
+	env, err := adapters.DecodeEnvelope(raw)
+	if err != nil {
+		fail(schemas.FieldError{Message: err.Error()})
+		return
+	}
+	ev, err := a.Normalize(env)
+	var verr *schemas.ValidationError
+	switch {
+	case errors.As(err, &verr):
+		fail(verr.Problems...)
+		return
+	case err != nil:
+		fail(schemas.FieldError{Message: fmt.Sprintf("normalizing %s usage: %v", a.Name(), err)})
+		return
+	}
+	value, err := json.Marshal(ev)
+	if err != nil {
+		fail(schemas.FieldError{Message: "encoding the normalized event: " + err.Error()})
+		return
+	}
+	// The event goes through the same decoding as one posted to /v1/events.
+	b.add(value, lim, headerKey)
+}

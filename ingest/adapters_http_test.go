@@ -1,0 +1,126 @@
+package ingest
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/aivis-dev/aivis/schemas"
+)
+
+// envelope returns an Anthropic adapter envelope with id and extra members.
+func envelope(id string, extra ...string) string {
+	s := `{"event_id":"` + id + `","time":"2026-03-02T10:15:30Z","source":"gw-eu","response":{"model":"claude-sonnet-4-5","usage":{"input_tokens":10,"cache_read_input_tokens":90,"output_tokens":5}}`
+	for _, e := range extra {
+		s += "," + e
+	}
+	return s + "}"
+}
+
+func postAdapter(t *testing.T, h http.Handler, method, name, body, contentType string) (*httptest.ResponseRecorder, Response) {
+	t.Helper()
+	req := httptest.NewRequest(method, AdaptersPath+name, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var resp Response
+	if err := json.Unmarshal(rec.Body.Bytes(), &resp); err != nil {
+		t.Fatalf("response is not JSON: %v: %q", err, rec.Body.String())
+	}
+	return rec, resp
+}
+
+func TestAdapterHandler(t *testing.T) {
+	tests := []struct {
+		name, adapter, method, body, contentType string
+		wantCode                                 int
+		wantKeys                                 []string
+		wantErrors                               []EventError
+		wantMsg                                  string
+	}{
+		{name: "single", adapter: "anthropic", body: envelope("a"), wantCode: 202, wantKeys: []string{"a"}},
+		{name: "array", adapter: "anthropic", body: "[" + envelope("a") + "," + envelope("b") + "]", wantCode: 202, wantKeys: []string{"a", "b"}},
+		{name: "ndjson", adapter: "anthropic", body: envelope("a") + "\n" + envelope("b") + "\n", contentType: "application/x-ndjson", wantCode: 202, wantKeys: []string{"a", "b"}},
+		{name: "unknown adapter", adapter: "cohere", body: envelope("a"), wantCode: 404, wantMsg: "anthropic, bedrock, gemini, litellm, openai"},
+		{name: "wrong method", adapter: "anthropic", method: http.MethodGet, wantCode: 405},
+		{name: "malformed", adapter: "anthropic", body: "[" + envelope("a") + ",\n{oops}]", wantCode: 400, wantMsg: "line 2, column 2"},
+		{name: "per-index errors, nothing produced", adapter: "anthropic",
+			body: "[" + envelope("a") + "," + envelope("b", `"tokens":1`) + "," +
+				`{"event_id":"c","time":"2026-03-02T10:15:30Z","source":"gw","response":{"model":"m","usage":{"input_tokens":-4}}}` + "," +
+				envelope("") + ",7]",
+			wantCode: 422, wantMsg: "4 of 5 events are invalid",
+			wantErrors: []EventError{
+				{1, "", "unknown field \"tokens\""},
+				{2, "response.usage.input_tokens", "between 0 and"},
+				{3, "event_id", "is required"},
+				{4, "", "must be a JSON object"},
+			}},
+		{name: "bedrock needs request_model", adapter: "bedrock",
+			body:     `{"event_id":"x","time":"2026-03-02T10:15:30Z","source":"gw","response":{"usage":{"inputTokens":1,"outputTokens":1,"totalTokens":2}}}`,
+			wantCode: 422, wantErrors: []EventError{{0, "request_model", "is required"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := &fakeProducer{}
+			h := newTestServer(t, testConfig(), p).Handler()
+			method := tt.method
+			if method == "" {
+				method = http.MethodPost
+			}
+			rec, resp := postAdapter(t, h, method, tt.adapter, tt.body, tt.contentType)
+			if rec.Code != tt.wantCode {
+				t.Fatalf("code = %d, want %d; body %s", rec.Code, tt.wantCode, rec.Body)
+			}
+			if !strings.Contains(resp.Error, tt.wantMsg) {
+				t.Errorf("error = %q, want it to contain %q", resp.Error, tt.wantMsg)
+			}
+			if len(resp.Errors) < len(tt.wantErrors) {
+				t.Fatalf("errors = %+v, want %+v", resp.Errors, tt.wantErrors)
+			}
+			for i, w := range tt.wantErrors {
+				g := resp.Errors[i]
+				if g.Index != w.Index || g.Field != w.Field || !strings.Contains(g.Message, w.Message) {
+					t.Errorf("errors[%d] = %+v, want %+v", i, g, w)
+				}
+			}
+			var keys []string
+			for _, r := range p.records() {
+				keys = append(keys, string(r.Key))
+			}
+			if strings.Join(keys, ",") != strings.Join(tt.wantKeys, ",") {
+				t.Errorf("produced keys %v, want %v", keys, tt.wantKeys)
+			}
+		})
+	}
+}
+
+// TestAdapterHandlerNormalizes checks that what is produced is the
+// normalized event, with the raw API key replaced like on /v1/events.
+func TestAdapterHandlerNormalizes(t *testing.T) {
+	p := &fakeProducer{}
+	h := newTestServer(t, testConfig(), p).Handler()
+	rec, _ := postAdapter(t, h, http.MethodPost, "anthropic", envelope("a", `"labels":{"api_key":"sk-ant-live-1"}`), "")
+	if rec.Code != http.StatusAccepted {
+		t.Fatalf("code = %d; body %s", rec.Code, rec.Body)
+	}
+	recs := p.records()
+	if len(recs) != 1 {
+		t.Fatalf("produced %d records, want 1", len(recs))
+	}
+	if strings.Contains(string(recs[0].Value), "sk-ant-live-1") {
+		t.Fatalf("raw API key produced: %s", recs[0].Value)
+	}
+	e, err := schemas.Decode(recs[0].Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.APIKeyID != APIKeyID("sk-ant-live-1") || e.Provider != "anthropic" || schemas.Get(e.Usage.InputTokens) != 100 ||
+		schemas.Get(e.Usage.CacheReadInputTokens) != 90 || len(e.RawUsage) == 0 {
+		t.Errorf("produced event %s, want api_key_id hashed, provider anthropic, input 100 incl. 90 cached, raw_usage kept", recs[0].Value)
+	}
+}

@@ -1,0 +1,137 @@
+// Package rerate recomputes the cost of stored events under another pricing
+// catalog and corrects the window aggregates to match, without counting any
+// event twice. Events are read from usage_events (newest rating), priced
+// again by enrich, written back with a higher rating version (which replaces
+// the old rows under FINAL), and each affected window gets a correction row
+// that sets its cost to the events' new total.
+package rerate
+
+import (
+	"context"
+
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/aivis-dev/aivis/enrich"
+	"github.com/aivis-dev/aivis/schemas"
+	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
+)
+
+// Result summarises one re-rating.
+type Result struct {
+	From, To    time.Time
+	Version     uint64
+	Events      int
+	Changed     int
+	OldPicos    int64
+	NewPicos    int64
+	Corrections int
+	Models      []ModelChange
+}
+
+// ModelChange is the cost change of one (provider, model).
+type ModelChange struct {
+	Provider, Model    string
+	Events             int
+	OldPicos, NewPicos int64
+}
+
+// writeChunk bounds the events written per insert.
+const writeChunk = 50_000
+
+// Run re-rates the events with time in [from, to), widened to whole
+// windows. The range must be settled: every stored event already in a
+// written window (checked first; a window still open in a running
+// aggregator would otherwise be corrected for an event it has not counted
+// yet). With dryRun nothing is written. Running it again with the same
+// catalog changes nothing; after an interruption, running it again
+// completes it.
+func Run(ctx context.Context, store *chsink.Store, enricher *enrich.Enricher, from, to time.Time, window time.Duration, dryRun bool) (*Result, error) {
+	from = from.UTC().Truncate(window)
+	if t := to.UTC().Truncate(window); !t.Equal(to.UTC()) {
+		to = t.Add(window)
+	}
+	if !from.Before(to) {
+		return nil, fmt.Errorf("re-rating: --from %s is not before --to %s", from.Format(time.RFC3339), to.Format(time.RFC3339))
+	}
+	res := &Result{From: from, To: to}
+	rec, err := store.ReconcileUsage(ctx, from, to)
+	if err != nil {
+		return nil, err
+	}
+	if len(rec.Diffs) > 0 {
+		return nil, fmt.Errorf("re-rating %s..%s: %d (day, model, team) groups are not settled yet (events not in written windows); wait for the aggregator to write them, or narrow the range; `aivis verify` lists them",
+			from.Format(time.RFC3339), to.Format(time.RFC3339), len(rec.Diffs))
+	}
+	prev, err := store.MaxRatingVersion(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res.Version = prev + 1
+	events, err := store.RatedEvents(ctx, from, to)
+	if err != nil {
+		return nil, err
+	}
+	res.Events = len(events)
+	models := map[[2]string]*ModelChange{}
+	changed := make([]schemas.StoredEvent, 0, len(events))
+	for _, se := range events {
+		old := se.Event
+		res.OldPicos += old.CostPicos
+		priced := enricher.Enrich(&old.Event)
+		res.NewPicos += priced.CostPicos
+		mk := [2]string{old.Provider, old.Model}
+		m := models[mk]
+		if m == nil {
+			m = &ModelChange{Provider: old.Provider, Model: old.Model}
+			models[mk] = m
+		}
+		m.Events++
+		m.OldPicos += old.CostPicos
+		m.NewPicos += priced.CostPicos
+		if priced.CostPicos == old.CostPicos && priced.Pricing.PriceID == old.Pricing.PriceID &&
+			priced.Pricing.CatalogVersion == old.Pricing.CatalogVersion {
+			continue
+		}
+		// Ownership stays as first attributed: re-rating changes prices only.
+		next := *old
+		next.Pricing, next.CostPicos, next.CostSource = priced.Pricing, priced.CostPicos, priced.CostSource
+		next.Flags.Unpriced = priced.Flags.Unpriced
+		next.EnrichedAt = time.Now().UTC()
+		changed = append(changed, schemas.StoredEvent{Event: &next, Partition: se.Partition, Offset: se.Offset, RatingVersion: res.Version})
+	}
+	res.Changed = len(changed)
+	for _, m := range models {
+		res.Models = append(res.Models, *m)
+	}
+	sort.Slice(res.Models, func(i, j int) bool {
+		return abs(res.Models[i].NewPicos-res.Models[i].OldPicos) > abs(res.Models[j].NewPicos-res.Models[j].OldPicos)
+	})
+	if dryRun {
+		return res, nil
+	}
+	for i := 0; i < len(changed); i += writeChunk {
+		if err := store.Write(ctx, changed[i:min(i+writeChunk, len(changed))], nil); err != nil {
+			return res, fmt.Errorf("writing re-rated events (run the same command again to finish): %w", err)
+		}
+	}
+	// Corrections are computed even when no event changed, so that a run
+	// interrupted after writing its events is completed by the next one.
+	corr, err := store.CostCorrections(ctx, from, to, window, res.Version)
+	if err != nil {
+		return res, err
+	}
+	res.Corrections = len(corr)
+	if err := store.Write(ctx, nil, corr); err != nil {
+		return res, fmt.Errorf("writing window corrections (run the same command again to finish): %w", err)
+	}
+	return res, nil
+}
+
+func abs(v int64) int64 {
+	if v < 0 {
+		return -v
+	}
+	return v
+}
