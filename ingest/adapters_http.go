@@ -95,7 +95,7 @@ func (b *batch) addEnvelope(raw []byte, lim limits, headerKey string, a adapters
 		fail(schemas.FieldError{Message: "an envelope must be a JSON object, got " + jsonKind(raw[0])})
 		return
 	}
-	env, err := adapters.DecodeEnvelope(raw)
+	env, err := adapters.DecodeFor(a, raw)
 	if err != nil {
 		fail(schemas.FieldError{Message: err.Error()})
 		return
