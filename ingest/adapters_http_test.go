@@ -55,14 +55,14 @@ func TestAdapterHandler(t *testing.T) {
 				envelope("") + ",7]",
 			wantCode: 422, wantMsg: "4 of 5 events are invalid",
 			wantErrors: []EventError{
-				{1, "", "unknown field \"tokens\""},
-				{2, "response.usage.input_tokens", "between 0 and"},
-				{3, "event_id", "is required"},
-				{4, "", "must be a JSON object"},
+				{Index: 1, Field: "", Message: "unknown field \"tokens\""},
+				{Index: 2, Field: "response.usage.input_tokens", Message: "between 0 and"},
+				{Index: 3, Field: "event_id", Message: "is required"},
+				{Index: 4, Field: "", Message: "must be a JSON object"},
 			}},
 		{name: "bedrock needs request_model", adapter: "bedrock",
 			body:     `{"event_id":"x","time":"2026-03-02T10:15:30Z","source":"gw","response":{"usage":{"inputTokens":1,"outputTokens":1,"totalTokens":2}}}`,
-			wantCode: 422, wantErrors: []EventError{{0, "request_model", "is required"}}},
+			wantCode: 422, wantErrors: []EventError{{Index: 0, Field: "request_model", Message: "is required"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

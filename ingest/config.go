@@ -39,6 +39,17 @@ type Config struct {
 	AllowAnonymous bool `koanf:"allow_anonymous"`
 	// Producers are the clients allowed to send events.
 	Producers []ProducerToken `koanf:"producers"`
+
+	// DefaultRateEventsPerSecond limits the events per second of every
+	// producer that sets no rate of its own, and of anonymous requests;
+	// 0 is unlimited. See limits.go.
+	DefaultRateEventsPerSecond float64 `koanf:"default_rate_events_per_second"`
+	// DefaultBurstEvents is the token bucket size for those producers; 0
+	// takes the larger of one second of rate and max_events_per_request.
+	DefaultBurstEvents int `koanf:"default_burst_events"`
+	// DefaultMaxEventsPerDay is the daily quota (UTC days) of every producer
+	// that sets none of its own; 0 is unlimited. Counted per ingest replica.
+	DefaultMaxEventsPerDay int64 `koanf:"default_max_events_per_day"`
 }
 
 // ProducerToken identifies one producer by the SHA-256 of its bearer token;
@@ -48,6 +59,17 @@ type ProducerToken struct {
 	Name string `koanf:"name"`
 	// TokenSHA256 is HashToken(token): 64 hex characters.
 	TokenSHA256 string `koanf:"token_sha256"`
+	// RateEventsPerSecond limits this producer's events per second with a
+	// token bucket; 0 takes default_rate_events_per_second, -1 is unlimited.
+	RateEventsPerSecond float64 `koanf:"rate_events_per_second"`
+	// BurstEvents is the bucket size: the most events accepted at once
+	// after an idle period; 0 takes default_burst_events.
+	BurstEvents int `koanf:"burst_events"`
+	// MaxEventsPerDay is a quota per UTC day; 0 takes
+	// default_max_events_per_day, -1 is unlimited. The count lives in memory
+	// and is per ingest replica: with N replicas behind a load balancer a
+	// producer may send up to N times this, and a restart resets it.
+	MaxEventsPerDay int64 `koanf:"max_events_per_day"`
 }
 
 // DefaultConfig returns the defaults. It does not validate on its own: add
@@ -123,6 +145,7 @@ func (c Config) Validate() error {
 		}
 		hashes[h] = i
 	}
+	errs = append(errs, c.limitProblems()...)
 	switch {
 	case len(c.Producers) == 0 && !c.AllowAnonymous:
 		add("producers", "none configured, so no client could send events; add {name, token_sha256} entries (create a token and its hash with `aivis token`), or set ingest.allow_anonymous: true for local development only")

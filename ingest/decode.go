@@ -20,7 +20,10 @@ type EventError struct {
 	// Index is the event's 0-based position in the array or NDJSON stream.
 	Index int `json:"index"`
 	// Field is the JSON path of the offending field, "" for the whole event.
-	Field   string `json:"field"`
+	Field string `json:"field"`
+	// Code classifies the problem: required, unknown_field, invalid_type,
+	// out_of_range, too_large or invalid_value.
+	Code    string `json:"code"`
 	Message string `json:"message"`
 }
 
@@ -188,7 +191,7 @@ func (b *batch) reject(i int, probs ...schemas.FieldError) {
 		if len(b.errors) == maxErrors {
 			return
 		}
-		b.errors = append(b.errors, EventError{Index: i, Field: p.Field, Message: p.Message})
+		b.errors = append(b.errors, EventError{Index: i, Field: p.Field, Code: fieldCode(p.Message), Message: p.Message})
 	}
 }
 

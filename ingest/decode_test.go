@@ -54,39 +54,39 @@ func TestDecodeBody(t *testing.T) {
 		{name: "missing comma in array", body: "[" + event("a") + event("b") + "]", wantCode: http.StatusBadRequest, wantMsg: "line 1, column"},
 		{name: "data after array", body: "[" + event("a") + "] {}", wantCode: http.StatusBadRequest, wantMsg: "after top-level value"},
 		{name: "array as ndjson", body: "[" + event("a") + "]", framing: framingNDJSON,
-			wantErrs: []EventError{{0, "", "an event must be a JSON object, got an array"}}},
+			wantErrs: []EventError{{Index: 0, Field: "", Code: "invalid_type", Message: "an event must be a JSON object, got an array"}}},
 		{name: "non-object element", body: `[` + event("a") + `, 42, "x"]`,
-			wantErrs: []EventError{{1, "", "an event must be a JSON object, got a number"}, {2, "", "an event must be a JSON object, got a string"}}},
+			wantErrs: []EventError{{Index: 1, Field: "", Code: "invalid_type", Message: "an event must be a JSON object, got a number"}, {Index: 2, Field: "", Code: "invalid_type", Message: "an event must be a JSON object, got a string"}}},
 		{name: "unknown fields with paths", body: event("a", `"modle":"x"`, `"gpu":{"gpu_model":"x","bogus":1}`),
 			wantErrs: []EventError{
-				{0, "gpu.bogus", "unknown field; check its spelling against the usage event v1 schema"},
-				{0, "modle", "unknown field; check its spelling against the usage event v1 schema"},
+				{Index: 0, Field: "gpu.bogus", Code: "unknown_field", Message: "unknown field; check its spelling against the usage event v1 schema"},
+				{Index: 0, Field: "modle", Code: "unknown_field", Message: "unknown field; check its spelling against the usage event v1 schema"},
 			}},
 		{name: "nested unknown field", body: `{"schema_version":"1","event_id":"a","time":"2026-01-02T15:04:05Z","kind":"llm.request","source":"s","provider":"p","model":"m","usage":{"input_tokenz":1}}`,
-			wantErrs: []EventError{{0, "usage.input_tokenz", "unknown field; check its spelling against the usage event v1 schema"}}},
+			wantErrs: []EventError{{Index: 0, Field: "usage.input_tokenz", Code: "unknown_field", Message: "unknown field; check its spelling against the usage event v1 schema"}}},
 		{name: "wrong types", body: event("a", `"latency_ms":"12"`, `"labels":{"team":7}`, `"streaming":1`),
 			wantErrs: []EventError{
-				{0, "labels.team", "must be a string, got number"},
-				{0, "latency_ms", "must be an integer, got string"},
-				{0, "streaming", "must be a boolean, got number"},
+				{Index: 0, Field: "labels.team", Code: "invalid_type", Message: "must be a string, got number"},
+				{Index: 0, Field: "latency_ms", Code: "invalid_type", Message: "must be an integer, got string"},
+				{Index: 0, Field: "streaming", Code: "invalid_type", Message: "must be a boolean, got number"},
 			}},
 		{name: "bad time", body: `{"schema_version":"1","event_id":"a","time":"yesterday","kind":"llm.request","source":"s","provider":"p","model":"m"}`,
-			wantErrs: []EventError{{0, "time", ""}}},
+			wantErrs: []EventError{{Index: 0, Field: "time", Code: "invalid_type", Message: ""}}},
 		{name: "invalid events per index", body: event("ok1") + "\n" + `{"schema_version":"1","event_id":"b","time":"2026-01-02T15:04:05Z","kind":"llm.request","source":"s"}` + "\n" + event("ok2") + "\n" + event("bad id!"),
 			wantErrs: []EventError{
-				{1, "provider", `is required for kind "llm.request"`},
-				{1, "model", `is required for kind "llm.request"`},
-				{3, "event_id", "may only contain letters, digits and - _ . : /"},
+				{Index: 1, Field: "provider", Code: "required", Message: `is required for kind "llm.request"`},
+				{Index: 1, Field: "model", Code: "required", Message: `is required for kind "llm.request"`},
+				{Index: 3, Field: "event_id", Code: "invalid_value", Message: "may only contain letters, digits and - _ . : /"},
 			}},
 		{name: "case-insensitive keys are the schema's", body: strings.Replace(event("a"), `"model"`, `"Model"`, 1), wantIDs: []string{"a"}},
 		{name: "api key label", body: event("a", `"labels":{"api_key":"sk-secret","team":"x"}`), wantIDs: []string{"a"}},
 		{name: "api key header", body: event("a"), headerKey: "sk-secret", wantIDs: []string{"a"}},
 		{name: "empty api key label", body: event("a", `"labels":{"API_KEY":""}`),
-			wantErrs: []EventError{{0, "labels.API_KEY", "is empty; send the caller's API key or leave the label out"}}},
+			wantErrs: []EventError{{Index: 0, Field: "labels.API_KEY", Code: "required", Message: "is empty; send the caller's API key or leave the label out"}}},
 		{name: "api key conflicts with id", body: event("a", `"api_key_id":"sha256:00"`, `"labels":{"api_key":"sk-secret"}`),
-			wantErrs: []EventError{{0, "api_key_id", "does not match the hash of labels.api_key; send one or the other"}}},
+			wantErrs: []EventError{{Index: 0, Field: "api_key_id", Code: "invalid_value", Message: "does not match the hash of labels.api_key; send one or the other"}}},
 		{name: "event too large", body: event("a", `"labels":{"x":"`+strings.Repeat("y", 5000)+`"}`),
-			wantErrs: []EventError{{0, "", ""}}},
+			wantErrs: []EventError{{Index: 0, Field: "", Message: ""}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -110,7 +110,7 @@ func TestDecodeBody(t *testing.T) {
 				}
 				for i, w := range tt.wantErrs {
 					g := b.errors[i]
-					if g.Index != w.Index || g.Field != w.Field || !strings.Contains(g.Message, w.Message) {
+					if g.Index != w.Index || g.Field != w.Field || !strings.Contains(g.Message, w.Message) || (w.Code != "" && g.Code != w.Code) {
 						t.Errorf("errors[%d] = %+v, want %+v", i, g, w)
 					}
 				}

@@ -98,6 +98,22 @@ func TestDocumentedExamples(t *testing.T) {
 		}
 	})
 
+	t.Run("opentelemetry", func(t *testing.T) {
+		post("/v1/traces", "otlp-genai-trace.json", "application/json")
+		evs := prod.events(t)
+		if len(evs) == 0 {
+			t.Fatal("the OTLP example produced no events")
+		}
+		for _, e := range evs {
+			if !strings.HasPrefix(e.EventID, "otlp:") || e.Usage == nil || schemas.Get(e.Usage.InputTokens) == 0 {
+				t.Errorf("GenAI span normalized to %+v", e)
+			}
+		}
+		if !strings.Contains(string(doc), "examples/otlp-genai-trace.json") || !strings.Contains(string(doc), "/v1/traces") {
+			t.Error("docs/integrations.md does not show the OpenTelemetry example")
+		}
+	})
+
 	t.Run("openai-compatible gateway", func(t *testing.T) {
 		post("/v1/adapters/openai", "openai-envelope.json", "application/json")
 		evs := prod.events(t)

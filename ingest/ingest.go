@@ -11,16 +11,34 @@
 //
 //   - 202 {"accepted": n} is sent only after Kafka acknowledged every event of
 //     the request (acks=all).
-//   - A request is all or nothing: if any event is invalid the response is
-//     422 {"accepted": 0, "rejected": n, "errors": [{"index", "field",
-//     "message"}]} and no event of it is produced, so the client fixes the
-//     named events and resubmits the whole request. Malformed JSON is 400 with
-//     the line and column; a body or event count over the limit is 413.
+//   - Every other answer is JSON {"code", "message", ...}: code is a stable
+//     machine-readable name (list in errors.go), message says what to do;
+//     "error" repeats message for older clients.
+//   - By default a request is all or nothing: if any event is invalid the
+//     response is 422 {"code": "invalid_event", "accepted": 0, "rejected": n,
+//     "errors": [{"index", "field", "code", "message"}]} and no event of it is
+//     produced, so the client fixes the named events and resubmits the whole
+//     request. errors[].code is required, unknown_field, invalid_type,
+//     out_of_range, too_large or invalid_value.
+//   - With ?partial=true (or header X-AIVIS-Partial: true) the valid events
+//     are produced and the answer is 202 {"accepted": k, "rejected": m,
+//     "errors": [...]} listing the invalid ones by index, to be fixed and
+//     resent alone; 422 as above when no event is valid.
+//   - Malformed JSON is 400 invalid_json with the line and column; a body or
+//     event count over the limit is 413 body_too_large or too_many_events.
+//   - 429 with Retry-After means a producer limit (limits.go) refused the
+//     whole request and nothing was stored: code rate_limited
+//     (rate_events_per_second) or quota_exceeded (max_events_per_day, per UTC
+//     day), with "producer" and "limit" named. A request larger than the
+//     producer's burst_events or daily quota can never pass: 413
+//     too_many_events, no Retry-After. Limits count valid events only, and
+//     a failed produce gives them back.
 //   - 503 with Retry-After means "not stored, or not known to be stored":
-//     Kafka failed or timed out, or ingest is at max_inflight_requests. Resend
-//     the same request with the same event ids; later stages drop duplicates
-//     by event_id, so events are never silently lost nor counted twice.
-//   - 401 for a missing or unknown token.
+//     Kafka failed or timed out (kafka_unavailable), or ingest is at
+//     max_inflight_requests (overloaded). Resend the same request with the
+//     same event ids; later stages drop duplicates by event_id, so events
+//     are never silently lost nor counted twice.
+//   - 401 unauthorized for a missing or unknown token.
 //
 // API keys are never stored raw: a key sent in label "api_key" (any case) or,
 // for every event of the request that has none, in header X-AIVIS-Api-Key is
@@ -30,6 +48,9 @@
 // POST /v1/adapters/{name} takes provider usage reports instead of events:
 // envelopes (package ingest/adapters) that adapter {name} normalizes into
 // events, which are then handled exactly as above.
+//
+// POST /v1/traces is an OTLP/HTTP trace receiver: spans with OpenTelemetry
+// GenAI usage become events (package ingest/otlp), answered the OTLP way.
 package ingest
 
 import (
@@ -86,12 +107,22 @@ func ClientOptions(cfg Config) []kgo.Opt {
 type Response struct {
 	// Accepted events were acknowledged by Kafka.
 	Accepted int `json:"accepted"`
-	// Rejected events were not produced (every event of a rejected request).
+	// Rejected events were not produced: every event of a rejected request,
+	// or the invalid ones in partial mode.
 	Rejected int `json:"rejected,omitempty"`
 	// Errors lists per-event problems, at most 1000.
 	Errors []EventError `json:"errors,omitempty"`
-	// Error says what went wrong with the request and what to do.
+	// Code names the problem for programs; see errors.go for the list.
+	Code string `json:"code,omitempty"`
+	// Message says what went wrong and what to do.
+	Message string `json:"message,omitempty"`
+	// Error repeats Message for clients written before it existed.
 	Error string `json:"error,omitempty"`
+	// Producer and Limit name the producer and the limit (the config key's
+	// last part, e.g. "rate_events_per_second") of a 429 or 413 due to a
+	// producer's limit.
+	Producer string `json:"producer,omitempty"`
+	Limit    string `json:"limit,omitempty"`
 }
 
 // Server serves POST /v1/events.
@@ -101,6 +132,7 @@ type Server struct {
 	log        *slog.Logger
 	auth       authenticator
 	lim        limits
+	admission  *admission
 	slots      chan struct{}
 	retryAfter string
 	// producing counts produce calls still running, which may outlive their
@@ -128,6 +160,7 @@ func New(cfg Config, producer Producer, log *slog.Logger) (*Server, error) {
 		slots:      make(chan struct{}, cfg.MaxInflightRequests),
 		retryAfter: strconv.Itoa(int((cfg.RetryAfter + time.Second - 1) / time.Second)),
 	}
+	s.admission = newAdmission(cfg, s.auth, time.Now)
 	if s.auth.anonymous {
 		log.Warn("ingest accepts events without a token (ingest.allow_anonymous); use this only for local development")
 	}
@@ -137,8 +170,11 @@ func New(cfg Config, producer Producer, log *slog.Logger) (*Server, error) {
 // Handler returns the handler for POST /v1/events.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("/", s.notFound)
+
 	mux.HandleFunc(Path, s.serveEvents)
 	mux.HandleFunc(AdaptersPath+"{name}", s.serveAdapter)
+	mux.HandleFunc(TracesPath, s.serveTraces)
 	return mux
 }
 
@@ -206,29 +242,41 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 // rejects the whole request with its status.
 type decodeFunc func(body []byte, f framing, headerKey string) (batch, error)
 
-// serveBatch authenticates, reads and decodes a request with decode, then
-// answers 422 for invalid events or produces the batch and answers 202.
+// serveBatch authenticates, reads and decodes a request with decode,
+// answers 422 for invalid events (unless in partial mode), admits the valid
+// events under the producer's limits, produces them and answers 202.
 func (s *Server) serveBatch(w http.ResponseWriter, r *http.Request, decode decodeFunc) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		s.respond(w, http.StatusMethodNotAllowed, Response{Error: "use POST to send events"})
+		s.fail(w, http.StatusMethodNotAllowed, codeMethodNotAllowed, "use POST to send events")
 		return
 	}
 	producer, ok := s.auth.check(r.Header.Get("Authorization"))
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="aivis"`)
-		s.respond(w, http.StatusUnauthorized, Response{Error: "missing or unknown bearer token: send `Authorization: Bearer <token>` with a token whose SHA-256 is listed under ingest.producers"})
+		s.fail(w, http.StatusUnauthorized, codeUnauthorized, "missing or unknown bearer token: send `Authorization: Bearer <token>` with a token whose SHA-256 is listed under ingest.producers")
 		return
 	}
 	if ce := r.Header.Get("Content-Encoding"); ce != "" && ce != "identity" {
-		s.respond(w, http.StatusUnsupportedMediaType, Response{Error: fmt.Sprintf("Content-Encoding %q is not supported; send the body uncompressed", ce)})
+		s.fail(w, http.StatusUnsupportedMediaType, codeUnsupportedMediaType, fmt.Sprintf("Content-Encoding %q is not supported; send the body uncompressed", ce))
+		return
+	}
+	partial, err := partialMode(r)
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, codeInvalidParameter, err.Error())
+		return
+	}
+	// A producer with no tokens left is turned away before its body takes
+	// a slot and gets read.
+	if lerr := s.admission.check(producer, 1); lerr != nil {
+		s.limited(w, lerr, 0)
 		return
 	}
 	select {
 	case s.slots <- struct{}{}:
 		inflight.Inc()
 	default:
-		s.unavailable(w, fmt.Sprintf("ingest is handling its limit of %d concurrent requests; retry after %s seconds with the same event ids (operators: raise ingest.max_inflight_requests or add ingest replicas)",
+		s.unavailable(w, codeOverloaded, fmt.Sprintf("ingest is handling its limit of %d concurrent requests; retry after %s seconds with the same event ids (operators: raise ingest.max_inflight_requests or add ingest replicas)",
 			s.cfg.MaxInflightRequests, s.retryAfter))
 		return
 	}
@@ -241,24 +289,37 @@ func (s *Server) serveBatch(w http.ResponseWriter, r *http.Request, decode decod
 
 	body, berr := s.readBody(w, r)
 	if berr != nil {
-		s.respond(w, berr.status, Response{Error: berr.msg})
+		code := codeUnreadableBody
+		if berr.status == http.StatusRequestEntityTooLarge {
+			code = codeBodyTooLarge
+		}
+		s.fail(w, berr.status, code, berr.msg)
 		return
 	}
 	b, err := decode(body, framingOf(r.Header.Get("Content-Type")), r.Header.Get(APIKeyHeader))
 	if err != nil {
 		be := &bodyError{http.StatusBadRequest, err.Error()}
 		errors.As(err, &be)
-		s.respond(w, be.status, Response{Error: be.msg})
+		s.fail(w, be.status, statusCode(be.status), be.msg)
 		return
 	}
-	if b.invalid > 0 {
+	if b.invalid > 0 && (!partial || len(b.events) == 0) {
 		eventsRejected.Add(float64(b.total))
 		msg := fmt.Sprintf("%d of %d events are invalid, so none was accepted: fix the events listed in errors and resubmit the whole request", b.invalid, b.total)
+		if partial {
+			msg = fmt.Sprintf("all %d events are invalid, so none was accepted: fix the events listed in errors and resubmit them", b.total)
+		}
 		if len(b.errors) == maxErrors {
 			msg += fmt.Sprintf(" (only the first %d problems are listed)", maxErrors)
 		}
 		s.log.Debug("rejected invalid events", "producer", producer, "invalid", b.invalid, "events", b.total)
-		s.respond(w, http.StatusUnprocessableEntity, Response{Rejected: b.total, Errors: b.errors, Error: msg})
+		s.respond(w, http.StatusUnprocessableEntity, Response{Rejected: b.total, Errors: b.errors, Code: codeInvalidEvent, Message: msg})
+		return
+	}
+	admitted, lerr := s.admission.take(producer, len(b.events))
+	if lerr != nil {
+		eventsRejected.Add(float64(b.total))
+		s.limited(w, lerr, b.total)
 		return
 	}
 
@@ -271,17 +332,28 @@ func (s *Server) serveBatch(w http.ResponseWriter, r *http.Request, decode decod
 	release = nil
 	err = s.produce(r.Context(), recs)
 	if err != nil {
-		eventsRejected.Add(float64(len(recs)))
+		// The client resends; that attempt is the one to count.
+		admitted.refund()
+		eventsRejected.Add(float64(b.total))
 		s.log.Warn("producing events to Kafka", "producer", producer, "events", len(recs), "err", err)
 		if errors.Is(err, kerr.MessageTooLarge) {
-			s.respond(w, http.StatusRequestEntityTooLarge, Response{Rejected: len(recs), Error: "an event is larger than the Kafka topic accepts; send smaller events (operators: lower ingest.max_event_bytes below the topic's max.message.bytes)"})
+			s.respond(w, http.StatusRequestEntityTooLarge, Response{Rejected: b.total, Code: codeEventTooLarge, Message: "an event is larger than the Kafka topic accepts; send smaller events (operators: lower ingest.max_event_bytes below the topic's max.message.bytes)"})
 			return
 		}
-		s.unavailable(w, fmt.Sprintf("Kafka did not acknowledge the events within %s, so they may not be stored: retry the same request with the same event ids after %s seconds (duplicates are dropped by event_id)",
+		s.unavailable(w, codeKafkaUnavailable, fmt.Sprintf("Kafka did not acknowledge the events within %s, so they may not be stored: retry the same request with the same event ids after %s seconds (duplicates are dropped by event_id)",
 			s.cfg.ProduceTimeout, s.retryAfter))
 		return
 	}
 	eventsAccepted.Add(float64(len(recs)))
+	if b.invalid > 0 {
+		eventsRejected.Add(float64(b.invalid))
+		msg := fmt.Sprintf("%d of %d events are invalid and were not stored; the other %d were: fix only the events listed in errors and resend them", b.invalid, b.total, len(recs))
+		if len(b.errors) == maxErrors {
+			msg += fmt.Sprintf(" (only the first %d problems are listed)", maxErrors)
+		}
+		s.respond(w, http.StatusAccepted, Response{Accepted: len(recs), Rejected: b.invalid, Errors: b.errors, Code: codeInvalidEvent, Message: msg})
+		return
+	}
 	s.respond(w, http.StatusAccepted, Response{Accepted: len(recs)})
 }
 
@@ -366,13 +438,23 @@ func framingOf(contentType string) framing {
 	return framingDetect
 }
 
-func (s *Server) unavailable(w http.ResponseWriter, msg string) {
+func (s *Server) unavailable(w http.ResponseWriter, code, msg string) {
 	w.Header().Set("Retry-After", s.retryAfter)
-	s.respond(w, http.StatusServiceUnavailable, Response{Error: msg})
+	s.fail(w, http.StatusServiceUnavailable, code, msg)
 }
 
+// respond writes resp with status code. An error response always carries
+// a code (derived from the status when resp names none), and message and
+// error carry the same text whichever of them was set.
 func (s *Server) respond(w http.ResponseWriter, code int, resp Response) {
 	requestsTotal.WithLabelValues(strconv.Itoa(code)).Inc()
+	if resp.Message == "" {
+		resp.Message = resp.Error
+	}
+	resp.Error = resp.Message
+	if resp.Code == "" && code >= 400 {
+		resp.Code = statusCode(code)
+	}
 	body, err := json.Marshal(resp)
 	if err != nil {
 		// Response holds only strings and ints; this cannot happen.

@@ -25,6 +25,10 @@ var (
 		Name: "aivis_ingest_inflight",
 		Help: "Requests being read, decoded or produced; bounded by ingest.max_inflight_requests.",
 	})
+	rateLimited = promauto.With(obs.Registry).NewCounterVec(prometheus.CounterOpts{
+		Name: "aivis_ingest_rate_limited_total",
+		Help: "Requests refused by a producer's limit (rate_events_per_second, burst_events or max_events_per_day), by producer and limit.",
+	}, []string{"producer", "limit"})
 
 	eventsAccepted = eventsTotal.WithLabelValues("accepted")
 	eventsRejected = eventsTotal.WithLabelValues("rejected")

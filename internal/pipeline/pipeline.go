@@ -119,15 +119,34 @@ func Start(ctx context.Context, cfg config.Config, token string, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	enrCl, err := kgo.NewClient(append(enrich.ConsumerOpts(p.Brokers), kgo.ClientID(cfg.Kafka.ClientID+"-enrich"))...)
-	if err != nil {
-		return nil, fmt.Errorf("creating the enrich Kafka client: %w", err)
-	}
-	p.clients = append(p.clients, enrCl)
-	est := enrich.NewStage(enrCl, enricher, log.With("stage", "enrich"))
+	// A produce failure ends enrich's Run with its offsets committed only up
+	// to the last acknowledged record; a fresh client resumes from there.
+	// (Standalone, the process exits and its supervisor restarts it.)
+	enrichOpts := append(enrich.ConsumerOpts(p.Brokers), kgo.ClientID(cfg.Kafka.ClientID+"-enrich"))
+	elog := log.With("stage", "enrich")
 	p.start("enrich", func(ctx context.Context) error {
-		go func() { _ = est.Watch(ctx, cfg.Enrich) }()
-		return est.Run(ctx)
+		for attempt := 0; ; attempt++ {
+			cl, err := kgo.NewClient(enrichOpts...)
+			if err != nil {
+				return fmt.Errorf("creating the enrich Kafka client: %w", err)
+			}
+			est := enrich.NewStage(cl, enricher, elog)
+			wctx, stopWatch := context.WithCancel(ctx)
+			go func() { _ = est.Watch(wctx, cfg.Enrich) }()
+			err = est.Run(ctx)
+			stopWatch()
+			cl.Close()
+			if err == nil || ctx.Err() != nil {
+				return err
+			}
+			wait := min(time.Duration(attempt+1)*time.Second, 10*time.Second)
+			elog.Warn("enrich stopped; restarting it from the committed offsets", "err", err, "in", wait)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(wait):
+			}
+		}
 	})
 
 	// aggregate
