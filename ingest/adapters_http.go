@@ -1,11 +1,9 @@
 package ingest
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 
@@ -37,51 +35,8 @@ func (s *Server) serveAdapter(w http.ResponseWriter, r *http.Request) {
 // named by its envelope field path (e.g. "response.usage.input_tokens").
 func decodeEnvelopes(body []byte, f framing, lim limits, headerKey string, a adapters.Adapter) (batch, error) {
 	var b batch
-	start := len(body) - len(bytes.TrimLeft(body, " \t\r\n"))
-	if start == len(body) {
-		return b, &bodyError{http.StatusBadRequest, "request body is empty; send one JSON envelope, a JSON array of envelopes, or NDJSON"}
-	}
-	array := f == framingDetect && body[start] == '['
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if array {
-		if _, err := dec.Token(); err != nil {
-			return b, syntaxError(body, 0, err)
-		}
-	}
-	for {
-		if array && !dec.More() {
-			break
-		}
-		from := int64(0)
-		if !array {
-			from = dec.InputOffset()
-		}
-		var raw json.RawMessage
-		err := dec.Decode(&raw)
-		if !array && errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return b, syntaxError(body, from, err)
-		}
-		if b.total == lim.maxEvents {
-			return b, &bodyError{http.StatusRequestEntityTooLarge, fmt.Sprintf(
-				"request has more than %d envelopes; split it into smaller requests", lim.maxEvents)}
-		}
-		b.addEnvelope(raw, lim, headerKey, a)
-	}
-	if array {
-		if _, err := dec.Token(); err != nil {
-			return b, syntaxError(body, 0, err)
-		}
-		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-			return b, syntaxError(body, 0, errors.New("data after the closing ']' of the envelope array"))
-		}
-	}
-	if b.total == 0 {
-		return b, &bodyError{http.StatusBadRequest, "request has no envelopes; send at least one"}
-	}
-	return b, nil
+	err := eachValue(body, f, lim.maxEvents, "envelope", func(raw json.RawMessage) { b.addEnvelope(raw, lim, headerKey, a) })
+	return b, err
 }
 
 // addEnvelope normalizes one envelope; raw is a syntactically valid JSON value.

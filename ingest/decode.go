@@ -78,9 +78,19 @@ func (e *bodyError) Error() string { return e.msg }
 // problems with single events are listed in the batch.
 func decodeBody(body []byte, f framing, lim limits, headerKey string) (batch, error) {
 	var b batch
+	err := eachValue(body, f, lim.maxEvents, "event", func(raw json.RawMessage) { b.add(raw, lim, headerKey) })
+	return b, err
+}
+
+// eachValue splits a request body into JSON values — the elements of a
+// top-level array, or a stream of values (NDJSON) — and hands each to fn.
+// noun names the values in errors ("event", "envelope"). A body that cannot
+// be split, is empty, holds no value or more than max values is a
+// *bodyError.
+func eachValue(body []byte, f framing, max int, noun string, fn func(raw json.RawMessage)) error {
 	start := len(body) - len(bytes.TrimLeft(body, " \t\r\n"))
 	if start == len(body) {
-		return b, &bodyError{http.StatusBadRequest, "request body is empty; send one JSON event, a JSON array of events, or NDJSON"}
+		return &bodyError{http.StatusBadRequest, fmt.Sprintf("request body is empty; send one JSON %s, a JSON array of %ss, or NDJSON", noun, noun)}
 	}
 	array := f == framingDetect && body[start] == '['
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -88,9 +98,10 @@ func decodeBody(body []byte, f framing, lim limits, headerKey string) (batch, er
 	// value's start bounds where to look for an error.
 	if array {
 		if _, err := dec.Token(); err != nil {
-			return b, syntaxError(body, 0, err)
+			return syntaxError(body, 0, err)
 		}
 	}
+	n := 0
 	for {
 		if array && !dec.More() {
 			break
@@ -105,27 +116,28 @@ func decodeBody(body []byte, f framing, lim limits, headerKey string) (batch, er
 			break
 		}
 		if err != nil {
-			return b, syntaxError(body, from, err)
+			return syntaxError(body, from, err)
 		}
-		if b.total == lim.maxEvents {
-			return b, &bodyError{http.StatusRequestEntityTooLarge, fmt.Sprintf(
-				"request has more than %d events; split it into smaller requests", lim.maxEvents)}
+		if n == max {
+			return &bodyError{http.StatusRequestEntityTooLarge, fmt.Sprintf(
+				"request has more than %d %ss; split it into smaller requests", max, noun)}
 		}
-		b.add(raw, lim, headerKey)
+		n++
+		fn(raw)
 	}
 	if array {
 		// More stopped at ']' or at an error that Token reports.
 		if _, err := dec.Token(); err != nil {
-			return b, syntaxError(body, 0, err)
+			return syntaxError(body, 0, err)
 		}
 		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-			return b, syntaxError(body, 0, errors.New("data after the closing ']' of the event array"))
+			return syntaxError(body, 0, fmt.Errorf("data after the closing ']' of the %s array", noun))
 		}
 	}
-	if b.total == 0 {
-		return b, &bodyError{http.StatusBadRequest, "request has no events; send at least one"}
+	if n == 0 {
+		return &bodyError{http.StatusBadRequest, fmt.Sprintf("request has no %ss; send at least one", noun)}
 	}
-	return b, nil
+	return nil
 }
 
 // add decodes one event; raw is a syntactically valid JSON value.
