@@ -106,7 +106,7 @@ func newBuilder(env Envelope, provider, operation string) *builder {
 		Status:        env.Status,
 		ErrorType:     env.ErrorType,
 		LatencyMs:     env.LatencyMs,
-		ServiceTier:   normalizeTier(env.ServiceTier),
+		ServiceTier:   NormalizeTier(env.ServiceTier),
 		Streaming:     env.Streaming,
 	}
 	if env.Provider != "" {
@@ -156,7 +156,7 @@ func (b *builder) setModel(responseModel string) {
 
 // setTier applies the response's tier unless the envelope says batch.
 func (b *builder) setTier(responseTier string, batch bool) {
-	if t := normalizeTier(responseTier); t != "" {
+	if t := NormalizeTier(responseTier); t != "" {
 		b.ev.ServiceTier = t
 	}
 	if batch {
@@ -286,8 +286,9 @@ func zeroIfNil(p *int64) *int64 {
 	return p
 }
 
-// normalizeTier maps provider tier names onto one vocabulary.
-func normalizeTier(t string) string {
+// NormalizeTier maps provider service-tier names onto the one vocabulary
+// aivis uses: standard, priority, flex, scale, batch, provisioned_throughput.
+func NormalizeTier(t string) string {
 	switch lt := strings.ToLower(strings.TrimSpace(t)); lt {
 	case "default", "standard", "on_demand", "standard_only":
 		return "standard"

@@ -15,6 +15,7 @@ import (
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
+	"github.com/aivis-dev/aivis/ingest/adapters"
 	"github.com/aivis-dev/aivis/schemas"
 )
 
@@ -463,14 +464,10 @@ func Provider(name string) string {
 // normalizeTier writes service tiers in the vocabulary the adapters use.
 // "auto" names no tier: the provider chose, and the response tier says how.
 func normalizeTier(t string) string {
-	switch lt := strings.ToLower(strings.TrimSpace(t)); lt {
-	case "default", "standard":
-		return "standard"
-	case "auto":
+	if strings.EqualFold(strings.TrimSpace(t), "auto") {
 		return ""
-	default:
-		return lt
 	}
+	return adapters.NormalizeTier(t)
 }
 
 // checkID reports a trace or span id that cannot name an event.
