@@ -8,6 +8,8 @@ import (
 	"math"
 	"sort"
 	"time"
+
+	"github.com/aivis-dev/aivis/schemas"
 )
 
 // AnomalyConfig sets the EWMA z-score scorer for per-(team, model) cost.
@@ -102,8 +104,12 @@ type Scorer struct {
 	cfg    AnomalyConfig
 	window time.Duration
 	store  ScoreStore
+	alerts AlertSink
 	log    *slog.Logger
 }
+
+// PublishTo makes the scorer publish every anomaly it finds to sink.
+func (s *Scorer) PublishTo(sink AlertSink) { s.alerts = sink }
 
 // NewScorer returns a scorer over windows of the given length.
 func NewScorer(cfg AnomalyConfig, window time.Duration, store ScoreStore, log *slog.Logger) *Scorer {
@@ -158,11 +164,21 @@ func (s *Scorer) ScoreOnce(ctx context.Context) (int, error) {
 	if err := s.store.WriteScores(ctx, scores); err != nil {
 		return 0, fmt.Errorf("writing anomaly scores: %w", err)
 	}
+	var alerts []schemas.Alert
 	for _, sc := range scores {
 		if sc.Anomaly {
 			metricAnomalies.Inc()
 			s.log.Info("cost anomaly", "window", sc.WindowStart, "team", sc.Team, "model", sc.Model,
 				"cost_usd", float64(sc.CostPicos)/1e12, "baseline_usd", sc.BaselinePicos/1e12, "z", sc.Z)
+			alerts = append(alerts, alertFor(sc, s.window, time.Now()))
+		}
+	}
+	// Scores are stored first, so an alert that fails to publish is still
+	// in cost_anomalies; alerts are advisory and never block scoring.
+	if s.alerts != nil && len(alerts) > 0 {
+		if err := s.alerts.Publish(ctx, alerts); err != nil {
+			metricScorerErrors.Inc()
+			s.log.Warn("publishing cost anomaly alerts", "alerts", len(alerts), "err", err)
 		}
 	}
 	return len(scores), nil

@@ -2,10 +2,17 @@ package aggregate
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/aivis-dev/aivis/schemas"
 )
 
 type memScores struct {
@@ -112,5 +119,67 @@ func TestScorerRespectsTheImpactFloor(t *testing.T) {
 		if sc.Anomaly {
 			t.Fatalf("a $0.0001 rise was flagged: %+v", sc)
 		}
+	}
+}
+
+type memAlerts struct{ got []schemas.Alert }
+
+func (m *memAlerts) Publish(_ context.Context, alerts []schemas.Alert) error {
+	m.got = append(m.got, alerts...)
+	return nil
+}
+
+func TestScorerPublishesAnomalies(t *testing.T) {
+	cfg := DefaultAnomalyConfig()
+	cfg.SettleWindows = 0
+	store := &memScores{scores: map[string]Score{}}
+	for i := 0; i < 20; i++ {
+		cost := int64(1_000_000_000_000 + (i%2)*10_000_000_000)
+		if i == 15 {
+			cost = 20_000_000_000_000
+		}
+		store.costs = append(store.costs, SeriesCost{WindowStart: t0.Add(time.Duration(i) * time.Minute), Team: "t", Model: "m", CostPicos: cost})
+	}
+	s := NewScorer(cfg, time.Minute, store, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	alerts := &memAlerts{}
+	s.PublishTo(alerts)
+	if _, err := s.ScoreOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(alerts.got) != 1 {
+		t.Fatalf("%d alerts, want 1: %+v", len(alerts.got), alerts.got)
+	}
+	a := alerts.got[0]
+	ws := t0.Add(15 * time.Minute)
+	if a.AlertID != fmt.Sprintf("cost_anomaly:%d:t:m", ws.Unix()) || a.CostUSD != "20" || !a.WindowEnd.Equal(ws.Add(time.Minute)) || a.ZScore < cfg.Threshold {
+		t.Fatalf("alert = %+v", a)
+	}
+}
+
+func TestKafkaAlertsPublishes(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, schemas.TopicAlerts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics(schemas.TopicAlerts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	want := schemas.Alert{AlertID: "cost_anomaly:1:t:m", Kind: schemas.AlertCostAnomaly, Team: "t", Model: "m", CostUSD: "1.5"}
+	if err := (KafkaAlerts{Client: cl, Topic: schemas.TopicAlerts}).Publish(context.Background(), []schemas.Alert{want}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	fs := cl.PollFetches(ctx)
+	recs := fs.Records()
+	if len(recs) != 1 || string(recs[0].Key) != want.AlertID {
+		t.Fatalf("records = %v (errors %v)", recs, fs.Errors())
+	}
+	var got schemas.Alert
+	if err := json.Unmarshal(recs[0].Value, &got); err != nil || got.CostUSD != "1.5" || got.Team != "t" {
+		t.Fatalf("alert = %+v, %v", got, err)
 	}
 }

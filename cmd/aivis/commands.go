@@ -100,9 +100,14 @@ func runAggregate(ctx context.Context, e *env) error {
 	ready.Add("sink", stage.Ready)
 	return serveWith(ctx, e, ready, func(ctx context.Context) error {
 		if e.cfg.Aggregate.ScoreAnomalies {
-			go func() {
-				_ = aggregate.NewScorer(e.cfg.Aggregate.Anomaly, e.cfg.Aggregate.Window, store, e.log.With("stage", "anomaly")).Run(ctx)
-			}()
+			alertCl, err := kgo.NewClient(bus.Opts(e.cfg.Kafka.Brokers, e.cfg.Kafka.ClientID+"-alerts")...)
+			if err != nil {
+				return fmt.Errorf("creating the alerts Kafka client: %w", err)
+			}
+			defer alertCl.Close()
+			scorer := aggregate.NewScorer(e.cfg.Aggregate.Anomaly, e.cfg.Aggregate.Window, store, e.log.With("stage", "anomaly"))
+			scorer.PublishTo(aggregate.KafkaAlerts{Client: alertCl, Topic: schemas.TopicAlerts})
+			go func() { _ = scorer.Run(ctx) }()
 		}
 		return stage.Run(ctx)
 	})

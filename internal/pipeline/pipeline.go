@@ -45,6 +45,7 @@ type Pipeline struct {
 	// Agg is the aggregator stage.
 	Agg     *aggregate.Stage
 	scorer  *aggregate.Scorer
+	alerts  aggregate.KafkaAlerts
 	clients []*kgo.Client
 }
 
@@ -156,7 +157,14 @@ func Start(ctx context.Context, cfg config.Config, token string, log *slog.Logge
 	}
 	p.start("aggregate", p.Agg.Run)
 	if cfg.Aggregate.ScoreAnomalies {
+		alertCl, err := kgo.NewClient(bus.Opts(p.Brokers, cfg.Kafka.ClientID+"-alerts")...)
+		if err != nil {
+			return nil, fmt.Errorf("creating the alerts Kafka client: %w", err)
+		}
+		p.clients = append(p.clients, alertCl)
+		p.alerts = aggregate.KafkaAlerts{Client: alertCl, Topic: schemas.TopicAlerts}
 		p.scorer = aggregate.NewScorer(cfg.Aggregate.Anomaly, cfg.Aggregate.Window, p.Store, log.With("stage", "anomaly"))
+		p.scorer.PublishTo(p.alerts)
 		p.start("anomaly", p.scorer.Run)
 	}
 	return p, nil
@@ -195,7 +203,9 @@ func (p *Pipeline) Drain(timeout time.Duration) error {
 	if p.scorer != nil {
 		final := p.cfg.Aggregate.Anomaly
 		final.SettleWindows = 0
-		if _, err := aggregate.NewScorer(final, p.cfg.Aggregate.Window, p.Store, p.log).ScoreOnce(ctx); err != nil {
+		last := aggregate.NewScorer(final, p.cfg.Aggregate.Window, p.Store, p.log)
+		last.PublishTo(p.alerts)
+		if _, err := last.ScoreOnce(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}

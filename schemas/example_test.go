@@ -1,0 +1,42 @@
+package schemas_test
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/aivis-dev/aivis/schemas"
+)
+
+// A team's service subscribing to priced usage: every record of
+// aivis.usage.enriched.v1 is one event with its owner and exact cost. The
+// topic is at least once, keyed by event_id: keep the ids you have seen
+// (or write them to a table keyed by event_id) to count each event once.
+func Example_subscribe() {
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers("127.0.0.1:9092"),
+		kgo.ConsumerGroup("finance-chargeback"),
+		kgo.ConsumeTopics(schemas.TopicEnriched),
+	)
+	if err != nil {
+		panic(err)
+	}
+	defer cl.Close()
+	seen := map[string]bool{}
+	for {
+		fetches := cl.PollFetches(context.Background())
+		if fetches.IsClientClosed() {
+			return
+		}
+		fetches.EachRecord(func(r *kgo.Record) {
+			ev, err := schemas.DecodeEnriched(r.Value)
+			if err != nil || seen[ev.EventID] {
+				return
+			}
+			seen[ev.EventID] = true
+			fmt.Printf("%s %s/%s spent $%s on %s\n", ev.Time.Format("15:04:05"), ev.Owner.Team, ev.Owner.Project,
+				fmt.Sprintf("%d.%012d", ev.CostPicos/1e12, ev.CostPicos%1e12), ev.Model)
+		})
+	}
+}
