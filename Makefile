@@ -20,7 +20,7 @@ demo: build ## run the whole pipeline for a minute on synthetic traffic and prin
 test: build clickhouse-up kafka-up lint ## start the services and run every test (what CI runs)
 	$(GO) test -count=1 -race -timeout 15m -skip '^TestFault' $(PKGS)
 	@echo "fault tests (one at a time: they restart the shared broker)"
-	$(GO) test -p 1 -count=1 -timeout 15m -run '^TestFault' -v ./cmd/aivis ./ingest/client 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go:' ; exit $${PIPESTATUS[0]}
+	$(GO) test -p 1 -count=1 -timeout 15m -run '^TestFault' -v ./cmd/aivis ./ingest/client ./internal/testenv 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go:' ; exit $${PIPESTATUS[0]}
 	$(MAKE) fuzz
 
 unit: ## run the tests that need no services

@@ -182,14 +182,14 @@ func TestKafkaRoundTrip(t *testing.T) {
 	}
 }
 
-// TestKafkaRestartKeepsData restarts the broker with deploy/scripts/kafka.sh
-// in the middle of a stream and checks that the topic, its records and the
-// group's committed offsets survive. It disturbs every other test that uses
-// the broker at the same time, so it runs only when asked:
-// AIVIS_KAFKA_RESTART_TEST=1 go test ./internal/testenv -run KafkaRestart.
-func TestKafkaRestartKeepsData(t *testing.T) {
-	if os.Getenv("AIVIS_KAFKA_RESTART_TEST") != "1" {
-		t.Skip("restarts the shared broker; set AIVIS_KAFKA_RESTART_TEST=1 to run")
+// TestFaultKafkaRestartKeepsData restarts the broker with
+// deploy/scripts/kafka.sh in the middle of a stream and checks that the
+// topic, its records and the group's committed offsets survive. It disturbs
+// every other test that uses the broker at the same time, so, like every
+// TestFault test, make test runs it on its own after the others.
+func TestFaultKafkaRestartKeepsData(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restarts the shared broker")
 	}
 	seeds := Kafka(t)
 	script := KafkaScript()
