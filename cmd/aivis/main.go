@@ -87,6 +87,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg, err := config.Load(fs)
+	loaded := err == nil
 	var devToken string
 	if err == nil && name == "dev" && len(cfg.Ingest.Producers) == 0 && !cfg.Ingest.AllowAnonymous {
 		// aivis dev makes a producer token of its own and prints it.
@@ -101,6 +102,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if err != nil {
+		// config validate --print shows what was loaded even when it is
+		// invalid, so the keys can be compared with the file.
+		if p, _ := fs.GetBool("print"); name == "config validate" && p && loaded {
+			_ = printConfig(stdout, cfg)
+		}
 		fmt.Fprintf(stderr, "aivis %s: configuration is invalid:\n", name)
 		for _, line := range strings.Split(err.Error(), "\n") {
 			fmt.Fprintf(stderr, "  - %s\n", line)
