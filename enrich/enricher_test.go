@@ -1,7 +1,6 @@
 package enrich
 
 import (
-	"bytes"
 	"encoding/json"
 	"flag"
 	"os"
@@ -10,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aivis-dev/aivis/internal/testenv"
 	"github.com/aivis-dev/aivis/schemas"
 )
 
@@ -55,25 +55,7 @@ func TestGolden(t *testing.T) {
 			if strings.HasPrefix(filepath.Base(dir), "default-") {
 				e = def
 			}
-			got, err := json.MarshalIndent(e.Enrich(ev), "", "  ")
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, '\n')
-			path := filepath.Join(dir, "expected.json")
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -run TestGolden -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("enriched event differs from %s:\n--- got\n%s\n--- want\n%s", path, got, want)
-			}
+			testenv.GoldenJSON(t, filepath.Join(dir, "expected.json"), e.Enrich(ev), *update)
 		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aivis-dev/aivis/internal/testenv"
 	"github.com/aivis-dev/aivis/schemas"
 )
 
@@ -382,14 +383,7 @@ func TestImportLiteLLM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := os.ReadFile("testdata/litellm/expected.yaml")
-	if *update {
-		if err := os.WriteFile("testdata/litellm/expected.yaml", got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	} else if err != nil || !bytes.Equal(got, want) {
-		t.Errorf("import differs from testdata/litellm/expected.yaml (%v):\n%s", err, got)
-	}
+	testenv.Golden(t, "testdata/litellm/expected.yaml", got, *update)
 	c, err := ParseCatalog(got)
 	if err != nil {
 		t.Fatal(err)

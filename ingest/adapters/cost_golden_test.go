@@ -1,8 +1,6 @@
 package adapters
 
 import (
-	"bytes"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -10,6 +8,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/aivis-dev/aivis/enrich"
+	"github.com/aivis-dev/aivis/internal/testenv"
 	"github.com/aivis-dev/aivis/schemas"
 )
 
@@ -52,25 +51,7 @@ func TestGoldenCost(t *testing.T) {
 			if !gc.Unpriced {
 				priced[c.adapter]++
 			}
-			got, err := json.MarshalIndent(gc, "", "  ")
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, '\n')
-			path := filepath.Join(c.dir, "cost.json")
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -run TestGoldenCost -update and check the file by hand)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("cost of %s differs from %s:\n got: %s\nwant: %s", c.name, path, got, want)
-			}
+			testenv.GoldenJSON(t, filepath.Join(c.dir, "cost.json"), gc, *update)
 		})
 	}
 	for _, a := range Names() {

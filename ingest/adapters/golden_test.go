@@ -1,14 +1,13 @@
 package adapters
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"flag"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/aivis-dev/aivis/internal/testenv"
 	"github.com/aivis-dev/aivis/schemas"
 )
 
@@ -73,25 +72,7 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := json.MarshalIndent(normalizeFile(t, c.adapter, input), "", "  ")
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, '\n')
-			path := filepath.Join(c.dir, "expected.json")
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("reading %s (run `go test ./ingest/adapters -run TestGolden -update` to create it): %v", path, err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("%s differs from the adapter's output:\n--- got\n%s\n--- want\n%s", path, got, want)
-			}
+			testenv.GoldenJSON(t, filepath.Join(c.dir, "expected.json"), normalizeFile(t, c.adapter, input), *update)
 		})
 	}
 	for _, name := range Names() {

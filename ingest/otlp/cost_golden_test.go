@@ -1,8 +1,6 @@
 package otlp
 
 import (
-	"bytes"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -10,6 +8,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/aivis-dev/aivis/enrich"
+	"github.com/aivis-dev/aivis/internal/testenv"
 	"github.com/aivis-dev/aivis/schemas"
 )
 
@@ -56,25 +55,7 @@ func TestGoldenCost(t *testing.T) {
 					priced++
 				}
 			}
-			got, err := json.MarshalIndent(costs, "", "  ")
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, '\n')
-			path := filepath.Join(dir, "cost.json")
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test ./ingest/otlp -run TestGoldenCost -update and check the file by hand)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("costs differ from %s:\n got: %s\nwant: %s", path, got, want)
-			}
+			testenv.GoldenJSON(t, filepath.Join(dir, "cost.json"), costs, *update)
 		})
 	}
 	if priced < 5 {

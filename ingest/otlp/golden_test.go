@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/aivis-dev/aivis/internal/testenv"
 	"github.com/aivis-dev/aivis/schemas"
 )
 
@@ -68,20 +69,7 @@ func TestGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := encodeGolden(t, golden(Convert(td)))
-			path := filepath.Join(dir, "expected.json")
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			} else {
-				want, err := os.ReadFile(path)
-				if err != nil {
-					t.Fatalf("reading %s (run `go test ./ingest/otlp -run TestGolden -update` to create it): %v", path, err)
-				}
-				if !bytes.Equal(got, want) {
-					t.Errorf("%s differs from Convert's output:\n--- got\n%s\n--- want\n%s", path, got, want)
-				}
-			}
+			testenv.Golden(t, filepath.Join(dir, "expected.json"), got, *update)
 
 			pb, err := proto.Marshal(td)
 			if err != nil {
