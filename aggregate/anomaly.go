@@ -9,6 +9,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/aivis-dev/aivis/schemas"
 )
 
@@ -101,19 +103,27 @@ type ScoreStore interface {
 
 // Scorer turns settled per-window costs into EWMA z-scores.
 type Scorer struct {
-	cfg    AnomalyConfig
-	window time.Duration
-	store  ScoreStore
-	alerts AlertSink
-	log    *slog.Logger
+	cfg     AnomalyConfig
+	window  time.Duration
+	store   ScoreStore
+	alerts  AlertSink
+	log     *slog.Logger
+	metrics *scorerMetrics
 }
 
-// PublishTo makes the scorer publish every anomaly it finds to sink.
-func (s *Scorer) PublishTo(sink AlertSink) { s.alerts = sink }
+// NewScorer returns a scorer over windows of the given length that reads
+// and writes store and publishes every anomaly it finds to alerts (nil: not
+// published); metrics go to reg.
+func NewScorer(cfg AnomalyConfig, window time.Duration, store ScoreStore, alerts AlertSink, reg prometheus.Registerer, log *slog.Logger) *Scorer {
+	return &Scorer{cfg: cfg, window: window, store: store, alerts: alerts, log: log, metrics: newScorerMetrics(reg)}
+}
 
-// NewScorer returns a scorer over windows of the given length.
-func NewScorer(cfg AnomalyConfig, window time.Duration, store ScoreStore, log *slog.Logger) *Scorer {
-	return &Scorer{cfg: cfg, window: window, store: store, log: log}
+// ScoreSettled scores every window, settled or not: the last pass of a
+// drained pipeline, when no window can change any more.
+func (s *Scorer) ScoreSettled(ctx context.Context) (int, error) {
+	last := *s
+	last.cfg.SettleWindows = 0
+	return last.ScoreOnce(ctx)
 }
 
 type seriesKey struct{ team, model string }
@@ -167,7 +177,7 @@ func (s *Scorer) ScoreOnce(ctx context.Context) (int, error) {
 	var alerts []schemas.Alert
 	for _, sc := range scores {
 		if sc.Anomaly {
-			metricAnomalies.Inc()
+			s.metrics.anomalies.Inc()
 			s.log.Info("cost anomaly", "window", sc.WindowStart, "team", sc.Team, "model", sc.Model,
 				"cost_usd", float64(sc.CostPicos)/1e12, "baseline_usd", sc.BaselinePicos/1e12, "z", sc.Z)
 			alerts = append(alerts, alertFor(sc, s.window, time.Now()))
@@ -177,7 +187,7 @@ func (s *Scorer) ScoreOnce(ctx context.Context) (int, error) {
 	// in cost_anomalies; alerts are advisory and never block scoring.
 	if s.alerts != nil && len(alerts) > 0 {
 		if err := s.alerts.Publish(ctx, alerts); err != nil {
-			metricScorerErrors.Inc()
+			s.metrics.errors.Inc()
 			s.log.Warn("publishing cost anomaly alerts", "alerts", len(alerts), "err", err)
 		}
 	}
@@ -227,7 +237,7 @@ func (s *Scorer) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 			if _, err := s.ScoreOnce(ctx); err != nil && ctx.Err() == nil {
-				metricScorerErrors.Inc()
+				s.metrics.errors.Inc()
 				s.log.Warn("scoring cost anomalies", "err", err)
 			}
 		}

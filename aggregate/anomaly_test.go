@@ -73,7 +73,7 @@ func TestScorerFlagsASpikeAfterMinimumHistory(t *testing.T) {
 		}
 		store.costs = append(store.costs, SeriesCost{WindowStart: t0.Add(time.Duration(i) * time.Minute), Team: "t", Model: "m", CostPicos: cost})
 	}
-	s := NewScorer(cfg, time.Minute, store, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s := NewScorer(cfg, time.Minute, store, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	// Score in two passes to check that state resumes from stored scores.
 	rest := store.costs[15:]
 	store.costs = store.costs[:15]
@@ -111,7 +111,7 @@ func TestScorerRespectsTheImpactFloor(t *testing.T) {
 		}
 		store.costs = append(store.costs, SeriesCost{WindowStart: t0.Add(time.Duration(i) * time.Minute), Team: "t", Model: "m", CostPicos: cost})
 	}
-	s := NewScorer(cfg, time.Minute, store, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s := NewScorer(cfg, time.Minute, store, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if _, err := s.ScoreOnce(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -140,9 +140,8 @@ func TestScorerPublishesAnomalies(t *testing.T) {
 		}
 		store.costs = append(store.costs, SeriesCost{WindowStart: t0.Add(time.Duration(i) * time.Minute), Team: "t", Model: "m", CostPicos: cost})
 	}
-	s := NewScorer(cfg, time.Minute, store, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	alerts := &memAlerts{}
-	s.PublishTo(alerts)
+	s := NewScorer(cfg, time.Minute, store, alerts, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if _, err := s.ScoreOnce(context.Background()); err != nil {
 		t.Fatal(err)
 	}

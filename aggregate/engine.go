@@ -115,6 +115,8 @@ type Engine struct {
 	dimIDs   map[dims]uint32
 	dimList  []dims
 	seenN    int
+	// evictions counts ids forgotten early (MaxDedupEntries).
+	evictions int64
 
 	mem     memory.Allocator
 	builder *array.RecordBuilder
@@ -255,7 +257,7 @@ func (e *Engine) expire(part *partition) {
 func (e *Engine) evictOldest(part *partition) {
 	if part.seenHead < len(part.seenOrder) {
 		e.forget(part)
-		metricDedupEvictions.Inc()
+		e.evictions++
 	}
 }
 
@@ -585,11 +587,14 @@ type Stats struct {
 	OpenWindows   int
 	PendingEvents int
 	DedupEntries  int
+	// DedupEvictions counts ids forgotten early because MaxDedupEntries was
+	// reached, since the engine was made.
+	DedupEvictions int64
 }
 
 // Stats reports the current state sizes.
 func (e *Engine) Stats() Stats {
-	s := Stats{Partitions: len(e.parts), DedupEntries: e.seenN}
+	s := Stats{Partitions: len(e.parts), DedupEntries: e.seenN, DedupEvictions: e.evictions}
 	for _, part := range e.parts {
 		s.OpenWindows += len(part.windows)
 		s.PendingEvents += len(part.pending)

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/aivis-dev/aivis/aggregate"
+	"github.com/aivis-dev/aivis/internal/bus"
 	"github.com/aivis-dev/aivis/internal/testenv"
 	"github.com/aivis-dev/aivis/schemas"
 	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
@@ -149,7 +150,8 @@ func runReplicas(t *testing.T, ctx context.Context, cfg aggregate.Config, broker
 	done := make([]chan error, k)
 	cancels := make([]context.CancelFunc, k)
 	for i := range stages {
-		st, err := aggregate.NewStage(cfg, topic, []kgo.Opt{kgo.SeedBrokers(brokers...)}, store, log)
+		cfg.Topic = topic
+		st, err := aggregate.NewStage(cfg, bus.Dialer{Brokers: brokers, ClientID: "test"}, store, nil, log)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,7 +2,6 @@ package aggregate
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,8 +11,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/aivis-dev/aivis/internal/bus"
 	"github.com/aivis-dev/aivis/schemas"
 )
 
@@ -27,14 +29,20 @@ type Sink interface {
 }
 
 // Stage consumes the enriched topic as one replica of the aggregator group.
+// It dials its own group member (its rebalance callbacks are bound when the
+// client is made) and closes it when Run returns, which leaves the group.
 type Stage struct {
-	cfg    Config
-	topic  string
-	cl     *kgo.Client
-	sink   Sink
-	engine *Engine
-	log    *slog.Logger
-	now    func() time.Time
+	cfg     Config
+	topic   string
+	cl      *kgo.Client
+	sink    Sink
+	engine  *Engine
+	log     *slog.Logger
+	now     func() time.Time
+	metrics *stageMetrics
+	dead    *bus.DeadLetters
+
+	evictions int64 // engine evictions already counted
 
 	processed atomic.Int64
 
@@ -46,42 +54,41 @@ type Stage struct {
 	lastOK    time.Time
 }
 
-// NewStage builds the consumer-group client and the engine. brokerOpts
-// carry the seed brokers and any transport options.
-func NewStage(cfg Config, topic string, brokerOpts []kgo.Opt, sink Sink, log *slog.Logger) (*Stage, error) {
+// NewStage makes the engine and dials the consumer-group member of
+// cfg.Group on cfg.Topic; metrics go to reg.
+func NewStage(cfg Config, d bus.Dialer, sink Sink, reg prometheus.Registerer, log *slog.Logger) (*Stage, error) {
 	s := &Stage{
 		cfg:      cfg,
-		topic:    topic,
+		topic:    cfg.Topic,
 		sink:     sink,
 		engine:   NewEngine(cfg),
 		log:      log,
 		now:      time.Now,
+		metrics:  newStageMetrics(reg),
+		dead:     bus.NewDeadLetters(StageName, reg),
 		epochs:   map[int32]int32{},
 		assigned: map[int32]bool{},
 	}
-	opts := append([]kgo.Opt{
-		kgo.ConsumerGroup(cfg.Group),
-		kgo.ConsumeTopics(topic),
+	opts := []kgo.Opt{
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
-		kgo.AutoCommitMarks(),
-		kgo.BlockRebalanceOnPoll(),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.OnPartitionsRevoked(s.onRevoked),
 		kgo.OnPartitionsLost(s.onLost),
 		kgo.OnPartitionsAssigned(s.onAssigned),
 		kgo.SessionTimeout(cfg.SessionTimeout),
-	}, brokerOpts...)
+	}
 	if cfg.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
 	}
-	cl, err := kgo.NewClient(opts...)
+	cl, err := d.Consumer(StageName, cfg.Group, cfg.Topic, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("creating the aggregator's Kafka client: %w", err)
+		return nil, err
 	}
 	s.cl = cl
 	return s, nil
 }
+
+// StageName is the stage recorded in dead letters and logs.
+const StageName = "aggregate"
 
 // Ready fails while the sink is failing or nothing has been flushed for a
 // long time although records are pending.
@@ -100,8 +107,14 @@ func (s *Stage) Ready() error {
 func (s *Stage) Run(ctx context.Context) error {
 	defer s.engine.Close()
 	s.lastFlush = s.now()
+	started := s.now()
+	idleChecked := false
 	var outcomes []Outcome
 	for ctx.Err() == nil {
+		if !idleChecked && s.now().Sub(started) > 2*s.cfg.SessionTimeout {
+			idleChecked = true
+			s.warnIfIdle(ctx)
+		}
 		pctx, cancel := context.WithTimeout(ctx, s.cfg.FlushInterval)
 		fetches := s.cl.PollRecords(pctx, s.cfg.PollRecords)
 		cancel()
@@ -158,7 +171,7 @@ func (s *Stage) process(ctx context.Context, fetches kgo.Fetches, outcomes *[]Ou
 				derr = errors.New("enriched event lacks event_id or time")
 			}
 			if derr != nil {
-				metricEvents.WithLabelValues("invalid").Inc()
+				s.metrics.events.WithLabelValues("invalid").Inc()
 				dead = append(dead, s.deadLetter(r, schemas.ReasonInvalidSchema, derr.Error()))
 				continue
 			}
@@ -176,7 +189,7 @@ func (s *Stage) process(ctx context.Context, fetches kgo.Fetches, outcomes *[]Ou
 		wm := s.engine.Watermark(p)
 		*outcomes = s.engine.AddBatch(p, inputs, s.now(), *outcomes)
 		for i, o := range *outcomes {
-			metricEvents.WithLabelValues(o.String()).Inc()
+			s.metrics.events.WithLabelValues(o.String()).Inc()
 			switch o {
 			case TooLate:
 				dead = append(dead, s.deadLetter(recs[i], schemas.ReasonTooLate,
@@ -185,7 +198,7 @@ func (s *Stage) process(ctx context.Context, fetches kgo.Fetches, outcomes *[]Ou
 			case Accepted:
 				if !wm.IsZero() {
 					if behind := wm.Sub(inputs[i].Event.Time); behind > 0 {
-						metricLateness.Observe(behind.Seconds())
+						s.metrics.lateness.Observe(behind.Seconds())
 					}
 				}
 			}
@@ -193,7 +206,7 @@ func (s *Stage) process(ctx context.Context, fetches kgo.Fetches, outcomes *[]Ou
 		last := fp.Records[len(fp.Records)-1]
 		s.epochs[p] = last.LeaderEpoch
 		if fp.HighWatermark > 0 {
-			metricLag.WithLabelValues(strconv.Itoa(int(p))).Set(float64(fp.HighWatermark - last.Offset - 1))
+			s.metrics.lag.WithLabelValues(strconv.Itoa(int(p))).Set(float64(fp.HighWatermark - last.Offset - 1))
 		}
 	})
 	if err != nil {
@@ -215,9 +228,11 @@ func (s *Stage) process(ctx context.Context, fetches kgo.Fetches, outcomes *[]Ou
 		}
 	}
 	st := s.engine.Stats()
-	metricOpenWindows.Set(float64(st.OpenWindows))
-	metricPending.Set(float64(st.PendingEvents))
-	metricDedupEntries.Set(float64(st.DedupEntries))
+	s.metrics.openWindows.Set(float64(st.OpenWindows))
+	s.metrics.pending.Set(float64(st.PendingEvents))
+	s.metrics.dedupEntries.Set(float64(st.DedupEntries))
+	s.metrics.dedupEvictions.Add(float64(st.DedupEvictions - s.evictions))
+	s.evictions = st.DedupEvictions
 	return nil
 }
 
@@ -247,13 +262,8 @@ func (s *Stage) assign(ctx context.Context, p int32, firstOffset int64, firstTim
 }
 
 func (s *Stage) deadLetter(r *kgo.Record, reason, detail string) *kgo.Record {
-	metricDeadLetters.WithLabelValues("aggregate", reason).Inc()
-	body, _ := json.Marshal(schemas.DeadLetter{
-		Stage: "aggregate", Reason: reason, Detail: detail,
-		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
-		Original: r.Value, At: s.now().UTC(),
-	})
-	return &kgo.Record{Topic: schemas.TopicDeadLetter, Key: r.Key, Value: body}
+	s.dead.Count(reason)
+	return s.dead.Record(r, reason, detail)
 }
 
 // flushLocked writes what is ready, retrying until the sink takes it
@@ -268,7 +278,7 @@ func (s *Stage) flushLocked(ctx context.Context, all bool) error {
 			if err == nil {
 				break
 			}
-			metricFlushFailures.Inc()
+			s.metrics.flushFailures.Inc()
 			s.setSinkErr(err)
 			if ctx.Err() != nil {
 				return fmt.Errorf("flushing %d events and %d window rows: %w", len(f.Events), len(f.Rows), err)
@@ -276,8 +286,8 @@ func (s *Stage) flushLocked(ctx context.Context, all bool) error {
 			s.log.Warn("writing to the sink failed; holding offsets and retrying", "events", len(f.Events), "rows", len(f.Rows), "attempt", attempt+1, "err", err)
 			sleep(ctx, backoff(attempt))
 		}
-		metricFlushSeconds.Observe(s.now().Sub(start).Seconds())
-		metricRows.Add(float64(len(f.Rows)))
+		s.metrics.flushSeconds.Observe(s.now().Sub(start).Seconds())
+		s.metrics.rows.Add(float64(len(f.Rows)))
 	}
 	s.sinkErr = nil
 	s.lastOK = s.now()
@@ -342,17 +352,29 @@ func (s *Stage) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32
 	s.log.Warn("partitions lost", "partitions", lost[s.topic])
 }
 
-func backoff(attempt int) time.Duration {
-	d := 100 * time.Millisecond << min(attempt, 7)
-	return min(d, 10*time.Second)
-}
+func backoff(attempt int) time.Duration { return bus.Backoff(attempt, 10*time.Second) }
 
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
+func sleep(ctx context.Context, d time.Duration) { bus.Sleep(ctx, d) }
+
+// warnIfIdle reports at start a replica that the group gave no partition
+// because it has more members than the topic has partitions.
+func (s *Stage) warnIfIdle(ctx context.Context) {
+	if len(s.Assigned()) > 0 {
+		return
+	}
+	adm := kadm.NewClient(s.cl)
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	topics, terr := adm.ListTopics(cctx, s.topic)
+	groups, gerr := adm.DescribeGroups(cctx, s.cfg.Group)
+	if terr != nil || gerr != nil {
+		return
+	}
+	partitions := len(topics[s.topic].Partitions)
+	members := len(groups[s.cfg.Group].Members)
+	if members > partitions {
+		s.log.Warn("this replica has no partitions to aggregate: the group has more replicas than the topic has partitions, so the extra ones idle; add partitions (kafka-topics.sh --alter) or run fewer replicas",
+			"topic", s.topic, "partitions", partitions, "group", s.cfg.Group, "replicas", members)
 	}
 }
 
@@ -379,6 +401,7 @@ func (s *Stage) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string
 		s.assigned[p] = true
 	}
 	s.log.Info("partitions assigned", "partitions", assigned[s.topic])
+
 }
 
 // Assigned returns the partitions the group has given this replica.

@@ -1,7 +1,6 @@
 package enrich
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -13,8 +12,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/aivis-dev/aivis/schemas"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/aivis-dev/aivis/internal/bus"
+	"github.com/aivis-dev/aivis/schemas"
 )
 
 // ConsumerGroup is the consumer group of every enrich replica.
@@ -28,35 +30,29 @@ const (
 	// drainTimeout bounds how long a stopping stage waits for the output
 	// of its last batch to be acknowledged.
 	drainTimeout = 10 * time.Second
-	// maxDetailBytes bounds the error text stored in a dead letter.
-	maxDetailBytes = 1024
 )
 
-// ConsumerOpts returns the client options the stage needs: the raw topic
-// in the "aivis-enrich" group, offsets committed only as the stage marks
-// them, no rebalance in the middle of a batch, and acks from all in-sync
-// replicas. The default partitioner hashes the record key, so enriched
-// records of one event_id land on one partition. Add TLS/SASL options after
-// these.
-func ConsumerOpts(brokers []string) []kgo.Opt {
-	return []kgo.Opt{
-		kgo.SeedBrokers(brokers...),
-		kgo.ConsumerGroup(ConsumerGroup),
-		kgo.ConsumeTopics(schemas.TopicRaw),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.AutoCommitMarks(),
-		kgo.BlockRebalanceOnPoll(),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
-	}
+// Dial returns a fresh consumer of the raw topic in ConsumerGroup; see
+// bus.Dialer.Consumer for the options the stage relies on.
+type Dial func() (*kgo.Client, error)
+
+// DialWith returns the Dial of the enrich stage for d.
+func DialWith(d bus.Dialer) Dial {
+	return func() (*kgo.Client, error) { return d.Consumer(StageName, ConsumerGroup, schemas.TopicRaw) }
 }
 
-// Stage consumes raw events, enriches them and produces the results. Run
-// owns the consume loop; the caller owns the client and closes it after Run
-// returns. Stage is the only writer of its client's commits.
+// Stage consumes raw events, enriches them and produces the results. Each
+// Run dials its own consumer and closes it on return, so that a Run after a
+// failed one resumes from the committed offsets as a fresh group member.
+// Rules (catalog, owners, contracts) are shared across runs and swapped by
+// Reload and Watch.
 type Stage struct {
+	dial     Dial
 	client   *kgo.Client
 	enricher atomic.Pointer[Enricher]
 	log      *slog.Logger
+	metrics  *metrics
+	dead     *bus.DeadLetters
 	maxPoll  int
 	now      func() time.Time
 	drain    time.Duration
@@ -65,15 +61,37 @@ type Stage struct {
 	fileSums [3][sha256.Size]byte
 }
 
-// NewStage returns a stage over a client built with ConsumerOpts.
-func NewStage(client *kgo.Client, enricher *Enricher, log *slog.Logger) *Stage {
+// NewStage loads the rules cfg names and returns the stage; its metrics
+// are registered on reg.
+func NewStage(cfg Config, dial Dial, reg prometheus.Registerer, log *slog.Logger) (*Stage, error) {
+	e, err := Load(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return newStage(dial, e, reg, log), nil
+}
+
+func newStage(dial Dial, e *Enricher, reg prometheus.Registerer, log *slog.Logger) *Stage {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Stage{client: client, log: log.With("stage", StageName), maxPoll: defaultMaxPollRecords, now: time.Now, drain: drainTimeout}
-	s.enricher.Store(enricher)
+	s := &Stage{dial: dial, log: log.With("stage", StageName), metrics: newMetrics(reg),
+		dead: bus.NewDeadLetters(StageName, reg), maxPoll: defaultMaxPollRecords, now: time.Now, drain: drainTimeout}
+	s.enricher.Store(e)
 	return s
 }
+
+// Watcher returns the actor that reloads the rules when cfg's files change.
+func (s *Stage) Watcher(cfg Config) *Watcher { return &Watcher{stage: s, cfg: cfg} }
+
+// Watcher reloads a stage's rules when their files change.
+type Watcher struct {
+	stage *Stage
+	cfg   Config
+}
+
+// Run watches until ctx is done.
+func (w *Watcher) Run(ctx context.Context) error { return w.stage.Watch(ctx, w.cfg) }
 
 // SetEnricher swaps the rules used for the next records.
 func (s *Stage) SetEnricher(e *Enricher) { s.enricher.Store(e) }
@@ -93,13 +111,13 @@ func (s *Stage) Reload(cfg Config) error {
 func (s *Stage) reloadLocked(cfg Config) error {
 	e, err := Load(cfg)
 	if err != nil {
-		reloadErrorsTotal.Inc()
+		s.metrics.reloadErrors.Inc()
 		s.log.Error("reloading pricing and ownership rules; keeping the previous ones", "err", err)
 		return fmt.Errorf("reloading enrich rules: %w", err)
 	}
 	e.now = s.Enricher().now
 	s.SetEnricher(e)
-	reloadsTotal.Inc()
+	s.metrics.reloads.Inc()
 	s.log.Info("reloaded pricing and ownership rules", "catalog_version", e.catalog.version)
 	return nil
 }
@@ -158,8 +176,14 @@ func fileSums(cfg Config) [3][sha256.Size]byte {
 // cancellation it finishes the batch in flight (bounded by a drain timeout),
 // commits the marked offsets and returns nil. It returns an error when an
 // output record could not be produced; offsets stop before that record, so
-// a restart redelivers it.
+// a restart redelivers it. Run must not be called concurrently.
 func (s *Stage) Run(ctx context.Context) error {
+	cl, err := s.dial()
+	if err != nil {
+		return err
+	}
+	s.client = cl
+	defer cl.Close()
 	defer s.commit(ctx)
 	for {
 		fetches := s.client.PollRecords(ctx, s.maxPoll)
@@ -261,16 +285,16 @@ func (s *Stage) process(ctx context.Context, recs []*kgo.Record) error {
 
 func (s *Stage) count(r result) {
 	if r.dead != "" {
-		eventsTotal.WithLabelValues("deadlettered").Inc()
-		deadLetterTotal.WithLabelValues(StageName, r.dead).Inc()
+		s.metrics.events.WithLabelValues("deadlettered").Inc()
+		s.dead.Count(r.dead)
 		return
 	}
-	eventsTotal.WithLabelValues("enriched").Inc()
+	s.metrics.events.WithLabelValues("enriched").Inc()
 	if !r.priced {
-		unpricedTotal.WithLabelValues(r.prov).Inc()
+		s.metrics.unpriced.WithLabelValues(r.prov).Inc()
 	}
 	if !r.owned {
-		unownedTotal.Inc()
+		s.metrics.unowned.Inc()
 	}
 }
 
@@ -308,25 +332,6 @@ func (s *Stage) transform(e *Enricher, in *kgo.Record) (*kgo.Record, result) {
 }
 
 func (s *Stage) deadLetter(in *kgo.Record, reason, detail string) *kgo.Record {
-	if len(detail) > maxDetailBytes {
-		detail = detail[:maxDetailBytes]
-	}
-	dl := schemas.DeadLetter{
-		Stage:     StageName,
-		Reason:    reason,
-		Detail:    detail,
-		Topic:     in.Topic,
-		Partition: in.Partition,
-		Offset:    in.Offset,
-		Original:  bytes.Clone(in.Value),
-		At:        s.now().UTC(),
-	}
-	value, err := json.Marshal(dl)
-	if err != nil {
-		// A DeadLetter of plain fields always encodes; keep the original
-		// bytes reachable regardless.
-		value = in.Value
-	}
 	s.log.Debug("dead-lettering a raw record", "reason", reason, "partition", in.Partition, "offset", in.Offset, "detail", detail)
-	return &kgo.Record{Topic: schemas.TopicDeadLetter, Key: in.Key, Value: value}
+	return s.dead.Record(in, reason, detail)
 }

@@ -13,12 +13,23 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aivis-dev/aivis/internal/obs"
-	"github.com/aivis-dev/aivis/schemas"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/aivis-dev/aivis/internal/bus"
+	"github.com/aivis-dev/aivis/schemas"
 )
+
+// testReg holds the metrics of every stage these tests build.
+var testReg = prometheus.NewRegistry()
+
+// testDial dials the stage's consumer on addrs with extra options.
+func testDial(addrs []string, extra ...kgo.Opt) Dial {
+	d := bus.Dialer{Brokers: addrs, ClientID: "test", Extra: extra}
+	return DialWith(d)
+}
 
 var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 
@@ -36,7 +47,7 @@ func rawEvent(id, model string) []byte {
 // value pairs that must all match.
 func counter(t *testing.T, name string, labels ...string) float64 {
 	t.Helper()
-	mfs, err := obs.Registry.Gather()
+	mfs, err := testReg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,8 +132,7 @@ func TestStage(t *testing.T) {
 	deadBefore := counter(t, "aivis_deadletter_total", "stage", StageName, "reason", schemas.ReasonInvalidJSON)
 	unpricedBefore := counter(t, "aivis_enrich_unpriced_total", "provider", "testprov")
 
-	stageClient := newClient(t, ConsumerOpts(addrs)...)
-	stage := NewStage(stageClient, testEnricher(t), quietLog)
+	stage := newStage(testDial(addrs), testEnricher(t), testReg, quietLog)
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- stage.Run(runCtx) }()
@@ -240,8 +250,7 @@ func TestStageProduceFailure(t *testing.T) {
 	if err := prod.ProduceSync(ctx, &kgo.Record{Topic: schemas.TopicRaw, Key: []byte("01JA"), Value: rawEvent("01JA", "cheap")}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	opts := append(ConsumerOpts(addrs), kgo.RecordDeliveryTimeout(time.Second))
-	stage := NewStage(newClient(t, opts...), testEnricher(t), quietLog)
+	stage := newStage(testDial(addrs, kgo.RecordDeliveryTimeout(time.Second)), testEnricher(t), testReg, quietLog)
 	err := stage.Run(ctx)
 	if err == nil || !strings.Contains(err.Error(), "producing the output of") {
 		t.Fatalf("Run = %v, want a produce error", err)
@@ -277,7 +286,7 @@ func TestReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.now = fixedNow
-	s := NewStage(nil, e, quietLog)
+	s := newStage(nil, e, testReg, quietLog)
 
 	errsBefore := counter(t, "aivis_enrich_reload_errors_total")
 	write([]byte("catalog_version: broken\ncurrency: USD\nmodels: [{id: x, rates: {input: \"-1\"}}]\n"))

@@ -21,7 +21,7 @@ func TestPrintSnapshot(t *testing.T) {
 	p, err := Open(fakeLibrary(
 		fakeDevice("GPU-aaaa", "NVIDIA H100 80GB HBM3", 1<<30, 40, nvml.SUCCESS),
 		fakeDevice("GPU-bbbb", "NVIDIA H100 80GB HBM3", 2<<30, 0, nvml.ERROR_NOT_SUPPORTED),
-	), quiet)
+	), nil, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func TestPrintSnapshot(t *testing.T) {
 		t.Errorf("first line %s: %+v %v", lines[0], s, err)
 	}
 
-	disabled, err := Open(&mock.Interface{InitFunc: func() nvml.Return { return nvml.ERROR_LIBRARY_NOT_FOUND }}, quiet)
+	disabled, err := Open(&mock.Interface{InitFunc: func() nvml.Return { return nvml.ERROR_LIBRARY_NOT_FOUND }}, nil, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func sampleEvents(t *testing.T) []schemas.Event {
 	p, err := Open(fakeLibrary(
 		fakeDevice("GPU-aaaa", "NVIDIA H100 80GB HBM3", 1<<30, 40, nvml.SUCCESS),
 		fakeDevice("GPU-bbbb", "NVIDIA H100 80GB HBM3", 2<<30, 90, nvml.SUCCESS),
-	), quiet)
+	), nil, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,6 @@ import (
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/aivis-dev/aivis/internal/obs"
 	"github.com/aivis-dev/aivis/schemas"
@@ -61,6 +60,7 @@ type Probe struct {
 	disabled string
 	host     string
 	now      func() time.Time
+	metrics  *metrics
 
 	// mu keeps Close from unloading the library while a read is in flight:
 	// a call into an unloaded library crashes the process.
@@ -68,34 +68,44 @@ type Probe struct {
 	closed bool
 }
 
-var (
-	enabledGauge = promauto.With(obs.Registry).NewGauge(prometheus.GaugeOpts{
-		Name: "aivis_gpuprobe_enabled",
-		Help: "1 when NVML initialised and GPUs are sampled, 0 in disabled mode.",
-	})
-	devicesGauge = promauto.With(obs.Registry).NewGauge(prometheus.GaugeOpts{
-		Name: "aivis_gpuprobe_devices",
-		Help: "GPUs read successfully in the last sample.",
-	})
-	sampleErrors = promauto.With(obs.Registry).NewCounter(prometheus.CounterOpts{
-		Name: "aivis_gpuprobe_sample_errors_total",
-		Help: "GPU reads that failed; the affected device is left out of that interval.",
-	})
-	eventsEmitted = promauto.With(obs.Registry).NewCounter(prometheus.CounterOpts{
-		Name: "aivis_gpuprobe_events_total",
-		Help: "gpu.usage events handed to the emitter.",
-	})
-)
+// metrics are gpuprobe's families.
+type metrics struct {
+	enabled       prometheus.Gauge
+	devices       prometheus.Gauge
+	sampleErrors  prometheus.Counter
+	eventsEmitted prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	return &metrics{
+		enabled: obs.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "aivis_gpuprobe_enabled",
+			Help: "1 when NVML initialised and GPUs are sampled, 0 in disabled mode.",
+		})),
+		devices: obs.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "aivis_gpuprobe_devices",
+			Help: "GPUs read successfully in the last sample.",
+		})),
+		sampleErrors: obs.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "aivis_gpuprobe_sample_errors_total",
+			Help: "GPU reads that failed; the affected device is left out of that interval.",
+		})),
+		eventsEmitted: obs.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "aivis_gpuprobe_events_total",
+			Help: "gpu.usage events handed to the emitter.",
+		})),
+	}
+}
 
 // OpenSystem opens the host's NVML library (libnvidia-ml.so.1); see Open.
-func OpenSystem(log *slog.Logger) (*Probe, error) {
+func OpenSystem(reg prometheus.Registerer, log *slog.Logger) (*Probe, error) {
 	lib, reason := newLibrary()
 	if lib == nil {
-		p := newProbe(nil, log)
+		p := newProbe(nil, reg, log)
 		p.disabled = reason
 		return p, nil
 	}
-	return Open(lib, log)
+	return Open(lib, reg, log)
 }
 
 // newLibrary builds the NVML binding; go-nvml does not load anything here,
@@ -112,8 +122,8 @@ func newLibrary() (lib nvml.Interface, reason string) {
 // Open initialises lib. When the NVIDIA library or driver is missing it
 // returns a Probe in disabled mode (see DisabledReason), not an error; other
 // Init failures are errors, because an operator can fix them.
-func Open(lib nvml.Interface, log *slog.Logger) (*Probe, error) {
-	p := newProbe(lib, log)
+func Open(lib nvml.Interface, reg prometheus.Registerer, log *slog.Logger) (*Probe, error) {
+	p := newProbe(lib, reg, log)
 	if lib == nil {
 		p.disabled = "no NVML library was given; gpuprobe runs disabled and emits no GPU usage"
 		return p, nil
@@ -123,7 +133,7 @@ func Open(lib nvml.Interface, log *slog.Logger) (*Probe, error) {
 	case panicked != nil:
 		p.disabled = fmt.Sprintf("NVML could not be loaded (%v); gpuprobe runs disabled and emits no GPU usage", panicked)
 	case ret == nvml.SUCCESS:
-		enabledGauge.Set(1)
+		p.metrics.enabled.Set(1)
 		return p, nil
 	case ret == nvml.ERROR_LIBRARY_NOT_FOUND:
 		p.disabled = "no NVIDIA driver: libnvidia-ml.so.1 not found; gpuprobe runs disabled and emits no GPU usage"
@@ -136,16 +146,16 @@ func Open(lib nvml.Interface, log *slog.Logger) (*Probe, error) {
 	default:
 		return nil, fmt.Errorf("initialising NVML: %v (code %d); check that nvidia-smi works on this host", ret, int32(ret))
 	}
-	enabledGauge.Set(0)
+	p.metrics.enabled.Set(0)
 	return p, nil
 }
 
-func newProbe(lib nvml.Interface, log *slog.Logger) *Probe {
+func newProbe(lib nvml.Interface, reg prometheus.Registerer, log *slog.Logger) *Probe {
 	if log == nil {
 		log = slog.Default()
 	}
 	host, _ := os.Hostname()
-	return &Probe{lib: lib, log: log, host: host, now: time.Now}
+	return &Probe{lib: lib, log: log, host: host, now: time.Now, metrics: newMetrics(reg)}
 }
 
 // initLibrary calls Init, turning a panic into a value.
@@ -252,10 +262,10 @@ func (p *Probe) Run(ctx context.Context, interval time.Duration, emit func([]sch
 		}
 		samples, err := p.Snapshot()
 		if err != nil {
-			sampleErrors.Inc()
+			p.metrics.sampleErrors.Inc()
 			p.log.Warn("reading GPUs; unreadable devices are left out of this interval", "err", err)
 		}
-		devicesGauge.Set(float64(len(samples)))
+		p.metrics.devices.Set(float64(len(samples)))
 		events := make([]schemas.Event, 0, len(samples))
 		for _, s := range samples {
 			from, ok := last[s.UUID]
@@ -279,7 +289,7 @@ func (p *Probe) Run(ctx context.Context, interval time.Duration, emit func([]sch
 		if err := emit(events); err != nil {
 			return fmt.Errorf("emitting %d GPU usage events: %w", len(events), err)
 		}
-		eventsEmitted.Add(float64(len(events)))
+		p.metrics.eventsEmitted.Add(float64(len(events)))
 	}
 }
 
@@ -331,7 +341,7 @@ func (p *Probe) Close() error {
 		return nil
 	}
 	p.closed = true
-	enabledGauge.Set(0)
+	p.metrics.enabled.Set(0)
 	if ret := p.lib.Shutdown(); ret != nvml.SUCCESS {
 		return fmt.Errorf("shutting down NVML: %v", ret)
 	}

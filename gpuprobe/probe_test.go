@@ -56,7 +56,7 @@ func TestSnapshotReadsEveryDevice(t *testing.T) {
 		fakeDevice("GPU-aaaa", "NVIDIA H100 80GB HBM3", 10<<30, 75, nvml.SUCCESS),
 		fakeDevice("GPU-bbbb", "NVIDIA H100 80GB HBM3", 0, 0, nvml.ERROR_NOT_SUPPORTED),
 	)
-	p, err := Open(lib, quiet)
+	p, err := Open(lib, nil, quiet)
 	if err != nil || !p.Enabled() {
 		t.Fatalf("Open: %v, enabled %v (%s)", err, p.Enabled(), p.DisabledReason())
 	}
@@ -91,7 +91,7 @@ func TestSnapshotSkipsUnreadableDevices(t *testing.T) {
 		GetUUIDFunc: func() (string, nvml.Return) { return "", nvml.ERROR_GPU_IS_LOST },
 	}
 	lib := fakeLibrary(broken, fakeDevice("GPU-cccc", "NVIDIA A100-SXM4-40GB", 1, 10, nvml.SUCCESS))
-	p, err := Open(lib, quiet)
+	p, err := Open(lib, nil, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestRunEmitsOneEventPerDevicePerInterval(t *testing.T) {
 		fakeDevice("GPU-aaaa", "NVIDIA H100 80GB HBM3", 10<<30, 75, nvml.SUCCESS),
 		fakeDevice("GPU-bbbb", "NVIDIA H100 80GB HBM3", 2<<30, 0, nvml.ERROR_NOT_SUPPORTED),
 	)
-	p, err := Open(lib, quiet)
+	p, err := Open(lib, nil, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +198,7 @@ func TestRunEmitsOneEventPerDevicePerInterval(t *testing.T) {
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
 
 func TestRunStopsOnEmitError(t *testing.T) {
-	p, err := Open(fakeLibrary(fakeDevice("GPU-aaaa", "NVIDIA L4", 1, 1, nvml.SUCCESS)), quiet)
+	p, err := Open(fakeLibrary(fakeDevice("GPU-aaaa", "NVIDIA L4", 1, 1, nvml.SUCCESS)), nil, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +226,7 @@ func TestDisabledWithoutDriver(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			// Only Init is set: any other NVML call would panic the test.
 			lib := &mock.Interface{InitFunc: tc.init}
-			p, err := Open(lib, quiet)
+			p, err := Open(lib, nil, quiet)
 			if err != nil {
 				t.Fatalf("Open: %v, want disabled mode", err)
 			}
@@ -258,7 +258,7 @@ func TestOpenFailsOnFixableInitErrors(t *testing.T) {
 		nvml.ERROR_LIB_RM_VERSION_MISMATCH: "reboot",
 		nvml.ERROR_UNKNOWN:                 "nvidia-smi",
 	} {
-		_, err := Open(&mock.Interface{InitFunc: func() nvml.Return { return ret }}, quiet)
+		_, err := Open(&mock.Interface{InitFunc: func() nvml.Return { return ret }}, nil, quiet)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Init %v: got %v, want an error mentioning %q", ret, err, want)
 		}
@@ -268,7 +268,7 @@ func TestOpenFailsOnFixableInitErrors(t *testing.T) {
 // TestRealLibrary opens the host's NVML. Without a driver (CI) it must come
 // up disabled, not panic; on a GPU host it must read every device.
 func TestRealLibrary(t *testing.T) {
-	p, err := OpenSystem(quiet)
+	p, err := OpenSystem(nil, quiet)
 	if err != nil {
 		t.Fatalf("OpenSystem: %v", err)
 	}

@@ -6,19 +6,16 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/spf13/pflag"
-	"github.com/twmb/franz-go/pkg/kgo"
-	"golang.org/x/sync/errgroup"
 
-	"github.com/aivis-dev/aivis/aggregate"
-	"github.com/aivis-dev/aivis/enrich"
 	"github.com/aivis-dev/aivis/gpuprobe"
 	"github.com/aivis-dev/aivis/ingest"
 	"github.com/aivis-dev/aivis/internal/bus"
 	"github.com/aivis-dev/aivis/internal/loadgen"
-	"github.com/aivis-dev/aivis/internal/obs"
+	"github.com/aivis-dev/aivis/internal/pipeline"
 	"github.com/aivis-dev/aivis/internal/report"
 	"github.com/aivis-dev/aivis/schemas"
 	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
@@ -31,86 +28,36 @@ func requireBrokers(e *env) error {
 	return nil
 }
 
-// serveWith runs the stage next to the ops endpoints; the stage's return
-// ends both.
-func serveWith(ctx context.Context, e *env, ready *obs.Readiness, stage func(ctx context.Context) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return obs.Serve(gctx, e.cfg.MetricsAddr, ready, e.log) })
-	g.Go(func() error { defer cancel(); return stage(gctx) })
-	return g.Wait()
+// runStages builds the given stages through the one builder and runs them
+// until a signal, or until one of them fails.
+func runStages(ctx context.Context, e *env, opts pipeline.Options) error {
+	opts.Log = e.log
+	p, err := pipeline.Build(ctx, e.cfg, opts)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	return p.Run(ctx)
 }
 
 func runIngest(ctx context.Context, e *env) error {
-	if err := requireBrokers(e); err != nil {
-		return err
-	}
-	cl, err := kgo.NewClient(append(bus.Opts(e.cfg.Kafka.Brokers, e.cfg.Kafka.ClientID+"-ingest"), ingest.ClientOptions(e.cfg.Ingest)...)...)
-	if err != nil {
-		return fmt.Errorf("creating the Kafka producer: %w", err)
-	}
-	defer cl.Close()
-	srv, err := ingest.New(e.cfg.Ingest, cl, e.log)
-	if err != nil {
-		return err
-	}
-	ready := obs.NewReadiness()
-	ready.Add("kafka", func() error { return cl.Ping(context.Background()) })
-	return serveWith(ctx, e, ready, func(ctx context.Context) error { return srv.Run(ctx, e.cfg.Ingest.ListenAddr) })
+	return runStages(ctx, e, pipeline.Options{Stages: []pipeline.Stage{pipeline.Ingest}})
 }
 
 func runEnrich(ctx context.Context, e *env) error {
-	if err := requireBrokers(e); err != nil {
-		return err
-	}
-	enricher, err := enrich.Load(e.cfg.Enrich)
-	if err != nil {
-		return err
-	}
-	cl, err := kgo.NewClient(append(enrich.ConsumerOpts(e.cfg.Kafka.Brokers), kgo.ClientID(e.cfg.Kafka.ClientID+"-enrich"))...)
-	if err != nil {
-		return fmt.Errorf("creating the Kafka client: %w", err)
-	}
-	defer cl.Close()
-	stage := enrich.NewStage(cl, enricher, e.log)
-	return serveWith(ctx, e, obs.NewReadiness(), func(ctx context.Context) error {
-		go func() { _ = stage.Watch(ctx, e.cfg.Enrich) }()
-		return stage.Run(ctx)
-	})
+	return runStages(ctx, e, pipeline.Options{Stages: []pipeline.Stage{pipeline.Enrich}})
 }
 
 func runAggregate(ctx context.Context, e *env) error {
-	if err := requireBrokers(e); err != nil {
-		return err
+	stages := []pipeline.Stage{pipeline.Aggregate}
+	if e.cfg.Aggregate.ScoreAnomalies {
+		stages = append(stages, pipeline.Anomaly)
 	}
-	store, err := chsink.Open(ctx, e.cfg.ClickHouse)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	if _, err := store.Migrate(ctx); err != nil {
-		return err
-	}
-	stage, err := aggregate.NewStage(e.cfg.Aggregate, e.cfg.Aggregate.Topic, bus.Opts(e.cfg.Kafka.Brokers, e.cfg.Kafka.ClientID+"-aggregate"), store, e.log)
-	if err != nil {
-		return err
-	}
-	ready := obs.NewReadiness()
-	ready.Add("sink", stage.Ready)
-	return serveWith(ctx, e, ready, func(ctx context.Context) error {
-		if e.cfg.Aggregate.ScoreAnomalies {
-			alertCl, err := kgo.NewClient(bus.Opts(e.cfg.Kafka.Brokers, e.cfg.Kafka.ClientID+"-alerts")...)
-			if err != nil {
-				return fmt.Errorf("creating the alerts Kafka client: %w", err)
-			}
-			defer alertCl.Close()
-			scorer := aggregate.NewScorer(e.cfg.Aggregate.Anomaly, e.cfg.Aggregate.Window, store, e.log.With("stage", "anomaly"))
-			scorer.PublishTo(aggregate.KafkaAlerts{Client: alertCl, Topic: schemas.TopicAlerts})
-			go func() { _ = scorer.Run(ctx) }()
-		}
-		return stage.Run(ctx)
-	})
+	return runStages(ctx, e, pipeline.Options{Stages: stages})
+}
+
+func migrateFlags(fs *pflag.FlagSet) {
+	fs.Bool("topics", true, "also create the Kafka topics (when kafka.brokers is set)")
 }
 
 func runMigrate(ctx context.Context, e *env) error {
@@ -125,9 +72,40 @@ func runMigrate(ctx context.Context, e *env) error {
 	}
 	if len(applied) == 0 {
 		fmt.Fprintf(e.out, "ClickHouse %s, database %s: schema is up to date\n", store.ServerVersion(), e.cfg.ClickHouse.Database)
+	} else {
+		fmt.Fprintf(e.out, "ClickHouse %s, database %s: applied migrations %v\n", store.ServerVersion(), e.cfg.ClickHouse.Database, applied)
+	}
+	if topics, _ := e.fs.GetBool("topics"); !topics || len(e.cfg.Kafka.Brokers) == 0 {
 		return nil
 	}
-	fmt.Fprintf(e.out, "ClickHouse %s, database %s: applied migrations %v\n", store.ServerVersion(), e.cfg.ClickHouse.Database, applied)
+	return migrateTopics(ctx, e)
+}
+
+// migrateTopics creates every aivis topic that is missing.
+func migrateTopics(ctx context.Context, e *env) error {
+	d := bus.Dialer{Brokers: e.cfg.Kafka.Brokers, ClientID: e.cfg.Kafka.ClientID}
+	adm, err := d.Admin()
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
+	topics := bus.Topics
+	if e.cfg.Aggregate.Topic != schemas.TopicEnriched {
+		topics = append(slices.Clone(topics), e.cfg.Aggregate.Topic)
+	}
+	plan := bus.TopicPlan{Topics: topics, Partitions: e.cfg.Kafka.Partitions, Replication: e.cfg.Kafka.Replication, Create: true}
+	st, err := bus.Ensure(ctx, adm, d.Brokers, plan)
+	for _, w := range st.Warnings {
+		fmt.Fprintf(e.out, "warning: %s\n", w)
+	}
+	if err != nil {
+		return err
+	}
+	if len(st.Created) > 0 {
+		fmt.Fprintf(e.out, "Kafka %v: created topics %v (%d partitions, replication %d)\n", d.Brokers, st.Created, plan.Partitions, plan.Replication)
+	} else {
+		fmt.Fprintf(e.out, "Kafka %v: topics exist\n", d.Brokers)
+	}
 	return nil
 }
 
@@ -137,28 +115,17 @@ func gpuprobeFlags(fs *pflag.FlagSet) {
 }
 
 func runGPUProbe(ctx context.Context, e *env) error {
-	probe, err := gpuprobe.OpenSystem(e.log)
-	if err != nil {
-		return err
-	}
-	defer probe.Close()
 	interval, _ := e.fs.GetDuration("interval")
-	once, _ := e.fs.GetBool("once")
-	if once {
+	if once, _ := e.fs.GetBool("once"); once {
+		probe, err := gpuprobe.OpenSystem(nil, e.log)
+		if err != nil {
+			return err
+		}
+		defer probe.Close()
 		return gpuprobe.PrintSnapshot(probe, e.out)
 	}
-	var emit func([]schemas.Event) error
-	if len(e.cfg.Kafka.Brokers) > 0 {
-		cl, err := kgo.NewClient(bus.Opts(e.cfg.Kafka.Brokers, e.cfg.Kafka.ClientID+"-gpuprobe")...)
-		if err != nil {
-			return fmt.Errorf("creating the Kafka producer: %w", err)
-		}
-		defer cl.Close()
-		emit = func(evs []schemas.Event) error { return gpuprobe.Produce(ctx, cl, evs) }
-	} else {
-		emit = func(evs []schemas.Event) error { return gpuprobe.WriteJSON(e.out, evs) }
-	}
-	return serveWith(ctx, e, obs.NewReadiness(), func(ctx context.Context) error { return probe.Run(ctx, interval, emit) })
+	return runStages(ctx, e, pipeline.Options{Stages: []pipeline.Stage{pipeline.GPUProbe},
+		GPU: pipeline.GPUOptions{Interval: interval, Out: e.out}})
 }
 
 func loadgenFlags(fs *pflag.FlagSet) {
@@ -191,9 +158,9 @@ func runLoadgen(ctx context.Context, e *env) error {
 		if err := requireBrokers(e); err != nil {
 			return err
 		}
-		cl, err := kgo.NewClient(bus.Opts(e.cfg.Kafka.Brokers, e.cfg.Kafka.ClientID+"-loadgen")...)
+		cl, err := bus.Dialer{Brokers: e.cfg.Kafka.Brokers, ClientID: e.cfg.Kafka.ClientID}.Producer("loadgen")
 		if err != nil {
-			return fmt.Errorf("creating the Kafka producer: %w", err)
+			return err
 		}
 		defer cl.Close()
 		sink = &loadgen.KafkaSink{Client: cl, Topic: schemas.TopicRaw}

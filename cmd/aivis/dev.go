@@ -6,10 +6,9 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
-	"golang.org/x/sync/errgroup"
 
+	"github.com/aivis-dev/aivis/internal/actor"
 	"github.com/aivis-dev/aivis/internal/loadgen"
-	"github.com/aivis-dev/aivis/internal/obs"
 	"github.com/aivis-dev/aivis/internal/pipeline"
 	"github.com/aivis-dev/aivis/internal/report"
 )
@@ -24,55 +23,64 @@ func devFlags(fs *pflag.FlagSet) {
 	fs.Duration("drain-timeout", 2*time.Minute, "bound on the front-to-back drain")
 }
 
-// runDev runs every stage in one process. Stop order on Ctrl-C (or when
-// --exit and the load generator is done): ingest stops accepting → enrich
+// runDev runs every stage in one process, built by the same builder as the
+// single-stage commands. Stop order on Ctrl-C (or when --exit and the load
+// generator is done): the load generator → ingest stops accepting → enrich
 // finishes the raw topic → aggregate finishes the enriched topic and emits
-// every open window → the scorer scores them → Kafka and ClickHouse
-// connections close.
+// every open window → the scorer scores them → the ops endpoints → Kafka
+// and ClickHouse connections close.
 func runDev(ctx context.Context, e *env) error {
-	p, err := pipeline.Start(ctx, e.cfg, e.token, e.log)
-	if err != nil {
-		return err
-	}
-	defer p.Close()
-	ready := obs.NewReadiness()
-	ready.Add("sink", p.Agg.Ready)
-	opsCtx, stopOps := context.WithCancel(context.Background())
-	defer stopOps()
-	go func() { _ = obs.Serve(opsCtx, e.cfg.MetricsAddr, ready, e.log) }()
-
-	fmt.Fprintf(e.out, "aivis dev is running\n  ingest:     POST %s\n", p.IngestURL)
-	if p.Token != "" {
-		fmt.Fprintf(e.out, "  token:      %s\n", p.Token)
-	}
-	fmt.Fprintf(e.out, "  kafka:      %v\n  clickhouse: %s (database %s)\n  metrics:    http://%s/metrics\n",
-		p.Brokers, e.cfg.ClickHouse.Addr, e.cfg.ClickHouse.Database, e.cfg.MetricsAddr)
-
 	lg := loadgenConfig(e.fs)
 	exit, _ := e.fs.GetBool("exit")
+	drainTimeout, _ := e.fs.GetDuration("drain-timeout")
+	opts := pipeline.Options{Stages: []pipeline.Stage{pipeline.Ingest, pipeline.Enrich, pipeline.Aggregate},
+		Embedded: true, Drain: true, DrainTimeout: drainTimeout, Log: e.log}
+	if e.cfg.Aggregate.ScoreAnomalies {
+		opts.Stages = append(opts.Stages, pipeline.Anomaly)
+	}
+	var p *pipeline.Process
 	if lg.Rate > 0 {
 		if err := lg.Validate(); err != nil {
 			return err
 		}
-		fmt.Fprintf(e.out, "load generator: %.0f events/s for %s (event time ×%g)\n", lg.Rate, lg.Duration, lg.TimeScale)
-		g, gctx := errgroup.WithContext(ctx)
-		g.Go(func() error {
-			stats, err := loadgen.Run(gctx, lg, &loadgen.HTTPSink{URL: p.IngestURL, Token: p.Token}, progressPrinter(e))
+		opts.Front = []pipeline.Member{{Name: "loadgen", Actor: actor.Func(func(ctx context.Context) error {
+			lg.Metrics = p.Registry
+			stats, err := loadgen.Run(ctx, lg, &loadgen.HTTPSink{URL: p.IngestURL, Token: e.token}, progressPrinter(e))
 			fmt.Fprintf(e.out, "load generator done: %d events sent (%d distinct, %d duplicates, %d malformed, %d late) in %s\n",
 				stats.Sent, stats.Distinct(), stats.Duplicates, stats.Malformed, stats.Late, stats.Elapsed.Round(time.Millisecond))
-			return err
-		})
-		if err := g.Wait(); err != nil && ctx.Err() == nil {
-			return fmt.Errorf("load generator: %w", err)
-		}
+			if err != nil && ctx.Err() == nil {
+				return fmt.Errorf("load generator: %w", err)
+			}
+			if !exit {
+				<-ctx.Done()
+			} else if ctx.Err() == nil {
+				fmt.Fprintln(e.out, "draining: ingest → enrich → aggregate → ClickHouse …")
+			}
+			return nil
+		})}}
 	}
-	if !exit || lg.Rate <= 0 {
+	var err error
+	p, err = pipeline.Build(ctx, e.cfg, opts)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+
+	fmt.Fprintf(e.out, "aivis dev is running\n  ingest:     POST %s\n", p.IngestURL)
+	if e.token != "" {
+		fmt.Fprintf(e.out, "  token:      %s\n", e.token)
+	}
+	fmt.Fprintf(e.out, "  kafka:      %v\n  clickhouse: %s (database %s)\n  metrics:    http://%s/metrics\n",
+		p.Brokers, e.cfg.ClickHouse.Addr, e.cfg.ClickHouse.Database, e.cfg.MetricsAddr)
+	if lg.Rate > 0 {
+		fmt.Fprintf(e.out, "load generator: %.0f events/s for %s (event time ×%g)\n", lg.Rate, lg.Duration, lg.TimeScale)
+	}
+	go func() {
 		<-ctx.Done()
-	}
-	drainTimeout, _ := e.fs.GetDuration("drain-timeout")
-	fmt.Fprintln(e.out, "draining: ingest → enrich → aggregate → ClickHouse …")
-	if err := p.Drain(drainTimeout); err != nil {
-		return fmt.Errorf("draining the pipeline: %w", err)
+		fmt.Fprintln(e.out, "draining: ingest → enrich → aggregate → ClickHouse …")
+	}()
+	if err := p.Run(ctx); err != nil {
+		return fmt.Errorf("running the pipeline: %w", err)
 	}
 	if exit && ctx.Err() == nil {
 		opts, err := reportOptions(e.fs)

@@ -1,67 +1,109 @@
-// Package bus is the Kafka plumbing the commands share: client options from
-// configuration, topic creation, lag queries and the embedded in-process
+// Package bus holds aivis's Kafka conventions in one place: the client
+// options of each role (producer, group consumer), the topics each stage
+// needs and how they are checked and created, the dead-letter record and its
+// counter, the retry backoff, lag queries, and the embedded in-process
 // cluster that `aivis dev` and unit tests run on.
 package bus
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/aivis-dev/aivis/schemas"
 )
 
-// Topics are the topics aivis creates, all with the configured partitions.
+// Topics are the topics aivis uses, all created with the configured
+// partitions.
 var Topics = []string{schemas.TopicRaw, schemas.TopicEnriched, schemas.TopicDeadLetter, schemas.TopicAlerts}
 
-// Opts returns the base client options for the given brokers.
-func Opts(brokers []string, clientID string) []kgo.Opt {
+// Dialer makes the Kafka clients of one process. Every client it makes
+// shares the seed brokers, the client id prefix and Extra (TLS, SASL); the
+// role decides the rest. The caller closes what it is given.
+type Dialer struct {
+	Brokers  []string
+	ClientID string
+	// Extra options are appended to every client's options.
+	Extra []kgo.Opt
+}
+
+// base are the options of every client: seed brokers, client id
+// "<ClientID>-<role>", acks from all in-sync replicas (with kgo's idempotent
+// writes), a short linger, and key hashing so one event id always lands on
+// one partition.
+func (d Dialer) base(role string) []kgo.Opt {
 	return []kgo.Opt{
-		kgo.SeedBrokers(brokers...),
-		kgo.ClientID(clientID),
+		kgo.SeedBrokers(d.Brokers...),
+		kgo.ClientID(d.ClientID + "-" + role),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(5 * time.Millisecond),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
 	}
 }
 
-// EnsureTopics creates the aivis topics that do not exist yet.
-func EnsureTopics(ctx context.Context, brokers []string, partitions int32, replication int16) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+// Producer returns a client for a role that only produces.
+func (d Dialer) Producer(role string, opts ...kgo.Opt) (*kgo.Client, error) {
+	return d.client(role, opts)
+}
+
+// Consumer returns a client that consumes topic as a member of group:
+// offsets are committed only as the stage marks them, no rebalance happens
+// while a polled batch is being handled (the stage calls AllowRebalance),
+// and a group without committed offsets starts at the beginning.
+func (d Dialer) Consumer(role, group, topic string, opts ...kgo.Opt) (*kgo.Client, error) {
+	return d.client(role, append([]kgo.Opt{
+		kgo.ConsumerGroup(group),
+		kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.AutoCommitMarks(),
+		kgo.BlockRebalanceOnPoll(),
+	}, opts...))
+}
+
+func (d Dialer) client(role string, opts []kgo.Opt) (*kgo.Client, error) {
+	all := append(d.base(role), opts...)
+	all = append(all, d.Extra...)
+	cl, err := kgo.NewClient(all...)
 	if err != nil {
-		return fmt.Errorf("connecting to Kafka %v: %w", brokers, err)
+		return nil, fmt.Errorf("creating the %s Kafka client for %v: %w", role, d.Brokers, err)
 	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	var lastErr error
-	for attempt := 0; attempt < 30; attempt++ {
-		resp, err := adm.CreateTopics(ctx, partitions, replication, nil, Topics...)
-		if err == nil {
-			lastErr = nil
-			for _, r := range resp.Sorted() {
-				if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
-					lastErr = fmt.Errorf("creating topic %s: %w", r.Topic, r.Err)
-				}
-			}
-			if lastErr == nil {
-				return nil
-			}
-		} else {
-			lastErr = err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(500 * time.Millisecond):
-		}
+	return cl, nil
+}
+
+// Admin returns an admin client; close the *kgo.Client it wraps with
+// Close on the returned value.
+func (d Dialer) Admin() (*kadm.Client, error) {
+	cl, err := d.client("admin", nil)
+	if err != nil {
+		return nil, err
 	}
-	return fmt.Errorf("creating aivis topics on %v (is the broker up and reachable?): %w", brokers, lastErr)
+	return kadm.NewClient(cl), nil
+}
+
+// Backoff is the wait before retry attempt (0-based): 100 ms doubling up to
+// max.
+func Backoff(attempt int, max time.Duration) time.Duration {
+	d := 100 * time.Millisecond
+	for i := 0; i < attempt && d < max; i++ {
+		d *= 2
+	}
+	return min(d, max)
+}
+
+// Sleep waits d or until ctx is done, and says whether the full wait passed.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // GroupLag returns the total lag of a consumer group on a topic: records

@@ -44,12 +44,16 @@ type Kafka struct {
 	Partitions int32    `koanf:"partitions"`
 	// Replication is the replication factor used when aivis creates topics.
 	Replication int16 `koanf:"replication"`
+	// CreateTopics lets each stage create the topics it needs when they are
+	// missing. Off, a missing topic is reported (with the command that
+	// creates it) and the stage waits, not ready.
+	CreateTopics bool `koanf:"create_topics"`
 }
 
 // Default returns the built-in defaults.
 func Default() Config {
 	return Config{
-		Kafka:       Kafka{ClientID: "aivis", Partitions: 6, Replication: 1},
+		Kafka:       Kafka{ClientID: "aivis", Partitions: 6, Replication: 1, CreateTopics: true},
 		Ingest:      ingest.DefaultConfig(),
 		Enrich:      enrich.DefaultConfig(),
 		Aggregate:   aggregate.DefaultConfig(),

@@ -19,6 +19,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config describes the traffic to generate. Start from DefaultConfig: a zero
@@ -32,6 +34,8 @@ type Config struct {
 	// Seed makes the stream reproducible: the same Config gives the same
 	// items, event ids included. Give parallel generators distinct seeds.
 	Seed int64 `koanf:"seed"`
+	// Metrics, if set, receives aivis_loadgen_items_total.
+	Metrics prometheus.Registerer `koanf:"-"`
 	// Teams replaces the built-in teams; each gets two projects.
 	Teams []string `koanf:"teams"`
 	// Providers restricts traffic to these providers (see Models).

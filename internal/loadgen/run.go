@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/aivis-dev/aivis/internal/obs"
 )
@@ -42,10 +41,14 @@ const (
 	progressInterval = time.Second
 )
 
-var itemsSent = promauto.With(obs.Registry).NewCounterVec(prometheus.CounterOpts{
-	Name: "aivis_loadgen_items_total",
-	Help: "Items loadgen handed to its sink, by type (valid, duplicate, malformed) and outcome (sent, failed).",
-}, []string{"type", "outcome"})
+// newSentCounter returns aivis_loadgen_items_total on reg (nil: not
+// exported).
+func newSentCounter(reg prometheus.Registerer) *prometheus.CounterVec {
+	return obs.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "aivis_loadgen_items_total",
+		Help: "Items loadgen handed to its sink, by type (valid, duplicate, malformed) and outcome (sent, failed).",
+	}, []string{"type", "outcome"}))
+}
 
 // Run generates traffic for cfg and sends it to sink, paced to the items'
 // Due times in batches, until cfg.Duration has passed or ctx ends (a normal
@@ -58,6 +61,7 @@ func Run(ctx context.Context, cfg Config, sink Sink, progress func(Stats)) (Stat
 		return Stats{}, fmt.Errorf("checking loadgen config: %w", err)
 	}
 	began := time.Now()
+	itemsSent := newSentCounter(cfg.Metrics)
 	cfg.Start = cfg.startAt(began)
 	gen := NewGenerator(cfg)
 	var (
@@ -87,10 +91,10 @@ loop:
 				}
 				st.Errors += int64(len(batch))
 				lastErr = err
-				count(batch, "failed")
+				count(itemsSent, batch, "failed")
 			} else {
 				st.add(batch)
-				count(batch, "sent")
+				count(itemsSent, batch, "sent")
 			}
 		}
 		st.Elapsed = time.Since(began)
@@ -139,7 +143,7 @@ func (s *Stats) add(batch []Item) {
 	}
 }
 
-func count(batch []Item, outcome string) {
+func count(itemsSent *prometheus.CounterVec, batch []Item, outcome string) {
 	var valid, dup, bad float64
 	for _, it := range batch {
 		switch {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -20,13 +21,25 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Registry is the process-wide metrics registry. Stages register their
-// collectors here with promauto.With(obs.Registry).
-var Registry = func() *prometheus.Registry {
+// Version is the aivis version, set at build time with
+// -ldflags "-X github.com/aivis-dev/aivis/internal/obs.Version=v1.2.3".
+var Version = "dev"
+
+// NewRegistry returns the metrics registry of one process, holding the Go
+// runtime and process collectors and aivis_build_info. Each stage the
+// process runs registers its own families on it, so a process exports only
+// what it runs.
+func NewRegistry() *prometheus.Registry {
 	r := prometheus.NewRegistry()
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "aivis_build_info",
+		Help: "Always 1; labels say which aivis version and Go runtime this process runs.",
+	}, []string{"version", "goversion"})
+	info.WithLabelValues(Version, runtime.Version()).Set(1)
+	r.MustRegister(info)
 	return r
-}()
+}
 
 // Readiness collects named checks; /readyz passes when all of them do.
 type Readiness struct {
@@ -66,10 +79,10 @@ func (r *Readiness) Check() error {
 	return errors.Join(errs...)
 }
 
-// Handler returns the mux with /metrics, /healthz and /readyz.
-func Handler(ready *Readiness) *http.ServeMux {
+// Handler returns the mux with /metrics (from reg), /healthz and /readyz.
+func Handler(reg *prometheus.Registry, ready *Readiness) *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(Registry, promhttp.HandlerOpts{Registry: Registry}))
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
@@ -87,19 +100,27 @@ func Handler(ready *Readiness) *http.ServeMux {
 	return mux
 }
 
-// Serve runs the operational endpoints on addr until ctx is done. An empty
-// addr disables them.
-func Serve(ctx context.Context, addr string, ready *Readiness, log *slog.Logger) error {
-	if addr == "" {
+// Server serves the operational endpoints of a process; it is an actor.
+type Server struct {
+	// Addr is where to listen; empty disables the endpoints.
+	Addr     string
+	Registry *prometheus.Registry
+	Ready    *Readiness
+	Log      *slog.Logger
+}
+
+// Run serves until ctx is done.
+func (s *Server) Run(ctx context.Context) error {
+	if s.Addr == "" {
 		<-ctx.Done()
 		return nil
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", s.Addr)
 	if err != nil {
-		return fmt.Errorf("listening for /metrics on %s (set a free address with --metrics-addr): %w", addr, err)
+		return fmt.Errorf("listening for /metrics on %s (set a free address with --metrics_addr, or an empty one to disable): %w", s.Addr, err)
 	}
-	srv := &http.Server{Handler: Handler(ready), ReadHeaderTimeout: 5 * time.Second}
-	log.Info("serving /metrics, /healthz, /readyz", "addr", ln.Addr().String())
+	srv := &http.Server{Handler: Handler(s.Registry, s.Ready), ReadHeaderTimeout: 5 * time.Second}
+	s.Log.Info("serving /metrics, /healthz, /readyz", "addr", ln.Addr().String())
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -107,17 +128,30 @@ func Serve(ctx context.Context, addr string, ready *Readiness, log *slog.Logger)
 		_ = srv.Shutdown(sctx)
 	}()
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serving /metrics on %s: %w", addr, err)
+		return fmt.Errorf("serving /metrics on %s: %w", s.Addr, err)
 	}
 	return nil
 }
 
-// DeadLetters counts records sent to the dead-letter topic by any stage.
-var DeadLetters = func() *prometheus.CounterVec {
-	c := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "aivis_deadletter_total",
-		Help: "Records sent to aivis.deadletter.v1, by stage and reason.",
-	}, []string{"stage", "reason"})
-	Registry.MustRegister(c)
+// Register registers c on reg and returns it, or returns the collector of
+// the same description already registered there (two stages of one kind in
+// one process share their families). A nil reg leaves c unregistered.
+// Conflicting definitions of one name are a programming error and panic.
+func Register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if reg == nil {
+		return c
+	}
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		panic(err)
+	}
 	return c
-}()
+}
+
+// Registry is a process-wide registry for code not yet given one.
+var Registry = NewRegistry()

@@ -1,232 +1,398 @@
-// Package pipeline runs every aivis stage in one process, as `aivis dev`,
-// the end-to-end tests and the throughput benchmarks do: Kafka (embedded
-// unless brokers are configured), ingest, enrich, aggregate and the anomaly
-// scorer, with a drain that stops them front to back.
+// Package pipeline builds the stages of one aivis process from its
+// configuration. `aivis ingest`, `aivis enrich`, `aivis aggregate`,
+// `aivis gpuprobe` and `aivis dev` all go through Build, so every stage is
+// wired in one place: its Kafka clients (from one bus.Dialer), its topics
+// (checked and created by one bus.TopicGuard), the ClickHouse store, the
+// metrics registry of the process and its readiness checks. The stages then
+// run as one supervised actor.Group (see package actor for the policy).
+//
+// Stop order, front to back: the actors in Options.Front (a load
+// generator), ingest (stops accepting), enrich (with Drain: after the raw
+// topic is consumed), aggregate (with Drain: after the enriched topic is
+// consumed; emits every open window), the anomaly scorer (with Drain: one
+// last pass over every window), gpuprobe, the topic guard, and last the ops
+// endpoints, so /metrics answers during the drain. Close then closes the
+// clients and the store.
 package pipeline
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
-	"sync"
+	"slices"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/aivis-dev/aivis/aggregate"
 	"github.com/aivis-dev/aivis/enrich"
+	"github.com/aivis-dev/aivis/gpuprobe"
 	"github.com/aivis-dev/aivis/ingest"
+	"github.com/aivis-dev/aivis/internal/actor"
 	"github.com/aivis-dev/aivis/internal/bus"
 	"github.com/aivis-dev/aivis/internal/config"
+	"github.com/aivis-dev/aivis/internal/obs"
 	"github.com/aivis-dev/aivis/schemas"
 	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
 )
 
-// pipeline is every stage in one process, as `aivis dev` runs it. Each
-// stage has its own context so that drain can stop them front to back.
-type Pipeline struct {
-	cfg     config.Config
-	log     *slog.Logger
-	cluster *kfake.Cluster
+// Stage names a part Build can assemble.
+type Stage string
+
+// The stages, in pipeline order.
+const (
+	Ingest    Stage = "ingest"
+	Enrich    Stage = "enrich"
+	Aggregate Stage = "aggregate"
+	Anomaly   Stage = "anomaly"
+	GPUProbe  Stage = "gpuprobe"
+)
+
+// Member is an actor placed by the caller.
+type Member struct {
+	Name  string
+	Actor actor.Actor
+	Opts  actor.Options
+}
+
+// Options say what one process runs.
+type Options struct {
+	Stages []Stage
+	// Embedded starts an in-process Kafka cluster when kafka.brokers is
+	// empty (aivis dev); otherwise brokers are required.
+	Embedded bool
+	// Drain makes a graceful stop wait until each stage's input is consumed
+	// before stopping it: right when the whole pipeline runs in this
+	// process, wrong for one stage of a distributed one.
+	Drain bool
+	// DrainTimeout bounds that wait (default 2 minutes).
+	DrainTimeout time.Duration
+	// Front actors run before every stage and are stopped first.
+	Front []Member
+	// GPU configures gpuprobe.
+	GPU GPUOptions
+	// Log is the process logger.
+	Log *slog.Logger
+}
+
+// GPUOptions configure the gpuprobe stage.
+type GPUOptions struct {
+	Interval time.Duration
+	// Out receives the events as JSON lines when no brokers are configured.
+	Out io.Writer
+}
+
+// Process is what Build made: the actors of one process and what they share.
+type Process struct {
+	cfg  config.Config
+	log  *slog.Logger
+	opts Options
+
+	// Registry holds the metrics of exactly the stages this process runs.
+	Registry *prometheus.Registry
+	// Ready is what /readyz reports.
+	Ready *obs.Readiness
 	// Brokers are the seed brokers the stages use.
 	Brokers []string
-	// Store is the ClickHouse store the aggregator writes to.
+	// Topics is the guard of the topics the stages need.
+	Topics *bus.TopicGuard
+	// Store is the ClickHouse store, when a stage needs one.
 	Store *chsink.Store
-
-	// IngestURL is the POST /v1/events endpoint.
+	// IngestURL is the POST /v1/events endpoint, when ingest runs.
 	IngestURL string
-	// Token is the producer token for IngestURL, when known.
-	Token string
+	// Agg is the aggregator, when it runs.
+	Agg *aggregate.Stage
+	// Scorer is the anomaly scorer, when it runs.
+	Scorer *aggregate.Scorer
 
-	stages []*runningStage // in pipeline order: ingest, enrich, aggregate
-	// Agg is the aggregator stage.
-	Agg     *aggregate.Stage
-	scorer  *aggregate.Scorer
-	alerts  aggregate.KafkaAlerts
+	group   *actor.Group
+	cluster *kfake.Cluster
 	clients []*kgo.Client
+	closers []func() error
 }
 
-type runningStage struct {
-	name   string
-	cancel context.CancelFunc
-	done   chan struct{}
-	err    error
-}
-
-func (p *Pipeline) start(name string, run func(ctx context.Context) error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	rs := &runningStage{name: name, cancel: cancel, done: make(chan struct{})}
-	p.stages = append(p.stages, rs)
-	go func() {
-		defer close(rs.done)
-		rs.err = run(ctx)
-		if rs.err != nil && ctx.Err() == nil {
-			p.log.Error("stage stopped", "stage", name, "err", rs.err)
-		}
-	}()
-}
-
-// Start starts Kafka (embedded unless brokers are configured),
-// migrates ClickHouse and starts ingest, enrich and aggregate. token is
-// the raw producer token that clients of this pipeline use, if known.
-func Start(ctx context.Context, cfg config.Config, token string, log *slog.Logger) (_ *Pipeline, err error) {
-	p := &Pipeline{cfg: cfg, log: log, Brokers: cfg.Kafka.Brokers, Token: token}
+// Build assembles the stages of opts. On error everything it opened is
+// closed again. The caller runs the result with Run and then calls Close.
+func Build(ctx context.Context, cfg config.Config, opts Options) (_ *Process, err error) {
+	log := opts.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = 2 * time.Minute
+	}
+	p := &Process{cfg: cfg, log: log, opts: opts, Registry: obs.NewRegistry(), Ready: obs.NewReadiness(), Brokers: cfg.Kafka.Brokers}
 	defer func() {
 		if err != nil {
 			p.Close()
 		}
 	}()
-	if len(p.Brokers) == 0 {
+	p.group = actor.New(log, p.Registry)
+	p.group.DrainTimeout = opts.DrainTimeout
+	has := func(s Stage) bool { return slices.Contains(opts.Stages, s) }
+	kafkaFree := len(opts.Stages) == 1 && has(GPUProbe) && len(cfg.Kafka.Brokers) == 0
+
+	if len(p.Brokers) == 0 && !kafkaFree {
+		if !opts.Embedded {
+			return nil, errors.New("no Kafka brokers configured: set kafka.brokers (flag --kafka.brokers, env AIVIS_KAFKA__BROKERS), or use `aivis dev` for an embedded cluster")
+		}
 		p.cluster, p.Brokers, err = bus.Embedded(cfg.Kafka.Partitions)
 		if err != nil {
 			return nil, err
 		}
 		log.Info("embedded Kafka cluster started", "brokers", p.Brokers)
-	} else if err := bus.EnsureTopics(ctx, p.Brokers, cfg.Kafka.Partitions, cfg.Kafka.Replication); err != nil {
-		return nil, err
 	}
+	dialer := bus.Dialer{Brokers: p.Brokers, ClientID: cfg.Kafka.ClientID}
 
-	p.Store, err = chsink.Open(ctx, cfg.ClickHouse)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := p.Store.Migrate(ctx); err != nil {
-		return nil, err
-	}
-
-	// ingest
-	icfg := cfg.Ingest
-	prodCl, err := kgo.NewClient(append(bus.Opts(p.Brokers, cfg.Kafka.ClientID+"-ingest"), ingest.ClientOptions(icfg)...)...)
-	if err != nil {
-		return nil, fmt.Errorf("creating the ingest Kafka client: %w", err)
-	}
-	p.clients = append(p.clients, prodCl)
-	srv, err := ingest.New(icfg, prodCl, log.With("stage", "ingest"))
-	if err != nil {
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", icfg.ListenAddr)
-	if err != nil {
-		return nil, fmt.Errorf("listening for the ingest API on %s (choose another with --ingest.listen_addr): %w", icfg.ListenAddr, err)
-	}
-	p.IngestURL = "http://" + ln.Addr().String() + "/v1/events"
-	p.start("ingest", func(ctx context.Context) error { return srv.Serve(ctx, ln) })
-
-	// enrich
-	enricher, err := enrich.Load(cfg.Enrich)
-	if err != nil {
-		return nil, err
-	}
-	// A produce failure ends enrich's Run with its offsets committed only up
-	// to the last acknowledged record; a fresh client resumes from there.
-	// (Standalone, the process exits and its supervisor restarts it.)
-	enrichOpts := append(enrich.ConsumerOpts(p.Brokers), kgo.ClientID(cfg.Kafka.ClientID+"-enrich"))
-	elog := log.With("stage", "enrich")
-	p.start("enrich", func(ctx context.Context) error {
-		for attempt := 0; ; attempt++ {
-			cl, err := kgo.NewClient(enrichOpts...)
-			if err != nil {
-				return fmt.Errorf("creating the enrich Kafka client: %w", err)
-			}
-			est := enrich.NewStage(cl, enricher, elog)
-			wctx, stopWatch := context.WithCancel(ctx)
-			go func() { _ = est.Watch(wctx, cfg.Enrich) }()
-			err = est.Run(ctx)
-			stopWatch()
-			cl.Close()
-			if err == nil || ctx.Err() != nil {
-				return err
-			}
-			wait := min(time.Duration(attempt+1)*time.Second, 10*time.Second)
-			elog.Warn("enrich stopped; restarting it from the committed offsets", "err", err, "in", wait)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(wait):
-			}
+	if !kafkaFree {
+		if err := p.guardTopics(ctx, dialer, topicsFor(cfg, opts.Stages)); err != nil {
+			return nil, err
 		}
-	})
-
-	// aggregate
-	p.Agg, err = aggregate.NewStage(cfg.Aggregate, cfg.Aggregate.Topic, bus.Opts(p.Brokers, cfg.Kafka.ClientID+"-aggregate"), p.Store, log.With("stage", "aggregate"))
-	if err != nil {
-		return nil, err
 	}
-	p.start("aggregate", p.Agg.Run)
-	if cfg.Aggregate.ScoreAnomalies {
-		alertCl, err := kgo.NewClient(bus.Opts(p.Brokers, cfg.Kafka.ClientID+"-alerts")...)
+	if has(Aggregate) || has(Anomaly) {
+		p.Store, err = chsink.Open(ctx, cfg.ClickHouse, chsink.WithMetrics(p.Registry))
 		if err != nil {
-			return nil, fmt.Errorf("creating the alerts Kafka client: %w", err)
+			return nil, err
 		}
-		p.clients = append(p.clients, alertCl)
-		p.alerts = aggregate.KafkaAlerts{Client: alertCl, Topic: schemas.TopicAlerts}
-		p.scorer = aggregate.NewScorer(cfg.Aggregate.Anomaly, cfg.Aggregate.Window, p.Store, log.With("stage", "anomaly"))
-		p.scorer.PublishTo(p.alerts)
-		p.start("anomaly", p.scorer.Run)
+		p.closers = append(p.closers, p.Store.Close)
+		if _, err := p.Store.Migrate(ctx); err != nil {
+			return nil, err
+		}
 	}
+	for _, m := range opts.Front {
+		p.group.Add(m.Name, m.Actor, m.Opts)
+	}
+	if has(Ingest) {
+		if err := p.buildIngest(dialer); err != nil {
+			return nil, err
+		}
+	}
+	if has(Enrich) {
+		if err := p.buildEnrich(dialer); err != nil {
+			return nil, err
+		}
+	}
+	if has(Aggregate) {
+		if err := p.buildAggregate(dialer); err != nil {
+			return nil, err
+		}
+	}
+	if has(Anomaly) {
+		if err := p.buildScorer(dialer); err != nil {
+			return nil, err
+		}
+	}
+	if has(GPUProbe) {
+		if err := p.buildGPUProbe(dialer, kafkaFree); err != nil {
+			return nil, err
+		}
+	}
+	if p.Topics != nil {
+		p.group.Add("topics", p.Topics, actor.Options{})
+	}
+	p.group.Add("ops", &obs.Server{Addr: cfg.MetricsAddr, Registry: p.Registry, Ready: p.Ready, Log: log}, actor.Options{})
 	return p, nil
 }
 
-// Drain stops the stages front to back: ingest stops accepting, enrich
-// finishes the raw topic, aggregate finishes the enriched topic and emits
-// every open window, and the scorer scores what landed. Each wait is
-// bounded by timeout.
-func (p *Pipeline) Drain(timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	defer cancel()
-	var errs []error
-	stop := func(name string) {
-		for _, s := range p.stages {
-			if s.name == name {
-				s.cancel()
-				<-s.done
-				if s.err != nil && !errors.Is(s.err, context.Canceled) {
-					errs = append(errs, fmt.Errorf("%s: %w", name, s.err))
-				}
+// topicsFor lists the topics the stages read or write.
+func topicsFor(cfg config.Config, stages []Stage) []string {
+	var out []string
+	add := func(ts ...string) {
+		for _, t := range ts {
+			if !slices.Contains(out, t) {
+				out = append(out, t)
 			}
 		}
 	}
-	stop("ingest")
-	if err := p.waitEnriched(ctx); err != nil {
-		errs = append(errs, err)
-	}
-	stop("enrich")
-	if err := p.waitAggregated(ctx); err != nil {
-		errs = append(errs, err)
-	}
-	stop("aggregate")
-	stop("anomaly")
-	if p.scorer != nil {
-		final := p.cfg.Aggregate.Anomaly
-		final.SettleWindows = 0
-		last := aggregate.NewScorer(final, p.cfg.Aggregate.Window, p.Store, p.log)
-		last.PublishTo(p.alerts)
-		if _, err := last.ScoreOnce(ctx); err != nil {
-			errs = append(errs, err)
+	for _, s := range stages {
+		switch s {
+		case Ingest, GPUProbe:
+			add(schemas.TopicRaw)
+		case Enrich:
+			add(schemas.TopicRaw, schemas.TopicEnriched, schemas.TopicDeadLetter)
+		case Aggregate:
+			add(cfg.Aggregate.Topic, schemas.TopicDeadLetter)
+		case Anomaly:
+			add(schemas.TopicAlerts)
 		}
 	}
-	return errors.Join(errs...)
+	return out
 }
 
-func (p *Pipeline) waitEnriched(ctx context.Context) error {
+// guardTopics checks the topics once before the stages start (so that
+// consumers find them), creating the missing ones, and keeps a guard that
+// re-checks them and answers readiness. Missing topics that cannot be
+// created do not stop the process: it logs how to create them, reports not
+// ready, and the stages wait for them.
+func (p *Process) guardTopics(ctx context.Context, d bus.Dialer, topics []string) error {
+	plan := bus.TopicPlan{Topics: topics, Partitions: p.cfg.Kafka.Partitions, Replication: p.cfg.Kafka.Replication, Create: p.cfg.Kafka.CreateTopics}
+	p.Topics = bus.NewTopicGuard(d, plan, p.log)
+	p.Ready.Add("kafka topics", p.Topics.Ready)
+	deadline := time.Now().Add(30 * time.Second)
+	for attempt := 0; ; attempt++ {
+		st, err := p.Topics.Check(ctx)
+		var missing *bus.MissingTopicsError
+		switch {
+		case err == nil:
+			if len(st.Created) > 0 {
+				p.log.Info("created Kafka topics", "topics", st.Created, "partitions", plan.Partitions, "replication", plan.Replication)
+			}
+			for _, w := range st.Warnings {
+				p.log.Warn(w)
+			}
+			return nil
+		case errors.As(err, &missing):
+			p.log.Error("Kafka topics are missing; this process reports not ready and waits for them", "err", err)
+			return nil
+		case time.Now().After(deadline):
+			return fmt.Errorf("checking the Kafka topics (is the broker at %v up and reachable?): %w", p.Brokers, err)
+		}
+		if !bus.Sleep(ctx, bus.Backoff(attempt, 2*time.Second)) {
+			return ctx.Err()
+		}
+	}
+}
+
+func (p *Process) buildIngest(d bus.Dialer) error {
+	cl, err := d.Producer(string(Ingest), ingest.ClientOptions(p.cfg.Ingest)...)
+	if err != nil {
+		return err
+	}
+	p.clients = append(p.clients, cl)
+	srv, err := ingest.New(p.cfg.Ingest, cl, p.log.With("stage", "ingest")) // TODO-MERGE registry
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", p.cfg.Ingest.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("listening for the ingest API on %s (choose another with --ingest.listen_addr): %w", p.cfg.Ingest.ListenAddr, err)
+	}
+	p.closers = append(p.closers, func() error { _ = ln.Close(); return nil })
+	p.IngestURL = "http://" + ln.Addr().String() + ingest.Path
+	p.Ready.Add("kafka", func() error { return cl.Ping(context.Background()) })
+	p.group.Add(string(Ingest), actor.Func(func(ctx context.Context) error { return srv.Serve(ctx, ln) }), actor.Options{})
+	return nil
+}
+
+func (p *Process) buildEnrich(d bus.Dialer) error {
+	st, err := enrich.NewStage(p.cfg.Enrich, enrich.DialWith(d), p.Registry, p.log)
+	if err != nil {
+		return err
+	}
+	opts := actor.Options{
+		// A produce failure ends Run with offsets committed only up to the
+		// last acknowledged record; a fresh member resumes from there.
+		Restart: true,
+	}
+	if p.opts.Drain {
+		opts.Settle = p.waitEnriched
+	}
+	p.group.Add(string(Enrich), st, opts)
+	p.group.Add("enrich rules", st.Watcher(p.cfg.Enrich), actor.Options{})
+	return nil
+}
+
+func (p *Process) buildAggregate(d bus.Dialer) error {
+	st, err := aggregate.NewStage(p.cfg.Aggregate, d, p.Store, p.Registry, p.log.With("stage", "aggregate"))
+	if err != nil {
+		return err
+	}
+	p.Agg = st
+	p.Ready.Add("clickhouse", st.Ready)
+	opts := actor.Options{}
+	if p.opts.Drain {
+		opts.Settle = p.waitAggregated
+	}
+	p.group.Add(string(Aggregate), st, opts)
+	return nil
+}
+
+func (p *Process) buildScorer(d bus.Dialer) error {
+	cl, err := d.Producer("alerts")
+	if err != nil {
+		return err
+	}
+	p.clients = append(p.clients, cl)
+	alerts := aggregate.KafkaAlerts{Client: cl, Topic: schemas.TopicAlerts}
+	p.Scorer = aggregate.NewScorer(p.cfg.Aggregate.Anomaly, p.cfg.Aggregate.Window, p.Store, alerts, p.Registry, p.log.With("stage", "anomaly"))
+	opts := actor.Options{}
+	if p.opts.Drain {
+		opts.Settle = func(ctx context.Context) error {
+			_, err := p.Scorer.ScoreSettled(ctx)
+			return err
+		}
+	}
+	p.group.Add(string(Anomaly), p.Scorer, opts)
+	return nil
+}
+
+func (p *Process) buildGPUProbe(d bus.Dialer, kafkaFree bool) error {
+	probe, err := gpuprobe.OpenSystem(p.Registry, p.log)
+	if err != nil {
+		return err
+	}
+	p.closers = append(p.closers, probe.Close)
+	var emit func(ctx context.Context, evs []schemas.Event) error
+	if kafkaFree {
+		out := p.opts.GPU.Out
+		emit = func(_ context.Context, evs []schemas.Event) error { return gpuprobe.WriteJSON(out, evs) }
+	} else {
+		cl, err := d.Producer(string(GPUProbe))
+		if err != nil {
+			return err
+		}
+		p.clients = append(p.clients, cl)
+		emit = func(ctx context.Context, evs []schemas.Event) error { return gpuprobe.Produce(ctx, cl, evs) }
+	}
+	interval := p.opts.GPU.Interval
+	p.group.Add(string(GPUProbe), actor.Func(func(ctx context.Context) error {
+		return probe.Run(ctx, interval, func(evs []schemas.Event) error { return emit(ctx, evs) })
+	}), actor.Options{})
+	return nil
+}
+
+// Run runs every actor until ctx is done or one of them fails or finishes;
+// see package actor for what each means.
+func (p *Process) Run(ctx context.Context) error { return p.group.Run(ctx) }
+
+// Actors names the actors in stop order.
+func (p *Process) Actors() []string { return p.group.Names() }
+
+// Close closes what Build opened, after Run returned.
+func (p *Process) Close() {
+	for _, c := range p.clients {
+		c.Close()
+	}
+	for i := len(p.closers) - 1; i >= 0; i-- {
+		_ = p.closers[i]()
+	}
+	if p.cluster != nil {
+		p.cluster.Close()
+	}
+}
+
+// waitEnriched waits until the enrich group has committed the whole raw
+// topic.
+func (p *Process) waitEnriched(ctx context.Context) error {
 	for {
 		lag, err := bus.GroupLag(ctx, p.Brokers, enrich.ConsumerGroup, schemas.TopicRaw)
 		if err == nil && lag == 0 {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
+		if !bus.Sleep(ctx, 200*time.Millisecond) {
 			return fmt.Errorf("waiting for enrich to finish the raw topic (lag %d): %w", lag, ctx.Err())
-		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }
 
-func (p *Pipeline) waitAggregated(ctx context.Context) error {
+// waitAggregated waits until the aggregator has processed the last record
+// of every partition of its topic.
+func (p *Process) waitAggregated(ctx context.Context) error {
 	for {
 		ends, err := bus.EndOffsets(ctx, p.Brokers, p.cfg.Aggregate.Topic)
 		if err == nil {
@@ -242,29 +408,8 @@ func (p *Pipeline) waitAggregated(ctx context.Context) error {
 				return nil
 			}
 		}
-		select {
-		case <-ctx.Done():
+		if !bus.Sleep(ctx, 200*time.Millisecond) {
 			return fmt.Errorf("waiting for aggregate to finish the enriched topic: %w", ctx.Err())
-		case <-time.After(200 * time.Millisecond):
 		}
-	}
-}
-
-func (p *Pipeline) Close() {
-	var wg sync.WaitGroup
-	for _, s := range p.stages {
-		s.cancel()
-		wg.Add(1)
-		go func() { defer wg.Done(); <-s.done }()
-	}
-	wg.Wait()
-	for _, c := range p.clients {
-		c.Close()
-	}
-	if p.Store != nil {
-		_ = p.Store.Close()
-	}
-	if p.cluster != nil {
-		p.cluster.Close()
 	}
 }

@@ -108,11 +108,12 @@ type Store struct {
 	cfg     Config
 	version string
 	log     *slog.Logger
+	metrics *metrics
 }
 
 // Open connects to ClickHouse, creates cfg.Database if it does not exist and
 // returns a Store using it. It does not apply migrations: call Migrate.
-func Open(ctx context.Context, cfg Config) (*Store, error) {
+func Open(ctx context.Context, cfg Config, opts ...Option) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("opening ClickHouse: invalid config: %w", err)
 	}
@@ -133,7 +134,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{conn: conn, cfg: cfg, log: log}
+	s := &Store{conn: conn, cfg: cfg, log: log, metrics: newMetrics(nil)}
+	for _, o := range opts {
+		o(s)
+	}
 	if err := conn.QueryRow(ctx, "SELECT version()").Scan(&s.version); err != nil {
 		_ = conn.Close()
 		return nil, fmt.Errorf("reading ClickHouse server version on %s: %w", cfg.Addr, err)

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/shopspring/decimal"
 
-	"github.com/aivis-dev/aivis/internal/obs"
 	"github.com/aivis-dev/aivis/internal/testenv"
 	"github.com/aivis-dev/aivis/schemas"
 )
@@ -273,15 +273,16 @@ func TestWriteGivesUpAfterRetries(t *testing.T) {
 	}
 	cfg := DefaultConfig()
 	cfg.Addr, cfg.MaxRetries, cfg.RetryBackoff = "127.0.0.1:1", 2, time.Millisecond
-	s := &Store{conn: conn, cfg: cfg, log: discardLogger()}
+	reg := prometheus.NewRegistry()
+	s := &Store{conn: conn, cfg: cfg, log: discardLogger(), metrics: newMetrics(reg)}
 	defer s.Close()
 
-	before := counterValue(t, "aivis_sink_retries_total", schemas.TableWindows)
+	before := counterValue(t, reg, "aivis_sink_retries_total", schemas.TableWindows)
 	err = s.Write(context.Background(), nil, testRows()[:1])
 	if err == nil || !strings.Contains(err.Error(), "after 3 attempt(s)") {
 		t.Fatalf("Write = %v, want an error after 3 attempts", err)
 	}
-	if got := counterValue(t, "aivis_sink_retries_total", schemas.TableWindows) - before; got != 2 {
+	if got := counterValue(t, reg, "aivis_sink_retries_total", schemas.TableWindows) - before; got != 2 {
 		t.Errorf("retries metric grew by %v, want 2", got)
 	}
 
@@ -334,10 +335,10 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-// counterValue reads a counter with the given table label from obs.Registry.
-func counterValue(t *testing.T, name, table string) float64 {
+// counterValue reads a counter with the given table label from reg.
+func counterValue(t *testing.T, reg *prometheus.Registry, name, table string) float64 {
 	t.Helper()
-	families, err := obs.Registry.Gather()
+	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -241,7 +241,7 @@ func (s *Store) insert(ctx context.Context, table string, cols []column, n int) 
 		}
 		wait := backoff(s.cfg.RetryBackoff, attempts)
 		s.log.Warn("insert failed, retrying", "table", table, "rows", n, "attempt", attempts, "wait", wait, "err", err)
-		writeRetries.WithLabelValues(table).Inc()
+		s.metrics.writeRetries.WithLabelValues(table).Inc()
 		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -252,13 +252,13 @@ func (s *Store) insert(ctx context.Context, table string, cols []column, n int) 
 		}
 		break
 	}
-	writeSeconds.WithLabelValues(table).Observe(time.Since(start).Seconds())
+	s.metrics.writeSeconds.WithLabelValues(table).Observe(time.Since(start).Seconds())
 	if err != nil {
-		writeErrors.WithLabelValues(table).Inc()
+		s.metrics.writeErrors.WithLabelValues(table).Inc()
 		return fmt.Errorf("writing %d rows to %s on %s after %d attempt(s): %w (check that ClickHouse is reachable and `aivis migrate` has run; offsets stay uncommitted, so nothing is lost)",
 			n, table, s.cfg.Addr, attempts, err)
 	}
-	batchRows.WithLabelValues(table).Observe(float64(n))
+	s.metrics.batchRows.WithLabelValues(table).Observe(float64(n))
 	return nil
 }
 
