@@ -32,18 +32,18 @@ type Config struct {
 	Enrich      enrich.Config    `koanf:"enrich"`
 	Aggregate   aggregate.Config `koanf:"aggregate"`
 	ClickHouse  chsink.Config    `koanf:"clickhouse"`
-	MetricsAddr string           `koanf:"metrics_addr"`
-	LogLevel    string           `koanf:"log_level"`
+	MetricsAddr string           `koanf:"metrics_addr" help:"address serving /metrics, /healthz and /readyz (empty disables them)"`
+	LogLevel    string           `koanf:"log_level" help:"debug, info, warn or error"`
 }
 
 // Kafka says where the brokers are. No brokers means: `aivis dev` starts an
 // embedded in-process cluster; other commands refuse to start.
 type Kafka struct {
-	Brokers    []string `koanf:"brokers"`
-	ClientID   string   `koanf:"client_id"`
-	Partitions int32    `koanf:"partitions"`
+	Brokers    []string `koanf:"brokers" help:"seed brokers host:port, comma-separated (none: aivis dev starts an embedded cluster, other commands refuse to start)"`
+	ClientID   string   `koanf:"client_id" help:"prefix of the Kafka client ids; each stage appends its name (aivis-ingest)"`
+	Partitions int32    `koanf:"partitions" help:"partitions of the topics aivis dev creates"`
 	// Replication is the replication factor used when aivis creates topics.
-	Replication int16 `koanf:"replication"`
+	Replication int16 `koanf:"replication" help:"replication factor of the topics aivis dev creates"`
 }
 
 // Default returns the built-in defaults.
@@ -96,30 +96,6 @@ func (c Config) validate(withIngest bool) error {
 	return errors.Join(errs...)
 }
 
-// Flags registers the flags every command shares. Only flags the user set
-// override the file and the environment.
-func Flags(fs *pflag.FlagSet) {
-	defer func() {
-		fs.VisitAll(func(f *pflag.Flag) { _ = fs.SetAnnotation(f.Name, configFlag, []string{"true"}) })
-	}()
-	fs.StringP("config", "c", "", "YAML configuration file")
-	fs.StringSlice("kafka.brokers", nil, "Kafka seed brokers host:port (none: embedded cluster in `aivis dev`)")
-	fs.String("clickhouse.addr", "", "ClickHouse native-protocol address host:port")
-	fs.String("clickhouse.database", "", "ClickHouse database")
-	fs.String("metrics_addr", "", "address serving /metrics, /healthz and /readyz (empty string disables)")
-	fs.String("ingest.listen_addr", "", "address of the ingest HTTP API")
-	fs.String("log_level", "", "debug, info, warn or error")
-}
-
-// configFlag marks the flags that set configuration keys; a command's own
-// flags (e.g. verify --from) are not configuration.
-const configFlag = "aivis-config"
-
-// EnvPrefix is the prefix of environment overrides. A double underscore
-// separates levels: AIVIS_AGGREGATE__ALLOWED_LATENESS=2m sets
-// aggregate.allowed_lateness.
-const EnvPrefix = "AIVIS_"
-
 // Load builds the configuration from defaults, the file named by --config,
 // the environment and the set flags. It does not validate.
 func Load(fs *pflag.FlagSet) (Config, error) {
@@ -136,18 +112,12 @@ func Load(fs *pflag.FlagSet) (Config, error) {
 			return Config{}, fmt.Errorf("parsing config file %q: %w", path, err)
 		}
 	}
-	if err := k.Load(env.Provider(".", env.Opt{
-		Prefix: EnvPrefix,
-		TransformFunc: func(key, value string) (string, any) {
-			key = strings.ToLower(strings.TrimPrefix(key, EnvPrefix))
-			key = strings.ReplaceAll(key, "__", ".")
-			if key == "kafka.brokers" {
-				return key, strings.Split(value, ",")
-			}
-			return key, value
-		},
-	}), nil); err != nil {
+	envVars := newEnvReader()
+	if err := k.Load(env.Provider(".", env.Opt{Prefix: EnvPrefix, TransformFunc: envVars.transform}), nil); err != nil {
 		return Config{}, fmt.Errorf("reading %s environment variables: %w", EnvPrefix, err)
+	}
+	if err := envVars.err(); err != nil {
+		return Config{}, err
 	}
 	if err := k.Load(posflag.ProviderWithFlag(fs, ".", k, func(f *pflag.Flag) (string, any) {
 		if !f.Changed || f.Name == "config" || f.Annotations[configFlag] == nil {
