@@ -129,8 +129,14 @@ func pickCommand(args []string) (string, []string) {
 	if len(args) == 0 {
 		return "", nil
 	}
-	if len(args) > 1 && (args[0] == "config" || args[0] == "catalog") {
-		return "config " + args[1], args[2:]
+	// The first word of a two-word command (config validate, catalog
+	// import-litellm) takes the next one with it.
+	if len(args) > 1 {
+		for name := range commands {
+			if strings.HasPrefix(name, args[0]+" ") {
+				return args[0] + " " + args[1], args[2:]
+			}
+		}
 	}
 	return args[0], args[1:]
 }
@@ -138,12 +144,14 @@ func pickCommand(args []string) (string, []string) {
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "aivis — continuous visibility into AI cost.\n\nUsage: aivis <command> [flags]\n\nCommands:")
 	names := make([]string, 0, len(commands))
+	width := 0
 	for n := range commands {
 		names = append(names, n)
+		width = max(width, len(n))
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-16s %s\n", n, commands[n].summary)
+		fmt.Fprintf(w, "  %-*s  %s\n", width, n, commands[n].summary)
 	}
 	fmt.Fprintln(w, "\nRun `aivis <command> --help` for its flags. Configuration: --config FILE, AIVIS_SECTION__KEY=value, flags.")
 }
