@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/spf13/pflag"
 )
 
 // runCLI runs aivis in-process with args and returns the exit code and
@@ -34,7 +36,10 @@ func TestCLICommandsReachable(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("aivis help: exit %d", code)
 	}
-	help := stdout + stderr
+	if stderr != "" {
+		t.Errorf("aivis help wrote to stderr:\n%s", stderr)
+	}
+	help := stdout
 	_, list, ok := strings.Cut(help, "Commands:\n")
 	if !ok {
 		t.Fatalf("aivis help lists no commands:\n%s", help)
@@ -51,10 +56,10 @@ func TestCLICommandsReachable(t *testing.T) {
 	}
 	for _, name := range listed {
 		code, stdout, stderr := runCLI(append(strings.Fields(name), "--help")...)
-		out := stdout + stderr
-		if code != 0 || strings.Contains(out, "Commands:") || !strings.Contains(out, "aivis "+name) {
-			t.Errorf("aivis %s --help: exit %d, want 0 and the usage of aivis %s:\n%s", name, code, name, out)
+		if code != 0 {
+			t.Errorf("aivis %s --help: exit %d, want 0:\n%s", name, code, stderr)
 		}
+		wantUsage(t, name, stdout)
 	}
 }
 
@@ -94,5 +99,111 @@ func TestCLICatalogImportLiteLLM(t *testing.T) {
 	code, _, stderr = runCLI("catalog", "import-litellm", "--out", out)
 	if code != 1 || !strings.Contains(stderr, "--in and --out are required") {
 		t.Errorf("without --in: exit %d, want 1 saying what is required:\n%s", code, stderr)
+	}
+}
+
+// commandFlags returns the flag set that run builds for the command.
+func commandFlags(name string) *pflag.FlagSet {
+	var discard bytes.Buffer
+	return newFlagSet(name, commands[name], &discard)
+}
+
+// wantUsage checks that out is the usage of the named command: its own
+// flags and the configuration flags.
+func wantUsage(t *testing.T, name, out string) {
+	t.Helper()
+	if !strings.HasPrefix(out, "Usage: aivis "+name+" [flags]\n") {
+		t.Errorf("aivis %s: want its usage, got:\n%s", name, out)
+		return
+	}
+	if !strings.Contains(out, "--kafka.brokers strings") || !strings.Contains(out, "--aggregate.instance_id string") {
+		t.Errorf("aivis %s: usage lacks the configuration flags:\n%s", name, out)
+	}
+	if !strings.Contains(out, "ingest.producers (environment: AIVIS_INGEST__PRODUCERS)") {
+		t.Errorf("aivis %s: usage does not say how to set ingest.producers:\n%s", name, out)
+	}
+	commandFlags(name).VisitAll(func(f *pflag.Flag) {
+		if !strings.Contains(out, "--"+f.Name+" ") && !strings.Contains(out, "--"+f.Name+"[") {
+			t.Errorf("aivis %s: usage does not list --%s", name, f.Name)
+		}
+	})
+}
+
+// TestCLIFlagErrors: for every command, an unknown flag, a flag without
+// its value and a bad value for each typed flag print the usage and the
+// error on stderr and exit 2, before any configuration is loaded.
+func TestCLIFlagErrors(t *testing.T) {
+	for _, name := range commandNames() {
+		t.Run(strings.ReplaceAll(name, " ", "_"), func(t *testing.T) {
+			cmdArgs := strings.Fields(name)
+			check := func(wantErr string, args ...string) {
+				t.Helper()
+				code, stdout, stderr := runCLI(append(cmdArgs, args...)...)
+				if code != 2 {
+					t.Errorf("aivis %s %s: exit %d, want 2", name, strings.Join(args, " "), code)
+				}
+				if stdout != "" {
+					t.Errorf("aivis %s %s: wrote to stdout:\n%s", name, strings.Join(args, " "), stdout)
+				}
+				if !strings.Contains(stderr, "aivis "+name+": "+wantErr) {
+					t.Errorf("aivis %s %s: stderr does not say %q:\n%s", name, strings.Join(args, " "), wantErr, stderr)
+				}
+				wantUsage(t, name, stderr)
+			}
+			check("unknown flag: --no-such-flag", "--no-such-flag")
+			check("unknown shorthand flag: 'z' in -z", "-z")
+			check("flag needs an argument: --kafka.partitions", "--kafka.partitions")
+			check(`invalid argument "abc" for "--kafka.partitions" flag`, "--kafka.partitions=abc")
+
+			// A bad value for every flag that is not a string, the
+			// command's own included.
+			typed := 0
+			commandFlags(name).VisitAll(func(f *pflag.Flag) {
+				switch f.Value.Type() {
+				case "string", "stringSlice":
+					return
+				}
+				typed++
+				code, _, stderr := runCLI(append(cmdArgs, "--"+f.Name+"=abc")...)
+				want := `invalid argument "abc" for "--` + f.Name + `"`
+				if code != 2 || !strings.Contains(stderr, want) || !strings.Contains(stderr, "Usage: aivis "+name) {
+					t.Errorf("aivis %s --%s=abc: exit %d, want 2 with %q and the usage; stderr:\n%s", name, f.Name, code, want, stderr)
+				}
+			})
+			if typed < 30 {
+				t.Errorf("aivis %s has %d typed flags; the configuration flags are missing", name, typed)
+			}
+		})
+	}
+}
+
+// TestCLIHelp: --help and -h print the command's usage on stdout and exit 0.
+func TestCLIHelp(t *testing.T) {
+	for _, name := range commandNames() {
+		for _, help := range []string{"--help", "-h"} {
+			code, stdout, stderr := runCLI(append(strings.Fields(name), help)...)
+			if code != 0 {
+				t.Errorf("aivis %s %s: exit %d, want 0; stderr:\n%s", name, help, code, stderr)
+			}
+			if stderr != "" {
+				t.Errorf("aivis %s %s: wrote to stderr:\n%s", name, help, stderr)
+			}
+			wantUsage(t, name, stdout)
+		}
+	}
+}
+
+// TestCLIUsageTexts: every flag has a usage text without backquotes (pflag
+// shows a back-quoted word as the flag's argument name).
+func TestCLIUsageTexts(t *testing.T) {
+	for _, name := range commandNames() {
+		commandFlags(name).VisitAll(func(f *pflag.Flag) {
+			if strings.TrimSpace(f.Usage) == "" {
+				t.Errorf("aivis %s --%s has no usage text", name, f.Name)
+			}
+			if strings.Contains(f.Usage, "`") {
+				t.Errorf("aivis %s --%s: usage %q has a backquote", name, f.Name, f.Usage)
+			}
+		})
 	}
 }
