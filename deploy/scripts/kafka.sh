@@ -4,7 +4,7 @@
 # fault tests and CI. It listens on 127.0.0.1 only.
 #
 # The broker's jars come from Maven Central through deploy/kafka/pom.xml and
-# are copied once into $AIVIS_KAFKA_HOME; later runs need no network.
+# are copied once into $AIVISDEV_KAFKA_HOME; later runs need no network.
 #
 #   deploy/scripts/kafka.sh up             start (resolving the jars if needed) and wait until ready
 #   deploy/scripts/kafka.sh down [--wipe]  stop; --wipe also deletes the topics and offsets
@@ -13,30 +13,31 @@
 #   deploy/scripts/kafka.sh fetch          only resolve the jars (e.g. to warm a CI cache)
 #   deploy/scripts/kafka.sh classpath      print the broker's classpath
 #
-# Environment:
-#   AIVIS_KAFKA_PORT      client (PLAINTEXT) port, default 19092; the controller uses PORT+1
-#   AIVIS_KAFKA_DIR       config, data, logs and pid file, default <repo>/.aivis/kafka
-#   AIVIS_KAFKA_HOME      jar cache, default $HOME/.cache/aivis/kafka
-#   AIVIS_KAFKA_HEAP      maximum heap (-Xmx), default 512m; the initial heap is 256m
-#   AIVIS_KAFKA_JVM_OPTS  extra JVM options, appended, so they can override the defaults
-#                         (e.g. "-Xms64m -XX:+UseG1GC")
-#   AIVIS_KAFKA_WAIT      seconds `up` waits for the broker, default 90
-#   JAVA_HOME             Java 17+ to use instead of the java on PATH
+# Environment (AIVISDEV_, not AIVIS_: every AIVIS_ variable is an aivis
+# configuration key):
+#   AIVISDEV_KAFKA_PORT        client (PLAINTEXT) port, default 19092; the controller uses PORT+1
+#   AIVISDEV_KAFKA_DIR         config, data, logs and pid file, default <repo>/.aivis/kafka
+#   AIVISDEV_KAFKA_HOME        jar cache, default $HOME/.cache/aivis/kafka
+#   AIVISDEV_KAFKA_HEAP        maximum heap (-Xmx), default 512m; the initial heap is 256m
+#   AIVISDEV_KAFKA_JVM_OPTS    extra JVM options, appended, so they can override the defaults
+#                              (e.g. "-Xms64m -XX:+UseG1GC")
+#   AIVISDEV_KAFKA_WAIT        seconds `up` waits for the broker, default 90
+#   JAVA_HOME                  Java 17+ to use instead of the java on PATH
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 pom=$root/deploy/kafka/pom.xml
 log4j_conf=$root/deploy/kafka/log4j2.properties
 user_home=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}
-dir=${AIVIS_KAFKA_DIR:-$root/.aivis/kafka}
-cache_home=${AIVIS_KAFKA_HOME:-$user_home/.cache/aivis/kafka}
+dir=${AIVISDEV_KAFKA_DIR:-$root/.aivis/kafka}
+cache_home=${AIVISDEV_KAFKA_HOME:-$user_home/.cache/aivis/kafka}
 # Absolute paths: they end up in the broker's command line, which `down`
 # matches, and in server.properties.
 case $dir in /*) ;; *) dir=$PWD/$dir ;; esac
 case $cache_home in /*) ;; *) cache_home=$PWD/$cache_home ;; esac
-port=${AIVIS_KAFKA_PORT:-19092}
-heap=${AIVIS_KAFKA_HEAP:-512m}
-wait_s=${AIVIS_KAFKA_WAIT:-90}
+port=${AIVISDEV_KAFKA_PORT:-19092}
+heap=${AIVISDEV_KAFKA_HEAP:-512m}
+wait_s=${AIVISDEV_KAFKA_WAIT:-90}
 
 props=$dir/server.properties
 datadir=$dir/data
@@ -51,11 +52,11 @@ fail() {
 }
 
 case $port in
-  '' | *[!0-9]*) fail "AIVIS_KAFKA_PORT must be a port number, got '$port'" ;;
+  '' | *[!0-9]*) fail "AIVISDEV_KAFKA_PORT must be a port number, got '$port'" ;;
 esac
 ctrl_port=$((port + 1))
 if [ "$ctrl_port" -gt 65535 ]; then
-  fail "AIVIS_KAFKA_PORT=$port leaves no room for the controller port (PORT+1)"
+  fail "AIVISDEV_KAFKA_PORT=$port leaves no room for the controller port (PORT+1)"
 fi
 
 # answers PORT: something accepts TCP connections on 127.0.0.1:PORT.
@@ -316,7 +317,7 @@ up() {
     return
   fi
   if answers "$ctrl_port"; then
-    fail "port $ctrl_port (controller, AIVIS_KAFKA_PORT+1) is taken by another process; pick another AIVIS_KAFKA_PORT"
+    fail "port $ctrl_port (controller, AIVISDEV_KAFKA_PORT+1) is taken by another process; pick another AIVISDEV_KAFKA_PORT"
   fi
   need_java
   local cp java
@@ -330,13 +331,13 @@ up() {
   start=$SECONDS
   say "starting on 127.0.0.1:$port (controller $ctrl_port), data in $datadir"
   # setsid: the broker gets its own session, so Ctrl-C or a closing terminal
-  # in the caller does not reach it. ${AIVIS_KAFKA_JVM_OPTS} is split on spaces
+  # in the caller does not reach it. ${AIVISDEV_KAFKA_JVM_OPTS} is split on spaces
   # on purpose.
   # shellcheck disable=SC2086
   setsid "$java" -Xms256m -Xmx"$heap" -XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError \
     -XX:MaxMetaspaceSize=192m -Djava.awt.headless=true -Dfile.encoding=UTF-8 \
     -Dlog4j2.configurationFile="$log4j_conf" -Dkafka.logs.dir="$logdir" \
-    ${AIVIS_KAFKA_JVM_OPTS:-} \
+    ${AIVISDEV_KAFKA_JVM_OPTS:-} \
     -cp "$cp" kafka.Kafka "$props" >"$stdout_log" 2>&1 </dev/null 8>&- 9>&- &
   pid=$!
   echo "$pid" >"$pidfile"

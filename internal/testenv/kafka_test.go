@@ -207,7 +207,7 @@ func TestFaultKafkaRestartKeepsData(t *testing.T) {
 
 	start := time.Now()
 	cmd := exec.Command(script, "restart")
-	cmd.Env = append(os.Environ(), "AIVIS_KAFKA_DIR="+KafkaDir())
+	cmd.Env = append(os.Environ(), "AIVISDEV_KAFKA_DIR="+KafkaDir())
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%s restart: %v\n%s", script, err, out)
 	}
