@@ -1,7 +1,8 @@
 // Package config loads aivis's configuration: built-in defaults, then an
 // optional YAML file, then AIVIS_ environment variables, then command-line
-// flags, each overriding the one before. Decoding is strict (an unknown key
-// is an error) and Validate reports every problem at once with its key path.
+// flags, each overriding the one before. Decoding is strict (an unknown key,
+// or an AIVIS_ variable that is no key, is an error) and Validate reports
+// every problem at once with its key path.
 package config
 
 import (

@@ -15,7 +15,10 @@ import (
 const EnvPrefix = "AIVIS_"
 
 // envReader turns AIVIS_ variables into key values for koanf's env
-// provider and collects the problems, so that Load reports them all.
+// provider and collects the problems, so that Load reports them all. Every
+// AIVIS_ variable must be a key: one that is not (a typo, or a variable
+// meant for something else) is an error that names it, rather than a
+// setting silently ignored or a decode error about a key nobody wrote.
 type envReader struct {
 	keys map[string]key
 	errs []error
@@ -36,8 +39,8 @@ func (r *envReader) transform(name, value string) (string, any) {
 	k, ok := r.keys[path]
 	switch {
 	case !ok:
-		// Left to the strict decode, which names the key.
-		return path, value
+		r.errs = append(r.errs, r.stray(name))
+		return "", nil
 	case k.flag() && k.value.Kind() == reflect.Slice:
 		return path, splitList(value)
 	case k.flag():
@@ -49,6 +52,36 @@ func (r *envReader) transform(name, value string) (string, any) {
 		return "", nil
 	}
 	return path, v
+}
+
+// stray explains an AIVIS_ variable that is no key: a near miss gets the
+// right name; anything else is told how keys are spelled, and that the
+// scripts' and tests' variables start with AIVISDEV_.
+func (r *envReader) stray(name string) error {
+	rest := strings.TrimPrefix(name, EnvPrefix)
+	dev := "AIVISDEV_" + rest
+	if k, ok := r.nearMiss(rest); ok {
+		return fmt.Errorf("environment variable %s matches no configuration key: did you mean %s (%s; levels are separated by a double underscore), or %s if it is meant for deploy/scripts or the tests?", name, k.env(), k.path, dev)
+	}
+	return fmt.Errorf("environment variable %s matches no configuration key (keys are %sSECTION__KEY, e.g. %sKAFKA__BROKERS for kafka.brokers; aivis <command> --help lists them); unset it, or rename it %s if it is meant for deploy/scripts or the tests", name, EnvPrefix, EnvPrefix, dev)
+}
+
+// nearMiss finds the one key that rest names when underscores and case are
+// ignored (AGGREGATE_INSTANCE_ID for aggregate.instance_id).
+func (r *envReader) nearMiss(rest string) (key, bool) {
+	squash := func(s string) string {
+		return strings.ToLower(strings.NewReplacer("_", "", ".", "").Replace(s))
+	}
+	var found []key
+	for _, k := range r.keys {
+		if squash(k.path) == squash(rest) {
+			found = append(found, k)
+		}
+	}
+	if len(found) != 1 {
+		return key{}, false
+	}
+	return found[0], true
 }
 
 func (r *envReader) err() error {

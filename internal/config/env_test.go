@@ -102,3 +102,40 @@ func containsString(list []string, s string) bool {
 	}
 	return false
 }
+
+// TestConfigStrayVariableNamesItself: an AIVIS_ variable that is no key
+// stops loading with an error that names the variable and says how keys
+// are spelled; a near miss gets the right name.
+func TestConfigStrayVariableNamesItself(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		want []string
+	}{
+		{"AIVIS_FOO", []string{"environment variable AIVIS_FOO matches no configuration key", "AIVIS_KAFKA__BROKERS", "AIVISDEV_FOO"}},
+		{"AIVIS_KAFKA_PORT", []string{"environment variable AIVIS_KAFKA_PORT matches no configuration key", "AIVISDEV_KAFKA_PORT"}},
+		{"AIVIS_AGGREGATE_INSTANCE_ID", []string{"environment variable AIVIS_AGGREGATE_INSTANCE_ID", "did you mean AIVIS_AGGREGATE__INSTANCE_ID (aggregate.instance_id;"}},
+		{"AIVIS_AGGREGATE__ANOMALY", []string{"environment variable AIVIS_AGGREGATE__ANOMALY matches no configuration key"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(tc.name, "x")
+			t.Setenv("AIVIS_KAFKA__BROKERS", "127.0.0.1:19092")
+			_, err := load(t, nil)
+			if err == nil {
+				t.Fatalf("%s=x loaded without an error", tc.name)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not say %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+
+	// Every stray variable is reported, not only the first.
+	t.Setenv("AIVIS_FOO", "1")
+	t.Setenv("AIVIS_BAR", "2")
+	_, err := load(t, nil)
+	if err == nil || !strings.Contains(err.Error(), "AIVIS_FOO") || !strings.Contains(err.Error(), "AIVIS_BAR") {
+		t.Errorf("err = %v, want both variables named", err)
+	}
+}
