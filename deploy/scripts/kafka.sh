@@ -22,6 +22,8 @@
 #   AIVISDEV_KAFKA_JVM_OPTS    extra JVM options, appended, so they can override the defaults
 #                              (e.g. "-Xms64m -XX:+UseG1GC")
 #   AIVISDEV_KAFKA_WAIT        seconds `up` waits for the broker, default 90
+#   AIVISDEV_KAFKA_CLUSTER_ID  cluster id of a fresh data dir, 22 characters of URL-safe
+#                              base64 (16 bytes), default random; ignored once formatted
 #   JAVA_HOME                  Java 17+ to use instead of the java on PATH
 set -euo pipefail
 
@@ -38,6 +40,7 @@ case $cache_home in /*) ;; *) cache_home=$PWD/$cache_home ;; esac
 port=${AIVISDEV_KAFKA_PORT:-19092}
 heap=${AIVISDEV_KAFKA_HEAP:-512m}
 wait_s=${AIVISDEV_KAFKA_WAIT:-90}
+cluster_id=${AIVISDEV_KAFKA_CLUSTER_ID:-}
 
 props=$dir/server.properties
 datadir=$dir/data
@@ -214,16 +217,33 @@ EOF
   mv "$props.tmp" "$props"
 }
 
+# check_cluster_id: fails unless AIVISDEV_KAFKA_CLUSTER_ID is unset or has
+# the form of a Kafka cluster id.
+check_cluster_id() {
+  if [ -n "$cluster_id" ] && ! [[ $cluster_id =~ ^[A-Za-z0-9_-]{22}$ ]]; then
+    fail "AIVISDEV_KAFKA_CLUSTER_ID must be 22 characters of URL-safe base64 (16 bytes, e.g. MkU3OEVBNTcwNTJENDM2Qk), got '$cluster_id'"
+  fi
+}
+
 format_once() {
-  local cp=$1 java cluster_id
-  if [ -f "$datadir/meta.properties" ]; then return; fi
+  local cp=$1 java id formatted
+  if [ -f "$datadir/meta.properties" ]; then
+    formatted=$(sed -n 's/^cluster\.id=//p' "$datadir/meta.properties")
+    if [ -n "$cluster_id" ] && [ "$cluster_id" != "$formatted" ]; then
+      say "$datadir already has cluster id $formatted; AIVISDEV_KAFKA_CLUSTER_ID=$cluster_id applies to a fresh data dir only ('$0 down --wipe' first)"
+    fi
+    return
+  fi
   java=$(java_bin)
   # A cluster id is 16 random bytes in URL-safe base64 without padding.
-  cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
-  say "formatting $datadir (cluster id $cluster_id)"
+  id=${cluster_id:-$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')}
+  say "formatting $datadir (cluster id $id)"
+  # --cluster-id=ID, not --cluster-id ID: one id in 64 starts with "-", and
+  # the storage tool's argparse4j takes a separate word starting with "-"
+  # for an option ("argument --cluster-id/-t: expected one argument").
   if ! "$java" -Xmx256m -cp "$cp" -Dlog4j2.configurationFile="$log4j_conf" \
     -Dkafka.logs.dir="$logdir" kafka.tools.StorageTool format \
-    --cluster-id "$cluster_id" --config "$props" --ignore-formatted >"$dir/format.log" 2>&1; then
+    --cluster-id="$id" --config "$props" --ignore-formatted >"$dir/format.log" 2>&1; then
     echo "kafka: error: formatting the storage failed:" >&2
     cat "$dir/format.log" >&2
     exit 1
@@ -417,6 +437,7 @@ lock() {
 
 case "${1:-}" in
   up)
+    check_cluster_id
     lock
     up
     ;;
@@ -430,6 +451,7 @@ case "${1:-}" in
     esac
     ;;
   restart)
+    check_cluster_id
     lock
     down
     up
