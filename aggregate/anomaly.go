@@ -17,19 +17,19 @@ import (
 // AnomalyConfig sets the EWMA z-score scorer for per-(team, model) cost.
 type AnomalyConfig struct {
 	// Alpha is the EWMA smoothing factor (2/(N+1) for an N-window memory).
-	Alpha float64 `koanf:"alpha"`
+	Alpha float64 `koanf:"alpha" help:"EWMA smoothing factor (2/(N+1) for an N-window memory)"`
 	// Threshold is the z-score at or above which a window is anomalous.
-	Threshold float64 `koanf:"threshold"`
+	Threshold float64 `koanf:"threshold" help:"z-score at or above which a window is anomalous"`
 	// MinHistory is the number of windows a series needs before it is scored.
-	MinHistory int `koanf:"min_history"`
+	MinHistory int `koanf:"min_history" help:"windows a series needs before it is scored"`
 	// MinImpactPicos is the absolute floor: cost above baseline smaller than
 	// this never alerts, however large the z-score.
-	MinImpactPicos int64 `koanf:"min_impact_picos"`
+	MinImpactPicos int64 `koanf:"min_impact_picos" help:"cost above the baseline, in picodollars, below which nothing alerts"`
 	// SettleWindows is how many windows behind the newest stored window the
 	// scorer stays, so that late partitions have landed.
-	SettleWindows int `koanf:"settle_windows"`
+	SettleWindows int `koanf:"settle_windows" help:"windows the scorer stays behind the newest stored one, so that late partitions land"`
 	// Interval is how often the scorer runs.
-	Interval time.Duration `koanf:"interval"`
+	Interval time.Duration `koanf:"interval" help:"how often the scorer runs"`
 }
 
 // DefaultAnomalyConfig scores after 10 windows at z ≥ 3 with a $0.01 floor.

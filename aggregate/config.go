@@ -11,44 +11,44 @@ import (
 // Config sets the windowing, lateness, deduplication and flushing policy.
 type Config struct {
 	// Window is the tumbling event-time window length.
-	Window time.Duration `koanf:"window"`
+	Window time.Duration `koanf:"window" help:"tumbling event-time window; must divide a day (1m, 5m, 1h)"`
 	// OutOfOrder is how far behind the newest event time of a partition an
 	// event may be and still count as on time (watermark lag).
-	OutOfOrder time.Duration `koanf:"out_of_order"`
+	OutOfOrder time.Duration `koanf:"out_of_order" help:"how far behind a partition's newest event time an event still counts as on time"`
 	// AllowedLateness keeps a window open this long past its end (measured
 	// on the watermark) before it is emitted.
-	AllowedLateness time.Duration `koanf:"allowed_lateness"`
+	AllowedLateness time.Duration `koanf:"allowed_lateness" help:"how long a window stays open past its end, on the watermark"`
 	// LateHorizon is how far behind the watermark an event may be and still
 	// be counted (as a correction of its closed window). Older events go to
 	// the dead-letter topic with reason too_late.
-	LateHorizon time.Duration `koanf:"late_horizon"`
+	LateHorizon time.Duration `koanf:"late_horizon" help:"oldest event, behind the watermark, still counted as a correction; older ones are dead-lettered as too_late"`
 	// DedupHorizon is how long an event_id is remembered, on event time.
-	DedupHorizon time.Duration `koanf:"dedup_horizon"`
+	DedupHorizon time.Duration `koanf:"dedup_horizon" help:"how long, in event time, an event_id is remembered"`
 	// MaxDedupEntries bounds the remembered event ids across partitions.
-	MaxDedupEntries int `koanf:"max_dedup_entries"`
+	MaxDedupEntries int `koanf:"max_dedup_entries" help:"bound on the remembered event ids across partitions"`
 	// IdleTimeout emits the open windows of a partition that received no
 	// records for this long (wall clock), so that quiet partitions publish.
-	IdleTimeout time.Duration `koanf:"idle_timeout"`
+	IdleTimeout time.Duration `koanf:"idle_timeout" help:"emit a partition's open windows after this long without records (wall clock)"`
 	// FlushInterval is how often accepted events and closed windows are
 	// written to the sink.
-	FlushInterval time.Duration `koanf:"flush_interval"`
+	FlushInterval time.Duration `koanf:"flush_interval" help:"how often accepted events and closed windows are written to ClickHouse"`
 	// MaxPendingEvents forces a flush when this many accepted events wait.
-	MaxPendingEvents int `koanf:"max_pending_events"`
+	MaxPendingEvents int `koanf:"max_pending_events" help:"flush at once when this many accepted events wait"`
 	// Topic is the enriched topic to consume.
-	Topic string `koanf:"topic"`
+	Topic string `koanf:"topic" help:"enriched topic to consume"`
 	// Group is the Kafka consumer group shared by all replicas.
-	Group string `koanf:"group"`
+	Group string `koanf:"group" help:"Kafka consumer group shared by all replicas"`
 	// InstanceID enables static group membership when set (unique per replica).
-	InstanceID string `koanf:"instance_id"`
+	InstanceID string `koanf:"instance_id" help:"static group membership id, unique per replica (empty: dynamic membership)"`
 	// SessionTimeout is how long the group waits for a silent replica
 	// before giving its partitions to others (the broker bounds it, 6s
 	// minimum by default).
-	SessionTimeout time.Duration `koanf:"session_timeout"`
+	SessionTimeout time.Duration `koanf:"session_timeout" help:"how long the group waits for a silent replica before moving its partitions (at least 6s on default brokers)"`
 	// PollRecords bounds the records taken per poll.
-	PollRecords int `koanf:"poll_records"`
+	PollRecords int `koanf:"poll_records" help:"most records taken per poll"`
 	// ScoreAnomalies runs the anomaly scorer in this process. The scorer is
 	// idempotent, so running it in several replicas is safe but wasteful.
-	ScoreAnomalies bool          `koanf:"score_anomalies"`
+	ScoreAnomalies bool          `koanf:"score_anomalies" help:"run the anomaly scorer in this process (idempotent: one replica is enough)"`
 	Anomaly        AnomalyConfig `koanf:"anomaly"`
 }
 

@@ -12,14 +12,14 @@ import (
 // Config selects the pricing catalog and ownership rules. Empty paths use
 // the defaults embedded in the binary.
 type Config struct {
-	CatalogPath string `koanf:"catalog_path"`
-	OwnersPath  string `koanf:"owners_path"`
+	CatalogPath string `koanf:"catalog_path" help:"pricing catalog YAML (empty: the built-in catalog)"`
+	OwnersPath  string `koanf:"owners_path" help:"ownership rules YAML (empty: the built-in rules)"`
 	// ContractsPath optionally names a file of per-team contracts (a
 	// contracts: list), tried before the catalog's own contracts section.
-	ContractsPath string `koanf:"contracts_path"`
+	ContractsPath string `koanf:"contracts_path" help:"per-team contracts YAML, tried before the catalog's own contracts (optional)"`
 	// ReloadInterval is how often the files are checked for changes while
 	// the stage runs; 0 disables reloading.
-	ReloadInterval time.Duration `koanf:"reload_interval"`
+	ReloadInterval time.Duration `koanf:"reload_interval" help:"how often the files are checked for changes (0 disables reloading)"`
 }
 
 // DefaultConfig returns the embedded catalog and owners, checked every 30s.

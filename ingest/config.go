@@ -13,43 +13,43 @@ import (
 // aivis config; Validate names problems with that prefix.
 type Config struct {
 	// ListenAddr is where POST /v1/events is served.
-	ListenAddr string `koanf:"listen_addr"`
+	ListenAddr string `koanf:"listen_addr" help:"address of the ingest HTTP API"`
 	// MaxBodyBytes bounds one request body; larger bodies get 413.
-	MaxBodyBytes int64 `koanf:"max_body_bytes"`
+	MaxBodyBytes int64 `koanf:"max_body_bytes" help:"largest request body; larger requests get 413"`
 	// MaxEventsPerRequest bounds the events in one request; more get 413.
-	MaxEventsPerRequest int `koanf:"max_events_per_request"`
+	MaxEventsPerRequest int `koanf:"max_events_per_request" help:"most events in one request; more get 413"`
 	// MaxEventBytes bounds one event as produced to Kafka. Keep it below the
 	// topic's max.message.bytes (1 MB by default) so that an oversized event
 	// is rejected with its index instead of failing the whole produce.
-	MaxEventBytes int `koanf:"max_event_bytes"`
+	MaxEventBytes int `koanf:"max_event_bytes" help:"largest event as produced to Kafka; keep it below the topic's max.message.bytes"`
 	// MaxInflightRequests bounds requests being read, decoded or produced at
 	// once; more get 503 at once rather than queueing. Memory use is about
 	// MaxInflightRequests × 3 × MaxBodyBytes.
-	MaxInflightRequests int `koanf:"max_inflight_requests"`
+	MaxInflightRequests int `koanf:"max_inflight_requests" help:"requests handled at once; more get 503 at once (memory: about 3 × this × max_body_bytes)"`
 	// ProduceTimeout bounds the wait for the broker's acknowledgement.
-	ProduceTimeout time.Duration `koanf:"produce_timeout"`
+	ProduceTimeout time.Duration `koanf:"produce_timeout" help:"bound on the wait for the broker's acknowledgement"`
 	// RetryAfter is what 503 responses tell clients to wait (whole seconds).
-	RetryAfter time.Duration `koanf:"retry_after"`
+	RetryAfter time.Duration `koanf:"retry_after" help:"wait that 503 responses ask clients for (whole seconds)"`
 	// ReadTimeout bounds reading one request, headers and body.
-	ReadTimeout time.Duration `koanf:"read_timeout"`
+	ReadTimeout time.Duration `koanf:"read_timeout" help:"bound on reading one request, headers and body"`
 	// ShutdownTimeout bounds finishing in-flight requests on shutdown.
-	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
+	ShutdownTimeout time.Duration `koanf:"shutdown_timeout" help:"bound on finishing the requests in flight at shutdown"`
 	// AllowAnonymous accepts requests without a token. Only valid when no
 	// producers are configured; meant for local development.
-	AllowAnonymous bool `koanf:"allow_anonymous"`
+	AllowAnonymous bool `koanf:"allow_anonymous" help:"accept requests without a token when no producers are configured (local development only)"`
 	// Producers are the clients allowed to send events.
-	Producers []ProducerToken `koanf:"producers"`
+	Producers []ProducerToken `koanf:"producers" help:"clients allowed to send events: a list of {name, token_sha256 (from aivis token), and optional rate_events_per_second, burst_events, max_events_per_day}"`
 
 	// DefaultRateEventsPerSecond limits the events per second of every
 	// producer that sets no rate of its own, and of anonymous requests;
 	// 0 is unlimited. See limits.go.
-	DefaultRateEventsPerSecond float64 `koanf:"default_rate_events_per_second"`
+	DefaultRateEventsPerSecond float64 `koanf:"default_rate_events_per_second" help:"events per second of each producer without a rate of its own, and of anonymous requests (0: unlimited)"`
 	// DefaultBurstEvents is the token bucket size for those producers; 0
 	// takes the larger of one second of rate and max_events_per_request.
-	DefaultBurstEvents int `koanf:"default_burst_events"`
+	DefaultBurstEvents int `koanf:"default_burst_events" help:"token bucket size of each producer without a burst of its own (0: the larger of one second of rate and max_events_per_request)"`
 	// DefaultMaxEventsPerDay is the daily quota (UTC days) of every producer
 	// that sets none of its own; 0 is unlimited. Counted per ingest replica.
-	DefaultMaxEventsPerDay int64 `koanf:"default_max_events_per_day"`
+	DefaultMaxEventsPerDay int64 `koanf:"default_max_events_per_day" help:"daily quota, UTC days, per ingest replica, of each producer without one of its own (0: unlimited)"`
 }
 
 // ProducerToken identifies one producer by the SHA-256 of its bearer token;

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"slices"
 	"time"
 
@@ -135,7 +134,7 @@ func loadgenFlags(fs *pflag.FlagSet) {
 	fs.Int64("seed", 1, "random seed (same seed, same events)")
 	fs.Float64("time-scale", 1, "event seconds per wall second (60 replays an hour in a minute)")
 	fs.String("url", "http://127.0.0.1:8080/v1/events", "ingest endpoint")
-	fs.String("token", os.Getenv("AIVIS_TOKEN"), "ingest bearer token (env AIVIS_TOKEN)")
+	fs.String("token", "", "ingest bearer token, as printed by aivis token")
 	fs.Bool("kafka", false, "produce straight to the raw topic on kafka.brokers instead of HTTP")
 }
 

@@ -413,7 +413,7 @@ func TestFaultClickHouseOutage(t *testing.T) {
 	// A private server this test may stop without disturbing the others.
 	port := 19500 + rand.IntN(400)
 	script := testenv.ClickHouseScript(t)
-	chEnv := append(os.Environ(), fmt.Sprintf("AIVIS_CH_PORT=%d", port), "AIVIS_CH_HTTP_PORT="+fmt.Sprint(port+1), "AIVIS_CH_DIR="+t.TempDir())
+	chEnv := append(os.Environ(), fmt.Sprintf("AIVISDEV_CH_PORT=%d", port), "AIVISDEV_CH_HTTP_PORT="+fmt.Sprint(port+1), "AIVISDEV_CH_DIR="+t.TempDir())
 	run := func(arg string) {
 		cmd := exec.Command(script, arg)
 		cmd.Env = chEnv

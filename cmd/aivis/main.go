@@ -67,23 +67,27 @@ func run(args []string, stdout, stderr io.Writer) int {
 	name, rest := pickCommand(args)
 	cmd, ok := commands[name]
 	if !ok {
-		usage(stderr)
-		if name == "" || name == "help" || name == "-h" || name == "--help" {
+		switch name {
+		case "help", "-h", "--help":
+			usage(stdout)
+			return 0
+		case "":
+			usage(stderr)
 			return 0
 		}
+		usage(stderr)
 		fmt.Fprintf(stderr, "\nunknown command %q\n", name)
 		return 2
 	}
-	fs := pflag.NewFlagSet("aivis "+name, pflag.ContinueOnError)
-	fs.SetOutput(stderr)
-	config.Flags(fs)
-	if cmd.flags != nil {
-		cmd.flags(fs)
-	}
+	fs := newFlagSet(name, cmd, stderr)
 	if err := fs.Parse(rest); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
+			commandUsage(stdout, name, cmd, fs)
 			return 0
 		}
+		// The flags, then the error, so that it is not scrolled away.
+		commandUsage(stderr, name, cmd, fs)
+		fmt.Fprintf(stderr, "\naivis %s: %v\n", name, err)
 		return 2
 	}
 	cfg, err := config.Load(fs)
@@ -129,8 +133,14 @@ func pickCommand(args []string) (string, []string) {
 	if len(args) == 0 {
 		return "", nil
 	}
-	if len(args) > 1 && (args[0] == "config" || args[0] == "catalog") {
-		return "config " + args[1], args[2:]
+	// The first word of a two-word command (config validate, catalog
+	// import-litellm) takes the next one with it.
+	if len(args) > 1 {
+		for name := range commands {
+			if strings.HasPrefix(name, args[0]+" ") {
+				return args[0] + " " + args[1], args[2:]
+			}
+		}
 	}
 	return args[0], args[1:]
 }
@@ -138,15 +148,58 @@ func pickCommand(args []string) (string, []string) {
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "aivis — continuous visibility into AI cost.\n\nUsage: aivis <command> [flags]\n\nCommands:")
 	names := make([]string, 0, len(commands))
+	width := 0
 	for n := range commands {
 		names = append(names, n)
+		width = max(width, len(n))
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-16s %s\n", n, commands[n].summary)
+		fmt.Fprintf(w, "  %-*s  %s\n", width, n, commands[n].summary)
 	}
 	fmt.Fprintln(w, "\nRun `aivis <command> --help` for its flags. Configuration: --config FILE, AIVIS_SECTION__KEY=value, flags.")
 }
+
+// newFlagSet holds the configuration flags and the command's own. Parse
+// errors and --help are printed by run, with the usage on the stream that
+// fits, so pflag itself prints nothing.
+func newFlagSet(name string, cmd command, stderr io.Writer) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("aivis "+name, pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {}
+	config.Flags(fs)
+	if cmd.flags != nil {
+		cmd.flags(fs)
+	}
+	return fs
+}
+
+// commandUsage prints the command's own flags, then the configuration
+// flags, then how to set the keys that cannot be flags.
+func commandUsage(w io.Writer, name string, cmd command, fs *pflag.FlagSet) {
+	own := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	conf := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.VisitAll(func(f *pflag.Flag) {
+		if config.IsConfigFlag(f) {
+			conf.AddFlag(f)
+		} else {
+			own.AddFlag(f)
+		}
+	})
+	fmt.Fprintf(w, "Usage: aivis %s [flags]\n\n%s.\n", name, cmd.summary)
+	if own.HasFlags() {
+		fmt.Fprintf(w, "\nFlags:\n%s", own.FlagUsagesWrapped(usageColumns))
+	}
+	fmt.Fprintf(w, "\nConfiguration flags: each overrides the file (--config) and the environment;\n"+
+		"every key is also an environment variable, e.g. --aggregate.instance_id is AIVIS_AGGREGATE__INSTANCE_ID.\n%s",
+		conf.FlagUsagesWrapped(usageColumns))
+	if footer := config.NotFlagsUsage(); footer != "" {
+		fmt.Fprintf(w, "\n%s", footer)
+	}
+}
+
+// usageColumns is the width flag descriptions are wrapped to.
+const usageColumns = 120
 
 func newLogger(w io.Writer, level string) *slog.Logger {
 	var l slog.Level

@@ -3,12 +3,15 @@
 # demo and the tests: data under .aivis/clickhouse, listening on 127.0.0.1
 # only. Installs Debian's clickhouse-server with apt when it is missing.
 #   deploy/scripts/clickhouse.sh up|down|status
+# Environment: AIVISDEV_CH_PORT (native protocol, default 9000),
+# AIVISDEV_CH_HTTP_PORT (default 8123), AIVISDEV_CH_DIR (default
+# <repo>/.aivis/clickhouse).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
-dir=${AIVIS_CH_DIR:-$root/.aivis/clickhouse}
-port=${AIVIS_CH_PORT:-9000}
-http_port=${AIVIS_CH_HTTP_PORT:-8123}
+dir=${AIVISDEV_CH_DIR:-$root/.aivis/clickhouse}
+port=${AIVISDEV_CH_PORT:-9000}
+http_port=${AIVISDEV_CH_HTTP_PORT:-8123}
 pidfile=$dir/clickhouse.pid
 
 say() { echo "clickhouse: $*"; }

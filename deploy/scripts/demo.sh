@@ -2,11 +2,14 @@
 # make demo: a private ClickHouse, the whole pipeline in one process on an
 # embedded Kafka cluster with about a minute of synthetic traffic (three
 # hours of event time), then the cost report read back from ClickHouse.
+# Environment: AIVISDEV_BIN (default bin/aivis), AIVISDEV_DEMO_DB (aivis_demo),
+# AIVISDEV_DEMO_RATE (events/s, 300), AIVISDEV_DEMO_DURATION (60s),
+# AIVISDEV_CH_PORT (9000).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
-bin=${AIVIS_BIN:-$root/bin/aivis}
-db=${AIVIS_DEMO_DB:-aivis_demo}
+bin=${AIVISDEV_BIN:-$root/bin/aivis}
+db=${AIVISDEV_DEMO_DB:-aivis_demo}
 
 interrupted() {
   echo
@@ -18,11 +21,11 @@ trap interrupted INT TERM
 
 deploy/scripts/clickhouse.sh up
 # A fresh database each time, so the report shows this run only.
-clickhouse-client --port "${AIVIS_CH_PORT:-9000}" -q "DROP DATABASE IF EXISTS $db"
+clickhouse-client --port "${AIVISDEV_CH_PORT:-9000}" -q "DROP DATABASE IF EXISTS $db"
 "$bin" migrate --clickhouse.database "$db" --log_level warn
 
 "$bin" dev --clickhouse.database "$db" --log_level warn \
-  --rate "${AIVIS_DEMO_RATE:-300}" --duration "${AIVIS_DEMO_DURATION:-60s}" --time-scale 180 \
+  --rate "${AIVISDEV_DEMO_RATE:-300}" --duration "${AIVISDEV_DEMO_DURATION:-60s}" --time-scale 180 \
   --exit --since 4h --limit 8 &
 pid=$!
 # Ctrl-C reaches aivis too (same process group) and starts its drain: wait
@@ -36,7 +39,7 @@ trap - INT TERM
 
 cat <<MSG
 
-ClickHouse is still running on 127.0.0.1:${AIVIS_CH_PORT:-9000} with the demo data in database $db.
+ClickHouse is still running on 127.0.0.1:${AIVISDEV_CH_PORT:-9000} with the demo data in database $db.
 Query it yourself, for example:
   clickhouse-client -d $db -q "SELECT model, sum(requests), sum(cost_usd) FROM cost_by_window GROUP BY model ORDER BY 3 DESC"
   clickhouse-client -d $db -q "SELECT * FROM cost_anomalies_final WHERE is_anomaly ORDER BY window_start DESC LIMIT 10"

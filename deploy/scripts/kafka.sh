@@ -4,7 +4,7 @@
 # fault tests and CI. It listens on 127.0.0.1 only.
 #
 # The broker's jars come from Maven Central through deploy/kafka/pom.xml and
-# are copied once into $AIVIS_KAFKA_HOME; later runs need no network.
+# are copied once into $AIVISDEV_KAFKA_HOME; later runs need no network.
 #
 #   deploy/scripts/kafka.sh up             start (resolving the jars if needed) and wait until ready
 #   deploy/scripts/kafka.sh down [--wipe]  stop; --wipe also deletes the topics and offsets
@@ -13,30 +13,34 @@
 #   deploy/scripts/kafka.sh fetch          only resolve the jars (e.g. to warm a CI cache)
 #   deploy/scripts/kafka.sh classpath      print the broker's classpath
 #
-# Environment:
-#   AIVIS_KAFKA_PORT      client (PLAINTEXT) port, default 19092; the controller uses PORT+1
-#   AIVIS_KAFKA_DIR       config, data, logs and pid file, default <repo>/.aivis/kafka
-#   AIVIS_KAFKA_HOME      jar cache, default $HOME/.cache/aivis/kafka
-#   AIVIS_KAFKA_HEAP      maximum heap (-Xmx), default 512m; the initial heap is 256m
-#   AIVIS_KAFKA_JVM_OPTS  extra JVM options, appended, so they can override the defaults
-#                         (e.g. "-Xms64m -XX:+UseG1GC")
-#   AIVIS_KAFKA_WAIT      seconds `up` waits for the broker, default 90
-#   JAVA_HOME             Java 17+ to use instead of the java on PATH
+# Environment (AIVISDEV_, not AIVIS_: every AIVIS_ variable is an aivis
+# configuration key):
+#   AIVISDEV_KAFKA_PORT        client (PLAINTEXT) port, default 19092; the controller uses PORT+1
+#   AIVISDEV_KAFKA_DIR         config, data, logs and pid file, default <repo>/.aivis/kafka
+#   AIVISDEV_KAFKA_HOME        jar cache, default $HOME/.cache/aivis/kafka
+#   AIVISDEV_KAFKA_HEAP        maximum heap (-Xmx), default 512m; the initial heap is 256m
+#   AIVISDEV_KAFKA_JVM_OPTS    extra JVM options, appended, so they can override the defaults
+#                              (e.g. "-Xms64m -XX:+UseG1GC")
+#   AIVISDEV_KAFKA_WAIT        seconds `up` waits for the broker, default 90
+#   AIVISDEV_KAFKA_CLUSTER_ID  cluster id of a fresh data dir, 22 characters of URL-safe
+#                              base64 (16 bytes), default random; ignored once formatted
+#   JAVA_HOME                  Java 17+ to use instead of the java on PATH
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 pom=$root/deploy/kafka/pom.xml
 log4j_conf=$root/deploy/kafka/log4j2.properties
 user_home=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}
-dir=${AIVIS_KAFKA_DIR:-$root/.aivis/kafka}
-cache_home=${AIVIS_KAFKA_HOME:-$user_home/.cache/aivis/kafka}
+dir=${AIVISDEV_KAFKA_DIR:-$root/.aivis/kafka}
+cache_home=${AIVISDEV_KAFKA_HOME:-$user_home/.cache/aivis/kafka}
 # Absolute paths: they end up in the broker's command line, which `down`
 # matches, and in server.properties.
 case $dir in /*) ;; *) dir=$PWD/$dir ;; esac
 case $cache_home in /*) ;; *) cache_home=$PWD/$cache_home ;; esac
-port=${AIVIS_KAFKA_PORT:-19092}
-heap=${AIVIS_KAFKA_HEAP:-512m}
-wait_s=${AIVIS_KAFKA_WAIT:-90}
+port=${AIVISDEV_KAFKA_PORT:-19092}
+heap=${AIVISDEV_KAFKA_HEAP:-512m}
+wait_s=${AIVISDEV_KAFKA_WAIT:-90}
+cluster_id=${AIVISDEV_KAFKA_CLUSTER_ID:-}
 
 props=$dir/server.properties
 datadir=$dir/data
@@ -51,11 +55,11 @@ fail() {
 }
 
 case $port in
-  '' | *[!0-9]*) fail "AIVIS_KAFKA_PORT must be a port number, got '$port'" ;;
+  '' | *[!0-9]*) fail "AIVISDEV_KAFKA_PORT must be a port number, got '$port'" ;;
 esac
 ctrl_port=$((port + 1))
 if [ "$ctrl_port" -gt 65535 ]; then
-  fail "AIVIS_KAFKA_PORT=$port leaves no room for the controller port (PORT+1)"
+  fail "AIVISDEV_KAFKA_PORT=$port leaves no room for the controller port (PORT+1)"
 fi
 
 # answers PORT: something accepts TCP connections on 127.0.0.1:PORT.
@@ -213,16 +217,33 @@ EOF
   mv "$props.tmp" "$props"
 }
 
+# check_cluster_id: fails unless AIVISDEV_KAFKA_CLUSTER_ID is unset or has
+# the form of a Kafka cluster id.
+check_cluster_id() {
+  if [ -n "$cluster_id" ] && ! [[ $cluster_id =~ ^[A-Za-z0-9_-]{22}$ ]]; then
+    fail "AIVISDEV_KAFKA_CLUSTER_ID must be 22 characters of URL-safe base64 (16 bytes, e.g. MkU3OEVBNTcwNTJENDM2Qk), got '$cluster_id'"
+  fi
+}
+
 format_once() {
-  local cp=$1 java cluster_id
-  if [ -f "$datadir/meta.properties" ]; then return; fi
+  local cp=$1 java id formatted
+  if [ -f "$datadir/meta.properties" ]; then
+    formatted=$(sed -n 's/^cluster\.id=//p' "$datadir/meta.properties")
+    if [ -n "$cluster_id" ] && [ "$cluster_id" != "$formatted" ]; then
+      say "$datadir already has cluster id $formatted; AIVISDEV_KAFKA_CLUSTER_ID=$cluster_id applies to a fresh data dir only ('$0 down --wipe' first)"
+    fi
+    return
+  fi
   java=$(java_bin)
   # A cluster id is 16 random bytes in URL-safe base64 without padding.
-  cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
-  say "formatting $datadir (cluster id $cluster_id)"
+  id=${cluster_id:-$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')}
+  say "formatting $datadir (cluster id $id)"
+  # --cluster-id=ID, not --cluster-id ID: one id in 64 starts with "-", and
+  # the storage tool's argparse4j takes a separate word starting with "-"
+  # for an option ("argument --cluster-id/-t: expected one argument").
   if ! "$java" -Xmx256m -cp "$cp" -Dlog4j2.configurationFile="$log4j_conf" \
     -Dkafka.logs.dir="$logdir" kafka.tools.StorageTool format \
-    --cluster-id "$cluster_id" --config "$props" --ignore-formatted >"$dir/format.log" 2>&1; then
+    --cluster-id="$id" --config "$props" --ignore-formatted >"$dir/format.log" 2>&1; then
     echo "kafka: error: formatting the storage failed:" >&2
     cat "$dir/format.log" >&2
     exit 1
@@ -316,7 +337,7 @@ up() {
     return
   fi
   if answers "$ctrl_port"; then
-    fail "port $ctrl_port (controller, AIVIS_KAFKA_PORT+1) is taken by another process; pick another AIVIS_KAFKA_PORT"
+    fail "port $ctrl_port (controller, AIVISDEV_KAFKA_PORT+1) is taken by another process; pick another AIVISDEV_KAFKA_PORT"
   fi
   need_java
   local cp java
@@ -330,13 +351,13 @@ up() {
   start=$SECONDS
   say "starting on 127.0.0.1:$port (controller $ctrl_port), data in $datadir"
   # setsid: the broker gets its own session, so Ctrl-C or a closing terminal
-  # in the caller does not reach it. ${AIVIS_KAFKA_JVM_OPTS} is split on spaces
+  # in the caller does not reach it. ${AIVISDEV_KAFKA_JVM_OPTS} is split on spaces
   # on purpose.
   # shellcheck disable=SC2086
   setsid "$java" -Xms256m -Xmx"$heap" -XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError \
     -XX:MaxMetaspaceSize=192m -Djava.awt.headless=true -Dfile.encoding=UTF-8 \
     -Dlog4j2.configurationFile="$log4j_conf" -Dkafka.logs.dir="$logdir" \
-    ${AIVIS_KAFKA_JVM_OPTS:-} \
+    ${AIVISDEV_KAFKA_JVM_OPTS:-} \
     -cp "$cp" kafka.Kafka "$props" >"$stdout_log" 2>&1 </dev/null 8>&- 9>&- &
   pid=$!
   echo "$pid" >"$pidfile"
@@ -416,6 +437,7 @@ lock() {
 
 case "${1:-}" in
   up)
+    check_cluster_id
     lock
     up
     ;;
@@ -429,6 +451,7 @@ case "${1:-}" in
     esac
     ;;
   restart)
+    check_cluster_id
     lock
     down
     up

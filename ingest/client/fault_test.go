@@ -138,7 +138,7 @@ func TestFaultClientBrokerRestart(t *testing.T) {
 		if i == n*3/8 {
 			go func() {
 				cmd := exec.Command(script, "restart")
-				cmd.Env = append(os.Environ(), "AIVIS_KAFKA_DIR="+testenv.KafkaDir())
+				cmd.Env = append(os.Environ(), "AIVISDEV_KAFKA_DIR="+testenv.KafkaDir())
 				out, err := cmd.CombinedOutput()
 				if err != nil {
 					t.Logf("%s restart:\n%s", script, out)

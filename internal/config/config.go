@@ -1,7 +1,8 @@
 // Package config loads aivis's configuration: built-in defaults, then an
 // optional YAML file, then AIVIS_ environment variables, then command-line
-// flags, each overriding the one before. Decoding is strict (an unknown key
-// is an error) and Validate reports every problem at once with its key path.
+// flags, each overriding the one before. Decoding is strict (an unknown key,
+// or an AIVIS_ variable that is no key, is an error) and Validate reports
+// every problem at once with its key path.
 package config
 
 import (
@@ -32,22 +33,22 @@ type Config struct {
 	Enrich      enrich.Config    `koanf:"enrich"`
 	Aggregate   aggregate.Config `koanf:"aggregate"`
 	ClickHouse  chsink.Config    `koanf:"clickhouse"`
-	MetricsAddr string           `koanf:"metrics_addr"`
-	LogLevel    string           `koanf:"log_level"`
+	MetricsAddr string           `koanf:"metrics_addr" help:"address serving /metrics, /healthz and /readyz (empty disables them)"`
+	LogLevel    string           `koanf:"log_level" help:"debug, info, warn or error"`
 }
 
 // Kafka says where the brokers are. No brokers means: `aivis dev` starts an
 // embedded in-process cluster; other commands refuse to start.
 type Kafka struct {
-	Brokers    []string `koanf:"brokers"`
-	ClientID   string   `koanf:"client_id"`
-	Partitions int32    `koanf:"partitions"`
+	Brokers    []string `koanf:"brokers" help:"seed brokers host:port, comma-separated (none: aivis dev starts an embedded cluster, other commands refuse to start)"`
+	ClientID   string   `koanf:"client_id" help:"prefix of the Kafka client ids; each stage appends its name (aivis-ingest)"`
+	Partitions int32    `koanf:"partitions" help:"partitions of the topics aivis creates; an existing topic with fewer is warned about"`
 	// Replication is the replication factor used when aivis creates topics.
-	Replication int16 `koanf:"replication"`
+	Replication int16 `koanf:"replication" help:"replication factor of the topics aivis creates"`
 	// CreateTopics lets each stage create the topics it needs when they are
 	// missing. Off, a missing topic is reported (with the command that
 	// creates it) and the stage waits, not ready.
-	CreateTopics bool `koanf:"create_topics"`
+	CreateTopics bool `koanf:"create_topics" help:"let each stage create the topics it needs when missing (false: report them and wait, not ready)"`
 }
 
 // Default returns the built-in defaults.
@@ -100,30 +101,6 @@ func (c Config) validate(withIngest bool) error {
 	return errors.Join(errs...)
 }
 
-// Flags registers the flags every command shares. Only flags the user set
-// override the file and the environment.
-func Flags(fs *pflag.FlagSet) {
-	defer func() {
-		fs.VisitAll(func(f *pflag.Flag) { _ = fs.SetAnnotation(f.Name, configFlag, []string{"true"}) })
-	}()
-	fs.StringP("config", "c", "", "YAML configuration file")
-	fs.StringSlice("kafka.brokers", nil, "Kafka seed brokers host:port (none: embedded cluster in `aivis dev`)")
-	fs.String("clickhouse.addr", "", "ClickHouse native-protocol address host:port")
-	fs.String("clickhouse.database", "", "ClickHouse database")
-	fs.String("metrics_addr", "", "address serving /metrics, /healthz and /readyz (empty string disables)")
-	fs.String("ingest.listen_addr", "", "address of the ingest HTTP API")
-	fs.String("log_level", "", "debug, info, warn or error")
-}
-
-// configFlag marks the flags that set configuration keys; a command's own
-// flags (e.g. verify --from) are not configuration.
-const configFlag = "aivis-config"
-
-// EnvPrefix is the prefix of environment overrides. A double underscore
-// separates levels: AIVIS_AGGREGATE__ALLOWED_LATENESS=2m sets
-// aggregate.allowed_lateness.
-const EnvPrefix = "AIVIS_"
-
 // Load builds the configuration from defaults, the file named by --config,
 // the environment and the set flags. It does not validate.
 func Load(fs *pflag.FlagSet) (Config, error) {
@@ -140,18 +117,12 @@ func Load(fs *pflag.FlagSet) (Config, error) {
 			return Config{}, fmt.Errorf("parsing config file %q: %w", path, err)
 		}
 	}
-	if err := k.Load(env.Provider(".", env.Opt{
-		Prefix: EnvPrefix,
-		TransformFunc: func(key, value string) (string, any) {
-			key = strings.ToLower(strings.TrimPrefix(key, EnvPrefix))
-			key = strings.ReplaceAll(key, "__", ".")
-			if key == "kafka.brokers" {
-				return key, strings.Split(value, ",")
-			}
-			return key, value
-		},
-	}), nil); err != nil {
+	envVars := newEnvReader()
+	if err := k.Load(env.Provider(".", env.Opt{Prefix: EnvPrefix, TransformFunc: envVars.transform}), nil); err != nil {
 		return Config{}, fmt.Errorf("reading %s environment variables: %w", EnvPrefix, err)
+	}
+	if err := envVars.err(); err != nil {
+		return Config{}, err
 	}
 	if err := k.Load(posflag.ProviderWithFlag(fs, ".", k, func(f *pflag.Flag) (string, any) {
 		if !f.Changed || f.Name == "config" || f.Annotations[configFlag] == nil {

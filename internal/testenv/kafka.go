@@ -12,14 +12,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// DefaultKafkaBrokers is where tests look for Kafka when AIVIS_KAFKA_BROKERS
+// DefaultKafkaBrokers is where tests look for Kafka when AIVISDEV_KAFKA_BROKERS
 // is unset: the broker that deploy/scripts/kafka.sh starts.
 const DefaultKafkaBrokers = "127.0.0.1:19092"
 
-// KafkaBrokers returns the seed brokers from AIVIS_KAFKA_BROKERS
+// KafkaBrokers returns the seed brokers from AIVISDEV_KAFKA_BROKERS
 // (comma-separated) or DefaultKafkaBrokers, without checking them.
 func KafkaBrokers() []string {
-	v := os.Getenv("AIVIS_KAFKA_BROKERS")
+	v := os.Getenv("AIVISDEV_KAFKA_BROKERS")
 	if strings.TrimSpace(v) == "" {
 		v = DefaultKafkaBrokers
 	}
@@ -50,23 +50,23 @@ func PingKafka(seeds []string, timeout time.Duration) error {
 }
 
 // Kafka returns the seed brokers of a reachable Kafka cluster, from
-// AIVIS_KAFKA_BROKERS or DefaultKafkaBrokers. An unreachable cluster skips
+// AIVISDEV_KAFKA_BROKERS or DefaultKafkaBrokers. An unreachable cluster skips
 // the test locally and fails it under CI=true.
 func Kafka(t testing.TB) []string {
 	t.Helper()
 	seeds := KafkaBrokers()
 	err := PingKafka(seeds, 5*time.Second)
 	RequireOrSkip(t, "Kafka broker at "+strings.Join(seeds, ","), err,
-		"start it with `make kafka-up` (deploy/scripts/kafka.sh up) or point AIVIS_KAFKA_BROKERS at running brokers")
+		"start it with `make kafka-up` (deploy/scripts/kafka.sh up) or point AIVISDEV_KAFKA_BROKERS at running brokers")
 	return seeds
 }
 
 // KafkaDir returns the directory where deploy/scripts/kafka.sh keeps the
-// broker's config, data, logs and pid file: AIVIS_KAFKA_DIR, or
+// broker's config, data, logs and pid file: AIVISDEV_KAFKA_DIR, or
 // <repo>/.aivis/kafka. Fault tests that restart the broker pass it on to the
 // script through the environment they inherit.
 func KafkaDir() string {
-	if d := os.Getenv("AIVIS_KAFKA_DIR"); d != "" {
+	if d := os.Getenv("AIVISDEV_KAFKA_DIR"); d != "" {
 		if abs, err := filepath.Abs(d); err == nil {
 			return abs
 		}

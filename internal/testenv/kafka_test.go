@@ -3,11 +3,15 @@ package testenv
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -207,7 +211,7 @@ func TestFaultKafkaRestartKeepsData(t *testing.T) {
 
 	start := time.Now()
 	cmd := exec.Command(script, "restart")
-	cmd.Env = append(os.Environ(), "AIVIS_KAFKA_DIR="+KafkaDir())
+	cmd.Env = append(os.Environ(), "AIVISDEV_KAFKA_DIR="+KafkaDir())
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%s restart: %v\n%s", script, err, out)
 	}
@@ -224,4 +228,145 @@ func TestFaultKafkaRestartKeepsData(t *testing.T) {
 	fresh := randomName(t, "aivis-test-group-")
 	groups = append(groups, fresh)
 	consumeN(t, seeds, topic, fresh, 0, 100)
+}
+
+// freePortPair returns a port P such that P and P+1 (the script's client
+// and controller ports) are free on 127.0.0.1 right now.
+func freePortPair(t *testing.T) int {
+	t.Helper()
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("finding a free port: %v", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		next, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port+1))
+		l.Close()
+		if err == nil {
+			next.Close()
+			return port
+		}
+	}
+	t.Fatal("found no two free consecutive ports on 127.0.0.1")
+	return 0
+}
+
+// dashClusterID returns a random cluster id whose text starts with "-":
+// 16 bytes whose first six bits are 111110, base64url's "-".
+func dashClusterID(t *testing.T) string {
+	t.Helper()
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	b[0] = 0xF8 | b[0]&0x03
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// TestFaultKafkaScriptClusterIDDash starts a second, private broker with
+// deploy/scripts/kafka.sh on its own ports and data dir, formatted with a
+// cluster id that starts with "-" (one random id in 64 does, and the
+// storage tool once took it for an option, so the broker never started),
+// checks that it answers with that id, and removes it with down --wipe.
+// It starts a JVM next to the shared broker, so it runs with the fault
+// tests, one at a time.
+func TestFaultKafkaScriptClusterIDDash(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Kafka broker")
+	}
+	script := KafkaScript()
+	if _, err := os.Stat(script); err != nil {
+		t.Fatalf("broker script: %v", err)
+	}
+	java := "java"
+	if home := os.Getenv("JAVA_HOME"); home != "" {
+		java = filepath.Join(home, "bin", "java")
+	}
+	_, err := exec.LookPath(java)
+	RequireOrSkip(t, "Java 17+", err, "install it (apt-get install openjdk-17-jre-headless) or set JAVA_HOME; make kafka-up does")
+
+	port := freePortPair(t)
+	dir := filepath.Join(t.TempDir(), "kafka")
+	id := dashClusterID(t)
+	env := append(os.Environ(),
+		"AIVISDEV_KAFKA_PORT="+strconv.Itoa(port),
+		"AIVISDEV_KAFKA_DIR="+dir,
+		"AIVISDEV_KAFKA_CLUSTER_ID="+id,
+		"AIVISDEV_KAFKA_HEAP=256m",
+		"AIVISDEV_KAFKA_JVM_OPTS=-Xms64m",
+		"AIVISDEV_KAFKA_WAIT=120",
+	)
+	kafkaSh := func(timeout time.Duration, args ...string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, script, args...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	// Registered before up, so that a failed start is cleaned up too.
+	stopped := false
+	t.Cleanup(func() {
+		if stopped {
+			return
+		}
+		if out, err := kafkaSh(time.Minute, "down", "--wipe"); err != nil {
+			t.Errorf("kafka.sh down --wipe: %v\n%s", err, out)
+		}
+	})
+
+	t.Logf("starting a broker on 127.0.0.1:%d with cluster id %s", port, id)
+	if out, err := kafkaSh(3*time.Minute, "up"); err != nil {
+		t.Fatalf("kafka.sh up with cluster id %s: %v\n%s", id, err, out)
+	}
+	seeds := []string{fmt.Sprintf("127.0.0.1:%d", port)}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	meta, err := kadm.NewClient(cl).BrokerMetadata(ctx)
+	cl.Close()
+	if err != nil {
+		t.Fatalf("broker on %s does not answer: %v", seeds[0], err)
+	}
+	if meta.Cluster != id {
+		t.Fatalf("broker on %s has cluster id %q, want %q", seeds[0], meta.Cluster, id)
+	}
+
+	out, err := kafkaSh(time.Minute, "down", "--wipe")
+	stopped = true
+	if err != nil {
+		t.Fatalf("kafka.sh down --wipe: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("down --wipe left %s (stat: %v)", dir, err)
+	}
+	if err := PingKafka(seeds, 3*time.Second); err == nil {
+		t.Errorf("%s still answers after down", seeds[0])
+	}
+}
+
+// TestKafkaScriptRejectsBadClusterID: a malformed AIVISDEV_KAFKA_CLUSTER_ID
+// stops kafka.sh up before it creates anything.
+func TestKafkaScriptRejectsBadClusterID(t *testing.T) {
+	script := KafkaScript()
+	if _, err := os.Stat(script); err != nil {
+		t.Fatalf("broker script: %v", err)
+	}
+	dir := filepath.Join(t.TempDir(), "kafka")
+	cmd := exec.Command(script, "up")
+	cmd.Env = append(os.Environ(),
+		"AIVISDEV_KAFKA_PORT="+strconv.Itoa(freePortPair(t)),
+		"AIVISDEV_KAFKA_DIR="+dir,
+		"AIVISDEV_KAFKA_CLUSTER_ID=not-a-cluster-id",
+	)
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "AIVISDEV_KAFKA_CLUSTER_ID must be 22 characters") {
+		t.Errorf("kafka.sh up with a bad cluster id: err %v, want a failure that names the variable:\n%s", err, out)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("kafka.sh up created %s before checking the cluster id", dir)
+	}
 }

@@ -18,7 +18,7 @@ import (
 )
 
 // DefaultClickHouseAddr is where tests look for ClickHouse's native protocol
-// when AIVIS_CLICKHOUSE_ADDR is unset.
+// when AIVISDEV_CLICKHOUSE_ADDR is unset.
 const DefaultClickHouseAddr = "127.0.0.1:9000"
 
 // CI reports whether the tests run under CI (env CI=true), where a missing
@@ -42,10 +42,10 @@ func RequireOrSkip(t testing.TB, service string, err error, how string) {
 }
 
 // ClickHouse returns the native-protocol address of a reachable ClickHouse
-// server, from AIVIS_CLICKHOUSE_ADDR or DefaultClickHouseAddr.
+// server, from AIVISDEV_CLICKHOUSE_ADDR or DefaultClickHouseAddr.
 func ClickHouse(t testing.TB) string {
 	t.Helper()
-	addr := os.Getenv("AIVIS_CLICKHOUSE_ADDR")
+	addr := os.Getenv("AIVISDEV_CLICKHOUSE_ADDR")
 	if addr == "" {
 		addr = DefaultClickHouseAddr
 	}
@@ -57,7 +57,7 @@ func ClickHouse(t testing.TB) string {
 		_ = conn.Close()
 	}
 	RequireOrSkip(t, "ClickHouse at "+addr, err,
-		"start it with `make clickhouse-up` or point AIVIS_CLICKHOUSE_ADDR at a server's native port")
+		"start it with `make clickhouse-up` or point AIVISDEV_CLICKHOUSE_ADDR at a server's native port")
 	return addr
 }
 

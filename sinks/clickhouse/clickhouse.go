@@ -25,18 +25,18 @@ import (
 type Config struct {
 	// Addr is host:port of the native protocol (not HTTP); several servers
 	// may be given separated by commas.
-	Addr     string `koanf:"addr"`
-	Database string `koanf:"database"`
-	Username string `koanf:"username"`
-	Password string `koanf:"password"`
+	Addr     string `koanf:"addr" help:"native-protocol (not HTTP) address host:port; several separated by commas"`
+	Database string `koanf:"database" help:"database the tables live in"`
+	Username string `koanf:"username" help:"user to connect as"`
+	Password string `koanf:"password" help:"password; prefer the file or AIVIS_CLICKHOUSE__PASSWORD, since flags show in ps"`
 	// DialTimeout bounds connecting to one server.
-	DialTimeout time.Duration `koanf:"dial_timeout"`
+	DialTimeout time.Duration `koanf:"dial_timeout" help:"bound on connecting to one server"`
 	// MaxRetries is how many times a failed insert is retried before Write
 	// gives up (0: one attempt only).
-	MaxRetries int `koanf:"max_retries"`
+	MaxRetries int `koanf:"max_retries" help:"retries of a failed insert before giving up (0: one attempt)"`
 	// RetryBackoff is the first wait between attempts; it doubles on each
 	// retry, with jitter, up to maxBackoff.
-	RetryBackoff time.Duration `koanf:"retry_backoff"`
+	RetryBackoff time.Duration `koanf:"retry_backoff" help:"first wait between attempts; it doubles, with jitter, on each retry"`
 }
 
 // DefaultConfig returns the settings for a local server.
