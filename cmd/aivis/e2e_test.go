@@ -77,11 +77,19 @@ func TestEndToEndRealBroker(t *testing.T) {
 		t.Skip("end-to-end test: needs Kafka and ClickHouse")
 	}
 	brokers := testenv.Kafka(t)
-	// The pipeline's topics have fixed names: start from empty ones.
+	deleteAivisTopics(t, brokers)
+	endToEnd(t, brokers)
+}
+
+// deleteAivisTopics deletes the pipeline's topics, which have fixed names,
+// so that a test on the shared broker starts from none.
+func deleteAivisTopics(t *testing.T, brokers []string) {
+	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	if _, err := adm.DeleteTopics(context.Background(), bus.Topics...); err != nil {
 		t.Fatal(err)
@@ -95,15 +103,13 @@ func TestEndToEndRealBroker(t *testing.T) {
 			}
 		}
 		if err == nil && left == 0 {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("topics %v were not deleted: %v", bus.Topics, err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	cl.Close()
-	endToEnd(t, brokers)
 }
 
 func endToEnd(t *testing.T, brokers []string) {

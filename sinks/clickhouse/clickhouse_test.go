@@ -356,3 +356,30 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, table string) fl
 	}
 	return 0
 }
+
+// TestMigrateConcurrently starts several replicas on a fresh database at
+// once, as a production rollout does: every one of them must come up.
+func TestMigrateConcurrently(t *testing.T) {
+	addr, db := testenv.ClickHouseDatabase(t)
+	cfg := DefaultConfig()
+	cfg.Addr, cfg.Database = addr, db
+	ctx := context.Background()
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			s, err := Open(ctx, cfg)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer s.Close()
+			_, err = s.Migrate(ctx)
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Errorf("concurrent Migrate: %v", err)
+		}
+	}
+}

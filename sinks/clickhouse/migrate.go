@@ -2,17 +2,22 @@ package clickhouse
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
 
 	"github.com/aivis-dev/aivis/schemas"
 )
 
 // Migrate applies the schema steps not yet recorded in
 // schemas.TableMigrations, in order, and returns their versions; a second
-// run applies nothing. Every step is idempotent (IF NOT EXISTS), so two
-// processes migrating at once only record a step twice, which the
-// ReplacingMergeTree collapses.
+// run applies nothing. Every step is idempotent (IF NOT EXISTS, and an ADD
+// COLUMN that finds its column, which ClickHouse 18.16 cannot say with IF
+// NOT EXISTS, counts as done), so replicas migrating at once only record a
+// step twice, which the ReplacingMergeTree collapses.
 func (s *Store) Migrate(ctx context.Context) (applied []int, err error) {
 	caps := schemas.CapabilitiesFor(s.version)
 	migrations, err := schemas.Migrations(caps)
@@ -31,7 +36,7 @@ func (s *Store) Migrate(ctx context.Context) (applied []int, err error) {
 			continue
 		}
 		for i, stmt := range m.Statements {
-			if err := s.conn.Exec(ctx, stmt); err != nil {
+			if err := s.conn.Exec(ctx, stmt); err != nil && !appliedConcurrently(err) {
 				return applied, fmt.Errorf("applying migration %d %s (statement %d of %d) on ClickHouse %s: %w",
 					m.Version, m.Name, i+1, len(m.Statements), s.version, err)
 			}
@@ -77,4 +82,11 @@ func (s *Store) recordMigration(ctx context.Context, m schemas.Migration) error 
 		return fmt.Errorf("recording migration %d %s in %s: %w", m.Version, m.Name, schemas.TableMigrations, err)
 	}
 	return nil
+}
+
+// appliedConcurrently says whether a failed step failed only because
+// another process applied it first (an ADD COLUMN whose column exists).
+func appliedConcurrently(err error) bool {
+	var ex *proto.Exception
+	return errors.As(err, &ex) && ex.Code == 44 && strings.Contains(ex.Message, "already exists")
 }

@@ -1,0 +1,438 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shopspring/decimal"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/aivis-dev/aivis/ingest"
+	"github.com/aivis-dev/aivis/internal/bus"
+	"github.com/aivis-dev/aivis/internal/testenv"
+	"github.com/aivis-dev/aivis/schemas"
+	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
+)
+
+// layout runs the documented production layout: each stage a separate
+// `aivis` process on the real broker (topic auto-creation off) and the real
+// ClickHouse, configured the way an operator would, with one YAML file and
+// per-process flags.
+type layout struct {
+	t       *testing.T
+	ctx     context.Context
+	bin     string
+	brokers []string
+	chAddr  string
+	db      string
+	config  string
+	logDir  string
+	token   string
+	procs   map[string]*layoutProc
+}
+
+type layoutProc struct {
+	cmd         *exec.Cmd
+	done        chan error
+	metricsAddr string
+	listenAddr  string
+}
+
+func newLayout(t *testing.T, partitions int) *layout {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("production-layout test: needs Kafka and ClickHouse")
+	}
+	brokers := testenv.Kafka(t)
+	requireAutoCreateOff(t, brokers)
+	deleteAivisTopics(t, brokers)
+	addr, db := testenv.ClickHouseDatabase(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	t.Cleanup(cancel)
+	l := &layout{t: t, ctx: ctx, bin: aivisBinary(t), brokers: brokers, chAddr: addr, db: db,
+		logDir: t.TempDir(), token: ingest.NewToken(), procs: map[string]*layoutProc{}}
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	catalog := write("catalog.yaml", e2eCatalog)
+	owners := write("owners.yaml", "trust_event_labels: true\n")
+	l.config = write("aivis.yaml", fmt.Sprintf(`kafka:
+  brokers: [%s]
+  partitions: %d
+clickhouse:
+  addr: %s
+  database: %s
+ingest:
+  producers:
+    - name: gateway
+      token_sha256: %s
+enrich:
+  catalog_path: %s
+  owners_path: %s
+aggregate:
+  group: aivis-aggregate-%s
+  flush_interval: 200ms
+  idle_timeout: 2s
+  session_timeout: 6s
+  score_anomalies: false
+`, strings.Join(brokers, ", "), partitions, addr, db, ingest.HashToken(l.token), catalog, owners, db))
+	return l
+}
+
+// requireAutoCreateOff makes sure the broker refuses to create topics on
+// first use, so that this test proves the stages create their own.
+func requireAutoCreateOff(t *testing.T, brokers []string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	rcs, err := kadm.NewClient(cl).DescribeBrokerConfigs(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rc := range rcs {
+		for _, c := range rc.Configs {
+			if c.Key == "auto.create.topics.enable" && c.MaybeValue() != "false" {
+				t.Fatalf("the test broker has auto.create.topics.enable=%s; start it with deploy/scripts/kafka.sh", c.MaybeValue())
+			}
+		}
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// start runs `aivis <args...> --config FILE --metrics_addr FREE`.
+func (l *layout) start(name string, args ...string) *layoutProc {
+	l.t.Helper()
+	logf, err := os.Create(filepath.Join(l.logDir, name+".log"))
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	p := &layoutProc{metricsAddr: freeAddr(l.t), done: make(chan error, 1)}
+	args = append(args, "--config", l.config, "--metrics_addr", p.metricsAddr)
+	if args[0] == "ingest" {
+		p.listenAddr = freeAddr(l.t)
+		args = append(args, "--ingest.listen_addr", p.listenAddr)
+	}
+	p.cmd = exec.Command(l.bin, args...)
+	p.cmd.Stdout, p.cmd.Stderr = logf, logf
+	if err := p.cmd.Start(); err != nil {
+		l.t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait(); logf.Close() }()
+	l.t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		p.done <- nil
+	})
+	l.procs[name] = p
+	return p
+}
+
+func (l *layout) log(name string) string {
+	b, _ := os.ReadFile(filepath.Join(l.logDir, name+".log"))
+	return string(b)
+}
+
+// waitLog waits until the process's log holds want.
+func (l *layout) waitLog(name, want string, timeout time.Duration) {
+	l.t.Helper()
+	for deadline := time.Now().Add(timeout); !strings.Contains(l.log(name), want); {
+		if time.Now().After(deadline) {
+			l.t.Fatalf("%s did not log %q within %s; log:\n%s", name, want, timeout, l.log(name))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// get fetches a path of a process's ops endpoint.
+func (l *layout) get(name, path string) (int, string) {
+	resp, err := http.Get("http://" + l.procs[name].metricsAddr + path)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// waitReady waits until the process's /readyz passes.
+func (l *layout) waitReady(name string, timeout time.Duration) {
+	l.t.Helper()
+	var body string
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		var code int
+		if code, body = l.get(name, "/readyz"); code == http.StatusOK {
+			return
+		}
+	}
+	l.t.Fatalf("%s not ready within %s: %s\nlog:\n%s", name, timeout, body, l.log(name))
+}
+
+// stopAll sends SIGTERM to every process and requires exit status 0.
+func (l *layout) stopAll() {
+	l.t.Helper()
+	for _, p := range l.procs {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	for name, p := range l.procs {
+		select {
+		case err := <-p.done:
+			if err != nil {
+				l.t.Errorf("%s exited with %v after SIGTERM; log:\n%s", name, err, l.log(name))
+			}
+			p.done <- nil
+		case <-time.After(60 * time.Second):
+			l.t.Fatalf("%s did not stop within 60 s of SIGTERM", name)
+		}
+	}
+}
+
+// TestProductionLayout runs ingest, enrich and three aggregate replicas as
+// separate processes on a broker that does not create topics by itself,
+// sends events over HTTP, and requires exact totals in cost_by_window and a
+// passing `aivis verify`. It also checks what each process exports and that
+// every replica does work.
+func TestProductionLayout(t *testing.T) {
+	l := newLayout(t, 6)
+	l.start("ingest", "ingest")
+	l.start("enrich", "enrich")
+	for _, id := range []string{"a1", "a2", "a3"} {
+		l.start("aggregate-"+id, "aggregate", "--aggregate.instance_id", id)
+	}
+	for name := range l.procs {
+		l.waitReady(name, 60*time.Second)
+	}
+
+	// Events over HTTP, with resent duplicates; expected totals computed
+	// here from the hand-written rates.
+	rng := rand.New(rand.NewPCG(7, 3))
+	now := time.Now().UTC()
+	want := map[string]*e2eTotal{}
+	var lines [][]byte
+	const n = 600
+	for i := 0; i < n; i++ {
+		model := []string{"model-a", "model-b"}[rng.IntN(2)]
+		provider := map[string]string{"model-a": "openai", "model-b": "anthropic"}[model]
+		team := []string{"search", "chat", "ops"}[rng.IntN(3)]
+		in := int64(100 + rng.IntN(5000))
+		cacheRead := int64(rng.IntN(int(in / 2)))
+		out := int64(1 + rng.IntN(800))
+		at := now.Add(-time.Duration(n-i) * 100 * time.Millisecond)
+		b, _ := json.Marshal(map[string]any{
+			"schema_version": "1", "event_id": fmt.Sprintf("layout-%04d", i), "time": at.Format(time.RFC3339Nano),
+			"kind": "llm.request", "source": "layout-gateway", "provider": provider, "model": model, "status": "ok",
+			"labels": map[string]string{"team": team},
+			"usage":  map[string]int64{"input_tokens": in, "cache_read_input_tokens": cacheRead, "output_tokens": out},
+		})
+		lines = append(lines, b)
+		r := e2eRates[model]
+		k := model + "/" + team
+		if want[k] == nil {
+			want[k] = &e2eTotal{}
+		}
+		w := want[k]
+		w.Requests++
+		w.Input += in
+		w.CacheRead += cacheRead
+		w.Output += out
+		w.CostPicos += (in-cacheRead)*r.in + cacheRead*r.cacheRead + out*r.out
+	}
+	for i := 0; i < n; i += 7 {
+		lines = append(lines, lines[i])
+	}
+	url := "http://" + l.procs["ingest"].listenAddr + ingest.Path
+	for i := 0; i < len(lines); i += 50 {
+		req, _ := http.NewRequestWithContext(l.ctx, http.MethodPost, url, bytes.NewReader(bytes.Join(lines[i:min(i+50, len(lines))], []byte("\n"))))
+		req.Header.Set("Authorization", "Bearer "+l.token)
+		req.Header.Set("Content-Type", "application/x-ndjson")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("POST %s: %d %s\ningest log:\n%s", url, resp.StatusCode, body, l.log("ingest"))
+		}
+	}
+
+	cfg := chsink.DefaultConfig()
+	cfg.Addr, cfg.Database = l.chAddr, l.db
+	store, err := chsink.Open(l.ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	var got map[string]*e2eTotal
+	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		got = layoutTotals(t, l.ctx, store)
+		var sum int64
+		for _, g := range got {
+			sum += g.Requests
+		}
+		if sum >= n || time.Now().After(deadline) {
+			break
+		}
+	}
+
+	// Each process exports the families of what it runs, and its version.
+	_, ingestMetrics := l.get("ingest", "/metrics")
+	_, aggMetrics := l.get("aggregate-a1", "/metrics")
+	for _, c := range []struct {
+		body, family string
+		want         bool
+	}{
+		{ingestMetrics, "aivis_build_info", true},
+		{ingestMetrics, "aivis_aggregate_events_total", false},
+		{ingestMetrics, "aivis_enrich_events_total", false},
+		{aggMetrics, "aivis_aggregate_events_total", true},
+		{aggMetrics, "aivis_build_info", true},
+		{aggMetrics, "aivis_enrich_events_total", false},
+	} {
+		if strings.Contains(c.body, "\n"+c.family) != c.want {
+			t.Errorf("family %s exported: %v, want %v", c.family, !c.want, c.want)
+		}
+	}
+
+	l.stopAll()
+	got = layoutTotals(t, l.ctx, store)
+	if len(got) != len(want) {
+		t.Errorf("got %d (model, team) groups, want %d: %v", len(got), len(want), keys(got))
+	}
+	for k, w := range want {
+		if g := got[k]; g == nil || *g != *w {
+			t.Errorf("%s: got %+v, want %+v", k, g, *w)
+		}
+	}
+	// Every replica owned partitions: the topics got 6, not the broker's
+	// default.
+	for _, id := range []string{"a1", "a2", "a3"} {
+		if !strings.Contains(l.log("aggregate-"+id), "partitions assigned") {
+			t.Errorf("aggregate-%s was given no partition; log:\n%s", id, l.log("aggregate-"+id))
+		}
+	}
+	if !strings.Contains(l.log("ingest"), "created Kafka topics") && !strings.Contains(l.log("enrich"), "created Kafka topics") {
+		t.Errorf("no stage logged creating the topics")
+	}
+	verify := exec.Command(l.bin, "verify", "--config", l.config,
+		"--from", now.Add(-2*time.Hour).Format(time.RFC3339), "--to", now.Add(time.Hour).Format(time.RFC3339))
+	if out, err := verify.CombinedOutput(); err != nil {
+		t.Errorf("aivis verify: %v\n%s", err, out)
+	}
+}
+
+// TestProductionLayoutFewPartitions starts on topics created beforehand
+// with fewer partitions than configured: the stages must say so, and a
+// replica left without partitions must say why.
+func TestProductionLayoutFewPartitions(t *testing.T) {
+	l := newLayout(t, 6)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(l.brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := kadm.NewClient(cl).CreateTopics(l.ctx, 2, 1, nil, bus.Topics...); err != nil {
+		t.Fatal(err)
+	}
+	l.start("enrich", "enrich")
+	for _, id := range []string{"a1", "a2", "a3"} {
+		l.start("aggregate-"+id, "aggregate", "--aggregate.instance_id", id)
+	}
+	l.waitLog("enrich", "topic "+schemas.TopicRaw+" has 2 partitions, fewer than kafka.partitions=6", 30*time.Second)
+	l.waitLog("aggregate-a1", "topic "+schemas.TopicEnriched+" has 2 partitions, fewer than kafka.partitions=6", 30*time.Second)
+	// With 3 replicas on 2 partitions one of them idles and says so.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		idle := 0
+		for _, id := range []string{"a1", "a2", "a3"} {
+			if strings.Contains(l.log("aggregate-"+id), "more replicas than the topic has partitions") {
+				idle++
+			}
+		}
+		if idle == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d replicas reported idling, want 1; logs:\n%s\n%s\n%s", idle,
+				l.log("aggregate-a1"), l.log("aggregate-a2"), l.log("aggregate-a3"))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	l.stopAll()
+}
+
+// TestStageReportsMissingTopics runs ingest without the right to create
+// topics (kafka.create_topics=false) on a broker that lacks them: it must
+// stay up, report not ready naming the topic and how to create it, and
+// become ready once the topic exists.
+func TestStageReportsMissingTopics(t *testing.T) {
+	l := newLayout(t, 3)
+	l.start("ingest", "ingest", "--kafka.create_topics=false")
+	l.waitLog("ingest", "kafka-topics.sh --bootstrap-server "+l.brokers[0]+" --create --topic "+schemas.TopicRaw+" --partitions 3", 30*time.Second)
+	code, body := l.get("ingest", "/readyz")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, schemas.TopicRaw) {
+		t.Fatalf("/readyz = %d %q, want 503 naming %s", code, body, schemas.TopicRaw)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(l.brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := kadm.NewClient(cl).CreateTopics(l.ctx, 3, 1, nil, schemas.TopicRaw); err != nil {
+		t.Fatal(err)
+	}
+	l.waitReady("ingest", 30*time.Second)
+	l.stopAll()
+}
+
+func layoutTotals(t *testing.T, ctx context.Context, store *chsink.Store) map[string]*e2eTotal {
+	t.Helper()
+	rows, err := store.Query(ctx, `SELECT model, team, toInt64(sum(requests)), sum(input_tokens), sum(cache_read_input_tokens), sum(output_tokens), sum(cost_usd)
+FROM cost_by_window GROUP BY model, team`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]*e2eTotal{}
+	for rows.Next() {
+		var model, team string
+		var g e2eTotal
+		var cost decimal.Decimal
+		if err := rows.Scan(&model, &team, &g.Requests, &g.Input, &g.CacheRead, &g.Output, &cost); err != nil {
+			t.Fatal(err)
+		}
+		g.CostPicos = cost.Shift(12).IntPart()
+		out[model+"/"+team] = &g
+	}
+	return out
+}
