@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aivis-dev/aivis/internal/yamlstrict"
 )
 
 func mustCatalog(t testing.TB, path string) *Catalog {
@@ -22,7 +24,7 @@ func TestDefaultCatalog(t *testing.T) {
 		t.Fatal(err)
 	}
 	var f catalogFile
-	if err := decodeStrictYAML(defaultCatalogYAML, &f); err != nil {
+	if err := yamlstrict.Decode(defaultCatalogYAML, &f); err != nil {
 		t.Fatal(err)
 	}
 	if len(f.Models) < 15 {

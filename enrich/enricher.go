@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aivis-dev/aivis/internal/yamlstrict"
 	"github.com/aivis-dev/aivis/schemas"
 )
 
@@ -55,7 +56,7 @@ func (c Config) loadCatalog() (*Catalog, error) {
 	if err != nil || c.ContractsPath == "" {
 		return cat, err
 	}
-	data, err := readBounded(c.ContractsPath)
+	data, err := yamlstrict.ReadFile(c.ContractsPath)
 	if err != nil {
 		return nil, fmt.Errorf("opening contracts %q: %w", c.ContractsPath, err)
 	}

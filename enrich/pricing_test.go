@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/aivis-dev/aivis/internal/testenv"
+	"github.com/aivis-dev/aivis/internal/yamlstrict"
 	"github.com/aivis-dev/aivis/schemas"
 )
 
@@ -295,7 +296,7 @@ func TestCostMonotoneAllEntries(t *testing.T) {
 		t.Fatal(err)
 	}
 	var f catalogFile
-	if err := decodeStrictYAML(defaultCatalogYAML, &f); err != nil {
+	if err := yamlstrict.Decode(defaultCatalogYAML, &f); err != nil {
 		t.Fatal(err)
 	}
 	tokenMeter := map[string]bool{}
