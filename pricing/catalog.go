@@ -1,4 +1,4 @@
-package enrich
+package pricing
 
 import (
 	_ "embed"
@@ -157,11 +157,35 @@ func LoadCatalog(path string) (*Catalog, error) {
 	return c, nil
 }
 
-// DefaultCatalog returns the catalog embedded in the binary.
-func DefaultCatalog() (*Catalog, error) {
+// Default returns the catalog embedded in the binary.
+func Default() (*Catalog, error) {
 	c, err := ParseCatalog(defaultCatalogYAML)
 	if err != nil {
 		return nil, fmt.Errorf("parsing the embedded default catalog: %w", err)
+	}
+	return c, nil
+}
+
+// Load returns the catalog at catalogPath, or the embedded one when the
+// path is empty, with the contracts file at contractsPath (if any) tried
+// before the catalog's own contracts.
+func Load(catalogPath, contractsPath string) (*Catalog, error) {
+	var c *Catalog
+	var err error
+	if catalogPath == "" {
+		c, err = Default()
+	} else {
+		c, err = LoadCatalog(catalogPath)
+	}
+	if err != nil || contractsPath == "" {
+		return c, err
+	}
+	data, err := yamlstrict.ReadFile(contractsPath)
+	if err != nil {
+		return nil, fmt.Errorf("opening contracts %q: %w", contractsPath, err)
+	}
+	if c, err = c.WithContracts(data); err != nil {
+		return nil, fmt.Errorf("loading contracts %q: %w", contractsPath, err)
 	}
 	return c, nil
 }
@@ -520,9 +544,9 @@ func (c *Catalog) resolveProvider(provider string) (string, *providerIndex) {
 	return "", nil
 }
 
-// knownProvider returns the catalog's name for provider, or "other"; used to
-// keep metric label cardinality bounded by the catalog, not by input.
-func (c *Catalog) knownProvider(provider string) string {
+// KnownProvider returns the catalog's name for provider, or "other"; it
+// keeps metric label cardinality bounded by the catalog, not by input.
+func (c *Catalog) KnownProvider(provider string) string {
 	name, idx := c.resolveProvider(provider)
 	if idx == nil {
 		return "other"

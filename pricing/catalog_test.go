@@ -1,4 +1,4 @@
-package enrich
+package pricing
 
 import (
 	"os"
@@ -18,8 +18,8 @@ func mustCatalog(t testing.TB, path string) *Catalog {
 	return c
 }
 
-func TestDefaultCatalog(t *testing.T) {
-	c, err := DefaultCatalog()
+func TestDefault(t *testing.T) {
+	c, err := Default()
 	if err != nil {
 		t.Fatal(err)
 	}
