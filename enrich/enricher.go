@@ -85,15 +85,7 @@ func (e *Enricher) Catalog() *pricing.Catalog { return e.catalog }
 func (e *Enricher) Enrich(ev *schemas.Event) *schemas.Enriched {
 	out := &schemas.Enriched{Event: *ev, EnrichedAt: e.now().UTC()}
 	out.Owner, out.Flags.Unowned = e.owners.Attribute(ev)
-	q := e.catalog.PriceFor(ev, out.Owner.Team)
-	out.Pricing = schemas.Pricing{CatalogVersion: e.catalog.Version(), PriceID: q.PriceID}
-	out.CostSource = q.Source
-	if q.Priced {
-		out.Pricing.Lines = q.Lines
-		out.CostPicos = q.CostPicos
-	} else {
-		out.Flags.Unpriced = true
-	}
+	q := e.catalog.PriceEnriched(out)
 	if len(q.Warnings) > 0 {
 		// A full slice expression makes append copy: the event's slice is shared.
 		out.Warnings = append(ev.Warnings[:len(ev.Warnings):len(ev.Warnings)], q.Warnings...)
