@@ -8,8 +8,8 @@ import (
 	"github.com/shopspring/decimal"
 	"github.com/spf13/pflag"
 
-	"github.com/aivis-dev/aivis/internal/rerate"
 	"github.com/aivis-dev/aivis/pricing"
+	"github.com/aivis-dev/aivis/rerate"
 	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
 )
 

@@ -18,10 +18,10 @@ import (
 	"github.com/aivis-dev/aivis/ingest"
 	"github.com/aivis-dev/aivis/internal/config"
 	"github.com/aivis-dev/aivis/internal/pipeline"
-	"github.com/aivis-dev/aivis/internal/rerate"
 	"github.com/aivis-dev/aivis/internal/testenv"
 	"github.com/aivis-dev/aivis/pricing"
 	"github.com/aivis-dev/aivis/report"
+	"github.com/aivis-dev/aivis/rerate"
 	"github.com/aivis-dev/aivis/schemas"
 )
 
