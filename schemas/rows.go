@@ -2,6 +2,11 @@ package schemas
 
 import "time"
 
+// LatencyBuckets is the number of latency histogram buckets stored with
+// each window row. Bucket i counts latencies in (bound(i-1), bound(i)] ms
+// with bound(i) = 2^(i/4); the last bucket is open-ended.
+const LatencyBuckets = 96
+
 // StoredEvent is an enriched event as the aggregator accepted it: first
 // occurrence of its event_id, with its position in the enriched topic.
 type StoredEvent struct {

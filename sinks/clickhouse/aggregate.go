@@ -8,7 +8,6 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/aivis-dev/aivis/aggregate"
-	"github.com/aivis-dev/aivis/schemas"
 )
 
 // The Store is the aggregator's sink and the anomaly scorer's store.
@@ -31,7 +30,7 @@ func (s *Store) History(ctx context.Context, partition int32, restartOffset int6
 	}
 	h := aggregate.PartitionHistory{Emitted: emitted}
 	rows, err := s.conn.Query(ctx, `SELECT event_id, toUInt32(time)
-FROM `+schemas.TableEvents+`
+FROM `+TableEvents+`
 WHERE src_partition = toUInt32(?) AND src_offset < ? AND time >= toDateTime(?)
 ORDER BY src_offset
 LIMIT ?`, int64(partition), restartOffset, since.Unix(), int64(maxSeenIDs))
@@ -53,7 +52,7 @@ LIMIT ?`, int64(partition), restartOffset, since.Unix(), int64(maxSeenIDs))
 // LatestWindow returns the newest window start in cost_windows.
 func (s *Store) LatestWindow(ctx context.Context) (time.Time, error) {
 	var ts uint32
-	if err := s.conn.QueryRow(ctx, `SELECT toUInt32(max(window_start)) FROM `+schemas.TableWindows).Scan(&ts); err != nil {
+	if err := s.conn.QueryRow(ctx, `SELECT toUInt32(max(window_start)) FROM `+TableWindows).Scan(&ts); err != nil {
 		return time.Time{}, fmt.Errorf("reading the newest window: %w", err)
 	}
 	if ts == 0 {
@@ -65,8 +64,8 @@ func (s *Store) LatestWindow(ctx context.Context) (time.Time, error) {
 // LatestScores returns the newest score of each (team, model).
 func (s *Store) LatestScores(ctx context.Context) ([]aggregate.Score, error) {
 	rows, err := s.conn.Query(ctx, `SELECT toUInt32(window_start), team, model, cost_usd, ewma_mean, ewma_var, observations
-FROM `+schemas.TableAnomalies+` FINAL
-WHERE (team, model, window_start) IN (SELECT team, model, max(window_start) FROM `+schemas.TableAnomalies+` GROUP BY team, model)`)
+FROM `+TableAnomalies+` FINAL
+WHERE (team, model, window_start) IN (SELECT team, model, max(window_start) FROM `+TableAnomalies+` GROUP BY team, model)`)
 	if err != nil {
 		return nil, fmt.Errorf("reading anomaly state: %w", err)
 	}
@@ -89,7 +88,7 @@ WHERE (team, model, window_start) IN (SELECT team, model, max(window_start) FROM
 // SeriesCosts returns per-(window, team, model) cost for windows in [from, to].
 func (s *Store) SeriesCosts(ctx context.Context, from, to time.Time) ([]aggregate.SeriesCost, error) {
 	rows, err := s.conn.Query(ctx, `SELECT toUInt32(window_start) AS ws, team, model, sum(cost_usd)
-FROM `+schemas.ViewWindows+`
+FROM `+ViewWindows+`
 WHERE window_start >= toDateTime(?) AND window_start <= toDateTime(?)
 GROUP BY ws, team, model
 ORDER BY ws, team, model`, from.Unix(), to.Unix())
@@ -115,7 +114,7 @@ ORDER BY ws, team, model`, from.Unix(), to.Unix())
 // WriteScores inserts scores; rows with the same (window, team, model)
 // replace each other, so rescoring is idempotent.
 func (s *Store) WriteScores(ctx context.Context, scores []aggregate.Score) error {
-	batch, err := s.conn.PrepareBatch(ctx, `INSERT INTO `+schemas.TableAnomalies+` (window_start, team, model, cost_usd, baseline_usd, stddev_usd, z_score, observations, is_anomaly, ewma_mean, ewma_var, scored_at)`)
+	batch, err := s.conn.PrepareBatch(ctx, `INSERT INTO `+TableAnomalies+` (window_start, team, model, cost_usd, baseline_usd, stddev_usd, z_score, observations, is_anomaly, ewma_mean, ewma_var, scored_at)`)
 	if err != nil {
 		return fmt.Errorf("preparing anomaly insert: %w", err)
 	}
