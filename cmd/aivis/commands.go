@@ -80,6 +80,13 @@ func runEnrich(ctx context.Context, e *env) error {
 	})
 }
 
+// The ClickHouse store is the aggregator's sink and the anomaly scorer's
+// store; the sink itself does not depend on aggregate.
+var (
+	_ aggregate.Sink       = (*chsink.Store)(nil)
+	_ aggregate.ScoreStore = (*chsink.Store)(nil)
+)
+
 func runAggregate(ctx context.Context, e *env) error {
 	if err := requireBrokers(e); err != nil {
 		return err
