@@ -43,7 +43,7 @@ func (k KafkaAlerts) Publish(ctx context.Context, alerts []schemas.Alert) error 
 }
 
 // alertFor turns an anomalous score into the alert subscribers see.
-func alertFor(sc Score, window time.Duration, now time.Time) schemas.Alert {
+func alertFor(sc schemas.Score, window time.Duration, now time.Time) schemas.Alert {
 	usd := func(picos float64) string {
 		return decimal.NewFromFloat(picos).Shift(-12).Round(6).String()
 	}

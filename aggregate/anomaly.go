@@ -67,38 +67,18 @@ func (c AnomalyConfig) validate() error {
 	return errors.Join(errs...)
 }
 
-// SeriesCost is the total cost of one (team, model) in one window.
-type SeriesCost struct {
-	WindowStart time.Time
-	Team        string
-	Model       string
-	CostPicos   int64
-}
-
-// Score is one scored window of one series, with the EWMA state after it.
-type Score struct {
-	SeriesCost
-	BaselinePicos float64
-	StddevPicos   float64
-	Z             float64
-	Observations  uint32
-	Anomaly       bool
-	EWMAMean      float64
-	EWMAVar       float64
-}
-
 // ScoreStore is where the scorer reads settled window totals and keeps its
 // scores; the scores carry the EWMA state, so scoring resumes after restart.
 type ScoreStore interface {
 	// LatestWindow is the newest window start holding any row (zero if none).
 	LatestWindow(ctx context.Context) (time.Time, error)
 	// LatestScores returns the newest score of every series.
-	LatestScores(ctx context.Context) ([]Score, error)
+	LatestScores(ctx context.Context) ([]schemas.Score, error)
 	// SeriesCosts returns per-(window, team, model) totals with window start
 	// in [from, to], ordered by window start.
-	SeriesCosts(ctx context.Context, from, to time.Time) ([]SeriesCost, error)
+	SeriesCosts(ctx context.Context, from, to time.Time) ([]schemas.SeriesCost, error)
 	// WriteScores stores scores idempotently (keyed by window, team, model).
-	WriteScores(ctx context.Context, scores []Score) error
+	WriteScores(ctx context.Context, scores []schemas.Score) error
 }
 
 // Scorer turns settled per-window costs into EWMA z-scores.
@@ -140,7 +120,7 @@ func (s *Scorer) ScoreOnce(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("loading anomaly state: %w", err)
 	}
-	state := make(map[seriesKey]Score, len(prev))
+	state := make(map[seriesKey]schemas.Score, len(prev))
 	var from time.Time
 	for _, p := range prev {
 		state[seriesKey{p.Team, p.Model}] = p
@@ -160,7 +140,7 @@ func (s *Scorer) ScoreOnce(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("reading window costs: %w", err)
 	}
-	scores := make([]Score, 0, len(costs))
+	scores := make([]schemas.Score, 0, len(costs))
 	for _, c := range costs {
 		k := seriesKey{c.Team, c.Model}
 		sc := s.step(state[k], c)
@@ -197,9 +177,9 @@ func (s *Scorer) ScoreOnce(ctx context.Context) (int, error) {
 // step scores x against the state before it, then updates the state. An
 // anomalous point enters the baseline clipped to threshold·σ so that one
 // spike does not mask the next.
-func (s *Scorer) step(prev Score, c SeriesCost) Score {
+func (s *Scorer) step(prev schemas.Score, c schemas.SeriesCost) schemas.Score {
 	x := float64(c.CostPicos)
-	out := Score{SeriesCost: c, Observations: prev.Observations + 1}
+	out := schemas.Score{SeriesCost: c, Observations: prev.Observations + 1}
 	if prev.Observations == 0 {
 		out.EWMAMean, out.EWMAVar = x, 0
 		out.BaselinePicos = x

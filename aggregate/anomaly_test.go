@@ -16,8 +16,8 @@ import (
 )
 
 type memScores struct {
-	costs  []SeriesCost
-	scores map[string]Score
+	costs  []schemas.SeriesCost
+	scores map[string]schemas.Score
 }
 
 func (m *memScores) LatestWindow(context.Context) (time.Time, error) {
@@ -30,23 +30,23 @@ func (m *memScores) LatestWindow(context.Context) (time.Time, error) {
 	return latest, nil
 }
 
-func (m *memScores) LatestScores(context.Context) ([]Score, error) {
-	last := map[seriesKey]Score{}
+func (m *memScores) LatestScores(context.Context) ([]schemas.Score, error) {
+	last := map[seriesKey]schemas.Score{}
 	for _, s := range m.scores {
 		k := seriesKey{s.Team, s.Model}
 		if s.WindowStart.After(last[k].WindowStart) {
 			last[k] = s
 		}
 	}
-	out := make([]Score, 0, len(last))
+	out := make([]schemas.Score, 0, len(last))
 	for _, s := range last {
 		out = append(out, s)
 	}
 	return out, nil
 }
 
-func (m *memScores) SeriesCosts(_ context.Context, from, to time.Time) ([]SeriesCost, error) {
-	var out []SeriesCost
+func (m *memScores) SeriesCosts(_ context.Context, from, to time.Time) ([]schemas.SeriesCost, error) {
+	var out []schemas.SeriesCost
 	for _, c := range m.costs {
 		if !c.WindowStart.Before(from) && !c.WindowStart.After(to) {
 			out = append(out, c)
@@ -55,7 +55,7 @@ func (m *memScores) SeriesCosts(_ context.Context, from, to time.Time) ([]Series
 	return out, nil
 }
 
-func (m *memScores) WriteScores(_ context.Context, scores []Score) error {
+func (m *memScores) WriteScores(_ context.Context, scores []schemas.Score) error {
 	for _, s := range scores {
 		m.scores[s.WindowStart.String()+s.Team+s.Model] = s
 	}
@@ -65,13 +65,13 @@ func (m *memScores) WriteScores(_ context.Context, scores []Score) error {
 func TestScorerFlagsASpikeAfterMinimumHistory(t *testing.T) {
 	cfg := DefaultAnomalyConfig()
 	cfg.SettleWindows = 0
-	store := &memScores{scores: map[string]Score{}}
+	store := &memScores{scores: map[string]schemas.Score{}}
 	for i := 0; i < 30; i++ {
 		cost := int64(1_000_000_000_000 + (i%3)*50_000_000_000) // about $1 a window
 		if i == 5 || i == 25 {
 			cost = 20_000_000_000_000 // $20
 		}
-		store.costs = append(store.costs, SeriesCost{WindowStart: t0.Add(time.Duration(i) * time.Minute), Team: "t", Model: "m", CostPicos: cost})
+		store.costs = append(store.costs, schemas.SeriesCost{WindowStart: t0.Add(time.Duration(i) * time.Minute), Team: "t", Model: "m", CostPicos: cost})
 	}
 	s := NewScorer(cfg, time.Minute, store, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	// Score in two passes to check that state resumes from stored scores.
@@ -103,13 +103,13 @@ func TestScorerFlagsASpikeAfterMinimumHistory(t *testing.T) {
 func TestScorerRespectsTheImpactFloor(t *testing.T) {
 	cfg := DefaultAnomalyConfig()
 	cfg.SettleWindows = 0
-	store := &memScores{scores: map[string]Score{}}
+	store := &memScores{scores: map[string]schemas.Score{}}
 	for i := 0; i < 20; i++ {
 		cost := int64(1_000_000) // a millionth of a dollar
 		if i == 15 {
 			cost = 100_000_000 // 100× but only $0.0001
 		}
-		store.costs = append(store.costs, SeriesCost{WindowStart: t0.Add(time.Duration(i) * time.Minute), Team: "t", Model: "m", CostPicos: cost})
+		store.costs = append(store.costs, schemas.SeriesCost{WindowStart: t0.Add(time.Duration(i) * time.Minute), Team: "t", Model: "m", CostPicos: cost})
 	}
 	s := NewScorer(cfg, time.Minute, store, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if _, err := s.ScoreOnce(context.Background()); err != nil {
@@ -132,13 +132,13 @@ func (m *memAlerts) Publish(_ context.Context, alerts []schemas.Alert) error {
 func TestScorerPublishesAnomalies(t *testing.T) {
 	cfg := DefaultAnomalyConfig()
 	cfg.SettleWindows = 0
-	store := &memScores{scores: map[string]Score{}}
+	store := &memScores{scores: map[string]schemas.Score{}}
 	for i := 0; i < 20; i++ {
 		cost := int64(1_000_000_000_000 + (i%2)*10_000_000_000)
 		if i == 15 {
 			cost = 20_000_000_000_000
 		}
-		store.costs = append(store.costs, SeriesCost{WindowStart: t0.Add(time.Duration(i) * time.Minute), Team: "t", Model: "m", CostPicos: cost})
+		store.costs = append(store.costs, schemas.SeriesCost{WindowStart: t0.Add(time.Duration(i) * time.Minute), Team: "t", Model: "m", CostPicos: cost})
 	}
 	alerts := &memAlerts{}
 	s := NewScorer(cfg, time.Minute, store, alerts, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))

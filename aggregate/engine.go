@@ -48,20 +48,6 @@ type Input struct {
 	Event  *schemas.Enriched
 }
 
-// PartitionHistory is what the sink already holds for a partition: the
-// emitted through-offset of each window (by window start, unix seconds) and
-// the event ids stored below the offset consumption restarts from.
-type PartitionHistory struct {
-	Emitted map[int64]int64
-	SeenIDs []SeenID
-}
-
-// SeenID is an event id with its event time, for rebuilding dedup state.
-type SeenID struct {
-	ID   string
-	Time time.Time
-}
-
 type dims struct{ provider, model, team, project string }
 
 type acc struct {
@@ -173,7 +159,7 @@ func (e *Engine) Owns(p int32) bool { _, ok := e.parts[p]; return ok }
 
 // Assign loads a partition's history so that replayed records are
 // recognised. It must precede the partition's first AddBatch.
-func (e *Engine) Assign(p int32, h PartitionHistory, now time.Time) {
+func (e *Engine) Assign(p int32, h schemas.PartitionHistory, now time.Time) {
 	e.Drop(p)
 	part := &partition{
 		id:         p,

@@ -21,7 +21,7 @@ func BenchmarkAddBatch(b *testing.B) {
 	}
 	e := NewEngine(cfg)
 	defer e.Close()
-	e.Assign(0, PartitionHistory{}, t0)
+	e.Assign(0, schemas.PartitionHistory{}, t0)
 	in := make([]Input, batch)
 	var outcomes []Outcome
 	b.ReportAllocs()
@@ -34,7 +34,7 @@ func BenchmarkAddBatch(b *testing.B) {
 				// Start a fresh id space so events stay first occurrences.
 				b.StopTimer()
 				e.Drop(0)
-				e.Assign(0, PartitionHistory{}, t0)
+				e.Assign(0, schemas.PartitionHistory{}, t0)
 				b.StartTimer()
 			}
 			in[j] = Input{Offset: offset, Event: evs[k]}

@@ -58,8 +58,8 @@ func (m *memSink) write(f *Flush) {
 	}
 }
 
-func (m *memSink) history(p int32, restart int64) PartitionHistory {
-	h := PartitionHistory{Emitted: map[int64]int64{}}
+func (m *memSink) history(p int32, restart int64) schemas.PartitionHistory {
+	h := schemas.PartitionHistory{Emitted: map[int64]int64{}}
 	for _, r := range m.rows {
 		if r.SrcPartition == p && r.ThroughOffset > h.Emitted[r.WindowStart.Unix()] {
 			h.Emitted[r.WindowStart.Unix()] = r.ThroughOffset
@@ -67,7 +67,7 @@ func (m *memSink) history(p int32, restart int64) PartitionHistory {
 	}
 	for _, e := range m.events {
 		if e.Partition == p && e.Offset < restart {
-			h.SeenIDs = append(h.SeenIDs, SeenID{ID: e.Event.EventID, Time: e.Event.Time})
+			h.SeenIDs = append(h.SeenIDs, schemas.SeenID{ID: e.Event.EventID, Time: e.Event.Time})
 		}
 	}
 	return h
@@ -117,7 +117,7 @@ func TestEngineCountsDuplicatesOnceAndLateEventsInTheirWindow(t *testing.T) {
 	cfg := testConfig()
 	e := NewEngine(cfg)
 	defer e.Close()
-	e.Assign(0, PartitionHistory{}, t0)
+	e.Assign(0, schemas.PartitionHistory{}, t0)
 	in := []Input{
 		{0, ev("a", t0.Add(1*time.Second), "m1", "t1", 10, 5, 100)},
 		{1, ev("b", t0.Add(70*time.Second), "m1", "t1", 20, 5, 200)},

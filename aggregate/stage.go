@@ -25,7 +25,7 @@ import (
 // stored so that a replay skips it (see Engine.Assign).
 type Sink interface {
 	Write(ctx context.Context, events []schemas.StoredEvent, rows []schemas.WindowRow) error
-	History(ctx context.Context, partition int32, restartOffset int64, since time.Time) (PartitionHistory, error)
+	History(ctx context.Context, partition int32, restartOffset int64, since time.Time) (schemas.PartitionHistory, error)
 }
 
 // Stage consumes the enriched topic as one replica of the aggregator group.

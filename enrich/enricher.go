@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aivis-dev/aivis/pricing"
 	"github.com/aivis-dev/aivis/schemas"
 )
 
@@ -35,34 +36,13 @@ func (c Config) Validate() error {
 	} else if c.ReloadInterval > 0 && c.ReloadInterval < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("enrich.reload_interval: %s is too frequent; use 1s or more, or 0 to disable", c.ReloadInterval))
 	}
-	if _, err := c.loadCatalog(); err != nil {
+	if _, err := pricing.Load(c.CatalogPath, c.ContractsPath); err != nil {
 		errs = append(errs, fmt.Errorf("enrich.catalog_path: %w", err))
 	}
 	if _, err := c.loadOwners(); err != nil {
 		errs = append(errs, fmt.Errorf("enrich.owners_path: %w", err))
 	}
 	return errors.Join(errs...)
-}
-
-func (c Config) loadCatalog() (*Catalog, error) {
-	var cat *Catalog
-	var err error
-	if c.CatalogPath == "" {
-		cat, err = DefaultCatalog()
-	} else {
-		cat, err = LoadCatalog(c.CatalogPath)
-	}
-	if err != nil || c.ContractsPath == "" {
-		return cat, err
-	}
-	data, err := readBounded(c.ContractsPath)
-	if err != nil {
-		return nil, fmt.Errorf("opening contracts %q: %w", c.ContractsPath, err)
-	}
-	if cat, err = cat.WithContracts(data); err != nil {
-		return nil, fmt.Errorf("loading contracts %q: %w", c.ContractsPath, err)
-	}
-	return cat, nil
 }
 
 func (c Config) loadOwners() (*Owners, error) {
@@ -74,7 +54,7 @@ func (c Config) loadOwners() (*Owners, error) {
 
 // Load builds an Enricher from the configured files.
 func Load(c Config) (*Enricher, error) {
-	cat, catErr := c.loadCatalog()
+	cat, catErr := pricing.Load(c.CatalogPath, c.ContractsPath)
 	own, ownErr := c.loadOwners()
 	if err := errors.Join(catErr, ownErr); err != nil {
 		return nil, err
@@ -85,18 +65,18 @@ func Load(c Config) (*Enricher, error) {
 // Enricher attaches price, owner and flags to events. It does no I/O and
 // is safe for concurrent use; to change its rules, build a new one.
 type Enricher struct {
-	catalog *Catalog
+	catalog *pricing.Catalog
 	owners  *Owners
 	now     func() time.Time
 }
 
 // NewEnricher returns an Enricher over a catalog and ownership rules.
-func NewEnricher(c *Catalog, o *Owners) *Enricher {
+func NewEnricher(c *pricing.Catalog, o *Owners) *Enricher {
 	return &Enricher{catalog: c, owners: o, now: time.Now}
 }
 
 // Catalog returns the pricing catalog in use.
-func (e *Enricher) Catalog() *Catalog { return e.catalog }
+func (e *Enricher) Catalog() *pricing.Catalog { return e.catalog }
 
 // Enrich returns the enriched form of a valid event. Unpriced events carry
 // Flags.Unpriced, cost 0 and cost source "none"; unowned events carry
@@ -105,15 +85,7 @@ func (e *Enricher) Catalog() *Catalog { return e.catalog }
 func (e *Enricher) Enrich(ev *schemas.Event) *schemas.Enriched {
 	out := &schemas.Enriched{Event: *ev, EnrichedAt: e.now().UTC()}
 	out.Owner, out.Flags.Unowned = e.owners.Attribute(ev)
-	q := e.catalog.PriceFor(ev, out.Owner.Team)
-	out.Pricing = schemas.Pricing{CatalogVersion: e.catalog.version, PriceID: q.PriceID}
-	out.CostSource = q.Source
-	if q.Priced {
-		out.Pricing.Lines = q.Lines
-		out.CostPicos = q.CostPicos
-	} else {
-		out.Flags.Unpriced = true
-	}
+	q := e.catalog.PriceEnriched(out)
 	if len(q.Warnings) > 0 {
 		// A full slice expression makes append copy: the event's slice is shared.
 		out.Warnings = append(ev.Warnings[:len(ev.Warnings):len(ev.Warnings)], q.Warnings...)

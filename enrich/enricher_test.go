@@ -15,11 +15,20 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata/golden/*/expected.json")
 
+// testCatalog is pricing's test catalog, which the golden cases price with.
+const testCatalog = "../pricing/testdata/catalog.yaml"
+
+// The events enriched here are testenv's, which pricing's tests share.
+var (
+	usage    = testenv.Usage
+	llmEvent = testenv.LLMEvent
+)
+
 var fixedNow = func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
 
 func testEnricher(t testing.TB) *Enricher {
 	t.Helper()
-	e, err := Load(Config{CatalogPath: "testdata/catalog.yaml", OwnersPath: "testdata/owners.yaml"})
+	e, err := Load(Config{CatalogPath: testCatalog, OwnersPath: "testdata/owners.yaml"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,6 +90,20 @@ func TestEnrichFlags(t *testing.T) {
 	}
 }
 
+func TestEnrichProviderCostAndMismatch(t *testing.T) {
+	e := testEnricher(t)
+	ev := llmEvent("testprov", "mystery", usage(10, 0, 0, 1, 0))
+	ev.ProviderCostUSD = "0.0000000000015"
+	ev.Warnings = []string{"provider_total_mismatch: provider reports 12, normalized 11"}
+	out := e.Enrich(ev)
+	if out.CostPicos != 2 || out.CostSource != schemas.CostSourceProvider || out.Flags.Unpriced || !out.Flags.UsageMismatch {
+		t.Errorf("enriched %+v", out)
+	}
+	if len(out.Warnings) != 2 || len(ev.Warnings) != 1 {
+		t.Errorf("warnings: enriched %q, event %q", out.Warnings, ev.Warnings)
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.yaml")
@@ -93,7 +116,7 @@ func TestConfigValidate(t *testing.T) {
 		want []string
 	}{
 		{"defaults", DefaultConfig(), nil},
-		{"test files", Config{CatalogPath: "testdata/catalog.yaml", OwnersPath: "testdata/owners.yaml"}, nil},
+		{"test files", Config{CatalogPath: testCatalog, OwnersPath: "testdata/owners.yaml"}, nil},
 		{"every problem", Config{CatalogPath: bad, OwnersPath: filepath.Join(dir, "missing.yaml"), ReloadInterval: -time.Second},
 			[]string{"enrich.reload_interval", "enrich.catalog_path", "bogus: unknown key", "enrich.owners_path", "missing.yaml"}},
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/aivis-dev/aivis/internal/yamlstrict"
 	"github.com/aivis-dev/aivis/schemas"
 )
 
@@ -69,7 +70,7 @@ type Owners struct {
 
 // LoadOwners reads and parses an ownership rules file.
 func LoadOwners(path string) (*Owners, error) {
-	data, err := readBounded(path)
+	data, err := yamlstrict.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("opening owners file %q: %w", path, err)
 	}
@@ -93,10 +94,10 @@ func DefaultOwners() (*Owners, error) {
 // every problem with its key path.
 func ParseOwners(data []byte) (*Owners, error) {
 	var f ownersFile
-	if err := decodeStrictYAML(data, &f); err != nil {
+	if err := yamlstrict.Decode(data, &f); err != nil {
 		return nil, fmt.Errorf("decoding owners YAML: %w", err)
 	}
-	p := problems{}
+	p := yamlstrict.Problems{}
 	o := &Owners{
 		trustLabels: f.TrustEventLabels == nil || *f.TrustEventLabels,
 		apiKeys:     make(map[string]ownerSpec, len(f.APIKeys)),
@@ -104,7 +105,7 @@ func ParseOwners(data []byte) (*Owners, error) {
 	}
 	for k, s := range f.APIKeys {
 		if k == "" {
-			p.add("api_keys", "a key id must not be empty")
+			p.Add("api_keys", "a key id must not be empty")
 			continue
 		}
 		if checkOwner(&p, "api_keys."+k, s) {
@@ -113,7 +114,7 @@ func ParseOwners(data []byte) (*Owners, error) {
 	}
 	for ns, s := range f.Namespaces {
 		if ns == "" {
-			p.add("namespaces", "a namespace must not be empty")
+			p.Add("namespaces", "a namespace must not be empty")
 			continue
 		}
 		if checkOwner(&p, "namespaces."+ns, s) {
@@ -123,7 +124,7 @@ func ParseOwners(data []byte) (*Owners, error) {
 	for i, r := range f.Labels {
 		path := fmt.Sprintf("labels[%d]", i)
 		if len(r.Match) == 0 {
-			p.add(path+".match", "needs at least one label: value pair (an empty match would catch every event)")
+			p.Add(path+".match", "needs at least one label: value pair (an empty match would catch every event)")
 			continue
 		}
 		s := ownerSpec{Team: r.Team, Project: r.Project, CostCenter: r.CostCenter}
@@ -139,15 +140,15 @@ func ParseOwners(data []byte) (*Owners, error) {
 		}
 		o.rules = append(o.rules, cr)
 	}
-	if err := p.err(); err != nil {
+	if err := p.Err(); err != nil {
 		return nil, err
 	}
 	return o, nil
 }
 
-func checkOwner(p *problems, path string, s ownerSpec) bool {
+func checkOwner(p *yamlstrict.Problems, path string, s ownerSpec) bool {
 	if strings.TrimSpace(s.Team) == "" {
-		p.add(path+".team", "is required")
+		p.Add(path+".team", "is required")
 		return false
 	}
 	return true

@@ -118,7 +118,7 @@ func (s *Stage) reloadLocked(cfg Config) error {
 	e.now = s.Enricher().now
 	s.SetEnricher(e)
 	s.metrics.reloads.Inc()
-	s.log.Info("reloaded pricing and ownership rules", "catalog_version", e.catalog.version)
+	s.log.Info("reloaded pricing and ownership rules", "catalog_version", e.catalog.Version())
 	return nil
 }
 
@@ -323,7 +323,7 @@ func (s *Stage) transform(e *Enricher, in *kgo.Record) (*kgo.Record, result) {
 	}
 	res := result{priced: !enriched.Flags.Unpriced, owned: !enriched.Flags.Unowned}
 	if !res.priced {
-		res.prov = e.catalog.knownProvider(ev.Provider)
+		res.prov = e.catalog.KnownProvider(ev.Provider)
 		if ev.Kind == schemas.KindGPUUsage {
 			res.prov = "gpu"
 		}

@@ -269,7 +269,7 @@ func TestStageProduceFailure(t *testing.T) {
 func TestReload(t *testing.T) {
 	dir := t.TempDir()
 	catPath := filepath.Join(dir, "catalog.yaml")
-	good, err := os.ReadFile("testdata/catalog.yaml")
+	good, err := os.ReadFile(testCatalog)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,8 @@
 // Package schemas holds aivis's data contracts: the canonical usage event
 // (v1) as Go types mirroring schemas/usage-event.v1.json, the enriched event
-// that enrich publishes, the dead-letter envelope, topic names and the
-// ClickHouse migrations applied by `aivis migrate`.
+// that enrich publishes, the rows the aggregator stores, the dead-letter
+// envelope, alerts and topic names. How a sink lays those rows out (the
+// ClickHouse tables and migrations) belongs to the sink.
 //
 // Token counts follow one normalized convention: input_tokens includes cache
 // reads and cache writes, output_tokens includes reasoning; subsets are

@@ -2,6 +2,11 @@ package schemas
 
 import "time"
 
+// LatencyBuckets is the number of latency histogram buckets stored with
+// each window row. Bucket i counts latencies in (bound(i-1), bound(i)] ms
+// with bound(i) = 2^(i/4); the last bucket is open-ended.
+const LatencyBuckets = 96
+
 // StoredEvent is an enriched event as the aggregator accepted it: first
 // occurrence of its event_id, with its position in the enriched topic.
 type StoredEvent struct {
@@ -42,4 +47,42 @@ type WindowRow struct {
 	LatencyCount uint64
 	LatencySumMs int64
 	LatencyHist  []uint64 // LatencyBuckets long
+}
+
+// PartitionHistory is what a sink already holds for one partition of the
+// enriched topic: the emitted through-offset of each window (by window
+// start, unix seconds) and the event ids stored below the offset
+// consumption restarts from. The aggregator rebuilds its state from it
+// after a restart or rebalance.
+type PartitionHistory struct {
+	Emitted map[int64]int64
+	SeenIDs []SeenID
+}
+
+// SeenID is an event id with its event time, for rebuilding dedup state.
+type SeenID struct {
+	ID   string
+	Time time.Time
+}
+
+// SeriesCost is the total cost of one (team, model) in one window, as the
+// anomaly scorer reads it back.
+type SeriesCost struct {
+	WindowStart time.Time
+	Team        string
+	Model       string
+	CostPicos   int64
+}
+
+// Score is one scored window of one (team, model) series, with the anomaly
+// scorer's EWMA state after it, so that scoring resumes after a restart.
+type Score struct {
+	SeriesCost
+	BaselinePicos float64
+	StddevPicos   float64
+	Z             float64
+	Observations  uint32
+	Anomaly       bool
+	EWMAMean      float64
+	EWMAVar       float64
 }

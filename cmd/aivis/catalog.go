@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/aivis-dev/aivis/enrich"
+	"github.com/aivis-dev/aivis/pricing"
 )
 
 func catalogImportFlags(fs *pflag.FlagSet) {
@@ -33,7 +33,7 @@ func runCatalogImport(_ context.Context, e *env) error {
 		return fmt.Errorf("opening the LiteLLM price map: %w", err)
 	}
 	defer f.Close()
-	data, err := enrich.ImportLiteLLM(f, version)
+	data, err := pricing.ImportLiteLLM(f, version)
 	if err != nil {
 		return fmt.Errorf("importing %q: %w", in, err)
 	}

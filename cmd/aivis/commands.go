@@ -15,7 +15,7 @@ import (
 	"github.com/aivis-dev/aivis/internal/bus"
 	"github.com/aivis-dev/aivis/internal/loadgen"
 	"github.com/aivis-dev/aivis/internal/pipeline"
-	"github.com/aivis-dev/aivis/internal/report"
+	"github.com/aivis-dev/aivis/report"
 	"github.com/aivis-dev/aivis/schemas"
 	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
 )

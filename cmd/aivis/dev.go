@@ -10,7 +10,7 @@ import (
 	"github.com/aivis-dev/aivis/internal/actor"
 	"github.com/aivis-dev/aivis/internal/loadgen"
 	"github.com/aivis-dev/aivis/internal/pipeline"
-	"github.com/aivis-dev/aivis/internal/report"
+	"github.com/aivis-dev/aivis/report"
 )
 
 func devFlags(fs *pflag.FlagSet) {

@@ -8,8 +8,8 @@ import (
 	"github.com/shopspring/decimal"
 	"github.com/spf13/pflag"
 
-	"github.com/aivis-dev/aivis/enrich"
-	"github.com/aivis-dev/aivis/internal/rerate"
+	"github.com/aivis-dev/aivis/pricing"
+	"github.com/aivis-dev/aivis/rerate"
 	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
 )
 
@@ -34,11 +34,11 @@ func runRerate(ctx context.Context, e *env) error {
 	if err != nil {
 		return fmt.Errorf("--to: %w", err)
 	}
-	ecfg := e.cfg.Enrich
+	catalogPath := e.cfg.Enrich.CatalogPath
 	if c, _ := e.fs.GetString("catalog"); c != "" {
-		ecfg.CatalogPath = c
+		catalogPath = c
 	}
-	enricher, err := enrich.Load(ecfg)
+	catalog, err := pricing.Load(catalogPath, e.cfg.Enrich.ContractsPath)
 	if err != nil {
 		return err
 	}
@@ -51,13 +51,13 @@ func runRerate(ctx context.Context, e *env) error {
 	if _, err := store.Migrate(ctx); err != nil {
 		return err
 	}
-	res, err := rerate.Run(ctx, store, enricher, from, to, e.cfg.Aggregate.Window, dry)
+	res, err := rerate.Run(ctx, store, catalog, from, to, e.cfg.Aggregate.Window, dry)
 	if err != nil {
 		return err
 	}
 	usd := func(p int64) string { return decimal.New(p, -12).StringFixed(6) }
 	fmt.Fprintf(e.out, "re-rating %s .. %s under catalog %s: %d events, %d changed\n",
-		res.From.Format(time.RFC3339), res.To.Format(time.RFC3339), enricher.Catalog().Version(), res.Events, res.Changed)
+		res.From.Format(time.RFC3339), res.To.Format(time.RFC3339), catalog.Version(), res.Events, res.Changed)
 	fmt.Fprintf(e.out, "  cost USD %s → %s\n", usd(res.OldPicos), usd(res.NewPicos))
 	for _, m := range res.Models {
 		if m.OldPicos != m.NewPicos {

@@ -15,13 +15,13 @@ import (
 	"github.com/shopspring/decimal"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/aivis-dev/aivis/enrich"
 	"github.com/aivis-dev/aivis/ingest"
 	"github.com/aivis-dev/aivis/internal/config"
 	"github.com/aivis-dev/aivis/internal/pipeline"
-	"github.com/aivis-dev/aivis/internal/report"
-	"github.com/aivis-dev/aivis/internal/rerate"
 	"github.com/aivis-dev/aivis/internal/testenv"
+	"github.com/aivis-dev/aivis/pricing"
+	"github.com/aivis-dev/aivis/report"
+	"github.com/aivis-dev/aivis/rerate"
 	"github.com/aivis-dev/aivis/schemas"
 )
 
@@ -112,12 +112,12 @@ func TestRerateOneDay(t *testing.T) {
 		t.Fatalf("before re-rating the report shows $%s, want $%s", got, want)
 	}
 
-	enricher, err := enrich.Load(enrich.Config{CatalogPath: newCatalog})
+	catalog, err := pricing.LoadCatalog(newCatalog)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for run := 1; run <= 2; run++ {
-		res, err := rerate.Run(ctx, p.Store, enricher, day, day.Add(24*time.Hour), cfg.Aggregate.Window, false)
+		res, err := rerate.Run(ctx, p.Store, catalog, day, day.Add(24*time.Hour), cfg.Aggregate.Window, false)
 		if err != nil {
 			t.Fatal(err)
 		}

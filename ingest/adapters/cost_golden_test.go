@@ -9,6 +9,7 @@ import (
 
 	"github.com/aivis-dev/aivis/enrich"
 	"github.com/aivis-dev/aivis/internal/testenv"
+	"github.com/aivis-dev/aivis/pricing"
 	"github.com/aivis-dev/aivis/schemas"
 )
 
@@ -25,7 +26,7 @@ type goldenCost struct {
 }
 
 func TestGoldenCost(t *testing.T) {
-	cat, err := enrich.DefaultCatalog()
+	cat, err := pricing.Default()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/aivis-dev/aivis/internal/pipeline"
 	"github.com/aivis-dev/aivis/internal/testenv"
 	"github.com/aivis-dev/aivis/schemas"
+	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
 )
 
 // TestFaultClientBrokerRestart: the Go client delivers a stream of events
@@ -180,18 +181,18 @@ func TestFaultClientBrokerRestart(t *testing.T) {
 		t.Fatalf("draining the pipeline: %v", err)
 	}
 	var rows, distinct uint64
-	if err := p.Store.QueryRow(ctx, `SELECT count(), uniqExact(event_id) FROM `+schemas.ViewEvents+` WHERE source = ?`, source).Scan(&rows, &distinct); err != nil {
+	if err := p.Store.QueryRow(ctx, `SELECT count(), uniqExact(event_id) FROM `+chsink.ViewEvents+` WHERE source = ?`, source).Scan(&rows, &distinct); err != nil {
 		t.Fatal(err)
 	}
 	if rows != n || distinct != n {
-		t.Errorf("%s holds %d rows, %d distinct event ids of source %s; want %d of each", schemas.ViewEvents, rows, distinct, source, n)
+		t.Errorf("%s holds %d rows, %d distinct event ids of source %s; want %d of each", chsink.ViewEvents, rows, distinct, source, n)
 	}
 	var requests, input int64
-	if err := p.Store.QueryRow(ctx, `SELECT toInt64(sum(requests)), toInt64(sum(input_tokens)) FROM `+schemas.ViewWindows+` WHERE model = ?`, model).Scan(&requests, &input); err != nil {
+	if err := p.Store.QueryRow(ctx, `SELECT toInt64(sum(requests)), toInt64(sum(input_tokens)) FROM `+chsink.ViewWindows+` WHERE model = ?`, model).Scan(&requests, &input); err != nil {
 		t.Fatal(err)
 	}
 	if requests != n || input != wantInput {
-		t.Errorf("%s for model %s: %d requests, %d input tokens; want %d and %d", schemas.ViewWindows, model, requests, input, n, wantInput)
+		t.Errorf("%s for model %s: %d requests, %d input tokens; want %d and %d", chsink.ViewWindows, model, requests, input, n, wantInput)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/aivis-dev/aivis/enrich"
 	"github.com/aivis-dev/aivis/internal/testenv"
+	"github.com/aivis-dev/aivis/pricing"
 	"github.com/aivis-dev/aivis/schemas"
 )
 
@@ -26,7 +27,7 @@ type spanCost struct {
 // TestGoldenCost checks the golden spans all the way from their
 // gen_ai.usage.* attributes to money.
 func TestGoldenCost(t *testing.T) {
-	cat, err := enrich.DefaultCatalog()
+	cat, err := pricing.Default()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,8 @@
 // Package testenv finds the real services that integration tests need.
 // Locally a missing service skips the test with a message saying how to start
 // it; with CI=true a missing service fails the test, so CI never passes by
-// skipping.
+// skipping. It also holds what many packages' tests share: golden files and
+// events to price.
 package testenv
 
 import (

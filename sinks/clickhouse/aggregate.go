@@ -7,14 +7,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
-	"github.com/aivis-dev/aivis/aggregate"
 	"github.com/aivis-dev/aivis/schemas"
-)
-
-// The Store is the aggregator's sink and the anomaly scorer's store.
-var (
-	_ aggregate.Sink       = (*Store)(nil)
-	_ aggregate.ScoreStore = (*Store)(nil)
 )
 
 // maxSeenIDs bounds the event ids read back for one partition's dedup state.
@@ -24,14 +17,14 @@ const maxSeenIDs = 2_000_000
 // of each window since `since`, and the ids of events stored below the
 // offset consumption restarts from (ids at or above it are replayed and so
 // re-learned from the topic).
-func (s *Store) History(ctx context.Context, partition int32, restartOffset int64, since time.Time) (aggregate.PartitionHistory, error) {
+func (s *Store) History(ctx context.Context, partition int32, restartOffset int64, since time.Time) (schemas.PartitionHistory, error) {
 	emitted, err := s.Emitted(ctx, partition, since)
 	if err != nil {
-		return aggregate.PartitionHistory{}, err
+		return schemas.PartitionHistory{}, err
 	}
-	h := aggregate.PartitionHistory{Emitted: emitted}
+	h := schemas.PartitionHistory{Emitted: emitted}
 	rows, err := s.conn.Query(ctx, `SELECT event_id, toUInt32(time)
-FROM `+schemas.TableEvents+`
+FROM `+TableEvents+`
 WHERE src_partition = toUInt32(?) AND src_offset < ? AND time >= toDateTime(?)
 ORDER BY src_offset
 LIMIT ?`, int64(partition), restartOffset, since.Unix(), int64(maxSeenIDs))
@@ -45,7 +38,7 @@ LIMIT ?`, int64(partition), restartOffset, since.Unix(), int64(maxSeenIDs))
 		if err := rows.Scan(&id, &at); err != nil {
 			return h, fmt.Errorf("reading stored event ids of partition %d: %w", partition, err)
 		}
-		h.SeenIDs = append(h.SeenIDs, aggregate.SeenID{ID: id, Time: time.Unix(int64(at), 0)})
+		h.SeenIDs = append(h.SeenIDs, schemas.SeenID{ID: id, Time: time.Unix(int64(at), 0)})
 	}
 	return h, rows.Err()
 }
@@ -53,7 +46,7 @@ LIMIT ?`, int64(partition), restartOffset, since.Unix(), int64(maxSeenIDs))
 // LatestWindow returns the newest window start in cost_windows.
 func (s *Store) LatestWindow(ctx context.Context) (time.Time, error) {
 	var ts uint32
-	if err := s.conn.QueryRow(ctx, `SELECT toUInt32(max(window_start)) FROM `+schemas.TableWindows).Scan(&ts); err != nil {
+	if err := s.conn.QueryRow(ctx, `SELECT toUInt32(max(window_start)) FROM `+TableWindows).Scan(&ts); err != nil {
 		return time.Time{}, fmt.Errorf("reading the newest window: %w", err)
 	}
 	if ts == 0 {
@@ -63,18 +56,18 @@ func (s *Store) LatestWindow(ctx context.Context) (time.Time, error) {
 }
 
 // LatestScores returns the newest score of each (team, model).
-func (s *Store) LatestScores(ctx context.Context) ([]aggregate.Score, error) {
+func (s *Store) LatestScores(ctx context.Context) ([]schemas.Score, error) {
 	rows, err := s.conn.Query(ctx, `SELECT toUInt32(window_start), team, model, cost_usd, ewma_mean, ewma_var, observations
-FROM `+schemas.TableAnomalies+` FINAL
-WHERE (team, model, window_start) IN (SELECT team, model, max(window_start) FROM `+schemas.TableAnomalies+` GROUP BY team, model)`)
+FROM `+TableAnomalies+` FINAL
+WHERE (team, model, window_start) IN (SELECT team, model, max(window_start) FROM `+TableAnomalies+` GROUP BY team, model)`)
 	if err != nil {
 		return nil, fmt.Errorf("reading anomaly state: %w", err)
 	}
 	defer rows.Close()
-	var out []aggregate.Score
+	var out []schemas.Score
 	for rows.Next() {
 		var ts uint32
-		var sc aggregate.Score
+		var sc schemas.Score
 		var cost decimal.Decimal
 		if err := rows.Scan(&ts, &sc.Team, &sc.Model, &cost, &sc.EWMAMean, &sc.EWMAVar, &sc.Observations); err != nil {
 			return nil, fmt.Errorf("reading anomaly state: %w", err)
@@ -87,9 +80,9 @@ WHERE (team, model, window_start) IN (SELECT team, model, max(window_start) FROM
 }
 
 // SeriesCosts returns per-(window, team, model) cost for windows in [from, to].
-func (s *Store) SeriesCosts(ctx context.Context, from, to time.Time) ([]aggregate.SeriesCost, error) {
+func (s *Store) SeriesCosts(ctx context.Context, from, to time.Time) ([]schemas.SeriesCost, error) {
 	rows, err := s.conn.Query(ctx, `SELECT toUInt32(window_start) AS ws, team, model, sum(cost_usd)
-FROM `+schemas.ViewWindows+`
+FROM `+ViewWindows+`
 WHERE window_start >= toDateTime(?) AND window_start <= toDateTime(?)
 GROUP BY ws, team, model
 ORDER BY ws, team, model`, from.Unix(), to.Unix())
@@ -97,10 +90,10 @@ ORDER BY ws, team, model`, from.Unix(), to.Unix())
 		return nil, fmt.Errorf("reading window costs %s..%s: %w", from.Format(time.RFC3339), to.Format(time.RFC3339), err)
 	}
 	defer rows.Close()
-	var out []aggregate.SeriesCost
+	var out []schemas.SeriesCost
 	for rows.Next() {
 		var ts uint32
-		var c aggregate.SeriesCost
+		var c schemas.SeriesCost
 		var cost decimal.Decimal
 		if err := rows.Scan(&ts, &c.Team, &c.Model, &cost); err != nil {
 			return nil, fmt.Errorf("reading window costs: %w", err)
@@ -114,8 +107,8 @@ ORDER BY ws, team, model`, from.Unix(), to.Unix())
 
 // WriteScores inserts scores; rows with the same (window, team, model)
 // replace each other, so rescoring is idempotent.
-func (s *Store) WriteScores(ctx context.Context, scores []aggregate.Score) error {
-	batch, err := s.conn.PrepareBatch(ctx, `INSERT INTO `+schemas.TableAnomalies+` (window_start, team, model, cost_usd, baseline_usd, stddev_usd, z_score, observations, is_anomaly, ewma_mean, ewma_var, scored_at)`)
+func (s *Store) WriteScores(ctx context.Context, scores []schemas.Score) error {
+	batch, err := s.conn.PrepareBatch(ctx, `INSERT INTO `+TableAnomalies+` (window_start, team, model, cost_usd, baseline_usd, stddev_usd, z_score, observations, is_anomaly, ewma_mean, ewma_var, scored_at)`)
 	if err != nil {
 		return fmt.Errorf("preparing anomaly insert: %w", err)
 	}

@@ -50,7 +50,7 @@ func writeRows(ctx context.Context, s *Store, events []schemas.StoredEvent) erro
 	for i, c := range cols {
 		names[i] = c.name
 	}
-	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+schemas.TableEvents+" ("+strings.Join(names, ", ")+")")
+	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+TableEvents+" ("+strings.Join(names, ", ")+")")
 	if err != nil {
 		return err
 	}

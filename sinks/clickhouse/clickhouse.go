@@ -1,7 +1,8 @@
-// Package clickhouse is aivis's ClickHouse sink. It applies the schema
-// migrations (schemas.Migrations), writes accepted events and window rows
-// with batched columnar inserts over the native protocol, and reads back the
-// window rows already written so that the aggregator can replay safely.
+// Package clickhouse is aivis's ClickHouse sink. It owns the tables and
+// views (migrations.go: their DDL and names) and applies their migrations,
+// writes accepted events and window rows with batched columnar inserts over
+// the native protocol, and reads back the window rows already written so
+// that the aggregator can replay safely.
 //
 // Data enters through Store.Write from the aggregator, which commits its
 // Kafka offsets only after Write returns nil: a failing server causes

@@ -133,8 +133,8 @@ func TestMigrateIsIdempotent(t *testing.T) {
 		}
 		tables = append(tables, name)
 	}
-	for _, want := range []string{schemas.TableMigrations, schemas.TableEvents, schemas.TableWindows,
-		schemas.TableAnomalies, schemas.ViewEvents, schemas.ViewWindows, "cost_anomalies_final"} {
+	for _, want := range []string{TableMigrations, TableEvents, TableWindows,
+		TableAnomalies, ViewEvents, ViewWindows, "cost_anomalies_final"} {
 		if !slices.Contains(tables, want) {
 			t.Errorf("table %s missing; have %v", want, tables)
 		}
@@ -154,7 +154,7 @@ func TestWriteReplayCountsOnce(t *testing.T) {
 	var requests uint64
 	var cost decimal.Decimal
 	var windows uint64
-	if err := s.conn.QueryRow(ctx, "SELECT sum(requests), sum(cost_usd), count() FROM "+schemas.ViewWindows).
+	if err := s.conn.QueryRow(ctx, "SELECT sum(requests), sum(cost_usd), count() FROM "+ViewWindows).
 		Scan(&requests, &cost, &windows); err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ func TestWriteReplayCountsOnce(t *testing.T) {
 	}
 
 	var n uint64
-	if err := s.conn.QueryRow(ctx, "SELECT count() FROM "+schemas.ViewEvents).Scan(&n); err != nil {
+	if err := s.conn.QueryRow(ctx, "SELECT count() FROM "+ViewEvents).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	if n != 40 {
@@ -174,7 +174,7 @@ func TestWriteReplayCountsOnce(t *testing.T) {
 	}
 
 	var p50, p95 float64
-	if err := s.conn.QueryRow(ctx, "SELECT latency_p50_ms, latency_p95_ms FROM "+schemas.ViewWindows+" WHERE window_start = ?", base).
+	if err := s.conn.QueryRow(ctx, "SELECT latency_p50_ms, latency_p95_ms FROM "+ViewWindows+" WHERE window_start = ?", base).
 		Scan(&p50, &p95); err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +205,7 @@ func TestWriteColumns(t *testing.T) {
 		rating                 uint64
 	)
 	err := s.conn.QueryRow(ctx, `SELECT cost_usd, toString(cost_usd), labels, raw_usage, date, time, latency_ms,
-		cache_read_input_tokens, input_tokens, unpriced, src_partition, src_offset, rating_version FROM `+schemas.ViewEvents).
+		cache_read_input_tokens, input_tokens, unpriced, src_partition, src_offset, rating_version FROM `+ViewEvents).
 		Scan(&cost, &costText, &labels, &raw, &date, &tm, &latency, &cacheRead, &in, &unpriced, &part, &off, &rating)
 	if err != nil {
 		t.Fatal(err)
@@ -277,12 +277,12 @@ func TestWriteGivesUpAfterRetries(t *testing.T) {
 	s := &Store{conn: conn, cfg: cfg, log: discardLogger(), metrics: newMetrics(reg)}
 	defer s.Close()
 
-	before := counterValue(t, reg, "aivis_sink_retries_total", schemas.TableWindows)
+	before := counterValue(t, reg, "aivis_sink_retries_total", TableWindows)
 	err = s.Write(context.Background(), nil, testRows()[:1])
 	if err == nil || !strings.Contains(err.Error(), "after 3 attempt(s)") {
 		t.Fatalf("Write = %v, want an error after 3 attempts", err)
 	}
-	if got := counterValue(t, reg, "aivis_sink_retries_total", schemas.TableWindows) - before; got != 2 {
+	if got := counterValue(t, reg, "aivis_sink_retries_total", TableWindows) - before; got != 2 {
 		t.Errorf("retries metric grew by %v, want 2", got)
 	}
 

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"github.com/aivis-dev/aivis/schemas"
 )
 
 // Emitted returns, for each window_start (unix seconds) at or after since,
@@ -14,7 +12,7 @@ import (
 // window already contains.
 func (s *Store) Emitted(ctx context.Context, partition int32, since time.Time) (map[int64]int64, error) {
 	rows, err := s.conn.Query(ctx, `SELECT toUInt32(window_start), max(through_offset)
-FROM `+schemas.TableWindows+`
+FROM `+TableWindows+`
 WHERE src_partition = toUInt32(?) AND window_start >= toDateTime(?)
 GROUP BY window_start`, int64(partition), since.Unix())
 	if err != nil {

@@ -8,24 +8,22 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
-
-	"github.com/aivis-dev/aivis/schemas"
 )
 
-// Migrate applies the schema steps not yet recorded in
-// schemas.TableMigrations, in order, and returns their versions; a second
-// run applies nothing. Every step is idempotent (IF NOT EXISTS, and an ADD
-// COLUMN that finds its column, which ClickHouse 18.16 cannot say with IF
-// NOT EXISTS, counts as done), so replicas migrating at once only record a
-// step twice, which the ReplacingMergeTree collapses.
+// Migrate applies the schema steps not yet recorded in TableMigrations, in
+// order, and returns their versions; a second run applies nothing. Every
+// step is idempotent (IF NOT EXISTS, and an ADD COLUMN that finds its
+// column, which ClickHouse 18.16 cannot say with IF NOT EXISTS, counts as
+// done), so replicas migrating at once only record a step twice, which the
+// ReplacingMergeTree collapses.
 func (s *Store) Migrate(ctx context.Context) (applied []int, err error) {
-	caps := schemas.CapabilitiesFor(s.version)
-	migrations, err := schemas.Migrations(caps)
+	caps := CapabilitiesFor(s.version)
+	migrations, err := Migrations(caps)
 	if err != nil {
 		return nil, fmt.Errorf("preparing migrations for ClickHouse %s: %w", s.version, err)
 	}
-	if err := s.conn.Exec(ctx, schemas.MigrationsTableDDL); err != nil {
-		return nil, fmt.Errorf("creating %s: %w", schemas.TableMigrations, err)
+	if err := s.conn.Exec(ctx, MigrationsTableDDL); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", TableMigrations, err)
 	}
 	done, err := s.appliedVersions(ctx)
 	if err != nil {
@@ -51,27 +49,27 @@ func (s *Store) Migrate(ctx context.Context) (applied []int, err error) {
 }
 
 func (s *Store) appliedVersions(ctx context.Context) (map[int]bool, error) {
-	rows, err := s.conn.Query(ctx, "SELECT DISTINCT version FROM "+schemas.TableMigrations)
+	rows, err := s.conn.Query(ctx, "SELECT DISTINCT version FROM "+TableMigrations)
 	if err != nil {
-		return nil, fmt.Errorf("reading applied migrations from %s: %w", schemas.TableMigrations, err)
+		return nil, fmt.Errorf("reading applied migrations from %s: %w", TableMigrations, err)
 	}
 	defer rows.Close()
 	done := map[int]bool{}
 	for rows.Next() {
 		var v uint32
 		if err := rows.Scan(&v); err != nil {
-			return nil, fmt.Errorf("reading applied migrations from %s: %w", schemas.TableMigrations, err)
+			return nil, fmt.Errorf("reading applied migrations from %s: %w", TableMigrations, err)
 		}
 		done[int(v)] = true
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading applied migrations from %s: %w", schemas.TableMigrations, err)
+		return nil, fmt.Errorf("reading applied migrations from %s: %w", TableMigrations, err)
 	}
 	return done, nil
 }
 
-func (s *Store) recordMigration(ctx context.Context, m schemas.Migration) error {
-	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+schemas.TableMigrations+" (version, name, applied_at)")
+func (s *Store) recordMigration(ctx context.Context, m Migration) error {
+	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+TableMigrations+" (version, name, applied_at)")
 	if err == nil {
 		defer batch.Close()
 		if err = batch.Append(uint32(m.Version), m.Name, time.Now()); err == nil {
@@ -79,7 +77,7 @@ func (s *Store) recordMigration(ctx context.Context, m schemas.Migration) error 
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("recording migration %d %s in %s: %w", m.Version, m.Name, schemas.TableMigrations, err)
+		return fmt.Errorf("recording migration %d %s in %s: %w", m.Version, m.Name, TableMigrations, err)
 	}
 	return nil
 }

@@ -19,7 +19,7 @@ func (s *Store) RatedEvents(ctx context.Context, from, to time.Time) ([]schemas.
     input_tokens, cache_read_input_tokens, cache_write_input_tokens, output_tokens, reasoning_output_tokens,
     cost_usd, cost_source, catalog_version, price_id, unpriced, unowned, labels, raw_usage,
     src_partition, src_offset, rating_version, usage_json, provider_cost_usd
-FROM `+schemas.TableEvents+` FINAL
+FROM `+TableEvents+` FINAL
 WHERE time >= toDateTime(?) AND time < toDateTime(?)`, from.Unix(), to.Unix())
 	if err != nil {
 		return nil, fmt.Errorf("reading events %s..%s for re-rating: %w", from.Format(time.RFC3339), to.Format(time.RFC3339), err)
@@ -71,13 +71,13 @@ WHERE time >= toDateTime(?) AND time < toDateTime(?)`, from.Unix(), to.Unix())
 	return out, rows.Err()
 }
 
-// rerateSrc is schemas.RerateSrcPartition as ClickHouse stores it.
-var rerateSrc = func() int64 { p := schemas.RerateSrcPartition; return int64(uint32(p)) }()
+// rerateSrc is RerateSrcPartition as ClickHouse stores it.
+var rerateSrc = func() int64 { p := RerateSrcPartition; return int64(uint32(p)) }()
 
 // MaxRatingVersion is the highest rating version stored.
 func (s *Store) MaxRatingVersion(ctx context.Context) (uint64, error) {
 	var v uint64
-	if err := s.conn.QueryRow(ctx, `SELECT max(rating_version) FROM `+schemas.TableEvents).Scan(&v); err != nil {
+	if err := s.conn.QueryRow(ctx, `SELECT max(rating_version) FROM `+TableEvents).Scan(&v); err != nil {
 		return 0, fmt.Errorf("reading the newest rating version: %w", err)
 	}
 	return v, nil
@@ -113,14 +113,14 @@ func (s *Store) CostCorrections(ctx context.Context, from, to time.Time, window 
 		return out, rows.Err()
 	}
 	target, err := sum(`SELECT toUInt32(intDiv(toUInt32(time), ?) * ?) AS ws, provider, model, team, project, sum(cost_usd)
-FROM `+schemas.TableEvents+` FINAL
+FROM `+TableEvents+` FINAL
 WHERE time >= toDateTime(?) AND time < toDateTime(?)
 GROUP BY ws, provider, model, team, project`, w, w, from.Unix(), to.Unix())
 	if err != nil {
 		return nil, fmt.Errorf("summing re-rated event costs: %w", err)
 	}
 	current, err := sum(`SELECT toUInt32(window_start) AS ws, provider, model, team, project, sum(cost_usd)
-FROM `+schemas.TableWindows+` FINAL
+FROM `+TableWindows+` FINAL
 WHERE window_start >= toDateTime(?) AND window_start < toDateTime(?)
   AND NOT (src_partition = toUInt32(?) AND through_offset = ?)
 GROUP BY ws, provider, model, team, project`, from.Unix(), to.Unix(), rerateSrc, int64(version))
@@ -136,7 +136,7 @@ GROUP BY ws, provider, model, team, project`, from.Unix(), to.Unix(), rerateSrc,
 		out = append(out, schemas.WindowRow{
 			WindowStart: time.Unix(int64(k.ws), 0).UTC(), WindowSeconds: uint32(w),
 			Provider: k.provider, Model: k.model, Team: k.team, Project: k.project,
-			SrcPartition: schemas.RerateSrcPartition, ThroughOffset: int64(version),
+			SrcPartition: RerateSrcPartition, ThroughOffset: int64(version),
 			CostPicos:   usdToPicos(delta),
 			LatencyHist: make([]uint64, schemas.LatencyBuckets),
 		})

@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/shopspring/decimal"
-
-	"github.com/aivis-dev/aivis/schemas"
 )
 
 // Reconciliation compares the stored events with the window aggregates.
@@ -52,14 +50,14 @@ func (s *Store) ReconcileUsage(ctx context.Context, from, to time.Time) (*Reconc
 func (s *Store) reconcile(ctx context.Context, from, to time.Time, withCost bool) (*Reconciliation, error) {
 	const sums = `sum(input_tokens), sum(cache_read_input_tokens), sum(cache_write_input_tokens), sum(output_tokens), sum(reasoning_output_tokens), sum(cost_usd)`
 	events, err := s.recQuery(ctx, `SELECT toString(toDate(time)) AS d, model, team, toUInt64(count()), `+sums+`
-FROM `+schemas.TableEvents+` FINAL
+FROM `+TableEvents+` FINAL
 WHERE time >= toDateTime(?) AND time < toDateTime(?)
 GROUP BY d, model, team`, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("summing usage_events: %w", err)
 	}
 	windows, err := s.recQuery(ctx, `SELECT toString(toDate(window_start)) AS d, model, team, toUInt64(sum(requests)), `+sums+`
-FROM `+schemas.TableWindows+` FINAL
+FROM `+TableWindows+` FINAL
 WHERE window_start >= toDateTime(?) AND window_start < toDateTime(?)
 GROUP BY d, model, team`, from, to)
 	if err != nil {

@@ -26,8 +26,8 @@ type column struct {
 	data any
 }
 
-// Write stores events in schemas.TableEvents, then rows in
-// schemas.TableWindows, and returns nil only when all of them are durable.
+// Write stores events in TableEvents, then rows in
+// TableWindows, and returns nil only when all of them are durable.
 // Window rows are the aggregator's commit marker, so they go last; the rows
 // of one window_start are always in a single INSERT (one per month, the
 // table's partition), so a window is either fully written or not at all.
@@ -41,7 +41,7 @@ func (s *Store) Write(ctx context.Context, events []schemas.StoredEvent, rows []
 		if err != nil {
 			return err
 		}
-		if err := s.insert(ctx, schemas.TableEvents, cols, len(events)); err != nil {
+		if err := s.insert(ctx, TableEvents, cols, len(events)); err != nil {
 			return err
 		}
 	}
@@ -50,7 +50,7 @@ func (s *Store) Write(ctx context.Context, events []schemas.StoredEvent, rows []
 	}
 	emittedAt := time.Now()
 	for _, group := range byMonth(rows) {
-		if err := s.insert(ctx, schemas.TableWindows, windowColumns(group, emittedAt), len(group)); err != nil {
+		if err := s.insert(ctx, TableWindows, windowColumns(group, emittedAt), len(group)); err != nil {
 			return err
 		}
 	}

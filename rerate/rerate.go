@@ -1,19 +1,19 @@
 // Package rerate recomputes the cost of stored events under another pricing
 // catalog and corrects the window aggregates to match, without counting any
 // event twice. Events are read from usage_events (newest rating), priced
-// again by enrich, written back with a higher rating version (which replaces
-// the old rows under FINAL), and each affected window gets a correction row
-// that sets its cost to the events' new total.
+// again by package pricing for the team they were attributed to, written
+// back with a higher rating version (which replaces the old rows under
+// FINAL), and each affected window gets a correction row that sets its cost
+// to the events' new total.
 package rerate
 
 import (
 	"context"
-
 	"fmt"
 	"sort"
 	"time"
 
-	"github.com/aivis-dev/aivis/enrich"
+	"github.com/aivis-dev/aivis/pricing"
 	"github.com/aivis-dev/aivis/schemas"
 	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
 )
@@ -47,7 +47,7 @@ const writeChunk = 50_000
 // yet). With dryRun nothing is written. Running it again with the same
 // catalog changes nothing; after an interruption, running it again
 // completes it.
-func Run(ctx context.Context, store *chsink.Store, enricher *enrich.Enricher, from, to time.Time, window time.Duration, dryRun bool) (*Result, error) {
+func Run(ctx context.Context, store *chsink.Store, catalog *pricing.Catalog, from, to time.Time, window time.Duration, dryRun bool) (*Result, error) {
 	from = from.UTC().Truncate(window)
 	if t := to.UTC().Truncate(window); !t.Equal(to.UTC()) {
 		to = t.Add(window)
@@ -79,8 +79,11 @@ func Run(ctx context.Context, store *chsink.Store, enricher *enrich.Enricher, fr
 	for _, se := range events {
 		old := se.Event
 		res.OldPicos += old.CostPicos
-		priced := enricher.Enrich(&old.Event)
-		res.NewPicos += priced.CostPicos
+		// Ownership stays as first attributed: re-rating changes prices
+		// only, and contracts apply to the team the event is stored under.
+		next := *old
+		catalog.PriceEnriched(&next)
+		res.NewPicos += next.CostPicos
 		mk := [2]string{old.Provider, old.Model}
 		m := models[mk]
 		if m == nil {
@@ -89,15 +92,11 @@ func Run(ctx context.Context, store *chsink.Store, enricher *enrich.Enricher, fr
 		}
 		m.Events++
 		m.OldPicos += old.CostPicos
-		m.NewPicos += priced.CostPicos
-		if priced.CostPicos == old.CostPicos && priced.Pricing.PriceID == old.Pricing.PriceID &&
-			priced.Pricing.CatalogVersion == old.Pricing.CatalogVersion {
+		m.NewPicos += next.CostPicos
+		if next.CostPicos == old.CostPicos && next.Pricing.PriceID == old.Pricing.PriceID &&
+			next.Pricing.CatalogVersion == old.Pricing.CatalogVersion {
 			continue
 		}
-		// Ownership stays as first attributed: re-rating changes prices only.
-		next := *old
-		next.Pricing, next.CostPicos, next.CostSource = priced.Pricing, priced.CostPicos, priced.CostSource
-		next.Flags.Unpriced = priced.Flags.Unpriced
 		next.EnrichedAt = time.Now().UTC()
 		changed = append(changed, schemas.StoredEvent{Event: &next, Partition: se.Partition, Offset: se.Offset, RatingVersion: res.Version})
 	}

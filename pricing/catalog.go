@@ -1,16 +1,14 @@
-package enrich
+package pricing
 
 import (
 	_ "embed"
-	"errors"
 	"fmt"
-	"io"
-	"os"
 	"regexp"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/aivis-dev/aivis/internal/yamlstrict"
 	"github.com/shopspring/decimal"
 )
 
@@ -19,8 +17,6 @@ var defaultCatalogYAML []byte
 
 // Limits on catalog input.
 const (
-	// maxFileBytes bounds catalog and owners files.
-	maxFileBytes = 16 << 20
 	// maxPricePerMillion keeps picos per token (price × 1e6) far inside
 	// int64; no real token price comes near it.
 	maxPricePerMillion = 1_000_000
@@ -150,7 +146,7 @@ func (c *Catalog) Version() string { return c.version }
 
 // LoadCatalog reads and parses a catalog file.
 func LoadCatalog(path string) (*Catalog, error) {
-	data, err := readBounded(path)
+	data, err := yamlstrict.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("opening catalog %q: %w", path, err)
 	}
@@ -161,8 +157,8 @@ func LoadCatalog(path string) (*Catalog, error) {
 	return c, nil
 }
 
-// DefaultCatalog returns the catalog embedded in the binary.
-func DefaultCatalog() (*Catalog, error) {
+// Default returns the catalog embedded in the binary.
+func Default() (*Catalog, error) {
 	c, err := ParseCatalog(defaultCatalogYAML)
 	if err != nil {
 		return nil, fmt.Errorf("parsing the embedded default catalog: %w", err)
@@ -170,35 +166,43 @@ func DefaultCatalog() (*Catalog, error) {
 	return c, nil
 }
 
-func readBounded(path string) ([]byte, error) {
-	f, err := os.Open(path)
+// Load returns the catalog at catalogPath, or the embedded one when the
+// path is empty, with the contracts file at contractsPath (if any) tried
+// before the catalog's own contracts.
+func Load(catalogPath, contractsPath string) (*Catalog, error) {
+	var c *Catalog
+	var err error
+	if catalogPath == "" {
+		c, err = Default()
+	} else {
+		c, err = LoadCatalog(catalogPath)
+	}
+	if err != nil || contractsPath == "" {
+		return c, err
+	}
+	data, err := yamlstrict.ReadFile(contractsPath)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("opening contracts %q: %w", contractsPath, err)
 	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
-	if err != nil {
-		return nil, err
+	if c, err = c.WithContracts(data); err != nil {
+		return nil, fmt.Errorf("loading contracts %q: %w", contractsPath, err)
 	}
-	if len(data) > maxFileBytes {
-		return nil, fmt.Errorf("file is larger than the limit of %d bytes", maxFileBytes)
-	}
-	return data, nil
+	return c, nil
 }
 
 // ParseCatalog parses and validates a catalog document. It reports every
 // problem it finds, each prefixed with the key path of the offending value.
 func ParseCatalog(data []byte) (*Catalog, error) {
 	var f catalogFile
-	if err := decodeStrictYAML(data, &f); err != nil {
+	if err := yamlstrict.Decode(data, &f); err != nil {
 		return nil, fmt.Errorf("decoding catalog YAML: %w", err)
 	}
-	p := problems{}
+	p := yamlstrict.Problems{}
 	if strings.TrimSpace(f.CatalogVersion) == "" {
-		p.add("catalog_version", "is required (a label recorded on every priced event, e.g. \"2026-11-20.1\")")
+		p.Add("catalog_version", "is required (a label recorded on every priced event, e.g. \"2026-11-20.1\")")
 	}
 	if f.Currency != "USD" {
-		p.add("currency", "must be USD, got %q", f.Currency)
+		p.Add("currency", "must be USD, got %q", f.Currency)
 	}
 	c := &Catalog{
 		version:         f.CatalogVersion,
@@ -212,7 +216,7 @@ func ParseCatalog(data []byte) (*Catalog, error) {
 	for from, to := range f.ProviderAliases {
 		from, to = strings.ToLower(strings.TrimSpace(from)), strings.ToLower(strings.TrimSpace(to))
 		if from == "" || to == "" {
-			p.add("provider_aliases", "names must not be empty")
+			p.Add("provider_aliases", "names must not be empty")
 			continue
 		}
 		c.providerAliases[from] = to
@@ -220,13 +224,13 @@ func ParseCatalog(data []byte) (*Catalog, error) {
 	c.buildModels(f.Models, &p)
 	c.buildGPUs(f.GPUs, &p)
 	c.contracts = parseContracts(&p, "contracts", f.Contracts)
-	if err := p.err(); err != nil {
+	if err := p.Err(); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-func (c *Catalog) buildModels(entries []modelEntry, p *problems) {
+func (c *Catalog) buildModels(entries []modelEntry, p *yamlstrict.Problems) {
 	type idState struct {
 		v        *versions
 		provider string
@@ -238,18 +242,18 @@ func (c *Catalog) buildModels(entries []modelEntry, p *problems) {
 	for i, e := range entries {
 		path := fmt.Sprintf("models[%d]", i)
 		if e.ID == "" {
-			p.add(path+".id", "is required (e.g. \"openai/gpt-4o\")")
+			p.Add(path+".id", "is required (e.g. \"openai/gpt-4o\")")
 			continue
 		}
 		path = fmt.Sprintf("models[%d](%s)", i, e.ID)
 		prov := strings.ToLower(strings.TrimSpace(e.Provider))
 		if prov == "" {
-			p.add(path+".provider", "is required (e.g. openai, anthropic, aws.bedrock)")
+			p.Add(path+".provider", "is required (e.g. openai, anthropic, aws.bedrock)")
 			continue
 		}
 		from, err := time.Parse(time.RFC3339, e.EffectiveFrom)
 		if err != nil {
-			p.add(path+".effective_from", "must be an RFC 3339 time such as 2025-09-29T00:00:00Z, got %q", e.EffectiveFrom)
+			p.Add(path+".effective_from", "must be an RFC 3339 time such as 2025-09-29T00:00:00Z, got %q", e.EffectiveFrom)
 			continue
 		}
 		checkRetrievedAt(p, path, e.RetrievedAt)
@@ -267,12 +271,12 @@ func (c *Catalog) buildModels(entries []modelEntry, p *problems) {
 			ids[e.ID] = st
 			order = append(order, st)
 		} else if st.provider != prov {
-			p.add(path+".provider", "is %q but an earlier entry with id %q has provider %q; one id belongs to one provider", prov, e.ID, st.provider)
+			p.Add(path+".provider", "is %q but an earlier entry with id %q has provider %q; one id belongs to one provider", prov, e.ID, st.provider)
 			continue
 		}
 		for _, v := range st.v.list {
 			if v.from.Equal(pr.from) {
-				p.add(path+".effective_from", "%s is already used by another entry with id %q; give each version its own date", e.EffectiveFrom, e.ID)
+				p.Add(path+".effective_from", "%s is already used by another entry with id %q; give each version its own date", e.EffectiveFrom, e.ID)
 			}
 		}
 		st.v.list = append(st.v.list, pr)
@@ -283,16 +287,16 @@ func (c *Catalog) buildModels(entries []modelEntry, p *problems) {
 			c.providers[prov] = idx
 		}
 		if len(e.Match.Models) == 0 && len(e.Match.Aliases) == 0 && e.Match.Pattern == "" {
-			p.add(path+".match", "needs at least one of models, aliases or pattern")
+			p.Add(path+".match", "needs at least one of models, aliases or pattern")
 		}
 		for j, name := range e.Match.Models {
 			if name == "" {
-				p.add(fmt.Sprintf("%s.match.models[%d]", path, j), "must not be empty")
+				p.Add(fmt.Sprintf("%s.match.models[%d]", path, j), "must not be empty")
 				continue
 			}
 			key := prov + "\x00=" + name
 			if other, dup := owner[key]; dup && other != e.ID {
-				p.add(fmt.Sprintf("%s.match.models[%d]", path, j), "%q is already matched by %q for provider %q", name, other, prov)
+				p.Add(fmt.Sprintf("%s.match.models[%d]", path, j), "%q is already matched by %q for provider %q", name, other, prov)
 				continue
 			}
 			owner[key] = e.ID
@@ -301,12 +305,12 @@ func (c *Catalog) buildModels(entries []modelEntry, p *problems) {
 		for j, name := range e.Match.Aliases {
 			lname := strings.ToLower(name)
 			if lname == "" {
-				p.add(fmt.Sprintf("%s.match.aliases[%d]", path, j), "must not be empty")
+				p.Add(fmt.Sprintf("%s.match.aliases[%d]", path, j), "must not be empty")
 				continue
 			}
 			key := prov + "\x00~" + lname
 			if other, dup := owner[key]; dup && other != e.ID {
-				p.add(fmt.Sprintf("%s.match.aliases[%d]", path, j), "%q is already an alias of %q for provider %q", name, other, prov)
+				p.Add(fmt.Sprintf("%s.match.aliases[%d]", path, j), "%q is already an alias of %q for provider %q", name, other, prov)
 				continue
 			}
 			owner[key] = e.ID
@@ -314,12 +318,12 @@ func (c *Catalog) buildModels(entries []modelEntry, p *problems) {
 		}
 		if e.Match.Pattern != "" {
 			if len(e.Match.Pattern) > maxPatternLen {
-				p.add(path+".match.pattern", "is longer than %d bytes", maxPatternLen)
+				p.Add(path+".match.pattern", "is longer than %d bytes", maxPatternLen)
 				continue
 			}
 			re, err := regexp.Compile(e.Match.Pattern)
 			if err != nil {
-				p.add(path+".match.pattern", "is not a valid regular expression: %v", err)
+				p.Add(path+".match.pattern", "is not a valid regular expression: %v", err)
 				continue
 			}
 			idx.patterns = append(idx.patterns, patternRef{re: re, v: st.v})
@@ -330,23 +334,23 @@ func (c *Catalog) buildModels(entries []modelEntry, p *problems) {
 	}
 }
 
-func (c *Catalog) buildGPUs(entries []gpuEntry, p *problems) {
+func (c *Catalog) buildGPUs(entries []gpuEntry, p *yamlstrict.Problems) {
 	owner := map[string]string{}
 	for i, e := range entries {
 		path := fmt.Sprintf("gpus[%d]", i)
 		if e.ID == "" {
-			p.add(path+".id", "is required (e.g. \"onprem/h100\")")
+			p.Add(path+".id", "is required (e.g. \"onprem/h100\")")
 			continue
 		}
 		path = fmt.Sprintf("gpus[%d](%s)", i, e.ID)
 		from, err := time.Parse(time.RFC3339, e.EffectiveFrom)
 		if err != nil {
-			p.add(path+".effective_from", "must be an RFC 3339 time such as 2025-06-01T00:00:00Z, got %q", e.EffectiveFrom)
+			p.Add(path+".effective_from", "must be an RFC 3339 time such as 2025-06-01T00:00:00Z, got %q", e.EffectiveFrom)
 			continue
 		}
 		checkRetrievedAt(p, path, e.RetrievedAt)
 		if e.GPUHour == nil {
-			p.add(path+".gpu_hour", "is required (decimal USD per GPU-hour, e.g. \"2.10\")")
+			p.Add(path+".gpu_hour", "is required (decimal USD per GPU-hour, e.g. \"2.10\")")
 			continue
 		}
 		d, ok := parsePrice(p, path+".gpu_hour", *e.GPUHour, maxGPUHourPrice)
@@ -360,16 +364,16 @@ func (c *Catalog) buildGPUs(entries []gpuEntry, p *problems) {
 		}
 		gp.priceID = e.ID + "@" + gp.from.Format(time.RFC3339)
 		if len(e.Match.GPUModels) == 0 {
-			p.add(path+".match.gpu_models", "needs at least one GPU model name")
+			p.Add(path+".match.gpu_models", "needs at least one GPU model name")
 		}
 		for j, name := range e.Match.GPUModels {
 			lname := strings.ToLower(strings.TrimSpace(name))
 			if lname == "" {
-				p.add(fmt.Sprintf("%s.match.gpu_models[%d]", path, j), "must not be empty")
+				p.Add(fmt.Sprintf("%s.match.gpu_models[%d]", path, j), "must not be empty")
 				continue
 			}
 			if other, dup := owner[lname]; dup && other != e.ID {
-				p.add(fmt.Sprintf("%s.match.gpu_models[%d]", path, j), "%q is already priced by %q", name, other)
+				p.Add(fmt.Sprintf("%s.match.gpu_models[%d]", path, j), "%q is already priced by %q", name, other)
 				continue
 			}
 			owner[lname] = e.ID
@@ -383,7 +387,7 @@ func (c *Catalog) buildGPUs(entries []gpuEntry, p *problems) {
 				dup = dup || v.from.Equal(gp.from)
 			}
 			if dup {
-				p.add(path+".effective_from", "%s is already used by another entry with id %q", e.EffectiveFrom, e.ID)
+				p.Add(path+".effective_from", "%s is already used by another entry with id %q", e.EffectiveFrom, e.ID)
 				continue
 			}
 			gv.list = append(gv.list, gp)
@@ -401,7 +405,7 @@ func (g *gpuVersions) at(t time.Time) (*gpuPrice, bool) {
 	return nil, false
 }
 
-func checkRetrievedAt(p *problems, path, s string) {
+func checkRetrievedAt(p *yamlstrict.Problems, path, s string) {
 	if s == "" {
 		return
 	}
@@ -411,14 +415,14 @@ func checkRetrievedAt(p *problems, path, s string) {
 	if _, err := time.Parse(time.RFC3339, s); err == nil {
 		return
 	}
-	p.add(path+".retrieved_at", "must be a date (2026-11-20) or an RFC 3339 time, got %q", s)
+	p.Add(path+".retrieved_at", "must be a date (2026-11-20) or an RFC 3339 time, got %q", s)
 }
 
 // parseEntryPrices builds an entry's rate tables: for each service tier
 // (standard first) the base rates with that service tier's rates merged
 // over them, and for each tier those with the tier's rates merged over in
 // turn; fallbacks apply after merging, then the service tier's multiply.
-func parseEntryPrices(p *problems, path string, e modelEntry) (price, bool) {
+func parseEntryPrices(p *yamlstrict.Problems, path string, e modelEntry) (price, bool) {
 	var pr price
 	base, ok := resolveRates(p, path+".rates", e.Rates)
 	tiers, tiersOK := parseTiers(p, path, e.Tiers)
@@ -454,7 +458,7 @@ func parseEntryPrices(p *problems, path string, e modelEntry) (price, bool) {
 				if i > 0 {
 					where = fmt.Sprintf("tier %q", tiers[i-1].name)
 				}
-				p.add(svcPath+".multiply", "%s × %s (%s) is not a whole number of pico-USD per token (more than 6 decimals per 1M); use a factor that keeps prices exact or give rates instead",
+				p.Add(svcPath+".multiply", "%s × %s (%s) is not a whole number of pico-USD per token (more than 6 decimals per 1M); use a factor that keeps prices exact or give rates instead",
 					factor.String(), key, where)
 				return ts, false
 			}
@@ -469,7 +473,7 @@ func parseEntryPrices(p *problems, path string, e modelEntry) (price, bool) {
 		sp := path + ".service_tiers." + n
 		ln := strings.ToLower(strings.TrimSpace(n))
 		if ln == "" {
-			p.add(path+".service_tiers", "service tier names must not be empty")
+			p.Add(path+".service_tiers", "service tier names must not be empty")
 			good = false
 			continue
 		}
@@ -477,7 +481,7 @@ func parseEntryPrices(p *problems, path string, e modelEntry) (price, bool) {
 			pr.serviceTiers = map[string]int{}
 		}
 		if _, dup := pr.serviceTiers[ln]; dup {
-			p.add(sp, "is listed twice (names are case-insensitive)")
+			p.Add(sp, "is listed twice (names are case-insensitive)")
 			good = false
 			continue
 		}
@@ -501,22 +505,22 @@ func parseEntryPrices(p *problems, path string, e modelEntry) (price, bool) {
 	return pr, good
 }
 
-func parsePrice(p *problems, path, s string, max int64) (decimal.Decimal, bool) {
+func parsePrice(p *yamlstrict.Problems, path, s string, max int64) (decimal.Decimal, bool) {
 	d, err := decimal.NewFromString(strings.TrimSpace(s))
 	if err != nil {
-		p.add(path, "%q is not a decimal number", s)
+		p.Add(path, "%q is not a decimal number", s)
 		return d, false
 	}
 	if d.Sign() < 0 {
-		p.add(path, "%s is negative; prices must be zero or more", s)
+		p.Add(path, "%s is negative; prices must be zero or more", s)
 		return d, false
 	}
 	if d.GreaterThan(decimal.NewFromInt(max)) {
-		p.add(path, "%s is above the limit of %d; check the unit", s, max)
+		p.Add(path, "%s is above the limit of %d; check the unit", s, max)
 		return d, false
 	}
 	if !d.Shift(priceDecimals).IsInteger() {
-		p.add(path, "%s has more than %d decimal places; costs are kept exact in pico-USD only up to that precision", s, priceDecimals)
+		p.Add(path, "%s has more than %d decimal places; costs are kept exact in pico-USD only up to that precision", s, priceDecimals)
 		return d, false
 	}
 	return d, true
@@ -540,9 +544,9 @@ func (c *Catalog) resolveProvider(provider string) (string, *providerIndex) {
 	return "", nil
 }
 
-// knownProvider returns the catalog's name for provider, or "other"; used to
-// keep metric label cardinality bounded by the catalog, not by input.
-func (c *Catalog) knownProvider(provider string) string {
+// KnownProvider returns the catalog's name for provider, or "other"; it
+// keeps metric label cardinality bounded by the catalog, not by input.
+func (c *Catalog) KnownProvider(provider string) string {
 	name, idx := c.resolveProvider(provider)
 	if idx == nil {
 		return "other"
@@ -583,12 +587,3 @@ func (c *Catalog) lookupGPU(gpuModel string, t time.Time) (*gpuPrice, bool) {
 	}
 	return g.at(t)
 }
-
-// problems collects validation errors with their key paths.
-type problems struct{ list []error }
-
-func (p *problems) add(path, format string, args ...any) {
-	p.list = append(p.list, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
-}
-
-func (p *problems) err() error { return errors.Join(p.list...) }

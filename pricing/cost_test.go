@@ -1,39 +1,20 @@
-package enrich
+package pricing
 
 import (
 	"math"
 	"math/rand/v2"
 	"testing"
-	"time"
 
+	"github.com/aivis-dev/aivis/internal/testenv"
 	"github.com/aivis-dev/aivis/schemas"
 )
 
-var testTime = time.Date(2025, 9, 30, 12, 0, 0, 0, time.UTC)
-
-func usage(in, read, write, out, reason int64) *schemas.Usage {
-	return &schemas.Usage{
-		InputTokens:           schemas.Int64(in),
-		CacheReadInputTokens:  schemas.Int64(read),
-		CacheWriteInputTokens: schemas.Int64(write),
-		OutputTokens:          schemas.Int64(out),
-		ReasoningOutputTokens: schemas.Int64(reason),
-	}
-}
-
-func llmEvent(provider, model string, u *schemas.Usage) *schemas.Event {
-	return &schemas.Event{
-		SchemaVersion: schemas.SchemaVersion,
-		EventID:       "01JTEST0000000000000000000",
-		Time:          testTime,
-		Kind:          schemas.KindLLMRequest,
-		Source:        "test",
-		Provider:      provider,
-		Model:         model,
-		Status:        schemas.StatusOK,
-		Usage:         u,
-	}
-}
+// The events priced here are testenv's, which other packages' tests share.
+var (
+	testTime = testenv.EventTime
+	usage    = testenv.Usage
+	llmEvent = testenv.LLMEvent
+)
 
 func TestPriceLLM(t *testing.T) {
 	c := mustCatalog(t, "testdata/catalog.yaml")

@@ -16,7 +16,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/shopspring/decimal"
 
-	"github.com/aivis-dev/aivis/schemas"
+	"github.com/aivis-dev/aivis/sinks/clickhouse"
 )
 
 // Querier runs a read-only query; *clickhouse.Store (sinks/clickhouse) and a
@@ -182,7 +182,7 @@ func Build(ctx context.Context, q Querier, opts Options) (*Result, error) {
 	limit := " LIMIT " + strconv.Itoa(opts.Limit)
 
 	var latest time.Time
-	err := each(ctx, q, "totals", `SELECT `+totalsSQL+`, max(window_start) FROM `+schemas.ViewWindows+` WHERE `+inRange,
+	err := each(ctx, q, "totals", `SELECT `+totalsSQL+`, max(window_start) FROM `+clickhouse.ViewWindows+` WHERE `+inRange,
 		[]any{from, until}, func(scan func(...any) error) error {
 			return scan(append(totalsDest(&res.Totals), &latest)...)
 		})
@@ -193,7 +193,7 @@ func Build(ctx context.Context, q Querier, opts Options) (*Result, error) {
 		res.LatestWindow = latest.UTC()
 	}
 
-	err = each(ctx, q, "top models", `SELECT provider, model, `+totalsSQL+` FROM `+schemas.ViewWindows+`
+	err = each(ctx, q, "top models", `SELECT provider, model, `+totalsSQL+` FROM `+clickhouse.ViewWindows+`
 WHERE `+inRange+` GROUP BY provider, model
 ORDER BY sum(cost_usd) DESC, sum(requests) DESC, provider, model`+limit,
 		[]any{from, until}, func(scan func(...any) error) error {
@@ -211,7 +211,7 @@ ORDER BY sum(cost_usd) DESC, sum(requests) DESC, provider, model`+limit,
 		return nil, err
 	}
 
-	err = each(ctx, q, "top teams", `SELECT team, `+totalsSQL+` FROM `+schemas.ViewWindows+`
+	err = each(ctx, q, "top teams", `SELECT team, `+totalsSQL+` FROM `+clickhouse.ViewWindows+`
 WHERE `+inRange+` GROUP BY team ORDER BY sum(cost_usd) DESC, sum(requests) DESC, team`+limit,
 		[]any{from, until}, func(scan func(...any) error) error {
 			var o OwnerRow
@@ -225,7 +225,7 @@ WHERE `+inRange+` GROUP BY team ORDER BY sum(cost_usd) DESC, sum(requests) DESC,
 		return nil, err
 	}
 
-	err = each(ctx, q, "top projects", `SELECT team, project, `+totalsSQL+` FROM `+schemas.ViewWindows+`
+	err = each(ctx, q, "top projects", `SELECT team, project, `+totalsSQL+` FROM `+clickhouse.ViewWindows+`
 WHERE `+inRange+` GROUP BY team, project ORDER BY sum(cost_usd) DESC, sum(requests) DESC, team, project`+limit,
 		[]any{from, until}, func(scan func(...any) error) error {
 			var o OwnerRow
@@ -273,7 +273,7 @@ func latencies(ctx context.Context, q Querier, from, until int64, models []Model
 		return `if(arraySum(h) = 0, 0, round(pow(2, (arrayFirstIndex(x -> x >= ` + q + ` * arraySum(h), arrayCumSum(h)) - 1.5) / 4), 1))`
 	}
 	return each(ctx, q, "model latencies", `SELECT provider, model, `+quantile("0.5")+`, `+quantile("0.95")+`
-FROM (SELECT provider, model, sumForEach(latency_hist) AS h FROM `+schemas.TableWindows+` FINAL
+FROM (SELECT provider, model, sumForEach(latency_hist) AS h FROM `+clickhouse.TableWindows+` FINAL
       WHERE `+inRange+` GROUP BY provider, model)`,
 		[]any{from, until}, func(scan func(...any) error) error {
 			var provider, model string

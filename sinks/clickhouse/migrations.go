@@ -1,4 +1,4 @@
-package schemas
+package clickhouse
 
 import (
 	"bytes"
@@ -51,11 +51,6 @@ const (
 	ViewEvents      = "usage_events_final"
 	ViewWindows     = "cost_by_window"
 )
-
-// LatencyBuckets is the number of latency histogram buckets stored with
-// each window row. Bucket i counts latencies in (bound(i-1), bound(i)] ms
-// with bound(i) = 2^(i/4); the last bucket is open-ended.
-const LatencyBuckets = 96
 
 // MigrationsTableDDL creates the table that records applied migrations.
 const MigrationsTableDDL = `CREATE TABLE IF NOT EXISTS ` + TableMigrations + ` (

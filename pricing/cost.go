@@ -1,4 +1,4 @@
-package enrich
+package pricing
 
 import (
 	"fmt"
@@ -90,6 +90,23 @@ func (c *Catalog) PriceFor(ev *schemas.Event, team string) Quote {
 	}
 	if !q.Priced {
 		q.Source = schemas.CostSourceNone
+	}
+	return q
+}
+
+// PriceEnriched prices e's event for e's owner team and records the result
+// on e: Pricing, CostPicos, CostSource and Flags.Unpriced. An unpriced event
+// gets cost 0 and no lines. It returns the quote, whose warnings are the
+// caller's to keep or drop.
+func (c *Catalog) PriceEnriched(e *schemas.Enriched) Quote {
+	q := c.PriceFor(&e.Event, e.Owner.Team)
+	e.Pricing = schemas.Pricing{CatalogVersion: c.version, PriceID: q.PriceID}
+	e.CostSource = q.Source
+	e.CostPicos = 0
+	e.Flags.Unpriced = !q.Priced
+	if q.Priced {
+		e.Pricing.Lines = q.Lines
+		e.CostPicos = q.CostPicos
 	}
 	return q
 }

@@ -1,9 +1,10 @@
-package enrich
+package pricing
 
 import (
 	"fmt"
 	"strings"
 
+	"github.com/aivis-dev/aivis/internal/yamlstrict"
 	"github.com/shopspring/decimal"
 )
 
@@ -50,7 +51,7 @@ type contract struct {
 // ppm is the scale of discountPPM; discounts have at most six decimals.
 const ppm = 1_000_000
 
-func parseContracts(p *problems, prefix string, specs []contractSpec) []contract {
+func parseContracts(p *yamlstrict.Problems, prefix string, specs []contractSpec) []contract {
 	out := make([]contract, 0, len(specs))
 	for i, s := range specs {
 		path := fmt.Sprintf("%s[%d]", prefix, i)
@@ -60,7 +61,7 @@ func parseContracts(p *problems, prefix string, specs []contractSpec) []contract
 			model:    s.Match.Model, priceID: s.Match.PriceID,
 		}
 		if k.team == "" {
-			p.add(path+".team", "is required (an owner team, or \"*\" for every team)")
+			p.Add(path+".team", "is required (an owner team, or \"*\" for every team)")
 			continue
 		}
 		if k.name == "" {
@@ -71,13 +72,13 @@ func parseContracts(p *problems, prefix string, specs []contractSpec) []contract
 			d, err := decimal.NewFromString(strings.TrimSpace(*s.Discount))
 			switch {
 			case err != nil:
-				p.add(path+".discount", "%q is not a decimal fraction (e.g. \"0.15\" for 15%%)", *s.Discount)
+				p.Add(path+".discount", "%q is not a decimal fraction (e.g. \"0.15\" for 15%%)", *s.Discount)
 				ok = false
 			case d.Sign() < 0 || d.GreaterThan(decimal.NewFromInt(1)):
-				p.add(path+".discount", "%s must be a fraction between 0 and 1 (e.g. \"0.15\" for 15%%)", *s.Discount)
+				p.Add(path+".discount", "%s must be a fraction between 0 and 1 (e.g. \"0.15\" for 15%%)", *s.Discount)
 				ok = false
 			case !d.Shift(6).IsInteger():
-				p.add(path+".discount", "%s has more than 6 decimal places", *s.Discount)
+				p.Add(path+".discount", "%s has more than 6 decimal places", *s.Discount)
 				ok = false
 			default:
 				k.discountPPM = uint64(d.Shift(6).IntPart())
@@ -97,7 +98,7 @@ func parseContracts(p *problems, prefix string, specs []contractSpec) []contract
 			k.hasRate[j] = true
 		}
 		if s.Discount == nil && k.hasRate == [numRateKeys]bool{} {
-			p.add(path, "needs a discount or rates; a contract without either changes nothing")
+			p.Add(path, "needs a discount or rates; a contract without either changes nothing")
 			ok = false
 		}
 		if ok {
@@ -126,12 +127,12 @@ func (c *Catalog) findContract(team, provider, model, priceID string) *contract 
 // contracts before the catalog's own.
 func (c *Catalog) WithContracts(data []byte) (*Catalog, error) {
 	var f contractsFile
-	if err := decodeStrictYAML(data, &f); err != nil {
+	if err := yamlstrict.Decode(data, &f); err != nil {
 		return nil, fmt.Errorf("decoding contracts YAML: %w", err)
 	}
-	p := problems{}
+	p := yamlstrict.Problems{}
 	ks := parseContracts(&p, "contracts", f.Contracts)
-	if err := p.err(); err != nil {
+	if err := p.Err(); err != nil {
 		return nil, err
 	}
 	out := *c

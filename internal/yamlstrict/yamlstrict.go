@@ -1,10 +1,15 @@
-package enrich
+// Package yamlstrict reads the YAML files that operators write (the pricing
+// catalog, contracts, ownership rules) strictly: files are bounded in size,
+// hold exactly one document and no unknown keys, and validation reports
+// every problem with the key path of the offending value.
+package yamlstrict
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"reflect"
 	"sort"
 	"strings"
@@ -16,10 +21,41 @@ import (
 // bombs cannot stall a reload.
 const maxYAMLNodes = 1 << 20
 
-// decodeStrictYAML decodes exactly one YAML document into v (a pointer to a
+// MaxFileBytes bounds the files ReadFile reads.
+const MaxFileBytes = 16 << 20
+
+// ReadFile reads a file of at most MaxFileBytes.
+func ReadFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxFileBytes {
+		return nil, fmt.Errorf("file is larger than the limit of %d bytes", MaxFileBytes)
+	}
+	return data, nil
+}
+
+// Problems collects validation errors, each prefixed with its key path.
+type Problems struct{ list []error }
+
+// Add records a problem with the value at path.
+func (p *Problems) Add(path, format string, args ...any) {
+	p.list = append(p.list, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+}
+
+// Err joins every problem recorded, or returns nil when there are none.
+func (p *Problems) Err() error { return errors.Join(p.list...) }
+
+// Decode decodes exactly one YAML document into v (a pointer to a
 // struct). Unknown keys are rejected with their full path, e.g.
 // "models[3].rates.inptu", so that a typo never silently drops a price.
-func decodeStrictYAML(data []byte, v any) (err error) {
+func Decode(data []byte, v any) (err error) {
 	// The YAML library is third-party code fed with operator files; a panic
 	// there must become an error, not a crashed stage.
 	defer func() {

@@ -62,7 +62,7 @@ func seed(t *testing.T) *clickhouse.Store {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	batch, err := conn.PrepareBatch(ctx, "INSERT INTO "+schemas.TableAnomalies+
+	batch, err := conn.PrepareBatch(ctx, "INSERT INTO "+clickhouse.TableAnomalies+
 		" (window_start, team, model, cost_usd, baseline_usd, stddev_usd, z_score, observations, is_anomaly, ewma_mean, ewma_var, scored_at)")
 	if err != nil {
 		t.Fatal(err)

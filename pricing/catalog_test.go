@@ -1,10 +1,12 @@
-package enrich
+package pricing
 
 import (
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aivis-dev/aivis/internal/yamlstrict"
 )
 
 func mustCatalog(t testing.TB, path string) *Catalog {
@@ -16,13 +18,13 @@ func mustCatalog(t testing.TB, path string) *Catalog {
 	return c
 }
 
-func TestDefaultCatalog(t *testing.T) {
-	c, err := DefaultCatalog()
+func TestDefault(t *testing.T) {
+	c, err := Default()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var f catalogFile
-	if err := decodeStrictYAML(defaultCatalogYAML, &f); err != nil {
+	if err := yamlstrict.Decode(defaultCatalogYAML, &f); err != nil {
 		t.Fatal(err)
 	}
 	if len(f.Models) < 15 {

@@ -1,4 +1,4 @@
-package enrich
+package pricing
 
 import (
 	"fmt"
@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/aivis-dev/aivis/internal/yamlstrict"
 	"github.com/aivis-dev/aivis/schemas"
 	"github.com/shopspring/decimal"
 )
@@ -87,14 +88,14 @@ type rateTable [numRateKeys]rate
 
 // resolveRates parses a merged rate spec into a table, applying fallbacks.
 // input and output are required. Problems are reported under path.
-func resolveRates(p *problems, path string, r rateSpec) (rateTable, bool) {
+func resolveRates(p *yamlstrict.Problems, path string, r rateSpec) (rateTable, bool) {
 	var t rateTable
 	var set [numRateKeys]bool
 	ok := true
 	for i, s := range r.slots() {
 		if *s == nil {
 			if rateFallback[i] < 0 {
-				p.add(path+"."+rateKeyNames[i], "is required (decimal USD per 1M tokens, e.g. \"2.50\")")
+				p.Add(path+"."+rateKeyNames[i], "is required (decimal USD per 1M tokens, e.g. \"2.50\")")
 				ok = false
 			}
 			continue
@@ -306,7 +307,7 @@ const (
 
 // parseTiers parses a model entry's tiers. tables[0] of the result is left
 // to the caller; the tier tables are built per service tier by buildTables.
-func parseTiers(p *problems, path string, specs []tierSpec) ([]tier, bool) {
+func parseTiers(p *yamlstrict.Problems, path string, specs []tierSpec) ([]tier, bool) {
 	ok := true
 	out := make([]tier, 0, len(specs))
 	seen := map[string]bool{}
@@ -317,27 +318,27 @@ func parseTiers(p *problems, path string, specs []tierSpec) ([]tier, bool) {
 			t.meterNames[m] = meterNames[m] + "@" + s.Name
 		}
 		if !tierNameRE.MatchString(s.Name) {
-			p.add(tp+".name", "%q must be 1-64 characters of a-z, 0-9 and _ (it names the tier's cost lines, e.g. \"long_context\")", s.Name)
+			p.Add(tp+".name", "%q must be 1-64 characters of a-z, 0-9 and _ (it names the tier's cost lines, e.g. \"long_context\")", s.Name)
 			ok = false
 		} else if seen[s.Name] {
-			p.add(tp+".name", "%q is used by an earlier tier of this entry", s.Name)
+			p.Add(tp+".name", "%q is used by an earlier tier of this entry", s.Name)
 			ok = false
 		}
 		seen[s.Name] = true
 		f, known := fieldNames[s.When.Field]
 		if !known {
-			p.add(tp+".when.field", "%q is not a usage field (one of %s)", s.When.Field, sortedFieldNames())
+			p.Add(tp+".when.field", "%q is not a usage field (one of %s)", s.When.Field, sortedFieldNames())
 			ok = false
 		}
 		t.field = f
 		switch s.When.Op {
 		case "gt", "gte", "lt", "lte":
 		default:
-			p.add(tp+".when.op", "%q must be one of gt, gte, lt, lte", s.When.Op)
+			p.Add(tp+".when.op", "%q must be one of gt, gte, lt, lte", s.When.Op)
 			ok = false
 		}
 		if s.When.Value < 0 {
-			p.add(tp+".when.value", "%d must not be negative", s.When.Value)
+			p.Add(tp+".when.value", "%d must not be negative", s.When.Value)
 			ok = false
 		}
 		switch s.Mode {
@@ -345,11 +346,11 @@ func parseTiers(p *problems, path string, specs []tierSpec) ([]tier, bool) {
 		case ModeGraduated:
 			t.graduated = true
 			if s.When.Op != "gt" && s.When.Op != "gte" {
-				p.add(tp+".mode", "graduated needs op gt or gte: it prices the tokens beyond the threshold")
+				p.Add(tp+".mode", "graduated needs op gt or gte: it prices the tokens beyond the threshold")
 				ok = false
 			}
 			if known && fieldFamily[f] == nil {
-				p.add(tp+".mode", "graduated cannot split %s, which has no meters of its own; use whole_request", s.When.Field)
+				p.Add(tp+".mode", "graduated cannot split %s, which has no meters of its own; use whole_request", s.When.Field)
 				ok = false
 			}
 			t.baseAllowance = s.When.Value
@@ -357,7 +358,7 @@ func parseTiers(p *problems, path string, specs []tierSpec) ([]tier, bool) {
 				t.baseAllowance--
 			}
 		default:
-			p.add(tp+".mode", "%q must be whole_request or graduated", s.Mode)
+			p.Add(tp+".mode", "%q must be whole_request or graduated", s.Mode)
 			ok = false
 		}
 		out = append(out, t)
@@ -366,14 +367,14 @@ func parseTiers(p *problems, path string, specs []tierSpec) ([]tier, bool) {
 }
 
 // parseMultiply parses a service tier factor.
-func parseMultiply(p *problems, path, s string) (decimal.Decimal, bool) {
+func parseMultiply(p *yamlstrict.Problems, path, s string) (decimal.Decimal, bool) {
 	d, err := decimal.NewFromString(strings.TrimSpace(s))
 	if err != nil {
-		p.add(path, "%q is not a decimal number", s)
+		p.Add(path, "%q is not a decimal number", s)
 		return d, false
 	}
 	if d.Sign() < 0 || d.GreaterThan(decimal.NewFromInt(maxMultiply)) {
-		p.add(path, "%s must be between 0 and %d", s, maxMultiply)
+		p.Add(path, "%s must be between 0 and %d", s, maxMultiply)
 		return d, false
 	}
 	return d, true
@@ -393,7 +394,7 @@ func scaleTable(t rateTable, f decimal.Decimal) (rateTable, string, bool) {
 }
 
 // parsePerCall parses per-call fees in USD per call.
-func parsePerCall(p *problems, path string, m map[string]string) (map[string]callRate, bool) {
+func parsePerCall(p *yamlstrict.Problems, path string, m map[string]string) (map[string]callRate, bool) {
 	if len(m) == 0 {
 		return nil, true
 	}
@@ -402,20 +403,20 @@ func parsePerCall(p *problems, path string, m map[string]string) (map[string]cal
 	for name, s := range m {
 		kp := path + ".per_call." + name
 		if name == "" {
-			p.add(path+".per_call", "call kinds must not be empty")
+			p.Add(path+".per_call", "call kinds must not be empty")
 			ok = false
 			continue
 		}
 		d, err := decimal.NewFromString(strings.TrimSpace(s))
 		switch {
 		case err != nil:
-			p.add(kp, "%q is not a decimal number of USD per call", s)
+			p.Add(kp, "%q is not a decimal number of USD per call", s)
 		case d.Sign() < 0:
-			p.add(kp, "%s is negative; fees must be zero or more", s)
+			p.Add(kp, "%s is negative; fees must be zero or more", s)
 		case d.GreaterThan(decimal.NewFromInt(maxCallPriceUSD)):
-			p.add(kp, "%s is above the limit of %d USD per call; check the unit", s, maxCallPriceUSD)
+			p.Add(kp, "%s is above the limit of %d USD per call; check the unit", s, maxCallPriceUSD)
 		case !d.Shift(callDecimals).IsInteger():
-			p.add(kp, "%s has more than %d decimal places; a fee must be a whole number of pico-USD", s, callDecimals)
+			p.Add(kp, "%s has more than %d decimal places; a fee must be a whole number of pico-USD", s, callDecimals)
 		default:
 			out[name] = callRate{picosPerCall: d.Shift(callDecimals).IntPart(), perMillion: d.Shift(6).String()}
 			continue

@@ -1,0 +1,16 @@
+// Package pricing is the pricing engine: it prices an event's usage from a
+// versioned catalog of list prices, tiers, service tiers, per-call fees and
+// per-team contracts. It has no Kafka or ClickHouse in it; the enrich stage
+// and re-rating drive it.
+//
+// A catalog enters as YAML (Load, LoadCatalog, ParseCatalog; Default is the
+// one embedded from defaults/catalog.yaml, and ImportLiteLLM converts
+// LiteLLM's price map into one) and is immutable once parsed: to change
+// prices, load a new one. Events enter as schemas.Event values and leave
+// priced as a Quote (Catalog.PriceFor), whose cost lines always sum to its
+// cost.
+//
+// Costs are int64 pico-USD. Catalog prices are decimal USD per 1M tokens
+// with at most six decimal places, so every rate is a whole number of
+// pico-USD per token and pricing an event is integer arithmetic.
+package pricing
