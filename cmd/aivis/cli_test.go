@@ -67,7 +67,7 @@ func TestCLICommandsReachable(t *testing.T) {
 // importer's test price map, to a file and to stdout, and loads the
 // catalog it wrote.
 func TestCLICatalogImportLiteLLM(t *testing.T) {
-	testdata := filepath.Join("..", "..", "enrich", "testdata", "litellm")
+	testdata := filepath.Join("..", "..", "pricing", "testdata", "litellm")
 	in := filepath.Join(testdata, "model_prices.json")
 	want, err := os.ReadFile(filepath.Join(testdata, "expected.yaml"))
 	if err != nil {

@@ -361,15 +361,19 @@ func TestProductionLayoutFewPartitions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	if _, err := kadm.NewClient(cl).CreateTopics(l.ctx, 2, 1, nil, bus.Topics...); err != nil {
-		t.Fatal(err)
+	resp, err := kadm.NewClient(cl).CreateTopics(l.ctx, 2, 1, nil, bus.Topics...)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		t.Fatalf("creating the topics with 2 partitions: %v", err)
 	}
 	l.start("enrich", "enrich")
 	for _, id := range []string{"a1", "a2", "a3"} {
 		l.start("aggregate-"+id, "aggregate", "--aggregate.instance_id", id)
 	}
-	l.waitLog("enrich", "topic "+schemas.TopicRaw+" has 2 partitions, fewer than kafka.partitions=6", 30*time.Second)
-	l.waitLog("aggregate-a1", "topic "+schemas.TopicEnriched+" has 2 partitions, fewer than kafka.partitions=6", 30*time.Second)
+	l.waitLog("enrich", "topic "+schemas.TopicRaw+" has 2 partitions, fewer than kafka.partitions=6", 60*time.Second)
+	l.waitLog("aggregate-a1", "topic "+schemas.TopicEnriched+" has 2 partitions, fewer than kafka.partitions=6", 60*time.Second)
 	// With 3 replicas on 2 partitions one of them idles and says so.
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -408,8 +412,12 @@ func TestStageReportsMissingTopics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	if _, err := kadm.NewClient(cl).CreateTopics(l.ctx, 3, 1, nil, schemas.TopicRaw); err != nil {
-		t.Fatal(err)
+	resp, err := kadm.NewClient(cl).CreateTopics(l.ctx, 3, 1, nil, schemas.TopicRaw)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		t.Fatalf("creating %s: %v", schemas.TopicRaw, err)
 	}
 	l.waitReady("ingest", 30*time.Second)
 	l.stopAll()

@@ -161,7 +161,7 @@ func (g *TopicGuard) Check(ctx context.Context) (TopicState, error) {
 		return TopicState{}, err
 	}
 	defer adm.Close()
-	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	st, err := Ensure(cctx, adm, g.dialer.Brokers, g.plan)
 	g.mu.Lock()

@@ -233,7 +233,7 @@ func (p *Process) guardTopics(ctx context.Context, d bus.Dialer, topics []string
 	plan := bus.TopicPlan{Topics: topics, Partitions: p.cfg.Kafka.Partitions, Replication: p.cfg.Kafka.Replication, Create: p.cfg.Kafka.CreateTopics}
 	p.Topics = bus.NewTopicGuard(d, plan, p.log)
 	p.Ready.Add("kafka topics", p.Topics.Ready)
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for attempt := 0; ; attempt++ {
 		st, err := p.Topics.Check(ctx)
 		var missing *bus.MissingTopicsError
@@ -251,6 +251,8 @@ func (p *Process) guardTopics(ctx context.Context, d bus.Dialer, topics []string
 			return nil
 		case time.Now().After(deadline):
 			return fmt.Errorf("checking the Kafka topics (is the broker at %v up and reachable?): %w", p.Brokers, err)
+		default:
+			p.log.Warn("checking the Kafka topics; retrying", "err", err)
 		}
 		if !bus.Sleep(ctx, bus.Backoff(attempt, 2*time.Second)) {
 			return ctx.Err()
