@@ -59,6 +59,18 @@ type Stage struct {
 
 	reloadMu sync.Mutex
 	fileSums [3][sha256.Size]byte
+
+	// failed is why the last run stopped, until a batch goes through again.
+	failed atomic.Pointer[error]
+}
+
+// Ready fails from a failed run until the next batch is produced and
+// committed.
+func (s *Stage) Ready() error {
+	if err := s.failed.Load(); err != nil {
+		return *err
+	}
+	return nil
 }
 
 // NewStage loads the rules cfg names and returns the stage; its metrics
@@ -180,6 +192,7 @@ func fileSums(cfg Config) [3][sha256.Size]byte {
 func (s *Stage) Run(ctx context.Context) error {
 	cl, err := s.dial()
 	if err != nil {
+		s.failed.Store(&err)
 		return err
 	}
 	s.client = cl
@@ -200,7 +213,11 @@ func (s *Stage) Run(ctx context.Context) error {
 		err := s.process(ctx, recs)
 		s.client.AllowRebalance()
 		if err != nil {
+			s.failed.Store(&err)
 			return err
+		}
+		if len(recs) > 0 {
+			s.failed.Store(nil)
 		}
 		if ctx.Err() != nil {
 			return nil

@@ -255,6 +255,9 @@ func TestStageProduceFailure(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "producing the output of") {
 		t.Fatalf("Run = %v, want a produce error", err)
 	}
+	if rerr := stage.Ready(); rerr == nil || rerr.Error() != err.Error() {
+		t.Errorf("Ready = %v after a failed run, want its error", rerr)
+	}
 	committed, err := kadm.NewClient(prod).FetchOffsets(ctx, ConsumerGroup)
 	if err != nil {
 		t.Fatal(err)

@@ -294,6 +294,7 @@ func (p *Process) buildEnrich(d bus.Dialer) error {
 	if p.opts.Drain {
 		opts.Settle = p.waitEnriched
 	}
+	p.Ready.Add("enrich", st.Ready)
 	p.group.Add(string(Enrich), st, opts)
 	p.group.Add("enrich rules", st.Watcher(p.cfg.Enrich), actor.Options{})
 	return nil
