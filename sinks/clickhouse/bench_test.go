@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -41,31 +42,30 @@ func BenchmarkWrite(b *testing.B) {
 }
 
 // writeRows inserts events with one batch.Append per row, for comparison.
+// The values come from the same columns Write sends, so the two cannot
+// drift apart when the table grows a column.
 func writeRows(ctx context.Context, s *Store, events []schemas.StoredEvent) error {
-	cols, err := eventColumns(events[:1])
+	cols, err := eventColumns(events)
 	if err != nil {
 		return err
 	}
 	names := make([]string, len(cols))
+	values := make([]reflect.Value, len(cols))
 	for i, c := range cols {
 		names[i] = c.name
+		values[i] = reflect.ValueOf(c.data)
 	}
 	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+TableEvents+" ("+strings.Join(names, ", ")+")")
 	if err != nil {
 		return err
 	}
 	defer batch.Close()
-	for _, se := range events {
-		e := se.Event
-		u := e.Usage
-		err := batch.Append(e.EventID, e.Time, e.Time, e.Kind, e.Source, e.Provider, e.Model, e.Operation,
-			e.Status, e.ErrorType, schemas.Get(e.LatencyMs), e.ServiceTier, e.Owner.Team, e.Owner.Project,
-			e.Owner.CostCenter, e.APIKeyID, schemas.Get(u.InputTokens), schemas.Get(u.CacheReadInputTokens),
-			schemas.Get(u.CacheWriteInputTokens), schemas.Get(u.OutputTokens), schemas.Get(u.ReasoningOutputTokens),
-			picosToUSD(e.CostPicos), e.CostSource, e.Pricing.CatalogVersion, e.Pricing.PriceID,
-			flag(e.Flags.Unpriced), flag(e.Flags.Unowned), labelsJSON(e.Labels), string(e.RawUsage),
-			uint32(se.Partition), se.Offset, uint64(0))
-		if err != nil {
+	row := make([]any, len(cols))
+	for r := range events {
+		for i, v := range values {
+			row[i] = v.Index(r).Interface()
+		}
+		if err := batch.Append(row...); err != nil {
 			return err
 		}
 	}
