@@ -80,6 +80,7 @@ func writeCSV(w io.Writer, r *Result) error {
 	return cw.Error()
 }
 
+// writeTable prints r for a terminal; every name goes through Printable.
 func writeTable(w io.Writer, r *Result) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	p := func(format string, args ...any) { fmt.Fprintf(tw, format, args...) }
@@ -104,7 +105,7 @@ func writeTable(w io.Writer, r *Result) error {
 	} else {
 		p("PROVIDER\tMODEL\tREQUESTS\tINPUT\tOUTPUT\tCACHE READ\tCACHE WRITE\tCOST USD\tP50 MS\tP95 MS\n")
 		for _, m := range r.Models {
-			p("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Provider, m.Model, num(int64(m.Requests)),
+			p("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", Printable(m.Provider), Printable(m.Model), num(int64(m.Requests)),
 				num(m.InputTokens), num(m.OutputTokens), num(m.CacheReadInputTokens), num(m.CacheWriteInputTokens),
 				usd(m.CostUSD), ms(m.LatencyP50Ms), ms(m.LatencyP95Ms))
 		}
@@ -122,9 +123,9 @@ func writeTable(w io.Writer, r *Result) error {
 			p("TEAM\tREQUESTS\tINPUT\tOUTPUT\tUNPRICED\tCOST USD\n")
 		}
 		for _, o := range rows {
-			p("%s\t", o.Team)
+			p("%s\t", Printable(o.Team))
 			if projects {
-				p("%s\t", o.Project)
+				p("%s\t", Printable(o.Project))
 			}
 			p("%s\t%s\t%s\t%s\t%s\n", num(int64(o.Requests)), num(o.InputTokens), num(o.OutputTokens),
 				num(int64(o.UnpricedRequests)), usd(o.CostUSD))
@@ -139,7 +140,7 @@ func writeTable(w io.Writer, r *Result) error {
 	} else {
 		p("WINDOW\tTEAM\tMODEL\tCOST USD\tBASELINE USD\tZ\n")
 		for _, a := range r.Anomalies {
-			p("%s\t%s\t%s\t%s\t%.6f\t%.2f\n", a.WindowStart.Format(stamp), a.Team, a.Model, usd(a.CostUSD), a.BaselineUSD, a.ZScore)
+			p("%s\t%s\t%s\t%s\t%.6f\t%.2f\n", a.WindowStart.Format(stamp), Printable(a.Team), Printable(a.Model), usd(a.CostUSD), a.BaselineUSD, a.ZScore)
 		}
 	}
 	return tw.Flush()
