@@ -48,6 +48,9 @@ func writeCSV(w io.Writer, r *Result) error {
 		for len(rec) < len(csvHeader) {
 			rec = append(rec, "")
 		}
+		for i := range rec {
+			rec[i] = csvCell(rec[i])
+		}
 		return cw.Write(rec)
 	}
 	noTotals := make([]string, 8)
@@ -78,6 +81,20 @@ func writeCSV(w io.Writer, r *Result) error {
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// csvCell keeps a spreadsheet from running a name as a formula: text
+// that starts with =, +, -, @, a tab or a carriage return gets a leading
+// single quote, as OWASP advises for CSV injection. Numbers, negative ones
+// included, stay numbers.
+func csvCell(s string) string {
+	if s == "" || !strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return s
+	}
+	if _, err := strconv.ParseFloat(s, 64); err == nil {
+		return s
+	}
+	return "'" + s
 }
 
 // writeTable prints r for a terminal; every name goes through Printable.

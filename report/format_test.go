@@ -2,6 +2,8 @@ package report
 
 import (
 	"bytes"
+	"encoding/csv"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -112,6 +114,72 @@ func TestPrintable(t *testing.T) {
 	} {
 		if got := Printable(in); got != want {
 			t.Errorf("Printable(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestReportCSVNeutralizesFormulas(t *testing.T) {
+	var buf bytes.Buffer
+	if err := writeCSV(&buf, hostileResult()); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(&buf).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := map[string]int{}
+	for i, name := range recs[0] {
+		col[name] = i
+	}
+	cells := map[string]bool{}
+	for _, rec := range recs[1:] {
+		for _, c := range rec {
+			cells[c] = true
+		}
+	}
+	for _, want := range []string{
+		`'=cmd|' /C calc'!A0`, `'+SUM(A1:A9)`, `'@HYPERLINK("http://x")`, `'-2+3`, "'\t=1+1", "'\r=1+1",
+		"-1.5", "-0.5", "-2.5", // numbers stay numbers: a model named -1.5, costs, z-scores
+		retitle, reorder, nulTab, // other names stay exact: CSV is data
+	} {
+		if !cells[want] {
+			t.Errorf("CSV has no cell %q", want)
+		}
+	}
+	for c := range cells {
+		if c != "" && strings.ContainsRune("=+@\t\r", rune(c[0])) {
+			t.Errorf("CSV cell %q would run as a formula", c)
+		}
+		if c != "" && c[0] == '-' {
+			if _, err := strconv.ParseFloat(c, 64); err != nil {
+				t.Errorf("CSV cell %q would run as a formula", c)
+			}
+		}
+	}
+	if got := recs[len(recs)-1][col["z_score"]]; got != "-2.5" {
+		t.Errorf("anomaly z-score = %q, want -2.5", got)
+	}
+}
+
+func TestCSVCell(t *testing.T) {
+	for in, want := range map[string]string{
+		"":          "",
+		"gpt-4o":    "gpt-4o",
+		"a=b":       "a=b",
+		"=1+1":      "'=1+1",
+		"+1+1":      "'+1+1",
+		"-1+1":      "'-1+1",
+		"@SUM(A1)":  "'@SUM(A1)",
+		"\t=1":      "'\t=1",
+		"\r=1":      "'\r=1",
+		"-1.5":      "-1.5",
+		"+2":        "+2",
+		"-0.000001": "-0.000001",
+		"-1e-07":    "-1e-07",
+		"-":         "'-",
+	} {
+		if got := csvCell(in); got != want {
+			t.Errorf("csvCell(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
