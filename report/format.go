@@ -1,6 +1,7 @@
 package report
 
 import (
+	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/shopspring/decimal"
 )
@@ -17,10 +19,45 @@ import (
 // and CSV carry the exact value.
 const tableCostDecimals = 6
 
+// writeJSON writes r as indented JSON. encoding/json escapes C0 controls
+// and U+2028/U+2029 but leaves DEL, C1 controls and bidi formatting
+// characters raw; those are escaped here as well (\u009b, \u202e), so that
+// the JSON is as safe to print to a terminal as the table, and decodes to
+// the same names.
 func writeJSON(w io.Writer, r *Result) error {
-	enc := json.NewEncoder(w)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
-	return enc.Encode(r)
+	if err := enc.Encode(r); err != nil {
+		return err
+	}
+	_, err := w.Write(escapeJSON(buf.Bytes()))
+	return err
+}
+
+// escapeJSON writes every rune of encoded JSON that Printable would escape
+// as \uXXXX. Outside strings JSON holds only ASCII punctuation, letters,
+// digits and whitespace, and the encoder has escaped C0 controls inside
+// them, so every such rune from DEL up is inside a string, where the escape
+// means the same rune.
+func escapeJSON(b []byte) []byte {
+	var out []byte
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r >= 0x7f && unprintable(r) {
+			if out == nil {
+				out = append(make([]byte, 0, len(b)+16), b[:i]...)
+			}
+			out = fmt.Appendf(out, `\u%04x`, r)
+		} else if out != nil {
+			out = append(out, b[i:i+size]...)
+		}
+		i += size
+	}
+	if out == nil {
+		return b
+	}
+	return out
 }
 
 // csvHeader is shared by every section; a section leaves the columns it does

@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"encoding/csv"
+	"encoding/json"
 	"strconv"
 	"strings"
 	"testing"
@@ -181,5 +182,32 @@ func TestCSVCell(t *testing.T) {
 		if got := csvCell(in); got != want {
 			t.Errorf("csvCell(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestReportJSONEscapesHostileNames(t *testing.T) {
+	in := hostileResult()
+	var buf bytes.Buffer
+	if err := writeJSON(&buf, in); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	if r, bad := terminalUnsafe(out); bad {
+		t.Errorf("JSON prints %U raw:\n%s", r, out)
+	}
+	for _, want := range []string{`\u001b]0;pwned\u0007`, `\u009b31mred`, `\u202e\u2066fnoc\u2069`, `\u0000b\tc\nd\u007f`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("JSON lacks %s:\n%s", want, out)
+		}
+	}
+	// The escapes decode to the names as stored (bytes that are not UTF-8
+	// become U+FFFD, as encoding/json always does).
+	var got Result
+	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+		t.Fatalf("decoding the report: %v\n%s", err, out)
+	}
+	if got.Models[0].Provider != c1CSI || got.Models[0].Model != reorder || got.Teams[0].Team != retitle ||
+		got.Projects[0].Team != clearLine || got.Projects[0].Project != nulTab || got.Anomalies[0].Team != "bad\ufffd\ufffd" {
+		t.Errorf("names do not survive the round trip: %+v", got)
 	}
 }
