@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -72,6 +73,17 @@ type ProducerToken struct {
 	MaxEventsPerDay int64 `koanf:"max_events_per_day"`
 }
 
+// IsTokenHash reports whether s has the form of producers[].token_sha256:
+// 64 hex characters, in either case. Anything else in that field may be a
+// token pasted by mistake, so it must not be printed.
+func IsTokenHash(s string) bool {
+	if len(s) != 2*sha256.Size {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
+}
+
 // DefaultConfig returns the defaults. It does not validate on its own: add
 // producers, or set AllowAnonymous for local development.
 func DefaultConfig() Config {
@@ -134,12 +146,12 @@ func (c Config) Validate() error {
 			}
 			names[p.Name] = i
 		}
-		h := strings.ToLower(p.TokenSHA256)
-		if _, err := hex.DecodeString(h); err != nil || len(h) != 64 {
+		if !IsTokenHash(p.TokenSHA256) {
 			// Never echo the value: it may be a raw token pasted by mistake.
 			add(key+".token_sha256", "must be 64 hex characters, the SHA-256 of the token as `aivis token` prints it; never put the token itself in config")
 			continue
 		}
+		h := strings.ToLower(p.TokenSHA256)
 		if j, dup := hashes[h]; dup {
 			add(key+".token_sha256", "is the same as producers[%d].token_sha256; give every producer its own token", j)
 		}

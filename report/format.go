@@ -1,6 +1,7 @@
 package report
 
 import (
+	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/shopspring/decimal"
 )
@@ -17,10 +19,45 @@ import (
 // and CSV carry the exact value.
 const tableCostDecimals = 6
 
+// writeJSON writes r as indented JSON. encoding/json escapes C0 controls
+// and U+2028/U+2029 but leaves DEL, C1 controls and bidi formatting
+// characters raw; those are escaped here as well (\u009b, \u202e), so that
+// the JSON is as safe to print to a terminal as the table, and decodes to
+// the same names.
 func writeJSON(w io.Writer, r *Result) error {
-	enc := json.NewEncoder(w)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
-	return enc.Encode(r)
+	if err := enc.Encode(r); err != nil {
+		return err
+	}
+	_, err := w.Write(escapeJSON(buf.Bytes()))
+	return err
+}
+
+// escapeJSON writes every rune of encoded JSON that Printable would escape
+// as \uXXXX. Outside strings JSON holds only ASCII punctuation, letters,
+// digits and whitespace, and the encoder has escaped C0 controls inside
+// them, so every such rune from DEL up is inside a string, where the escape
+// means the same rune.
+func escapeJSON(b []byte) []byte {
+	var out []byte
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r >= 0x7f && unprintable(r) {
+			if out == nil {
+				out = append(make([]byte, 0, len(b)+16), b[:i]...)
+			}
+			out = fmt.Appendf(out, `\u%04x`, r)
+		} else if out != nil {
+			out = append(out, b[i:i+size]...)
+		}
+		i += size
+	}
+	if out == nil {
+		return b
+	}
+	return out
 }
 
 // csvHeader is shared by every section; a section leaves the columns it does
@@ -47,6 +84,9 @@ func writeCSV(w io.Writer, r *Result) error {
 		rec = append(rec, rest...)
 		for len(rec) < len(csvHeader) {
 			rec = append(rec, "")
+		}
+		for i := range rec {
+			rec[i] = csvCell(rec[i])
 		}
 		return cw.Write(rec)
 	}
@@ -80,6 +120,21 @@ func writeCSV(w io.Writer, r *Result) error {
 	return cw.Error()
 }
 
+// csvCell keeps a spreadsheet from running a name as a formula: text
+// that starts with =, +, -, @, a tab or a carriage return gets a leading
+// single quote, as OWASP advises for CSV injection. Numbers, negative ones
+// included, stay numbers.
+func csvCell(s string) string {
+	if s == "" || !strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return s
+	}
+	if _, err := strconv.ParseFloat(s, 64); err == nil {
+		return s
+	}
+	return "'" + s
+}
+
+// writeTable prints r for a terminal; every name goes through Printable.
 func writeTable(w io.Writer, r *Result) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	p := func(format string, args ...any) { fmt.Fprintf(tw, format, args...) }
@@ -104,7 +159,7 @@ func writeTable(w io.Writer, r *Result) error {
 	} else {
 		p("PROVIDER\tMODEL\tREQUESTS\tINPUT\tOUTPUT\tCACHE READ\tCACHE WRITE\tCOST USD\tP50 MS\tP95 MS\n")
 		for _, m := range r.Models {
-			p("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Provider, m.Model, num(int64(m.Requests)),
+			p("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", Printable(m.Provider), Printable(m.Model), num(int64(m.Requests)),
 				num(m.InputTokens), num(m.OutputTokens), num(m.CacheReadInputTokens), num(m.CacheWriteInputTokens),
 				usd(m.CostUSD), ms(m.LatencyP50Ms), ms(m.LatencyP95Ms))
 		}
@@ -122,9 +177,9 @@ func writeTable(w io.Writer, r *Result) error {
 			p("TEAM\tREQUESTS\tINPUT\tOUTPUT\tUNPRICED\tCOST USD\n")
 		}
 		for _, o := range rows {
-			p("%s\t", o.Team)
+			p("%s\t", Printable(o.Team))
 			if projects {
-				p("%s\t", o.Project)
+				p("%s\t", Printable(o.Project))
 			}
 			p("%s\t%s\t%s\t%s\t%s\n", num(int64(o.Requests)), num(o.InputTokens), num(o.OutputTokens),
 				num(int64(o.UnpricedRequests)), usd(o.CostUSD))
@@ -139,7 +194,7 @@ func writeTable(w io.Writer, r *Result) error {
 	} else {
 		p("WINDOW\tTEAM\tMODEL\tCOST USD\tBASELINE USD\tZ\n")
 		for _, a := range r.Anomalies {
-			p("%s\t%s\t%s\t%s\t%.6f\t%.2f\n", a.WindowStart.Format(stamp), a.Team, a.Model, usd(a.CostUSD), a.BaselineUSD, a.ZScore)
+			p("%s\t%s\t%s\t%s\t%.6f\t%.2f\n", a.WindowStart.Format(stamp), Printable(a.Team), Printable(a.Model), usd(a.CostUSD), a.BaselineUSD, a.ZScore)
 		}
 	}
 	return tw.Flush()

@@ -3,19 +3,29 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/knadh/koanf/parsers/yaml"
 	"github.com/knadh/koanf/providers/structs"
 	"github.com/knadh/koanf/v2"
 
+	"github.com/aivis-dev/aivis/ingest"
 	"github.com/aivis-dev/aivis/internal/config"
 )
 
 // printConfig writes the effective configuration with the same keys the
-// YAML file takes; secrets are masked.
+// YAML file takes. Secrets are masked: the ClickHouse password prints as
+// <set>, and a token_sha256 that is not a SHA-256 (most likely the token
+// itself, pasted by mistake) prints only as its length.
 func printConfig(w io.Writer, c config.Config) error {
 	if c.ClickHouse.Password != "" {
-		c.ClickHouse.Password = "********"
+		c.ClickHouse.Password = "<set>"
+	}
+	c.Ingest.Producers = slices.Clone(c.Ingest.Producers) // the caller's stay as they are
+	for i, p := range c.Ingest.Producers {
+		c.Ingest.Producers[i].TokenSHA256 = maskTokenHash(p.TokenSHA256)
 	}
 	k := koanf.New(".")
 	if err := k.Load(structs.Provider(c, "koanf"), nil); err != nil {
@@ -27,4 +37,16 @@ func printConfig(w io.Writer, c config.Config) error {
 	}
 	_, err = w.Write(b)
 	return err
+}
+
+// maskTokenHash returns a token hash as the ingest API compares it
+// (lowercase), and anything else as a note that hides it.
+func maskTokenHash(s string) string {
+	switch {
+	case s == "":
+		return ""
+	case ingest.IsTokenHash(s):
+		return strings.ToLower(s)
+	}
+	return fmt.Sprintf("<not a SHA-256: %d characters hidden>", utf8.RuneCountInString(s))
 }

@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/shopspring/decimal"
 	"github.com/spf13/pflag"
 
 	"github.com/aivis-dev/aivis/pricing"
+	"github.com/aivis-dev/aivis/report"
 	"github.com/aivis-dev/aivis/rerate"
 	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
 )
@@ -55,19 +57,26 @@ func runRerate(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
+	printRerate(e.out, res, catalog.Version(), dry)
+	return nil
+}
+
+// printRerate writes what rerate did, or would do with dry. Provider and
+// model come from producers and print escaped (report.Printable).
+func printRerate(w io.Writer, res *rerate.Result, catalogVersion string, dry bool) {
 	usd := func(p int64) string { return decimal.New(p, -12).StringFixed(6) }
-	fmt.Fprintf(e.out, "re-rating %s .. %s under catalog %s: %d events, %d changed\n",
-		res.From.Format(time.RFC3339), res.To.Format(time.RFC3339), catalog.Version(), res.Events, res.Changed)
-	fmt.Fprintf(e.out, "  cost USD %s → %s\n", usd(res.OldPicos), usd(res.NewPicos))
+	fmt.Fprintf(w, "re-rating %s .. %s under catalog %s: %d events, %d changed\n",
+		res.From.Format(time.RFC3339), res.To.Format(time.RFC3339), catalogVersion, res.Events, res.Changed)
+	fmt.Fprintf(w, "  cost USD %s → %s\n", usd(res.OldPicos), usd(res.NewPicos))
 	for _, m := range res.Models {
 		if m.OldPicos != m.NewPicos {
-			fmt.Fprintf(e.out, "  %-12s %-32s %7d events  %s → %s\n", m.Provider, m.Model, m.Events, usd(m.OldPicos), usd(m.NewPicos))
+			fmt.Fprintf(w, "  %-12s %-32s %7d events  %s → %s\n",
+				report.Printable(m.Provider), report.Printable(m.Model), m.Events, usd(m.OldPicos), usd(m.NewPicos))
 		}
 	}
 	if dry {
-		fmt.Fprintln(e.out, "dry run: nothing written")
-		return nil
+		fmt.Fprintln(w, "dry run: nothing written")
+		return
 	}
-	fmt.Fprintf(e.out, "wrote rating version %d and %d window corrections; `aivis verify` checks the result\n", res.Version, res.Corrections)
-	return nil
+	fmt.Fprintf(w, "wrote rating version %d and %d window corrections; `aivis verify` checks the result\n", res.Version, res.Corrections)
 }

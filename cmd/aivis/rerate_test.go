@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -140,5 +141,21 @@ func TestRerateOneDay(t *testing.T) {
 		if len(rec.Diffs) != 0 || rec.Events != 300 {
 			t.Fatalf("run %d: verify finds %d events and differences %v", run, rec.Events, rec.Diffs)
 		}
+	}
+}
+
+// TestPrintRerateEscapesNames: provider and model names in rerate's
+// summary print escaped, so a hostile name cannot drive the terminal.
+func TestPrintRerateEscapesNames(t *testing.T) {
+	var buf bytes.Buffer
+	printRerate(&buf, &rerate.Result{Events: 2, Changed: 1, Models: []rerate.ModelChange{
+		{Provider: "\u009b2J", Model: "gpt\u202eevil\x1b]0;pwned\x07", Events: 1, OldPicos: 1, NewPicos: 2},
+	}}, "v1", true)
+	out := buf.String()
+	if !strings.Contains(out, `\u009b2J`) || !strings.Contains(out, `gpt\u202eevil\x1b]0;pwned\a`) {
+		t.Errorf("names are not escaped:\n%q", out)
+	}
+	if strings.ContainsAny(out, "\x1b\x07\u009b\u202e") {
+		t.Errorf("rerate prints control characters raw:\n%q", out)
 	}
 }

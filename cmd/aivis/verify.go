@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/aivis-dev/aivis/report"
 	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
 )
 
@@ -62,7 +63,10 @@ func runVerify(ctx context.Context, e *env) error {
 		return nil
 	}
 	for _, d := range res.Diffs {
-		fmt.Fprintf(e.out, "DIFF %s\n", d)
+		// Model and team come from producers: escaped, they cannot drive
+		// the terminal.
+		fmt.Fprintf(e.out, "DIFF day=%s model=%s team=%s\n  events:  %s\n  windows: %s\n",
+			d.Day, report.Printable(d.Model), report.Printable(d.Team), d.Events, d.Windows)
 	}
 	return verifyMismatch(len(res.Diffs))
 }

@@ -1,9 +1,10 @@
 package clickhouse
 
 import (
+	"cmp"
 	"context"
 	"fmt"
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -14,8 +15,25 @@ type Reconciliation struct {
 	Groups  int
 	Events  uint64
 	CostUSD decimal.Decimal
-	Diffs   []string
+	Diffs   []Diff
 }
+
+// Diff is one (day, model, team) group whose events and windows disagree.
+// Model and team are as stored, so whoever prints them to a terminal
+// escapes them (report.Printable).
+type Diff struct {
+	Day, Model, Team string
+	// Events and Windows are the group's sums in each table, as
+	// "requests=… input=… … cost_usd=…".
+	Events, Windows string
+}
+
+func (d Diff) String() string {
+	return fmt.Sprintf("day=%s model=%s team=%s\n  events:  %s\n  windows: %s", d.Day, d.Model, d.Team, d.Events, d.Windows)
+}
+
+// recKey is a (day, model, team) group.
+type recKey struct{ day, model, team string }
 
 type recTotals struct {
 	requests                                        uint64
@@ -63,18 +81,20 @@ GROUP BY d, model, team`, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("summing cost_windows: %w", err)
 	}
-	keys := map[string]bool{}
+	keys := map[recKey]bool{}
 	for k := range events {
 		keys[k] = true
 	}
 	for k := range windows {
 		keys[k] = true
 	}
-	sorted := make([]string, 0, len(keys))
+	sorted := make([]recKey, 0, len(keys))
 	for k := range keys {
 		sorted = append(sorted, k)
 	}
-	sort.Strings(sorted)
+	slices.SortFunc(sorted, func(a, b recKey) int {
+		return cmp.Or(cmp.Compare(a.day, b.day), cmp.Compare(a.model, b.model), cmp.Compare(a.team, b.team))
+	})
 	r := &Reconciliation{Groups: len(sorted), CostUSD: decimal.Zero}
 	for _, k := range sorted {
 		e, w := events[k], windows[k]
@@ -84,19 +104,19 @@ GROUP BY d, model, team`, from, to)
 			e.cost, w.cost = decimal.Zero, decimal.Zero
 		}
 		if !e.equal(w) {
-			r.Diffs = append(r.Diffs, fmt.Sprintf("%s\n  events:  %s\n  windows: %s", k, e, w))
+			r.Diffs = append(r.Diffs, Diff{Day: k.day, Model: k.model, Team: k.team, Events: e.String(), Windows: w.String()})
 		}
 	}
 	return r, nil
 }
 
-func (s *Store) recQuery(ctx context.Context, q string, from, to time.Time) (map[string]recTotals, error) {
+func (s *Store) recQuery(ctx context.Context, q string, from, to time.Time) (map[recKey]recTotals, error) {
 	rows, err := s.conn.Query(ctx, q, from.Unix(), to.Unix())
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[string]recTotals{}
+	out := map[recKey]recTotals{}
 	for rows.Next() {
 		var day, model, team string
 		var t recTotals
@@ -104,7 +124,7 @@ func (s *Store) recQuery(ctx context.Context, q string, from, to time.Time) (map
 			return nil, err
 		}
 		t.cost = zeroIfEmpty(t.cost)
-		out[fmt.Sprintf("day=%s model=%s team=%s", day, model, team)] = t
+		out[recKey{day, model, team}] = t
 	}
 	return out, rows.Err()
 }
