@@ -64,6 +64,19 @@ func (d Dialer) Consumer(role, group, topic string, opts ...kgo.Opt) (*kgo.Clien
 	}, opts...))
 }
 
+// Reader returns a client that reads the given partitions of one topic
+// from the given offsets, outside any consumer group and committing
+// nothing: for tools that scan a bounded part of a topic (aivis verify).
+func (d Dialer) Reader(role, topic string, from map[int32]int64, opts ...kgo.Opt) (*kgo.Client, error) {
+	offsets := make(map[int32]kgo.Offset, len(from))
+	for p, o := range from {
+		offsets[p] = kgo.NewOffset().At(o)
+	}
+	return d.client(role, append([]kgo.Opt{
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}),
+	}, opts...))
+}
+
 func (d Dialer) client(role string, opts []kgo.Opt) (*kgo.Client, error) {
 	all := append(d.base(role), opts...)
 	all = append(all, d.Extra...)

@@ -383,3 +383,36 @@ func TestMigrateConcurrently(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyStoredEventIDs: the ids that usage_events holds on the given
+// days come back, once each, however many versions of a row exist.
+func TestVerifyStoredEventIDs(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	events := testEvents(5) // all on 2025-01-31
+	if err := s.Write(ctx, events, nil); err != nil {
+		t.Fatal(err)
+	}
+	events[0].RatingVersion = 1 // a re-rated copy of the first
+	if err := s.Write(ctx, events[:1], nil); err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{"not-stored"}
+	for _, e := range events {
+		ids = append(ids, e.Event.EventID)
+	}
+	day := func(s string) time.Time { d, _ := time.Parse(time.DateOnly, s); return d }
+	for _, c := range []struct {
+		first, last string
+		want        int
+	}{{"2025-01-31", "2025-02-01", 5}, {"2025-01-31", "2025-01-31", 5}, {"2025-02-02", "2025-02-03", 0}} {
+		found, err := s.StoredEventIDs(ctx, ids, day(c.first), day(c.last))
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(found)
+		if len(found) != c.want || slices.Contains(found, "not-stored") || len(slices.Compact(found)) != len(found) {
+			t.Errorf("%s..%s: found %v, want %d stored ids once each", c.first, c.last, found, c.want)
+		}
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"time"
 
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/ext"
 	"github.com/shopspring/decimal"
 )
 
@@ -131,4 +133,41 @@ func (s *Store) recQuery(ctx context.Context, q string, from, to time.Time) (map
 
 func zeroIfEmpty(d decimal.Decimal) decimal.Decimal {
 	return d.Add(decimal.Zero)
+}
+
+// StoredEventIDs returns those of ids that usage_events holds on a day (UTC)
+// from firstDay through lastDay. The ids travel as an external table, so a
+// batch of any size is one query, on any server version. It reads the table
+// without FINAL: FINAL collapses the versions of a row, it never removes an
+// event id, so the ids are those of usage_events_final.
+func (s *Store) StoredEventIDs(ctx context.Context, ids []string, firstDay, lastDay time.Time) ([]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	tbl, err := ext.NewTable("aivis_verify_ids", ext.Column("event_id", "String"))
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		if err := tbl.Append(id); err != nil {
+			return nil, err
+		}
+	}
+	rows, err := s.conn.Query(ch.Context(ctx, ch.WithExternalTable(tbl)),
+		`SELECT DISTINCT event_id FROM `+TableEvents+`
+WHERE date >= toDate(?) AND date <= toDate(?) AND event_id IN aivis_verify_ids`,
+		firstDay.UTC().Format(time.DateOnly), lastDay.UTC().Format(time.DateOnly))
+	if err != nil {
+		return nil, fmt.Errorf("looking up event ids in %s: %w", TableEvents, err)
+	}
+	defer rows.Close()
+	var found []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		found = append(found, id)
+	}
+	return found, rows.Err()
 }
