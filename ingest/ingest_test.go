@@ -70,7 +70,7 @@ func testConfig() Config {
 	return cfg
 }
 
-func newTestServer(t *testing.T, cfg Config, p Producer) *Server {
+func newTestServer(t testing.TB, cfg Config, p Producer) *Server {
 	t.Helper()
 	s, err := New(cfg, p, nil)
 	if err != nil {
