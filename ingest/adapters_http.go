@@ -47,12 +47,16 @@ func (b *batch) addEnvelope(raw []byte, lim limits, headerKey string, a adapters
 		b.reject(i, probs...)
 	}
 	if raw[0] != '{' {
-		fail(schemas.FieldError{Message: "an envelope must be a JSON object, got " + jsonKind(raw[0])})
+		fail(schemas.FieldError{Code: schemas.CodeInvalidType, Message: "an envelope must be a JSON object, got " + jsonKind(raw[0])})
 		return
 	}
 	env, err := adapters.DecodeFor(a, raw)
 	if err != nil {
-		fail(schemas.FieldError{Message: err.Error()})
+		code := schemas.CodeInvalidValue
+		if eerr := (*adapters.EnvelopeError)(nil); errors.As(err, &eerr) {
+			code = eerr.Code
+		}
+		fail(schemas.FieldError{Code: code, Message: err.Error()})
 		return
 	}
 	ev, err := a.Normalize(env)
@@ -62,12 +66,12 @@ func (b *batch) addEnvelope(raw []byte, lim limits, headerKey string, a adapters
 		fail(verr.Problems...)
 		return
 	case err != nil:
-		fail(schemas.FieldError{Message: fmt.Sprintf("normalizing %s usage: %v", a.Name(), err)})
+		fail(schemas.FieldError{Code: schemas.CodeInvalidValue, Message: fmt.Sprintf("normalizing %s usage: %v", a.Name(), err)})
 		return
 	}
 	value, err := json.Marshal(ev)
 	if err != nil {
-		fail(schemas.FieldError{Message: "encoding the normalized event: " + err.Error()})
+		fail(schemas.FieldError{Code: schemas.CodeInvalidValue, Message: "encoding the normalized event: " + err.Error()})
 		return
 	}
 	// The event goes through the same decoding as one posted to /v1/events.

@@ -124,3 +124,19 @@ func TestAdapterHandlerNormalizes(t *testing.T) {
 		t.Errorf("produced event %s, want api_key_id hashed, provider anthropic, input 100 incl. 90 cached, raw_usage kept", recs[0].Value)
 	}
 }
+
+// Problems carry the code that the adapter or the decoder gave them.
+func TestAdapterHandlerCodes(t *testing.T) {
+	body := "[" + envelope("a", `"tokens":1`) + "," + envelope("b", `"latency_ms":"slow"`) + "," +
+		`{"event_id":"c","time":"2026-03-02T10:15:30Z","source":"gw","response":{"model":"m","usage":{"input_tokens":-4}}}` + "," +
+		envelope("") + "," + envelope("e", `"time":"yesterday"`) + ",7]"
+	_, resp := postAdapter(t, newTestServer(t, testConfig(), &fakeProducer{}).Handler(), http.MethodPost, "anthropic", body, "")
+	want := []string{"unknown_field", "invalid_type", "out_of_range", "required", "invalid_value", "invalid_type"}
+	var got []string
+	for _, e := range resp.Errors {
+		got = append(got, e.Code)
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("codes %v, want %v; errors %+v", got, want, resp.Errors)
+	}
+}

@@ -22,7 +22,7 @@ type EventError struct {
 	// Field is the JSON path of the offending field, "" for the whole event.
 	Field string `json:"field"`
 	// Code classifies the problem: required, unknown_field, invalid_type,
-	// out_of_range, too_large or invalid_value.
+	// out_of_range, too_large or invalid_value (schemas.Code*).
 	Code    string `json:"code"`
 	Message string `json:"message"`
 }
@@ -145,11 +145,11 @@ func (b *batch) add(raw []byte, lim limits, headerKey string) {
 	i := b.total
 	b.total++
 	if raw[0] != '{' {
-		b.reject(i, schemas.FieldError{Message: "an event must be a JSON object, got " + jsonKind(raw[0])})
+		b.reject(i, schemas.FieldError{Code: schemas.CodeInvalidType, Message: "an event must be a JSON object, got " + jsonKind(raw[0])})
 		return
 	}
 	if len(raw) > lim.maxEventBytes {
-		b.reject(i, schemas.FieldError{Message: fmt.Sprintf(
+		b.reject(i, schemas.FieldError{Code: schemas.CodeTooLarge, Message: fmt.Sprintf(
 			"event is %d bytes, the limit is %d; trim raw_usage or labels", len(raw), lim.maxEventBytes)})
 		return
 	}
@@ -178,7 +178,7 @@ func (b *batch) add(raw []byte, lim limits, headerKey string) {
 	default:
 		probs := fieldProblems(raw)
 		if len(probs) == 0 {
-			probs = []schemas.FieldError{{Message: err.Error()}}
+			probs = []schemas.FieldError{{Code: schemas.CodeInvalidValue, Message: err.Error()}}
 		}
 		b.reject(i, probs...)
 		return
@@ -186,11 +186,11 @@ func (b *batch) add(raw []byte, lim limits, headerKey string) {
 	e.Time = e.Time.UTC()
 	value, err := json.Marshal(e)
 	if err != nil {
-		b.reject(i, schemas.FieldError{Message: "encoding the event for Kafka: " + err.Error()})
+		b.reject(i, schemas.FieldError{Code: schemas.CodeInvalidValue, Message: "encoding the event for Kafka: " + err.Error()})
 		return
 	}
 	if len(value) > lim.maxEventBytes {
-		b.reject(i, schemas.FieldError{Message: fmt.Sprintf(
+		b.reject(i, schemas.FieldError{Code: schemas.CodeTooLarge, Message: fmt.Sprintf(
 			"event is %d bytes once encoded, the limit is %d; trim raw_usage or labels", len(value), lim.maxEventBytes)})
 		return
 	}
@@ -203,7 +203,11 @@ func (b *batch) reject(i int, probs ...schemas.FieldError) {
 		if len(b.errors) == maxErrors {
 			return
 		}
-		b.errors = append(b.errors, EventError{Index: i, Field: p.Field, Code: fieldCode(p.Message), Message: p.Message})
+		code := p.Code
+		if code == "" {
+			code = schemas.CodeInvalidValue
+		}
+		b.errors = append(b.errors, EventError{Index: i, Field: p.Field, Code: code, Message: p.Message})
 	}
 }
 
@@ -220,9 +224,9 @@ func replaceAPIKey(e *schemas.Event, headerKey string) *schemas.FieldError {
 		delete(e.Labels, k)
 		switch kid := APIKeyID(raw); {
 		case raw == "":
-			prob = &schemas.FieldError{Field: "labels." + k, Message: "is empty; send the caller's API key or leave the label out"}
+			prob = &schemas.FieldError{Field: "labels." + k, Code: schemas.CodeRequired, Message: "is empty; send the caller's API key or leave the label out"}
 		case id != "" && kid != id:
-			prob = &schemas.FieldError{Field: "labels." + k, Message: "differs from labels." + field + "; send one API key per event"}
+			prob = &schemas.FieldError{Field: "labels." + k, Code: schemas.CodeInvalidValue, Message: "differs from labels." + field + "; send one API key per event"}
 		default:
 			id, field = kid, k
 		}
@@ -234,7 +238,7 @@ func replaceAPIKey(e *schemas.Event, headerKey string) *schemas.FieldError {
 	case prob != nil:
 		return prob
 	case id != "" && e.APIKeyID != "" && e.APIKeyID != id:
-		return &schemas.FieldError{Field: "api_key_id", Message: "does not match the hash of labels." + field + "; send one or the other"}
+		return &schemas.FieldError{Field: "api_key_id", Code: schemas.CodeInvalidValue, Message: "does not match the hash of labels." + field + "; send one or the other"}
 	case id != "":
 		e.APIKeyID = id
 	case e.APIKeyID == "" && headerKey != "":
@@ -294,7 +298,9 @@ func fieldProblems(raw []byte) []schemas.FieldError {
 }
 
 func walk(raw []byte, t reflect.Type, path string, probs *[]schemas.FieldError) {
-	add := func(msg string) { *probs = append(*probs, schemas.FieldError{Field: path, Message: msg}) }
+	add := func(code, msg string) {
+		*probs = append(*probs, schemas.FieldError{Field: path, Code: code, Message: msg})
+	}
 	if t.Kind() == reflect.Pointer {
 		if string(raw) != "null" {
 			walk(raw, t.Elem(), path, probs)
@@ -306,14 +312,14 @@ func walk(raw []byte, t reflect.Type, path string, probs *[]schemas.FieldError) 
 	case !leaf && t.Kind() == reflect.Struct:
 		var obj map[string]json.RawMessage
 		if err := json.Unmarshal(raw, &obj); err != nil {
-			add("must be a JSON object")
+			add(schemas.CodeInvalidType, "must be a JSON object")
 			return
 		}
 		fields := reflect.VisibleFields(t)
 		for _, k := range sortedKeys(obj) {
 			name, ft, ok := fieldByJSONName(fields, k)
 			if !ok {
-				*probs = append(*probs, schemas.FieldError{Field: join(path, k), Message: "unknown field; check its spelling against the usage event v1 schema"})
+				*probs = append(*probs, schemas.FieldError{Field: join(path, k), Code: schemas.CodeUnknownField, Message: "unknown field; check its spelling against the usage event v1 schema"})
 				continue
 			}
 			walk(obj[k], ft, join(path, name), probs)
@@ -321,7 +327,7 @@ func walk(raw []byte, t reflect.Type, path string, probs *[]schemas.FieldError) 
 	case !leaf && t.Kind() == reflect.Map && t.Key().Kind() == reflect.String:
 		var obj map[string]json.RawMessage
 		if err := json.Unmarshal(raw, &obj); err != nil {
-			add("must be a JSON object")
+			add(schemas.CodeInvalidType, "must be a JSON object")
 			return
 		}
 		for _, k := range sortedKeys(obj) {
@@ -330,7 +336,7 @@ func walk(raw []byte, t reflect.Type, path string, probs *[]schemas.FieldError) 
 	default:
 		v := reflect.New(t)
 		if err := json.Unmarshal(raw, v.Interface()); err != nil {
-			add(leafMessage(t, err))
+			add(leafProblem(t, err))
 		}
 	}
 }
@@ -361,15 +367,17 @@ func fieldByJSONName(fields []reflect.StructField, key string) (string, reflect.
 	return foldName, foldType, foldType != nil
 }
 
-func leafMessage(t reflect.Type, err error) string {
+// leafProblem classifies and words the error of decoding one value of
+// type t.
+func leafProblem(t reflect.Type, err error) (code, msg string) {
 	if t == timeType {
-		return `must be an RFC 3339 timestamp string such as "2026-01-02T15:04:05Z" (` + err.Error() + ")"
+		return schemas.CodeInvalidType, `must be an RFC 3339 timestamp string such as "2026-01-02T15:04:05Z" (` + err.Error() + ")"
 	}
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		return fmt.Sprintf("must be %s, got %s", jsonTypeName(t), te.Value)
+		return schemas.CodeInvalidType, fmt.Sprintf("must be %s, got %s", jsonTypeName(t), te.Value)
 	}
-	return strings.TrimPrefix(err.Error(), "json: ")
+	return schemas.CodeInvalidValue, strings.TrimPrefix(err.Error(), "json: ")
 }
 
 func jsonTypeName(t reflect.Type) string {

@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"net/http"
-	"strings"
 )
 
 // Request error codes: the "code" member of every error response. They are
@@ -28,44 +27,10 @@ const (
 	codeInternal             = "internal"               // any other 5xx
 )
 
-// Event error codes: the "code" member of errors[].
-const (
-	fieldRequired     = "required"      // missing or empty
-	fieldUnknown      = "unknown_field" // not in the v1 schema
-	fieldInvalidType  = "invalid_type"  // wrong JSON type or not an object
-	fieldOutOfRange   = "out_of_range"  // a number, length or count outside its bounds
-	fieldTooLarge     = "too_large"     // the whole event is over max_event_bytes
-	fieldInvalidValue = "invalid_value" // anything else
-)
-
-// fieldCode classifies a validation message. The messages come from
-// schemas.Validate, the strict decoder and the adapters; matching their
-// wording is enough here because a new message falls back to
-// invalid_value, which is always true.
-func fieldCode(msg string) string {
-	has := func(prefixes ...string) bool {
-		for _, p := range prefixes {
-			if strings.HasPrefix(msg, p) {
-				return true
-			}
-		}
-		return false
-	}
-	switch {
-	case strings.Contains(msg, "unknown field"):
-		return fieldUnknown
-	case has("is required", "is empty"):
-		return fieldRequired
-	case has("event is "):
-		return fieldTooLarge
-	case has("must be between", "must be positive", "must not be negative", "is longer than", "GPU seconds must not be negative") ||
-		strings.Contains(msg, "is out of range") || strings.Contains(msg, "the limit is"):
-		return fieldOutOfRange
-	case has("must be a ", "must be an ", "an event must be", "an envelope must be") || strings.Contains(msg, ": got a JSON "):
-		return fieldInvalidType
-	}
-	return fieldInvalidValue
-}
+// The "code" member of errors[] is the problem code that schemas, the
+// adapters, package otlp or the decoders in this package set where they
+// found the problem: schemas.CodeRequired, CodeUnknownField,
+// CodeInvalidType, CodeOutOfRange, CodeTooLarge or CodeInvalidValue.
 
 // statusCode is the code of an error response that names none, such as a
 // *bodyError from a decodeFunc.

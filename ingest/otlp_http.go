@@ -131,7 +131,7 @@ func (s *Server) serveTraces(w http.ResponseWriter, r *http.Request) {
 		value, err := json.Marshal(ev)
 		if err != nil {
 			b.total++
-			b.reject(b.total-1, schemas.FieldError{Message: "encoding the event: " + err.Error()})
+			b.reject(b.total-1, schemas.FieldError{Code: schemas.CodeInvalidValue, Message: "encoding the event: " + err.Error()})
 			continue
 		}
 		b.add(value, s.lim, r.Header.Get(APIKeyHeader))
