@@ -32,49 +32,16 @@ const (
 // found the problem: schemas.CodeRequired, CodeUnknownField,
 // CodeInvalidType, CodeOutOfRange, CodeTooLarge or CodeInvalidValue.
 
-// statusCode is the code of an error response that names none, such as a
-// *bodyError from a decodeFunc.
-func statusCode(status int) string {
-	switch status {
-	case http.StatusBadRequest:
-		return codeInvalidJSON
-	case http.StatusUnauthorized:
-		return codeUnauthorized
-	case http.StatusNotFound:
-		return codeUnknownAdapter
-	case http.StatusMethodNotAllowed:
-		return codeMethodNotAllowed
-	case http.StatusRequestEntityTooLarge:
-		return codeTooManyEvents
-	case http.StatusUnsupportedMediaType:
-		return codeUnsupportedMediaType
-	case http.StatusUnprocessableEntity:
-		return codeInvalidEvent
-	case http.StatusTooManyRequests:
-		return codeRateLimited
-	case http.StatusServiceUnavailable:
-		return codeKafkaUnavailable
-	}
-	if status >= 500 {
-		return codeInternal
-	}
-	return codeBadRequest
-}
-
-// fail answers an error with its code and message.
-func (s *Server) fail(w http.ResponseWriter, status int, code, msg string) {
-	s.respond(w, status, Response{Code: code, Message: msg})
-}
+// Routes name the endpoints in logs; adapters have "adapter:" and their
+// name.
+const (
+	routeEvents   = "events"
+	routeTraces   = "traces"
+	routeAdapters = "adapters" // a name that no adapter has
+)
 
 // notFound answers paths that serve nothing.
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
-	s.fail(w, http.StatusNotFound, codeNotFound, "nothing is served at "+r.URL.Path+"; POST events to "+Path+", provider usage reports to "+AdaptersPath+"<name>, or OTLP traces to "+TracesPath)
-}
-
-// limited answers a request refused by a producer's limit.
-func (s *Server) limited(w http.ResponseWriter, lerr *limitError, rejected int) {
-	if lerr.retryAfter > 0 {
-		w.Header().Set("Retry-After", retryAfterSeconds(lerr.retryAfter))
-	}
-	s.respond(w, lerr.status, Response{Rejected: rejected, Code: lerr.code, Message: lerr.msg, Producer: lerr.producer, Limit: lerr.limit})
+	s.respond(w, http.StatusNotFound, Response{Code: codeNotFound,
+		Message: "nothing is served at " + r.URL.Path + "; POST events to " + Path + ", provider usage reports to " + AdaptersPath + "<name>, or OTLP traces to " + TracesPath})
 }

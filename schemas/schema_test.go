@@ -170,3 +170,14 @@ func TestValidateCodesEveryProblem(t *testing.T) {
 		}
 	}
 }
+
+// Parse decodes as strictly as Decode and leaves validation to the caller.
+func TestParseDoesNotValidate(t *testing.T) {
+	e, err := Parse([]byte(`{"event_id":"a b"}`))
+	if err != nil || e.EventID != "a b" {
+		t.Fatalf("Parse = %+v, %v", e, err)
+	}
+	if _, err := Parse([]byte(`{"evnt_id":"x"}`)); err == nil {
+		t.Fatal("Parse accepted an unknown field")
+	}
+}

@@ -200,12 +200,23 @@ func printableID(s string) bool {
 // Decode parses one JSON event and validates it. Unknown fields are
 // rejected so that typos do not silently lose data.
 func Decode(data []byte) (*Event, error) {
-	var e Event
-	if err := decodeStrict(data, &e); err != nil {
+	e, err := Parse(data)
+	if err != nil {
 		return nil, err
 	}
 	if err := e.Validate(); err != nil {
-		return &e, err
+		return e, err
+	}
+	return e, nil
+}
+
+// Parse parses one JSON event as strictly as Decode (unknown fields and
+// trailing data are errors) but does not validate it, for callers that
+// change the event before calling Validate.
+func Parse(data []byte) (*Event, error) {
+	var e Event
+	if err := decodeStrict(data, &e); err != nil {
+		return nil, err
 	}
 	return &e, nil
 }
