@@ -45,9 +45,10 @@ func parseEvents(body []byte, f framing, lim limits) ([]item, *refusal) {
 }
 
 // eachValue splits a request body into JSON values — the elements of a
-// top-level array, or a stream of values (NDJSON) — and hands each to fn.
-// noun names the values in errors ("event", "envelope"). A body that cannot
-// be split, is empty, or holds no value or more than max values is refused.
+// top-level array, or a stream of values (NDJSON) — and hands each to fn,
+// as a slice of body. noun names the values in errors ("event",
+// "envelope"). A body that cannot be split, is empty, or holds no value or
+// more than max values is refused.
 func eachValue(body []byte, f framing, max int, noun string, fn func(raw json.RawMessage)) *refusal {
 	start := len(body) - len(bytes.TrimLeft(body, " \t\r\n"))
 	if start == len(body) {
@@ -67,16 +68,15 @@ func eachValue(body []byte, f framing, max int, noun string, fn func(raw json.Ra
 		if array && !dec.More() {
 			break
 		}
-		from := int64(0)
-		if !array {
-			from = dec.InputOffset()
-		}
-		var raw json.RawMessage
-		err := dec.Decode(&raw)
+		from := dec.InputOffset()
+		err := dec.Decode(&skipValue{})
 		if !array && errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
+			if array {
+				from = 0
+			}
 			return syntaxError(body, from, err)
 		}
 		if n == max {
@@ -84,7 +84,9 @@ func eachValue(body []byte, f framing, max int, noun string, fn func(raw json.Ra
 				"request has more than %d %ss; split it into smaller requests", max, noun)}
 		}
 		n++
-		fn(raw)
+		// The value ends where the decoder stands; before it are the
+		// separators after the previous one.
+		fn(bytes.TrimLeft(body[from:dec.InputOffset()], ", \t\r\n"))
 	}
 	if array {
 		// More stopped at ']' or at an error that Token reports.
@@ -120,6 +122,11 @@ func parseEvent(raw []byte, maxEventBytes int) item {
 	}
 	return item{event: e}
 }
+
+// skipValue checks a JSON value's syntax and keeps nothing of it.
+type skipValue struct{}
+
+func (*skipValue) UnmarshalJSON([]byte) error { return nil }
 
 // syntaxError turns a JSON framing error into a 400 with a position. The
 // Decoder's own offsets are not reliable inside arrays, so the bytes from
