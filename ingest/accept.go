@@ -102,7 +102,7 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, ep endpoint) {
 	}
 	select {
 	case s.slots <- struct{}{}:
-		inflight.Inc()
+		s.metrics.inflight.Inc()
 	default:
 		w.Header().Set("Retry-After", s.retryAfter)
 		s.finish(w, ep, outcome{status: http.StatusServiceUnavailable, code: codeOverloaded})
@@ -169,14 +169,14 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, ep endpoint) {
 
 // finish counts the events of o and has ep render it.
 func (s *Server) finish(w http.ResponseWriter, ep endpoint, o outcome) {
-	eventsAccepted.Add(float64(o.accepted))
-	eventsRejected.Add(float64(o.total - o.accepted))
+	s.metrics.eventsAccepted.Add(float64(o.accepted))
+	s.metrics.eventsRejected.Add(float64(o.total - o.accepted))
 	ep.render(w, o)
 }
 
 // limited turns o into the refusal of a producer's limit.
 func (s *Server) limited(w http.ResponseWriter, producer string, lerr *limitError, o outcome) outcome {
-	rateLimited.WithLabelValues(producer, lerr.limit).Inc()
+	s.metrics.rateLimited.WithLabelValues(producer, lerr.limit).Inc()
 	if lerr.retryAfter > 0 {
 		w.Header().Set("Retry-After", retryAfterSeconds(lerr.retryAfter))
 	}
@@ -211,9 +211,9 @@ func (s *Server) message(o outcome, a *advice) string {
 	return o.msg
 }
 
-// write answers with status and body.
-func (s *Server) write(w http.ResponseWriter, status int, contentType string, body []byte) {
-	requestsTotal.WithLabelValues(strconv.Itoa(status)).Inc()
+// write answers with status and body, counted by route.
+func (s *Server) write(w http.ResponseWriter, route string, status int, contentType string, body []byte) {
+	s.metrics.requests.WithLabelValues(strconv.Itoa(status), route).Inc()
 	h := w.Header()
 	h.Set("Content-Type", contentType)
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -234,7 +234,7 @@ func (s *Server) produce(ctx context.Context, recs []*kgo.Record) error {
 		defer cancel()
 		start := time.Now()
 		res := s.producer.ProduceSync(ctx, recs...)
-		produceSeconds.Observe(time.Since(start).Seconds())
+		s.metrics.produceSeconds.Observe(time.Since(start).Seconds())
 		results <- resultsError(res, len(recs))
 	}()
 	timer := time.NewTimer(s.cfg.ProduceTimeout + produceGrace)
@@ -269,7 +269,7 @@ func resultsError(res kgo.ProduceResults, want int) error {
 
 func (s *Server) release() {
 	<-s.slots
-	inflight.Dec()
+	s.metrics.inflight.Dec()
 }
 
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *refusal) {

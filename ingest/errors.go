@@ -32,16 +32,17 @@ const (
 // found the problem: schemas.CodeRequired, CodeUnknownField,
 // CodeInvalidType, CodeOutOfRange, CodeTooLarge or CodeInvalidValue.
 
-// Routes name the endpoints in logs; adapters have "adapter:" and their
-// name.
+// Routes, the route label of aivis_ingest_requests_total; adapters have
+// "adapter:" and their name.
 const (
 	routeEvents   = "events"
 	routeTraces   = "traces"
 	routeAdapters = "adapters" // a name that no adapter has
+	routeOther    = "other"    // a path that serves nothing
 )
 
 // notFound answers paths that serve nothing.
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
-	s.respond(w, http.StatusNotFound, Response{Code: codeNotFound,
+	s.respond(w, routeOther, http.StatusNotFound, Response{Code: codeNotFound,
 		Message: "nothing is served at " + r.URL.Path + "; POST events to " + Path + ", provider usage reports to " + AdaptersPath + "<name>, or OTLP traces to " + TracesPath})
 }

@@ -66,6 +66,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -126,6 +127,7 @@ type Server struct {
 	cfg        Config
 	producer   Producer
 	log        *slog.Logger
+	metrics    *metrics
 	auth       authenticator
 	lim        limits
 	admission  *admission
@@ -136,13 +138,21 @@ type Server struct {
 	producing sync.WaitGroup
 }
 
-// New validates cfg and returns a server that produces through producer.
-func New(cfg Config, producer Producer, log *slog.Logger) (*Server, error) {
+// New validates cfg and returns a server that produces through producer
+// and registers its metrics with reg (a registry of its own when nil).
+func New(cfg Config, producer Producer, reg prometheus.Registerer, log *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("configuring ingest: %w", err)
 	}
 	if producer == nil {
 		return nil, errors.New("configuring ingest: no Kafka producer given")
+	}
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("configuring ingest: %w", err)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -151,6 +161,7 @@ func New(cfg Config, producer Producer, log *slog.Logger) (*Server, error) {
 		cfg:        cfg,
 		producer:   producer,
 		log:        log,
+		metrics:    m,
 		auth:       newAuthenticator(cfg),
 		lim:        limits{maxEvents: cfg.MaxEventsPerRequest, maxEventBytes: cfg.MaxEventBytes},
 		slots:      make(chan struct{}, cfg.MaxInflightRequests),
@@ -280,7 +291,7 @@ func (j *jsonRequest) render(w http.ResponseWriter, o outcome) {
 	case o.code == codeInvalidEvent:
 		resp.Rejected, resp.Errors, resp.Message = o.total-o.accepted, o.errors, invalidMessage(o)
 	}
-	j.s.respond(w, o.status, resp)
+	j.s.respond(w, j.routeLabel, o.status, resp)
 }
 
 // invalidMessage says what to do about the invalid events of o.
@@ -309,9 +320,9 @@ func framingOf(contentType string) framing {
 	return framingDetect
 }
 
-// respond writes resp with status code. Message and error carry the same
-// text whichever of them was set.
-func (s *Server) respond(w http.ResponseWriter, code int, resp Response) {
+// respond writes resp with status code, counted by route. Message and
+// error carry the same text whichever of them was set.
+func (s *Server) respond(w http.ResponseWriter, route string, code int, resp Response) {
 	if resp.Message == "" {
 		resp.Message = resp.Error
 	}
@@ -321,5 +332,5 @@ func (s *Server) respond(w http.ResponseWriter, code int, resp Response) {
 		// Response holds only strings and ints; this cannot happen.
 		body = []byte(`{"accepted":0,"error":"encoding the response failed"}`)
 	}
-	s.write(w, code, "application/json", append(body, '\n'))
+	s.write(w, route, code, "application/json", append(body, '\n'))
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -70,9 +71,12 @@ func testConfig() Config {
 	return cfg
 }
 
+// testRegistry holds the metrics of every test server.
+var testRegistry = prometheus.NewRegistry()
+
 func newTestServer(t testing.TB, cfg Config, p Producer) *Server {
 	t.Helper()
-	s, err := New(cfg, p, nil)
+	s, err := New(cfg, p, testRegistry, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,10 +307,10 @@ func TestHandlerInflightLimit(t *testing.T) {
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
-	if _, err := New(DefaultConfig(), &fakeProducer{}, nil); err == nil || !strings.Contains(err.Error(), "ingest.producers") {
+	if _, err := New(DefaultConfig(), &fakeProducer{}, nil, nil); err == nil || !strings.Contains(err.Error(), "ingest.producers") {
 		t.Fatalf("New with no producers and allow_anonymous=false: err = %v", err)
 	}
-	if _, err := New(testConfig(), nil, nil); err == nil {
+	if _, err := New(testConfig(), nil, nil, nil); err == nil {
 		t.Fatal("New without a producer succeeded")
 	}
 }

@@ -9,11 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
-
 	"github.com/aivis-dev/aivis/ingest/otlp"
-	"github.com/aivis-dev/aivis/internal/obs"
 )
 
 // TracesPath is the OTLP/HTTP trace export route, so that an OpenTelemetry
@@ -29,16 +25,6 @@ const (
 
 // maxRejectedListed bounds the spans named in partial_success.error_message.
 const maxRejectedListed = 5
-
-var (
-	otlpSpansTotal = promauto.With(obs.Registry).NewCounterVec(prometheus.CounterOpts{
-		Name: "aivis_ingest_otlp_spans_total",
-		Help: "Spans received on POST /v1/traces, by result: accepted (produced as usage events), rejected (GenAI usage that could not be normalized) or skipped (no GenAI usage).",
-	}, []string{"result"})
-	otlpSpansAccepted = otlpSpansTotal.WithLabelValues("accepted")
-	otlpSpansRejected = otlpSpansTotal.WithLabelValues("rejected")
-	otlpSpansSkipped  = otlpSpansTotal.WithLabelValues("skipped")
-)
 
 // serveTraces accepts an OTLP/HTTP trace export and produces one event per
 // span with GenAI usage (package ingest/otlp). It follows OTLP/HTTP rather
@@ -104,9 +90,9 @@ func (t *traceRequest) parse(body []byte) ([]item, *refusal) {
 		return nil, &refusal{http.StatusBadRequest, codeBadRequest, err.Error()}
 	}
 	t.res = otlp.Convert(td)
-	otlpSpansSkipped.Add(float64(t.res.Skipped))
+	t.s.metrics.spansSkipped.Add(float64(t.res.Skipped))
 	if len(t.res.Events) > t.s.lim.maxEvents {
-		otlpSpansRejected.Add(float64(len(t.res.Events) + len(t.res.Rejected)))
+		t.s.metrics.spansRejected.Add(float64(len(t.res.Events) + len(t.res.Rejected)))
 		return nil, &refusal{http.StatusRequestEntityTooLarge, codeTooManyEvents, fmt.Sprintf(
 			"the export has %d spans with GenAI usage, more than the %d events ingest takes per request; lower the exporter's batch size (OTEL_BSP_MAX_EXPORT_BATCH_SIZE) or raise ingest.max_events_per_request",
 			len(t.res.Events), t.s.lim.maxEvents)}
@@ -126,13 +112,13 @@ func (t *traceRequest) parse(body []byte) ([]item, *refusal) {
 // else a google.rpc.Status.
 func (t *traceRequest) render(w http.ResponseWriter, o outcome) {
 	s := t.s
-	otlpSpansAccepted.Add(float64(o.accepted))
-	otlpSpansRejected.Add(float64(o.invalid))
+	s.metrics.spansAccepted.Add(float64(o.accepted))
+	s.metrics.spansRejected.Add(float64(o.invalid))
 	if o.code == "" || o.code == codeInvalidEvent {
 		h := w.Header()
 		h.Set(spansAcceptedHeader, strconv.Itoa(o.accepted))
 		h.Set(spansSkippedHeader, strconv.Itoa(t.res.Skipped))
-		s.write(w, http.StatusOK, t.format.ContentType(), otlp.Response(t.format, int64(o.invalid), t.rejectedMessage(o)))
+		s.write(w, routeTraces, http.StatusOK, t.format.ContentType(), otlp.Response(t.format, int64(o.invalid), t.rejectedMessage(o)))
 		return
 	}
 	status, code := o.status, otlp.CodeInvalidArgument
@@ -149,7 +135,7 @@ func (t *traceRequest) render(w http.ResponseWriter, o outcome) {
 		// OTLP/HTTP answers data that must not be resent with 400.
 		status = http.StatusBadRequest
 	}
-	s.write(w, status, t.format.ContentType(), otlp.Status(t.format, code, s.message(o, &otlpAdvice)))
+	s.write(w, routeTraces, status, t.format.ContentType(), otlp.Status(t.format, code, s.message(o, &otlpAdvice)))
 }
 
 // rejectedMessage describes the rejected spans for partial_success, naming

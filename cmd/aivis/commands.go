@@ -51,7 +51,7 @@ func runIngest(ctx context.Context, e *env) error {
 		return fmt.Errorf("creating the Kafka producer: %w", err)
 	}
 	defer cl.Close()
-	srv, err := ingest.New(e.cfg.Ingest, cl, e.log)
+	srv, err := ingest.New(e.cfg.Ingest, cl, obs.Registry, e.log)
 	if err != nil {
 		return err
 	}

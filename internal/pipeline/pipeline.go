@@ -21,6 +21,7 @@ import (
 	"github.com/aivis-dev/aivis/ingest"
 	"github.com/aivis-dev/aivis/internal/bus"
 	"github.com/aivis-dev/aivis/internal/config"
+	"github.com/aivis-dev/aivis/internal/obs"
 	"github.com/aivis-dev/aivis/schemas"
 	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
 )
@@ -104,7 +105,7 @@ func Start(ctx context.Context, cfg config.Config, token string, log *slog.Logge
 		return nil, fmt.Errorf("creating the ingest Kafka client: %w", err)
 	}
 	p.clients = append(p.clients, prodCl)
-	srv, err := ingest.New(icfg, prodCl, log.With("stage", "ingest"))
+	srv, err := ingest.New(icfg, prodCl, obs.Registry, log.With("stage", "ingest"))
 	if err != nil {
 		return nil, err
 	}
