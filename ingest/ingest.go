@@ -64,6 +64,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -136,7 +137,15 @@ type Server struct {
 	// producing counts produce calls still running, which may outlive their
 	// request after a timeout; Serve waits for them on shutdown.
 	producing sync.WaitGroup
+	// state is where Serve is: stateIdle, stateServing or stateStopped.
+	state atomic.Int32
 }
+
+const (
+	stateIdle int32 = iota
+	stateServing
+	stateStopped
+)
 
 // New validates cfg and returns a server that produces through producer
 // and registers its metrics with reg (a registry of its own when nil).
@@ -185,9 +194,27 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
-// Run listens on addr (cfg.ListenAddr when empty) and serves until ctx is
-// done; see Serve.
-func (s *Server) Run(ctx context.Context, addr string) error {
+// Ready says why the server cannot accept requests, for a readiness check:
+// before Serve listens and once it is shutting down; nil otherwise.
+func (s *Server) Ready() error {
+	switch s.state.Load() {
+	case stateServing:
+		return nil
+	case stateStopped:
+		return errors.New("ingest is shutting down")
+	default:
+		return errors.New("ingest is not listening yet")
+	}
+}
+
+// Run listens on cfg.ListenAddr and serves until ctx is done; see Serve.
+func (s *Server) Run(ctx context.Context) error {
+	return s.ListenAndServe(ctx, s.cfg.ListenAddr)
+}
+
+// ListenAndServe listens on addr (cfg.ListenAddr when empty) and serves
+// until ctx is done; see Serve.
+func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
 	if addr == "" {
 		addr = s.cfg.ListenAddr
 	}
@@ -214,11 +241,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.log.Info("serving usage events", "addr", ln.Addr().String(), "path", Path)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	s.state.Store(stateServing)
 	select {
 	case err := <-served:
+		s.state.Store(stateStopped)
 		return fmt.Errorf("serving events on %s: %w", ln.Addr(), err)
 	case <-ctx.Done():
 	}
+	// Not ready from here on, so that load balancers stop sending.
+	s.state.Store(stateStopped)
 
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()

@@ -358,3 +358,35 @@ func TestRunGracefulShutdown(t *testing.T) {
 	}
 	http.DefaultClient.CloseIdleConnections()
 }
+
+// Run serves on ingest.listen_addr; Ready says whether it can take
+// requests: not before it listens, nor once it shuts down.
+func TestRunReady(t *testing.T) {
+	cfg := testConfig()
+	cfg.ListenAddr = "127.0.0.1:0"
+	s := newTestServer(t, cfg, &fakeProducer{})
+	if err := s.Ready(); err == nil || !strings.Contains(err.Error(), "not listening") {
+		t.Fatalf("Ready before Run = %v, want not listening", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- s.Run(ctx) }()
+	for deadline := time.Now().Add(5 * time.Second); s.Ready() != nil; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready 5 s after Run: %v", s.Ready())
+		}
+	}
+	cancel()
+	if err := <-served; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if err := s.Ready(); err == nil || !strings.Contains(err.Error(), "shutting down") {
+		t.Fatalf("Ready after shutdown = %v, want shutting down", err)
+	}
+
+	cfg.ListenAddr = "127.0.0.1:-1"
+	if err := newTestServer(t, cfg, &fakeProducer{}).ListenAndServe(context.Background(), ""); err == nil || !strings.Contains(err.Error(), "ingest.listen_addr") {
+		t.Fatalf("ListenAndServe on a bad address = %v, want advice on ingest.listen_addr", err)
+	}
+}

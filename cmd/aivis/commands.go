@@ -57,7 +57,7 @@ func runIngest(ctx context.Context, e *env) error {
 	}
 	ready := obs.NewReadiness()
 	ready.Add("kafka", func() error { return cl.Ping(context.Background()) })
-	return serveWith(ctx, e, ready, func(ctx context.Context) error { return srv.Run(ctx, e.cfg.Ingest.ListenAddr) })
+	return serveWith(ctx, e, ready, srv.Run)
 }
 
 func runEnrich(ctx context.Context, e *env) error {
