@@ -17,59 +17,65 @@ const AdaptersPath = "/v1/adapters/"
 // serveAdapter accepts provider usage envelopes for one adapter; the body is
 // framed like /v1/events and every envelope becomes one event.
 func (s *Server) serveAdapter(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	s.serveBatch(w, r, func(body []byte, f framing, headerKey string) (batch, error) {
-		a, ok := adapters.Lookup(name)
-		if !ok {
-			return batch{}, &bodyError{http.StatusNotFound, fmt.Sprintf(
-				"no usage adapter named %q; post to %s<name> with one of: %s", name, AdaptersPath, strings.Join(adapters.Names(), ", "))}
-		}
-		return decodeEnvelopes(body, f, s.lim, headerKey, a)
+	req := &adapterRequest{jsonRequest: jsonRequest{s: s, routeLabel: routeAdapters}, adapterName: r.PathValue("name")}
+	if a, ok := adapters.Lookup(req.adapterName); ok {
+		req.adapter, req.routeLabel = a, "adapter:"+a.Name()
+	}
+	s.accept(w, r, req)
+}
+
+// adapterRequest is a POST /v1/adapters/{name}: envelopes that adapter
+// normalizes into events, answered like /v1/events.
+type adapterRequest struct {
+	jsonRequest
+	adapterName string
+	adapter     adapters.Adapter // nil when no adapter has that name
+}
+
+func (a *adapterRequest) prepare(r *http.Request) (bool, *refusal) {
+	partial, ref := a.jsonRequest.prepare(r)
+	if ref == nil && a.adapter == nil {
+		ref = &refusal{http.StatusNotFound, codeUnknownAdapter, fmt.Sprintf(
+			"no usage adapter named %q; post to %s<name> with one of: %s", a.adapterName, AdaptersPath, strings.Join(adapters.Names(), ", "))}
+	}
+	return partial, ref
+}
+
+// parse splits the body into envelopes and normalizes each. Problems carry
+// the envelope's index; a normalization problem is named by its envelope
+// field path (e.g. "response.usage.input_tokens").
+func (a *adapterRequest) parse(body []byte) ([]item, *refusal) {
+	var items []item
+	ref := eachValue(body, a.framing, a.s.lim.maxEvents, "envelope", func(raw json.RawMessage) {
+		items = append(items, normalize(a.adapter, raw))
 	})
+	return items, ref
 }
 
-// decodeEnvelopes splits body into envelopes, normalizes each with a and
-// adds the resulting events to a batch as decodeBody would, so that
-// validation, API key handling, size limits and encoding are the same as on
-// /v1/events. Errors carry the envelope's index; a normalization problem is
-// named by its envelope field path (e.g. "response.usage.input_tokens").
-func decodeEnvelopes(body []byte, f framing, lim limits, headerKey string, a adapters.Adapter) (batch, error) {
-	var b batch
-	err := eachValue(body, f, lim.maxEvents, "envelope", func(raw json.RawMessage) { b.addEnvelope(raw, lim, headerKey, a) })
-	return b, err
-}
-
-// addEnvelope normalizes one envelope; raw is a syntactically valid JSON value.
-func (b *batch) addEnvelope(raw []byte, lim limits, headerKey string, a adapters.Adapter) {
-	fail := func(probs ...schemas.FieldError) {
-		i := b.total
-		b.total++
-		b.reject(i, probs...)
+// normalize turns one envelope into an event; raw is a syntactically valid
+// JSON value.
+func normalize(a adapters.Adapter, raw []byte) item {
+	problem := func(code, msg string) item {
+		return item{probs: []schemas.FieldError{{Code: code, Message: msg}}}
 	}
 	if raw[0] != '{' {
-		fail(schemas.FieldError{Message: "an envelope must be a JSON object, got " + jsonKind(raw[0])})
-		return
+		return problem(schemas.CodeInvalidType, "an envelope must be a JSON object, got "+jsonKind(raw[0]))
 	}
 	env, err := adapters.DecodeFor(a, raw)
 	if err != nil {
-		fail(schemas.FieldError{Message: err.Error()})
-		return
+		code := schemas.CodeInvalidValue
+		if eerr := (*adapters.EnvelopeError)(nil); errors.As(err, &eerr) {
+			code = eerr.Code
+		}
+		return problem(code, err.Error())
 	}
 	ev, err := a.Normalize(env)
 	var verr *schemas.ValidationError
 	switch {
 	case errors.As(err, &verr):
-		fail(verr.Problems...)
-		return
+		return item{probs: verr.Problems}
 	case err != nil:
-		fail(schemas.FieldError{Message: fmt.Sprintf("normalizing %s usage: %v", a.Name(), err)})
-		return
+		return problem(schemas.CodeInvalidValue, fmt.Sprintf("normalizing %s usage: %v", a.Name(), err))
 	}
-	value, err := json.Marshal(ev)
-	if err != nil {
-		fail(schemas.FieldError{Message: "encoding the normalized event: " + err.Error()})
-		return
-	}
-	// The event goes through the same decoding as one posted to /v1/events.
-	b.add(value, lim, headerKey)
+	return item{event: ev}
 }

@@ -1,12 +1,14 @@
 package ingest
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/aivis-dev/aivis/ingest/adapters"
 	"github.com/aivis-dev/aivis/schemas"
 )
 
@@ -123,4 +125,80 @@ func TestAdapterHandlerNormalizes(t *testing.T) {
 		schemas.Get(e.Usage.CacheReadInputTokens) != 90 || len(e.RawUsage) == 0 {
 		t.Errorf("produced event %s, want api_key_id hashed, provider anthropic, input 100 incl. 90 cached, raw_usage kept", recs[0].Value)
 	}
+}
+
+// Problems carry the code that the adapter or the decoder gave them.
+func TestAdapterHandlerCodes(t *testing.T) {
+	body := "[" + envelope("a", `"tokens":1`) + "," + envelope("b", `"latency_ms":"slow"`) + "," +
+		`{"event_id":"c","time":"2026-03-02T10:15:30Z","source":"gw","response":{"model":"m","usage":{"input_tokens":-4}}}` + "," +
+		envelope("") + "," + envelope("e", `"time":"yesterday"`) + ",7]"
+	_, resp := postAdapter(t, newTestServer(t, testConfig(), &fakeProducer{}).Handler(), http.MethodPost, "anthropic", body, "")
+	want := []string{"unknown_field", "invalid_type", "out_of_range", "required", "invalid_value", "invalid_type"}
+	var got []string
+	for _, e := range resp.Errors {
+		got = append(got, e.Code)
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("codes %v, want %v; errors %+v", got, want, resp.Errors)
+	}
+}
+
+var problemCodes = map[string]bool{
+	schemas.CodeRequired: true, schemas.CodeUnknownField: true, schemas.CodeInvalidType: true,
+	schemas.CodeOutOfRange: true, schemas.CodeTooLarge: true, schemas.CodeInvalidValue: true,
+}
+
+// FuzzAdapterBody checks what the adapter route makes of any body: every
+// envelope accounted for, every problem coded, and every event it would
+// produce as valid and canonical as one posted to /v1/events.
+func FuzzAdapterBody(f *testing.F) {
+	for _, s := range []string{
+		envelope("a"),
+		"[" + envelope("a") + "," + envelope("b", `"labels":{"api_key":"k"}`) + "]",
+		envelope("a", `"tokens":1`) + "\n" + envelope("b", `"latency_ms":"x"`),
+		`{"event_id":"c","time":"2026-03-02T10:15:30Z","source":"gw","response":{"model":"m","usage":{"input_tokens":-4}}}`,
+		`[{"call_type":"acompletion","model":"gpt-4o","custom_llm_provider":"openai","response_cost":0.1,"prompt_tokens":3,"completion_tokens":1}]`,
+		"[7, null]",
+	} {
+		for i := range adapters.Names() {
+			f.Add([]byte(s), uint8(i), "")
+		}
+	}
+	f.Fuzz(func(t *testing.T, body []byte, which uint8, headerKey string) {
+		names := adapters.Names()
+		a, _ := adapters.Lookup(names[int(which)%len(names)])
+		lim := limits{maxEvents: 100, maxEventBytes: 64 << 10}
+		req := &adapterRequest{jsonRequest: jsonRequest{s: &Server{lim: lim}}, adapter: a}
+		items, ref := req.parse(body)
+		if ref != nil {
+			if ref.status < 400 || ref.code == "" || ref.msg == "" {
+				t.Fatalf("refusal without a status, code and message: %+v", ref)
+			}
+			return
+		}
+		b := check(items, lim.maxEventBytes, headerKey)
+		if b.total == 0 || b.total > lim.maxEvents || len(b.events)+b.invalid != b.total {
+			t.Fatalf("counts: total=%d valid=%d invalid=%d", b.total, len(b.events), b.invalid)
+		}
+		if b.invalid > 0 && len(b.errors) == 0 {
+			t.Fatal("invalid envelopes without errors")
+		}
+		for _, e := range b.errors {
+			if !problemCodes[e.Code] || e.Message == "" {
+				t.Fatalf("error %+v has no known code or no message", e)
+			}
+		}
+		for _, d := range b.events {
+			e, err := schemas.Decode(d.value)
+			if err != nil {
+				t.Fatalf("accepted event does not decode and validate: %v\n%s", err, d.value)
+			}
+			if again, _ := json.Marshal(e); !bytes.Equal(again, d.value) {
+				t.Fatalf("value is not canonical:\n%s\n%s", d.value, again)
+			}
+			if _, ok := e.Labels[apiKeyLabel]; ok {
+				t.Fatalf("raw api key label survived: %s", d.value)
+			}
+		}
+	})
 }

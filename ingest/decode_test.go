@@ -24,6 +24,16 @@ func event(id string, extra ...string) string {
 
 var testLimits = limits{maxEvents: 5, maxEventBytes: 4096}
 
+// decodeBody is what the accept path does with a body posted to /v1/events
+// before admission: parse, then check.
+func decodeBody(body []byte, f framing, lim limits, headerKey string) (batch, error) {
+	items, ref := parseEvents(body, f, lim)
+	if ref != nil {
+		return batch{}, ref
+	}
+	return check(items, lim.maxEventBytes, headerKey), nil
+}
+
 func TestDecodeBody(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -92,7 +102,7 @@ func TestDecodeBody(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			b, err := decodeBody([]byte(tt.body), tt.framing, testLimits, tt.headerKey)
 			if tt.wantCode != 0 {
-				var be *bodyError
+				var be *refusal
 				if !errors.As(err, &be) {
 					t.Fatalf("err = %v, want a body error with status %d", err, tt.wantCode)
 				}
@@ -214,7 +224,7 @@ func FuzzDecodeBody(f *testing.F) {
 		lim := limits{maxEvents: 100, maxEventBytes: 64 << 10}
 		b, err := decodeBody(body, fr, lim, headerKey)
 		if err != nil {
-			var be *bodyError
+			var be *refusal
 			if !errors.As(err, &be) || be.status < 400 || be.msg == "" {
 				t.Fatalf("error %v is not a body error with a status and message", err)
 			}

@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"net/http"
-	"strings"
 )
 
 // Request error codes: the "code" member of every error response. They are
@@ -28,88 +27,22 @@ const (
 	codeInternal             = "internal"               // any other 5xx
 )
 
-// Event error codes: the "code" member of errors[].
+// The "code" member of errors[] is the problem code that schemas, the
+// adapters, package otlp or the decoders in this package set where they
+// found the problem: schemas.CodeRequired, CodeUnknownField,
+// CodeInvalidType, CodeOutOfRange, CodeTooLarge or CodeInvalidValue.
+
+// Routes, the route label of aivis_ingest_requests_total; adapters have
+// "adapter:" and their name.
 const (
-	fieldRequired     = "required"      // missing or empty
-	fieldUnknown      = "unknown_field" // not in the v1 schema
-	fieldInvalidType  = "invalid_type"  // wrong JSON type or not an object
-	fieldOutOfRange   = "out_of_range"  // a number, length or count outside its bounds
-	fieldTooLarge     = "too_large"     // the whole event is over max_event_bytes
-	fieldInvalidValue = "invalid_value" // anything else
+	routeEvents   = "events"
+	routeTraces   = "traces"
+	routeAdapters = "adapters" // a name that no adapter has
+	routeOther    = "other"    // a path that serves nothing
 )
-
-// fieldCode classifies a validation message. The messages come from
-// schemas.Validate, the strict decoder and the adapters; matching their
-// wording is enough here because a new message falls back to
-// invalid_value, which is always true.
-func fieldCode(msg string) string {
-	has := func(prefixes ...string) bool {
-		for _, p := range prefixes {
-			if strings.HasPrefix(msg, p) {
-				return true
-			}
-		}
-		return false
-	}
-	switch {
-	case strings.Contains(msg, "unknown field"):
-		return fieldUnknown
-	case has("is required", "is empty"):
-		return fieldRequired
-	case has("event is "):
-		return fieldTooLarge
-	case has("must be between", "must be positive", "must not be negative", "is longer than", "GPU seconds must not be negative") ||
-		strings.Contains(msg, "is out of range") || strings.Contains(msg, "the limit is"):
-		return fieldOutOfRange
-	case has("must be a ", "must be an ", "an event must be", "an envelope must be") || strings.Contains(msg, ": got a JSON "):
-		return fieldInvalidType
-	}
-	return fieldInvalidValue
-}
-
-// statusCode is the code of an error response that names none, such as a
-// *bodyError from a decodeFunc.
-func statusCode(status int) string {
-	switch status {
-	case http.StatusBadRequest:
-		return codeInvalidJSON
-	case http.StatusUnauthorized:
-		return codeUnauthorized
-	case http.StatusNotFound:
-		return codeUnknownAdapter
-	case http.StatusMethodNotAllowed:
-		return codeMethodNotAllowed
-	case http.StatusRequestEntityTooLarge:
-		return codeTooManyEvents
-	case http.StatusUnsupportedMediaType:
-		return codeUnsupportedMediaType
-	case http.StatusUnprocessableEntity:
-		return codeInvalidEvent
-	case http.StatusTooManyRequests:
-		return codeRateLimited
-	case http.StatusServiceUnavailable:
-		return codeKafkaUnavailable
-	}
-	if status >= 500 {
-		return codeInternal
-	}
-	return codeBadRequest
-}
-
-// fail answers an error with its code and message.
-func (s *Server) fail(w http.ResponseWriter, status int, code, msg string) {
-	s.respond(w, status, Response{Code: code, Message: msg})
-}
 
 // notFound answers paths that serve nothing.
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
-	s.fail(w, http.StatusNotFound, codeNotFound, "nothing is served at "+r.URL.Path+"; POST events to "+Path+", provider usage reports to "+AdaptersPath+"<name>, or OTLP traces to "+TracesPath)
-}
-
-// limited answers a request refused by a producer's limit.
-func (s *Server) limited(w http.ResponseWriter, lerr *limitError, rejected int) {
-	if lerr.retryAfter > 0 {
-		w.Header().Set("Retry-After", retryAfterSeconds(lerr.retryAfter))
-	}
-	s.respond(w, lerr.status, Response{Rejected: rejected, Code: lerr.code, Message: lerr.msg, Producer: lerr.producer, Limit: lerr.limit})
+	s.respond(w, routeOther, http.StatusNotFound, Response{Code: codeNotFound,
+		Message: "nothing is served at " + r.URL.Path + "; POST events to " + Path + ", provider usage reports to " + AdaptersPath + "<name>, or OTLP traces to " + TracesPath})
 }

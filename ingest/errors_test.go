@@ -106,38 +106,6 @@ func TestErrorCodes(t *testing.T) {
 	}
 }
 
-func TestFieldCodes(t *testing.T) {
-	tests := []struct{ msg, want string }{
-		{"unknown field; check its spelling against the usage event v1 schema", fieldUnknown},
-		{`decoding the adapter envelope (fields: event_id): json: unknown field "tokens"`, fieldUnknown},
-		{"is required (a ULID or UUID assigned by the producer; reuse it on retry)", fieldRequired},
-		{`is required for kind "llm.request"`, fieldRequired},
-		{"is empty; send the caller's API key or leave the label out", fieldRequired},
-		{"must be between 0 and 1000000000000, got -4", fieldOutOfRange},
-		{"is 200 bytes long, the limit is 128", fieldOutOfRange},
-		{"has 70 entries, the limit is 64", fieldOutOfRange},
-		{"2299-01-01T00:00:00Z is out of range", fieldOutOfRange},
-		{"must not be negative", fieldOutOfRange},
-		{"must be positive", fieldOutOfRange},
-		{"is longer than 256 bytes", fieldOutOfRange},
-		{"event is 5000 bytes, the limit is 4096; trim raw_usage or labels", fieldTooLarge},
-		{"must be a string, got number", fieldInvalidType},
-		{"must be an integer, got string", fieldInvalidType},
-		{`must be an RFC 3339 timestamp string such as "2026-01-02T15:04:05Z" (x)`, fieldInvalidType},
-		{"an event must be a JSON object, got an array", fieldInvalidType},
-		{"reading usage: got a JSON string, want a number", fieldInvalidType},
-		{`must be "1", got "2"`, fieldInvalidValue},
-		{`unknown status "weird" (want ok, error, cancelled or partial)`, fieldInvalidValue},
-		{"may only contain letters, digits and - _ . : /", fieldInvalidValue},
-		{"something new", fieldInvalidValue},
-	}
-	for _, tt := range tests {
-		if got := fieldCode(tt.msg); got != tt.want {
-			t.Errorf("fieldCode(%q) = %s, want %s", tt.msg, got, tt.want)
-		}
-	}
-}
-
 func TestPartialAcceptance(t *testing.T) {
 	mixed := "[" + event("a") + "," + event("b", `"status":"weird"`) + "," + event("c") + "," + event("d", `"tokens":1`) + "]"
 	bad := event("x", `"tokens":1`) + "\n" + event("")

@@ -58,7 +58,7 @@ func TestDocumentedExamples(t *testing.T) {
 	cfg := ingest.DefaultConfig()
 	cfg.Producers = []ingest.ProducerToken{{Name: "docs", TokenSHA256: ingest.HashToken(token)}}
 	prod := &captureProducer{}
-	srv, err := ingest.New(cfg, prod, nil)
+	srv, err := ingest.New(cfg, prod, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

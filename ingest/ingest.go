@@ -54,7 +54,6 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -65,12 +64,11 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/aivis-dev/aivis/schemas"
 )
 
 // Producer writes records to Kafka. ProduceSync blocks until every record is
@@ -125,11 +123,12 @@ type Response struct {
 	Limit    string `json:"limit,omitempty"`
 }
 
-// Server serves POST /v1/events.
+// Server serves POST /v1/events, /v1/adapters/{name} and /v1/traces.
 type Server struct {
 	cfg        Config
 	producer   Producer
 	log        *slog.Logger
+	metrics    *metrics
 	auth       authenticator
 	lim        limits
 	admission  *admission
@@ -138,15 +137,31 @@ type Server struct {
 	// producing counts produce calls still running, which may outlive their
 	// request after a timeout; Serve waits for them on shutdown.
 	producing sync.WaitGroup
+	// state is where Serve is: stateIdle, stateServing or stateStopped.
+	state atomic.Int32
 }
 
-// New validates cfg and returns a server that produces through producer.
-func New(cfg Config, producer Producer, log *slog.Logger) (*Server, error) {
+const (
+	stateIdle int32 = iota
+	stateServing
+	stateStopped
+)
+
+// New validates cfg and returns a server that produces through producer
+// and registers its metrics with reg (a registry of its own when nil).
+func New(cfg Config, producer Producer, reg prometheus.Registerer, log *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("configuring ingest: %w", err)
 	}
 	if producer == nil {
 		return nil, errors.New("configuring ingest: no Kafka producer given")
+	}
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("configuring ingest: %w", err)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -155,6 +170,7 @@ func New(cfg Config, producer Producer, log *slog.Logger) (*Server, error) {
 		cfg:        cfg,
 		producer:   producer,
 		log:        log,
+		metrics:    m,
 		auth:       newAuthenticator(cfg),
 		lim:        limits{maxEvents: cfg.MaxEventsPerRequest, maxEventBytes: cfg.MaxEventBytes},
 		slots:      make(chan struct{}, cfg.MaxInflightRequests),
@@ -167,7 +183,7 @@ func New(cfg Config, producer Producer, log *slog.Logger) (*Server, error) {
 	return s, nil
 }
 
-// Handler returns the handler for POST /v1/events.
+// Handler returns the handler of every ingest route.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", s.notFound)
@@ -178,9 +194,27 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
-// Run listens on addr (cfg.ListenAddr when empty) and serves until ctx is
-// done; see Serve.
-func (s *Server) Run(ctx context.Context, addr string) error {
+// Ready says why the server cannot accept requests, for a readiness check:
+// before Serve listens and once it is shutting down; nil otherwise.
+func (s *Server) Ready() error {
+	switch s.state.Load() {
+	case stateServing:
+		return nil
+	case stateStopped:
+		return errors.New("ingest is shutting down")
+	default:
+		return errors.New("ingest is not listening yet")
+	}
+}
+
+// Run listens on cfg.ListenAddr and serves until ctx is done; see Serve.
+func (s *Server) Run(ctx context.Context) error {
+	return s.ListenAndServe(ctx, s.cfg.ListenAddr)
+}
+
+// ListenAndServe listens on addr (cfg.ListenAddr when empty) and serves
+// until ctx is done; see Serve.
+func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
 	if addr == "" {
 		addr = s.cfg.ListenAddr
 	}
@@ -207,11 +241,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.log.Info("serving usage events", "addr", ln.Addr().String(), "path", Path)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	s.state.Store(stateServing)
 	select {
 	case err := <-served:
+		s.state.Store(stateStopped)
 		return fmt.Errorf("serving events on %s: %w", ln.Addr(), err)
 	case <-ctx.Done():
 	}
+	// Not ready from here on, so that load balancers stop sending.
+	s.state.Store(stateStopped)
 
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
@@ -233,200 +271,75 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
-	s.serveBatch(w, r, func(body []byte, f framing, headerKey string) (batch, error) {
-		return decodeBody(body, f, s.lim, headerKey)
-	})
+	s.accept(w, r, &eventsRequest{jsonRequest{s: s, routeLabel: routeEvents}})
 }
 
-// decodeFunc turns a request body into a batch of events; a *bodyError
-// rejects the whole request with its status.
-type decodeFunc func(body []byte, f framing, headerKey string) (batch, error)
+// eventsRequest is a POST /v1/events: usage events as JSON.
+type eventsRequest struct{ jsonRequest }
 
-// serveBatch authenticates, reads and decodes a request with decode,
-// answers 422 for invalid events (unless in partial mode), admits the valid
-// events under the producer's limits, produces them and answers 202.
-func (s *Server) serveBatch(w http.ResponseWriter, r *http.Request, decode decodeFunc) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		s.fail(w, http.StatusMethodNotAllowed, codeMethodNotAllowed, "use POST to send events")
-		return
-	}
-	producer, ok := s.auth.check(r.Header.Get("Authorization"))
-	if !ok {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="aivis"`)
-		s.fail(w, http.StatusUnauthorized, codeUnauthorized, "missing or unknown bearer token: send `Authorization: Bearer <token>` with a token whose SHA-256 is listed under ingest.producers")
-		return
-	}
+func (e *eventsRequest) parse(body []byte) ([]item, *refusal) {
+	return parseEvents(body, e.framing, e.s.lim)
+}
+
+// jsonRequest is what POST /v1/events and /v1/adapters/{name} share: a
+// body of one JSON value, an array or NDJSON, partial acceptance on
+// request, and Response as the answer.
+type jsonRequest struct {
+	s          *Server
+	routeLabel string
+	framing    framing
+}
+
+var jsonAdvice = advice{
+	method:           "use POST to send events",
+	unauthorized:     "missing or unknown bearer token: send `Authorization: Bearer <token>` with a token whose SHA-256 is listed under ingest.producers",
+	overloaded:       "ingest is handling its limit of %d concurrent requests; retry after %s seconds with the same event ids (operators: raise ingest.max_inflight_requests or add ingest replicas)",
+	eventTooLarge:    "an event is larger than the Kafka topic accepts; send smaller events (operators: lower ingest.max_event_bytes below the topic's max.message.bytes)",
+	kafkaUnavailable: "Kafka did not acknowledge the events within %s, so they may not be stored: retry the same request with the same event ids after %s seconds (duplicates are dropped by event_id)",
+}
+
+func (j *jsonRequest) route() string { return j.routeLabel }
+
+func (j *jsonRequest) prepare(r *http.Request) (bool, *refusal) {
 	if ce := r.Header.Get("Content-Encoding"); ce != "" && ce != "identity" {
-		s.fail(w, http.StatusUnsupportedMediaType, codeUnsupportedMediaType, fmt.Sprintf("Content-Encoding %q is not supported; send the body uncompressed", ce))
-		return
+		return false, &refusal{http.StatusUnsupportedMediaType, codeUnsupportedMediaType, fmt.Sprintf("Content-Encoding %q is not supported; send the body uncompressed", ce)}
 	}
 	partial, err := partialMode(r)
 	if err != nil {
-		s.fail(w, http.StatusBadRequest, codeInvalidParameter, err.Error())
-		return
+		return false, &refusal{http.StatusBadRequest, codeInvalidParameter, err.Error()}
 	}
-	// A producer with no tokens left is turned away before its body takes
-	// a slot and gets read.
-	if lerr := s.admission.check(producer, 1); lerr != nil {
-		s.limited(w, lerr, 0)
-		return
-	}
-	select {
-	case s.slots <- struct{}{}:
-		inflight.Inc()
-	default:
-		s.unavailable(w, codeOverloaded, fmt.Sprintf("ingest is handling its limit of %d concurrent requests; retry after %s seconds with the same event ids (operators: raise ingest.max_inflight_requests or add ingest replicas)",
-			s.cfg.MaxInflightRequests, s.retryAfter))
-		return
-	}
-	release := s.release
-	defer func() {
-		if release != nil {
-			release()
-		}
-	}()
-
-	body, berr := s.readBody(w, r)
-	if berr != nil {
-		code := codeUnreadableBody
-		if berr.status == http.StatusRequestEntityTooLarge {
-			code = codeBodyTooLarge
-		}
-		s.fail(w, berr.status, code, berr.msg)
-		return
-	}
-	b, err := decode(body, framingOf(r.Header.Get("Content-Type")), r.Header.Get(APIKeyHeader))
-	if err != nil {
-		be := &bodyError{http.StatusBadRequest, err.Error()}
-		errors.As(err, &be)
-		s.fail(w, be.status, statusCode(be.status), be.msg)
-		return
-	}
-	if b.invalid > 0 && (!partial || len(b.events) == 0) {
-		eventsRejected.Add(float64(b.total))
-		msg := fmt.Sprintf("%d of %d events are invalid, so none was accepted: fix the events listed in errors and resubmit the whole request", b.invalid, b.total)
-		if partial {
-			msg = fmt.Sprintf("all %d events are invalid, so none was accepted: fix the events listed in errors and resubmit them", b.total)
-		}
-		if len(b.errors) == maxErrors {
-			msg += fmt.Sprintf(" (only the first %d problems are listed)", maxErrors)
-		}
-		s.log.Debug("rejected invalid events", "producer", producer, "invalid", b.invalid, "events", b.total)
-		s.respond(w, http.StatusUnprocessableEntity, Response{Rejected: b.total, Errors: b.errors, Code: codeInvalidEvent, Message: msg})
-		return
-	}
-	admitted, lerr := s.admission.take(producer, len(b.events))
-	if lerr != nil {
-		eventsRejected.Add(float64(b.total))
-		s.limited(w, lerr, b.total)
-		return
-	}
-
-	recs := make([]*kgo.Record, len(b.events))
-	for i, d := range b.events {
-		recs[i] = &kgo.Record{Topic: schemas.TopicRaw, Key: []byte(d.event.EventID), Value: d.value}
-	}
-	// The produce call owns the slot from here: it may outlive this handler
-	// after a timeout, and the slot must bound it too.
-	release = nil
-	err = s.produce(r.Context(), recs)
-	if err != nil {
-		// The client resends; that attempt is the one to count.
-		admitted.refund()
-		eventsRejected.Add(float64(b.total))
-		s.log.Warn("producing events to Kafka", "producer", producer, "events", len(recs), "err", err)
-		if errors.Is(err, kerr.MessageTooLarge) {
-			s.respond(w, http.StatusRequestEntityTooLarge, Response{Rejected: b.total, Code: codeEventTooLarge, Message: "an event is larger than the Kafka topic accepts; send smaller events (operators: lower ingest.max_event_bytes below the topic's max.message.bytes)"})
-			return
-		}
-		s.unavailable(w, codeKafkaUnavailable, fmt.Sprintf("Kafka did not acknowledge the events within %s, so they may not be stored: retry the same request with the same event ids after %s seconds (duplicates are dropped by event_id)",
-			s.cfg.ProduceTimeout, s.retryAfter))
-		return
-	}
-	eventsAccepted.Add(float64(len(recs)))
-	if b.invalid > 0 {
-		eventsRejected.Add(float64(b.invalid))
-		msg := fmt.Sprintf("%d of %d events are invalid and were not stored; the other %d were: fix only the events listed in errors and resend them", b.invalid, b.total, len(recs))
-		if len(b.errors) == maxErrors {
-			msg += fmt.Sprintf(" (only the first %d problems are listed)", maxErrors)
-		}
-		s.respond(w, http.StatusAccepted, Response{Accepted: len(recs), Rejected: b.invalid, Errors: b.errors, Code: codeInvalidEvent, Message: msg})
-		return
-	}
-	s.respond(w, http.StatusAccepted, Response{Accepted: len(recs)})
+	j.framing = framingOf(r.Header.Get("Content-Type"))
+	return partial, nil
 }
 
-// produce hands recs to the producer and waits for all acknowledgements,
-// at most ProduceTimeout plus a grace period. It releases the caller's slot
-// when the producer returns.
-func (s *Server) produce(ctx context.Context, recs []*kgo.Record) error {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProduceTimeout)
-	results := make(chan error, 1)
-	s.producing.Add(1)
-	go func() {
-		defer s.producing.Done()
-		defer s.release()
-		defer cancel()
-		start := time.Now()
-		res := s.producer.ProduceSync(ctx, recs...)
-		produceSeconds.Observe(time.Since(start).Seconds())
-		results <- resultsError(res, len(recs))
-	}()
-	timer := time.NewTimer(s.cfg.ProduceTimeout + produceGrace)
-	defer timer.Stop()
-	select {
-	case err := <-results:
-		return err
-	case <-timer.C:
-		return fmt.Errorf("no answer from the producer within %s", s.cfg.ProduceTimeout+produceGrace)
-	}
-}
-
-func resultsError(res kgo.ProduceResults, want int) error {
-	if len(res) != want {
-		return fmt.Errorf("the producer returned %d results for %d records", len(res), want)
-	}
-	failed := 0
-	var first error
-	for _, r := range res {
-		if r.Err != nil {
-			failed++
-			if first == nil {
-				first = r.Err
-			}
-		}
-	}
-	if first != nil {
-		return fmt.Errorf("%d of %d records failed: %w", failed, want, first)
-	}
-	return nil
-}
-
-func (s *Server) release() {
-	<-s.slots
-	inflight.Dec()
-}
-
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *bodyError) {
-	tooLarge := &bodyError{http.StatusRequestEntityTooLarge, fmt.Sprintf(
-		"request body is larger than %d bytes; split it into smaller requests (operators: ingest.max_body_bytes)", s.cfg.MaxBodyBytes)}
-	if r.ContentLength > s.cfg.MaxBodyBytes {
-		return nil, tooLarge
-	}
-	var buf bytes.Buffer
-	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength) + bytes.MinRead)
-	}
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
-	var mbe *http.MaxBytesError
+func (j *jsonRequest) render(w http.ResponseWriter, o outcome) {
+	resp := Response{Accepted: o.accepted, Code: o.code, Message: j.s.message(o, &jsonAdvice)}
 	switch {
-	case errors.As(err, &mbe):
-		return nil, tooLarge
-	case err != nil:
-		return nil, &bodyError{http.StatusBadRequest, "reading the request body: " + err.Error()}
+	case o.lerr != nil:
+		resp.Rejected, resp.Producer, resp.Limit = o.total, o.lerr.producer, o.lerr.limit
+	case o.code == codeEventTooLarge:
+		resp.Rejected = o.total
+	case o.code == codeInvalidEvent:
+		resp.Rejected, resp.Errors, resp.Message = o.total-o.accepted, o.errors, invalidMessage(o)
 	}
-	return buf.Bytes(), nil
+	j.s.respond(w, j.routeLabel, o.status, resp)
+}
+
+// invalidMessage says what to do about the invalid events of o.
+func invalidMessage(o outcome) string {
+	var msg string
+	switch {
+	case o.accepted > 0:
+		msg = fmt.Sprintf("%d of %d events are invalid and were not stored; the other %d were: fix only the events listed in errors and resend them", o.invalid, o.total, o.accepted)
+	case o.partial:
+		msg = fmt.Sprintf("all %d events are invalid, so none was accepted: fix the events listed in errors and resubmit them", o.total)
+	default:
+		msg = fmt.Sprintf("%d of %d events are invalid, so none was accepted: fix the events listed in errors and resubmit the whole request", o.invalid, o.total)
+	}
+	if len(o.errors) == maxErrors {
+		msg += fmt.Sprintf(" (only the first %d problems are listed)", maxErrors)
+	}
+	return msg
 }
 
 func framingOf(contentType string) framing {
@@ -438,31 +351,17 @@ func framingOf(contentType string) framing {
 	return framingDetect
 }
 
-func (s *Server) unavailable(w http.ResponseWriter, code, msg string) {
-	w.Header().Set("Retry-After", s.retryAfter)
-	s.fail(w, http.StatusServiceUnavailable, code, msg)
-}
-
-// respond writes resp with status code. An error response always carries
-// a code (derived from the status when resp names none), and message and
+// respond writes resp with status code, counted by route. Message and
 // error carry the same text whichever of them was set.
-func (s *Server) respond(w http.ResponseWriter, code int, resp Response) {
-	requestsTotal.WithLabelValues(strconv.Itoa(code)).Inc()
+func (s *Server) respond(w http.ResponseWriter, route string, code int, resp Response) {
 	if resp.Message == "" {
 		resp.Message = resp.Error
 	}
 	resp.Error = resp.Message
-	if resp.Code == "" && code >= 400 {
-		resp.Code = statusCode(code)
-	}
 	body, err := json.Marshal(resp)
 	if err != nil {
 		// Response holds only strings and ints; this cannot happen.
 		body = []byte(`{"accepted":0,"error":"encoding the response failed"}`)
 	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(code)
-	_, _ = w.Write(append(body, '\n'))
+	s.write(w, route, code, "application/json", append(body, '\n'))
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -70,9 +71,12 @@ func testConfig() Config {
 	return cfg
 }
 
-func newTestServer(t *testing.T, cfg Config, p Producer) *Server {
+// testRegistry holds the metrics of every test server.
+var testRegistry = prometheus.NewRegistry()
+
+func newTestServer(t testing.TB, cfg Config, p Producer) *Server {
 	t.Helper()
-	s, err := New(cfg, p, nil)
+	s, err := New(cfg, p, testRegistry, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,10 +307,10 @@ func TestHandlerInflightLimit(t *testing.T) {
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
-	if _, err := New(DefaultConfig(), &fakeProducer{}, nil); err == nil || !strings.Contains(err.Error(), "ingest.producers") {
+	if _, err := New(DefaultConfig(), &fakeProducer{}, nil, nil); err == nil || !strings.Contains(err.Error(), "ingest.producers") {
 		t.Fatalf("New with no producers and allow_anonymous=false: err = %v", err)
 	}
-	if _, err := New(testConfig(), nil, nil); err == nil {
+	if _, err := New(testConfig(), nil, nil, nil); err == nil {
 		t.Fatal("New without a producer succeeded")
 	}
 }
@@ -353,4 +357,36 @@ func TestRunGracefulShutdown(t *testing.T) {
 		t.Fatal("still accepting connections after shutdown")
 	}
 	http.DefaultClient.CloseIdleConnections()
+}
+
+// Run serves on ingest.listen_addr; Ready says whether it can take
+// requests: not before it listens, nor once it shuts down.
+func TestRunReady(t *testing.T) {
+	cfg := testConfig()
+	cfg.ListenAddr = "127.0.0.1:0"
+	s := newTestServer(t, cfg, &fakeProducer{})
+	if err := s.Ready(); err == nil || !strings.Contains(err.Error(), "not listening") {
+		t.Fatalf("Ready before Run = %v, want not listening", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- s.Run(ctx) }()
+	for deadline := time.Now().Add(5 * time.Second); s.Ready() != nil; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready 5 s after Run: %v", s.Ready())
+		}
+	}
+	cancel()
+	if err := <-served; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if err := s.Ready(); err == nil || !strings.Contains(err.Error(), "shutting down") {
+		t.Fatalf("Ready after shutdown = %v, want shutting down", err)
+	}
+
+	cfg.ListenAddr = "127.0.0.1:-1"
+	if err := newTestServer(t, cfg, &fakeProducer{}).ListenAndServe(context.Background(), ""); err == nil || !strings.Contains(err.Error(), "ingest.listen_addr") {
+		t.Fatalf("ListenAndServe on a bad address = %v, want advice on ingest.listen_addr", err)
+	}
 }

@@ -280,7 +280,6 @@ func (a *admission) admit(producer string, n int, take bool) (grant, *limitError
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	if lerr := pl.blocked(now, n); lerr != nil {
-		rateLimited.WithLabelValues(producer, lerr.limit).Inc()
 		return grant{}, lerr
 	}
 	if !take {

@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
-
-	"github.com/aivis-dev/aivis/internal/obs"
 )
 
 // fakeClock is a settable clock for limits.
@@ -210,10 +208,10 @@ func limitedServer(t *testing.T, cfg Config, p Producer, clk *fakeClock) *Server
 	return s
 }
 
-// counterValue reads a counter of obs.Registry; 0 when absent.
+// counterValue reads a counter of testRegistry; 0 when absent.
 func counterValue(t *testing.T, name string, labels map[string]string) float64 {
 	t.Helper()
-	mfs, err := obs.Registry.Gather()
+	mfs, err := testRegistry.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

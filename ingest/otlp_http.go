@@ -3,22 +3,13 @@ package ingest
 import (
 	"bytes"
 	"compress/gzip"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/aivis-dev/aivis/ingest/otlp"
-	"github.com/aivis-dev/aivis/internal/obs"
-	"github.com/aivis-dev/aivis/schemas"
 )
 
 // TracesPath is the OTLP/HTTP trace export route, so that an OpenTelemetry
@@ -35,16 +26,6 @@ const (
 // maxRejectedListed bounds the spans named in partial_success.error_message.
 const maxRejectedListed = 5
 
-var (
-	otlpSpansTotal = promauto.With(obs.Registry).NewCounterVec(prometheus.CounterOpts{
-		Name: "aivis_ingest_otlp_spans_total",
-		Help: "Spans received on POST /v1/traces, by result: accepted (produced as usage events), rejected (GenAI usage that could not be normalized) or skipped (no GenAI usage).",
-	}, []string{"result"})
-	otlpSpansAccepted = otlpSpansTotal.WithLabelValues("accepted")
-	otlpSpansRejected = otlpSpansTotal.WithLabelValues("rejected")
-	otlpSpansSkipped  = otlpSpansTotal.WithLabelValues("skipped")
-)
-
 // serveTraces accepts an OTLP/HTTP trace export and produces one event per
 // span with GenAI usage (package ingest/otlp). It follows OTLP/HTTP rather
 // than /v1/events: 200 with an ExportTraceServiceResponse in the request's
@@ -54,142 +35,127 @@ var (
 // retry it with the same span ids, which are the event ids.
 func (s *Server) serveTraces(w http.ResponseWriter, r *http.Request) {
 	format, ok := otlp.FormatOf(r.Header.Get("Content-Type"))
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		s.otlpStatus(w, format, http.StatusMethodNotAllowed, otlp.CodeUnimplemented, "use POST to export traces")
-		return
+	s.accept(w, r, &traceRequest{s: s, format: format, formatOK: ok})
+}
+
+// traceRequest is a POST /v1/traces.
+type traceRequest struct {
+	s        *Server
+	format   otlp.Format
+	formatOK bool
+	gzipped  bool
+	res      otlp.Result
+}
+
+var otlpAdvice = advice{
+	method:           "use POST to export traces",
+	unauthorized:     "missing or unknown bearer token: configure the exporter with header `Authorization: Bearer <token>` (OTEL_EXPORTER_OTLP_HEADERS), a token whose SHA-256 is listed under ingest.producers",
+	overloaded:       "ingest is handling its limit of %d concurrent requests; the exporter should retry after %s seconds (operators: raise ingest.max_inflight_requests or add ingest replicas)",
+	eventTooLarge:    "an event is larger than the Kafka topic accepts (operators: lower ingest.max_event_bytes below the topic's max.message.bytes)",
+	kafkaUnavailable: "Kafka did not acknowledge the events within %s, so they may not be stored: the exporter should retry after %s seconds (span ids are event ids, so duplicates are dropped)",
+}
+
+func (t *traceRequest) route() string { return routeTraces }
+
+// prepare checks the encoding. Exporters cannot fix single spans, so the
+// valid ones are always produced and the others counted in partial_success.
+func (t *traceRequest) prepare(r *http.Request) (bool, *refusal) {
+	if !t.formatOK {
+		t.format = otlp.JSON
+		return true, &refusal{http.StatusUnsupportedMediaType, codeUnsupportedMediaType, fmt.Sprintf(
+			"Content-Type %q is not supported on %s; send application/x-protobuf or application/json (OTLP/HTTP)", r.Header.Get("Content-Type"), TracesPath)}
 	}
-	if !ok {
-		s.otlpStatus(w, otlp.JSON, http.StatusUnsupportedMediaType, otlp.CodeInvalidArgument, fmt.Sprintf(
-			"Content-Type %q is not supported on %s; send application/x-protobuf or application/json (OTLP/HTTP)", r.Header.Get("Content-Type"), TracesPath))
-		return
-	}
-	producer, ok := s.auth.check(r.Header.Get("Authorization"))
-	if !ok {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="aivis"`)
-		s.otlpStatus(w, format, http.StatusUnauthorized, otlp.CodeUnauthenticated,
-			"missing or unknown bearer token: configure the exporter with header `Authorization: Bearer <token>` (OTEL_EXPORTER_OTLP_HEADERS), a token whose SHA-256 is listed under ingest.producers")
-		return
-	}
-	gzipped := false
 	switch ce := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); ce {
 	case "", "identity":
 	case "gzip":
-		gzipped = true
+		t.gzipped = true
 	default:
-		s.otlpStatus(w, format, http.StatusUnsupportedMediaType, otlp.CodeInvalidArgument, fmt.Sprintf(
-			"Content-Encoding %q is not supported; send the body uncompressed or gzip-compressed", ce))
-		return
+		return true, &refusal{http.StatusUnsupportedMediaType, codeUnsupportedMediaType, fmt.Sprintf(
+			"Content-Encoding %q is not supported; send the body uncompressed or gzip-compressed", ce)}
 	}
-	// A producer with no tokens left is turned away before its body is read.
-	if lerr := s.admission.check(producer, 1); lerr != nil {
-		s.otlpLimited(w, format, lerr)
-		return
-	}
-	select {
-	case s.slots <- struct{}{}:
-		inflight.Inc()
-	default:
-		s.otlpUnavailable(w, format, fmt.Sprintf("ingest is handling its limit of %d concurrent requests; the exporter should retry after %s seconds (operators: raise ingest.max_inflight_requests or add ingest replicas)",
-			s.cfg.MaxInflightRequests, s.retryAfter))
-		return
-	}
-	release := s.release
-	defer func() {
-		if release != nil {
-			release()
-		}
-	}()
+	return true, nil
+}
 
-	body, berr := s.readBody(w, r)
-	if berr == nil && gzipped {
-		body, berr = s.gunzip(body)
+// parse decodes the export and converts its spans: the events first, in
+// the order of Result.Events, then the spans that could not become one.
+func (t *traceRequest) parse(body []byte) ([]item, *refusal) {
+	if t.gzipped {
+		var ref *refusal
+		if body, ref = t.s.gunzip(body); ref != nil {
+			return nil, ref
+		}
 	}
-	if berr != nil {
-		s.otlpStatus(w, format, berr.status, otlpCode(berr.status), berr.msg)
-		return
-	}
-	td, err := otlp.Decode(body, format)
+	td, err := otlp.Decode(body, t.format)
 	if err != nil {
-		s.otlpStatus(w, format, http.StatusBadRequest, otlp.CodeInvalidArgument, err.Error())
-		return
+		return nil, &refusal{http.StatusBadRequest, codeBadRequest, err.Error()}
 	}
-	res := otlp.Convert(td)
-	otlpSpansSkipped.Add(float64(res.Skipped))
-	if len(res.Events) > s.lim.maxEvents {
-		otlpSpansRejected.Add(float64(len(res.Events) + len(res.Rejected)))
-		s.otlpStatus(w, format, http.StatusRequestEntityTooLarge, otlp.CodeInvalidArgument, fmt.Sprintf(
+	t.res = otlp.Convert(td)
+	t.s.metrics.spansSkipped.Add(float64(t.res.Skipped))
+	if len(t.res.Events) > t.s.lim.maxEvents {
+		t.s.metrics.spansRejected.Add(float64(len(t.res.Events) + len(t.res.Rejected)))
+		return nil, &refusal{http.StatusRequestEntityTooLarge, codeTooManyEvents, fmt.Sprintf(
 			"the export has %d spans with GenAI usage, more than the %d events ingest takes per request; lower the exporter's batch size (OTEL_BSP_MAX_EXPORT_BATCH_SIZE) or raise ingest.max_events_per_request",
-			len(res.Events), s.lim.maxEvents))
+			len(t.res.Events), t.s.lim.maxEvents)}
+	}
+	items := make([]item, 0, len(t.res.Events)+len(t.res.Rejected))
+	for _, ev := range t.res.Events {
+		items = append(items, item{event: ev})
+	}
+	for _, se := range t.res.Rejected {
+		items = append(items, item{probs: se.Problems})
+	}
+	return items, nil
+}
+
+// render answers the OTLP way: an ExportTraceServiceResponse that counts
+// the invalid spans when the valid ones are stored (or there are none),
+// else a google.rpc.Status.
+func (t *traceRequest) render(w http.ResponseWriter, o outcome) {
+	s := t.s
+	s.metrics.spansAccepted.Add(float64(o.accepted))
+	s.metrics.spansRejected.Add(float64(o.invalid))
+	if o.code == "" || o.code == codeInvalidEvent {
+		h := w.Header()
+		h.Set(spansAcceptedHeader, strconv.Itoa(o.accepted))
+		h.Set(spansSkippedHeader, strconv.Itoa(t.res.Skipped))
+		s.write(w, routeTraces, http.StatusOK, t.format.ContentType(), otlp.Response(t.format, int64(o.invalid), t.rejectedMessage(o)))
 		return
 	}
-
-	// Each event goes through the same decoding as one posted to
-	// /v1/events: strict validation, API key hashing, size limit.
-	var b batch
-	for _, ev := range res.Events {
-		value, err := json.Marshal(ev)
-		if err != nil {
-			b.total++
-			b.reject(b.total-1, schemas.FieldError{Message: "encoding the event: " + err.Error()})
-			continue
-		}
-		b.add(value, s.lim, r.Header.Get(APIKeyHeader))
+	status, code := o.status, otlp.CodeInvalidArgument
+	switch {
+	case o.lerr != nil, o.code == codeBodyTooLarge:
+		code = otlp.CodeResourceExhausted
+	case o.code == codeMethodNotAllowed:
+		code = otlp.CodeUnimplemented
+	case o.code == codeUnauthorized:
+		code = otlp.CodeUnauthenticated
+	case o.code == codeOverloaded, o.code == codeKafkaUnavailable:
+		code = otlp.CodeUnavailable
+	case o.code == codeEventTooLarge:
+		// OTLP/HTTP answers data that must not be resent with 400.
+		status = http.StatusBadRequest
 	}
-	rejected := rejectedMessage(res, b)
-	nRejected := len(res.Rejected) + b.invalid
-	otlpSpansRejected.Add(float64(nRejected))
-	if nRejected > 0 {
-		eventsRejected.Add(float64(nRejected))
-		s.log.Debug("rejected OTLP spans", "producer", producer, "rejected", nRejected, "message", rejected)
-	}
-
-	if len(b.events) > 0 {
-		admitted, lerr := s.admission.take(producer, len(b.events))
-		if lerr != nil {
-			s.otlpLimited(w, format, lerr)
-			return
-		}
-		recs := make([]*kgo.Record, len(b.events))
-		for i, d := range b.events {
-			recs[i] = &kgo.Record{Topic: schemas.TopicRaw, Key: []byte(d.event.EventID), Value: d.value}
-		}
-		// The produce call owns the slot from here, as in serveBatch.
-		release = nil
-		if err := s.produce(r.Context(), recs); err != nil {
-			// The exporter resends; that attempt is the one to count.
-			admitted.refund()
-			eventsRejected.Add(float64(len(recs)))
-			s.log.Warn("producing OTLP span events to Kafka", "producer", producer, "events", len(recs), "err", err)
-			if errors.Is(err, kerr.MessageTooLarge) {
-				s.otlpStatus(w, format, http.StatusBadRequest, otlp.CodeInvalidArgument,
-					"an event is larger than the Kafka topic accepts (operators: lower ingest.max_event_bytes below the topic's max.message.bytes)")
-				return
-			}
-			s.otlpUnavailable(w, format, fmt.Sprintf("Kafka did not acknowledge the events within %s, so they may not be stored: the exporter should retry after %s seconds (span ids are event ids, so duplicates are dropped)",
-				s.cfg.ProduceTimeout, s.retryAfter))
-			return
-		}
-		eventsAccepted.Add(float64(len(recs)))
-		otlpSpansAccepted.Add(float64(len(recs)))
-	}
-	h := w.Header()
-	h.Set(spansAcceptedHeader, strconv.Itoa(len(b.events)))
-	h.Set(spansSkippedHeader, strconv.Itoa(res.Skipped))
-	s.otlpWrite(w, format, http.StatusOK, otlp.Response(format, int64(nRejected), rejected))
+	s.write(w, routeTraces, status, t.format.ContentType(), otlp.Status(t.format, code, s.message(o, &otlpAdvice)))
 }
 
 // rejectedMessage describes the rejected spans for partial_success, naming
 // the first few with their problems.
-func rejectedMessage(res otlp.Result, b batch) string {
+func (t *traceRequest) rejectedMessage(o outcome) string {
+	if o.invalid == 0 {
+		return ""
+	}
 	var errs []string
-	for _, e := range res.Rejected {
+	for _, e := range t.res.Rejected {
 		errs = append(errs, e.Error())
 	}
-	// Batch errors are indexed by position in res.Events.
+	// The other problems are those of events, indexed by their position
+	// in Result.Events.
 	byIndex := map[int][]string{}
 	var order []int
-	for _, e := range b.errors {
+	for _, e := range o.errors {
+		if e.Index >= len(t.res.Events) {
+			continue
+		}
 		if _, seen := byIndex[e.Index]; !seen {
 			order = append(order, e.Index)
 		}
@@ -200,18 +166,10 @@ func rejectedMessage(res otlp.Result, b batch) string {
 		byIndex[e.Index] = append(byIndex[e.Index], p)
 	}
 	for _, i := range order {
-		id := "?"
-		if i < len(res.Events) {
-			id = res.Events[i].EventID
-		}
-		errs = append(errs, fmt.Sprintf("event %s: %s", id, strings.Join(byIndex[i], "; ")))
-	}
-	n := len(res.Rejected) + b.invalid
-	if n == 0 {
-		return ""
+		errs = append(errs, fmt.Sprintf("event %s: %s", t.res.Events[i].EventID, strings.Join(byIndex[i], "; ")))
 	}
 	listed := errs[:min(len(errs), maxRejectedListed)]
-	msg := fmt.Sprintf("%d spans with GenAI usage were rejected and not stored (fix the instrumentation; resending will not help): %s", n, strings.Join(listed, " | "))
+	msg := fmt.Sprintf("%d spans with GenAI usage were rejected and not stored (fix the instrumentation; resending will not help): %s", o.invalid, strings.Join(listed, " | "))
 	if len(errs) > len(listed) {
 		msg += fmt.Sprintf(" | and %d more", len(errs)-len(listed))
 	}
@@ -219,59 +177,19 @@ func rejectedMessage(res otlp.Result, b batch) string {
 }
 
 // gunzip decompresses a gzip body, bounding the result by the body limit.
-func (s *Server) gunzip(body []byte) ([]byte, *bodyError) {
+func (s *Server) gunzip(body []byte) ([]byte, *refusal) {
 	zr, err := gzip.NewReader(bytes.NewReader(body))
 	if err != nil {
-		return nil, &bodyError{http.StatusBadRequest, "reading the gzip request body (Content-Encoding: gzip): " + err.Error()}
+		return nil, &refusal{http.StatusBadRequest, codeUnreadableBody, "reading the gzip request body (Content-Encoding: gzip): " + err.Error()}
 	}
 	var buf bytes.Buffer
 	n, err := buf.ReadFrom(io.LimitReader(zr, s.cfg.MaxBodyBytes+1))
 	if err != nil {
-		return nil, &bodyError{http.StatusBadRequest, "decompressing the gzip request body: " + err.Error()}
+		return nil, &refusal{http.StatusBadRequest, codeUnreadableBody, "decompressing the gzip request body: " + err.Error()}
 	}
 	if n > s.cfg.MaxBodyBytes {
-		return nil, &bodyError{http.StatusRequestEntityTooLarge, fmt.Sprintf(
+		return nil, &refusal{http.StatusRequestEntityTooLarge, codeBodyTooLarge, fmt.Sprintf(
 			"decompressed request body is larger than %d bytes; lower the exporter's batch size (operators: ingest.max_body_bytes)", s.cfg.MaxBodyBytes)}
 	}
 	return buf.Bytes(), nil
-}
-
-// otlpCode maps an HTTP status to the gRPC code of the error body.
-func otlpCode(status int) int32 {
-	switch status {
-	case http.StatusServiceUnavailable:
-		return otlp.CodeUnavailable
-	case http.StatusRequestEntityTooLarge:
-		return otlp.CodeResourceExhausted
-	default:
-		return otlp.CodeInvalidArgument
-	}
-}
-
-// otlpLimited answers a request refused by a producer's limit: 429 with
-// Retry-After, which exporters retry, or 413 when the request alone is over
-// the limit.
-func (s *Server) otlpLimited(w http.ResponseWriter, f otlp.Format, lerr *limitError) {
-	if lerr.retryAfter > 0 {
-		w.Header().Set("Retry-After", retryAfterSeconds(lerr.retryAfter))
-	}
-	s.otlpStatus(w, f, lerr.status, otlp.CodeResourceExhausted, lerr.msg)
-}
-
-func (s *Server) otlpUnavailable(w http.ResponseWriter, f otlp.Format, msg string) {
-	w.Header().Set("Retry-After", s.retryAfter)
-	s.otlpStatus(w, f, http.StatusServiceUnavailable, otlp.CodeUnavailable, msg)
-}
-
-func (s *Server) otlpStatus(w http.ResponseWriter, f otlp.Format, status int, code int32, msg string) {
-	s.otlpWrite(w, f, status, otlp.Status(f, code, msg))
-}
-
-func (s *Server) otlpWrite(w http.ResponseWriter, f otlp.Format, status int, body []byte) {
-	requestsTotal.WithLabelValues(strconv.Itoa(status)).Inc()
-	h := w.Header()
-	h.Set("Content-Type", f.ContentType())
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
 }

@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"reflect"
 	"sort"
@@ -132,5 +133,51 @@ func BenchmarkDecodeEnriched(b *testing.B) {
 		if _, err := DecodeEnriched(data); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Every problem says what kind it is, so that callers need not read the
+// message.
+func TestValidateCodesEveryProblem(t *testing.T) {
+	e := Event{SchemaVersion: "2", EventID: strings.Repeat("x", MaxIDLen+1), Time: time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC), Kind: KindLLMRequest,
+		Source: "", Model: strings.Repeat("m", 300), Status: "weird", LatencyMs: Int64(-1), ProviderCostUSD: "-1",
+		Usage: &Usage{InputTokens: Int64(1), CacheReadInputTokens: Int64(5), OutputTokens: Int64(-2)}}
+	var verr *ValidationError
+	if !errors.As(e.Validate(), &verr) {
+		t.Fatal("Validate passed a broken event")
+	}
+	codes := map[string]string{}
+	for _, p := range verr.Problems {
+		codes[p.Field+" "+p.Message] = p.Code
+	}
+	for problem, want := range map[string]string{
+		"schema_version": CodeInvalidValue, "event_id": CodeOutOfRange, "time": CodeOutOfRange, "source": CodeRequired,
+		"provider": CodeRequired, "model": CodeOutOfRange, "status": CodeInvalidValue, "latency_ms": CodeOutOfRange,
+		"provider_cost_usd": CodeInvalidValue, "usage.output_tokens must be between": CodeOutOfRange,
+		"usage.input_tokens must include": CodeInvalidValue,
+	} {
+		found := false
+		for p, code := range codes {
+			if strings.HasPrefix(p, problem+" ") {
+				found = true
+				if code != want {
+					t.Errorf("%s: code %q, want %q", p, code, want)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no problem with %s in %v", problem, codes)
+		}
+	}
+}
+
+// Parse decodes as strictly as Decode and leaves validation to the caller.
+func TestParseDoesNotValidate(t *testing.T) {
+	e, err := Parse([]byte(`{"event_id":"a b"}`))
+	if err != nil || e.EventID != "a b" {
+		t.Fatalf("Parse = %+v, %v", e, err)
+	}
+	if _, err := Parse([]byte(`{"evnt_id":"x"}`)); err == nil {
+		t.Fatal("Parse accepted an unknown field")
 	}
 }

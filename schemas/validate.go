@@ -9,9 +9,22 @@ import (
 
 // FieldError is one validation problem, named by its JSON field path.
 type FieldError struct {
-	Field   string `json:"field"`
+	Field string `json:"field"`
+	// Code classifies the problem for programs: one of the Code constants.
+	Code    string `json:"code,omitempty"`
 	Message string `json:"message"`
 }
+
+// Problem codes, the classes of FieldError.Code. They are part of the
+// ingest API (errors[].code); add new ones, never rename.
+const (
+	CodeRequired     = "required"      // missing or empty
+	CodeUnknownField = "unknown_field" // not in the v1 schema
+	CodeInvalidType  = "invalid_type"  // wrong JSON type or not an object
+	CodeOutOfRange   = "out_of_range"  // a number, length or count outside its bounds
+	CodeTooLarge     = "too_large"     // the whole event is over a size limit
+	CodeInvalidValue = "invalid_value" // anything else
+)
 
 func (e FieldError) Error() string { return e.Field + ": " + e.Message }
 
@@ -35,60 +48,60 @@ const MaxIDLen = 128
 // *ValidationError naming every offending field, or nil.
 func (e *Event) Validate() error {
 	var probs []FieldError
-	add := func(field, format string, args ...any) {
-		probs = append(probs, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+	add := func(field, code, format string, args ...any) {
+		probs = append(probs, FieldError{Field: field, Code: code, Message: fmt.Sprintf(format, args...)})
 	}
 	if e.SchemaVersion != SchemaVersion {
-		add("schema_version", "must be %q, got %q", SchemaVersion, e.SchemaVersion)
+		add("schema_version", CodeInvalidValue, "must be %q, got %q", SchemaVersion, e.SchemaVersion)
 	}
 	switch {
 	case e.EventID == "":
-		add("event_id", "is required (a ULID or UUID assigned by the producer; reuse it on retry)")
+		add("event_id", CodeRequired, "is required (a ULID or UUID assigned by the producer; reuse it on retry)")
 	case len(e.EventID) > MaxIDLen:
-		add("event_id", "is %d bytes long, the limit is %d", len(e.EventID), MaxIDLen)
+		add("event_id", CodeOutOfRange, "is %d bytes long, the limit is %d", len(e.EventID), MaxIDLen)
 	case !printableID(e.EventID):
-		add("event_id", "may only contain letters, digits and - _ . : /")
+		add("event_id", CodeInvalidValue, "may only contain letters, digits and - _ . : /")
 	}
 	if e.Time.IsZero() {
-		add("time", "is required (RFC 3339 UTC timestamp of the request)")
+		add("time", CodeRequired, "is required (RFC 3339 UTC timestamp of the request)")
 	} else if e.Time.Year() < 2000 || e.Time.Year() > 2200 {
-		add("time", "%s is out of range", e.Time.Format(time.RFC3339))
+		add("time", CodeOutOfRange, "%s is out of range", e.Time.Format(time.RFC3339))
 	}
 	if e.Source == "" {
-		add("source", "is required (the gateway or host that emitted the event)")
+		add("source", CodeRequired, "is required (the gateway or host that emitted the event)")
 	} else if len(e.Source) > MaxIDLen {
-		add("source", "is longer than %d bytes", MaxIDLen)
+		add("source", CodeOutOfRange, "is longer than %d bytes", MaxIDLen)
 	}
 	switch e.Kind {
 	case KindLLMRequest:
 		e.validateLLM(add)
 	case KindGPUUsage:
 		if e.GPU == nil {
-			add("gpu", "is required for kind %q", KindGPUUsage)
+			add("gpu", CodeRequired, "is required for kind %q", KindGPUUsage)
 		} else {
 			if e.GPU.GPUModel == "" {
-				add("gpu.gpu_model", "is required")
+				add("gpu.gpu_model", CodeRequired, "is required")
 			}
 			if e.GPU.IntervalSeconds <= 0 {
-				add("gpu.interval_seconds", "must be positive")
+				add("gpu.interval_seconds", CodeOutOfRange, "must be positive")
 			}
 			if e.GPU.AllocatedSeconds < 0 || e.GPU.BusySeconds < 0 {
-				add("gpu", "GPU seconds must not be negative")
+				add("gpu", CodeOutOfRange, "GPU seconds must not be negative")
 			}
 		}
 	case "":
-		add("kind", "is required (%q or %q)", KindLLMRequest, KindGPUUsage)
+		add("kind", CodeRequired, "is required (%q or %q)", KindLLMRequest, KindGPUUsage)
 	default:
-		add("kind", "unknown kind %q (want %q or %q)", e.Kind, KindLLMRequest, KindGPUUsage)
+		add("kind", CodeInvalidValue, "unknown kind %q (want %q or %q)", e.Kind, KindLLMRequest, KindGPUUsage)
 	}
 	if e.ProviderCostUSD != "" && !decimalString(e.ProviderCostUSD) {
-		add("provider_cost_usd", "%q is not a non-negative decimal number of USD (e.g. \"0.0125\")", e.ProviderCostUSD)
+		add("provider_cost_usd", CodeInvalidValue, "%q is not a non-negative decimal number of USD (e.g. \"0.0125\")", e.ProviderCostUSD)
 	}
 	if len(e.Warnings) > 16 {
-		add("warnings", "has %d entries, the limit is 16", len(e.Warnings))
+		add("warnings", CodeOutOfRange, "has %d entries, the limit is 16", len(e.Warnings))
 	}
 	if len(e.Labels) > 64 {
-		add("labels", "has %d entries, the limit is 64", len(e.Labels))
+		add("labels", CodeOutOfRange, "has %d entries, the limit is 64", len(e.Labels))
 	}
 	if len(probs) == 0 {
 		return nil
@@ -96,23 +109,23 @@ func (e *Event) Validate() error {
 	return &ValidationError{Problems: probs}
 }
 
-func (e *Event) validateLLM(add func(field, format string, args ...any)) {
+func (e *Event) validateLLM(add func(field, code, format string, args ...any)) {
 	if e.Provider == "" {
-		add("provider", "is required for kind %q", KindLLMRequest)
+		add("provider", CodeRequired, "is required for kind %q", KindLLMRequest)
 	}
 	if e.Model == "" {
-		add("model", "is required for kind %q", KindLLMRequest)
+		add("model", CodeRequired, "is required for kind %q", KindLLMRequest)
 	}
 	if len(e.Model) > 256 {
-		add("model", "is longer than 256 bytes")
+		add("model", CodeOutOfRange, "is longer than 256 bytes")
 	}
 	switch e.Status {
 	case "", StatusOK, StatusError, StatusCancelled, StatusPartial:
 	default:
-		add("status", "unknown status %q (want ok, error, cancelled or partial)", e.Status)
+		add("status", CodeInvalidValue, "unknown status %q (want ok, error, cancelled or partial)", e.Status)
 	}
 	if e.LatencyMs != nil && *e.LatencyMs < 0 {
-		add("latency_ms", "must not be negative")
+		add("latency_ms", CodeOutOfRange, "must not be negative")
 	}
 	u := e.Usage
 	if u == nil {
@@ -137,33 +150,33 @@ func (e *Event) validateLLM(add func(field, format string, args ...any)) {
 		{"usage.rejected_prediction_tokens", u.RejectedPredictionTokens},
 	} {
 		if c.v != nil && (*c.v < 0 || *c.v > maxTokens) {
-			add(c.name, "must be between 0 and %d, got %d", int64(maxTokens), *c.v)
+			add(c.name, CodeOutOfRange, "must be between 0 and %d, got %d", int64(maxTokens), *c.v)
 		}
 	}
 	if Get(u.CacheReadInputTokens)+Get(u.CacheWriteInputTokens) > Get(u.InputTokens) {
-		add("usage.input_tokens", "must include cache reads and writes (input_tokens %d < cache_read %d + cache_write %d)",
+		add("usage.input_tokens", CodeInvalidValue, "must include cache reads and writes (input_tokens %d < cache_read %d + cache_write %d)",
 			Get(u.InputTokens), Get(u.CacheReadInputTokens), Get(u.CacheWriteInputTokens))
 	}
 	if Get(u.CacheWrite5mInputTokens)+Get(u.CacheWrite1hInputTokens) > Get(u.CacheWriteInputTokens) {
-		add("usage.cache_write_input_tokens", "must include the 5m and 1h cache writes (%d < %d + %d)",
+		add("usage.cache_write_input_tokens", CodeInvalidValue, "must include the 5m and 1h cache writes (%d < %d + %d)",
 			Get(u.CacheWriteInputTokens), Get(u.CacheWrite5mInputTokens), Get(u.CacheWrite1hInputTokens))
 	}
 	if Get(u.ToolInputTokens) > Get(u.InputTokens) || Get(u.InputAudioTokens) > Get(u.InputTokens) {
-		add("usage.input_tokens", "must include tool and audio input tokens")
+		add("usage.input_tokens", CodeInvalidValue, "must include tool and audio input tokens")
 	}
 	if Get(u.AcceptedPredictionTokens)+Get(u.RejectedPredictionTokens) > Get(u.OutputTokens) || Get(u.OutputAudioTokens) > Get(u.OutputTokens) {
-		add("usage.output_tokens", "must include prediction (accepted and rejected) and audio output tokens")
+		add("usage.output_tokens", CodeInvalidValue, "must include prediction (accepted and rejected) and audio output tokens")
 	}
 	for k, v := range u.ServerToolCalls {
 		if v < 0 || v > maxTokens {
-			add("usage.server_tool_calls."+k, "must be between 0 and %d, got %d", int64(maxTokens), v)
+			add("usage.server_tool_calls."+k, CodeOutOfRange, "must be between 0 and %d, got %d", int64(maxTokens), v)
 		}
 	}
 	if len(u.ServerToolCalls) > 16 {
-		add("usage.server_tool_calls", "has %d kinds, the limit is 16", len(u.ServerToolCalls))
+		add("usage.server_tool_calls", CodeOutOfRange, "has %d kinds, the limit is 16", len(u.ServerToolCalls))
 	}
 	if Get(u.ReasoningOutputTokens) > Get(u.OutputTokens) {
-		add("usage.output_tokens", "must include reasoning tokens (output_tokens %d < reasoning %d)",
+		add("usage.output_tokens", CodeInvalidValue, "must include reasoning tokens (output_tokens %d < reasoning %d)",
 			Get(u.OutputTokens), Get(u.ReasoningOutputTokens))
 	}
 }
@@ -187,12 +200,23 @@ func printableID(s string) bool {
 // Decode parses one JSON event and validates it. Unknown fields are
 // rejected so that typos do not silently lose data.
 func Decode(data []byte) (*Event, error) {
-	var e Event
-	if err := decodeStrict(data, &e); err != nil {
+	e, err := Parse(data)
+	if err != nil {
 		return nil, err
 	}
 	if err := e.Validate(); err != nil {
-		return &e, err
+		return e, err
+	}
+	return e, nil
+}
+
+// Parse parses one JSON event as strictly as Decode (unknown fields and
+// trailing data are errors) but does not validate it, for callers that
+// change the event before calling Validate.
+func Parse(data []byte) (*Event, error) {
+	var e Event
+	if err := decodeStrict(data, &e); err != nil {
+		return nil, err
 	}
 	return &e, nil
 }

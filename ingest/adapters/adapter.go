@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strings"
@@ -43,18 +44,51 @@ type Envelope struct {
 }
 
 // DecodeEnvelope parses one envelope strictly: unknown fields are errors, so
-// that a misspelt field does not silently lose data.
+// that a misspelt field does not silently lose data. Its errors are
+// *EnvelopeError.
 func DecodeEnvelope(data []byte) (Envelope, error) {
 	var env Envelope
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&env); err != nil {
-		return env, fmt.Errorf("decoding the adapter envelope (fields: event_id, time, source, labels, api_key_id, provider, request_model, operation, latency_ms, status, error_type, service_tier, batch, streaming, response): %w", err)
+		return env, &EnvelopeError{Code: envelopeCode(data, err), Err: fmt.Errorf(
+			"decoding the adapter envelope (fields: event_id, time, source, labels, api_key_id, provider, request_model, operation, latency_ms, status, error_type, service_tier, batch, streaming, response): %w", err)}
 	}
 	if dec.More() {
-		return env, errors.New("decoding the adapter envelope: data after the envelope object; send one object per envelope")
+		return env, &EnvelopeError{Code: schemas.CodeInvalidValue, Err: errors.New(
+			"decoding the adapter envelope: data after the envelope object; send one object per envelope")}
 	}
 	return env, nil
+}
+
+// EnvelopeError says why a value is not an envelope.
+type EnvelopeError struct {
+	// Code classifies the problem: one of the schemas problem codes.
+	Code string
+	Err  error
+}
+
+func (e *EnvelopeError) Error() string { return e.Err.Error() }
+func (e *EnvelopeError) Unwrap() error { return e.Err }
+
+// envelopeCode classifies err, the error of strictly decoding data. The
+// one error that strictness adds, a member that no envelope field takes,
+// carries no type in encoding/json, so data is decoded again without it:
+// any other error comes back the same.
+func envelopeCode(data []byte, err error) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return schemas.CodeInvalidValue
+	}
+	lenient := json.NewDecoder(bytes.NewReader(data)).Decode(new(Envelope))
+	var te *json.UnmarshalTypeError
+	switch {
+	case lenient == nil || lenient.Error() != err.Error():
+		return schemas.CodeUnknownField
+	case errors.As(lenient, &te):
+		return schemas.CodeInvalidType
+	}
+	return schemas.CodeInvalidValue
 }
 
 var registry = map[string]Adapter{}
@@ -118,8 +152,9 @@ func newBuilder(env Envelope, provider, operation string) *builder {
 	return &builder{ev: e}
 }
 
-func (b *builder) problem(field, format string, args ...any) {
-	b.probs = append(b.probs, schemas.FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+// problem records a problem with field; code is a schemas problem code.
+func (b *builder) problem(field, code, format string, args ...any) {
+	b.probs = append(b.probs, schemas.FieldError{Field: field, Code: code, Message: fmt.Sprintf(format, args...)})
 }
 
 func (b *builder) warn(format string, args ...any) {
@@ -133,7 +168,7 @@ func (b *builder) count(field string, p *int64) *int64 {
 		return nil
 	}
 	if *p < 0 || *p > maxCount {
-		b.problem(field, "must be a token count between 0 and %d, got %d", int64(maxCount), *p)
+		b.problem(field, schemas.CodeOutOfRange, "must be a token count between 0 and %d, got %d", int64(maxCount), *p)
 		return nil
 	}
 	return p
@@ -238,7 +273,7 @@ func (b *builder) splitCacheWrites(total, m5, h1 *int64, split bool) {
 // finish validates the event and returns it, or every problem found.
 func (b *builder) finish() (*schemas.Event, error) {
 	if b.ev.Model == "" {
-		b.problem("request_model", "is required: the response names no model, so send the requested model in the envelope")
+		b.problem("request_model", schemas.CodeRequired, "is required: the response names no model, so send the requested model in the envelope")
 	}
 	probs := b.probs
 	var verr *schemas.ValidationError
@@ -310,11 +345,11 @@ func NormalizeTier(t string) string {
 func splitResponse(name string, resp json.RawMessage, full any, usageKey string, usage *json.RawMessage) (raw json.RawMessage, path string, err error) {
 	resp = bytes.TrimSpace(resp)
 	if len(resp) == 0 || bytes.Equal(resp, []byte("null")) {
-		return nil, "", &schemas.ValidationError{Problems: []schemas.FieldError{{Field: "response",
+		return nil, "", &schemas.ValidationError{Problems: []schemas.FieldError{{Field: "response", Code: schemas.CodeRequired,
 			Message: "is required: send the " + name + " response JSON object, or its usage object"}}}
 	}
 	if resp[0] != '{' {
-		return nil, "", &schemas.ValidationError{Problems: []schemas.FieldError{{Field: "response",
+		return nil, "", &schemas.ValidationError{Problems: []schemas.FieldError{{Field: "response", Code: schemas.CodeInvalidType,
 			Message: "must be a JSON object: the " + name + " response, or its usage object"}}}
 	}
 	if err := json.Unmarshal(resp, full); err != nil {
@@ -333,7 +368,7 @@ func splitResponse(name string, resp json.RawMessage, full any, usageKey string,
 // decodeUsage decodes a usage object into v, naming the field path on error.
 func decodeUsage(field, name string, raw json.RawMessage, v any) error {
 	if len(raw) == 0 || raw[0] != '{' {
-		return &schemas.ValidationError{Problems: []schemas.FieldError{{Field: field, Message: "must be a JSON object"}}}
+		return &schemas.ValidationError{Problems: []schemas.FieldError{{Field: field, Code: schemas.CodeInvalidType, Message: "must be a JSON object"}}}
 	}
 	if err := json.Unmarshal(raw, v); err != nil {
 		return fieldError(field, "decoding the "+name+" usage", err)
@@ -345,10 +380,10 @@ func decodeUsage(field, name string, raw json.RawMessage, v any) error {
 func fieldError(field, doing string, err error) error {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) && te.Field != "" {
-		return &schemas.ValidationError{Problems: []schemas.FieldError{{Field: field + "." + te.Field,
+		return &schemas.ValidationError{Problems: []schemas.FieldError{{Field: field + "." + te.Field, Code: schemas.CodeInvalidType,
 			Message: fmt.Sprintf("%s: got a JSON %s, want %s", doing, te.Value, typeName(te.Type.String()))}}}
 	}
-	return &schemas.ValidationError{Problems: []schemas.FieldError{{Field: field, Message: doing + ": " + strings.TrimPrefix(err.Error(), "json: ")}}}
+	return &schemas.ValidationError{Problems: []schemas.FieldError{{Field: field, Code: schemas.CodeInvalidValue, Message: doing + ": " + strings.TrimPrefix(err.Error(), "json: ")}}}
 }
 
 func typeName(goType string) string {

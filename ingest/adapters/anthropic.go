@@ -102,7 +102,7 @@ func (b *builder) serverToolCalls(path string, m map[string]json.RawMessage) map
 		}
 		var n *int64
 		if err := json.Unmarshal(m[k], &n); err != nil {
-			b.problem(path+"."+k, "must be an integer count of requests")
+			b.problem(path+"."+k, schemas.CodeInvalidType, "must be an integer count of requests")
 			continue
 		}
 		if n = b.count(path+"."+k, n); n == nil || *n == 0 {

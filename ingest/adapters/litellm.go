@@ -92,7 +92,7 @@ func (liteLLM) Normalize(env Envelope) (*schemas.Event, error) {
 	if e.Provider == "" {
 		e.Provider = liteLLMProvider(p.CustomLLMProvider)
 		if e.Provider == "" {
-			b.problem("provider", "is required: the payload has no custom_llm_provider, so set provider in the envelope")
+			b.problem("provider", schemas.CodeRequired, "is required: the payload has no custom_llm_provider, so set provider in the envelope")
 		}
 	}
 	b.setModel(firstNonEmpty(p.Model, p.ModelGroup))
@@ -242,16 +242,16 @@ func (b *builder) liteLLMCost(p *liteLLMPayload) {
 	text := string(raw)
 	if strings.HasPrefix(text, `"`) {
 		if err := json.Unmarshal(raw, &text); err != nil {
-			b.problem(field, "must be a number of USD")
+			b.problem(field, schemas.CodeInvalidType, "must be a number of USD")
 			return
 		}
 	} else if raw[0] != '-' && (raw[0] < '0' || raw[0] > '9') {
-		b.problem(field, "must be a number of USD, got %s", jsonKindOf(raw))
+		b.problem(field, schemas.CodeInvalidType, "must be a number of USD, got %s", jsonKindOf(raw))
 		return
 	}
 	cost, err := plainDecimal(text)
 	if err != nil {
-		b.problem(field, "reading LiteLLM's cost: %v", err)
+		b.problem(field, schemas.CodeInvalidValue, "reading LiteLLM's cost: %v", err)
 		return
 	}
 	if cost == "0" && !isTrue(p.CacheHit) && b.ev.Usage != nil && schemas.Get(b.ev.Usage.InputTokens)+schemas.Get(b.ev.Usage.OutputTokens) > 0 {
@@ -271,7 +271,7 @@ func (b *builder) liteLLMTime(field string, raw json.RawMessage) (time.Time, boo
 	if raw[0] == '"' {
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
-			b.problem(field, "must be epoch seconds or an RFC 3339 timestamp")
+			b.problem(field, schemas.CodeInvalidValue, "must be epoch seconds or an RFC 3339 timestamp")
 			return time.Time{}, false
 		}
 		for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05.999999999"} {
@@ -279,12 +279,12 @@ func (b *builder) liteLLMTime(field string, raw json.RawMessage) (time.Time, boo
 				return t.UTC(), true
 			}
 		}
-		b.problem(field, "%q is not a timestamp; send epoch seconds or RFC 3339", s)
+		b.problem(field, schemas.CodeInvalidValue, "%q is not a timestamp; send epoch seconds or RFC 3339", s)
 		return time.Time{}, false
 	}
 	secs, err := strconv.ParseFloat(string(raw), 64)
 	if err != nil || math.IsNaN(secs) || secs < 0 || secs > 1e11 {
-		b.problem(field, "must be epoch seconds between 0 and 1e11 or an RFC 3339 timestamp, got %s", raw)
+		b.problem(field, schemas.CodeInvalidValue, "must be epoch seconds between 0 and 1e11 or an RFC 3339 timestamp, got %s", raw)
 		return time.Time{}, false
 	}
 	whole, frac := math.Modf(secs)

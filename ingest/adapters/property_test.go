@@ -2,6 +2,7 @@ package adapters
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -223,5 +224,27 @@ func TestDecodeEnvelopeRejectsUnknownFields(t *testing.T) {
 	}
 	if _, err := DecodeEnvelope([]byte(`{"source":"s"} {}`)); err == nil {
 		t.Error("DecodeEnvelope accepted two objects")
+	}
+}
+
+// An envelope that does not decode says which kind of problem it has,
+// whatever else is wrong with it.
+func TestDecodeEnvelopeCodes(t *testing.T) {
+	for _, tt := range []struct{ data, want string }{
+		{`{"event_id":"a","reponse":{}}`, schemas.CodeUnknownField},
+		{`{"reponse":{},"event_id":7}`, schemas.CodeUnknownField},
+		{`{"event_id":7,"reponse":{}}`, schemas.CodeInvalidType},
+		{`{"labels":{"team":1}}`, schemas.CodeInvalidType},
+		{`{"time":"yesterday"}`, schemas.CodeInvalidValue},
+		{`{"reponse":{},"time":"yesterday"}`, schemas.CodeInvalidValue},
+		{`{"event_id":`, schemas.CodeInvalidValue},
+		{`{"source":"s"} {}`, schemas.CodeInvalidValue},
+		{``, schemas.CodeInvalidValue},
+	} {
+		_, err := DecodeEnvelope([]byte(tt.data))
+		var eerr *EnvelopeError
+		if !errors.As(err, &eerr) || eerr.Code != tt.want {
+			t.Errorf("DecodeEnvelope(%s) = %v, want an *EnvelopeError with code %s", tt.data, err, tt.want)
+		}
 	}
 }

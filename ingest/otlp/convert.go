@@ -231,8 +231,9 @@ type builder struct {
 	probs []schemas.FieldError
 }
 
-func (b *builder) problem(field, format string, args ...any) {
-	b.probs = append(b.probs, schemas.FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+// problem records a problem with field; code is a schemas problem code.
+func (b *builder) problem(field, code, format string, args ...any) {
+	b.probs = append(b.probs, schemas.FieldError{Field: field, Code: code, Message: fmt.Sprintf(format, args...)})
 }
 
 func (b *builder) warn(format string, args ...any) {
@@ -259,9 +260,9 @@ func convertSpan(sp *tracepb.Span, a *spanAttrs, resLabels map[string]string) (*
 	start, end := sp.GetStartTimeUnixNano(), sp.GetEndTimeUnixNano()
 	switch {
 	case start == 0:
-		b.problem("start_time_unix_nano", "is required: the span's start time becomes the event time")
+		b.problem("start_time_unix_nano", schemas.CodeRequired, "is required: the span's start time becomes the event time")
 	case start > math.MaxInt64:
-		b.problem("start_time_unix_nano", "%d is out of range (nanoseconds since 1970)", start)
+		b.problem("start_time_unix_nano", schemas.CodeOutOfRange, "%d is out of range (nanoseconds since 1970)", start)
 	default:
 		e.Time = time.Unix(0, int64(start)).UTC()
 		switch {
@@ -297,14 +298,14 @@ func convertSpan(sp *tracepb.Span, a *spanAttrs, resLabels map[string]string) (*
 	case a.system != "":
 		e.Provider = Provider(a.system)
 	default:
-		b.problem(attrProvider, "is required: set gen_ai.provider.name (or the older gen_ai.system) on the span, e.g. \"openai\"")
+		b.problem(attrProvider, schemas.CodeRequired, "is required: set gen_ai.provider.name (or the older gen_ai.system) on the span, e.g. \"openai\"")
 	}
 	e.Model = a.responseModel
 	if e.Model == "" {
 		e.Model = a.requestModel
 	}
 	if e.Model == "" {
-		b.problem(attrResponseModel, "is required: set gen_ai.response.model or gen_ai.request.model on the span")
+		b.problem(attrResponseModel, schemas.CodeRequired, "is required: set gen_ai.response.model or gen_ai.request.model on the span")
 	}
 	e.Operation = a.operation
 	e.Streaming = a.stream
@@ -325,7 +326,7 @@ func convertSpan(sp *tracepb.Span, a *spanAttrs, resLabels map[string]string) (*
 		if err := e.Validate(); errors.As(err, &verr) {
 			b.probs = append(b.probs, verr.Problems...)
 		} else if err != nil {
-			b.problem("", "%v", err)
+			b.problem("", schemas.CodeInvalidValue, "%v", err)
 		}
 	}
 	if len(b.probs) > 0 {
@@ -388,23 +389,23 @@ func (b *builder) count(name string, v *commonpb.AnyValue) *int64 {
 		n = x.IntValue
 	case *commonpb.AnyValue_DoubleValue:
 		if x.DoubleValue != math.Trunc(x.DoubleValue) || x.DoubleValue < 0 || x.DoubleValue > maxCount {
-			b.problem(name, "must be a whole token count between 0 and %d, got %v", int64(maxCount), x.DoubleValue)
+			b.problem(name, schemas.CodeInvalidType, "must be a whole token count between 0 and %d, got %v", int64(maxCount), x.DoubleValue)
 			return nil
 		}
 		n = int64(x.DoubleValue)
 	case *commonpb.AnyValue_StringValue:
 		p, err := strconv.ParseInt(strings.TrimSpace(x.StringValue), 10, 64)
 		if err != nil {
-			b.problem(name, "must be an integer token count, got the string %q", truncate(x.StringValue, 64))
+			b.problem(name, schemas.CodeInvalidType, "must be an integer token count, got the string %q", truncate(x.StringValue, 64))
 			return nil
 		}
 		n = p
 	default:
-		b.problem(name, "must be an integer token count (intValue)")
+		b.problem(name, schemas.CodeInvalidType, "must be an integer token count (intValue)")
 		return nil
 	}
 	if n < 0 || n > maxCount {
-		b.problem(name, "must be a token count between 0 and %d, got %d", int64(maxCount), n)
+		b.problem(name, schemas.CodeOutOfRange, "must be a token count between 0 and %d, got %d", int64(maxCount), n)
 		return nil
 	}
 	return &n
@@ -474,10 +475,10 @@ func normalizeTier(t string) string {
 func (b *builder) checkID(field string, id []byte, n int) bool {
 	switch {
 	case len(id) != n:
-		b.problem(field, "must be %d bytes (%d hex digits in OTLP JSON, where text that is not hex reads as base64), got %d bytes", n, 2*n, len(id))
+		b.problem(field, schemas.CodeInvalidValue, "must be %d bytes (%d hex digits in OTLP JSON, where text that is not hex reads as base64), got %d bytes", n, 2*n, len(id))
 		return false
 	case allZero(id):
-		b.problem(field, "is all zeros, which OpenTelemetry defines as invalid; fix the exporter's id generator")
+		b.problem(field, schemas.CodeInvalidValue, "is all zeros, which OpenTelemetry defines as invalid; fix the exporter's id generator")
 		return false
 	}
 	return true

@@ -152,6 +152,3 @@ func Register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 	}
 	return c
 }
-
-// Registry is a process-wide registry for code not yet given one.
-var Registry = NewRegistry()

@@ -266,7 +266,7 @@ func (p *Process) buildIngest(d bus.Dialer) error {
 		return err
 	}
 	p.clients = append(p.clients, cl)
-	srv, err := ingest.New(p.cfg.Ingest, cl, p.log.With("stage", "ingest")) // TODO-MERGE registry
+	srv, err := ingest.New(p.cfg.Ingest, cl, p.Registry, p.log.With("stage", "ingest"))
 	if err != nil {
 		return err
 	}
@@ -276,6 +276,7 @@ func (p *Process) buildIngest(d bus.Dialer) error {
 	}
 	p.closers = append(p.closers, func() error { _ = ln.Close(); return nil })
 	p.IngestURL = "http://" + ln.Addr().String() + ingest.Path
+	p.Ready.Add("ingest", srv.Ready)
 	p.Ready.Add("kafka", func() error { return cl.Ping(context.Background()) })
 	p.group.Add(string(Ingest), actor.Func(func(ctx context.Context) error { return srv.Serve(ctx, ln) }), actor.Options{})
 	return nil

@@ -1,0 +1,420 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/aivis-dev/aivis/schemas"
+)
+
+// The accept path. Each endpoint only knows its wire format: it reads its
+// headers, parses its body into events and renders the outcome. Everything
+// else is done once, here, for all of them: method, auth, producer limits,
+// the in-flight bound, reading the body, validation, API key hashing,
+// record building, produce and the outcome.
+
+// endpoint is one wire format, for one request.
+type endpoint interface {
+	// route names the endpoint in metrics: events, adapter:<name>,
+	// adapters (no such adapter) or traces.
+	route() string
+	// prepare reads the headers of an authenticated request before its
+	// body is read. partial says whether the valid events of a request with
+	// invalid ones are to be produced.
+	prepare(r *http.Request) (partial bool, ref *refusal)
+	// parse turns the body into events, one item per value of the body in
+	// its order, or refuses the body as a whole.
+	parse(body []byte) ([]item, *refusal)
+	// render answers with o.
+	render(w http.ResponseWriter, o outcome)
+}
+
+// item is one value of a request body: the event it holds, or the problems
+// that kept it from becoming one.
+type item struct {
+	event *schemas.Event
+	probs []schemas.FieldError
+}
+
+// refusal turns a request away as a whole.
+type refusal struct {
+	status int
+	code   string // errors.go
+	msg    string
+}
+
+func (r *refusal) Error() string { return r.msg }
+
+func (r *refusal) outcome() outcome { return outcome{status: r.status, code: r.code, msg: r.msg} }
+
+// outcome is what became of a request, for its endpoint to render.
+type outcome struct {
+	// status is the HTTP status on /v1/events; other wire formats map it.
+	status int
+	// code names the problem (errors.go); "" when every event was accepted.
+	code string
+	// msg says what went wrong in words that fit every endpoint; empty for
+	// the problems whose advice each endpoint words itself (see advice).
+	msg string
+	// lerr is the producer limit that refused the request.
+	lerr *limitError
+	// partial is the request's partial acceptance switch.
+	partial bool
+	// Events of the request, once its body is parsed.
+	total, accepted, invalid int
+	errors                   []EventError // at most maxErrors
+}
+
+// accept takes one request through the accept path and has ep render what
+// became of it.
+func (s *Server) accept(w http.ResponseWriter, r *http.Request, ep endpoint) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		s.finish(w, ep, outcome{status: http.StatusMethodNotAllowed, code: codeMethodNotAllowed})
+		return
+	}
+	producer, ok := s.auth.check(r.Header.Get("Authorization"))
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="aivis"`)
+		s.finish(w, ep, outcome{status: http.StatusUnauthorized, code: codeUnauthorized})
+		return
+	}
+	partial, ref := ep.prepare(r)
+	if ref != nil {
+		s.finish(w, ep, ref.outcome())
+		return
+	}
+	// A producer with no tokens left is turned away before its body takes
+	// a slot and gets read.
+	if lerr := s.admission.check(producer, 1); lerr != nil {
+		s.finish(w, ep, s.limited(w, producer, lerr, outcome{}))
+		return
+	}
+	select {
+	case s.slots <- struct{}{}:
+		s.metrics.inflight.Inc()
+	default:
+		w.Header().Set("Retry-After", s.retryAfter)
+		s.finish(w, ep, outcome{status: http.StatusServiceUnavailable, code: codeOverloaded})
+		return
+	}
+	release := s.release
+	defer func() {
+		if release != nil {
+			release()
+		}
+	}()
+
+	body, ref := s.readBody(w, r)
+	var items []item
+	if ref == nil {
+		items, ref = ep.parse(body)
+	}
+	if ref != nil {
+		s.finish(w, ep, ref.outcome())
+		return
+	}
+	b := check(items, s.lim.maxEventBytes, r.Header.Get(APIKeyHeader))
+	o := outcome{partial: partial, total: b.total, invalid: b.invalid, errors: b.errors}
+	if b.invalid > 0 {
+		s.log.Debug("rejected invalid events", "route", ep.route(), "producer", producer, "invalid", b.invalid, "events", b.total)
+		o.code = codeInvalidEvent
+		if !partial || len(b.events) == 0 {
+			o.status = http.StatusUnprocessableEntity
+			s.finish(w, ep, o)
+			return
+		}
+	}
+	admitted, lerr := s.admission.take(producer, len(b.events))
+	if lerr != nil {
+		s.finish(w, ep, s.limited(w, producer, lerr, o))
+		return
+	}
+	if len(b.events) > 0 {
+		recs := make([]*kgo.Record, len(b.events))
+		for i, d := range b.events {
+			recs[i] = &kgo.Record{Topic: schemas.TopicRaw, Key: []byte(d.event.EventID), Value: d.value}
+		}
+		// The produce call owns the slot from here: it may outlive this
+		// handler after a timeout, and the slot must bound it too.
+		release = nil
+		if err := s.produce(r.Context(), recs); err != nil {
+			// The client resends; that attempt is the one to count.
+			admitted.refund()
+			s.log.Warn("producing events to Kafka", "route", ep.route(), "producer", producer, "events", len(recs), "err", err)
+			o.code, o.status = codeKafkaUnavailable, http.StatusServiceUnavailable
+			if errors.Is(err, kerr.MessageTooLarge) {
+				o.code, o.status = codeEventTooLarge, http.StatusRequestEntityTooLarge
+			} else {
+				w.Header().Set("Retry-After", s.retryAfter)
+			}
+			s.finish(w, ep, o)
+			return
+		}
+		o.accepted = len(recs)
+	}
+	o.status = http.StatusAccepted
+	s.finish(w, ep, o)
+}
+
+// finish counts the events of o and has ep render it.
+func (s *Server) finish(w http.ResponseWriter, ep endpoint, o outcome) {
+	s.metrics.eventsAccepted.Add(float64(o.accepted))
+	s.metrics.eventsRejected.Add(float64(o.total - o.accepted))
+	ep.render(w, o)
+}
+
+// limited turns o into the refusal of a producer's limit.
+func (s *Server) limited(w http.ResponseWriter, producer string, lerr *limitError, o outcome) outcome {
+	s.metrics.rateLimited.WithLabelValues(producer, lerr.limit).Inc()
+	if lerr.retryAfter > 0 {
+		w.Header().Set("Retry-After", retryAfterSeconds(lerr.retryAfter))
+	}
+	o.status, o.code, o.msg, o.lerr = lerr.status, lerr.code, lerr.msg, lerr
+	return o
+}
+
+// advice words, for one wire format, the problems whose advice depends on
+// who reads it: a client of /v1/events or an OpenTelemetry exporter.
+type advice struct {
+	method, unauthorized, eventTooLarge string
+	// overloaded takes max_inflight_requests and the Retry-After seconds.
+	overloaded string
+	// kafkaUnavailable takes produce_timeout and the Retry-After seconds.
+	kafkaUnavailable string
+}
+
+// message is what o says in the words of a.
+func (s *Server) message(o outcome, a *advice) string {
+	switch o.code {
+	case codeMethodNotAllowed:
+		return a.method
+	case codeUnauthorized:
+		return a.unauthorized
+	case codeOverloaded:
+		return fmt.Sprintf(a.overloaded, s.cfg.MaxInflightRequests, s.retryAfter)
+	case codeKafkaUnavailable:
+		return fmt.Sprintf(a.kafkaUnavailable, s.cfg.ProduceTimeout, s.retryAfter)
+	case codeEventTooLarge:
+		return a.eventTooLarge
+	}
+	return o.msg
+}
+
+// write answers with status and body, counted by route.
+func (s *Server) write(w http.ResponseWriter, route string, status int, contentType string, body []byte) {
+	s.metrics.requests.WithLabelValues(strconv.Itoa(status), route).Inc()
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// produce hands recs to the producer and waits for all acknowledgements,
+// at most ProduceTimeout plus a grace period. It releases the caller's slot
+// when the producer returns.
+func (s *Server) produce(ctx context.Context, recs []*kgo.Record) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProduceTimeout)
+	results := make(chan error, 1)
+	s.producing.Add(1)
+	go func() {
+		defer s.producing.Done()
+		defer s.release()
+		defer cancel()
+		start := time.Now()
+		res := s.producer.ProduceSync(ctx, recs...)
+		s.metrics.produceSeconds.Observe(time.Since(start).Seconds())
+		results <- resultsError(res, len(recs))
+	}()
+	timer := time.NewTimer(s.cfg.ProduceTimeout + produceGrace)
+	defer timer.Stop()
+	select {
+	case err := <-results:
+		return err
+	case <-timer.C:
+		return fmt.Errorf("no answer from the producer within %s", s.cfg.ProduceTimeout+produceGrace)
+	}
+}
+
+func resultsError(res kgo.ProduceResults, want int) error {
+	if len(res) != want {
+		return fmt.Errorf("the producer returned %d results for %d records", len(res), want)
+	}
+	failed := 0
+	var first error
+	for _, r := range res {
+		if r.Err != nil {
+			failed++
+			if first == nil {
+				first = r.Err
+			}
+		}
+	}
+	if first != nil {
+		return fmt.Errorf("%d of %d records failed: %w", failed, want, first)
+	}
+	return nil
+}
+
+func (s *Server) release() {
+	<-s.slots
+	s.metrics.inflight.Dec()
+}
+
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *refusal) {
+	tooLarge := &refusal{http.StatusRequestEntityTooLarge, codeBodyTooLarge, fmt.Sprintf(
+		"request body is larger than %d bytes; split it into smaller requests (operators: ingest.max_body_bytes)", s.cfg.MaxBodyBytes)}
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		return nil, tooLarge
+	}
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return nil, tooLarge
+	case err != nil:
+		return nil, &refusal{http.StatusBadRequest, codeUnreadableBody, "reading the request body: " + err.Error()}
+	}
+	return buf.Bytes(), nil
+}
+
+// EventError is one problem with one event of a request.
+type EventError struct {
+	// Index is the event's 0-based position in the array or NDJSON stream.
+	Index int `json:"index"`
+	// Field is the JSON path of the offending field, "" for the whole event.
+	Field string `json:"field"`
+	// Code classifies the problem: required, unknown_field, invalid_type,
+	// out_of_range, too_large or invalid_value (schemas.Code*).
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// apiKeyLabel is the label in which a producer may send a raw API key.
+const apiKeyLabel = "api_key"
+
+// maxErrors bounds the per-event errors kept for one response.
+const maxErrors = 1000
+
+// decoded is one valid event and its canonical encoding, ready to produce.
+type decoded struct {
+	event *schemas.Event
+	value []byte
+}
+
+// batch is a request's events after check.
+type batch struct {
+	events  []decoded
+	errors  []EventError // at most maxErrors
+	invalid int          // events with at least one problem
+	total   int          // events in the body
+}
+
+// check readies parsed events for Kafka: it replaces raw API keys by their
+// ids (headerKey, when not empty, applies to events that carry no key of
+// their own), validates every event and encodes the valid ones
+// canonically, within maxEventBytes. Problems are listed by item index.
+func check(items []item, maxEventBytes int, headerKey string) batch {
+	b := batch{total: len(items), events: make([]decoded, 0, len(items))}
+	for i, it := range items {
+		e := it.event
+		if e == nil {
+			b.reject(i, it.probs...)
+			continue
+		}
+		// Removing the api_key label may fix the label count, so validate
+		// after it; report key problems first.
+		var probs []schemas.FieldError
+		if p := replaceAPIKey(e, headerKey); p != nil {
+			probs = append(probs, *p)
+		}
+		var verr *schemas.ValidationError
+		if err := e.Validate(); errors.As(err, &verr) {
+			probs = append(probs, verr.Problems...)
+		} else if err != nil {
+			probs = append(probs, schemas.FieldError{Code: schemas.CodeInvalidValue, Message: err.Error()})
+		}
+		if len(probs) > 0 {
+			b.reject(i, probs...)
+			continue
+		}
+		e.Time = e.Time.UTC()
+		value, err := json.Marshal(e)
+		if err != nil {
+			b.reject(i, schemas.FieldError{Code: schemas.CodeInvalidValue, Message: "encoding the event for Kafka: " + err.Error()})
+			continue
+		}
+		if len(value) > maxEventBytes {
+			b.reject(i, schemas.FieldError{Code: schemas.CodeTooLarge, Message: fmt.Sprintf(
+				"event is %d bytes once encoded, the limit is %d; trim raw_usage or labels", len(value), maxEventBytes)})
+			continue
+		}
+		b.events = append(b.events, decoded{event: e, value: value})
+	}
+	return b
+}
+
+func (b *batch) reject(i int, probs ...schemas.FieldError) {
+	b.invalid++
+	for _, p := range probs {
+		if len(b.errors) == maxErrors {
+			return
+		}
+		code := p.Code
+		if code == "" {
+			code = schemas.CodeInvalidValue
+		}
+		b.errors = append(b.errors, EventError{Index: i, Field: p.Field, Code: code, Message: p.Message})
+	}
+}
+
+// replaceAPIKey moves a raw API key from the api_key label (or else from
+// the request header) into APIKeyID, so that the raw key goes no further.
+func replaceAPIKey(e *schemas.Event, headerKey string) *schemas.FieldError {
+	var id, field string
+	var prob *schemas.FieldError
+	for k, raw := range e.Labels {
+		// Any spelling of the label counts: a raw key must never slip through.
+		if !strings.EqualFold(k, apiKeyLabel) {
+			continue
+		}
+		delete(e.Labels, k)
+		switch kid := APIKeyID(raw); {
+		case raw == "":
+			prob = &schemas.FieldError{Field: "labels." + k, Code: schemas.CodeRequired, Message: "is empty; send the caller's API key or leave the label out"}
+		case id != "" && kid != id:
+			prob = &schemas.FieldError{Field: "labels." + k, Code: schemas.CodeInvalidValue, Message: "differs from labels." + field + "; send one API key per event"}
+		default:
+			id, field = kid, k
+		}
+	}
+	if e.Labels != nil && len(e.Labels) == 0 {
+		e.Labels = nil
+	}
+	switch {
+	case prob != nil:
+		return prob
+	case id != "" && e.APIKeyID != "" && e.APIKeyID != id:
+		return &schemas.FieldError{Field: "api_key_id", Code: schemas.CodeInvalidValue, Message: "does not match the hash of labels." + field + "; send one or the other"}
+	case id != "":
+		e.APIKeyID = id
+	case e.APIKeyID == "" && headerKey != "":
+		e.APIKeyID = APIKeyID(headerKey)
+	}
+	return nil
+}
