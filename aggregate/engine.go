@@ -50,10 +50,12 @@ type Input struct {
 
 type dims struct{ provider, model, team, project string }
 
+// acc sums one window's events of one dims. Money is 128 bits wide and
+// cannot overflow (2^64 events of the largest int64 cost fit).
 type acc struct {
 	requests, errors, unpriced                      uint64
 	input, cacheRead, cacheWrite, output, reasoning int64
-	costPicos                                       int64
+	costPicos                                       schemas.Picos128
 	latencyCount                                    uint64
 	latencySumMs                                    int64
 	latencyHist                                     [schemas.LatencyBuckets]uint64
@@ -401,7 +403,7 @@ func (e *Engine) fold(part *partition, rec arrow.Record) {
 		cur.cacheWrite += cw[i]
 		cur.output += out[i]
 		cur.reasoning += re[i]
-		cur.costPicos += cost[i]
+		cur.costPicos = cur.costPicos.Add(cost[i])
 		if !hasNulls || latCol.IsValid(i) {
 			cur.latencyCount++
 			cur.latencySumMs += lat[i]

@@ -10,6 +10,7 @@ import (
 
 	"github.com/aivis-dev/aivis/pricing"
 	"github.com/aivis-dev/aivis/rerate"
+	"github.com/aivis-dev/aivis/schemas"
 	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
 )
 
@@ -55,7 +56,7 @@ func runRerate(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	usd := func(p int64) string { return decimal.New(p, -12).StringFixed(6) }
+	usd := func(p schemas.Picos128) string { return decimal.NewFromBigInt(p.Big(), -12).StringFixed(6) }
 	fmt.Fprintf(e.out, "re-rating %s .. %s under catalog %s: %d events, %d changed\n",
 		res.From.Format(time.RFC3339), res.To.Format(time.RFC3339), catalog.Version(), res.Events, res.Changed)
 	fmt.Fprintf(e.out, "  cost USD %s → %s\n", usd(res.OldPicos), usd(res.NewPicos))
