@@ -51,7 +51,7 @@ func alertFor(sc schemas.Score, window time.Duration, now time.Time) schemas.Ale
 		AlertID: schemas.AlertCostAnomaly + ":" + strconv.FormatInt(sc.WindowStart.Unix(), 10) + ":" + sc.Team + ":" + sc.Model,
 		Kind:    schemas.AlertCostAnomaly, WindowStart: sc.WindowStart, WindowEnd: sc.WindowStart.Add(window),
 		Team: sc.Team, Model: sc.Model,
-		CostUSD:     decimal.New(sc.CostPicos, -12).String(),
+		CostUSD:     decimal.NewFromBigInt(sc.CostPicos.Big(), -12).String(),
 		BaselineUSD: usd(sc.BaselinePicos), StddevUSD: usd(sc.StddevPicos),
 		ZScore: sc.Z, Observations: sc.Observations, DetectedAt: now.UTC(),
 	}

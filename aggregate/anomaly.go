@@ -159,7 +159,7 @@ func (s *Scorer) ScoreOnce(ctx context.Context) (int, error) {
 		if sc.Anomaly {
 			s.metrics.anomalies.Inc()
 			s.log.Info("cost anomaly", "window", sc.WindowStart, "team", sc.Team, "model", sc.Model,
-				"cost_usd", float64(sc.CostPicos)/1e12, "baseline_usd", sc.BaselinePicos/1e12, "z", sc.Z)
+				"cost_usd", sc.CostPicos.Float64()/1e12, "baseline_usd", sc.BaselinePicos/1e12, "z", sc.Z)
 			alerts = append(alerts, alertFor(sc, s.window, time.Now()))
 		}
 	}
@@ -178,7 +178,7 @@ func (s *Scorer) ScoreOnce(ctx context.Context) (int, error) {
 // anomalous point enters the baseline clipped to threshold·σ so that one
 // spike does not mask the next.
 func (s *Scorer) step(prev schemas.Score, c schemas.SeriesCost) schemas.Score {
-	x := float64(c.CostPicos)
+	x := c.CostPicos.Float64()
 	out := schemas.Score{SeriesCost: c, Observations: prev.Observations + 1}
 	if prev.Observations == 0 {
 		out.EWMAMean, out.EWMAVar = x, 0

@@ -71,7 +71,7 @@ func TestScorerFlagsASpikeAfterMinimumHistory(t *testing.T) {
 		if i == 5 || i == 25 {
 			cost = 20_000_000_000_000 // $20
 		}
-		store.costs = append(store.costs, schemas.SeriesCost{WindowStart: t0.Add(time.Duration(i) * time.Minute), Team: "t", Model: "m", CostPicos: cost})
+		store.costs = append(store.costs, schemas.SeriesCost{WindowStart: t0.Add(time.Duration(i) * time.Minute), Team: "t", Model: "m", CostPicos: schemas.PicosOf(cost)})
 	}
 	s := NewScorer(cfg, time.Minute, store, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	// Score in two passes to check that state resumes from stored scores.
@@ -109,7 +109,7 @@ func TestScorerRespectsTheImpactFloor(t *testing.T) {
 		if i == 15 {
 			cost = 100_000_000 // 100× but only $0.0001
 		}
-		store.costs = append(store.costs, schemas.SeriesCost{WindowStart: t0.Add(time.Duration(i) * time.Minute), Team: "t", Model: "m", CostPicos: cost})
+		store.costs = append(store.costs, schemas.SeriesCost{WindowStart: t0.Add(time.Duration(i) * time.Minute), Team: "t", Model: "m", CostPicos: schemas.PicosOf(cost)})
 	}
 	s := NewScorer(cfg, time.Minute, store, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if _, err := s.ScoreOnce(context.Background()); err != nil {
@@ -138,7 +138,7 @@ func TestScorerPublishesAnomalies(t *testing.T) {
 		if i == 15 {
 			cost = 20_000_000_000_000
 		}
-		store.costs = append(store.costs, schemas.SeriesCost{WindowStart: t0.Add(time.Duration(i) * time.Minute), Team: "t", Model: "m", CostPicos: cost})
+		store.costs = append(store.costs, schemas.SeriesCost{WindowStart: t0.Add(time.Duration(i) * time.Minute), Team: "t", Model: "m", CostPicos: schemas.PicosOf(cost)})
 	}
 	alerts := &memAlerts{}
 	s := NewScorer(cfg, time.Minute, store, alerts, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))

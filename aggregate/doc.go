@@ -9,6 +9,8 @@
 // watermark passes its end plus the allowed lateness, or when its partition
 // goes idle; events for an emitted window are emitted again as a correction
 // row, and events past the late horizon are dead-lettered as too_late.
+// Sums are exact: cost is summed in 128 bits, and a window whose int64
+// token or latency sum would overflow continues in another row of its own.
 //
 // Output leaves through a Sink: the accepted events and the window rows.
 // Each row records the partition offset it covers through; on assignment the

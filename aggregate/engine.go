@@ -50,13 +50,33 @@ type Input struct {
 
 type dims struct{ provider, model, team, project string }
 
+// acc sums one window's events of one dims. Money is 128 bits wide and
+// cannot overflow (2^64 events of the largest int64 cost fit). Token and
+// latency sums are int64 like the ClickHouse columns they go to: schemas
+// bounds each event (MaxTokens, MaxLatencyMs), so a sum overflows only
+// after millions of events at the bound, and then the acc is closed into
+// full and a fresh one continues, each becoming its own exact row.
 type acc struct {
 	requests, errors, unpriced                      uint64
 	input, cacheRead, cacheWrite, output, reasoning int64
-	costPicos                                       int64
+	costPicos                                       schemas.Picos128
 	latencyCount                                    uint64
 	latencySumMs                                    int64
 	latencyHist                                     [schemas.LatencyBuckets]uint64
+
+	// full are the closed accs of the same window and dims, oldest first;
+	// through is the offset a closed acc covers events up to.
+	full    []*acc
+	through int64
+}
+
+// close moves a's sums into a closed acc covering offsets up to through
+// and leaves a empty, to continue.
+func (a *acc) close(through int64) {
+	closed := new(acc)
+	*closed = *a
+	closed.full, closed.through = nil, through
+	*a = acc{full: append(a.full, closed)}
 }
 
 type window struct {
@@ -393,19 +413,33 @@ func (e *Engine) fold(part *partition, rec arrow.Record) {
 		if off[i] < curWin.firstOffset {
 			curWin.firstOffset = off[i]
 		}
+		hasLatency := !hasNulls || latCol.IsValid(i)
+		var latency int64
+		if hasLatency {
+			latency = lat[i]
+		}
+		// Checked int64 sums: the sign bit of (a^s)&(b^s) is set when a+b
+		// overflowed into s. A window that would overflow continues in a
+		// new acc, closed through the offset before this event's.
+		input, cacheRead, cacheWrite := cur.input+in[i], cur.cacheRead+cr[i], cur.cacheWrite+cw[i]
+		output, reasoning, latencySum := cur.output+out[i], cur.reasoning+re[i], cur.latencySumMs+latency
+		if (cur.input^input)&(in[i]^input)|(cur.cacheRead^cacheRead)&(cr[i]^cacheRead)|
+			(cur.cacheWrite^cacheWrite)&(cw[i]^cacheWrite)|(cur.output^output)&(out[i]^output)|
+			(cur.reasoning^reasoning)&(re[i]^reasoning)|(cur.latencySumMs^latencySum)&(latency^latencySum) < 0 {
+			cur.close(off[i] - 1)
+			input, cacheRead, cacheWrite = in[i], cr[i], cw[i]
+			output, reasoning, latencySum = out[i], re[i], latency
+		}
 		cur.requests++
 		cur.errors += uint64(isErr[i])
 		cur.unpriced += uint64(unp[i])
-		cur.input += in[i]
-		cur.cacheRead += cr[i]
-		cur.cacheWrite += cw[i]
-		cur.output += out[i]
-		cur.reasoning += re[i]
-		cur.costPicos += cost[i]
-		if !hasNulls || latCol.IsValid(i) {
+		cur.input, cur.cacheRead, cur.cacheWrite = input, cacheRead, cacheWrite
+		cur.output, cur.reasoning = output, reasoning
+		cur.costPicos = cur.costPicos.Add(cost[i])
+		if hasLatency {
 			cur.latencyCount++
-			cur.latencySumMs += lat[i]
-			cur.latencyHist[LatencyBucket(lat[i])]++
+			cur.latencySumMs = latencySum
+			cur.latencyHist[LatencyBucket(latency)]++
 		}
 	}
 }
@@ -478,33 +512,43 @@ func (e *Engine) appendRows(rows []schemas.WindowRow, part *partition, ws int64)
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	for _, id := range ids {
 		a := w.accs[id]
-		d := e.dimList[id]
-		hist := make([]uint64, schemas.LatencyBuckets)
-		copy(hist, a.latencyHist[:])
-		rows = append(rows, schemas.WindowRow{
-			WindowStart:           time.Unix(ws, 0).UTC(),
-			WindowSeconds:         uint32(e.windowMs / 1000),
-			Provider:              d.provider,
-			Model:                 d.model,
-			Team:                  d.team,
-			Project:               d.project,
-			SrcPartition:          part.id,
-			ThroughOffset:         part.position,
-			Requests:              a.requests,
-			Errors:                a.errors,
-			UnpricedRequests:      a.unpriced,
-			InputTokens:           a.input,
-			CacheReadInputTokens:  a.cacheRead,
-			CacheWriteInputTokens: a.cacheWrite,
-			OutputTokens:          a.output,
-			ReasoningOutputTokens: a.reasoning,
-			CostPicos:             a.costPicos,
-			LatencyCount:          a.latencyCount,
-			LatencySumMs:          a.latencySumMs,
-			LatencyHist:           hist,
-		})
+		for _, f := range a.full {
+			rows = e.appendRow(rows, part, ws, id, f, f.through)
+		}
+		rows = e.appendRow(rows, part, ws, id, a, part.position)
 	}
 	return rows
+}
+
+// appendRow appends the row of one acc, covering offsets up to through.
+// A window's closed accs have smaller throughs than its open one, so every
+// row has its own key, and the highest through stays part.position.
+func (e *Engine) appendRow(rows []schemas.WindowRow, part *partition, ws int64, id uint32, a *acc, through int64) []schemas.WindowRow {
+	d := e.dimList[id]
+	hist := make([]uint64, schemas.LatencyBuckets)
+	copy(hist, a.latencyHist[:])
+	return append(rows, schemas.WindowRow{
+		WindowStart:           time.Unix(ws, 0).UTC(),
+		WindowSeconds:         uint32(e.windowMs / 1000),
+		Provider:              d.provider,
+		Model:                 d.model,
+		Team:                  d.team,
+		Project:               d.project,
+		SrcPartition:          part.id,
+		ThroughOffset:         through,
+		Requests:              a.requests,
+		Errors:                a.errors,
+		UnpricedRequests:      a.unpriced,
+		InputTokens:           a.input,
+		CacheReadInputTokens:  a.cacheRead,
+		CacheWriteInputTokens: a.cacheWrite,
+		OutputTokens:          a.output,
+		ReasoningOutputTokens: a.reasoning,
+		CostPicos:             a.costPicos,
+		LatencyCount:          a.latencyCount,
+		LatencySumMs:          a.latencySumMs,
+		LatencyHist:           hist,
+	})
 }
 
 // Ack applies a flush that the sink made durable: its events leave the

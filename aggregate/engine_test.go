@@ -76,7 +76,7 @@ func (m *memSink) history(p int32, restart int64) schemas.PartitionHistory {
 type total struct {
 	requests      uint64
 	input, output int64
-	cost          int64
+	cost          schemas.Picos128
 }
 
 func (m *memSink) totals() map[string]total {
@@ -87,7 +87,7 @@ func (m *memSink) totals() map[string]total {
 		t.requests += r.Requests
 		t.input += r.InputTokens
 		t.output += r.OutputTokens
-		t.cost += r.CostPicos
+		t.cost = t.cost.Plus(r.CostPicos)
 		out[k] = t
 	}
 	return out
@@ -107,7 +107,7 @@ func groundTruth(cfg Config, evs []*schemas.Enriched) map[string]total {
 		t.requests++
 		t.input += *e.Usage.InputTokens
 		t.output += *e.Usage.OutputTokens
-		t.cost += e.CostPicos
+		t.cost = t.cost.Add(e.CostPicos)
 		out[k] = t
 	}
 	return out
@@ -140,7 +140,7 @@ func TestEngineCountsDuplicatesOnceAndLateEventsInTheirWindow(t *testing.T) {
 	e.Ack(f)
 	got := sink.totals()
 	w0 := fmt.Sprintf("%d|m1|t1", t0.Unix())
-	if g := got[w0]; g.requests != 3 || g.input != 80 || g.cost != 800 {
+	if g := got[w0]; g.requests != 3 || g.input != 80 || g.cost != schemas.PicosOf(800) {
 		t.Fatalf("window 0 = %+v, want 3 requests, 80 input, 800 picos", g)
 	}
 	if off, _ := e.CommitOffset(0); off != 4 {
@@ -151,7 +151,7 @@ func TestEngineCountsDuplicatesOnceAndLateEventsInTheirWindow(t *testing.T) {
 	f = e.Flush(t0, false)
 	sink.write(f)
 	e.Ack(f)
-	if g := sink.totals()[w0]; g.requests != 4 || g.cost != 850 {
+	if g := sink.totals()[w0]; g.requests != 4 || g.cost != schemas.PicosOf(850) {
 		t.Fatalf("after correction window 0 = %+v, want 4 requests, 850 picos", g)
 	}
 }

@@ -83,6 +83,13 @@ func (e *Enricher) Catalog() *pricing.Catalog { return e.catalog }
 // Flags.Unowned and team "unattributed". The event's labels and raw usage
 // are shared with the result, not copied.
 func (e *Enricher) Enrich(ev *schemas.Event) *schemas.Enriched {
+	out, _ := e.enrich(ev)
+	return out
+}
+
+// enrich is Enrich that also returns the quote, whose UnpricedReason the
+// stage counts.
+func (e *Enricher) enrich(ev *schemas.Event) (*schemas.Enriched, pricing.Quote) {
 	out := &schemas.Enriched{Event: *ev, EnrichedAt: e.now().UTC()}
 	out.Owner, out.Flags.Unowned = e.owners.Attribute(ev)
 	q := e.catalog.PriceEnriched(out)
@@ -91,7 +98,7 @@ func (e *Enricher) Enrich(ev *schemas.Event) *schemas.Enriched {
 		out.Warnings = append(ev.Warnings[:len(ev.Warnings):len(ev.Warnings)], q.Warnings...)
 	}
 	out.Flags.UsageMismatch = hasWarning(ev.Warnings, WarnProviderTotalMismatch)
-	return out
+	return out, q
 }
 
 // WarnProviderTotalMismatch is the adapters' warning code for a provider

@@ -23,8 +23,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"result"}),
 		unpriced: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "aivis_enrich_unpriced_total",
-			Help: "Enriched events without a catalog price, by provider (catalog providers only; others are \"other\"). Add the model to the pricing catalog.",
-		}, []string{"provider"}),
+			Help: "Enriched events stored unpriced (cost 0, flags.unpriced), by provider (catalog providers only; others are \"other\") and reason: no_price (add the model to the pricing catalog) or cost_out_of_range (the cost is beyond 9.2 million USD per event; the event's warnings say which meter).",
+		}, []string{"provider", "reason"}),
 		unowned: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "aivis_enrich_unowned_total",
 			Help: "Enriched events that no ownership rule matched (team \"unattributed\"). Add an api_keys or labels rule.",

@@ -238,6 +238,7 @@ type result struct {
 	err    error
 	priced bool
 	prov   string
+	reason string // pricing.Unpriced*, when not priced
 	owned  bool
 }
 
@@ -308,7 +309,7 @@ func (s *Stage) count(r result) {
 	}
 	s.metrics.events.WithLabelValues("enriched").Inc()
 	if !r.priced {
-		s.metrics.unpriced.WithLabelValues(r.prov).Inc()
+		s.metrics.unpriced.WithLabelValues(r.prov, r.reason).Inc()
 	}
 	if !r.owned {
 		s.metrics.unowned.Inc()
@@ -327,7 +328,7 @@ func (s *Stage) transform(e *Enricher, in *kgo.Record) (*kgo.Record, result) {
 		}
 		return s.deadLetter(in, reason, err.Error()), result{dead: reason}
 	}
-	enriched := e.Enrich(ev)
+	enriched, q := e.enrich(ev)
 	value, err := json.Marshal(enriched)
 	if err != nil {
 		// Unreachable for a decoded event; dead-letter rather than block.
@@ -340,6 +341,7 @@ func (s *Stage) transform(e *Enricher, in *kgo.Record) (*kgo.Record, result) {
 	}
 	res := result{priced: !enriched.Flags.Unpriced, owned: !enriched.Flags.Unowned}
 	if !res.priced {
+		res.reason = q.UnpricedReason
 		res.prov = e.catalog.KnownProvider(ev.Provider)
 		if ev.Kind == schemas.KindGPUUsage {
 			res.prov = "gpu"

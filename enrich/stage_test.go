@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/aivis-dev/aivis/internal/bus"
+	"github.com/aivis-dev/aivis/pricing"
 	"github.com/aivis-dev/aivis/schemas"
 )
 
@@ -105,6 +106,13 @@ func TestStage(t *testing.T) {
 		{key: []byte("01JA"), value: rawEvent("01JA", "cheap")},
 		{key: []byte("01JB"), value: rawEvent("01JB", "cheap")},
 		{key: []byte("01JC"), value: rawEvent("01JC", "mystery")},
+		// 10^12 output tokens at 75 USD per 1M: 75 million USD, beyond int64 pico-USD.
+		{key: []byte("01JG"), value: func() []byte {
+			ev := llmEvent("testprov", "opus", usage(0, 0, 0, 1_000_000_000_000, 0))
+			ev.EventID = "01JG"
+			b, _ := json.Marshal(ev)
+			return b
+		}()},
 		{key: nil, value: rawEvent("01JD", "cheap")},
 		{key: []byte("broken"), value: []byte(`{"schema_version":"1",`), dead: schemas.ReasonInvalidJSON},
 		{key: []byte("01JE"), value: []byte(`{"schema_version":"1","event_id":"01JE","kind":"llm.request"}`), dead: schemas.ReasonInvalidSchema},
@@ -130,7 +138,8 @@ func TestStage(t *testing.T) {
 
 	enrichedBefore := counter(t, "aivis_enrich_events_total", "result", "enriched")
 	deadBefore := counter(t, "aivis_deadletter_total", "stage", StageName, "reason", schemas.ReasonInvalidJSON)
-	unpricedBefore := counter(t, "aivis_enrich_unpriced_total", "provider", "testprov")
+	unpricedBefore := counter(t, "aivis_enrich_unpriced_total", "provider", "testprov", "reason", pricing.UnpricedNoPrice)
+	outOfRangeBefore := counter(t, "aivis_enrich_unpriced_total", "provider", "testprov", "reason", pricing.UnpricedOutOfRange)
 
 	stage := newStage(testDial(addrs), testEnricher(t), testReg, quietLog)
 	runCtx, stop := context.WithCancel(ctx)
@@ -205,6 +214,10 @@ func TestStage(t *testing.T) {
 			if !ev.Flags.Unpriced || ev.CostSource != schemas.CostSourceNone {
 				t.Errorf("%s: want unpriced, got %+v", ev.EventID, ev.Flags)
 			}
+		case "opus":
+			if !ev.Flags.Unpriced || ev.CostPicos != 0 || len(ev.Warnings) != 1 || !strings.HasPrefix(ev.Warnings[0], pricing.WarnCostOutOfRange+":") {
+				t.Errorf("%s: want unpriced with a %s warning, got %+v, warnings %q", ev.EventID, pricing.WarnCostOutOfRange, ev.Flags, ev.Warnings)
+			}
 		}
 	}
 	if want := len(inputs) - len(wantDead); len(enriched) != want {
@@ -234,8 +247,11 @@ func TestStage(t *testing.T) {
 	if d := counter(t, "aivis_deadletter_total", "stage", StageName, "reason", schemas.ReasonInvalidJSON) - deadBefore; d != 2 {
 		t.Errorf("invalid_json dead-letter metric grew by %v, want 2", d)
 	}
-	if d := counter(t, "aivis_enrich_unpriced_total", "provider", "testprov") - unpricedBefore; d != 1 {
-		t.Errorf("unpriced metric grew by %v, want 1", d)
+	if d := counter(t, "aivis_enrich_unpriced_total", "provider", "testprov", "reason", pricing.UnpricedNoPrice) - unpricedBefore; d != 1 {
+		t.Errorf("unpriced no_price metric grew by %v, want 1", d)
+	}
+	if d := counter(t, "aivis_enrich_unpriced_total", "provider", "testprov", "reason", pricing.UnpricedOutOfRange) - outOfRangeBefore; d != 1 {
+		t.Errorf("unpriced cost_out_of_range metric grew by %v, want 1", d)
 	}
 }
 

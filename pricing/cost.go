@@ -28,6 +28,9 @@ type Quote struct {
 	// Priced is false when neither the catalog nor the provider gives a
 	// cost; CostPicos is then 0 and must be flagged.
 	Priced bool
+	// UnpricedReason says why an unpriced quote is unpriced: one of the
+	// Unpriced* values; empty when Priced.
+	UnpricedReason string
 	// Warnings are findings in "code: detail" form, appended to the
 	// enriched event's warnings.
 	Warnings []string
@@ -38,7 +41,24 @@ const (
 	WarnUnpricedCall        = "unpriced_server_tool_call"
 	WarnProviderCostRounded = "provider_cost_rounded"
 	WarnProviderCostIgnored = "provider_cost_ignored"
+	// WarnCostOutOfRange: the catalog cost is beyond the int64 pico-USD
+	// range of one event (MaxEventUSD); the event is unpriced, never
+	// wrapped or priced at 0.
+	WarnCostOutOfRange = "cost_out_of_range"
 )
+
+// Reasons an event is unpriced (Quote.UnpricedReason).
+const (
+	// UnpricedNoPrice: no catalog price or provider cost applies, or there
+	// is no usage to price.
+	UnpricedNoPrice = "no_price"
+	// UnpricedOutOfRange: the cost cannot be represented; the quote
+	// carries a WarnCostOutOfRange warning that says which meter.
+	UnpricedOutOfRange = WarnCostOutOfRange
+)
+
+// MaxEventUSD is the most one event can cost: the int64 pico-USD range.
+const MaxEventUSD = "9223372.036854775807"
 
 // Price computes the list cost of one event, without contract terms; see
 // PriceFor.
@@ -88,11 +108,29 @@ func (c *Catalog) PriceFor(ev *schemas.Event, team string) Quote {
 	if ev.ProviderCostUSD != "" {
 		applyProviderCost(&q, ev.ProviderCostUSD)
 	}
-	if !q.Priced {
+	if q.Priced {
+		q.UnpricedReason = ""
+	} else {
 		q.Source = schemas.CostSourceNone
+		if q.UnpricedReason == "" {
+			q.UnpricedReason = UnpricedNoPrice
+		}
 	}
 	return q
 }
+
+// outOfRange is the unpriced quote of an event whose cost cannot be
+// represented, with the warning that says why.
+func outOfRange(priceID, format string, args ...any) Quote {
+	return Quote{
+		PriceID:        priceID,
+		UnpricedReason: UnpricedOutOfRange,
+		Warnings:       []string{WarnCostOutOfRange + ": " + fmt.Sprintf(format, args...) + "; the event is unpriced"},
+	}
+}
+
+// beyondEvent ends the detail of a cost that is too large to represent.
+const beyondEvent = "cost more than " + MaxEventUSD + " USD, the most one event can cost"
 
 // PriceEnriched prices e's event for e's owner team and records the result
 // on e: Pricing, CostPicos, CostSource and Flags.Unpriced. An unpriced event
@@ -129,28 +167,37 @@ type lineSet struct {
 	n        int
 	list     int64 // sum at list rates
 	contract int64 // sum at contract rates
-	overflow bool
+	// overflow names the first line whose cost, or the sum up to it, is
+	// beyond int64 pico-USD ("" if none); the rest are not added.
+	overflow string
 }
 
 func (s *lineSet) add(meter string, qty int64, r *rate, rk int, k *contract) {
-	if qty == 0 {
+	if qty == 0 || s.overflow != "" {
 		return
+	}
+	fail := func(rate string) {
+		s.overflow = fmt.Sprintf("%d %s tokens at %s USD per 1M", qty, meter, rate)
+		if s.n > 0 {
+			s.overflow = "the tokens up to " + s.overflow
+		}
 	}
 	cost, ok := mulPicos(qty, r.picosPerToken)
 	if !ok || s.list > math.MaxInt64-cost {
-		s.overflow = true
+		fail(r.perMillion)
 		return
 	}
 	s.list += cost
 	effective := cost
 	if k != nil && k.hasRate[rk] {
 		if effective, ok = mulPicos(qty, k.rates[rk].picosPerToken); !ok {
-			s.overflow = true
+			fail(k.rates[rk].perMillion + " (contract " + k.name + ")")
 			return
 		}
 	}
 	if s.contract > math.MaxInt64-effective {
-		s.overflow = true
+		// Only a contract's rates make this sum larger than the list one.
+		fail(r.perMillion + " (at contract " + k.name + "'s rates)")
 		return
 	}
 	s.contract += effective
@@ -224,8 +271,8 @@ func (c *Catalog) priceLLM(ev *schemas.Event, team string) Quote {
 			s.add(tr.meterNames[m], above[m], &t[meterRate[m]], meterRate[m], k)
 		}
 	}
-	if s.overflow {
-		return Quote{PriceID: p.priceID}
+	if s.overflow != "" {
+		return outOfRange(p.priceID, "%s in entry %s %s", s.overflow, p.id, beyondEvent)
 	}
 	q := Quote{PriceID: p.priceID, Priced: true}
 	n := s.n + len(u.ServerToolCalls)
@@ -258,7 +305,7 @@ func (c *Catalog) priceLLM(ev *schemas.Event, team string) Quote {
 			}
 			cost, ok := mulPicos(calls, cr.picosPerCall)
 			if !ok || list > math.MaxInt64-cost || effective > math.MaxInt64-cost {
-				return Quote{PriceID: p.priceID}
+				return outOfRange(p.priceID, "the tokens and %d %q calls at %s USD per 1M in entry %s %s", calls, kind, cr.perMillion, p.id, beyondEvent)
 			}
 			list += cost
 			effective += cost
@@ -359,19 +406,22 @@ func (c *Catalog) priceGPU(ev *schemas.Event) Quote {
 		return Quote{}
 	}
 	secs := ev.GPU.AllocatedSeconds
-	if math.IsNaN(secs) || secs < 0 || secs > maxGPUSeconds {
+	if math.IsNaN(secs) || secs < 0 {
 		return Quote{PriceID: p.priceID}
+	}
+	if secs > maxGPUSeconds {
+		return outOfRange(p.priceID, "%g allocated GPU-seconds is more than the %g that pricing accepts", secs, float64(maxGPUSeconds))
 	}
 	// The shortest decimal that round-trips the float is what the producer
 	// wrote in JSON, so no binary noise enters the cost.
 	s := decimal.NewFromFloat(secs)
 	cost, ok := divRoundHalfEven(s.Mul(decimal.NewFromInt(p.picosPerHour)), dec3600)
 	if !ok {
-		return Quote{PriceID: p.priceID}
+		return outOfRange(p.priceID, "%s GPU-seconds at %s USD per hour (%s) %s", s, p.perHour, p.priceID, beyondEvent)
 	}
 	microhours, ok := divRoundHalfEven(s.Mul(decMillion), dec3600)
 	if !ok {
-		return Quote{PriceID: p.priceID}
+		return outOfRange(p.priceID, "%s GPU-seconds is more micro-hours than int64 holds", s)
 	}
 	q := Quote{PriceID: p.priceID, Priced: true, CostPicos: cost}
 	if microhours != 0 || cost != 0 {

@@ -42,7 +42,7 @@ func seed(t *testing.T) *clickhouse.Store {
 		return schemas.WindowRow{WindowStart: start, WindowSeconds: 60, Provider: provider, Model: model, Team: team, Project: project,
 			SrcPartition: part, ThroughOffset: through, Requests: req, UnpricedRequests: unpriced,
 			InputTokens: int64(req) * 1000, OutputTokens: int64(req) * 100, CacheReadInputTokens: int64(req) * 10,
-			CostPicos: picos, LatencyCount: req - unpriced, LatencySumMs: int64(req-unpriced) * 99, LatencyHist: h}
+			CostPicos: schemas.PicosOf(picos), LatencyCount: req - unpriced, LatencySumMs: int64(req-unpriced) * 99, LatencyHist: h}
 	}
 	rows := []schemas.WindowRow{
 		row(t0.Add(-time.Hour), 0, 1, "openai", "gpt-4o", "search", "ranker", 100, 0, 9_000_000_000_000), // out of range

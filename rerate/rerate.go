@@ -10,6 +10,7 @@ package rerate
 import (
 	"context"
 	"fmt"
+	"math/big"
 	"sort"
 	"time"
 
@@ -24,8 +25,8 @@ type Result struct {
 	Version     uint64
 	Events      int
 	Changed     int
-	OldPicos    int64
-	NewPicos    int64
+	OldPicos    schemas.Picos128
+	NewPicos    schemas.Picos128
 	Corrections int
 	Models      []ModelChange
 }
@@ -34,7 +35,7 @@ type Result struct {
 type ModelChange struct {
 	Provider, Model    string
 	Events             int
-	OldPicos, NewPicos int64
+	OldPicos, NewPicos schemas.Picos128
 }
 
 // writeChunk bounds the events written per insert.
@@ -78,12 +79,12 @@ func Run(ctx context.Context, store *chsink.Store, catalog *pricing.Catalog, fro
 	changed := make([]schemas.StoredEvent, 0, len(events))
 	for _, se := range events {
 		old := se.Event
-		res.OldPicos += old.CostPicos
+		res.OldPicos = res.OldPicos.Add(old.CostPicos)
 		// Ownership stays as first attributed: re-rating changes prices
 		// only, and contracts apply to the team the event is stored under.
 		next := *old
 		catalog.PriceEnriched(&next)
-		res.NewPicos += next.CostPicos
+		res.NewPicos = res.NewPicos.Add(next.CostPicos)
 		mk := [2]string{old.Provider, old.Model}
 		m := models[mk]
 		if m == nil {
@@ -91,8 +92,8 @@ func Run(ctx context.Context, store *chsink.Store, catalog *pricing.Catalog, fro
 			models[mk] = m
 		}
 		m.Events++
-		m.OldPicos += old.CostPicos
-		m.NewPicos += next.CostPicos
+		m.OldPicos = m.OldPicos.Add(old.CostPicos)
+		m.NewPicos = m.NewPicos.Add(next.CostPicos)
 		if next.CostPicos == old.CostPicos && next.Pricing.PriceID == old.Pricing.PriceID &&
 			next.Pricing.CatalogVersion == old.Pricing.CatalogVersion {
 			continue
@@ -104,8 +105,9 @@ func Run(ctx context.Context, store *chsink.Store, catalog *pricing.Catalog, fro
 	for _, m := range models {
 		res.Models = append(res.Models, *m)
 	}
+	change := func(m ModelChange) *big.Int { return m.NewPicos.Sub(m.OldPicos).Big() }
 	sort.Slice(res.Models, func(i, j int) bool {
-		return abs(res.Models[i].NewPicos-res.Models[i].OldPicos) > abs(res.Models[j].NewPicos-res.Models[j].OldPicos)
+		return change(res.Models[i]).CmpAbs(change(res.Models[j])) > 0
 	})
 	if dryRun {
 		return res, nil
@@ -126,11 +128,4 @@ func Run(ctx context.Context, store *chsink.Store, catalog *pricing.Catalog, fro
 		return res, fmt.Errorf("writing window corrections (run the same command again to finish): %w", err)
 	}
 	return res, nil
-}
-
-func abs(v int64) int64 {
-	if v < 0 {
-		return -v
-	}
-	return v
 }

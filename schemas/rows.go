@@ -42,7 +42,8 @@ type WindowRow struct {
 	CacheWriteInputTokens int64
 	OutputTokens          int64
 	ReasoningOutputTokens int64
-	CostPicos             int64
+	// CostPicos is 128 bits wide: a window's money cannot overflow.
+	CostPicos Picos128
 
 	LatencyCount uint64
 	LatencySumMs int64
@@ -71,7 +72,7 @@ type SeriesCost struct {
 	WindowStart time.Time
 	Team        string
 	Model       string
-	CostPicos   int64
+	CostPicos   Picos128
 }
 
 // Score is one scored window of one (team, model) series, with the anomaly

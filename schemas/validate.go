@@ -44,6 +44,39 @@ func (e *ValidationError) Error() string {
 // MaxIDLen bounds event ids and other identifiers.
 const MaxIDLen = 128
 
+// Bounds on one event's numbers. Each is far beyond anything a real request
+// reports, and each keeps the arithmetic after it exact: an event outside
+// them is rejected with a field error (ingest answers 422, code
+// out_of_range) rather than stored as a number that a later sum or a
+// ClickHouse column would wrap. usage-event.v1.json states the same bounds.
+const (
+	// MaxTokens bounds every token count and server tool call count
+	// (2^40, about 1.1e12): a hundred thousand times the largest context
+	// windows. Sums of a few counts cannot overflow, and a window row's
+	// int64 token sum holds 2^23 (8.4 million) events at the bound before
+	// the aggregator continues the window in another row. A count whose
+	// cost is beyond int64 pico-USD is flagged by pricing, not wrapped.
+	MaxTokens = 1 << 40
+	// MaxLatencyMs bounds latency_ms at 7 days (604,800,000 ms); no API
+	// request, batch jobs included, runs that long. A window row's int64
+	// latency sum holds 15 billion events at the bound.
+	MaxLatencyMs = 7 * 24 * 3600 * 1000
+	// MaxProviderCostUSD bounds provider_cost_usd at one million USD per
+	// event, thousands of times the dearest single request. As pico-USD it
+	// is 1e18, inside the int64 cost of one event (about 9.2e18).
+	MaxProviderCostUSD = "1000000"
+)
+
+// Event times are accepted in [minTime, maxTime). maxTime is the day on
+// which ClickHouse's DateTime (unsigned 32-bit seconds) ends: later times
+// would be stored wrapped, 2200 as 2064. minTime is later than ClickHouse's
+// start (1970) because no AI usage predates it and DateTime 0 is shown as
+// 0000-00-00 by older servers.
+var (
+	minTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxTime = time.Date(2106, 2, 7, 0, 0, 0, 0, time.UTC)
+)
+
 // Validate checks an event against the v1 contract and returns a
 // *ValidationError naming every offending field, or nil.
 func (e *Event) Validate() error {
@@ -64,8 +97,9 @@ func (e *Event) Validate() error {
 	}
 	if e.Time.IsZero() {
 		add("time", CodeRequired, "is required (RFC 3339 UTC timestamp of the request)")
-	} else if e.Time.Year() < 2000 || e.Time.Year() > 2200 {
-		add("time", CodeOutOfRange, "%s is out of range", e.Time.Format(time.RFC3339))
+	} else if e.Time.Before(minTime) || !e.Time.Before(maxTime) {
+		add("time", CodeOutOfRange, "%s is out of range: times from %s until before %s are accepted",
+			e.Time.Format(time.RFC3339Nano), minTime.Format(time.DateOnly), maxTime.Format(time.DateOnly))
 	}
 	if e.Source == "" {
 		add("source", CodeRequired, "is required (the gateway or host that emitted the event)")
@@ -94,8 +128,12 @@ func (e *Event) Validate() error {
 	default:
 		add("kind", CodeInvalidValue, "unknown kind %q (want %q or %q)", e.Kind, KindLLMRequest, KindGPUUsage)
 	}
-	if e.ProviderCostUSD != "" && !decimalString(e.ProviderCostUSD) {
-		add("provider_cost_usd", CodeInvalidValue, "%q is not a non-negative decimal number of USD (e.g. \"0.0125\")", e.ProviderCostUSD)
+	if e.ProviderCostUSD != "" {
+		if !decimalString(e.ProviderCostUSD) {
+			add("provider_cost_usd", CodeInvalidValue, "%q is not a non-negative decimal number of USD (e.g. \"0.0125\")", e.ProviderCostUSD)
+		} else if !decimalAtMost(e.ProviderCostUSD, MaxProviderCostUSD) {
+			add("provider_cost_usd", CodeOutOfRange, "%s USD is out of range: the limit is %s USD per event", e.ProviderCostUSD, MaxProviderCostUSD)
+		}
 	}
 	if len(e.Warnings) > 16 {
 		add("warnings", CodeOutOfRange, "has %d entries, the limit is 16", len(e.Warnings))
@@ -124,8 +162,8 @@ func (e *Event) validateLLM(add func(field, code, format string, args ...any)) {
 	default:
 		add("status", CodeInvalidValue, "unknown status %q (want ok, error, cancelled or partial)", e.Status)
 	}
-	if e.LatencyMs != nil && *e.LatencyMs < 0 {
-		add("latency_ms", CodeOutOfRange, "must not be negative")
+	if e.LatencyMs != nil && (*e.LatencyMs < 0 || *e.LatencyMs > MaxLatencyMs) {
+		add("latency_ms", CodeOutOfRange, "must be between 0 and %d (7 days), got %d", int64(MaxLatencyMs), *e.LatencyMs)
 	}
 	u := e.Usage
 	if u == nil {
@@ -149,8 +187,8 @@ func (e *Event) validateLLM(add func(field, code, format string, args ...any)) {
 		{"usage.accepted_prediction_tokens", u.AcceptedPredictionTokens},
 		{"usage.rejected_prediction_tokens", u.RejectedPredictionTokens},
 	} {
-		if c.v != nil && (*c.v < 0 || *c.v > maxTokens) {
-			add(c.name, CodeOutOfRange, "must be between 0 and %d, got %d", int64(maxTokens), *c.v)
+		if c.v != nil && (*c.v < 0 || *c.v > MaxTokens) {
+			add(c.name, CodeOutOfRange, "must be between 0 and %d, got %d", int64(MaxTokens), *c.v)
 		}
 	}
 	if Get(u.CacheReadInputTokens)+Get(u.CacheWriteInputTokens) > Get(u.InputTokens) {
@@ -168,8 +206,8 @@ func (e *Event) validateLLM(add func(field, code, format string, args ...any)) {
 		add("usage.output_tokens", CodeInvalidValue, "must include prediction (accepted and rejected) and audio output tokens")
 	}
 	for k, v := range u.ServerToolCalls {
-		if v < 0 || v > maxTokens {
-			add("usage.server_tool_calls."+k, CodeOutOfRange, "must be between 0 and %d, got %d", int64(maxTokens), v)
+		if v < 0 || v > MaxTokens {
+			add("usage.server_tool_calls."+k, CodeOutOfRange, "must be between 0 and %d, got %d", int64(MaxTokens), v)
 		}
 	}
 	if len(u.ServerToolCalls) > 16 {
@@ -180,9 +218,6 @@ func (e *Event) validateLLM(add func(field, code, format string, args ...any)) {
 			Get(u.OutputTokens), Get(u.ReasoningOutputTokens))
 	}
 }
-
-// maxTokens bounds a single count so that cost arithmetic cannot overflow.
-const maxTokens = 1 << 40
 
 func printableID(s string) bool {
 	for i := 0; i < len(s); i++ {
@@ -228,6 +263,20 @@ func DecodeEnriched(data []byte) (*Enriched, error) {
 		return nil, fmt.Errorf("decoding enriched event: %w", err)
 	}
 	return &e, nil
+}
+
+// decimalAtMost reports whether the plain decimal s (see decimalString) is
+// at most the whole number limit, without parsing it into a number.
+func decimalAtMost(s, limit string) bool {
+	whole, frac, _ := strings.Cut(s, ".")
+	whole = strings.TrimLeft(whole, "0")
+	if len(whole) != len(limit) {
+		return len(whole) < len(limit)
+	}
+	if whole != limit {
+		return whole < limit
+	}
+	return strings.Trim(frac, "0") == ""
 }
 
 // decimalString accepts plain non-negative decimals such as "12", "0.0125".

@@ -378,7 +378,7 @@ func TestFaultKillAndReplay(t *testing.T) {
 	}
 	defer store.Close()
 	row := schemas.WindowRow{WindowStart: time.Now().UTC().Truncate(time.Minute), WindowSeconds: 60, Provider: "openai",
-		Model: "m-hot", Team: "t1", Project: "p", SrcPartition: 99, ThroughOffset: 1, Requests: 1, CostPicos: 1,
+		Model: "m-hot", Team: "t1", Project: "p", SrcPartition: 99, ThroughOffset: 1, Requests: 1, CostPicos: schemas.PicosOf(1),
 		LatencyHist: make([]uint64, schemas.LatencyBuckets)}
 	if err := store.Write(f.ctx, nil, []schemas.WindowRow{row}); err != nil {
 		t.Fatal(err)

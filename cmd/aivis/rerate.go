@@ -12,6 +12,7 @@ import (
 	"github.com/aivis-dev/aivis/pricing"
 	"github.com/aivis-dev/aivis/report"
 	"github.com/aivis-dev/aivis/rerate"
+	"github.com/aivis-dev/aivis/schemas"
 	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
 )
 
@@ -64,7 +65,7 @@ func runRerate(ctx context.Context, e *env) error {
 // printRerate writes what rerate did, or would do with dry. Provider and
 // model come from producers and print escaped (report.Printable).
 func printRerate(w io.Writer, res *rerate.Result, catalogVersion string, dry bool) {
-	usd := func(p int64) string { return decimal.New(p, -12).StringFixed(6) }
+	usd := func(p schemas.Picos128) string { return decimal.NewFromBigInt(p.Big(), -12).StringFixed(6) }
 	fmt.Fprintf(w, "re-rating %s .. %s under catalog %s: %d events, %d changed\n",
 		res.From.Format(time.RFC3339), res.To.Format(time.RFC3339), catalogVersion, res.Events, res.Changed)
 	fmt.Fprintf(w, "  cost USD %s → %s\n", usd(res.OldPicos), usd(res.NewPicos))

@@ -149,7 +149,7 @@ func TestRerateOneDay(t *testing.T) {
 func TestPrintRerateEscapesNames(t *testing.T) {
 	var buf bytes.Buffer
 	printRerate(&buf, &rerate.Result{Events: 2, Changed: 1, Models: []rerate.ModelChange{
-		{Provider: "\u009b2J", Model: "gpt\u202eevil\x1b]0;pwned\x07", Events: 1, OldPicos: 1, NewPicos: 2},
+		{Provider: "\u009b2J", Model: "gpt\u202eevil\x1b]0;pwned\x07", Events: 1, OldPicos: schemas.PicosOf(1), NewPicos: schemas.PicosOf(2)},
 	}}, "v1", true)
 	out := buf.String()
 	if !strings.Contains(out, `\u009b2J`) || !strings.Contains(out, `gpt\u202eevil\x1b]0;pwned\a`) {

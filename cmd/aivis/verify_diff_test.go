@@ -43,7 +43,7 @@ func TestCLIVerifyDiffs(t *testing.T) {
 	window := func(model, team string) schemas.WindowRow {
 		return schemas.WindowRow{WindowStart: day.Add(10 * time.Hour), WindowSeconds: 60, Provider: "openai",
 			Model: model, Team: team, Project: "p", ThroughOffset: 1, Requests: 1, InputTokens: 1000, OutputTokens: 200,
-			CostPicos: 37_500, LatencyHist: make([]uint64, schemas.LatencyBuckets)}
+			CostPicos: schemas.PicosOf(37_500), LatencyHist: make([]uint64, schemas.LatencyBuckets)}
 	}
 	rows := []schemas.WindowRow{
 		window("a", "b team=c"), // the same totals as the event, in another group

@@ -73,7 +73,9 @@ WHERE (team, model, window_start) IN (SELECT team, model, max(window_start) FROM
 			return nil, fmt.Errorf("reading anomaly state: %w", err)
 		}
 		sc.WindowStart = time.Unix(int64(ts), 0).UTC()
-		sc.CostPicos = usdToPicos(cost)
+		if sc.CostPicos, err = usdToSum(cost); err != nil {
+			return nil, fmt.Errorf("reading anomaly state of team %s, model %s: %w", sc.Team, sc.Model, err)
+		}
 		out = append(out, sc)
 	}
 	return out, rows.Err()
@@ -99,7 +101,9 @@ ORDER BY ws, team, model`, from.Unix(), to.Unix())
 			return nil, fmt.Errorf("reading window costs: %w", err)
 		}
 		c.WindowStart = time.Unix(int64(ts), 0).UTC()
-		c.CostPicos = usdToPicos(cost)
+		if c.CostPicos, err = usdToSum(cost); err != nil {
+			return nil, fmt.Errorf("reading window costs of team %s, model %s: %w", c.Team, c.Model, err)
+		}
 		out = append(out, c)
 	}
 	return out, rows.Err()
@@ -115,7 +119,11 @@ func (s *Store) WriteScores(ctx context.Context, scores []schemas.Score) error {
 	defer batch.Abort()
 	now := time.Now().UTC()
 	for _, sc := range scores {
-		if err := batch.Append(sc.WindowStart, sc.Team, sc.Model, picosToUSD(sc.CostPicos),
+		cost, err := sumToUSD(sc.CostPicos)
+		if err != nil {
+			return fmt.Errorf("appending the anomaly score of team %s, model %s: %w", sc.Team, sc.Model, err)
+		}
+		if err := batch.Append(sc.WindowStart, sc.Team, sc.Model, cost,
 			sc.BaselinePicos/1e12, sc.StddevPicos/1e12, sc.Z, sc.Observations, flag(sc.Anomaly),
 			sc.EWMAMean, sc.EWMAVar, now); err != nil {
 			return fmt.Errorf("appending anomaly score: %w", err)
@@ -126,5 +134,3 @@ func (s *Store) WriteScores(ctx context.Context, scores []schemas.Score) error {
 	}
 	return nil
 }
-
-func usdToPicos(d decimal.Decimal) int64 { return d.Shift(12).IntPart() }

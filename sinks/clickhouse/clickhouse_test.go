@@ -78,7 +78,7 @@ func testRows() []schemas.WindowRow {
 			Provider: "openai", Model: "gpt-4o", Team: "search", Project: "ranker",
 			SrcPartition: part, ThroughOffset: through,
 			Requests: req, InputTokens: int64(req) * 1000, OutputTokens: int64(req) * 200,
-			CostPicos: picos, LatencyCount: req, LatencySumMs: int64(req) * 150, LatencyHist: h,
+			CostPicos: schemas.PicosOf(picos), LatencyCount: req, LatencySumMs: int64(req) * 150, LatencyHist: h,
 		}
 	}
 	jan, feb := base, base.Add(2*time.Minute) // window 2 is in February

@@ -45,7 +45,9 @@ WHERE time >= toDateTime(?) AND time < toDateTime(?)`, from.Unix(), to.Unix())
 		e.SchemaVersion = schemas.SchemaVersion
 		e.Time = time.Unix(int64(at), 0).UTC()
 		e.LatencyMs = &latency
-		e.CostPicos = usdToPicos(cost)
+		if e.CostPicos, err = usdToPicos(cost); err != nil {
+			return nil, fmt.Errorf("reading the cost of event %s: %w", e.EventID, err)
+		}
 		e.Flags.Unpriced, e.Flags.Unowned = unpriced == 1, unowned == 1
 		if labels != "" && labels != "{}" {
 			if err := json.Unmarshal([]byte(labels), &e.Labels); err != nil {
@@ -133,11 +135,15 @@ GROUP BY ws, provider, model, team, project`, from.Unix(), to.Unix(), rerateSrc,
 		if delta.IsZero() {
 			continue
 		}
+		picos, err := usdToSum(delta)
+		if err != nil {
+			return nil, fmt.Errorf("correcting window %s: %w", time.Unix(int64(k.ws), 0).UTC().Format(time.RFC3339), err)
+		}
 		out = append(out, schemas.WindowRow{
 			WindowStart: time.Unix(int64(k.ws), 0).UTC(), WindowSeconds: uint32(w),
 			Provider: k.provider, Model: k.model, Team: k.team, Project: k.project,
 			SrcPartition: RerateSrcPartition, ThroughOffset: int64(version),
-			CostPicos:   usdToPicos(delta),
+			CostPicos:   picos,
 			LatencyHist: make([]uint64, schemas.LatencyBuckets),
 		})
 	}

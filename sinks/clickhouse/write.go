@@ -50,7 +50,11 @@ func (s *Store) Write(ctx context.Context, events []schemas.StoredEvent, rows []
 	}
 	emittedAt := time.Now()
 	for _, group := range byMonth(rows) {
-		if err := s.insert(ctx, TableWindows, windowColumns(group, emittedAt), len(group)); err != nil {
+		cols, err := windowColumns(group, emittedAt)
+		if err != nil {
+			return err
+		}
+		if err := s.insert(ctx, TableWindows, cols, len(group)); err != nil {
 			return err
 		}
 	}
@@ -157,7 +161,7 @@ func eventColumns(events []schemas.StoredEvent) ([]column, error) {
 	}, nil
 }
 
-func windowColumns(rows []schemas.WindowRow, emittedAt time.Time) []column {
+func windowColumns(rows []schemas.WindowRow, emittedAt time.Time) ([]column, error) {
 	n := len(rows)
 	var (
 		starts                                          = make([]time.Time, n)
@@ -177,7 +181,12 @@ func windowColumns(rows []schemas.WindowRow, emittedAt time.Time) []column {
 		requests[i], errs[i], unpriced[i] = r.Requests, r.Errors, r.UnpricedRequests
 		input[i], cacheRead[i], cacheWrite[i] = r.InputTokens, r.CacheReadInputTokens, r.CacheWriteInputTokens
 		output[i], reasoning[i] = r.OutputTokens, r.ReasoningOutputTokens
-		costs[i] = picosToUSD(r.CostPicos)
+		cost, err := sumToUSD(r.CostPicos)
+		if err != nil {
+			return nil, fmt.Errorf("writing window rows: the cost of window %s %s/%s of team %s: %w",
+				r.WindowStart.UTC().Format(time.RFC3339), r.Provider, r.Model, r.Team, err)
+		}
+		costs[i] = cost
 		latencyCount[i], latencySum[i] = r.LatencyCount, r.LatencySumMs
 		hists[i] = r.LatencyHist
 		if hists[i] == nil {
@@ -194,11 +203,8 @@ func windowColumns(rows []schemas.WindowRow, emittedAt time.Time) []column {
 		{"output_tokens", output}, {"reasoning_output_tokens", reasoning},
 		{"cost_usd", costs}, {"latency_count", latencyCount}, {"latency_sum_ms", latencySum},
 		{"latency_hist", hists}, {"emitted_at", emitted},
-	}
+	}, nil
 }
-
-// picosToUSD converts pico-USD to an exact decimal for Decimal(38, 12).
-func picosToUSD(picos int64) decimal.Decimal { return decimal.New(picos, -12) }
 
 func flag(b bool) uint8 {
 	if b {
