@@ -98,12 +98,13 @@ func NewScorer(cfg AnomalyConfig, window time.Duration, store ScoreStore, alerts
 	return &Scorer{cfg: cfg, window: window, store: store, alerts: alerts, log: log, metrics: newScorerMetrics(reg)}
 }
 
-// ScoreSettled scores every window, settled or not: the last pass of a
-// drained pipeline, when no window can change any more.
+// ScoreSettled scores every window from the first one on, settled or not:
+// the last pass of a drained pipeline, when no window can change any more.
+// Starting from the first window (not after the last one scored) also
+// scores series points that landed in windows the periodic passes had
+// already gone past, because another partition emitted them later.
 func (s *Scorer) ScoreSettled(ctx context.Context) (int, error) {
-	last := *s
-	last.cfg.SettleWindows = 0
-	return last.ScoreOnce(ctx)
+	return s.score(ctx, 0, true)
 }
 
 type seriesKey struct{ team, model string }
@@ -111,14 +112,22 @@ type seriesKey struct{ team, model string }
 // ScoreOnce scores every settled window not scored yet and returns how many
 // scores it wrote.
 func (s *Scorer) ScoreOnce(ctx context.Context) (int, error) {
+	return s.score(ctx, s.cfg.SettleWindows, false)
+}
+
+// score scores the windows up to settle windows behind the newest one:
+// after the last scored window, or from the first window when fresh.
+func (s *Scorer) score(ctx context.Context, settle int, fresh bool) (int, error) {
 	latest, err := s.store.LatestWindow(ctx)
 	if err != nil || latest.IsZero() {
 		return 0, err
 	}
-	settled := latest.Add(-time.Duration(s.cfg.SettleWindows) * s.window)
-	prev, err := s.store.LatestScores(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("loading anomaly state: %w", err)
+	settled := latest.Add(-time.Duration(settle) * s.window)
+	var prev []schemas.Score
+	if !fresh {
+		if prev, err = s.store.LatestScores(ctx); err != nil {
+			return 0, fmt.Errorf("loading anomaly state: %w", err)
+		}
 	}
 	state := make(map[seriesKey]schemas.Score, len(prev))
 	var from time.Time

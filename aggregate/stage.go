@@ -145,9 +145,7 @@ func (s *Stage) Run(ctx context.Context) error {
 	err := s.flushLocked(fctx, true)
 	s.mu.Unlock()
 	if err == nil {
-		if cerr := s.cl.CommitMarkedOffsets(fctx); cerr != nil {
-			err = fmt.Errorf("committing offsets at shutdown: %w", cerr)
-		}
+		err = s.commitAtShutdown(fctx)
 	}
 	s.cl.Close()
 	return err
@@ -355,6 +353,26 @@ func (s *Stage) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32
 func backoff(attempt int) time.Duration { return bus.Backoff(attempt, 10*time.Second) }
 
 func sleep(ctx context.Context, d time.Duration) { bus.Sleep(ctx, d) }
+
+// commitAtShutdown commits the marked offsets, retrying a few times with
+// fresh metadata: a broker may briefly answer with stale topic metadata
+// (UNKNOWN_TOPIC_ID after a topic was recreated, a leader moving). The
+// windows are already in the sink, so a commit that still fails costs only
+// a replay that the history read-back skips.
+func (s *Stage) commitAtShutdown(ctx context.Context) error {
+	var err error
+	for attempt := 0; attempt < 4; attempt++ {
+		if err = s.cl.CommitMarkedOffsets(ctx); err == nil {
+			return nil
+		}
+		s.log.Warn("committing offsets at shutdown; retrying", "attempt", attempt+1, "err", err)
+		s.cl.ForceMetadataRefresh()
+		if !bus.Sleep(ctx, bus.Backoff(attempt+2, 2*time.Second)) {
+			break
+		}
+	}
+	return fmt.Errorf("committing offsets at shutdown (the windows are stored; a restart replays and skips them): %w", err)
+}
 
 // warnIfIdle reports at start a replica that the group gave no partition
 // because it has more members than the topic has partitions.

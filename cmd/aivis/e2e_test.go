@@ -321,6 +321,26 @@ FROM cost_by_window GROUP BY model, team`)
 	}
 	if scored == 0 || scored != points {
 		t.Errorf("%d anomaly scores for %d (window, team, model) points", scored, points)
+		rows, err := p.Store.Query(ctx, `SELECT toString(window_start), team, model FROM (SELECT DISTINCT window_start, team, model FROM cost_by_window)
+WHERE (window_start, team, model) NOT IN (SELECT window_start, team, model FROM cost_anomalies_final) ORDER BY window_start`)
+		if err == nil {
+			for rows.Next() {
+				var w, team, model string
+				_ = rows.Scan(&w, &team, &model)
+				t.Logf("not scored: window %s team %s model %s", w, team, model)
+			}
+			rows.Close()
+		}
+		rows, err = p.Store.Query(ctx, `SELECT toString(window_start), count() FROM cost_anomalies_final GROUP BY window_start ORDER BY window_start`)
+		if err == nil {
+			for rows.Next() {
+				var w string
+				var n uint64
+				_ = rows.Scan(&w, &n)
+				t.Logf("scored: window %s: %d", w, n)
+			}
+			rows.Close()
+		}
 	}
 
 	reasons := deadLetterReasons(t, ctx, p.Brokers, 3)
