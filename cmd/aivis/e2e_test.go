@@ -58,6 +58,22 @@ type e2eTotal struct {
 	CostPicos                          int64
 }
 
+// addExpected adds one request to the expected totals of model/team, priced
+// with e2eRates.
+func addExpected(want map[string]*e2eTotal, model, team string, in, cacheRead, cacheWrite, out int64) {
+	r := e2eRates[model]
+	k := model + "/" + team
+	if want[k] == nil {
+		want[k] = &e2eTotal{}
+	}
+	w := want[k]
+	w.Requests++
+	w.Input += in
+	w.CacheRead += cacheRead
+	w.Output += out
+	w.CostPicos += (in-cacheRead-cacheWrite)*r.in + cacheRead*r.cacheRead + cacheWrite*r.cacheWrite + out*r.out
+}
+
 // TestEndToEnd sends a known event set through HTTP ingest → Kafka →
 // enrich → aggregate → ClickHouse and compares per-(model, team) totals
 // with values computed here. The set holds duplicate submissions,
@@ -205,17 +221,7 @@ func endToEnd(t *testing.T, brokers []string) {
 		}
 		b, _ := json.Marshal(ev)
 		lines = append(lines, b)
-		r := e2eRates[model]
-		k := model + "/" + team
-		if want[k] == nil {
-			want[k] = &e2eTotal{}
-		}
-		w := want[k]
-		w.Requests++
-		w.Input += in
-		w.CacheRead += cacheRead
-		w.Output += out
-		w.CostPicos += (in-cacheRead-cacheWrite)*r.in + cacheRead*r.cacheRead + cacheWrite*r.cacheWrite + out*r.out
+		addExpected(want, model, team, in, cacheRead, cacheWrite, out)
 	}
 	// Duplicate submissions: the same bytes again, later, in other requests.
 	for i := 0; i < 400; i += 9 {

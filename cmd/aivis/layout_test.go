@@ -255,17 +255,7 @@ func TestProductionLayout(t *testing.T) {
 			"usage":  map[string]int64{"input_tokens": in, "cache_read_input_tokens": cacheRead, "output_tokens": out},
 		})
 		lines = append(lines, b)
-		r := e2eRates[model]
-		k := model + "/" + team
-		if want[k] == nil {
-			want[k] = &e2eTotal{}
-		}
-		w := want[k]
-		w.Requests++
-		w.Input += in
-		w.CacheRead += cacheRead
-		w.Output += out
-		w.CostPicos += (in-cacheRead)*r.in + cacheRead*r.cacheRead + out*r.out
+		addExpected(want, model, team, in, cacheRead, 0, out)
 	}
 	for i := 0; i < n; i += 7 {
 		lines = append(lines, lines[i])
