@@ -99,9 +99,9 @@ func TestEventTimeRangeFitsTheAggregator(t *testing.T) {
 		set  func(c *Config)
 		want string // "" when valid
 	}{
-		{"skew above max_future", func(c *Config) { c.Ingest.MaxClockSkew = 10 * time.Minute }, "ingest.max_clock_skew: 10m0s is more than aggregate.max_future 5m0s"},
-		{"age beyond the late horizon", func(c *Config) { c.Ingest.MaxEventAge = 24 * time.Hour }, "lower it to at most 23h55m0s"},
-		{"shorter late horizon", func(c *Config) { c.Aggregate.LateHorizon = 6 * time.Hour }, "ingest.max_event_age: 23h0m0s plus aggregate.max_future 5m0s is more than aggregate.late_horizon 6h0m0s"},
+		{"skew above max_future", func(c *Config) { c.Ingest.MaxClockSkew = 15 * time.Minute }, "ingest.max_clock_skew: 15m0s is more than aggregate.max_future 10m0s"},
+		{"age beyond the late horizon", func(c *Config) { c.Ingest.MaxEventAge = 24 * time.Hour }, "lower it to at most 23h50m0s"},
+		{"shorter late horizon", func(c *Config) { c.Aggregate.LateHorizon = 6 * time.Hour }, "ingest.max_event_age: 23h0m0s plus aggregate.max_future 10m0s is more than aggregate.late_horizon 6h0m0s"},
 		{"both raised together", func(c *Config) { c.Aggregate.LateHorizon, c.Ingest.MaxEventAge = 72*time.Hour, 71*time.Hour }, ""},
 	}
 	for _, tt := range tests {
