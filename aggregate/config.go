@@ -22,6 +22,15 @@ type Config struct {
 	// be counted (as a correction of its closed window). Older events go to
 	// the dead-letter topic with reason too_late.
 	LateHorizon time.Duration `koanf:"late_horizon" help:"oldest event, behind the watermark, still counted as a correction; older ones are dead-lettered as too_late"`
+	// MaxFuture is how far ahead of the processing clock an event may be
+	// and still count. A partition's watermark follows its newest event, so
+	// one event dated days ahead would make every current event on the
+	// partition too late; further ahead than this, the event is
+	// dead-lettered as future and leaves the watermark where it is. Ingest
+	// refuses such events at once (ingest.max_clock_skew); this catches
+	// those produced straight to the raw topic. Keep it above
+	// ingest.max_clock_skew, with room for the hosts' clocks to differ.
+	MaxFuture time.Duration `koanf:"max_future" help:"newest event time, ahead of the aggregator's clock, that still counts and moves the watermark; later ones are dead-lettered as future (at least ingest.max_clock_skew)"`
 	// DedupHorizon is how long an event_id is remembered, on event time.
 	DedupHorizon time.Duration `koanf:"dedup_horizon" help:"how long, in event time, an event_id is remembered"`
 	// MaxDedupEntries bounds the remembered event ids across partitions.
@@ -59,6 +68,7 @@ func DefaultConfig() Config {
 		OutOfOrder:       5 * time.Second,
 		AllowedLateness:  time.Minute,
 		LateHorizon:      24 * time.Hour,
+		MaxFuture:        10 * time.Minute,
 		DedupHorizon:     24 * time.Hour,
 		MaxDedupEntries:  2_000_000,
 		IdleTimeout:      10 * time.Second,
@@ -90,6 +100,9 @@ func (c Config) Validate() error {
 	}
 	if c.LateHorizon < c.AllowedLateness+c.Window {
 		bad("late_horizon", "%s must be at least allowed_lateness + window", c.LateHorizon)
+	}
+	if c.MaxFuture < 0 {
+		bad("max_future", "must not be negative (e.g. 10m)")
 	}
 	if c.DedupHorizon <= 0 {
 		bad("dedup_horizon", "must be positive (e.g. 24h)")

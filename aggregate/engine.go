@@ -26,6 +26,10 @@ const (
 	Replayed
 	// TooLate: older than the late horizon; the caller dead-letters it.
 	TooLate
+	// Future: further ahead of the processing clock than MaxFuture; it is
+	// neither counted nor allowed to move the watermark, and the caller
+	// dead-letters it.
+	Future
 )
 
 func (o Outcome) String() string {
@@ -38,6 +42,8 @@ func (o Outcome) String() string {
 		return "replayed"
 	case TooLate:
 		return "too_late"
+	case Future:
+		return "future"
 	}
 	return "unknown"
 }
@@ -280,7 +286,8 @@ func (e *Engine) forget(part *partition) {
 // AddBatch classifies and aggregates one poll's records of one partition,
 // in offset order. Accepted events are appended to an Arrow record batch
 // and folded into their windows column by column. outcomes[i] belongs to
-// in[i].
+// in[i]. now is the processing clock: no event later than now plus
+// MaxFuture moves the watermark.
 func (e *Engine) AddBatch(p int32, in []Input, now time.Time, outcomes []Outcome) []Outcome {
 	part := e.parts[p]
 	outcomes = outcomes[:0]
@@ -304,12 +311,18 @@ func (e *Engine) AddBatch(p int32, in []Input, now time.Time, outcomes []Outcome
 	latB := b.Field(colLatency).(*array.Int64Builder)
 
 	lateHorizonMs := e.cfg.LateHorizon.Milliseconds()
+	futureMs := now.UnixMilli() + e.cfg.MaxFuture.Milliseconds()
 	for _, rec := range in {
 		ev := rec.Event
 		part.position = rec.Offset
 		timeMs := ev.Time.UnixMilli()
 		if _, dup := part.seen[ev.EventID]; dup {
 			outcomes = append(outcomes, Duplicate)
+			continue
+		}
+		if timeMs > futureMs {
+			// Not remembered: sent again once its time has come, it counts.
+			outcomes = append(outcomes, Future)
 			continue
 		}
 		if part.hasEvents && timeMs < part.watermarkMs(e.cfg.OutOfOrder)-lateHorizonMs {

@@ -156,6 +156,49 @@ func TestEngineCountsDuplicatesOnceAndLateEventsInTheirWindow(t *testing.T) {
 	}
 }
 
+// TestFutureEventLeavesTheWatermark: one event dated days ahead of the
+// processing clock must not make the current events of its partition too
+// late; it is classified Future (dead-lettered by the stage), not
+// remembered, and counts once its time has come.
+func TestFutureEventLeavesTheWatermark(t *testing.T) {
+	cfg := testConfig()
+	e := NewEngine(cfg)
+	defer e.Close()
+	e.Assign(0, schemas.PartitionHistory{}, t0)
+	in := []Input{
+		{0, ev("now-1", t0, "m1", "t1", 1, 1, 10)},
+		{1, ev("ahead", t0.Add(48*time.Hour), "m1", "t1", 1, 1, 10)},
+		{2, ev("edge", t0.Add(cfg.MaxFuture), "m1", "t1", 1, 1, 10)}, // exactly at the bound: counts
+	}
+	for i := 0; i < 100; i++ {
+		in = append(in, Input{int64(3 + i), ev(fmt.Sprintf("cur-%d", i), t0.Add(time.Duration(i)*time.Second), "m1", "t1", 1, 1, 10)})
+	}
+	outcomes := e.AddBatch(0, in, t0, nil)
+	for i, o := range outcomes {
+		want := Accepted
+		if i == 1 {
+			want = Future
+		}
+		if o != want {
+			t.Fatalf("event %d (%s): outcome %s, want %s", i, in[i].Event.EventID, o, want)
+		}
+	}
+	if wm, want := e.Watermark(0), t0.Add(cfg.MaxFuture-cfg.OutOfOrder); !wm.Equal(want) {
+		t.Errorf("watermark %s, want %s: the future event moved it", wm, want)
+	}
+	f := e.Flush(t0, true)
+	if len(f.Events) != 102 {
+		t.Errorf("%d events to store, want 102", len(f.Events))
+	}
+	e.Ack(f)
+	// Two days later the same event is current: it was not remembered, so
+	// it counts.
+	later := t0.Add(48 * time.Hour)
+	if o := e.AddBatch(0, []Input{{103, in[1].Event}}, later, nil); o[0] != Accepted {
+		t.Errorf("the future event resent when current: %s, want accepted", o[0])
+	}
+}
+
 func TestLatencyBucket(t *testing.T) {
 	for _, c := range []struct {
 		ms   int64
@@ -173,6 +216,7 @@ func TestLatencyBucket(t *testing.T) {
 // the ground truth every time.
 func TestCrashAndReplayAreExact(t *testing.T) {
 	cfg := testConfig()
+	cfg.MaxFuture = time.Hour // the processing clock stays at t0 while event time runs minutes ahead
 	for seed := uint64(1); seed <= 40; seed++ {
 		rng := rand.New(rand.NewPCG(seed, 7))
 		const parts = 3

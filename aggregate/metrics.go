@@ -24,7 +24,7 @@ func newStageMetrics(reg prometheus.Registerer) *stageMetrics {
 	return &stageMetrics{
 		events: obs.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "aivis_aggregate_events_total",
-			Help: "Enriched events seen by the aggregator, by outcome (accepted, duplicate, replayed, too_late, invalid).",
+			Help: "Enriched events seen by the aggregator, by outcome (accepted, duplicate, replayed, too_late, future, invalid).",
 		}, []string{"outcome"})),
 		lateness: obs.Register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "aivis_aggregate_window_lateness_seconds",

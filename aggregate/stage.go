@@ -185,7 +185,8 @@ func (s *Stage) process(ctx context.Context, fetches kgo.Fetches, outcomes *[]Ou
 			}
 		}
 		wm := s.engine.Watermark(p)
-		*outcomes = s.engine.AddBatch(p, inputs, s.now(), *outcomes)
+		now := s.now()
+		*outcomes = s.engine.AddBatch(p, inputs, now, *outcomes)
 		for i, o := range *outcomes {
 			s.metrics.events.WithLabelValues(o.String()).Inc()
 			switch o {
@@ -193,6 +194,10 @@ func (s *Stage) process(ctx context.Context, fetches kgo.Fetches, outcomes *[]Ou
 				dead = append(dead, s.deadLetter(recs[i], schemas.ReasonTooLate,
 					fmt.Sprintf("event time %s is more than %s behind the partition watermark %s",
 						inputs[i].Event.Time.Format(time.RFC3339), s.cfg.LateHorizon, wm.Format(time.RFC3339))))
+			case Future:
+				dead = append(dead, s.deadLetter(recs[i], schemas.ReasonFuture,
+					fmt.Sprintf("event time %s is more than %s (aggregate.max_future) ahead of the aggregator clock %s; counting it would have made the current events of partition %d too late",
+						inputs[i].Event.Time.Format(time.RFC3339), s.cfg.MaxFuture, now.UTC().Format(time.RFC3339), p)))
 			case Accepted:
 				if !wm.IsZero() {
 					if behind := wm.Sub(inputs[i].Event.Time); behind > 0 {

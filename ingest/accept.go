@@ -124,7 +124,7 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, ep endpoint) {
 		s.finish(w, ep, ref.outcome())
 		return
 	}
-	b := check(items, s.lim.maxEventBytes, r.Header.Get(APIKeyHeader))
+	b := check(items, s.lim, r.Header.Get(APIKeyHeader), s.now())
 	o := outcome{partial: partial, total: b.total, invalid: b.invalid, errors: b.errors}
 	if b.invalid > 0 {
 		s.log.Debug("rejected invalid events", "route", ep.route(), "producer", producer, "invalid", b.invalid, "events", b.total)
@@ -327,9 +327,11 @@ type batch struct {
 
 // check readies parsed events for Kafka: it replaces raw API keys by their
 // ids (headerKey, when not empty, applies to events that carry no key of
-// their own), validates every event and encodes the valid ones
-// canonically, within maxEventBytes. Problems are listed by item index.
-func check(items []item, maxEventBytes int, headerKey string) batch {
+// their own), validates every event, requires its time to be in the range
+// lim accepts around now, and encodes the valid ones canonically, within
+// lim.maxEventBytes. Problems are listed by item index.
+func check(items []item, lim limits, headerKey string, now time.Time) batch {
+	maxEventBytes := lim.maxEventBytes
 	b := batch{total: len(items), events: make([]decoded, 0, len(items))}
 	for i, it := range items {
 		e := it.event
@@ -349,6 +351,11 @@ func check(items []item, maxEventBytes int, headerKey string) batch {
 		} else if err != nil {
 			probs = append(probs, schemas.FieldError{Code: schemas.CodeInvalidValue, Message: err.Error()})
 		}
+		if !e.Time.IsZero() {
+			if p := lim.timeProblem(e.Time, now); p != nil && !hasField(probs, "time") {
+				probs = append(probs, *p)
+			}
+		}
 		if len(probs) > 0 {
 			b.reject(i, probs...)
 			continue
@@ -367,6 +374,15 @@ func check(items []item, maxEventBytes int, headerKey string) batch {
 		b.events = append(b.events, decoded{event: e, value: value})
 	}
 	return b
+}
+
+func hasField(probs []schemas.FieldError, field string) bool {
+	for _, p := range probs {
+		if p.Field == field {
+			return true
+		}
+	}
+	return false
 }
 
 func (b *batch) reject(i int, probs ...schemas.FieldError) {

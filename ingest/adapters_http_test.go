@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aivis-dev/aivis/ingest/adapters"
 	"github.com/aivis-dev/aivis/schemas"
@@ -167,7 +168,7 @@ func FuzzAdapterBody(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte, which uint8, headerKey string) {
 		names := adapters.Names()
 		a, _ := adapters.Lookup(names[int(which)%len(names)])
-		lim := limits{maxEvents: 100, maxEventBytes: 64 << 10}
+		lim := limits{maxEvents: 100, maxEventBytes: 64 << 10, maxEventAge: fixtureAge, maxClockSkew: fixtureAge}
 		req := &adapterRequest{jsonRequest: jsonRequest{s: &Server{lim: lim}}, adapter: a}
 		items, ref := req.parse(body)
 		if ref != nil {
@@ -176,7 +177,7 @@ func FuzzAdapterBody(f *testing.F) {
 			}
 			return
 		}
-		b := check(items, lim.maxEventBytes, headerKey)
+		b := check(items, lim, headerKey, time.Now())
 		if b.total == 0 || b.total > lim.maxEvents || len(b.events)+b.invalid != b.total {
 			t.Fatalf("counts: total=%d valid=%d invalid=%d", b.total, len(b.events), b.invalid)
 		}

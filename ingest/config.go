@@ -31,6 +31,16 @@ type Config struct {
 	ProduceTimeout time.Duration `koanf:"produce_timeout" help:"bound on the wait for the broker's acknowledgement"`
 	// RetryAfter is what 503 responses tell clients to wait (whole seconds).
 	RetryAfter time.Duration `koanf:"retry_after" help:"wait that 503 responses ask clients for (whole seconds)"`
+	// MaxEventAge is how far behind the ingest clock an event's time may
+	// be. Older events get a field error at once: keep it within what the
+	// aggregator can still correct (aggregate.late_horizon minus
+	// aggregate.max_future), so that nothing accepted is dropped later as
+	// too late.
+	MaxEventAge time.Duration `koanf:"max_event_age" help:"oldest event time accepted, behind the ingest clock; older events get a field error (at most aggregate.late_horizon minus aggregate.max_future)"`
+	// MaxClockSkew is how far ahead of the ingest clock an event's time may
+	// be: producers' clocks differ a little, but an event far ahead would
+	// move its partition's watermark past every current event.
+	MaxClockSkew time.Duration `koanf:"max_clock_skew" help:"newest event time accepted, ahead of the ingest clock; later events get a field error (at most aggregate.max_future)"`
 	// ReadTimeout bounds reading one request, headers and body.
 	ReadTimeout time.Duration `koanf:"read_timeout" help:"bound on reading one request, headers and body"`
 	// ShutdownTimeout bounds finishing in-flight requests on shutdown.
@@ -95,6 +105,8 @@ func DefaultConfig() Config {
 		MaxInflightRequests: 64,
 		ProduceTimeout:      10 * time.Second,
 		RetryAfter:          5 * time.Second,
+		MaxEventAge:         23 * time.Hour,
+		MaxClockSkew:        5 * time.Minute,
 		ReadTimeout:         30 * time.Second,
 		ShutdownTimeout:     15 * time.Second,
 	}
@@ -120,6 +132,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxInflightRequests <= 0 {
 		add("max_inflight_requests", "must be positive, got %d", c.MaxInflightRequests)
+	}
+	if c.MaxEventAge <= 0 {
+		add("max_event_age", "must be positive, got %s (e.g. 23h)", c.MaxEventAge)
+	}
+	if c.MaxClockSkew < 0 {
+		add("max_clock_skew", "must not be negative, got %s (e.g. 5m)", c.MaxClockSkew)
 	}
 	for _, d := range []struct {
 		key string

@@ -30,6 +30,31 @@ const (
 type limits struct {
 	maxEvents     int
 	maxEventBytes int
+	// maxEventAge and maxClockSkew bound event time around the ingest
+	// clock (Config.MaxEventAge, Config.MaxClockSkew).
+	maxEventAge, maxClockSkew time.Duration
+}
+
+// timeProblem says why an event dated at is outside the range ingest
+// accepts at now, or returns nil. An event ahead of the range would move
+// its partition's watermark past every current event; one behind it is
+// older than the windows can still correct. Either would be accepted and
+// then not counted, so the producer is told now instead.
+func (l limits) timeProblem(at, now time.Time) *schemas.FieldError {
+	oldest, newest := now.Add(-l.maxEventAge), now.Add(l.maxClockSkew)
+	var why string
+	switch {
+	case at.After(newest):
+		why = fmt.Sprintf("is %s ahead of the ingest clock", at.Sub(now).Round(time.Second))
+	case at.Before(oldest):
+		why = fmt.Sprintf("is %s older than the ingest clock", now.Sub(at).Round(time.Second))
+	default:
+		return nil
+	}
+	return &schemas.FieldError{Field: "time", Code: schemas.CodeOutOfRange, Message: fmt.Sprintf(
+		"%s %s (%s); ingest accepts events from %s to %s, at most %s old (ingest.max_event_age) and %s ahead (ingest.max_clock_skew): send the time the request happened from a synchronised clock, and load older usage as a backfill (docs/delivery.md)",
+		at.UTC().Format(time.RFC3339Nano), why, now.UTC().Format(time.RFC3339), oldest.UTC().Format(time.RFC3339), newest.UTC().Format(time.RFC3339),
+		l.maxEventAge, l.maxClockSkew)}
 }
 
 // parseEvents splits body into events and decodes each with the strict

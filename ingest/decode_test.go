@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aivis-dev/aivis/schemas"
 )
@@ -22,7 +23,7 @@ func event(id string, extra ...string) string {
 	return s + "}"
 }
 
-var testLimits = limits{maxEvents: 5, maxEventBytes: 4096}
+var testLimits = limits{maxEvents: 5, maxEventBytes: 4096, maxEventAge: fixtureAge, maxClockSkew: 5 * time.Minute}
 
 // decodeBody is what the accept path does with a body posted to /v1/events
 // before admission: parse, then check.
@@ -31,7 +32,7 @@ func decodeBody(body []byte, f framing, lim limits, headerKey string) (batch, er
 	if ref != nil {
 		return batch{}, ref
 	}
-	return check(items, lim.maxEventBytes, headerKey), nil
+	return check(items, lim, headerKey, time.Now()), nil
 }
 
 func TestDecodeBody(t *testing.T) {

@@ -7,9 +7,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -50,9 +52,44 @@ func (p *captureProducer) events(t *testing.T) []schemas.Event {
 	return out
 }
 
+// example is one file of docs/examples, with how the docs shift its fixed
+// times to now.
+type example struct {
+	file, path string
+	// fixed is the part of the file's times that the docs' sed command
+	// replaces; shift is that command, current what it puts there at now.
+	fixed, shift string
+	current      func(now time.Time) string
+	// fixedTime is the newest event time the file holds as it is.
+	fixedTime time.Time
+}
+
+var examples = map[string]example{
+	"litellm": {file: "litellm-callback.json", path: "/v1/adapters/litellm",
+		// Unix seconds 1772446530.25 … 1772446601.75: the first seven digits
+		// of now's, less one, put them 7 to 25 minutes ago.
+		fixed: "1772446", shift: `sed "s/1772446/$((now / 1000 - 1))/g"`,
+		current:   func(now time.Time) string { return strconv.FormatInt(now.Unix()/1000-1, 10) },
+		fixedTime: time.Unix(1772446600, 5e8)},
+	"opentelemetry": {file: "otlp-genai-trace.json", path: "/v1/traces",
+		// Unix nanoseconds 1772449200000000000 and 1772449202310000000:
+		// 10 to 20 seconds ago.
+		fixed: "177244920", shift: `sed "s/177244920/$((now / 10 - 1))/g"`,
+		current:   func(now time.Time) string { return strconv.FormatInt(now.Unix()/10-1, 10) },
+		fixedTime: time.Unix(1772449202, 31e7)},
+	"openai-compatible gateway": {file: "openai-envelope.json", path: "/v1/adapters/openai",
+		fixed: "2026-11-26T10:00:00.120Z", shift: `sed "s/2026-11-26T10:00:00.120Z/$(date -u +%Y-%m-%dT%H:%M:%SZ)/"`,
+		current:   func(now time.Time) string { return now.UTC().Format("2006-01-02T15:04:05Z") },
+		fixedTime: time.Date(2026, 11, 26, 10, 0, 0, 12e7, time.UTC)},
+}
+
 // TestDocumentedExamples posts every example of docs/integrations.md to a
 // real ingest handler and checks what reaches Kafka, so the documentation
-// cannot drift from what aivis accepts.
+// cannot drift from what aivis accepts. Each is posted as the docs say to
+// send it, its times shifted to now: it must be accepted. As the file holds
+// it, with its fixed past time, it must be refused at once naming time
+// (once that time is older than ingest accepts), never accepted and then
+// dropped by the windows.
 func TestDocumentedExamples(t *testing.T) {
 	const token = "aivis_docs_example_token"
 	cfg := ingest.DefaultConfig()
@@ -62,28 +99,44 @@ func TestDocumentedExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	post := func(path, file, contentType string) {
-		t.Helper()
-		body, err := os.ReadFile("../docs/examples/" + file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("Content-Type", contentType)
-		rec := httptest.NewRecorder()
-		srv.Handler().ServeHTTP(rec, req)
-		if rec.Code/100 != 2 {
-			t.Fatalf("POST %s with %s: status %d: %s", path, file, rec.Code, rec.Body.String())
-		}
-	}
 	doc, err := os.ReadFile("../docs/integrations.md")
 	if err != nil {
 		t.Fatal(err)
 	}
+	send := func(path string, body []byte) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		srv.Handler().ServeHTTP(rec, req)
+		return rec
+	}
+	read := func(t *testing.T, ex example) []byte {
+		t.Helper()
+		body, err := os.ReadFile("../docs/examples/" + ex.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(body, []byte(ex.fixed)) {
+			t.Fatalf("%s no longer holds %q; update the docs' sed command and this table", ex.file, ex.fixed)
+		}
+		if !strings.Contains(string(doc), ex.shift) || !strings.Contains(string(doc), "docs/examples/"+ex.file) {
+			t.Errorf("docs/integrations.md does not show how to send %s with a current time (%s)", ex.file, ex.shift)
+		}
+		return body
+	}
+	post := func(t *testing.T, name string) {
+		t.Helper()
+		ex := examples[name]
+		body := read(t, ex)
+		body = bytes.ReplaceAll(body, []byte(ex.fixed), []byte(ex.current(time.Now())))
+		if rec := send(ex.path, body); rec.Code/100 != 2 || rec.Header().Get("X-Aivis-Spans-Accepted") == "0" {
+			t.Fatalf("POST %s with %s, times shifted to now: status %d: %s", ex.path, ex.file, rec.Code, rec.Body.String())
+		}
+	}
 
 	t.Run("litellm", func(t *testing.T) {
-		post("/v1/adapters/litellm", "litellm-callback.json", "application/json")
+		post(t, "litellm")
 		evs := prod.events(t)
 		if len(evs) != 2 {
 			t.Fatalf("%d events, want 2", len(evs))
@@ -99,7 +152,7 @@ func TestDocumentedExamples(t *testing.T) {
 	})
 
 	t.Run("opentelemetry", func(t *testing.T) {
-		post("/v1/traces", "otlp-genai-trace.json", "application/json")
+		post(t, "opentelemetry")
 		evs := prod.events(t)
 		if len(evs) == 0 {
 			t.Fatal("the OTLP example produced no events")
@@ -115,7 +168,7 @@ func TestDocumentedExamples(t *testing.T) {
 	})
 
 	t.Run("openai-compatible gateway", func(t *testing.T) {
-		post("/v1/adapters/openai", "openai-envelope.json", "application/json")
+		post(t, "openai-compatible gateway")
 		evs := prod.events(t)
 		if len(evs) != 1 {
 			t.Fatalf("%d events, want 1", len(evs))
@@ -129,4 +182,61 @@ func TestDocumentedExamples(t *testing.T) {
 			t.Error("docs/integrations.md does not show docs/examples/openai-envelope.json verbatim")
 		}
 	})
+
+	t.Run("fixed past times", func(t *testing.T) {
+		for name, ex := range examples {
+			if time.Since(ex.fixedTime) <= cfg.MaxEventAge {
+				continue // still current: nothing to refuse yet
+			}
+			rec := send(ex.path, read(t, ex))
+			if ex.path == ingest.TracesPath {
+				// OTLP answers 200 with the rejected spans and why.
+				if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "time: ") || rec.Header().Get("X-Aivis-Spans-Accepted") != "0" {
+					t.Errorf("%s as filed: status %d, accepted %s: %s; want every span rejected for its time",
+						name, rec.Code, rec.Header().Get("X-Aivis-Spans-Accepted"), rec.Body.String())
+				}
+				continue
+			}
+			var resp ingest.Response
+			_ = json.Unmarshal(rec.Body.Bytes(), &resp)
+			if rec.Code != http.StatusUnprocessableEntity || len(resp.Errors) == 0 || resp.Errors[0].Field != "time" || resp.Errors[0].Code != schemas.CodeOutOfRange {
+				t.Errorf("%s as filed: status %d: %s; want 422 naming time", name, rec.Code, rec.Body.String())
+			}
+		}
+		if evs := prod.events(t); len(evs) != 0 {
+			t.Errorf("%d events of the examples as filed reached Kafka", len(evs))
+		}
+	})
+}
+
+// TestREADMECurlExample sends the README's /v1/events example as the shell
+// would (its heredoc puts the current time in) and requires a 202.
+func TestREADMECurlExample(t *testing.T) {
+	const token = "aivis_docs_example_token"
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const dateCmd = "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	_, rest, ok := strings.Cut(string(readme), "--data-binary @- <<JSON\n")
+	body, _, ok2 := strings.Cut(rest, "\nJSON\n")
+	if !ok || !ok2 || !strings.Contains(body, `"time":"`+dateCmd+`"`) {
+		t.Fatalf("README.md has no curl example whose unquoted heredoc sends the current time (%s)", dateCmd)
+	}
+	body = strings.ReplaceAll(body, dateCmd, time.Now().UTC().Format("2006-01-02T15:04:05Z"))
+	cfg := ingest.DefaultConfig()
+	cfg.Producers = []ingest.ProducerToken{{Name: "docs", TokenSHA256: ingest.HashToken(token)}}
+	prod := &captureProducer{}
+	srv, err := ingest.New(cfg, prod, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodPost, ingest.Path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	rec := httptest.NewRecorder()
+	srv.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusAccepted || len(prod.events(t)) != 1 {
+		t.Fatalf("README example: status %d: %s", rec.Code, rec.Body.String())
+	}
 }

@@ -20,6 +20,11 @@
 //     produced, so the client fixes the named events and resubmits the whole
 //     request. errors[].code is required, unknown_field, invalid_type,
 //     out_of_range, too_large or invalid_value.
+//   - An event's time must lie within ingest.max_event_age before and
+//     ingest.max_clock_skew after the ingest clock; otherwise it is invalid
+//     like any other (errors[].field "time", code out_of_range, the message
+//     naming the range and the clock). Older usage is loaded as a backfill
+//     (docs/delivery.md), never accepted and then dropped.
 //   - With ?partial=true (or header X-AIVIS-Partial: true) the valid events
 //     are produced and the answer is 202 {"accepted": k, "rejected": m,
 //     "errors": [...]} listing the invalid ones by index, to be fixed and
@@ -125,12 +130,14 @@ type Response struct {
 
 // Server serves POST /v1/events, /v1/adapters/{name} and /v1/traces.
 type Server struct {
-	cfg        Config
-	producer   Producer
-	log        *slog.Logger
-	metrics    *metrics
-	auth       authenticator
-	lim        limits
+	cfg      Config
+	producer Producer
+	log      *slog.Logger
+	metrics  *metrics
+	auth     authenticator
+	lim      limits
+	// now is the ingest clock that event times are checked against.
+	now        func() time.Time
 	admission  *admission
 	slots      chan struct{}
 	retryAfter string
@@ -167,12 +174,14 @@ func New(cfg Config, producer Producer, reg prometheus.Registerer, log *slog.Log
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		cfg:        cfg,
-		producer:   producer,
-		log:        log,
-		metrics:    m,
-		auth:       newAuthenticator(cfg),
-		lim:        limits{maxEvents: cfg.MaxEventsPerRequest, maxEventBytes: cfg.MaxEventBytes},
+		cfg:      cfg,
+		producer: producer,
+		log:      log,
+		metrics:  m,
+		auth:     newAuthenticator(cfg),
+		lim: limits{maxEvents: cfg.MaxEventsPerRequest, maxEventBytes: cfg.MaxEventBytes,
+			maxEventAge: cfg.MaxEventAge, maxClockSkew: cfg.MaxClockSkew},
+		now:        time.Now,
 		slots:      make(chan struct{}, cfg.MaxInflightRequests),
 		retryAfter: strconv.Itoa(int((cfg.RetryAfter + time.Second - 1) / time.Second)),
 	}

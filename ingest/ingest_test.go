@@ -62,8 +62,13 @@ func failAll(rs []*kgo.Record, err error) kgo.ProduceResults {
 	return res
 }
 
+// fixtureAge is the accept range of test servers: their fixtures carry
+// fixed times, from 2026 on. TestEventTimeRange tests the range itself.
+const fixtureAge = 100 * 365 * 24 * time.Hour
+
 func testConfig() Config {
 	cfg := DefaultConfig()
+	cfg.MaxEventAge = fixtureAge
 	cfg.MaxBodyBytes = 16 << 10
 	cfg.MaxEventsPerRequest = 10
 	cfg.ProduceTimeout = 2 * time.Second
@@ -80,6 +85,7 @@ func newTestServer(t testing.TB, cfg Config, p Producer) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.lim.maxEventAge = fixtureAge
 	return s
 }
 

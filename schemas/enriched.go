@@ -79,4 +79,8 @@ const (
 	ReasonInvalidJSON   = "invalid_json"
 	ReasonInvalidSchema = "invalid_schema"
 	ReasonTooLate       = "too_late"
+	// ReasonFuture: the event is further ahead of the aggregator's clock
+	// than aggregate.max_future. Counting it would move its partition's
+	// watermark past every current event, which would then be too late.
+	ReasonFuture = "future"
 )

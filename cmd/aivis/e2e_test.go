@@ -227,8 +227,9 @@ func endToEnd(t *testing.T, brokers []string) {
 	for i := 0; i < 400; i += 9 {
 		lines = append(lines, lines[i])
 	}
-	// One event far older than the late horizon: accepted by ingest (it is
-	// valid), dead-lettered as too_late by aggregate, not counted.
+	// One event far older than the late horizon: refused by ingest at once
+	// (its time is out of range); produced straight to the raw topic it is
+	// dead-lettered as too_late by aggregate, not counted.
 	tooLate, _ := json.Marshal(map[string]any{"schema_version": "1", "event_id": "e2e-too-late",
 		"time": base.Add(-72 * time.Hour).Format(time.RFC3339), "kind": "llm.request", "source": "e2e-gateway",
 		"provider": "openai", "model": "model-a", "usage": map[string]int64{"input_tokens": 10, "output_tokens": 10}})
@@ -270,9 +271,12 @@ func endToEnd(t *testing.T, brokers []string) {
 	).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
+	if code, msg := post(tooLate); code != http.StatusUnprocessableEntity || !strings.Contains(msg, `"field":"time"`) {
+		t.Fatalf("too-late event over HTTP: status %d: %s; want 422 naming time", code, msg)
+	}
 	time.Sleep(time.Second) // let the stream move on before the too-late event
-	if code, msg := post(tooLate); code != http.StatusAccepted {
-		t.Fatalf("too-late event: status %d: %s", code, msg)
+	if err := raw.ProduceSync(ctx, &kgo.Record{Topic: schemas.TopicRaw, Key: []byte("e2e-too-late"), Value: tooLate}).FirstErr(); err != nil {
+		t.Fatal(err)
 	}
 
 	if err := p.Drain(2 * time.Minute); err != nil {

@@ -91,12 +91,31 @@ func (c Config) validate(withIngest bool) error {
 	}
 	checks := []error{c.Enrich.Validate(), c.Aggregate.Validate(), c.ClickHouse.Validate()}
 	if withIngest {
-		checks = append(checks, c.Ingest.Validate())
+		checks = append(checks, c.Ingest.Validate(), c.eventTimeRange())
 	}
 	for _, err := range checks {
 		if err != nil {
 			errs = append(errs, err)
 		}
+	}
+	return errors.Join(errs...)
+}
+
+// eventTimeRange checks that every event time ingest accepts is one the
+// aggregator counts: not further ahead than aggregate.max_future (or it is
+// dead-lettered as future), and not older than the late horizon behind the
+// newest watermark the aggregator allows (or it is dead-lettered as
+// too_late). An event ingest answers 202 for must be counted.
+func (c Config) eventTimeRange() error {
+	var errs []error
+	in, agg := c.Ingest, c.Aggregate
+	if in.MaxClockSkew > agg.MaxFuture {
+		errs = append(errs, fmt.Errorf("ingest.max_clock_skew: %s is more than aggregate.max_future %s, so events ingest accepts could be dead-lettered as future; lower it or raise aggregate.max_future",
+			in.MaxClockSkew, agg.MaxFuture))
+	}
+	if in.MaxEventAge+agg.MaxFuture > agg.LateHorizon {
+		errs = append(errs, fmt.Errorf("ingest.max_event_age: %s plus aggregate.max_future %s is more than aggregate.late_horizon %s, so events ingest accepts could be dead-lettered as too_late; lower it to at most %s or raise aggregate.late_horizon",
+			in.MaxEventAge, agg.MaxFuture, agg.LateHorizon, agg.LateHorizon-agg.MaxFuture))
 	}
 	return errors.Join(errs...)
 }

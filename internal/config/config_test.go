@@ -85,3 +85,39 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		}
 	}
 }
+
+// TestEventTimeRangeFitsTheAggregator: ingest may only accept event times
+// that the aggregator counts, or a 202 could end in a dead letter.
+func TestEventTimeRangeFitsTheAggregator(t *testing.T) {
+	base := Default()
+	base.Ingest.AllowAnonymous = true
+	if err := base.Validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	tests := []struct {
+		name string
+		set  func(c *Config)
+		want string // "" when valid
+	}{
+		{"skew above max_future", func(c *Config) { c.Ingest.MaxClockSkew = 15 * time.Minute }, "ingest.max_clock_skew: 15m0s is more than aggregate.max_future 10m0s"},
+		{"age beyond the late horizon", func(c *Config) { c.Ingest.MaxEventAge = 24 * time.Hour }, "lower it to at most 23h50m0s"},
+		{"shorter late horizon", func(c *Config) { c.Aggregate.LateHorizon = 6 * time.Hour }, "ingest.max_event_age: 23h0m0s plus aggregate.max_future 10m0s is more than aggregate.late_horizon 6h0m0s"},
+		{"both raised together", func(c *Config) { c.Aggregate.LateHorizon, c.Ingest.MaxEventAge = 72*time.Hour, 71*time.Hour }, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := base
+			tt.set(&c)
+			err := c.Validate()
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("want valid, got %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
+			}
+			if tt.want != "" && c.ValidateWithoutIngest() != nil {
+				t.Errorf("a process without ingest need not care: %v", c.ValidateWithoutIngest())
+			}
+		})
+	}
+}
