@@ -300,7 +300,8 @@ type EventError struct {
 	// Field is the JSON path of the offending field, "" for the whole event.
 	Field string `json:"field"`
 	// Code classifies the problem: required, unknown_field, invalid_type,
-	// out_of_range, too_large or invalid_value (schemas.Code*).
+	// out_of_range, too_large, invalid_value, duplicate_key or
+	// invalid_utf8 (schemas.Code*).
 	Code    string `json:"code"`
 	Message string `json:"message"`
 }

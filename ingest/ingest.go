@@ -19,7 +19,19 @@
 //     "errors": [{"index", "field", "code", "message"}]} and no event of it is
 //     produced, so the client fixes the named events and resubmits the whole
 //     request. errors[].code is required, unknown_field, invalid_type,
-//     out_of_range, too_large or invalid_value.
+//     out_of_range, too_large, invalid_value, duplicate_key or invalid_utf8.
+//   - JSON is read exactly as sent or not at all, in events, adapter
+//     envelopes (the provider response inside included) and OTLP JSON: a
+//     key repeated in one object, or two keys that name one field because
+//     they differ only in case ("model" and "MODEL"), is duplicate_key;
+//     a string or key that is not valid UTF-8, or an escaped lone UTF-16
+//     surrogate, is invalid_utf8. Both name the JSON path, e.g.
+//     "usage.input_tokens" or "labels.team". A single key in another case
+//     ("Model") still names its field; labels that differ in case are
+//     distinct labels. In an OTLP JSON export such problems, and keys of
+//     one object that differ only in case, refuse the export with 400 and
+//     the paths; an attribute that Convert reads set twice on a span
+//     rejects that span.
 //   - With ?partial=true (or header X-AIVIS-Partial: true) the valid events
 //     are produced and the answer is 202 {"accepted": k, "rejected": m,
 //     "errors": [...]} listing the invalid ones by index, to be fixed and

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -131,14 +132,32 @@ type spanAttrs struct {
 	labels map[string]string
 	// usage holds every gen_ai.usage.* attribute, for raw_usage.
 	usage map[string]*commonpb.AnyValue
+	// repeated lists the attributes Convert reads that the span sets more
+	// than once; which one was meant is unknown.
+	repeated []string
+}
+
+// readKeys are the span attributes other than gen_ai.usage.* that Convert reads.
+var readKeys = map[string]bool{
+	attrProvider: true, attrSystem: true, attrRequestModel: true, attrResponseModel: true, attrOperation: true,
+	attrStream: true, attrErrorType: true, attrResponseTier: true, attrRequestTier: true,
 }
 
 func readAttrs(kvs []*commonpb.KeyValue) *spanAttrs {
 	a := &spanAttrs{}
+	var seen []string
 	for _, kv := range kvs {
 		k, v := kv.GetKey(), kv.GetValue()
 		if v == nil {
 			continue
+		}
+		if _, label := labelAttrs[k]; label || readKeys[k] || strings.HasPrefix(k, attrUsagePrefix) {
+			if slices.Contains(seen, k) {
+				if !slices.Contains(a.repeated, k) {
+					a.repeated = append(a.repeated, k)
+				}
+			}
+			seen = append(seen, k)
 		}
 		if strings.HasPrefix(k, attrUsagePrefix) {
 			if a.usage == nil {
@@ -318,6 +337,9 @@ func convertSpan(sp *tracepb.Span, a *spanAttrs, resLabels map[string]string) (*
 		e.ErrorType = a.errorType
 	}
 
+	for _, k := range a.repeated {
+		b.problem(k, schemas.CodeDuplicateKey, "is set more than once on the span; OpenTelemetry attribute keys are unique, so send it once")
+	}
 	b.usage(a)
 	e.RawUsage = rawUsage(a.usage)
 
