@@ -51,6 +51,14 @@
 //     same event ids; later stages drop duplicates by event_id, so events
 //     are never silently lost nor counted twice.
 //   - 401 unauthorized for a missing or unknown token.
+//   - An answer given before the body is read in full (401, 405, 415, 429,
+//     503 overloaded, 413 body_too_large, 404 unknown_adapter) carries
+//     Connection: close, and ingest then reads and discards the rest of the
+//     body, up to 4 × max_body_bytes within 5 seconds (read_timeout if
+//     shorter), so that a client that writes its whole body before reading
+//     still reads the status and Retry-After rather than a reset
+//     connection. A larger announced Content-Length, or Expect:
+//     100-continue, is not read.
 //
 // API keys are never stored raw: a key sent in label "api_key" (any case) or,
 // for every event of the request that has none, in header X-AIVIS-Api-Key is
