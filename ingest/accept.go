@@ -371,7 +371,8 @@ type batch struct {
 
 // check readies parsed events for Kafka: it replaces raw API keys by their
 // ids (headerKey, when not empty, applies to events that carry no key of
-// their own), validates every event and encodes the valid ones
+// their own), hides what else may be a secret (schemas.Event.HideSecrets),
+// validates every event and encodes the valid ones
 // canonically, within maxEventBytes. Problems are listed by item index.
 func check(items []item, maxEventBytes int, headerKey string) batch {
 	b := batch{total: len(items), events: make([]decoded, 0, len(items))}
@@ -387,6 +388,7 @@ func check(items []item, maxEventBytes int, headerKey string) batch {
 		if p := replaceAPIKey(e, headerKey); p != nil {
 			probs = append(probs, *p)
 		}
+		e.HideSecrets()
 		var verr *schemas.ValidationError
 		if err := e.Validate(); errors.As(err, &verr) {
 			probs = append(probs, verr.Problems...)
@@ -430,6 +432,8 @@ func (b *batch) reject(i int, probs ...schemas.FieldError) {
 // replaceAPIKey moves a raw API key from the api_key label (or else from
 // the request header) into APIKeyID, so that the raw key goes no further.
 func replaceAPIKey(e *schemas.Event, headerKey string) *schemas.FieldError {
+	// An api_key_id that is not a hash is a raw key.
+	e.APIKeyID = schemas.HashKey(e.APIKeyID)
 	var id, field string
 	var prob *schemas.FieldError
 	for k, raw := range e.Labels {

@@ -60,10 +60,27 @@
 //     connection. A larger announced Content-Length, or Expect:
 //     100-continue, is not read.
 //
-// API keys are never stored raw: a key sent in label "api_key" (any case) or,
-// for every event of the request that has none, in header X-AIVIS-Api-Key is
-// replaced by api_key_id = APIKeyID(key) ("sha256:" and the hex of the first
-// 16 bytes of its SHA-256) before anything is produced or logged.
+// Nothing that looks like a credential is stored or produced raw; on every
+// route, before anything is produced or logged (schemas.Event.HideSecrets):
+//
+//   - a key sent in label "api_key" (any case) or, for every event of the
+//     request that has none, in header X-AIVIS-Api-Key is replaced by
+//     api_key_id = APIKeyID(key) ("sha256:" and the hex of the first 16
+//     bytes of its SHA-256);
+//   - an api_key_id that is not of that form is taken for a raw key and
+//     replaced by its APIKeyID (so is LiteLLM's api_key and
+//     user_api_key_hash);
+//   - the value of every other label whose name looks like a credential
+//     (schemas.CredentialName: api_key, x-api-key, token, secret, password,
+//     authorization, auth, bearer, access_key, … in any case and spelling)
+//     is replaced by its APIKeyID, unless it already has that form; such
+//     events are accepted, not refused;
+//   - raw_usage keeps only counts (schemas.ReduceRawUsage): numbers, and
+//     objects and arrays of them; text is dropped.
+//
+// OTLP spans give no attribute other than the GenAI ones and a few label
+// attributes (package otlp) to an event, so header attributes such as
+// http.request.header.authorization are never read.
 //
 // POST /v1/adapters/{name} takes provider usage reports instead of events:
 // envelopes (package ingest/adapters) that adapter {name} normalizes into

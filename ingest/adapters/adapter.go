@@ -138,7 +138,7 @@ func newBuilder(env Envelope, provider, operation string) *builder {
 		Time:          env.Time.UTC(),
 		Kind:          schemas.KindLLMRequest,
 		Source:        env.Source,
-		APIKeyID:      env.APIKeyID,
+		APIKeyID:      schemas.HashKey(env.APIKeyID),
 		Labels:        maps.Clone(env.Labels),
 		Provider:      provider,
 		Model:         env.RequestModel,
@@ -205,17 +205,10 @@ func (b *builder) setTier(responseTier string, batch bool) {
 	}
 }
 
-// setRaw keeps the provider's usage object, compacted, for audit.
+// setRaw keeps the counts of the provider's usage object for audit
+// (schemas.ReduceRawUsage): nothing in it that is text.
 func (b *builder) setRaw(raw json.RawMessage) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-		return
-	}
-	var buf bytes.Buffer
-	if json.Compact(&buf, raw) != nil {
-		return
-	}
-	b.ev.RawUsage = buf.Bytes()
+	b.ev.RawUsage = schemas.ReduceRawUsage(raw)
 }
 
 // checkTotal compares the provider's total with normalized input+output.

@@ -19,7 +19,7 @@
 //	  "time":          "2026-01-02T15:04:05Z", required (or, for litellm, startTime)
 //	  "source":        "gateway-eu-1",    required
 //	  "labels":        {"team": "search"},
-//	  "api_key_id":    "sha256:…",        or label "api_key" with the raw key
+//	  "api_key_id":    "sha256:…",        or label "api_key" with the raw key; any other form is hashed
 //	  "provider":      "azure.ai.openai", overrides the adapter's provider
 //	  "request_model": "gpt-4o",          used when the response names no model
 //	  "operation":     "chat",

@@ -436,7 +436,8 @@ func (b *builder) count(name string, v *commonpb.AnyValue) *int64 {
 // maxRawUsage bounds the attributes kept in raw_usage.
 const maxRawUsage = 32
 
-// rawUsage encodes the gen_ai.usage.* attributes as one JSON object.
+// rawUsage encodes the numeric gen_ai.usage.* attributes as one JSON
+// object; text is never kept (schemas.ReduceRawUsage).
 func rawUsage(attrs map[string]*commonpb.AnyValue) json.RawMessage {
 	if len(attrs) == 0 {
 		return nil
@@ -451,10 +452,6 @@ func rawUsage(attrs map[string]*commonpb.AnyValue) json.RawMessage {
 			m[k] = x.IntValue
 		case *commonpb.AnyValue_DoubleValue:
 			m[k] = jsonNumber(x.DoubleValue)
-		case *commonpb.AnyValue_StringValue:
-			m[k] = truncate(x.StringValue, 64)
-		case *commonpb.AnyValue_BoolValue:
-			m[k] = x.BoolValue
 		}
 	}
 	if len(m) == 0 {
@@ -464,7 +461,7 @@ func rawUsage(attrs map[string]*commonpb.AnyValue) json.RawMessage {
 	if err != nil {
 		return nil
 	}
-	return raw
+	return schemas.ReduceRawUsage(raw)
 }
 
 // Provider maps a gen_ai.provider.name (or gen_ai.system) value onto the
