@@ -49,18 +49,30 @@ func CheckJSON(data []byte, v any) []FieldError {
 	if v != nil {
 		sh = shapeOf(reflect.TypeOf(v))
 	}
-	var keys [32][]byte
-	var path [8]pathSeg
-	s := scanner{data: data, keys: keys[:0], path: path[:0]}
+	s := scanners.Get().(*scanner)
+	defer s.release()
+	s.data = data
 	s.value(sh, 0)
 	return s.probs
+}
+
+// scanners keeps the buffers of CheckJSON between calls.
+var scanners = sync.Pool{New: func() any { return new(scanner) }}
+
+func (s *scanner) release() {
+	clear(s.keys[:cap(s.keys)])
+	clear(s.path[:cap(s.path)])
+	*s = scanner{keys: s.keys[:0], path: s.path[:0], set: s.set[:0], arena: s.arena[:0]}
+	scanners.Put(s)
 }
 
 // CheckJSONFolded is CheckJSON for JSON that a case-sensitive decoder reads
 // (OTLP JSON through protojson): besides repeated keys and invalid UTF-8,
 // two keys of one object that differ only in case are CodeDuplicateKey.
 func CheckJSONFolded(data []byte) []FieldError {
-	s := scanner{data: data, foldAll: true}
+	s := scanners.Get().(*scanner)
+	defer s.release()
+	s.data, s.foldAll = data, true
 	s.value(nil, 0)
 	return s.probs
 }
@@ -167,8 +179,10 @@ func buildShape(t reflect.Type, building map[reflect.Type]*shape) *shape {
 
 // foldName folds name as encoding/json does when it matches keys to fields:
 // two names fold alike exactly when bytes.EqualFold holds.
-func foldName(name []byte) []byte {
-	out := make([]byte, 0, len(name))
+func foldName(name []byte) []byte { return appendFolded(make([]byte, 0, len(name)), name) }
+
+// appendFolded appends foldName(name) to out.
+func appendFolded(out, name []byte) []byte {
 	for i := 0; i < len(name); {
 		if c := name[i]; c < utf8.RuneSelf {
 			if 'a' <= c && c <= 'z' {
@@ -203,6 +217,7 @@ type scanner struct {
 	path    []pathSeg
 	keys    [][]byte // keys of the open objects, innermost last
 	set     []string // fields set in the open struct objects, innermost last
+	arena   []byte   // folded keys
 }
 
 // pathSeg is an object key or, when key is nil, an array index.
@@ -340,8 +355,10 @@ func (s *scanner) object(sh *shape, depth int) bool {
 		}
 		s.path = append(s.path, pathSeg{key: key})
 		if s.foldAll {
-			// Compare folded keys; the message tells an exact repeat apart.
-			key = foldName(key)
+			// Compare folded keys, kept in the scanner's arena.
+			n := len(s.arena)
+			s.arena = appendFolded(s.arena, key)
+			key = s.arena[n:len(s.arena):len(s.arena)]
 		}
 		dup := false
 		if seen != nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Nothing that looks like a credential is stored raw. Ingest applies
@@ -76,47 +77,39 @@ var (
 // "db.password" and "Proxy-Authorization" are; "max_tokens", "keyword"
 // and "author" are not.
 func CredentialName(name string) bool {
-	words := splitWords(name)
-	for i, w := range words {
-		if credentialWords[w] {
-			return true
+	// The words, lower-cased, one after another without separators, so
+	// that a word and the one before it are one slice of letters.
+	var buf [128]byte
+	letters := buf[:0]
+	prev, cur := -1, 0 // where the previous and the current word start
+	found, prevLower := false, false
+	endWord := func() {
+		if len(letters) == cur {
+			return
 		}
-		if i > 0 && credentialPairs[words[i-1]+w] {
-			return true
+		if credentialWords[string(letters[cur:])] || prev >= 0 && credentialPairs[string(letters[prev:])] {
+			found = true
 		}
-	}
-	return false
-}
-
-// splitWords lower-cases name and splits it into words.
-func splitWords(name string) []string {
-	var words []string
-	var cur strings.Builder
-	prevLower := false
-	flush := func() {
-		if cur.Len() > 0 {
-			words = append(words, cur.String())
-			cur.Reset()
-		}
+		prev, cur = cur, len(letters)
 	}
 	for _, r := range name {
 		switch {
-		case unicode.IsUpper(r):
+		case r >= 'A' && r <= 'Z' || r >= utf8.RuneSelf && unicode.IsUpper(r):
 			if prevLower {
-				flush()
+				endWord()
 			}
-			cur.WriteRune(unicode.ToLower(r))
+			letters = utf8.AppendRune(letters, unicode.ToLower(r))
 			prevLower = false
-		case unicode.IsLetter(r) || unicode.IsDigit(r):
-			cur.WriteRune(r)
+		case r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r >= utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r)):
+			letters = utf8.AppendRune(letters, r)
 			prevLower = true
 		default:
-			flush()
+			endWord()
 			prevLower = false
 		}
 	}
-	flush()
-	return words
+	endWord()
+	return found
 }
 
 // HideSecrets makes e storable: a non-empty api_key_id that is not of the
@@ -149,80 +142,123 @@ const maxRawUsageKey = 64
 // API key, an account id or a prompt.
 func ReduceRawUsage(raw json.RawMessage) json.RawMessage {
 	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || raw[0] != '{' {
+	if len(raw) == 0 || raw[0] != '{' || !json.Valid(raw) {
 		return nil
 	}
-	out, ok := appendCounts(nil, raw)
+	r := reducer{data: raw}
+	out, ok := r.value(make([]byte, 0, len(raw)))
 	if !ok {
 		return nil
 	}
 	return out
 }
 
-// appendCounts appends what ReduceRawUsage keeps of the JSON value raw to
-// out, in the order received, and says whether that is anything.
-func appendCounts(out, raw []byte) ([]byte, bool) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 {
-		return out, false
+// reducer copies the counts of a valid JSON value.
+type reducer struct {
+	data []byte
+	i    int
+}
+
+func (r *reducer) space() {
+	for r.i < len(r.data) && (r.data[r.i] == ' ' || r.data[r.i] == '\t' || r.data[r.i] == '\r' || r.data[r.i] == '\n') {
+		r.i++
 	}
-	switch c := raw[0]; {
-	case c == '-' || c >= '0' && c <= '9':
-		return append(out, raw...), true
-	case c != '{' && c != '[':
+}
+
+// value appends what ReduceRawUsage keeps of the value at r.i to out, and
+// says whether that is anything; either way it moves past the value.
+func (r *reducer) value(out []byte) ([]byte, bool) {
+	r.space()
+	switch c := r.data[r.i]; {
+	case c == '{' || c == '[':
+		return r.container(out)
+	case c == '"':
+		r.str()
 		return out, false
+	default:
+		start := r.i
+		for r.i < len(r.data) {
+			if c := r.data[r.i]; c == ',' || c == ']' || c == '}' || c == ' ' || c == '\t' || c == '\r' || c == '\n' {
+				break
+			}
+			r.i++
+		}
+		if c == 't' || c == 'f' || c == 'n' {
+			return out, false
+		}
+		return append(out, r.data[start:r.i]...), true
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if _, err := dec.Token(); err != nil {
-		return out, false
+}
+
+// str moves past the string at r.i and returns it with its quotes.
+func (r *reducer) str() []byte {
+	start := r.i
+	for r.i++; r.i < len(r.data); r.i++ {
+		switch r.data[r.i] {
+		case '\\':
+			r.i++
+		case '"':
+			r.i++
+			return r.data[start:r.i]
+		}
 	}
-	obj := raw[0] == '{'
+	return r.data[start:]
+}
+
+func (r *reducer) container(out []byte) ([]byte, bool) {
+	obj := r.data[r.i] == '{'
+	r.i++
 	start := len(out)
-	out = append(out, raw[0])
+	out = append(out, r.data[r.i-1])
 	n := 0
-	for dec.More() {
-		var key string
-		if obj {
-			tok, err := dec.Token()
-			if err != nil {
-				return out[:start], false
-			}
-			key, _ = tok.(string)
-		}
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return out[:start], false
-		}
-		if obj && !countName(key) {
-			continue
-		}
-		if obj && unitName(key, v) {
-			// What the count next to it is of.
-			if n > 0 {
-				out = append(out, ',')
-			}
-			out = append(out, '"')
-			out = append(out, key...)
-			out = append(out, '"', ':')
-			out = append(out, v...)
-			n++
-			continue
+	for {
+		r.space()
+		if c := r.data[r.i]; c == '}' || c == ']' {
+			r.i++
+			break
 		}
 		mark := len(out)
 		if n > 0 {
 			out = append(out, ',')
 		}
+		keep := true
 		if obj {
-			out = append(out, '"')
-			out = append(out, key...)
-			out = append(out, '"', ':')
+			key := r.str()
+			r.space()
+			r.i++ // ':'
+			r.space()
+			name := string(key[1 : len(key)-1])
+			keep = countName(name)
+			if keep && r.data[r.i] == '"' {
+				if v := r.str(); unitName(name, v) {
+					out = append(append(append(out, key...), ':'), v...)
+					n++
+				} else {
+					out = out[:mark]
+				}
+				keep = false
+				goto next
+			}
+			if keep {
+				out = append(append(out, key...), ':')
+			}
 		}
-		var ok bool
-		if out, ok = appendCounts(out, v); !ok {
+		if keep {
+			var ok bool
+			if out, ok = r.value(out); ok {
+				n++
+			} else {
+				out = out[:mark]
+			}
+		} else {
 			out = out[:mark]
-			continue
+			r.value(out)
 		}
-		n++
+	next:
+		r.space()
+		if r.data[r.i] == ',' {
+			r.i++
+		}
 	}
 	if n == 0 {
 		return out[:start], false
