@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -80,24 +81,24 @@ type outcome struct {
 func (s *Server) accept(w http.ResponseWriter, r *http.Request, ep endpoint) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		s.finish(w, ep, outcome{status: http.StatusMethodNotAllowed, code: codeMethodNotAllowed})
+		s.refuseUnread(w, r, ep, outcome{status: http.StatusMethodNotAllowed, code: codeMethodNotAllowed})
 		return
 	}
 	producer, ok := s.auth.check(r.Header.Get("Authorization"))
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="aivis"`)
-		s.finish(w, ep, outcome{status: http.StatusUnauthorized, code: codeUnauthorized})
+		s.refuseUnread(w, r, ep, outcome{status: http.StatusUnauthorized, code: codeUnauthorized})
 		return
 	}
 	partial, ref := ep.prepare(r)
 	if ref != nil {
-		s.finish(w, ep, ref.outcome())
+		s.refuseUnread(w, r, ep, ref.outcome())
 		return
 	}
 	// A producer with no tokens left is turned away before its body takes
 	// a slot and gets read.
 	if lerr := s.admission.check(producer, 1); lerr != nil {
-		s.finish(w, ep, s.limited(w, producer, lerr, outcome{}))
+		s.refuseUnread(w, r, ep, s.limited(w, producer, lerr, outcome{}))
 		return
 	}
 	select {
@@ -105,7 +106,7 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, ep endpoint) {
 		s.metrics.inflight.Inc()
 	default:
 		w.Header().Set("Retry-After", s.retryAfter)
-		s.finish(w, ep, outcome{status: http.StatusServiceUnavailable, code: codeOverloaded})
+		s.refuseUnread(w, r, ep, outcome{status: http.StatusServiceUnavailable, code: codeOverloaded})
 		return
 	}
 	release := s.release
@@ -116,6 +117,13 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, ep endpoint) {
 	}()
 
 	body, ref := s.readBody(w, r)
+	if ref != nil && ref.code == codeBodyTooLarge {
+		// The rest of the body is discarded without holding a slot.
+		release()
+		release = nil
+		s.refuseUnread(w, r, ep, ref.outcome())
+		return
+	}
 	var items []item
 	if ref == nil {
 		items, ref = ep.parse(body)
@@ -166,6 +174,41 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, ep endpoint) {
 	o.status = http.StatusAccepted
 	s.finish(w, ep, o)
 }
+
+// refuseUnread answers a request whose body is not read, or not to its
+// end, with o, and then reads and discards the rest of the body — at most
+// drainFactor × max_body_bytes, within drainTimeout — before the
+// connection is closed. A client that writes its whole body before it
+// reads (most do) would otherwise see a reset connection instead of the
+// status and its Retry-After: net/http closes a connection with more than
+// 256 KiB of body left unread, and the kernel then drops the answer the
+// client has not read yet. A body announced to be larger than the bound,
+// or one sent after "Expect: 100-continue" (whose client waits), is not
+// read at all.
+func (s *Server) refuseUnread(w http.ResponseWriter, r *http.Request, ep endpoint, o outcome) {
+	if r.ContentLength == 0 {
+		s.finish(w, ep, o)
+		return
+	}
+	// The connection is not kept: the client may be told to go away, and
+	// whatever the bound leaves unread must not be taken for a request.
+	w.Header().Set("Connection", "close")
+	s.finish(w, ep, o)
+	limit := drainFactor * s.cfg.MaxBodyBytes
+	if r.ContentLength > limit || strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
+		return
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.Flush()
+	_ = rc.SetReadDeadline(time.Now().Add(min(drainTimeout, s.cfg.ReadTimeout)))
+	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, limit))
+}
+
+// drainFactor and drainTimeout bound what refuseUnread discards of a body.
+const (
+	drainFactor  = 4
+	drainTimeout = 5 * time.Second
+)
 
 // finish counts the events of o and has ep render it.
 func (s *Server) finish(w http.ResponseWriter, ep endpoint, o outcome) {
@@ -300,7 +343,8 @@ type EventError struct {
 	// Field is the JSON path of the offending field, "" for the whole event.
 	Field string `json:"field"`
 	// Code classifies the problem: required, unknown_field, invalid_type,
-	// out_of_range, too_large or invalid_value (schemas.Code*).
+	// out_of_range, too_large, invalid_value, duplicate_key or
+	// invalid_utf8 (schemas.Code*).
 	Code    string `json:"code"`
 	Message string `json:"message"`
 }
@@ -327,8 +371,9 @@ type batch struct {
 
 // check readies parsed events for Kafka: it replaces raw API keys by their
 // ids (headerKey, when not empty, applies to events that carry no key of
-// their own), validates every event, requires its time to be in the range
-// lim accepts around now, and encodes the valid ones canonically, within
+// their own), hides what else may be a secret (schemas.Event.HideSecrets),
+// validates every event, requires its time to be in the range lim accepts
+// around now, and encodes the valid ones canonically, within
 // lim.maxEventBytes. Problems are listed by item index.
 func check(items []item, lim limits, headerKey string, now time.Time) batch {
 	maxEventBytes := lim.maxEventBytes
@@ -345,6 +390,7 @@ func check(items []item, lim limits, headerKey string, now time.Time) batch {
 		if p := replaceAPIKey(e, headerKey); p != nil {
 			probs = append(probs, *p)
 		}
+		e.HideSecrets()
 		var verr *schemas.ValidationError
 		if err := e.Validate(); errors.As(err, &verr) {
 			probs = append(probs, verr.Problems...)
@@ -402,6 +448,8 @@ func (b *batch) reject(i int, probs ...schemas.FieldError) {
 // replaceAPIKey moves a raw API key from the api_key label (or else from
 // the request header) into APIKeyID, so that the raw key goes no further.
 func replaceAPIKey(e *schemas.Event, headerKey string) *schemas.FieldError {
+	// An api_key_id that is not a hash is a raw key.
+	e.APIKeyID = schemas.HashKey(e.APIKeyID)
 	var id, field string
 	var prob *schemas.FieldError
 	for k, raw := range e.Labels {

@@ -62,6 +62,9 @@ func normalize(a adapters.Adapter, raw []byte) item {
 		return problem(schemas.CodeInvalidType, "an envelope must be a JSON object, got "+jsonKind(raw[0]))
 	}
 	env, err := adapters.DecodeFor(a, raw)
+	if verr := (*schemas.ValidationError)(nil); errors.As(err, &verr) {
+		return item{probs: verr.Problems}
+	}
 	if err != nil {
 		code := schemas.CodeInvalidValue
 		if eerr := (*adapters.EnvelopeError)(nil); errors.As(err, &eerr) {

@@ -147,6 +147,7 @@ func TestAdapterHandlerCodes(t *testing.T) {
 var problemCodes = map[string]bool{
 	schemas.CodeRequired: true, schemas.CodeUnknownField: true, schemas.CodeInvalidType: true,
 	schemas.CodeOutOfRange: true, schemas.CodeTooLarge: true, schemas.CodeInvalidValue: true,
+	schemas.CodeDuplicateKey: true, schemas.CodeInvalidUTF8: true,
 }
 
 // FuzzAdapterBody checks what the adapter route makes of any body: every

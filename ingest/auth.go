@@ -11,6 +11,8 @@ import (
 	"io"
 	"strings"
 	"unicode"
+
+	"github.com/aivis-dev/aivis/schemas"
 )
 
 // HashToken returns the hex SHA-256 of a bearer token: the form in which
@@ -46,10 +48,7 @@ func PrintTokenHash(out io.Writer, in io.Reader) error {
 
 // APIKeyID is the form in which an API key travels and is stored:
 // "sha256:" and the hex of the first 16 bytes of its SHA-256.
-func APIKeyID(rawKey string) string {
-	sum := sha256.Sum256([]byte(rawKey))
-	return "sha256:" + hex.EncodeToString(sum[:16])
-}
+func APIKeyID(rawKey string) string { return schemas.APIKeyID(rawKey) }
 
 // authenticator maps a bearer token to a producer name.
 type authenticator struct {

@@ -138,6 +138,9 @@ func parseEvent(raw []byte, maxEventBytes int) item {
 			"event is %d bytes, the limit is %d; trim raw_usage or labels", len(raw), maxEventBytes)}}}
 	}
 	e, err := schemas.Parse(raw)
+	if verr := (*schemas.ValidationError)(nil); errors.As(err, &verr) {
+		return item{probs: verr.Problems}
+	}
 	if err != nil {
 		probs := fieldProblems(raw)
 		if len(probs) == 0 {

@@ -170,8 +170,9 @@ func TestDecodeBodyAPIKeyID(t *testing.T) {
 	if got := b.events[0].event.APIKeyID; got != want {
 		t.Errorf("header key: api_key_id = %q, want %q", got, want)
 	}
-	if got := b.events[1].event.APIKeyID; got != "key-7" {
-		t.Errorf("own api_key_id = %q, want it kept", got)
+	// An api_key_id that is not of the APIKeyID form is a raw key.
+	if got := b.events[1].event.APIKeyID; got != APIKeyID("key-7") {
+		t.Errorf("own api_key_id = %q, want it hashed", got)
 	}
 }
 

@@ -30,7 +30,8 @@ const (
 // The "code" member of errors[] is the problem code that schemas, the
 // adapters, package otlp or the decoders in this package set where they
 // found the problem: schemas.CodeRequired, CodeUnknownField,
-// CodeInvalidType, CodeOutOfRange, CodeTooLarge or CodeInvalidValue.
+// CodeInvalidType, CodeOutOfRange, CodeTooLarge, CodeInvalidValue,
+// CodeDuplicateKey or CodeInvalidUTF8.
 
 // Routes, the route label of aivis_ingest_requests_total; adapters have
 // "adapter:" and their name.

@@ -19,7 +19,19 @@
 //     "errors": [{"index", "field", "code", "message"}]} and no event of it is
 //     produced, so the client fixes the named events and resubmits the whole
 //     request. errors[].code is required, unknown_field, invalid_type,
-//     out_of_range, too_large or invalid_value.
+//     out_of_range, too_large, invalid_value, duplicate_key or invalid_utf8.
+//   - JSON is read exactly as sent or not at all, in events, adapter
+//     envelopes (the provider response inside included) and OTLP JSON: a
+//     key repeated in one object, or two keys that name one field because
+//     they differ only in case ("model" and "MODEL"), is duplicate_key;
+//     a string or key that is not valid UTF-8, or an escaped lone UTF-16
+//     surrogate, is invalid_utf8. Both name the JSON path, e.g.
+//     "usage.input_tokens" or "labels.team". A single key in another case
+//     ("Model") still names its field; labels that differ in case are
+//     distinct labels. In an OTLP JSON export such problems, and keys of
+//     one object that differ only in case, refuse the export with 400 and
+//     the paths; an attribute that Convert reads set twice on a span
+//     rejects that span.
 //   - An event's time must lie within ingest.max_event_age before and
 //     ingest.max_clock_skew after the ingest clock; otherwise it is invalid
 //     like any other (errors[].field "time", code out_of_range, the message
@@ -44,11 +56,36 @@
 //     same event ids; later stages drop duplicates by event_id, so events
 //     are never silently lost nor counted twice.
 //   - 401 unauthorized for a missing or unknown token.
+//   - An answer given before the body is read in full (401, 405, 415, 429,
+//     503 overloaded, 413 body_too_large, 404 unknown_adapter) carries
+//     Connection: close, and ingest then reads and discards the rest of the
+//     body, up to 4 × max_body_bytes within 5 seconds (read_timeout if
+//     shorter), so that a client that writes its whole body before reading
+//     still reads the status and Retry-After rather than a reset
+//     connection. A larger announced Content-Length, or Expect:
+//     100-continue, is not read.
 //
-// API keys are never stored raw: a key sent in label "api_key" (any case) or,
-// for every event of the request that has none, in header X-AIVIS-Api-Key is
-// replaced by api_key_id = APIKeyID(key) ("sha256:" and the hex of the first
-// 16 bytes of its SHA-256) before anything is produced or logged.
+// Nothing that looks like a credential is stored or produced raw; on every
+// route, before anything is produced or logged (schemas.Event.HideSecrets):
+//
+//   - a key sent in label "api_key" (any case) or, for every event of the
+//     request that has none, in header X-AIVIS-Api-Key is replaced by
+//     api_key_id = APIKeyID(key) ("sha256:" and the hex of the first 16
+//     bytes of its SHA-256);
+//   - an api_key_id that is not of that form is taken for a raw key and
+//     replaced by its APIKeyID (so is LiteLLM's api_key and
+//     user_api_key_hash);
+//   - the value of every other label whose name looks like a credential
+//     (schemas.CredentialName: api_key, x-api-key, token, secret, password,
+//     authorization, auth, bearer, access_key, … in any case and spelling)
+//     is replaced by its APIKeyID, unless it already has that form; such
+//     events are accepted, not refused;
+//   - raw_usage keeps only counts (schemas.ReduceRawUsage): numbers, and
+//     objects and arrays of them; text is dropped.
+//
+// OTLP spans give no attribute other than the GenAI ones and a few label
+// attributes (package otlp) to an event, so header attributes such as
+// http.request.header.authorization are never read.
 //
 // POST /v1/adapters/{name} takes provider usage reports instead of events:
 // envelopes (package ingest/adapters) that adapter {name} normalizes into

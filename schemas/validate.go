@@ -24,6 +24,8 @@ const (
 	CodeOutOfRange   = "out_of_range"  // a number, length or count outside its bounds
 	CodeTooLarge     = "too_large"     // the whole event is over a size limit
 	CodeInvalidValue = "invalid_value" // anything else
+	CodeDuplicateKey = "duplicate_key" // a key twice in one JSON object (see CheckJSON)
+	CodeInvalidUTF8  = "invalid_utf8"  // a JSON string or key that is not valid UTF-8
 )
 
 func (e FieldError) Error() string { return e.Field + ": " + e.Message }
@@ -245,13 +247,18 @@ func Decode(data []byte) (*Event, error) {
 	return e, nil
 }
 
-// Parse parses one JSON event as strictly as Decode (unknown fields and
-// trailing data are errors) but does not validate it, for callers that
-// change the event before calling Validate.
+// Parse parses one JSON event as strictly as Decode (unknown fields,
+// trailing data, and what CheckJSON reports — repeated keys, keys that
+// match a field only by case, invalid UTF-8 — are errors) but does not
+// validate it, for callers that change the event before calling Validate.
+// The problems CheckJSON finds come as a *ValidationError.
 func Parse(data []byte) (*Event, error) {
 	var e Event
 	if err := decodeStrict(data, &e); err != nil {
 		return nil, err
+	}
+	if probs := CheckJSON(data, &e); len(probs) > 0 {
+		return nil, &ValidationError{Problems: probs}
 	}
 	return &e, nil
 }

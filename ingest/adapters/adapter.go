@@ -44,8 +44,11 @@ type Envelope struct {
 }
 
 // DecodeEnvelope parses one envelope strictly: unknown fields are errors, so
-// that a misspelt field does not silently lose data. Its errors are
-// *EnvelopeError.
+// that a misspelt field does not silently lose data, and so is what
+// schemas.CheckJSON reports anywhere in it, "response" included: a
+// repeated key, a key that matches a field only by case, invalid UTF-8.
+// Its errors are *EnvelopeError; one whose problems have paths wraps a
+// *schemas.ValidationError.
 func DecodeEnvelope(data []byte) (Envelope, error) {
 	var env Envelope
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -57,6 +60,9 @@ func DecodeEnvelope(data []byte) (Envelope, error) {
 	if dec.More() {
 		return env, &EnvelopeError{Code: schemas.CodeInvalidValue, Err: errors.New(
 			"decoding the adapter envelope: data after the envelope object; send one object per envelope")}
+	}
+	if probs := schemas.CheckJSON(data, &env); len(probs) > 0 {
+		return env, &EnvelopeError{Code: probs[0].Code, Err: &schemas.ValidationError{Problems: probs}}
 	}
 	return env, nil
 }
@@ -132,7 +138,7 @@ func newBuilder(env Envelope, provider, operation string) *builder {
 		Time:          env.Time.UTC(),
 		Kind:          schemas.KindLLMRequest,
 		Source:        env.Source,
-		APIKeyID:      env.APIKeyID,
+		APIKeyID:      schemas.HashKey(env.APIKeyID),
 		Labels:        maps.Clone(env.Labels),
 		Provider:      provider,
 		Model:         env.RequestModel,
@@ -199,17 +205,10 @@ func (b *builder) setTier(responseTier string, batch bool) {
 	}
 }
 
-// setRaw keeps the provider's usage object, compacted, for audit.
+// setRaw keeps the counts of the provider's usage object for audit
+// (schemas.ReduceRawUsage): nothing in it that is text.
 func (b *builder) setRaw(raw json.RawMessage) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-		return
-	}
-	var buf bytes.Buffer
-	if json.Compact(&buf, raw) != nil {
-		return
-	}
-	b.ev.RawUsage = buf.Bytes()
+	b.ev.RawUsage = schemas.ReduceRawUsage(raw)
 }
 
 // checkTotal compares the provider's total with normalized input+output.
@@ -352,7 +351,7 @@ func splitResponse(name string, resp json.RawMessage, full any, usageKey string,
 		return nil, "", &schemas.ValidationError{Problems: []schemas.FieldError{{Field: "response", Code: schemas.CodeInvalidType,
 			Message: "must be a JSON object: the " + name + " response, or its usage object"}}}
 	}
-	if err := json.Unmarshal(resp, full); err != nil {
+	if err := unmarshal("response", resp, full); err != nil {
 		return nil, "", fieldError("response", "decoding the "+name+" response", err)
 	}
 	u := bytes.TrimSpace(*usage)
@@ -370,14 +369,38 @@ func decodeUsage(field, name string, raw json.RawMessage, v any) error {
 	if len(raw) == 0 || raw[0] != '{' {
 		return &schemas.ValidationError{Problems: []schemas.FieldError{{Field: field, Code: schemas.CodeInvalidType, Message: "must be a JSON object"}}}
 	}
-	if err := json.Unmarshal(raw, v); err != nil {
+	if err := unmarshal(field, raw, v); err != nil {
 		return fieldError(field, "decoding the "+name+" usage", err)
 	}
 	return nil
 }
 
+// unmarshal decodes raw, found at field, into v like json.Unmarshal, but
+// refuses what schemas.CheckJSON reports: a provider's "Usage" or a second
+// "prompt_tokens" must not quietly replace the first.
+func unmarshal(field string, raw json.RawMessage, v any) error {
+	if err := json.Unmarshal(raw, v); err != nil {
+		return err
+	}
+	probs := schemas.CheckJSON(raw, v)
+	if len(probs) == 0 {
+		return nil
+	}
+	for i := range probs {
+		if probs[i].Field == "" {
+			probs[i].Field = field
+		} else {
+			probs[i].Field = field + "." + probs[i].Field
+		}
+	}
+	return &schemas.ValidationError{Problems: probs}
+}
+
 // fieldError turns a JSON decoding error into a field-named problem.
 func fieldError(field, doing string, err error) error {
+	if verr := (*schemas.ValidationError)(nil); errors.As(err, &verr) {
+		return err
+	}
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) && te.Field != "" {
 		return &schemas.ValidationError{Problems: []schemas.FieldError{{Field: field + "." + te.Field, Code: schemas.CodeInvalidType,

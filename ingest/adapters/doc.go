@@ -19,7 +19,7 @@
 //	  "time":          "2026-01-02T15:04:05Z", required (or, for litellm, startTime)
 //	  "source":        "gateway-eu-1",    required
 //	  "labels":        {"team": "search"},
-//	  "api_key_id":    "sha256:…",        or label "api_key" with the raw key
+//	  "api_key_id":    "sha256:…",        or label "api_key" with the raw key; any other form is hashed
 //	  "provider":      "azure.ai.openai", overrides the adapter's provider
 //	  "request_model": "gpt-4o",          used when the response names no model
 //	  "operation":     "chat",
@@ -32,7 +32,10 @@
 //	  "response":      { … }              the provider's response JSON, or just its usage object
 //	}
 //
-// Unknown envelope fields are rejected. "response" may be the whole response
+// Unknown envelope fields are rejected, and so are, anywhere in the
+// envelope, a key repeated in one object, two keys that name one field of
+// the envelope or of the provider's response by differing only in case,
+// and text that is not valid UTF-8 (see schemas.CheckJSON). "response" may be the whole response
 // body (its content is ignored; only usage, model and tier are read) or the
 // usage object alone: {"usage": …} for openai, anthropic and bedrock,
 // {"usageMetadata": …} for gemini; the litellm adapter takes the

@@ -121,7 +121,9 @@ func (liteLLM) Normalize(env Envelope) (*schemas.Event, error) {
 	}
 	if md := p.Metadata; md != nil {
 		if e.APIKeyID == "" {
-			e.APIKeyID = md.UserAPIKeyHash
+			// LiteLLM's hash is not of the APIKeyID form; hashed again,
+			// it names the key as steadily and reveals no more.
+			e.APIKeyID = schemas.HashKey(md.UserAPIKeyHash)
 		}
 		b.label("team", md.UserAPIKeyTeamAlias)
 		b.label("litellm_team_id", md.UserAPIKeyTeamID)
@@ -130,7 +132,8 @@ func (liteLLM) Normalize(env Envelope) (*schemas.Event, error) {
 		b.label("litellm_org_id", md.UserAPIKeyOrgID)
 	}
 	if e.APIKeyID == "" {
-		e.APIKeyID = p.APIKey
+		// api_key may be LiteLLM's hash of the key or the key itself.
+		e.APIKeyID = schemas.HashKey(p.APIKey)
 	}
 	b.label("litellm_team_id", p.TeamID)
 	b.label("litellm_user_id", p.User)

@@ -268,6 +268,8 @@ func (c *Client) prepare(ev *schemas.Event) (*kgo.Record, error) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now().UTC()
 	}
+	// Straight to Kafka, so the secrets ingest would hide are hidden here.
+	ev.HideSecrets()
 	if err := ev.Validate(); err != nil {
 		return nil, err
 	}

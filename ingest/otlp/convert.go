@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -131,14 +132,32 @@ type spanAttrs struct {
 	labels map[string]string
 	// usage holds every gen_ai.usage.* attribute, for raw_usage.
 	usage map[string]*commonpb.AnyValue
+	// repeated lists the attributes Convert reads that the span sets more
+	// than once; which one was meant is unknown.
+	repeated []string
+}
+
+// readKeys are the span attributes other than gen_ai.usage.* that Convert reads.
+var readKeys = map[string]bool{
+	attrProvider: true, attrSystem: true, attrRequestModel: true, attrResponseModel: true, attrOperation: true,
+	attrStream: true, attrErrorType: true, attrResponseTier: true, attrRequestTier: true,
 }
 
 func readAttrs(kvs []*commonpb.KeyValue) *spanAttrs {
 	a := &spanAttrs{}
+	var seen []string
 	for _, kv := range kvs {
 		k, v := kv.GetKey(), kv.GetValue()
 		if v == nil {
 			continue
+		}
+		if _, label := labelAttrs[k]; label || readKeys[k] || strings.HasPrefix(k, attrUsagePrefix) {
+			if slices.Contains(seen, k) {
+				if !slices.Contains(a.repeated, k) {
+					a.repeated = append(a.repeated, k)
+				}
+			}
+			seen = append(seen, k)
 		}
 		if strings.HasPrefix(k, attrUsagePrefix) {
 			if a.usage == nil {
@@ -318,6 +337,9 @@ func convertSpan(sp *tracepb.Span, a *spanAttrs, resLabels map[string]string) (*
 		e.ErrorType = a.errorType
 	}
 
+	for _, k := range a.repeated {
+		b.problem(k, schemas.CodeDuplicateKey, "is set more than once on the span; OpenTelemetry attribute keys are unique, so send it once")
+	}
 	b.usage(a)
 	e.RawUsage = rawUsage(a.usage)
 
@@ -414,7 +436,8 @@ func (b *builder) count(name string, v *commonpb.AnyValue) *int64 {
 // maxRawUsage bounds the attributes kept in raw_usage.
 const maxRawUsage = 32
 
-// rawUsage encodes the gen_ai.usage.* attributes as one JSON object.
+// rawUsage encodes the numeric gen_ai.usage.* attributes as one JSON
+// object; text is never kept (schemas.ReduceRawUsage).
 func rawUsage(attrs map[string]*commonpb.AnyValue) json.RawMessage {
 	if len(attrs) == 0 {
 		return nil
@@ -429,10 +452,6 @@ func rawUsage(attrs map[string]*commonpb.AnyValue) json.RawMessage {
 			m[k] = x.IntValue
 		case *commonpb.AnyValue_DoubleValue:
 			m[k] = jsonNumber(x.DoubleValue)
-		case *commonpb.AnyValue_StringValue:
-			m[k] = truncate(x.StringValue, 64)
-		case *commonpb.AnyValue_BoolValue:
-			m[k] = x.BoolValue
 		}
 	}
 	if len(m) == 0 {
@@ -442,7 +461,7 @@ func rawUsage(attrs map[string]*commonpb.AnyValue) json.RawMessage {
 	if err != nil {
 		return nil
 	}
-	return raw
+	return schemas.ReduceRawUsage(raw)
 }
 
 // Provider maps a gen_ai.provider.name (or gen_ai.system) value onto the

@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"math"
 	"mime"
+	"strings"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+
+	"github.com/aivis-dev/aivis/schemas"
 )
 
 // Format is the encoding of an OTLP/HTTP body.
@@ -66,6 +69,11 @@ const (
 func Decode(body []byte, f Format) (*tracepb.TracesData, error) {
 	td := &tracepb.TracesData{}
 	if f == JSON {
+		// protojson refuses repeated keys, but without a path, and drops
+		// keys that differ from a field's name only in case.
+		if probs := schemas.CheckJSONFolded(body); len(probs) > 0 {
+			return nil, &JSONError{Problems: probs}
+		}
 		if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(body, td); err != nil {
 			return nil, fmt.Errorf("decoding the OTLP JSON trace export (an ExportTraceServiceRequest in the OTLP JSON encoding): %w", err)
 		}
@@ -76,6 +84,21 @@ func Decode(body []byte, f Format) (*tracepb.TracesData, error) {
 		return nil, fmt.Errorf("decoding the OTLP protobuf trace export (an ExportTraceServiceRequest; check that Content-Type matches the body): %w", err)
 	}
 	return td, nil
+}
+
+// JSONError lists, by JSON path, the keys and strings of an OTLP JSON
+// export that cannot be read as sent: a key repeated in one object (also
+// in another case) or text that is not valid UTF-8.
+type JSONError struct {
+	Problems []schemas.FieldError
+}
+
+func (e *JSONError) Error() string {
+	parts := make([]string, 0, len(e.Problems))
+	for _, p := range e.Problems {
+		parts = append(parts, p.Error()+" ("+p.Code+")")
+	}
+	return "decoding the OTLP JSON trace export: " + strings.Join(parts, "; ")
 }
 
 // fixJSONIDs turns ids that protojson decoded as base64 back into the bytes

@@ -1,0 +1,316 @@
+package schemas
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Nothing that looks like a credential is stored raw. Ingest applies
+// HideSecrets to every event before it is validated and produced, and the
+// adapters, package otlp and ingest/client build events that already
+// comply.
+
+// APIKeyID is the form in which an API key travels and is stored:
+// "sha256:" and the hex of the first 16 bytes of its SHA-256.
+func APIKeyID(rawKey string) string {
+	sum := sha256.Sum256([]byte(rawKey))
+	return "sha256:" + hex.EncodeToString(sum[:16])
+}
+
+// IsAPIKeyID reports whether s has the form APIKeyID returns: "sha256:"
+// and 32 lower-case hex digits.
+func IsAPIKeyID(s string) bool {
+	hexPart, ok := strings.CutPrefix(s, "sha256:")
+	if !ok || len(hexPart) != 32 {
+		return false
+	}
+	for i := 0; i < len(hexPart); i++ {
+		if c := hexPart[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// HashKey returns s when it is already an APIKeyID and APIKeyID(s)
+// otherwise, taking s for a raw key: the one place where a value that may
+// be a credential becomes storable. "" stays "".
+func HashKey(s string) string {
+	if s == "" || IsAPIKeyID(s) {
+		return s
+	}
+	return APIKeyID(s)
+}
+
+// credentialWords are the words of a name that make it a credential's,
+// written without separators; credentialPairs are two adjacent words that
+// do.
+var (
+	credentialWords = map[string]bool{
+		"apikey": true, "xapikey": true, "accesskey": true, "secretkey": true, "privatekey": true,
+		"token": true, "accesstoken": true, "authtoken": true, "refreshtoken": true, "idtoken": true,
+		"secret": true, "clientsecret": true, "password": true, "passwd": true, "pwd": true, "passphrase": true,
+		"bearer": true, "authorization": true, "auth": true, "credential": true, "credentials": true,
+		"cookie": true, "jwt": true,
+	}
+	credentialPairs = map[string]bool{
+		"apikey": true, "accesskey": true, "secretkey": true, "privatekey": true, "sessionkey": true, "signingkey": true,
+	}
+)
+
+// CredentialName reports whether a label name looks
+// like it holds a credential. The name is split into words at every
+// character that is not a letter or digit and where a lower-case letter is
+// followed by an upper-case one, and compared without case; it is a
+// credential's when one word is one of api_key, apikey, x-api-key,
+// access_key, secret_key, private_key, token, access_token, auth_token,
+// refresh_token, id_token, secret, client_secret, password, passwd, pwd,
+// passphrase, bearer, authorization, auth, credential(s), cookie or jwt
+// (each also written without its separator), or two adjacent words are
+// api+key, access+key, secret+key, private+key, session+key or
+// signing+key. So "X-Api-Key", "openai_api_key", "githubToken",
+// "db.password" and "Proxy-Authorization" are; "max_tokens", "keyword"
+// and "author" are not.
+func CredentialName(name string) bool {
+	// The words, lower-cased, one after another without separators, so
+	// that a word and the one before it are one slice of letters.
+	var buf [128]byte
+	letters := buf[:0]
+	prev, cur := -1, 0 // where the previous and the current word start
+	found, prevLower := false, false
+	endWord := func() {
+		if len(letters) == cur {
+			return
+		}
+		if credentialWords[string(letters[cur:])] || prev >= 0 && credentialPairs[string(letters[prev:])] {
+			found = true
+		}
+		prev, cur = cur, len(letters)
+	}
+	for _, r := range name {
+		switch {
+		case r >= 'A' && r <= 'Z' || r >= utf8.RuneSelf && unicode.IsUpper(r):
+			if prevLower {
+				endWord()
+			}
+			letters = utf8.AppendRune(letters, unicode.ToLower(r))
+			prevLower = false
+		case r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r >= utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r)):
+			letters = utf8.AppendRune(letters, r)
+			prevLower = true
+		default:
+			endWord()
+			prevLower = false
+		}
+	}
+	endWord()
+	return found
+}
+
+// HideSecrets makes e storable: a non-empty api_key_id that is not of the
+// APIKeyID form is taken for a raw key and replaced by its APIKeyID; the
+// value of every label whose name is a credential's (CredentialName) is
+// replaced by its APIKeyID likewise; raw_usage is reduced to its counts
+// (ReduceRawUsage). Ingest moves a label named api_key to api_key_id
+// before this.
+func (e *Event) HideSecrets() {
+	e.APIKeyID = HashKey(e.APIKeyID)
+	for k, v := range e.Labels {
+		if CredentialName(k) {
+			e.Labels[k] = HashKey(v)
+		}
+	}
+	e.RawUsage = ReduceRawUsage(e.RawUsage)
+}
+
+// maxRawUsageKey bounds the length of a raw_usage member name.
+const maxRawUsageKey = 64
+
+// ReduceRawUsage keeps of a provider's usage object only its counts: the
+// members whose value is a number, and objects and arrays of them,
+// recursively, and the names of what they count: Gemini's "modality"
+// ("TEXT", "AUDIO") and Bedrock's cache "ttl" ("5m", "1h"), see unitName.
+// Other strings, booleans and nulls are dropped, and so are members
+// whose name is longer than 64 bytes or holds a character other than a
+// letter, digit, '_' or '.', and objects and arrays left empty. A raw_usage that is not a JSON object, or
+// holds no count, becomes nil. What remains cannot carry text such as an
+// API key, an account id or a prompt.
+func ReduceRawUsage(raw json.RawMessage) json.RawMessage {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '{' || !json.Valid(raw) {
+		return nil
+	}
+	r := reducer{data: raw}
+	out, ok := r.value(make([]byte, 0, len(raw)))
+	if !ok {
+		return nil
+	}
+	return out
+}
+
+// reducer copies the counts of a valid JSON value.
+type reducer struct {
+	data []byte
+	i    int
+}
+
+func (r *reducer) space() {
+	for r.i < len(r.data) && (r.data[r.i] == ' ' || r.data[r.i] == '\t' || r.data[r.i] == '\r' || r.data[r.i] == '\n') {
+		r.i++
+	}
+}
+
+// value appends what ReduceRawUsage keeps of the value at r.i to out, and
+// says whether that is anything; either way it moves past the value.
+func (r *reducer) value(out []byte) ([]byte, bool) {
+	r.space()
+	switch c := r.data[r.i]; {
+	case c == '{' || c == '[':
+		return r.container(out)
+	case c == '"':
+		r.str()
+		return out, false
+	default:
+		start := r.i
+		for r.i < len(r.data) {
+			if c := r.data[r.i]; c == ',' || c == ']' || c == '}' || c == ' ' || c == '\t' || c == '\r' || c == '\n' {
+				break
+			}
+			r.i++
+		}
+		if c == 't' || c == 'f' || c == 'n' {
+			return out, false
+		}
+		return append(out, r.data[start:r.i]...), true
+	}
+}
+
+// str moves past the string at r.i and returns it with its quotes.
+func (r *reducer) str() []byte {
+	start := r.i
+	for r.i++; r.i < len(r.data); r.i++ {
+		switch r.data[r.i] {
+		case '\\':
+			r.i++
+		case '"':
+			r.i++
+			return r.data[start:r.i]
+		}
+	}
+	return r.data[start:]
+}
+
+func (r *reducer) container(out []byte) ([]byte, bool) {
+	obj := r.data[r.i] == '{'
+	r.i++
+	start := len(out)
+	out = append(out, r.data[r.i-1])
+	n := 0
+	for {
+		r.space()
+		if c := r.data[r.i]; c == '}' || c == ']' {
+			r.i++
+			break
+		}
+		mark := len(out)
+		if n > 0 {
+			out = append(out, ',')
+		}
+		keep := true
+		if obj {
+			key := r.str()
+			r.space()
+			r.i++ // ':'
+			r.space()
+			name := string(key[1 : len(key)-1])
+			keep = countName(name)
+			if keep && r.data[r.i] == '"' {
+				if v := r.str(); unitName(name, v) {
+					out = append(append(append(out, key...), ':'), v...)
+					n++
+				} else {
+					out = out[:mark]
+				}
+				keep = false
+				goto next
+			}
+			if keep {
+				out = append(append(out, key...), ':')
+			}
+		}
+		if keep {
+			var ok bool
+			if out, ok = r.value(out); ok {
+				n++
+			} else {
+				out = out[:mark]
+			}
+		} else {
+			out = out[:mark]
+			r.value(out)
+		}
+	next:
+		r.space()
+		if r.data[r.i] == ',' {
+			r.i++
+		}
+	}
+	if n == 0 {
+		return out[:start], false
+	}
+	if obj {
+		return append(out, '}'), true
+	}
+	return append(out, ']'), true
+}
+
+// unitName reports whether member key with value raw says what the
+// counts beside it are of: Gemini's "modality" ("TEXT", "AUDIO": 1 to 32
+// letters A–Z and '_') or Bedrock's cache "ttl" ("5m", "1h": digits and
+// one of s, m, h, at most 8 characters).
+func unitName(key string, raw json.RawMessage) bool {
+	if len(raw) < 3 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return false
+	}
+	text := raw[1 : len(raw)-1]
+	switch key {
+	case "modality":
+		if len(text) > 32 {
+			return false
+		}
+		for _, c := range text {
+			if !(c >= 'A' && c <= 'Z' || c == '_') {
+				return false
+			}
+		}
+		return true
+	case "ttl":
+		if len(text) < 2 || len(text) > 8 || bytes.IndexByte([]byte("smh"), text[len(text)-1]) < 0 {
+			return false
+		}
+		for _, c := range text[:len(text)-1] {
+			if c < '0' || c > '9' {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+func countName(k string) bool {
+	if k == "" || len(k) > maxRawUsageKey {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,75 @@
+package schemas
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+func TestCredentialName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"api_key": true, "API-KEY": true, "apikey": true, "ApiKey": true, "x-api-key": true, "X-Goog-Api-Key": true,
+		"openai_api_key": true, "authorization": true, "Proxy-Authorization": true, "auth": true, "token": true,
+		"githubToken": true, "access_token": true, "secret": true, "client_secret": true, "db.password": true,
+		"bearer": true, "access_key": true, "AWS_SECRET_ACCESS_KEY": true, "private key": true, "cookie": true,
+		"team": false, "project": false, "max_tokens": false, "tokens": false, "keyword": false, "author": false,
+		"key": false, "monkey": false, "cost_center": false, "authority": false,
+	} {
+		if got := CredentialName(name); got != want {
+			t.Errorf("CredentialName(%q) = %t, want %t", name, got, want)
+		}
+	}
+}
+
+func TestReduceRawUsage(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"prompt_tokens":10,"api_key":"sk-live-123","user":"bob","details":{"cached_tokens":2,"note":"x"},"ok":true,"n":null}`: `{"prompt_tokens":10,"details":{"cached_tokens":2}}`,
+		`{"promptTokensDetails":[{"modality":"TEXT","tokenCount":4},{"modality":"sk-live-123","tokenCount":1}]}`:                `{"promptTokensDetails":[{"modality":"TEXT","tokenCount":4},{"tokenCount":1}]}`,
+		`{"cacheDetails":[{"ttl":"5m","inputTokens":3}],"sk-live-123":1,"e":{"x":"y"}}`:                                         `{"cacheDetails":[{"ttl":"5m","inputTokens":3}]}`,
+		`{"only":"text"}`:        ``,
+		`"sk-live-123"`:          ``,
+		`[1,2]`:                  ``,
+		` {"a": 1e3 , "b":[ ]} `: `{"a":1e3}`,
+	} {
+		if got := string(ReduceRawUsage(json.RawMessage(in))); got != want {
+			t.Errorf("ReduceRawUsage(%s) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestHideSecrets(t *testing.T) {
+	e := Event{
+		APIKeyID: "sk-live-123",
+		Labels:   map[string]string{"team": "search", "X-Api-Key": "sk-live-456", "token": APIKeyID("t")},
+		RawUsage: json.RawMessage(`{"input_tokens":5,"api_key":"sk-live-789"}`),
+	}
+	e.HideSecrets()
+	if e.APIKeyID != APIKeyID("sk-live-123") {
+		t.Errorf("api_key_id = %q", e.APIKeyID)
+	}
+	if e.Labels["team"] != "search" || e.Labels["X-Api-Key"] != APIKeyID("sk-live-456") || e.Labels["token"] != APIKeyID("t") {
+		t.Errorf("labels = %v", e.Labels)
+	}
+	if string(e.RawUsage) != `{"input_tokens":5}` {
+		t.Errorf("raw_usage = %s", e.RawUsage)
+	}
+	e.HideSecrets() // ids are not hashed twice
+	if e.APIKeyID != APIKeyID("sk-live-123") || e.Labels["X-Api-Key"] != APIKeyID("sk-live-456") {
+		t.Errorf("second pass: %q %v", e.APIKeyID, e.Labels)
+	}
+}
+
+func FuzzReduceRawUsage(f *testing.F) {
+	f.Add([]byte(`{"a":1,"b":{"c":[1,{"d":"x"}]},"modality":"TEXT"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		out := ReduceRawUsage(data)
+		if out == nil {
+			return
+		}
+		if !json.Valid(out) {
+			t.Fatalf("ReduceRawUsage(%q) = %q, not JSON", data, out)
+		}
+		if again := ReduceRawUsage(out); string(again) != string(out) {
+			t.Fatalf("not idempotent: %q then %q", out, again)
+		}
+	})
+}
