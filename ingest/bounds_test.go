@@ -15,7 +15,7 @@ func TestHandlerRejectsNumbersOutOfRange(t *testing.T) {
 	body := strings.Join([]string{
 		event("ok-1", `"latency_ms":604800000`, `"provider_cost_usd":"1000000"`),
 		event("slow", `"latency_ms":604800001`),
-		strings.Replace(event("huge"), `"output_tokens":20`, `"output_tokens":1099511627777`, 1),
+		strings.Replace(event("huge"), `"output_tokens":20`, `"output_tokens":68719476737`, 1),
 		event("dear", `"provider_cost_usd":"9300000"`),
 		strings.Replace(event("far"), "2026-01-02T15:04:05Z", "2200-12-31T00:00:00Z", 1),
 		strings.Replace(event("old"), "2026-01-02T15:04:05Z", "1969-12-31T23:59:59Z", 1),

@@ -29,7 +29,7 @@ func TestCostOutOfRangeIsFlagged(t *testing.T) {
 			"1000000000000 output tokens at 75 USD per 1M in entry test/opus cost more than 9223372.036854775807 USD"},
 		{"the sum of two meters", llmEvent("testprov", "opus", usage(110_000_000_000, 0, 0, 110_000_000_000, 0)), "",
 			"the tokens up to 110000000000 output tokens at 75 USD per 1M"},
-		{"server tool calls", calls, "", `1099511627776 "web_search" calls at 10000 USD per 1M`},
+		{"server tool calls", calls, "", `68719476736 "web_search" calls at 10000 USD per 1M`},
 		{"GPU-seconds at the hourly price", gpu(1e11), "", "100000000000 GPU-seconds at 6.88 USD per hour"},
 		{"GPU-seconds past what pricing accepts", gpu(1e13), "", "1e+13 allocated GPU-seconds is more than the 1e+12"},
 	}

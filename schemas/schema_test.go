@@ -94,7 +94,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`[]`))
 	f.Add([]byte(`{"usage":{"input_tokens":1e99}}`))
 	// At and past the per-event bounds.
-	f.Add([]byte(`{"schema_version":"1","event_id":"b","time":"2106-02-06T23:59:59.999Z","kind":"llm.request","source":"s","provider":"p","model":"m","latency_ms":604800000,"provider_cost_usd":"1000000","usage":{"input_tokens":1099511627776,"output_tokens":1099511627776}}`))
+	f.Add([]byte(`{"schema_version":"1","event_id":"b","time":"2106-02-06T23:59:59.999Z","kind":"llm.request","source":"s","provider":"p","model":"m","latency_ms":604800000,"provider_cost_usd":"1000000","usage":{"input_tokens":68719476736,"output_tokens":68719476736}}`))
 	f.Add([]byte(`{"schema_version":"1","event_id":"b","time":"2106-02-07T00:00:00Z","kind":"llm.request","source":"s","provider":"p","model":"m","latency_ms":604800001,"provider_cost_usd":"1000000.000000000001","usage":{"output_tokens":9223372036854775807}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		e, err := Decode(data)

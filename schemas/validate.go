@@ -53,12 +53,15 @@ const MaxIDLen = 128
 // ClickHouse column would wrap. usage-event.v1.json states the same bounds.
 const (
 	// MaxTokens bounds every token count and server tool call count
-	// (2^40, about 1.1e12): a hundred thousand times the largest context
-	// windows. Sums of a few counts cannot overflow, and a window row's
-	// int64 token sum holds 2^23 (8.4 million) events at the bound before
-	// the aggregator continues the window in another row. A count whose
+	// (2^36, about 6.9e10): tens of thousands of times the largest context
+	// windows, and room for usage reports that sum many requests. Sums of
+	// a few counts cannot overflow; a window row's int64 token sum, and
+	// the int64 sums ClickHouse's views take over all rows of one
+	// (window, model, team), hold 2^27 (134 million) events at the bound —
+	// more than the pipeline accepts in a window (the aggregator still
+	// continues a window in another row rather than wrap). A count whose
 	// cost is beyond int64 pico-USD is flagged by pricing, not wrapped.
-	MaxTokens = 1 << 40
+	MaxTokens = 1 << 36
 	// MaxLatencyMs bounds latency_ms at 7 days (604,800,000 ms); no API
 	// request, batch jobs included, runs that long. A window row's int64
 	// latency sum holds 15 billion events at the bound.

@@ -122,7 +122,7 @@ func Names() []string {
 
 // maxCount bounds one provider count, as schemas does, so that sums of a
 // few counts cannot overflow.
-const maxCount = 1 << 40
+const maxCount = schemas.MaxTokens
 
 // builder accumulates one normalized event and the problems found on the way.
 type builder struct {

@@ -64,7 +64,7 @@ const DefaultSource = "otlp"
 const EventIDPrefix = "otlp:"
 
 // maxCount bounds one token count, as schemas does.
-const maxCount = 1 << 40
+const maxCount = schemas.MaxTokens
 
 // Result is what Convert made of a trace export.
 type Result struct {
