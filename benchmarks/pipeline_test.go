@@ -46,9 +46,11 @@ func start(b *testing.B) (*pipeline.Pipeline, func()) {
 // NDJSON lines, generated before the clock starts.
 func events(n int) [][]byte {
 	cfg := loadgen.DefaultConfig()
-	cfg.DuplicateRate, cfg.MalformedRate = 0, 0
-	cfg.Start = time.Now().Add(-time.Hour)
-	cfg.TimeScale = 3600.0 * 60 / float64(n) // spread over the hour
+	cfg.DuplicateRate, cfg.MalformedRate, cfg.DiurnalAmplitude = 0, 0, 0
+	// Spread over the 50 minutes that end 5 minutes ago: within the event
+	// times ingest accepts, and in the past however long generation takes.
+	cfg.Start = time.Now().Add(-55 * time.Minute)
+	cfg.TimeScale = 50 * 60 * cfg.Rate / float64(n)
 	g := loadgen.NewGenerator(cfg)
 	out := make([][]byte, 0, n)
 	for len(out) < n {
