@@ -277,7 +277,11 @@ func (p *Process) buildIngest(d bus.Dialer) error {
 	p.closers = append(p.closers, func() error { _ = ln.Close(); return nil })
 	p.IngestURL = "http://" + ln.Addr().String() + ingest.Path
 	p.Ready.Add("ingest", srv.Ready)
-	p.Ready.Add("kafka", func() error { return cl.Ping(context.Background()) })
+	p.Ready.Add("kafka", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		return cl.Ping(ctx)
+	})
 	p.group.Add(string(Ingest), actor.Func(func(ctx context.Context) error { return srv.Serve(ctx, ln) }), actor.Options{})
 	return nil
 }
