@@ -106,9 +106,11 @@ func TestStage(t *testing.T) {
 		{key: []byte("01JA"), value: rawEvent("01JA", "cheap")},
 		{key: []byte("01JB"), value: rawEvent("01JB", "cheap")},
 		{key: []byte("01JC"), value: rawEvent("01JC", "mystery")},
-		// 10^12 output tokens at 75 USD per 1M: 75 million USD, beyond int64 pico-USD.
+		// The most web searches an event may report (schemas.MaxTokens) at
+		// 0.01 USD each: 687 million USD, beyond int64 pico-USD.
 		{key: []byte("01JG"), value: func() []byte {
-			ev := llmEvent("testprov", "opus", usage(0, 0, 0, 1_000_000_000_000, 0))
+			ev := llmEvent("testprov", "cachey", &schemas.Usage{InputTokens: schemas.Int64(1), OutputTokens: schemas.Int64(1),
+				ServerToolCalls: map[string]int64{"web_search": schemas.MaxTokens}})
 			ev.EventID = "01JG"
 			b, _ := json.Marshal(ev)
 			return b
@@ -214,7 +216,7 @@ func TestStage(t *testing.T) {
 			if !ev.Flags.Unpriced || ev.CostSource != schemas.CostSourceNone {
 				t.Errorf("%s: want unpriced, got %+v", ev.EventID, ev.Flags)
 			}
-		case "opus":
+		case "cachey":
 			if !ev.Flags.Unpriced || ev.CostPicos != 0 || len(ev.Warnings) != 1 || !strings.HasPrefix(ev.Warnings[0], pricing.WarnCostOutOfRange+":") {
 				t.Errorf("%s: want unpriced with a %s warning, got %+v, warnings %q", ev.EventID, pricing.WarnCostOutOfRange, ev.Flags, ev.Warnings)
 			}
