@@ -328,6 +328,9 @@ func (s *Stage) transform(e *Enricher, in *kgo.Record) (*kgo.Record, result) {
 		}
 		return s.deadLetter(in, reason, err.Error()), result{dead: reason}
 	}
+	// Ingest and ingest/client hide credentials before producing; a
+	// producer writing the raw topic directly may not have.
+	ev.HideSecrets()
 	enriched, q := e.enrich(ev)
 	value, err := json.Marshal(enriched)
 	if err != nil {

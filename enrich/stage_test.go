@@ -257,6 +257,42 @@ func TestStage(t *testing.T) {
 	}
 }
 
+// TestStageHidesSecretsOfDirectProducers: a producer that writes the raw
+// topic itself, bypassing ingest, may send a raw API key or a credential
+// label; enrich must not pass them on.
+func TestStageHidesSecretsOfDirectProducers(t *testing.T) {
+	addrs := newCluster(t, schemas.TopicRaw, schemas.TopicEnriched, schemas.TopicDeadLetter)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ev := llmEvent("testprov", "cheap", usage(10, 0, 0, 5, 0))
+	ev.EventID, ev.APIKeyID = "01JS", "sk-direct-raw-key"
+	ev.Labels = map[string]string{"password": "hunter2-direct", "team": "search"}
+	raw, _ := json.Marshal(ev)
+	prod := newClient(t, kgo.SeedBrokers(addrs...))
+	if err := prod.ProduceSync(ctx, &kgo.Record{Topic: schemas.TopicRaw, Key: []byte("01JS"), Value: raw}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	stage := newStage(testDial(addrs), testEnricher(t), testReg, quietLog)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- stage.Run(runCtx) }()
+	out := newClient(t, kgo.SeedBrokers(addrs...), kgo.ConsumeTopics(schemas.TopicEnriched), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	fetches := out.PollRecords(ctx, 1)
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	recs := fetches.Records()
+	if len(recs) != 1 {
+		t.Fatalf("got %d enriched records (%v), want 1", len(recs), fetches.Errors())
+	}
+	for _, secret := range []string{"sk-direct-raw-key", "hunter2-direct"} {
+		if bytes.Contains(recs[0].Value, []byte(secret)) {
+			t.Errorf("enriched record carries %q: %s", secret, recs[0].Value)
+		}
+	}
+}
+
 // TestStageProduceFailure checks that a record whose output is not
 // acknowledged is never committed.
 func TestStageProduceFailure(t *testing.T) {
