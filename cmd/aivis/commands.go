@@ -128,14 +128,19 @@ func runGPUProbe(ctx context.Context, e *env) error {
 }
 
 func loadgenFlags(fs *pflag.FlagSet) {
+	trafficFlags(fs)
+	fs.String("url", "http://127.0.0.1:8080/v1/events", "ingest endpoint")
+	fs.String("token", "", "ingest bearer token, as printed by aivis token")
+	fs.Bool("kafka", false, "produce straight to the raw topic on kafka.brokers instead of HTTP")
+}
+
+// trafficFlags shape the generated traffic; aivis dev shares them.
+func trafficFlags(fs *pflag.FlagSet) {
 	d := loadgen.DefaultConfig()
 	fs.Float64("rate", d.Rate, "events per second")
 	fs.Duration("duration", time.Minute, "how long to send (0: until interrupted)")
 	fs.Int64("seed", 1, "random seed (same seed, same events)")
 	fs.Float64("time-scale", 1, "event seconds per wall second (60 replays an hour in a minute)")
-	fs.String("url", "http://127.0.0.1:8080/v1/events", "ingest endpoint")
-	fs.String("token", "", "ingest bearer token, as printed by aivis token")
-	fs.Bool("kafka", false, "produce straight to the raw topic on kafka.brokers instead of HTTP")
 }
 
 func loadgenConfig(fs *pflag.FlagSet) loadgen.Config {

@@ -14,7 +14,7 @@ import (
 )
 
 func devFlags(fs *pflag.FlagSet) {
-	loadgenFlags(fs)
+	trafficFlags(fs)
 	fs.Lookup("rate").DefValue = "0"
 	_ = fs.Set("rate", "0")
 	fs.Lookup("rate").Usage = "also run the load generator at this many events per second against the embedded ingest (0: off)"
