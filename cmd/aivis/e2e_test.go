@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,8 +20,6 @@ import (
 
 	"github.com/aivis-dev/aivis/ingest"
 	"github.com/aivis-dev/aivis/internal/bus"
-	"github.com/aivis-dev/aivis/internal/config"
-	"github.com/aivis-dev/aivis/internal/pipeline"
 	"github.com/aivis-dev/aivis/internal/testenv"
 	"github.com/aivis-dev/aivis/schemas"
 )
@@ -129,47 +126,17 @@ func deleteAivisTopics(t *testing.T, brokers []string) {
 }
 
 func endToEnd(t *testing.T, brokers []string) {
-	addr, db := testenv.ClickHouseDatabase(t)
-	dir := t.TempDir()
 	alphaKey, betaKey := "sk-e2e-alpha-key", "sk-e2e-beta-key"
 	owners := fmt.Sprintf("trust_event_labels: true\napi_keys:\n  %q: {team: alpha, project: search}\n  %q: {team: beta, project: chat}\n",
 		ingest.APIKeyID(alphaKey), ingest.APIKeyID(betaKey))
-	write := func(name, body string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-
-	cfg := config.Default()
-	cfg.Kafka.Partitions = 3
-	if len(brokers) > 0 {
-		cfg.Kafka.Brokers = brokers
-		cfg.Aggregate.Group = "aivis-aggregate-" + db
-	}
-	cfg.ClickHouse.Addr, cfg.ClickHouse.Database = addr, db
-	cfg.Ingest.ListenAddr = "127.0.0.1:0"
-	cfg.Enrich.CatalogPath = write("catalog.yaml", e2eCatalog)
-	cfg.Enrich.OwnersPath = write("owners.yaml", owners)
-	cfg.Aggregate.FlushInterval = 200 * time.Millisecond
+	cfg, token := testConfig(t, brokers, 3)
+	cfg.Enrich.OwnersPath = writeTestFile(t, "owners.yaml", owners)
 	cfg.Aggregate.IdleTimeout = 3 * time.Second
-	token := ingest.NewToken()
-	cfg.Ingest.Producers = []ingest.ProducerToken{{Name: "e2e", TokenSHA256: ingest.HashToken(token)}}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	p, err := pipeline.Start(ctx, cfg, token, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p, ctx := startPipeline(t, cfg, token, log)
 
 	// Build the event set and the expected totals side by side.
 	rng := rand.New(rand.NewPCG(42, 1))

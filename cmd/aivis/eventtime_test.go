@@ -2,14 +2,12 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,8 +15,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/aivis-dev/aivis/ingest"
-	"github.com/aivis-dev/aivis/internal/config"
-	"github.com/aivis-dev/aivis/internal/pipeline"
 	"github.com/aivis-dev/aivis/internal/testenv"
 	"github.com/aivis-dev/aivis/schemas"
 )
@@ -38,37 +34,13 @@ func TestFutureEventRealBroker(t *testing.T) {
 	}
 	brokers := testenv.Kafka(t)
 	deleteAivisTopics(t, brokers)
-	addr, db := testenv.ClickHouseDatabase(t)
-	catalog := filepath.Join(t.TempDir(), "catalog.yaml")
-	if err := os.WriteFile(catalog, []byte(e2eCatalog), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg := config.Default()
-	cfg.Kafka.Brokers = brokers
-	cfg.Kafka.Partitions = 1
-	cfg.ClickHouse.Addr, cfg.ClickHouse.Database = addr, db
-	cfg.Ingest.ListenAddr = "127.0.0.1:0"
-	cfg.Enrich.CatalogPath = catalog
-	cfg.Aggregate.Group = "aivis-aggregate-" + db
-	cfg.Aggregate.FlushInterval = 200 * time.Millisecond
-	cfg.Aggregate.IdleTimeout = 2 * time.Second
+	cfg, token := testConfig(t, brokers, 1)
 	cfg.Aggregate.ScoreAnomalies = false
-	token := ingest.NewToken()
-	cfg.Ingest.Producers = []ingest.ProducerToken{{Name: "future", TokenSHA256: ingest.HashToken(token)}}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	p, err := pipeline.Start(ctx, cfg, token, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p, ctx := startPipeline(t, cfg, token, log)
 
 	event := func(id string, at time.Time) []byte {
 		b, _ := json.Marshal(map[string]any{"schema_version": "1", "event_id": id, "time": at.Format(time.RFC3339Nano),

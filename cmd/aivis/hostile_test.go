@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,17 +9,12 @@ import (
 	"math/big"
 	"math/rand/v2"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/shopspring/decimal"
 
 	"github.com/aivis-dev/aivis/ingest"
-	"github.com/aivis-dev/aivis/internal/config"
-	"github.com/aivis-dev/aivis/internal/pipeline"
-	"github.com/aivis-dev/aivis/internal/testenv"
 	"github.com/aivis-dev/aivis/schemas"
 )
 
@@ -124,36 +118,10 @@ func TestHostileInputKeepsValidTotals(t *testing.T) {
 }
 
 func hostileRun(t *testing.T, seed uint64) {
-	addr, db := testenv.ClickHouseDatabase(t)
-	dir := t.TempDir()
-	catalog := filepath.Join(dir, "catalog.yaml")
-	owners := filepath.Join(dir, "owners.yaml")
-	if err := os.WriteFile(catalog, []byte(e2eCatalog), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(owners, []byte("trust_event_labels: true\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg := config.Default()
-	cfg.Kafka.Partitions = 3
-	cfg.ClickHouse.Addr, cfg.ClickHouse.Database = addr, db
-	cfg.Ingest.ListenAddr = "127.0.0.1:0"
-	cfg.Enrich.CatalogPath, cfg.Enrich.OwnersPath = catalog, owners
-	cfg.Aggregate.FlushInterval = 200 * time.Millisecond
-	cfg.Aggregate.IdleTimeout = 2 * time.Second
+	cfg, token := testConfig(t, nil, 3)
+	cfg.Enrich.OwnersPath = writeTestFile(t, "owners.yaml", "trust_event_labels: true\n")
 	cfg.Aggregate.ScoreAnomalies = false
-	token := ingest.NewToken()
-	cfg.Ingest.Producers = []ingest.ProducerToken{{Name: "hostile", TokenSHA256: ingest.HashToken(token)}}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	p, err := pipeline.Start(ctx, cfg, token, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p, ctx := startPipeline(t, cfg, token, slog.New(slog.NewTextHandler(io.Discard, nil)))
 
 	rng := rand.New(rand.NewPCG(seed, 77))
 	now := time.Now().UTC()

@@ -2,13 +2,10 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,10 +13,6 @@ import (
 	"github.com/shopspring/decimal"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/aivis-dev/aivis/ingest"
-	"github.com/aivis-dev/aivis/internal/config"
-	"github.com/aivis-dev/aivis/internal/pipeline"
-	"github.com/aivis-dev/aivis/internal/testenv"
 	"github.com/aivis-dev/aivis/pricing"
 	"github.com/aivis-dev/aivis/report"
 	"github.com/aivis-dev/aivis/rerate"
@@ -33,38 +26,16 @@ func TestRerateOneDay(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs ClickHouse")
 	}
-	addr, db := testenv.ClickHouseDatabase(t)
-	dir := t.TempDir()
-	oldCatalog := filepath.Join(dir, "old.yaml")
-	newCatalog := filepath.Join(dir, "new.yaml")
-	if err := os.WriteFile(oldCatalog, []byte(e2eCatalog), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	changed := strings.Replace(strings.Replace(e2eCatalog, `rates: {input: "2.50"`, `rates: {input: "3.10"`, 1), `"e2e-1"`, `"e2e-2"`, 1)
 	if changed == e2eCatalog {
 		t.Fatal("the price change did not apply")
 	}
-	if err := os.WriteFile(newCatalog, []byte(changed), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	newCatalog := writeTestFile(t, "new.yaml", changed)
 
-	cfg := config.Default()
-	cfg.Kafka.Partitions = 2
-	cfg.ClickHouse.Addr, cfg.ClickHouse.Database = addr, db
-	cfg.Ingest.ListenAddr = "127.0.0.1:0"
-	cfg.Enrich.CatalogPath = oldCatalog
+	cfg, token := testConfig(t, nil, 2)
 	cfg.Aggregate.IdleTimeout = time.Second
-	cfg.Aggregate.FlushInterval = 200 * time.Millisecond
 	cfg.Aggregate.ScoreAnomalies = false
-	token := ingest.NewToken()
-	cfg.Ingest.Producers = []ingest.ProducerToken{{Name: "t", TokenSHA256: ingest.HashToken(token)}}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	p, err := pipeline.Start(ctx, cfg, token, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p, ctx := startPipeline(t, cfg, token, slog.New(slog.NewTextHandler(io.Discard, nil)))
 
 	day := time.Now().UTC().Truncate(24 * time.Hour).Add(-24 * time.Hour)
 	type usage struct{ in, cacheRead, out int64 }

@@ -7,8 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -18,9 +16,6 @@ import (
 
 	"github.com/aivis-dev/aivis/ingest"
 	"github.com/aivis-dev/aivis/internal/bus"
-	"github.com/aivis-dev/aivis/internal/config"
-	"github.com/aivis-dev/aivis/internal/pipeline"
-	"github.com/aivis-dev/aivis/internal/testenv"
 )
 
 // syncBuffer is a buffer that the pipeline's goroutines log into.
@@ -51,33 +46,11 @@ func TestEndToEndNoRawSecrets(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test: needs ClickHouse")
 	}
-	addr, db := testenv.ClickHouseDatabase(t)
-	dir := t.TempDir()
-	catalog := filepath.Join(dir, "catalog.yaml")
-	if err := os.WriteFile(catalog, []byte(e2eCatalog), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg := config.Default()
-	cfg.Kafka.Partitions = 2
-	cfg.ClickHouse.Addr, cfg.ClickHouse.Database = addr, db
-	cfg.Ingest.ListenAddr = "127.0.0.1:0"
-	cfg.Enrich.CatalogPath = catalog
-	cfg.Aggregate.FlushInterval = 200 * time.Millisecond
+	cfg, token := testConfig(t, nil, 2)
 	cfg.Aggregate.IdleTimeout = 3 * time.Second
-	token := ingest.NewToken()
-	cfg.Ingest.Producers = []ingest.ProducerToken{{Name: "secrets", TokenSHA256: ingest.HashToken(token)}}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
 	var logs syncBuffer
 	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	p, err := pipeline.Start(ctx, cfg, token, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p, ctx := startPipeline(t, cfg, token, log)
 
 	secret := func(where string) string { return "sk-raw-" + where + "-0123456789abcdef" }
 	var secrets []string

@@ -8,8 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,10 +16,7 @@ import (
 	"github.com/shopspring/decimal"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/aivis-dev/aivis/ingest"
-	"github.com/aivis-dev/aivis/internal/config"
 	"github.com/aivis-dev/aivis/internal/pipeline"
-	"github.com/aivis-dev/aivis/internal/testenv"
 	"github.com/aivis-dev/aivis/schemas"
 )
 
@@ -35,31 +30,9 @@ func TestVerifySourceCatchesLossInBothTables(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test: needs ClickHouse")
 	}
-	addr, db := testenv.ClickHouseDatabase(t)
-	dir := t.TempDir()
-	catalog := filepath.Join(dir, "catalog.yaml")
-	if err := os.WriteFile(catalog, []byte(e2eCatalog), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg := config.Default()
-	cfg.Kafka.Partitions = 3
-	cfg.ClickHouse.Addr, cfg.ClickHouse.Database = addr, db
-	cfg.Ingest.ListenAddr = "127.0.0.1:0"
-	cfg.Enrich.CatalogPath = catalog
-	cfg.Aggregate.FlushInterval = 200 * time.Millisecond
-	cfg.Aggregate.IdleTimeout = 2 * time.Second
-	token := ingest.NewToken()
-	cfg.Ingest.Producers = []ingest.ProducerToken{{Name: "verify", TokenSHA256: ingest.HashToken(token)}}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	p, err := pipeline.Start(ctx, cfg, token, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	cfg, token := testConfig(t, nil, 3)
+	addr, db := cfg.ClickHouse.Addr, cfg.ClickHouse.Database
+	p, ctx := startPipeline(t, cfg, token, slog.New(slog.NewTextHandler(io.Discard, nil)))
 
 	base := time.Now().UTC().Truncate(time.Minute).Add(-30 * time.Minute)
 	event := func(id string, at time.Time, i int) []byte {
