@@ -18,16 +18,35 @@ import (
 const LiteLLMSourceURL = "https://github.com/BerriAI/litellm/blob/main/model_prices_and_context_window.json"
 
 // liteLLMProviders maps litellm_provider values to catalog provider names;
-// others are kept as LiteLLM spells them.
+// others are kept as LiteLLM spells them. Every vertex_ai* provider is
+// Gemini's: events name Vertex gcp.vertex_ai, which importedAliases sends
+// to gcp.gemini, as the default catalog does. Left as LiteLLM spells them,
+// Vertex prices were never found and those models went unpriced.
 var liteLLMProviders = map[string]string{
-	"openai":                 "openai",
-	"text-completion-openai": "openai",
-	"azure":                  "azure.ai.openai",
-	"anthropic":              "anthropic",
-	"gemini":                 "gcp.gemini",
-	"bedrock":                "aws.bedrock",
-	"bedrock_converse":       "aws.bedrock",
-	"mistral":                "mistral_ai",
+	"openai":                     "openai",
+	"text-completion-openai":     "openai",
+	"azure":                      "azure.ai.openai",
+	"anthropic":                  "anthropic",
+	"gemini":                     "gcp.gemini",
+	"vertex_ai":                  "gcp.gemini",
+	"vertex_ai-language-models":  "gcp.gemini",
+	"vertex_ai-embedding-models": "gcp.gemini",
+	"vertex_ai-text-models":      "gcp.gemini",
+	"bedrock":                    "aws.bedrock",
+	"bedrock_converse":           "aws.bedrock",
+	"mistral":                    "mistral_ai",
+}
+
+// importedAliases are the provider spellings an imported catalog accepts
+// besides its own provider names: the default catalog's, so that an
+// imported catalog finds the same providers for the same events.
+var importedAliases = map[string]string{
+	"google":        "gcp.gemini",
+	"gemini":        "gcp.gemini",
+	"gcp.vertex_ai": "gcp.gemini",
+	"gcp.gen_ai":    "gcp.gemini",
+	"bedrock":       "aws.bedrock",
+	"mistral":       "mistral_ai",
 }
 
 // liteLLMRateKeys maps LiteLLM per-token cost keys to catalog rate keys.
@@ -56,9 +75,13 @@ const maxImportBytes = 64 << 20
 // *_above_Nk_tokens → a whole_request tier on input_tokens > N×1000 (larger
 // thresholds first); *_batches → the batch service tier (a multiply when
 // input and output scale alike, else rates); *_flex and *_priority → those
-// service tiers' rates. Entries that are not token-priced chat, completion
-// or responses models, or whose prices do not fit six decimals per 1M
-// tokens, are skipped and listed in a comment at the top of the output.
+// service tiers' rates. Embedding models are imported with an output rate
+// of 0 when LiteLLM gives none. Entries that are not token-priced chat,
+// completion, responses or embedding models, or whose prices do not fit
+// six decimals per 1M tokens, are skipped and listed in a comment at the
+// top of the output. Not expressible, and dropped: per-character, per-image,
+// per-second and per-query prices, tiered_pricing ranges, and tier or
+// service-tier variants of keys other than the token rates above.
 // LiteLLM has no effective dates: imported prices apply from 1970.
 // The result is parsed with ParseCatalog before it is returned.
 func ImportLiteLLM(r io.Reader, version string) ([]byte, error) {
@@ -83,7 +106,7 @@ func ImportLiteLLM(r io.Reader, version string) ([]byte, error) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	f := catalogFile{CatalogVersion: "litellm@" + version, Currency: "USD"}
+	f := catalogFile{CatalogVersion: "litellm@" + version, Currency: "USD", ProviderAliases: importedAliases}
 	var skipped []string
 	taken := map[string]bool{} // provider\x00name
 	for _, key := range keys {
@@ -124,8 +147,9 @@ func liteLLMEntry(key string, msg json.RawMessage, taken map[string]bool) (model
 	if err := dec.Decode(&fields); err != nil {
 		return e, "not a JSON object"
 	}
-	switch mode, _ := fields["mode"].(string); mode {
-	case "", "chat", "completion", "responses":
+	mode, _ := fields["mode"].(string)
+	switch mode {
+	case "", "chat", "completion", "responses", "embedding":
 	default:
 		return e, "mode " + strconv.Quote(mode) + " is not token-priced text generation"
 	}
@@ -195,6 +219,10 @@ func liteLLMEntry(key string, msg json.RawMessage, taken map[string]bool) (model
 			s5 := s
 			target.CacheWriteInput5m = &s5
 		}
+	}
+	if mode == "embedding" && base.Input != nil && base.Output == nil {
+		zero := "0.00"
+		base.Output = &zero
 	}
 	if base.Input == nil || base.Output == nil {
 		return e, "no input_cost_per_token and output_cost_per_token"

@@ -387,6 +387,13 @@ func TestImportLiteLLM(t *testing.T) {
 		InputTokens: schemas.Int64(1000), CacheWrite1hInputTokens: schemas.Int64(100), CacheWrite5mInputTokens: schemas.Int64(100),
 	})
 	checkQuote(t, c.Price(ev), 800*1_000_000+100*1_250_000+100*2_000_000, nil)
+	// Vertex's provider name reaches LiteLLM's vertex_ai-language-models
+	// prices: 1.25/10 per 1M.
+	ev = llmEvent("gcp.vertex_ai", "gemini-2.5-pro", usage(1000, 0, 0, 100, 0))
+	checkQuote(t, c.Price(ev), 1000*1_250_000+100*10_000_000, nil)
+	// Embeddings import with input only: 0.02 per 1M.
+	ev = llmEvent("openai", "text-embedding-3-small", usage(1000, 0, 0, 0, 0))
+	checkQuote(t, c.Price(ev), 1000*20_000, nil)
 }
 
 func FuzzImportLiteLLM(f *testing.F) {
