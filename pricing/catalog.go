@@ -88,7 +88,9 @@ type price struct {
 	// of tiers[i], under service tier s (0 = standard).
 	tables       [][]rateTable
 	serviceTiers map[string]int // lower-cased name → index into tables
-	perCall      map[string]callRate
+	// warnings[i] is added to quotes priced at tables[i] (may be nil).
+	warnings []string
+	perCall  map[string]callRate
 }
 
 // versions holds every version of one entry id, ordered by from.
@@ -499,6 +501,17 @@ func parseEntryPrices(p *yamlstrict.Problems, path string, e modelEntry) (price,
 			good = false
 			continue
 		}
+		if s.Warning != "" {
+			if !strings.Contains(s.Warning, ": ") {
+				p.Add(sp+".warning", "%q must read \"code: detail\", e.g. \"provisioned_throughput: ...\"", s.Warning)
+				good = false
+				continue
+			}
+			for len(pr.warnings) < len(pr.tables) {
+				pr.warnings = append(pr.warnings, "")
+			}
+			pr.warnings = append(pr.warnings, s.Warning)
+		}
 		pr.serviceTiers[ln] = len(pr.tables)
 		pr.tables = append(pr.tables, ts)
 	}
@@ -558,9 +571,18 @@ func (c *Catalog) KnownProvider(provider string) string {
 // (case-insensitive), then the first matching pattern in file order; then
 // the version effective at t.
 func (c *Catalog) lookup(provider, model string, t time.Time) (*price, bool) {
+	v := c.lookupVersions(provider, model)
+	if v == nil {
+		return nil, false
+	}
+	return v.at(t)
+}
+
+// lookupVersions finds the entry that prices (provider, model), or nil.
+func (c *Catalog) lookupVersions(provider, model string) *versions {
 	_, idx := c.resolveProvider(provider)
 	if idx == nil {
-		return nil, false
+		return nil
 	}
 	v := idx.exact[model]
 	if v == nil && len(idx.alias) > 0 {
@@ -574,10 +596,7 @@ func (c *Catalog) lookup(provider, model string, t time.Time) (*price, bool) {
 			}
 		}
 	}
-	if v == nil {
-		return nil, false
-	}
-	return v.at(t)
+	return v
 }
 
 func (c *Catalog) lookupGPU(gpuModel string, t time.Time) (*gpuPrice, bool) {

@@ -230,9 +230,13 @@ func (c *Catalog) priceLLM(ev *schemas.Event, team string) Quote {
 		k = c.findContract(team, prov, ev.Model, p.id)
 	}
 	tables := p.tables[0]
+	warning := ""
 	if ev.ServiceTier != "" && p.serviceTiers != nil {
 		if i, ok := p.serviceTiers[strings.ToLower(ev.ServiceTier)]; ok {
 			tables = p.tables[i]
+			if i < len(p.warnings) {
+				warning = p.warnings[i]
+			}
 		}
 	}
 	ti := -1
@@ -275,6 +279,9 @@ func (c *Catalog) priceLLM(ev *schemas.Event, team string) Quote {
 		return outOfRange(p.priceID, "%s in entry %s %s", s.overflow, p.id, beyondEvent)
 	}
 	q := Quote{PriceID: p.priceID, Priced: true}
+	if warning != "" {
+		q.Warnings = append(q.Warnings, warning)
+	}
 	n := s.n + len(u.ServerToolCalls)
 	if k != nil {
 		n += 2

@@ -61,7 +61,7 @@ var liteLLMRateKeys = map[string]int{
 	"output_cost_per_audio_token":               rkOutputAudio,
 }
 
-var liteLLMAbove = regexp.MustCompile(`^(input_cost_per_token|output_cost_per_token|cache_read_input_token_cost|cache_creation_input_token_cost)_above_(\d{1,4})k_tokens$`)
+var liteLLMAbove = regexp.MustCompile(`^(input_cost_per_token|output_cost_per_token|cache_read_input_token_cost|cache_creation_input_token_cost|cache_creation_input_token_cost_above_1hr)_above_(\d{1,4})k_tokens$`)
 
 // maxImportBytes bounds the LiteLLM document (the upstream file is ~2 MB).
 const maxImportBytes = 64 << 20

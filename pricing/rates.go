@@ -82,6 +82,9 @@ var rateFallback = [numRateKeys]int{
 type rate struct {
 	picosPerToken int64
 	perMillion    string // canonical decimal USD per 1M tokens, for cost lines
+	// set is false for a rate taken from its fallback; Diff compares only
+	// rates that one side or the other states.
+	set bool
 }
 
 type rateTable [numRateKeys]rate
@@ -106,13 +109,14 @@ func resolveRates(p *yamlstrict.Problems, path string, r rateSpec) (rateTable, b
 			continue
 		}
 		// price per 1M tokens × 1e12 picos / 1e6 tokens = price × 1e6 picos per token.
-		t[i] = rate{picosPerToken: d.Shift(6).IntPart(), perMillion: d.String()}
+		t[i] = rate{picosPerToken: d.Shift(6).IntPart(), perMillion: d.String(), set: true}
 		set[i] = true
 	}
 	// Fallback targets precede their users in rk order, so one pass resolves chains.
 	for i := range t {
 		if !set[i] && rateFallback[i] >= 0 {
 			t[i] = t[rateFallback[i]]
+			t[i].set = false
 		}
 	}
 	return t, ok
@@ -260,6 +264,10 @@ const (
 type serviceTierSpec struct {
 	Multiply *string  `yaml:"multiply,omitempty"`
 	Rates    rateSpec `yaml:"rates,omitempty"`
+	// Warning is added to every quote priced under this service tier, in
+	// "code: detail" form; e.g. provisioned throughput, whose per-token
+	// price is 0 because its cost is a commitment entered as a contract.
+	Warning string `yaml:"warning,omitempty"`
 }
 
 // tier is a parsed tier condition.
@@ -388,7 +396,7 @@ func scaleTable(t rateTable, f decimal.Decimal) (rateTable, string, bool) {
 		if !d.IsInteger() {
 			return t, rateKeyNames[i], false
 		}
-		t[i] = rate{picosPerToken: d.IntPart(), perMillion: d.Shift(-6).String()}
+		t[i] = rate{picosPerToken: d.IntPart(), perMillion: d.Shift(-6).String(), set: t[i].set}
 	}
 	return t, "", true
 }
