@@ -1,6 +1,7 @@
 package pricing
 
 import (
+	"bytes"
 	_ "embed"
 	"fmt"
 	"regexp"
@@ -158,6 +159,9 @@ func LoadCatalog(path string) (*Catalog, error) {
 	}
 	return c, nil
 }
+
+// DefaultCatalogYAML returns the text of the embedded default catalog.
+func DefaultCatalogYAML() []byte { return bytes.Clone(defaultCatalogYAML) }
 
 // Default returns the catalog embedded in the binary.
 func Default() (*Catalog, error) {

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -57,5 +61,157 @@ func runCatalogImport(_ context.Context, e *env) error {
 		return fmt.Errorf("writing %q: %w", out, err)
 	}
 	e.log.Info("wrote the imported catalog", "out", out, "bytes", len(data))
+	return nil
+}
+
+func catalogDiffFlags(fs *pflag.FlagSet) {
+	fs.String("against", "", "price list to compare with: a LiteLLM price map, genai-prices data.json or an aivis catalog (.gz accepted)")
+	fs.String("format", "", "format of --against: litellm, genai-prices or aivis (default: guessed from the content)")
+	fs.String("catalog", "", "catalog to check (default: enrich.catalog_path, or the built-in one)")
+	fs.String("exceptions", "", "reviewed exceptions YAML (default: the built-in pricing/defaults/exceptions.yaml)")
+	fs.String("source-name", "", "name of the source in the exceptions file (default: the format)")
+	fs.Bool("all", false, "also print the differences that exceptions cover")
+}
+
+// runCatalogDiff lists every difference between the catalog in use and
+// another price list, and fails when one is not covered by a reviewed
+// exception.
+func runCatalogDiff(_ context.Context, e *env) error {
+	against, _ := e.fs.GetString("against")
+	format, _ := e.fs.GetString("format")
+	if against == "" {
+		return errors.New("--against is required, e.g. aivis catalog diff --against model_prices_and_context_window.json --format litellm")
+	}
+	catalogPath := e.cfg.Enrich.CatalogPath
+	if c, _ := e.fs.GetString("catalog"); c != "" {
+		catalogPath = c
+	}
+	cat, err := pricing.Load(catalogPath, "")
+	if err != nil {
+		return err
+	}
+	data, err := readMaybeGzip(against)
+	if err != nil {
+		return err
+	}
+	if format == "" {
+		format = guessFormat(data)
+	}
+	var other *pricing.Catalog
+	switch format {
+	case "litellm", "genai-prices":
+		imp := pricing.ImportLiteLLM
+		if format == "genai-prices" {
+			imp = pricing.ImportGenAIPrices
+		}
+		y, err := imp(bytes.NewReader(data), filepath.Base(against))
+		if err != nil {
+			return fmt.Errorf("importing %q as %s: %w", against, format, err)
+		}
+		other, err = pricing.ParseCatalog(y)
+		if err != nil {
+			return fmt.Errorf("importing %q as %s: %w", against, format, err)
+		}
+	case "aivis":
+		if other, err = pricing.ParseCatalog(data); err != nil {
+			return fmt.Errorf("loading catalog %q: %w", against, err)
+		}
+	default:
+		return fmt.Errorf("--format %q must be litellm, genai-prices or aivis", format)
+	}
+	var x *pricing.Exceptions
+	if p, _ := e.fs.GetString("exceptions"); p != "" {
+		x, err = pricing.LoadExceptions(p)
+	} else {
+		x, err = pricing.DefaultExceptions()
+	}
+	if err != nil {
+		return err
+	}
+	name, _ := e.fs.GetString("source-name")
+	if name == "" {
+		name = format
+	}
+	all, _ := e.fs.GetBool("all")
+	diffs := pricing.Diff(cat, other)
+	open, _ := x.Filter(name, diffs)
+	shown := open
+	if all {
+		shown = diffs
+	}
+	for _, d := range shown {
+		fmt.Fprintln(e.out, d.String())
+	}
+	fmt.Fprintf(e.out, "catalog %s against %s (%s): %d differences, %d covered by exceptions, %d not\n",
+		cat.Version(), against, name, len(diffs), len(diffs)-len(open), len(open))
+	if len(open) > 0 {
+		return fmt.Errorf("%d differences are not covered by an exception: fix the catalog, or add a reviewed exception with its reason and source URL", len(open))
+	}
+	return nil
+}
+
+// guessFormat tells the three formats apart by their first bytes.
+func guessFormat(data []byte) string {
+	t := bytes.TrimSpace(data)
+	switch {
+	case len(t) > 0 && t[0] == '[':
+		return "genai-prices"
+	case len(t) > 0 && t[0] == '{':
+		return "litellm"
+	}
+	return "aivis"
+}
+
+func readMaybeGzip(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening %q: %w", path, err)
+	}
+	if len(data) < 2 || data[0] != 0x1f || data[1] != 0x8b {
+		return data, nil
+	}
+	z, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("reading gzip %q: %w", path, err)
+	}
+	out, err := io.ReadAll(io.LimitReader(z, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("reading gzip %q: %w", path, err)
+	}
+	return out, nil
+}
+
+func catalogCheckFlags(fs *pflag.FlagSet) {
+	fs.String("catalog", "", "catalog to check (default: enrich.catalog_path, or the built-in one)")
+	fs.Int("max-age-days", 90, "warn about entries whose retrieved_at is older than this many days")
+}
+
+// runCatalogCheck fails on a catalog that does not load and warns about
+// entries without provenance or not re-read within --max-age-days.
+func runCatalogCheck(_ context.Context, e *env) error {
+	path := e.cfg.Enrich.CatalogPath
+	if c, _ := e.fs.GetString("catalog"); c != "" {
+		path = c
+	}
+	days, _ := e.fs.GetInt("max-age-days")
+	if days <= 0 {
+		return errors.New("--max-age-days must be positive")
+	}
+	var data []byte
+	var err error
+	name := path
+	if path == "" {
+		data, name = pricing.DefaultCatalogYAML(), "the built-in catalog"
+	} else if data, err = os.ReadFile(path); err != nil {
+		return fmt.Errorf("opening catalog %q: %w", path, err)
+	}
+	findings, err := pricing.CheckCatalog(data, time.Now(), time.Duration(days)*24*time.Hour)
+	if err != nil {
+		return fmt.Errorf("checking %s: %w", name, err)
+	}
+	for _, f := range findings {
+		fmt.Fprintf(e.out, "warning: %s\n", f)
+	}
+	fmt.Fprintf(e.out, "%s loads; %d warnings\n", name, len(findings))
 	return nil
 }

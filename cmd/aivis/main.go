@@ -53,6 +53,8 @@ var commands = map[string]command{
 	"loadgen":                {"send synthetic usage traffic to an ingest endpoint or Kafka", false, loadgenFlags, runLoadgen},
 	"report":                 {"print cost tables from ClickHouse", false, reportFlags, runReport},
 	"catalog import-litellm": {"convert LiteLLM's model_prices_and_context_window.json into an aivis catalog", false, catalogImportFlags, runCatalogImport},
+	"catalog diff":           {"list prices that differ between the catalog and LiteLLM, genai-prices or another catalog", false, catalogDiffFlags, runCatalogDiff},
+	"catalog check":          {"check that the catalog loads and warn about prices not re-read recently", false, catalogCheckFlags, runCatalogCheck},
 	"rerate":                 {"recompute past costs under a catalog and correct the windows", false, rerateFlags, runRerate},
 	"verify":                 {"check events against windows, and every raw-topic event against ClickHouse and the dead letters", false, verifyFlags, runVerify},
 	"config validate":        {"load and validate the configuration, reporting every problem", true, printFlags, runConfigValidate},
