@@ -4,9 +4,11 @@
 // and re-rating drive it.
 //
 // A catalog enters as YAML (Load, LoadCatalog, ParseCatalog; Default is the
-// one embedded from defaults/catalog.yaml, and ImportLiteLLM converts
-// LiteLLM's price map into one) and is immutable once parsed: to change
-// prices, load a new one. Events enter as schemas.Event values and leave
+// one embedded from defaults/catalog.yaml; ImportLiteLLM and
+// ImportGenAIPrices convert LiteLLM's and genai-prices' data into one) and
+// is immutable once parsed: to change prices, load a new one. Diff lists
+// where two catalogs disagree; Exceptions (defaults/exceptions.yaml) are
+// the reviewed disagreements; CheckCatalog warns about stale provenance. Events enter as schemas.Event values and leave
 // priced as a Quote (Catalog.PriceFor), whose cost lines always sum to its
 // cost.
 //
