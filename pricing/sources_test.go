@@ -166,3 +166,26 @@ func TestDefaultCatalogCorrections(t *testing.T) {
 		})
 	}
 }
+
+// TestPinnedSourcesPriceMajorModels: catalogs imported from the pinned
+// sources price the models most traffic uses, by the provider names
+// events carry, above zero (a LiteLLM import once priced Vertex models at
+// nothing because its provider names were not mapped).
+func TestPinnedSourcesPriceMajorModels(t *testing.T) {
+	models := [][2]string{
+		{"openai", "gpt-4o"}, {"openai", "gpt-5"}, {"openai", "text-embedding-3-small"},
+		{"anthropic", "claude-sonnet-4-5"},
+		{"gcp.gemini", "gemini-2.5-pro"}, {"gcp.vertex_ai", "gemini-2.5-flash"}, {"google", "gemini-2.5-flash-lite"},
+		{"aws.bedrock", "us.anthropic.claude-sonnet-4-5-20250929-v1:0"},
+		{"mistral", "mistral-large-latest"},
+	}
+	for _, src := range pinnedSources {
+		c := loadPinned(t, src.file, src.importer)
+		for _, m := range models {
+			q := c.Price(llmEvent(m[0], m[1], usage(1000, 0, 0, 100, 0)))
+			if !q.Priced || q.CostPicos <= 0 {
+				t.Errorf("%s: %s %s priced=%v cost=%d (%s)", src.name, m[0], m[1], q.Priced, q.CostPicos, q.PriceID)
+			}
+		}
+	}
+}
