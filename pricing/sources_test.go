@@ -189,3 +189,20 @@ func TestPinnedSourcesPriceMajorModels(t *testing.T) {
 		}
 	}
 }
+
+func FuzzImportGenAIPrices(f *testing.F) {
+	f.Add([]byte(`[{"id":"openai","models":[{"id":"m","match":{"or":[{"equals":"m"},{"starts_with":"m-"}]},"prices":[{"prices":{"input_mtok":1,"output_mtok":{"base":2,"tiers":[{"start":100,"price":3}]}}},{"constraint":{"start_date":"2026-01-01"},"prices":{"input_mtok":0.5,"output_mtok":1}}],"price_variants":[{"when":{"processing":"batch"},"prices":{"input_mtok":0.25,"output_mtok":0.5}}]}]}]`))
+	f.Add([]byte(`[{"id":"google","models":[{"id":"g","match":{"and":[{"starts_with":"g"},{"regex":"^(?!x)"}]},"prices":{"input_mtok":1e-300,"output_mtok":1e300}}]}]`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		out, err := ImportGenAIPrices(bytes.NewReader(data), "fuzz")
+		if err != nil {
+			return
+		}
+		c, err := ParseCatalog(out)
+		if err != nil {
+			t.Fatalf("imported catalog does not load: %v", err)
+		}
+		_ = c.Price(llmEvent("openai", "m", usage(10, 2, 3, 5, 1)))
+	})
+}
