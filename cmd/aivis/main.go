@@ -54,6 +54,7 @@ var commands = map[string]command{
 	"report":                 {"print cost tables from ClickHouse", false, reportFlags, runReport},
 	"catalog import-litellm": {"convert LiteLLM's model_prices_and_context_window.json into an aivis catalog", false, catalogImportFlags, runCatalogImport},
 	"rerate":                 {"recompute past costs under a catalog and correct the windows", false, rerateFlags, runRerate},
+	"reconcile":              {"compare provider bills (OpenAI, Anthropic, AWS CUR, GCP billing) with aivis cost per day and model", false, reconcileFlags, runReconcile},
 	"verify":                 {"check events against windows, and every raw-topic event against ClickHouse and the dead letters", false, verifyFlags, runVerify},
 	"config validate":        {"load and validate the configuration, reporting every problem", true, printFlags, runConfigValidate},
 	"token":                  {"create a producer token and print it with the hash for ingest.producers", false, nil, runToken},
