@@ -56,6 +56,7 @@ var commands = map[string]command{
 	"catalog diff":           {"list prices that differ between the catalog and LiteLLM, genai-prices or another catalog", false, catalogDiffFlags, runCatalogDiff},
 	"catalog check":          {"check that the catalog loads and warn about prices not re-read recently", false, catalogCheckFlags, runCatalogCheck},
 	"rerate":                 {"recompute past costs under a catalog and correct the windows", false, rerateFlags, runRerate},
+	"reconcile":              {"compare provider bills (OpenAI, Anthropic, AWS CUR, GCP billing) with aivis cost per day and model", false, reconcileFlags, runReconcile},
 	"verify":                 {"check events against windows, and every raw-topic event against ClickHouse and the dead letters", false, verifyFlags, runVerify},
 	"config validate":        {"load and validate the configuration, reporting every problem", true, printFlags, runConfigValidate},
 	"token":                  {"create a producer token and print it with the hash for ingest.producers", false, nil, runToken},
