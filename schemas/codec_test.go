@@ -196,3 +196,85 @@ func FuzzDecodeMatchesEncodingJSON(f *testing.F) {
 	}
 	f.Fuzz(compareDecoders)
 }
+
+// compareEncoders fails t where AppendJSON and json.Marshal differ on the
+// events data decodes to, and on an event carrying s in its strings.
+func compareEncoders(t *testing.T, data []byte, s string) {
+	t.Helper()
+	var values []*Enriched
+	if e, err := DecodeEnriched(data); err == nil {
+		values = append(values, e)
+	}
+	f := 1.5e-7
+	values = append(values, &Enriched{
+		Event: Event{SchemaVersion: s, EventID: s, Time: time.Date(2026, 1, 2, 3, 4, 5, 6, time.FixedZone("", 3600)), Kind: s,
+			Labels: map[string]string{s: s, "a" + s: "b", "z": s}, Provider: s, LatencyMs: Int64(-3), Streaming: true,
+			Usage:    &Usage{ServerToolCalls: map[string]int64{s: 1, "b": 2}, ProviderTotalTokens: Int64(0)},
+			Warnings: []string{s, ""}, GPU: &GPUUsage{GPUModel: s, PID: 3, IntervalSeconds: 1e21, BusySeconds: -2.5e-9, EnergyJoules: &f}},
+		Owner: Owner{CostCenter: s}, Pricing: Pricing{Lines: []CostLine{{Meter: s}}}, Flags: Flags{Unowned: true, UsageMismatch: true},
+	}, &Enriched{Event: Event{Usage: &Usage{}}})
+	for _, e := range values {
+		want, err := json.Marshal(e)
+		if err != nil {
+			continue // AppendJSON is defined for what json.Marshal encodes
+		}
+		if got := e.AppendJSON(nil); !bytes.Equal(got, want) {
+			t.Fatalf("Enriched.AppendJSON:\n got  %s\n want %s", got, want)
+		}
+		want, _ = json.Marshal(&e.Event)
+		if got := e.Event.AppendJSON(nil); !bytes.Equal(got, want) {
+			t.Fatalf("Event.AppendJSON:\n got  %s\n want %s", got, want)
+		}
+		want, _ = json.Marshal(e.Usage)
+		if got := AppendUsageJSON(nil, e.Usage); !bytes.Equal(got, want) {
+			t.Fatalf("AppendUsageJSON:\n got  %s\n want %s", got, want)
+		}
+	}
+}
+
+func TestAppendJSONMatchesMarshal(t *testing.T) {
+	for _, s := range codecSeeds(t) {
+		compareEncoders(t, s, string(s))
+	}
+	for _, s := range []string{"", "plain", "<a&b>", "\u2028\u2029", "\x00\x1f\x7f\b\f\n\r\t\"\\/", "\xff\xc3(", "é😀", "\xe2\x80"} {
+		compareEncoders(t, nil, s)
+	}
+}
+
+func FuzzAppendJSONMatchesMarshal(f *testing.F) {
+	for _, s := range codecSeeds(f) {
+		f.Add(s, "<\u2028\xff")
+	}
+	f.Fuzz(compareEncoders)
+}
+
+// BenchmarkCodec compares, in one run, the encoding/json paths the
+// pipeline used with Decoder and AppendJSON.
+func BenchmarkCodec(b *testing.B) {
+	enriched := benchEnriched()
+	var ev Enriched
+	if err := json.Unmarshal(enriched, &ev); err != nil {
+		b.Fatal(err)
+	}
+	run := func(name string, n int, fn func() error) {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(n))
+			for b.Loop() {
+				if err := fn(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	var d Decoder
+	var e Event
+	run("event/encoding-json", len(benchEvent), func() error { _, err := oracleParse(benchEvent); return err })
+	run("event/decoder", len(benchEvent), func() error { return d.Event(benchEvent, &e) })
+	run("event/parse", len(benchEvent), func() error { _, err := Parse(benchEvent); return err })
+	run("enriched/encoding-json", len(enriched), func() error { _, err := oracleEnriched(enriched); return err })
+	run("enriched/decoder-new-value", len(enriched), func() error { return d.Enriched(enriched, new(Enriched)) })
+	run("encode/encoding-json", len(enriched), func() error { _, err := json.Marshal(&ev); return err })
+	var buf []byte
+	run("encode/append", len(enriched), func() error { buf = ev.AppendJSON(buf[:0]); return nil })
+}
