@@ -34,7 +34,7 @@ type Decoder struct {
 	stack           []byte  // closers of the containers skip is in
 	ints            []int64 // count slab: pointers into it are handed out
 	spare           spare
-	tab             [internSize]string
+	tab             *[internSize]string // allocated on first use
 }
 
 // spare holds the memory of the value being decoded into, taken apart
@@ -81,6 +81,7 @@ func (d *Decoder) Event(data []byte, e *Event) error {
 	d.takeEvent(e)
 	*e = Event{}
 	d.top(func() { d.event(e, nil) })
+	d.data, d.key = nil, nil // the caller may reuse data
 	if d.err != nil {
 		return fmt.Errorf("decoding usage event JSON: %w", d.err)
 	}
@@ -101,6 +102,7 @@ func (d *Decoder) Enriched(data []byte, e *Enriched) error {
 	d.spare.lines = e.Pricing.Lines[:0]
 	*e = Enriched{}
 	d.top(func() { d.event(&e.Event, e) })
+	d.data, d.key = nil, nil
 	if d.err != nil {
 		return fmt.Errorf("decoding enriched event: %w", d.err)
 	}
@@ -228,19 +230,36 @@ var (
 // name first, then the first field whose name folds alike.
 type fieldTable struct {
 	names  []string
-	exact  map[string]int
+	slots  [64][]uint8 // exact names by fieldSlot
 	folded map[string]int
 }
 
+func fieldSlot(key []byte) int {
+	return (len(key)*7 + int(key[0])*3 + int(key[len(key)-1])) & 63
+}
+
 func newFieldTable(names []string) *fieldTable {
-	t := &fieldTable{names: names, exact: map[string]int{}, folded: map[string]int{}}
+	t := &fieldTable{names: names, folded: map[string]int{}}
 	for i, n := range names {
-		t.exact[n] = i
+		slot := fieldSlot([]byte(n))
+		t.slots[slot] = append(t.slots[slot], uint8(i))
 		if _, ok := t.folded[string(foldName([]byte(n)))]; !ok {
 			t.folded[string(foldName([]byte(n)))] = i
 		}
 	}
 	return t
+}
+
+func (t *fieldTable) exact(key []byte) (int, bool) {
+	if len(key) == 0 {
+		return 0, false
+	}
+	for _, id := range t.slots[fieldSlot(key)] {
+		if t.names[id] == string(key) {
+			return int(id), true
+		}
+	}
+	return 0, false
 }
 
 var (
@@ -257,7 +276,7 @@ var (
 // field returns the id of the field key names in t, or -1. In strict mode
 // an unknown key is an error; a field named twice is noted for CheckJSON.
 func (d *Decoder) field(t *fieldTable, key []byte, seen *uint64) int {
-	id, ok := t.exact[string(key)]
+	id, ok := t.exact(key)
 	if !ok {
 		d.fbuf = appendFolded(d.fbuf[:0], key)
 		id, ok = t.folded[string(d.fbuf)]
@@ -967,11 +986,28 @@ func (d *Decoder) intern(b []byte) string {
 	for _, c := range b {
 		h = (h ^ uint32(c)) * 16777619
 	}
+	if d.tab == nil {
+		d.tab = new([internSize]string)
+	}
 	slot := &d.tab[h&(internSize-1)]
 	if *slot != string(b) {
 		*slot = string(b)
 	}
 	return *slot
+}
+
+// validJSON reports whether data is one JSON value and nothing else, as
+// json.Valid does, without its per-call setup.
+func validJSON(data []byte) bool {
+	d := decoders.Get().(*Decoder)
+	defer decoders.Put(d)
+	d.begin(data, false)
+	d.ws()
+	d.skip()
+	d.ws()
+	ok := d.err == nil && d.i == len(data)
+	d.data = nil
+	return ok
 }
 
 // Syntax.

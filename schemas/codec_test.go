@@ -278,3 +278,14 @@ func BenchmarkCodec(b *testing.B) {
 	var buf []byte
 	run("encode/append", len(enriched), func() error { buf = ev.AppendJSON(buf[:0]); return nil })
 }
+
+func FuzzValidJSON(f *testing.F) {
+	for _, s := range codecSeeds(f) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if validJSON(data) != json.Valid(data) {
+			t.Fatalf("validJSON(%q) = %v, json.Valid says otherwise", data, validJSON(data))
+		}
+	})
+}
