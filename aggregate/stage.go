@@ -46,6 +46,9 @@ type Stage struct {
 
 	processed atomic.Int64
 
+	// dec decodes the records process reads, one at a time (under mu).
+	dec schemas.Decoder
+
 	mu        sync.Mutex
 	epochs    map[int32]int32
 	assigned  map[int32]bool
@@ -164,7 +167,10 @@ func (s *Stage) process(ctx context.Context, fetches kgo.Fetches, outcomes *[]Ou
 		recs := make([]*kgo.Record, 0, len(fp.Records))
 		var earliest time.Time
 		for _, r := range fp.Records {
-			ev, derr := schemas.DecodeEnriched(r.Value)
+			// Each event gets its own value: the engine keeps it until
+			// its window is flushed.
+			ev := new(schemas.Enriched)
+			derr := s.dec.Enriched(r.Value, ev)
 			if derr == nil && (ev.EventID == "" || ev.Time.IsZero()) {
 				derr = errors.New("enriched event lacks event_id or time")
 			}

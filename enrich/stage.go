@@ -1,9 +1,9 @@
 package enrich
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -62,6 +62,11 @@ type Stage struct {
 
 	// failed is why the last run stopped, until a batch goes through again.
 	failed atomic.Pointer[error]
+
+	// transform's scratch: process runs it for one record at a time.
+	dec     schemas.Decoder
+	ev      schemas.Event
+	scratch []byte
 }
 
 // Ready fails from a failed run until the next batch is produced and
@@ -319,7 +324,11 @@ func (s *Stage) count(r result) {
 // transform turns one raw record into its output record: the enriched event
 // under the same key, or a dead letter.
 func (s *Stage) transform(e *Enricher, in *kgo.Record) (*kgo.Record, result) {
-	ev, err := schemas.Decode(in.Value)
+	ev := &s.ev
+	err := s.dec.Event(in.Value, ev)
+	if err == nil {
+		err = ev.Validate()
+	}
 	if err != nil {
 		reason := schemas.ReasonInvalidJSON
 		var verr *schemas.ValidationError
@@ -332,11 +341,10 @@ func (s *Stage) transform(e *Enricher, in *kgo.Record) (*kgo.Record, result) {
 	// producer writing the raw topic directly may not have.
 	ev.HideSecrets()
 	enriched, q := e.enrich(ev)
-	value, err := json.Marshal(enriched)
-	if err != nil {
-		// Unreachable for a decoded event; dead-letter rather than block.
-		return s.deadLetter(in, schemas.ReasonInvalidSchema, "encoding the enriched event: "+err.Error()), result{dead: schemas.ReasonInvalidSchema}
-	}
+	// One allocation per record, its own: the client holds the value until
+	// the broker acknowledges it.
+	s.scratch = enriched.AppendJSON(s.scratch[:0])
+	value := bytes.Clone(s.scratch)
 	key := in.Key
 	if len(key) == 0 {
 		// Downstream dedup needs one event_id on one partition.

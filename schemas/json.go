@@ -3,9 +3,7 @@ package schemas
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"reflect"
 	"slices"
 	"strconv"
@@ -14,19 +12,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 )
-
-// decodeStrict decodes exactly one JSON value with unknown fields rejected.
-func decodeStrict(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("decoding usage event JSON: %w", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return errors.New("decoding usage event JSON: trailing data after the event")
-	}
-	return nil
-}
 
 // CheckJSON reports, by JSON path, what encoding/json would decode into v
 // (a pointer, as for json.Unmarshal; nil for no Go type) without a word:

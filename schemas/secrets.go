@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 )
@@ -125,7 +126,26 @@ func (e *Event) HideSecrets() {
 			e.Labels[k] = HashKey(v)
 		}
 	}
-	e.RawUsage = ReduceRawUsage(e.RawUsage)
+	if !reduced(e.RawUsage) {
+		e.RawUsage = ReduceRawUsage(e.RawUsage)
+	}
+}
+
+// reduceBufs holds the scratch of reduced.
+var reduceBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// reduced reports whether ReduceRawUsage would return raw unchanged, so
+// that an event with nothing to hide keeps its raw_usage without a copy.
+func reduced(raw json.RawMessage) bool {
+	if len(raw) == 0 || raw[0] != '{' || !validJSON(raw) {
+		return false
+	}
+	bp := reduceBufs.Get().(*[]byte)
+	defer reduceBufs.Put(bp)
+	r := reducer{data: raw}
+	out, ok := r.value((*bp)[:0])
+	*bp = out
+	return ok && bytes.Equal(out, raw)
 }
 
 // maxRawUsageKey bounds the length of a raw_usage member name.

@@ -1,7 +1,6 @@
 package schemas
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -256,23 +255,25 @@ func Decode(data []byte) (*Event, error) {
 // validate it, for callers that change the event before calling Validate.
 // The problems CheckJSON finds come as a *ValidationError.
 func Parse(data []byte) (*Event, error) {
-	var e Event
-	if err := decodeStrict(data, &e); err != nil {
+	d := decoders.Get().(*Decoder)
+	defer decoders.Put(d)
+	e := new(Event)
+	if err := d.Event(data, e); err != nil {
 		return nil, err
 	}
-	if probs := CheckJSON(data, &e); len(probs) > 0 {
-		return nil, &ValidationError{Problems: probs}
-	}
-	return &e, nil
+	return e, nil
 }
 
-// DecodeEnriched parses one enriched event (no validation beyond JSON).
+// DecodeEnriched parses one enriched event (no validation beyond JSON) as
+// json.Unmarshal would: unknown fields are ignored.
 func DecodeEnriched(data []byte) (*Enriched, error) {
-	var e Enriched
-	if err := json.Unmarshal(data, &e); err != nil {
-		return nil, fmt.Errorf("decoding enriched event: %w", err)
+	d := decoders.Get().(*Decoder)
+	defer decoders.Put(d)
+	e := new(Enriched)
+	if err := d.Enriched(data, e); err != nil {
+		return nil, err
 	}
-	return &e, nil
+	return e, nil
 }
 
 // decimalAtMost reports whether the plain decimal s (see decimalString) is

@@ -1,0 +1,1488 @@
+package schemas
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// Decoder decodes usage events and enriched events without reflection, with
+// exactly the result encoding/json gives for the same bytes (see Parse and
+// DecodeEnriched for which rules apply). The zero value is ready to use; a
+// Decoder keeps scratch buffers and a small table of recent short strings
+// between calls, so that repeated values such as a model or a team name are
+// not allocated again. A Decoder is not safe for concurrent use.
+//
+// Decoded values never refer to the input bytes: callers may reuse them.
+type Decoder struct {
+	data   []byte
+	i      int
+	strict bool
+	soft   bool  // seen something that CheckJSON reports
+	err    error // the first syntax or type error
+	depth  int   // open objects and arrays at d.i
+	path   []pathStep
+
+	key             []byte  // the key nextKey read: input or kbuf
+	buf, kbuf, fbuf []byte  // string, key and folded key scratch
+	stack           []byte  // closers of the containers skip is in
+	ints            []int64 // count slab: pointers into it are handed out
+	spare           spare
+	tab             *[internSize]string // allocated on first use
+}
+
+// spare holds the memory of the value being decoded into, taken apart
+// before the decode so that the new value can reuse it.
+type spare struct {
+	ints     []*int64
+	usage    *Usage
+	gpu      *GPUUsage
+	labels   map[string]string
+	calls    map[string]int64
+	warnings []string
+	raw      json.RawMessage
+	lines    []CostLine
+}
+
+// pathStep is one step of the path to the value being decoded: a field
+// name, a map key, or an array index (idx ≥ 0).
+type pathStep struct {
+	name string
+	key  []byte
+	idx  int
+}
+
+// internSize is the number of strings a Decoder keeps (a power of two);
+// maxIntern the longest string it keeps.
+const (
+	internSize = 512
+	maxIntern  = 64
+)
+
+// decoders serves Parse, Decode and DecodeEnriched.
+var decoders = sync.Pool{New: func() any { return new(Decoder) }}
+
+// Event decodes one usage event into *e with the rules of Parse: unknown
+// fields, trailing data, repeated keys, keys that name one field twice by
+// case, invalid UTF-8 and lone surrogates are errors; the last three come
+// as a *ValidationError with CheckJSON's problems. It does not validate.
+//
+// *e is overwritten entirely; the memory it holds (its Usage, GPU, maps,
+// slices and counts) is reused, so a value decoded earlier into the same
+// *e must not be used afterwards. Pass a new Event to keep the old one.
+func (d *Decoder) Event(data []byte, e *Event) error {
+	d.begin(data, true)
+	d.takeEvent(e)
+	*e = Event{}
+	d.top(func() { d.event(e, nil) })
+	d.data, d.key = nil, nil // the caller may reuse data
+	if d.err != nil {
+		return fmt.Errorf("decoding usage event JSON: %w", d.err)
+	}
+	if d.soft {
+		if probs := CheckJSON(data, new(Event)); len(probs) > 0 {
+			return &ValidationError{Problems: probs}
+		}
+	}
+	return nil
+}
+
+// Enriched decodes one enriched event into *e as json.Unmarshal would:
+// unknown fields are skipped and nothing beyond JSON is checked. *e is
+// overwritten and its memory reused, as for Event.
+func (d *Decoder) Enriched(data []byte, e *Enriched) error {
+	d.begin(data, false)
+	d.takeEvent(&e.Event)
+	d.spare.lines = e.Pricing.Lines[:0]
+	*e = Enriched{}
+	d.top(func() { d.event(&e.Event, e) })
+	d.data, d.key = nil, nil
+	if d.err != nil {
+		return fmt.Errorf("decoding enriched event: %w", d.err)
+	}
+	return nil
+}
+
+func (d *Decoder) begin(data []byte, strict bool) {
+	d.data, d.i, d.strict, d.soft, d.err, d.depth = data, 0, strict, false, nil, 0
+	d.path = d.path[:0]
+	d.spare = spare{ints: d.spare.ints[:0]}
+}
+
+// takeEvent keeps what *e holds for reuse.
+func (d *Decoder) takeEvent(e *Event) {
+	sp := &d.spare
+	if e.LatencyMs != nil {
+		sp.ints = append(sp.ints, e.LatencyMs)
+	}
+	if u := e.Usage; u != nil {
+		for _, p := range u.counts() {
+			if *p != nil {
+				sp.ints = append(sp.ints, *p)
+			}
+		}
+		sp.usage, sp.calls = u, u.ServerToolCalls
+	}
+	sp.gpu, sp.labels, sp.raw = e.GPU, e.Labels, e.RawUsage[:0]
+	if e.Warnings != nil {
+		sp.warnings = e.Warnings[:0]
+	}
+}
+
+func (u *Usage) counts() [13]**int64 {
+	return [13]**int64{&u.InputTokens, &u.CacheReadInputTokens, &u.CacheWriteInputTokens, &u.OutputTokens,
+		&u.ReasoningOutputTokens, &u.CacheWrite5mInputTokens, &u.CacheWrite1hInputTokens, &u.ToolInputTokens,
+		&u.InputAudioTokens, &u.OutputAudioTokens, &u.AcceptedPredictionTokens, &u.RejectedPredictionTokens,
+		&u.ProviderTotalTokens}
+}
+
+// top decodes the one value of the input with obj, which is called at an
+// object's '{'; null leaves the value as it is, as encoding/json does.
+func (d *Decoder) top(obj func()) {
+	d.ws()
+	switch d.peek() {
+	case '{':
+		obj()
+	case 'n':
+		d.literal("null")
+	default:
+		if d.valueStart() {
+			d.fail("the value is %s, not a JSON object", jsonKindOf(d.peek()))
+		}
+	}
+	if d.err != nil {
+		return
+	}
+	d.ws()
+	if d.i < len(d.data) {
+		d.failSyntax("trailing data after the top-level value")
+	}
+}
+
+func jsonKindOf(c byte) string {
+	switch c {
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	default:
+		return "a number"
+	}
+}
+
+// Event field ids, in struct order; Enriched's own fields follow.
+const (
+	fSchemaVersion = iota
+	fEventID
+	fTime
+	fKind
+	fSource
+	fAPIKeyID
+	fLabels
+	fProvider
+	fModel
+	fOperation
+	fStatus
+	fErrorType
+	fLatencyMs
+	fServiceTier
+	fStreaming
+	fUsage
+	fRawUsage
+	fProviderCostUSD
+	fWarnings
+	fGPU
+	fOwner
+	fPricing
+	fCostPicos
+	fCostSource
+	fFlags
+	fEnrichedAt
+)
+
+// Field names by struct, in struct order (ids as above for events).
+var (
+	eventNames = []string{"schema_version", "event_id", "time", "kind", "source", "api_key_id", "labels",
+		"provider", "model", "operation", "status", "error_type", "latency_ms", "service_tier", "streaming",
+		"usage", "raw_usage", "provider_cost_usd", "warnings", "gpu",
+		"owner", "pricing", "cost_picos", "cost_source", "flags", "enriched_at"}
+	usageNames = []string{"input_tokens", "cache_read_input_tokens", "cache_write_input_tokens", "output_tokens",
+		"reasoning_output_tokens", "cache_write_5m_input_tokens", "cache_write_1h_input_tokens", "tool_input_tokens",
+		"input_audio_tokens", "output_audio_tokens", "accepted_prediction_tokens", "rejected_prediction_tokens",
+		"provider_total_tokens", "server_tool_calls"}
+	gpuNames = []string{"gpu_model", "gpu_uuid", "mig_profile", "host", "cluster", "namespace", "pod", "container",
+		"pid", "interval_seconds", "allocated_gpu_seconds", "busy_gpu_seconds", "memory_bytes", "energy_joules", "pricing_category"}
+	ownerNames   = []string{"team", "project", "cost_center", "rule"}
+	pricingNames = []string{"catalog_version", "price_id", "lines"}
+	lineNames    = []string{"meter", "quantity", "unit_price_per_1m", "cost_picos"}
+	flagNames    = []string{"unpriced", "unowned", "unapproved_model", "usage_mismatch"}
+)
+
+// fieldTable finds a struct's field by key as encoding/json does: the exact
+// name first, then the first field whose name folds alike.
+type fieldTable struct {
+	names  []string
+	slots  [64][]uint8 // exact names by fieldSlot
+	folded map[string]int
+}
+
+func fieldSlot(key []byte) int {
+	return (len(key)*7 + int(key[0])*3 + int(key[len(key)-1])) & 63
+}
+
+func newFieldTable(names []string) *fieldTable {
+	t := &fieldTable{names: names, folded: map[string]int{}}
+	for i, n := range names {
+		slot := fieldSlot([]byte(n))
+		t.slots[slot] = append(t.slots[slot], uint8(i))
+		if _, ok := t.folded[string(foldName([]byte(n)))]; !ok {
+			t.folded[string(foldName([]byte(n)))] = i
+		}
+	}
+	return t
+}
+
+func (t *fieldTable) exact(key []byte) (int, bool) {
+	if len(key) == 0 {
+		return 0, false
+	}
+	for _, id := range t.slots[fieldSlot(key)] {
+		if t.names[id] == string(key) {
+			return int(id), true
+		}
+	}
+	return 0, false
+}
+
+var (
+	eventTable    = newFieldTable(eventNames[:fOwner])
+	enrichedTable = newFieldTable(eventNames)
+	usageTable    = newFieldTable(usageNames)
+	gpuTable      = newFieldTable(gpuNames)
+	ownerTable    = newFieldTable(ownerNames)
+	pricingTable  = newFieldTable(pricingNames)
+	lineTable     = newFieldTable(lineNames)
+	flagTable     = newFieldTable(flagNames)
+)
+
+// field returns the id of the field key names in t, or -1. In strict mode
+// an unknown key is an error; a field named twice is noted for CheckJSON.
+func (d *Decoder) field(t *fieldTable, key []byte, seen *uint64) int {
+	id, ok := t.exact(key)
+	if !ok {
+		d.fbuf = appendFolded(d.fbuf[:0], key)
+		id, ok = t.folded[string(d.fbuf)]
+	}
+	if !ok {
+		if d.strict {
+			d.fail("unknown field %q; check its spelling against the usage event v1 schema", d.pathWith(key))
+		}
+		return -1
+	}
+	if *seen&(1<<id) != 0 {
+		d.soft = true
+	}
+	*seen |= 1 << id
+	return id
+}
+
+// event decodes the object at d.i into e; en is e's Enriched, or nil for a
+// plain event.
+func (d *Decoder) event(e *Event, en *Enriched) {
+	t := eventTable
+	if en != nil {
+		t = enrichedTable
+	}
+	var seen uint64
+	d.open()
+	for n := 0; d.nextKey(n); n++ {
+		id := d.field(t, d.key, &seen)
+		if id < 0 {
+			if d.err == nil {
+				d.skip()
+			}
+			continue
+		}
+		d.push(t.names[id])
+		switch id {
+		case fSchemaVersion:
+			d.str(&e.SchemaVersion, true)
+		case fEventID:
+			d.str(&e.EventID, false)
+		case fTime:
+			d.time(&e.Time)
+		case fKind:
+			d.str(&e.Kind, true)
+		case fSource:
+			d.str(&e.Source, true)
+		case fAPIKeyID:
+			d.str(&e.APIKeyID, true)
+		case fLabels:
+			d.labels(&e.Labels)
+		case fProvider:
+			d.str(&e.Provider, true)
+		case fModel:
+			d.str(&e.Model, true)
+		case fOperation:
+			d.str(&e.Operation, true)
+		case fStatus:
+			d.str(&e.Status, true)
+		case fErrorType:
+			d.str(&e.ErrorType, true)
+		case fLatencyMs:
+			d.intPtr(&e.LatencyMs)
+		case fServiceTier:
+			d.str(&e.ServiceTier, true)
+		case fStreaming:
+			d.bool(&e.Streaming)
+		case fUsage:
+			d.usage(&e.Usage)
+		case fRawUsage:
+			d.raw(&e.RawUsage)
+		case fProviderCostUSD:
+			d.str(&e.ProviderCostUSD, false)
+		case fWarnings:
+			d.strs(&e.Warnings)
+		case fGPU:
+			d.gpu(&e.GPU)
+		case fOwner:
+			d.owner(&en.Owner)
+		case fPricing:
+			d.pricing(&en.Pricing)
+		case fCostPicos:
+			d.int(&en.CostPicos)
+		case fCostSource:
+			d.str(&en.CostSource, true)
+		case fFlags:
+			d.flags(&en.Flags)
+		case fEnrichedAt:
+			d.time(&en.EnrichedAt)
+		}
+		d.pop()
+	}
+	d.close()
+}
+
+// object reports whether an object starts at d.i; null is consumed and
+// any other value is a type error.
+func (d *Decoder) object(what string) bool {
+	d.ws()
+	switch d.peek() {
+	case '{':
+		return true
+	case 'n':
+		d.literal("null")
+	default:
+		d.typeError(what)
+	}
+	return false
+}
+
+func (d *Decoder) usage(dst **Usage) {
+	d.ws()
+	if d.peek() == 'n' {
+		d.literal("null")
+		*dst = nil
+		return
+	}
+	if !d.object("an object") {
+		return
+	}
+	u := *dst
+	if u == nil {
+		if u = d.spare.usage; u != nil {
+			d.spare.usage = nil
+			*u = Usage{}
+		} else {
+			u = new(Usage)
+		}
+		*dst = u
+	}
+	var seen uint64
+	d.open()
+	for n := 0; d.nextKey(n); n++ {
+		id := d.field(usageTable, d.key, &seen)
+		if id < 0 {
+			if d.err == nil {
+				d.skip()
+			}
+			continue
+		}
+		d.push(usageNames[id])
+		if id == 13 {
+			d.calls(&u.ServerToolCalls)
+		} else {
+			d.intPtr(u.counts()[id])
+		}
+		d.pop()
+	}
+	d.close()
+}
+
+func (d *Decoder) gpu(dst **GPUUsage) {
+	d.ws()
+	if d.peek() == 'n' {
+		d.literal("null")
+		*dst = nil
+		return
+	}
+	if !d.object("an object") {
+		return
+	}
+	g := *dst
+	if g == nil {
+		if g = d.spare.gpu; g != nil {
+			d.spare.gpu = nil
+			*g = GPUUsage{}
+		} else {
+			g = new(GPUUsage)
+		}
+		*dst = g
+	}
+	var seen uint64
+	d.open()
+	for n := 0; d.nextKey(n); n++ {
+		id := d.field(gpuTable, d.key, &seen)
+		if id < 0 {
+			if d.err == nil {
+				d.skip()
+			}
+			continue
+		}
+		d.push(gpuNames[id])
+		switch id {
+		case 0:
+			d.str(&g.GPUModel, true)
+		case 1:
+			d.str(&g.GPUUUID, false)
+		case 2:
+			d.str(&g.MIGProfile, true)
+		case 3:
+			d.str(&g.Host, true)
+		case 4:
+			d.str(&g.Cluster, true)
+		case 5:
+			d.str(&g.Namespace, true)
+		case 6:
+			d.str(&g.Pod, false)
+		case 7:
+			d.str(&g.Container, true)
+		case 8:
+			d.int(&g.PID)
+		case 9:
+			d.float(&g.IntervalSeconds)
+		case 10:
+			d.float(&g.AllocatedSeconds)
+		case 11:
+			d.float(&g.BusySeconds)
+		case 12:
+			d.int(&g.MemoryBytes)
+		case 13:
+			d.floatPtr(&g.EnergyJoules)
+		case 14:
+			d.str(&g.PricingCategory, true)
+		}
+		d.pop()
+	}
+	d.close()
+}
+
+func (d *Decoder) owner(o *Owner) {
+	if !d.object("an object") {
+		return
+	}
+	var seen uint64
+	d.open()
+	for n := 0; d.nextKey(n); n++ {
+		id := d.field(ownerTable, d.key, &seen)
+		if id < 0 {
+			if d.err == nil {
+				d.skip()
+			}
+			continue
+		}
+		d.push(ownerNames[id])
+		switch id {
+		case 0:
+			d.str(&o.Team, true)
+		case 1:
+			d.str(&o.Project, true)
+		case 2:
+			d.str(&o.CostCenter, true)
+		case 3:
+			d.str(&o.Rule, true)
+		}
+		d.pop()
+	}
+	d.close()
+}
+
+func (d *Decoder) pricing(p *Pricing) {
+	if !d.object("an object") {
+		return
+	}
+	var seen uint64
+	d.open()
+	for n := 0; d.nextKey(n); n++ {
+		id := d.field(pricingTable, d.key, &seen)
+		if id < 0 {
+			if d.err == nil {
+				d.skip()
+			}
+			continue
+		}
+		d.push(pricingNames[id])
+		switch id {
+		case 0:
+			d.str(&p.CatalogVersion, true)
+		case 1:
+			d.str(&p.PriceID, true)
+		case 2:
+			d.lines(&p.Lines)
+		}
+		d.pop()
+	}
+	d.close()
+}
+
+// lines decodes an array into *dst as encoding/json does: elements
+// already in the slice, or in its capacity, are decoded into, not replaced.
+func (d *Decoder) lines(dst *[]CostLine) {
+	if !d.array(func() bool { *dst = nil; return false }) {
+		return
+	}
+	s := *dst
+	if s == nil && d.spare.lines != nil {
+		s = d.spare.lines[:0]
+		clear(s[:cap(s)])
+		d.spare.lines = nil
+	}
+	i := 0
+	for ; d.nextElem(i); i++ {
+		if i >= len(s) {
+			if i < cap(s) {
+				s = s[:i+1]
+			} else {
+				s = append(s, CostLine{})
+			}
+		}
+		d.pushIndex(i)
+		d.line(&s[i])
+		d.pop()
+	}
+	d.close()
+	if i == 0 {
+		s = []CostLine{}
+	}
+	*dst = s[:i]
+}
+
+func (d *Decoder) line(l *CostLine) {
+	if !d.object("an object") {
+		return
+	}
+	var seen uint64
+	d.open()
+	for n := 0; d.nextKey(n); n++ {
+		id := d.field(lineTable, d.key, &seen)
+		if id < 0 {
+			if d.err == nil {
+				d.skip()
+			}
+			continue
+		}
+		d.push(lineNames[id])
+		switch id {
+		case 0:
+			d.str(&l.Meter, true)
+		case 1:
+			d.int(&l.Quantity)
+		case 2:
+			d.str(&l.UnitPrice, true)
+		case 3:
+			d.int(&l.CostPicos)
+		}
+		d.pop()
+	}
+	d.close()
+}
+
+func (d *Decoder) flags(f *Flags) {
+	if !d.object("an object") {
+		return
+	}
+	var seen uint64
+	d.open()
+	for n := 0; d.nextKey(n); n++ {
+		id := d.field(flagTable, d.key, &seen)
+		if id < 0 {
+			if d.err == nil {
+				d.skip()
+			}
+			continue
+		}
+		d.push(flagNames[id])
+		switch id {
+		case 0:
+			d.bool(&f.Unpriced)
+		case 1:
+			d.bool(&f.Unowned)
+		case 2:
+			d.bool(&f.UnapprovedModel)
+		case 3:
+			d.bool(&f.UsageMismatch)
+		}
+		d.pop()
+	}
+	d.close()
+}
+
+func (d *Decoder) labels(dst *map[string]string) {
+	d.ws()
+	if d.peek() == 'n' {
+		d.literal("null")
+		*dst = nil
+		return
+	}
+	if !d.object("an object of strings") {
+		return
+	}
+	m := *dst
+	if m == nil {
+		if m = d.spare.labels; m != nil {
+			d.spare.labels = nil
+			clear(m)
+		} else {
+			m = make(map[string]string)
+		}
+		*dst = m
+	}
+	d.open()
+	for n := 0; d.nextKey(n); n++ {
+		k := d.intern(d.key)
+		if _, dup := m[k]; dup {
+			d.soft = true
+		}
+		d.pushKey(d.key)
+		var v string
+		d.str(&v, true)
+		d.pop()
+		m[k] = v
+	}
+	d.close()
+}
+
+func (d *Decoder) calls(dst *map[string]int64) {
+	d.ws()
+	if d.peek() == 'n' {
+		d.literal("null")
+		*dst = nil
+		return
+	}
+	if !d.object("an object of integers") {
+		return
+	}
+	m := *dst
+	if m == nil {
+		if m = d.spare.calls; m != nil {
+			d.spare.calls = nil
+			clear(m)
+		} else {
+			m = make(map[string]int64)
+		}
+		*dst = m
+	}
+	d.open()
+	for n := 0; d.nextKey(n); n++ {
+		k := d.intern(d.key)
+		if _, dup := m[k]; dup {
+			d.soft = true
+		}
+		d.pushKey(d.key)
+		var v int64
+		d.int(&v)
+		d.pop()
+		m[k] = v
+	}
+	d.close()
+}
+
+// strs decodes a string array as lines does.
+func (d *Decoder) strs(dst *[]string) {
+	if !d.array(func() bool { *dst = nil; return false }) {
+		return
+	}
+	s := *dst
+	if s == nil && d.spare.warnings != nil {
+		s = d.spare.warnings[:0]
+		clear(s[:cap(s)])
+		d.spare.warnings = nil
+	}
+	i := 0
+	for ; d.nextElem(i); i++ {
+		if i >= len(s) {
+			if i < cap(s) {
+				s = s[:i+1]
+			} else {
+				s = append(s, "")
+			}
+		}
+		d.pushIndex(i)
+		d.str(&s[i], false)
+		d.pop()
+	}
+	d.close()
+	if i == 0 {
+		s = []string{}
+	}
+	*dst = s[:i]
+}
+
+// array reports whether an array starts at d.i, consuming its '['; null
+// calls onNull.
+func (d *Decoder) array(onNull func() bool) bool {
+	d.ws()
+	switch d.peek() {
+	case '[':
+		d.open()
+		return true
+	case 'n':
+		d.literal("null")
+		return onNull()
+	default:
+		d.typeError("an array")
+		return false
+	}
+}
+
+// raw copies the JSON value at d.i, as json.RawMessage does (null too).
+func (d *Decoder) raw(dst *json.RawMessage) {
+	d.ws()
+	start := d.i
+	d.skip()
+	if d.err != nil {
+		return
+	}
+	v := d.data[start:d.i]
+	if d.strict && (v[0] == '{' || v[0] == '[') && len(CheckJSON(v, nil)) > 0 {
+		d.soft = true
+	}
+	buf := *dst
+	if buf == nil {
+		buf, d.spare.raw = d.spare.raw, nil
+	}
+	*dst = append(buf[:0], v...)
+}
+
+func (d *Decoder) time(dst *time.Time) {
+	d.ws()
+	start := d.i
+	switch d.peek() {
+	case '"':
+		d.skipString()
+	case 'n':
+		d.literal("null")
+		return
+	default:
+		if d.valueStart() {
+			d.typeError("an RFC 3339 timestamp string such as \"2026-01-02T15:04:05Z\"")
+		}
+		return
+	}
+	if d.err != nil {
+		return
+	}
+	if err := dst.UnmarshalJSON(d.data[start:d.i]); err != nil {
+		d.fail("%s: must be an RFC 3339 timestamp string such as \"2026-01-02T15:04:05Z\" (%v)", d.pathString(), err)
+	}
+}
+
+// str decodes a string or null (which keeps *dst); intern keeps short
+// strings in the Decoder's table.
+func (d *Decoder) str(dst *string, intern bool) {
+	d.ws()
+	switch d.peek() {
+	case '"':
+		s := d.text(&d.buf)
+		if d.err != nil {
+			return
+		}
+		if intern {
+			*dst = d.intern(s)
+		} else {
+			*dst = string(s)
+		}
+	case 'n':
+		d.literal("null")
+	default:
+		d.typeError("a string")
+	}
+}
+
+func (d *Decoder) bool(dst *bool) {
+	d.ws()
+	switch d.peek() {
+	case 't':
+		if d.literal("true") {
+			*dst = true
+		}
+	case 'f':
+		if d.literal("false") {
+			*dst = false
+		}
+	case 'n':
+		d.literal("null")
+	default:
+		d.typeError("a boolean")
+	}
+}
+
+// number returns the number literal at d.i, checking its syntax; nil for
+// null, or when it is not a number (a type error then).
+func (d *Decoder) number(what string) []byte {
+	d.ws()
+	switch c := d.peek(); {
+	case c == '-' || c >= '0' && c <= '9':
+		start := d.i
+		d.skipNumber()
+		if d.err != nil {
+			return nil
+		}
+		return d.data[start:d.i]
+	case c == 'n':
+		d.literal("null")
+	default:
+		d.typeError(what)
+	}
+	return nil
+}
+
+func (d *Decoder) int(dst *int64) {
+	if lit := d.number("an integer"); lit != nil {
+		if v, ok := d.parseInt(lit); ok {
+			*dst = v
+		}
+	}
+}
+
+func (d *Decoder) intPtr(dst **int64) {
+	d.ws()
+	if d.peek() == 'n' {
+		d.literal("null")
+		*dst = nil
+		return
+	}
+	lit := d.number("an integer")
+	if lit == nil {
+		return
+	}
+	v, ok := d.parseInt(lit)
+	if !ok {
+		return
+	}
+	if *dst != nil {
+		**dst = v
+		return
+	}
+	*dst = d.newInt(v)
+}
+
+// parseInt parses an integer literal as encoding/json does for int64:
+// fractions, exponents and values out of range are type errors.
+func (d *Decoder) parseInt(lit []byte) (int64, bool) {
+	neg := lit[0] == '-'
+	digits := lit
+	if neg {
+		digits = lit[1:]
+	}
+	if len(digits) > 0 && len(digits) <= 18 {
+		var v int64
+		for _, c := range digits {
+			if c < '0' || c > '9' {
+				goto slow
+			}
+			v = v*10 + int64(c-'0')
+		}
+		if neg {
+			v = -v
+		}
+		return v, true
+	}
+slow:
+	v, err := strconv.ParseInt(string(lit), 10, 64)
+	if err != nil {
+		d.fail("%s: must be an integer between %d and %d, got %s", d.pathString(), int64(-1<<63), int64(1<<63-1), lit)
+		return 0, false
+	}
+	return v, true
+}
+
+func (d *Decoder) newInt(v int64) *int64 {
+	if n := len(d.spare.ints); n > 0 {
+		p := d.spare.ints[n-1]
+		d.spare.ints = d.spare.ints[:n-1]
+		*p = v
+		return p
+	}
+	if len(d.ints) == cap(d.ints) {
+		// A new slab: the old one stays with the values that point into it.
+		d.ints = make([]int64, 0, 32)
+	}
+	d.ints = append(d.ints, v)
+	return &d.ints[len(d.ints)-1]
+}
+
+func (d *Decoder) float(dst *float64) {
+	if lit := d.number("a number"); lit != nil {
+		f, err := strconv.ParseFloat(string(lit), 64)
+		if err != nil {
+			d.fail("%s: %s is out of range for a number", d.pathString(), lit)
+			return
+		}
+		*dst = f
+	}
+}
+
+func (d *Decoder) floatPtr(dst **float64) {
+	d.ws()
+	if d.peek() == 'n' {
+		d.literal("null")
+		*dst = nil
+		return
+	}
+	lit := d.number("a number")
+	if lit == nil {
+		return
+	}
+	f, err := strconv.ParseFloat(string(lit), 64)
+	if err != nil {
+		d.fail("%s: %s is out of range for a number", d.pathString(), lit)
+		return
+	}
+	if *dst != nil {
+		**dst = f
+	} else {
+		*dst = &f
+	}
+}
+
+// intern returns b as a string, from the Decoder's table when b is short.
+func (d *Decoder) intern(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if len(b) > maxIntern {
+		return string(b)
+	}
+	h := uint32(2166136261)
+	for _, c := range b {
+		h = (h ^ uint32(c)) * 16777619
+	}
+	if d.tab == nil {
+		d.tab = new([internSize]string)
+	}
+	slot := &d.tab[h&(internSize-1)]
+	if *slot != string(b) {
+		*slot = string(b)
+	}
+	return *slot
+}
+
+// validJSON reports whether data is one JSON value and nothing else, as
+// json.Valid does, without its per-call setup.
+func validJSON(data []byte) bool {
+	d := decoders.Get().(*Decoder)
+	defer decoders.Put(d)
+	d.begin(data, false)
+	d.ws()
+	d.skip()
+	d.ws()
+	ok := d.err == nil && d.i == len(data)
+	d.data = nil
+	return ok
+}
+
+// Syntax.
+
+func (d *Decoder) peek() byte {
+	if d.i < len(d.data) {
+		return d.data[d.i]
+	}
+	return 0
+}
+
+func (d *Decoder) ws() {
+	for d.i < len(d.data) {
+		switch d.data[d.i] {
+		case ' ', '\t', '\r', '\n':
+			d.i++
+		default:
+			return
+		}
+	}
+}
+
+// open consumes the '{' or '[' at d.i.
+func (d *Decoder) open() {
+	d.i++
+	d.depth++
+	if d.depth > maxJSONDepth {
+		d.failSyntax("exceeded max depth")
+	}
+}
+
+func (d *Decoder) close() { d.depth-- }
+
+// nextKey moves to the n-th key of the open object and reads it into
+// d.kbuf and past its ':'; false at the object's end or on an error.
+func (d *Decoder) nextKey(n int) bool {
+	if d.err != nil {
+		return false
+	}
+	d.ws()
+	switch c := d.peek(); {
+	case c == '}':
+		d.i++
+		return false
+	case n == 0:
+	case c == ',':
+		d.i++
+		d.ws()
+	default:
+		d.failSyntax("after object key:value pair")
+		return false
+	}
+	if d.peek() != '"' {
+		d.failSyntax("looking for beginning of object key string")
+		return false
+	}
+	k := d.text(&d.kbuf)
+	if d.err != nil {
+		return false
+	}
+	d.key = k
+	d.ws()
+	if d.peek() != ':' {
+		d.failSyntax("after object key")
+		return false
+	}
+	d.i++
+	return true
+}
+
+// nextElem moves to the n-th element of the open array; false at its end.
+func (d *Decoder) nextElem(n int) bool {
+	if d.err != nil {
+		return false
+	}
+	d.ws()
+	switch c := d.peek(); {
+	case c == ']':
+		d.i++
+		return false
+	case n == 0:
+	case c == ',':
+		d.i++
+	default:
+		d.failSyntax("after array element")
+		return false
+	}
+	return true
+}
+
+func (d *Decoder) literal(lit string) bool {
+	if len(d.data)-d.i >= len(lit) && string(d.data[d.i:d.i+len(lit)]) == lit {
+		d.i += len(lit)
+		return true
+	}
+	d.failSyntax("in literal " + lit)
+	return false
+}
+
+// valueStart reports whether a JSON value can start at d.i; if not, it is
+// a syntax error.
+func (d *Decoder) valueStart() bool {
+	switch c := d.peek(); {
+	case c == '{', c == '[', c == '"', c == 't', c == 'f', c == 'n', c == '-', c >= '0' && c <= '9':
+		return true
+	}
+	d.failSyntax("looking for beginning of value")
+	return false
+}
+
+func (d *Decoder) skipNumber() {
+	digits := func() bool {
+		start := d.i
+		for d.i < len(d.data) && d.data[d.i] >= '0' && d.data[d.i] <= '9' {
+			d.i++
+		}
+		return d.i > start
+	}
+	if d.peek() == '-' {
+		d.i++
+	}
+	switch c := d.peek(); {
+	case c == '0':
+		d.i++
+	case c >= '1' && c <= '9':
+		digits()
+	default:
+		d.failSyntax("in numeric literal")
+		return
+	}
+	if d.peek() == '.' {
+		d.i++
+		if !digits() {
+			d.failSyntax("after decimal point in numeric literal")
+			return
+		}
+	}
+	if c := d.peek(); c == 'e' || c == 'E' {
+		d.i++
+		if c := d.peek(); c == '+' || c == '-' {
+			d.i++
+		}
+		if !digits() {
+			d.failSyntax("in exponent of numeric literal")
+		}
+	}
+}
+
+// text reads the string at d.i (its opening quote) and returns its text:
+// a slice of the input when it needs no change, else decoded into *buf as
+// encoding/json decodes strings (invalid UTF-8 and lone surrogates become
+// U+FFFD). Invalid UTF-8 and lone surrogates are noted for CheckJSON.
+func (d *Decoder) text(buf *[]byte) []byte {
+	d.i++
+	start := d.i
+	for d.i < len(d.data) {
+		c := d.data[d.i]
+		if c == '"' {
+			d.i++
+			return d.data[start : d.i-1]
+		}
+		if c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
+			break
+		}
+		d.i++
+	}
+	b := append((*buf)[:0], d.data[start:d.i]...)
+	for {
+		if d.i >= len(d.data) {
+			d.failSyntax("in string literal")
+			return nil
+		}
+		switch c := d.data[d.i]; {
+		case c == '"':
+			d.i++
+			*buf = b
+			return b
+		case c < 0x20:
+			d.failSyntax("in string literal")
+			return nil
+		case c == '\\':
+			if d.i+1 >= len(d.data) {
+				d.failSyntax("in string literal")
+				return nil
+			}
+			switch e := d.data[d.i+1]; e {
+			case '"', '\\', '/':
+				b = append(b, e)
+			case 'b':
+				b = append(b, '\b')
+			case 'f':
+				b = append(b, '\f')
+			case 'n':
+				b = append(b, '\n')
+			case 'r':
+				b = append(b, '\r')
+			case 't':
+				b = append(b, '\t')
+			case 'u':
+				r, ok := hex4At(d.data, d.i+2)
+				if !ok {
+					d.failSyntax("in \\u hexadecimal character escape")
+					return nil
+				}
+				d.i += 6
+				if utf16.IsSurrogate(r) {
+					if r2, ok := u4At(d.data, d.i); ok {
+						if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
+							d.i += 6
+							b = utf8.AppendRune(b, dec)
+							continue
+						}
+					}
+					d.soft = true
+					r = utf8.RuneError
+				}
+				b = utf8.AppendRune(b, r)
+				continue
+			default:
+				d.failSyntax("in string escape code")
+				return nil
+			}
+			d.i += 2
+		case c < utf8.RuneSelf:
+			b = append(b, c)
+			d.i++
+		default:
+			r, n := utf8.DecodeRune(d.data[d.i:])
+			if r == utf8.RuneError && n == 1 {
+				d.soft = true
+				b = utf8.AppendRune(b, r)
+			} else {
+				b = append(b, d.data[d.i:d.i+n]...)
+			}
+			d.i += n
+		}
+	}
+}
+
+// u4At reads a \uXXXX escape at i.
+func u4At(data []byte, i int) (rune, bool) {
+	if i+1 >= len(data) || data[i] != '\\' || data[i+1] != 'u' {
+		return 0, false
+	}
+	return hex4At(data, i+2)
+}
+
+func hex4At(data []byte, i int) (rune, bool) {
+	if i+4 > len(data) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range data[i : i+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
+}
+
+// skipString moves past the string at d.i, checking its syntax and, in
+// strict mode, its text.
+func (d *Decoder) skipString() {
+	d.i++
+	for d.i < len(d.data) {
+		c := d.data[d.i]
+		switch {
+		case c == '"':
+			d.i++
+			return
+		case c < 0x20:
+			d.failSyntax("in string literal")
+			return
+		case c == '\\':
+			if d.i+1 >= len(d.data) {
+				d.failSyntax("in string literal")
+				return
+			}
+			switch d.data[d.i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				d.i += 2
+			case 'u':
+				r, ok := hex4At(d.data, d.i+2)
+				if !ok {
+					d.failSyntax("in \\u hexadecimal character escape")
+					return
+				}
+				d.i += 6
+				if utf16.IsSurrogate(r) {
+					if r2, ok := u4At(d.data, d.i); ok && utf16.DecodeRune(r, r2) != utf8.RuneError {
+						d.i += 6
+					} else {
+						d.soft = true
+					}
+				}
+			default:
+				d.failSyntax("in string escape code")
+				return
+			}
+		case c < utf8.RuneSelf:
+			d.i++
+		default:
+			r, n := utf8.DecodeRune(d.data[d.i:])
+			if r == utf8.RuneError && n == 1 {
+				d.soft = true
+			}
+			d.i += n
+		}
+	}
+	d.failSyntax("in string literal")
+}
+
+// skip moves past the value at d.i, checking its syntax, without recursion.
+func (d *Decoder) skip() {
+	base := len(d.stack)
+	defer func() { d.depth -= len(d.stack) - base; d.stack = d.stack[:base] }()
+	for d.err == nil {
+		d.ws()
+		switch c := d.peek(); {
+		case c == '{' || c == '[':
+			d.open()
+			if d.err != nil {
+				return
+			}
+			d.ws()
+			if c == '{' {
+				d.stack = append(d.stack, '}')
+				if d.peek() == '}' {
+					break
+				}
+				if !d.skipKey() {
+					return
+				}
+			} else {
+				d.stack = append(d.stack, ']')
+				if d.peek() == ']' {
+					break
+				}
+			}
+			continue
+		case c == '"':
+			d.skipString()
+		case c == 't':
+			d.literal("true")
+		case c == 'f':
+			d.literal("false")
+		case c == 'n':
+			d.literal("null")
+		case c == '-' || c >= '0' && c <= '9':
+			d.skipNumber()
+		default:
+			d.failSyntax("looking for beginning of value")
+		}
+		// After a value: close what ends here, then go on to the next.
+		for d.err == nil {
+			if len(d.stack) == base {
+				return
+			}
+			d.ws()
+			top := d.stack[len(d.stack)-1]
+			c := d.peek()
+			if c == top {
+				d.i++
+				d.stack = d.stack[:len(d.stack)-1]
+				d.depth--
+				continue
+			}
+			if c != ',' {
+				d.failSyntax("after " + map[byte]string{'}': "object key:value pair", ']': "array element"}[top])
+				return
+			}
+			d.i++
+			if top == '}' {
+				d.ws()
+				if !d.skipKey() {
+					return
+				}
+			}
+			break
+		}
+	}
+}
+
+// skipKey moves past a key and its ':'.
+func (d *Decoder) skipKey() bool {
+	if d.peek() != '"' {
+		d.failSyntax("looking for beginning of object key string")
+		return false
+	}
+	d.skipString()
+	d.ws()
+	if d.err != nil || d.peek() != ':' {
+		d.failSyntax("after object key")
+		return false
+	}
+	d.i++
+	return true
+}
+
+// Errors.
+
+func (d *Decoder) push(name string) { d.path = append(d.path, pathStep{name: name, idx: -1}) }
+func (d *Decoder) pushKey(k []byte) { d.path = append(d.path, pathStep{key: k, idx: -1}) }
+func (d *Decoder) pushIndex(i int)  { d.path = append(d.path, pathStep{idx: i}) }
+func (d *Decoder) pop()             { d.path = d.path[:len(d.path)-1] }
+
+func (d *Decoder) pathString() string {
+	var b strings.Builder
+	for _, s := range d.path {
+		switch {
+		case s.idx >= 0:
+			b.WriteString("[" + strconv.Itoa(s.idx) + "]")
+			continue
+		case b.Len() > 0:
+			b.WriteByte('.')
+		}
+		if s.key != nil {
+			b.WriteString(strings.ToValidUTF8(string(s.key), "\uFFFD"))
+		} else {
+			b.WriteString(s.name)
+		}
+	}
+	if b.Len() == 0 {
+		return "the event"
+	}
+	return b.String()
+}
+
+func (d *Decoder) pathWith(key []byte) string {
+	d.pushKey(key)
+	defer d.pop()
+	return d.pathString()
+}
+
+func (d *Decoder) fail(format string, args ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf(format, args...)
+	}
+	d.i = len(d.data)
+}
+
+// typeError reports the value at d.i as not what the field needs.
+func (d *Decoder) typeError(want string) {
+	if d.err != nil || !d.valueStart() {
+		return
+	}
+	d.fail("%s: must be %s, got %s", d.pathString(), want, jsonValueKind(d.peek()))
+}
+
+func jsonValueKind(c byte) string {
+	if c == '{' {
+		return "an object"
+	}
+	return jsonKindOf(c)
+}
+
+func (d *Decoder) failSyntax(msg string) {
+	if d.err != nil {
+		return
+	}
+	what := "end of input"
+	if d.i < len(d.data) {
+		what = strconv.QuoteRune(rune(d.data[d.i]))
+		if c := d.data[d.i]; c >= utf8.RuneSelf {
+			what = fmt.Sprintf("byte 0x%02x", c)
+		}
+	}
+	d.fail("%w: unexpected %s %s at byte %d", errSyntax, what, msg, d.i)
+}
+
+var errSyntax = errors.New("malformed JSON")

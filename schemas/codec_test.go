@@ -1,0 +1,291 @@
+package schemas
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// oracleParse is Parse as it was before Decoder: encoding/json, strict,
+// then CheckJSON. The decoder must agree with it on every input.
+func oracleParse(data []byte) (*Event, error) {
+	var e Event
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil {
+		return nil, fmt.Errorf("decoding usage event JSON: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("decoding usage event JSON: trailing data after the event")
+	}
+	if probs := CheckJSON(data, &e); len(probs) > 0 {
+		return nil, &ValidationError{Problems: probs}
+	}
+	return &e, nil
+}
+
+// oracleEnriched is DecodeEnriched as it was before Decoder.
+func oracleEnriched(data []byte) (*Enriched, error) {
+	var e Enriched
+	if err := json.Unmarshal(data, &e); err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+// dirty is a full value decoded into before each compared decode, so that
+// reuse of a value's memory is compared too.
+var dirty = []byte(`{"schema_version":"1","event_id":"old","time":"2026-01-01T00:00:00Z","kind":"llm.request","source":"s","api_key_id":"k",
+"labels":{"team":"x","old":"y"},"provider":"p","model":"m","operation":"o","status":"ok","error_type":"e","latency_ms":5,"service_tier":"t",
+"streaming":true,"usage":{"input_tokens":1,"cache_read_input_tokens":2,"cache_write_input_tokens":3,"output_tokens":4,"reasoning_output_tokens":5,
+"cache_write_5m_input_tokens":6,"cache_write_1h_input_tokens":7,"tool_input_tokens":8,"input_audio_tokens":9,"output_audio_tokens":10,
+"accepted_prediction_tokens":11,"rejected_prediction_tokens":12,"provider_total_tokens":13,"server_tool_calls":{"web_search":1,"x":2}},
+"raw_usage":{"a":[1,2,{"b":3}]},"provider_cost_usd":"1.5","warnings":["w1","w2","w3"],
+"gpu":{"gpu_model":"H100","gpu_uuid":"u","mig_profile":"m","host":"h","cluster":"c","namespace":"n","pod":"p","container":"c","pid":7,
+"interval_seconds":1.5,"allocated_gpu_seconds":2,"busy_gpu_seconds":3,"memory_bytes":9,"energy_joules":4.5,"pricing_category":"pc"},
+"owner":{"team":"t","project":"p","cost_center":"cc","rule":"r"},"pricing":{"catalog_version":"v","price_id":"pid",
+"lines":[{"meter":"a","quantity":1,"unit_price_per_1m":"1","cost_picos":2},{"meter":"b","quantity":3,"unit_price_per_1m":"2","cost_picos":4},{"meter":"c"}]},
+"cost_picos":42,"cost_source":"catalog","flags":{"unpriced":true,"unowned":true,"unapproved_model":true,"usage_mismatch":true},
+"enriched_at":"2026-01-01T00:00:01.5Z"}`)
+
+var (
+	sharedDecoder  Decoder
+	sharedEvent    Event
+	sharedEnriched Enriched
+)
+
+// compareDecoders fails t where Decoder and the oracles disagree on data.
+func compareDecoders(t *testing.T, data []byte) {
+	t.Helper()
+	want, werr := oracleParse(data)
+	got, gerr := Parse(data)
+	sameResult(t, "Parse", data, want, werr, got, gerr)
+
+	var dirtyDec Decoder
+	var dirtyEnriched Enriched
+	if err := dirtyDec.Enriched(dirty, &dirtyEnriched); err != nil {
+		t.Fatal(err)
+	}
+	sharedEvent = dirtyEnriched.Event
+	gerr = sharedDecoder.Event(data, &sharedEvent)
+	if gerr != nil {
+		sameResult(t, "Decoder.Event reused", data, want, werr, nil, gerr)
+	} else {
+		sameResult(t, "Decoder.Event reused", data, want, werr, &sharedEvent, gerr)
+	}
+
+	wantE, werrE := oracleEnriched(data)
+	gotE, gerrE := DecodeEnriched(data)
+	if (werrE == nil) != (gerrE == nil) {
+		t.Fatalf("DecodeEnriched(%q): oracle err = %v, decoder err = %v", data, werrE, gerrE)
+	}
+	if werrE == nil && !reflect.DeepEqual(wantE, gotE) {
+		t.Fatalf("DecodeEnriched(%q):\n oracle  %#v\n decoder %#v", data, wantE, gotE)
+	}
+	if err := dirtyDec.Enriched(dirty, &sharedEnriched); err != nil {
+		t.Fatal(err)
+	}
+	gerrE = sharedDecoder.Enriched(data, &sharedEnriched)
+	if (werrE == nil) != (gerrE == nil) {
+		t.Fatalf("Decoder.Enriched reused (%q): oracle err = %v, decoder err = %v", data, werrE, gerrE)
+	}
+	if werrE == nil && !reflect.DeepEqual(wantE, &sharedEnriched) {
+		a, _ := json.Marshal(wantE)
+		b, _ := json.Marshal(&sharedEnriched)
+		t.Fatalf("Decoder.Enriched reused (%q):\n oracle  %s\n decoder %s", data, a, b)
+	}
+}
+
+func sameResult(t *testing.T, what string, data []byte, want *Event, werr error, got *Event, gerr error) {
+	t.Helper()
+	if (werr == nil) != (gerr == nil) {
+		t.Fatalf("%s(%q): oracle err = %v, decoder err = %v", what, data, werr, gerr)
+	}
+	if werr == nil {
+		if !reflect.DeepEqual(want, got) {
+			t.Fatalf("%s(%q):\n oracle  %#v\n decoder %#v", what, data, want, got)
+		}
+		return
+	}
+	var wv, gv *ValidationError
+	if errors.As(werr, &wv) != errors.As(gerr, &gv) {
+		t.Fatalf("%s(%q): oracle err = %v, decoder err = %v: one is a ValidationError, the other not", what, data, werr, gerr)
+	}
+	if wv != nil && !reflect.DeepEqual(wv.Problems, gv.Problems) {
+		t.Fatalf("%s(%q): problems\n oracle  %+v\n decoder %+v", what, data, wv.Problems, gv.Problems)
+	}
+}
+
+// codecSeeds are inputs for the differential tests: the test files of
+// enrich and ingest and the corner cases of encoding/json.
+func codecSeeds(t testing.TB) [][]byte {
+	seeds := [][]byte{benchEvent, dirty, benchEnriched()}
+	for _, pattern := range []string{"../enrich/testdata/golden/*/*.json", "../ingest/testdata/*.json", "../ingest/testdata/*/*.json"} {
+		files, err := filepath.Glob(pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seeds = append(seeds, b)
+		}
+	}
+	const head = `{"schema_version":"1","event_id":"e1","time":"2026-11-26T10:00:00Z","kind":"llm.request","source":"s","provider":"openai",`
+	for _, tail := range []string{
+		`"model":"m"}`, `"model":"cheap","model":"gpt-4o"}`, `"model":"m","usage":{"input_tokens":1,"input_tokens":1000}}`,
+		`"model":"m","labels":{"team":"a","team":"b"}}`, `"model":"m","\u006dodel":"n"}`, `"model":"m","raw_usage":{"a":1,"a":2}}`,
+		`"model":"m","MODEL":"other"}`, `"Model":"m","MODEL":"other"}`, `"MODEL":"m"}`, `"ſource":"x","model":"m"}`, `"model":"m","usage":{"input_tokens":5,"Input_Tokens":5}}`,
+		"\"model\":\"m\xff\"}", "\"model\":\"m\",\"labels\":{\"team\":\"a\xc3\"}}", "\"model\":\"m\",\"labels\":{\"t\xffm\":\"a\"}}",
+		`"model":"m\ud800"}`, `"model":"m\udc00x"}`, `"model":"m\ud83d\ude00é\u00e9\t\"\\\/\b\f\n\r"}`, `"model":"m\ud800\u0041"}`,
+		"\"model\":\"m\",\"warnings\":[\"ok\",\"b\xffd\"]}", `"model":"m","warnings":["a",null,"c"]}`, `"model":"m","warnings":[]}`, `"model":"m","warnings":null}`,
+		`"model":null,"labels":null,"usage":null,"raw_usage":null,"gpu":null,"latency_ms":null,"streaming":null,"time":null}`,
+		`"latency_ms":1.0}`, `"latency_ms":1e3}`, `"latency_ms":9223372036854775808}`, `"latency_ms":-9223372036854775808}`, `"latency_ms":-0}`,
+		`"latency_ms":"1"}`, `"streaming":"true"}`, `"streaming":1}`, `"labels":{"a":1}}`, `"labels":[]}`, `"usage":[]}`, `"usage":{"server_tool_calls":{"w":1.5}}}`,
+		`"gpu":{"interval_seconds":1e400}}`, `"gpu":{"interval_seconds":-0,"energy_joules":1e-7,"pid":1}}`, `"time":"2026-11-26T10:00:00+02:00"}`,
+		`"time":"2026-11-26T10:00:00\u005a"}`, `"time":5}`, `"time":"x"}`, `"raw_usage":  { "a" : [ 1 , { } , [ ] ] } }`, `"raw_usage":"s"}`,
+		`"unknown":1}`, `"usage":{"unknown":1}}`, `"model":"m",}`, `"model":"m"} x`, `"model":"m"}  `, `"model":"m"`, `"model":01}`,
+		`"owner":{"team":"t"},"cost_picos":5,"flags":{"unpriced":true},"pricing":{"lines":[{"meter":"a"},null]}}`,
+		`"pricing":{"lines":[{"meter":"a","quantity":1}]},"pricing":{"lines":[{"meter":"b"}]}}`,
+		`"warnings":["a","b","c"],"warnings":["x"],"warnings":[null,null,null]}`, `"usage":{"input_tokens":1},"usage":{"output_tokens":2}}`,
+		`"labels":{"a":"1"},"labels":{"b":"2"}}`, `"raw_usage":{"a":1},"raw_usage":[2]}`, `"enriched_at":"2026-11-26T10:00:00.123456789Z"}`,
+		`"labels":{"a":null}}`, `"usage":{"server_tool_calls":{"w":null}}}`, `"Owner":{"TEAM":"t"}}`, `"model":"\u003c\u2028"}`,
+	} {
+		seeds = append(seeds, []byte(head+tail))
+	}
+	seeds = append(seeds, []byte(`null`), []byte(` null `), []byte(`[]`), []byte(`"s"`), []byte(`1`), []byte(``), []byte(`{}`), []byte(`{`),
+		[]byte(`{"raw_usage":`+strings.Repeat("[", 10001)+strings.Repeat("]", 10001)+`}`),
+		[]byte(`{"raw_usage":`+strings.Repeat("[", 9999)+strings.Repeat("]", 9999)+`}`),
+		[]byte(`{"raw_usage":`+strings.Repeat(`{"a":`, 100)+"1"+strings.Repeat("}", 100)+`}`))
+	return seeds
+}
+
+func benchEnriched() []byte {
+	e, err := Decode(benchEvent)
+	if err != nil {
+		panic(err)
+	}
+	data, err := json.Marshal(Enriched{Event: *e, Owner: Owner{Team: "search", Project: "ranking", Rule: "labels"},
+		Pricing:   Pricing{CatalogVersion: "2026-11-26.1", PriceID: "openai/gpt-4o", Lines: []CostLine{{Meter: "input", Quantity: 1000, UnitPrice: "2.50", CostPicos: 2_500_000_000}}},
+		CostPicos: 5_000_000_000, CostSource: CostSourceCatalog, EnrichedAt: time.Date(2026, 11, 26, 10, 0, 1, 5, time.UTC)})
+	if err != nil {
+		panic(err)
+	}
+	return data
+}
+
+func TestDecoderMatchesEncodingJSON(t *testing.T) {
+	for _, s := range codecSeeds(t) {
+		compareDecoders(t, s)
+	}
+}
+
+func FuzzDecodeMatchesEncodingJSON(f *testing.F) {
+	for _, s := range codecSeeds(f) {
+		f.Add(s)
+	}
+	f.Fuzz(compareDecoders)
+}
+
+// compareEncoders fails t where AppendJSON and json.Marshal differ on the
+// events data decodes to, and on an event carrying s in its strings.
+func compareEncoders(t *testing.T, data []byte, s string) {
+	t.Helper()
+	var values []*Enriched
+	if e, err := DecodeEnriched(data); err == nil {
+		values = append(values, e)
+	}
+	f := 1.5e-7
+	values = append(values, &Enriched{
+		Event: Event{SchemaVersion: s, EventID: s, Time: time.Date(2026, 1, 2, 3, 4, 5, 6, time.FixedZone("", 3600)), Kind: s,
+			Labels: map[string]string{s: s, "a" + s: "b", "z": s}, Provider: s, LatencyMs: Int64(-3), Streaming: true,
+			Usage:    &Usage{ServerToolCalls: map[string]int64{s: 1, "b": 2}, ProviderTotalTokens: Int64(0)},
+			Warnings: []string{s, ""}, GPU: &GPUUsage{GPUModel: s, PID: 3, IntervalSeconds: 1e21, BusySeconds: -2.5e-9, EnergyJoules: &f}},
+		Owner: Owner{CostCenter: s}, Pricing: Pricing{Lines: []CostLine{{Meter: s}}}, Flags: Flags{Unowned: true, UsageMismatch: true},
+	}, &Enriched{Event: Event{Usage: &Usage{}}})
+	for _, e := range values {
+		want, err := json.Marshal(e)
+		if err != nil {
+			continue // AppendJSON is defined for what json.Marshal encodes
+		}
+		if got := e.AppendJSON(nil); !bytes.Equal(got, want) {
+			t.Fatalf("Enriched.AppendJSON:\n got  %s\n want %s", got, want)
+		}
+		want, _ = json.Marshal(&e.Event)
+		if got := e.Event.AppendJSON(nil); !bytes.Equal(got, want) {
+			t.Fatalf("Event.AppendJSON:\n got  %s\n want %s", got, want)
+		}
+		want, _ = json.Marshal(e.Usage)
+		if got := AppendUsageJSON(nil, e.Usage); !bytes.Equal(got, want) {
+			t.Fatalf("AppendUsageJSON:\n got  %s\n want %s", got, want)
+		}
+	}
+}
+
+func TestAppendJSONMatchesMarshal(t *testing.T) {
+	for _, s := range codecSeeds(t) {
+		compareEncoders(t, s, string(s))
+	}
+	for _, s := range []string{"", "plain", "<a&b>", "\u2028\u2029", "\x00\x1f\x7f\b\f\n\r\t\"\\/", "\xff\xc3(", "é😀", "\xe2\x80"} {
+		compareEncoders(t, nil, s)
+	}
+}
+
+func FuzzAppendJSONMatchesMarshal(f *testing.F) {
+	for _, s := range codecSeeds(f) {
+		f.Add(s, "<\u2028\xff")
+	}
+	f.Fuzz(compareEncoders)
+}
+
+// BenchmarkCodec compares, in one run, the encoding/json paths the
+// pipeline used with Decoder and AppendJSON.
+func BenchmarkCodec(b *testing.B) {
+	enriched := benchEnriched()
+	var ev Enriched
+	if err := json.Unmarshal(enriched, &ev); err != nil {
+		b.Fatal(err)
+	}
+	run := func(name string, n int, fn func() error) {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(n))
+			for b.Loop() {
+				if err := fn(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	var d Decoder
+	var e Event
+	run("event/encoding-json", len(benchEvent), func() error { _, err := oracleParse(benchEvent); return err })
+	run("event/decoder", len(benchEvent), func() error { return d.Event(benchEvent, &e) })
+	run("event/parse", len(benchEvent), func() error { _, err := Parse(benchEvent); return err })
+	run("enriched/encoding-json", len(enriched), func() error { _, err := oracleEnriched(enriched); return err })
+	run("enriched/decoder-new-value", len(enriched), func() error { return d.Enriched(enriched, new(Enriched)) })
+	run("encode/encoding-json", len(enriched), func() error { _, err := json.Marshal(&ev); return err })
+	var buf []byte
+	run("encode/append", len(enriched), func() error { buf = ev.AppendJSON(buf[:0]); return nil })
+}
+
+func FuzzValidJSON(f *testing.F) {
+	for _, s := range codecSeeds(f) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if validJSON(data) != json.Valid(data) {
+			t.Fatalf("validJSON(%q) = %v, json.Valid says otherwise", data, validJSON(data))
+		}
+	})
+}

@@ -1,0 +1,346 @@
+package schemas
+
+import (
+	"encoding/json"
+	"math"
+	"slices"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// AppendJSON appends e as json.Marshal writes it, byte for byte, without
+// reflection. Like json.Marshal it assumes what a decoded or enriched event
+// holds: raw_usage valid JSON, finite GPU numbers and times json.Marshal
+// accepts (years 0–9999); for other values it writes what json.Marshal
+// would refuse instead of an error.
+func (e *Enriched) AppendJSON(buf []byte) []byte {
+	buf = e.Event.appendFields(append(buf, '{'))
+	buf = append(buf, `,"owner":{"team":`...)
+	buf = appendString(buf, e.Owner.Team)
+	buf = append(buf, `,"project":`...)
+	buf = appendString(buf, e.Owner.Project)
+	if e.Owner.CostCenter != "" {
+		buf = append(buf, `,"cost_center":`...)
+		buf = appendString(buf, e.Owner.CostCenter)
+	}
+	buf = append(buf, `,"rule":`...)
+	buf = appendString(buf, e.Owner.Rule)
+	buf = append(buf, `},"pricing":{"catalog_version":`...)
+	buf = appendString(buf, e.Pricing.CatalogVersion)
+	if e.Pricing.PriceID != "" {
+		buf = append(buf, `,"price_id":`...)
+		buf = appendString(buf, e.Pricing.PriceID)
+	}
+	if len(e.Pricing.Lines) > 0 {
+		buf = append(buf, `,"lines":[`...)
+		for i, l := range e.Pricing.Lines {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = append(buf, `{"meter":`...)
+			buf = appendString(buf, l.Meter)
+			buf = append(buf, `,"quantity":`...)
+			buf = strconv.AppendInt(buf, l.Quantity, 10)
+			buf = append(buf, `,"unit_price_per_1m":`...)
+			buf = appendString(buf, l.UnitPrice)
+			buf = append(buf, `,"cost_picos":`...)
+			buf = strconv.AppendInt(buf, l.CostPicos, 10)
+			buf = append(buf, '}')
+		}
+		buf = append(buf, ']')
+	}
+	buf = append(buf, `},"cost_picos":`...)
+	buf = strconv.AppendInt(buf, e.CostPicos, 10)
+	buf = append(buf, `,"cost_source":`...)
+	buf = appendString(buf, e.CostSource)
+	buf = append(buf, `,"flags":{`...)
+	f, n := e.Flags, 0
+	for _, fl := range [...]struct {
+		on   bool
+		name string
+	}{{f.Unpriced, `"unpriced":true`}, {f.Unowned, `"unowned":true`}, {f.UnapprovedModel, `"unapproved_model":true`}, {f.UsageMismatch, `"usage_mismatch":true`}} {
+		if fl.on {
+			if n > 0 {
+				buf = append(buf, ',')
+			}
+			buf = append(buf, fl.name...)
+			n++
+		}
+	}
+	buf = append(buf, `},"enriched_at":`...)
+	buf = appendTime(buf, e.EnrichedAt)
+	return append(buf, '}')
+}
+
+// AppendJSON appends e as json.Marshal writes it (see Enriched.AppendJSON).
+func (e *Event) AppendJSON(buf []byte) []byte {
+	return append(e.appendFields(append(buf, '{')), '}')
+}
+
+// appendFields appends e's members without the braces.
+func (e *Event) appendFields(buf []byte) []byte {
+	buf = append(buf, `"schema_version":`...)
+	buf = appendString(buf, e.SchemaVersion)
+	buf = append(buf, `,"event_id":`...)
+	buf = appendString(buf, e.EventID)
+	buf = append(buf, `,"time":`...)
+	buf = appendTime(buf, e.Time)
+	buf = append(buf, `,"kind":`...)
+	buf = appendString(buf, e.Kind)
+	buf = append(buf, `,"source":`...)
+	buf = appendString(buf, e.Source)
+	buf = appendOptString(buf, `,"api_key_id":`, e.APIKeyID)
+	if len(e.Labels) > 0 {
+		buf = append(buf, `,"labels":{`...)
+		var arr [16]string
+		keys := arr[:0]
+		for k := range e.Labels {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for i, k := range keys {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = appendString(buf, k)
+			buf = append(buf, ':')
+			buf = appendString(buf, e.Labels[k])
+		}
+		buf = append(buf, '}')
+	}
+	buf = appendOptString(buf, `,"provider":`, e.Provider)
+	buf = appendOptString(buf, `,"model":`, e.Model)
+	buf = appendOptString(buf, `,"operation":`, e.Operation)
+	buf = appendOptString(buf, `,"status":`, e.Status)
+	buf = appendOptString(buf, `,"error_type":`, e.ErrorType)
+	buf = appendOptInt(buf, `,"latency_ms":`, e.LatencyMs)
+	buf = appendOptString(buf, `,"service_tier":`, e.ServiceTier)
+	if e.Streaming {
+		buf = append(buf, `,"streaming":true`...)
+	}
+	if e.Usage != nil {
+		buf = e.Usage.AppendJSON(append(buf, `,"usage":`...))
+	}
+	if len(e.RawUsage) > 0 {
+		buf = appendCompact(append(buf, `,"raw_usage":`...), e.RawUsage)
+	}
+	buf = appendOptString(buf, `,"provider_cost_usd":`, e.ProviderCostUSD)
+	if len(e.Warnings) > 0 {
+		buf = append(buf, `,"warnings":[`...)
+		for i, w := range e.Warnings {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = appendString(buf, w)
+		}
+		buf = append(buf, ']')
+	}
+	if g := e.GPU; g != nil {
+		buf = append(buf, `,"gpu":{"gpu_model":`...)
+		buf = appendString(buf, g.GPUModel)
+		buf = appendOptString(buf, `,"gpu_uuid":`, g.GPUUUID)
+		buf = appendOptString(buf, `,"mig_profile":`, g.MIGProfile)
+		buf = appendOptString(buf, `,"host":`, g.Host)
+		buf = appendOptString(buf, `,"cluster":`, g.Cluster)
+		buf = appendOptString(buf, `,"namespace":`, g.Namespace)
+		buf = appendOptString(buf, `,"pod":`, g.Pod)
+		buf = appendOptString(buf, `,"container":`, g.Container)
+		if g.PID != 0 {
+			buf = strconv.AppendInt(append(buf, `,"pid":`...), g.PID, 10)
+		}
+		buf = appendFloat(append(buf, `,"interval_seconds":`...), g.IntervalSeconds)
+		buf = appendFloat(append(buf, `,"allocated_gpu_seconds":`...), g.AllocatedSeconds)
+		buf = appendFloat(append(buf, `,"busy_gpu_seconds":`...), g.BusySeconds)
+		if g.MemoryBytes != 0 {
+			buf = strconv.AppendInt(append(buf, `,"memory_bytes":`...), g.MemoryBytes, 10)
+		}
+		if g.EnergyJoules != nil {
+			buf = appendFloat(append(buf, `,"energy_joules":`...), *g.EnergyJoules)
+		}
+		buf = appendOptString(buf, `,"pricing_category":`, g.PricingCategory)
+		buf = append(buf, '}')
+	}
+	return buf
+}
+
+// AppendJSON appends u as json.Marshal writes it.
+func (u *Usage) AppendJSON(buf []byte) []byte {
+	start := len(buf)
+	buf = append(buf, '{')
+	for i, p := range u.counts() {
+		if i == 12 && len(u.ServerToolCalls) > 0 {
+			// server_tool_calls comes before provider_total_tokens.
+			buf = append(buf, `,"server_tool_calls":{`...)
+			var arr [16]string
+			keys := arr[:0]
+			for k := range u.ServerToolCalls {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			for j, k := range keys {
+				if j > 0 {
+					buf = append(buf, ',')
+				}
+				buf = appendString(buf, k)
+				buf = strconv.AppendInt(append(buf, ':'), u.ServerToolCalls[k], 10)
+			}
+			buf = append(buf, '}')
+		}
+		if *p != nil {
+			buf = append(buf, ',', '"')
+			buf = append(buf, usageNames[i]...)
+			buf = append(buf, '"', ':')
+			buf = strconv.AppendInt(buf, **p, 10)
+		}
+	}
+	if len(buf) > start+1 {
+		buf[start+1] = '{' // the first member's comma
+		buf = slices.Delete(buf, start, start+1)
+	}
+	return append(buf, '}')
+}
+
+// AppendUsageJSON appends what json.Marshal(u) writes: null for nil.
+func AppendUsageJSON(buf []byte, u *Usage) []byte {
+	if u == nil {
+		return append(buf, "null"...)
+	}
+	return u.AppendJSON(buf)
+}
+
+func appendOptString(buf []byte, member, s string) []byte {
+	if s == "" {
+		return buf
+	}
+	return appendString(append(buf, member...), s)
+}
+
+func appendOptInt(buf []byte, member string, p *int64) []byte {
+	if p == nil {
+		return buf
+	}
+	return strconv.AppendInt(append(buf, member...), *p, 10)
+}
+
+func appendTime(buf []byte, t time.Time) []byte {
+	buf = append(buf, '"')
+	buf = t.AppendFormat(buf, time.RFC3339Nano)
+	return append(buf, '"')
+}
+
+// appendFloat writes f as encoding/json does: like ES6, exponents only
+// below 1e-6 and from 1e21.
+func appendFloat(buf []byte, f float64) []byte {
+	abs := math.Abs(f)
+	format := byte('f')
+	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	buf = strconv.AppendFloat(buf, f, format, -1, 64)
+	if format == 'e' {
+		// e-09 becomes e-9
+		if n := len(buf); n >= 4 && buf[n-4] == 'e' && buf[n-3] == '-' && buf[n-2] == '0' {
+			buf[n-2] = buf[n-1]
+			buf = buf[:n-1]
+		}
+	}
+	return buf
+}
+
+const hexDigits = "0123456789abcdef"
+
+// jsonSafe marks the ASCII bytes that json.Marshal writes as they are.
+var jsonSafe = func() (t [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
+// appendString appends s quoted as json.Marshal quotes it: HTML
+// characters, U+2028 and U+2029 escaped, invalid UTF-8 as U+FFFD.
+func appendString(buf []byte, s string) []byte {
+	buf = append(buf, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if jsonSafe[c] {
+				i++
+				continue
+			}
+			buf = append(buf, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				buf = append(buf, '\\', c)
+			case '\b':
+				buf = append(buf, '\\', 'b')
+			case '\f':
+				buf = append(buf, '\\', 'f')
+			case '\n':
+				buf = append(buf, '\\', 'n')
+			case '\r':
+				buf = append(buf, '\\', 'r')
+			case '\t':
+				buf = append(buf, '\\', 't')
+			default:
+				buf = append(buf, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			buf = append(buf, s[start:i]...)
+			buf = append(buf, `\ufffd`...)
+			i += n
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			buf = append(buf, s[start:i]...)
+			buf = append(buf, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += n
+			start = i
+			continue
+		}
+		i += n
+	}
+	buf = append(buf, s[start:]...)
+	return append(buf, '"')
+}
+
+// appendCompact appends the valid JSON raw as json.Marshal writes a
+// json.RawMessage: without insignificant space, HTML characters, U+2028
+// and U+2029 escaped.
+func appendCompact(buf []byte, raw json.RawMessage) []byte {
+	inString, start := false, 0
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		switch {
+		case c == '<' || c == '>' || c == '&':
+			buf = append(buf, raw[start:i]...)
+			buf = append(buf, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			start = i + 1
+		case c == 0xE2 && i+2 < len(raw) && raw[i+1] == 0x80 && raw[i+2]&^1 == 0xA8:
+			buf = append(buf, raw[start:i]...)
+			buf = append(buf, '\\', 'u', '2', '0', '2', hexDigits[raw[i+2]&0xF])
+			i += 2
+			start = i + 1
+		case inString:
+			switch c {
+			case '\\':
+				i++
+			case '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == ' ' || c == '\t' || c == '\r' || c == '\n':
+			buf = append(buf, raw[start:i]...)
+			start = i + 1
+		}
+	}
+	return append(buf, raw[start:]...)
+}
