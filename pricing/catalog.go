@@ -41,6 +41,10 @@ type catalogFile struct {
 	GPUs            []gpuEntry        `yaml:"gpus,omitempty"`
 	// Contracts are per-team prices applied after list price.
 	Contracts []contractSpec `yaml:"contracts,omitempty"`
+	// AzureDeployments maps Azure OpenAI deployment names, which events
+	// of an azure provider report as their model, to the model each
+	// deployment serves (e.g. my-gpt4o-prod: gpt-4o).
+	AzureDeployments map[string]string `yaml:"azure_deployments,omitempty"`
 }
 
 type modelEntry struct {
@@ -98,6 +102,11 @@ type price struct {
 type versions struct {
 	id   string
 	list []price
+	// snapshots holds the snapshot tokens of the names the entry lists.
+	snapshots map[string]bool
+	// listedGlobal and listedOther say whether the entry lists global
+	// inference profile names and other names.
+	listedGlobal, listedOther bool
 }
 
 // at returns the version in effect at t: the latest with from <= t. The
@@ -118,6 +127,7 @@ type patternRef struct {
 
 type providerIndex struct {
 	exact    map[string]*versions
+	folded   map[string]*versions // exact names lower-cased; the first entry wins
 	alias    map[string]*versions // keys lower-cased
 	patterns []patternRef         // file order
 }
@@ -142,6 +152,11 @@ type Catalog struct {
 	providerAliases map[string]string
 	gpus            map[string]*gpuVersions // keys lower-cased
 	contracts       []contract              // file order
+	// azureDeployments maps lower-cased deployment names to models.
+	azureDeployments map[string]string
+	// costTolerancePPM is how far, in millionths of the catalog cost, a
+	// provider-reported cost may differ before it is flagged.
+	costTolerancePPM int64
 }
 
 // Version returns the catalog_version recorded on every priced event.
@@ -211,10 +226,22 @@ func ParseCatalog(data []byte) (*Catalog, error) {
 		p.Add("currency", "must be USD, got %q", f.Currency)
 	}
 	c := &Catalog{
-		version:         f.CatalogVersion,
-		providers:       map[string]*providerIndex{},
-		providerAliases: map[string]string{},
-		gpus:            map[string]*gpuVersions{},
+		version:          f.CatalogVersion,
+		providers:        map[string]*providerIndex{},
+		providerAliases:  map[string]string{},
+		gpus:             map[string]*gpuVersions{},
+		costTolerancePPM: DefaultProviderCostTolerancePPM,
+	}
+	for from, to := range f.AzureDeployments {
+		lfrom, to := strings.ToLower(strings.TrimSpace(from)), strings.TrimSpace(to)
+		if lfrom == "" || to == "" {
+			p.Add("azure_deployments", "deployment and model names must not be empty (e.g. my-gpt4o-prod: gpt-4o)")
+			continue
+		}
+		if c.azureDeployments == nil {
+			c.azureDeployments = map[string]string{}
+		}
+		c.azureDeployments[lfrom] = to
 	}
 	if c.version == "" {
 		c.version = defaultVersion
@@ -289,7 +316,7 @@ func (c *Catalog) buildModels(entries []modelEntry, p *yamlstrict.Problems) {
 
 		idx := c.providers[prov]
 		if idx == nil {
-			idx = &providerIndex{exact: map[string]*versions{}, alias: map[string]*versions{}}
+			idx = &providerIndex{exact: map[string]*versions{}, folded: map[string]*versions{}, alias: map[string]*versions{}}
 			c.providers[prov] = idx
 		}
 		if len(e.Match.Models) == 0 && len(e.Match.Aliases) == 0 && e.Match.Pattern == "" {
@@ -307,6 +334,10 @@ func (c *Catalog) buildModels(entries []modelEntry, p *yamlstrict.Problems) {
 			}
 			owner[key] = e.ID
 			idx.exact[name] = st.v
+			if l := strings.ToLower(name); idx.folded[l] == nil {
+				idx.folded[l] = st.v
+			}
+			st.v.noteListed(name)
 		}
 		for j, name := range e.Match.Aliases {
 			lname := strings.ToLower(name)
@@ -321,6 +352,7 @@ func (c *Catalog) buildModels(entries []modelEntry, p *yamlstrict.Problems) {
 			}
 			owner[key] = e.ID
 			idx.alias[lname] = st.v
+			st.v.noteListed(lname)
 		}
 		if e.Match.Pattern != "" {
 			if len(e.Match.Pattern) > maxPatternLen {
@@ -571,35 +603,25 @@ func (c *Catalog) KnownProvider(provider string) string {
 	return name
 }
 
-// lookup finds the price of (provider, model) at t: exact name, then alias
-// (case-insensitive), then the first matching pattern in file order; then
-// the version effective at t.
-func (c *Catalog) lookup(provider, model string, t time.Time) (*price, bool) {
-	v := c.lookupVersions(provider, model)
-	if v == nil {
-		return nil, false
+// lookup finds the price of (provider, model) at t (see resolve), the
+// version effective at t, and the warnings of a fallback match.
+func (c *Catalog) lookup(provider, model string, t time.Time) (*price, []string, bool) {
+	r := c.resolve(provider, model)
+	if r.v == nil {
+		return nil, nil, false
 	}
-	return v.at(t)
+	p, ok := r.v.at(t)
+	return p, r.warnings, ok
 }
 
-// lookupVersions finds the entry that prices (provider, model), or nil.
+// lookupVersions finds the entry that lists or matches the name exactly as
+// given (no normalization), or nil; Diff compares catalogs by it.
 func (c *Catalog) lookupVersions(provider, model string) *versions {
 	_, idx := c.resolveProvider(provider)
 	if idx == nil {
 		return nil
 	}
-	v := idx.exact[model]
-	if v == nil && len(idx.alias) > 0 {
-		v = idx.alias[strings.ToLower(model)]
-	}
-	if v == nil {
-		for _, pr := range idx.patterns {
-			if pr.re.MatchString(model) {
-				v = pr.v
-				break
-			}
-		}
-	}
+	v, _ := idx.find(model)
 	return v
 }
 

@@ -55,7 +55,7 @@ func TestDefault(t *testing.T) {
 		{"aws.bedrock", "us.anthropic.claude-sonnet-4-5-20250929-v1:0"},
 		{"mistral", "codestral-2501"},
 	} {
-		if _, ok := c.lookup(tc.provider, tc.model, now); !ok {
+		if _, _, ok := c.lookup(tc.provider, tc.model, now); !ok {
 			t.Errorf("default catalog does not price %s/%s", tc.provider, tc.model)
 		}
 	}
@@ -122,7 +122,8 @@ func TestLookup(t *testing.T) {
 		{"exact beats an earlier regex", "testprov", "full-2025", "2025-03-01T00:00:00Z", "test/full@2025-01-01T00:00:00Z"},
 		{"first regex in file order", "testprov", "full-7", "2025-03-01T00:00:00Z", "test/full@2025-01-01T00:00:00Z"},
 		{"second regex", "testprov", "full-x", "2025-03-01T00:00:00Z", "test/regex-first@2025-01-01T00:00:00Z"},
-		{"exact is case-sensitive", "testprov", "FULL", "2025-03-01T00:00:00Z", ""},
+		{"exact is case-insensitive", "testprov", "FULL", "2025-03-01T00:00:00Z", "test/full@2025-01-01T00:00:00Z"},
+		{"regex on the lower-cased name", "testprov", "FULL-7", "2025-03-01T00:00:00Z", "test/full@2025-01-01T00:00:00Z"},
 		{"before first version", "testprov", "dated", "2024-12-31T23:59:59Z", ""},
 		{"first version", "testprov", "dated", "2025-06-09T23:59:59Z", "test/dated@2025-01-01T00:00:00Z"},
 		{"second version from its start", "testprov", "dated", "2025-06-10T00:00:00Z", "test/dated@2025-06-10T00:00:00Z"},
@@ -133,7 +134,7 @@ func TestLookup(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p, ok := c.lookup(tc.provider, tc.model, d(tc.at))
+			p, _, ok := c.lookup(tc.provider, tc.model, d(tc.at))
 			got := ""
 			if ok {
 				got = p.priceID

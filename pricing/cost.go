@@ -69,8 +69,11 @@ func (c *Catalog) Price(ev *schemas.Event) Quote { return c.PriceFor(ev, "") }
 //
 // llm.request tokens are split into meters by usageCounts, each token in
 // exactly one meter, and priced at the entry's rates: the service tier's
-// (Event.ServiceTier, case-insensitive; unknown tiers use the standard
-// rates), and within it the first tier whose condition holds. A
+// (Event.ServiceTier, case-insensitive; a tier the entry does not list is
+// priced at the standard rates with a WarnUnknownServiceTier warning), and
+// within it the first tier whose condition holds. The model is found by
+// resolve: a fallback match (another snapshot, a global price for a
+// regional id) adds its warning too; FallbackCodes lists them all. A
 // whole_request tier prices every meter at its rates; a graduated tier
 // prices only the tokens of its field's family beyond the threshold at its
 // rates. Server tool calls add per_call fees, which service tiers do not
@@ -78,7 +81,9 @@ func (c *Catalog) Price(ev *schemas.Event) Quote { return c.PriceFor(ev, "") }
 //
 // A provider-reported cost (Event.ProviderCostUSD) wins: the catalog lines
 // stay for audit and an adjustment line makes the lines sum to the
-// provider's figure; contracts do not apply to it. Otherwise the first
+// provider's figure; contracts do not apply to it. When it differs from
+// the catalog cost by more than the tolerance (WithProviderCostTolerance)
+// the quote carries a WarnProviderCostMismatch warning. Otherwise the first
 // contract matching team applies after list price.
 //
 // A request without usage costs 0 when it failed (status "error") and is
@@ -106,7 +111,7 @@ func (c *Catalog) PriceFor(ev *schemas.Event, team string) Quote {
 		q.Source = schemas.CostSourceCatalog
 	}
 	if ev.ProviderCostUSD != "" {
-		applyProviderCost(&q, ev.ProviderCostUSD)
+		applyProviderCost(&q, ev.ProviderCostUSD, c.costTolerancePPM)
 	}
 	if q.Priced {
 		q.UnpricedReason = ""
@@ -207,7 +212,7 @@ func (s *lineSet) add(meter string, qty int64, r *rate, rk int, k *contract) {
 }
 
 func (c *Catalog) priceLLM(ev *schemas.Event, team string) Quote {
-	p, ok := c.lookup(ev.Provider, ev.Model, ev.Time)
+	p, matchWarnings, ok := c.lookup(ev.Provider, ev.Model, ev.Time)
 	if !ok {
 		return Quote{}
 	}
@@ -230,13 +235,15 @@ func (c *Catalog) priceLLM(ev *schemas.Event, team string) Quote {
 		k = c.findContract(team, prov, ev.Model, p.id)
 	}
 	tables := p.tables[0]
-	warning := ""
-	if ev.ServiceTier != "" && p.serviceTiers != nil {
-		if i, ok := p.serviceTiers[strings.ToLower(ev.ServiceTier)]; ok {
+	var warnings []string
+	if tier := strings.ToLower(strings.TrimSpace(ev.ServiceTier)); tier != "" {
+		if i, ok := p.serviceTiers[tier]; ok {
 			tables = p.tables[i]
-			if i < len(p.warnings) {
-				warning = p.warnings[i]
+			if i < len(p.warnings) && p.warnings[i] != "" {
+				warnings = append(warnings, p.warnings[i])
 			}
+		} else if !standardTiers[tier] {
+			warnings = append(warnings, fmt.Sprintf("%s: %q is not a service tier of entry %s; priced at the standard rates", WarnUnknownServiceTier, ev.ServiceTier, p.id))
 		}
 	}
 	ti := -1
@@ -279,9 +286,8 @@ func (c *Catalog) priceLLM(ev *schemas.Event, team string) Quote {
 		return outOfRange(p.priceID, "%s in entry %s %s", s.overflow, p.id, beyondEvent)
 	}
 	q := Quote{PriceID: p.priceID, Priced: true}
-	if warning != "" {
-		q.Warnings = append(q.Warnings, warning)
-	}
+	q.Warnings = append(q.Warnings, matchWarnings...)
+	q.Warnings = append(q.Warnings, warnings...)
 	n := s.n + len(u.ServerToolCalls)
 	if k != nil {
 		n += 2
@@ -349,8 +355,10 @@ func applyDiscount(q *Quote, k *contract) {
 // applyProviderCost makes a provider-reported cost win over the catalog.
 // It must be a non-negative decimal USD amount; digits below 1e-12 USD are
 // rounded half to even with a warning. An unusable value is ignored with a
-// warning and the catalog cost stands.
-func applyProviderCost(q *Quote, s string) {
+// warning and the catalog cost stands. A cost that differs from the
+// catalog's by more than tolerancePPM millionths of the catalog cost wins
+// too, with a warning.
+func applyProviderCost(q *Quote, s string, tolerancePPM int64) {
 	d, err := decimal.NewFromString(s)
 	if err != nil || d.Sign() < 0 {
 		q.Warnings = append(q.Warnings, fmt.Sprintf("%s: %q is not a non-negative decimal USD amount", WarnProviderCostIgnored, s))
@@ -369,6 +377,10 @@ func applyProviderCost(q *Quote, s string) {
 	estimate := int64(0)
 	if q.Priced {
 		estimate = q.CostPicos
+		if costsDisagree(cost, estimate, tolerancePPM) {
+			q.Warnings = append(q.Warnings, fmt.Sprintf("%s: the provider reported %s USD, the catalog prices %s USD (%s); the provider's cost is kept",
+				WarnProviderCostMismatch, picos.Shift(-12).String(), decimal.New(estimate, -12).String(), q.PriceID))
+		}
 	} else {
 		q.Lines = nil
 	}
@@ -377,6 +389,39 @@ func applyProviderCost(q *Quote, s string) {
 	q.Contract = ""
 	q.Priced = true
 	q.Source = schemas.CostSourceProvider
+}
+
+// costsDisagree reports whether provider and catalog costs (pico-USD,
+// non-negative) differ by more than tolerancePPM millionths of the
+// catalog cost; any difference counts when the catalog cost is 0.
+func costsDisagree(provider, catalog, tolerancePPM int64) bool {
+	diff := provider - catalog
+	if diff < 0 {
+		diff = -diff
+	}
+	if diff == 0 {
+		return false
+	}
+	// diff × 1e6 > tolerance × catalog, in 128 bits.
+	dh, dl := bits.Mul64(uint64(diff), ppm)
+	th, tl := bits.Mul64(uint64(tolerancePPM), uint64(catalog))
+	return dh > th || (dh == th && dl > tl)
+}
+
+// DefaultProviderCostTolerancePPM is the default tolerance of a
+// provider-reported cost against the catalog's: 2% (20,000 millionths).
+const DefaultProviderCostTolerancePPM = 20_000
+
+// WithProviderCostTolerance returns a copy of c that flags provider-reported
+// costs differing from the catalog cost by more than fraction of it (0.02
+// is 2%); fraction must be in [0, 1000] with at most six decimals.
+func (c *Catalog) WithProviderCostTolerance(fraction float64) (*Catalog, error) {
+	if fraction < 0 || fraction > 1000 || fraction != fraction {
+		return nil, fmt.Errorf("provider cost tolerance %g must be a fraction between 0 and 1000 (0.02 is 2%%)", fraction)
+	}
+	out := *c
+	out.costTolerancePPM = decimal.NewFromFloat(fraction).Shift(6).Round(0).IntPart()
+	return &out, nil
 }
 
 // mulPicos multiplies a count by a non-negative rate, reporting overflow

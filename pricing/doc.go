@@ -12,6 +12,14 @@
 // priced as a Quote (Catalog.PriceFor), whose cost lines always sum to its
 // cost.
 //
+// Model names are normalized before matching (NormalizeModel: Bedrock ARNs,
+// Vertex resource names and @versions; Azure deployments through the
+// catalog's azure_deployments) and matched case-insensitively. A price that
+// is a fallback rather than exact — another snapshot, a global price for a
+// regional id, the standard rates for an unknown service tier, a provider
+// cost that disagrees with the catalog — is never silent: the quote carries
+// a warning whose code is one of FallbackCodes.
+//
 // Costs are int64 pico-USD. Catalog prices are decimal USD per 1M tokens
 // with at most six decimal places, so every rate is a whole number of
 // pico-USD per token and pricing an event is integer arithmetic.

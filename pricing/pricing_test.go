@@ -207,8 +207,10 @@ func TestProviderCostWins(t *testing.T) {
 		warn              string
 		lines             int
 	}{
-		{"wins over catalog, catalog lines kept", "cachey", "0.03", "", 30_000_000_000, schemas.CostSourceProvider, "", 6},
-		{"contracts do not apply", "cachey", "0.03", "research", 30_000_000_000, schemas.CostSourceProvider, "", 6},
+		{"wins over catalog, catalog lines kept", "cachey", "0.0285", "", 28_500_000_000, schemas.CostSourceProvider, "", 6},
+		{"beyond the 2% tolerance it still wins, with a warning", "cachey", "0.03", "", 30_000_000_000, schemas.CostSourceProvider, WarnProviderCostMismatch, 6},
+		{"below the catalog beyond the tolerance", "cachey", "0.0277", "", 27_700_000_000, schemas.CostSourceProvider, WarnProviderCostMismatch, 6},
+		{"contracts do not apply", "cachey", "0.03", "research", 30_000_000_000, schemas.CostSourceProvider, WarnProviderCostMismatch, 6},
 		{"unknown model", "mystery", "1.5", "", 1_500_000_000_000, schemas.CostSourceProvider, "", 1},
 		{"13 decimals round half even down", "mystery", "0.0000000000005", "", 0, schemas.CostSourceProvider, WarnProviderCostRounded, 1},
 		{"13 decimals round half even up", "mystery", "0.0000000000015", "", 2, schemas.CostSourceProvider, WarnProviderCostRounded, 1},
