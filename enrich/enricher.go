@@ -21,10 +21,20 @@ type Config struct {
 	// ReloadInterval is how often the files are checked for changes while
 	// the stage runs; 0 disables reloading.
 	ReloadInterval time.Duration `koanf:"reload_interval" help:"how often the files are checked for changes (0 disables reloading)"`
+	// ProviderCostTolerance is how far a provider-reported cost may differ
+	// from the catalog cost, as a fraction of the catalog cost, before the
+	// event is flagged provider_cost_mismatch (it keeps the provider cost).
+	ProviderCostTolerance float64 `koanf:"provider_cost_tolerance" help:"fraction of the catalog cost by which a provider-reported cost may differ before the event is flagged provider_cost_mismatch (0.02 = 2%)"`
 }
 
-// DefaultConfig returns the embedded catalog and owners, checked every 30s.
-func DefaultConfig() Config { return Config{ReloadInterval: 30 * time.Second} }
+// DefaultConfig returns the embedded catalog and owners, checked every 30s,
+// and a 2% provider cost tolerance.
+func DefaultConfig() Config {
+	return Config{ReloadInterval: 30 * time.Second, ProviderCostTolerance: DefaultProviderCostTolerance}
+}
+
+// DefaultProviderCostTolerance is enrich.provider_cost_tolerance's default.
+const DefaultProviderCostTolerance = float64(pricing.DefaultProviderCostTolerancePPM) / 1e6
 
 // Validate loads both files and reports every problem, each prefixed with
 // its config key, so that `aivis config validate` catches a bad catalog
@@ -36,13 +46,32 @@ func (c Config) Validate() error {
 	} else if c.ReloadInterval > 0 && c.ReloadInterval < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("enrich.reload_interval: %s is too frequent; use 1s or more, or 0 to disable", c.ReloadInterval))
 	}
-	if _, err := pricing.Load(c.CatalogPath, c.ContractsPath); err != nil {
+	if err := checkTolerance(c.ProviderCostTolerance); err != nil {
+		errs = append(errs, fmt.Errorf("enrich.provider_cost_tolerance: %w", err))
+	} else if _, err := c.LoadCatalog(); err != nil {
 		errs = append(errs, fmt.Errorf("enrich.catalog_path: %w", err))
 	}
 	if _, err := c.loadOwners(); err != nil {
 		errs = append(errs, fmt.Errorf("enrich.owners_path: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+func checkTolerance(f float64) error {
+	if f != f || f < 0 || f > 1000 {
+		return fmt.Errorf("must be a fraction from 0 to 1000 (0.02 is 2%%), got %g", f)
+	}
+	return nil
+}
+
+// LoadCatalog loads the configured catalog and contracts with the
+// configured provider cost tolerance; re-rating prices with it too.
+func (c Config) LoadCatalog() (*pricing.Catalog, error) {
+	cat, err := pricing.Load(c.CatalogPath, c.ContractsPath)
+	if err != nil {
+		return nil, err
+	}
+	return cat.WithProviderCostTolerance(c.ProviderCostTolerance)
 }
 
 func (c Config) loadOwners() (*Owners, error) {
@@ -54,7 +83,7 @@ func (c Config) loadOwners() (*Owners, error) {
 
 // Load builds an Enricher from the configured files.
 func Load(c Config) (*Enricher, error) {
-	cat, catErr := pricing.Load(c.CatalogPath, c.ContractsPath)
+	cat, catErr := c.LoadCatalog()
 	own, ownErr := c.loadOwners()
 	if err := errors.Join(catErr, ownErr); err != nil {
 		return nil, err

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/aivis-dev/aivis/internal/bus"
+	"github.com/aivis-dev/aivis/pricing"
 	"github.com/aivis-dev/aivis/schemas"
 )
 
@@ -245,6 +246,9 @@ type result struct {
 	prov   string
 	reason string // pricing.Unpriced*, when not priced
 	owned  bool
+	// fallbacks has bit i set when the event carries a warning with code
+	// pricing.FallbackCodes[i].
+	fallbacks uint32
 }
 
 // process produces the outputs of one batch and marks the inputs whose
@@ -316,6 +320,11 @@ func (s *Stage) count(r result) {
 	if !r.priced {
 		s.metrics.unpriced.WithLabelValues(r.prov, r.reason).Inc()
 	}
+	for i, code := range pricing.FallbackCodes {
+		if r.fallbacks&(1<<i) != 0 {
+			s.metrics.fallbacks.WithLabelValues(r.prov, code).Inc()
+		}
+	}
 	if !r.owned {
 		s.metrics.unowned.Inc()
 	}
@@ -351,7 +360,10 @@ func (s *Stage) transform(e *Enricher, in *kgo.Record) (*kgo.Record, result) {
 		key = []byte(ev.EventID)
 	}
 	res := result{priced: !enriched.Flags.Unpriced, owned: !enriched.Flags.Unowned}
-	if !res.priced {
+	if res.priced {
+		res.fallbacks = fallbackBits(q.Warnings)
+	}
+	if !res.priced || res.fallbacks != 0 {
 		res.reason = q.UnpricedReason
 		res.prov = e.catalog.KnownProvider(ev.Provider)
 		if ev.Kind == schemas.KindGPUUsage {
@@ -359,6 +371,20 @@ func (s *Stage) transform(e *Enricher, in *kgo.Record) (*kgo.Record, result) {
 		}
 	}
 	return &kgo.Record{Topic: schemas.TopicEnriched, Key: key, Value: value, Headers: in.Headers}, res
+}
+
+// fallbackBits returns the set of pricing.FallbackCodes among warnings.
+func fallbackBits(warnings []string) uint32 {
+	var bits uint32
+	for _, w := range warnings {
+		code := pricing.FallbackCode(w)
+		for i, c := range pricing.FallbackCodes {
+			if code != "" && c == code {
+				bits |= 1 << i
+			}
+		}
+	}
+	return bits
 }
 
 func (s *Stage) deadLetter(in *kgo.Record, reason, detail string) *kgo.Record {

@@ -116,6 +116,13 @@ func TestStage(t *testing.T) {
 			return b
 		}()},
 		{key: nil, value: rawEvent("01JD", "cheap")},
+		// Priced at the standard rates, which is a fallback.
+		{key: []byte("01JH"), value: func() []byte {
+			ev := llmEvent("testprov", "cheap", usage(1_000_001, 0, 0, 0, 0))
+			ev.EventID, ev.ServiceTier = "01JH", "warp-speed"
+			b, _ := json.Marshal(ev)
+			return b
+		}()},
 		{key: []byte("broken"), value: []byte(`{"schema_version":"1",`), dead: schemas.ReasonInvalidJSON},
 		{key: []byte("01JE"), value: []byte(`{"schema_version":"1","event_id":"01JE","kind":"llm.request"}`), dead: schemas.ReasonInvalidSchema},
 		{key: []byte("01JF"), value: []byte(`{"schema_version":"1","bogus":true}`), dead: schemas.ReasonInvalidJSON},
@@ -142,6 +149,7 @@ func TestStage(t *testing.T) {
 	deadBefore := counter(t, "aivis_deadletter_total", "stage", StageName, "reason", schemas.ReasonInvalidJSON)
 	unpricedBefore := counter(t, "aivis_enrich_unpriced_total", "provider", "testprov", "reason", pricing.UnpricedNoPrice)
 	outOfRangeBefore := counter(t, "aivis_enrich_unpriced_total", "provider", "testprov", "reason", pricing.UnpricedOutOfRange)
+	tierBefore := counter(t, "aivis_enrich_pricing_fallbacks_total", "provider", "testprov", "code", pricing.WarnUnknownServiceTier)
 
 	stage := newStage(testDial(addrs), testEnricher(t), testReg, quietLog)
 	runCtx, stop := context.WithCancel(ctx)
@@ -212,6 +220,9 @@ func TestStage(t *testing.T) {
 			if ev.CostPicos != 37_500_037_500 || ev.CostSource != schemas.CostSourceCatalog {
 				t.Errorf("%s: cost %d source %s", ev.EventID, ev.CostPicos, ev.CostSource)
 			}
+			if tiered := ev.ServiceTier != ""; tiered != (len(ev.Warnings) == 1 && strings.HasPrefix(ev.Warnings[0], pricing.WarnUnknownServiceTier+": ")) {
+				t.Errorf("%s (service tier %q): warnings %q", ev.EventID, ev.ServiceTier, ev.Warnings)
+			}
 		case "mystery":
 			if !ev.Flags.Unpriced || ev.CostSource != schemas.CostSourceNone {
 				t.Errorf("%s: want unpriced, got %+v", ev.EventID, ev.Flags)
@@ -254,6 +265,9 @@ func TestStage(t *testing.T) {
 	}
 	if d := counter(t, "aivis_enrich_unpriced_total", "provider", "testprov", "reason", pricing.UnpricedOutOfRange) - outOfRangeBefore; d != 1 {
 		t.Errorf("unpriced cost_out_of_range metric grew by %v, want 1", d)
+	}
+	if d := counter(t, "aivis_enrich_pricing_fallbacks_total", "provider", "testprov", "code", pricing.WarnUnknownServiceTier) - tierBefore; d != 1 {
+		t.Errorf("unknown_service_tier fallback metric grew by %v, want 1", d)
 	}
 }
 

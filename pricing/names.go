@@ -29,12 +29,12 @@ const (
 
 // FallbackCodes are the warning codes that make a priced event's cost a
 // fallback rather than an exact catalog or provider price: the four above,
-// a provider cost ignored for the catalog one, server tool calls left out,
-// and a cost too large to represent. The set is fixed, so it bounds metric
-// labels.
+// a provider cost ignored for the catalog one, and server tool calls left
+// out. (A cost too large to represent leaves the event unpriced instead.)
+// The set is fixed, so it bounds metric labels.
 var FallbackCodes = []string{
 	WarnUnknownServiceTier, WarnSnapshotFallback, WarnRegionalPriceMissing, WarnProviderCostMismatch,
-	WarnProviderCostIgnored, WarnUnpricedCall, WarnCostOutOfRange,
+	WarnProviderCostIgnored, WarnUnpricedCall,
 }
 
 // FallbackCode returns the code of a warning ("code: detail") when it is
