@@ -224,6 +224,14 @@ FROM (
 		`DROP TABLE IF EXISTS ` + ViewEvents,
 		`CREATE VIEW IF NOT EXISTS ` + ViewEvents + ` AS SELECT * FROM ` + TableEvents + ` FINAL`,
 	}},
+	// The pricing fallback warnings of each event ("code: detail", codes
+	// from pricing.FallbackCodes), so that the report can say per model
+	// how much cost was priced exactly and how much by fallback.
+	{6, "usage_events_pricing_warnings", []string{
+		`ALTER TABLE ` + TableEvents + ` ADD COLUMN pricing_warnings Array(String)`,
+		`DROP TABLE IF EXISTS ` + ViewEvents,
+		`CREATE VIEW IF NOT EXISTS ` + ViewEvents + ` AS SELECT * FROM ` + TableEvents + ` FINAL`,
+	}},
 }
 
 // RerateSrcPartition is the src_partition of the window rows that carry

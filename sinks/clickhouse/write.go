@@ -158,6 +158,7 @@ func eventColumns(events []schemas.StoredEvent) ([]column, error) {
 		{"unpriced", unpriced}, {"unowned", unowned}, {"labels", labels}, {"raw_usage", rawUsage},
 		{"src_partition", partitions}, {"src_offset", offsets}, {"rating_version", ratingVersions},
 		{"usage_json", usageJSON}, {"provider_cost_usd", providerCosts},
+		{"pricing_warnings", pricingWarnings(events)},
 	}, nil
 }
 
