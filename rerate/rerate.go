@@ -21,10 +21,14 @@ import (
 
 // Result summarises one re-rating.
 type Result struct {
-	From, To    time.Time
-	Version     uint64
-	Events      int
-	Changed     int
+	From, To time.Time
+	Version  uint64
+	Events   int
+	// Changed counts the events whose cost changes.
+	Changed int
+	// Rewritten counts the events written again: those whose cost, price
+	// id or catalog version changes (at least Changed).
+	Rewritten   int
 	OldPicos    schemas.Picos128
 	NewPicos    schemas.Picos128
 	Corrections int
@@ -33,8 +37,10 @@ type Result struct {
 
 // ModelChange is the cost change of one (provider, model).
 type ModelChange struct {
-	Provider, Model    string
-	Events             int
+	Provider, Model string
+	Events          int
+	// Changed counts the model's events whose cost changes.
+	Changed            int
 	OldPicos, NewPicos schemas.Picos128
 }
 
@@ -83,7 +89,9 @@ func Run(ctx context.Context, store *chsink.Store, catalog *pricing.Catalog, fro
 		// Ownership stays as first attributed: re-rating changes prices
 		// only, and contracts apply to the team the event is stored under.
 		next := *old
-		catalog.PriceEnriched(&next)
+		q := catalog.PriceEnriched(&next)
+		// The stored warnings are pricing's; the new rating's replace them.
+		next.Warnings = q.Warnings
 		res.NewPicos = res.NewPicos.Add(next.CostPicos)
 		mk := [2]string{old.Provider, old.Model}
 		m := models[mk]
@@ -94,6 +102,10 @@ func Run(ctx context.Context, store *chsink.Store, catalog *pricing.Catalog, fro
 		m.Events++
 		m.OldPicos = m.OldPicos.Add(old.CostPicos)
 		m.NewPicos = m.NewPicos.Add(next.CostPicos)
+		if next.CostPicos != old.CostPicos {
+			res.Changed++
+			m.Changed++
+		}
 		if next.CostPicos == old.CostPicos && next.Pricing.PriceID == old.Pricing.PriceID &&
 			next.Pricing.CatalogVersion == old.Pricing.CatalogVersion {
 			continue
@@ -101,7 +113,7 @@ func Run(ctx context.Context, store *chsink.Store, catalog *pricing.Catalog, fro
 		next.EnrichedAt = time.Now().UTC()
 		changed = append(changed, schemas.StoredEvent{Event: &next, Partition: se.Partition, Offset: se.Offset, RatingVersion: res.Version})
 	}
-	res.Changed = len(changed)
+	res.Rewritten = len(changed)
 	for _, m := range models {
 		res.Models = append(res.Models, *m)
 	}

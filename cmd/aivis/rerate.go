@@ -9,7 +9,6 @@ import (
 	"github.com/shopspring/decimal"
 	"github.com/spf13/pflag"
 
-	"github.com/aivis-dev/aivis/pricing"
 	"github.com/aivis-dev/aivis/report"
 	"github.com/aivis-dev/aivis/rerate"
 	"github.com/aivis-dev/aivis/schemas"
@@ -41,7 +40,9 @@ func runRerate(ctx context.Context, e *env) error {
 	if c, _ := e.fs.GetString("catalog"); c != "" {
 		catalogPath = c
 	}
-	catalog, err := pricing.Load(catalogPath, e.cfg.Enrich.ContractsPath)
+	enrichCfg := e.cfg.Enrich
+	enrichCfg.CatalogPath = catalogPath
+	catalog, err := enrichCfg.LoadCatalog()
 	if err != nil {
 		return err
 	}
@@ -66,13 +67,13 @@ func runRerate(ctx context.Context, e *env) error {
 // model come from producers and print escaped (report.Printable).
 func printRerate(w io.Writer, res *rerate.Result, catalogVersion string, dry bool) {
 	usd := func(p schemas.Picos128) string { return decimal.NewFromBigInt(p.Big(), -12).StringFixed(6) }
-	fmt.Fprintf(w, "re-rating %s .. %s under catalog %s: %d events, %d changed\n",
-		res.From.Format(time.RFC3339), res.To.Format(time.RFC3339), catalogVersion, res.Events, res.Changed)
+	fmt.Fprintf(w, "re-rating %s .. %s under catalog %s: %d events, %d change cost, %d to rewrite\n",
+		res.From.Format(time.RFC3339), res.To.Format(time.RFC3339), catalogVersion, res.Events, res.Changed, res.Rewritten)
 	fmt.Fprintf(w, "  cost USD %s → %s\n", usd(res.OldPicos), usd(res.NewPicos))
 	for _, m := range res.Models {
 		if m.OldPicos != m.NewPicos {
-			fmt.Fprintf(w, "  %-12s %-32s %7d events  %s → %s\n",
-				report.Printable(m.Provider), report.Printable(m.Model), m.Events, usd(m.OldPicos), usd(m.NewPicos))
+			fmt.Fprintf(w, "  %-12s %-32s %7d of %d events  %s → %s\n",
+				report.Printable(m.Provider), report.Printable(m.Model), m.Changed, m.Events, usd(m.OldPicos), usd(m.NewPicos))
 		}
 	}
 	if dry {

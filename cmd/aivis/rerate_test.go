@@ -88,19 +88,36 @@ func TestRerateOneDay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A dry run counts only the events whose cost changes, and writes
+	// nothing.
+	dry, err := rerate.Run(ctx, p.Store, catalog, day, day.Add(24*time.Hour), cfg.Aggregate.Window, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dry.Events != 300 || dry.Changed != 200 || dry.Rewritten != 300 {
+		t.Errorf("dry run: %d events, %d changed, %d rewritten; want 300, 200 and 300", dry.Events, dry.Changed, dry.Rewritten)
+	}
+	var out bytes.Buffer
+	printRerate(&out, dry, catalog.Version(), true)
+	if !strings.Contains(out.String(), "300 events, 200 change cost") || !strings.Contains(out.String(), "200 of 200 events") || strings.Contains(out.String(), "model-b") {
+		t.Errorf("dry run prints:\n%s", out.String())
+	}
+	if got, want := reportCost(), decimal.New(oldPicos, -12); !got.Equal(want) {
+		t.Fatalf("after a dry run the report shows $%s, want $%s", got, want)
+	}
 	for run := 1; run <= 2; run++ {
 		res, err := rerate.Run(ctx, p.Store, catalog, day, day.Add(24*time.Hour), cfg.Aggregate.Window, false)
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Every event is re-rated under the new catalog version (the
-		// model-b ones at an unchanged price); a second run finds nothing.
-		wantChanged := 300
+		// Every event is rewritten under the new catalog version, but only
+		// the 200 model-a ones change cost; a second run finds nothing.
+		wantChanged, wantRewritten := 200, 300
 		if run == 2 {
-			wantChanged = 0
+			wantChanged, wantRewritten = 0, 0
 		}
-		if res.Events != 300 || res.Changed != wantChanged {
-			t.Errorf("run %d: %d events, %d changed; want 300 and %d", run, res.Events, res.Changed, wantChanged)
+		if res.Events != 300 || res.Changed != wantChanged || res.Rewritten != wantRewritten {
+			t.Errorf("run %d: %d events, %d changed, %d rewritten; want 300, %d and %d", run, res.Events, res.Changed, res.Rewritten, wantChanged, wantRewritten)
 		}
 		if got, want := reportCost(), decimal.New(newPicos, -12); !got.Equal(want) {
 			t.Fatalf("run %d: after re-rating the report shows $%s, want $%s", run, got, want)
