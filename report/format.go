@@ -65,7 +65,8 @@ func escapeJSON(b []byte) []byte {
 var csvHeader = []string{"section", "window_start", "provider", "model", "team", "project",
 	"requests", "errors", "unpriced_requests", "input_tokens", "output_tokens",
 	"cache_read_input_tokens", "cache_write_input_tokens", "cost_usd",
-	"latency_p50_ms", "latency_p95_ms", "baseline_usd", "z_score"}
+	"latency_p50_ms", "latency_p95_ms", "baseline_usd", "z_score",
+	"exact_cost_usd", "fallback_requests", "fallback_cost_usd", "fallback_codes"}
 
 func writeCSV(w io.Writer, r *Result) error {
 	cw := csv.NewWriter(w)
@@ -106,6 +107,15 @@ func writeCSV(w io.Writer, r *Result) error {
 	}
 	for _, o := range r.Projects {
 		if err := row("projects", "", "", "", o.Team, o.Project, totals(o.Totals)); err != nil {
+			return err
+		}
+	}
+	for _, c := range r.Confidence {
+		t := append([]string(nil), noTotals...)
+		t[0], t[2] = u(c.ExactRequests+c.FallbackRequests+c.UnpricedRequests, 10), u(c.UnpricedRequests, 10)
+		t[7] = c.ExactCostUSD.Add(c.FallbackCostUSD).String()
+		if err := row("pricing_confidence", "", c.Provider, c.Model, "", "", t, "", "", "", "",
+			c.ExactCostUSD.String(), u(c.FallbackRequests, 10), c.FallbackCostUSD.String(), strings.Join(c.FallbackCodes, " ")); err != nil {
 			return err
 		}
 	}
@@ -187,6 +197,21 @@ func writeTable(w io.Writer, r *Result) error {
 	}
 	owners("TOP TEAMS BY COST", r.Teams, false)
 	owners("TOP PROJECTS BY COST", r.Projects, true)
+
+	p("\nPRICING CONFIDENCE BY MODEL\n")
+	if len(r.Confidence) == 0 {
+		p("(none)\n")
+	} else {
+		p("PROVIDER\tMODEL\tEXACT USD\tFALLBACK USD\tFALLBACK REQUESTS\tFALLBACK CODES\tUNPRICED REQUESTS\n")
+		for _, c := range r.Confidence {
+			codes := "-"
+			if len(c.FallbackCodes) > 0 {
+				codes = Printable(strings.Join(c.FallbackCodes, ","))
+			}
+			p("%s\t%s\t%s\t%s\t%s\t%s\t%s\n", Printable(c.Provider), Printable(c.Model), usd(c.ExactCostUSD), usd(c.FallbackCostUSD),
+				num(int64(c.FallbackRequests)), codes, num(int64(c.UnpricedRequests)))
+		}
+	}
 
 	p("\nRECENT ANOMALIES\n")
 	if len(r.Anomalies) == 0 {

@@ -1,7 +1,8 @@
 // Package report prints the cost report of `aivis report`: totals, top
-// models, teams and projects by cost, and recent anomalies over a time range,
-// as a text table, JSON or CSV. It reads ClickHouse through the documented
-// views (cost_by_window, cost_anomalies_final), so its numbers are the ones
+// models, teams and projects by cost, pricing confidence per model and
+// recent anomalies over a time range, as a text table, JSON or CSV. It reads
+// ClickHouse through the documented views (cost_by_window,
+// cost_anomalies_final) and usage_events, so its numbers are the ones
 // analysts get with SQL, and money stays decimal from the server to the page.
 package report
 
@@ -90,7 +91,26 @@ type Result struct {
 	Models       []ModelRow   `json:"models"`
 	Teams        []OwnerRow   `json:"teams"`
 	Projects     []OwnerRow   `json:"projects"`
-	Anomalies    []AnomalyRow `json:"anomalies"`
+	// Confidence says per model how its cost was priced.
+	Confidence []ConfidenceRow `json:"pricing_confidence"`
+	Anomalies  []AnomalyRow    `json:"anomalies"`
+}
+
+// ConfidenceRow is how one model's events of the range were priced:
+// exactly (a catalog price for the name as reported, or the provider's own
+// cost), by a fallback that a warning names, or not at all.
+type ConfidenceRow struct {
+	Provider string `json:"provider"`
+	Model    string `json:"model"`
+	// ExactCostUSD is the cost of the events priced without a fallback.
+	ExactCostUSD     decimal.Decimal `json:"exact_cost_usd"`
+	ExactRequests    uint64          `json:"exact_requests"`
+	FallbackCostUSD  decimal.Decimal `json:"fallback_cost_usd"`
+	FallbackRequests uint64          `json:"fallback_requests"`
+	// FallbackCodes are the pricing.FallbackCodes the fallback-priced
+	// events carry, sorted.
+	FallbackCodes    []string `json:"fallback_codes"`
+	UnpricedRequests uint64   `json:"unpriced_requests"`
 }
 
 // Totals sum the whole range.
@@ -239,6 +259,10 @@ WHERE `+inRange+` GROUP BY team, project ORDER BY sum(cost_usd) DESC, sum(reques
 		return nil, err
 	}
 
+	if res.Confidence, err = confidence(ctx, q, from, until, opts.Limit); err != nil {
+		return nil, err
+	}
+
 	err = each(ctx, q, "anomalies", `SELECT window_start, team, model, cost_usd, baseline_usd, z_score
 FROM cost_anomalies_final WHERE is_anomaly = 1 AND `+inRange+`
 ORDER BY window_start DESC, z_score DESC, team, model`+limit,
@@ -286,6 +310,39 @@ FROM (SELECT provider, model, sumForEach(latency_hist) AS h FROM `+clickhouse.Ta
 			}
 			return nil
 		})
+}
+
+// confidence computes the pricing confidence section from usage_events
+// (newest rating of each event): models with fallback-priced or unpriced
+// events first, by fallback cost, then the rest by cost. The codes are the
+// part of each stored warning before its colon.
+func confidence(ctx context.Context, q Querier, from, until int64, limit int) ([]ConfidenceRow, error) {
+	var out []ConfidenceRow
+	err := each(ctx, q, "pricing confidence", `SELECT provider, model,
+    sumIf(cost_usd, unpriced = 0 AND empty(pricing_warnings)) AS exact_usd,
+    countIf(unpriced = 0 AND empty(pricing_warnings)) AS exact_n,
+    sumIf(cost_usd, unpriced = 0 AND notEmpty(pricing_warnings)) AS fallback_usd,
+    countIf(unpriced = 0 AND notEmpty(pricing_warnings)) AS fallback_n,
+    arraySort(groupUniqArrayArray(arrayMap(w -> splitByChar(':', w)[1], if(unpriced = 0, pricing_warnings, emptyArrayString())))) AS codes,
+    countIf(unpriced = 1) AS unpriced_n
+FROM `+clickhouse.TableEvents+` FINAL
+WHERE time >= toDateTime(?) AND time < toDateTime(?)
+GROUP BY provider, model
+ORDER BY fallback_n + unpriced_n > 0 DESC, fallback_usd DESC, unpriced_n DESC, exact_usd DESC, provider, model
+LIMIT `+strconv.Itoa(limit),
+		[]any{from, until}, func(scan func(...any) error) error {
+			var r ConfidenceRow
+			if err := scan(&r.Provider, &r.Model, &r.ExactCostUSD, &r.ExactRequests, &r.FallbackCostUSD, &r.FallbackRequests,
+				&r.FallbackCodes, &r.UnpricedRequests); err != nil {
+				return err
+			}
+			if r.FallbackCodes == nil {
+				r.FallbackCodes = []string{}
+			}
+			out = append(out, r)
+			return nil
+		})
+	return out, err
 }
 
 // each runs query and calls row once per result row.
