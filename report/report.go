@@ -86,11 +86,11 @@ type Result struct {
 	Until time.Time `json:"until"`
 	// LatestWindow is the start of the newest window in range (zero when
 	// there is none): how fresh the data is.
-	LatestWindow time.Time    `json:"latest_window,omitzero"`
-	Totals       Totals       `json:"totals"`
-	Models       []ModelRow   `json:"models"`
-	Teams        []OwnerRow   `json:"teams"`
-	Projects     []OwnerRow   `json:"projects"`
+	LatestWindow time.Time  `json:"latest_window,omitzero"`
+	Totals       Totals     `json:"totals"`
+	Models       []ModelRow `json:"models"`
+	Teams        []OwnerRow `json:"teams"`
+	Projects     []OwnerRow `json:"projects"`
 	// Confidence says per model how its cost was priced.
 	Confidence []ConfidenceRow `json:"pricing_confidence"`
 	Anomalies  []AnomalyRow    `json:"anomalies"`
