@@ -13,7 +13,11 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/aivis-dev/aivis/internal/config"
 	"github.com/aivis-dev/aivis/pricing"
+	"github.com/aivis-dev/aivis/report"
+	"github.com/aivis-dev/aivis/schemas"
+	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
 )
 
 func catalogImportFlags(fs *pflag.FlagSet) {
@@ -184,11 +188,24 @@ func readMaybeGzip(path string) ([]byte, error) {
 func catalogCheckFlags(fs *pflag.FlagSet) {
 	fs.String("catalog", "", "catalog to check (default: enrich.catalog_path, or the built-in one)")
 	fs.Int("max-age-days", 90, "warn about entries whose retrieved_at is older than this many days")
+	fs.Int("traffic-days", 7, "with ClickHouse configured (--clickhouse.addr, AIVIS_CLICKHOUSE__ADDR or --config), list models seen in usage_events over this many days that the catalog does not price; 0 skips")
+}
+
+// clickHouseConfigured reports whether the user named a ClickHouse server
+// rather than relying on the built-in default address.
+func clickHouseConfigured(fs *pflag.FlagSet) bool {
+	if fs.Changed("clickhouse.addr") || os.Getenv(config.EnvPrefix+"CLICKHOUSE__ADDR") != "" {
+		return true
+	}
+	path, _ := fs.GetString("config")
+	return path != ""
 }
 
 // runCatalogCheck fails on a catalog that does not load and warns about
-// entries without provenance or not re-read within --max-age-days.
-func runCatalogCheck(_ context.Context, e *env) error {
+// entries without provenance or not re-read within --max-age-days. With
+// ClickHouse configured it also lists the models of recent traffic that
+// the catalog does not price.
+func runCatalogCheck(ctx context.Context, e *env) error {
 	path := e.cfg.Enrich.CatalogPath
 	if c, _ := e.fs.GetString("catalog"); c != "" {
 		path = c
@@ -196,6 +213,10 @@ func runCatalogCheck(_ context.Context, e *env) error {
 	days, _ := e.fs.GetInt("max-age-days")
 	if days <= 0 {
 		return errors.New("--max-age-days must be positive")
+	}
+	trafficDays, _ := e.fs.GetInt("traffic-days")
+	if trafficDays < 0 {
+		return errors.New("--traffic-days must be 0 (skip) or positive")
 	}
 	var data []byte
 	var err error
@@ -213,5 +234,55 @@ func runCatalogCheck(_ context.Context, e *env) error {
 		fmt.Fprintf(e.out, "warning: %s\n", f)
 	}
 	fmt.Fprintf(e.out, "%s loads; %d warnings\n", name, len(findings))
+	if trafficDays == 0 || !clickHouseConfigured(e.fs) {
+		return nil
+	}
+	cfg := e.cfg.Enrich
+	cfg.CatalogPath = path
+	cat, err := cfg.LoadCatalog()
+	if err != nil {
+		return err
+	}
+	return checkTraffic(ctx, e, cat, trafficDays)
+}
+
+// checkTraffic lists the (provider, model) pairs of llm.request events in
+// usage_events over the last days that cat does not price at their latest
+// time. It prints them as warnings; a catalog missing models is stale, not
+// broken.
+func checkTraffic(ctx context.Context, e *env, cat *pricing.Catalog, days int) error {
+	store, err := chsink.Open(ctx, e.cfg.ClickHouse)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	since := time.Now().UTC().Add(-time.Duration(days) * 24 * time.Hour)
+	rows, err := store.Query(ctx, `SELECT provider, model, count(), toUInt32(max(time)) FROM `+chsink.TableEvents+`
+WHERE kind = ? AND time >= toDateTime(?)
+GROUP BY provider, model ORDER BY count() DESC, provider, model`, schemas.KindLLMRequest, since.Unix())
+	if err != nil {
+		return fmt.Errorf("reading the models of recent traffic from %s (has `aivis migrate` run against this database?): %w", chsink.TableEvents, err)
+	}
+	defer rows.Close()
+	seen, missing := 0, 0
+	for rows.Next() {
+		var provider, model string
+		var n uint64
+		var last uint32
+		if err := rows.Scan(&provider, &model, &n, &last); err != nil {
+			return fmt.Errorf("reading the models of recent traffic: %w", err)
+		}
+		seen++
+		if _, ok := cat.Resolves(provider, model, time.Unix(int64(last), 0).UTC()); ok {
+			continue
+		}
+		missing++
+		fmt.Fprintf(e.out, "warning: traffic: %s %s: %d requests in the last %d days, not priced by the catalog\n",
+			report.Printable(provider), report.Printable(model), n, days)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("reading the models of recent traffic: %w", err)
+	}
+	fmt.Fprintf(e.out, "traffic of the last %d days: %d models, %d not priced\n", days, seen, missing)
 	return nil
 }

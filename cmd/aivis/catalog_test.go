@@ -1,10 +1,17 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/aivis-dev/aivis/internal/testenv"
+	"github.com/aivis-dev/aivis/schemas"
+	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
 )
 
 // TestCLICatalogCheck runs aivis catalog check on the built-in catalog, as
@@ -66,5 +73,65 @@ func TestCLICatalogDiff(t *testing.T) {
 	want := "openai gpt-4o @2024-05-13 standard/input: catalog 2.5 (openai/gpt-4o@2024-05-13T00:00:00Z), source 2.75 (openai/gpt-4o@2024-05-13T00:00:00Z)"
 	if code != 1 || !strings.Contains(stdout, want) || !strings.Contains(stderr, "not covered by an exception") {
 		t.Errorf("changed price: exit %d, want 1 listing %q:\n%s%s", code, want, stdout, stderr)
+	}
+}
+
+// TestCLICatalogCheckTraffic: with a ClickHouse address given, catalog
+// check lists the models of recent traffic that the catalog does not
+// price, and only those.
+func TestCLICatalogCheckTraffic(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs ClickHouse")
+	}
+	addr, db := testenv.ClickHouseDatabase(t)
+	cfg := chsink.DefaultConfig()
+	cfg.Addr, cfg.Database = addr, db
+	ctx := context.Background()
+	store, err := chsink.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if _, err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	var events []schemas.StoredEvent
+	for i, m := range []struct {
+		provider, model string
+		age             time.Duration
+	}{
+		{"openai", "GPT-4o", time.Hour},                     // priced, whatever the case
+		{"openai", "gpt-9-hyper", time.Hour},                // not priced
+		{"openai", "gpt-9-hyper", 2 * time.Hour},            // counted once, twice
+		{"acme", "rocket-1", 3 * time.Hour},                 // unknown provider
+		{"openai", "gpt-old-unpriced", 30 * 24 * time.Hour}, // outside the range
+	} {
+		ev := testenv.LLMEvent(m.provider, m.model, testenv.Usage(10, 0, 0, 1, 0))
+		ev.EventID, ev.Time = fmt.Sprintf("traffic-%d", i), now.Add(-m.age)
+		events = append(events, schemas.StoredEvent{Event: &schemas.Enriched{Event: *ev, Owner: schemas.Owner{Team: "t"}}, Offset: int64(i)})
+	}
+	if err := store.Write(ctx, events, nil); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runCLI("catalog", "check", "--clickhouse.addr", addr, "--clickhouse.database", db, "--traffic-days", "7")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s%s", code, stdout, stderr)
+	}
+	for _, want := range []string{
+		"warning: traffic: openai gpt-9-hyper: 2 requests in the last 7 days, not priced by the catalog",
+		"warning: traffic: acme rocket-1: 1 requests",
+		"traffic of the last 7 days: 3 models, 2 not priced",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+	if strings.Contains(stdout, "GPT-4o") || strings.Contains(stdout, "gpt-old-unpriced") {
+		t.Errorf("lists a priced or old model:\n%s", stdout)
+	}
+	// Without a ClickHouse address the check stays offline.
+	if code, stdout, _ := runCLI("catalog", "check"); code != 0 || strings.Contains(stdout, "traffic") {
+		t.Errorf("offline check: exit %d:\n%s", code, stdout)
 	}
 }

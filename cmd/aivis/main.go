@@ -54,7 +54,7 @@ var commands = map[string]command{
 	"report":                 {"print cost tables from ClickHouse", false, reportFlags, runReport},
 	"catalog import-litellm": {"convert LiteLLM's model_prices_and_context_window.json into an aivis catalog", false, catalogImportFlags, runCatalogImport},
 	"catalog diff":           {"list prices that differ between the catalog and LiteLLM, genai-prices or another catalog", false, catalogDiffFlags, runCatalogDiff},
-	"catalog check":          {"check that the catalog loads and warn about prices not re-read recently", false, catalogCheckFlags, runCatalogCheck},
+	"catalog check":          {"check that the catalog loads, warn about prices not re-read recently and list models of recent traffic it does not price", false, catalogCheckFlags, runCatalogCheck},
 	"rerate":                 {"recompute past costs under a catalog and correct the windows", false, rerateFlags, runRerate},
 	"reconcile":              {"compare provider bills (OpenAI, Anthropic, AWS CUR, GCP billing) with aivis cost per day and model", false, reconcileFlags, runReconcile},
 	"verify":                 {"check events against windows, and every raw-topic event against ClickHouse and the dead letters", false, verifyFlags, runVerify},
