@@ -46,6 +46,12 @@ func hostileResult() *Result {
 			{Team: "\r=1+1", Totals: tot},
 		},
 		Projects: []OwnerRow{{Team: clearLine, Project: nulTab, Totals: tot}},
+		Confidence: []ConfidenceRow{
+			{Provider: c1CSI, Model: retitle, ExactCostUSD: tot.CostUSD, ExactRequests: 1,
+				FallbackCostUSD: decimal.RequireFromString("0.25"), FallbackRequests: 2,
+				FallbackCodes: []string{"snapshot_fallback", "unknown_service_tier"}, UnpricedRequests: 3},
+			{Provider: "openai", Model: "=1+1", FallbackCodes: []string{}},
+		},
 		Anomalies: []AnomalyRow{{
 			WindowStart: time.Date(2025, 3, 10, 10, 1, 0, 0, time.UTC),
 			Team:        notUTF8, Model: reorder, CostUSD: tot.CostUSD, BaselineUSD: 0.1, ZScore: -2.5,
@@ -209,5 +215,44 @@ func TestReportJSONEscapesHostileNames(t *testing.T) {
 	if got.Models[0].Provider != c1CSI || got.Models[0].Model != reorder || got.Teams[0].Team != retitle ||
 		got.Projects[0].Team != clearLine || got.Projects[0].Project != nulTab || got.Anomalies[0].Team != "bad\ufffd\ufffd" {
 		t.Errorf("names do not survive the round trip: %+v", got)
+	}
+}
+
+// TestConfidenceSection: the table and the CSV carry the confidence rows
+// with their split costs and codes.
+func TestConfidenceSection(t *testing.T) {
+	r := hostileResult()
+	var table, sheet bytes.Buffer
+	if err := writeTable(&table, r); err != nil {
+		t.Fatal(err)
+	}
+	if s := table.String(); !strings.Contains(s, "PRICING CONFIDENCE BY MODEL") ||
+		!strings.Contains(s, "-0.500000  0.250000      2                  snapshot_fallback,unknown_service_tier  3") {
+		t.Errorf("table:\n%s", s)
+	}
+	if err := writeCSV(&sheet, r); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(&sheet).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, rec := range recs {
+		if rec[0] != "pricing_confidence" {
+			continue
+		}
+		if len(rec) != len(csvHeader) {
+			t.Fatalf("row has %d columns, header %d: %q", len(rec), len(csvHeader), rec)
+		}
+		if rec[6] == "6" {
+			found = true
+			if rec[8] != "3" || rec[13] != "-0.25" || rec[18] != "-0.5" || rec[19] != "2" || rec[20] != "0.25" || rec[21] != "snapshot_fallback unknown_service_tier" {
+				t.Errorf("confidence row %q", rec)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no confidence row in:\n%q", recs)
 	}
 }
