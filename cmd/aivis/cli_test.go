@@ -160,7 +160,7 @@ func TestCLIFlagErrors(t *testing.T) {
 			typed := 0
 			commandFlags(name).VisitAll(func(f *pflag.Flag) {
 				switch f.Value.Type() {
-				case "string", "stringSlice":
+				case "string", "stringSlice", "stringArray":
 					return
 				}
 				typed++
