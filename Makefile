@@ -38,7 +38,7 @@ fuzz: ## run every fuzz target for FUZZTIME each
 	done
 
 bench: build ## micro-benchmarks briefly, then aivis against ClickHouse's Kafka engine and a naive consumer (benchmarks/README.md; at most about 20 minutes)
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -timeout 4m ./schemas/... ./ingest/... ./enrich/... ./aggregate/... ./sinks/...
+	$(GO) test -count=1 -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -timeout 4m ./schemas/... ./ingest/... ./enrich/... ./aggregate/... ./sinks/...
 	$(GO) run ./benchmarks/compare -events $(BENCH_EVENTS) -timeout 16m -out benchmarks/results/latest.json
 
 lint: ## gofmt, go vet, go mod tidy check

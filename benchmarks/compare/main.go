@@ -400,7 +400,7 @@ func (h *harness) cleanup() {
 // micro runs the per-stage benchmarks on one core and converts them.
 func (h *harness) micro(ctx context.Context) error {
 	bench := func(pkg, pattern string) (map[string]float64, error) {
-		cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", pattern, "-cpu", "1", "-benchtime", "2s", pkg)
+		cmd := exec.CommandContext(ctx, "go", "test", "-count", "1", "-run", "^$", "-bench", pattern, "-cpu", "1", "-benchtime", "2s", pkg)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			return nil, fmt.Errorf("go test -bench %s %s: %w\n%s", pattern, pkg, err, out)
