@@ -5,6 +5,8 @@ export CGO_CFLAGS ?= -Wno-deprecated-declarations
 BIN := bin/aivis
 PKGS := ./...
 FUZZTIME ?= 10s
+BENCHTIME ?= 200ms
+BENCH_EVENTS ?= 1000000
 
 .PHONY: help build demo test unit fuzz bench lint clickhouse-up clickhouse-down kafka-up kafka-down clean
 
@@ -35,8 +37,9 @@ fuzz: ## run every fuzz target for FUZZTIME each
 	  done; \
 	done
 
-bench: ## run the benchmarks (figures go to benchmarks/README.md)
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./schemas/... ./ingest/... ./enrich/... ./aggregate/... ./sinks/... ./benchmarks/...
+bench: build ## micro-benchmarks briefly, then aivis against ClickHouse's Kafka engine and a naive consumer (benchmarks/README.md; at most about 20 minutes)
+	$(GO) test -count=1 -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -timeout 4m ./schemas/... ./ingest/... ./enrich/... ./aggregate/... ./sinks/...
+	$(GO) run ./benchmarks/compare -events $(BENCH_EVENTS) -timeout 16m -out benchmarks/results/latest.json
 
 lint: ## gofmt, go vet, go mod tidy check
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -34,7 +34,10 @@ type Config struct {
 	Aggregate   aggregate.Config `koanf:"aggregate"`
 	ClickHouse  chsink.Config    `koanf:"clickhouse"`
 	MetricsAddr string           `koanf:"metrics_addr" help:"address serving /metrics, /healthz and /readyz (empty disables them)"`
-	LogLevel    string           `koanf:"log_level" help:"debug, info, warn or error"`
+	// Pprof is off by default: profiles expose internals and cost CPU
+	// while taken, so an operator turns them on for a diagnosis only.
+	Pprof    bool   `koanf:"pprof" help:"also serve Go's /debug/pprof/ profiles on metrics_addr"`
+	LogLevel string `koanf:"log_level" help:"debug, info, warn or error"`
 }
 
 // Kafka says where the brokers are. No brokers means: `aivis dev` starts an

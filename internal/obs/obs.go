@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"runtime"
 	"sort"
 	"strings"
@@ -81,7 +82,18 @@ func (r *Readiness) Check() error {
 
 // Handler returns the mux with /metrics (from reg), /healthz and /readyz.
 func Handler(reg *prometheus.Registry, ready *Readiness) *http.ServeMux {
+	return handler(reg, ready, false)
+}
+
+func handler(reg *prometheus.Registry, ready *Readiness, withPprof bool) *http.ServeMux {
 	mux := http.NewServeMux()
+	if withPprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
@@ -107,6 +119,8 @@ type Server struct {
 	Registry *prometheus.Registry
 	Ready    *Readiness
 	Log      *slog.Logger
+	// Pprof also mounts net/http/pprof under /debug/pprof/.
+	Pprof bool
 }
 
 // Run serves until ctx is done.
@@ -119,8 +133,8 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listening for /metrics on %s (set a free address with --metrics_addr, or an empty one to disable): %w", s.Addr, err)
 	}
-	srv := &http.Server{Handler: Handler(s.Registry, s.Ready), ReadHeaderTimeout: 5 * time.Second}
-	s.Log.Info("serving /metrics, /healthz, /readyz", "addr", ln.Addr().String())
+	srv := &http.Server{Handler: handler(s.Registry, s.Ready, s.Pprof), ReadHeaderTimeout: 5 * time.Second}
+	s.Log.Info("serving /metrics, /healthz, /readyz", "addr", ln.Addr().String(), "pprof", s.Pprof)
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

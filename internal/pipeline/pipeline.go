@@ -195,7 +195,7 @@ func Build(ctx context.Context, cfg config.Config, opts Options) (_ *Process, er
 	if p.Topics != nil {
 		p.group.Add("topics", p.Topics, actor.Options{})
 	}
-	p.group.Add("ops", &obs.Server{Addr: cfg.MetricsAddr, Registry: p.Registry, Ready: p.Ready, Log: log}, actor.Options{})
+	p.group.Add("ops", &obs.Server{Addr: cfg.MetricsAddr, Pprof: cfg.Pprof, Registry: p.Registry, Ready: p.Ready, Log: log}, actor.Options{})
 	return p, nil
 }
 

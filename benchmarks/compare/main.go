@@ -1,0 +1,619 @@
+// Command compare measures aivis against what a ClickHouse user would run
+// instead, on the same records in one run: a raw consumer (the ceiling),
+// ClickHouse's own Kafka engine with materialized views (the peer), a naive
+// Go consumer, and aivis's enrich and aggregate processes as deployed; then
+// ingest over HTTP, end-to-end latency, aggregator memory and scaling.
+//
+// It starts a private Kafka broker (deploy/scripts/kafka.sh on its own port
+// and directory, because aivis's topic names are fixed and tests on the
+// shared broker delete them), uses fresh ClickHouse databases that it drops
+// at the end, and writes one JSON file plus a markdown table on stdout.
+//
+//	go run ./benchmarks/compare -events 1000000 -out benchmarks/results/latest.json
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/aivis-dev/aivis/schemas"
+)
+
+type harness struct {
+	bin, chAddr, logDir string
+	broker              *broker
+	adm                 *kadm.Client
+	conn                driver.Conn
+	stepTimeout         time.Duration
+	profileSeconds      int
+	runID               string
+
+	mu        sync.Mutex
+	res       result
+	databases []string
+}
+
+type scalePoint struct {
+	Param         int     `json:"param"`
+	Events        int     `json:"events"`
+	EventsPerS    float64 `json:"events_per_s"`
+	AggregatorRSS int64   `json:"aggregator_peak_rss_bytes"`
+	DistinctKeys  uint64  `json:"distinct_keys"`
+}
+
+type result struct {
+	Machine      map[string]string `json:"machine"`
+	Command      string            `json:"command"`
+	Events       int               `json:"events"`
+	PayloadBytes int64             `json:"payload_bytes"`
+	Partitions   int32             `json:"partitions"`
+
+	RawCeiling    float64    `json:"raw_ceiling_events_per_s"`
+	PeerSums      float64    `json:"peer_ch_kafka_sums_only_events_per_s"`
+	Peer          float64    `json:"peer_ch_kafka_events_per_s"`
+	PeerConsumers int        `json:"peer_ch_kafka_num_consumers"`
+	PeerFormat    string     `json:"peer_ch_kafka_format"`
+	E2E           float64    `json:"e2e_events_per_s"`
+	E2EDetail     *e2eResult `json:"e2e_detail,omitempty"`
+	Naive         float64    `json:"naive_events_per_s"`
+
+	IngestHTTP    float64       `json:"ingest_http_events_per_s"`
+	IngestP99Ms   float64       `json:"ingest_http_p99_ms"`
+	IngestBySize  []ingestPoint `json:"ingest_http_by_batch"`
+	EnrichCore    float64       `json:"enrich_events_per_s_core"`
+	EnrichBench   string        `json:"enrich_benchmark"`
+	AggregateCore float64       `json:"aggregate_events_per_s_core"`
+
+	LatencyP50 float64        `json:"e2e_p50_latency_s"`
+	LatencyP99 float64        `json:"e2e_p99_latency_s"`
+	Latency    *latencyResult `json:"e2e_latency_detail,omitempty"`
+
+	AggRSS100k int64 `json:"aggregator_rss_100k_keys_bytes"`
+
+	Scaling struct {
+		Keys       []scalePoint `json:"keys"`
+		Partitions []scalePoint `json:"partitions"`
+		Replicas   []scalePoint `json:"aggregate_replicas"`
+	} `json:"scaling"`
+
+	Ratios   map[string]float64 `json:"ratios"`
+	Profiles []string           `json:"profiles,omitempty"`
+	Warnings []string           `json:"warnings,omitempty"`
+	Errors   map[string]string  `json:"errors,omitempty"`
+	Seconds  float64            `json:"seconds"`
+}
+
+func (h *harness) warn(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	fmt.Fprintln(os.Stderr, "compare: warning:", msg)
+	h.mu.Lock()
+	h.res.Warnings = append(h.res.Warnings, msg)
+	h.mu.Unlock()
+}
+
+func (h *harness) database(name string) string {
+	db := "aivis_bench_" + h.runID + "_" + name
+	h.mu.Lock()
+	h.databases = append(h.databases, db)
+	h.mu.Unlock()
+	return db
+}
+
+// step runs fn under its own timeout; a failure is recorded and printed,
+// and the run goes on with the next step.
+func (h *harness) step(ctx context.Context, name string, timeout time.Duration, fn func(ctx context.Context) error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	fmt.Fprintf(os.Stderr, "compare: %s …\n", name)
+	began := time.Now()
+	sctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err := fn(sctx)
+	stopAll() // a step leaves no process behind, whatever happened
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "compare: %s FAILED after %s: %v\n", name, time.Since(began).Round(time.Second), err)
+		h.mu.Lock()
+		h.res.Errors[name] = err.Error()
+		h.mu.Unlock()
+		return false
+	}
+	fmt.Fprintf(os.Stderr, "compare: %s done in %s\n", name, time.Since(began).Round(100*time.Millisecond))
+	return true
+}
+
+func main() {
+	events := flag.Int("events", 1_000_000, "events in the main comparison")
+	scaleEvents := flag.Int("scale-events", 200_000, "events in each run of the scaling curves")
+	out := flag.String("out", "benchmarks/results/latest.json", "where to write the results")
+	chAddr := flag.String("clickhouse", envOr("AIVISDEV_CLICKHOUSE_ADDR", "127.0.0.1:9000"), "ClickHouse native address (AIVISDEV_CLICKHOUSE_ADDR)")
+	kafkaPort := flag.Int("kafka-port", 29092, "port of the private Kafka broker (the controller takes the next one)")
+	kafkaDir := flag.String("kafka-dir", ".aivis/bench-kafka", "data directory of the private broker (wiped at start and end)")
+	bin := flag.String("bin", "bin/aivis", "aivis binary (built from ./cmd/aivis first)")
+	stepTimeout := flag.Duration("step-timeout", 10*time.Minute, "bound on each measurement")
+	total := flag.Duration("timeout", 40*time.Minute, "bound on the whole run")
+	latencyFor := flag.Duration("latency-duration", 75*time.Second, "how long fresh events are produced for the latency measurement")
+	profileSeconds := flag.Int("profile-seconds", 15, "length of the CPU profiles of enrich and aggregate (0: none)")
+	consumers := flag.Int("peer-consumers", runtime.NumCPU(), "num_consumers of ClickHouse's Kafka engine table")
+	skipList := flag.String("skip", "", "comma-separated steps to leave out: micro, raw, peer, naive, e2e, ingest, latency, rss, scaling")
+	flag.Parse()
+	skip := map[string]bool{}
+	for _, s := range strings.Split(*skipList, ",") {
+		skip[strings.TrimSpace(s)] = true
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), *total)
+	defer cancel()
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sig
+		fmt.Fprintln(os.Stderr, "compare: interrupted; cleaning up (again to exit at once)")
+		cancel()
+		<-sig
+		stopAll()
+		os.Exit(130)
+	}()
+
+	began := time.Now()
+	h := &harness{
+		bin: *bin, chAddr: *chAddr, stepTimeout: *stepTimeout, profileSeconds: *profileSeconds,
+		runID:  strconv.FormatInt(began.Unix(), 10),
+		broker: &broker{port: *kafkaPort, dir: *kafkaDir, script: "deploy/scripts/kafka.sh", addr: fmt.Sprintf("127.0.0.1:%d", *kafkaPort)},
+	}
+	h.res.Errors = map[string]string{}
+	h.res.Command = "go run ./benchmarks/compare " + strings.Join(os.Args[1:], " ")
+	h.res.Events = *events
+	h.res.Partitions = 6
+	resultsDir := filepath.Dir(*out)
+	h.logDir = filepath.Join(resultsDir, "logs")
+	if err := os.MkdirAll(h.logDir, 0o755); err != nil {
+		fatal(err)
+	}
+	if err := run(ctx, h, *events, *scaleEvents, *consumers, *latencyFor, resultsDir, skip); err != nil {
+		h.res.Errors["setup"] = err.Error()
+		fmt.Fprintln(os.Stderr, "compare:", err)
+	}
+	h.cleanup()
+	h.res.Seconds = time.Since(began).Seconds()
+	h.res.Machine = machine(ctx, h.chAddr, h.broker)
+	h.res.Ratios = ratios(h.res)
+	b, _ := json.MarshalIndent(h.res, "", "  ")
+	if err := os.WriteFile(*out, append(b, '\n'), 0o644); err != nil {
+		fatal(err)
+	}
+	fmt.Print(table(h.res))
+	fmt.Fprintf(os.Stderr, "compare: wrote %s in %s\n", *out, time.Since(began).Round(time.Second))
+	if len(h.res.Errors) > 0 {
+		fmt.Fprintf(os.Stderr, "compare: %d step(s) failed: see \"errors\" in %s\n", len(h.res.Errors), *out)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, h *harness, n, scaleN, consumers int, latencyFor time.Duration, resultsDir string, skip map[string]bool) error {
+	if !skip["micro"] {
+		h.step(ctx, "micro", 5*time.Minute, h.micro)
+	}
+	if _, err := os.Stat(h.bin); err != nil {
+		return fmt.Errorf("%s is missing: build it with `go build -o %s ./cmd/aivis` (make bench does)", h.bin, h.bin)
+	}
+	var err error
+	if h.conn, err = connectCH(ctx, h.chAddr, "default"); err != nil {
+		return err
+	}
+	if !h.step(ctx, "private kafka up", 4*time.Minute, h.broker.up) {
+		return fmt.Errorf("could not start the private Kafka broker on %s", h.broker.addr)
+	}
+	var cl interface{ Close() }
+	cl, h.adm, err = newAdmin(h.broker.addr)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+
+	fmt.Fprintf(os.Stderr, "compare: generating %d events …\n", n)
+	data := generate(n, 1)
+	if !h.step(ctx, "produce", h.stepTimeout, func(ctx context.Context) error {
+		if err := resetTopics(ctx, h.adm, 6); err != nil {
+			return err
+		}
+		b, err := produce(ctx, h.broker.addr, schemas.TopicRaw, data.keys, data.values)
+		h.res.PayloadBytes = b
+		return err
+	}) {
+		return fmt.Errorf("the raw topic could not be filled")
+	}
+
+	if !skip["raw"] {
+		h.step(ctx, "raw ceiling", h.stepTimeout, func(ctx context.Context) (err error) {
+			h.res.RawCeiling, err = rawCeiling(ctx, h.broker.addr, n)
+			return err
+		})
+	}
+	if !skip["peer"] {
+		h.res.PeerConsumers, h.res.PeerFormat = consumers, "TabSeparated, one String column per record, row delimiter '\\n', visitParamExtract* in the views"
+		for _, store := range []bool{false, true} {
+			name := map[bool]string{false: "peer sums only", true: "peer sums + events"}[store]
+			h.step(ctx, name, h.stepTimeout, func(ctx context.Context) error {
+				db := h.database(map[bool]string{false: "peer_sums", true: "peer"}[store])
+				if err := h.conn.Exec(ctx, "CREATE DATABASE "+db); err != nil {
+					return err
+				}
+				group := db
+				// A new group of the Kafka engine starts at the latest
+				// offset; committing the start first makes it read it all
+				// without changing the shared server's configuration.
+				if err := commitToStart(ctx, h.adm, group, schemas.TopicRaw); err != nil {
+					return err
+				}
+				rate, err := peerCH(ctx, h.conn, db, h.broker.addr, group, consumers, n, store)
+				if store {
+					h.res.Peer = rate
+				} else {
+					h.res.PeerSums = rate
+				}
+				return err
+			})
+		}
+	}
+	if !skip["naive"] {
+		h.step(ctx, "naive", h.stepTimeout, func(ctx context.Context) error {
+			db := h.database("naive")
+			if err := h.conn.Exec(ctx, "CREATE DATABASE "+db); err != nil {
+				return err
+			}
+			var err error
+			h.res.Naive, err = naive(ctx, h.conn, db, h.broker.addr, n)
+			return err
+		})
+	}
+	if !skip["e2e"] {
+		h.step(ctx, "e2e", h.stepTimeout+time.Minute, func(ctx context.Context) error {
+			profiles := ""
+			if h.profileSeconds > 0 {
+				profiles = resultsDir
+			}
+			r, err := h.e2e(ctx, "e2e", n, 6, 1, profiles)
+			h.res.E2E, h.res.E2EDetail = r.EventsPerS, &r
+			return err
+		})
+	}
+	if !skip["ingest"] {
+		h.step(ctx, "ingest http", h.stepTimeout, func(ctx context.Context) error {
+			if err := resetTopics(ctx, h.adm, 6); err != nil {
+				return err
+			}
+			pts, err := h.ingestHTTP(ctx, data, []int{1, 100, 500}, 8)
+			h.res.IngestBySize = pts
+			for _, p := range pts {
+				if p.BatchEvents == 500 {
+					h.res.IngestHTTP, h.res.IngestP99Ms = p.EventsPerS, p.P99Ms
+				}
+			}
+			return err
+		})
+	}
+	if !skip["latency"] {
+		h.step(ctx, "latency", latencyFor+5*time.Minute, func(ctx context.Context) error {
+			if err := resetTopics(ctx, h.adm, 6, "aivis-enrich", "aivis-aggregate"); err != nil {
+				return err
+			}
+			rate := h.res.E2E / 2
+			if rate <= 0 {
+				rate = 2000
+				h.warn("no e2e rate measured: latency runs at %v events/s", rate)
+			}
+			r, err := h.latency(ctx, data, rate, latencyFor)
+			h.res.Latency, h.res.LatencyP50, h.res.LatencyP99 = &r, r.P50S, r.P99S
+			return err
+		})
+	}
+	if !skip["rss"] {
+		h.step(ctx, "aggregator rss 100k keys", h.stepTimeout, func(ctx context.Context) error {
+			if err := resetTopics(ctx, h.adm, 6, "aivis-enrich", "aivis-aggregate"); err != nil {
+				return err
+			}
+			var err error
+			h.res.AggRSS100k, err = h.aggregatorRSS(ctx, data, 100_000)
+			return err
+		})
+	}
+	if !skip["scaling"] {
+		scaleData := generate(scaleN, 2)
+		point := func(ctx context.Context, name string, d dataset, partitions int32, replicas int) (scalePoint, error) {
+			if err := resetTopics(ctx, h.adm, partitions, "aivis-enrich", "aivis-aggregate"); err != nil {
+				return scalePoint{}, err
+			}
+			if _, err := produce(ctx, h.broker.addr, schemas.TopicRaw, d.keys, d.values); err != nil {
+				return scalePoint{}, err
+			}
+			r, err := h.e2e(ctx, name, len(d.values), partitions, replicas, "")
+			return scalePoint{Events: len(d.values), EventsPerS: r.EventsPerS, AggregatorRSS: r.AggregatorRSS, DistinctKeys: r.DistinctKeys}, err
+		}
+		for _, teams := range []int{1, 100, 10_000} {
+			h.step(ctx, fmt.Sprint("scaling teams=", teams), h.stepTimeout, func(ctx context.Context) error {
+				d, err := withTeams(scaleData, teams)
+				if err != nil {
+					return err
+				}
+				p, err := point(ctx, fmt.Sprint("keys", teams), d, 6, 1)
+				p.Param = teams
+				h.res.Scaling.Keys = append(h.res.Scaling.Keys, p)
+				return err
+			})
+		}
+		for _, parts := range []int32{1, 3, 6, 12} {
+			h.step(ctx, fmt.Sprint("scaling partitions=", parts), h.stepTimeout, func(ctx context.Context) error {
+				p, err := point(ctx, fmt.Sprint("parts", parts), scaleData, parts, 1)
+				p.Param = int(parts)
+				h.res.Scaling.Partitions = append(h.res.Scaling.Partitions, p)
+				return err
+			})
+		}
+		for _, reps := range []int{1, 2, 3} {
+			h.step(ctx, fmt.Sprint("scaling replicas=", reps), h.stepTimeout, func(ctx context.Context) error {
+				p, err := point(ctx, fmt.Sprint("reps", reps), scaleData, 6, reps)
+				p.Param = reps
+				h.res.Scaling.Replicas = append(h.res.Scaling.Replicas, p)
+				return err
+			})
+		}
+	}
+	return nil
+}
+
+// cleanup stops every process, drops the run's databases and stops the
+// private broker.
+func (h *harness) cleanup() {
+	stopAll()
+	if h.conn != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		for _, db := range h.databases {
+			if err := h.conn.Exec(ctx, "DROP DATABASE IF EXISTS "+db); err != nil {
+				h.warn("dropping database %s: %v", db, err)
+			}
+		}
+		cancel()
+	}
+	if err := h.broker.down(); err != nil {
+		h.warn("stopping the private broker: %v", err)
+	}
+}
+
+// micro runs the per-stage benchmarks on one core and converts them.
+func (h *harness) micro(ctx context.Context) error {
+	bench := func(pkg, pattern string) (map[string]float64, error) {
+		cmd := exec.CommandContext(ctx, "go", "test", "-count", "1", "-run", "^$", "-bench", pattern, "-cpu", "1", "-benchtime", "2s", pkg)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return nil, fmt.Errorf("go test -bench %s %s: %w\n%s", pattern, pkg, err, out)
+		}
+		return parseBench(string(out)), nil
+	}
+	r, err := bench("./enrich/", "^BenchmarkDecodeEnrich$")
+	if err != nil {
+		return err
+	}
+	if ns, ok := r["BenchmarkDecodeEnrich ns/op"]; ok {
+		h.res.EnrichCore, h.res.EnrichBench = 1e9/ns, "enrich.BenchmarkDecodeEnrich"
+	} else {
+		dec, err := bench("./schemas/", "^BenchmarkDecode$")
+		if err != nil {
+			return err
+		}
+		enr, err := bench("./enrich/", "^BenchmarkEnrich$/^exact$")
+		if err != nil {
+			return err
+		}
+		a, b := dec["BenchmarkDecode ns/op"], enr["BenchmarkEnrich/exact ns/op"]
+		if a == 0 || b == 0 {
+			return fmt.Errorf("no ns/op from schemas.BenchmarkDecode (%v) or enrich.BenchmarkEnrich/exact (%v)", a, b)
+		}
+		h.res.EnrichCore = 1e9 / (a + b)
+		h.res.EnrichBench = "schemas.BenchmarkDecode + enrich.BenchmarkEnrich/exact (enrich.BenchmarkDecodeEnrich does not exist yet; no encode)"
+	}
+	agg, err := bench("./aggregate/", "^BenchmarkAddBatch$")
+	if err != nil {
+		return err
+	}
+	// One op is a poll of 10,000 events; the benchmark also reports ns/event.
+	if ns, ok := agg["BenchmarkAddBatch ns/event"]; ok {
+		h.res.AggregateCore = 1e9 / ns
+	} else if ns, ok := agg["BenchmarkAddBatch ns/op"]; ok {
+		h.res.AggregateCore = 1e9 * 10_000 / ns
+	} else {
+		return fmt.Errorf("no result from aggregate.BenchmarkAddBatch")
+	}
+	return nil
+}
+
+var benchLine = regexp.MustCompile(`^(Benchmark\S*?)(?:-\d+)?\s+\d+\s+(.*)$`)
+
+// parseBench maps "Name unit" to the value of each benchmark line.
+func parseBench(out string) map[string]float64 {
+	m := map[string]float64{}
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		g := benchLine.FindStringSubmatch(sc.Text())
+		if g == nil {
+			continue
+		}
+		f := strings.Fields(g[2])
+		for i := 0; i+1 < len(f); i += 2 {
+			if v, err := strconv.ParseFloat(f[i], 64); err == nil {
+				m[g[1]+" "+f[i+1]] = v
+			}
+		}
+	}
+	return m
+}
+
+func ratios(r result) map[string]float64 {
+	m := map[string]float64{}
+	div := func(name string, a, b float64) {
+		if a > 0 && b > 0 {
+			m[name] = a / b
+		}
+	}
+	div("e2e_over_peer", r.E2E, r.Peer)
+	div("e2e_over_peer_sums_only", r.E2E, r.PeerSums)
+	div("e2e_over_naive", r.E2E, r.Naive)
+	div("e2e_over_raw_ceiling", r.E2E, r.RawCeiling)
+	return m
+}
+
+func machine(ctx context.Context, chAddr string, b *broker) map[string]string {
+	m := map[string]string{
+		"cores":      strconv.Itoa(runtime.NumCPU()),
+		"go_version": runtime.Version(),
+		"date":       time.Now().UTC().Format(time.RFC3339),
+		"kafka":      kafkaVersion(),
+	}
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if v, ok := strings.CutPrefix(sc.Text(), "model name"); ok {
+				m["model_name"] = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+		f.Close()
+	}
+	if f, err := os.Open("/proc/meminfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		if sc.Scan() {
+			m["memory"] = strings.Join(strings.Fields(strings.TrimPrefix(sc.Text(), "MemTotal:")), " ")
+		}
+		f.Close()
+	}
+	if out, err := exec.Command("git", "rev-parse", "HEAD").Output(); err == nil {
+		m["git_commit"] = strings.TrimSpace(string(out))
+	}
+	if out, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(out) > 0 {
+		m["git_dirty"] = "true"
+	}
+	if conn, err := connectCH(ctx, chAddr, "default"); err == nil {
+		var v string
+		if conn.QueryRow(ctx, "SELECT version()").Scan(&v) == nil {
+			m["clickhouse"] = v
+		}
+		conn.Close()
+	}
+	return m
+}
+
+// kafkaVersion reads the broker's version from its jar name.
+func kafkaVersion() string {
+	out, err := exec.Command("deploy/scripts/kafka.sh", "classpath").Output()
+	if err != nil {
+		return "unknown"
+	}
+	if g := regexp.MustCompile(`kafka_2\.13-([0-9.]+)\.jar`).FindSubmatch(out); g != nil {
+		return string(g[1])
+	}
+	return "unknown"
+}
+
+func table(r result) string {
+	var b strings.Builder
+	num := func(v float64) string {
+		if v == 0 {
+			return "—"
+		}
+		return groupDigits(int64(v + 0.5))
+	}
+	fmt.Fprintf(&b, "\n%d events, %s payload bytes, %d partitions; %s cores (%s), %s\n\n",
+		r.Events, groupDigits(r.PayloadBytes), r.Partitions, r.Machine["cores"], r.Machine["model_name"], r.Machine["date"])
+	fmt.Fprintln(&b, "| Path | events/s | vs aivis e2e |")
+	fmt.Fprintln(&b, "|---|---:|---:|")
+	row := func(name string, v float64) {
+		ratio := "—"
+		if v > 0 && r.E2E > 0 {
+			ratio = fmt.Sprintf("%.2f", r.E2E/v)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", name, num(v), ratio)
+	}
+	row("raw ceiling: franz-go group consumer, discard", r.RawCeiling)
+	row(fmt.Sprintf("ClickHouse Kafka engine, sums only (%d consumers)", r.PeerConsumers), r.PeerSums)
+	row("ClickHouse Kafka engine, sums + every event stored", r.Peer)
+	row("naive Go: encoding/json, map, row-by-row batches", r.Naive)
+	row("**aivis** enrich + aggregate processes", r.E2E)
+	fmt.Fprintln(&b, "\n| Other | value |")
+	fmt.Fprintln(&b, "|---|---:|")
+	fmt.Fprintf(&b, "| ingest HTTP, 500 events/request: events/s | %s |\n", num(r.IngestHTTP))
+	fmt.Fprintf(&b, "| ingest HTTP, 500 events/request: p99 ms | %.1f |\n", r.IngestP99Ms)
+	for _, p := range r.IngestBySize {
+		fmt.Fprintf(&b, "| ingest HTTP, %d events/request: events/s · p99 ms | %s · %.1f |\n", p.BatchEvents, num(p.EventsPerS), p.P99Ms)
+	}
+	fmt.Fprintf(&b, "| enrich, one core (%s): events/s | %s |\n", r.EnrichBench, num(r.EnrichCore))
+	fmt.Fprintf(&b, "| aggregate, one core (BenchmarkAddBatch): events/s | %s |\n", num(r.AggregateCore))
+	if r.Latency != nil {
+		fmt.Fprintf(&b, "| e2e latency p50 · p99 s (window %gs + lateness %gs, %s events/s) | %.1f · %.1f |\n",
+			r.Latency.WindowS, r.Latency.AllowedLatenessS, num(r.Latency.RateEventsPerS), r.LatencyP50, r.LatencyP99)
+	}
+	fmt.Fprintf(&b, "| aggregator peak RSS, 100k keys in open windows | %s MiB |\n", num(float64(r.AggRSS100k)/(1<<20)))
+	if d := r.E2EDetail; d != nil {
+		for _, name := range []string{"enrich", "aggregate-0"} {
+			if u, ok := d.Processes[name]; ok {
+				fmt.Fprintf(&b, "| e2e %s: CPU s · peak RSS MiB | %.1f · %s |\n", name, u.CPUSeconds, num(float64(u.PeakRSSBytes)/(1<<20)))
+			}
+		}
+	}
+	curve := func(title string, pts []scalePoint) {
+		if len(pts) == 0 {
+			return
+		}
+		fmt.Fprintf(&b, "\n| %s | distinct keys | events/s | aggregator peak RSS MiB |\n|---:|---:|---:|---:|\n", title)
+		for _, p := range pts {
+			fmt.Fprintf(&b, "| %d | %d | %s | %s |\n", p.Param, p.DistinctKeys, num(p.EventsPerS), num(float64(p.AggregatorRSS)/(1<<20)))
+		}
+	}
+	curve("teams", r.Scaling.Keys)
+	curve("partitions", r.Scaling.Partitions)
+	curve("aggregate replicas", r.Scaling.Replicas)
+	if len(r.Errors) > 0 {
+		fmt.Fprintln(&b, "\nFailed steps:")
+		for k, v := range r.Errors {
+			fmt.Fprintf(&b, "- %s: %s\n", k, firstLine(v))
+		}
+	}
+	return b.String()
+}
+
+func groupDigits(v int64) string {
+	s := strconv.FormatInt(v, 10)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "compare:", err)
+	stopAll()
+	os.Exit(1)
+}
