@@ -718,9 +718,7 @@ func (e *Engine) Ack(f *Flush) {
 		}
 		rest := len(part.pending) - n
 		copy(part.pending, part.pending[n:])
-		for i := rest; i < len(part.pending); i++ {
-			part.pending[i] = schemas.StoredEvent{}
-		}
+		clear(part.pending[rest:])
 		part.pending = part.pending[:rest]
 	}
 	for p, starts := range f.closed {

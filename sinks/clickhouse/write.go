@@ -115,8 +115,8 @@ type eventBuffers struct {
 	partitions                                         []uint32
 	ratingVersions                                     []uint64
 
-	text []byte   // backs the labels' JSON
-	keys []string // scratch for sorting label keys
+	text       []byte      // backs the labels' JSON
+	labelPairs [][2]string // scratch for sorting labels by key
 }
 
 var eventBufferPool = sync.Pool{New: func() any { return new(eventBuffers) }}
@@ -137,6 +137,7 @@ func (b *eventBuffers) release() {
 		clear(s)
 	}
 	clear(b.costs)
+	clear(b.labelPairs[:cap(b.labelPairs)])
 	eventBufferPool.Put(b)
 }
 
@@ -277,7 +278,7 @@ func (b *eventBuffers) labelsJSON(labels map[string]string) string {
 	if len(labels) == 0 {
 		return "{}"
 	}
-	b.keys = b.keys[:0]
+	b.labelPairs = b.labelPairs[:0]
 	for k, v := range labels {
 		if !plainJSON(k) || !plainJSON(v) {
 			js, err := json.Marshal(labels)
@@ -286,19 +287,19 @@ func (b *eventBuffers) labelsJSON(labels map[string]string) string {
 			}
 			return unsafe.String(unsafe.SliceData(js), len(js))
 		}
-		b.keys = append(b.keys, k)
+		b.labelPairs = append(b.labelPairs, [2]string{k, v})
 	}
-	slices.Sort(b.keys)
+	slices.SortFunc(b.labelPairs, func(x, y [2]string) int { return strings.Compare(x[0], y[0]) })
 	start := len(b.text)
 	b.text = append(b.text, '{')
-	for i, k := range b.keys {
+	for i, kv := range b.labelPairs {
 		if i > 0 {
 			b.text = append(b.text, ',')
 		}
 		b.text = append(b.text, '"')
-		b.text = append(b.text, k...)
+		b.text = append(b.text, kv[0]...)
 		b.text = append(b.text, '"', ':', '"')
-		b.text = append(b.text, labels[k]...)
+		b.text = append(b.text, kv[1]...)
 		b.text = append(b.text, '"')
 	}
 	b.text = append(b.text, '}')
