@@ -148,8 +148,13 @@ func (s *seenSet) at(seq32 uint32) *dedupItem {
 
 func (s *seenSet) growRing() {
 	ring := make([]dedupItem, 2*len(s.ring))
-	for seq := s.head; seq < s.tail; seq++ {
-		ring[seq&uint64(len(ring)-1)] = s.ring[seq&uint64(len(s.ring)-1)]
+	oldMask, newMask := uint64(len(s.ring)-1), uint64(len(ring)-1)
+	// Copy in runs that are contiguous in both rings (at most three).
+	for seq := s.head; seq < s.tail; {
+		from, to := seq&oldMask, seq&newMask
+		n := min(uint64(len(s.ring))-from, uint64(len(ring))-to, s.tail-seq)
+		copy(ring[to:to+n], s.ring[from:from+n])
+		seq += n
 	}
 	s.ring = ring
 }
