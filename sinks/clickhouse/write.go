@@ -193,7 +193,7 @@ func (b *eventBuffers) columns(events []schemas.StoredEvent) ([]column, error) {
 		b.ratingVersions[i] = se.RatingVersion
 		b.providerCosts[i] = e.ProviderCostUSD
 	}
-	return []column{
+	all := []column{
 		// The driver stores a Date as the day of the time it is given.
 		{"event_id", b.ids}, {"time", b.times}, {"date", b.times},
 		{"kind", b.kinds}, {"source", b.sources}, {"provider", b.providers}, {"model", b.models},
@@ -206,7 +206,38 @@ func (b *eventBuffers) columns(events []schemas.StoredEvent) ([]column, error) {
 		{"unpriced", b.unpriced}, {"unowned", b.unowned}, {"labels", b.labels}, {"raw_usage", b.rawUsage},
 		{"src_partition", b.partitions}, {"src_offset", b.offsets}, {"rating_version", b.ratingVersions},
 		{"usage_json", b.usageJSON}, {"provider_cost_usd", b.providerCosts},
-	}, nil
+	}
+	// A column that is empty or zero in every event is left out of the
+	// INSERT: the server fills in the same value (no column of the table
+	// has a DEFAULT expression), and neither side spends time on it.
+	// Optional fields (operation, error_type, cost_center, cache tokens,
+	// flags, ...) are often unset in a whole batch.
+	cols := all[:3]
+	for _, c := range all[3:] {
+		if !allZero(c.data) {
+			cols = append(cols, c)
+		}
+	}
+	return cols, nil
+}
+
+// allZero reports whether every value of a column is its type's zero.
+func allZero(data any) bool {
+	switch v := data.(type) {
+	case []string:
+		return !slices.ContainsFunc(v, func(s string) bool { return s != "" })
+	case []int64:
+		return !slices.ContainsFunc(v, func(x int64) bool { return x != 0 })
+	case []uint64:
+		return !slices.ContainsFunc(v, func(x uint64) bool { return x != 0 })
+	case []uint32:
+		return !slices.ContainsFunc(v, func(x uint32) bool { return x != 0 })
+	case []uint8:
+		return !slices.ContainsFunc(v, func(x uint8) bool { return x != 0 })
+	case []decimal.Decimal:
+		return !slices.ContainsFunc(v, func(x decimal.Decimal) bool { return !x.IsZero() })
+	}
+	return false
 }
 
 // usageJSON is the usage_json column of one event.

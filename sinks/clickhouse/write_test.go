@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"reflect"
 	"testing"
+
+	"github.com/aivis-dev/aivis/schemas"
 )
 
 func FuzzLabelsJSON(f *testing.F) {
@@ -72,6 +74,44 @@ func TestEventBuffersReuse(t *testing.T) {
 					t.Fatalf("labels of event %d: %s, want %s", i, labels[i], js)
 				}
 			}
+		}
+	}
+}
+
+// TestUnsetColumnsLeftOut checks that a column unset in every event is not
+// sent (the server's default is the same value) and that one set event
+// brings it back.
+func TestUnsetColumnsLeftOut(t *testing.T) {
+	names := func(events []schemas.StoredEvent) map[string]bool {
+		cols, err := new(eventBuffers).columns(events)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]bool{}
+		for _, c := range cols {
+			out[c.name] = true
+		}
+		return out
+	}
+	events := testEvents(3)
+	got := names(events)
+	for _, name := range []string{"event_id", "time", "date", "model", "cost_usd", "labels", "src_offset"} {
+		if !got[name] {
+			t.Errorf("column %s left out though set", name)
+		}
+	}
+	for _, name := range []string{"cost_center", "error_type", "reasoning_output_tokens", "unowned", "src_partition", "rating_version"} {
+		if got[name] {
+			t.Errorf("column %s sent though unset in every event", name)
+		}
+	}
+	e := *events[1].Event
+	e.Owner.CostCenter, e.Flags.Unowned = "cc-1", true
+	events[1] = schemas.StoredEvent{Event: &e, Partition: 2, Offset: 1, RatingVersion: 3}
+	got = names(events)
+	for _, name := range []string{"cost_center", "unowned", "src_partition", "rating_version"} {
+		if !got[name] {
+			t.Errorf("column %s left out though one event sets it", name)
 		}
 	}
 }
