@@ -2,6 +2,8 @@ package aggregate
 
 import (
 	"math"
+	"math/bits"
+	"slices"
 	"sort"
 	"time"
 
@@ -68,7 +70,7 @@ type acc struct {
 	costPicos                                       schemas.Picos128
 	latencyCount                                    uint64
 	latencySumMs                                    int64
-	latencyHist                                     [schemas.LatencyBuckets]uint64
+	latencyHist                                     histogram
 
 	// full are the closed accs of the same window and dims, oldest first;
 	// through is the offset a closed acc covers events up to.
@@ -85,14 +87,56 @@ func (a *acc) close(through int64) {
 	*a = acc{full: append(a.full, closed)}
 }
 
+// histogram counts latencies per bucket over the range of buckets seen so
+// far: counts[i] is bucket lo+i. One key's latencies span a few octaves, so
+// this holds about a fifth of the 96 buckets, and nothing for keys without
+// latencies; with 100k keys open the difference is most of the engine's
+// memory.
+type histogram struct {
+	lo     int32
+	counts []uint64
+}
+
+func (h *histogram) add(b int) {
+	if i := b - int(h.lo); uint(i) < uint(len(h.counts)) {
+		h.counts[i]++
+		return
+	}
+	h.grow(b)
+	h.counts[b-int(h.lo)]++
+}
+
+// grow widens the range to hold bucket b, with room for a few more
+// buckets on the side it grew.
+func (h *histogram) grow(b int) {
+	const slack = 4
+	if len(h.counts) == 0 {
+		h.lo, h.counts = int32(b), make([]uint64, 1, slack)
+		return
+	}
+	lo, hi := int(h.lo), int(h.lo)+len(h.counts) // [lo, hi)
+	if b >= hi {
+		if b < int(h.lo)+cap(h.counts) {
+			h.counts = h.counts[:b-lo+1]
+			return
+		}
+		counts := make([]uint64, b-lo+1, min(b-lo+1+slack, schemas.LatencyBuckets-lo))
+		copy(counts, h.counts)
+		h.counts = counts
+		return
+	}
+	newLo := max(b-slack+1, 0)
+	counts := make([]uint64, hi-newLo)
+	copy(counts[lo-newLo:], h.counts)
+	h.lo, h.counts = int32(newLo), counts
+}
+
+// fill writes the counts into dst, LatencyBuckets long and zeroed.
+func (h *histogram) fill(dst []uint64) { copy(dst[h.lo:], h.counts) }
+
 type window struct {
 	firstOffset int64 // smallest offset not yet in the sink
 	accs        map[uint32]*acc
-}
-
-type dedupItem struct {
-	id     string
-	timeMs int64
 }
 
 type partition struct {
@@ -105,9 +149,7 @@ type partition struct {
 	pending    []schemas.StoredEvent
 	lastActive time.Time
 
-	seen      map[string]int64 // event id → event time ms
-	seenOrder []dedupItem      // insertion order, for expiry
-	seenHead  int
+	seen *seenSet // event ids in arrival order, for dedup and expiry
 }
 
 func (p *partition) watermarkMs(outOfOrder time.Duration) int64 {
@@ -130,8 +172,65 @@ type Engine struct {
 	// evictions counts ids forgotten early (MaxDedupEntries).
 	evictions int64
 
-	mem     memory.Allocator
-	builder *array.RecordBuilder
+	batch batchColumns
+	// flushEvents backs Flush.Events, reused from one flush to the next.
+	flushEvents []schemas.StoredEvent
+	// hists is where appendRow cuts the rows' histograms from.
+	hists []uint64
+}
+
+// batchColumns are the columns of the record batch AddBatch builds, kept
+// from poll to poll: the record wraps them without copying, so a batch
+// costs no allocation per event.
+type batchColumns struct {
+	ws, off, in, cr, cw, out, re, cost, lat []int64
+	dim                                     []uint32
+	isErr, unp                              []uint8
+	latValid                                []byte // validity bitmap of lat
+	latNulls                                int
+}
+
+func (c *batchColumns) reset() {
+	c.ws, c.off, c.in, c.cr, c.cw = c.ws[:0], c.off[:0], c.in[:0], c.cr[:0], c.cw[:0]
+	c.out, c.re, c.cost, c.lat = c.out[:0], c.re[:0], c.cost[:0], c.lat[:0]
+	c.dim, c.isErr, c.unp, c.latValid, c.latNulls = c.dim[:0], c.isErr[:0], c.unp[:0], c.latValid[:0], 0
+}
+
+// record wraps the columns as an Arrow record; it is valid until the next
+// reset.
+func (c *batchColumns) record() arrow.Record {
+	n := len(c.ws)
+	i64 := func(v []int64) arrow.Array {
+		return primitive(arrow.PrimitiveTypes.Int64, arrow.Int64Traits.CastToBytes(v), n)
+	}
+	u8 := func(v []uint8) arrow.Array { return primitive(arrow.PrimitiveTypes.Uint8, v, n) }
+	var lat arrow.Array
+	if c.latNulls == 0 {
+		lat = i64(c.lat)
+	} else {
+		data := array.NewData(arrow.PrimitiveTypes.Int64, n,
+			[]*memory.Buffer{memory.NewBufferBytes(c.latValid), memory.NewBufferBytes(arrow.Int64Traits.CastToBytes(c.lat))},
+			nil, c.latNulls, 0)
+		lat = array.MakeFromData(data)
+		data.Release()
+	}
+	cols := []arrow.Array{
+		colWindow: i64(c.ws), colDim: primitive(arrow.PrimitiveTypes.Uint32, arrow.Uint32Traits.CastToBytes(c.dim), n),
+		colOffset: i64(c.off), colError: u8(c.isErr), colUnpriced: u8(c.unp),
+		colInput: i64(c.in), colCacheRead: i64(c.cr), colCacheWrite: i64(c.cw),
+		colOutput: i64(c.out), colReasoning: i64(c.re), colCost: i64(c.cost), colLatency: lat,
+	}
+	rec := array.NewRecord(batchSchema, cols, int64(n))
+	for _, a := range cols {
+		a.Release()
+	}
+	return rec
+}
+
+func primitive(t arrow.DataType, values []byte, n int) arrow.Array {
+	data := array.NewData(t, n, []*memory.Buffer{nil, memory.NewBufferBytes(values)}, nil, 0, 0)
+	defer data.Release()
+	return array.MakeFromData(data)
 }
 
 var batchSchema = arrow.NewSchema([]arrow.Field{
@@ -166,19 +265,16 @@ const (
 
 // NewEngine returns an engine with no partitions.
 func NewEngine(cfg Config) *Engine {
-	mem := memory.NewGoAllocator()
 	return &Engine{
 		cfg:      cfg,
 		windowMs: cfg.Window.Milliseconds(),
 		parts:    map[int32]*partition{},
 		dimIDs:   map[dims]uint32{},
-		mem:      mem,
-		builder:  array.NewRecordBuilder(mem, batchSchema),
 	}
 }
 
-// Close releases the Arrow builder.
-func (e *Engine) Close() { e.builder.Release() }
+// Close releases the engine's batch columns.
+func (e *Engine) Close() { e.batch = batchColumns{} }
 
 // Owns reports whether the partition's state is loaded.
 func (e *Engine) Owns(p int32) bool { _, ok := e.parts[p]; return ok }
@@ -192,14 +288,16 @@ func (e *Engine) Assign(p int32, h schemas.PartitionHistory, now time.Time) {
 		position:   -1,
 		windows:    map[int64]*window{},
 		emitted:    h.Emitted,
-		seen:       make(map[string]int64, len(h.SeenIDs)),
+		seen:       newSeenSet(len(h.SeenIDs)),
 		lastActive: now,
 	}
 	if part.emitted == nil {
 		part.emitted = map[int64]int64{}
 	}
+	// An id stored twice (a re-rated event not yet merged) is remembered
+	// once, from its first time; both copies have the same event time.
 	for _, s := range h.SeenIDs {
-		e.remember(part, s.ID, s.Time.UnixMilli())
+		e.firstSeen(part, s.ID, s.Time.UnixMilli())
 	}
 	e.parts[p] = part
 }
@@ -208,7 +306,7 @@ func (e *Engine) Assign(p int32, h schemas.PartitionHistory, now time.Time) {
 // owner replays from the committed offset.
 func (e *Engine) Drop(p int32) {
 	if part, ok := e.parts[p]; ok {
-		e.seenN -= len(part.seen)
+		e.seenN -= part.seen.Len()
 		delete(e.parts, p)
 	}
 }
@@ -242,13 +340,16 @@ func (e *Engine) windowStart(timeMs int64) int64 {
 	return ws * e.windowMs / 1000
 }
 
-func (e *Engine) remember(part *partition, id string, timeMs int64) {
-	part.seen[id] = timeMs
-	part.seenOrder = append(part.seenOrder, dedupItem{id, timeMs})
+// firstSeen remembers id and reports whether it was new.
+func (e *Engine) firstSeen(part *partition, id string, timeMs int64) bool {
+	if !part.seen.Add(id, timeMs) {
+		return false
+	}
 	e.seenN++
 	if e.seenN > e.cfg.MaxDedupEntries {
 		e.evictOldest(part)
 	}
+	return true
 }
 
 // expire forgets ids older than the dedup horizon behind the watermark.
@@ -257,29 +358,21 @@ func (e *Engine) expire(part *partition) {
 		return
 	}
 	horizon := part.maxEventMs - e.cfg.DedupHorizon.Milliseconds()
-	for part.seenHead < len(part.seenOrder) && part.seenOrder[part.seenHead].timeMs < horizon {
-		e.forget(part)
-	}
-	if part.seenHead > 4096 && part.seenHead*2 > len(part.seenOrder) {
-		part.seenOrder = append([]dedupItem(nil), part.seenOrder[part.seenHead:]...)
-		part.seenHead = 0
+	for {
+		t, ok := part.seen.Oldest()
+		if !ok || t >= horizon {
+			return
+		}
+		part.seen.RemoveOldest()
+		e.seenN--
 	}
 }
 
 func (e *Engine) evictOldest(part *partition) {
-	if part.seenHead < len(part.seenOrder) {
-		e.forget(part)
-		e.evictions++
-	}
-}
-
-func (e *Engine) forget(part *partition) {
-	it := part.seenOrder[part.seenHead]
-	part.seenOrder[part.seenHead] = dedupItem{}
-	part.seenHead++
-	if t, ok := part.seen[it.id]; ok && t == it.timeMs {
-		delete(part.seen, it.id)
+	if part.seen.Len() > 0 {
+		part.seen.RemoveOldest()
 		e.seenN--
+		e.evictions++
 	}
 }
 
@@ -295,20 +388,8 @@ func (e *Engine) AddBatch(p int32, in []Input, now time.Time, outcomes []Outcome
 		return outcomes
 	}
 	part.lastActive = now
-	b := e.builder
-	b.Reserve(len(in))
-	wsB := b.Field(colWindow).(*array.Int64Builder)
-	dimB := b.Field(colDim).(*array.Uint32Builder)
-	offB := b.Field(colOffset).(*array.Int64Builder)
-	errB := b.Field(colError).(*array.Uint8Builder)
-	unpB := b.Field(colUnpriced).(*array.Uint8Builder)
-	inB := b.Field(colInput).(*array.Int64Builder)
-	crB := b.Field(colCacheRead).(*array.Int64Builder)
-	cwB := b.Field(colCacheWrite).(*array.Int64Builder)
-	outB := b.Field(colOutput).(*array.Int64Builder)
-	reB := b.Field(colReasoning).(*array.Int64Builder)
-	costB := b.Field(colCost).(*array.Int64Builder)
-	latB := b.Field(colLatency).(*array.Int64Builder)
+	c := &e.batch
+	c.reset()
 
 	lateHorizonMs := e.cfg.LateHorizon.Milliseconds()
 	futureMs := now.UnixMilli() + e.cfg.MaxFuture.Milliseconds()
@@ -316,20 +397,24 @@ func (e *Engine) AddBatch(p int32, in []Input, now time.Time, outcomes []Outcome
 		ev := rec.Event
 		part.position = rec.Offset
 		timeMs := ev.Time.UnixMilli()
-		if _, dup := part.seen[ev.EventID]; dup {
+		if timeMs > futureMs || part.hasEvents && timeMs < part.watermarkMs(e.cfg.OutOfOrder)-lateHorizonMs {
+			// A duplicate is reported as one even when it is also out of
+			// range. Neither is remembered: a future event sent again
+			// once its time has come counts.
+			switch {
+			case part.seen.Contains(ev.EventID):
+				outcomes = append(outcomes, Duplicate)
+			case timeMs > futureMs:
+				outcomes = append(outcomes, Future)
+			default:
+				outcomes = append(outcomes, TooLate)
+			}
+			continue
+		}
+		if !e.firstSeen(part, ev.EventID, timeMs) {
 			outcomes = append(outcomes, Duplicate)
 			continue
 		}
-		if timeMs > futureMs {
-			// Not remembered: sent again once its time has come, it counts.
-			outcomes = append(outcomes, Future)
-			continue
-		}
-		if part.hasEvents && timeMs < part.watermarkMs(e.cfg.OutOfOrder)-lateHorizonMs {
-			outcomes = append(outcomes, TooLate)
-			continue
-		}
-		e.remember(part, ev.EventID, timeMs)
 		if !part.hasEvents || timeMs > part.maxEventMs {
 			part.maxEventMs, part.hasEvents = timeMs, true
 		}
@@ -341,40 +426,48 @@ func (e *Engine) AddBatch(p int32, in []Input, now time.Time, outcomes []Outcome
 		outcomes = append(outcomes, Accepted)
 		part.pending = append(part.pending, schemas.StoredEvent{Event: ev, Partition: p, Offset: rec.Offset})
 
-		wsB.Append(ws)
-		dimB.Append(e.dimID(ev))
-		offB.Append(rec.Offset)
-		isErr := uint8(0)
-		if ev.Status == schemas.StatusError {
-			isErr = 1
-		}
-		errB.Append(isErr)
-		unp := uint8(0)
-		if ev.Flags.Unpriced {
-			unp = 1
-		}
-		unpB.Append(unp)
-		var u schemas.Usage
-		if ev.Usage != nil {
-			u = *ev.Usage
-		}
-		inB.Append(schemas.Get(u.InputTokens))
-		crB.Append(schemas.Get(u.CacheReadInputTokens))
-		cwB.Append(schemas.Get(u.CacheWriteInputTokens))
-		outB.Append(schemas.Get(u.OutputTokens))
-		reB.Append(schemas.Get(u.ReasoningOutputTokens))
-		costB.Append(ev.CostPicos)
-		if ev.LatencyMs != nil {
-			latB.Append(*ev.LatencyMs)
+		i := len(c.ws)
+		c.ws = append(c.ws, ws)
+		c.dim = append(c.dim, e.dimID(ev))
+		c.off = append(c.off, rec.Offset)
+		c.isErr = append(c.isErr, flag(ev.Status == schemas.StatusError))
+		c.unp = append(c.unp, flag(ev.Flags.Unpriced))
+		if u := ev.Usage; u != nil {
+			c.in = append(c.in, schemas.Get(u.InputTokens))
+			c.cr = append(c.cr, schemas.Get(u.CacheReadInputTokens))
+			c.cw = append(c.cw, schemas.Get(u.CacheWriteInputTokens))
+			c.out = append(c.out, schemas.Get(u.OutputTokens))
+			c.re = append(c.re, schemas.Get(u.ReasoningOutputTokens))
 		} else {
-			latB.AppendNull()
+			c.in, c.cr, c.cw = append(c.in, 0), append(c.cr, 0), append(c.cw, 0)
+			c.out, c.re = append(c.out, 0), append(c.re, 0)
+		}
+		c.cost = append(c.cost, ev.CostPicos)
+		if i%8 == 0 {
+			c.latValid = append(c.latValid, 0)
+		}
+		if ev.LatencyMs != nil {
+			c.lat = append(c.lat, *ev.LatencyMs)
+			c.latValid[i/8] |= 1 << (i % 8)
+		} else {
+			c.lat = append(c.lat, 0)
+			c.latNulls++
 		}
 	}
-	rec := b.NewRecord()
-	e.fold(part, rec)
-	rec.Release()
+	if len(c.ws) > 0 {
+		rec := c.record()
+		e.fold(part, rec)
+		rec.Release()
+	}
 	e.expire(part)
 	return outcomes
+}
+
+func flag(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // fold aggregates a record batch into the partition's open windows, reading
@@ -452,22 +545,57 @@ func (e *Engine) fold(part *partition, rec arrow.Record) {
 		if hasLatency {
 			cur.latencyCount++
 			cur.latencySumMs = latencySum
-			cur.latencyHist[LatencyBucket(latency)]++
+			cur.latencyHist.add(LatencyBucket(latency))
 		}
 	}
 }
 
 // LatencyBucket maps a latency to its histogram bucket: bucket i holds
 // (2^((i-1)/4), 2^(i/4)] milliseconds; the last bucket is open-ended.
+// It looks the bucket up among the four of the latency's octave instead of
+// taking a logarithm per event.
 func LatencyBucket(ms int64) int {
 	if ms <= 1 {
 		return 0
 	}
-	b := int(math.Ceil(4 * math.Log2(float64(ms))))
-	if b >= schemas.LatencyBuckets {
+	if ms > latencyBucketMax[schemas.LatencyBuckets-2] {
 		return schemas.LatencyBuckets - 1
 	}
+	// ms is in (2^(k-1), 2^k], so its bucket is in (4(k-1), 4k].
+	k := bits.Len64(uint64(ms - 1))
+	b := 4*k - 4
+	for ms > latencyBucketMax[b] {
+		b++
+	}
 	return b
+}
+
+// latencyBucketMax[b] is the largest latency in bucket b, found with the
+// bucket's definition, ceil(4·log2(ms)), so that both agree exactly.
+var latencyBucketMax = func() (upper [schemas.LatencyBuckets]int64) {
+	for b := range schemas.LatencyBuckets - 1 {
+		// The largest ms with latencyBucketLog(ms) <= b.
+		lo, hi := int64(1), int64(1)<<40
+		for lo < hi {
+			mid := lo + (hi-lo+1)/2
+			if latencyBucketLog(mid) <= b {
+				lo = mid
+			} else {
+				hi = mid - 1
+			}
+		}
+		upper[b] = lo
+	}
+	upper[schemas.LatencyBuckets-1] = math.MaxInt64
+	return upper
+}()
+
+// latencyBucketLog is LatencyBucket by its definition, without the cap.
+func latencyBucketLog(ms int64) int {
+	if ms <= 1 {
+		return 0
+	}
+	return int(math.Ceil(4 * math.Log2(float64(ms))))
 }
 
 // Flush is the output of one flush: accepted events not yet stored and the
@@ -487,10 +615,19 @@ func (f *Flush) Empty() bool { return len(f.Events) == 0 && len(f.Rows) == 0 }
 // Flush collects what is ready: every pending event, and the windows whose
 // end plus allowed lateness the watermark has passed. Partitions idle for
 // IdleTimeout emit all their windows; all=true emits everything (shutdown).
-// The engine is unchanged until Ack.
+// The engine is unchanged until Ack. The Events slice is reused by the next
+// Flush, so a flush must be written or dropped before the next one.
 func (e *Engine) Flush(now time.Time, all bool) *Flush {
 	f := &Flush{closed: map[int32][]int64{}, taken: map[int32]int{}, through: map[int32]int64{}}
 	latenessMs := e.cfg.AllowedLateness.Milliseconds()
+	prev := len(e.flushEvents)
+	f.Events = e.flushEvents[:0]
+	defer func() {
+		e.flushEvents = f.Events
+		if n := len(f.Events); n < prev {
+			clear(f.Events[n:prev]) // let acked events go
+		}
+	}()
 	for _, p := range e.Partitions() {
 		part := e.parts[p]
 		f.Events = append(f.Events, part.pending...)
@@ -522,7 +659,7 @@ func (e *Engine) appendRows(rows []schemas.WindowRow, part *partition, ws int64)
 	for id := range w.accs {
 		ids = append(ids, id)
 	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	slices.Sort(ids)
 	for _, id := range ids {
 		a := w.accs[id]
 		for _, f := range a.full {
@@ -538,8 +675,14 @@ func (e *Engine) appendRows(rows []schemas.WindowRow, part *partition, ws int64)
 // row has its own key, and the highest through stays part.position.
 func (e *Engine) appendRow(rows []schemas.WindowRow, part *partition, ws int64, id uint32, a *acc, through int64) []schemas.WindowRow {
 	d := e.dimList[id]
-	hist := make([]uint64, schemas.LatencyBuckets)
-	copy(hist, a.latencyHist[:])
+	if len(e.hists) < schemas.LatencyBuckets {
+		// One allocation for the histograms of many rows; each row keeps
+		// its own part of it.
+		e.hists = make([]uint64, 64*schemas.LatencyBuckets)
+	}
+	hist := e.hists[:schemas.LatencyBuckets:schemas.LatencyBuckets]
+	e.hists = e.hists[schemas.LatencyBuckets:]
+	a.latencyHist.fill(hist)
 	return append(rows, schemas.WindowRow{
 		WindowStart:           time.Unix(ws, 0).UTC(),
 		WindowSeconds:         uint32(e.windowMs / 1000),
@@ -575,9 +718,7 @@ func (e *Engine) Ack(f *Flush) {
 		}
 		rest := len(part.pending) - n
 		copy(part.pending, part.pending[n:])
-		for i := rest; i < len(part.pending); i++ {
-			part.pending[i] = schemas.StoredEvent{}
-		}
+		clear(part.pending[rest:])
 		part.pending = part.pending[:rest]
 	}
 	for p, starts := range f.closed {

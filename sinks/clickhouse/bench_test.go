@@ -23,12 +23,14 @@ func BenchmarkWrite(b *testing.B) {
 
 	b.Run("columnar", func(b *testing.B) {
 		b.ReportAllocs()
+		cpu := startCPU()
 		for b.Loop() {
 			if err := s.Write(ctx, events, nil); err != nil {
 				b.Fatal(err)
 			}
 		}
 		b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "rows/s")
+		cpu.report(b, batch*b.N)
 	})
 	b.Run("rows", func(b *testing.B) {
 		b.ReportAllocs()
@@ -45,7 +47,9 @@ func BenchmarkWrite(b *testing.B) {
 // The values come from the same columns Write sends, so the two cannot
 // drift apart when the table grows a column.
 func writeRows(ctx context.Context, s *Store, events []schemas.StoredEvent) error {
-	cols, err := eventColumns(events)
+	buf := eventBufferPool.Get().(*eventBuffers)
+	defer buf.release()
+	cols, err := buf.columns(events)
 	if err != nil {
 		return err
 	}

@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
+	"unsafe"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/shopspring/decimal"
@@ -37,11 +40,13 @@ type column struct {
 // collapses onto the first write.
 func (s *Store) Write(ctx context.Context, events []schemas.StoredEvent, rows []schemas.WindowRow) error {
 	if len(events) > 0 {
-		cols, err := eventColumns(events)
-		if err != nil {
-			return err
+		buf := eventBufferPool.Get().(*eventBuffers)
+		cols, err := buf.columns(events)
+		if err == nil {
+			err = s.insert(ctx, TableEvents, cols, len(events))
 		}
-		if err := s.insert(ctx, TableEvents, cols, len(events)); err != nil {
+		buf.release()
+		if err != nil {
 			return err
 		}
 	}
@@ -94,72 +99,151 @@ func byMonth(rows []schemas.WindowRow) [][]schemas.WindowRow {
 	return out
 }
 
-func eventColumns(events []schemas.StoredEvent) ([]column, error) {
+// eventBuffers are the columns of one events INSERT, kept from one Write
+// to the next so that a flush of 10,000 events does not allocate and zero
+// 34 slices of 10,000 values; the driver copies what it sends.
+type eventBuffers struct {
+	ids, kinds, sources, providers, models, operations []string
+	statuses, errorTypes, tiers, teams, projects       []string
+	costCenters, keyIDs, costSources, catalogs, prices []string
+	labels, rawUsage, usageJSON, providerCosts         []string
+	times                                              []time.Time
+	latencies, offsets                                 []int64
+	input, cacheRead, cacheWrite, output, reasoning    []int64
+	costs                                              []decimal.Decimal
+	unpriced, unowned                                  []uint8
+	partitions                                         []uint32
+	ratingVersions                                     []uint64
+
+	text       []byte      // backs the labels' JSON
+	labelPairs [][2]string // scratch for sorting labels by key
+}
+
+var eventBufferPool = sync.Pool{New: func() any { return new(eventBuffers) }}
+
+func sized[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n, n+n/4)
+	}
+	return s[:n]
+}
+
+// release drops the references to events so that pooled buffers do not
+// keep them alive, and returns b to the pool.
+func (b *eventBuffers) release() {
+	for _, s := range [][]string{b.ids, b.kinds, b.sources, b.providers, b.models, b.operations,
+		b.statuses, b.errorTypes, b.tiers, b.teams, b.projects, b.costCenters, b.keyIDs,
+		b.costSources, b.catalogs, b.prices, b.labels, b.rawUsage, b.usageJSON, b.providerCosts} {
+		clear(s)
+	}
+	clear(b.costs)
+	clear(b.labelPairs[:cap(b.labelPairs)])
+	eventBufferPool.Put(b)
+}
+
+// columns fills b with events and returns the INSERT's columns, valid until
+// b is released.
+func (b *eventBuffers) columns(events []schemas.StoredEvent) ([]column, error) {
 	n := len(events)
-	var (
-		ids, kinds, sources, providers, models, operations = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		statuses, errorTypes, tiers, teams, projects       = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		costCenters, keyIDs, costSources, catalogs, prices = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		labels, rawUsage, usageJSON, providerCosts         = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		times, dates                                       = make([]time.Time, n), make([]time.Time, n)
-		latencies, offsets                                 = make([]int64, n), make([]int64, n)
-		input, cacheRead, cacheWrite, output, reasoning    = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
-		costs                                              = make([]decimal.Decimal, n)
-		unpriced, unowned                                  = make([]uint8, n), make([]uint8, n)
-		partitions                                         = make([]uint32, n)
-		ratingVersions                                     = make([]uint64, n)
-	)
+	b.ids, b.kinds, b.sources, b.providers = sized(b.ids, n), sized(b.kinds, n), sized(b.sources, n), sized(b.providers, n)
+	b.models, b.operations, b.statuses, b.errorTypes = sized(b.models, n), sized(b.operations, n), sized(b.statuses, n), sized(b.errorTypes, n)
+	b.tiers, b.teams, b.projects, b.costCenters = sized(b.tiers, n), sized(b.teams, n), sized(b.projects, n), sized(b.costCenters, n)
+	b.keyIDs, b.costSources, b.catalogs, b.prices = sized(b.keyIDs, n), sized(b.costSources, n), sized(b.catalogs, n), sized(b.prices, n)
+	b.labels, b.rawUsage, b.usageJSON, b.providerCosts = sized(b.labels, n), sized(b.rawUsage, n), sized(b.usageJSON, n), sized(b.providerCosts, n)
+	b.times, b.latencies, b.offsets = sized(b.times, n), sized(b.latencies, n), sized(b.offsets, n)
+	b.input, b.cacheRead, b.cacheWrite = sized(b.input, n), sized(b.cacheRead, n), sized(b.cacheWrite, n)
+	b.output, b.reasoning, b.costs = sized(b.output, n), sized(b.reasoning, n), sized(b.costs, n)
+	b.unpriced, b.unowned, b.partitions, b.ratingVersions = sized(b.unpriced, n), sized(b.unowned, n), sized(b.partitions, n), sized(b.ratingVersions, n)
+	b.text = b.text[:0]
 	for i, se := range events {
 		e := se.Event
 		if e == nil {
 			return nil, fmt.Errorf("writing events: event at index %d (partition %d, offset %d) has no payload; this is a bug in the caller", i, se.Partition, se.Offset)
 		}
-		t := e.Time.UTC()
-		ids[i], times[i] = e.EventID, t
-		dates[i] = time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
-		kinds[i], sources[i] = e.Kind, e.Source
-		providers[i], models[i], operations[i] = e.Provider, e.Model, e.Operation
-		statuses[i], errorTypes[i], tiers[i] = e.Status, e.ErrorType, e.ServiceTier
-		latencies[i] = schemas.Get(e.LatencyMs)
-		teams[i], projects[i], costCenters[i] = e.Owner.Team, e.Owner.Project, e.Owner.CostCenter
-		keyIDs[i] = e.APIKeyID
+		b.ids[i], b.times[i] = e.EventID, e.Time.UTC()
+		b.kinds[i], b.sources[i] = e.Kind, e.Source
+		b.providers[i], b.models[i], b.operations[i] = e.Provider, e.Model, e.Operation
+		b.statuses[i], b.errorTypes[i], b.tiers[i] = e.Status, e.ErrorType, e.ServiceTier
+		b.latencies[i] = schemas.Get(e.LatencyMs)
+		b.teams[i], b.projects[i], b.costCenters[i] = e.Owner.Team, e.Owner.Project, e.Owner.CostCenter
+		b.keyIDs[i] = e.APIKeyID
+		b.usageJSON[i] = ""
 		if u := e.Usage; u != nil {
-			input[i] = schemas.Get(u.InputTokens)
-			cacheRead[i] = schemas.Get(u.CacheReadInputTokens)
-			cacheWrite[i] = schemas.Get(u.CacheWriteInputTokens)
-			output[i] = schemas.Get(u.OutputTokens)
-			reasoning[i] = schemas.Get(u.ReasoningOutputTokens)
+			b.input[i] = schemas.Get(u.InputTokens)
+			b.cacheRead[i] = schemas.Get(u.CacheReadInputTokens)
+			b.cacheWrite[i] = schemas.Get(u.CacheWriteInputTokens)
+			b.output[i] = schemas.Get(u.OutputTokens)
+			b.reasoning[i] = schemas.Get(u.ReasoningOutputTokens)
+			b.usageJSON[i] = usageJSON(u)
+		} else {
+			b.input[i], b.cacheRead[i], b.cacheWrite[i], b.output[i], b.reasoning[i] = 0, 0, 0, 0, 0
 		}
-		costs[i] = picosToUSD(e.CostPicos)
-		costSources[i], catalogs[i], prices[i] = e.CostSource, e.Pricing.CatalogVersion, e.Pricing.PriceID
-		unpriced[i], unowned[i] = flag(e.Flags.Unpriced), flag(e.Flags.Unowned)
-		labels[i] = labelsJSON(e.Labels)
-		rawUsage[i] = string(e.RawUsage)
-		partitions[i], offsets[i] = uint32(se.Partition), se.Offset
-		ratingVersions[i] = se.RatingVersion
-		providerCosts[i] = e.ProviderCostUSD
-		if e.Usage != nil {
-			b, err := json.Marshal(e.Usage)
-			if err != nil {
-				return nil, fmt.Errorf("writing events: encoding the usage of %s: %w", e.EventID, err)
-			}
-			usageJSON[i] = string(b)
+		b.costs[i] = picosToUSD(e.CostPicos)
+		b.costSources[i], b.catalogs[i], b.prices[i] = e.CostSource, e.Pricing.CatalogVersion, e.Pricing.PriceID
+		b.unpriced[i], b.unowned[i] = flag(e.Flags.Unpriced), flag(e.Flags.Unowned)
+		b.labels[i] = b.labelsJSON(e.Labels)
+		// The driver copies the bytes before Write returns, and nothing
+		// changes an event's raw usage once decoded.
+		b.rawUsage[i] = unsafe.String(unsafe.SliceData(e.RawUsage), len(e.RawUsage))
+		b.partitions[i], b.offsets[i] = uint32(se.Partition), se.Offset
+		b.ratingVersions[i] = se.RatingVersion
+		b.providerCosts[i] = e.ProviderCostUSD
+	}
+	all := []column{
+		// The driver stores a Date as the day of the time it is given.
+		{"event_id", b.ids}, {"time", b.times}, {"date", b.times},
+		{"kind", b.kinds}, {"source", b.sources}, {"provider", b.providers}, {"model", b.models},
+		{"operation", b.operations}, {"status", b.statuses}, {"error_type", b.errorTypes},
+		{"latency_ms", b.latencies}, {"service_tier", b.tiers},
+		{"team", b.teams}, {"project", b.projects}, {"cost_center", b.costCenters}, {"api_key_id", b.keyIDs},
+		{"input_tokens", b.input}, {"cache_read_input_tokens", b.cacheRead}, {"cache_write_input_tokens", b.cacheWrite},
+		{"output_tokens", b.output}, {"reasoning_output_tokens", b.reasoning},
+		{"cost_usd", b.costs}, {"cost_source", b.costSources}, {"catalog_version", b.catalogs}, {"price_id", b.prices},
+		{"unpriced", b.unpriced}, {"unowned", b.unowned}, {"labels", b.labels}, {"raw_usage", b.rawUsage},
+		{"src_partition", b.partitions}, {"src_offset", b.offsets}, {"rating_version", b.ratingVersions},
+		{"usage_json", b.usageJSON}, {"provider_cost_usd", b.providerCosts},
+		{"pricing_warnings", pricingWarnings(events)},
+	}
+	// A column that is empty or zero in every event is left out of the
+	// INSERT: the server fills in the same value (no column of the table
+	// has a DEFAULT expression), and neither side spends time on it.
+	// Optional fields (operation, error_type, cost_center, cache tokens,
+	// flags, ...) are often unset in a whole batch.
+	cols := all[:3]
+	for _, c := range all[3:] {
+		if !allZero(c.data) {
+			cols = append(cols, c)
 		}
 	}
-	return []column{
-		{"event_id", ids}, {"time", times}, {"date", dates},
-		{"kind", kinds}, {"source", sources}, {"provider", providers}, {"model", models},
-		{"operation", operations}, {"status", statuses}, {"error_type", errorTypes},
-		{"latency_ms", latencies}, {"service_tier", tiers},
-		{"team", teams}, {"project", projects}, {"cost_center", costCenters}, {"api_key_id", keyIDs},
-		{"input_tokens", input}, {"cache_read_input_tokens", cacheRead}, {"cache_write_input_tokens", cacheWrite},
-		{"output_tokens", output}, {"reasoning_output_tokens", reasoning},
-		{"cost_usd", costs}, {"cost_source", costSources}, {"catalog_version", catalogs}, {"price_id", prices},
-		{"unpriced", unpriced}, {"unowned", unowned}, {"labels", labels}, {"raw_usage", rawUsage},
-		{"src_partition", partitions}, {"src_offset", offsets}, {"rating_version", ratingVersions},
-		{"usage_json", usageJSON}, {"provider_cost_usd", providerCosts},
-		{"pricing_warnings", pricingWarnings(events)},
-	}, nil
+	return cols, nil
+}
+
+// allZero reports whether every value of a column is its type's zero.
+func allZero(data any) bool {
+	switch v := data.(type) {
+	case []string:
+		return !slices.ContainsFunc(v, func(s string) bool { return s != "" })
+	case []int64:
+		return !slices.ContainsFunc(v, func(x int64) bool { return x != 0 })
+	case []uint64:
+		return !slices.ContainsFunc(v, func(x uint64) bool { return x != 0 })
+	case []uint32:
+		return !slices.ContainsFunc(v, func(x uint32) bool { return x != 0 })
+	case []uint8:
+		return !slices.ContainsFunc(v, func(x uint8) bool { return x != 0 })
+	case []decimal.Decimal:
+		return !slices.ContainsFunc(v, func(x decimal.Decimal) bool { return !x.IsZero() })
+	case [][]string:
+		return !slices.ContainsFunc(v, func(x []string) bool { return len(x) > 0 })
+	}
+	return false
+}
+
+// usageJSON is the usage_json column of one event: what json.Marshal
+// writes, without reflection.
+func usageJSON(u *schemas.Usage) string {
+	js := schemas.AppendUsageJSON(make([]byte, 0, 192), u)
+	return unsafe.String(unsafe.SliceData(js), len(js)) // js is not shared
 }
 
 func windowColumns(rows []schemas.WindowRow, emittedAt time.Time) ([]column, error) {
@@ -214,15 +298,54 @@ func flag(b bool) uint8 {
 	return 0
 }
 
-func labelsJSON(labels map[string]string) string {
+// labelsJSON encodes labels as json.Marshal does (keys sorted, so that
+// replays write identical rows), into b.text. Labels of plain ASCII, the
+// usual case, are written directly; any other byte leaves the escaping to
+// encoding/json.
+func (b *eventBuffers) labelsJSON(labels map[string]string) string {
 	if len(labels) == 0 {
 		return "{}"
 	}
-	b, err := json.Marshal(labels) // sorted keys: replays write identical rows
-	if err != nil {
-		return "{}" // unreachable for map[string]string
+	b.labelPairs = b.labelPairs[:0]
+	for k, v := range labels {
+		if !plainJSON(k) || !plainJSON(v) {
+			js, err := json.Marshal(labels)
+			if err != nil {
+				return "{}" // unreachable for map[string]string
+			}
+			return unsafe.String(unsafe.SliceData(js), len(js))
+		}
+		b.labelPairs = append(b.labelPairs, [2]string{k, v})
 	}
-	return string(b)
+	slices.SortFunc(b.labelPairs, func(x, y [2]string) int { return strings.Compare(x[0], y[0]) })
+	start := len(b.text)
+	b.text = append(b.text, '{')
+	for i, kv := range b.labelPairs {
+		if i > 0 {
+			b.text = append(b.text, ',')
+		}
+		b.text = append(b.text, '"')
+		b.text = append(b.text, kv[0]...)
+		b.text = append(b.text, '"', ':', '"')
+		b.text = append(b.text, kv[1]...)
+		b.text = append(b.text, '"')
+	}
+	b.text = append(b.text, '}')
+	// b.text only grows until the buffers are released; a reallocation
+	// leaves earlier labels in the old array, unchanged.
+	return unsafe.String(&b.text[start], len(b.text)-start)
+}
+
+// plainJSON reports whether encoding/json writes s as is: printable ASCII
+// without the characters it escapes.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // insert writes one INSERT, retrying transient failures. The driver marks a

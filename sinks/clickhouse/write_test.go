@@ -1,0 +1,117 @@
+package clickhouse
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"testing"
+
+	"github.com/aivis-dev/aivis/schemas"
+)
+
+func FuzzLabelsJSON(f *testing.F) {
+	for _, seed := range [][4]string{
+		{"env", "prod", "app", "search"}, {"", "", "a", ""}, {"<b>", "x&y", "q\"", "back\\slash"},
+		{"tab\t", "nl\n", "ü", "\u2028"}, {"\xff", "ok", "del\x7f", "~"}, {"b", "1", "a", "2"},
+	} {
+		f.Add(seed[0], seed[1], seed[2], seed[3])
+	}
+	f.Fuzz(func(t *testing.T, k1, v1, k2, v2 string) {
+		for _, labels := range []map[string]string{{k1: v1}, {k1: v1, k2: v2}, {k1: v1, k2: v2, "z": "last", "a": "first"}} {
+			want, err := json.Marshal(labels)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b eventBuffers
+			b.text = append(b.text, "earlier"...)
+			if got := b.labelsJSON(labels); got != string(want) {
+				t.Fatalf("labelsJSON(%q) = %s, want %s", labels, got, want)
+			}
+		}
+	})
+}
+
+// TestEventBuffersReuse fills pooled buffers with one set of events, then
+// another, and expects exactly the columns fresh buffers give.
+func TestEventBuffersReuse(t *testing.T) {
+	first := testEvents(300)
+	second := testEvents(200)
+	for i, se := range second {
+		e := *se.Event
+		e.EventID = fmt.Sprint("second-", i)
+		if i%2 == 0 {
+			e.Usage, e.Labels, e.RawUsage = nil, nil, nil
+		}
+		if i%3 == 0 {
+			e.Labels = map[string]string{"k": fmt.Sprint("<", i, ">")}
+		}
+		second[i].Event = &e
+	}
+	reused := new(eventBuffers)
+	if _, err := reused.columns(first); err != nil {
+		t.Fatal(err)
+	}
+	got, err := reused.columns(second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := new(eventBuffers).columns(second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatal("reused buffers give other columns than fresh ones")
+	}
+	for _, c := range got {
+		if c.name == "labels" {
+			labels := c.data.([]string)
+			for i, se := range second {
+				js, _ := json.Marshal(se.Event.Labels)
+				if len(se.Event.Labels) == 0 {
+					js = []byte("{}")
+				}
+				if labels[i] != string(js) {
+					t.Fatalf("labels of event %d: %s, want %s", i, labels[i], js)
+				}
+			}
+		}
+	}
+}
+
+// TestUnsetColumnsLeftOut checks that a column unset in every event is not
+// sent (the server's default is the same value) and that one set event
+// brings it back.
+func TestUnsetColumnsLeftOut(t *testing.T) {
+	names := func(events []schemas.StoredEvent) map[string]bool {
+		cols, err := new(eventBuffers).columns(events)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]bool{}
+		for _, c := range cols {
+			out[c.name] = true
+		}
+		return out
+	}
+	events := testEvents(3)
+	got := names(events)
+	for _, name := range []string{"event_id", "time", "date", "model", "cost_usd", "labels", "src_offset"} {
+		if !got[name] {
+			t.Errorf("column %s left out though set", name)
+		}
+	}
+	for _, name := range []string{"cost_center", "error_type", "reasoning_output_tokens", "unowned", "src_partition", "rating_version"} {
+		if got[name] {
+			t.Errorf("column %s sent though unset in every event", name)
+		}
+	}
+	e := *events[1].Event
+	e.Owner.CostCenter, e.Flags.Unowned = "cc-1", true
+	events[1] = schemas.StoredEvent{Event: &e, Partition: 2, Offset: 1, RatingVersion: 3}
+	got = names(events)
+	for _, name := range []string{"cost_center", "unowned", "src_partition", "rating_version"} {
+		if !got[name] {
+			t.Errorf("column %s left out though one event sets it", name)
+		}
+	}
+}
