@@ -257,9 +257,7 @@ func checkTraffic(ctx context.Context, e *env, cat *pricing.Catalog, days int) e
 	}
 	defer store.Close()
 	since := time.Now().UTC().Add(-time.Duration(days) * 24 * time.Hour)
-	rows, err := store.Query(ctx, `SELECT provider, model, count(), toUInt32(max(time)) FROM `+chsink.TableEvents+`
-WHERE kind = ? AND time >= toDateTime(?)
-GROUP BY provider, model ORDER BY count() DESC, provider, model`, schemas.KindLLMRequest, since.Unix())
+	rows, err := store.Query(ctx, chsink.TrafficModelsQuery, schemas.KindLLMRequest, since.Unix())
 	if err != nil {
 		return fmt.Errorf("reading the models of recent traffic from %s (has `aivis migrate` run against this database?): %w", chsink.TableEvents, err)
 	}

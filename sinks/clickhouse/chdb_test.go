@@ -1,0 +1,191 @@
+package clickhouse_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/aivis-dev/aivis/internal/chdbcheck"
+	"github.com/aivis-dev/aivis/internal/testenv"
+	"github.com/aivis-dev/aivis/reconcile"
+	"github.com/aivis-dev/aivis/report"
+	"github.com/aivis-dev/aivis/schemas"
+	"github.com/aivis-dev/aivis/sinks/clickhouse"
+)
+
+// modernVersion is what a current server answers to SELECT version(); the
+// DDL for it uses LowCardinality, CODEC and TTL.
+const modernVersion = "26.9.2.1"
+
+// TestModernClickHouseSQL runs every statement aivis sends to ClickHouse on
+// current ClickHouse (chDB): the migrations for a modern server, the
+// inserts of the sink and the anomaly scorer with representative rows, and
+// the queries of the aggregator's read-back, verify, re-rating, the anomaly
+// scorer, the report (confidence included), reconcile and catalog check.
+// The other tests run on ClickHouse 18.16, which has none of the modern DDL.
+// The statements are recorded through the real code paths with a Recorder
+// in place of the connection, so a query edited in the code is checked here
+// without editing this test.
+func TestModernClickHouseSQL(t *testing.T) {
+	chdbcheck.Python(t) // skip before recording when chDB is missing
+	ctx := context.Background()
+	rec := &chdbcheck.Recorder{}
+	step := func(name string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("recording %s: %v", name, err)
+		}
+	}
+
+	// The portable DDL, which 18.16 runs, must run on a current server too.
+	rec.Name = "portable migrations"
+	rec.Add("CREATE DATABASE IF NOT EXISTS `aivis_portable`")
+	rec.Add("USE aivis_portable")
+	_, err := clickhouse.NewStoreOn(rec, "18.16.1").Migrate(ctx)
+	step(rec.Name, err)
+
+	rec.Name = "modern migrations"
+	rec.Add("CREATE DATABASE IF NOT EXISTS `aivis`")
+	rec.Add("USE aivis")
+	store := clickhouse.NewStoreOn(rec, modernVersion)
+	_, err = store.Migrate(ctx)
+	step(rec.Name, err)
+
+	// Yesterday noon: the modern DDL's TTL drops events older than 400
+	// days as they are inserted, so the fixed test time would leave
+	// usage_events empty.
+	day := time.Now().UTC().Truncate(24 * time.Hour).Add(-24 * time.Hour)
+	at := day.Add(12 * time.Hour)
+	from, to := day, day.Add(24*time.Hour)
+	events, windows := chdbRows(at)
+	rec.Name = "sink write"
+	step(rec.Name, store.Write(ctx, events, windows))
+
+	rec.Name = "anomaly scores write"
+	scores := []schemas.Score{
+		{SeriesCost: schemas.SeriesCost{WindowStart: at, Team: "search", Model: "gpt-4o", CostPicos: schemas.PicosOf(2_500_000_000_000)},
+			BaselinePicos: 1e12, StddevPicos: 2e11, Z: 7.5, Observations: 12, Anomaly: true, EWMAMean: 1e12, EWMAVar: 4e22},
+		{SeriesCost: schemas.SeriesCost{WindowStart: at.Add(-time.Hour), Team: "search", Model: "gpt-4o", CostPicos: schemas.PicosOf(1_000_000_000_000)},
+			BaselinePicos: 1e12, Observations: 11, EWMAMean: 1e12, EWMAVar: 4e22},
+	}
+	step(rec.Name, store.WriteScores(ctx, scores))
+
+	rec.Name = "aggregator read-back"
+	_, err = store.History(ctx, 0, 100, from)
+	step(rec.Name, err)
+
+	rec.Name = "anomaly scorer reads"
+	_, err = store.LatestWindow(ctx)
+	step(rec.Name, err)
+	_, err = store.LatestScores(ctx)
+	step(rec.Name, err)
+	_, err = store.SeriesCosts(ctx, from, to)
+	step(rec.Name, err)
+
+	rec.Name = "verify"
+	// The driver sends the ids as an external table; chDB has none, so
+	// the test creates it as the server would see it.
+	rec.Add("CREATE TABLE aivis_verify_ids (event_id String) ENGINE = Memory")
+	rec.Add("INSERT INTO aivis_verify_ids VALUES ('01JCHDB0000000000000000001'), ('01JCHDBMISSING')")
+	_, err = store.StoredEventIDs(ctx, []string{"01JCHDB0000000000000000001", "01JCHDBMISSING"}, day, day)
+	step(rec.Name, err)
+	_, err = store.Reconcile(ctx, from, to)
+	step(rec.Name, err)
+	_, err = store.ReconcileUsage(ctx, from, to)
+	step(rec.Name, err)
+
+	rec.Name = "rerate"
+	_, err = store.RatedEvents(ctx, from, to)
+	step(rec.Name, err)
+	_, err = store.MaxRatingVersion(ctx)
+	step(rec.Name, err)
+	_, err = store.CostCorrections(ctx, from, to, time.Minute, 2)
+	step(rec.Name, err)
+
+	rec.Name = "report"
+	_, err = report.Build(ctx, rec, report.Options{Since: 48 * time.Hour, Until: to, Limit: 5})
+	step(rec.Name, err)
+
+	rec.Name = "reconcile"
+	_, err = reconcile.Load(ctx, rec, from, to)
+	step(rec.Name, err)
+
+	rec.Name = "catalog check"
+	_, err = rec.Query(ctx, clickhouse.TrafficModelsQuery, schemas.KindLLMRequest, from.Unix())
+	step(rec.Name, err)
+
+	// The results that say the modern engine reads the data as 18.16
+	// does: events and windows agree, FINAL keeps the newest rating, and
+	// the confidence section splits exact, fallback and unpriced cost.
+	d := day.Format(time.DateOnly)
+	want := func(group, contains string, lines ...string) {
+		t.Helper()
+		if rec.Want(group, contains, lines...) == 0 {
+			t.Fatalf("no %s statement contains %q", group, contains)
+		}
+	}
+	want("verify", "FROM usage_events FINAL", d+"\tgpt-4o\tsearch\t2\t2400\t400\t200\t600\t100\t0.0024",
+		d+"\tclaude-new\tsearch\t1\t1200\t200\t100\t300\t50\t0")
+	want("verify", "FROM cost_windows FINAL", d+"\tgpt-4o\tsearch\t2\t2400\t400\t200\t600\t100\t0.0024",
+		d+"\tclaude-new\tsearch\t1\t1200\t200\t100\t300\t50\t0")
+	want("verify", "IN aivis_verify_ids", "01JCHDB0000000000000000001")
+	want("report", "pricing_warnings", "openai\tgpt-4o\t0.0015\t1\t0.0009\t1\t['snapshot_fallback']\t0",
+		"anthropic\tclaude-new\t0\t0\t0\t0\t[]\t1")
+	want("catalog check", "count()", fmt.Sprintf("openai\tgpt-4o\t2\t%d", at.Unix()),
+		fmt.Sprintf("anthropic\tclaude-new\t1\t%d", at.Unix()))
+
+	if rec.Err != nil {
+		t.Fatalf("recording the statements: %v", rec.Err)
+	}
+	chdbcheck.Run(t, rec.Statements)
+}
+
+// chdbRows returns events and window rows that touch every column: two
+// ratings of one event, a fallback-priced and an unpriced event, labels and
+// raw usage with quotes, and a re-rating correction row.
+func chdbRows(at time.Time) ([]schemas.StoredEvent, []schemas.WindowRow) {
+	event := func(id, provider, model string, costPicos int64, warnings ...string) *schemas.Enriched {
+		e := &schemas.Enriched{Event: *testenv.LLMEvent(provider, model, testenv.Usage(1200, 200, 100, 300, 50))}
+		e.EventID, e.Time = id, at
+		e.Warnings = warnings
+		latency := int64(850)
+		e.LatencyMs = &latency
+		e.Labels = map[string]string{"route": "/v1/chat", "note": `it's "quoted"`}
+		e.RawUsage = []byte(`{"prompt_tokens":1200,"completion_tokens":300}`)
+		e.Owner = schemas.Owner{Team: "search", Project: "ranker", CostCenter: "cc-1"}
+		e.Pricing = schemas.Pricing{CatalogVersion: "2025-09-01", PriceID: provider + "/" + model}
+		e.CostPicos, e.CostSource = costPicos, "catalog"
+		return e
+	}
+	exact := event("01JCHDB0000000000000000001", "openai", "gpt-4o", 1_250_000_000)
+	rerated := event("01JCHDB0000000000000000001", "openai", "gpt-4o", 1_500_000_000)
+	fallback := event("01JCHDB0000000000000000002", "openai", "gpt-4o", 900_000_000,
+		"snapshot_fallback: priced as gpt-4o", "adapter_note: not a pricing warning")
+	unpriced := event("01JCHDB0000000000000000003", "anthropic", "claude-new", 0)
+	unpriced.Flags.Unpriced = true
+	unpriced.ProviderCostUSD = "0.0042"
+	events := []schemas.StoredEvent{
+		{Event: exact, Partition: 0, Offset: 10},
+		{Event: fallback, Partition: 0, Offset: 11},
+		{Event: unpriced, Partition: 1, Offset: 7},
+		{Event: rerated, Partition: 0, Offset: 10, RatingVersion: 1},
+	}
+	hist := make([]uint64, schemas.LatencyBuckets)
+	hist[39] = 2
+	start := at.Truncate(time.Minute)
+	windows := []schemas.WindowRow{
+		{WindowStart: start, WindowSeconds: 60, Provider: "openai", Model: "gpt-4o", Team: "search", Project: "ranker",
+			SrcPartition: 0, ThroughOffset: 11, Requests: 2, InputTokens: 2400, CacheReadInputTokens: 400,
+			CacheWriteInputTokens: 200, OutputTokens: 600, ReasoningOutputTokens: 100,
+			CostPicos: schemas.PicosOf(2_150_000_000), LatencyCount: 2, LatencySumMs: 1700, LatencyHist: hist},
+		{WindowStart: start, WindowSeconds: 60, Provider: "anthropic", Model: "claude-new", Team: "search", Project: "ranker",
+			SrcPartition: 1, ThroughOffset: 7, Requests: 1, UnpricedRequests: 1, InputTokens: 1200, CacheReadInputTokens: 200,
+			CacheWriteInputTokens: 100, OutputTokens: 300, ReasoningOutputTokens: 50,
+			LatencyHist: make([]uint64, schemas.LatencyBuckets)},
+		{WindowStart: start, WindowSeconds: 60, Provider: "openai", Model: "gpt-4o", Team: "search", Project: "ranker",
+			SrcPartition: clickhouse.RerateSrcPartition, ThroughOffset: 1, CostPicos: schemas.PicosOf(250_000_000),
+			LatencyHist: make([]uint64, schemas.LatencyBuckets)},
+	}
+	return events, windows
+}
