@@ -109,8 +109,13 @@ FROM %s.kafka_raw`
 // peerCH measures ClickHouse's own Kafka engine on the raw topic: a
 // materialized view of sums, and with storeEvents a second view storing
 // every event. It returns events/s from creating the Kafka table until
-// sum(requests) = n (and, with storeEvents, n stored events).
-func peerCH(ctx context.Context, conn driver.Conn, db, brokerAddr, group string, consumers, n int, storeEvents bool) (float64, error) {
+// sum(requests) = n (and, with storeEvents, n stored events). ClickHouse
+// 18.16's engine sometimes leaves the last few records of a topic unread
+// until more arrive; when the count stops short by at most 0.1% for
+// stallAfter, the rate is taken at the last progress and the shortfall is
+// returned as missing, so the run still has a figure and says what the
+// peer did not count.
+func peerCH(ctx context.Context, conn driver.Conn, db, brokerAddr, group string, consumers, n int, storeEvents bool) (rate float64, missing int, err error) {
 	stmts := []string{
 		fmt.Sprintf(peerSumsDDL, db),
 		fmt.Sprintf(peerSumsView, db, db, db),
@@ -123,7 +128,7 @@ func peerCH(ctx context.Context, conn driver.Conn, db, brokerAddr, group string,
 	// is created first (it reads nothing on its own), then the views.
 	began := time.Now()
 	if err := conn.Exec(ctx, fmt.Sprintf(peerKafkaDDL, db, brokerAddr, schemas.TopicRaw, group, consumers)); err != nil {
-		return 0, fmt.Errorf("creating the Kafka engine table: %w", err)
+		return 0, 0, fmt.Errorf("creating the Kafka engine table: %w", err)
 	}
 	defer func() {
 		// Dropping the Kafka table stops its consumers.
@@ -133,20 +138,30 @@ func peerCH(ctx context.Context, conn driver.Conn, db, brokerAddr, group string,
 	}()
 	for _, s := range stmts {
 		if err := conn.Exec(ctx, s); err != nil {
-			return 0, fmt.Errorf("%s: %w", firstLine(s), err)
+			return 0, 0, fmt.Errorf("%s: %w", firstLine(s), err)
 		}
 	}
 	// A view that fails (a bad column, say) only writes to the server's
 	// error log, so a stall is the one sign the harness gets of it.
-	var last uint64
+	var last, lastStored uint64
 	lastMoved := time.Now()
-	err := waitUntil(ctx, "ClickHouse's Kafka engine to count every event", 30*time.Minute, 250*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+	stalled := false
+	err = waitUntil(ctx, "ClickHouse's Kafka engine to count every event", 30*time.Minute, 250*time.Millisecond, func(ctx context.Context) (bool, string, error) {
 		sum, err := queryUint(ctx, conn, fmt.Sprintf("SELECT toUInt64(sum(requests)) FROM %s.sums", db))
 		if err != nil {
 			return false, "", err
 		}
-		if sum != last {
-			last, lastMoved = sum, time.Now()
+		stored := uint64(n)
+		if storeEvents {
+			if stored, err = queryUint(ctx, conn, fmt.Sprintf("SELECT count() FROM %s.events", db)); err != nil {
+				return false, "", err
+			}
+		}
+		if sum != last || stored != lastStored {
+			last, lastStored, lastMoved = sum, stored, time.Now()
+		} else if short := uint64(n) - min(sum, stored); sum <= uint64(n) && short > 0 && short <= uint64(n)/1000 && time.Since(lastMoved) > stallAfter {
+			stalled = true
+			return true, "", nil
 		} else if time.Since(lastMoved) > time.Minute {
 			return false, "", fmt.Errorf("sum(requests) stuck at %d of %d for a minute: ClickHouse's Kafka engine or a view fails; see the server's error log (clickhouse.err)", sum, n)
 		}
@@ -156,17 +171,22 @@ func peerCH(ctx context.Context, conn driver.Conn, db, brokerAddr, group string,
 		if sum < uint64(n) {
 			return false, fmt.Sprintf("sum(requests) %d of %d", sum, n), nil
 		}
-		if !storeEvents {
-			return true, "", nil
-		}
-		stored, err := queryUint(ctx, conn, fmt.Sprintf("SELECT count() FROM %s.events", db))
-		return stored >= uint64(n), fmt.Sprintf("%d of %d events stored", stored, n), err
+		return stored >= uint64(n), fmt.Sprintf("%d of %d events stored", stored, n), nil
 	})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return float64(n) / time.Since(began).Seconds(), nil
+	if stalled {
+		counted := min(last, lastStored)
+		return float64(counted) / lastMoved.Sub(began).Seconds(), n - int(counted), nil
+	}
+	return float64(n) / time.Since(began).Seconds(), 0, nil
 }
+
+// stallAfter is how long the peer's count may stand still a few records
+// short of the total before the harness takes the rate at its last
+// progress.
+const stallAfter = 20 * time.Second
 
 func firstLine(s string) string { l, _, _ := strings.Cut(s, "\n"); return l }
 
