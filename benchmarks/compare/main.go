@@ -558,8 +558,14 @@ func table(r result) string {
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", name, num(v), ratio)
 	}
 	row("raw ceiling: franz-go group consumer, discard", r.RawCeiling)
-	row(fmt.Sprintf("ClickHouse Kafka engine, sums only (%d consumers)", r.PeerConsumers), r.PeerSums)
-	row("ClickHouse Kafka engine, sums + every event stored", r.Peer)
+	uncounted := func(missing int) string {
+		if missing == 0 {
+			return ""
+		}
+		return fmt.Sprintf(" (left %d records uncounted; rate at its last progress)", missing)
+	}
+	row(fmt.Sprintf("ClickHouse Kafka engine, sums only (%d consumers)%s", r.PeerConsumers, uncounted(r.PeerSumsMissing)), r.PeerSums)
+	row("ClickHouse Kafka engine, sums + every event stored"+uncounted(r.PeerMissing), r.Peer)
 	row("naive Go: encoding/json, map, row-by-row batches", r.Naive)
 	row("**aivis** enrich + aggregate processes", r.E2E)
 	fmt.Fprintln(&b, "\n| Other | value |")
