@@ -45,7 +45,7 @@ func (s *stack) env(extra ...string) []string {
 		// The scorer reads windows back every few seconds; the peers do
 		// nothing like it, so it is left out of the comparison.
 		"AIVIS_AGGREGATE__SCORE_ANOMALIES=false",
-	}, extra...)
+	}, append(s.h.aivisEnv, extra...)...)
 }
 
 // newStack makes a fresh database and migrates it with `aivis migrate`.

@@ -44,6 +44,9 @@ type harness struct {
 	stepTimeout         time.Duration
 	profileSeconds      int
 	runID               string
+	// aivisEnv is added to every aivis process's environment (-aivis-env),
+	// for trying settings without editing the harness.
+	aivisEnv []string
 
 	mu        sync.Mutex
 	res       result
@@ -70,13 +73,15 @@ type result struct {
 	Peer       float64 `json:"peer_ch_kafka_events_per_s"`
 	// PeerMissing and PeerSumsMissing count records the Kafka engine left
 	// uncounted (see peerCH); 0 when it counted every one.
-	PeerMissing     int        `json:"peer_ch_kafka_events_missing"`
-	PeerSumsMissing int        `json:"peer_ch_kafka_sums_only_events_missing"`
-	PeerConsumers   int        `json:"peer_ch_kafka_num_consumers"`
-	PeerFormat      string     `json:"peer_ch_kafka_format"`
-	E2E             float64    `json:"e2e_events_per_s"`
-	E2EDetail       *e2eResult `json:"e2e_detail,omitempty"`
-	Naive           float64    `json:"naive_events_per_s"`
+	PeerMissing     int `json:"peer_ch_kafka_events_missing"`
+	PeerSumsMissing int `json:"peer_ch_kafka_sums_only_events_missing"`
+	PeerConsumers   int `json:"peer_ch_kafka_num_consumers"`
+	// AivisEnv lists the settings given with -aivis-env.
+	AivisEnv   []string   `json:"aivis_env,omitempty"`
+	PeerFormat string     `json:"peer_ch_kafka_format"`
+	E2E        float64    `json:"e2e_events_per_s"`
+	E2EDetail  *e2eResult `json:"e2e_detail,omitempty"`
+	Naive      float64    `json:"naive_events_per_s"`
 
 	IngestHTTP    float64       `json:"ingest_http_events_per_s"`
 	IngestP99Ms   float64       `json:"ingest_http_p99_ms"`
@@ -157,6 +162,7 @@ func main() {
 	profileSeconds := flag.Int("profile-seconds", 15, "length of the CPU profiles of enrich and aggregate (0: none)")
 	consumers := flag.Int("peer-consumers", runtime.NumCPU(), "num_consumers of ClickHouse's Kafka engine table")
 	skipList := flag.String("skip", "", "comma-separated steps to leave out: micro, raw, peer, naive, e2e, ingest, latency, rss, scaling")
+	aivisEnv := flag.String("aivis-env", "", "comma-separated AIVIS_KEY=value settings added to every aivis process, e.g. AIVIS_AGGREGATE__FLUSH_INTERVAL=5s")
 	flag.Parse()
 	skip := map[string]bool{}
 	for _, s := range strings.Split(*skipList, ",") {
@@ -182,6 +188,15 @@ func main() {
 		runID:  strconv.FormatInt(began.Unix(), 10),
 		broker: &broker{port: *kafkaPort, dir: *kafkaDir, script: "deploy/scripts/kafka.sh", addr: fmt.Sprintf("127.0.0.1:%d", *kafkaPort)},
 	}
+	for _, kv := range strings.Split(*aivisEnv, ",") {
+		if kv = strings.TrimSpace(kv); kv != "" {
+			if !strings.HasPrefix(kv, "AIVIS_") || !strings.Contains(kv, "=") {
+				fatal(fmt.Errorf("-aivis-env: %q is not an AIVIS_KEY=value setting", kv))
+			}
+			h.aivisEnv = append(h.aivisEnv, kv)
+		}
+	}
+	h.res.AivisEnv = h.aivisEnv
 	h.res.Errors = map[string]string{}
 	h.res.Command = "go run ./benchmarks/compare " + strings.Join(os.Args[1:], " ")
 	h.res.Events = *events
