@@ -3,7 +3,6 @@ package ingest
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -150,8 +149,10 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, ep endpoint) {
 	}
 	if len(b.events) > 0 {
 		recs := make([]*kgo.Record, len(b.events))
+		slab := make([]kgo.Record, len(b.events))
 		for i, d := range b.events {
-			recs[i] = &kgo.Record{Topic: schemas.TopicRaw, Key: []byte(d.event.EventID), Value: d.value}
+			slab[i] = kgo.Record{Topic: schemas.TopicRaw, Key: d.key, Value: d.value}
+			recs[i] = &slab[i]
 		}
 		// The produce call owns the slot from here: it may outlive this
 		// handler after a timeout, and the slot must bound it too.
@@ -355,10 +356,11 @@ const apiKeyLabel = "api_key"
 // maxErrors bounds the per-event errors kept for one response.
 const maxErrors = 1000
 
-// decoded is one valid event and its canonical encoding, ready to produce.
+// decoded is one valid event, its key and its canonical encoding, ready
+// to produce.
 type decoded struct {
-	event *schemas.Event
-	value []byte
+	event      *schemas.Event
+	key, value []byte
 }
 
 // batch is a request's events after check.
@@ -378,6 +380,13 @@ type batch struct {
 func check(items []item, lim limits, headerKey string, now time.Time) batch {
 	maxEventBytes := lim.maxEventBytes
 	b := batch{total: len(items), events: make([]decoded, 0, len(items))}
+	// Every key and value of the batch lies in buf, one allocation or a
+	// few; offsets are kept while it grows and sliced at the end.
+	type at struct{ key, value, end int }
+	var (
+		buf  []byte
+		ends []at
+	)
 	for i, it := range items {
 		e := it.event
 		if e == nil {
@@ -407,17 +416,29 @@ func check(items []item, lim limits, headerKey string, now time.Time) batch {
 			continue
 		}
 		e.Time = e.Time.UTC()
-		value, err := json.Marshal(e)
-		if err != nil {
-			b.reject(i, schemas.FieldError{Code: schemas.CodeInvalidValue, Message: "encoding the event for Kafka: " + err.Error()})
-			continue
+		if buf == nil {
+			buf = make([]byte, 0, 512*(len(items)-i))
+			ends = make([]at, 0, len(items)-i)
 		}
-		if len(value) > maxEventBytes {
+		// AppendJSON writes what json.Marshal would, without reflection;
+		// Validate has ruled out what json.Marshal refuses (times outside
+		// years 0–9999), and raw_usage was checked when it was decoded.
+		key := len(buf)
+		buf = append(buf, e.EventID...)
+		value := len(buf)
+		buf = e.AppendJSON(buf)
+		if n := len(buf) - value; n > maxEventBytes {
+			buf = buf[:key]
 			b.reject(i, schemas.FieldError{Code: schemas.CodeTooLarge, Message: fmt.Sprintf(
-				"event is %d bytes once encoded, the limit is %d; trim raw_usage or labels", len(value), maxEventBytes)})
+				"event is %d bytes once encoded, the limit is %d; trim raw_usage or labels", n, maxEventBytes)})
 			continue
 		}
-		b.events = append(b.events, decoded{event: e, value: value})
+		ends = append(ends, at{key, value, len(buf)})
+		b.events = append(b.events, decoded{event: e})
+	}
+	for j, o := range ends {
+		b.events[j].key = buf[o.key:o.value:o.value]
+		b.events[j].value = buf[o.value:o.end:o.end]
 	}
 	return b
 }

@@ -1010,6 +1010,20 @@ func validJSON(data []byte) bool {
 	return ok
 }
 
+// Skip returns the offset just past the JSON value that starts at data[i]
+// after optional whitespace, checking its syntax as json.Valid does; ok is
+// false when no valid value starts there. It lets a caller split a stream
+// of values (NDJSON, an array's elements) without encoding/json.
+func (d *Decoder) Skip(data []byte, i int) (end int, ok bool) {
+	d.begin(data, false)
+	d.i = i
+	d.ws()
+	d.skip()
+	end, ok = d.i, d.err == nil
+	d.data, d.err = nil, nil
+	return end, ok
+}
+
 // Syntax.
 
 func (d *Decoder) peek() byte {
