@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -115,7 +116,7 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, ep endpoint) {
 		}
 	}()
 
-	body, ref := s.readBody(w, r)
+	body, buf, ref := s.readBody(w, r)
 	if ref != nil && ref.code == codeBodyTooLarge {
 		// The rest of the body is discarded without holding a slot.
 		release()
@@ -132,6 +133,8 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, ep endpoint) {
 		return
 	}
 	b := check(items, s.lim, r.Header.Get(APIKeyHeader), s.now())
+	// Nothing refers to the body any more: check copied what is produced.
+	putBody(buf)
 	o := outcome{partial: partial, total: b.total, invalid: b.invalid, errors: b.errors}
 	if b.invalid > 0 {
 		s.log.Debug("rejected invalid events", "route", ep.route(), "producer", producer, "invalid", b.invalid, "events", b.total)
@@ -316,13 +319,14 @@ func (s *Server) release() {
 	s.metrics.inflight.Dec()
 }
 
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *refusal) {
-	tooLarge := &refusal{http.StatusRequestEntityTooLarge, codeBodyTooLarge, fmt.Sprintf(
-		"request body is larger than %d bytes; split it into smaller requests (operators: ingest.max_body_bytes)", s.cfg.MaxBodyBytes)}
+// readBody reads the request body into a buffer of bodies, which the
+// caller may hand back with putBody once nothing refers to the body.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *bytes.Buffer, *refusal) {
 	if r.ContentLength > s.cfg.MaxBodyBytes {
-		return nil, tooLarge
+		return nil, nil, s.tooLarge()
 	}
-	var buf bytes.Buffer
+	buf := bodies.Get().(*bytes.Buffer)
+	buf.Reset()
 	if r.ContentLength > 0 {
 		buf.Grow(int(r.ContentLength) + bytes.MinRead)
 	}
@@ -330,11 +334,30 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *refu
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		return nil, tooLarge
+		return nil, nil, s.tooLarge()
 	case err != nil:
-		return nil, &refusal{http.StatusBadRequest, codeUnreadableBody, "reading the request body: " + err.Error()}
+		return nil, nil, &refusal{http.StatusBadRequest, codeUnreadableBody, "reading the request body: " + err.Error()}
 	}
-	return buf.Bytes(), nil
+	return buf.Bytes(), buf, nil
+}
+
+func (s *Server) tooLarge() *refusal {
+	return &refusal{http.StatusRequestEntityTooLarge, codeBodyTooLarge, fmt.Sprintf(
+		"request body is larger than %d bytes; split it into smaller requests (operators: ingest.max_body_bytes)", s.cfg.MaxBodyBytes)}
+}
+
+// bodies keeps request body buffers between requests; a body is as large
+// as the events it carries, so reading each into new memory was a large
+// share of ingest's garbage.
+var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBody bounds the buffers kept in bodies.
+const maxPooledBody = 4 << 20
+
+func putBody(buf *bytes.Buffer) {
+	if buf != nil && buf.Cap() <= maxPooledBody {
+		bodies.Put(buf)
+	}
 }
 
 // EventError is one problem with one event of a request.
