@@ -119,7 +119,14 @@ func (e *Enricher) Enrich(ev *schemas.Event) *schemas.Enriched {
 // enrich is Enrich that also returns the quote, whose UnpricedReason the
 // stage counts.
 func (e *Enricher) enrich(ev *schemas.Event) (*schemas.Enriched, pricing.Quote) {
-	out := &schemas.Enriched{Event: *ev, EnrichedAt: e.now().UTC()}
+	out := new(schemas.Enriched)
+	return out, e.enrichInto(out, ev)
+}
+
+// enrichInto is enrich into *out, which it overwrites, for a caller that
+// encodes the result at once and reuses *out for the next event.
+func (e *Enricher) enrichInto(out *schemas.Enriched, ev *schemas.Event) pricing.Quote {
+	*out = schemas.Enriched{Event: *ev, EnrichedAt: e.now().UTC()}
 	out.Owner, out.Flags.Unowned = e.owners.Attribute(ev)
 	q := e.catalog.PriceEnriched(out)
 	if len(q.Warnings) > 0 {
@@ -127,7 +134,7 @@ func (e *Enricher) enrich(ev *schemas.Event) (*schemas.Enriched, pricing.Quote) 
 		out.Warnings = append(ev.Warnings[:len(ev.Warnings):len(ev.Warnings)], q.Warnings...)
 	}
 	out.Flags.UsageMismatch = hasWarning(ev.Warnings, WarnProviderTotalMismatch)
-	return out, q
+	return q
 }
 
 // WarnProviderTotalMismatch is the adapters' warning code for a provider

@@ -67,6 +67,7 @@ type Stage struct {
 	// transform's scratch: process runs it for one record at a time.
 	dec     schemas.Decoder
 	ev      schemas.Event
+	out     schemas.Enriched
 	scratch []byte
 }
 
@@ -349,7 +350,8 @@ func (s *Stage) transform(e *Enricher, in *kgo.Record) (*kgo.Record, result) {
 	// Ingest and ingest/client hide credentials before producing; a
 	// producer writing the raw topic directly may not have.
 	ev.HideSecrets()
-	enriched, q := e.enrich(ev)
+	enriched := &s.out
+	q := e.enrichInto(enriched, ev)
 	// One allocation per record, its own: the client holds the value until
 	// the broker acknowledges it.
 	s.scratch = enriched.AppendJSON(s.scratch[:0])

@@ -3,13 +3,13 @@ package ingest
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -116,7 +116,7 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, ep endpoint) {
 		}
 	}()
 
-	body, ref := s.readBody(w, r)
+	body, buf, ref := s.readBody(w, r)
 	if ref != nil && ref.code == codeBodyTooLarge {
 		// The rest of the body is discarded without holding a slot.
 		release()
@@ -133,6 +133,8 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, ep endpoint) {
 		return
 	}
 	b := check(items, s.lim, r.Header.Get(APIKeyHeader), s.now())
+	// Nothing refers to the body any more: check copied what is produced.
+	putBody(buf)
 	o := outcome{partial: partial, total: b.total, invalid: b.invalid, errors: b.errors}
 	if b.invalid > 0 {
 		s.log.Debug("rejected invalid events", "route", ep.route(), "producer", producer, "invalid", b.invalid, "events", b.total)
@@ -150,8 +152,10 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, ep endpoint) {
 	}
 	if len(b.events) > 0 {
 		recs := make([]*kgo.Record, len(b.events))
+		slab := make([]kgo.Record, len(b.events))
 		for i, d := range b.events {
-			recs[i] = &kgo.Record{Topic: schemas.TopicRaw, Key: []byte(d.event.EventID), Value: d.value}
+			slab[i] = kgo.Record{Topic: schemas.TopicRaw, Key: d.key, Value: d.value}
+			recs[i] = &slab[i]
 		}
 		// The produce call owns the slot from here: it may outlive this
 		// handler after a timeout, and the slot must bound it too.
@@ -315,13 +319,14 @@ func (s *Server) release() {
 	s.metrics.inflight.Dec()
 }
 
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *refusal) {
-	tooLarge := &refusal{http.StatusRequestEntityTooLarge, codeBodyTooLarge, fmt.Sprintf(
-		"request body is larger than %d bytes; split it into smaller requests (operators: ingest.max_body_bytes)", s.cfg.MaxBodyBytes)}
+// readBody reads the request body into a buffer of bodies, which the
+// caller may hand back with putBody once nothing refers to the body.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *bytes.Buffer, *refusal) {
 	if r.ContentLength > s.cfg.MaxBodyBytes {
-		return nil, tooLarge
+		return nil, nil, s.tooLarge()
 	}
-	var buf bytes.Buffer
+	buf := bodies.Get().(*bytes.Buffer)
+	buf.Reset()
 	if r.ContentLength > 0 {
 		buf.Grow(int(r.ContentLength) + bytes.MinRead)
 	}
@@ -329,11 +334,30 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *refu
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		return nil, tooLarge
+		return nil, nil, s.tooLarge()
 	case err != nil:
-		return nil, &refusal{http.StatusBadRequest, codeUnreadableBody, "reading the request body: " + err.Error()}
+		return nil, nil, &refusal{http.StatusBadRequest, codeUnreadableBody, "reading the request body: " + err.Error()}
 	}
-	return buf.Bytes(), nil
+	return buf.Bytes(), buf, nil
+}
+
+func (s *Server) tooLarge() *refusal {
+	return &refusal{http.StatusRequestEntityTooLarge, codeBodyTooLarge, fmt.Sprintf(
+		"request body is larger than %d bytes; split it into smaller requests (operators: ingest.max_body_bytes)", s.cfg.MaxBodyBytes)}
+}
+
+// bodies keeps request body buffers between requests; a body is as large
+// as the events it carries, so reading each into new memory was a large
+// share of ingest's garbage.
+var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBody bounds the buffers kept in bodies.
+const maxPooledBody = 4 << 20
+
+func putBody(buf *bytes.Buffer) {
+	if buf != nil && buf.Cap() <= maxPooledBody {
+		bodies.Put(buf)
+	}
 }
 
 // EventError is one problem with one event of a request.
@@ -355,10 +379,11 @@ const apiKeyLabel = "api_key"
 // maxErrors bounds the per-event errors kept for one response.
 const maxErrors = 1000
 
-// decoded is one valid event and its canonical encoding, ready to produce.
+// decoded is one valid event, its key and its canonical encoding, ready
+// to produce.
 type decoded struct {
-	event *schemas.Event
-	value []byte
+	event      *schemas.Event
+	key, value []byte
 }
 
 // batch is a request's events after check.
@@ -378,6 +403,13 @@ type batch struct {
 func check(items []item, lim limits, headerKey string, now time.Time) batch {
 	maxEventBytes := lim.maxEventBytes
 	b := batch{total: len(items), events: make([]decoded, 0, len(items))}
+	// Every key and value of the batch lies in buf, one allocation or a
+	// few; offsets are kept while it grows and sliced at the end.
+	type at struct{ key, value, end int }
+	var (
+		buf  []byte
+		ends []at
+	)
 	for i, it := range items {
 		e := it.event
 		if e == nil {
@@ -407,17 +439,29 @@ func check(items []item, lim limits, headerKey string, now time.Time) batch {
 			continue
 		}
 		e.Time = e.Time.UTC()
-		value, err := json.Marshal(e)
-		if err != nil {
-			b.reject(i, schemas.FieldError{Code: schemas.CodeInvalidValue, Message: "encoding the event for Kafka: " + err.Error()})
-			continue
+		if buf == nil {
+			buf = make([]byte, 0, 512*(len(items)-i))
+			ends = make([]at, 0, len(items)-i)
 		}
-		if len(value) > maxEventBytes {
+		// AppendJSON writes what json.Marshal would, without reflection;
+		// Validate has ruled out what json.Marshal refuses (times outside
+		// years 0–9999), and raw_usage was checked when it was decoded.
+		key := len(buf)
+		buf = append(buf, e.EventID...)
+		value := len(buf)
+		buf = e.AppendJSON(buf)
+		if n := len(buf) - value; n > maxEventBytes {
+			buf = buf[:key]
 			b.reject(i, schemas.FieldError{Code: schemas.CodeTooLarge, Message: fmt.Sprintf(
-				"event is %d bytes once encoded, the limit is %d; trim raw_usage or labels", len(value), maxEventBytes)})
+				"event is %d bytes once encoded, the limit is %d; trim raw_usage or labels", n, maxEventBytes)})
 			continue
 		}
-		b.events = append(b.events, decoded{event: e, value: value})
+		ends = append(ends, at{key, value, len(buf)})
+		b.events = append(b.events, decoded{event: e})
+	}
+	for j, o := range ends {
+		b.events[j].key = buf[o.key:o.value:o.value]
+		b.events[j].value = buf[o.value:o.end:o.end]
 	}
 	return b
 }

@@ -31,11 +31,24 @@ func BenchmarkAccept(b *testing.B) {
 		{"adapter", AdaptersPath + "anthropic", "application/json", "[" + strings.Join(envs, ",") + "]", http.StatusAccepted},
 		{"traces", TracesPath, "application/json", `{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"gw"}}]},"scopeSpans":[{"spans":[` + strings.Join(spans, ",") + `]}]}]}`, http.StatusOK},
 	}
+	// The batch size of the ingest target (benchmarks/compare): 500
+	// events of NDJSON with labels and raw usage.
+	const big = 500
+	var lines strings.Builder
+	for i := range big {
+		lines.WriteString(event(fmt.Sprintf("01JH5V6Z8X9Y0B%012d", i), `"labels":{"team":"search","project":"ranking"}`,
+			`"raw_usage":{"prompt_tokens":100,"completion_tokens":20,"prompt_tokens_details":{"cached_tokens":0}}`) + "\n")
+	}
+	routes = append(routes, struct {
+		name, path, contentType, body string
+		want                          int
+	}{"events-ndjson", Path, "application/x-ndjson", lines.String(), http.StatusAccepted})
 	ack := producerFunc(func(_ context.Context, rs ...*kgo.Record) kgo.ProduceResults { return failAll(rs, nil) })
 	cfg := testConfig()
 	cfg.MaxBodyBytes = 1 << 20
-	cfg.MaxEventsPerRequest = n
+	cfg.MaxEventsPerRequest = big
 	for _, rt := range routes {
+		n := strings.Count(rt.body, `"event_id"`) + strings.Count(rt.body, `"spanId"`)
 		b.Run(fmt.Sprintf("route=%s/events=%d", rt.name, n), func(b *testing.B) {
 			h := newTestServer(b, cfg, ack).Handler()
 			body := []byte(rt.body)
@@ -51,6 +64,7 @@ func BenchmarkAccept(b *testing.B) {
 					b.Fatalf("status %d: %s", rec.Code, rec.Body)
 				}
 			}
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
 		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aivis-dev/aivis/schemas"
@@ -62,12 +63,26 @@ func (l limits) timeProblem(at, now time.Time) *schemas.FieldError {
 // field. A body that cannot be split is refused; a value that is not an
 // event is an item with its problems.
 func parseEvents(body []byte, f framing, lim limits) ([]item, *refusal) {
+	d := decoders.Get().(*schemas.Decoder)
+	defer decoders.Put(d)
 	var items []item
+	var slab []schemas.Event // the request's events, one allocation
 	ref := eachValue(body, f, lim.maxEvents, "event", func(raw json.RawMessage) {
-		items = append(items, parseEvent(raw, lim.maxEventBytes))
+		if len(slab) == 0 {
+			slab = make([]schemas.Event, max(1, min(lim.maxEvents-len(items), max(64, len(items)))))
+		}
+		it := parseEvent(d, raw, &slab[0], lim.maxEventBytes)
+		if it.event != nil {
+			slab = slab[1:]
+		}
+		items = append(items, it)
 	})
 	return items, ref
 }
+
+// decoders serve parseEvents: a Decoder keeps its scratch and recent
+// strings between requests.
+var decoders = sync.Pool{New: func() any { return new(schemas.Decoder) }}
 
 // eachValue splits a request body into JSON values — the elements of a
 // top-level array, or a stream of values (NDJSON) — and hands each to fn,
@@ -80,6 +95,88 @@ func eachValue(body []byte, f framing, max int, noun string, fn func(raw json.Ra
 		return &refusal{http.StatusBadRequest, codeInvalidJSON, fmt.Sprintf("request body is empty; send one JSON %s, a JSON array of %ss, or NDJSON", noun, noun)}
 	}
 	array := f == framingDetect && body[start] == '['
+	sp := spanPool.Get().(*[]span)
+	defer spanPool.Put(sp)
+	spans, ok := splitValues(body, start, array, max, (*sp)[:0])
+	*sp = spans[:0]
+	if ok {
+		if len(spans) > max {
+			return tooManyValues(max, noun)
+		}
+		if len(spans) == 0 {
+			return &refusal{http.StatusBadRequest, codeInvalidJSON, fmt.Sprintf("request has no %ss; send at least one", noun)}
+		}
+		for _, v := range spans {
+			fn(body[v.from:v.to])
+		}
+		return nil
+	}
+	// A body with a syntax error takes encoding/json's path, whose errors
+	// the refusal words.
+	return eachValueSlow(body, array, max, noun, fn)
+}
+
+// span is where one value of a body lies.
+type span struct{ from, to int }
+
+var spanPool = sync.Pool{New: func() any { return new([]span) }}
+
+// splitValues appends to spans where the values of body lie, splitting it
+// as eachValueSlow does, from start (the first byte that is not space).
+// It stops after max+1 values; ok is false when the body has a syntax
+// error before that.
+func splitValues(body []byte, start int, array bool, max int, spans []span) (_ []span, ok bool) {
+	d := decoders.Get().(*schemas.Decoder)
+	defer decoders.Put(d)
+	i := start
+	if array {
+		i = skipSpace(body, i+1)
+		if i < len(body) && body[i] == ']' {
+			return spans, skipSpace(body, i+1) == len(body)
+		}
+	}
+	for len(spans) <= max {
+		i = skipSpace(body, i)
+		if !array && i == len(body) {
+			return spans, true
+		}
+		end, ok := d.Skip(body, i)
+		if !ok {
+			return spans, false
+		}
+		spans = append(spans, span{i, end})
+		if !array {
+			i = end
+			continue
+		}
+		i = skipSpace(body, end)
+		switch {
+		case i < len(body) && body[i] == ',':
+			i++
+		case i < len(body) && body[i] == ']':
+			return spans, skipSpace(body, i+1) == len(body)
+		default:
+			return spans, false
+		}
+	}
+	return spans, true
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	return i
+}
+
+func tooManyValues(max int, noun string) *refusal {
+	return &refusal{http.StatusRequestEntityTooLarge, codeTooManyEvents, fmt.Sprintf(
+		"request has more than %d %ss; split it into smaller requests", max, noun)}
+}
+
+// eachValueSlow is eachValue with encoding/json, for bodies with a syntax
+// error: it finds the error and its position.
+func eachValueSlow(body []byte, array bool, max int, noun string, fn func(raw json.RawMessage)) *refusal {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	// The whole body is one value when it is an array; otherwise each
 	// value's start bounds where to look for an error.
@@ -105,8 +202,7 @@ func eachValue(body []byte, f framing, max int, noun string, fn func(raw json.Ra
 			return syntaxError(body, from, err)
 		}
 		if n == max {
-			return &refusal{http.StatusRequestEntityTooLarge, codeTooManyEvents, fmt.Sprintf(
-				"request has more than %d %ss; split it into smaller requests", max, noun)}
+			return tooManyValues(max, noun)
 		}
 		n++
 		// The value ends where the decoder stands; before it are the
@@ -128,8 +224,9 @@ func eachValue(body []byte, f framing, max int, noun string, fn func(raw json.Ra
 	return nil
 }
 
-// parseEvent decodes one event; raw is a syntactically valid JSON value.
-func parseEvent(raw []byte, maxEventBytes int) item {
+// parseEvent decodes one event into e with d; raw is a syntactically
+// valid JSON value.
+func parseEvent(d *schemas.Decoder, raw []byte, e *schemas.Event, maxEventBytes int) item {
 	if raw[0] != '{' {
 		return item{probs: []schemas.FieldError{{Code: schemas.CodeInvalidType, Message: "an event must be a JSON object, got " + jsonKind(raw[0])}}}
 	}
@@ -137,7 +234,8 @@ func parseEvent(raw []byte, maxEventBytes int) item {
 		return item{probs: []schemas.FieldError{{Code: schemas.CodeTooLarge, Message: fmt.Sprintf(
 			"event is %d bytes, the limit is %d; trim raw_usage or labels", len(raw), maxEventBytes)}}}
 	}
-	e, err := schemas.Parse(raw)
+	// As schemas.Parse, into e.
+	err := d.Event(raw, e)
 	if verr := (*schemas.ValidationError)(nil); errors.As(err, &verr) {
 		return item{probs: verr.Problems}
 	}

@@ -140,6 +140,10 @@ func ClientOptions(cfg Config) []kgo.Opt {
 	return []kgo.Opt{
 		// kgo refuses less than a second; the request context bounds it too.
 		kgo.RecordDeliveryTimeout(max(cfg.ProduceTimeout, time.Second)),
+		// A request's records are handed over together and its answer
+		// waits for them: lingering would only add to every request's
+		// latency (bus.Dialer's linger suits the streaming stages).
+		kgo.ProducerLinger(0),
 	}
 }
 

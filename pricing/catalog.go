@@ -157,6 +157,9 @@ type Catalog struct {
 	// costTolerancePPM is how far, in millionths of the catalog cost, a
 	// provider-reported cost may differ before it is flagged.
 	costTolerancePPM int64
+	// resolved remembers lookup's name resolution; each Catalog value,
+	// copies too, has its own (newResolveCache).
+	resolved *resolveCache
 }
 
 // Version returns the catalog_version recorded on every priced event.
@@ -260,6 +263,8 @@ func ParseCatalog(data []byte) (*Catalog, error) {
 	if err := p.Err(); err != nil {
 		return nil, err
 	}
+	// Names resolve the same from here on.
+	c.resolved = newResolveCache()
 	return c, nil
 }
 
@@ -606,7 +611,7 @@ func (c *Catalog) KnownProvider(provider string) string {
 // lookup finds the price of (provider, model) at t (see resolve), the
 // version effective at t, and the warnings of a fallback match.
 func (c *Catalog) lookup(provider, model string, t time.Time) (*price, []string, bool) {
-	r := c.resolve(provider, model)
+	r := c.resolveCached(provider, model)
 	if r.v == nil {
 		return nil, nil, false
 	}

@@ -136,6 +136,7 @@ func (c *Catalog) WithContracts(data []byte) (*Catalog, error) {
 		return nil, err
 	}
 	out := *c
+	out.resolved = newResolveCache()
 	out.contracts = append(ks, c.contracts...)
 	return &out, nil
 }

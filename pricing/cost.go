@@ -420,6 +420,7 @@ func (c *Catalog) WithProviderCostTolerance(fraction float64) (*Catalog, error) 
 		return nil, fmt.Errorf("provider cost tolerance %g must be a fraction between 0 and 1000 (0.02 is 2%%)", fraction)
 	}
 	out := *c
+	out.resolved = newResolveCache()
 	out.costTolerancePPM = decimal.NewFromFloat(fraction).Shift(6).Round(0).IntPart()
 	return &out, nil
 }

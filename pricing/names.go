@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -193,6 +194,46 @@ func (c *Catalog) resolve(provider, model string) resolved {
 			r.warnings = append(r.warnings, fmt.Sprintf("%s: %q matched the pattern of entry %s, which lists no %s snapshot", WarnSnapshotFallback, name, r.v.id, s))
 		}
 	}
+	return r
+}
+
+// resolveCache remembers resolve's answers for the (provider, model)
+// pairs a catalog has seen, so that the stream, where a few pairs repeat,
+// pays for name normalization and matching once per pair. It belongs to
+// one Catalog value: a new catalog (a reload) starts empty.
+type resolveCache struct {
+	mu sync.RWMutex
+	m  map[resolveKey]resolved
+}
+
+type resolveKey struct{ provider, model string }
+
+// maxResolveCache bounds the pairs kept; past it, new pairs are resolved
+// every time, so that producers sending arbitrary names cost no memory.
+const maxResolveCache = 4096
+
+func newResolveCache() *resolveCache { return &resolveCache{m: map[resolveKey]resolved{}} }
+
+// resolveCached is resolve through c's cache. The warnings of the result
+// are shared: callers copy them, never append to them in place.
+func (c *Catalog) resolveCached(provider, model string) resolved {
+	rc := c.resolved
+	if rc == nil {
+		return c.resolve(provider, model)
+	}
+	k := resolveKey{provider, model}
+	rc.mu.RLock()
+	r, ok := rc.m[k]
+	rc.mu.RUnlock()
+	if ok {
+		return r
+	}
+	r = c.resolve(provider, model)
+	rc.mu.Lock()
+	if len(rc.m) < maxResolveCache {
+		rc.m[k] = r
+	}
+	rc.mu.Unlock()
 	return r
 }
 

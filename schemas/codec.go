@@ -772,7 +772,7 @@ func (d *Decoder) raw(dst *json.RawMessage) {
 		return
 	}
 	v := d.data[start:d.i]
-	if d.strict && (v[0] == '{' || v[0] == '[') && len(CheckJSON(v, nil)) > 0 {
+	if d.strict && (v[0] == '{' || v[0] == '[') && !countsOnly(v) && len(CheckJSON(v, nil)) > 0 {
 		d.soft = true
 	}
 	buf := *dst
@@ -800,9 +800,68 @@ func (d *Decoder) time(dst *time.Time) {
 	if d.err != nil {
 		return
 	}
+	if t, ok := parseUTC(d.data[start+1 : d.i-1]); ok {
+		*dst = t
+		return
+	}
 	if err := dst.UnmarshalJSON(d.data[start:d.i]); err != nil {
 		d.fail("%s: must be an RFC 3339 timestamp string such as \"2026-01-02T15:04:05Z\" (%v)", d.pathString(), err)
 	}
+}
+
+// parseUTC parses the common form of an RFC 3339 time,
+// "2006-01-02T15:04:05[.fraction]Z" with 1 to 9 digits of fraction, as
+// time.Time's UnmarshalJSON does but without its generality; ok is false
+// for any other text, which then takes UnmarshalJSON's path.
+func parseUTC(b []byte) (t time.Time, ok bool) {
+	if len(b) < 20 || b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' || b[len(b)-1] != 'Z' {
+		return t, false
+	}
+	num := func(b []byte) (int, bool) {
+		n := 0
+		for _, c := range b {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n, true
+	}
+	year, ok1 := num(b[0:4])
+	month, ok2 := num(b[5:7])
+	day, ok3 := num(b[8:10])
+	hour, ok4 := num(b[11:13])
+	minute, ok5 := num(b[14:16])
+	sec, ok6 := num(b[17:19])
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || month < 1 || month > 12 || day < 1 ||
+		day > daysIn(time.Month(month), year) || hour > 23 || minute > 59 || sec > 59 {
+		return t, false
+	}
+	nsec := 0
+	if frac := b[19 : len(b)-1]; len(frac) > 0 {
+		if frac[0] != '.' || len(frac) < 2 || len(frac) > 10 {
+			return t, false
+		}
+		n, ok := num(frac[1:])
+		if !ok {
+			return t, false
+		}
+		for range 10 - len(frac) {
+			n *= 10
+		}
+		nsec = n
+	}
+	return time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC), true
+}
+
+func daysIn(m time.Month, year int) int {
+	if m == time.February {
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	}
+	return 31 - int((m-1)%7%2)
 }
 
 // str decodes a string or null (which keeps *dst); intern keeps short
@@ -1008,6 +1067,20 @@ func validJSON(data []byte) bool {
 	ok := d.err == nil && d.i == len(data)
 	d.data = nil
 	return ok
+}
+
+// Skip returns the offset just past the JSON value that starts at data[i]
+// after optional whitespace, checking its syntax as json.Valid does; ok is
+// false when no valid value starts there. It lets a caller split a stream
+// of values (NDJSON, an array's elements) without encoding/json.
+func (d *Decoder) Skip(data []byte, i int) (end int, ok bool) {
+	d.begin(data, false)
+	d.i = i
+	d.ws()
+	d.skip()
+	end, ok = d.i, d.err == nil
+	d.data, d.err = nil, nil
+	return end, ok
 }
 
 // Syntax.

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"unicode"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Nothing that looks like a credential is stored raw. Ingest applies
@@ -137,7 +138,13 @@ var reduceBufs = sync.Pool{New: func() any { return new([]byte) }}
 // reduced reports whether ReduceRawUsage would return raw unchanged, so
 // that an event with nothing to hide keeps its raw_usage without a copy.
 func reduced(raw json.RawMessage) bool {
-	if len(raw) == 0 || raw[0] != '{' || !validJSON(raw) {
+	if len(raw) == 0 || raw[0] != '{' {
+		return false
+	}
+	if countsOnly(raw) {
+		return true
+	}
+	if !validJSON(raw) {
 		return false
 	}
 	bp := reduceBufs.Get().(*[]byte)
@@ -334,3 +341,152 @@ func countName(k string) bool {
 	}
 	return true
 }
+
+// countsOnly reports, in one pass and without allocating, whether raw is a
+// usage object that is already reduced and clean: valid JSON without
+// space, in which every member is a count (a number or a non-empty object
+// or array of counts) under a name countName keeps, or a unitName string,
+// and no object names a member twice. ReduceRawUsage then returns raw as
+// it is and CheckJSON finds nothing in it. Most raw usage is like this;
+// false only means that the caller must look closer.
+func countsOnly(raw []byte) bool {
+	if len(raw) == 0 || (raw[0] != '{' && raw[0] != '[') {
+		return false
+	}
+	end, ok := countsValue(raw, 0, 0)
+	return ok && end == len(raw)
+}
+
+// countsLimits bound what countsOnly looks at; beyond them it says false.
+const (
+	countsMaxDepth   = 16
+	countsMaxMembers = 32
+)
+
+// countsValue checks the count (number or container) at raw[i] and
+// returns the offset past it.
+func countsValue(raw []byte, i, depth int) (int, bool) {
+	if i >= len(raw) {
+		return i, false
+	}
+	switch c := raw[i]; {
+	case c == '{' || c == '[':
+		if depth == countsMaxDepth {
+			return i, false
+		}
+		return countsContainer(raw, i, depth+1)
+	case c == '-' || c >= '0' && c <= '9':
+		return countsNumber(raw, i)
+	}
+	return i, false
+}
+
+func countsContainer(raw []byte, i, depth int) (int, bool) {
+	obj := raw[i] == '{'
+	closer := byte(']')
+	if obj {
+		closer = '}'
+	}
+	var keys [countsMaxMembers]string // the object's names so far
+	i++
+	for n := 0; ; n++ {
+		if n == countsMaxMembers {
+			return i, false
+		}
+		if obj {
+			// A name countName keeps needs no escapes.
+			if i >= len(raw) || raw[i] != '"' {
+				return i, false
+			}
+			j := i + 1
+			for j < len(raw) && raw[j] != '"' && raw[j] != '\\' {
+				j++
+			}
+			if j+1 >= len(raw) || raw[j] != '"' || raw[j+1] != ':' {
+				return i, false
+			}
+			name := unsafeString(raw[i+1 : j])
+			if !countName(name) {
+				return i, false
+			}
+			for _, k := range keys[:n] {
+				if k == name {
+					return i, false
+				}
+			}
+			keys[n] = name
+			i = j + 2
+			if i < len(raw) && raw[i] == '"' {
+				// A unit name: what unitName accepts has no escapes.
+				j := i + 1
+				for j < len(raw) && raw[j] != '"' && raw[j] != '\\' {
+					j++
+				}
+				if j >= len(raw) || raw[j] != '"' || !unitName(name, raw[i:j+1]) {
+					return i, false
+				}
+				i = j + 1
+			} else {
+				var ok bool
+				if i, ok = countsValue(raw, i, depth); !ok {
+					return i, false
+				}
+			}
+		} else {
+			var ok bool
+			if i, ok = countsValue(raw, i, depth); !ok {
+				return i, false
+			}
+		}
+		if i >= len(raw) {
+			return i, false
+		}
+		switch raw[i] {
+		case ',':
+			i++
+		case closer:
+			return i + 1, true
+		default:
+			return i, false
+		}
+	}
+}
+
+// countsNumber checks the JSON number at raw[i].
+func countsNumber(raw []byte, i int) (int, bool) {
+	digits := func() bool {
+		start := i
+		for i < len(raw) && raw[i] >= '0' && raw[i] <= '9' {
+			i++
+		}
+		return i > start
+	}
+	if raw[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(raw) && raw[i] == '0':
+		i++
+	case !digits():
+		return i, false
+	}
+	if i < len(raw) && raw[i] == '.' {
+		i++
+		if !digits() {
+			return i, false
+		}
+	}
+	if i < len(raw) && (raw[i] == 'e' || raw[i] == 'E') {
+		i++
+		if i < len(raw) && (raw[i] == '+' || raw[i] == '-') {
+			i++
+		}
+		if !digits() {
+			return i, false
+		}
+	}
+	return i, true
+}
+
+// unsafeString views b as a string for comparisons that do not outlive b.
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

@@ -60,7 +60,15 @@ func TestHideSecrets(t *testing.T) {
 
 func FuzzReduceRawUsage(f *testing.F) {
 	f.Add([]byte(`{"a":1,"b":{"c":[1,{"d":"x"}]},"modality":"TEXT"}`))
+	f.Add([]byte(`{"prompt_tokens":100,"details":{"cached_tokens":0,"x":[1,-2.5e3]},"ttl":"5m"}`))
+	f.Add([]byte(`{"a":1,"a":2}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		if countsOnly(data) {
+			// The shortcut must agree with the full paths it skips.
+			if !json.Valid(data) || data[0] == '{' && string(ReduceRawUsage(data)) != string(data) || len(CheckJSON(data, nil)) > 0 {
+				t.Fatalf("countsOnly(%q) but it is not a clean, reduced usage object", data)
+			}
+		}
 		out := ReduceRawUsage(data)
 		if out == nil {
 			return
