@@ -318,7 +318,7 @@ FROM (SELECT provider, model, sumForEach(latency_hist) AS h FROM `+clickhouse.Ta
 // part of each stored warning before its colon.
 func confidence(ctx context.Context, q Querier, from, until int64, limit int) ([]ConfidenceRow, error) {
 	var out []ConfidenceRow
-	err := each(ctx, q, "pricing confidence", `SELECT provider, model,
+	err := each(ctx, q, "pricing confidence", `SELECT provider, canonical_model,
     sumIf(cost_usd, unpriced = 0 AND empty(pricing_warnings)) AS exact_usd,
     countIf(unpriced = 0 AND empty(pricing_warnings)) AS exact_n,
     sumIf(cost_usd, unpriced = 0 AND notEmpty(pricing_warnings)) AS fallback_usd,
@@ -327,8 +327,8 @@ func confidence(ctx context.Context, q Querier, from, until int64, limit int) ([
     countIf(unpriced = 1) AS unpriced_n
 FROM `+clickhouse.TableEvents+` FINAL
 WHERE time >= toDateTime(?) AND time < toDateTime(?)
-GROUP BY provider, model
-ORDER BY fallback_n + unpriced_n > 0 DESC, fallback_usd DESC, unpriced_n DESC, exact_usd DESC, provider, model
+GROUP BY provider, canonical_model
+ORDER BY fallback_n + unpriced_n > 0 DESC, fallback_usd DESC, unpriced_n DESC, exact_usd DESC, provider, canonical_model
 LIMIT `+strconv.Itoa(limit),
 		[]any{from, until}, func(scan func(...any) error) error {
 			var r ConfidenceRow
