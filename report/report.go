@@ -96,8 +96,8 @@ type Result struct {
 	Confidence []ConfidenceRow `json:"pricing_confidence"`
 	// ReportedNames drills down into the models: the cost of each name a
 	// model was reported under.
-	ReportedNames []NameRow `json:"reported_names"`
-	Anomalies  []AnomalyRow    `json:"anomalies"`
+	ReportedNames []NameRow    `json:"reported_names"`
+	Anomalies     []AnomalyRow `json:"anomalies"`
 }
 
 // ConfidenceRow is how one model's events of the range were priced:
