@@ -5,7 +5,7 @@
 // engine keeps a watermark (newest event time minus the out-of-order bound),
 // remembers event ids for deduplication, buffers each poll's accepted events
 // into an Arrow record batch and folds its columns into tumbling event-time
-// windows per (provider, model, team, project). A window is emitted once the
+// windows per (provider, canonical model, team, project). A window is emitted once the
 // watermark passes its end plus the allowed lateness, or when its partition
 // goes idle; events for an emitted window are emitted again as a correction
 // row, and events past the late horizon are dead-lettered as too_late.

@@ -56,6 +56,8 @@ type Input struct {
 	Event  *schemas.Enriched
 }
 
+// dims is the key of a window row; model is the canonical model
+// (schemas.Enriched.ModelID).
 type dims struct{ provider, model, team, project string }
 
 // acc sums one window's events of one dims. Money is 128 bits wide and
@@ -322,7 +324,10 @@ func (e *Engine) Partitions() []int32 {
 }
 
 func (e *Engine) dimID(ev *schemas.Enriched) uint32 {
-	d := dims{ev.Provider, ev.Model, ev.Owner.Team, ev.Owner.Project}
+	// The canonical model, not the reported name: every spelling of one
+	// model is one row. A record enriched before canonical_model existed
+	// keys by its reported name, as it did when first counted.
+	d := dims{ev.Provider, ev.ModelID(), ev.Owner.Team, ev.Owner.Project}
 	if id, ok := e.dimIDs[d]; ok {
 		return id
 	}

@@ -331,3 +331,37 @@ func hashID(s string) uint32 {
 	}
 	return h
 }
+
+// TestReportedNamesOfOneModelShareARow: events of one canonical model
+// under different reported names are one window row, keyed by the
+// canonical name; a record enriched before canonical_model existed keys
+// by its reported name, as it was first counted.
+func TestReportedNamesOfOneModelShareARow(t *testing.T) {
+	e := NewEngine(testConfig())
+	defer e.Close()
+	e.Assign(0, schemas.PartitionHistory{}, t0)
+	in := []Input{
+		{0, ev("a", t0.Add(1*time.Second), "gpt-4o", "t1", 10, 5, 100)},
+		{1, ev("b", t0.Add(2*time.Second), "gpt-4o-2024-08-06", "t1", 20, 5, 200)},
+		{2, ev("c", t0.Add(3*time.Second), "GPT-4o", "t1", 30, 5, 300)},
+		{3, ev("d", t0.Add(4*time.Second), "gpt-4o-2024-11-20", "t1", 40, 5, 400)},
+	}
+	for _, i := range in[:3] {
+		i.Event.CanonicalModel = "gpt-4o"
+	}
+	e.AddBatch(0, in, t0, nil)
+	f := e.Flush(t0.Add(time.Hour), false)
+	got := map[string]schemas.WindowRow{}
+	for _, r := range f.Rows {
+		if _, dup := got[r.Model]; dup {
+			t.Fatalf("two rows for model %q: %+v", r.Model, f.Rows)
+		}
+		got[r.Model] = r
+	}
+	if r := got["gpt-4o"]; len(got) != 2 || r.Requests != 3 || r.InputTokens != 60 || r.CostPicos != schemas.PicosOf(600) {
+		t.Fatalf("rows %+v, want gpt-4o with 3 requests, 60 input, 600 picos, and the old record alone", f.Rows)
+	}
+	if r := got["gpt-4o-2024-11-20"]; r.Requests != 1 {
+		t.Fatalf("the record without canonical_model: %+v", r)
+	}
+}

@@ -164,3 +164,43 @@ func BenchmarkEnrich(b *testing.B) {
 		})
 	}
 }
+
+// TestCanonicalModel: every spelling of one catalog model gets the same
+// canonical name, the reported one is kept, and an unpriced model is
+// grouped under its normalized name.
+func TestCanonicalModel(t *testing.T) {
+	e, err := Load(Config{OwnersPath: "testdata/owners.yaml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const sonnetBedrock = "anthropic.claude-sonnet-4-5"
+	for _, tc := range []struct {
+		provider, model, want string
+		priced                bool
+	}{
+		{"openai", "gpt-4o", "gpt-4o", true},
+		{"openai", "gpt-4o-2024-08-06", "gpt-4o", true},
+		{"openai", "GPT-4o", "gpt-4o", true},
+		{"openai", "openai/gpt-4o", "gpt-4o", true},
+		{"openai", " gpt-4o-2024-11-20 ", "gpt-4o", true},
+		{"azure.ai.openai", "gpt-4o", "gpt-4o", true},
+		{"anthropic", "claude-sonnet-4-5-20250929", "claude-sonnet-4-5", true},
+		{"gcp.vertex_ai", "publishers/google/models/gemini-2.5-pro", "gemini-2.5-pro", true},
+		{"gcp.gemini", "models/gemini-2.5-pro-001", "gemini-2.5-pro", true},
+		// A regional profile is priced by another entry, which names the
+		// same model as the global one.
+		{"aws.bedrock", "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-sonnet-4-5-20250929-v1:0", sonnetBedrock, true},
+		{"aws.bedrock", "global.anthropic.claude-sonnet-4-5-20250929-v1:0", sonnetBedrock, true},
+		{"aws.bedrock", "arn:aws:bedrock:eu-west-1::foundation-model/anthropic.claude-sonnet-4-5-20250929-v1:0", sonnetBedrock, true},
+		{"openai", "My-Finetune", "my-finetune", false},
+		{"aws.bedrock", "arn:aws:bedrock:us-east-1::foundation-model/acme.Unknown-v1:0", "acme.unknown-v1:0", false},
+		{"nosuchprovider", "Some/Model", "some/model", false},
+	} {
+		ev := llmEvent(tc.provider, tc.model, usage(1000, 0, 0, 100, 0))
+		out := e.Enrich(ev)
+		if out.CanonicalModel != tc.want || out.ModelID() != tc.want || out.Model != tc.model || out.Flags.Unpriced == tc.priced {
+			t.Errorf("%s %q: canonical %q (model %q, unpriced %v), want %q (priced %v)",
+				tc.provider, tc.model, out.CanonicalModel, out.Model, out.Flags.Unpriced, tc.want, tc.priced)
+		}
+	}
+}

@@ -48,8 +48,13 @@ type catalogFile struct {
 }
 
 type modelEntry struct {
-	ID            string    `yaml:"id"`
-	Provider      string    `yaml:"provider"`
+	ID       string `yaml:"id"`
+	Provider string `yaml:"provider"`
+	// Model is the canonical name of the model the entry prices: events of
+	// every name the entry matches are grouped under it. Default: the id
+	// after its first "/" (openai/gpt-4o: gpt-4o). An entry that prices a
+	// model at other rates (a region's) names that model.
+	Model         string    `yaml:"model,omitempty"`
 	Match         modelSpec `yaml:"match"`
 	EffectiveFrom string    `yaml:"effective_from"`
 	Rates         rateSpec  `yaml:"rates"`
@@ -100,8 +105,10 @@ type price struct {
 
 // versions holds every version of one entry id, ordered by from.
 type versions struct {
-	id   string
-	list []price
+	id string
+	// model is the entry's canonical model name (modelEntry.Model).
+	model string
+	list  []price
 	// snapshots holds the snapshot tokens of the names the entry lists.
 	snapshots map[string]bool
 	// listedGlobal and listedOther say whether the entry lists global
@@ -160,6 +167,8 @@ type Catalog struct {
 	// resolved remembers lookup's name resolution; each Catalog value,
 	// copies too, has its own (newResolveCache).
 	resolved *resolveCache
+	// entryModels maps model entry ids to their canonical model names.
+	entryModels map[string]string
 }
 
 // Version returns the catalog_version recorded on every priced event.
@@ -231,6 +240,7 @@ func ParseCatalog(data []byte) (*Catalog, error) {
 	c := &Catalog{
 		version:          f.CatalogVersion,
 		providers:        map[string]*providerIndex{},
+		entryModels:      map[string]string{},
 		providerAliases:  map[string]string{},
 		gpus:             map[string]*gpuVersions{},
 		costTolerancePPM: DefaultProviderCostTolerancePPM,
@@ -303,13 +313,18 @@ func (c *Catalog) buildModels(entries []modelEntry, p *yamlstrict.Problems) {
 		pr.from = from.UTC()
 		pr.priceID = e.ID + "@" + pr.from.Format(time.RFC3339)
 
+		model := entryModel(e)
 		st := ids[e.ID]
 		if st == nil {
-			st = &idState{v: &versions{id: e.ID}, provider: prov}
+			st = &idState{v: &versions{id: e.ID, model: model}, provider: prov}
 			ids[e.ID] = st
 			order = append(order, st)
+			c.entryModels[e.ID] = model
 		} else if st.provider != prov {
 			p.Add(path+".provider", "is %q but an earlier entry with id %q has provider %q; one id belongs to one provider", prov, e.ID, st.provider)
+			continue
+		} else if st.v.model != model {
+			p.Add(path+".model", "is %q but an earlier entry with id %q names model %q; every version of an id names one model", model, e.ID, st.v.model)
 			continue
 		}
 		for _, v := range st.v.list {
@@ -375,6 +390,18 @@ func (c *Catalog) buildModels(entries []modelEntry, p *yamlstrict.Problems) {
 	for _, st := range order {
 		sort.Slice(st.v.list, func(a, b int) bool { return st.v.list[a].from.Before(st.v.list[b].from) })
 	}
+}
+
+// entryModel is the canonical model name of an entry: its model, else
+// its id after the first "/".
+func entryModel(e modelEntry) string {
+	if m := strings.TrimSpace(e.Model); m != "" {
+		return m
+	}
+	if _, rest, ok := strings.Cut(e.ID, "/"); ok && rest != "" {
+		return rest
+	}
+	return e.ID
 }
 
 func (c *Catalog) buildGPUs(entries []gpuEntry, p *yamlstrict.Problems) {

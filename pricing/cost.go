@@ -138,12 +138,13 @@ func outOfRange(priceID, format string, args ...any) Quote {
 const beyondEvent = "cost more than " + MaxEventUSD + " USD, the most one event can cost"
 
 // PriceEnriched prices e's event for e's owner team and records the result
-// on e: Pricing, CostPicos, CostSource and Flags.Unpriced. An unpriced event
-// gets cost 0 and no lines. It returns the quote, whose warnings are the
+// on e: Pricing, CanonicalModel, CostPicos, CostSource and Flags.Unpriced.
+// An unpriced event gets cost 0 and no lines. It returns the quote, whose warnings are the
 // caller's to keep or drop.
 func (c *Catalog) PriceEnriched(e *schemas.Enriched) Quote {
 	q := c.PriceFor(&e.Event, e.Owner.Team)
 	e.Pricing = schemas.Pricing{CatalogVersion: c.version, PriceID: q.PriceID}
+	e.CanonicalModel = c.canonicalModelOf(&e.Event, &q)
 	e.CostSource = q.Source
 	e.CostPicos = 0
 	e.Flags.Unpriced = !q.Priced
@@ -152,6 +153,18 @@ func (c *Catalog) PriceEnriched(e *schemas.Enriched) Quote {
 		e.CostPicos = q.CostPicos
 	}
 	return q
+}
+
+// canonicalModelOf is the canonical model name of an event: that of the
+// entry that priced it, else CanonicalModel's.
+func (c *Catalog) canonicalModelOf(ev *schemas.Event, q *Quote) string {
+	if ev.Kind == schemas.KindLLMRequest && q.PriceID != "" {
+		if m, ok := c.entryModels[q.priceEntryID()]; ok {
+			return m
+		}
+	}
+	m, _ := c.CanonicalModel(ev.Provider, ev.Model)
+	return m
 }
 
 // priceEntryID is the entry id part of PriceID ("id@from").

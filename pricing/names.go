@@ -279,6 +279,24 @@ func (v *versions) noteListed(name string) {
 // inference profile: its prices are the global endpoint's.
 func (v *versions) globalOnly() bool { return v.listedGlobal && !v.listedOther }
 
+// CanonicalModel returns the one name that events of provider's model are
+// grouped under, and whether a catalog entry gives it: the model name of
+// the entry that matches the name (at any date; see modelEntry.Model),
+// else the name normalized as matching does (the Azure deployment
+// mapping, NormalizeModel) and lower-cased, because matching ignores case.
+// gpt-4o, GPT-4o, gpt-4o-2024-08-06 and openai/gpt-4o are all gpt-4o.
+func (c *Catalog) CanonicalModel(provider, model string) (string, bool) {
+	r := c.resolve(provider, model)
+	if r.v != nil {
+		return r.v.model, true
+	}
+	name := r.name
+	if name == "" {
+		name = NormalizeModel(model)
+	}
+	return strings.ToLower(name), false
+}
+
 // Resolves reports whether the catalog prices provider's model at t, and
 // the entry id that does (empty when none).
 func (c *Catalog) Resolves(provider, model string, t time.Time) (string, bool) {

@@ -269,3 +269,59 @@ func TestFallbackCode(t *testing.T) {
 		}
 	}
 }
+
+func TestCanonicalModel(t *testing.T) {
+	c, err := ParseCatalog([]byte(`
+catalog_version: t
+currency: USD
+models:
+  - id: acme/big
+    provider: acme
+    match: {models: [big, big-2025-01-01], aliases: [acme/big]}
+    effective_from: 2025-01-01T00:00:00Z
+    rates: {input: "1", output: "2"}
+  - id: acme/big/eu
+    provider: acme
+    model: big
+    match: {models: [eu.big]}
+    effective_from: 2025-01-01T00:00:00Z
+    rates: {input: "1.1", output: "2.2"}
+  - id: acme/small
+    provider: acme
+    model: small-v
+    match: {pattern: '^small(-\d{8})?$'}
+    effective_from: 2026-01-01T00:00:00Z
+    rates: {input: "1", output: "2"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		model, want string
+		known       bool
+	}{
+		{"big", "big", true}, {"BIG-2025-01-01", "big", true}, {"acme/big", "big", true}, {"eu.big", "big", true},
+		// At any date: small's only price starts in 2026.
+		{"small-20250101", "small-v", true},
+		{" Other@20250101 ", "other-20250101", false},
+	} {
+		got, known := c.CanonicalModel("acme", tc.model)
+		if got != tc.want || known != tc.known {
+			t.Errorf("CanonicalModel(%q) = %q, %v; want %q, %v", tc.model, got, known, tc.want, tc.known)
+		}
+	}
+	if got, known := c.CanonicalModel("nobody", "X/Y"); got != "x/y" || known {
+		t.Errorf("unknown provider: %q, %v", got, known)
+	}
+
+	_, err = ParseCatalog([]byte(`
+catalog_version: t
+currency: USD
+models:
+  - {id: acme/big, provider: acme, match: {models: [big]}, effective_from: 2025-01-01T00:00:00Z, rates: {input: "1", output: "2"}}
+  - {id: acme/big, provider: acme, model: huge, match: {models: [big]}, effective_from: 2026-01-01T00:00:00Z, rates: {input: "1", output: "2"}}
+`))
+	if err == nil || !strings.Contains(err.Error(), "models[1](acme/big).model") {
+		t.Errorf("versions naming two models: err = %v", err)
+	}
+}

@@ -1,6 +1,8 @@
 package reconcile
 
 import (
+	"time"
+
 	"errors"
 	"fmt"
 	"os"
@@ -210,5 +212,25 @@ func TestImportErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestModelKeysAreCanonical: a bill's names of one model meet aivis's
+// rows, which are stored under the canonical model, and a canonical
+// model maps to itself.
+func TestModelKeysAreCanonical(t *testing.T) {
+	m := testModels(t)
+	day := time.Date(2025, 10, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct{ provider, name, want string }{
+		{ProviderOpenAI, "gpt-4o-2024-08-06", "gpt-4o"},
+		{ProviderOpenAI, "GPT-4o", "gpt-4o"},
+		{ProviderOpenAI, "gpt-4o", "gpt-4o"},
+		{ProviderBedrock, "us.anthropic.claude-sonnet-4-5-20250929-v1:0", "anthropic.claude-sonnet-4-5"},
+		{ProviderBedrock, "anthropic.claude-sonnet-4-5", "anthropic.claude-sonnet-4-5"},
+		{ProviderOpenAI, "My-Finetune", "my-finetune"},
+	} {
+		if got := m.Key(tc.provider, tc.name, day); got != tc.want {
+			t.Errorf("Key(%s, %s) = %q, want %q", tc.provider, tc.name, got, tc.want)
+		}
 	}
 }

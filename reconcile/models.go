@@ -8,14 +8,14 @@ import (
 	"time"
 
 	"github.com/aivis-dev/aivis/pricing"
-	"github.com/aivis-dev/aivis/schemas"
 )
 
 // Models maps the model names of events and of bills to the key rows are
-// compared under: the catalog entry's name (gpt-4o, claude-sonnet-4-5,
-// anthropic.claude-3-5-sonnet) when the catalog knows the model, so that
-// "gpt-4o" in an event and "gpt-4o-2024-08-06" in a bill meet; otherwise
-// the name itself, without a Bedrock cross-region prefix.
+// compared under: the catalog's canonical model (pricing.CanonicalModel:
+// gpt-4o, claude-sonnet-4-5, anthropic.claude-3-5-sonnet), the name aivis
+// stores windows under, so that "gpt-4o" in aivis and "gpt-4o-2024-08-06"
+// in a bill meet; otherwise the name normalized and lower-cased, without a
+// Bedrock cross-region prefix. A canonical model maps to itself.
 type Models struct {
 	catalog *pricing.Catalog
 	mu      sync.Mutex
@@ -49,35 +49,24 @@ func (m *Models) Key(provider, model string, day time.Time) string {
 	}
 	v := name
 	if m.catalog != nil {
-		// The entry in force on the day, else the newest: a bill may
-		// predate the catalog's first price of a model it names.
-	lookup:
-		for _, at := range []time.Time{day, time.Now()} {
-			for _, try := range []string{model, name} {
-				if id := m.entry(provider, try, at); id != "" {
-					v = id
-					break lookup
-				}
+		// The canonical model the enrich stage gives the name, which is
+		// what aivis's rows are stored under (at any date: a bill may
+		// predate the catalog's first price of a model it names); for a
+		// name the catalog does not know, its normalized form, as enrich
+		// stores an unpriced model.
+		v = ""
+		for _, try := range []string{model, name} {
+			if id, ok := m.catalog.CanonicalModel(provider, try); ok {
+				v = id
+				break
 			}
+		}
+		if v == "" {
+			v, _ = m.catalog.CanonicalModel(provider, name)
 		}
 	}
 	m.keys[k] = v
 	return v
-}
-
-// entry is the catalog entry id of the model without its provider part,
-// or "" when the catalog has no price for it on day.
-func (m *Models) entry(provider, model string, day time.Time) string {
-	// A lookup without usage prices nothing but names the entry.
-	q := m.catalog.Price(&schemas.Event{Kind: schemas.KindLLMRequest, Provider: provider, Model: model, Time: day.Add(12 * time.Hour)})
-	id := q.PriceID
-	if i := strings.LastIndexByte(id, '@'); i >= 0 {
-		id = id[:i]
-	}
-	if i := strings.IndexByte(id, '/'); i >= 0 {
-		id = id[i+1:]
-	}
-	return id
 }
 
 // resolve maps the candidate aivis model names a bill name may stand for

@@ -66,7 +66,7 @@ var csvHeader = []string{"section", "window_start", "provider", "model", "team",
 	"requests", "errors", "unpriced_requests", "input_tokens", "output_tokens",
 	"cache_read_input_tokens", "cache_write_input_tokens", "cost_usd",
 	"latency_p50_ms", "latency_p95_ms", "baseline_usd", "z_score",
-	"exact_cost_usd", "fallback_requests", "fallback_cost_usd", "fallback_codes"}
+	"exact_cost_usd", "fallback_requests", "fallback_cost_usd", "fallback_codes", "reported_name"}
 
 func writeCSV(w io.Writer, r *Result) error {
 	cw := csv.NewWriter(w)
@@ -116,6 +116,13 @@ func writeCSV(w io.Writer, r *Result) error {
 		t[7] = c.ExactCostUSD.Add(c.FallbackCostUSD).String()
 		if err := row("pricing_confidence", "", c.Provider, c.Model, "", "", t, "", "", "", "",
 			c.ExactCostUSD.String(), u(c.FallbackRequests, 10), c.FallbackCostUSD.String(), strings.Join(c.FallbackCodes, " ")); err != nil {
+			return err
+		}
+	}
+	for _, n := range r.ReportedNames {
+		t := append([]string(nil), noTotals...)
+		t[0], t[7] = u(n.Requests, 10), n.CostUSD.String()
+		if err := row("reported_names", "", n.Provider, n.Model, "", "", t, "", "", "", "", "", "", "", "", n.ReportedName); err != nil {
 			return err
 		}
 	}
@@ -210,6 +217,16 @@ func writeTable(w io.Writer, r *Result) error {
 			}
 			p("%s\t%s\t%s\t%s\t%s\t%s\t%s\n", Printable(c.Provider), Printable(c.Model), usd(c.ExactCostUSD), usd(c.FallbackCostUSD),
 				num(int64(c.FallbackRequests)), codes, num(int64(c.UnpricedRequests)))
+		}
+	}
+
+	p("\nCOST BY REPORTED NAME\n")
+	if len(r.ReportedNames) == 0 {
+		p("(none)\n")
+	} else {
+		p("PROVIDER\tMODEL\tREPORTED NAME\tREQUESTS\tCOST USD\n")
+		for _, n := range r.ReportedNames {
+			p("%s\t%s\t%s\t%s\t%s\n", Printable(n.Provider), Printable(n.Model), Printable(n.ReportedName), num(int64(n.Requests)), usd(n.CostUSD))
 		}
 	}
 

@@ -1,6 +1,7 @@
 // Package report prints the cost report of `aivis report`: totals, top
-// models, teams and projects by cost, pricing confidence per model and
-// recent anomalies over a time range, as a text table, JSON or CSV. It reads
+// models (canonical: every name of one model is one row), teams and
+// projects by cost, pricing confidence per model, the cost of each
+// reported name of a model, and recent anomalies over a time range, as a text table, JSON or CSV. It reads
 // ClickHouse through the documented views (cost_by_window,
 // cost_anomalies_final) and usage_events, so its numbers are the ones
 // analysts get with SQL, and money stays decimal from the server to the page.
@@ -93,7 +94,10 @@ type Result struct {
 	Projects     []OwnerRow `json:"projects"`
 	// Confidence says per model how its cost was priced.
 	Confidence []ConfidenceRow `json:"pricing_confidence"`
-	Anomalies  []AnomalyRow    `json:"anomalies"`
+	// ReportedNames drills down into the models: the cost of each name a
+	// model was reported under.
+	ReportedNames []NameRow    `json:"reported_names"`
+	Anomalies     []AnomalyRow `json:"anomalies"`
 }
 
 // ConfidenceRow is how one model's events of the range were priced:
@@ -111,6 +115,16 @@ type ConfidenceRow struct {
 	// events carry, sorted.
 	FallbackCodes    []string `json:"fallback_codes"`
 	UnpricedRequests uint64   `json:"unpriced_requests"`
+}
+
+// NameRow is the usage of one reported name of a model (Model is the
+// canonical model that Models, windows and anomalies group by).
+type NameRow struct {
+	Provider     string          `json:"provider"`
+	Model        string          `json:"model"`
+	ReportedName string          `json:"reported_name"`
+	Requests     uint64          `json:"requests"`
+	CostUSD      decimal.Decimal `json:"cost_usd"`
 }
 
 // Totals sum the whole range.
@@ -263,6 +277,24 @@ WHERE `+inRange+` GROUP BY team, project ORDER BY sum(cost_usd) DESC, sum(reques
 		return nil, err
 	}
 
+	// Events, not windows: windows hold only the canonical model.
+	err = each(ctx, q, "reported names", `SELECT provider, canonical_model, model, count(), sum(cost_usd)
+FROM `+clickhouse.TableEvents+` FINAL
+WHERE time >= toDateTime(?) AND time < toDateTime(?)
+GROUP BY provider, canonical_model, model
+ORDER BY sum(cost_usd) DESC, count() DESC, provider, canonical_model, model`+limit,
+		[]any{from, until}, func(scan func(...any) error) error {
+			var n NameRow
+			if err := scan(&n.Provider, &n.Model, &n.ReportedName, &n.Requests, &n.CostUSD); err != nil {
+				return err
+			}
+			res.ReportedNames = append(res.ReportedNames, n)
+			return nil
+		})
+	if err != nil {
+		return nil, err
+	}
+
 	err = each(ctx, q, "anomalies", `SELECT window_start, team, model, cost_usd, baseline_usd, z_score
 FROM cost_anomalies_final WHERE is_anomaly = 1 AND `+inRange+`
 ORDER BY window_start DESC, z_score DESC, team, model`+limit,
@@ -318,7 +350,7 @@ FROM (SELECT provider, model, sumForEach(latency_hist) AS h FROM `+clickhouse.Ta
 // part of each stored warning before its colon.
 func confidence(ctx context.Context, q Querier, from, until int64, limit int) ([]ConfidenceRow, error) {
 	var out []ConfidenceRow
-	err := each(ctx, q, "pricing confidence", `SELECT provider, model,
+	err := each(ctx, q, "pricing confidence", `SELECT provider, canonical_model,
     sumIf(cost_usd, unpriced = 0 AND empty(pricing_warnings)) AS exact_usd,
     countIf(unpriced = 0 AND empty(pricing_warnings)) AS exact_n,
     sumIf(cost_usd, unpriced = 0 AND notEmpty(pricing_warnings)) AS fallback_usd,
@@ -327,8 +359,8 @@ func confidence(ctx context.Context, q Querier, from, until int64, limit int) ([
     countIf(unpriced = 1) AS unpriced_n
 FROM `+clickhouse.TableEvents+` FINAL
 WHERE time >= toDateTime(?) AND time < toDateTime(?)
-GROUP BY provider, model
-ORDER BY fallback_n + unpriced_n > 0 DESC, fallback_usd DESC, unpriced_n DESC, exact_usd DESC, provider, model
+GROUP BY provider, canonical_model
+ORDER BY fallback_n + unpriced_n > 0 DESC, fallback_usd DESC, unpriced_n DESC, exact_usd DESC, provider, canonical_model
 LIMIT `+strconv.Itoa(limit),
 		[]any{from, until}, func(scan func(...any) error) error {
 			var r ConfidenceRow

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -51,8 +52,18 @@ func seed(t *testing.T) *clickhouse.Store {
 		row(t0.Add(time.Minute), 0, 13, "anthropic", "claude-sonnet-4", "ads", "copy", 3, 0, 30_000_000_000),
 		row(t0.Add(2*time.Minute), 1, 6, "openai", "gpt-4o", "ads", "copy", 1, 1, 0),
 	}
+	// Events of gpt-4o under two reported names, for the drill-down.
+	var events []schemas.StoredEvent
+	for i, name := range []string{"gpt-4o-2024-08-06", "GPT-4o", "gpt-4o-2024-08-06"} {
+		events = append(events, schemas.StoredEvent{Offset: int64(i), Event: &schemas.Enriched{
+			Event: schemas.Event{SchemaVersion: schemas.SchemaVersion, EventID: fmt.Sprintf("01JREPORT%017d", i), Time: t0.Add(time.Duration(i) * time.Second),
+				Kind: schemas.KindLLMRequest, Source: "test", Provider: "openai", Model: name, Status: schemas.StatusOK},
+			CanonicalModel: "gpt-4o", Owner: schemas.Owner{Team: "search", Project: "ranker"},
+			CostPicos: 250_000, CostSource: schemas.CostSourceCatalog,
+		}})
+	}
 	for range 2 {
-		if err := s.Write(ctx, nil, rows); err != nil {
+		if err := s.Write(ctx, events, rows); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -124,6 +135,10 @@ func TestReport(t *testing.T) {
 		if len(r.Projects) != 2 || r.Projects[0].Project != "copy" || r.Projects[1].Project != "ranker" {
 			t.Errorf("projects = %+v", r.Projects)
 		}
+		if n := r.ReportedNames; len(n) != 2 || n[0].Model != "gpt-4o" || n[0].ReportedName != "gpt-4o-2024-08-06" || n[0].Requests != 2 ||
+			n[0].CostUSD.String() != "0.0000005" || n[1].ReportedName != "GPT-4o" || n[1].Model != "gpt-4o" {
+			t.Errorf("reported names = %+v", n)
+		}
 		if len(r.Anomalies) != 1 || r.Anomalies[0].Team != "ads" || r.Anomalies[0].ZScore != 12.5 ||
 			!r.Anomalies[0].WindowStart.Equal(t0.Add(time.Minute)) || r.Anomalies[0].CostUSD.String() != "0.03" {
 			t.Errorf("anomalies = %+v", r.Anomalies)
@@ -145,7 +160,7 @@ func TestReport(t *testing.T) {
 		for _, r := range recs[1:] {
 			sections[r[0]]++
 		}
-		want := map[string]int{"totals": 1, "models": 2, "teams": 2, "projects": 2, "anomalies": 1}
+		want := map[string]int{"totals": 1, "models": 2, "teams": 2, "projects": 2, "reported_names": 2, "anomalies": 1}
 		for k, n := range want {
 			if sections[k] != n {
 				t.Errorf("CSV has %d %s rows, want %d (all: %v)", sections[k], k, n, sections)
@@ -182,6 +197,8 @@ func TestReport(t *testing.T) {
 			"98.7",
 			"ads     copy     4",
 			"2025-03-10 10:01 UTC  ads   claude-sonnet-4  0.030000  0.001000      12.50",
+			"COST BY REPORTED NAME",
+			"openai    gpt-4o  gpt-4o-2024-08-06  2         0.000001",
 		} {
 			if !strings.Contains(out, want) {
 				t.Errorf("table lacks %q:\n%s", want, out)

@@ -35,7 +35,7 @@ type Result struct {
 	Models      []ModelChange
 }
 
-// ModelChange is the cost change of one (provider, model).
+// ModelChange is the cost change of one (provider, canonical model).
 type ModelChange struct {
 	Provider, Model string
 	Events          int
@@ -92,11 +92,15 @@ func Run(ctx context.Context, store *chsink.Store, catalog *pricing.Catalog, fro
 		q := catalog.PriceEnriched(&next)
 		// The stored warnings are pricing's; the new rating's replace them.
 		next.Warnings = q.Warnings
+		// The canonical model stays as first stored too: it keys the
+		// windows, and a correction under another name would add the cost
+		// to one window without taking it from the other.
+		next.CanonicalModel = old.CanonicalModel
 		res.NewPicos = res.NewPicos.Add(next.CostPicos)
-		mk := [2]string{old.Provider, old.Model}
+		mk := [2]string{old.Provider, old.ModelID()}
 		m := models[mk]
 		if m == nil {
-			m = &ModelChange{Provider: old.Provider, Model: old.Model}
+			m = &ModelChange{Provider: old.Provider, Model: old.ModelID()}
 			models[mk] = m
 		}
 		m.Events++

@@ -16,7 +16,9 @@ type Alert struct {
 	WindowStart time.Time `json:"window_start"`
 	WindowEnd   time.Time `json:"window_end"`
 	Team        string    `json:"team"`
-	Model       string    `json:"model"`
+	// Model is the canonical model (Enriched.CanonicalModel) whose cost
+	// the series sums, over every name it was reported under.
+	Model string `json:"model"`
 	// CostUSD and BaselineUSD are decimal strings; BaselineUSD and
 	// StddevUSD are estimates (the EWMA baseline), CostUSD is exact.
 	CostUSD      string    `json:"cost_usd"`

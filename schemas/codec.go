@@ -206,6 +206,7 @@ const (
 	fCostSource
 	fFlags
 	fEnrichedAt
+	fCanonicalModel
 )
 
 // Field names by struct, in struct order (ids as above for events).
@@ -213,7 +214,7 @@ var (
 	eventNames = []string{"schema_version", "event_id", "time", "kind", "source", "api_key_id", "labels",
 		"provider", "model", "operation", "status", "error_type", "latency_ms", "service_tier", "streaming",
 		"usage", "raw_usage", "provider_cost_usd", "warnings", "gpu",
-		"owner", "pricing", "cost_picos", "cost_source", "flags", "enriched_at"}
+		"owner", "pricing", "cost_picos", "cost_source", "flags", "enriched_at", "canonical_model"}
 	usageNames = []string{"input_tokens", "cache_read_input_tokens", "cache_write_input_tokens", "output_tokens",
 		"reasoning_output_tokens", "cache_write_5m_input_tokens", "cache_write_1h_input_tokens", "tool_input_tokens",
 		"input_audio_tokens", "output_audio_tokens", "accepted_prediction_tokens", "rejected_prediction_tokens",
@@ -365,6 +366,8 @@ func (d *Decoder) event(e *Event, en *Enriched) {
 			d.flags(&en.Flags)
 		case fEnrichedAt:
 			d.time(&en.EnrichedAt)
+		case fCanonicalModel:
+			d.str(&en.CanonicalModel, true)
 		}
 		d.pop()
 	}

@@ -54,7 +54,7 @@ var dirty = []byte(`{"schema_version":"1","event_id":"old","time":"2026-01-01T00
 "owner":{"team":"t","project":"p","cost_center":"cc","rule":"r"},"pricing":{"catalog_version":"v","price_id":"pid",
 "lines":[{"meter":"a","quantity":1,"unit_price_per_1m":"1","cost_picos":2},{"meter":"b","quantity":3,"unit_price_per_1m":"2","cost_picos":4},{"meter":"c"}]},
 "cost_picos":42,"cost_source":"catalog","flags":{"unpriced":true,"unowned":true,"unapproved_model":true,"usage_mismatch":true},
-"enriched_at":"2026-01-01T00:00:01.5Z"}`)
+"enriched_at":"2026-01-01T00:00:01.5Z","canonical_model":"cm"}`)
 
 var (
 	sharedDecoder  Decoder
@@ -159,6 +159,7 @@ func codecSeeds(t testing.TB) [][]byte {
 		`"pricing":{"lines":[{"meter":"a","quantity":1}]},"pricing":{"lines":[{"meter":"b"}]}}`,
 		`"warnings":["a","b","c"],"warnings":["x"],"warnings":[null,null,null]}`, `"usage":{"input_tokens":1},"usage":{"output_tokens":2}}`,
 		`"labels":{"a":"1"},"labels":{"b":"2"}}`, `"raw_usage":{"a":1},"raw_usage":[2]}`, `"enriched_at":"2026-11-26T10:00:00.123456789Z"}`,
+		`"model":"GPT-4o","canonical_model":"gpt-4o"}`, `"canonical_model":null}`, `"canonical_model":1}`, `"Canonical_Model":"x","canonical_model":"y"}`,
 		`"labels":{"a":null}}`, `"usage":{"server_tool_calls":{"w":null}}}`, `"Owner":{"TEAM":"t"}}`, `"model":"\u003c\u2028"}`,
 	} {
 		seeds = append(seeds, []byte(head+tail))
@@ -177,7 +178,7 @@ func benchEnriched() []byte {
 	}
 	data, err := json.Marshal(Enriched{Event: *e, Owner: Owner{Team: "search", Project: "ranking", Rule: "labels"},
 		Pricing:   Pricing{CatalogVersion: "2026-11-26.1", PriceID: "openai/gpt-4o", Lines: []CostLine{{Meter: "input", Quantity: 1000, UnitPrice: "2.50", CostPicos: 2_500_000_000}}},
-		CostPicos: 5_000_000_000, CostSource: CostSourceCatalog, EnrichedAt: time.Date(2026, 11, 26, 10, 0, 1, 5, time.UTC)})
+		CostPicos: 5_000_000_000, CostSource: CostSourceCatalog, EnrichedAt: time.Date(2026, 11, 26, 10, 0, 1, 5, time.UTC), CanonicalModel: "gpt-4o"})
 	if err != nil {
 		panic(err)
 	}
@@ -212,6 +213,7 @@ func compareEncoders(t *testing.T, data []byte, s string) {
 			Usage:    &Usage{ServerToolCalls: map[string]int64{s: 1, "b": 2}, ProviderTotalTokens: Int64(0)},
 			Warnings: []string{s, ""}, GPU: &GPUUsage{GPUModel: s, PID: 3, IntervalSeconds: 1e21, BusySeconds: -2.5e-9, EnergyJoules: &f}},
 		Owner: Owner{CostCenter: s}, Pricing: Pricing{Lines: []CostLine{{Meter: s}}}, Flags: Flags{Unowned: true, UsageMismatch: true},
+		CanonicalModel: s,
 	}, &Enriched{Event: Event{Usage: &Usage{}}})
 	for _, e := range values {
 		want, err := json.Marshal(e)

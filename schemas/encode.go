@@ -70,6 +70,8 @@ func (e *Enriched) AppendJSON(buf []byte) []byte {
 	}
 	buf = append(buf, `},"enriched_at":`...)
 	buf = appendTime(buf, e.EnrichedAt)
+	buf = append(buf, `,"canonical_model":`...)
+	buf = appendString(buf, e.CanonicalModel)
 	return append(buf, '}')
 }
 

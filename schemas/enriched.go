@@ -24,6 +24,25 @@ type Enriched struct {
 	CostSource string    `json:"cost_source"`
 	Flags      Flags     `json:"flags"`
 	EnrichedAt time.Time `json:"enriched_at"`
+	// CanonicalModel is the one name of the event's model, whatever
+	// spelling the provider reported (Model keeps that): the model name of
+	// the catalog entry that matched it (gpt-4o for gpt-4o-2024-08-06,
+	// GPT-4o and openai/gpt-4o), else the reported name normalized
+	// (pricing.NormalizeModel) and lower-cased. Windows, reports and
+	// anomaly series group by it. Records enriched before it existed lack
+	// it; read it through ModelID.
+	CanonicalModel string `json:"canonical_model"`
+}
+
+// ModelID is the name the event's cost is grouped under: CanonicalModel,
+// or the reported Model for a record enriched before canonical_model
+// existed, which is what aggregates keyed such records by then, so that
+// replaying one lands on the rows it was first counted in.
+func (e *Enriched) ModelID() string {
+	if e.CanonicalModel != "" {
+		return e.CanonicalModel
+	}
+	return e.Model
 }
 
 // Owner says who pays for an event.

@@ -35,8 +35,9 @@ func Example_subscribe() {
 				return
 			}
 			seen[ev.EventID] = true
+			// ModelID: one name per model (gpt-4o for gpt-4o-2024-08-06).
 			fmt.Printf("%s %s/%s spent $%s on %s\n", ev.Time.Format("15:04:05"), ev.Owner.Team, ev.Owner.Project,
-				fmt.Sprintf("%d.%012d", ev.CostPicos/1e12, ev.CostPicos%1e12), ev.Model)
+				fmt.Sprintf("%d.%012d", ev.CostPicos/1e12, ev.CostPicos%1e12), ev.ModelID())
 		})
 	}
 }

@@ -21,6 +21,7 @@ type StoredEvent struct {
 // WindowRow is one partial aggregate: the events of one enriched-topic
 // partition that fall in one event-time window and one (provider, model,
 // team, project), with offsets in (previous ThroughOffset, ThroughOffset].
+// Model is the canonical model (Enriched.ModelID), not a reported name.
 // Rows are deterministic in their key, so a replay rewrites the same row;
 // the cost_by_window view sums the partials of all partitions.
 type WindowRow struct {
@@ -67,7 +68,7 @@ type SeenID struct {
 }
 
 // SeriesCost is the total cost of one (team, model) in one window, as the
-// anomaly scorer reads it back.
+// anomaly scorer reads it back; Model is the canonical model.
 type SeriesCost struct {
 	WindowStart time.Time
 	Team        string

@@ -116,8 +116,9 @@ func TestPricingConfidenceEndToEnd(t *testing.T) {
 		}
 	}
 
-	// The report's confidence section splits model-c's cost. Names are as
-	// reported, so each spelling is its own row.
+	// The report's confidence section splits model-c's cost. Rows are
+	// per canonical model, so every spelling of model-c is one row; the
+	// reported-names section keeps the spellings apart.
 	res, err := report.Build(ctx, p.Store, report.Options{Since: 24 * time.Hour, Until: at.Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
@@ -128,22 +129,28 @@ func TestPricingConfidenceEndToEnd(t *testing.T) {
 	}
 	usd := func(s string) decimal.Decimal { return decimal.RequireFromString(s) }
 	c := rowsBy["model-c"]
-	if !c.ExactCostUSD.Equal(usd("2.80")) || c.ExactRequests != 1 || !c.FallbackCostUSD.Equal(usd("2.80")) || c.FallbackRequests != 1 ||
-		!slices.Equal(c.FallbackCodes, []string{pricing.WarnUnknownServiceTier}) || c.UnpricedRequests != 0 {
+	if !c.ExactCostUSD.Equal(usd("4.20")) || c.ExactRequests != 2 || !c.FallbackCostUSD.Equal(usd("5.60")) || c.FallbackRequests != 2 ||
+		!slices.Equal(c.FallbackCodes, []string{pricing.WarnSnapshotFallback, pricing.WarnUnknownServiceTier}) || c.UnpricedRequests != 0 {
 		t.Errorf("model-c confidence %+v", c)
-	}
-	if c := rowsBy["MODEL-C-2025-01-01"]; !c.ExactCostUSD.Equal(usd("1.40")) || c.FallbackRequests != 0 {
-		t.Errorf("MODEL-C-2025-01-01 (batch, case-insensitive) confidence %+v", c)
-	}
-	if c := rowsBy["model-c-2026-02-02"]; !c.FallbackCostUSD.Equal(usd("2.80")) || !slices.Equal(c.FallbackCodes, []string{pricing.WarnSnapshotFallback}) {
-		t.Errorf("model-c-2026-02-02 confidence %+v", c)
 	}
 	if c := rowsBy["model-zzz"]; c.UnpricedRequests != 1 || !c.ExactCostUSD.IsZero() || c.FallbackRequests != 0 {
 		t.Errorf("model-zzz confidence %+v", c)
 	}
 	// Models with fallbacks or unpriced requests come first.
-	if n := len(res.Confidence); n != 4 || res.Confidence[n-1].Model != "MODEL-C-2025-01-01" {
+	if n := len(res.Confidence); n != 2 || res.Confidence[0].Model != "model-c" {
 		t.Errorf("confidence rows %+v", res.Confidence)
+	}
+	names := map[string]report.NameRow{}
+	for _, n := range res.ReportedNames {
+		names[n.ReportedName] = n
+	}
+	for name, want := range map[string]string{"model-c": "5.60", "MODEL-C-2025-01-01": "1.40", "model-c-2026-02-02": "2.80"} {
+		if n := names[name]; n.Model != "model-c" || !n.CostUSD.Equal(usd(want)) {
+			t.Errorf("reported name %s: %+v, want model-c costing %s", name, n, want)
+		}
+	}
+	if n := names["model-c"]; n.Requests != 2 {
+		t.Errorf("reported name model-c: %d requests, want 2", n.Requests)
 	}
 
 	var buf bytes.Buffer

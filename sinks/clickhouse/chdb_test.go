@@ -115,6 +115,10 @@ func TestModernClickHouseSQL(t *testing.T) {
 	_, err = rec.Query(ctx, clickhouse.TrafficModelsQuery, schemas.KindLLMRequest, from.Unix())
 	step(rec.Name, err)
 
+	rec.Name = "model drill-down"
+	_, err = rec.Query(ctx, clickhouse.ModelNamesQuery, "gpt-4o", from.Unix(), to.Unix())
+	step(rec.Name, err)
+
 	// The results that say the modern engine reads the data as 18.16
 	// does: events and windows agree, FINAL keeps the newest rating, and
 	// the confidence section splits exact, fallback and unpriced cost.

@@ -232,6 +232,31 @@ FROM (
 		`DROP TABLE IF EXISTS ` + ViewEvents,
 		`CREATE VIEW IF NOT EXISTS ` + ViewEvents + ` AS SELECT * FROM ` + TableEvents + ` FINAL`,
 	}},
+	// The canonical model (schemas.Enriched.CanonicalModel) of each event
+	// beside the name its provider reported: gpt-4o for gpt-4o-2024-08-06,
+	// GPT-4o and openai/gpt-4o alike. From this version on, the model
+	// column of cost_windows and cost_anomalies holds the canonical model,
+	// so windows, reports and anomaly series have one row per model; the
+	// reported names stay here for drill-down.
+	//
+	// The window key is unchanged, (window_start, provider, model, team,
+	// project, src_partition, through_offset), because 18.16 cannot change
+	// a table's ORDER BY, and the aggregator puts into model the canonical
+	// model the enriched record carries, or its reported name when it was
+	// enriched before canonical_model existed. Both are fixed in the record,
+	// not looked up again, so a replay of any record, from before or after
+	// this version, lands on the rows it was first counted in; a catalog
+	// reload cannot split a window either. Window rows written before this
+	// version keep the reported names they were keyed by and still read
+	// correctly (in their own rows: merging them would need rewriting a key
+	// column). The DEFAULT gives events stored before this version those
+	// same names, so verify and re-rating, which compare events with
+	// windows per canonical model, still match them.
+	{7, "usage_events_canonical_model", []string{
+		`ALTER TABLE ` + TableEvents + ` ADD COLUMN canonical_model {{dim}} DEFAULT model AFTER model`,
+		`DROP TABLE IF EXISTS ` + ViewEvents,
+		`CREATE VIEW IF NOT EXISTS ` + ViewEvents + ` AS SELECT * FROM ` + TableEvents + ` FINAL`,
+	}},
 }
 
 // RerateSrcPartition is the src_partition of the window rows that carry

@@ -14,7 +14,7 @@ import (
 // RatedEvents returns the newest rating of every event with time in
 // [from, to), rebuilt as enriched events with their stored position.
 func (s *Store) RatedEvents(ctx context.Context, from, to time.Time) ([]schemas.StoredEvent, error) {
-	rows, err := s.conn.Query(ctx, `SELECT event_id, toUInt32(time), kind, source, provider, model, operation, status, error_type,
+	rows, err := s.conn.Query(ctx, `SELECT event_id, toUInt32(time), kind, source, provider, model, canonical_model, operation, status, error_type,
     latency_ms, service_tier, team, project, cost_center, api_key_id,
     input_tokens, cache_read_input_tokens, cache_write_input_tokens, output_tokens, reasoning_output_tokens,
     cost_usd, cost_source, catalog_version, price_id, unpriced, unowned, labels, raw_usage,
@@ -36,7 +36,7 @@ WHERE time >= toDateTime(?) AND time < toDateTime(?)`, from.Unix(), to.Unix())
 			labels, raw, usageJSON    string
 			se                        schemas.StoredEvent
 		)
-		if err := rows.Scan(&e.EventID, &at, &e.Kind, &e.Source, &e.Provider, &e.Model, &e.Operation, &e.Status, &e.ErrorType,
+		if err := rows.Scan(&e.EventID, &at, &e.Kind, &e.Source, &e.Provider, &e.Model, &e.CanonicalModel, &e.Operation, &e.Status, &e.ErrorType,
 			&latency, &e.ServiceTier, &e.Owner.Team, &e.Owner.Project, &e.Owner.CostCenter, &e.APIKeyID,
 			&in, &cr, &cw, &o, &r, &cost, &e.CostSource, &e.Pricing.CatalogVersion, &e.Pricing.PriceID,
 			&unpriced, &unowned, &labels, &raw, &partition, &se.Offset, &se.RatingVersion, &usageJSON, &e.ProviderCostUSD); err != nil {
@@ -114,10 +114,11 @@ func (s *Store) CostCorrections(ctx context.Context, from, to time.Time, window 
 		}
 		return out, rows.Err()
 	}
-	target, err := sum(`SELECT toUInt32(intDiv(toUInt32(time), ?) * ?) AS ws, provider, model, team, project, sum(cost_usd)
+	// Windows are keyed by the canonical model (cost_windows.model).
+	target, err := sum(`SELECT toUInt32(intDiv(toUInt32(time), ?) * ?) AS ws, provider, canonical_model, team, project, sum(cost_usd)
 FROM `+TableEvents+` FINAL
 WHERE time >= toDateTime(?) AND time < toDateTime(?)
-GROUP BY ws, provider, model, team, project`, w, w, from.Unix(), to.Unix())
+GROUP BY ws, provider, canonical_model, team, project`, w, w, from.Unix(), to.Unix())
 	if err != nil {
 		return nil, fmt.Errorf("summing re-rated event costs: %w", err)
 	}

@@ -7,3 +7,12 @@ package clickhouse
 const TrafficModelsQuery = `SELECT provider, model, count(), toUInt32(max(time)) FROM ` + TableEvents + `
 WHERE kind = ? AND time >= toDateTime(?)
 GROUP BY provider, model ORDER BY count() DESC, provider, model`
+
+// ModelNamesQuery drills down into one canonical model: the requests and
+// cost of each name it was reported under (gpt-4o, gpt-4o-2024-08-06,
+// GPT-4o for gpt-4o), newest rating of each event. Arguments: the
+// canonical model, then the range [from, to) as unix seconds.
+const ModelNamesQuery = `SELECT provider, model, count() AS requests, sum(cost_usd) AS usd
+FROM ` + TableEvents + ` FINAL
+WHERE canonical_model = ? AND time >= toDateTime(?) AND time < toDateTime(?)
+GROUP BY provider, model ORDER BY usd DESC, provider, model`

@@ -69,10 +69,11 @@ func (s *Store) ReconcileUsage(ctx context.Context, from, to time.Time) (*Reconc
 
 func (s *Store) reconcile(ctx context.Context, from, to time.Time, withCost bool) (*Reconciliation, error) {
 	const sums = `sum(input_tokens), sum(cache_read_input_tokens), sum(cache_write_input_tokens), sum(output_tokens), sum(reasoning_output_tokens), sum(cost_usd)`
-	events, err := s.recQuery(ctx, `SELECT toString(toDate(time)) AS d, model, team, toUInt64(count()), `+sums+`
+	// Windows are keyed by the canonical model, not the reported one.
+	events, err := s.recQuery(ctx, `SELECT toString(toDate(time)) AS d, canonical_model, team, toUInt64(count()), `+sums+`
 FROM `+TableEvents+` FINAL
 WHERE time >= toDateTime(?) AND time < toDateTime(?)
-GROUP BY d, model, team`, from, to)
+GROUP BY d, canonical_model, team`, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("summing usage_events: %w", err)
 	}

@@ -107,6 +107,7 @@ type eventBuffers struct {
 	statuses, errorTypes, tiers, teams, projects       []string
 	costCenters, keyIDs, costSources, catalogs, prices []string
 	labels, rawUsage, usageJSON, providerCosts         []string
+	canonicalModels                                    []string
 	times                                              []time.Time
 	latencies, offsets                                 []int64
 	input, cacheRead, cacheWrite, output, reasoning    []int64
@@ -133,7 +134,7 @@ func sized[T any](s []T, n int) []T {
 func (b *eventBuffers) release() {
 	for _, s := range [][]string{b.ids, b.kinds, b.sources, b.providers, b.models, b.operations,
 		b.statuses, b.errorTypes, b.tiers, b.teams, b.projects, b.costCenters, b.keyIDs,
-		b.costSources, b.catalogs, b.prices, b.labels, b.rawUsage, b.usageJSON, b.providerCosts} {
+		b.costSources, b.catalogs, b.prices, b.labels, b.rawUsage, b.usageJSON, b.providerCosts, b.canonicalModels} {
 		clear(s)
 	}
 	clear(b.costs)
@@ -150,6 +151,7 @@ func (b *eventBuffers) columns(events []schemas.StoredEvent) ([]column, error) {
 	b.tiers, b.teams, b.projects, b.costCenters = sized(b.tiers, n), sized(b.teams, n), sized(b.projects, n), sized(b.costCenters, n)
 	b.keyIDs, b.costSources, b.catalogs, b.prices = sized(b.keyIDs, n), sized(b.costSources, n), sized(b.catalogs, n), sized(b.prices, n)
 	b.labels, b.rawUsage, b.usageJSON, b.providerCosts = sized(b.labels, n), sized(b.rawUsage, n), sized(b.usageJSON, n), sized(b.providerCosts, n)
+	b.canonicalModels = sized(b.canonicalModels, n)
 	b.times, b.latencies, b.offsets = sized(b.times, n), sized(b.latencies, n), sized(b.offsets, n)
 	b.input, b.cacheRead, b.cacheWrite = sized(b.input, n), sized(b.cacheRead, n), sized(b.cacheWrite, n)
 	b.output, b.reasoning, b.costs = sized(b.output, n), sized(b.reasoning, n), sized(b.costs, n)
@@ -163,6 +165,7 @@ func (b *eventBuffers) columns(events []schemas.StoredEvent) ([]column, error) {
 		b.ids[i], b.times[i] = e.EventID, e.Time.UTC()
 		b.kinds[i], b.sources[i] = e.Kind, e.Source
 		b.providers[i], b.models[i], b.operations[i] = e.Provider, e.Model, e.Operation
+		b.canonicalModels[i] = e.ModelID()
 		b.statuses[i], b.errorTypes[i], b.tiers[i] = e.Status, e.ErrorType, e.ServiceTier
 		b.latencies[i] = schemas.Get(e.LatencyMs)
 		b.teams[i], b.projects[i], b.costCenters[i] = e.Owner.Team, e.Owner.Project, e.Owner.CostCenter
@@ -193,6 +196,7 @@ func (b *eventBuffers) columns(events []schemas.StoredEvent) ([]column, error) {
 		// The driver stores a Date as the day of the time it is given.
 		{"event_id", b.ids}, {"time", b.times}, {"date", b.times},
 		{"kind", b.kinds}, {"source", b.sources}, {"provider", b.providers}, {"model", b.models},
+		{"canonical_model", b.canonicalModels},
 		{"operation", b.operations}, {"status", b.statuses}, {"error_type", b.errorTypes},
 		{"latency_ms", b.latencies}, {"service_tier", b.tiers},
 		{"team", b.teams}, {"project", b.projects}, {"cost_center", b.costCenters}, {"api_key_id", b.keyIDs},
@@ -205,8 +209,9 @@ func (b *eventBuffers) columns(events []schemas.StoredEvent) ([]column, error) {
 		{"pricing_warnings", pricingWarnings(events)},
 	}
 	// A column that is empty or zero in every event is left out of the
-	// INSERT: the server fills in the same value (no column of the table
-	// has a DEFAULT expression), and neither side spends time on it.
+	// INSERT: the server fills in the same value (the one DEFAULT
+	// expression, canonical_model's, is model, and canonical_model is
+	// empty only where model is), and neither side spends time on it.
 	// Optional fields (operation, error_type, cost_center, cache tokens,
 	// flags, ...) are often unset in a whole batch.
 	cols := all[:3]
