@@ -302,13 +302,44 @@ func TestWriteRejectsNilEvent(t *testing.T) {
 	}
 }
 
-func TestByMonth(t *testing.T) {
+func TestWindowInserts(t *testing.T) {
 	mar := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
 	jan := time.Date(2025, 1, 31, 23, 59, 0, 0, time.UTC)
 	rows := []schemas.WindowRow{{WindowStart: mar}, {WindowStart: jan}, {WindowStart: mar, Model: "b"}}
-	got := byMonth(rows)
-	if len(got) != 2 || len(got[0]) != 1 || !got[0][0].WindowStart.Equal(jan) || len(got[1]) != 2 || got[1][1].Model != "b" {
-		t.Errorf("byMonth = %+v", got)
+	got := windowInserts(rows)
+	if len(got) != 2 || len(got[0]) != 1 || got[0][0] != 1 || len(got[1]) != 2 || got[1][0] != 0 || got[1][1] != 2 {
+		t.Errorf("windowInserts = %v, want [[1] [0 2]]", got)
+	}
+
+	// Many keys: windows stay whole, inserts stay near the bound.
+	var many []schemas.WindowRow
+	perWindow := maxWindowRowsPerInsert/2 + 1
+	for w := 0; w < 3; w++ {
+		for k := 0; k < perWindow; k++ {
+			many = append(many, schemas.WindowRow{WindowStart: mar.Add(time.Duration(w) * time.Minute), Team: fmt.Sprint(k)})
+		}
+	}
+	big := make([]schemas.WindowRow, maxWindowRowsPerInsert+5)
+	for i := range big {
+		big[i].WindowStart = mar.Add(time.Hour)
+	}
+	many = append(many, big...)
+	got = windowInserts(many)
+	if len(got) != 4 {
+		t.Fatalf("windowInserts of 3 windows of %d rows and one of %d: %d inserts, want 4", perWindow, len(big), len(got))
+	}
+	seen := 0
+	for i, ins := range got {
+		start := many[ins[0]].WindowStart
+		for _, at := range ins {
+			if !many[at].WindowStart.Equal(start) {
+				t.Errorf("insert %d mixes window %s and %s", i, start, many[at].WindowStart)
+			}
+		}
+		seen += len(ins)
+	}
+	if seen != len(many) || len(got[3]) != len(big) {
+		t.Errorf("inserts hold %d rows (last %d), want %d (last %d)", seen, len(got[3]), len(many), len(big))
 	}
 }
 

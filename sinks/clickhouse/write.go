@@ -32,8 +32,9 @@ type column struct {
 // Write stores events in TableEvents, then rows in
 // TableWindows, and returns nil only when all of them are durable.
 // Window rows are the aggregator's commit marker, so they go last; the rows
-// of one window_start are always in a single INSERT (one per month, the
-// table's partition), so a window is either fully written or not at all.
+// of one window_start are always in a single INSERT (never spanning months,
+// the table's partition; see windowInserts), so a window is either fully
+// written or not at all.
 // Each INSERT is retried with exponential backoff and jitter up to
 // MaxRetries times or until ctx ends. Rewriting the same events or rows is
 // harmless: both tables are ReplacingMergeTrees keyed so that a replay
@@ -54,8 +55,8 @@ func (s *Store) Write(ctx context.Context, events []schemas.StoredEvent, rows []
 		return nil
 	}
 	emittedAt := time.Now()
-	for _, group := range byMonth(rows) {
-		cols, err := windowColumns(group, emittedAt)
+	for _, group := range windowInserts(rows) {
+		cols, err := windowColumns(rows, group, emittedAt)
 		if err != nil {
 			return err
 		}
@@ -66,37 +67,48 @@ func (s *Store) Write(ctx context.Context, events []schemas.StoredEvent, rows []
 	return nil
 }
 
-// byMonth splits rows by the UTC month of their window_start, in month
-// order, keeping the input order inside each month.
-func byMonth(rows []schemas.WindowRow) [][]schemas.WindowRow {
-	index := map[int]int{}
-	var months []int
-	var groups [][]schemas.WindowRow
-	for _, r := range rows {
-		t := r.WindowStart.UTC()
-		m := t.Year()*100 + int(t.Month())
-		i, ok := index[m]
-		if !ok {
-			i = len(groups)
-			index[m] = i
-			months = append(months, m)
-			groups = append(groups, nil)
-		}
-		groups[i] = append(groups[i], r)
-	}
-	if len(groups) == 1 {
-		return groups
-	}
-	order := make([]int, len(groups))
+// maxWindowRowsPerInsert bounds the rows of one window INSERT, and so the
+// memory its columns take (each row carries a 96-bucket histogram, about
+// 1.6 KB once in the driver's column): 100,000 keys closing at once would
+// otherwise be held twice over. A window_start is never split.
+const maxWindowRowsPerInsert = 16_384
+
+// windowInserts groups rows into INSERTs: the rows of one window_start
+// always together, groups of one UTC month only (the table's partition),
+// in window order, each at most maxWindowRowsPerInsert rows unless a
+// single window_start has more. It returns row indices, so that the rows
+// themselves are not copied.
+func windowInserts(rows []schemas.WindowRow) [][]int {
+	order := make([]int, len(rows))
 	for i := range order {
 		order[i] = i
 	}
-	sort.Slice(order, func(a, b int) bool { return months[order[a]] < months[order[b]] })
-	out := make([][]schemas.WindowRow, len(groups))
-	for i, g := range order {
-		out[i] = groups[g]
+	sort.SliceStable(order, func(a, b int) bool {
+		return rows[order[a]].WindowStart.Before(rows[order[b]].WindowStart)
+	})
+	month := func(i int) int {
+		t := rows[i].WindowStart.UTC()
+		return t.Year()*100 + int(t.Month())
 	}
-	return out
+	var inserts [][]int
+	var cur []int
+	for lo := 0; lo < len(order); {
+		hi := lo + 1
+		for hi < len(order) && rows[order[hi]].WindowStart.Equal(rows[order[lo]].WindowStart) {
+			hi++
+		}
+		window := order[lo:hi]
+		if len(cur) > 0 && (month(cur[0]) != month(window[0]) || len(cur)+len(window) > maxWindowRowsPerInsert) {
+			inserts = append(inserts, cur)
+			cur = nil
+		}
+		cur = append(cur, window...)
+		lo = hi
+	}
+	if len(cur) > 0 {
+		inserts = append(inserts, cur)
+	}
+	return inserts
 }
 
 // eventBuffers are the columns of one events INSERT, kept from one Write
@@ -251,8 +263,9 @@ func usageJSON(u *schemas.Usage) string {
 	return unsafe.String(unsafe.SliceData(js), len(js)) // js is not shared
 }
 
-func windowColumns(rows []schemas.WindowRow, emittedAt time.Time) ([]column, error) {
-	n := len(rows)
+// windowColumns returns the columns of the rows at the indices idx.
+func windowColumns(all []schemas.WindowRow, idx []int, emittedAt time.Time) ([]column, error) {
+	n := len(idx)
 	var (
 		starts                                          = make([]time.Time, n)
 		seconds, partitions                             = make([]uint32, n), make([]uint32, n)
@@ -264,7 +277,8 @@ func windowColumns(rows []schemas.WindowRow, emittedAt time.Time) ([]column, err
 		hists                                           = make([][]uint64, n)
 		emitted                                         = make([]time.Time, n)
 	)
-	for i, r := range rows {
+	for i, at := range idx {
+		r := &all[at]
 		starts[i], seconds[i] = r.WindowStart.UTC(), r.WindowSeconds
 		providers[i], models[i], teams[i], projects[i] = r.Provider, r.Model, r.Team, r.Project
 		partitions[i], through[i] = uint32(r.SrcPartition), r.ThroughOffset
