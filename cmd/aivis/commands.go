@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -31,12 +32,22 @@ func requireBrokers(e *env) error {
 // until a signal, or until one of them fails.
 func runStages(ctx context.Context, e *env, opts pipeline.Options) error {
 	opts.Log = e.log
+	applyMemoryLimit(e)
 	p, err := pipeline.Build(ctx, e.cfg, opts)
 	if err != nil {
 		return err
 	}
 	defer p.Close()
 	return p.Run(ctx)
+}
+
+// applyMemoryLimit sets the Go runtime's soft memory limit from
+// memory_limit_mib; 0 leaves GOMEMLIMIT (or no limit) in place.
+func applyMemoryLimit(e *env) {
+	if mib := e.cfg.MemoryLimitMiB; mib > 0 {
+		debug.SetMemoryLimit(mib << 20)
+		e.log.Info("soft memory limit set", "memory_limit_mib", mib)
+	}
 }
 
 func runIngest(ctx context.Context, e *env) error {

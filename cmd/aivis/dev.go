@@ -59,6 +59,7 @@ func runDev(ctx context.Context, e *env) error {
 			return nil
 		})}}
 	}
+	applyMemoryLimit(e)
 	var err error
 	p, err = pipeline.Build(ctx, e.cfg, opts)
 	if err != nil {

@@ -38,6 +38,10 @@ type Config struct {
 	// while taken, so an operator turns them on for a diagnosis only.
 	Pprof    bool   `koanf:"pprof" help:"also serve Go's /debug/pprof/ profiles on metrics_addr"`
 	LogLevel string `koanf:"log_level" help:"debug, info, warn or error"`
+	// MemoryLimitMiB is a soft limit on the process's Go memory: above it
+	// the garbage collector works harder rather than let the heap grow to
+	// twice what is live. Set it below the container's limit (e.g. 80%).
+	MemoryLimitMiB int64 `koanf:"memory_limit_mib" help:"soft limit of the process's Go memory in MiB, e.g. 80% of its container's limit (0: none, or GOMEMLIMIT)"`
 }
 
 // Kafka says where the brokers are. No brokers means: `aivis dev` starts an
@@ -86,6 +90,9 @@ func (c Config) validate(withIngest bool) error {
 		if !strings.Contains(b, ":") {
 			errs = append(errs, fmt.Errorf("kafka.brokers[%d]: %q must be host:port", i, b))
 		}
+	}
+	if c.MemoryLimitMiB < 0 {
+		errs = append(errs, fmt.Errorf("memory_limit_mib: %d must not be negative (0 means no limit)", c.MemoryLimitMiB))
 	}
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "error":
