@@ -203,7 +203,11 @@ type ingestPoint struct {
 
 // ingestHTTP posts NDJSON batches of each size to a separate `aivis
 // ingest` process from several clients and times each request.
-func (h *harness) ingestHTTP(ctx context.Context, d dataset, sizes []int, clients int) ([]ingestPoint, error) {
+// ingestLoad is one point of the ingest sweep: events per request and
+// concurrent clients.
+type ingestLoad struct{ size, clients int }
+
+func (h *harness) ingestHTTP(ctx context.Context, d dataset, loads []ingestLoad) ([]ingestPoint, error) {
 	token := "bench-" + fmt.Sprint(time.Now().UnixNano())
 	sum := sha256.Sum256([]byte(token))
 	producers, _ := json.Marshal([]map[string]any{{"name": "bench", "token_sha256": hex.EncodeToString(sum[:])}})
@@ -220,7 +224,13 @@ func (h *harness) ingestHTTP(ctx context.Context, d dataset, sizes []int, client
 	url := "http://" + listen + "/v1/events"
 	next := 0
 	var out []ingestPoint
-	for _, size := range sizes {
+	// Keep-alive connections for every client: the default transport
+	// keeps two per host, so more clients would each open a connection
+	// per request and time the handshake, not ingest.
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, MaxIdleConns: 64}}
+	defer client.CloseIdleConnections()
+	for _, load := range loads {
+		size, clients := load.size, load.clients
 		// A bounded number of requests: at most the events there are, and
 		// at most 4,000 requests per size.
 		reqs := min(len(d.values)/size, 4000)
@@ -248,7 +258,7 @@ func (h *harness) ingestHTTP(ctx context.Context, d dataset, sizes []int, client
 					req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(bodies[i]))
 					req.Header.Set("Authorization", "Bearer "+token)
 					req.Header.Set("Content-Type", "application/x-ndjson")
-					resp, err := http.DefaultClient.Do(req)
+					resp, err := client.Do(req)
 					if err != nil {
 						errs <- fmt.Errorf("POST %s: %w", url, err)
 						return

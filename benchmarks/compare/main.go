@@ -76,6 +76,9 @@ type result struct {
 	PeerMissing     int `json:"peer_ch_kafka_events_missing"`
 	PeerSumsMissing int `json:"peer_ch_kafka_sums_only_events_missing"`
 	PeerConsumers   int `json:"peer_ch_kafka_num_consumers"`
+	// IngestClients is the concurrency of the headline ingest point: the
+	// fastest 500-event point with p99 under 50 ms (else the fastest).
+	IngestClients int `json:"ingest_http_clients"`
 	// AivisEnv lists the settings given with -aivis-env.
 	AivisEnv   []string   `json:"aivis_env,omitempty"`
 	PeerFormat string     `json:"peer_ch_kafka_format"`
@@ -162,7 +165,7 @@ func main() {
 	profileSeconds := flag.Int("profile-seconds", 15, "length of the CPU profiles of enrich and aggregate (0: none)")
 	consumers := flag.Int("peer-consumers", runtime.NumCPU(), "num_consumers of ClickHouse's Kafka engine table")
 	skipList := flag.String("skip", "", "comma-separated steps to leave out: micro, raw, peer, naive, e2e, ingest, latency, rss, scaling")
-	aivisEnv := flag.String("aivis-env", "", "comma-separated AIVIS_KEY=value settings added to every aivis process, e.g. AIVIS_AGGREGATE__FLUSH_INTERVAL=5s")
+	aivisEnv := flag.String("aivis-env", "", "comma-separated AIVIS_KEY=value (or GOMEMLIMIT=, GOGC=) settings added to every aivis process, e.g. AIVIS_AGGREGATE__FLUSH_INTERVAL=5s")
 	flag.Parse()
 	skip := map[string]bool{}
 	for _, s := range strings.Split(*skipList, ",") {
@@ -190,8 +193,8 @@ func main() {
 	}
 	for _, kv := range strings.Split(*aivisEnv, ",") {
 		if kv = strings.TrimSpace(kv); kv != "" {
-			if !strings.HasPrefix(kv, "AIVIS_") || !strings.Contains(kv, "=") {
-				fatal(fmt.Errorf("-aivis-env: %q is not an AIVIS_KEY=value setting", kv))
+			if !(strings.HasPrefix(kv, "AIVIS_") || strings.HasPrefix(kv, "GOMEMLIMIT=") || strings.HasPrefix(kv, "GOGC=")) || !strings.Contains(kv, "=") {
+				fatal(fmt.Errorf("-aivis-env: %q is not an AIVIS_KEY=value, GOMEMLIMIT= or GOGC= setting", kv))
 			}
 			h.aivisEnv = append(h.aivisEnv, kv)
 		}
@@ -322,12 +325,28 @@ func run(ctx context.Context, h *harness, n, scaleN, consumers int, latencyFor t
 			if err := resetTopics(ctx, h.adm, 6); err != nil {
 				return err
 			}
-			pts, err := h.ingestHTTP(ctx, data, []int{1, 100, 500}, 8)
+			pts, err := h.ingestHTTP(ctx, data, []ingestLoad{{1, 8}, {100, 8}, {500, 1}, {500, 2}, {500, 4}, {500, 8}})
 			h.res.IngestBySize = pts
-			for _, p := range pts {
-				if p.BatchEvents == 500 {
-					h.res.IngestHTTP, h.res.IngestP99Ms = p.EventsPerS, p.P99Ms
+			// The headline is the fastest 500-event point whose p99 is
+			// under 50 ms, or the fastest one when none is.
+			var best, bestUnder *ingestPoint
+			for i := range pts {
+				p := &pts[i]
+				if p.BatchEvents != 500 {
+					continue
 				}
+				if best == nil || p.EventsPerS > best.EventsPerS {
+					best = p
+				}
+				if p.P99Ms < 50 && (bestUnder == nil || p.EventsPerS > bestUnder.EventsPerS) {
+					bestUnder = p
+				}
+			}
+			if bestUnder != nil {
+				best = bestUnder
+			}
+			if best != nil {
+				h.res.IngestHTTP, h.res.IngestP99Ms, h.res.IngestClients = best.EventsPerS, best.P99Ms, best.Clients
 			}
 			return err
 		})
@@ -574,10 +593,10 @@ func table(r result) string {
 	row("**aivis** enrich + aggregate processes", r.E2E)
 	fmt.Fprintln(&b, "\n| Other | value |")
 	fmt.Fprintln(&b, "|---|---:|")
-	fmt.Fprintf(&b, "| ingest HTTP, 500 events/request: events/s | %s |\n", num(r.IngestHTTP))
-	fmt.Fprintf(&b, "| ingest HTTP, 500 events/request: p99 ms | %.1f |\n", r.IngestP99Ms)
+	fmt.Fprintf(&b, "| ingest HTTP, 500 events/request, %d clients (fastest with p99 < 50 ms): events/s | %s |\n", r.IngestClients, num(r.IngestHTTP))
+	fmt.Fprintf(&b, "| ingest HTTP, 500 events/request, %d clients: p99 ms | %.1f |\n", r.IngestClients, r.IngestP99Ms)
 	for _, p := range r.IngestBySize {
-		fmt.Fprintf(&b, "| ingest HTTP, %d events/request: events/s · p99 ms | %s · %.1f |\n", p.BatchEvents, num(p.EventsPerS), p.P99Ms)
+		fmt.Fprintf(&b, "| ingest HTTP, %d events/request, %d clients: events/s · p50 · p99 ms | %s · %.1f · %.1f |\n", p.BatchEvents, p.Clients, num(p.EventsPerS), p.P50Ms, p.P99Ms)
 	}
 	fmt.Fprintf(&b, "| enrich, one core (%s): events/s | %s |\n", r.EnrichBench, num(r.EnrichCore))
 	fmt.Fprintf(&b, "| aggregate, one core (BenchmarkAddBatch): events/s | %s |\n", num(r.AggregateCore))
