@@ -485,7 +485,7 @@ func (h *harness) latency(ctx context.Context, d dataset, rate float64, dur time
 // aggregatorRSS feeds one aggregate process enriched events spanning keys
 // distinct (model, team, project) keys in open windows, and returns its
 // peak RSS once all of them are counted (the idle timeout emits them).
-func (h *harness) aggregatorRSS(ctx context.Context, base dataset, keys int) (int64, error) {
+func (h *harness) aggregatorRSS(ctx context.Context, base dataset, keys int, name string, env []string) (int64, error) {
 	count := 2 * keys
 	d, err := enrichedFor(base, keys, count)
 	if err != nil {
@@ -494,12 +494,12 @@ func (h *harness) aggregatorRSS(ctx context.Context, base dataset, keys int) (in
 	if _, err := produce(ctx, h.broker.addr, schemas.TopicEnriched, d.keys, d.values); err != nil {
 		return 0, err
 	}
-	s, err := h.newStack(ctx, fmt.Sprint("rss", keys), 6)
+	s, err := h.newStack(ctx, name, 6)
 	if err != nil {
 		return 0, err
 	}
 	defer s.close()
-	p, err := s.start(fmt.Sprint("rss", keys, "-aggregate"), nil, "aggregate")
+	p, err := s.start(name+"-aggregate", env, "aggregate")
 	if err != nil {
 		return 0, err
 	}

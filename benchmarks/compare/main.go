@@ -98,6 +98,9 @@ type result struct {
 	Latency    *latencyResult `json:"e2e_latency_detail,omitempty"`
 
 	AggRSS100k int64 `json:"aggregator_rss_100k_keys_bytes"`
+	// AggRSS100kLimited is the same with memory_limit_mib=768, the
+	// setting for a 1 GiB container.
+	AggRSS100kLimited int64 `json:"aggregator_rss_100k_keys_memory_limit_768mib_bytes"`
 
 	Scaling struct {
 		Keys       []scalePoint `json:"keys"`
@@ -372,7 +375,15 @@ func run(ctx context.Context, h *harness, n, scaleN, consumers int, latencyFor t
 				return err
 			}
 			var err error
-			h.res.AggRSS100k, err = h.aggregatorRSS(ctx, data, 100_000)
+			if h.res.AggRSS100k, err = h.aggregatorRSS(ctx, data, 100_000, "rss100k", nil); err != nil {
+				return err
+			}
+			// Again as a deployment in a 1 GiB container would run it: a
+			// soft limit at 75% of the container (memory_limit_mib).
+			if err := resetTopics(ctx, h.adm, 6, "aivis-enrich", "aivis-aggregate"); err != nil {
+				return err
+			}
+			h.res.AggRSS100kLimited, err = h.aggregatorRSS(ctx, data, 100_000, "rss100k_limited", []string{"AIVIS_MEMORY_LIMIT_MIB=768"})
 			return err
 		})
 	}
@@ -605,6 +616,7 @@ func table(r result) string {
 			r.Latency.WindowS, r.Latency.AllowedLatenessS, num(r.Latency.RateEventsPerS), r.LatencyP50, r.LatencyP99)
 	}
 	fmt.Fprintf(&b, "| aggregator peak RSS, 100k keys in open windows | %s MiB |\n", num(float64(r.AggRSS100k)/(1<<20)))
+	fmt.Fprintf(&b, "| the same with memory_limit_mib=768 (a 1 GiB container) | %s MiB |\n", num(float64(r.AggRSS100kLimited)/(1<<20)))
 	if d := r.E2EDetail; d != nil {
 		for _, name := range []string{"enrich", "aggregate-0"} {
 			if u, ok := d.Processes[name]; ok {
