@@ -32,10 +32,10 @@ type DeviceSample struct {
 	Name  string `json:"name"`
 	// MIG instances: the physical GPU, the instance's profile
 	// (e.g. "3g.20gb") and its share of the GPU's slices.
-	ParentUUID  string `json:"parent_uuid,omitempty"`
-	MIGProfile  string `json:"mig_profile,omitempty"`
-	SliceCount  uint32 `json:"slice_count,omitempty"`
-	MIGEnabled  bool   `json:"mig_enabled,omitempty"`
+	ParentUUID  string  `json:"parent_uuid,omitempty"`
+	MIGProfile  string  `json:"mig_profile,omitempty"`
+	SliceCount  uint32  `json:"slice_count,omitempty"`
+	MIGEnabled  bool    `json:"mig_enabled,omitempty"`
 	MemoryTotal *uint64 `json:"memory_total_bytes"`
 	MemoryUsed  *uint64 `json:"memory_used_bytes"`
 	// Util is nil when the device does not report utilization (MIG-enabled

@@ -589,4 +589,3 @@ func (p *Probe) Close() error {
 	}
 	return nil
 }
-
