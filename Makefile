@@ -8,13 +8,16 @@ FUZZTIME ?= 10s
 BENCHTIME ?= 200ms
 BENCH_EVENTS ?= 1000000
 
-.PHONY: help build demo test unit fuzz bench lint clickhouse-up clickhouse-down kafka-up kafka-down chdb-up clean
+.PHONY: help build gpu-check demo test unit fuzz bench lint clickhouse-up clickhouse-down kafka-up kafka-down chdb-up clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-build: ## build bin/aivis
-	$(GO) build -o $(BIN) ./cmd/aivis
+build: ## build bin/aivis (lazy binding: the binary must start on hosts without the NVIDIA driver)
+	$(GO) build -ldflags=-extldflags=-Wl,-z,lazy -o $(BIN) ./cmd/aivis
+
+gpu-check: build ## on a GPU host: run gpuprobe for a minute, print gpu.usage events and a per-GPU summary (docs/gpu.md)
+	deploy/scripts/gpu-check.sh
 
 demo: build ## run the whole pipeline for a minute on synthetic traffic and print the cost report
 	deploy/scripts/demo.sh

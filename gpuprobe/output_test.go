@@ -18,14 +18,10 @@ import (
 )
 
 func TestPrintSnapshot(t *testing.T) {
-	p, err := Open(fakeLibrary(
-		fakeDevice("GPU-aaaa", "NVIDIA H100 80GB HBM3", 1<<30, 40, nvml.SUCCESS),
-		fakeDevice("GPU-bbbb", "NVIDIA H100 80GB HBM3", 2<<30, 0, nvml.ERROR_NOT_SUPPORTED),
-	), nil, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	a, b := &gpu{util: 40, mem: 1 << 30}, &gpu{mem: 2 << 30}
+	srv, devs := server(t, a, b)
+	devs[1].GetUtilizationRatesFunc = func() (nvml.Utilization, nvml.Return) { return nvml.Utilization{}, nvml.ERROR_NOT_SUPPORTED }
+	p, _, _ := openProbe(t, srv, time.Minute)
 	var out bytes.Buffer
 	if err := PrintSnapshot(p, &out); err != nil {
 		t.Fatal(err)
@@ -35,11 +31,11 @@ func TestPrintSnapshot(t *testing.T) {
 		t.Fatalf("got %d lines, want one per GPU:\n%s", len(lines), out.String())
 	}
 	var s DeviceSample
-	if err := json.Unmarshal([]byte(lines[0]), &s); err != nil || s.UUID != "GPU-aaaa" || s.Util.GPUPercent != 40 {
+	if err := json.Unmarshal([]byte(lines[0]), &s); err != nil || s.UUID != devs[0].UUID || s.Util == nil || s.Util.GPUPercent != 40 {
 		t.Errorf("first line %s: %+v %v", lines[0], s, err)
 	}
 
-	disabled, err := Open(&mock.Interface{InitFunc: func() nvml.Return { return nvml.ERROR_LIBRARY_NOT_FOUND }}, nil, quiet)
+	disabled, err := Open(&mock.Interface{InitFunc: func() nvml.Return { return nvml.ERROR_LIBRARY_NOT_FOUND }}, Config{}, nil, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,23 +47,12 @@ func TestPrintSnapshot(t *testing.T) {
 
 func sampleEvents(t *testing.T) []schemas.Event {
 	t.Helper()
-	p, err := Open(fakeLibrary(
-		fakeDevice("GPU-aaaa", "NVIDIA H100 80GB HBM3", 1<<30, 40, nvml.SUCCESS),
-		fakeDevice("GPU-bbbb", "NVIDIA H100 80GB HBM3", 2<<30, 90, nvml.SUCCESS),
-	), nil, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	samples, err := p.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var evs []schemas.Event
-	for _, s := range samples {
-		evs = append(evs, p.event(s, s.Time.Add(-10*time.Second)))
-	}
-	return evs
+	a, b := &gpu{util: 40, procUtilOK: true}, &gpu{util: 90}
+	s, _ := server(t, a, b)
+	a.procs = []nvml.ProcessInfo{{Pid: 101, UsedGpuMemory: 1 << 30}}
+	p, c, _ := openProbe(t, s, 10*time.Second)
+	step(t, p, c, 0)
+	return step(t, p, c, 10*time.Second)
 }
 
 func TestWriteJSONLinesDecode(t *testing.T) {

@@ -220,7 +220,8 @@ var (
 		"input_audio_tokens", "output_audio_tokens", "accepted_prediction_tokens", "rejected_prediction_tokens",
 		"provider_total_tokens", "server_tool_calls"}
 	gpuNames = []string{"gpu_model", "gpu_uuid", "mig_profile", "host", "cluster", "namespace", "pod", "container",
-		"pid", "interval_seconds", "allocated_gpu_seconds", "busy_gpu_seconds", "memory_bytes", "energy_joules", "pricing_category"}
+		"pid", "interval_seconds", "allocated_gpu_seconds", "busy_gpu_seconds", "memory_bytes", "energy_joules", "pricing_category",
+		"owner_kind", "owner_id", "memory_max_bytes", "parent_gpu_uuid", "attribution"}
 	ownerNames   = []string{"team", "project", "cost_center", "rule"}
 	pricingNames = []string{"catalog_version", "price_id", "lines"}
 	lineNames    = []string{"meter", "quantity", "unit_price_per_1m", "cost_picos"}
@@ -492,6 +493,16 @@ func (d *Decoder) gpu(dst **GPUUsage) {
 			d.floatPtr(&g.EnergyJoules)
 		case 14:
 			d.str(&g.PricingCategory, true)
+		case 15:
+			d.str(&g.OwnerKind, true)
+		case 16:
+			d.str(&g.OwnerID, false)
+		case 17:
+			d.int(&g.MemoryMaxBytes)
+		case 18:
+			d.str(&g.ParentGPUUUID, false)
+		case 19:
+			d.str(&g.Attribution, true)
 		}
 		d.pop()
 	}

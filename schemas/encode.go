@@ -161,6 +161,13 @@ func (e *Event) appendFields(buf []byte) []byte {
 			buf = appendFloat(append(buf, `,"energy_joules":`...), *g.EnergyJoules)
 		}
 		buf = appendOptString(buf, `,"pricing_category":`, g.PricingCategory)
+		buf = appendOptString(buf, `,"owner_kind":`, g.OwnerKind)
+		buf = appendOptString(buf, `,"owner_id":`, g.OwnerID)
+		if g.MemoryMaxBytes != 0 {
+			buf = strconv.AppendInt(append(buf, `,"memory_max_bytes":`...), g.MemoryMaxBytes, 10)
+		}
+		buf = appendOptString(buf, `,"parent_gpu_uuid":`, g.ParentGPUUUID)
+		buf = appendOptString(buf, `,"attribution":`, g.Attribution)
 		buf = append(buf, '}')
 	}
 	return buf

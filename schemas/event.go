@@ -123,6 +123,20 @@ type GPUUsage struct {
 	MemoryBytes      int64    `json:"memory_bytes,omitempty"`
 	EnergyJoules     *float64 `json:"energy_joules,omitempty"`
 	PricingCategory  string   `json:"pricing_category,omitempty"`
+	// OwnerKind and OwnerID say whom the GPU time is attributed to, from
+	// the process's cgroup: k8s_pod (pod UID), container, slurm_job,
+	// systemd_unit, user, unknown, or idle (no process held the device).
+	OwnerKind string `json:"owner_kind,omitempty"`
+	OwnerID   string `json:"owner_id,omitempty"`
+	// MemoryMaxBytes is the largest memory reading in the interval;
+	// MemoryBytes is the average.
+	MemoryMaxBytes int64 `json:"memory_max_bytes,omitempty"`
+	// ParentGPUUUID is the physical GPU of a MIG instance (GPUUUID is then
+	// the MIG-… UUID).
+	ParentGPUUUID string `json:"parent_gpu_uuid,omitempty"`
+	// Attribution says how a shared device's time was split between
+	// owners: sole, process_util, even, or idle.
+	Attribution string `json:"attribution,omitempty"`
 }
 
 // Get returns the value of a nullable count, 0 when not reported.

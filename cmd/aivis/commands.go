@@ -120,14 +120,14 @@ func migrateTopics(ctx context.Context, e *env) error {
 }
 
 func gpuprobeFlags(fs *pflag.FlagSet) {
-	fs.Duration("interval", 10*time.Second, "sampling interval")
+	fs.Duration("interval", 0, "sampling interval (overrides gpuprobe.sample_interval; 0 keeps it)")
 	fs.Bool("once", false, "print one snapshot as JSON lines and exit")
 }
 
 func runGPUProbe(ctx context.Context, e *env) error {
 	interval, _ := e.fs.GetDuration("interval")
 	if once, _ := e.fs.GetBool("once"); once {
-		probe, err := gpuprobe.OpenSystem(nil, e.log)
+		probe, err := gpuprobe.OpenSystem(e.cfg.GPUProbe, nil, e.log)
 		if err != nil {
 			return err
 		}

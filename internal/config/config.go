@@ -22,6 +22,7 @@ import (
 
 	"github.com/aivis-dev/aivis/aggregate"
 	"github.com/aivis-dev/aivis/enrich"
+	"github.com/aivis-dev/aivis/gpuprobe"
 	"github.com/aivis-dev/aivis/ingest"
 	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
 )
@@ -33,6 +34,7 @@ type Config struct {
 	Enrich      enrich.Config    `koanf:"enrich"`
 	Aggregate   aggregate.Config `koanf:"aggregate"`
 	ClickHouse  chsink.Config    `koanf:"clickhouse"`
+	GPUProbe    gpuprobe.Config  `koanf:"gpuprobe"`
 	MetricsAddr string           `koanf:"metrics_addr" help:"address serving /metrics, /healthz and /readyz (empty disables them)"`
 	// Pprof is off by default: profiles expose internals and cost CPU
 	// while taken, so an operator turns them on for a diagnosis only.
@@ -66,6 +68,7 @@ func Default() Config {
 		Enrich:      enrich.DefaultConfig(),
 		Aggregate:   aggregate.DefaultConfig(),
 		ClickHouse:  chsink.DefaultConfig(),
+		GPUProbe:    gpuprobe.DefaultConfig(),
 		MetricsAddr: "127.0.0.1:9464",
 		LogLevel:    "info",
 	}
@@ -99,7 +102,7 @@ func (c Config) validate(withIngest bool) error {
 	default:
 		errs = append(errs, fmt.Errorf("log_level: %q must be debug, info, warn or error", c.LogLevel))
 	}
-	checks := []error{c.Enrich.Validate(), c.Aggregate.Validate(), c.ClickHouse.Validate()}
+	checks := []error{c.Enrich.Validate(), c.Aggregate.Validate(), c.ClickHouse.Validate(), c.GPUProbe.Validate()}
 	if withIngest {
 		checks = append(checks, c.Ingest.Validate(), c.eventTimeRange())
 	}

@@ -82,6 +82,7 @@ type Options struct {
 
 // GPUOptions configure the gpuprobe stage.
 type GPUOptions struct {
+	// Interval overrides gpuprobe.sample_interval when positive.
 	Interval time.Duration
 	// Out receives the events as JSON lines when no brokers are configured.
 	Out io.Writer
@@ -340,7 +341,12 @@ func (p *Process) buildScorer(d bus.Dialer) error {
 }
 
 func (p *Process) buildGPUProbe(d bus.Dialer, kafkaFree bool) error {
-	probe, err := gpuprobe.OpenSystem(p.Registry, p.log)
+	gcfg := p.cfg.GPUProbe
+	if p.opts.GPU.Interval > 0 {
+		gcfg.SampleInterval = p.opts.GPU.Interval
+		gcfg.Window = max(gcfg.Window, gcfg.SampleInterval)
+	}
+	probe, err := gpuprobe.OpenSystem(gcfg, p.Registry, p.log.With("stage", "gpuprobe"))
 	if err != nil {
 		return err
 	}
@@ -357,9 +363,9 @@ func (p *Process) buildGPUProbe(d bus.Dialer, kafkaFree bool) error {
 		p.clients = append(p.clients, cl)
 		emit = func(ctx context.Context, evs []schemas.Event) error { return gpuprobe.Produce(ctx, cl, evs) }
 	}
-	interval := p.opts.GPU.Interval
+	p.Ready.Add("gpuprobe", probe.Ready)
 	p.group.Add(string(GPUProbe), actor.Func(func(ctx context.Context) error {
-		return probe.Run(ctx, interval, func(evs []schemas.Event) error { return emit(ctx, evs) })
+		return probe.Run(ctx, func(evs []schemas.Event) error { return emit(ctx, evs) })
 	}), actor.Options{})
 	return nil
 }

@@ -1,0 +1,52 @@
+package gpuprobe
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+)
+
+// Config is the gpuprobe.* section of the aivis configuration.
+type Config struct {
+	SampleInterval time.Duration `koanf:"sample_interval" help:"how often GPUs are read (NVML utilization covers only its last 1/6 to 1 s, so shorter reads see more of the load)"`
+	Window         time.Duration `koanf:"window" help:"length of the interval each gpu.usage event covers; a multiple of sample_interval is best"`
+	ProcRoot       string        `koanf:"proc_root" help:"where the host's /proc is mounted, for attributing GPU processes to pods, jobs and units (NVML reports host pids)"`
+	RetryInterval  time.Duration `koanf:"retry_interval" help:"how often a probe without an NVIDIA driver tries to load it again"`
+}
+
+// DefaultConfig returns gpuprobe's defaults.
+func DefaultConfig() Config {
+	return Config{SampleInterval: 10 * time.Second, Window: time.Minute, ProcRoot: "/proc", RetryInterval: 10 * time.Minute}
+}
+
+// Validate reports every problem at once, with its key path.
+func (c Config) Validate() error {
+	var errs []error
+	if c.SampleInterval < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("gpuprobe.sample_interval: %s must be at least 100ms (NVML calls cost CPU on the GPU host)", c.SampleInterval))
+	}
+	if c.Window < c.SampleInterval {
+		errs = append(errs, fmt.Errorf("gpuprobe.window: %s must be at least gpuprobe.sample_interval %s", c.Window, c.SampleInterval))
+	}
+	if c.RetryInterval < time.Second {
+		errs = append(errs, fmt.Errorf("gpuprobe.retry_interval: %s must be at least 1s", c.RetryInterval))
+	}
+	if c.ProcRoot == "" {
+		errs = append(errs, errors.New("gpuprobe.proc_root: must be set (usually /proc, or the host's /proc mounted into the container)"))
+	}
+	return errors.Join(errs...)
+}
+
+// Library is the part of NVML the probe uses. nvml.New() satisfies it in
+// production and go-nvml's mocks (mock.Interface, dgxa100.New()) in
+// tests. Devices are go-nvml's nvml.Device: the probe calls only the
+// methods listed in device.go.
+type Library interface {
+	Init() nvml.Return
+	Shutdown() nvml.Return
+	DeviceGetCount() (int, nvml.Return)
+	DeviceGetHandleByIndex(index int) (nvml.Device, nvml.Return)
+	EventSetCreate() (nvml.EventSet, nvml.Return)
+}
