@@ -131,8 +131,10 @@ func Predict(in Input) Forecast {
 	return fc
 }
 
-// completed returns the values of the hours that ended by now, and the
-// Unix hour of the first.
+// completed returns the values of the hours that ended by now, from the
+// first hour with any spend (hours before it are no history, not zero
+// spend: a new team's empty past weeks must not halve its profile), and
+// the Unix hour of the first.
 func completed(s Series, now time.Time) ([]float64, int64) {
 	first := s.Start.Unix() / 3600
 	nowHour := now.Unix() / 3600 // the hour in progress
@@ -143,7 +145,12 @@ func completed(s Series, now time.Time) ([]float64, int64) {
 	if n > len(s.Values) {
 		n = len(s.Values)
 	}
-	return s.Values[:n], first
+	x := s.Values[:n]
+	for len(x) > 0 && x[0] == 0 {
+		x = x[1:]
+		first++
+	}
+	return x, first
 }
 
 // seasonal fits the mean spend per hour of week over the last weeks, scaled
