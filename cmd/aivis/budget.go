@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/spf13/pflag"
 
@@ -17,6 +18,9 @@ func budgetReportFlags(fs *pflag.FlagSet) {
 // aggregate` last wrote it; it does not evaluate.
 func runBudgetReport(ctx context.Context, e *env) error {
 	format, _ := e.fs.GetString("format")
+	if format != "table" && format != "json" {
+		return fmt.Errorf("--format %q: want table or json", format)
+	}
 	store, err := chsink.Open(ctx, e.cfg.ClickHouse)
 	if err != nil {
 		return err
