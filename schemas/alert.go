@@ -5,6 +5,9 @@ import "time"
 // Alert kinds.
 const (
 	AlertCostAnomaly = "cost_anomaly"
+	// AlertBudget: a budget crossed its soft or hard threshold, or is
+	// forecast to run out before its period ends (Threshold says which).
+	AlertBudget = "budget"
 )
 
 // Alert is what aivis.alerts.v1 carries. Delivery is at least once: a
@@ -27,4 +30,17 @@ type Alert struct {
 	ZScore       float64   `json:"z_score"`
 	Observations uint32    `json:"observations"`
 	DetectedAt   time.Time `json:"detected_at"`
+
+	// Budget alerts (Kind AlertBudget) also carry these; WindowStart and
+	// WindowEnd are the budget's period, CostUSD its spend so far, Team
+	// and Model the scope's when it has them.
+	BudgetID  string `json:"budget_id,omitempty"`
+	Scope     string `json:"scope,omitempty"`
+	Period    string `json:"period,omitempty"`
+	Threshold string `json:"threshold,omitempty"` // soft, hard or forecast
+	AmountUSD string `json:"amount_usd,omitempty"`
+	// ForecastUSD is the forecast spend at period end; ExhaustsAt when the
+	// amount is (forecast to be) used up within the period.
+	ForecastUSD string     `json:"forecast_usd,omitempty"`
+	ExhaustsAt  *time.Time `json:"exhausts_at,omitempty"`
 }

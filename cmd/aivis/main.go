@@ -52,6 +52,7 @@ var commands = map[string]command{
 	"dev":                    {"run every stage in one process (embedded Kafka when no brokers are configured)", true, devFlags, runDev},
 	"loadgen":                {"send synthetic usage traffic to an ingest endpoint or Kafka", false, loadgenFlags, runLoadgen},
 	"report":                 {"print cost tables from ClickHouse", false, reportFlags, runReport},
+	"report budgets":         {"print each budget's spend, forecast, exhaustion date and state from budget_status", false, budgetReportFlags, runBudgetReport},
 	"catalog import-litellm": {"convert LiteLLM's model_prices_and_context_window.json into an aivis catalog", false, catalogImportFlags, runCatalogImport},
 	"catalog diff":           {"list prices that differ between the catalog and LiteLLM, genai-prices or another catalog", false, catalogDiffFlags, runCatalogDiff},
 	"catalog check":          {"check that the catalog loads, warn about prices not re-read recently and list models of recent traffic it does not price", false, catalogCheckFlags, runCatalogCheck},
@@ -137,8 +138,16 @@ func pickCommand(args []string) (string, []string) {
 		return "", nil
 	}
 	// The first word of a two-word command (config validate, catalog
-	// import-litellm) takes the next one with it.
+	// import-litellm) takes the next one with it; a word that is a command
+	// of its own (report) does so only for a two-word command (report
+	// budgets), so that its flags still follow it.
 	if len(args) > 1 {
+		if _, ok := commands[args[0]+" "+args[1]]; ok {
+			return args[0] + " " + args[1], args[2:]
+		}
+		if _, ok := commands[args[0]]; ok {
+			return args[0], args[1:]
+		}
 		for name := range commands {
 			if strings.HasPrefix(name, args[0]+" ") {
 				return args[0] + " " + args[1], args[2:]

@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/aivis-dev/aivis/aggregate"
+	"github.com/aivis-dev/aivis/budget"
 	"github.com/aivis-dev/aivis/enrich"
 	"github.com/aivis-dev/aivis/gpuprobe"
 	"github.com/aivis-dev/aivis/ingest"
@@ -29,13 +30,15 @@ import (
 
 // Config is the whole configuration of every aivis command.
 type Config struct {
-	Kafka       Kafka            `koanf:"kafka"`
-	Ingest      ingest.Config    `koanf:"ingest"`
-	Enrich      enrich.Config    `koanf:"enrich"`
-	Aggregate   aggregate.Config `koanf:"aggregate"`
-	ClickHouse  chsink.Config    `koanf:"clickhouse"`
-	GPUProbe    gpuprobe.Config  `koanf:"gpuprobe"`
-	MetricsAddr string           `koanf:"metrics_addr" help:"address serving /metrics, /healthz and /readyz (empty disables them)"`
+	Kafka      Kafka            `koanf:"kafka"`
+	Ingest     ingest.Config    `koanf:"ingest"`
+	Enrich     enrich.Config    `koanf:"enrich"`
+	Aggregate  aggregate.Config `koanf:"aggregate"`
+	ClickHouse chsink.Config    `koanf:"clickhouse"`
+	GPUProbe   gpuprobe.Config  `koanf:"gpuprobe"`
+	// Budget configures the budget evaluator, which runs with aggregate.
+	Budget      budget.Config `koanf:"budget"`
+	MetricsAddr string        `koanf:"metrics_addr" help:"address serving /metrics, /healthz and /readyz (empty disables them)"`
 	// Pprof is off by default: profiles expose internals and cost CPU
 	// while taken, so an operator turns them on for a diagnosis only.
 	Pprof    bool   `koanf:"pprof" help:"also serve Go's /debug/pprof/ profiles on metrics_addr"`
@@ -69,6 +72,7 @@ func Default() Config {
 		Aggregate:   aggregate.DefaultConfig(),
 		ClickHouse:  chsink.DefaultConfig(),
 		GPUProbe:    gpuprobe.DefaultConfig(),
+		Budget:      budget.DefaultConfig(),
 		MetricsAddr: "127.0.0.1:9464",
 		LogLevel:    "info",
 	}
@@ -102,7 +106,7 @@ func (c Config) validate(withIngest bool) error {
 	default:
 		errs = append(errs, fmt.Errorf("log_level: %q must be debug, info, warn or error", c.LogLevel))
 	}
-	checks := []error{c.Enrich.Validate(), c.Aggregate.Validate(), c.ClickHouse.Validate(), c.GPUProbe.Validate()}
+	checks := []error{c.Enrich.Validate(), c.Aggregate.Validate(), c.ClickHouse.Validate(), c.GPUProbe.Validate(), c.Budget.Validate()}
 	if withIngest {
 		checks = append(checks, c.Ingest.Validate(), c.eventTimeRange())
 	}

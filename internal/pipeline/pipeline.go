@@ -9,7 +9,8 @@
 // Stop order, front to back: the actors in Options.Front (a load
 // generator), ingest (stops accepting), enrich (with Drain: after the raw
 // topic is consumed), aggregate (with Drain: after the enriched topic is
-// consumed; emits every open window), the anomaly scorer (with Drain: one
+// consumed; emits every open window), the budget evaluator (with Drain:
+// one last evaluation), the anomaly scorer (with Drain: one
 // last pass over every window), gpuprobe, the topic guard, and last the ops
 // endpoints, so /metrics answers during the drain. Close then closes the
 // clients and the store.
@@ -30,6 +31,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/aivis-dev/aivis/aggregate"
+	"github.com/aivis-dev/aivis/budget"
 	"github.com/aivis-dev/aivis/enrich"
 	"github.com/aivis-dev/aivis/gpuprobe"
 	"github.com/aivis-dev/aivis/ingest"
@@ -110,6 +112,8 @@ type Process struct {
 	Agg *aggregate.Stage
 	// Scorer is the anomaly scorer, when it runs.
 	Scorer *aggregate.Scorer
+	// Budget is the budget evaluator, when aggregate runs with budgets.
+	Budget *budget.Evaluator
 
 	group   *actor.Group
 	cluster *kfake.Cluster
@@ -218,6 +222,9 @@ func topicsFor(cfg config.Config, stages []Stage) []string {
 			add(schemas.TopicRaw, schemas.TopicEnriched, schemas.TopicDeadLetter)
 		case Aggregate:
 			add(cfg.Aggregate.Topic, schemas.TopicDeadLetter)
+			if cfg.Budget.Path != "" {
+				add(schemas.TopicAlerts)
+			}
 		case Anomaly:
 			add(schemas.TopicAlerts)
 		}
@@ -318,6 +325,9 @@ func (p *Process) buildAggregate(d bus.Dialer) error {
 		opts.Settle = p.waitAggregated
 	}
 	p.group.Add(string(Aggregate), st, opts)
+	if p.cfg.Budget.Path != "" {
+		return p.buildBudget(d)
+	}
 	return nil
 }
 

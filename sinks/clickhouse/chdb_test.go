@@ -6,12 +6,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aivis-dev/aivis/budget"
 	"github.com/aivis-dev/aivis/internal/chdbcheck"
 	"github.com/aivis-dev/aivis/internal/testenv"
 	"github.com/aivis-dev/aivis/reconcile"
 	"github.com/aivis-dev/aivis/report"
 	"github.com/aivis-dev/aivis/schemas"
 	"github.com/aivis-dev/aivis/sinks/clickhouse"
+	"github.com/shopspring/decimal"
 )
 
 // modernVersion is what a current server answers to SELECT version(); the
@@ -119,6 +121,23 @@ func TestModernClickHouseSQL(t *testing.T) {
 	_, err = rec.Query(ctx, clickhouse.ModelNamesQuery, "gpt-4o", from.Unix(), to.Unix())
 	step(rec.Name, err)
 
+	rec.Name = "budgets"
+	specs, err := budget.Parse([]byte("budgets:\n" +
+		"  - {id: w, scope: {team: search, model: gpt-4o}, period: daily, amount_usd: \"1\"}\n" +
+		"  - {id: e, scope: {label: route=/v1/chat, provider: openai}, period: daily, amount_usd: \"1\"}\n"))
+	step(rec.Name, err)
+	for _, sp := range specs {
+		_, err = budget.ReadSpend(ctx, rec, sp, from.Add(-7*24*time.Hour), from, to)
+		step(rec.Name, err)
+	}
+	step(rec.Name, store.WriteBudgetStatus(ctx, []schemas.BudgetStatus{{
+		BudgetID: "w", Scope: "team=search,model=gpt-4o", Period: "daily", Timezone: "UTC", PeriodStart: from, PeriodEnd: to,
+		AmountUSD: decimal.NewFromInt(1), HardUSD: decimal.NewFromInt(1), SpentUSD: decimal.RequireFromString("0.0024"),
+		ForecastUSD: 0.5, ForecastLowUSD: 0.4, ForecastHighUSD: 0.6, ForecastMethod: "linear", ExhaustsAt: at.Add(time.Hour),
+		State: "at_risk", Alerted: []string{"forecast"}, EvaluatedAt: at}}))
+	_, err = budget.LatestStatus(ctx, rec)
+	step(rec.Name, err)
+
 	// The results that say the modern engine reads the data as 18.16
 	// does: events and windows agree, FINAL keeps the newest rating, and
 	// the confidence section splits exact, fallback and unpriced cost.
@@ -138,6 +157,11 @@ func TestModernClickHouseSQL(t *testing.T) {
 		"anthropic\tclaude-new\t0\t0\t0\t0\t[]\t1")
 	want("catalog check", "count()", fmt.Sprintf("openai\tgpt-4o\t2\t%d", at.Unix()),
 		fmt.Sprintf("anthropic\tclaude-new\t1\t%d", at.Unix()))
+
+	want("budgets", "FROM cost_by_window", fmt.Sprintf("%d\t0.0024\t0.0024", at.Unix()/3600))
+	want("budgets", "FROM usage_events FINAL", fmt.Sprintf("%d\t0.0024\t0.0024", at.Unix()/3600))
+	want("budgets", "FROM budget_status_final", fmt.Sprintf("w\t\tteam=search,model=gpt-4o\tdaily\tUTC\t%d\t%d\t1\t0\t1\t0.0024\t0.5\t0.4\t0.6\tlinear\t%d\tat_risk\t['forecast']\t%d",
+		from.Unix(), to.Unix(), at.Add(time.Hour).Unix(), at.Unix()))
 
 	if rec.Err != nil {
 		t.Fatalf("recording the statements: %v", rec.Err)

@@ -50,6 +50,10 @@ const (
 	TableAnomalies  = "cost_anomalies"
 	ViewEvents      = "usage_events_final"
 	ViewWindows     = "cost_by_window"
+	// TableBudgetStatus holds the newest evaluation of each budget and
+	// period; ViewBudgetStatus reads it with FINAL.
+	TableBudgetStatus = "budget_status"
+	ViewBudgetStatus  = "budget_status_final"
 )
 
 // MigrationsTableDDL creates the table that records applied migrations.
@@ -256,6 +260,38 @@ FROM (
 		`ALTER TABLE ` + TableEvents + ` ADD COLUMN canonical_model {{dim}} DEFAULT model AFTER model`,
 		`DROP TABLE IF EXISTS ` + ViewEvents,
 		`CREATE VIEW IF NOT EXISTS ` + ViewEvents + ` AS SELECT * FROM ` + TableEvents + ` FINAL`,
+	}},
+	// Budget evaluations (package budget): one row per budget and period,
+	// the newest evaluation (highest version, its time in nanoseconds)
+	// replacing the older ones. exhausts_at is 1970-01-01 when spend is
+	// not forecast to reach the amount within the period; alerted lists
+	// the thresholds already alerted in the period, so that a restarted
+	// evaluator does not alert them again.
+	{20, "budget_status", []string{`CREATE TABLE IF NOT EXISTS ` + TableBudgetStatus + ` (
+    budget_id String,
+    name String,
+    scope String,
+    period {{dim}},
+    timezone {{dim}},
+    period_start DateTime,
+    period_end DateTime,
+    amount_usd Decimal(38, 12),
+    soft_usd Decimal(38, 12),
+    hard_usd Decimal(38, 12),
+    spent_usd Decimal(38, 12),
+    forecast_usd Float64,
+    forecast_low_usd Float64,
+    forecast_high_usd Float64,
+    forecast_method {{dim}},
+    exhausts_at DateTime,
+    state {{dim}},
+    alerted Array(String),
+    evaluated_at DateTime,
+    version UInt64
+) ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYear(period_start)
+ORDER BY (budget_id, period_start)`,
+		`CREATE VIEW IF NOT EXISTS ` + ViewBudgetStatus + ` AS SELECT * FROM ` + TableBudgetStatus + ` FINAL`,
 	}},
 }
 

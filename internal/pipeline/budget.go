@@ -1,0 +1,38 @@
+package pipeline
+
+import (
+	"context"
+
+	"github.com/aivis-dev/aivis/aggregate"
+	"github.com/aivis-dev/aivis/budget"
+	"github.com/aivis-dev/aivis/internal/actor"
+	"github.com/aivis-dev/aivis/internal/bus"
+	"github.com/aivis-dev/aivis/schemas"
+)
+
+// buildBudget adds the budget evaluator to the aggregate role: it reads the
+// windows aggregate writes and publishes to the alerts topic the anomaly
+// scorer uses.
+func (p *Process) buildBudget(d bus.Dialer) error {
+	cl, err := d.Producer("budget")
+	if err != nil {
+		return err
+	}
+	p.clients = append(p.clients, cl)
+	alerts := aggregate.KafkaAlerts{Client: cl, Topic: schemas.TopicAlerts}
+	ev, err := budget.NewEvaluator(p.cfg.Budget, p.Store, alerts, p.Registry, p.log.With("stage", "budget"))
+	if err != nil {
+		return err
+	}
+	p.Budget = ev
+	opts := actor.Options{}
+	if p.opts.Drain {
+		opts.Settle = func(ctx context.Context) error {
+			_, err := ev.EvaluateOnce(ctx)
+			return err
+		}
+	}
+	p.Ready.Add("budget", ev.Ready)
+	p.group.Add("budget", ev, opts)
+	return nil
+}
