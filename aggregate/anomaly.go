@@ -14,55 +14,114 @@ import (
 	"github.com/aivis-dev/aivis/schemas"
 )
 
-// AnomalyConfig sets the EWMA z-score scorer for per-(team, model) cost.
+// AnomalyConfig sets the per-(team, model) cost anomaly detector (see
+// detector.go) and the scorer that runs it over stored windows.
 type AnomalyConfig struct {
-	// Alpha is the EWMA smoothing factor (2/(N+1) for an N-window memory).
-	Alpha float64 `koanf:"alpha" help:"EWMA smoothing factor (2/(N+1) for an N-window memory)"`
-	// Threshold is the z-score at or above which a window is anomalous.
-	Threshold float64 `koanf:"threshold" help:"z-score at or above which a window is anomalous"`
+	// Alpha is the EWMA smoothing factor of the recent baseline, used while
+	// a series has less than two weeks of hour-of-week history.
+	Alpha float64 `koanf:"alpha" help:"EWMA smoothing factor of the recent baseline (2/(N+1) for an N-window memory)"`
+	// Threshold is how many baseline spreads (σ, or 1.4826·MAD) above the
+	// baseline the two-window mean cost must be.
+	Threshold float64 `koanf:"threshold" help:"spreads above the baseline (z-score) at which a window is anomalous"`
 	// MinHistory is the number of windows a series needs before it is scored.
-	MinHistory int `koanf:"min_history" help:"windows a series needs before it is scored"`
+	MinHistory int `koanf:"min_history" help:"windows a series needs before any of its windows can be anomalous"`
 	// MinImpactPicos is the absolute floor: cost above baseline smaller than
 	// this never alerts, however large the z-score.
-	MinImpactPicos int64 `koanf:"min_impact_picos" help:"cost above the baseline, in picodollars, below which nothing alerts"`
+	MinImpactPicos int64 `koanf:"min_impact_picos" help:"cost above the baseline in one window, in picodollars, below which nothing alerts"`
+	// MinRelative is the relative floor: cost must exceed the baseline by
+	// this share of it (0.5: 50% above).
+	MinRelative float64 `koanf:"min_relative" help:"share of the baseline the cost must exceed it by (0.5: 50% above)"`
+	// NewSeriesImpactPicos is what a series born after the scorer warmed up
+	// (a new model or key, with no baseline) must cost per window to alert.
+	NewSeriesImpactPicos int64 `koanf:"new_series_impact_picos" help:"cost per window, in picodollars, at which a new series with no baseline alerts (0: never)"`
+	// Persistence is how many anomalous windows in a row open an incident.
+	Persistence int `koanf:"persistence" help:"anomalous windows in a row that open an incident"`
+	// ResolveWindows is how many normal windows in a row resolve one.
+	ResolveWindows int `koanf:"resolve_windows" help:"normal windows in a row that resolve an open incident"`
+	// Direction is up (only increases alert) or both.
+	Direction string `koanf:"direction" help:"which changes alert: up (cost increases only) or both"`
+	// SeasonalWeeks is how many weeks each hour-of-week slot remembers.
+	SeasonalWeeks int `koanf:"seasonal_weeks" help:"weeks of history each hour-of-week baseline slot keeps (and the scorer reads back at start)"`
 	// SettleWindows is how many windows behind the newest stored window the
 	// scorer stays, so that late partitions have landed.
 	SettleWindows int `koanf:"settle_windows" help:"windows the scorer stays behind the newest stored one, so that late partitions land"`
+	// RescoreWindows is how many settled windows each pass scores again, so
+	// that points landing in windows already scored are seen.
+	RescoreWindows int `koanf:"rescore_windows" help:"settled windows each pass scores again, to see points that land late in them"`
 	// Interval is how often the scorer runs.
 	Interval time.Duration `koanf:"interval" help:"how often the scorer runs"`
 }
 
-// DefaultAnomalyConfig scores after 10 windows at z ≥ 3 with a $0.01 floor.
+// Anomaly directions.
+const (
+	DirectionUp   = "up"
+	DirectionBoth = "both"
+)
+
+// DefaultAnomalyConfig alerts on increases at z ≥ 4 that are 50% and $0.05
+// above baseline for two windows in a row, after an hour of history. The
+// figures come from the quality table in docs/anomalies.md.
 func DefaultAnomalyConfig() AnomalyConfig {
 	return AnomalyConfig{
-		Alpha:          0.1,
-		Threshold:      3,
-		MinHistory:     10,
-		MinImpactPicos: 10_000_000_000, // $0.01
-		SettleWindows:  2,
-		Interval:       5 * time.Second,
+		Alpha:                0.02,
+		Threshold:            6,
+		MinHistory:           60,
+		MinImpactPicos:       100_000_000_000, // $0.10
+		MinRelative:          0.5,
+		Persistence:          2,
+		NewSeriesImpactPicos: 250_000_000_000, // $0.25
+		ResolveWindows:       10,
+		Direction:            DirectionUp,
+		SeasonalWeeks:        4,
+		SettleWindows:        2,
+		RescoreWindows:       10,
+		Interval:             5 * time.Second,
 	}
 }
 
 func (c AnomalyConfig) validate() error {
 	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("aggregate.anomaly.%s: "+format, append([]any{key}, args...)...))
+	}
 	if c.Alpha <= 0 || c.Alpha >= 1 {
-		errs = append(errs, fmt.Errorf("aggregate.anomaly.alpha: %v must be in (0, 1)", c.Alpha))
+		bad("alpha", "%v must be in (0, 1)", c.Alpha)
 	}
 	if c.Threshold <= 0 {
-		errs = append(errs, errors.New("aggregate.anomaly.threshold: must be positive (e.g. 3)"))
+		bad("threshold", "must be positive (e.g. 4)")
 	}
 	if c.MinHistory < 2 {
-		errs = append(errs, errors.New("aggregate.anomaly.min_history: must be at least 2"))
+		bad("min_history", "must be at least 2")
 	}
 	if c.MinImpactPicos < 0 {
-		errs = append(errs, errors.New("aggregate.anomaly.min_impact_picos: must not be negative"))
+		bad("min_impact_picos", "must not be negative")
+	}
+	if c.MinRelative < 0 {
+		bad("min_relative", "must not be negative (e.g. 0.5)")
+	}
+	if c.NewSeriesImpactPicos < 0 {
+		bad("new_series_impact_picos", "must not be negative (0 disables)")
+	}
+	if c.Persistence < 1 {
+		bad("persistence", "must be at least 1")
+	}
+	if c.ResolveWindows < 1 {
+		bad("resolve_windows", "must be at least 1")
+	}
+	if c.Direction != DirectionUp && c.Direction != DirectionBoth {
+		bad("direction", "%q must be up or both", c.Direction)
+	}
+	if c.SeasonalWeeks < 2 || c.SeasonalWeeks > 12 {
+		bad("seasonal_weeks", "%d must be between 2 and 12", c.SeasonalWeeks)
 	}
 	if c.SettleWindows < 0 {
-		errs = append(errs, errors.New("aggregate.anomaly.settle_windows: must not be negative"))
+		bad("settle_windows", "must not be negative")
+	}
+	if c.RescoreWindows < 0 {
+		bad("rescore_windows", "must not be negative")
 	}
 	if c.Interval <= 0 {
-		errs = append(errs, errors.New("aggregate.anomaly.interval: must be positive"))
+		bad("interval", "must be positive")
 	}
 	return errors.Join(errs...)
 }

@@ -64,6 +64,7 @@ func (m *memScores) WriteScores(_ context.Context, scores []schemas.Score) error
 
 func TestScorerFlagsASpikeAfterMinimumHistory(t *testing.T) {
 	cfg := DefaultAnomalyConfig()
+	cfg.MinHistory, cfg.Threshold = 10, 3 // the scorer's mechanics, on short series
 	cfg.SettleWindows = 0
 	store := &memScores{scores: map[string]schemas.Score{}}
 	for i := 0; i < 30; i++ {
@@ -102,6 +103,7 @@ func TestScorerFlagsASpikeAfterMinimumHistory(t *testing.T) {
 
 func TestScorerRespectsTheImpactFloor(t *testing.T) {
 	cfg := DefaultAnomalyConfig()
+	cfg.MinHistory, cfg.Threshold = 10, 3 // the scorer's mechanics, on short series
 	cfg.SettleWindows = 0
 	store := &memScores{scores: map[string]schemas.Score{}}
 	for i := 0; i < 20; i++ {
@@ -131,6 +133,7 @@ func (m *memAlerts) Publish(_ context.Context, alerts []schemas.Alert) error {
 
 func TestScorerPublishesAnomalies(t *testing.T) {
 	cfg := DefaultAnomalyConfig()
+	cfg.MinHistory, cfg.Threshold = 10, 3 // the scorer's mechanics, on short series
 	cfg.SettleWindows = 0
 	store := &memScores{scores: map[string]schemas.Score{}}
 	for i := 0; i < 20; i++ {

@@ -206,6 +206,7 @@ func TestWindowSumsBeyondInt64Restart(t *testing.T) {
 // states the exact cost.
 func TestScorerWindowCostsBeyondInt64(t *testing.T) {
 	cfg := DefaultAnomalyConfig()
+	cfg.MinHistory, cfg.Threshold = 10, 3 // the scorer's mechanics, on short series
 	cfg.SettleWindows = 0
 	store := &memScores{scores: map[string]schemas.Score{}}
 	usd20M := schemas.PicosOf(math.MaxInt64).Add(math.MaxInt64).Add(1_553_255_926_290_448_386) // 20,000,000 USD

@@ -76,7 +76,7 @@ func TestConfigFlagDefaultsAreTheDefaults(t *testing.T) {
 	Flags(fs)
 	for path, want := range map[string]string{
 		"aggregate.window":        "1m0s",
-		"aggregate.anomaly.alpha": "0.1",
+		"aggregate.anomaly.alpha": "0.02",
 		"kafka.partitions":        "6",
 		"kafka.brokers":           "[]",
 		"clickhouse.addr":         "127.0.0.1:9000",
