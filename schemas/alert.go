@@ -43,4 +43,33 @@ type Alert struct {
 	// amount is (forecast to be) used up within the period.
 	ForecastUSD string     `json:"forecast_usd,omitempty"`
 	ExhaustsAt  *time.Time `json:"exhausts_at,omitempty"`
+
+	// IncidentID names one incident across its alerts: the firing one, any
+	// updates and the resolution carry the same IncidentID (and their own
+	// AlertIDs). Receivers that page (PagerDuty's dedup_key) key on it.
+	IncidentID string `json:"incident_id,omitempty"`
+	// Status is AlertFiring, AlertUpdated or AlertResolved; empty on
+	// alerts that have no lifecycle.
+	Status string `json:"status,omitempty"`
+	// Contributors explain a change: the sub-keys (API keys, projects,
+	// reported model names, …) that moved most against their baseline.
+	Contributors []Contributor `json:"contributors,omitempty"`
+}
+
+// Alert statuses of an incident's lifecycle.
+const (
+	AlertFiring   = "firing"
+	AlertUpdated  = "updated"
+	AlertResolved = "resolved"
+)
+
+// Contributor is one sub-key behind an anomaly: its cost in the anomalous
+// window against its baseline, as decimal USD strings.
+type Contributor struct {
+	// Dimension is what the key is: api_key_id, project, reported_model,
+	// new_model or cache_hit_rate.
+	Dimension   string `json:"dimension"`
+	Key         string `json:"key"`
+	CostUSD     string `json:"cost_usd"`
+	BaselineUSD string `json:"baseline_usd"`
 }
