@@ -48,6 +48,7 @@ var commands = map[string]command{
 	"enrich":                 {"price and attribute raw events into aivis.usage.enriched.v1", false, nil, runEnrich},
 	"aggregate":              {"aggregate enriched events into ClickHouse windows (one replica of the group)", false, nil, runAggregate},
 	"gpuprobe":               {"sample NVIDIA GPUs with NVML and produce gpu.usage events", false, gpuprobeFlags, runGPUProbe},
+	"serving":                {"scrape vLLM, TGI, SGLang and Triton /metrics and produce their token counts as llm.request events", false, nil, runServing},
 	"migrate":                {"apply the ClickHouse migrations and create the Kafka topics (idempotent)", false, migrateFlags, runMigrate},
 	"dev":                    {"run every stage in one process (embedded Kafka when no brokers are configured)", true, devFlags, runDev},
 	"loadgen":                {"send synthetic usage traffic to an ingest endpoint or Kafka", false, loadgenFlags, runLoadgen},

@@ -25,6 +25,7 @@ import (
 	"github.com/aivis-dev/aivis/enrich"
 	"github.com/aivis-dev/aivis/gpuprobe"
 	"github.com/aivis-dev/aivis/ingest"
+	"github.com/aivis-dev/aivis/serving"
 	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
 )
 
@@ -36,6 +37,8 @@ type Config struct {
 	Aggregate  aggregate.Config `koanf:"aggregate"`
 	ClickHouse chsink.Config    `koanf:"clickhouse"`
 	GPUProbe   gpuprobe.Config  `koanf:"gpuprobe"`
+	// Serving configures aivis serving, which scrapes inference servers.
+	Serving serving.Config `koanf:"serving"`
 	// Budget configures the budget evaluator, which runs with aggregate.
 	Budget      budget.Config `koanf:"budget"`
 	MetricsAddr string        `koanf:"metrics_addr" help:"address serving /metrics, /healthz and /readyz (empty disables them)"`
@@ -72,6 +75,7 @@ func Default() Config {
 		Aggregate:   aggregate.DefaultConfig(),
 		ClickHouse:  chsink.DefaultConfig(),
 		GPUProbe:    gpuprobe.DefaultConfig(),
+		Serving:     serving.DefaultConfig(),
 		Budget:      budget.DefaultConfig(),
 		MetricsAddr: "127.0.0.1:9464",
 		LogLevel:    "info",
@@ -106,7 +110,7 @@ func (c Config) validate(withIngest bool) error {
 	default:
 		errs = append(errs, fmt.Errorf("log_level: %q must be debug, info, warn or error", c.LogLevel))
 	}
-	checks := []error{c.Enrich.Validate(), c.Aggregate.Validate(), c.ClickHouse.Validate(), c.GPUProbe.Validate(), c.Budget.Validate()}
+	checks := []error{c.Enrich.Validate(), c.Aggregate.Validate(), c.ClickHouse.Validate(), c.GPUProbe.Validate(), c.Serving.Validate(), c.Budget.Validate()}
 	if withIngest {
 		checks = append(checks, c.Ingest.Validate(), c.eventTimeRange())
 	}

@@ -11,7 +11,8 @@
 // topic is consumed), aggregate (with Drain: after the enriched topic is
 // consumed; emits every open window), the budget evaluator (with Drain:
 // one last evaluation), the anomaly scorer (with Drain: one
-// last pass over every window), gpuprobe, the topic guard, and last the ops
+// last pass over every window), serving (one last delivery of pending
+// events), gpuprobe, the topic guard, and last the ops
 // endpoints, so /metrics answers during the drain. Close then closes the
 // clients and the store.
 package pipeline
@@ -40,6 +41,7 @@ import (
 	"github.com/aivis-dev/aivis/internal/config"
 	"github.com/aivis-dev/aivis/internal/obs"
 	"github.com/aivis-dev/aivis/schemas"
+	"github.com/aivis-dev/aivis/serving"
 	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
 )
 
@@ -53,6 +55,7 @@ const (
 	Aggregate Stage = "aggregate"
 	Anomaly   Stage = "anomaly"
 	GPUProbe  Stage = "gpuprobe"
+	Serving   Stage = "serving"
 )
 
 // Member is an actor placed by the caller.
@@ -78,6 +81,9 @@ type Options struct {
 	Front []Member
 	// GPU configures gpuprobe.
 	GPU GPUOptions
+	// Out receives serving's events as JSON lines when no brokers are
+	// configured.
+	Out io.Writer
 	// Log is the process logger.
 	Log *slog.Logger
 }
@@ -140,7 +146,8 @@ func Build(ctx context.Context, cfg config.Config, opts Options) (_ *Process, er
 	p.group = actor.New(log, p.Registry)
 	p.group.DrainTimeout = opts.DrainTimeout
 	has := func(s Stage) bool { return slices.Contains(opts.Stages, s) }
-	kafkaFree := len(opts.Stages) == 1 && has(GPUProbe) && len(cfg.Kafka.Brokers) == 0
+	// gpuprobe and serving alone write JSON lines when no brokers are set.
+	kafkaFree := len(opts.Stages) == 1 && (has(GPUProbe) || has(Serving)) && len(cfg.Kafka.Brokers) == 0
 
 	if len(p.Brokers) == 0 && !kafkaFree {
 		if !opts.Embedded {
@@ -192,6 +199,11 @@ func Build(ctx context.Context, cfg config.Config, opts Options) (_ *Process, er
 			return nil, err
 		}
 	}
+	if has(Serving) {
+		if err := p.buildServing(dialer, kafkaFree); err != nil {
+			return nil, err
+		}
+	}
 	if has(GPUProbe) {
 		if err := p.buildGPUProbe(dialer, kafkaFree); err != nil {
 			return nil, err
@@ -216,7 +228,7 @@ func topicsFor(cfg config.Config, stages []Stage) []string {
 	}
 	for _, s := range stages {
 		switch s {
-		case Ingest, GPUProbe:
+		case Ingest, GPUProbe, Serving:
 			add(schemas.TopicRaw)
 		case Enrich:
 			add(schemas.TopicRaw, schemas.TopicEnriched, schemas.TopicDeadLetter)
@@ -377,6 +389,35 @@ func (p *Process) buildGPUProbe(d bus.Dialer, kafkaFree bool) error {
 	p.group.Add(string(GPUProbe), actor.Func(func(ctx context.Context) error {
 		return probe.Run(ctx, func(evs []schemas.Event) error { return emit(ctx, evs) })
 	}), actor.Options{})
+	return nil
+}
+
+func (p *Process) buildServing(d bus.Dialer, kafkaFree bool) error {
+	if p.cfg.Serving.TargetsPath == "" {
+		return errors.New("no serving targets: set serving.targets_path (flag --serving.targets_path) to a targets file; see docs/serving.md and deploy/serving-targets.example.yaml")
+	}
+	targets, err := serving.LoadTargets(p.cfg.Serving.TargetsPath)
+	if err != nil {
+		return err
+	}
+	var emit serving.Emit
+	if kafkaFree {
+		out := p.opts.Out
+		emit = func(_ context.Context, evs []schemas.Event) error { return serving.WriteJSON(out, evs) }
+	} else {
+		cl, err := d.Producer(string(Serving))
+		if err != nil {
+			return err
+		}
+		p.clients = append(p.clients, cl)
+		emit = func(ctx context.Context, evs []schemas.Event) error { return serving.Produce(ctx, cl, evs) }
+	}
+	sc, err := serving.NewScraper(p.cfg.Serving, targets, emit, p.Registry, p.log.With("stage", "serving"))
+	if err != nil {
+		return err
+	}
+	p.Ready.Add("serving", sc.Ready)
+	p.group.Add(string(Serving), sc, actor.Options{})
 	return nil
 }
 
