@@ -352,11 +352,11 @@ FROM (
     FROM ` + TableEvents + ` FINAL
     WHERE kind = 'gpu.usage'
     GROUP BY window_start, team, project, owner_kind, owner_id, gpu_model, host
-) CROSS JOIN (
+) AS g CROSS JOIN (
     SELECT anyIf(value, name = '` + SettingEnergy + `') AS energy_usd_per_kwh,
         anyIf(value, name = '` + SettingGridIntensity + `') AS grid_gco2_per_kwh
     FROM ` + TableGPUSettings + ` FINAL
-)`,
+) AS settings`,
 		`CREATE VIEW IF NOT EXISTS ` + ViewSelfHostedCost + ` AS
 SELECT
     date, deployment, gpu_cost_usd, allocated_gpu_seconds, busy_gpu_seconds,
@@ -370,13 +370,13 @@ FROM (
     FROM ` + TableEvents + ` FINAL
     WHERE kind = 'gpu.usage' AND deployment != ''
     GROUP BY date, deployment
-) ALL FULL OUTER JOIN (
+) AS gpu ALL FULL OUTER JOIN (
     SELECT date, visitParamExtractString(labels, '` + LabelDeployment + `') AS deployment,
         count() AS requests, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens
     FROM ` + TableEvents + ` FINAL
     WHERE kind = 'llm.request' AND deployment != ''
     GROUP BY date, deployment
-) USING (date, deployment)`,
+) AS served USING (date, deployment)`,
 	}},
 }
 
