@@ -39,6 +39,9 @@ type catalogFile struct {
 	ProviderAliases map[string]string `yaml:"provider_aliases,omitempty"`
 	Models          []modelEntry      `yaml:"models"`
 	GPUs            []gpuEntry        `yaml:"gpus,omitempty"`
+	// GPUDefaultCategory is the pricing category of gpu.usage events that
+	// carry none (default on_demand).
+	GPUDefaultCategory string `yaml:"gpu_default_category,omitempty"`
 	// Contracts are per-team prices applied after list price.
 	Contracts []contractSpec `yaml:"contracts,omitempty"`
 	// AzureDeployments maps Azure OpenAI deployment names, which events
@@ -72,19 +75,6 @@ type modelSpec struct {
 	Models  []string `yaml:"models,omitempty"`
 	Aliases []string `yaml:"aliases,omitempty"`
 	Pattern string   `yaml:"pattern,omitempty"`
-}
-
-type gpuEntry struct {
-	ID            string  `yaml:"id"`
-	Match         gpuSpec `yaml:"match"`
-	EffectiveFrom string  `yaml:"effective_from"`
-	GPUHour       *string `yaml:"gpu_hour"`
-	SourceURL     string  `yaml:"source_url"`
-	RetrievedAt   string  `yaml:"retrieved_at"`
-}
-
-type gpuSpec struct {
-	GPUModels []string `yaml:"gpu_models"`
 }
 
 // price is one effective-dated version of a model entry, with fallbacks,
@@ -139,26 +129,16 @@ type providerIndex struct {
 	patterns []patternRef         // file order
 }
 
-type gpuPrice struct {
-	priceID      string
-	from         time.Time
-	picosPerHour int64
-	perHour      string
-}
-
-type gpuVersions struct {
-	id   string
-	list []gpuPrice
-}
-
 // Catalog is a parsed, immutable pricing catalog. It is safe for
 // concurrent use.
 type Catalog struct {
 	version         string
 	providers       map[string]*providerIndex
 	providerAliases map[string]string
-	gpus            map[string]*gpuVersions // keys lower-cased
-	contracts       []contract              // file order
+	gpus            map[string][]*gpuVersions // keys lower-cased GPU models
+	// gpuDefaultCategory prices gpu.usage events without a pricing_category.
+	gpuDefaultCategory string
+	contracts          []contract // file order
 	// azureDeployments maps lower-cased deployment names to models.
 	azureDeployments map[string]string
 	// costTolerancePPM is how far, in millionths of the catalog cost, a
@@ -242,7 +222,7 @@ func ParseCatalog(data []byte) (*Catalog, error) {
 		providers:        map[string]*providerIndex{},
 		entryModels:      map[string]string{},
 		providerAliases:  map[string]string{},
-		gpus:             map[string]*gpuVersions{},
+		gpus:             map[string][]*gpuVersions{},
 		costTolerancePPM: DefaultProviderCostTolerancePPM,
 	}
 	for from, to := range f.AzureDeployments {
@@ -268,7 +248,7 @@ func ParseCatalog(data []byte) (*Catalog, error) {
 		c.providerAliases[from] = to
 	}
 	c.buildModels(f.Models, &p)
-	c.buildGPUs(f.GPUs, &p)
+	c.buildGPUs(f.GPUs, f.GPUDefaultCategory, &p)
 	c.contracts = parseContracts(&p, "contracts", f.Contracts)
 	if err := p.Err(); err != nil {
 		return nil, err
@@ -402,77 +382,6 @@ func entryModel(e modelEntry) string {
 		return rest
 	}
 	return e.ID
-}
-
-func (c *Catalog) buildGPUs(entries []gpuEntry, p *yamlstrict.Problems) {
-	owner := map[string]string{}
-	for i, e := range entries {
-		path := fmt.Sprintf("gpus[%d]", i)
-		if e.ID == "" {
-			p.Add(path+".id", "is required (e.g. \"onprem/h100\")")
-			continue
-		}
-		path = fmt.Sprintf("gpus[%d](%s)", i, e.ID)
-		from, err := time.Parse(time.RFC3339, e.EffectiveFrom)
-		if err != nil {
-			p.Add(path+".effective_from", "must be an RFC 3339 time such as 2025-06-01T00:00:00Z, got %q", e.EffectiveFrom)
-			continue
-		}
-		checkRetrievedAt(p, path, e.RetrievedAt)
-		if e.GPUHour == nil {
-			p.Add(path+".gpu_hour", "is required (decimal USD per GPU-hour, e.g. \"2.10\")")
-			continue
-		}
-		d, ok := parsePrice(p, path+".gpu_hour", *e.GPUHour, maxGPUHourPrice)
-		if !ok {
-			continue
-		}
-		gp := gpuPrice{
-			from:         from.UTC(),
-			picosPerHour: d.Shift(12).IntPart(),
-			perHour:      d.String(),
-		}
-		gp.priceID = e.ID + "@" + gp.from.Format(time.RFC3339)
-		if len(e.Match.GPUModels) == 0 {
-			p.Add(path+".match.gpu_models", "needs at least one GPU model name")
-		}
-		for j, name := range e.Match.GPUModels {
-			lname := strings.ToLower(strings.TrimSpace(name))
-			if lname == "" {
-				p.Add(fmt.Sprintf("%s.match.gpu_models[%d]", path, j), "must not be empty")
-				continue
-			}
-			if other, dup := owner[lname]; dup && other != e.ID {
-				p.Add(fmt.Sprintf("%s.match.gpu_models[%d]", path, j), "%q is already priced by %q", name, other)
-				continue
-			}
-			owner[lname] = e.ID
-			gv := c.gpus[lname]
-			if gv == nil {
-				gv = &gpuVersions{id: e.ID}
-				c.gpus[lname] = gv
-			}
-			dup := false
-			for _, v := range gv.list {
-				dup = dup || v.from.Equal(gp.from)
-			}
-			if dup {
-				p.Add(path+".effective_from", "%s is already used by another entry with id %q", e.EffectiveFrom, e.ID)
-				continue
-			}
-			gv.list = append(gv.list, gp)
-			sort.Slice(gv.list, func(a, b int) bool { return gv.list[a].from.Before(gv.list[b].from) })
-		}
-	}
-}
-
-func (g *gpuVersions) at(t time.Time) (*gpuPrice, bool) {
-	for i := len(g.list) - 1; i >= 0; i-- {
-		if !t.Before(g.list[i].from) {
-			return &g.list[i], true
-		}
-	}
-	return nil, false
 }
 
 func checkRetrievedAt(p *yamlstrict.Problems, path, s string) {
@@ -655,12 +564,4 @@ func (c *Catalog) lookupVersions(provider, model string) *versions {
 	}
 	v, _ := idx.find(model)
 	return v
-}
-
-func (c *Catalog) lookupGPU(gpuModel string, t time.Time) (*gpuPrice, bool) {
-	g := c.gpus[strings.ToLower(strings.TrimSpace(gpuModel))]
-	if g == nil {
-		return nil, false
-	}
-	return g.at(t)
 }

@@ -456,51 +456,6 @@ var (
 	maxPicos   = decimal.NewFromInt(math.MaxInt64)
 )
 
-// maxGPUSeconds bounds one event's GPU time (about 31,700 GPU-years).
-const maxGPUSeconds = 1e12
-
-// priceGPU charges allocated GPU-seconds at the gpu_hour price:
-// cost = seconds × price_per_hour / 3600. The division by 3600 is exact
-// only for some second counts; the remainder is rounded half to even to a
-// whole pico-USD, an error of at most 0.5e-12 USD per event.
-func (c *Catalog) priceGPU(ev *schemas.Event) Quote {
-	if ev.GPU == nil {
-		return Quote{}
-	}
-	p, ok := c.lookupGPU(ev.GPU.GPUModel, ev.Time)
-	if !ok {
-		return Quote{}
-	}
-	secs := ev.GPU.AllocatedSeconds
-	if math.IsNaN(secs) || secs < 0 {
-		return Quote{PriceID: p.priceID}
-	}
-	if secs > maxGPUSeconds {
-		return outOfRange(p.priceID, "%g allocated GPU-seconds is more than the %g that pricing accepts", secs, float64(maxGPUSeconds))
-	}
-	// The shortest decimal that round-trips the float is what the producer
-	// wrote in JSON, so no binary noise enters the cost.
-	s := decimal.NewFromFloat(secs)
-	cost, ok := divRoundHalfEven(s.Mul(decimal.NewFromInt(p.picosPerHour)), dec3600)
-	if !ok {
-		return outOfRange(p.priceID, "%s GPU-seconds at %s USD per hour (%s) %s", s, p.perHour, p.priceID, beyondEvent)
-	}
-	microhours, ok := divRoundHalfEven(s.Mul(decMillion), dec3600)
-	if !ok {
-		return outOfRange(p.priceID, "%s GPU-seconds is more micro-hours than int64 holds", s)
-	}
-	q := Quote{PriceID: p.priceID, Priced: true, CostPicos: cost}
-	if microhours != 0 || cost != 0 {
-		q.Lines = []schemas.CostLine{{
-			Meter:     MeterGPUMicrohours,
-			Quantity:  microhours,
-			UnitPrice: p.perHour, // per 1M micro-hours = per hour
-			CostPicos: cost,
-		}}
-	}
-	return q
-}
-
 // divRoundHalfEven returns n / d rounded half to even, for n >= 0, d > 0,
 // reporting whether the result fits in int64.
 func divRoundHalfEven(n, d decimal.Decimal) (int64, bool) {

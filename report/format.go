@@ -66,7 +66,9 @@ var csvHeader = []string{"section", "window_start", "provider", "model", "team",
 	"requests", "errors", "unpriced_requests", "input_tokens", "output_tokens",
 	"cache_read_input_tokens", "cache_write_input_tokens", "cost_usd",
 	"latency_p50_ms", "latency_p95_ms", "baseline_usd", "z_score",
-	"exact_cost_usd", "fallback_requests", "fallback_cost_usd", "fallback_codes", "reported_name"}
+	"exact_cost_usd", "fallback_requests", "fallback_cost_usd", "fallback_codes", "reported_name",
+	"allocated_gpu_seconds", "busy_gpu_seconds", "idle_gpu_seconds", "energy_kwh", "energy_cost_usd", "emissions_gco2",
+	"idle_cost_usd", "efficiency", "deployment", "cost_per_1m_tokens_usd", "comparable", "comparable_cost_per_1m_tokens_usd"}
 
 func writeCSV(w io.Writer, r *Result) error {
 	cw := csv.NewWriter(w)
@@ -130,6 +132,28 @@ func writeCSV(w io.Writer, r *Result) error {
 		t := append([]string(nil), noTotals...)
 		t[7] = a.CostUSD.String()
 		if err := row("anomalies", a.WindowStart.Format(time.RFC3339), "", a.Model, a.Team, "", t, "", "", f(a.BaselineUSD), f(a.ZScore)); err != nil {
+			return err
+		}
+	}
+	// The GPU columns come after the 9 from latency_p50_ms to reported_name.
+	skip := func(rec []string) []string { return append(make([]string, 9), rec...) }
+	for _, g := range r.GPU {
+		t := append([]string(nil), noTotals...)
+		t[7] = g.CostUSD.String()
+		if err := row("gpu", "", "", "", g.Team, "", t, skip([]string{f(g.AllocatedGPUSeconds), f(g.BusyGPUSeconds), f(g.IdleGPUSeconds),
+			f(g.EnergyKWh), f(g.EnergyCostUSD), f(g.EmissionsGCO2), g.IdleCostUSD.String(), f(g.Efficiency)})...); err != nil {
+			return err
+		}
+	}
+	for _, s := range r.SelfHosted {
+		t := append([]string(nil), noTotals...)
+		t[0], t[3], t[4], t[7] = u(s.Requests, 10), i(s.InputTokens), i(s.OutputTokens), s.GPUCostUSD.String()
+		comparable := ""
+		if s.ComparablePriced {
+			comparable = s.ComparableCostPer1MUSD.String()
+		}
+		if err := row("self_hosted", "", "", "", "", "", t, skip([]string{"", "", "", "", "", "", "", "",
+			s.Deployment, s.CostPer1MUSD.String(), s.Comparable, comparable})...); err != nil {
 			return err
 		}
 	}
@@ -239,7 +263,38 @@ func writeTable(w io.Writer, r *Result) error {
 			p("%s\t%s\t%s\t%s\t%.6f\t%.2f\n", a.WindowStart.Format(stamp), Printable(a.Team), Printable(a.Model), usd(a.CostUSD), a.BaselineUSD, a.ZScore)
 		}
 	}
+	gpuTable(p, r)
 	return tw.Flush()
+}
+
+func gpuTable(p func(string, ...any), r *Result) {
+	p("\nGPU COST BY TEAM\n")
+	if len(r.GPU) == 0 {
+		p("(none)\n")
+	} else {
+		p("TEAM\tGPU HOURS\tBUSY HOURS\tEFFICIENCY\tENERGY KWH\tENERGY USD\tCO2 KG\tIDLE COST USD\tCOST USD\n")
+		for _, g := range r.GPU {
+			p("%s\t%.3f\t%.3f\t%.1f%%\t%.3f\t%.6f\t%.3f\t%s\t%s\n", Printable(g.Team), g.AllocatedGPUSeconds/3600, g.BusyGPUSeconds/3600,
+				100*g.Efficiency, g.EnergyKWh, g.EnergyCostUSD, g.EmissionsGCO2/1000, usd(g.IdleCostUSD), usd(g.CostUSD))
+		}
+	}
+	p("\nSELF-HOSTED VS API (PER 1M TOKENS)\n")
+	if len(r.SelfHosted) == 0 {
+		p("(none)\n")
+		return
+	}
+	p("DEPLOYMENT\tREQUESTS\tTOKENS\tGPU COST USD\tUSD PER 1M\tCOMPARABLE\tCOMPARABLE USD PER 1M\n")
+	for _, s := range r.SelfHosted {
+		comparable, price := "-", "-"
+		if s.Comparable != "" {
+			comparable, price = Printable(s.Comparable), "unpriced"
+			if s.ComparablePriced {
+				price = usd(s.ComparableCostPer1MUSD)
+			}
+		}
+		p("%s\t%s\t%s\t%s\t%s\t%s\t%s\n", Printable(s.Deployment), num(int64(s.Requests)), num(s.tokens()),
+			usd(s.GPUCostUSD), usd(s.CostPer1MUSD), comparable, price)
+	}
 }
 
 func usd(d decimal.Decimal) string { return d.StringFixed(tableCostDecimals) }

@@ -18,6 +18,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/shopspring/decimal"
 
+	"github.com/aivis-dev/aivis/pricing"
 	"github.com/aivis-dev/aivis/sinks/clickhouse"
 )
 
@@ -45,6 +46,11 @@ type Options struct {
 	Limit int
 	// Format is "table" (default), "json" or "csv".
 	Format string
+	// Comparables maps serving deployments to the API model
+	// ("provider/model", e.g. openai/gpt-4o-mini) their cost per 1M
+	// tokens is set against, priced by Catalog.
+	Comparables map[string]string
+	Catalog     *pricing.Catalog
 }
 
 func (o Options) withDefaults(now time.Time) Options {
@@ -98,6 +104,10 @@ type Result struct {
 	// model was reported under.
 	ReportedNames []NameRow    `json:"reported_names"`
 	Anomalies     []AnomalyRow `json:"anomalies"`
+	// GPU is GPU time and cost by team; SelfHosted the serving
+	// deployments' cost per 1M tokens against their comparable models.
+	GPU        []GPURow        `json:"gpu"`
+	SelfHosted []SelfHostedRow `json:"self_hosted"`
 }
 
 // ConfidenceRow is how one model's events of the range were priced:
@@ -308,6 +318,12 @@ ORDER BY window_start DESC, z_score DESC, team, model`+limit,
 			return nil
 		})
 	if err != nil {
+		return nil, err
+	}
+	if res.GPU, err = gpuTeams(ctx, q, from, until, limit); err != nil {
+		return nil, err
+	}
+	if res.SelfHosted, err = selfHosted(ctx, q, res.From, res.Until, opts, limit); err != nil {
 		return nil, err
 	}
 	return res, nil

@@ -64,6 +64,16 @@ func TestModernClickHouseSQL(t *testing.T) {
 	rec.Name = "sink write"
 	step(rec.Name, store.Write(ctx, events, windows))
 
+	rec.Name = "gpu write"
+	joules := 1_800_000.0
+	step(rec.Name, store.Write(ctx, []schemas.StoredEvent{{Offset: 99, Event: &schemas.Enriched{
+		Event: schemas.Event{SchemaVersion: schemas.SchemaVersion, EventID: "01JCHDBGPU", Time: at.Add(-30 * time.Hour), Kind: schemas.KindGPUUsage, Source: "probe",
+			Labels: map[string]string{"deployment": "llama"},
+			GPU: &schemas.GPUUsage{GPUModel: "H100", Host: "gpu-1", IntervalSeconds: 60, AllocatedSeconds: 3600, BusySeconds: 1800,
+				EnergyJoules: &joules, OwnerKind: "idle", OwnerID: "idle"}},
+		Owner: schemas.Owner{Team: "ml"}, CostPicos: 3_600_000_000_000, CostSource: schemas.CostSourceCatalog}}}, nil))
+	step(rec.Name, store.WriteGPUSettings(ctx, 0.1, 400))
+
 	rec.Name = "anomaly scores write"
 	scores := []schemas.Score{
 		{SeriesCost: schemas.SeriesCost{WindowStart: at, Team: "search", Model: "gpt-4o", CostPicos: schemas.PicosOf(2_500_000_000_000)},
@@ -154,7 +164,8 @@ func TestModernClickHouseSQL(t *testing.T) {
 		d+"\tclaude-new\tsearch\t1\t1200\t200\t100\t300\t50\t0")
 	want("verify", "IN aivis_verify_ids", "01JCHDB0000000000000000001")
 	want("report", "pricing_warnings", "openai\tgpt-4o\t0.0015\t1\t0.0009\t1\t['snapshot_fallback']\t0",
-		"anthropic\tclaude-new\t0\t0\t0\t0\t[]\t1")
+		"anthropic\tclaude-new\t0\t0\t0\t0\t[]\t1",
+		"\t\t3.6\t1\t0\t0\t[]\t0") // the gpu.usage event: confidence does not split by kind
 	want("catalog check", "count()", fmt.Sprintf("openai\tgpt-4o\t2\t%d", at.Unix()),
 		fmt.Sprintf("anthropic\tclaude-new\t1\t%d", at.Unix()))
 
@@ -162,6 +173,9 @@ func TestModernClickHouseSQL(t *testing.T) {
 	want("budgets", "FROM usage_events FINAL", fmt.Sprintf("%d\t0.0024\t0.0024", at.Unix()/3600))
 	want("budgets", "FROM budget_status_final", fmt.Sprintf("w\t\tteam=search,model=gpt-4o\tdaily\tUTC\t%d\t%d\t1\t0\t1\t0.0024\t0.5\t0.4\t0.6\tlinear\t%d\tat_risk\t['forecast']\t%d",
 		from.Unix(), to.Unix(), at.Add(time.Hour).Unix(), at.Unix()))
+
+	want("report", "FROM gpu_cost_by_window", "ml\t3600\t1800\t1800\t0.5\t0.05\t200\t3.6\t3.6\t0.5")
+	want("report", "FROM self_hosted_cost_by_day", "llama\t3.6\t0\t0\t0")
 
 	if rec.Err != nil {
 		t.Fatalf("recording the statements: %v", rec.Err)

@@ -54,7 +54,25 @@ const (
 	// period; ViewBudgetStatus reads it with FINAL.
 	TableBudgetStatus = "budget_status"
 	ViewBudgetStatus  = "budget_status_final"
+	// TableGPUSettings holds the constants of the GPU views (SettingEnergy,
+	// SettingGridIntensity); ViewGPUCost and ViewSelfHostedCost read usage_events.
+	TableGPUSettings   = "gpu_settings"
+	ViewGPUCost        = "gpu_cost_by_window"
+	ViewSelfHostedCost = "self_hosted_cost_by_day"
 )
+
+// Names of the gpu_settings rows (Store.WriteGPUSettings).
+const (
+	// SettingEnergy is the energy price, USD per kWh, of energy_cost_usd.
+	SettingEnergy = "energy_usd_per_kwh"
+	// SettingGridIntensity is the grid's gCO2 per kWh, of emissions_gco2.
+	SettingGridIntensity = "grid_gco2_per_kwh"
+)
+
+// LabelDeployment names the serving deployment of an llm.request event
+// (set by package serving) and of the gpu.usage events of its GPUs: the
+// self-hosted view joins the two on it.
+const LabelDeployment = "deployment"
 
 // MigrationsTableDDL creates the table that records applied migrations.
 const MigrationsTableDDL = `CREATE TABLE IF NOT EXISTS ` + TableMigrations + ` (
@@ -292,6 +310,73 @@ FROM (
 PARTITION BY toYear(period_start)
 ORDER BY (budget_id, period_start)`,
 		`CREATE VIEW IF NOT EXISTS ` + ViewBudgetStatus + ` AS SELECT * FROM ` + TableBudgetStatus + ` FINAL`,
+	}},
+	// What a gpu.usage event measured, so that GPU cost can be split by
+	// GPU model, host and owner and set against busy time and energy.
+	// energy_joules is 0 where the GPU reports none.
+	{40, "usage_events_gpu", []string{
+		`ALTER TABLE ` + TableEvents + ` ADD COLUMN gpu_model {{dim}}, ADD COLUMN gpu_host {{dim}}, ADD COLUMN mig_profile {{dim}},
+    ADD COLUMN gpu_owner_kind {{dim}}, ADD COLUMN gpu_owner_id String, ADD COLUMN pricing_category {{dim}},
+    ADD COLUMN allocated_gpu_seconds Float64, ADD COLUMN busy_gpu_seconds Float64, ADD COLUMN energy_joules Float64`,
+		`DROP TABLE IF EXISTS ` + ViewEvents,
+		`CREATE VIEW IF NOT EXISTS ` + ViewEvents + ` AS SELECT * FROM ` + TableEvents + ` FINAL`,
+	}},
+	// GPU cost per hour, team, owner, GPU model and host, and self-hosted
+	// serving cost per 1M tokens per day and deployment. The energy price
+	// and grid intensity are rows of gpu_settings (0 until written), read
+	// through an aggregate so that a missing row is 0 on every version.
+	// idle_gpu_seconds is allocated time the GPU was not busy;
+	// idle_cost_usd is the cost of the rows of owner kind idle (no process
+	// held the GPU).
+	{41, "gpu_views", []string{
+		`CREATE TABLE IF NOT EXISTS ` + TableGPUSettings + ` (
+    name String,
+    value Float64,
+    version UInt64
+) ENGINE = ReplacingMergeTree(version) ORDER BY name`,
+		`CREATE VIEW IF NOT EXISTS ` + ViewGPUCost + ` AS
+SELECT
+    window_start, window_seconds, team, project, owner_kind, owner_id, gpu_model, host,
+    allocated_gpu_seconds, busy_gpu_seconds, allocated_gpu_seconds - busy_gpu_seconds AS idle_gpu_seconds,
+    energy_kwh, energy_kwh * energy_usd_per_kwh AS energy_cost_usd, energy_kwh * grid_gco2_per_kwh AS emissions_gco2,
+    cost_usd, if(owner_kind = 'idle', cost_usd, toDecimal128(0, 12)) AS idle_cost_usd,
+    if(allocated_gpu_seconds = 0, 0, busy_gpu_seconds / allocated_gpu_seconds) AS efficiency,
+    events, unpriced_events
+FROM (
+    SELECT
+        toStartOfHour(time) AS window_start, toUInt32(3600) AS window_seconds, team, project,
+        gpu_owner_kind AS owner_kind, gpu_owner_id AS owner_id, gpu_model, gpu_host AS host,
+        sum(allocated_gpu_seconds) AS allocated_gpu_seconds, sum(busy_gpu_seconds) AS busy_gpu_seconds,
+        sum(energy_joules) / 3600000 AS energy_kwh, sum(cost_usd) AS cost_usd,
+        count() AS events, sum(unpriced) AS unpriced_events
+    FROM ` + TableEvents + ` FINAL
+    WHERE kind = 'gpu.usage'
+    GROUP BY window_start, team, project, owner_kind, owner_id, gpu_model, host
+) AS g CROSS JOIN (
+    SELECT anyIf(value, name = '` + SettingEnergy + `') AS energy_usd_per_kwh,
+        anyIf(value, name = '` + SettingGridIntensity + `') AS grid_gco2_per_kwh
+    FROM ` + TableGPUSettings + ` FINAL
+) AS settings`,
+		`CREATE VIEW IF NOT EXISTS ` + ViewSelfHostedCost + ` AS
+SELECT
+    date, deployment, gpu_cost_usd, allocated_gpu_seconds, busy_gpu_seconds,
+    requests, input_tokens, output_tokens, input_tokens + output_tokens AS tokens,
+    if(input_tokens + output_tokens = 0, toDecimal128(0, 12),
+       gpu_cost_usd * 1000000 / toDecimal128(input_tokens + output_tokens, 0)) AS cost_per_1m_tokens_usd
+FROM (
+    SELECT date, visitParamExtractString(labels, '` + LabelDeployment + `') AS deployment,
+        sum(cost_usd) AS gpu_cost_usd, sum(allocated_gpu_seconds) AS allocated_gpu_seconds,
+        sum(busy_gpu_seconds) AS busy_gpu_seconds
+    FROM ` + TableEvents + ` FINAL
+    WHERE kind = 'gpu.usage' AND deployment != ''
+    GROUP BY date, deployment
+) AS gpu ALL FULL OUTER JOIN (
+    SELECT date, visitParamExtractString(labels, '` + LabelDeployment + `') AS deployment,
+        count() AS requests, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens
+    FROM ` + TableEvents + ` FINAL
+    WHERE kind = 'llm.request' AND deployment != ''
+    GROUP BY date, deployment
+) AS served USING (date, deployment)`,
 	}},
 }
 

@@ -120,6 +120,9 @@ type eventBuffers struct {
 	costCenters, keyIDs, costSources, catalogs, prices []string
 	labels, rawUsage, usageJSON, providerCosts         []string
 	canonicalModels                                    []string
+	gpuModels, gpuHosts, migProfiles, gpuOwnerKinds    []string
+	gpuOwnerIDs, pricingCategories                     []string
+	allocatedGPU, busyGPU, energyJoules                []float64
 	times                                              []time.Time
 	latencies, offsets                                 []int64
 	input, cacheRead, cacheWrite, output, reasoning    []int64
@@ -146,7 +149,8 @@ func sized[T any](s []T, n int) []T {
 func (b *eventBuffers) release() {
 	for _, s := range [][]string{b.ids, b.kinds, b.sources, b.providers, b.models, b.operations,
 		b.statuses, b.errorTypes, b.tiers, b.teams, b.projects, b.costCenters, b.keyIDs,
-		b.costSources, b.catalogs, b.prices, b.labels, b.rawUsage, b.usageJSON, b.providerCosts, b.canonicalModels} {
+		b.costSources, b.catalogs, b.prices, b.labels, b.rawUsage, b.usageJSON, b.providerCosts, b.canonicalModels,
+		b.gpuModels, b.gpuHosts, b.migProfiles, b.gpuOwnerKinds, b.gpuOwnerIDs, b.pricingCategories} {
 		clear(s)
 	}
 	clear(b.costs)
@@ -164,6 +168,9 @@ func (b *eventBuffers) columns(events []schemas.StoredEvent) ([]column, error) {
 	b.keyIDs, b.costSources, b.catalogs, b.prices = sized(b.keyIDs, n), sized(b.costSources, n), sized(b.catalogs, n), sized(b.prices, n)
 	b.labels, b.rawUsage, b.usageJSON, b.providerCosts = sized(b.labels, n), sized(b.rawUsage, n), sized(b.usageJSON, n), sized(b.providerCosts, n)
 	b.canonicalModels = sized(b.canonicalModels, n)
+	b.gpuModels, b.gpuHosts, b.migProfiles = sized(b.gpuModels, n), sized(b.gpuHosts, n), sized(b.migProfiles, n)
+	b.gpuOwnerKinds, b.gpuOwnerIDs, b.pricingCategories = sized(b.gpuOwnerKinds, n), sized(b.gpuOwnerIDs, n), sized(b.pricingCategories, n)
+	b.allocatedGPU, b.busyGPU, b.energyJoules = sized(b.allocatedGPU, n), sized(b.busyGPU, n), sized(b.energyJoules, n)
 	b.times, b.latencies, b.offsets = sized(b.times, n), sized(b.latencies, n), sized(b.offsets, n)
 	b.input, b.cacheRead, b.cacheWrite = sized(b.input, n), sized(b.cacheRead, n), sized(b.cacheWrite, n)
 	b.output, b.reasoning, b.costs = sized(b.output, n), sized(b.reasoning, n), sized(b.costs, n)
@@ -203,6 +210,7 @@ func (b *eventBuffers) columns(events []schemas.StoredEvent) ([]column, error) {
 		b.partitions[i], b.offsets[i] = uint32(se.Partition), se.Offset
 		b.ratingVersions[i] = se.RatingVersion
 		b.providerCosts[i] = e.ProviderCostUSD
+		b.gpuColumns(i, e.GPU)
 	}
 	all := []column{
 		// The driver stores a Date as the day of the time it is given.
@@ -219,6 +227,9 @@ func (b *eventBuffers) columns(events []schemas.StoredEvent) ([]column, error) {
 		{"src_partition", b.partitions}, {"src_offset", b.offsets}, {"rating_version", b.ratingVersions},
 		{"usage_json", b.usageJSON}, {"provider_cost_usd", b.providerCosts},
 		{"pricing_warnings", pricingWarnings(events)},
+		{"gpu_model", b.gpuModels}, {"gpu_host", b.gpuHosts}, {"mig_profile", b.migProfiles},
+		{"gpu_owner_kind", b.gpuOwnerKinds}, {"gpu_owner_id", b.gpuOwnerIDs}, {"pricing_category", b.pricingCategories},
+		{"allocated_gpu_seconds", b.allocatedGPU}, {"busy_gpu_seconds", b.busyGPU}, {"energy_joules", b.energyJoules},
 	}
 	// A column that is empty or zero in every event is left out of the
 	// INSERT: the server fills in the same value (the one DEFAULT
@@ -235,6 +246,22 @@ func (b *eventBuffers) columns(events []schemas.StoredEvent) ([]column, error) {
 	return cols, nil
 }
 
+// gpuColumns fills row i's gpu.usage columns (zero for other kinds).
+func (b *eventBuffers) gpuColumns(i int, g *schemas.GPUUsage) {
+	if g == nil {
+		b.gpuModels[i], b.gpuHosts[i], b.migProfiles[i] = "", "", ""
+		b.gpuOwnerKinds[i], b.gpuOwnerIDs[i], b.pricingCategories[i] = "", "", ""
+		b.allocatedGPU[i], b.busyGPU[i], b.energyJoules[i] = 0, 0, 0
+		return
+	}
+	b.gpuModels[i], b.gpuHosts[i], b.migProfiles[i] = g.GPUModel, g.Host, g.MIGProfile
+	b.gpuOwnerKinds[i], b.gpuOwnerIDs[i], b.pricingCategories[i] = g.OwnerKind, g.OwnerID, g.PricingCategory
+	b.allocatedGPU[i], b.busyGPU[i], b.energyJoules[i] = g.AllocatedSeconds, g.BusySeconds, 0
+	if g.EnergyJoules != nil {
+		b.energyJoules[i] = *g.EnergyJoules
+	}
+}
+
 // allZero reports whether every value of a column is its type's zero.
 func allZero(data any) bool {
 	switch v := data.(type) {
@@ -248,6 +275,8 @@ func allZero(data any) bool {
 		return !slices.ContainsFunc(v, func(x uint32) bool { return x != 0 })
 	case []uint8:
 		return !slices.ContainsFunc(v, func(x uint8) bool { return x != 0 })
+	case []float64:
+		return !slices.ContainsFunc(v, func(x float64) bool { return x != 0 })
 	case []decimal.Decimal:
 		return !slices.ContainsFunc(v, func(x decimal.Decimal) bool { return !x.IsZero() })
 	case [][]string:
@@ -464,4 +493,20 @@ func backoff(base time.Duration, attempt int) time.Duration {
 	d = min(d, maxBackoff)
 	half := d / 2
 	return half + rand.N(half+1)
+}
+
+// WriteGPUSettings stores the constants of the GPU views: the energy price
+// (USD per kWh) of energy_cost_usd and the grid intensity (gCO2 per kWh) of
+// emissions_gco2. The newest write wins.
+func (s *Store) WriteGPUSettings(ctx context.Context, energyUSDPerKWh, gridGCO2PerKWh float64) error {
+	version := uint64(time.Now().UnixNano())
+	cols := []column{
+		{"name", []string{SettingEnergy, SettingGridIntensity}},
+		{"value", []float64{energyUSDPerKWh, gridGCO2PerKWh}},
+		{"version", []uint64{version, version}},
+	}
+	if err := s.insert(ctx, TableGPUSettings, cols, 2); err != nil {
+		return fmt.Errorf("writing GPU settings: %w", err)
+	}
+	return nil
 }
