@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -152,6 +153,8 @@ func trafficFlags(fs *pflag.FlagSet) {
 	fs.Duration("duration", time.Minute, "how long to send (0: until interrupted)")
 	fs.Int64("seed", 1, "random seed (same seed, same events)")
 	fs.Float64("time-scale", 1, "event seconds per wall second (60 replays an hour in a minute)")
+	fs.String("scenario", "", "stage one incident for the detector and the alerts: "+strings.Join(loadgen.Scenarios, ", ")+" (empty: none; replaces the periodic bursts)")
+	fs.Duration("scenario-at", 0, "when the scenario starts, in event time after the run's start (0: halfway through the run)")
 }
 
 func loadgenConfig(fs *pflag.FlagSet) loadgen.Config {
@@ -160,6 +163,8 @@ func loadgenConfig(fs *pflag.FlagSet) loadgen.Config {
 	c.Duration, _ = fs.GetDuration("duration")
 	c.Seed, _ = fs.GetInt64("seed")
 	c.TimeScale, _ = fs.GetFloat64("time-scale")
+	c.Scenario, _ = fs.GetString("scenario")
+	c.ScenarioAt, _ = fs.GetDuration("scenario-at")
 	return c
 }
 
@@ -183,6 +188,9 @@ func runLoadgen(ctx context.Context, e *env) error {
 		url, _ := e.fs.GetString("url")
 		token, _ := e.fs.GetString("token")
 		sink = &loadgen.HTTPSink{URL: url, Token: token, Client: &http.Client{Timeout: 30 * time.Second}}
+	}
+	if sc, ok := loadgen.PlanScenario(c); ok {
+		fmt.Fprintln(e.out, sc)
 	}
 	stats, err := loadgen.Run(ctx, c, sink, progressPrinter(e))
 	fmt.Fprintf(e.out, "sent %d events (%d distinct, %d duplicates, %d malformed, %d late) in %s\n",

@@ -75,6 +75,9 @@ func runDev(ctx context.Context, e *env) error {
 		p.Brokers, e.cfg.ClickHouse.Addr, e.cfg.ClickHouse.Database, e.cfg.MetricsAddr)
 	if lg.Rate > 0 {
 		fmt.Fprintf(e.out, "load generator: %.0f events/s for %s (event time ×%g)\n", lg.Rate, lg.Duration, lg.TimeScale)
+		if sc, ok := loadgen.PlanScenario(lg); ok {
+			fmt.Fprintln(e.out, sc)
+		}
 	}
 	go func() {
 		<-ctx.Done()

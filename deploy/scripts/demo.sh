@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # make demo: a private ClickHouse, the whole pipeline in one process on an
 # embedded Kafka cluster with about a minute of synthetic traffic (three
-# hours of event time), then the cost report read back from ClickHouse.
+# hours of event time) with one staged incident, then the cost report, the
+# budget status and the alerts raised, read back from ClickHouse.
 # Environment: AIVISDEV_BIN (default bin/aivis), AIVISDEV_DEMO_DB (aivis_demo),
 # AIVISDEV_DEMO_RATE (events/s, 300), AIVISDEV_DEMO_DURATION (60s),
+# AIVISDEV_DEMO_SCENARIO (spike; see aivis loadgen --help, empty for none),
+# AIVISDEV_DEMO_BUDGETS (deploy/budgets.example.yaml, empty for none),
 # AIVISDEV_CH_PORT (9000).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 bin=${AIVISDEV_BIN:-$root/bin/aivis}
 db=${AIVISDEV_DEMO_DB:-aivis_demo}
+scenario=${AIVISDEV_DEMO_SCENARIO-spike}
+budgets=${AIVISDEV_DEMO_BUDGETS-$root/deploy/budgets.example.yaml}
+ch() { clickhouse-client --port "${AIVISDEV_CH_PORT:-9000}" -d "$db" "$@"; }
 
 interrupted() {
   echo
@@ -26,6 +32,7 @@ clickhouse-client --port "${AIVISDEV_CH_PORT:-9000}" -q "DROP DATABASE IF EXISTS
 
 "$bin" dev --clickhouse.database "$db" --log_level warn \
   --rate "${AIVISDEV_DEMO_RATE:-300}" --duration "${AIVISDEV_DEMO_DURATION:-60s}" --time-scale 180 \
+  --scenario "$scenario" --budget.path "$budgets" \
   --exit --since 4h --limit 8 &
 pid=$!
 # Ctrl-C reaches aivis too (same process group) and starts its drain: wait
@@ -36,6 +43,22 @@ wait $pid
 trap - INT TERM
 
 "$bin" verify --clickhouse.database "$db" --log_level warn --from "$(date -u -d '-1 day' +%F)" --to "$(date -u -d '+1 day' +%F)" || true
+
+if [ -n "$budgets" ]; then
+  echo
+  echo "Budgets ($budgets):"
+  "$bin" report budgets --clickhouse.database "$db" --log_level warn || true
+fi
+
+# The embedded Kafka cluster, and with it aivis.alerts.v1, is gone once
+# aivis dev exits; cost_anomalies keeps every anomaly the scorer alerted on.
+echo
+echo "Cost anomaly alerts raised${scenario:+ (staged scenario: $scenario)}:"
+ch --format PrettyCompactMonoBlock -q "
+  SELECT window_start, team, model, round(toFloat64(cost_usd), 2) AS cost_usd,
+         round(baseline_usd, 2) AS baseline_usd, round(z_score, 1) AS z
+  FROM cost_anomalies_final WHERE is_anomaly ORDER BY window_start LIMIT 20" || true
+echo "($(ch -q "SELECT count() FROM cost_anomalies_final WHERE is_anomaly" 2>/dev/null || echo '?') in all)"
 
 cat <<MSG
 

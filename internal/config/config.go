@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/aivis-dev/aivis/aggregate"
+	"github.com/aivis-dev/aivis/alerts"
 	"github.com/aivis-dev/aivis/budget"
 	"github.com/aivis-dev/aivis/enrich"
 	"github.com/aivis-dev/aivis/gpuprobe"
@@ -40,7 +41,10 @@ type Config struct {
 	// Serving configures aivis serving, which scrapes inference servers.
 	Serving serving.Config `koanf:"serving"`
 	// Budget configures the budget evaluator, which runs with aggregate.
-	Budget      budget.Config `koanf:"budget"`
+	Budget budget.Config `koanf:"budget"`
+	// Alerts configures the webhooks alerts are delivered to besides the
+	// alerts topic.
+	Alerts      alerts.Config `koanf:"alerts"`
 	MetricsAddr string        `koanf:"metrics_addr" help:"address serving /metrics, /healthz and /readyz (empty disables them)"`
 	// Pprof is off by default: profiles expose internals and cost CPU
 	// while taken, so an operator turns them on for a diagnosis only.
@@ -77,6 +81,7 @@ func Default() Config {
 		GPUProbe:    gpuprobe.DefaultConfig(),
 		Serving:     serving.DefaultConfig(),
 		Budget:      budget.DefaultConfig(),
+		Alerts:      alerts.DefaultConfig(),
 		MetricsAddr: "127.0.0.1:9464",
 		LogLevel:    "info",
 	}
@@ -110,7 +115,7 @@ func (c Config) validate(withIngest bool) error {
 	default:
 		errs = append(errs, fmt.Errorf("log_level: %q must be debug, info, warn or error", c.LogLevel))
 	}
-	checks := []error{c.Enrich.Validate(), c.Aggregate.Validate(), c.ClickHouse.Validate(), c.GPUProbe.Validate(), c.Serving.Validate(), c.Budget.Validate()}
+	checks := []error{c.Enrich.Validate(), c.Aggregate.Validate(), c.ClickHouse.Validate(), c.GPUProbe.Validate(), c.Serving.Validate(), c.Budget.Validate(), c.Alerts.Validate()}
 	if withIngest {
 		checks = append(checks, c.Ingest.Validate(), c.eventTimeRange())
 	}

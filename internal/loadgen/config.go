@@ -18,6 +18,7 @@ package loadgen
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -78,6 +79,14 @@ type Config struct {
 	// TimeScale is event seconds per wall second; 60 replays an hour of
 	// traffic in a minute.
 	TimeScale float64 `koanf:"time_scale"`
+
+	// Scenario stages one incident (see Scenarios) on top of the traffic
+	// and turns the periodic bursts off; empty stages none.
+	Scenario string `koanf:"scenario"`
+	// ScenarioAt is when it starts, in event time after Start; 0 means
+	// halfway through a bounded run (an hour into an unbounded one), so
+	// the detector has a baseline first.
+	ScenarioAt time.Duration `koanf:"scenario_at"`
 }
 
 // DefaultConfig returns the documented defaults.
@@ -171,6 +180,12 @@ func (c Config) Validate() error {
 	}
 	if !(c.TimeScale > 0 && c.TimeScale <= 1_000_000) {
 		bad("time_scale", "must be positive (1 = event time runs at wall speed), got %g", c.TimeScale)
+	}
+	if c.Scenario != "" && !slices.Contains(Scenarios, c.Scenario) {
+		bad("scenario", "unknown scenario %q (known: %s)", c.Scenario, scenarioList())
+	}
+	if c.ScenarioAt < 0 {
+		bad("scenario_at", "must not be negative (0: halfway through the run), got %s", c.ScenarioAt)
 	}
 	if !c.Start.IsZero() && (c.Start.Year() < 2001 || c.Start.Year() > 2199) {
 		bad("start", "%s is outside the years events may carry (2001-2199)", c.Start.Format(time.RFC3339))

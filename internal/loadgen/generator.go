@@ -48,6 +48,7 @@ type Generator struct {
 	due      time.Duration
 	history  []Item // recent valid items, for duplicates
 	histNext int
+	scenario *scenario // nil without one
 }
 
 // historySize bounds how far back a duplicate may reach.
@@ -89,7 +90,17 @@ func NewGenerator(cfg Config) *Generator {
 	}
 	g.modelCum = cumulative(len(g.models), func(i int) float64 { return g.models[i].weight })
 	g.ownerCum = cumulative(len(g.owners), func(i int) float64 { return g.owners[i].weight })
+	g.scenario = g.scenarioFor(cfg)
 	return g
+}
+
+// Scenario says what the configured scenario changes and when; ok is
+// false without one.
+func (g *Generator) Scenario() (_ ScenarioTarget, ok bool) {
+	if g.scenario == nil {
+		return ScenarioTarget{}, false
+	}
+	return g.scenario.ScenarioTarget, true
 }
 
 // Start returns the event time at which the stream begins.
@@ -122,6 +133,7 @@ func (g *Generator) advance() {
 	if _, in := g.burst(now); in {
 		rate *= g.cfg.BurstFactor
 	}
+	rate *= 1 + g.scenario.extra(now)
 	g.due += time.Duration(g.rng.ExpFloat64() / rate * float64(time.Second))
 }
 
@@ -138,7 +150,7 @@ func hourOfDay(t time.Time) float64 {
 // burst that ends that period.
 func (g *Generator) burst(t time.Time) (period int64, in bool) {
 	every := g.cfg.BurstEvery
-	if every <= 0 || g.cfg.BurstFactor <= 1 {
+	if every <= 0 || g.cfg.BurstFactor <= 1 || g.scenario != nil {
 		return 0, false
 	}
 	off := t.Sub(g.start)
@@ -196,6 +208,7 @@ func (g *Generator) event(t time.Time) *schemas.Event {
 		owner = &g.owners[int(k*7+3)%len(g.owners)]
 		m = g.burstModel(k)
 	}
+	noCache := g.scenario.shape(g, t, &owner, &m)
 	ev := &schemas.Event{
 		SchemaVersion: schemas.SchemaVersion,
 		EventID:       g.id(t),
@@ -220,7 +233,7 @@ func (g *Generator) event(t time.Time) *schemas.Event {
 	}
 	in := g.logNormal(m.inMedian, 1.0, 1, 400_000)
 	out := g.logNormal(m.outMedian, 0.8, 1, 64_000)
-	ev.Usage, ev.RawUsage = g.usage(m, in, out)
+	ev.Usage, ev.RawUsage = g.usage(m, in, out, noCache)
 	latency := m.ttftMs*math.Exp(0.35*g.rng.NormFloat64()) +
 		float64(out)/m.tokensPerSec*1000*math.Exp(0.2*g.rng.NormFloat64())
 	ev.LatencyMs = schemas.Int64(int64(latency))
@@ -259,7 +272,7 @@ func (g *Generator) failRequest(ev *schemas.Event) {
 // usage splits token totals the way the model's provider reports them and
 // returns the normalized counts with the provider's raw usage object.
 // Normalized input includes cache reads and writes; output includes reasoning.
-func (g *Generator) usage(m modelProfile, in, out int64) (*schemas.Usage, json.RawMessage) {
+func (g *Generator) usage(m modelProfile, in, out int64, noCache bool) (*schemas.Usage, json.RawMessage) {
 	var read, write int64
 	share := func(n int64, lo, hi float64) int64 { return int64(float64(n) * (lo + g.rng.Float64()*(hi-lo))) }
 	switch m.provider {
@@ -281,6 +294,9 @@ func (g *Generator) usage(m modelProfile, in, out int64) (*schemas.Usage, json.R
 		if g.rng.Float64() < 0.2 {
 			read = share(in, 0.4, 0.9)
 		}
+	}
+	if noCache {
+		read = 0
 	}
 	var reasoning int64
 	if m.reasoningShare > 0 {

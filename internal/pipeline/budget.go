@@ -19,7 +19,10 @@ func (p *Process) buildBudget(d bus.Dialer) error {
 		return err
 	}
 	p.clients = append(p.clients, cl)
-	alerts := aggregate.KafkaAlerts{Client: cl, Topic: schemas.TopicAlerts}
+	alerts, err := p.alertSink(aggregate.KafkaAlerts{Client: cl, Topic: schemas.TopicAlerts})
+	if err != nil {
+		return err
+	}
 	ev, err := budget.NewEvaluator(p.cfg.Budget, p.Store, alerts, p.Registry, p.log.With("stage", "budget"))
 	if err != nil {
 		return err

@@ -32,6 +32,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/aivis-dev/aivis/aggregate"
+	"github.com/aivis-dev/aivis/alerts"
 	"github.com/aivis-dev/aivis/budget"
 	"github.com/aivis-dev/aivis/enrich"
 	"github.com/aivis-dev/aivis/gpuprobe"
@@ -121,10 +122,11 @@ type Process struct {
 	// Budget is the budget evaluator, when aggregate runs with budgets.
 	Budget *budget.Evaluator
 
-	group   *actor.Group
-	cluster *kfake.Cluster
-	clients []*kgo.Client
-	closers []func() error
+	group    *actor.Group
+	webhooks *alerts.Webhooks // shared by the scorer and the budget evaluator
+	cluster  *kfake.Cluster
+	clients  []*kgo.Client
+	closers  []func() error
 }
 
 // Build assembles the stages of opts. On error everything it opened is
@@ -349,8 +351,11 @@ func (p *Process) buildScorer(d bus.Dialer) error {
 		return err
 	}
 	p.clients = append(p.clients, cl)
-	alerts := aggregate.KafkaAlerts{Client: cl, Topic: schemas.TopicAlerts}
-	p.Scorer = aggregate.NewScorer(p.cfg.Aggregate.Anomaly, p.cfg.Aggregate.Window, p.Store, alerts, p.Registry, p.log.With("stage", "anomaly"))
+	sink, err := p.alertSink(aggregate.KafkaAlerts{Client: cl, Topic: schemas.TopicAlerts})
+	if err != nil {
+		return err
+	}
+	p.Scorer = aggregate.NewScorer(p.cfg.Aggregate.Anomaly, p.cfg.Aggregate.Window, p.Store, sink, p.Registry, p.log.With("stage", "anomaly"))
 	opts := actor.Options{}
 	if p.opts.Drain {
 		opts.Settle = func(ctx context.Context) error {
@@ -419,6 +424,22 @@ func (p *Process) buildServing(d bus.Dialer, kafkaFree bool) error {
 	p.Ready.Add("serving", sc.Ready)
 	p.group.Add(string(Serving), sc, actor.Options{})
 	return nil
+}
+
+// alertSink sends alerts to the topic and, when alerts.webhooks_path is
+// set, to the webhooks it lists.
+func (p *Process) alertSink(topic aggregate.KafkaAlerts) (aggregate.AlertSink, error) {
+	if p.cfg.Alerts.WebhooksPath == "" {
+		return topic, nil
+	}
+	if p.webhooks == nil {
+		hooks, err := alerts.LoadFile(p.cfg.Alerts.WebhooksPath)
+		if err != nil {
+			return nil, fmt.Errorf("alerts.webhooks_path: %w", err)
+		}
+		p.webhooks = alerts.NewWebhooks(p.cfg.Alerts, hooks, p.Registry, p.log.With("stage", "alerts"))
+	}
+	return alerts.Fanout{Topic: topic, Webhooks: p.webhooks}, nil
 }
 
 // Run runs every actor until ctx is done or one of them fails or finishes;
