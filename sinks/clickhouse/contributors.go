@@ -38,7 +38,8 @@ ORDER BY dim, key`
 // Contributors explains the anomalous window of team's model starting at
 // windowStart: the API keys, projects and reported model names whose cost
 // in it rose most above their own mean over the baselineWindows windows
-// before it (at most five, largest rise first). A reported model with no
+// before it (at most five, largest rise first; a dimension with one key in
+// those windows is left out, as that key is the whole series). A reported model with no
 // cost in the baseline is named as dimension new_model; when the series'
 // cache-read share of input tokens fell to under half of what it was (from
 // at least 20%), a cache_hit_rate entry comes first, its key the shares
@@ -58,8 +59,10 @@ func (s *Store) Contributors(ctx context.Context, team, model string, windowStar
 	defer rows.Close()
 	type keyCost struct {
 		c    schemas.Contributor
+		dim  string
 		rise float64
 	}
+	perDim := map[string]int{}
 	n := decimal.NewFromInt(int64(baselineWindows))
 	var keys []keyCost
 	var cache *schemas.Contributor
@@ -82,6 +85,8 @@ func (s *Store) Contributors(ctx context.Context, team, model string, windowStar
 			}
 			continue
 		}
+		perDim[dim]++
+		group := dim
 		rise := cur.Sub(perWindow)
 		if key == "" || !rise.IsPositive() {
 			continue
@@ -90,7 +95,7 @@ func (s *Store) Contributors(ctx context.Context, team, model string, windowStar
 			dim = "new_model"
 		}
 		f, _ := rise.Float64()
-		keys = append(keys, keyCost{c: schemas.Contributor{Dimension: dim, Key: key, CostUSD: cur.String(), BaselineUSD: perWindow.String()}, rise: f})
+		keys = append(keys, keyCost{dim: group, c: schemas.Contributor{Dimension: dim, Key: key, CostUSD: cur.String(), BaselineUSD: perWindow.String()}, rise: f})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("reading the contributors of team %s, model %s: %w", team, model, err)
@@ -108,6 +113,11 @@ func (s *Store) Contributors(ctx context.Context, team, model string, windowStar
 	for _, k := range keys {
 		if len(out) == maxContributors {
 			break
+		}
+		// The only key of its dimension (one project, one reported name)
+		// carries the whole series and explains nothing.
+		if perDim[k.dim] < 2 {
+			continue
 		}
 		out = append(out, k.c)
 	}
