@@ -138,6 +138,8 @@ type ScoreStore interface {
 	SeriesCosts(ctx context.Context, from, to time.Time) ([]schemas.SeriesCost, error)
 	// WriteScores stores scores idempotently (keyed by window, team, model).
 	WriteScores(ctx context.Context, scores []schemas.Score) error
+	// LatestScored is the newest window start holding a score (zero if none).
+	LatestScored(ctx context.Context) (time.Time, error)
 	// PublishedIncidents returns every score written with an incident mark
 	// (IncidentID set) for windows from since on.
 	PublishedIncidents(ctx context.Context, since time.Time) ([]schemas.Score, error)
@@ -374,11 +376,28 @@ func (s *Scorer) load(ctx context.Context, settled time.Time) error {
 			s.det = nil
 			return fmt.Errorf("reading %d weeks of window costs: %w", s.cfg.SeasonalWeeks, err)
 		}
+		scored, err := s.store.LatestScored(ctx)
+		if err != nil {
+			s.det = nil
+			return fmt.Errorf("reading the newest anomaly score: %w", err)
+		}
 		byWindow := groupByWindow(costs)
-		var replay []stepped
+		var replay, unscored []stepped
 		for ws := since; !ws.After(commitTo); ws = ws.Add(s.window) {
-			replay = append(replay, s.stepWindow(s.det, ws, byWindow[ws])...)
+			st := s.stepWindow(s.det, ws, byWindow[ws])
+			replay = append(replay, st...)
+			if ws.After(scored) {
+				unscored = append(unscored, st...)
+			}
 			s.committed = ws
+		}
+		// Windows the scorer never scored (it was down, or this is its
+		// first start) get their scores; the rest are in the store already.
+		if scores := s.scoresToWrite(unscored, nil); len(scores) > 0 {
+			if err := s.store.WriteScores(ctx, scores); err != nil {
+				s.det = nil
+				return fmt.Errorf("writing anomaly scores: %w", err)
+			}
 		}
 		// Incidents that opened and resolved while nobody published them
 		// are history, not news; the rest (an open incident, or the end of

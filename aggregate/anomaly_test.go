@@ -35,6 +35,16 @@ func (m *memScores) LatestWindow(context.Context) (time.Time, error) {
 	return latest, nil
 }
 
+func (m *memScores) LatestScored(context.Context) (time.Time, error) {
+	var latest time.Time
+	for _, s := range m.history {
+		if s.WindowStart.After(latest) {
+			latest = s.WindowStart
+		}
+	}
+	return latest, nil
+}
+
 func (m *memScores) PublishedIncidents(_ context.Context, since time.Time) ([]schemas.Score, error) {
 	var out []schemas.Score
 	for _, s := range m.history {
@@ -244,5 +254,18 @@ func TestKafkaAlertsPublishes(t *testing.T) {
 	var got schemas.Alert
 	if err := json.Unmarshal(recs[0].Value, &got); err != nil || got.CostUSD != "1.5" || got.Team != "t" {
 		t.Fatalf("alert = %+v, %v", got, err)
+	}
+}
+
+// The first pass over stored history scores every window of it, not only
+// the last rescore_windows.
+func TestScorerScoresHistoryOnFirstStart(t *testing.T) {
+	store := &memScores{costs: sustained(60, 0, 0, 1)}
+	s := NewScorer(shortConfig(), time.Minute, store, nil, nil, quiet)
+	if _, err := s.ScoreOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(store.scores) != 60 {
+		t.Fatalf("%d windows scored, want 60", len(store.scores))
 	}
 }

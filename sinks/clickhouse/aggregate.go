@@ -55,6 +55,18 @@ func (s *Store) LatestWindow(ctx context.Context) (time.Time, error) {
 	return time.Unix(int64(ts), 0).UTC(), nil
 }
 
+// LatestScored returns the newest window start in cost_anomalies.
+func (s *Store) LatestScored(ctx context.Context) (time.Time, error) {
+	var ts uint32
+	if err := s.conn.QueryRow(ctx, `SELECT toUInt32(max(window_start)) FROM `+TableAnomalies).Scan(&ts); err != nil {
+		return time.Time{}, fmt.Errorf("reading the newest anomaly score: %w", err)
+	}
+	if ts == 0 {
+		return time.Time{}, nil
+	}
+	return time.Unix(int64(ts), 0).UTC(), nil
+}
+
 // PublishedIncidents returns the incident marks of score rows with window
 // start at or after since: the incident alerts already published. Every
 // row ever written with a mark counts (no FINAL), so a score rewritten

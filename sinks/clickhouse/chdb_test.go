@@ -81,6 +81,8 @@ func TestModernClickHouseSQL(t *testing.T) {
 	rec.Name = "anomaly scorer reads"
 	_, err = store.LatestWindow(ctx)
 	step(rec.Name, err)
+	_, err = store.LatestScored(ctx)
+	step(rec.Name, err)
 	_, err = store.PublishedIncidents(ctx, from)
 	step(rec.Name, err)
 	_, err = store.Contributors(ctx, "search", "gpt-4o", at.Truncate(time.Minute), time.Minute, 60)
