@@ -4,10 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
-	"time"
 
-	"github.com/shopspring/decimal"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/aivis-dev/aivis/schemas"
@@ -40,19 +37,4 @@ func (k KafkaAlerts) Publish(ctx context.Context, alerts []schemas.Alert) error 
 		return fmt.Errorf("publishing %d alerts to %s: %w", len(alerts), k.Topic, err)
 	}
 	return nil
-}
-
-// alertFor turns an anomalous score into the alert subscribers see.
-func alertFor(sc schemas.Score, window time.Duration, now time.Time) schemas.Alert {
-	usd := func(picos float64) string {
-		return decimal.NewFromFloat(picos).Shift(-12).Round(6).String()
-	}
-	return schemas.Alert{
-		AlertID: schemas.AlertCostAnomaly + ":" + strconv.FormatInt(sc.WindowStart.Unix(), 10) + ":" + sc.Team + ":" + sc.Model,
-		Kind:    schemas.AlertCostAnomaly, WindowStart: sc.WindowStart, WindowEnd: sc.WindowStart.Add(window),
-		Team: sc.Team, Model: sc.Model,
-		CostUSD:     decimal.NewFromBigInt(sc.CostPicos.Big(), -12).String(),
-		BaselineUSD: usd(sc.BaselinePicos), StddevUSD: usd(sc.StddevPicos),
-		ZScore: sc.Z, Observations: sc.Observations, DetectedAt: now.UTC(),
-	}
 }

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shopspring/decimal"
 
 	"github.com/aivis-dev/aivis/schemas"
 )
@@ -127,20 +129,39 @@ func (c AnomalyConfig) validate() error {
 }
 
 // ScoreStore is where the scorer reads settled window totals and keeps its
-// scores; the scores carry the EWMA state, so scoring resumes after restart.
+// scores and the marks of the incident alerts it published.
 type ScoreStore interface {
 	// LatestWindow is the newest window start holding any row (zero if none).
 	LatestWindow(ctx context.Context) (time.Time, error)
-	// LatestScores returns the newest score of every series.
-	LatestScores(ctx context.Context) ([]schemas.Score, error)
 	// SeriesCosts returns per-(window, team, model) totals with window start
 	// in [from, to], ordered by window start.
 	SeriesCosts(ctx context.Context, from, to time.Time) ([]schemas.SeriesCost, error)
 	// WriteScores stores scores idempotently (keyed by window, team, model).
 	WriteScores(ctx context.Context, scores []schemas.Score) error
+	// LatestScored is the newest window start holding a score (zero if none).
+	LatestScored(ctx context.Context) (time.Time, error)
+	// PublishedIncidents returns every score written with an incident mark
+	// (IncidentID set) for windows from since on.
+	PublishedIncidents(ctx context.Context, since time.Time) ([]schemas.Score, error)
 }
 
-// Scorer turns settled per-window costs into EWMA z-scores.
+// ContributorSource explains an anomalous window: the sub-keys of the
+// series (API keys, projects, reported models) whose cost rose most against
+// their own mean over the baselineWindows windows before it. A ScoreStore
+// that is also a ContributorSource has its firing and updated alerts carry
+// contributors.
+type ContributorSource interface {
+	Contributors(ctx context.Context, team, model string, windowStart time.Time, window time.Duration, baselineWindows int) ([]schemas.Contributor, error)
+}
+
+// Scorer runs the detector over settled window costs and publishes each
+// incident's changes once: firing, updated when the detector says it grew,
+// resolved. It keeps the detector's state through the newest final window
+// (RescoreWindows behind the settled one) and each pass scores the windows
+// after it again on a copy, so that points landing late in them count. At
+// start it rebuilds that state from SeasonalWeeks of stored windows and the
+// incident marks of cost_anomalies, so a restart neither fires an open
+// incident again nor loses it.
 type Scorer struct {
 	cfg     AnomalyConfig
 	window  time.Duration
@@ -148,59 +169,91 @@ type Scorer struct {
 	alerts  AlertSink
 	log     *slog.Logger
 	metrics *scorerMetrics
+
+	det       *Detector            // state through committed; nil until loaded
+	committed time.Time            // the last window stepped into det
+	series    map[string]seriesKey // every series det knows, by detector key
+	sent      map[string]bool      // alert ids published
+	open      map[string]openIncident
+	marks     map[windowKey]schemas.Score // incident marks of recent windows
+	written   map[windowKey]scoreSig      // what was last written for recent windows
+	pending   []pendingAlert              // committed alerts whose publishing failed
+}
+
+type seriesKey struct{ team, model string }
+
+type windowKey struct {
+	series string
+	ws     time.Time
+}
+
+type scoreSig struct {
+	cost      float64
+	anomalous bool
+	mark      string
+}
+
+// openIncident is a published incident not yet published as resolved.
+type openIncident struct {
+	series string
+	update int
+}
+
+// pendingAlert is an alert with the window whose score row will carry its
+// mark once it is published.
+type pendingAlert struct {
+	alert schemas.Alert
+	at    windowKey
+	score schemas.Score
+}
+
+// stepped is one scored window of one series in a pass.
+type stepped struct {
+	key     string
+	sk      seriesKey
+	cost    schemas.Picos128
+	present bool
+	v       Verdict
+	trs     []Transition
 }
 
 // NewScorer returns a scorer over windows of the given length that reads
-// and writes store and publishes every anomaly it finds to alerts (nil: not
+// and writes store and publishes incident changes to alerts (nil: not
 // published); metrics go to reg.
 func NewScorer(cfg AnomalyConfig, window time.Duration, store ScoreStore, alerts AlertSink, reg prometheus.Registerer, log *slog.Logger) *Scorer {
 	return &Scorer{cfg: cfg, window: window, store: store, alerts: alerts, log: log, metrics: newScorerMetrics(reg)}
 }
 
-// ScoreSettled scores every window from the first one on, settled or not:
-// the last pass of a drained pipeline, when no window can change any more.
-// Starting from the first window (not after the last one scored) also
-// scores series points that landed in windows the periodic passes had
-// already gone past, because another partition emitted them later.
+// ScoreSettled scores every window up to the newest one as final: the last
+// pass of a drained pipeline, when no window can change any more.
 func (s *Scorer) ScoreSettled(ctx context.Context) (int, error) {
 	return s.score(ctx, 0, true)
 }
 
-type seriesKey struct{ team, model string }
-
-// ScoreOnce scores every settled window not scored yet and returns how many
-// scores it wrote.
+// ScoreOnce scores the settled windows and publishes the incident changes
+// not published yet; it returns how many scores it wrote.
 func (s *Scorer) ScoreOnce(ctx context.Context) (int, error) {
 	return s.score(ctx, s.cfg.SettleWindows, false)
 }
 
-// score scores the windows up to settle windows behind the newest one:
-// after the last scored window, or from the first window when fresh.
-func (s *Scorer) score(ctx context.Context, settle int, fresh bool) (int, error) {
+func seriesID(sk seriesKey) string { return sk.team + "/" + sk.model }
+
+func (s *Scorer) score(ctx context.Context, settle int, final bool) (int, error) {
 	latest, err := s.store.LatestWindow(ctx)
 	if err != nil || latest.IsZero() {
 		return 0, err
 	}
 	settled := latest.Add(-time.Duration(settle) * s.window)
-	var prev []schemas.Score
-	if !fresh {
-		if prev, err = s.store.LatestScores(ctx); err != nil {
-			return 0, fmt.Errorf("loading anomaly state: %w", err)
+	if s.det == nil {
+		if err := s.load(ctx, settled); err != nil {
+			return 0, err
 		}
 	}
-	state := make(map[seriesKey]schemas.Score, len(prev))
-	var from time.Time
-	for _, p := range prev {
-		state[seriesKey{p.Team, p.Model}] = p
-		if p.WindowStart.After(from) {
-			from = p.WindowStart
-		}
+	commitTo := settled.Add(-time.Duration(s.cfg.RescoreWindows) * s.window)
+	if final {
+		commitTo = settled
 	}
-	if from.IsZero() {
-		from = time.Unix(0, 0).UTC()
-	} else {
-		from = from.Add(s.window)
-	}
+	from := s.committed.Add(s.window)
 	if from.After(settled) {
 		return 0, nil
 	}
@@ -208,70 +261,341 @@ func (s *Scorer) score(ctx context.Context, settle int, fresh bool) (int, error)
 	if err != nil {
 		return 0, fmt.Errorf("reading window costs: %w", err)
 	}
-	scores := make([]schemas.Score, 0, len(costs))
-	for _, c := range costs {
-		k := seriesKey{c.Team, c.Model}
-		sc := s.step(state[k], c)
-		state[k] = sc
-		scores = append(scores, sc)
+	byWindow := groupByWindow(costs)
+
+	var committed, tentative []stepped
+	for ws := from; !ws.After(commitTo); ws = ws.Add(s.window) {
+		committed = append(committed, s.stepWindow(s.det, ws, byWindow[ws])...)
+		s.committed = ws
 	}
+	tent := s.det.Clone()
+	for ws := s.committed.Add(s.window); !ws.After(settled); ws = ws.Add(s.window) {
+		tentative = append(tentative, s.stepWindow(tent, ws, byWindow[ws])...)
+	}
+
+	// Committed alerts that fail to publish wait in pending; tentative ones
+	// are derived again by the next pass.
+	todo := s.pending
+	s.pending = nil
+	todo = append(todo, s.alertsFor(committed)...)
+	nCommitted := len(todo)
+	todo = append(todo, s.alertsFor(tentative)...)
+	todo = append(todo, s.withdrawn(tent, settled, byWindow[settled])...)
+	todo = dedupAlerts(todo, s.sent)
+	published := s.publish(ctx, todo, nCommitted)
+
+	scores := s.scoresToWrite(append(committed, tentative...), published)
+	s.prune()
 	if len(scores) == 0 {
 		return 0, nil
 	}
-	sort.SliceStable(scores, func(i, j int) bool { return scores[i].WindowStart.Before(scores[j].WindowStart) })
 	if err := s.store.WriteScores(ctx, scores); err != nil {
 		return 0, fmt.Errorf("writing anomaly scores: %w", err)
 	}
-	var alerts []schemas.Alert
 	for _, sc := range scores {
-		if sc.Anomaly {
-			s.metrics.anomalies.Inc()
-			s.log.Info("cost anomaly", "window", sc.WindowStart, "team", sc.Team, "model", sc.Model,
-				"cost_usd", sc.CostPicos.Float64()/1e12, "baseline_usd", sc.BaselinePicos/1e12, "z", sc.Z)
-			alerts = append(alerts, alertFor(sc, s.window, time.Now()))
-		}
-	}
-	// Scores are stored first, so an alert that fails to publish is still
-	// in cost_anomalies; alerts are advisory and never block scoring.
-	if s.alerts != nil && len(alerts) > 0 {
-		if err := s.alerts.Publish(ctx, alerts); err != nil {
-			s.metrics.errors.Inc()
-			s.log.Warn("publishing cost anomaly alerts", "alerts", len(alerts), "err", err)
-		}
+		s.written[windowKey{seriesID(seriesKey{sc.Team, sc.Model}), sc.WindowStart}] = sigOf(sc)
 	}
 	return len(scores), nil
 }
 
-// step scores x against the state before it, then updates the state. An
-// anomalous point enters the baseline clipped to threshold·σ so that one
-// spike does not mask the next.
-func (s *Scorer) step(prev schemas.Score, c schemas.SeriesCost) schemas.Score {
-	x := c.CostPicos.Float64()
-	out := schemas.Score{SeriesCost: c, Observations: prev.Observations + 1}
-	if prev.Observations == 0 {
-		out.EWMAMean, out.EWMAVar = x, 0
-		out.BaselinePicos = x
-		return out
+func groupByWindow(costs []schemas.SeriesCost) map[time.Time][]schemas.SeriesCost {
+	out := map[time.Time][]schemas.SeriesCost{}
+	for _, c := range costs {
+		out[c.WindowStart] = append(out[c.WindowStart], c)
 	}
-	mean, variance := prev.EWMAMean, prev.EWMAVar
-	std := math.Sqrt(variance)
-	out.BaselinePicos, out.StddevPicos = mean, std
-	if int(prev.Observations) >= s.cfg.MinHistory {
-		// A flat history has σ = 0; floor σ at 1% of the mean so a
-		// constant series does not produce infinite scores.
-		sigma := math.Max(std, 0.01*math.Abs(mean))
-		if sigma > 0 {
-			out.Z = (x - mean) / sigma
-		}
-		out.Anomaly = out.Z >= s.cfg.Threshold && x-mean >= float64(s.cfg.MinImpactPicos)
-		if out.Anomaly {
-			x = mean + s.cfg.Threshold*sigma
-		}
-	}
-	d := x - mean
-	out.EWMAMean = mean + s.cfg.Alpha*d
-	out.EWMAVar = (1 - s.cfg.Alpha) * (variance + s.cfg.Alpha*d*d)
 	return out
+}
+
+// stepWindow scores one window of every series on d: the series with a
+// cost row, and every series d already knows at zero cost, so that an
+// incident of a series that stopped still resolves.
+func (s *Scorer) stepWindow(d *Detector, ws time.Time, present []schemas.SeriesCost) []stepped {
+	out := make([]stepped, 0, len(present))
+	seen := make(map[string]bool, len(present))
+	for _, c := range present {
+		sk := seriesKey{c.Team, c.Model}
+		key := seriesID(sk)
+		s.series[key] = sk
+		seen[key] = true
+		v, trs := d.Step(key, ws, c.CostPicos.Float64())
+		out = append(out, stepped{key: key, sk: sk, cost: c.CostPicos, present: true, v: v, trs: trs})
+	}
+	for key, sk := range s.series {
+		if seen[key] {
+			continue
+		}
+		if last := d.Last(key); last.IsZero() || !last.Before(ws) {
+			continue
+		}
+		v, trs := d.Step(key, ws, 0)
+		out = append(out, stepped{key: key, sk: sk, v: v, trs: trs})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].key < out[j].key })
+	return out
+}
+
+// load rebuilds the detector from SeasonalWeeks of stored windows before
+// the RescoreWindows the passes score again, and learns from the incident
+// marks which alerts subscribers already have.
+func (s *Scorer) load(ctx context.Context, settled time.Time) error {
+	s.det = NewDetector(s.cfg, s.window)
+	s.series = map[string]seriesKey{}
+	s.sent = map[string]bool{}
+	s.open = map[string]openIncident{}
+	s.marks = map[windowKey]schemas.Score{}
+	s.written = map[windowKey]scoreSig{}
+	since := settled.Add(-time.Duration(s.cfg.SeasonalWeeks) * 7 * 24 * time.Hour).Truncate(s.window)
+	s.committed = since.Add(-s.window)
+	marks, err := s.store.PublishedIncidents(ctx, since)
+	if err != nil {
+		s.det = nil
+		return fmt.Errorf("loading published incidents: %w", err)
+	}
+	for _, m := range marks {
+		key := seriesID(seriesKey{m.Team, m.Model})
+		s.sent[alertID(m.IncidentID, m.IncidentStatus, int(m.IncidentUpdate))] = true
+		s.marks[windowKey{key, m.WindowStart}] = m
+		switch m.IncidentStatus {
+		case StatusResolved:
+			s.open[m.IncidentID] = openIncident{series: "", update: -1}
+		default:
+			if o, ok := s.open[m.IncidentID]; !ok || (o.update >= 0 && int(m.IncidentUpdate) > o.update) {
+				s.open[m.IncidentID] = openIncident{series: key, update: int(m.IncidentUpdate)}
+			}
+		}
+	}
+	for id, o := range s.open {
+		if o.update < 0 {
+			delete(s.open, id)
+		}
+	}
+	commitTo := settled.Add(-time.Duration(s.cfg.RescoreWindows) * s.window)
+	if !commitTo.Before(since) {
+		costs, err := s.store.SeriesCosts(ctx, since, commitTo)
+		if err != nil {
+			s.det = nil
+			return fmt.Errorf("reading %d weeks of window costs: %w", s.cfg.SeasonalWeeks, err)
+		}
+		scored, err := s.store.LatestScored(ctx)
+		if err != nil {
+			s.det = nil
+			return fmt.Errorf("reading the newest anomaly score: %w", err)
+		}
+		byWindow := groupByWindow(costs)
+		var replay, unscored []stepped
+		for ws := since; !ws.After(commitTo); ws = ws.Add(s.window) {
+			st := s.stepWindow(s.det, ws, byWindow[ws])
+			replay = append(replay, st...)
+			if ws.After(scored) {
+				unscored = append(unscored, st...)
+			}
+			s.committed = ws
+		}
+		// Windows the scorer never scored (it was down, or this is its
+		// first start) get their scores; the rest are in the store already.
+		if scores := s.scoresToWrite(unscored, nil); len(scores) > 0 {
+			if err := s.store.WriteScores(ctx, scores); err != nil {
+				s.det = nil
+				return fmt.Errorf("writing anomaly scores: %w", err)
+			}
+		}
+		// Incidents that opened and resolved while nobody published them
+		// are history, not news; the rest (an open incident, or the end of
+		// one whose firing went out) is published.
+		done := map[string]bool{}
+		for _, st := range replay {
+			for _, tr := range st.trs {
+				if tr.Incident.Status == StatusResolved && !s.sent[alertID(tr.Incident.ID, StatusFiring, 0)] {
+					done[tr.Incident.ID] = true
+				}
+			}
+		}
+		for _, p := range s.alertsFor(replay) {
+			if !done[p.alert.IncidentID] && !s.sent[p.alert.AlertID] {
+				s.pending = append(s.pending, p)
+			}
+		}
+	}
+	s.log.Info("anomaly scorer state rebuilt", "since", since, "through", s.committed,
+		"series", len(s.series), "published_incidents", len(marks), "open_incidents", len(s.det.Open()))
+	return nil
+}
+
+func alertID(incident, status string, update int) string {
+	return schemas.AlertCostAnomaly + ":" + incident + ":" + status + ":" + strconv.Itoa(update)
+}
+
+// alertsFor turns the transitions of scored windows into alerts.
+func (s *Scorer) alertsFor(steps []stepped) []pendingAlert {
+	var out []pendingAlert
+	for _, st := range steps {
+		for _, tr := range st.trs {
+			at := windowKey{st.key, tr.Verdict.WindowStart}
+			cost := schemas.PicosOf(0)
+			if st.present && tr.Verdict.WindowStart.Equal(st.v.WindowStart) {
+				cost = st.cost
+			}
+			a := alertFor(tr, st.sk, cost, s.window)
+			out = append(out, pendingAlert{alert: a, at: at, score: scoreOf(st.sk, cost, tr.Verdict)})
+		}
+	}
+	return out
+}
+
+// withdrawn resolves the published incidents that the newest pass no longer
+// sees open (points that landed late took the anomaly away): subscribers
+// hear the end of every incident they heard the start of.
+func (s *Scorer) withdrawn(d *Detector, settled time.Time, present []schemas.SeriesCost) []pendingAlert {
+	open := d.Open()
+	var out []pendingAlert
+	for id, o := range s.open {
+		if inc, ok := open[o.series]; ok && inc.ID == id {
+			continue
+		}
+		sk := s.series[o.series]
+		cost := schemas.PicosOf(0)
+		for _, c := range present {
+			if c.Team == sk.team && c.Model == sk.model {
+				cost = c.CostPicos
+			}
+		}
+		v := Verdict{WindowStart: settled, CostPicos: cost.Float64()}
+		inc := Incident{ID: id, Status: StatusResolved, ResolvedAt: settled, Update: o.update + 1}
+		a := alertFor(Transition{Incident: inc, Verdict: v}, sk, cost, s.window)
+		out = append(out, pendingAlert{alert: a, at: windowKey{o.series, settled}, score: scoreOf(sk, cost, v)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].alert.AlertID < out[j].alert.AlertID })
+	return out
+}
+
+// dedupAlerts drops alerts already sent and repeats within the list,
+// keeping the first (the committed one when both are there).
+func dedupAlerts(in []pendingAlert, sent map[string]bool) []pendingAlert {
+	seen := map[string]bool{}
+	out := in[:0:0]
+	for _, p := range in {
+		if sent[p.alert.AlertID] || seen[p.alert.AlertID] {
+			continue
+		}
+		seen[p.alert.AlertID] = true
+		out = append(out, p)
+	}
+	return out
+}
+
+// publish adds contributors to firing and updated alerts and publishes
+// them; it returns the ones delivered. The first nCommitted come from final
+// windows and are kept for the next pass when publishing fails.
+func (s *Scorer) publish(ctx context.Context, todo []pendingAlert, nCommitted int) []pendingAlert {
+	if len(todo) == 0 {
+		return nil
+	}
+	now := time.Now().UTC()
+	src, _ := s.store.(ContributorSource)
+	baselineWindows := max(10, int(time.Hour/s.window))
+	alerts := make([]schemas.Alert, len(todo))
+	for i := range todo {
+		a := &todo[i].alert
+		a.DetectedAt = now
+		if src != nil && a.Status != schemas.AlertResolved && a.Contributors == nil {
+			cs, err := src.Contributors(ctx, a.Team, a.Model, a.WindowStart, s.window, baselineWindows)
+			if err != nil {
+				s.log.Warn("explaining a cost anomaly", "incident", a.IncidentID, "err", err)
+			}
+			a.Contributors = cs
+		}
+		alerts[i] = *a
+	}
+	if s.alerts != nil {
+		if err := s.alerts.Publish(ctx, alerts); err != nil {
+			s.metrics.errors.Inc()
+			s.log.Warn("publishing cost anomaly alerts", "alerts", len(alerts), "err", err)
+			s.pending = append(s.pending, todo[:min(nCommitted, len(todo))]...)
+			return nil
+		}
+	}
+	for _, p := range todo {
+		a := p.alert
+		s.sent[a.AlertID] = true
+		update := updateOf(a.AlertID)
+		if a.Status == schemas.AlertResolved {
+			delete(s.open, a.IncidentID)
+		} else {
+			s.open[a.IncidentID] = openIncident{series: p.at.series, update: update}
+		}
+		if a.Status == schemas.AlertFiring {
+			s.metrics.anomalies.Inc()
+		}
+		s.log.Info("cost anomaly", "status", a.Status, "incident", a.IncidentID, "window", a.WindowStart,
+			"team", a.Team, "model", a.Model, "cost_usd", a.CostUSD, "baseline_usd", a.BaselineUSD, "z", a.ZScore)
+		m := p.score
+		m.IncidentID, m.IncidentStatus, m.IncidentUpdate = a.IncidentID, a.Status, uint32(update)
+		s.marks[p.at] = m
+	}
+	return todo
+}
+
+func updateOf(alertID string) int {
+	n, _ := strconv.Atoi(alertID[strings.LastIndexByte(alertID, ':')+1:])
+	return n
+}
+
+func scoreOf(sk seriesKey, cost schemas.Picos128, v Verdict) schemas.Score {
+	return schemas.Score{
+		SeriesCost:    schemas.SeriesCost{WindowStart: v.WindowStart, Team: sk.team, Model: sk.model, CostPicos: cost},
+		BaselinePicos: v.BaselinePicos, StddevPicos: v.ScalePicos, Z: v.Z, Observations: v.Observations,
+		Anomaly: v.Anomalous, EWMAMean: v.EWMAMean, EWMAVar: v.EWMAVar,
+	}
+}
+
+func sigOf(sc schemas.Score) scoreSig {
+	return scoreSig{cost: sc.CostPicos.Float64(), anomalous: sc.Anomaly, mark: sc.IncidentID + sc.IncidentStatus + strconv.Itoa(int(sc.IncidentUpdate))}
+}
+
+// scoresToWrite returns the scores of windows with a cost row, and of
+// windows that carry an incident mark, that differ from what was last
+// written for them.
+func (s *Scorer) scoresToWrite(steps []stepped, published []pendingAlert) []schemas.Score {
+	var out []schemas.Score
+	done := map[windowKey]bool{}
+	add := func(k windowKey, sc schemas.Score) {
+		if m, ok := s.marks[k]; ok {
+			sc.IncidentID, sc.IncidentStatus, sc.IncidentUpdate = m.IncidentID, m.IncidentStatus, m.IncidentUpdate
+		}
+		if done[k] {
+			return
+		}
+		done[k] = true
+		if w, ok := s.written[k]; ok && w == sigOf(sc) {
+			return
+		}
+		out = append(out, sc)
+	}
+	for _, st := range steps {
+		k := windowKey{st.key, st.v.WindowStart}
+		if st.present || s.marks[k].IncidentID != "" {
+			add(k, scoreOf(st.sk, st.cost, st.v))
+		}
+	}
+	for _, p := range published {
+		add(p.at, p.score)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].WindowStart.Before(out[j].WindowStart) })
+	return out
+}
+
+// prune forgets what was written and marked for final windows.
+func (s *Scorer) prune() {
+	for k := range s.written {
+		if !k.ws.After(s.committed) {
+			delete(s.written, k)
+		}
+	}
+	for k := range s.marks {
+		if !k.ws.After(s.committed) {
+			delete(s.marks, k)
+		}
+	}
 }
 
 // Run scores every Interval until ctx is done. Failures are logged and
@@ -289,5 +613,23 @@ func (s *Scorer) Run(ctx context.Context) error {
 				s.log.Warn("scoring cost anomalies", "err", err)
 			}
 		}
+	}
+}
+
+// alertFor turns an incident transition into the alert subscribers see;
+// cost is the window's exact cost.
+func alertFor(tr Transition, sk seriesKey, cost schemas.Picos128, window time.Duration) schemas.Alert {
+	usd := func(picos float64) string {
+		return decimal.NewFromFloat(picos).Shift(-12).Round(6).String()
+	}
+	v, inc := tr.Verdict, tr.Incident
+	return schemas.Alert{
+		AlertID: alertID(inc.ID, inc.Status, inc.Update),
+		Kind:    schemas.AlertCostAnomaly, WindowStart: v.WindowStart, WindowEnd: v.WindowStart.Add(window),
+		Team: sk.team, Model: sk.model,
+		CostUSD:     decimal.NewFromBigInt(cost.Big(), -12).String(),
+		BaselineUSD: usd(v.BaselinePicos), StddevUSD: usd(v.ScalePicos),
+		ZScore: v.Z, Observations: v.Observations,
+		IncidentID: inc.ID, Status: inc.Status,
 	}
 }

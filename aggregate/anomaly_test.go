@@ -3,9 +3,11 @@ package aggregate
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
+	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +20,9 @@ import (
 type memScores struct {
 	costs  []schemas.SeriesCost
 	scores map[string]schemas.Score
+	// history is every score ever written, as the table keeps every row
+	// until a merge.
+	history []schemas.Score
 }
 
 func (m *memScores) LatestWindow(context.Context) (time.Time, error) {
@@ -30,17 +35,22 @@ func (m *memScores) LatestWindow(context.Context) (time.Time, error) {
 	return latest, nil
 }
 
-func (m *memScores) LatestScores(context.Context) ([]schemas.Score, error) {
-	last := map[seriesKey]schemas.Score{}
-	for _, s := range m.scores {
-		k := seriesKey{s.Team, s.Model}
-		if s.WindowStart.After(last[k].WindowStart) {
-			last[k] = s
+func (m *memScores) LatestScored(context.Context) (time.Time, error) {
+	var latest time.Time
+	for _, s := range m.history {
+		if s.WindowStart.After(latest) {
+			latest = s.WindowStart
 		}
 	}
-	out := make([]schemas.Score, 0, len(last))
-	for _, s := range last {
-		out = append(out, s)
+	return latest, nil
+}
+
+func (m *memScores) PublishedIncidents(_ context.Context, since time.Time) ([]schemas.Score, error) {
+	var out []schemas.Score
+	for _, s := range m.history {
+		if s.IncidentID != "" && !s.WindowStart.Before(since) {
+			out = append(out, s)
+		}
 	}
 	return out, nil
 }
@@ -52,76 +62,19 @@ func (m *memScores) SeriesCosts(_ context.Context, from, to time.Time) ([]schema
 			out = append(out, c)
 		}
 	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].WindowStart.Before(out[j].WindowStart) })
 	return out, nil
 }
 
 func (m *memScores) WriteScores(_ context.Context, scores []schemas.Score) error {
+	if m.scores == nil {
+		m.scores = map[string]schemas.Score{}
+	}
 	for _, s := range scores {
 		m.scores[s.WindowStart.String()+s.Team+s.Model] = s
 	}
+	m.history = append(m.history, scores...)
 	return nil
-}
-
-func TestScorerFlagsASpikeAfterMinimumHistory(t *testing.T) {
-	cfg := DefaultAnomalyConfig()
-	cfg.MinHistory, cfg.Threshold = 10, 3 // the scorer's mechanics, on short series
-	cfg.SettleWindows = 0
-	store := &memScores{scores: map[string]schemas.Score{}}
-	for i := 0; i < 30; i++ {
-		cost := int64(1_000_000_000_000 + (i%3)*50_000_000_000) // about $1 a window
-		if i == 5 || i == 25 {
-			cost = 20_000_000_000_000 // $20
-		}
-		store.costs = append(store.costs, schemas.SeriesCost{WindowStart: t0.Add(time.Duration(i) * time.Minute), Team: "t", Model: "m", CostPicos: schemas.PicosOf(cost)})
-	}
-	s := NewScorer(cfg, time.Minute, store, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	// Score in two passes to check that state resumes from stored scores.
-	rest := store.costs[15:]
-	store.costs = store.costs[:15]
-	if n, err := s.ScoreOnce(context.Background()); err != nil || n != 15 {
-		t.Fatalf("first pass scored %d, %v", n, err)
-	}
-	store.costs = append(store.costs, rest...)
-	if n, err := s.ScoreOnce(context.Background()); err != nil || n != 15 {
-		t.Fatalf("second pass scored %d, %v", n, err)
-	}
-	for key, sc := range store.scores {
-		i := int(sc.WindowStart.Sub(t0) / time.Minute)
-		switch {
-		case i == 5 && sc.Anomaly:
-			t.Errorf("window 5 flagged before the minimum history: %+v", sc)
-		case i == 25 && !sc.Anomaly:
-			t.Errorf("the $20 spike in window 25 was not flagged: z=%.1f", sc.Z)
-		case i != 25 && sc.Anomaly:
-			t.Errorf("%s flagged: z=%.1f", key, sc.Z)
-		}
-	}
-	if len(store.scores) != 30 {
-		t.Fatalf("%d scores, want 30", len(store.scores))
-	}
-}
-
-func TestScorerRespectsTheImpactFloor(t *testing.T) {
-	cfg := DefaultAnomalyConfig()
-	cfg.MinHistory, cfg.Threshold = 10, 3 // the scorer's mechanics, on short series
-	cfg.SettleWindows = 0
-	store := &memScores{scores: map[string]schemas.Score{}}
-	for i := 0; i < 20; i++ {
-		cost := int64(1_000_000) // a millionth of a dollar
-		if i == 15 {
-			cost = 100_000_000 // 100× but only $0.0001
-		}
-		store.costs = append(store.costs, schemas.SeriesCost{WindowStart: t0.Add(time.Duration(i) * time.Minute), Team: "t", Model: "m", CostPicos: schemas.PicosOf(cost)})
-	}
-	s := NewScorer(cfg, time.Minute, store, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if _, err := s.ScoreOnce(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	for _, sc := range store.scores {
-		if sc.Anomaly {
-			t.Fatalf("a $0.0001 rise was flagged: %+v", sc)
-		}
-	}
 }
 
 type memAlerts struct{ got []schemas.Alert }
@@ -131,30 +84,148 @@ func (m *memAlerts) Publish(_ context.Context, alerts []schemas.Alert) error {
 	return nil
 }
 
-func TestScorerPublishesAnomalies(t *testing.T) {
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// shortConfig is the scorer's mechanics on short series.
+func shortConfig() AnomalyConfig {
 	cfg := DefaultAnomalyConfig()
-	cfg.MinHistory, cfg.Threshold = 10, 3 // the scorer's mechanics, on short series
-	cfg.SettleWindows = 0
-	store := &memScores{scores: map[string]schemas.Score{}}
-	for i := 0; i < 20; i++ {
-		cost := int64(1_000_000_000_000 + (i%2)*10_000_000_000)
-		if i == 15 {
-			cost = 20_000_000_000_000
+	cfg.MinHistory, cfg.Threshold, cfg.ResolveWindows = 30, 4, 5
+	cfg.SettleWindows, cfg.RescoreWindows = 0, 5
+	return cfg
+}
+
+// sustained is a dense series of about $1 a window for n windows, factor×
+// from window from for length windows.
+func sustained(n, from, length int, factor int64) []schemas.SeriesCost {
+	var out []schemas.SeriesCost
+	for i := 0; i < n; i++ {
+		cost := int64(1_000_000_000_000 + (i%3)*30_000_000_000)
+		if i >= from && i < from+length {
+			cost *= factor
 		}
-		store.costs = append(store.costs, schemas.SeriesCost{WindowStart: t0.Add(time.Duration(i) * time.Minute), Team: "t", Model: "m", CostPicos: schemas.PicosOf(cost)})
+		out = append(out, schemas.SeriesCost{WindowStart: t0.Add(time.Duration(i) * time.Minute), Team: "t", Model: "m", CostPicos: schemas.PicosOf(cost)})
 	}
-	alerts := &memAlerts{}
-	s := NewScorer(cfg, time.Minute, store, alerts, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return out
+}
+
+// scoreEachWindow makes windows [from, to) of all visible one at a time,
+// scoring after each, as the running pipeline does.
+func scoreEachWindow(t *testing.T, s *Scorer, store *memScores, all []schemas.SeriesCost, from, to int) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		store.costs = all[:i+1]
+		if _, err := s.ScoreOnce(context.Background()); err != nil {
+			t.Fatalf("pass at window %d: %v", i, err)
+		}
+	}
+}
+
+func statuses(alerts []schemas.Alert) string {
+	var out []string
+	for _, a := range alerts {
+		out = append(out, a.Status)
+	}
+	return strings.Join(out, ",")
+}
+
+// A sustained anomaly, scored pass by pass with each pass scoring the last
+// windows again, is one incident: one firing, one resolved, one id.
+func TestScorerPublishesOneAlertPerIncident(t *testing.T) {
+	all := sustained(80, 40, 15, 6)
+	store, alerts := &memScores{}, &memAlerts{}
+	s := NewScorer(shortConfig(), time.Minute, store, alerts, nil, quiet)
+	scoreEachWindow(t, s, store, all, 0, len(all))
+	if got := statuses(alerts.got); got != "firing,resolved" {
+		t.Fatalf("alerts %s, want firing,resolved: %+v", got, alerts.got)
+	}
+	f, r := alerts.got[0], alerts.got[1]
+	if f.IncidentID == "" || f.IncidentID != r.IncidentID || f.AlertID == r.AlertID {
+		t.Errorf("ids: firing %s/%s, resolved %s/%s", f.IncidentID, f.AlertID, r.IncidentID, r.AlertID)
+	}
+	if at := t0.Add(40 * time.Minute); f.WindowStart.After(at.Add(time.Minute)) || f.CostUSD != "6" && f.CostUSD != "6.18" && f.CostUSD != "6.36" {
+		t.Errorf("firing alert for window %s cost %s: %+v", f.WindowStart, f.CostUSD, f)
+	}
+	var marked int
+	for _, sc := range store.scores {
+		if sc.IncidentID != "" {
+			marked++
+		}
+	}
+	if marked != 2 {
+		t.Errorf("%d score rows carry an incident mark, want 2", marked)
+	}
+}
+
+// A restart in the middle of an incident rebuilds the state from the store:
+// the incident is not fired again, and it still resolves.
+func TestScorerRestartMidIncidentDoesNotFireAgain(t *testing.T) {
+	all := sustained(80, 40, 15, 6)
+	store, alerts := &memScores{}, &memAlerts{}
+	s := NewScorer(shortConfig(), time.Minute, store, alerts, nil, quiet)
+	scoreEachWindow(t, s, store, all, 0, 48)
+	if got := statuses(alerts.got); got != "firing" {
+		t.Fatalf("before the restart: alerts %s, want firing", got)
+	}
+	s = NewScorer(shortConfig(), time.Minute, store, alerts, nil, quiet)
+	scoreEachWindow(t, s, store, all, 48, len(all))
+	if got := statuses(alerts.got); got != "firing,resolved" || alerts.got[0].IncidentID != alerts.got[1].IncidentID {
+		t.Fatalf("alerts %s, want firing,resolved of one incident: %+v", got, alerts.got)
+	}
+}
+
+// Points that land late in a window already scored are seen: the window is
+// scored again while it is among the last rescore_windows.
+func TestScorerSeesLatePointsInScoredWindows(t *testing.T) {
+	all := sustained(60, 0, 0, 1)
+	store, alerts := &memScores{}, &memAlerts{}
+	s := NewScorer(shortConfig(), time.Minute, store, alerts, nil, quiet)
+	scoreEachWindow(t, s, store, all, 0, 50)
+	// Windows 47..49 get a late partition each, worth 9× the series.
+	store.costs = append([]schemas.SeriesCost(nil), all[:50]...)
+	for i := 47; i < 50; i++ {
+		store.costs[i].CostPicos = store.costs[i].CostPicos.Add(9_000_000_000_000)
+	}
 	if _, err := s.ScoreOnce(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if len(alerts.got) != 1 {
-		t.Fatalf("%d alerts, want 1: %+v", len(alerts.got), alerts.got)
+	if got := statuses(alerts.got); got != "firing" {
+		t.Fatalf("alerts %s after late points, want firing", got)
 	}
-	a := alerts.got[0]
-	ws := t0.Add(15 * time.Minute)
-	if a.AlertID != fmt.Sprintf("cost_anomaly:%d:t:m", ws.Unix()) || a.CostUSD != "20" || !a.WindowEnd.Equal(ws.Add(time.Minute)) || a.ZScore < cfg.Threshold {
-		t.Fatalf("alert = %+v", a)
+}
+
+// A 5× spike of ten minutes on a dense series fires within two windows,
+// through the scorer.
+func TestScorerFlagsAFiveFoldSpikeWithinTwoWindows(t *testing.T) {
+	sim := simSeries{key: "support/gpt-4o-mini", reqPerWin: 200, medianPicos: 3e8, amplitude: 0.5, weekend: 1}
+	rng := rand.New(rand.NewPCG(5, 5))
+	start := simStart
+	at := start.Add(32 * time.Hour)
+	var all []schemas.SeriesCost
+	for ws := start; ws.Before(at.Add(time.Hour)); ws = ws.Add(time.Minute) {
+		c := sim.cost(rng, ws)
+		if !ws.Before(at) && ws.Before(at.Add(10*time.Minute)) {
+			c *= 5
+		}
+		all = append(all, schemas.SeriesCost{WindowStart: ws, Team: "support", Model: "gpt-4o-mini", CostPicos: schemas.PicosOf(int64(c))})
+	}
+	cfg := DefaultAnomalyConfig()
+	cfg.SettleWindows = 0
+	store, alerts := &memScores{}, &memAlerts{}
+	s := NewScorer(cfg, time.Minute, store, alerts, nil, quiet)
+	spike := int(at.Sub(start) / time.Minute)
+	store.costs = all[:spike-30]
+	if _, err := s.ScoreOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	scoreEachWindow(t, s, store, all, spike-30, len(all))
+	if len(alerts.got) == 0 || alerts.got[0].Status != schemas.AlertFiring {
+		t.Fatalf("no firing alert: %+v", alerts.got)
+	}
+	if f := alerts.got[0]; f.WindowStart.Before(at) || f.WindowStart.After(at.Add(time.Minute)) {
+		t.Fatalf("spike at %s fired for window %s, want within 2 windows", at.Format("15:04"), f.WindowStart.Format("15:04"))
+	}
+	if got := statuses(alerts.got); got != "firing,resolved" {
+		t.Errorf("alerts %s, want firing,resolved", got)
 	}
 }
 
@@ -183,5 +254,18 @@ func TestKafkaAlertsPublishes(t *testing.T) {
 	var got schemas.Alert
 	if err := json.Unmarshal(recs[0].Value, &got); err != nil || got.CostUSD != "1.5" || got.Team != "t" {
 		t.Fatalf("alert = %+v, %v", got, err)
+	}
+}
+
+// The first pass over stored history scores every window of it, not only
+// the last rescore_windows.
+func TestScorerScoresHistoryOnFirstStart(t *testing.T) {
+	store := &memScores{costs: sustained(60, 0, 0, 1)}
+	s := NewScorer(shortConfig(), time.Minute, store, nil, nil, quiet)
+	if _, err := s.ScoreOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(store.scores) != 60 {
+		t.Fatalf("%d windows scored, want 60", len(store.scores))
 	}
 }

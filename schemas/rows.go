@@ -77,7 +77,7 @@ type SeriesCost struct {
 }
 
 // Score is one scored window of one (team, model) series, with the anomaly
-// scorer's EWMA state after it, so that scoring resumes after a restart.
+// detector's EWMA state after it.
 type Score struct {
 	SeriesCost
 	BaselinePicos float64
@@ -87,4 +87,10 @@ type Score struct {
 	Anomaly       bool
 	EWMAMean      float64
 	EWMAVar       float64
+	// IncidentID, IncidentStatus (firing, updated, resolved) and
+	// IncidentUpdate mark the window whose incident alert was published,
+	// so that a restarted scorer does not publish it again.
+	IncidentID     string
+	IncidentStatus string
+	IncidentUpdate uint32
 }

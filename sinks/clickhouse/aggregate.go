@@ -55,27 +55,39 @@ func (s *Store) LatestWindow(ctx context.Context) (time.Time, error) {
 	return time.Unix(int64(ts), 0).UTC(), nil
 }
 
-// LatestScores returns the newest score of each (team, model).
-func (s *Store) LatestScores(ctx context.Context) ([]schemas.Score, error) {
-	rows, err := s.conn.Query(ctx, `SELECT toUInt32(window_start), team, model, cost_usd, ewma_mean, ewma_var, observations
-FROM `+TableAnomalies+` FINAL
-WHERE (team, model, window_start) IN (SELECT team, model, max(window_start) FROM `+TableAnomalies+` GROUP BY team, model)`)
+// LatestScored returns the newest window start in cost_anomalies.
+func (s *Store) LatestScored(ctx context.Context) (time.Time, error) {
+	var ts uint32
+	if err := s.conn.QueryRow(ctx, `SELECT toUInt32(max(window_start)) FROM `+TableAnomalies).Scan(&ts); err != nil {
+		return time.Time{}, fmt.Errorf("reading the newest anomaly score: %w", err)
+	}
+	if ts == 0 {
+		return time.Time{}, nil
+	}
+	return time.Unix(int64(ts), 0).UTC(), nil
+}
+
+// PublishedIncidents returns the incident marks of score rows with window
+// start at or after since: the incident alerts already published. Every
+// row ever written with a mark counts (no FINAL), so a score rewritten
+// later cannot hide one.
+func (s *Store) PublishedIncidents(ctx context.Context, since time.Time) ([]schemas.Score, error) {
+	rows, err := s.conn.Query(ctx, `SELECT DISTINCT toUInt32(window_start), team, model, incident_id, toString(incident_status), incident_update
+FROM `+TableAnomalies+`
+WHERE window_start >= toDateTime(?) AND incident_id != ''
+ORDER BY incident_id, incident_update`, since.Unix())
 	if err != nil {
-		return nil, fmt.Errorf("reading anomaly state: %w", err)
+		return nil, fmt.Errorf("reading published incidents: %w", err)
 	}
 	defer rows.Close()
 	var out []schemas.Score
 	for rows.Next() {
 		var ts uint32
 		var sc schemas.Score
-		var cost decimal.Decimal
-		if err := rows.Scan(&ts, &sc.Team, &sc.Model, &cost, &sc.EWMAMean, &sc.EWMAVar, &sc.Observations); err != nil {
-			return nil, fmt.Errorf("reading anomaly state: %w", err)
+		if err := rows.Scan(&ts, &sc.Team, &sc.Model, &sc.IncidentID, &sc.IncidentStatus, &sc.IncidentUpdate); err != nil {
+			return nil, fmt.Errorf("reading published incidents: %w", err)
 		}
 		sc.WindowStart = time.Unix(int64(ts), 0).UTC()
-		if sc.CostPicos, err = usdToSum(cost); err != nil {
-			return nil, fmt.Errorf("reading anomaly state of team %s, model %s: %w", sc.Team, sc.Model, err)
-		}
 		out = append(out, sc)
 	}
 	return out, rows.Err()
@@ -112,7 +124,7 @@ ORDER BY ws, team, model`, from.Unix(), to.Unix())
 // WriteScores inserts scores; rows with the same (window, team, model)
 // replace each other, so rescoring is idempotent.
 func (s *Store) WriteScores(ctx context.Context, scores []schemas.Score) error {
-	batch, err := s.conn.PrepareBatch(ctx, `INSERT INTO `+TableAnomalies+` (window_start, team, model, cost_usd, baseline_usd, stddev_usd, z_score, observations, is_anomaly, ewma_mean, ewma_var, scored_at)`)
+	batch, err := s.conn.PrepareBatch(ctx, `INSERT INTO `+TableAnomalies+` (window_start, team, model, cost_usd, baseline_usd, stddev_usd, z_score, observations, is_anomaly, ewma_mean, ewma_var, scored_at, incident_id, incident_status, incident_update)`)
 	if err != nil {
 		return fmt.Errorf("preparing anomaly insert: %w", err)
 	}
@@ -125,7 +137,7 @@ func (s *Store) WriteScores(ctx context.Context, scores []schemas.Score) error {
 		}
 		if err := batch.Append(sc.WindowStart, sc.Team, sc.Model, cost,
 			sc.BaselinePicos/1e12, sc.StddevPicos/1e12, sc.Z, sc.Observations, flag(sc.Anomaly),
-			sc.EWMAMean, sc.EWMAVar, now); err != nil {
+			sc.EWMAMean, sc.EWMAVar, now, sc.IncidentID, sc.IncidentStatus, sc.IncidentUpdate); err != nil {
 			return fmt.Errorf("appending anomaly score: %w", err)
 		}
 	}

@@ -77,7 +77,8 @@ func TestModernClickHouseSQL(t *testing.T) {
 	rec.Name = "anomaly scores write"
 	scores := []schemas.Score{
 		{SeriesCost: schemas.SeriesCost{WindowStart: at, Team: "search", Model: "gpt-4o", CostPicos: schemas.PicosOf(2_500_000_000_000)},
-			BaselinePicos: 1e12, StddevPicos: 2e11, Z: 7.5, Observations: 12, Anomaly: true, EWMAMean: 1e12, EWMAVar: 4e22},
+			BaselinePicos: 1e12, StddevPicos: 2e11, Z: 7.5, Observations: 12, Anomaly: true, EWMAMean: 1e12, EWMAVar: 4e22,
+			IncidentID: "search/gpt-4o:1", IncidentStatus: schemas.AlertFiring},
 		{SeriesCost: schemas.SeriesCost{WindowStart: at.Add(-time.Hour), Team: "search", Model: "gpt-4o", CostPicos: schemas.PicosOf(1_000_000_000_000)},
 			BaselinePicos: 1e12, Observations: 11, EWMAMean: 1e12, EWMAVar: 4e22},
 	}
@@ -90,7 +91,11 @@ func TestModernClickHouseSQL(t *testing.T) {
 	rec.Name = "anomaly scorer reads"
 	_, err = store.LatestWindow(ctx)
 	step(rec.Name, err)
-	_, err = store.LatestScores(ctx)
+	_, err = store.LatestScored(ctx)
+	step(rec.Name, err)
+	_, err = store.PublishedIncidents(ctx, from)
+	step(rec.Name, err)
+	_, err = store.Contributors(ctx, "search", "gpt-4o", at.Truncate(time.Minute), time.Minute, 60)
 	step(rec.Name, err)
 	_, err = store.SeriesCosts(ctx, from, to)
 	step(rec.Name, err)
@@ -158,6 +163,9 @@ func TestModernClickHouseSQL(t *testing.T) {
 			t.Fatalf("no %s statement contains %q", group, contains)
 		}
 	}
+	want("anomaly scorer reads", "ARRAY JOIN", "api_key_id\t\t0.0024\t0\t2400\t400\t0\t0",
+		"project\tranker\t0.0024\t0\t2400\t400\t0\t0", "reported_model\tgpt-4o\t0.0024\t0\t2400\t400\t0\t0",
+		"series\t\t0.0024\t0\t2400\t400\t0\t0")
 	want("verify", "FROM usage_events FINAL", d+"\tgpt-4o\tsearch\t2\t2400\t400\t200\t600\t100\t0.0024",
 		d+"\tclaude-new\tsearch\t1\t1200\t200\t100\t300\t50\t0")
 	want("verify", "FROM cost_windows FINAL", d+"\tgpt-4o\tsearch\t2\t2400\t400\t200\t600\t100\t0.0024",

@@ -311,6 +311,15 @@ PARTITION BY toYear(period_start)
 ORDER BY (budget_id, period_start)`,
 		`CREATE VIEW IF NOT EXISTS ` + ViewBudgetStatus + ` AS SELECT * FROM ` + TableBudgetStatus + ` FINAL`,
 	}},
+	// The incident lifecycle of the anomaly scorer: the score row of the
+	// window in which an incident's alert was published names the incident,
+	// the status published and its update number, so that a restarted
+	// scorer knows which alerts subscribers already have.
+	{30, "cost_anomalies_incidents", []string{
+		`ALTER TABLE ` + TableAnomalies + ` ADD COLUMN incident_id String, ADD COLUMN incident_status {{dim}}, ADD COLUMN incident_update UInt32`,
+		`DROP TABLE IF EXISTS cost_anomalies_final`,
+		`CREATE VIEW IF NOT EXISTS cost_anomalies_final AS SELECT * FROM ` + TableAnomalies + ` FINAL`,
+	}},
 	// What a gpu.usage event measured, so that GPU cost can be split by
 	// GPU model, host and owner and set against busy time and energy.
 	// energy_joules is 0 where the GPU reports none.
