@@ -10,8 +10,10 @@ const (
 	AlertBudget = "budget"
 )
 
-// Alert is what aivis.alerts.v1 carries. Delivery is at least once: a
-// window scored again (after a restart) publishes the same AlertID again,
+// Alert is what aivis.alerts.v1 carries. Cost anomalies come as one alert
+// per change of an incident (firing, updated, resolved; see IncidentID and
+// Status), budgets as one per (budget, period, threshold). Delivery is at
+// least once: an alert published again after a failure keeps its AlertID,
 // so subscribers deduplicate by it. Records are keyed by AlertID.
 type Alert struct {
 	AlertID     string    `json:"alert_id"`
