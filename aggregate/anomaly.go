@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -163,6 +164,9 @@ type ContributorSource interface {
 // incident marks of cost_anomalies, so a restart neither fires an open
 // incident again nor loses it.
 type Scorer struct {
+	// mu serializes passes: the drain's final pass (ScoreSettled) can
+	// start while Run's periodic pass is still running.
+	mu      sync.Mutex
 	cfg     AnomalyConfig
 	window  time.Duration
 	store   ScoreStore
@@ -239,6 +243,8 @@ func (s *Scorer) ScoreOnce(ctx context.Context) (int, error) {
 func seriesID(sk seriesKey) string { return sk.team + "/" + sk.model }
 
 func (s *Scorer) score(ctx context.Context, settle int, final bool) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	latest, err := s.store.LatestWindow(ctx)
 	if err != nil || latest.IsZero() {
 		return 0, err
