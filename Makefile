@@ -36,7 +36,12 @@ fuzz: ## run every fuzz target for FUZZTIME each
 	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
 	  for f in $$(grep -hoE '^func (Fuzz[A-Za-z0-9_]+)' $$dir/*_test.go 2>/dev/null | awk '{print $$2}'); do \
 	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
-	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null || { echo "fuzz $$f failed"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 1x $$pkg; exit 1; }; \
+	    if ! $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >/tmp/aivis-fuzz.log 2>&1; then \
+	      echo "fuzz $$f failed:"; grep -v '^fuzz: elapsed' /tmp/aivis-fuzz.log | tail -n 40; \
+	      if [ -n "$$(git status --porcelain -- $$dir/testdata/fuzz/$$f 2>/dev/null)" ]; then $(GO) test -run "^$$f$$" $$pkg; exit 1; fi; \
+	      echo "fuzz $$f: the fuzzing engine failed without a failing input (above); running it once more"; \
+	      $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >/tmp/aivis-fuzz.log 2>&1 || { grep -v '^fuzz: elapsed' /tmp/aivis-fuzz.log | tail -n 40; exit 1; }; \
+	    fi; \
 	  done; \
 	done
 
