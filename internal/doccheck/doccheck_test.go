@@ -64,4 +64,3 @@ func TestQueriesOnClickHouse(t *testing.T) {
 		t.Errorf("GPU cost = %v, want idle cost 3.6 (one idle H100 hour)", got)
 	}
 }
-

@@ -152,7 +152,6 @@ func Substitute(t testing.TB, q Query, f *Fixture) string {
 	return s
 }
 
-
 // Querier runs a query: the ClickHouse sink's Store.
 type Querier interface {
 	Query(ctx context.Context, query string, args ...any) (driver.Rows, error)
