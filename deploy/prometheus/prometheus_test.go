@@ -301,3 +301,31 @@ scrape_configs:
 		time.Sleep(time.Second)
 	}
 }
+
+// TestRunbookLinks: every docs/operations.md#section an alert points at
+// exists, so the link in a page lands where it should.
+func TestRunbookLinks(t *testing.T) {
+	rules, err := os.ReadFile("aivis-alerts.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	anchors := map[string]bool{}
+	for _, line := range strings.Split(string(doc), "\n") {
+		if h, ok := strings.CutPrefix(line, "## "); ok {
+			anchors[strings.ReplaceAll(strings.ToLower(strings.TrimSpace(h)), " ", "-")] = true
+		}
+	}
+	links := regexp.MustCompile(`docs/operations\.md#([a-z0-9-]+)`).FindAllStringSubmatch(string(rules), -1)
+	if len(links) < 5 {
+		t.Fatalf("found %d runbook links in the rules; the scan is broken", len(links))
+	}
+	for _, l := range links {
+		if !anchors[l[1]] {
+			t.Errorf("aivis-alerts.yaml links to docs/operations.md#%s, which has no such section", l[1])
+		}
+	}
+}
