@@ -38,8 +38,16 @@ func TestComposeFileLoads(t *testing.T) {
 			t.Errorf("%s has no healthcheck; the stages would start before it serves", infra)
 		}
 	}
-	if !strings.HasPrefix(p.Services["kafka"].Image, "apache/kafka:") {
-		t.Errorf("kafka image %q is not Apache Kafka", p.Services["kafka"].Image)
+	pom, err := os.ReadFile("../kafka/pom.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tested := regexp.MustCompile(`<kafka.version>([^<]+)</kafka.version>`).FindSubmatch(pom)
+	if tested == nil {
+		t.Fatal("no kafka.version in deploy/kafka/pom.xml")
+	}
+	if want := "apache/kafka:" + string(tested[1]); p.Services["kafka"].Image != want {
+		t.Errorf("kafka image %q, want %s: the version the tests run on", p.Services["kafka"].Image, want)
 	}
 	if !strings.HasPrefix(p.Services["clickhouse"].Image, "clickhouse/clickhouse-server:") {
 		t.Errorf("clickhouse image %q", p.Services["clickhouse"].Image)
