@@ -67,6 +67,12 @@ func runAggregate(ctx context.Context, e *env) error {
 	return runStages(ctx, e, pipeline.Options{Stages: stages})
 }
 
+// runScore runs the anomaly scorer and its alert delivery alone, for
+// layouts that keep them out of the aggregator replicas.
+func runScore(ctx context.Context, e *env) error {
+	return runStages(ctx, e, pipeline.Options{Stages: []pipeline.Stage{pipeline.Anomaly}})
+}
+
 func migrateFlags(fs *pflag.FlagSet) {
 	fs.Bool("topics", true, "also create the Kafka topics (when kafka.brokers is set)")
 }

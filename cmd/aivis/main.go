@@ -47,6 +47,7 @@ var commands = map[string]command{
 	"ingest":                 {"serve POST /v1/events and produce to aivis.usage.raw.v1", true, nil, runIngest},
 	"enrich":                 {"price and attribute raw events into aivis.usage.enriched.v1", false, nil, runEnrich},
 	"aggregate":              {"aggregate enriched events into ClickHouse windows (one replica of the group)", false, nil, runAggregate},
+	"score":                  {"score cost anomalies from ClickHouse and deliver the alerts (topic and webhooks); run one, with aggregate.score_anomalies false on the aggregators", false, nil, runScore},
 	"gpuprobe":               {"sample NVIDIA GPUs with NVML and produce gpu.usage events", false, gpuprobeFlags, runGPUProbe},
 	"serving":                {"scrape vLLM, TGI, SGLang and Triton /metrics and produce their token counts as llm.request events", false, nil, runServing},
 	"migrate":                {"apply the ClickHouse migrations and create the Kafka topics (idempotent)", false, migrateFlags, runMigrate},

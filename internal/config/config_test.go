@@ -28,7 +28,7 @@ func TestExampleConfigLoadsAndValidates(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if c.Aggregate.Window != time.Minute || c.Kafka.Brokers[0] != "127.0.0.1:9092" || len(c.Ingest.Producers) != 1 {
+	if c.Aggregate.Window != time.Minute || len(c.Kafka.Brokers) != 0 || len(c.Ingest.Producers) != 1 {
 		t.Fatalf("example not applied: %+v", c)
 	}
 }
