@@ -381,14 +381,18 @@ func (p *Process) buildGPUProbe(d bus.Dialer, kafkaFree bool) error {
 	var emit func(ctx context.Context, evs []schemas.Event) error
 	if kafkaFree {
 		out := p.opts.GPU.Out
-		emit = func(_ context.Context, evs []schemas.Event) error { return bus.WriteEvents(out, evs, "GPU usage events") }
+		emit = func(_ context.Context, evs []schemas.Event) error {
+			return bus.WriteEvents(out, evs, "GPU usage events")
+		}
 	} else {
 		cl, err := d.Producer(string(GPUProbe))
 		if err != nil {
 			return err
 		}
 		p.clients = append(p.clients, cl)
-		emit = func(ctx context.Context, evs []schemas.Event) error { return bus.ProduceEvents(ctx, cl, evs, "GPU usage events") }
+		emit = func(ctx context.Context, evs []schemas.Event) error {
+			return bus.ProduceEvents(ctx, cl, evs, "GPU usage events")
+		}
 	}
 	p.Ready.Add("gpuprobe", probe.Ready)
 	p.group.Add(string(GPUProbe), actor.Func(func(ctx context.Context) error {
@@ -408,14 +412,18 @@ func (p *Process) buildServing(d bus.Dialer, kafkaFree bool) error {
 	var emit serving.Emit
 	if kafkaFree {
 		out := p.opts.Out
-		emit = func(_ context.Context, evs []schemas.Event) error { return bus.WriteEvents(out, evs, "serving usage events") }
+		emit = func(_ context.Context, evs []schemas.Event) error {
+			return bus.WriteEvents(out, evs, "serving usage events")
+		}
 	} else {
 		cl, err := d.Producer(string(Serving))
 		if err != nil {
 			return err
 		}
 		p.clients = append(p.clients, cl)
-		emit = func(ctx context.Context, evs []schemas.Event) error { return bus.ProduceEvents(ctx, cl, evs, "serving usage events") }
+		emit = func(ctx context.Context, evs []schemas.Event) error {
+			return bus.ProduceEvents(ctx, cl, evs, "serving usage events")
+		}
 	}
 	sc, err := serving.NewScraper(p.cfg.Serving, targets, emit, p.Registry, p.log.With("stage", "serving"))
 	if err != nil {
