@@ -13,10 +13,12 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/aivis-dev/aivis/gpuprobe"
+	"github.com/aivis-dev/aivis/internal/config"
 	"github.com/aivis-dev/aivis/ingest"
 	"github.com/aivis-dev/aivis/internal/bus"
 	"github.com/aivis-dev/aivis/internal/loadgen"
 	"github.com/aivis-dev/aivis/internal/pipeline"
+	"github.com/aivis-dev/aivis/pricing"
 	"github.com/aivis-dev/aivis/report"
 	"github.com/aivis-dev/aivis/schemas"
 	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
@@ -80,6 +82,10 @@ func runMigrate(ctx context.Context, e *env) error {
 	applied, err := store.Migrate(ctx)
 	if err != nil {
 		return err
+	}
+	energy, grid := e.cfg.GPUCost.Settings()
+	if err := store.WriteGPUSettings(ctx, energy, grid); err != nil {
+		return fmt.Errorf("gpu_cost: %w", err)
 	}
 	if len(applied) == 0 {
 		fmt.Fprintf(e.out, "ClickHouse %s, database %s: schema is up to date\n", store.ServerVersion(), e.cfg.ClickHouse.Database)
@@ -218,8 +224,19 @@ func reportFlags(fs *pflag.FlagSet) {
 	fs.Int("limit", 10, "rows per top list")
 }
 
-func reportOptions(fs *pflag.FlagSet) (report.Options, error) {
+// reportOptions reads the report flags, and from the configuration the
+// self-hosted comparables with the catalog that prices them.
+func reportOptions(fs *pflag.FlagSet, cfg config.Config) (report.Options, error) {
 	var o report.Options
+	var err error
+	if o.Comparables, err = cfg.SelfHosted.ComparableModels(); err != nil {
+		return o, err
+	}
+	if len(o.Comparables) > 0 {
+		if o.Catalog, err = pricing.Load(cfg.Enrich.CatalogPath, cfg.Enrich.ContractsPath); err != nil {
+			return o, fmt.Errorf("loading the catalog that prices self_hosted.comparables: %w", err)
+		}
+	}
 	o.Format, _ = fs.GetString("format")
 	o.Since, _ = fs.GetDuration("since")
 	o.Limit, _ = fs.GetInt("limit")
@@ -232,7 +249,7 @@ func reportOptions(fs *pflag.FlagSet) (report.Options, error) {
 }
 
 func runReport(ctx context.Context, e *env) error {
-	opts, err := reportOptions(e.fs)
+	opts, err := reportOptions(e.fs, e.cfg)
 	if err != nil {
 		return err
 	}

@@ -177,6 +177,10 @@ func Build(ctx context.Context, cfg config.Config, opts Options) (_ *Process, er
 		if _, err := p.Store.Migrate(ctx); err != nil {
 			return nil, err
 		}
+		energy, grid := cfg.GPUCost.Settings()
+		if err := p.Store.WriteGPUSettings(ctx, energy, grid); err != nil {
+			return nil, fmt.Errorf("gpu_cost: %w", err)
+		}
 	}
 	for _, m := range opts.Front {
 		p.group.Add(m.Name, m.Actor, m.Opts)
