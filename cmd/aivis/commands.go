@@ -13,9 +13,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/aivis-dev/aivis/gpuprobe"
-	"github.com/aivis-dev/aivis/internal/config"
 	"github.com/aivis-dev/aivis/ingest"
 	"github.com/aivis-dev/aivis/internal/bus"
+	"github.com/aivis-dev/aivis/internal/config"
 	"github.com/aivis-dev/aivis/internal/loadgen"
 	"github.com/aivis-dev/aivis/internal/pipeline"
 	"github.com/aivis-dev/aivis/pricing"
