@@ -414,6 +414,10 @@ func (p *Probe) retryInit(ctx context.Context) bool {
 	}
 }
 
+// SetDeployments replaces the deployment rules (those of
+// gpuprobe.deployments_path by default). Call it before reading.
+func (p *Probe) SetDeployments(d *Deployments) { p.deployments = d }
+
 // ReadAt reads every device once as of at and emits the windows that
 // closed, as one step of Run does. It is for driving the probe on a clock
 // of its own (simulations, replays); at must not go back, and ReadAt must

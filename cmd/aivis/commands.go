@@ -160,6 +160,7 @@ func trafficFlags(fs *pflag.FlagSet) {
 	fs.Int64("seed", 1, "random seed (same seed, same events)")
 	fs.Float64("time-scale", 1, "event seconds per wall second (60 replays an hour in a minute)")
 	fs.String("scenario", "", "stage one incident for the detector and the alerts: "+strings.Join(loadgen.Scenarios, ", ")+" (empty: none; replaces the periodic bursts)")
+	fs.Bool("gpu", false, "also simulate a GPU host (four H100s: a vLLM deployment's two replicas, a shared training GPU, an idle one) whose gpu.usage and serving token events go with the traffic")
 	fs.Duration("scenario-at", 0, "when the scenario starts, in event time after the run's start (0: halfway through the run)")
 }
 
@@ -171,6 +172,7 @@ func loadgenConfig(fs *pflag.FlagSet) loadgen.Config {
 	c.TimeScale, _ = fs.GetFloat64("time-scale")
 	c.Scenario, _ = fs.GetString("scenario")
 	c.ScenarioAt, _ = fs.GetDuration("scenario-at")
+	c.GPU, _ = fs.GetBool("gpu")
 	return c
 }
 

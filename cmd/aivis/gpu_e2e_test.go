@@ -154,7 +154,7 @@ func TestGPUEndToEndRealBroker(t *testing.T) {
 
 	// GPU cost per team, from the report (view gpu_cost_by_window).
 	comparables := map[string]string{"llama-3-8b": "openai/model-a"}
-	opts, err := reportOptions(reportFlagSet(t, "--since", "48h"), cfg)
+	opts, err := reportOptions(reportFlagSet(t, "--since", "3h"), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestGPUEndToEndRealBroker(t *testing.T) {
 		t.Fatalf("comparables without configuration: %v", opts.Comparables)
 	}
 	cfg.SelfHosted.Comparables = []string{"llama-3-8b=openai/model-a"}
-	if opts, err = reportOptions(reportFlagSet(t, "--since", "48h"), cfg); err != nil || opts.Catalog == nil || opts.Comparables["llama-3-8b"] != comparables["llama-3-8b"] {
+	if opts, err = reportOptions(reportFlagSet(t, "--since", "3h"), cfg); err != nil || opts.Catalog == nil || opts.Comparables["llama-3-8b"] != comparables["llama-3-8b"] {
 		t.Fatalf("report options from the configuration: %+v, %v", opts, err)
 	}
 	res, err := report.Build(ctx, p.Store, opts)
@@ -217,7 +217,7 @@ func TestGPUEndToEndRealBroker(t *testing.T) {
 
 	// aivis report shows them.
 	code, stdout, stderr := runCLI("report", "--metrics_addr", "", "--clickhouse.addr", cfg.ClickHouse.Addr, "--clickhouse.database", cfg.ClickHouse.Database,
-		"--enrich.catalog_path", cfg.Enrich.CatalogPath, "--self_hosted.comparables", "llama-3-8b=openai/model-a", "--since", "48h")
+		"--enrich.catalog_path", cfg.Enrich.CatalogPath, "--self_hosted.comparables", "llama-3-8b=openai/model-a", "--since", "3h")
 	if code != 0 {
 		t.Fatalf("aivis report: exit %d\n%s", code, stderr)
 	}
