@@ -75,7 +75,7 @@ func (s *GPUSim) setUp() error {
 	}
 	s.host = h
 	pods := []struct {
-		pid            uint32
+		pid           uint32
 		uid, name, ns string
 	}{
 		{7101, "5b0e1c2d-1111-4a2b-8c3d-000000000001", "vllm-llama-3-8b-7c9d5f6b4-4xk2p", "llm"},
