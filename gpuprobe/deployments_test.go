@@ -206,3 +206,13 @@ func TestEventsCarryTheDeployment(t *testing.T) {
 		}
 	}
 }
+
+func TestExampleDeploymentsFile(t *testing.T) {
+	d, err := LoadDeployments("../deploy/gpu-deployments.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Len() != 3 {
+		t.Errorf("%d rules, want the example's 3", d.Len())
+	}
+}
