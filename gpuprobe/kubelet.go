@@ -3,6 +3,7 @@ package gpuprobe
 import (
 	"bufio"
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -94,10 +95,5 @@ func readSmall(path string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	buf := make([]byte, 64<<10)
-	n, err := f.Read(buf)
-	if n > 0 {
-		return buf[:n], nil
-	}
-	return nil, err
+	return io.ReadAll(io.LimitReader(f, 64<<10))
 }
