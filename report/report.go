@@ -290,7 +290,7 @@ WHERE `+inRange+` GROUP BY team, project ORDER BY sum(cost_usd) DESC, sum(reques
 	// Events, not windows: windows hold only the canonical model.
 	err = each(ctx, q, "reported names", `SELECT provider, canonical_model, model, count(), sum(cost_usd)
 FROM `+clickhouse.TableEvents+` FINAL
-WHERE time >= toDateTime(?) AND time < toDateTime(?)
+WHERE time >= toDateTime(?) AND time < toDateTime(?) AND kind = 'llm.request'
 GROUP BY provider, canonical_model, model
 ORDER BY sum(cost_usd) DESC, count() DESC, provider, canonical_model, model`+limit,
 		[]any{from, until}, func(scan func(...any) error) error {
@@ -361,7 +361,8 @@ FROM (SELECT provider, model, sumForEach(latency_hist) AS h FROM `+clickhouse.Ta
 }
 
 // confidence computes the pricing confidence section from usage_events
-// (newest rating of each event): models with fallback-priced or unpriced
+// (newest rating of each event, llm.request only: GPU time is priced per
+// GPU-hour and has no provider or model): models with fallback-priced or unpriced
 // events first, by fallback cost, then the rest by cost. The codes are the
 // part of each stored warning before its colon.
 func confidence(ctx context.Context, q Querier, from, until int64, limit int) ([]ConfidenceRow, error) {
@@ -374,7 +375,7 @@ func confidence(ctx context.Context, q Querier, from, until int64, limit int) ([
     arraySort(groupUniqArrayArray(arrayMap(w -> splitByChar(':', w)[1], if(unpriced = 0, pricing_warnings, emptyArrayString())))) AS codes,
     countIf(unpriced = 1) AS unpriced_n
 FROM `+clickhouse.TableEvents+` FINAL
-WHERE time >= toDateTime(?) AND time < toDateTime(?)
+WHERE time >= toDateTime(?) AND time < toDateTime(?) AND kind = 'llm.request'
 GROUP BY provider, canonical_model
 ORDER BY fallback_n + unpriced_n > 0 DESC, fallback_usd DESC, unpriced_n DESC, exact_usd DESC, provider, canonical_model
 LIMIT `+strconv.Itoa(limit),

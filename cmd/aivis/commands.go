@@ -15,8 +15,10 @@ import (
 	"github.com/aivis-dev/aivis/gpuprobe"
 	"github.com/aivis-dev/aivis/ingest"
 	"github.com/aivis-dev/aivis/internal/bus"
+	"github.com/aivis-dev/aivis/internal/config"
 	"github.com/aivis-dev/aivis/internal/loadgen"
 	"github.com/aivis-dev/aivis/internal/pipeline"
+	"github.com/aivis-dev/aivis/pricing"
 	"github.com/aivis-dev/aivis/report"
 	"github.com/aivis-dev/aivis/schemas"
 	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
@@ -86,6 +88,10 @@ func runMigrate(ctx context.Context, e *env) error {
 	applied, err := store.Migrate(ctx)
 	if err != nil {
 		return err
+	}
+	energy, grid := e.cfg.GPUCost.Settings()
+	if err := store.WriteGPUSettings(ctx, energy, grid); err != nil {
+		return fmt.Errorf("gpu_cost: %w", err)
 	}
 	if len(applied) == 0 {
 		fmt.Fprintf(e.out, "ClickHouse %s, database %s: schema is up to date\n", store.ServerVersion(), e.cfg.ClickHouse.Database)
@@ -160,6 +166,7 @@ func trafficFlags(fs *pflag.FlagSet) {
 	fs.Int64("seed", 1, "random seed (same seed, same events)")
 	fs.Float64("time-scale", 1, "event seconds per wall second (60 replays an hour in a minute)")
 	fs.String("scenario", "", "stage one incident for the detector and the alerts: "+strings.Join(loadgen.Scenarios, ", ")+" (empty: none; replaces the periodic bursts)")
+	fs.Bool("gpu", false, "also simulate a GPU host (four H100s: a vLLM deployment's two replicas, a shared training GPU, an idle one) whose gpu.usage and serving token events go with the traffic")
 	fs.Duration("scenario-at", 0, "when the scenario starts, in event time after the run's start (0: halfway through the run)")
 }
 
@@ -171,6 +178,7 @@ func loadgenConfig(fs *pflag.FlagSet) loadgen.Config {
 	c.TimeScale, _ = fs.GetFloat64("time-scale")
 	c.Scenario, _ = fs.GetString("scenario")
 	c.ScenarioAt, _ = fs.GetDuration("scenario-at")
+	c.GPU, _ = fs.GetBool("gpu")
 	return c
 }
 
@@ -224,8 +232,19 @@ func reportFlags(fs *pflag.FlagSet) {
 	fs.Int("limit", 10, "rows per top list")
 }
 
-func reportOptions(fs *pflag.FlagSet) (report.Options, error) {
+// reportOptions reads the report flags, and from the configuration the
+// self-hosted comparables with the catalog that prices them.
+func reportOptions(fs *pflag.FlagSet, cfg config.Config) (report.Options, error) {
 	var o report.Options
+	var err error
+	if o.Comparables, err = cfg.SelfHosted.ComparableModels(); err != nil {
+		return o, err
+	}
+	if len(o.Comparables) > 0 {
+		if o.Catalog, err = pricing.Load(cfg.Enrich.CatalogPath, cfg.Enrich.ContractsPath); err != nil {
+			return o, fmt.Errorf("loading the catalog that prices self_hosted.comparables: %w", err)
+		}
+	}
 	o.Format, _ = fs.GetString("format")
 	o.Since, _ = fs.GetDuration("since")
 	o.Limit, _ = fs.GetInt("limit")
@@ -238,7 +257,7 @@ func reportOptions(fs *pflag.FlagSet) (report.Options, error) {
 }
 
 func runReport(ctx context.Context, e *env) error {
-	opts, err := reportOptions(e.fs)
+	opts, err := reportOptions(e.fs, e.cfg)
 	if err != nil {
 		return err
 	}

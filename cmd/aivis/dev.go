@@ -87,7 +87,7 @@ func runDev(ctx context.Context, e *env) error {
 		return fmt.Errorf("running the pipeline: %w", err)
 	}
 	if exit && ctx.Err() == nil {
-		opts, err := reportOptions(e.fs)
+		opts, err := reportOptions(e.fs, e.cfg)
 		if err != nil {
 			return err
 		}

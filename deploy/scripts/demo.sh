@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # make demo: a private ClickHouse, the whole pipeline in one process on an
 # embedded Kafka cluster with about a minute of synthetic traffic (three
-# hours of event time) with one staged incident, then the cost report, the
-# budget status and the alerts raised, read back from ClickHouse.
+# hours of event time) with one staged incident and a simulated GPU host
+# (gpu.usage events from mocked NVIDIA GPUs read by gpuprobe, and the token
+# events of the vLLM deployment they serve), then the cost report with its
+# GPU sections, the budget status and the alerts raised, read back from
+# ClickHouse.
 # Environment: AIVISDEV_BIN (default bin/aivis), AIVISDEV_DEMO_DB (aivis_demo),
 # AIVISDEV_DEMO_RATE (events/s, 300), AIVISDEV_DEMO_DURATION (60s),
 # AIVISDEV_DEMO_SCENARIO (spike; see aivis loadgen --help, empty for none),
 # AIVISDEV_DEMO_BUDGETS (deploy/budgets.example.yaml, empty for none),
+# AIVISDEV_DEMO_GPU (1; 0 leaves the simulated GPU host out),
 # AIVISDEV_CH_PORT (9000).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -28,11 +32,16 @@ trap interrupted INT TERM
 deploy/scripts/clickhouse.sh up
 # A fresh database each time, so the report shows this run only.
 clickhouse-client --port "${AIVISDEV_CH_PORT:-9000}" -q "DROP DATABASE IF EXISTS $db"
-"$bin" migrate --clickhouse.database "$db" --log_level warn
+gpu_cost=(--gpu_cost.energy_usd_per_kwh 0.12 --gpu_cost.grid_gco2_per_kwh 380)
+"$bin" migrate --clickhouse.database "$db" --log_level warn "${gpu_cost[@]}"
+gpu=()
+if [ "${AIVISDEV_DEMO_GPU:-1}" = 1 ]; then
+  gpu=(--gpu --self_hosted.comparables llama-3-8b=openai/gpt-4o-mini)
+fi
 
 "$bin" dev --clickhouse.database "$db" --log_level warn \
   --rate "${AIVISDEV_DEMO_RATE:-300}" --duration "${AIVISDEV_DEMO_DURATION:-60s}" --time-scale 180 \
-  --scenario "$scenario" --budget.path "$budgets" \
+  --scenario "$scenario" --budget.path "$budgets" "${gpu_cost[@]}" "${gpu[@]}" \
   --exit --since 4h --limit 8 &
 pid=$!
 # Ctrl-C reaches aivis too (same process group) and starts its drain: wait

@@ -44,8 +44,12 @@ type Config struct {
 	Budget budget.Config `koanf:"budget"`
 	// Alerts configures the webhooks alerts are delivered to besides the
 	// alerts topic.
-	Alerts      alerts.Config `koanf:"alerts"`
-	MetricsAddr string        `koanf:"metrics_addr" help:"address serving /metrics, /healthz and /readyz (empty disables them)"`
+	Alerts alerts.Config `koanf:"alerts"`
+	// GPUCost holds the energy price and grid intensity of the GPU views.
+	GPUCost GPUCost `koanf:"gpu_cost"`
+	// SelfHosted configures the report's self-hosted section.
+	SelfHosted  SelfHosted `koanf:"self_hosted"`
+	MetricsAddr string     `koanf:"metrics_addr" help:"address serving /metrics, /healthz and /readyz (empty disables them)"`
 	// Pprof is off by default: profiles expose internals and cost CPU
 	// while taken, so an operator turns them on for a diagnosis only.
 	Pprof    bool   `koanf:"pprof" help:"also serve Go's /debug/pprof/ profiles on metrics_addr"`
@@ -82,6 +86,7 @@ func Default() Config {
 		Serving:     serving.DefaultConfig(),
 		Budget:      budget.DefaultConfig(),
 		Alerts:      alerts.DefaultConfig(),
+		GPUCost:     GPUCost{EnergyUSDPerKWh: "0"},
 		MetricsAddr: "127.0.0.1:9464",
 		LogLevel:    "info",
 	}
@@ -115,7 +120,8 @@ func (c Config) validate(withIngest bool) error {
 	default:
 		errs = append(errs, fmt.Errorf("log_level: %q must be debug, info, warn or error", c.LogLevel))
 	}
-	checks := []error{c.Enrich.Validate(), c.Aggregate.Validate(), c.ClickHouse.Validate(), c.GPUProbe.Validate(), c.Serving.Validate(), c.Budget.Validate(), c.Alerts.Validate()}
+	checks := []error{c.Enrich.Validate(), c.Aggregate.Validate(), c.ClickHouse.Validate(), c.GPUProbe.Validate(), c.Serving.Validate(), c.Budget.Validate(), c.Alerts.Validate(),
+		c.GPUCost.Validate(), c.SelfHosted.Validate()}
 	if withIngest {
 		checks = append(checks, c.Ingest.Validate(), c.eventTimeRange())
 	}

@@ -87,6 +87,11 @@ type Config struct {
 	// halfway through a bounded run (an hour into an unbounded one), so
 	// the detector has a baseline first.
 	ScenarioAt time.Duration `koanf:"scenario_at"`
+
+	// GPU also simulates a GPU host and its serving deployment (see
+	// GPUSim) on the same event clock: gpu.usage events and the serving
+	// deployment's token events go to the sink with the API traffic.
+	GPU bool `koanf:"gpu"`
 }
 
 // DefaultConfig returns the documented defaults.

@@ -177,6 +177,10 @@ func Build(ctx context.Context, cfg config.Config, opts Options) (_ *Process, er
 		if _, err := p.Store.Migrate(ctx); err != nil {
 			return nil, err
 		}
+		energy, grid := cfg.GPUCost.Settings()
+		if err := p.Store.WriteGPUSettings(ctx, energy, grid); err != nil {
+			return nil, fmt.Errorf("gpu_cost: %w", err)
+		}
 	}
 	for _, m := range opts.Front {
 		p.group.Add(m.Name, m.Actor, m.Opts)
@@ -381,14 +385,18 @@ func (p *Process) buildGPUProbe(d bus.Dialer, kafkaFree bool) error {
 	var emit func(ctx context.Context, evs []schemas.Event) error
 	if kafkaFree {
 		out := p.opts.GPU.Out
-		emit = func(_ context.Context, evs []schemas.Event) error { return gpuprobe.WriteJSON(out, evs) }
+		emit = func(_ context.Context, evs []schemas.Event) error {
+			return bus.WriteEvents(out, evs, "GPU usage events")
+		}
 	} else {
 		cl, err := d.Producer(string(GPUProbe))
 		if err != nil {
 			return err
 		}
 		p.clients = append(p.clients, cl)
-		emit = func(ctx context.Context, evs []schemas.Event) error { return gpuprobe.Produce(ctx, cl, evs) }
+		emit = func(ctx context.Context, evs []schemas.Event) error {
+			return bus.ProduceEvents(ctx, cl, evs, "GPU usage events")
+		}
 	}
 	p.Ready.Add("gpuprobe", probe.Ready)
 	p.group.Add(string(GPUProbe), actor.Func(func(ctx context.Context) error {
@@ -408,14 +416,18 @@ func (p *Process) buildServing(d bus.Dialer, kafkaFree bool) error {
 	var emit serving.Emit
 	if kafkaFree {
 		out := p.opts.Out
-		emit = func(_ context.Context, evs []schemas.Event) error { return serving.WriteJSON(out, evs) }
+		emit = func(_ context.Context, evs []schemas.Event) error {
+			return bus.WriteEvents(out, evs, "serving usage events")
+		}
 	} else {
 		cl, err := d.Producer(string(Serving))
 		if err != nil {
 			return err
 		}
 		p.clients = append(p.clients, cl)
-		emit = func(ctx context.Context, evs []schemas.Event) error { return serving.Produce(ctx, cl, evs) }
+		emit = func(ctx context.Context, evs []schemas.Event) error {
+			return bus.ProduceEvents(ctx, cl, evs, "serving usage events")
+		}
 	}
 	sc, err := serving.NewScraper(p.cfg.Serving, targets, emit, p.Registry, p.log.With("stage", "serving"))
 	if err != nil {

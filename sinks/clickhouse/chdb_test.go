@@ -172,8 +172,7 @@ func TestModernClickHouseSQL(t *testing.T) {
 		d+"\tclaude-new\tsearch\t1\t1200\t200\t100\t300\t50\t0")
 	want("verify", "IN aivis_verify_ids", "01JCHDB0000000000000000001")
 	want("report", "pricing_warnings", "openai\tgpt-4o\t0.0015\t1\t0.0009\t1\t['snapshot_fallback']\t0",
-		"anthropic\tclaude-new\t0\t0\t0\t0\t[]\t1",
-		"\t\t3.6\t1\t0\t0\t[]\t0") // the gpu.usage event: confidence does not split by kind
+		"anthropic\tclaude-new\t0\t0\t0\t0\t[]\t1") // the gpu.usage event is not a model's
 	want("catalog check", "count()", fmt.Sprintf("openai\tgpt-4o\t2\t%d", at.Unix()),
 		fmt.Sprintf("anthropic\tclaude-new\t1\t%d", at.Unix()))
 

@@ -366,7 +366,26 @@ FROM (
         anyIf(value, name = '` + SettingGridIntensity + `') AS grid_gco2_per_kwh
     FROM ` + TableGPUSettings + ` FINAL
 ) AS settings`,
-		`CREATE VIEW IF NOT EXISTS ` + ViewSelfHostedCost + ` AS
+		selfHostedView("count()"),
+	}},
+	// The requests of a serving deployment are the requests its server
+	// counted (raw_usage.requests of each serving.interval event, which
+	// sums an interval), not the number of events; other llm.request
+	// events with the deployment label count one each.
+	{42, "self_hosted_requests", []string{
+		`DROP TABLE IF EXISTS ` + ViewSelfHostedCost,
+		selfHostedView(`sum(if(operation = '` + OperationServingInterval + `', visitParamExtractUInt(raw_usage, 'requests'), toUInt64(1)))`),
+	}},
+}
+
+// OperationServingInterval is the operation of the events package serving
+// emits: each sums an interval of a deployment's traffic.
+const OperationServingInterval = "serving.interval"
+
+// selfHostedView renders view self_hosted_cost_by_day with the given
+// expression for the requests of a deployment's llm.request events.
+func selfHostedView(requests string) string {
+	return `CREATE VIEW IF NOT EXISTS ` + ViewSelfHostedCost + ` AS
 SELECT
     date, deployment, gpu_cost_usd, allocated_gpu_seconds, busy_gpu_seconds,
     requests, input_tokens, output_tokens, input_tokens + output_tokens AS tokens,
@@ -381,12 +400,11 @@ FROM (
     GROUP BY date, deployment
 ) AS gpu ALL FULL OUTER JOIN (
     SELECT date, visitParamExtractString(labels, '` + LabelDeployment + `') AS deployment,
-        count() AS requests, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens
+        ` + requests + ` AS requests, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens
     FROM ` + TableEvents + ` FINAL
     WHERE kind = 'llm.request' AND deployment != ''
     GROUP BY date, deployment
-) AS served USING (date, deployment)`,
-	}},
+) AS served USING (date, deployment)`
 }
 
 // RerateSrcPartition is the src_partition of the window rows that carry
