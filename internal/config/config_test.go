@@ -123,7 +123,8 @@ func TestEventTimeRangeFitsTheAggregator(t *testing.T) {
 }
 
 func TestGPUCostAndComparables(t *testing.T) {
-	c, err := load(t, []string{"--config", "../../deploy/aivis.example.yaml", "--self_hosted.comparables", "a=openai/gpt-4o-mini,b=anthropic/claude-haiku-4-5"})
+	c, err := load(t, []string{"--config", "../../deploy/aivis.example.yaml", "--self_hosted.comparables", "a=openai/gpt-4o-mini,b=anthropic/claude-haiku-4-5",
+		"--gpu_cost.energy_usd_per_kwh", "0.12", "--gpu_cost.grid_gco2_per_kwh", "380"})
 	if err != nil {
 		t.Fatal(err)
 	}
