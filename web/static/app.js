@@ -33,6 +33,8 @@ function usd(s) {
   return (neg ? "-$" : "$") + w + "." + (cents % 100n).toString().padStart(2, "0");
 }
 
+// label names a row for display: GPU time has no provider or model.
+const label = k => (k === "/" ? "GPU time (no model)" : k);
 const int = n => Number(n).toLocaleString("en-US");
 const num = s => Number(s); // for chart geometry only
 
@@ -85,9 +87,9 @@ function bars(id, labels, values, label) {
 
 function spendSection(by, title) {
   return api("spend", { by, limit: 8 }).then(body => {
-    bars("chart-" + by + "s", body.rows.map(r => r.key), body.rows.map(r => num(r.cost_usd)), "cost (USD)");
+    bars("chart-" + by + "s", body.rows.map(r => label(r.key)), body.rows.map(r => num(r.cost_usd)), "cost (USD)");
     table("table-" + by + "s", [[title], ["requests", 1], ["cost", 1]], body.rows, (tr, r) => {
-      cell(tr, r.key, "key");
+      cell(tr, label(r.key), "key");
       cell(tr, int(r.requests), "num");
       cell(tr, usd(r.cost_usd), "num cost", { "data-usd": r.cost_usd, "data-key": r.key });
     });
@@ -126,20 +128,23 @@ async function load() {
     await Promise.all([spendSection("team", "team"), spendSection("project", "team/project"), spendSection("model", "model")]);
 
     const budgets = await api("budgets");
+    // Burn as a share of each budget's amount, so budgets of any size
+    // compare; the table has the dollars.
+    const pct = (v, b) => (num(b.amount_usd) > 0 ? (100 * v) / num(b.amount_usd) : 0);
     draw("chart-budgets", {
       type: "bar",
       data: {
         labels: budgets.budgets.map(b => b.budget),
         datasets: [
-          { label: "spent", data: budgets.budgets.map(b => num(b.spent_usd)), backgroundColor: palette[0] },
-          { label: "forecast", data: budgets.budgets.map(b => b.forecast_usd), backgroundColor: palette[2] },
-          { label: "amount", data: budgets.budgets.map(b => num(b.amount_usd)), backgroundColor: "#c9ced8" },
+          { label: "spent % of amount", data: budgets.budgets.map(b => pct(num(b.spent_usd), b)), backgroundColor: palette[0] },
+          { label: "forecast % of amount", data: budgets.budgets.map(b => pct(b.forecast_usd, b)), backgroundColor: palette[2] },
         ],
       },
-      options: { indexAxis: "y" },
+      options: { indexAxis: "y", scales: { x: { suggestedMax: 100, title: { display: true, text: "% of the period's amount" } } } },
     });
-    table("table-budgets", [["budget"], ["state"], ["spent", 1], ["amount", 1]], budgets.budgets, (tr, b) => {
+    table("table-budgets", [["budget"], ["period"], ["state"], ["spent", 1], ["amount", 1]], budgets.budgets, (tr, b) => {
       cell(tr, b.budget, "key");
+      cell(tr, b.period);
       cell(tr, b.state);
       cell(tr, usd(b.spent_usd), "num cost", { "data-usd": b.spent_usd, "data-key": b.budget });
       cell(tr, usd(b.amount_usd), "num");
@@ -158,7 +163,7 @@ async function load() {
     table("table-anomalies", [["window"], ["team"], ["model"], ["cost", 1], ["baseline", 1], ["z", 1]], an.anomalies, (tr, a) => {
       cell(tr, a.window_start.replace("T", " ").replace(":00Z", ""));
       cell(tr, a.team, "key");
-      cell(tr, a.model);
+      cell(tr, a.model || "GPU time");
       cell(tr, usd(a.cost_usd), "num cost", { "data-usd": a.cost_usd, "data-key": a.team + "/" + a.model });
       cell(tr, "$" + a.baseline_usd.toFixed(2), "num");
       cell(tr, a.z_score.toFixed(1), "num");
