@@ -25,9 +25,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/legacy"
 	"github.com/shopspring/decimal"
 
-	"github.com/aivis-dev/aivis/internal/config"
-	"github.com/aivis-dev/aivis/internal/loadgen"
-	"github.com/aivis-dev/aivis/internal/pipeline"
+	"github.com/aivis-dev/aivis/internal/demodata"
 	"github.com/aivis-dev/aivis/internal/testenv"
 	"github.com/aivis-dev/aivis/web"
 )
@@ -102,56 +100,27 @@ func TestWebViewOnPipelineData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr, db := testenv.ClickHouseDatabase(t)
-	cfg := config.Default()
-	cfg.ClickHouse.Addr, cfg.ClickHouse.Database = addr, db
-	cfg.Ingest.ListenAddr = "127.0.0.1:0"
-	cfg.Ingest.AllowAnonymous = true
-	cfg.Aggregate.FlushInterval = 200 * time.Millisecond
-	cfg.Aggregate.IdleTimeout = 2 * time.Second
-	cfg.Budget.Path = filepath.Join(root, "deploy", "budgets.example.yaml")
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	p, err := pipeline.Start(ctx, cfg, "", log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-
-	// Three hours of event time in ten seconds, ending now.
-	lg := loadgen.DefaultConfig()
-	lg.Rate, lg.Duration, lg.TimeScale, lg.Scenario = 150, 10*time.Second, 1080, "spike"
-	began := time.Now().UTC()
-	if _, err := loadgen.Run(ctx, lg, &loadgen.HTTPSink{URL: p.IngestURL, Client: &http.Client{Timeout: 30 * time.Second}}, nil); err != nil {
-		t.Fatalf("load generator: %v", err)
-	}
-	postGPUUsage(t, p.IngestURL, began)
-	if err := p.Drain(time.Minute); err != nil {
-		t.Fatalf("draining the pipeline: %v", err)
-	}
-
+	data := demodata.Fill(t, demodata.Options{Rate: 150, Duration: 10 * time.Second, TimeScale: 1080})
+	store := data.Store
+	ctx := context.Background()
 	// A range around the data, fixed so that the page and the test read the
 	// same rows.
-	from, until := began.Add(-4*time.Hour).Truncate(time.Minute), time.Now().UTC().Add(time.Hour).Truncate(time.Minute)
+	from, until := data.From, data.Until
 	rng := fmt.Sprintf("from=%d&until=%d", from.Unix(), until.Unix())
-	srv := httptest.NewServer(web.NewServer(p.Store, log))
+	srv := httptest.NewServer(web.NewServer(store, slog.New(slog.NewTextHandler(io.Discard, nil))))
 	defer srv.Close()
 
 	sum := func(query string) decimal.Decimal {
 		t.Helper()
 		var d decimal.Decimal
-		if err := p.Store.QueryRow(ctx, query, from.Unix(), until.Unix()).Scan(&d); err != nil {
+		if err := store.QueryRow(ctx, query, from.Unix(), until.Unix()).Scan(&d); err != nil {
 			t.Fatalf("%s: %v", query, err)
 		}
 		return d
 	}
 	byKey := func(query string) map[string]decimal.Decimal {
 		t.Helper()
-		rows, err := p.Store.Query(ctx, query, from.Unix(), until.Unix())
+		rows, err := store.Query(ctx, query, from.Unix(), until.Unix())
 		if err != nil {
 			t.Fatalf("%s: %v", query, err)
 		}
@@ -326,32 +295,6 @@ func usdHalfUp(d decimal.Decimal) string {
 		b.WriteRune(c)
 	}
 	return "$" + b.String() + "." + frac
-}
-
-// postGPUUsage sends an hour of GPU usage by three teams, one event per
-// GPU and five minutes, through ingest.
-func postGPUUsage(t *testing.T, ingestURL string, end time.Time) {
-	t.Helper()
-	var body bytes.Buffer
-	n := 0
-	for i, team := range []string{"ml-research", "search", "ml-research", "recsys"} {
-		for m := 60; m > 0; m -= 5 {
-			at := end.Add(-time.Duration(m) * time.Minute)
-			busy := 300 * float64(40+15*i) / 100
-			fmt.Fprintf(&body, `{"schema_version":"1","event_id":"01JWEBGPU%02d%04d%013d","time":%q,"kind":"gpu.usage","source":"node-%d","labels":{"team":%q,"project":"training"},"gpu":{"gpu_model":"H100-SXM-80GB","interval_seconds":300,"allocated_gpu_seconds":300,"busy_gpu_seconds":%g}}`+"\n",
-				i, m, n, at.Format(time.RFC3339), i, team, busy)
-			n++
-		}
-	}
-	res, err := http.Post(ingestURL, "application/x-ndjson", &body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if res.StatusCode != http.StatusAccepted {
-		t.Fatalf("posting GPU usage: %d %s", res.StatusCode, msg)
-	}
 }
 
 // chromiumPath finds the browser deploy/scripts/chromium.sh installs.
