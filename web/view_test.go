@@ -9,6 +9,7 @@ import (
 	"image/png"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -227,6 +228,30 @@ func TestWebViewOnPipelineData(t *testing.T) {
 		for _, bad := range []string{"/api/v1/spend?by=region", "/api/v1/summary?since=-1h", "/api/v1/summary?from=yesterday",
 			"/api/v1/spend/series?step=30s", "/api/v1/gpu?limit=0", "/api/v1/summary?from=1700000000&until=1600000000"} {
 			getValid(t, router, srv, bad, 400, nil)
+		}
+	})
+
+	t.Run("spend metrics", func(t *testing.T) {
+		// The aggregator's counters (floats, for Grafana) agree with the
+		// exact sums to a millionth of a dollar; their labels are bounded.
+		var cost float64
+		teamLabels := map[string]bool{}
+		for _, mf := range data.Metrics {
+			if mf.GetName() != "aivis_spend_usd_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				cost += m.GetCounter().GetValue()
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "team" {
+						teamLabels[l.GetValue()] = true
+					}
+				}
+			}
+		}
+		exact, _ := total.Float64()
+		if math.Abs(cost-exact) > 1e-6 || len(teamLabels) != len(teams) {
+			t.Errorf("aivis_spend_usd_total sums to %f over %d teams, ClickHouse %s over %d", cost, len(teamLabels), total, len(teams))
 		}
 	})
 

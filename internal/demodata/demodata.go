@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/aivis-dev/aivis/internal/config"
 	"github.com/aivis-dev/aivis/internal/loadgen"
 	"github.com/aivis-dev/aivis/internal/pipeline"
@@ -37,6 +39,8 @@ type Data struct {
 	Store *clickhouse.Store
 	// From and Until bound every window written, [From, Until).
 	From, Until time.Time
+	// Metrics are the pipeline's metric families after the drain.
+	Metrics []*dto.MetricFamily
 }
 
 // Fill runs the pipeline into a fresh database of the test's and returns
@@ -77,6 +81,10 @@ func Fill(t *testing.T, o Options) Data {
 	if err := p.Drain(time.Minute); err != nil {
 		t.Fatalf("draining the pipeline: %v", err)
 	}
+	metrics, err := p.Registry.Gather()
+	if err != nil {
+		t.Fatalf("gathering the pipeline's metrics: %v", err)
+	}
 	// The pipeline's store closes with it: the test gets one of its own.
 	store, err := clickhouse.Open(context.Background(), cfg.ClickHouse)
 	if err != nil {
@@ -84,7 +92,7 @@ func Fill(t *testing.T, o Options) Data {
 	}
 	t.Cleanup(func() { _ = store.Close() })
 	back := time.Duration(float64(o.Duration)*o.TimeScale) + time.Hour
-	return Data{Store: store, From: began.Add(-back).Truncate(time.Minute), Until: time.Now().UTC().Add(time.Hour).Truncate(time.Minute)}
+	return Data{Store: store, Metrics: metrics, From: began.Add(-back).Truncate(time.Minute), Until: time.Now().UTC().Add(time.Hour).Truncate(time.Minute)}
 }
 
 // postGPUUsage sends an hour of GPU usage by three teams before end, one
