@@ -241,6 +241,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc(Path, s.serveEvents)
 	mux.HandleFunc(AdaptersPath+"{name}", s.serveAdapter)
 	mux.HandleFunc(TracesPath, s.serveTraces)
+	mux.HandleFunc(MetricsPath, s.serveMetrics)
 	return mux
 }
 
