@@ -29,7 +29,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		requests: register(reg, &errs, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "aivis_ingest_requests_total",
-			Help: "Requests answered, by HTTP status code and route (events, adapter:<name>, adapters for an unknown adapter, traces, other).",
+			Help: "Requests answered, by HTTP status code and route (events, adapter:<name>, adapters for an unknown adapter, traces, metrics, other).",
 		}, []string{"code", "route"})),
 		produceSeconds: register(reg, &errs, prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "aivis_ingest_produce_seconds",

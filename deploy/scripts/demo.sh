@@ -68,7 +68,7 @@ Query it yourself, for example:
   clickhouse-client -d $db -q "SELECT * FROM cost_anomalies_final WHERE is_anomaly ORDER BY window_start DESC LIMIT 10"
 See it as charts (cost over time, top teams, projects and models, budget
 burn, anomalies) in your browser:
-  make serve                 # or: bin/aivis serve --clickhouse.database $db
+  make serve$([ "$db" = aivis_demo ] || echo " AIVISDEV_DEMO_DB=$db")    # or: bin/aivis serve --clickhouse.database $db
 and open http://127.0.0.1:8088/ (Ctrl-C stops it). The same numbers as JSON:
   curl -s 'http://127.0.0.1:8088/api/v1/spend?by=team&since=24h'
 Stop ClickHouse with:
