@@ -115,7 +115,8 @@ async function load() {
     draw("chart-series", {
       type: "line",
       data: {
-        labels: times.map(x => x.slice(11, 16)),
+        // Times of day; with the date when the range spans days.
+        labels: times.map(x => (Date.parse(series.until) - Date.parse(series.from) > 864e5 ? x.slice(5, 16).replace("T", " ") : x.slice(11, 16))),
         datasets: series.series.map((s, i) => {
           const at = new Map(s.points.map(p => [p.time, num(p.cost_usd)]));
           return { label: s.key, data: times.map(x => at.get(x) || 0), borderColor: palette[i % palette.length],
