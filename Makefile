@@ -8,7 +8,7 @@ FUZZTIME ?= 10s
 BENCHTIME ?= 200ms
 BENCH_EVENTS ?= 1000000
 
-.PHONY: help build gpu-check demo test deploy-test unit fuzz bench lint clickhouse-up clickhouse-down kafka-up kafka-down chdb-up prometheus-up clean
+.PHONY: help build gpu-check demo serve test deploy-test unit fuzz bench lint clickhouse-up clickhouse-down kafka-up kafka-down chdb-up prometheus-up chromium-up clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -22,7 +22,11 @@ gpu-check: build ## on a GPU host: run gpuprobe for a minute, print gpu.usage ev
 demo: build ## run the whole pipeline for a minute on synthetic traffic and print the cost report
 	deploy/scripts/demo.sh
 
-test: build clickhouse-up kafka-up chdb-up prometheus-up lint ## start the services and run every test (what CI runs)
+serve: build ## serve the web view of the demo data (after make demo) on http://127.0.0.1:8088/
+	deploy/scripts/clickhouse.sh up
+	$(BIN) serve --clickhouse.database $${AIVISDEV_DEMO_DB:-aivis_demo} --addr $${AIVISDEV_SERVE_ADDR:-127.0.0.1:8088} --log_level warn
+
+test: build clickhouse-up kafka-up chdb-up prometheus-up chromium-up lint ## start the services and run every test (what CI runs)
 	$(GO) test -count=1 -race -timeout 15m -skip '^TestFault' $(PKGS)
 	@echo "fault tests (one at a time: they restart the shared broker)"
 	$(GO) test -p 1 -count=1 -timeout 15m -run '^TestFault' -v ./cmd/aivis ./ingest/client ./internal/testenv 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go:' ; exit $${PIPESTATUS[0]}
@@ -72,6 +76,9 @@ kafka-up: ## start (fetching the jars from Maven Central once) a private Kafka 4
 
 kafka-down: ## stop the Kafka broker started by kafka-up (data kept)
 	deploy/scripts/kafka.sh down
+
+chromium-up: ## install (once) Debian's chromium, which the web-view test drives headless
+	deploy/scripts/chromium.sh up
 
 chdb-up: ## install (once) chDB, current ClickHouse in Python, into .aivis/chdb-venv for the modern-SQL test
 	deploy/scripts/chdb.sh up

@@ -40,6 +40,7 @@ type Stage struct {
 	log     *slog.Logger
 	now     func() time.Time
 	metrics *stageMetrics
+	spend   *spendMetrics
 	dead    *bus.DeadLetters
 
 	evictions int64 // engine evictions already counted
@@ -72,6 +73,7 @@ func NewStage(cfg Config, d bus.Dialer, sink Sink, reg prometheus.Registerer, lo
 		log:      log,
 		now:      time.Now,
 		metrics:  newStageMetrics(reg),
+		spend:    newSpendMetrics(reg),
 		dead:     bus.NewDeadLetters(StageName, reg),
 		epochs:   map[int32]int32{},
 		assigned: map[int32]bool{},
@@ -305,6 +307,7 @@ func (s *Stage) flushLocked(ctx context.Context, all bool) error {
 		}
 		s.metrics.flushSeconds.Observe(s.now().Sub(start).Seconds())
 		s.metrics.rows.Add(float64(len(f.Rows)))
+		s.spend.observe(f.Events)
 	}
 	s.sinkErr = nil
 	s.lastOK = s.now()

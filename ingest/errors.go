@@ -38,6 +38,7 @@ const (
 const (
 	routeEvents   = "events"
 	routeTraces   = "traces"
+	routeMetrics  = "metrics"
 	routeAdapters = "adapters" // a name that no adapter has
 	routeOther    = "other"    // a path that serves nothing
 )
@@ -45,5 +46,5 @@ const (
 // notFound answers paths that serve nothing.
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 	s.respond(w, routeOther, http.StatusNotFound, Response{Code: codeNotFound,
-		Message: "nothing is served at " + r.URL.Path + "; POST events to " + Path + ", provider usage reports to " + AdaptersPath + "<name>, or OTLP traces to " + TracesPath})
+		Message: "nothing is served at " + r.URL.Path + "; POST events to " + Path + ", provider usage reports to " + AdaptersPath + "<name>, OTLP traces to " + TracesPath + " or OTLP metrics to " + MetricsPath})
 }

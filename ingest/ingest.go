@@ -93,6 +93,8 @@
 //
 // POST /v1/traces is an OTLP/HTTP trace receiver: spans with OpenTelemetry
 // GenAI usage become events (package ingest/otlp), answered the OTLP way.
+// POST /v1/metrics is its metric counterpart: the token-usage histogram
+// gen_ai.client.token.usage becomes events, other metrics are skipped.
 package ingest
 
 import (
@@ -169,7 +171,7 @@ type Response struct {
 	Limit    string `json:"limit,omitempty"`
 }
 
-// Server serves POST /v1/events, /v1/adapters/{name} and /v1/traces.
+// Server serves POST /v1/events, /v1/adapters/{name}, /v1/traces and /v1/metrics.
 type Server struct {
 	cfg      Config
 	producer Producer
@@ -241,6 +243,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc(Path, s.serveEvents)
 	mux.HandleFunc(AdaptersPath+"{name}", s.serveAdapter)
 	mux.HandleFunc(TracesPath, s.serveTraces)
+	mux.HandleFunc(MetricsPath, s.serveMetrics)
 	return mux
 }
 

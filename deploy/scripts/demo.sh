@@ -75,6 +75,11 @@ ClickHouse is still running on 127.0.0.1:${AIVISDEV_CH_PORT:-9000} with the demo
 Query it yourself, for example:
   clickhouse-client -d $db -q "SELECT model, sum(requests), sum(cost_usd) FROM cost_by_window GROUP BY model ORDER BY 3 DESC"
   clickhouse-client -d $db -q "SELECT * FROM cost_anomalies_final WHERE is_anomaly ORDER BY window_start DESC LIMIT 10"
-Stop it with:
+See it as charts (cost over time, top teams, projects and models, budget
+burn, anomalies) in your browser:
+  make serve$([ "$db" = aivis_demo ] || echo " AIVISDEV_DEMO_DB=$db")    # or: bin/aivis serve --clickhouse.database $db
+and open http://127.0.0.1:8088/ (Ctrl-C stops it). The same numbers as JSON:
+  curl -s 'http://127.0.0.1:8088/api/v1/spend?by=team&since=24h'
+Stop ClickHouse with:
   make clickhouse-down
 MSG

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/aivis-dev/aivis/budget"
+	"github.com/aivis-dev/aivis/focus"
 	"github.com/aivis-dev/aivis/internal/chdbcheck"
 	"github.com/aivis-dev/aivis/internal/testenv"
 	"github.com/aivis-dev/aivis/reconcile"
@@ -124,6 +125,17 @@ func TestModernClickHouseSQL(t *testing.T) {
 	_, err = report.Build(ctx, rec, report.Options{Since: 48 * time.Hour, Until: to, Limit: 5})
 	step(rec.Name, err)
 
+	rec.Name = "read api"
+	_, _, err = report.TotalsIn(ctx, rec, from, to)
+	step(rec.Name, err)
+	_, err = report.TopUsers(ctx, rec, from, to, 5)
+	step(rec.Name, err)
+	_, err = report.Days(ctx, rec, from, to)
+	step(rec.Name, err)
+	_, err = report.Series(ctx, rec, from, to, 300, "project")
+	step(rec.Name, err)
+	step(rec.Name, focus.Rows(ctx, rec, from, to, func(focus.Row) error { return nil }))
+
 	rec.Name = "reconcile"
 	_, err = reconcile.Load(ctx, rec, from, to)
 	step(rec.Name, err)
@@ -181,6 +193,12 @@ func TestModernClickHouseSQL(t *testing.T) {
 	want("budgets", "FROM budget_status_final", fmt.Sprintf("w\t\tteam=search,model=gpt-4o\tdaily\tUTC\t%d\t%d\t1\t0\t1\t0.0024\t0.5\t0.4\t0.6\tlinear\t%d\tat_risk\t['forecast']\t%d",
 		from.Unix(), to.Unix(), at.Add(time.Hour).Unix(), at.Unix()))
 
+	want("read api", "toDateTime(intDiv(toUInt32(window_start), 300) * 300)",
+		at.Truncate(5*time.Minute).UTC().Format(time.DateTime)+"\tsearch/ranker\t3\t0.0024")
+	want("read api", "toString(toDate(window_start))", d+"\t3\t0\t1\t3600\t900\t600\t300\t0.0024")
+	want("read api", "ORDER BY window_start, provider, model, team, project",
+		at.Truncate(time.Minute).UTC().Format(time.DateTime)+"\t60\tanthropic\tclaude-new\tsearch\tranker\t1\t1500\t0",
+		at.Truncate(time.Minute).UTC().Format(time.DateTime)+"\t60\topenai\tgpt-4o\tsearch\tranker\t2\t3000\t0.0024")
 	want("report", "FROM gpu_cost_by_window", "ml\t3600\t1800\t1800\t0.5\t0.05\t200\t3.6\t3.6\t0.5")
 	want("report", "FROM self_hosted_cost_by_day", "llama\t3.6\t0\t0\t0")
 
