@@ -15,6 +15,8 @@ import (
 type Config struct {
 	// ListenAddr is where POST /v1/events is served.
 	ListenAddr string `koanf:"listen_addr" help:"address of the ingest HTTP API"`
+	// TLS makes the API HTTPS only, optionally with client certificates.
+	TLS TLSConfig `koanf:"tls"`
 	// MaxBodyBytes bounds one request body; larger bodies get 413.
 	MaxBodyBytes int64 `koanf:"max_body_bytes" help:"largest request body; larger requests get 413"`
 	// MaxEventsPerRequest bounds the events in one request; more get 413.
@@ -176,6 +178,7 @@ func (c Config) Validate() error {
 		hashes[h] = i
 	}
 	errs = append(errs, c.limitProblems()...)
+	errs = append(errs, c.TLS.problems()...)
 	switch {
 	case len(c.Producers) == 0 && !c.AllowAnonymous:
 		add("producers", "none configured, so no client could send events; add {name, token_sha256} entries (create a token and its hash with `aivis token`), or set ingest.allow_anonymous: true for local development only")

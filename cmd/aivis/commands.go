@@ -94,7 +94,10 @@ func runMigrate(ctx context.Context, e *env) error {
 
 // migrateTopics creates every aivis topic that is missing.
 func migrateTopics(ctx context.Context, e *env) error {
-	d := bus.Dialer{Brokers: e.cfg.Kafka.Brokers, ClientID: e.cfg.Kafka.ClientID}
+	d, err := e.cfg.Kafka.Dialer()
+	if err != nil {
+		return err
+	}
 	adm, err := d.Admin()
 	if err != nil {
 		return err
@@ -178,7 +181,11 @@ func runLoadgen(ctx context.Context, e *env) error {
 		if err := requireBrokers(e); err != nil {
 			return err
 		}
-		cl, err := bus.Dialer{Brokers: e.cfg.Kafka.Brokers, ClientID: e.cfg.Kafka.ClientID}.Producer("loadgen")
+		d, err := e.cfg.Kafka.Dialer()
+		if err != nil {
+			return err
+		}
+		cl, err := d.Producer("loadgen")
 		if err != nil {
 			return err
 		}

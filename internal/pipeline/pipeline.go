@@ -23,7 +23,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"slices"
 	"time"
 
@@ -123,6 +122,7 @@ type Process struct {
 	Budget *budget.Evaluator
 
 	group    *actor.Group
+	dialer   bus.Dialer
 	webhooks *alerts.Webhooks // shared by the scorer and the budget evaluator
 	cluster  *kfake.Cluster
 	clients  []*kgo.Client
@@ -161,7 +161,17 @@ func Build(ctx context.Context, cfg config.Config, opts Options) (_ *Process, er
 		}
 		log.Info("embedded Kafka cluster started", "brokers", p.Brokers)
 	}
-	dialer := bus.Dialer{Brokers: p.Brokers, ClientID: cfg.Kafka.ClientID}
+	// The embedded cluster speaks plain TCP; kafka.tls and kafka.sasl are
+	// for the configured brokers.
+	sec := cfg.Kafka.Security()
+	if p.cluster != nil {
+		sec = bus.Security{}
+	}
+	dialer, err := bus.NewDialer(p.Brokers, cfg.Kafka.ClientID, sec)
+	if err != nil {
+		return nil, err
+	}
+	p.dialer = dialer
 
 	if !kafkaFree {
 		if err := p.guardTopics(ctx, dialer, topicsFor(cfg, opts.Stages)); err != nil {
@@ -292,12 +302,12 @@ func (p *Process) buildIngest(d bus.Dialer) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", p.cfg.Ingest.ListenAddr)
+	ln, url, err := ingest.Listen(p.cfg.Ingest)
 	if err != nil {
-		return fmt.Errorf("listening for the ingest API on %s (choose another with --ingest.listen_addr): %w", p.cfg.Ingest.ListenAddr, err)
+		return err
 	}
 	p.closers = append(p.closers, func() error { _ = ln.Close(); return nil })
-	p.IngestURL = "http://" + ln.Addr().String() + ingest.Path
+	p.IngestURL = url
 	p.Ready.Add("ingest", srv.Ready)
 	p.Ready.Add("kafka", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -466,7 +476,7 @@ func (p *Process) Close() {
 // topic.
 func (p *Process) waitEnriched(ctx context.Context) error {
 	for {
-		lag, err := bus.GroupLag(ctx, p.Brokers, enrich.ConsumerGroup, schemas.TopicRaw)
+		lag, err := p.dialer.GroupLag(ctx, enrich.ConsumerGroup, schemas.TopicRaw)
 		if err == nil && lag == 0 {
 			return nil
 		}
@@ -480,7 +490,7 @@ func (p *Process) waitEnriched(ctx context.Context) error {
 // of every partition of its topic.
 func (p *Process) waitAggregated(ctx context.Context) error {
 	for {
-		ends, err := bus.EndOffsets(ctx, p.Brokers, p.cfg.Aggregate.Topic)
+		ends, err := p.dialer.EndOffsets(ctx, p.cfg.Aggregate.Topic)
 		if err == nil {
 			pos := p.Agg.Positions()
 			done := true
