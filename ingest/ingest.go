@@ -371,6 +371,8 @@ func (j *jsonRequest) render(w http.ResponseWriter, o outcome) {
 		resp.Rejected = o.total
 	case o.code == codeInvalidEvent:
 		resp.Rejected, resp.Errors, resp.Message = o.total-o.accepted, o.errors, invalidMessage(o)
+	case o.code == codeOutOfScope:
+		resp.Rejected, resp.Errors = o.total, o.errors
 	}
 	j.s.respond(w, j.routeLabel, o.status, resp)
 }
