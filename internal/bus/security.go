@@ -3,11 +3,16 @@ package bus
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
+	"syscall"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl"
@@ -119,4 +124,43 @@ func tlsDialer(tc *tls.Config) func(ctx context.Context, network, host string) (
 		d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second}, Config: c}
 		return d.DialContext(ctx, network, host)
 	}
+}
+
+// Refused reports whether err says that the brokers refused this client's
+// credentials or TLS, which retrying cannot fix.
+func Refused(err error) bool {
+	var certErr *tls.CertificateVerificationError
+	var unknownAuth x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	return errors.Is(err, kerr.SaslAuthenticationFailed) || errors.Is(err, kerr.UnsupportedSaslMechanism) ||
+		errors.Is(err, kerr.IllegalSaslState) || errors.As(err, &certErr) || errors.As(err, &unknownAuth) || errors.As(err, &hostErr)
+}
+
+// Explain adds to an error from the brokers what in kafka.tls or
+// kafka.sasl to check, when the error points there.
+func (s Security) Explain(err error) error {
+	if err == nil {
+		return nil
+	}
+	var certErr *tls.CertificateVerificationError
+	var recErr tls.RecordHeaderError
+	switch {
+	case errors.Is(err, kerr.SaslAuthenticationFailed):
+		return fmt.Errorf("%w (the brokers refused user %q with %s: check kafka.sasl.username, kafka.sasl.password or password_file, and kafka.sasl.mechanism)", err, s.SASL.Username, s.SASL.Mechanism)
+	case errors.Is(err, kerr.UnsupportedSaslMechanism), errors.Is(err, kerr.IllegalSaslState):
+		return fmt.Errorf("%w (the listener does not accept kafka.sasl.mechanism %q: use one it enables, or point kafka.brokers at a listener with SASL)", err, s.SASL.Mechanism)
+	case errors.As(err, &certErr):
+		return fmt.Errorf("%w (the broker's certificate is not trusted: set kafka.tls.ca_file to the CA that signed it, or kafka.tls.server_name to the name it carries)", err)
+	case errors.As(err, &recErr):
+		return fmt.Errorf("%w (the listener does not speak TLS: unset kafka.tls, or point kafka.brokers at its TLS listener)", err)
+	case closed(err) && !s.TLS.On():
+		return fmt.Errorf("%w (the broker closed the connection: if its listener is SSL or SASL_SSL, set kafka.tls.enabled and kafka.tls.ca_file, and kafka.sasl for SASL_SSL)", err)
+	case closed(err) && s.SASL.Mechanism == "":
+		return fmt.Errorf("%w (the broker closed the connection: if its listener is SASL_SSL, set kafka.sasl)", err)
+	}
+	return err
+}
+
+func closed(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
 }

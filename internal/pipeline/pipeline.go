@@ -123,6 +123,7 @@ type Process struct {
 
 	group    *actor.Group
 	dialer   bus.Dialer
+	security bus.Security
 	webhooks *alerts.Webhooks // shared by the scorer and the budget evaluator
 	cluster  *kfake.Cluster
 	clients  []*kgo.Client
@@ -171,7 +172,7 @@ func Build(ctx context.Context, cfg config.Config, opts Options) (_ *Process, er
 	if err != nil {
 		return nil, err
 	}
-	p.dialer = dialer
+	p.dialer, p.security = dialer, sec
 
 	if !kafkaFree {
 		if err := p.guardTopics(ctx, dialer, topicsFor(cfg, opts.Stages)); err != nil {
@@ -281,10 +282,14 @@ func (p *Process) guardTopics(ctx context.Context, d bus.Dialer, topics []string
 		case errors.As(err, &missing):
 			p.log.Error("Kafka topics are missing; this process reports not ready and waits for them", "err", err)
 			return nil
+		case bus.Refused(err):
+			// Wrong credentials or an untrusted certificate: retrying
+			// cannot help.
+			return fmt.Errorf("connecting to the Kafka brokers at %v: %w", p.Brokers, p.security.Explain(err))
 		case time.Now().After(deadline):
-			return fmt.Errorf("checking the Kafka topics (is the broker at %v up and reachable?): %w", p.Brokers, err)
+			return fmt.Errorf("checking the Kafka topics (is the broker at %v up and reachable?): %w", p.Brokers, p.security.Explain(err))
 		default:
-			p.log.Warn("checking the Kafka topics; retrying", "err", err)
+			p.log.Warn("checking the Kafka topics; retrying", "err", p.security.Explain(err))
 		}
 		if !bus.Sleep(ctx, bus.Backoff(attempt, 2*time.Second)) {
 			return ctx.Err()
