@@ -133,7 +133,14 @@ func Refused(err error) bool {
 	var unknownAuth x509.UnknownAuthorityError
 	var hostErr x509.HostnameError
 	return errors.Is(err, kerr.SaslAuthenticationFailed) || errors.Is(err, kerr.UnsupportedSaslMechanism) ||
-		errors.Is(err, kerr.IllegalSaslState) || errors.As(err, &certErr) || errors.As(err, &unknownAuth) || errors.As(err, &hostErr)
+		errors.Is(err, kerr.IllegalSaslState) || errors.As(err, &certErr) || errors.As(err, &unknownAuth) || errors.As(err, &hostErr) ||
+		plaintextToTLS(err)
+}
+
+// plaintextToTLS reports whether a plaintext client got a TLS alert back:
+// franz-go says so only in its message, as a response size far too large.
+func plaintextToTLS(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "appear to be a tls alert record")
 }
 
 // Explain adds to an error from the brokers what in kafka.tls or
@@ -153,7 +160,7 @@ func (s Security) Explain(err error) error {
 		return fmt.Errorf("%w (the broker's certificate is not trusted: set kafka.tls.ca_file to the CA that signed it, or kafka.tls.server_name to the name it carries)", err)
 	case errors.As(err, &recErr):
 		return fmt.Errorf("%w (the listener does not speak TLS: unset kafka.tls, or point kafka.brokers at its TLS listener)", err)
-	case closed(err) && !s.TLS.On():
+	case plaintextToTLS(err), closed(err) && !s.TLS.On():
 		return fmt.Errorf("%w (the broker closed the connection: if its listener is SSL or SASL_SSL, set kafka.tls.enabled and kafka.tls.ca_file, and kafka.sasl for SASL_SSL)", err)
 	case closed(err) && s.SASL.Mechanism == "":
 		return fmt.Errorf("%w (the broker closed the connection: if its listener is SASL_SSL, set kafka.sasl)", err)
