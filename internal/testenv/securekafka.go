@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
@@ -48,9 +50,42 @@ func SecureKafka(t testing.TB) SecureBroker {
 		b.Brokers = []string{net.JoinHostPort(host, strconv.Itoa(n+2))}
 	}
 	err := b.ping(10 * time.Second)
+	if errors.Is(err, kerr.SaslAuthenticationFailed) {
+		// A data dir formatted before kafka.sh made the SCRAM user, or
+		// with another password: add it through the PLAINTEXT listener.
+		if err = b.addUser(); err == nil {
+			err = b.ping(10 * time.Second)
+		}
+	}
 	RequireOrSkip(t, "the SASL_SSL listener of the Kafka broker at "+strings.Join(b.Brokers, ","), err,
 		"start the broker with `make kafka-up` (deploy/scripts/kafka.sh up; a broker started by an older kafka.sh has no SASL_SSL listener: `kafka.sh restart`), or set AIVISDEV_KAFKA_SASL_BROKERS and AIVISDEV_KAFKA_CA_FILE")
 	return b
+}
+
+// addUser creates or updates the SCRAM user, both mechanisms, through the
+// PLAINTEXT listener of KafkaBrokers.
+func (b SecureBroker) addUser() error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(KafkaBrokers()...), kgo.DialTimeout(2*time.Second))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// One request per mechanism: a request may name a user only once.
+	for _, m := range []kadm.ScramMechanism{kadm.ScramSha256, kadm.ScramSha512} {
+		res, err := kadm.NewClient(cl).AlterUserSCRAMs(ctx, nil,
+			[]kadm.UpsertSCRAM{{User: b.User, Mechanism: m, Iterations: 8192, Password: b.Password}})
+		if err == nil {
+			err = res.Error()
+		}
+		if err != nil {
+			return fmt.Errorf("adding SCRAM user %s (%s) through the PLAINTEXT listener: %w", b.User, m, err)
+		}
+	}
+	// The credentials reach the SASL listener through the metadata log.
+	time.Sleep(time.Second)
+	return nil
 }
 
 func envOr(name, def string) string {
