@@ -3,13 +3,16 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,8 +33,8 @@ import (
 // user with a password and every secret in a file or the environment:
 //
 //   - ingest → enrich → aggregate (with the anomaly scorer and a signed
-//     webhook) → ClickHouse, over SCRAM-SHA-512; loadgen and verify over
-//     SCRAM-SHA-256;
+//     webhook) → ClickHouse, and serving, over SCRAM-SHA-512; loadgen over
+//     SCRAM-SHA-256; verify;
 //   - both tokens of a producer work (rotation); its team-scoped token
 //     reporting for another team is refused with 403 and the index and
 //     field, and nothing of that request reaches Kafka or ClickHouse;
@@ -175,6 +178,34 @@ metrics_addr: ""
 		t.Fatalf("loadgen over SASL_SSL: exit %d\n%s%s", lcode, lout, lerr)
 	}
 
+	// serving produces what it scrapes from an inference server, over
+	// SCRAM-SHA-512 like the pipeline (the same dialer as gpuprobe's).
+	t.Setenv("AIVIS_KAFKA__SASL__MECHANISM", "SCRAM-SHA-512")
+	deployment := "sec-serving-" + run
+	var scrapes atomic.Int32
+	vllm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		page := "vllm-1.prom"
+		if scrapes.Add(1) > 1 {
+			page = "vllm-2.prom"
+		}
+		b, _ := os.ReadFile(filepath.Join("..", "..", "serving", "testdata", page))
+		_, _ = w.Write(b)
+	}))
+	defer vllm.Close()
+	scfg := cfg
+	scfg.Serving.TargetsPath = write("targets.yaml", "targets:\n  - deployment: "+deployment+"\n    url: "+vllm.URL+"/metrics\n    kind: vllm\n    labels:\n      team: ml\n")
+	scfg.Serving.Interval, scfg.Serving.Timeout = time.Second, time.Second
+	sp, err := pipeline.Build(ctx, scfg, pipeline.Options{Stages: []pipeline.Stage{pipeline.Serving}, Log: log})
+	if err != nil {
+		t.Fatalf("serving over SASL_SSL: %v", err)
+	}
+	sctx, scancel := context.WithTimeout(ctx, 4*time.Second)
+	if err := sp.Run(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("serving: %v", err)
+	}
+	scancel()
+	sp.Close()
+
 	if err := p.Drain(2 * time.Minute); err != nil {
 		t.Fatal(err)
 	}
@@ -222,10 +253,16 @@ metrics_addr: ""
 		}
 		fs.EachRecord(func(rec *kgo.Record) {
 			seen[string(rec.Key)] = true
+			if strings.Contains(string(rec.Value), deployment) {
+				seen[deployment] = true
+			}
 			read[rec.Partition] = rec.Offset + 1
 		})
 	}
 	reader.Close()
+	if !seen[deployment] {
+		t.Errorf("no event of serving's deployment %s in the raw topic (%d scrapes)", deployment, scrapes.Load())
+	}
 	if !seen[ok1] || !seen[ok2] || seen[in3] || seen[out4] {
 		t.Errorf("raw topic: %s %v, %s %v, %s %v, %s %v; want only the first two", ok1, seen[ok1], ok2, seen[ok2], in3, seen[in3], out4, seen[out4])
 	}
