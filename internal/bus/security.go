@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"syscall"
@@ -39,6 +40,12 @@ type SASL struct {
 	// committed.
 	Password     string `koanf:"password" help:"SASL password; prefer password_file or AIVIS_KAFKA__SASL__PASSWORD"`
 	PasswordFile string `koanf:"password_file" help:"file holding the SASL password (a trailing newline is ignored)"`
+}
+
+// LogValue keeps the password out of logs.
+func (s SASL) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("mechanism", s.Mechanism), slog.String("username", s.Username),
+		slog.Bool("password_set", s.Password != "" || s.PasswordFile != ""))
 }
 
 // Security is how every client of a process reaches the brokers: TLS,

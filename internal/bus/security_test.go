@@ -127,3 +127,10 @@ func TestExplain(t *testing.T) {
 		}
 	}
 }
+
+func TestSASLLogValue(t *testing.T) {
+	got := SASL{Mechanism: SCRAMSHA256, Username: "u", Password: "hunter2-kafka"}.LogValue().String()
+	if strings.Contains(got, "hunter2") || !strings.Contains(got, "password_set=true") {
+		t.Errorf("LogValue = %s", got)
+	}
+}
