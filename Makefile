@@ -71,7 +71,7 @@ clickhouse-up: ## start (installing if needed) a private ClickHouse on 127.0.0.1
 clickhouse-down: ## stop the ClickHouse started by clickhouse-up
 	deploy/scripts/clickhouse.sh down
 
-kafka-up: ## start (fetching the jars from Maven Central once) a private Kafka 4.4 broker on 127.0.0.1:19092
+kafka-up: ## start (fetching the jars from Maven Central once) a private Kafka 4.4 broker on 127.0.0.1:19092 (SASL_SSL on 19094)
 	deploy/scripts/kafka.sh up
 
 kafka-down: ## stop the Kafka broker started by kafka-up (data kept)

@@ -18,6 +18,7 @@ import (
 	"github.com/aivis-dev/aivis/internal/config"
 	"github.com/aivis-dev/aivis/internal/loadgen"
 	"github.com/aivis-dev/aivis/internal/pipeline"
+	"github.com/aivis-dev/aivis/internal/security"
 	"github.com/aivis-dev/aivis/pricing"
 	"github.com/aivis-dev/aivis/report"
 	"github.com/aivis-dev/aivis/schemas"
@@ -106,7 +107,10 @@ func runMigrate(ctx context.Context, e *env) error {
 
 // migrateTopics creates every aivis topic that is missing.
 func migrateTopics(ctx context.Context, e *env) error {
-	d := bus.Dialer{Brokers: e.cfg.Kafka.Brokers, ClientID: e.cfg.Kafka.ClientID}
+	d, err := e.cfg.Kafka.Dialer()
+	if err != nil {
+		return err
+	}
 	adm, err := d.Admin()
 	if err != nil {
 		return err
@@ -155,6 +159,7 @@ func loadgenFlags(fs *pflag.FlagSet) {
 	trafficFlags(fs)
 	fs.String("url", "http://127.0.0.1:8080/v1/events", "ingest endpoint")
 	fs.String("token", "", "ingest bearer token, as printed by aivis token")
+	fs.String("ca-file", "", "PEM CA that signed ingest's certificate, for an https --url with a private CA")
 	fs.Bool("kafka", false, "produce straight to the raw topic on kafka.brokers instead of HTTP")
 }
 
@@ -192,7 +197,11 @@ func runLoadgen(ctx context.Context, e *env) error {
 		if err := requireBrokers(e); err != nil {
 			return err
 		}
-		cl, err := bus.Dialer{Brokers: e.cfg.Kafka.Brokers, ClientID: e.cfg.Kafka.ClientID}.Producer("loadgen")
+		d, err := e.cfg.Kafka.Dialer()
+		if err != nil {
+			return err
+		}
+		cl, err := d.Producer("loadgen")
 		if err != nil {
 			return err
 		}
@@ -201,7 +210,16 @@ func runLoadgen(ctx context.Context, e *env) error {
 	} else {
 		url, _ := e.fs.GetString("url")
 		token, _ := e.fs.GetString("token")
-		sink = &loadgen.HTTPSink{URL: url, Token: token, Client: &http.Client{Timeout: 30 * time.Second}}
+		caFile, _ := e.fs.GetString("ca-file")
+		tc, err := security.ClientTLS{CAFile: caFile}.Config("--ca-file")
+		if err != nil {
+			return err
+		}
+		client := &http.Client{Timeout: 30 * time.Second}
+		if tc != nil {
+			client.Transport = &http.Transport{TLSClientConfig: tc}
+		}
+		sink = &loadgen.HTTPSink{URL: url, Token: token, Client: client}
 	}
 	if sc, ok := loadgen.PlanScenario(c); ok {
 		fmt.Fprintln(e.out, sc)

@@ -26,6 +26,8 @@ import (
 	"github.com/aivis-dev/aivis/enrich"
 	"github.com/aivis-dev/aivis/gpuprobe"
 	"github.com/aivis-dev/aivis/ingest"
+	"github.com/aivis-dev/aivis/internal/bus"
+	"github.com/aivis-dev/aivis/internal/security"
 	"github.com/aivis-dev/aivis/serving"
 	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
 )
@@ -72,6 +74,19 @@ type Kafka struct {
 	// missing. Off, a missing topic is reported (with the command that
 	// creates it) and the stage waits, not ready.
 	CreateTopics bool `koanf:"create_topics" help:"let each stage create the topics it needs when missing (false: report them and wait, not ready)"`
+	// TLS and SASL to the brokers are used by every client of every
+	// stage; production clusters usually want both (SASL_SSL).
+	TLS  security.ClientTLS `koanf:"tls"`
+	SASL bus.SASL           `koanf:"sasl"`
+}
+
+// Security returns the TLS and SASL settings of every Kafka client.
+func (k Kafka) Security() bus.Security { return bus.Security{TLS: k.TLS, SASL: k.SASL} }
+
+// Dialer returns the maker of every Kafka client of a process, with TLS
+// and SASL as configured.
+func (k Kafka) Dialer() (bus.Dialer, error) {
+	return bus.NewDialer(k.Brokers, k.ClientID, k.Security())
 }
 
 // Default returns the built-in defaults.
@@ -112,6 +127,7 @@ func (c Config) validate(withIngest bool) error {
 			errs = append(errs, fmt.Errorf("kafka.brokers[%d]: %q must be host:port", i, b))
 		}
 	}
+	errs = append(errs, c.Kafka.Security().Validate()...)
 	if c.MemoryLimitMiB < 0 {
 		errs = append(errs, fmt.Errorf("memory_limit_mib: %d must not be negative (0 means no limit)", c.MemoryLimitMiB))
 	}

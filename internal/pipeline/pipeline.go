@@ -23,7 +23,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"slices"
 	"time"
 
@@ -123,6 +122,8 @@ type Process struct {
 	Budget *budget.Evaluator
 
 	group    *actor.Group
+	dialer   bus.Dialer
+	security bus.Security
 	webhooks *alerts.Webhooks // shared by the scorer and the budget evaluator
 	cluster  *kfake.Cluster
 	clients  []*kgo.Client
@@ -161,7 +162,17 @@ func Build(ctx context.Context, cfg config.Config, opts Options) (_ *Process, er
 		}
 		log.Info("embedded Kafka cluster started", "brokers", p.Brokers)
 	}
-	dialer := bus.Dialer{Brokers: p.Brokers, ClientID: cfg.Kafka.ClientID}
+	// The embedded cluster speaks plain TCP; kafka.tls and kafka.sasl are
+	// for the configured brokers.
+	sec := cfg.Kafka.Security()
+	if p.cluster != nil {
+		sec = bus.Security{}
+	}
+	dialer, err := bus.NewDialer(p.Brokers, cfg.Kafka.ClientID, sec)
+	if err != nil {
+		return nil, err
+	}
+	p.dialer, p.security = dialer, sec
 
 	if !kafkaFree {
 		if err := p.guardTopics(ctx, dialer, topicsFor(cfg, opts.Stages)); err != nil {
@@ -275,10 +286,14 @@ func (p *Process) guardTopics(ctx context.Context, d bus.Dialer, topics []string
 		case errors.As(err, &missing):
 			p.log.Error("Kafka topics are missing; this process reports not ready and waits for them", "err", err)
 			return nil
+		case bus.Refused(err):
+			// Wrong credentials or an untrusted certificate: retrying
+			// cannot help.
+			return fmt.Errorf("connecting to the Kafka brokers at %v: %w", p.Brokers, p.security.Explain(err))
 		case time.Now().After(deadline):
-			return fmt.Errorf("checking the Kafka topics (is the broker at %v up and reachable?): %w", p.Brokers, err)
+			return fmt.Errorf("checking the Kafka topics (is the broker at %v up and reachable?): %w", p.Brokers, p.security.Explain(err))
 		default:
-			p.log.Warn("checking the Kafka topics; retrying", "err", err)
+			p.log.Warn("checking the Kafka topics; retrying", "err", p.security.Explain(err))
 		}
 		if !bus.Sleep(ctx, bus.Backoff(attempt, 2*time.Second)) {
 			return ctx.Err()
@@ -296,12 +311,12 @@ func (p *Process) buildIngest(d bus.Dialer) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", p.cfg.Ingest.ListenAddr)
+	ln, url, err := ingest.Listen(p.cfg.Ingest)
 	if err != nil {
-		return fmt.Errorf("listening for the ingest API on %s (choose another with --ingest.listen_addr): %w", p.cfg.Ingest.ListenAddr, err)
+		return err
 	}
 	p.closers = append(p.closers, func() error { _ = ln.Close(); return nil })
-	p.IngestURL = "http://" + ln.Addr().String() + ingest.Path
+	p.IngestURL = url
 	p.Ready.Add("ingest", srv.Ready)
 	p.Ready.Add("kafka", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -478,7 +493,7 @@ func (p *Process) Close() {
 // topic.
 func (p *Process) waitEnriched(ctx context.Context) error {
 	for {
-		lag, err := bus.GroupLag(ctx, p.Brokers, enrich.ConsumerGroup, schemas.TopicRaw)
+		lag, err := p.dialer.GroupLag(ctx, enrich.ConsumerGroup, schemas.TopicRaw)
 		if err == nil && lag == 0 {
 			return nil
 		}
@@ -492,7 +507,7 @@ func (p *Process) waitEnriched(ctx context.Context) error {
 // of every partition of its topic.
 func (p *Process) waitAggregated(ctx context.Context) error {
 	for {
-		ends, err := bus.EndOffsets(ctx, p.Brokers, p.cfg.Aggregate.Topic)
+		ends, err := p.dialer.EndOffsets(ctx, p.cfg.Aggregate.Topic)
 		if err == nil {
 			pos := p.Agg.Positions()
 			done := true
