@@ -155,6 +155,7 @@ func trafficFlags(fs *pflag.FlagSet) {
 	fs.Float64("time-scale", 1, "event seconds per wall second (60 replays an hour in a minute)")
 	fs.String("scenario", "", "stage one incident for the detector and the alerts: "+strings.Join(loadgen.Scenarios, ", ")+" (empty: none; replaces the periodic bursts)")
 	fs.Duration("scenario-at", 0, "when the scenario starts, in event time after the run's start (0: halfway through the run)")
+	fs.StringSlice("savings-scenario", nil, "add the fixed traffic of savings scenarios, comma-separated: "+strings.Join(loadgen.SavingsScenarios, ", ")+" (docs/savings.md)")
 }
 
 func loadgenConfig(fs *pflag.FlagSet) loadgen.Config {
@@ -165,6 +166,7 @@ func loadgenConfig(fs *pflag.FlagSet) loadgen.Config {
 	c.TimeScale, _ = fs.GetFloat64("time-scale")
 	c.Scenario, _ = fs.GetString("scenario")
 	c.ScenarioAt, _ = fs.GetDuration("scenario-at")
+	c.SavingsScenarios, _ = fs.GetStringSlice("savings-scenario")
 	return c
 }
 

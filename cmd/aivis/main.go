@@ -53,6 +53,7 @@ var commands = map[string]command{
 	"dev":                    {"run every stage in one process (embedded Kafka when no brokers are configured)", true, devFlags, runDev},
 	"loadgen":                {"send synthetic usage traffic to an ingest endpoint or Kafka", false, loadgenFlags, runLoadgen},
 	"report":                 {"print cost tables from ClickHouse", false, reportFlags, runReport},
+	"report savings":         {"print savings recommendations priced from the usage in ClickHouse (caching, batch tiers, cheaper models, provisioned throughput, GPUs)", false, savingsReportFlags, runSavingsReport},
 	"report budgets":         {"print each budget's spend, forecast, exhaustion date and state from budget_status", false, budgetReportFlags, runBudgetReport},
 	"catalog import-litellm": {"convert LiteLLM's model_prices_and_context_window.json into an aivis catalog", false, catalogImportFlags, runCatalogImport},
 	"catalog diff":           {"list prices that differ between the catalog and LiteLLM, genai-prices or another catalog", false, catalogDiffFlags, runCatalogDiff},

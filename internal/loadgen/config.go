@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -87,6 +88,9 @@ type Config struct {
 	// halfway through a bounded run (an hour into an unbounded one), so
 	// the detector has a baseline first.
 	ScenarioAt time.Duration `koanf:"scenario_at"`
+	// SavingsScenarios add the fixed traffic of savings scenarios (see
+	// SavingsScenarios) over every hour of event time the run covers.
+	SavingsScenarios []string `koanf:"savings_scenarios"`
 }
 
 // DefaultConfig returns the documented defaults.
@@ -183,6 +187,11 @@ func (c Config) Validate() error {
 	}
 	if c.Scenario != "" && !slices.Contains(Scenarios, c.Scenario) {
 		bad("scenario", "unknown scenario %q (known: %s)", c.Scenario, scenarioList())
+	}
+	for i, name := range c.SavingsScenarios {
+		if !slices.Contains(SavingsScenarios, name) {
+			bad(fmt.Sprintf("savings_scenarios[%d]", i), "unknown savings scenario %q (known: %s)", name, strings.Join(SavingsScenarios, ", "))
+		}
 	}
 	if c.ScenarioAt < 0 {
 		bad("scenario_at", "must not be negative (0: halfway through the run), got %s", c.ScenarioAt)
