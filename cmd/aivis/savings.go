@@ -15,6 +15,7 @@ func savingsReportFlags(fs *pflag.FlagSet) {
 	fs.String("format", "table", "table or json")
 	fs.Duration("since", 0, "length of the usage range (0: savings.lookback)")
 	fs.String("until", "", "end of the range, RFC 3339 (empty: now)")
+	fs.Int("limit", 20, "most recommendations listed, largest monthly saving first (0: all); the total covers all")
 }
 
 // runSavingsReport computes the recommendations over the range from
@@ -59,6 +60,16 @@ func runSavingsReport(ctx context.Context, e *env) error {
 	res, err := savings.Build(ctx, store, cat, rules, until.Add(-since), until)
 	if err != nil {
 		return err
+	}
+	limit, _ := e.fs.GetInt("limit")
+	if limit < 0 {
+		return fmt.Errorf("--limit %d: want 0 (all) or more", limit)
+	}
+	if limit > 0 && len(res.Recommendations) > limit {
+		if format == "table" {
+			fmt.Fprintf(e.out, "(the %d largest of %d recommendations)\n", limit, len(res.Recommendations))
+		}
+		res.Recommendations = res.Recommendations[:limit]
 	}
 	return savings.Write(e.out, res, format)
 }
