@@ -335,3 +335,31 @@ func dump(res *savings.Result) string {
 	b, _ := json.MarshalIndent(res.Recommendations, "", "  ")
 	return string(b)
 }
+
+// TestLatencyRuleMarksSlowScopes: the model scenario's requests carry no
+// non-interactive label but take 1,200 ms; with min_p50_latency_ms 1000
+// their scope is not interactive, so half of their 4.32 USD a day is saved
+// at the batch tier (2.16, 64.80 a month), beside the cheaper model.
+func TestLatencyRuleMarksSlowScopes(t *testing.T) {
+	f := newFixture(t)
+	f.load(t, loadgen.SavingsModel, false)
+	rules, err := savings.ParseRules([]byte(testRules + "tiers: {min_p50_latency_ms: 1000}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.rules = rules
+	res := f.build(t)
+	if len(res.Recommendations) != 2 {
+		t.Fatalf("got %s, want a batch tier and a cheaper model recommendation", dump(res))
+	}
+	r := res.Recommendations[0]
+	if r.Kind != savings.KindTier || !r.SavingUSD.Equal(decimal.RequireFromString("2.16")) ||
+		!r.MonthlySavingUSD.Equal(decimal.RequireFromString("64.8")) || !strings.Contains(r.Evidence.Detail, "median latency") {
+		t.Errorf("batch recommendation %+v", r)
+	}
+	rules.Tiers.MinP50LatencyMs = 1500
+	f.rules = rules
+	if res := f.build(t); len(res.Recommendations) != 1 || res.Recommendations[0].Kind != savings.KindModel {
+		t.Errorf("with a 1500 ms rule: %s, want only the cheaper model", dump(res))
+	}
+}
