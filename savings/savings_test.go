@@ -12,8 +12,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/shopspring/decimal"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
 
+	"github.com/aivis-dev/aivis/aggregate"
 	"github.com/aivis-dev/aivis/enrich"
 	"github.com/aivis-dev/aivis/internal/loadgen"
 	"github.com/aivis-dev/aivis/internal/testenv"
@@ -361,5 +364,57 @@ func TestLatencyRuleMarksSlowScopes(t *testing.T) {
 	f.rules = rules
 	if res := f.build(t); len(res.Recommendations) != 1 || res.Recommendations[0].Kind != savings.KindModel {
 		t.Errorf("with a 1500 ms rule: %s, want only the cheaper model", dump(res))
+	}
+}
+
+// TestRecommenderAlertsOnTheTopic runs the recommender with the alerts
+// sink the aggregate role gives it, on an in-process Kafka cluster: the
+// caching scenario's recommendation (135.65 USD a month over a one-day
+// lookback) is above 100 USD and arrives on aivis.alerts.v1 keyed by its
+// alert id, with category savings.
+func TestRecommenderAlertsOnTheTopic(t *testing.T) {
+	f := newFixture(t)
+	f.load(t, loadgen.SavingsCaching, false)
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, schemas.TopicAlerts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.ConsumeTopics(schemas.TopicAlerts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	cfg := savings.DefaultConfig()
+	cfg.Lookback = 24 * time.Hour
+	r, err := savings.NewRecommender(cfg, f.cat, f.store, aggregate.KafkaAlerts{Client: cl, Topic: schemas.TopicAlerts},
+		prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.SetClock(func() time.Time { return day0.Add(25 * time.Hour) })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := r.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fetches := cl.PollRecords(ctx, 10)
+	if err := fetches.Err(); err != nil {
+		t.Fatal(err)
+	}
+	recs := fetches.Records()
+	if len(recs) != 1 {
+		t.Fatalf("%d alerts on the topic, want 1", len(recs))
+	}
+	var a schemas.Alert
+	if err := json.Unmarshal(recs[0].Value, &a); err != nil {
+		t.Fatal(err)
+	}
+	if a.Category != "savings" || a.Kind != "savings" || a.AmountUSD != "135.65" || string(recs[0].Key) != a.AlertID ||
+		!strings.Contains(a.Scope, "prompt_caching team=support project=chatbot") {
+		t.Errorf("alert %+v (key %s)", a, recs[0].Key)
+	}
+	if err := r.Ready(); err != nil {
+		t.Errorf("not ready after a good run: %v", err)
 	}
 }

@@ -16,6 +16,7 @@ func savingsReportFlags(fs *pflag.FlagSet) {
 	fs.Duration("since", 0, "length of the usage range (0: savings.lookback)")
 	fs.String("until", "", "end of the range, RFC 3339 (empty: now)")
 	fs.Int("limit", 20, "most recommendations listed, largest monthly saving first (0: all); the total covers all")
+	fs.Int("per-kind", 0, "most recommendations listed per kind (0: no bound)")
 }
 
 // runSavingsReport computes the recommendations over the range from
@@ -62,14 +63,27 @@ func runSavingsReport(ctx context.Context, e *env) error {
 		return err
 	}
 	limit, _ := e.fs.GetInt("limit")
-	if limit < 0 {
-		return fmt.Errorf("--limit %d: want 0 (all) or more", limit)
+	perKind, _ := e.fs.GetInt("per-kind")
+	if limit < 0 || perKind < 0 {
+		return fmt.Errorf("--limit %d, --per-kind %d: want 0 (no bound) or more", limit, perKind)
+	}
+	all := len(res.Recommendations)
+	if perKind > 0 {
+		kept := res.Recommendations[:0:0]
+		n := map[string]int{}
+		for _, r := range res.Recommendations {
+			if n[r.Kind] < perKind {
+				kept = append(kept, r)
+			}
+			n[r.Kind]++
+		}
+		res.Recommendations = kept
 	}
 	if limit > 0 && len(res.Recommendations) > limit {
-		if format == "table" {
-			fmt.Fprintf(e.out, "(the %d largest of %d recommendations)\n", limit, len(res.Recommendations))
-		}
 		res.Recommendations = res.Recommendations[:limit]
+	}
+	if n := len(res.Recommendations); n < all && format == "table" {
+		fmt.Fprintf(e.out, "(%d of %d recommendations, largest first; the total covers all)\n", n, all)
 	}
 	return savings.Write(e.out, res, format)
 }

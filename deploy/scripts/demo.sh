@@ -67,7 +67,7 @@ echo "($(ch -q "SELECT count() FROM cost_anomalies_final WHERE is_anomaly" 2>/de
 if [ -n "$savings" ]; then
   echo
   echo "Savings ($savings; staged: $savings_scenarios):"
-  "$bin" report savings --clickhouse.database "$db" --log_level warn --since 4h --savings.path "$savings" || true
+  "$bin" report savings --clickhouse.database "$db" --log_level warn --since 4h --per-kind 2 --savings.path "$savings" || true
 fi
 
 cat <<MSG
