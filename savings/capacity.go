@@ -199,19 +199,10 @@ func (b *builder) selfHosted(ctx context.Context) error {
 		team        string
 		gpuCost     decimal.Decimal
 		alloc, busy float64
-		rows        []shapeRow
+		api         *comparison
 	}
 	deps := map[string]*use{}
 	var order []string
-	get := func(d string) *use {
-		u := deps[d]
-		if u == nil {
-			u = &use{}
-			deps[d] = u
-			order = append(order, d)
-		}
-		return u
-	}
 	err := each(ctx, b.q, "serving deployments' GPU cost", `SELECT deployment, any(team), sum(cost_usd), sum(allocated_gpu_seconds), sum(busy_gpu_seconds)
 FROM `+clickhouse.ViewSavingsGPU+` WHERE kind = 'gpu.usage' AND deployment != '' AND `+inRange+`
 GROUP BY deployment ORDER BY deployment`, b.rangeArgs(), func(scan func(...any) error) error {
@@ -224,8 +215,8 @@ GROUP BY deployment ORDER BY deployment`, b.rangeArgs(), func(scan func(...any) 
 		if _, ok := comps[d]; !ok {
 			return nil
 		}
-		u := get(d)
-		u.team, u.gpuCost, u.alloc, u.busy = team, cost, alloc, busy
+		deps[d] = &use{team: team, gpuCost: cost, alloc: alloc, busy: busy, api: newComparison(1)}
+		order = append(order, d)
 		return nil
 	})
 	if err != nil {
@@ -239,9 +230,18 @@ GROUP BY deployment, input_tokens, output_tokens ORDER BY deployment, input_toke
 		if err := scan(&d, &r.in, &r.out, &r.n); err != nil {
 			return err
 		}
-		if u, ok := deps[d]; ok {
-			u.rows = append(u.rows, r)
+		u, ok := deps[d]
+		if !ok || !u.api.altOK[0] {
+			return nil
 		}
+		prov, model, _ := strings.Cut(comps[d], "/")
+		c, good := b.price(u.team, prov, model, "", shape{in: r.in, out: r.out})
+		if !good {
+			u.api.altOK[0] = false
+			return nil
+		}
+		u.api.alts[0].add(c, r.n)
+		u.api.evidence(r)
 		return nil
 	})
 	if err != nil {
@@ -249,28 +249,12 @@ GROUP BY deployment, input_tokens, output_tokens ORDER BY deployment, input_toke
 	}
 	for _, d := range order {
 		u := deps[d]
-		if len(u.rows) == 0 || u.gpuCost.Sign() <= 0 {
+		if u.api.ev.Requests == 0 || !u.api.altOK[0] || u.gpuCost.Sign() <= 0 {
 			continue
 		}
 		comp := comps[d]
-		prov, model, _ := strings.Cut(comp, "/")
-		var api picos
-		var ev Evidence
-		ok := true
-		for _, r := range u.rows {
-			c, good := b.price(u.team, prov, model, "", shape{in: r.in, out: r.out})
-			if !good {
-				ok = false
-				break
-			}
-			api.add(c, r.n)
-			ev.Requests += r.n
-			ev.InputTokens += r.in * int64(r.n)
-			ev.OutputTokens += r.out * int64(r.n)
-		}
-		if !ok {
-			continue
-		}
+		api := u.api.alts[0]
+		ev := u.api.ev
 		ev.AllocatedGPUSeconds, ev.BusyGPUSeconds = u.alloc, u.busy
 		tokens := ev.InputTokens + ev.OutputTokens
 		ev.Detail = fmt.Sprintf("%d tokens served for %s USD of GPU time; %s would price them at %s USD",
