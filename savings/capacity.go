@@ -12,11 +12,12 @@ import (
 )
 
 // provisioned: for each offer, the model's on-demand cost hour by hour
-// against k units (1..MaxUnits) bought for every hour of the range, the
-// tokens beyond k units' capacity in an hour still paid on demand; the
+// against k units (1..MaxUnits) paid for the whole range, the tokens
+// beyond k units' capacity in a clock hour still paid on demand; the
 // cheapest k wins when it costs less than on demand.
 func (b *builder) provisioned(ctx context.Context) error {
-	// The range rounded out to whole hours: units are bought by the hour.
+	// The clock hours the range touches, whose traffic is set against
+	// the units' hourly capacity.
 	base := b.from.Truncate(time.Hour)
 	hours := int((b.until.Sub(base) + time.Hour - 1) / time.Hour)
 	for _, o := range b.rules.Provisioned {
@@ -68,12 +69,14 @@ ORDER BY hour, model, service_tier, `+shapeSQL,
 				busy++
 			}
 		}
-		unitPicos := o.unitPrice.Shift(12)
+		// One unit paid for the range: its price × the range in hours.
+		rangeSeconds := decimal.NewFromInt(int64(b.until.Sub(b.from) / time.Second))
+		unitPicos := o.unitPrice.Shift(12).Mul(rangeSeconds).DivRound(decimal.NewFromInt(3600), 0)
 		var best decimal.Decimal
 		bestUnits := 0
 		for k := 1; k <= o.MaxUnits; k++ {
 			capacity := int64(k) * o.UnitTokensPerHour
-			total := unitPicos.Mul(decimal.NewFromInt(int64(k * hours)))
+			total := unitPicos.Mul(decimal.NewFromInt(int64(k)))
 			for h := range hours {
 				if over := tokens[h] - capacity; over > 0 {
 					total = total.Add(cost[h].Mul(decimal.NewFromInt(over)).DivRound(decimal.NewFromInt(tokens[h]), 0))
@@ -93,7 +96,7 @@ ORDER BY hour, model, service_tier, `+shapeSQL,
 			Action:         fmt.Sprintf("buy %d unit(s) of %s for %s", bestUnits, o.Name, joinModel(o.Provider, o.Model)),
 			Evidence:       ev,
 			CurrentCostUSD: usd(onDemand), AlternativeCostUSD: usd(best),
-			Assumption: fmt.Sprintf("the units are paid for every hour of the range; tokens above their capacity in an hour are paid on demand at that hour's average price; "+
+			Assumption: fmt.Sprintf("the units are paid for the whole range; tokens above their capacity in an hour are paid on demand at that hour's average price; "+
 				"each unit serves %d input plus output tokens per hour, as the offer %s states", o.UnitTokensPerHour, o.Name),
 		})
 	}

@@ -12,7 +12,7 @@ func TestExampleRulesLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Equivalents.Models) != 3 || len(r.Provisioned) != 1 || r.Provisioned[0].unitPrice.String() != "0.3" ||
+	if len(r.Equivalents.Models) != 3 || len(r.Provisioned) != 1 || r.Provisioned[0].unitPrice.String() != "0.2" ||
 		len(r.GPU.MIGProfiles["NVIDIA H100 80GB HBM3"]) != 3 || r.GPU.Comparables["llama"] != "openai/gpt-4o-mini" {
 		t.Fatalf("example not applied: %+v", r)
 	}

@@ -56,6 +56,12 @@ models:
     effective_from: 2025-04-14T00:00:00Z
     rates: {input: "0.40", cache_read_input: "0.10", output: "1.60"}
     service_tiers: {batch: {multiply: "0.5"}}
+  - id: openai/gpt-4.1-nano
+    provider: openai
+    match: {models: [gpt-4.1-nano]}
+    effective_from: 2025-04-14T00:00:00Z
+    rates: {input: "0.10", cache_read_input: "0.025", output: "0.40"}
+    service_tiers: {batch: {multiply: "0.5"}}
   - id: openai/gpt-4o-mini
     provider: openai
     match: {models: [gpt-4o-mini]}
@@ -73,7 +79,7 @@ const testRules = `equivalents:
   models:
     - {from: openai/gpt-4o, to: [openai/gpt-4.1]}
 provisioned:
-  - {name: gpt-4o-mini-ptu, provider: openai, model: gpt-4o-mini, unit_usd_per_hour: "0.50", unit_tokens_per_hour: 2000000, max_units: 2}
+  - {name: gpt-4.1-nano-ptu, provider: openai, model: gpt-4.1-nano, unit_usd_per_hour: "0.30", unit_tokens_per_hour: 2000000, max_units: 2}
 gpu:
   mig_profiles:
     "NVIDIA H100 80GB HBM3":
@@ -173,9 +179,9 @@ type want struct {
 //	model:       10 × (4,000 × 2.50 + 800 × 10) / 1M = 0.18 on gpt-4o,
 //	             10 × (4,000 × 2 + 800 × 8) / 1M = 0.144 on gpt-4.1: 0.036,
 //	             0.864 a day, 25.92.
-//	provisioned: 10 × (150,000 × 0.15 + 50,000 × 0.60) / 1M = 0.525 an hour
-//	             on demand for 2M tokens, one unit of 2M tokens 0.50: 0.025,
-//	             0.6 a day, 18.00 (two units cost more).
+//	provisioned: 10 × (150,000 × 0.10 + 50,000 × 0.40) / 1M = 0.35 an hour
+//	             on demand for 2M tokens, one unit of 2M tokens 0.30: 0.05,
+//	             1.2 a day, 36.00 (two units cost more).
 //	gpu:         gpu-a idle 24 h × 3.60 = 86.4 → 2592.00; gpu-b busy 25%,
 //	             a 2g.20gb slice at 0.25 of 86.4 saves 64.8 → 1944.00; the
 //	             llama deployment's GPU costs 86.4 while gpt-4o-mini prices
@@ -189,7 +195,7 @@ func TestScenariosPriceTheExpectedSaving(t *testing.T) {
 		{loadgen.SavingsCaching, []want{{savings.KindCaching, "team=support project=chatbot", "9", "4.5216", "135.65"}}},
 		{loadgen.SavingsBatch, []want{{savings.KindTier, "team=research project=evals", "1.152", "0.576", "17.28"}}},
 		{loadgen.SavingsModel, []want{{savings.KindModel, "team=sales model=openai/gpt-4o task=summarize", "4.32", "0.864", "25.92"}}},
-		{loadgen.SavingsProvisioned, []want{{savings.KindProvisioned, "model=openai/gpt-4o-mini", "12.6", "0.6", "18"}}},
+		{loadgen.SavingsProvisioned, []want{{savings.KindProvisioned, "model=openai/gpt-4.1-nano", "8.4", "1.2", "36"}}},
 		{loadgen.SavingsGPU, []want{
 			{savings.KindIdleGPU, "team=ml host=gpu-a", "86.4", "86.4", "2592"},
 			{savings.KindSelfHosted, "team=ml deployment=llama", "86.4", "84.96", "2548.8"},

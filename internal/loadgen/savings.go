@@ -29,7 +29,7 @@ const (
 	// SavingsModel: 10 requests an hour on gpt-4o labelled task=summarize;
 	// 4,000 input and 800 output tokens.
 	SavingsModel = "savings_model"
-	// SavingsProvisioned: 10 requests an hour on gpt-4o-mini, 150,000
+	// SavingsProvisioned: 10 requests an hour on gpt-4.1-nano, 150,000
 	// input and 50,000 output tokens each: 2M tokens every hour.
 	SavingsProvisioned = "savings_provisioned"
 	// SavingsGPU: per hour, one H100 idle (host gpu-a), one whole H100
@@ -131,7 +131,7 @@ func SavingsTraffic(name string, start time.Time, hours int, control bool) ([]sc
 				n = 10 * hours
 			}
 			each(h, n, func(t time.Time, _ int) {
-				llm(t, "platform", "assistant", "openai", "gpt-4o-mini", "", nil, 150_000, 0, 0, 50_000)
+				llm(t, "platform", "assistant", "openai", "gpt-4.1-nano", "", nil, 150_000, 0, 0, 50_000)
 			})
 		case SavingsGPU:
 			t := start.Add(time.Duration(h) * time.Hour)
