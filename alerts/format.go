@@ -42,6 +42,9 @@ func Summary(a schemas.Alert) string {
 			s += ", runs out " + a.ExhaustsAt.UTC().Format("2006-01-02 15:04 MST")
 		}
 		return s
+	case schemas.AlertSavings:
+		return fmt.Sprintf("[SAVINGS] %s: about %s a month (%s over %s – %s)", a.Scope, usd(a.AmountUSD), usd(a.CostUSD),
+			a.WindowStart.UTC().Format("2006-01-02"), a.WindowEnd.UTC().Format("2006-01-02"))
 	default:
 		return fmt.Sprintf("[%s] cost anomaly: team %s, model %s spent %s against a baseline of %s (z %.1f)",
 			st, orNone(a.Team), orNone(a.Model), usd(a.CostUSD), usd(a.BaselineUSD), a.ZScore)
@@ -79,9 +82,12 @@ func slackMessage(a schemas.Alert) map[string]any {
 	fields := []map[string]any{
 		mrkdwn("*Actual*\n" + usd(a.CostUSD)),
 	}
-	if a.Kind == schemas.AlertBudget {
+	switch a.Kind {
+	case schemas.AlertBudget:
 		fields = append(fields, mrkdwn("*Budget*\n"+usd(a.AmountUSD)))
-	} else {
+	case schemas.AlertSavings:
+		fields = append(fields, mrkdwn("*Monthly saving*\n"+usd(a.AmountUSD)))
+	default:
 		fields = append(fields, mrkdwn("*Baseline*\n"+usd(a.BaselineUSD)))
 	}
 	fields = append(fields,
@@ -147,6 +153,8 @@ func severity(a schemas.Alert) string {
 		return "critical"
 	case a.Kind == schemas.AlertBudget:
 		return "warning"
+	case a.Kind == schemas.AlertSavings:
+		return "info"
 	default:
 		return "error"
 	}

@@ -268,3 +268,20 @@ func TestRetryAfterParsing(t *testing.T) {
 		}
 	}
 }
+
+func TestSavingsSummary(t *testing.T) {
+	a := schemas.Alert{AlertID: "savings:abc:2025-11-11", Kind: schemas.AlertSavings, Category: schemas.CategorySavings,
+		Scope: "prompt_caching team=support model=anthropic/claude-sonnet-4-5", CostUSD: "9", AmountUSD: "135.65",
+		WindowStart: time.Date(2025, 11, 10, 0, 0, 0, 0, time.UTC), WindowEnd: time.Date(2025, 11, 11, 0, 0, 0, 0, time.UTC)}
+	const want = "[SAVINGS] prompt_caching team=support model=anthropic/claude-sonnet-4-5: about $135.65 a month ($9.00 over 2025-11-10 – 2025-11-11)"
+	if got := Summary(a); got != want {
+		t.Errorf("Summary = %q, want %q", got, want)
+	}
+	b, err := Body(Webhook{Type: TypeSlack}, a)
+	if err != nil || !strings.Contains(string(b), "*Monthly saving*\\n$135.65") {
+		t.Errorf("slack body %s, %v", b, err)
+	}
+	if severity(a) != "info" {
+		t.Errorf("severity %s, want info", severity(a))
+	}
+}

@@ -8,6 +8,17 @@ const (
 	// AlertBudget: a budget crossed its soft or hard threshold, or is
 	// forecast to run out before its period ends (Threshold says which).
 	AlertBudget = "budget"
+	// AlertSavings: a savings recommendation (package savings) whose
+	// estimated monthly saving exceeds the configured threshold.
+	AlertSavings = "savings"
+)
+
+// Alert categories (Alert.Category).
+const (
+	CategoryCost       = "cost"
+	CategoryGovernance = "governance"
+	CategorySecurity   = "security"
+	CategorySavings    = "savings"
 )
 
 // Alert is what aivis.alerts.v1 carries. Cost anomalies come as one alert
@@ -16,8 +27,11 @@ const (
 // least once: an alert published again after a failure keeps its AlertID,
 // so subscribers deduplicate by it. Records are keyed by AlertID.
 type Alert struct {
-	AlertID     string    `json:"alert_id"`
-	Kind        string    `json:"kind"`
+	AlertID string `json:"alert_id"`
+	Kind    string `json:"kind"`
+	// Category groups kinds for receivers: cost, governance, security or
+	// savings (empty on alerts published before it existed).
+	Category    string    `json:"category,omitempty"`
 	WindowStart time.Time `json:"window_start"`
 	WindowEnd   time.Time `json:"window_end"`
 	Team        string    `json:"team"`

@@ -173,6 +173,7 @@ func trafficFlags(fs *pflag.FlagSet) {
 	fs.String("scenario", "", "stage one incident for the detector and the alerts: "+strings.Join(loadgen.Scenarios, ", ")+" (empty: none; replaces the periodic bursts)")
 	fs.Bool("gpu", false, "also simulate a GPU host (four H100s: a vLLM deployment's two replicas, a shared training GPU, an idle one) whose gpu.usage and serving token events go with the traffic")
 	fs.Duration("scenario-at", 0, "when the scenario starts, in event time after the run's start (0: halfway through the run)")
+	fs.StringSlice("savings-scenario", nil, "add the fixed traffic of savings scenarios, comma-separated: "+strings.Join(loadgen.SavingsScenarios, ", ")+" (docs/savings.md)")
 }
 
 func loadgenConfig(fs *pflag.FlagSet) loadgen.Config {
@@ -184,6 +185,7 @@ func loadgenConfig(fs *pflag.FlagSet) loadgen.Config {
 	c.Scenario, _ = fs.GetString("scenario")
 	c.ScenarioAt, _ = fs.GetDuration("scenario-at")
 	c.GPU, _ = fs.GetBool("gpu")
+	c.SavingsScenarios, _ = fs.GetStringSlice("savings-scenario")
 	return c
 }
 

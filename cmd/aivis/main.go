@@ -58,6 +58,7 @@ var commands = map[string]command{
 	"report":                 {"print cost tables from ClickHouse", false, reportFlags, runReport},
 	"export focus":           {"write the cost of a range as a FOCUS 1.2 dataset (CSV or Parquet) for FinOps tools", false, exportFocusFlags, runExportFocus},
 	"serve":                  {"serve the web view (charts of cost, budgets, anomalies, GPU cost) and the JSON read API from ClickHouse", false, serveFlags, runServe},
+	"report savings":         {"print savings recommendations priced from the usage in ClickHouse (caching, batch tiers, cheaper models, provisioned throughput, GPUs)", false, savingsReportFlags, runSavingsReport},
 	"report budgets":         {"print each budget's spend, forecast, exhaustion date and state from budget_status", false, budgetReportFlags, runBudgetReport},
 	"catalog import-litellm": {"convert LiteLLM's model_prices_and_context_window.json into an aivis catalog", false, catalogImportFlags, runCatalogImport},
 	"catalog diff":           {"list prices that differ between the catalog and LiteLLM, genai-prices or another catalog", false, catalogDiffFlags, runCatalogDiff},

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # make demo: a private ClickHouse, the whole pipeline in one process on an
 # embedded Kafka cluster with about a minute of synthetic traffic (three
-# hours of event time) with one staged incident and a simulated GPU host
+# hours of event time) with one staged incident, a simulated GPU host
 # (gpu.usage events from mocked NVIDIA GPUs read by gpuprobe, and the token
-# events of the vLLM deployment they serve), then the cost report with its
-# GPU sections, the budget status and the alerts raised, read back from
+# events of the vLLM deployment they serve) and the traffic of the savings
+# scenarios, then the cost report with its GPU sections, the budget status,
+# the alerts raised and the savings recommendations, read back from
 # ClickHouse.
 # Environment: AIVISDEV_BIN (default bin/aivis), AIVISDEV_DEMO_DB (aivis_demo),
 # AIVISDEV_DEMO_RATE (events/s, 300), AIVISDEV_DEMO_DURATION (60s),
 # AIVISDEV_DEMO_SCENARIO (spike; see aivis loadgen --help, empty for none),
 # AIVISDEV_DEMO_BUDGETS (deploy/budgets.example.yaml, empty for none),
 # AIVISDEV_DEMO_GPU (1; 0 leaves the simulated GPU host out),
+# AIVISDEV_DEMO_SAVINGS (deploy/savings.example.yaml, empty for none),
 # AIVISDEV_CH_PORT (9000).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -19,6 +21,8 @@ bin=${AIVISDEV_BIN:-$root/bin/aivis}
 db=${AIVISDEV_DEMO_DB:-aivis_demo}
 scenario=${AIVISDEV_DEMO_SCENARIO-spike}
 budgets=${AIVISDEV_DEMO_BUDGETS-$root/deploy/budgets.example.yaml}
+savings=${AIVISDEV_DEMO_SAVINGS-$root/deploy/savings.example.yaml}
+savings_scenarios=savings_caching,savings_batch,savings_model,savings_provisioned,savings_gpu
 ch() { clickhouse-client --port "${AIVISDEV_CH_PORT:-9000}" -d "$db" "$@"; }
 
 interrupted() {
@@ -42,6 +46,7 @@ fi
 "$bin" dev --clickhouse.database "$db" --log_level warn \
   --rate "${AIVISDEV_DEMO_RATE:-300}" --duration "${AIVISDEV_DEMO_DURATION:-60s}" --time-scale 180 \
   --scenario "$scenario" --budget.path "$budgets" "${gpu_cost[@]}" "${gpu[@]}" \
+  ${savings:+--savings-scenario "$savings_scenarios"} \
   --exit --since 4h --limit 8 &
 pid=$!
 # Ctrl-C reaches aivis too (same process group) and starts its drain: wait
@@ -68,6 +73,12 @@ ch --format PrettyCompactMonoBlock -q "
          round(baseline_usd, 2) AS baseline_usd, round(z_score, 1) AS z
   FROM cost_anomalies_final WHERE is_anomaly ORDER BY window_start LIMIT 20" || true
 echo "($(ch -q "SELECT count() FROM cost_anomalies_final WHERE is_anomaly" 2>/dev/null || echo '?') in all)"
+
+if [ -n "$savings" ]; then
+  echo
+  echo "Savings ($savings; staged: $savings_scenarios):"
+  "$bin" report savings --clickhouse.database "$db" --log_level warn --since 4h --per-kind 2 --savings.path "$savings" || true
+fi
 
 cat <<MSG
 

@@ -28,6 +28,7 @@ import (
 	"github.com/aivis-dev/aivis/ingest"
 	"github.com/aivis-dev/aivis/internal/bus"
 	"github.com/aivis-dev/aivis/internal/security"
+	"github.com/aivis-dev/aivis/savings"
 	"github.com/aivis-dev/aivis/serving"
 	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
 )
@@ -44,6 +45,10 @@ type Config struct {
 	Serving serving.Config `koanf:"serving"`
 	// Budget configures the budget evaluator, which runs with aggregate.
 	Budget budget.Config `koanf:"budget"`
+	// Savings configures the savings recommendations: the rules of
+	// `aivis report savings` and the daily recommender, which runs with
+	// aggregate when a rules file is set.
+	Savings savings.Config `koanf:"savings"`
 	// Alerts configures the webhooks alerts are delivered to besides the
 	// alerts topic.
 	Alerts alerts.Config `koanf:"alerts"`
@@ -100,6 +105,7 @@ func Default() Config {
 		GPUProbe:    gpuprobe.DefaultConfig(),
 		Serving:     serving.DefaultConfig(),
 		Budget:      budget.DefaultConfig(),
+		Savings:     savings.DefaultConfig(),
 		Alerts:      alerts.DefaultConfig(),
 		GPUCost:     GPUCost{EnergyUSDPerKWh: "0"},
 		MetricsAddr: "127.0.0.1:9464",
@@ -136,7 +142,7 @@ func (c Config) validate(withIngest bool) error {
 	default:
 		errs = append(errs, fmt.Errorf("log_level: %q must be debug, info, warn or error", c.LogLevel))
 	}
-	checks := []error{c.Enrich.Validate(), c.Aggregate.Validate(), c.ClickHouse.Validate(), c.GPUProbe.Validate(), c.Serving.Validate(), c.Budget.Validate(), c.Alerts.Validate(),
+	checks := []error{c.Enrich.Validate(), c.Aggregate.Validate(), c.ClickHouse.Validate(), c.GPUProbe.Validate(), c.Serving.Validate(), c.Budget.Validate(), c.Savings.Validate(), c.Alerts.Validate(),
 		c.GPUCost.Validate(), c.SelfHosted.Validate()}
 	if withIngest {
 		checks = append(checks, c.Ingest.Validate(), c.eventTimeRange())

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -92,6 +93,9 @@ type Config struct {
 	// GPUSim) on the same event clock: gpu.usage events and the serving
 	// deployment's token events go to the sink with the API traffic.
 	GPU bool `koanf:"gpu"`
+	// SavingsScenarios add the fixed traffic of savings scenarios (see
+	// SavingsScenarios) over every hour of event time the run covers.
+	SavingsScenarios []string `koanf:"savings_scenarios"`
 }
 
 // DefaultConfig returns the documented defaults.
@@ -188,6 +192,11 @@ func (c Config) Validate() error {
 	}
 	if c.Scenario != "" && !slices.Contains(Scenarios, c.Scenario) {
 		bad("scenario", "unknown scenario %q (known: %s)", c.Scenario, scenarioList())
+	}
+	for i, name := range c.SavingsScenarios {
+		if !slices.Contains(SavingsScenarios, name) {
+			bad(fmt.Sprintf("savings_scenarios[%d]", i), "unknown savings scenario %q (known: %s)", name, strings.Join(SavingsScenarios, ", "))
+		}
 	}
 	if c.ScenarioAt < 0 {
 		bad("scenario_at", "must not be negative (0: halfway through the run), got %s", c.ScenarioAt)

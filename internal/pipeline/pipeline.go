@@ -40,6 +40,7 @@ import (
 	"github.com/aivis-dev/aivis/internal/bus"
 	"github.com/aivis-dev/aivis/internal/config"
 	"github.com/aivis-dev/aivis/internal/obs"
+	"github.com/aivis-dev/aivis/savings"
 	"github.com/aivis-dev/aivis/schemas"
 	"github.com/aivis-dev/aivis/serving"
 	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
@@ -120,6 +121,9 @@ type Process struct {
 	Scorer *aggregate.Scorer
 	// Budget is the budget evaluator, when aggregate runs with budgets.
 	Budget *budget.Evaluator
+	// Savings is the daily savings recommender, when aggregate runs with
+	// savings rules.
+	Savings *savings.Recommender
 
 	group    *actor.Group
 	dialer   bus.Dialer
@@ -251,7 +255,7 @@ func topicsFor(cfg config.Config, stages []Stage) []string {
 			add(schemas.TopicRaw, schemas.TopicEnriched, schemas.TopicDeadLetter)
 		case Aggregate:
 			add(cfg.Aggregate.Topic, schemas.TopicDeadLetter)
-			if cfg.Budget.Path != "" {
+			if cfg.Budget.Path != "" || cfg.Savings.Path != "" {
 				add(schemas.TopicAlerts)
 			}
 		case Anomaly:
@@ -359,7 +363,12 @@ func (p *Process) buildAggregate(d bus.Dialer) error {
 	}
 	p.group.Add(string(Aggregate), st, opts)
 	if p.cfg.Budget.Path != "" {
-		return p.buildBudget(d)
+		if err := p.buildBudget(d); err != nil {
+			return err
+		}
+	}
+	if p.cfg.Savings.Path != "" {
+		return p.buildSavings(d)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package clickhouse_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -10,8 +11,10 @@ import (
 	"github.com/aivis-dev/aivis/focus"
 	"github.com/aivis-dev/aivis/internal/chdbcheck"
 	"github.com/aivis-dev/aivis/internal/testenv"
+	"github.com/aivis-dev/aivis/pricing"
 	"github.com/aivis-dev/aivis/reconcile"
 	"github.com/aivis-dev/aivis/report"
+	"github.com/aivis-dev/aivis/savings"
 	"github.com/aivis-dev/aivis/schemas"
 	"github.com/aivis-dev/aivis/sinks/clickhouse"
 	"github.com/shopspring/decimal"
@@ -165,6 +168,29 @@ func TestModernClickHouseSQL(t *testing.T) {
 	_, err = budget.LatestStatus(ctx, rec)
 	step(rec.Name, err)
 
+	rec.Name = "savings"
+	rules, err := savings.ParseRules([]byte(`tiers: {min_p50_latency_ms: 500}
+equivalents: {models: [{from: openai/gpt-4o, to: [openai/gpt-4o-mini]}]}
+provisioned: [{name: p, provider: openai, model: gpt-4o, unit_usd_per_hour: "1", unit_tokens_per_hour: 1000}]
+gpu: {mig_profiles: {H100: [{profile: 3g.40gb, share: "0.5"}]}, comparables: {llama: openai/gpt-4o-mini}}
+`))
+	step(rec.Name, err)
+	cat, err := pricing.Default()
+	step(rec.Name, err)
+	_, err = savings.Build(ctx, store, cat, rules, from.Add(-48*time.Hour), to)
+	step(rec.Name, err)
+	cfg := savings.DefaultConfig()
+	cfg.Lookback = 72 * time.Hour
+	recommender, err := savings.NewRecommender(cfg, cat, store, nil, nil, slog.New(slog.DiscardHandler))
+	step(rec.Name, err)
+	recommender.SetClock(func() time.Time { return to.Add(time.Hour) })
+	_, err = recommender.RunOnce(ctx)
+	step(rec.Name, err)
+	step(rec.Name, store.WriteSavings(ctx, []clickhouse.SavingsRow{{Day: to, ID: "abc", Kind: savings.KindIdleGPU, Team: "ml",
+		Scope: `{"team":"ml"}`, Evidence: `{"detail":"x"}`, CurrentCostUSD: decimal.RequireFromString("3.6"),
+		SavingUSD: decimal.RequireFromString("3.6"), MonthlySavingUSD: decimal.RequireFromString("36"), From: from, Until: to,
+		Published: true, ComputedAt: at}}))
+
 	// The results that say the modern engine reads the data as 18.16
 	// does: events and windows agree, FINAL keeps the newest rating, and
 	// the confidence section splits exact, fallback and unpriced cost.
@@ -201,6 +227,8 @@ func TestModernClickHouseSQL(t *testing.T) {
 		at.Truncate(time.Minute).UTC().Format(time.DateTime)+"\t60\topenai\tgpt-4o\tsearch\tranker\t2\t3000\t0.0024")
 	want("report", "FROM gpu_cost_by_window", "ml\t3600\t1800\t1800\t0.5\t0.05\t200\t3.6\t3.6\t0.5")
 	want("report", "FROM self_hosted_cost_by_day", "llama\t3.6\t0\t0\t0")
+	want("savings", "GROUP BY team, host, gpu_model", "ml\tgpu-1\tH100\t\tidle\tidle\t3600\t1800\t3.6")
+	want("savings", "AS labelled", "search\tranker\t\topenai\tgpt-4o\t\t0\t1200\t200\t100\t300\t50\t2")
 
 	if rec.Err != nil {
 		t.Fatalf("recording the statements: %v", rec.Err)
