@@ -92,7 +92,18 @@ func runDev(ctx context.Context, e *env) error {
 			return err
 		}
 		fmt.Fprintln(e.out)
-		return report.Report(context.Background(), p.Store, opts, e.out)
+		if err := report.Report(context.Background(), p.Store, opts, e.out); err != nil {
+			return err
+		}
+		// The embedded cluster, and the alerts on it, end with the process:
+		// show what subscribers received.
+		rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		alerts, err := readAlerts(rctx, p.Brokers)
+		if err != nil {
+			return fmt.Errorf("reading the alerts raised: %w", err)
+		}
+		printAlerts(e.out, alerts)
 	}
 	return nil
 }
