@@ -201,6 +201,16 @@ func Build(ctx context.Context, cfg config.Config, opts Options) (_ *Process, er
 			return nil, err
 		}
 	}
+	if p.webhooks != nil {
+		// After the scorer and the budget evaluator, which publish to it:
+		// it stops last of the three and drains its queues.
+		p.group.Add("alert webhooks", p.webhooks, actor.Options{})
+		p.closers = append(p.closers, func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			return p.webhooks.Close(ctx)
+		})
+	}
 	if has(Serving) {
 		if err := p.buildServing(dialer, kafkaFree); err != nil {
 			return nil, err
