@@ -101,7 +101,9 @@ func runDev(ctx context.Context, e *env) error {
 		defer cancel()
 		alerts, err := readAlerts(rctx, p.Brokers)
 		if err != nil {
-			return fmt.Errorf("reading the alerts raised: %w", err)
+			// The report is out; the alerts are also in cost_anomalies.
+			e.log.Warn("reading the alerts raised back from the alerts topic", "err", err)
+			return nil
 		}
 		printAlerts(e.out, alerts)
 	}
