@@ -170,7 +170,7 @@ func trafficFlags(fs *pflag.FlagSet) {
 	fs.Duration("duration", time.Minute, "how long to send (0: until interrupted)")
 	fs.Int64("seed", 1, "random seed (same seed, same events)")
 	fs.Float64("time-scale", 1, "event seconds per wall second (60 replays an hour in a minute)")
-	fs.String("scenario", "", "stage one incident for the detector and the alerts: "+strings.Join(loadgen.Scenarios, ", ")+" (empty: none; replaces the periodic bursts)")
+	fs.String("scenario", "", "stage one incident for the detector and the alerts: "+strings.Join(loadgen.Scenarios, ", ")+" (empty: none; bursts: a 5× surge of one team on one model every 2 hours)")
 	fs.Bool("gpu", false, "also simulate a GPU host (four H100s: a vLLM deployment's two replicas, a shared training GPU, an idle one) whose gpu.usage and serving token events go with the traffic")
 	fs.Duration("scenario-at", 0, "when the scenario starts, in event time after the run's start (0: halfway through the run)")
 	fs.StringSlice("savings-scenario", nil, "add the fixed traffic of savings scenarios, comma-separated: "+strings.Join(loadgen.SavingsScenarios, ", ")+" (docs/savings.md)")

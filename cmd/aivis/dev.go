@@ -103,7 +103,20 @@ func runDev(ctx context.Context, e *env) error {
 			return err
 		}
 		fmt.Fprintln(e.out)
-		return report.Report(context.Background(), p.Store, opts, e.out)
+		if err := report.Report(context.Background(), p.Store, opts, e.out); err != nil {
+			return err
+		}
+		// The embedded cluster, and the alerts on it, end with the process:
+		// show what subscribers received.
+		rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		alerts, err := readAlerts(rctx, p.Dialer())
+		if err != nil {
+			// The report is out; the alerts are also in cost_anomalies.
+			e.log.Warn("reading the alerts raised back from the alerts topic", "err", err)
+			return nil
+		}
+		printAlerts(e.out, alerts)
 	}
 	return nil
 }

@@ -64,15 +64,16 @@ if [ -n "$budgets" ]; then
   "$bin" report budgets --clickhouse.database "$db" --log_level warn || true
 fi
 
-# The embedded Kafka cluster, and with it aivis.alerts.v1, is gone once
-# aivis dev exits; cost_anomalies keeps every anomaly the scorer alerted on.
+# aivis dev printed the alerts it published (ALERTS RAISED above, read
+# from aivis.alerts.v1 before its embedded Kafka cluster went away);
+# cost_anomalies keeps the incident marks of the cost anomaly alerts.
 echo
-echo "Cost anomaly alerts raised${scenario:+ (staged scenario: $scenario)}:"
+echo "Cost anomaly incidents${scenario:+ (staged scenario: $scenario)}:"
 ch --format PrettyCompactMonoBlock -q "
-  SELECT window_start, team, model, round(toFloat64(cost_usd), 2) AS cost_usd,
-         round(baseline_usd, 2) AS baseline_usd, round(z_score, 1) AS z
-  FROM cost_anomalies_final WHERE is_anomaly ORDER BY window_start LIMIT 20" || true
-echo "($(ch -q "SELECT count() FROM cost_anomalies_final WHERE is_anomaly" 2>/dev/null || echo '?') in all)"
+  SELECT window_start, team, model, incident_status AS status, round(toFloat64(cost_usd), 2) AS cost_usd,
+         round(baseline_usd, 2) AS baseline_usd, round(z_score, 1) AS z, incident_id
+  FROM cost_anomalies_final WHERE incident_id != '' ORDER BY window_start LIMIT 20" || true
+echo "($(ch -q "SELECT uniqExact(incident_id) FROM cost_anomalies_final WHERE incident_id != ''" 2>/dev/null || echo '?') incidents, $(ch -q "SELECT count() FROM cost_anomalies_final WHERE is_anomaly" 2>/dev/null || echo '?') anomalous windows)"
 
 if [ -n "$savings" ]; then
   echo

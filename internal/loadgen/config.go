@@ -64,8 +64,12 @@ type Config struct {
 	// DiurnalAmplitude shapes the rate over each day of event time:
 	// rate × (1 + amplitude × sin), peaking at 14:00 UTC. 0 gives a flat rate.
 	DiurnalAmplitude float64 `koanf:"diurnal_amplitude"`
-	// BurstEvery is the event-time period of bursts; 0 disables them. A burst
-	// ends each period and lasts BurstDuration.
+	// BurstEvery is the event-time period of bursts; 0 (the default)
+	// disables them. A burst ends each period and lasts BurstDuration. A
+	// burst is an anomaly by construction (one team on one model at
+	// BurstFactor× the whole traffic), so the default traffic has none and
+	// the bursts scenario turns them on (2h, 5m, 5×), labelled like the
+	// other staged incidents.
 	BurstEvery time.Duration `koanf:"burst_every"`
 	// BurstDuration is how long each burst lasts, in event time.
 	BurstDuration time.Duration `koanf:"burst_duration"`
@@ -111,7 +115,7 @@ func DefaultConfig() Config {
 		ErrorRate:        0.02,
 		UnownedRate:      0.01,
 		DiurnalAmplitude: 0.5,
-		BurstEvery:       2 * time.Hour,
+		BurstEvery:       0,
 		BurstDuration:    5 * time.Minute,
 		BurstFactor:      5,
 		TimeScale:        1,

@@ -73,6 +73,9 @@ func NewGenerator(cfg Config) *Generator {
 		cfg.TimeScale = def.TimeScale
 	}
 	cfg.DiurnalAmplitude = math.Min(math.Max(cfg.DiurnalAmplitude, 0), 0.99)
+	if cfg.Scenario == ScenarioBursts && cfg.BurstEvery <= 0 {
+		cfg.BurstEvery, cfg.BurstDuration, cfg.BurstFactor = 2*time.Hour, 5*time.Minute, 5
+	}
 	var seed [32]byte
 	binary.LittleEndian.PutUint64(seed[:], uint64(cfg.Seed))
 	src := rand.NewChaCha8(seed)

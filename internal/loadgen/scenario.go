@@ -27,10 +27,14 @@ const (
 	// ScenarioRunawayKey: one API key loops tightly for 20 minutes,
 	// sending twice as many requests as all the other traffic.
 	ScenarioRunawayKey = "runaway_key"
+	// ScenarioBursts: every 2 hours of event time, 5 minutes in which the
+	// whole traffic's rate is 5× and the extra comes from one team on one
+	// model (a different pair each time), from the start of the run.
+	ScenarioBursts = "bursts"
 )
 
 // Scenarios lists the scenario names.
-var Scenarios = []string{ScenarioSpike, ScenarioRamp, ScenarioNewModel, ScenarioCacheCollapse, ScenarioRunawayKey}
+var Scenarios = []string{ScenarioSpike, ScenarioRamp, ScenarioNewModel, ScenarioCacheCollapse, ScenarioRunawayKey, ScenarioBursts}
 
 // ScenarioTarget says what a scenario changes and when, in event time; an
 // open-ended scenario has a zero End.
@@ -72,7 +76,7 @@ type scenario struct {
 // scenarioFor resolves cfg's scenario against the generator's owners and
 // models; nil when none is configured.
 func (g *Generator) scenarioFor(cfg Config) *scenario {
-	if cfg.Scenario == "" || len(g.owners) == 0 {
+	if cfg.Scenario == "" || cfg.Scenario == ScenarioBursts || len(g.owners) == 0 {
 		return nil
 	}
 	at := cfg.ScenarioAt

@@ -220,6 +220,16 @@ func Build(ctx context.Context, cfg config.Config, opts Options) (_ *Process, er
 			return nil, err
 		}
 	}
+	if p.webhooks != nil {
+		// After the scorer and the budget evaluator, which publish to it:
+		// it stops last of the three and drains its queues.
+		p.group.Add("alert webhooks", p.webhooks, actor.Options{})
+		p.closers = append(p.closers, func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			return p.webhooks.Close(ctx)
+		})
+	}
 	if has(Serving) {
 		if err := p.buildServing(dialer, kafkaFree); err != nil {
 			return nil, err
@@ -270,6 +280,10 @@ func topicsFor(cfg config.Config, stages []Stage) []string {
 // re-checks them and answers readiness. Missing topics that cannot be
 // created do not stop the process: it logs how to create them, reports not
 // ready, and the stages wait for them.
+// Dialer is the dialer every Kafka client of the process is made with
+// (brokers, client id, TLS and SASL).
+func (p *Process) Dialer() bus.Dialer { return p.dialer }
+
 func (p *Process) guardTopics(ctx context.Context, d bus.Dialer, topics []string) error {
 	plan := bus.TopicPlan{Topics: topics, Partitions: p.cfg.Kafka.Partitions, Replication: p.cfg.Kafka.Replication, Create: p.cfg.Kafka.CreateTopics}
 	p.Topics = bus.NewTopicGuard(d, plan, p.log)
