@@ -3,6 +3,7 @@ package aggregate_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -90,17 +91,20 @@ func TestSustainedAnomalyReachesTheTopicAndAWebhookOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The topic's name is fixed: read only what this test adds to it.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.AllowAutoTopicCreation())
+	// A topic of this test's own: the end-to-end tests of other packages
+	// delete and recreate aivis.alerts.v1 on the same broker.
+	topic := fmt.Sprintf("%s.test-%d", schemas.TopicAlerts, time.Now().UnixNano())
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	if _, err := adm.CreateTopic(ctx, 1, 1, nil, schemas.TopicAlerts); err != nil && !strings.Contains(err.Error(), "TOPIC_ALREADY_EXISTS") {
-		t.Fatalf("creating %s: %v", schemas.TopicAlerts, err)
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+		t.Fatalf("creating %s: %v", topic, err)
 	}
-	before, err := adm.ListEndOffsets(ctx, schemas.TopicAlerts)
+	defer adm.DeleteTopics(context.Background(), topic)
+	before, err := adm.ListEndOffsets(ctx, topic)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +116,7 @@ func TestSustainedAnomalyReachesTheTopicAndAWebhookOnce(t *testing.T) {
 	acfg.Backoff, acfg.MaxBackoff, acfg.MaxAttempts = 200*time.Millisecond, time.Second, 5
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	hooks := alerts.NewWebhooks(acfg, []alerts.Webhook{{Name: "ops", Type: alerts.TypeGeneric, URL: srv.URL, Secret: rcv.secret}}, prometheus.NewRegistry(), quiet)
-	sink := alerts.Fanout{Topic: aggregate.KafkaAlerts{Client: cl, Topic: schemas.TopicAlerts}, Webhooks: hooks}
+	sink := alerts.Fanout{Topic: aggregate.KafkaAlerts{Client: cl, Topic: topic}, Webhooks: hooks}
 
 	scfg := aggregate.DefaultAnomalyConfig()
 	scfg.MinHistory, scfg.ResolveWindows = 30, 5
@@ -138,15 +142,15 @@ func TestSustainedAnomalyReachesTheTopicAndAWebhookOnce(t *testing.T) {
 	}
 
 	var onTopic []schemas.Alert
-	offsets := map[string]map[int32]kgo.Offset{schemas.TopicAlerts: {}}
-	ends, err := adm.ListEndOffsets(ctx, schemas.TopicAlerts)
+	offsets := map[string]map[int32]kgo.Offset{topic: {}}
+	ends, err := adm.ListEndOffsets(ctx, topic)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := 0
 	before.Each(func(o kadm.ListedOffset) {
-		offsets[schemas.TopicAlerts][o.Partition] = kgo.NewOffset().At(o.Offset)
-		if e, ok := ends.Lookup(schemas.TopicAlerts, o.Partition); ok {
+		offsets[topic][o.Partition] = kgo.NewOffset().At(o.Offset)
+		if e, ok := ends.Lookup(topic, o.Partition); ok {
 			want += int(e.Offset - o.Offset)
 		}
 	})

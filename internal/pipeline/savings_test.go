@@ -38,13 +38,14 @@ gpus:
 `
 
 // TestAggregateRolePublishesSavingsAlerts runs the aggregate role as
-// production does (real broker, real ClickHouse) with savings rules over
+// production does (its own embedded Kafka cluster, as aivis dev starts it:
+// the end-to-end tests of other packages delete and recreate the fixed
+// topics on the shared broker; real ClickHouse) with savings rules over
 // yesterday's savings_gpu traffic: the recommender publishes the idle GPU
 // (2592.00 USD a month) and the self-hosted deployment (2548.80) on
 // aivis.alerts.v1 with category savings, and not the MIG slice (1944.00,
 // below the 2000 USD threshold).
 func TestAggregateRolePublishesSavingsAlerts(t *testing.T) {
-	brokers := testenv.Kafka(t)
 	addr, db := testenv.ClickHouseDatabase(t)
 	dir := t.TempDir()
 	catalogPath, rulesPath := filepath.Join(dir, "catalog.yaml"), filepath.Join(dir, "savings.yaml")
@@ -56,7 +57,7 @@ func TestAggregateRolePublishesSavingsAlerts(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := config.Default()
-	cfg.Kafka.Brokers = brokers
+	cfg.Kafka.Brokers = nil
 	cfg.ClickHouse.Addr, cfg.ClickHouse.Database = addr, db
 	cfg.Aggregate.Group = "aivis-savings-test-" + db
 	cfg.Enrich.CatalogPath = catalogPath
@@ -99,7 +100,7 @@ func TestAggregateRolePublishesSavingsAlerts(t *testing.T) {
 	}
 
 	started := time.Now().Add(-time.Second)
-	p, err := Build(ctx, cfg, Options{Stages: []Stage{Aggregate}, Log: slog.New(slog.DiscardHandler)})
+	p, err := Build(ctx, cfg, Options{Stages: []Stage{Aggregate}, Embedded: true, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +112,7 @@ func TestAggregateRolePublishesSavingsAlerts(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- p.Run(runCtx) }()
 
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(schemas.TopicAlerts))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(p.Brokers...), kgo.ConsumeTopics(schemas.TopicAlerts))
 	if err != nil {
 		t.Fatal(err)
 	}
