@@ -31,7 +31,7 @@ func NewDeadLetters(stage string, reg prometheus.Registerer) *DeadLetters {
 }
 
 // Record returns the dead letter of in: the original bytes, the reason and
-// a bounded detail, under in's key. It does not count it: call Count once
+// a bounded detail, under in's key and with in's headers. It does not count it: call Count once
 // the record is acknowledged.
 func (d *DeadLetters) Record(in *kgo.Record, reason, detail string) *kgo.Record {
 	if len(detail) > maxDetailBytes {
@@ -52,7 +52,16 @@ func (d *DeadLetters) Record(in *kgo.Record, reason, detail string) *kgo.Record 
 		// bytes reachable regardless.
 		value = in.Value
 	}
-	return &kgo.Record{Topic: schemas.TopicDeadLetter, Key: in.Key, Value: value}
+	// The original headers travel with it (a producer's trace context or
+	// content type), as copies: in's memory belongs to its fetch.
+	var headers []kgo.RecordHeader
+	if len(in.Headers) > 0 {
+		headers = make([]kgo.RecordHeader, len(in.Headers))
+		for i, h := range in.Headers {
+			headers[i] = kgo.RecordHeader{Key: h.Key, Value: bytes.Clone(h.Value)}
+		}
+	}
+	return &kgo.Record{Topic: schemas.TopicDeadLetter, Key: in.Key, Value: value, Headers: headers}
 }
 
 // Count records one dead letter of reason.

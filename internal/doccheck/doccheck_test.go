@@ -35,7 +35,7 @@ func TestQueriesOnClickHouse(t *testing.T) {
 		t.Fatal(err)
 	}
 	results := map[string][][]any{}
-	for _, q := range append(DashboardQueries(t, root), CookbookQueries(t, root)...) {
+	for _, q := range append(append(DashboardQueries(t, root), CookbookQueries(t, root)...), READMEQueries(t, root)...) {
 		res, err := RunQuery(ctx, store, Substitute(t, q, f))
 		rows := res.Rows
 		if err != nil {

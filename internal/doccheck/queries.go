@@ -124,6 +124,36 @@ func CookbookQueries(t testing.TB, root string) []Query {
 	return out
 }
 
+// READMEQueries returns every statement of README.md's SQL blocks, named
+// by the comment line above it: the queries a new user copies first.
+func READMEQueries(t testing.TB, root string) []Query {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []Query
+	for _, m := range sqlBlock.FindAllStringSubmatch(string(b), -1) {
+		for _, stmt := range strings.Split(m[1], ";") {
+			name, sql := "", strings.TrimSpace(stmt)
+			for strings.HasPrefix(sql, "--") {
+				line, rest, _ := strings.Cut(sql, "\n")
+				if name == "" {
+					name = strings.TrimSpace(strings.TrimPrefix(line, "--"))
+				}
+				sql = strings.TrimSpace(rest)
+			}
+			if sql != "" {
+				out = append(out, Query{fmt.Sprintf("README #%d (%s)", len(out)+1, name), sql})
+			}
+		}
+	}
+	if len(out) < 5 {
+		t.Fatalf("found only %d SQL statements in README.md; the scan is broken", len(out))
+	}
+	return out
+}
+
 // grafanaMacro finds the data source plugin's macros and Grafana's
 // variables that the dashboards use.
 var (
@@ -212,6 +242,13 @@ func (r Result) TSV() string {
 }
 
 func tsvValue(v any, typ string) string {
+	// A Nullable column scans into a pointer: NULL is nil, written \N
+	// as ClickHouse's TSV does.
+	if rv := reflect.ValueOf(v); v == nil || rv.Kind() == reflect.Pointer && rv.IsNil() {
+		return `\N`
+	} else if rv.Kind() == reflect.Pointer {
+		return tsvValue(rv.Elem().Interface(), strings.TrimSuffix(strings.TrimPrefix(typ, "Nullable("), ")"))
+	}
 	switch x := v.(type) {
 	case decimal.Decimal:
 		return x.String()

@@ -22,7 +22,7 @@ func TestDocsSQLSameOnModernClickHouse(t *testing.T) {
 	}
 	ctx := context.Background()
 	f := doccheck.NewFixture()
-	queries := append(doccheck.DashboardQueries(t, root), doccheck.CookbookQueries(t, root)...)
+	queries := append(append(doccheck.DashboardQueries(t, root), doccheck.CookbookQueries(t, root)...), doccheck.READMEQueries(t, root)...)
 
 	addr, db := testenv.ClickHouseDatabase(t)
 	cfg := clickhouse.DefaultConfig()
