@@ -139,7 +139,8 @@ const beyondEvent = "cost more than " + MaxEventUSD + " USD, the most one event 
 
 // PriceEnriched prices e's event for e's owner team and records the result
 // on e: Pricing, CanonicalModel, CostPicos, CostSource and Flags.Unpriced.
-// An unpriced event gets cost 0 and no lines. It returns the quote, whose warnings are the
+// An unpriced event gets cost 0 and no lines (an empty, non-nil list, so
+// that "lines" is always on the wire). It returns the quote, whose warnings are the
 // caller's to keep or drop.
 func (c *Catalog) PriceEnriched(e *schemas.Enriched) Quote {
 	q := c.PriceFor(&e.Event, e.Owner.Team)
@@ -148,8 +149,11 @@ func (c *Catalog) PriceEnriched(e *schemas.Enriched) Quote {
 	e.CostSource = q.Source
 	e.CostPicos = 0
 	e.Flags.Unpriced = !q.Priced
+	e.Pricing.Lines = []schemas.CostLine{} // on the wire as [] when none
 	if q.Priced {
-		e.Pricing.Lines = q.Lines
+		if q.Lines != nil {
+			e.Pricing.Lines = q.Lines
+		}
 		e.CostPicos = q.CostPicos
 	}
 	return q

@@ -28,11 +28,11 @@ func (e *Enriched) AppendJSON(buf []byte) []byte {
 	buf = appendString(buf, e.Owner.Rule)
 	buf = append(buf, `},"pricing":{"catalog_version":`...)
 	buf = appendString(buf, e.Pricing.CatalogVersion)
-	if e.Pricing.PriceID != "" {
-		buf = append(buf, `,"price_id":`...)
-		buf = appendString(buf, e.Pricing.PriceID)
-	}
-	if len(e.Pricing.Lines) > 0 {
+	buf = append(buf, `,"price_id":`...)
+	buf = appendString(buf, e.Pricing.PriceID)
+	if e.Pricing.Lines == nil {
+		buf = append(buf, `,"lines":null`...)
+	} else {
 		buf = append(buf, `,"lines":[`...)
 		for i, l := range e.Pricing.Lines {
 			if i > 0 {

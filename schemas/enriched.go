@@ -57,9 +57,11 @@ type Owner struct {
 // Pricing records how CostPicos was computed so that it can be audited and
 // recomputed under another catalog version.
 type Pricing struct {
-	CatalogVersion string     `json:"catalog_version"`
-	PriceID        string     `json:"price_id,omitempty"`
-	Lines          []CostLine `json:"lines,omitempty"`
+	CatalogVersion string `json:"catalog_version"`
+	// PriceID and Lines are always on the wire: "" and [] when no price
+	// applied (flags.unpriced).
+	PriceID string     `json:"price_id"`
+	Lines   []CostLine `json:"lines"`
 }
 
 // CostLine is one meter of an event's cost.
