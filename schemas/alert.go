@@ -16,8 +16,13 @@ const (
 // least once: an alert published again after a failure keeps its AlertID,
 // so subscribers deduplicate by it. Records are keyed by AlertID.
 type Alert struct {
-	AlertID     string    `json:"alert_id"`
-	Kind        string    `json:"kind"`
+	AlertID string `json:"alert_id"`
+	Kind    string `json:"kind"`
+	// Category groups kinds for routing: AlertCategoryCost (anomalies,
+	// budgets), AlertCategoryGovernance or AlertCategorySecurity (the
+	// signals of package governance). Alerts published before it existed
+	// lack it; read them as cost.
+	Category    string    `json:"category"`
 	WindowStart time.Time `json:"window_start"`
 	WindowEnd   time.Time `json:"window_end"`
 	Team        string    `json:"team"`
@@ -56,7 +61,22 @@ type Alert struct {
 	// Contributors explain a change: the sub-keys (API keys, projects,
 	// reported model names, …) that moved most against their baseline.
 	Contributors []Contributor `json:"contributors,omitempty"`
+
+	// Governance and security signals (package governance) also carry
+	// these: Signal is the signal's kind (AlertKind* of that package),
+	// Subject what it is about (an API key id, a source address, a
+	// team/model pair), Detail a sentence for a person.
+	Signal  string `json:"signal,omitempty"`
+	Subject string `json:"subject,omitempty"`
+	Detail  string `json:"detail,omitempty"`
 }
+
+// Alert categories.
+const (
+	AlertCategoryCost       = "cost"
+	AlertCategoryGovernance = "governance"
+	AlertCategorySecurity   = "security"
+)
 
 // Alert statuses of an incident's lifecycle.
 const (

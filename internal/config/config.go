@@ -24,6 +24,7 @@ import (
 	"github.com/aivis-dev/aivis/alerts"
 	"github.com/aivis-dev/aivis/budget"
 	"github.com/aivis-dev/aivis/enrich"
+	"github.com/aivis-dev/aivis/governance"
 	"github.com/aivis-dev/aivis/gpuprobe"
 	"github.com/aivis-dev/aivis/ingest"
 	"github.com/aivis-dev/aivis/serving"
@@ -42,6 +43,9 @@ type Config struct {
 	Serving serving.Config `koanf:"serving"`
 	// Budget configures the budget evaluator, which runs with aggregate.
 	Budget budget.Config `koanf:"budget"`
+	// Governance configures the policy and the governance and security
+	// signals, evaluated with aggregate.
+	Governance governance.Config `koanf:"governance"`
 	// Alerts configures the webhooks alerts are delivered to besides the
 	// alerts topic.
 	Alerts      alerts.Config `koanf:"alerts"`
@@ -81,6 +85,7 @@ func Default() Config {
 		GPUProbe:    gpuprobe.DefaultConfig(),
 		Serving:     serving.DefaultConfig(),
 		Budget:      budget.DefaultConfig(),
+		Governance:  governance.DefaultConfig(),
 		Alerts:      alerts.DefaultConfig(),
 		MetricsAddr: "127.0.0.1:9464",
 		LogLevel:    "info",
@@ -115,7 +120,7 @@ func (c Config) validate(withIngest bool) error {
 	default:
 		errs = append(errs, fmt.Errorf("log_level: %q must be debug, info, warn or error", c.LogLevel))
 	}
-	checks := []error{c.Enrich.Validate(), c.Aggregate.Validate(), c.ClickHouse.Validate(), c.GPUProbe.Validate(), c.Serving.Validate(), c.Budget.Validate(), c.Alerts.Validate()}
+	checks := []error{c.Enrich.Validate(), c.Aggregate.Validate(), c.ClickHouse.Validate(), c.GPUProbe.Validate(), c.Serving.Validate(), c.Budget.Validate(), c.Governance.Validate(), c.Alerts.Validate()}
 	if withIngest {
 		checks = append(checks, c.Ingest.Validate(), c.eventTimeRange())
 	}

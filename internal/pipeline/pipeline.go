@@ -35,6 +35,7 @@ import (
 	"github.com/aivis-dev/aivis/alerts"
 	"github.com/aivis-dev/aivis/budget"
 	"github.com/aivis-dev/aivis/enrich"
+	"github.com/aivis-dev/aivis/governance"
 	"github.com/aivis-dev/aivis/gpuprobe"
 	"github.com/aivis-dev/aivis/ingest"
 	"github.com/aivis-dev/aivis/internal/actor"
@@ -121,6 +122,8 @@ type Process struct {
 	Scorer *aggregate.Scorer
 	// Budget is the budget evaluator, when aggregate runs with budgets.
 	Budget *budget.Evaluator
+	// Governance is the governance signal evaluator, when enabled.
+	Governance *governance.Evaluator
 
 	group    *actor.Group
 	webhooks *alerts.Webhooks // shared by the scorer and the budget evaluator
@@ -230,7 +233,9 @@ func topicsFor(cfg config.Config, stages []Stage) []string {
 	}
 	for _, s := range stages {
 		switch s {
-		case Ingest, GPUProbe, Serving:
+		case Ingest:
+			add(schemas.TopicRaw, schemas.TopicSecurity)
+		case GPUProbe, Serving:
 			add(schemas.TopicRaw)
 		case Enrich:
 			add(schemas.TopicRaw, schemas.TopicEnriched, schemas.TopicDeadLetter)
@@ -238,6 +243,9 @@ func topicsFor(cfg config.Config, stages []Stage) []string {
 			add(cfg.Aggregate.Topic, schemas.TopicDeadLetter)
 			if cfg.Budget.Path != "" {
 				add(schemas.TopicAlerts)
+			}
+			if cfg.Governance.Enabled {
+				add(schemas.TopicAlerts, schemas.TopicSecurity)
 			}
 		case Anomaly:
 			add(schemas.TopicAlerts)
@@ -340,7 +348,12 @@ func (p *Process) buildAggregate(d bus.Dialer) error {
 	}
 	p.group.Add(string(Aggregate), st, opts)
 	if p.cfg.Budget.Path != "" {
-		return p.buildBudget(d)
+		if err := p.buildBudget(d); err != nil {
+			return err
+		}
+	}
+	if p.cfg.Governance.Enabled {
+		return p.buildGovernance(d)
 	}
 	return nil
 }
