@@ -321,6 +321,12 @@ func (p *Process) buildEnrich(d bus.Dialer) error {
 	if err != nil {
 		return err
 	}
+	gov, err := governance.NewEnforcer(p.cfg.Governance, p.Registry, p.log.With("stage", "enrich"))
+	if err != nil {
+		return err
+	}
+	st.SetPolicy(gov)
+	p.group.Add("enrich policy", gov, actor.Options{})
 	opts := actor.Options{
 		// A produce failure ends Run with offsets committed only up to the
 		// last acknowledged record; a fresh member resumes from there.
