@@ -42,6 +42,8 @@ func Summary(a schemas.Alert) string {
 			s += ", runs out " + a.ExhaustsAt.UTC().Format("2006-01-02 15:04 MST")
 		}
 		return s
+	case schemas.AlertGovernance:
+		return fmt.Sprintf("[%s] %s signal %s: %s", st, a.Category, a.Signal, a.Detail)
 	default:
 		return fmt.Sprintf("[%s] cost anomaly: team %s, model %s spent %s against a baseline of %s (z %.1f)",
 			st, orNone(a.Team), orNone(a.Model), usd(a.CostUSD), usd(a.BaselineUSD), a.ZScore)
@@ -146,6 +148,10 @@ func severity(a schemas.Alert) string {
 	case a.Kind == schemas.AlertBudget && a.Threshold == "hard":
 		return "critical"
 	case a.Kind == schemas.AlertBudget:
+		return "warning"
+	case a.Kind == schemas.AlertGovernance && a.Category == schemas.AlertCategorySecurity:
+		return "error"
+	case a.Kind == schemas.AlertGovernance:
 		return "warning"
 	default:
 		return "error"

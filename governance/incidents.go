@@ -27,7 +27,7 @@ const (
 
 // AlertGovernance is the Kind of every alert the evaluator publishes;
 // Alert.Signal says which signal.
-const AlertGovernance = "governance"
+const AlertGovernance = schemas.AlertGovernance
 
 // Signals lists every signal with its category, in report order.
 var Signals = []struct{ Name, Category string }{

@@ -8,6 +8,9 @@ const (
 	// AlertBudget: a budget crossed its soft or hard threshold, or is
 	// forecast to run out before its period ends (Threshold says which).
 	AlertBudget = "budget"
+	// AlertGovernance: a governance or security incident changed (package
+	// governance); Signal names the signal, Category says which of the two.
+	AlertGovernance = "governance"
 )
 
 // Alert is what aivis.alerts.v1 carries. Cost anomalies come as one alert
