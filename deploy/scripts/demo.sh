@@ -5,7 +5,9 @@
 # budget status and the alerts raised, read back from ClickHouse.
 # Environment: AIVISDEV_BIN (default bin/aivis), AIVISDEV_DEMO_DB (aivis_demo),
 # AIVISDEV_DEMO_RATE (events/s, 300), AIVISDEV_DEMO_DURATION (60s),
-# AIVISDEV_DEMO_SCENARIO (spike; see aivis loadgen --help, empty for none),
+# AIVISDEV_DEMO_SCENARIO (spike; see aivis loadgen --help, empty for none;
+# governance also turns on the governance evaluator with
+# deploy/governance.example.yaml and prints its incidents),
 # AIVISDEV_DEMO_BUDGETS (deploy/budgets.example.yaml, empty for none),
 # AIVISDEV_CH_PORT (9000).
 set -euo pipefail
@@ -30,9 +32,16 @@ deploy/scripts/clickhouse.sh up
 clickhouse-client --port "${AIVISDEV_CH_PORT:-9000}" -q "DROP DATABASE IF EXISTS $db"
 "$bin" migrate --clickhouse.database "$db" --log_level warn
 
+# The governance scenario's key moves region half-way through three hours
+# of event time: a two-hour window sees that as new.
+governance=()
+if [ "$scenario" = governance ]; then
+  governance=(--governance.enabled --governance.path "$root/deploy/governance.example.yaml" --governance.window 2h)
+fi
+
 "$bin" dev --clickhouse.database "$db" --log_level warn \
   --rate "${AIVISDEV_DEMO_RATE:-300}" --duration "${AIVISDEV_DEMO_DURATION:-60s}" --time-scale 180 \
-  --scenario "$scenario" --budget.path "$budgets" \
+  --scenario "$scenario" --budget.path "$budgets" "${governance[@]}" \
   --exit --since 4h --limit 8 &
 pid=$!
 # Ctrl-C reaches aivis too (same process group) and starts its drain: wait
@@ -59,6 +68,15 @@ ch --format PrettyCompactMonoBlock -q "
          round(baseline_usd, 2) AS baseline_usd, round(z_score, 1) AS z
   FROM cost_anomalies_final WHERE is_anomaly ORDER BY window_start LIMIT 20" || true
 echo "($(ch -q "SELECT count() FROM cost_anomalies_final WHERE is_anomaly" 2>/dev/null || echo '?') in all)"
+
+if [ "$scenario" = governance ]; then
+  echo
+  echo "Governance and security incidents (docs/governance.md):"
+  ch --format PrettyCompactMonoBlock -q "
+    SELECT category, signal, count() AS incidents, sum(events) AS events,
+           round(toFloat64(sum(cost_usd)), 2) AS cost_usd, any(subject) AS for_example
+    FROM governance_incidents GROUP BY category, signal ORDER BY category, signal" || true
+fi
 
 cat <<MSG
 

@@ -3,6 +3,8 @@ package clickhouse_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -166,7 +168,10 @@ func TestModernClickHouseSQL(t *testing.T) {
 	// rows make it find.
 	rec.Name = "governance"
 	gcfg := governance.DefaultConfig()
-	gcfg.Path = "../../deploy/governance.example.yaml"
+	// A policy with every kind of rule, so that every query runs.
+	gcfg.Path = filepath.Join(t.TempDir(), "policy.yaml")
+	step(rec.Name, os.WriteFile(gcfg.Path, []byte("default: {models: {deny: [\"*-preview\"]}, regions: [\"us-*\"]}\n"+
+		"data_classes: {pii: {regions: [\"eu-*\"]}}\nrequired_labels: [env]\n"), 0o600))
 	gov, err := governance.NewEvaluator(gcfg, store, nil, nil, nil, nil)
 	step(rec.Name, err)
 	gov.SetClock(func() time.Time { return at.Add(time.Minute) })
