@@ -81,9 +81,12 @@ func slackMessage(a schemas.Alert) map[string]any {
 	fields := []map[string]any{
 		mrkdwn("*Actual*\n" + usd(a.CostUSD)),
 	}
-	if a.Kind == schemas.AlertBudget {
+	switch a.Kind {
+	case schemas.AlertBudget:
 		fields = append(fields, mrkdwn("*Budget*\n"+usd(a.AmountUSD)))
-	} else {
+	case schemas.AlertGovernance:
+		fields = append(fields, mrkdwn("*Subject*\n"+orNone(a.Subject)))
+	default:
 		fields = append(fields, mrkdwn("*Baseline*\n"+usd(a.BaselineUSD)))
 	}
 	fields = append(fields,
