@@ -8,7 +8,7 @@ FUZZTIME ?= 10s
 BENCHTIME ?= 200ms
 BENCH_EVENTS ?= 1000000
 
-.PHONY: help build gpu-check demo test unit fuzz bench lint clickhouse-up clickhouse-down kafka-up kafka-down chdb-up clean
+.PHONY: help build gpu-check demo serve test deploy-test unit fuzz bench lint clickhouse-up clickhouse-down kafka-up kafka-down chdb-up prometheus-up chromium-up clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -22,11 +22,21 @@ gpu-check: build ## on a GPU host: run gpuprobe for a minute, print gpu.usage ev
 demo: build ## run the whole pipeline for a minute on synthetic traffic and print the cost report
 	deploy/scripts/demo.sh
 
-test: build clickhouse-up kafka-up chdb-up lint ## start the services and run every test (what CI runs)
+serve: build ## serve the web view of the demo data (after make demo) on http://127.0.0.1:8088/
+	deploy/scripts/clickhouse.sh up
+	$(BIN) serve --clickhouse.database $${AIVISDEV_DEMO_DB:-aivis_demo} --addr $${AIVISDEV_SERVE_ADDR:-127.0.0.1:8088} --log_level warn
+
+test: build clickhouse-up kafka-up chdb-up prometheus-up chromium-up lint ## start the services and run every test (what CI runs)
 	$(GO) test -count=1 -race -timeout 15m -skip '^TestFault' $(PKGS)
 	@echo "fault tests (one at a time: they restart the shared broker)"
 	$(GO) test -p 1 -count=1 -timeout 15m -run '^TestFault' -v ./cmd/aivis ./ingest/client ./internal/testenv 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go:' ; exit $${PIPESTATUS[0]}
+	$(MAKE) deploy-test
 	$(MAKE) fuzz
+
+deploy-test: build ## test deploy/ (Helm chart, docker-compose.yml, Dockerfile) in its own Go module, which holds the Helm and Kubernetes dependencies
+	cd deploy/test && $(GO) vet ./... && AIVISDEV_AIVIS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 ./...
+	@cd deploy/test && cp go.mod /tmp/aivis.deploy.go.mod.bak && cp go.sum /tmp/aivis.deploy.go.sum.bak && $(GO) mod tidy && \
+	 if ! git diff --quiet go.mod go.sum; then echo "go mod tidy changes deploy/test/go.mod or go.sum: commit them"; exit 1; fi
 
 unit: ## run the tests that need no services
 	$(GO) test -count=1 -short $(PKGS)
@@ -61,14 +71,20 @@ clickhouse-up: ## start (installing if needed) a private ClickHouse on 127.0.0.1
 clickhouse-down: ## stop the ClickHouse started by clickhouse-up
 	deploy/scripts/clickhouse.sh down
 
-kafka-up: ## start (fetching the jars from Maven Central once) a private Kafka 4.4 broker on 127.0.0.1:19092
+kafka-up: ## start (fetching the jars from Maven Central once) a private Kafka 4.4 broker on 127.0.0.1:19092 (SASL_SSL on 19094)
 	deploy/scripts/kafka.sh up
 
 kafka-down: ## stop the Kafka broker started by kafka-up (data kept)
 	deploy/scripts/kafka.sh down
 
+chromium-up: ## install (once) Debian's chromium, which the web-view test drives headless
+	deploy/scripts/chromium.sh up
+
 chdb-up: ## install (once) chDB, current ClickHouse in Python, into .aivis/chdb-venv for the modern-SQL test
 	deploy/scripts/chdb.sh up
+
+prometheus-up: ## install (once) Debian's prometheus package, whose promtool and server the alert-rule tests run
+	deploy/scripts/prometheus.sh up
 
 clean: ## remove build output (not the ClickHouse data)
 	rm -rf bin

@@ -21,24 +21,32 @@ import (
 // detector.go) and the scorer that runs it over stored windows.
 type AnomalyConfig struct {
 	// Alpha is the EWMA smoothing factor of the recent baseline, used while
-	// a series has less than two weeks of hour-of-week history.
-	Alpha float64 `koanf:"alpha" help:"EWMA smoothing factor of the recent baseline (2/(N+1) for an N-window memory)"`
-	// Threshold is how many baseline spreads (σ, or 1.4826·MAD) above the
-	// baseline the two-window mean cost must be.
-	Threshold float64 `koanf:"threshold" help:"spreads above the baseline (z-score) at which a window is anomalous"`
+	// a series has less than two days of hour-of-day history.
+	Alpha float64 `koanf:"alpha" help:"EWMA smoothing factor of the recent baseline, used until an hour has two days of history (2/(N+1) for an N-window memory)"`
+	// Threshold is how many spreads above the baseline the cost summed over
+	// a span must be.
+	Threshold float64 `koanf:"threshold" help:"spreads above the baseline (z-score) at which the cost of a span of windows is anomalous"`
+	// MaxSpan is the longest span of windows whose summed cost is tested;
+	// the spans are 1, 5, 15 and 60 windows up to it, and it.
+	MaxSpan int `koanf:"max_span" help:"longest span of windows whose summed cost is tested against the summed baseline (spans: 1, 5, 15, 60 up to it, and it); long spans find slow or small changes on sparse series"`
+	// LevelError is how far, as a share of the baseline, the level of a
+	// series may stray from its history without being noise.
+	LevelError float64 `koanf:"level_error" help:"share of the baseline by which a series' level may stray from its history, added to the spread (0.1: 10%)"`
 	// MinHistory is the number of windows a series needs before it is scored.
 	MinHistory int `koanf:"min_history" help:"windows a series needs before any of its windows can be anomalous"`
-	// MinImpactPicos is the absolute floor: cost above baseline smaller than
-	// this never alerts, however large the z-score.
-	MinImpactPicos int64 `koanf:"min_impact_picos" help:"cost above the baseline in one window, in picodollars, below which nothing alerts"`
+	// MinImpactPicos is the absolute floor: cost above baseline, a window
+	// on average over the span, smaller than this never alerts, however
+	// large the z-score.
+	MinImpactPicos int64 `koanf:"min_impact_picos" help:"cost above the baseline a window, on average over the span tested, in picodollars, below which nothing alerts"`
 	// MinRelative is the relative floor: cost must exceed the baseline by
 	// this share of it (0.5: 50% above).
 	MinRelative float64 `koanf:"min_relative" help:"share of the baseline the cost must exceed it by (0.5: 50% above)"`
 	// NewSeriesImpactPicos is what a series born after the scorer warmed up
 	// (a new model or key, with no baseline) must cost per window to alert.
 	NewSeriesImpactPicos int64 `koanf:"new_series_impact_picos" help:"cost per window, in picodollars, at which a new series with no baseline alerts (0: never)"`
-	// Persistence is how many anomalous windows in a row open an incident.
-	Persistence int `koanf:"persistence" help:"anomalous windows in a row that open an incident"`
+	// Persistence is how many windows in a row must pass to open an
+	// incident.
+	Persistence int `koanf:"persistence" help:"windows in a row that must pass the test to open an incident"`
 	// ResolveWindows is how many normal windows in a row resolve one.
 	ResolveWindows int `koanf:"resolve_windows" help:"normal windows in a row that resolve an open incident"`
 	// Direction is up (only increases alert) or both.
@@ -61,15 +69,18 @@ const (
 	DirectionBoth = "both"
 )
 
-// DefaultAnomalyConfig alerts on increases at z ≥ 4 that are 50% and $0.05
-// above baseline for two windows in a row, after an hour of history. The
-// figures come from the quality table in docs/anomalies.md.
+// DefaultAnomalyConfig alerts on increases of the cost of a span of 1 to
+// 60 windows at z ≥ 5 that are 50% above baseline and half a cent a window
+// above it, in two windows in a row, after an hour of history. The figures
+// come from the quality table in docs/anomalies.md.
 func DefaultAnomalyConfig() AnomalyConfig {
 	return AnomalyConfig{
 		Alpha:                0.02,
-		Threshold:            6,
+		Threshold:            5,
+		MaxSpan:              60,
+		LevelError:           0.1,
 		MinHistory:           60,
-		MinImpactPicos:       100_000_000_000, // $0.10
+		MinImpactPicos:       5_000_000_000, // $0.005
 		MinRelative:          0.5,
 		Persistence:          2,
 		NewSeriesImpactPicos: 250_000_000_000, // $0.25
@@ -82,6 +93,18 @@ func DefaultAnomalyConfig() AnomalyConfig {
 	}
 }
 
+// spans are the window counts the detector sums: 1, 5, 15 and 60 up to
+// MaxSpan, and MaxSpan.
+func (c AnomalyConfig) spans() []int {
+	var out []int
+	for _, k := range []int{1, 2, 5, 10, 30, 60} {
+		if k < c.MaxSpan {
+			out = append(out, k)
+		}
+	}
+	return append(out, max(1, c.MaxSpan))
+}
+
 func (c AnomalyConfig) validate() error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
@@ -92,6 +115,12 @@ func (c AnomalyConfig) validate() error {
 	}
 	if c.Threshold <= 0 {
 		bad("threshold", "must be positive (e.g. 4)")
+	}
+	if c.MaxSpan < 1 || c.MaxSpan > 10_000 {
+		bad("max_span", "%d must be between 1 and 10000 windows (e.g. 60)", c.MaxSpan)
+	}
+	if c.LevelError < 0 || c.LevelError >= 1 {
+		bad("level_error", "%v must be in [0, 1) (e.g. 0.1)", c.LevelError)
 	}
 	if c.MinHistory < 2 {
 		bad("min_history", "must be at least 2")
@@ -631,7 +660,7 @@ func alertFor(tr Transition, sk seriesKey, cost schemas.Picos128, window time.Du
 	v, inc := tr.Verdict, tr.Incident
 	return schemas.Alert{
 		AlertID: alertID(inc.ID, inc.Status, inc.Update),
-		Kind:    schemas.AlertCostAnomaly, Category: schemas.AlertCategoryCost,
+		Kind:    schemas.AlertCostAnomaly, Category: schemas.CategoryCost,
 		WindowStart: v.WindowStart, WindowEnd: v.WindowStart.Add(window),
 		Team: sk.team, Model: sk.model,
 		CostUSD:     decimal.NewFromBigInt(cost.Big(), -12).String(),

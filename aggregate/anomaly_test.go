@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -267,5 +268,77 @@ func TestScorerScoresHistoryOnFirstStart(t *testing.T) {
 	}
 	if len(store.scores) != 60 {
 		t.Fatalf("%d windows scored, want 60", len(store.scores))
+	}
+}
+
+// An incident that grows markedly after it fired is published once more as
+// updated, with the same incident id and the next update number, then
+// resolved: firing, updated, resolved.
+func TestScorerPublishesAnUpdateWhenTheIncidentGrows(t *testing.T) {
+	all := sustained(90, 40, 25, 3)
+	for i := 50; i < 65; i++ {
+		all[i].CostPicos = schemas.PicosOf(12_000_000_000_000) // 12×: the excess more than doubles
+	}
+	store, alerts := &memScores{}, &memAlerts{}
+	s := NewScorer(shortConfig(), time.Minute, store, alerts, nil, quiet)
+	scoreEachWindow(t, s, store, all, 0, len(all))
+	if got := statuses(alerts.got); got != "firing,updated,resolved" {
+		t.Fatalf("alerts %s, want firing,updated,resolved: %+v", got, alerts.got)
+	}
+	for i, a := range alerts.got {
+		if a.IncidentID != alerts.got[0].IncidentID || updateOf(a.AlertID) != i {
+			t.Errorf("alert %d: incident %s, id %s; want incident %s, update %d", i, a.IncidentID, a.AlertID, alerts.got[0].IncidentID, i)
+		}
+	}
+	f, u := alerts.got[0], alerts.got[1]
+	fc, _ := strconv.ParseFloat(f.CostUSD, 64)
+	uc, _ := strconv.ParseFloat(u.CostUSD, 64)
+	if !u.WindowStart.After(f.WindowStart) || uc < 3*fc {
+		t.Errorf("update for window %s cost %s after firing for %s cost %s", u.WindowStart, u.CostUSD, f.WindowStart, f.CostUSD)
+	}
+}
+
+// Points that land late can take an anomaly away: a drop fired while some
+// partitions of the newest windows had not landed. The scorer then
+// publishes the incident's resolution (subscribers hear the end of every
+// incident they heard the start of), and nothing more once it is final.
+func TestScorerResolvesAnIncidentThatLateDataRemoved(t *testing.T) {
+	cfg := shortConfig()
+	cfg.Direction = DirectionBoth
+	all := sustained(70, 0, 0, 1)
+	store, alerts := &memScores{}, &memAlerts{}
+	s := NewScorer(cfg, time.Minute, store, alerts, nil, quiet)
+	scoreEachWindow(t, s, store, all, 0, 45)
+	// Windows 45..48 arrive with one partition in ten.
+	store.costs = append([]schemas.SeriesCost(nil), all[:49]...)
+	for i := 45; i < 49; i++ {
+		store.costs[i].CostPicos = schemas.PicosOf(100_000_000_000)
+	}
+	if _, err := s.ScoreOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := statuses(alerts.got); got != "firing" {
+		t.Fatalf("alerts %s with partitions missing, want firing: %+v", got, alerts.got)
+	}
+	// The rest lands: the windows are as usual after all.
+	store.costs = all[:49]
+	if _, err := s.ScoreOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := statuses(alerts.got); got != "firing,resolved" || alerts.got[1].IncidentID != alerts.got[0].IncidentID {
+		t.Fatalf("alerts %s after the late points, want firing,resolved of one incident: %+v", got, alerts.got)
+	}
+	scoreEachWindow(t, s, store, all, 49, len(all))
+	if got := statuses(alerts.got); got != "firing,resolved" {
+		t.Fatalf("alerts %s once the windows are final, want firing,resolved only: %+v", got, alerts.got)
+	}
+	var resolvedMark int
+	for _, sc := range store.scores {
+		if sc.IncidentStatus == StatusResolved && sc.IncidentID == alerts.got[0].IncidentID {
+			resolvedMark++
+		}
+	}
+	if resolvedMark != 1 {
+		t.Errorf("%d score rows carry the resolution's mark, want 1 (so a restart does not resolve it again)", resolvedMark)
 	}
 }

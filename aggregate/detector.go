@@ -12,20 +12,38 @@ import (
 // same code runs in the scorer, in tests and in the quality simulation
 // (TestDetectorQuality).
 //
-// Per series it keeps
-//   - a recent baseline: EWMA mean and variance of the two-window mean cost,
-//     used while the series has too little seasonal history;
-//   - a seasonal baseline: for each of the 168 hours of the week, a ring of
-//     the two-window means seen in that hour over the last weeks, whose
-//     median and MAD are the baseline once the slot holds two weeks.
+// Per series it keeps an expected cost for every window, the baseline:
+//   - the median, over the last weeks, of the mean cost of the same hour of
+//     the week, once that hour has two weeks of history;
+//   - else the median over the last days of the same hour of the day, once
+//     it has two days (the weekly pattern is then missed, the daily one is
+//     not);
+//   - else a recent baseline, the EWMA of the costs.
 //
-// A window is anomalous when the two-window mean exceeds the baseline by
-// threshold × scale, by the relative floor and by the absolute floor, and
-// the window itself is above the baseline too (so one outlier followed by a
-// normal window is not a run). An incident fires after Persistence such
-// windows in a row and resolves after ResolveWindows windows without one.
-// Anomalous points enter the baselines clipped, so an incident does not
-// become its own baseline.
+// Seasonal baselines are interpolated between neighbouring hours, so a
+// daily rise does not look like a step at each full hour.
+//
+// Costs of a series are compound Poisson: a few requests a window, each
+// of a skewed size. Their variance grows with the level, so the spread is
+// the series' dispersion (variance per unit of expected cost, learnt from
+// its residuals) times the baseline, plus a share of the baseline for how
+// far the level itself strays from its history (level_error).
+//
+// Each window is tested over several spans (the last 1, 2, 5, 10, 30 and
+// 60 windows by default): the summed cost of the span against the summed
+// baseline. Long spans are what find a slow ramp or a sustained change on
+// a series of a request or two a window, whose single windows are mostly
+// noise; short spans find a sharp spike at once. A span passes when its
+// excess is threshold spreads above baseline, min_relative of the
+// baseline and min_impact_picos a window. An incident fires after
+// Persistence windows in a row pass some span (or one span covering them
+// passes, each of them above baseline), stays open while a span no longer
+// than ResolveWindows still shows a loose excess (half the threshold and
+// half the floors) and resolves after ResolveWindows windows without one;
+// the spans then start afresh, so the incident's windows cannot open
+// another. While one is open, and on passing windows, the baselines learn the
+// expected cost instead of the actual one, so an incident does not become
+// its own baseline.
 
 // Incident statuses, in the order an incident passes through them.
 const (
@@ -42,16 +60,23 @@ type Verdict struct {
 	ScalePicos    float64
 	Z             float64
 	Observations  uint32
-	// MeanPicos is the mean cost of the last Persistence windows, the
-	// quantity tested.
+	// Span is how many windows, this one the last, the verdict tested:
+	// the span with the strongest excess. MeanPicos and BaselinePicos are
+	// the mean actual and expected cost a window over it, ScalePicos the
+	// spread of that mean and Z its excess in spreads.
+	Span      int
 	MeanPicos float64
-	// Seasonal says the baseline came from the hour-of-week history.
+	// Seasonal says the baseline came from hour-of-week or hour-of-day
+	// history rather than the recent EWMA.
 	Seasonal bool
-	// Anomalous is this window's own test; an incident needs Persistence
-	// anomalous windows in a row.
+	// Passed says some span of this window passed the test; Anomalous that
+	// it is part of a run of at least Persistence such windows.
+	Passed    bool
 	Anomalous bool
 	// Elevated is the looser test that keeps an open incident open.
 	Elevated bool
+	// EWMAMean is the recent baseline, EWMAVar the spread of one window
+	// at this window's baseline (dispersion × baseline).
 	EWMAMean float64
 	EWMAVar  float64
 }
@@ -87,7 +112,7 @@ type Transition struct {
 	Verdict  Verdict
 }
 
-// ringSize bounds one hour-of-week slot: weeks × windows per hour.
+// ring holds the last cap values of one seasonal slot.
 type ring struct {
 	vals []float64
 	next int
@@ -107,32 +132,56 @@ func (r *ring) clone() *ring {
 	return &ring{vals: slices.Clone(r.vals), next: r.next, cap: r.cap}
 }
 
-const hoursPerWeek = 168
+const (
+	hoursPerWeek = 168
+	hoursPerDay  = 24
+	// dayRing is how many days an hour-of-day slot remembers: a week, so
+	// that its median is a weekday's even after a weekend.
+	dayRing = 7
+	// minSeasonal is how many weeks (or days) a slot needs to be used.
+	minSeasonal = 2
+)
 
-// seriesState is the detector's memory of one series. slots are shared
-// copy-on-write between a state and its clones (owned marks the ones this
-// state may write), so a tentative pass over the newest windows costs a
-// copy of the slots it touches, not of the whole history.
+// seriesState is the detector's memory of one series. Slots are shared
+// copy-on-write between a state and its clones (the owned marks say which
+// this state may write), so a tentative pass over the newest windows
+// costs a copy of the slots it touches, not of the whole history.
 type seriesState struct {
 	id           string
 	last         time.Time // start of the last window stepped
 	born         time.Time // start of its first window
-	recent       []float64 // the last Persistence costs
 	observations uint32
-	mean, vr     float64
-	slowVr       float64
-	slots        [hoursPerWeek]*ring
-	owned        [hoursPerWeek]bool
-	run          int // anomalous windows in a row
-	quiet        int // non-anomalous windows in a row while an incident is open
-	runStart     time.Time
-	open         *Incident
+	// xs and bs are the last maxSpan costs and baselines, a ring whose
+	// newest entry is at pos-1; filled counts the valid entries.
+	xs, bs []float64
+	pos    int
+	filled int
+	// mean is the recent baseline; resid and level are slow running means
+	// of the squared residual and of the baseline, whose ratio is the
+	// dispersion.
+	mean         float64
+	resid, level float64
+	dispN        int
+	// The hour being accumulated into the seasonal slots.
+	hour     time.Time
+	hourSum  float64
+	hourN    int
+	week     [hoursPerWeek]*ring
+	weekOwn  [hoursPerWeek]bool
+	day      [hoursPerDay]*ring
+	dayOwn   [hoursPerDay]bool
+	run      int // passing windows in a row
+	quiet    int // windows in a row that are not elevated while an incident is open
+	runStart time.Time
+	open     *Incident
 }
 
 func (s *seriesState) clone() *seriesState {
 	c := *s
-	c.owned = [hoursPerWeek]bool{}
-	c.recent = slices.Clone(s.recent)
+	c.weekOwn = [hoursPerWeek]bool{}
+	c.dayOwn = [hoursPerDay]bool{}
+	c.xs = slices.Clone(s.xs)
+	c.bs = slices.Clone(s.bs)
 	if s.open != nil {
 		o := *s.open
 		c.open = &o
@@ -146,8 +195,8 @@ type Detector struct {
 	cfg        AnomalyConfig
 	window     time.Duration
 	perHour    int
-	slotCap    int
-	minSlot    int
+	spans      []int // ascending
+	maxSpan    int
 	series     map[string]*seriesState
 	scratch    []float64
 	first      time.Time // the earliest window stepped, of any series
@@ -157,10 +206,10 @@ type Detector struct {
 // NewDetector returns a detector for windows of the given length.
 func NewDetector(cfg AnomalyConfig, window time.Duration) *Detector {
 	perHour := max(1, int(time.Hour/window))
+	spans := cfg.spans()
 	return &Detector{
 		cfg: cfg, window: window, perHour: perHour,
-		slotCap:    cfg.SeasonalWeeks * perHour,
-		minSlot:    2 * perHour,
+		spans: spans, maxSpan: spans[len(spans)-1],
 		series:     map[string]*seriesState{},
 		maxGapFill: int(24 * time.Hour / window),
 	}
@@ -176,7 +225,8 @@ func (d *Detector) Clone() *Detector {
 	}
 	// d's slots are now shared too: neither may write them in place.
 	for _, s := range d.series {
-		s.owned = [hoursPerWeek]bool{}
+		s.weekOwn = [hoursPerWeek]bool{}
+		s.dayOwn = [hoursPerDay]bool{}
 	}
 	c.scratch = nil
 	return &c
@@ -203,12 +253,12 @@ func (d *Detector) Last(key string) time.Time {
 
 // Step scores the window of key starting at ws with cost x. Windows must
 // come in order per key; a key's missing windows count as zero cost (up to
-// a day of them; after a longer silence the run is broken). It returns the
-// verdict and any incident transitions, oldest first.
+// a day of them; after a longer silence the spans start afresh). It
+// returns the verdict and any incident transitions, oldest first.
 func (d *Detector) Step(key string, ws time.Time, x float64) (Verdict, []Transition) {
 	s := d.series[key]
 	if s == nil {
-		s = &seriesState{id: key}
+		s = &seriesState{id: key, xs: make([]float64, d.maxSpan), bs: make([]float64, d.maxSpan)}
 		d.series[key] = s
 	}
 	var out []Transition
@@ -218,7 +268,7 @@ func (d *Detector) Step(key string, ws time.Time, x float64) (Verdict, []Transit
 			return Verdict{WindowStart: ws, CostPicos: x}, nil // out of order: ignored
 		}
 		if gap > d.maxGapFill {
-			s.recent, gap = s.recent[:0], 0
+			s.filled, s.run, gap = 0, 0, 0
 		}
 		for i := 1; i <= gap; i++ {
 			_, tr := d.step(s, s.last.Add(d.window), 0)
@@ -229,8 +279,44 @@ func (d *Detector) Step(key string, ws time.Time, x float64) (Verdict, []Transit
 	return v, append(out, tr...)
 }
 
-func (d *Detector) slotOf(ws time.Time) int {
-	return (int(ws.Weekday())*24 + ws.Hour()) % hoursPerWeek
+func weekSlot(t time.Time) int { return (int(t.Weekday())*24 + t.Hour()) % hoursPerWeek }
+
+// slotMean is the seasonal expected cost a window in the hour starting at
+// h, and how many weeks or days it rests on (0: no seasonal history).
+func (d *Detector) slotMean(s *seriesState, h time.Time) (float64, int) {
+	if r := s.week[weekSlot(h)]; r != nil && len(r.vals) >= minSeasonal {
+		var m float64
+		m, d.scratch = median(r.vals, d.scratch)
+		return m, len(r.vals)
+	}
+	if r := s.day[h.Hour()]; r != nil && len(r.vals) >= minSeasonal {
+		var m float64
+		m, d.scratch = median(r.vals, d.scratch)
+		return m, len(r.vals)
+	}
+	return 0, 0
+}
+
+// baseline is the expected cost of the window at ws: the seasonal slot of
+// its hour, interpolated toward the neighbouring hour's, or the recent
+// EWMA. n is how many weeks or days it rests on (0: recent).
+func (d *Detector) baseline(s *seriesState, ws time.Time) (float64, int) {
+	h := ws.Truncate(time.Hour)
+	b, n := d.slotMean(s, h)
+	if n == 0 {
+		return s.mean, 0
+	}
+	// Hour means describe the middle of the hour; the window's place
+	// between two middles weighs the neighbour.
+	f := (float64(ws.Sub(h)) + float64(d.window)/2) / float64(time.Hour)
+	other, w := h.Add(-time.Hour), 0.5-f
+	if f > 0.5 {
+		other, w = h.Add(time.Hour), f-0.5
+	}
+	if o, on := d.slotMean(s, other); on > 0 {
+		b = (1-w)*b + w*o
+	}
+	return b, n
 }
 
 func (d *Detector) step(s *seriesState, ws time.Time, x float64) (Verdict, []Transition) {
@@ -242,134 +328,215 @@ func (d *Detector) step(s *seriesState, ws time.Time, x float64) (Verdict, []Tra
 		s.born = ws
 	}
 	v := Verdict{WindowStart: ws, CostPicos: x, Observations: s.observations + 1}
-	slot := d.slotOf(ws)
-	r := s.slots[slot]
-	var center, scale float64
-	switch {
-	case r != nil && len(r.vals) >= d.minSlot:
-		var sd float64
-		center, sd, d.scratch = trimmedMeanSD(r.vals, d.scratch)
-		// The slot's spread misses how the level moves within the hour;
-		// the recent spread is a floor for it.
-		scale = math.Max(sd, math.Sqrt(math.Max(s.vr, s.slowVr)))
-		v.Seasonal = true
-	default:
-		center, scale = s.mean, math.Sqrt(math.Max(s.vr, s.slowVr))
+	b, n := d.baseline(s, ws)
+	v.Seasonal = n > 0
+	// How much the baseline itself may be off, as a share of the variance
+	// of one window: a median of n hour means, or an EWMA.
+	baseErr := cfg.Alpha / 2
+	if n > 0 {
+		baseErr = 1.5 / float64(n*d.perHour)
 	}
-	// A flat series has no spread: floor the scale at 5% of the level.
-	scale = math.Max(scale, 0.05*math.Abs(center))
-	v.BaselinePicos, v.ScalePicos = center, scale
+	disp := 0.0
+	if s.level > 0 {
+		disp = s.resid / s.level
+	}
+	s.xs[s.pos], s.bs[s.pos] = x, b
+	s.pos = (s.pos + 1) % d.maxSpan
+	s.filled = min(s.filled+1, d.maxSpan)
 
-	// The tested quantity is the mean of the last Persistence windows,
-	// each of which must be on the alerting side of the baseline.
-	s.recent = append(s.recent, x)
-	if len(s.recent) > cfg.Persistence {
-		s.recent = s.recent[len(s.recent)-cfg.Persistence:]
-	}
-	var sum float64
-	allUp, allDown := true, true
-	for _, r := range s.recent {
-		sum += r
-		allUp = allUp && r > center+scale
-		allDown = allDown && r < center-scale
-	}
-	y := sum / float64(len(s.recent))
-	v.MeanPicos = y
-	if scale > 0 {
-		v.Z = (y - center) / (scale / math.Sqrt(float64(len(s.recent))))
-	}
-	full := len(s.recent) == cfg.Persistence
-	switch {
-	case int(s.observations) >= cfg.MinHistory && full:
-		excess, z, side := y-center, v.Z, allUp
-		if cfg.Direction == DirectionBoth && y < center {
-			excess, z, side = -excess, -z, allDown
+	scored := int(s.observations) >= cfg.MinHistory
+	newSeries := !scored && s.born.Sub(d.first) >= time.Duration(cfg.MinHistory)*d.window
+	var sumX, sumB float64
+	best, bestLoose, suspect := math.Inf(-1), false, false
+	si := 0
+	for k := 1; k <= s.filled && si < len(d.spans); k++ {
+		i := (s.pos - k + d.maxSpan) % d.maxSpan
+		sumX += s.xs[i]
+		sumB += s.bs[i]
+		if k != d.spans[si] {
+			continue
 		}
-		floor := math.Max(float64(cfg.MinImpactPicos), cfg.MinRelative*math.Abs(center))
-		v.Anomalous = side && z >= cfg.Threshold && excess >= floor
-		// An open incident stays open while the cost stays well above
-		// the baseline, without the stricter test that opened it.
-		v.Elevated = v.Anomalous || (z >= cfg.Threshold/2 && excess >= floor/2)
-	case full && s.born.Sub(d.first) >= time.Duration(cfg.MinHistory)*d.window:
+		si++
+		if !scored {
+			continue
+		}
+		variance := disp*sumB*(1+float64(k)*baseErr) + math.Pow(cfg.LevelError*sumB, 2)
+		sd := math.Max(math.Sqrt(variance), 1)
+		excess := sumX - sumB
+		z := skewedZ(sumX, sumB, variance)
+		if cfg.Direction == DirectionBoth && excess < 0 {
+			excess, z = -excess, -z
+		}
+		floorOK := func(share float64) bool {
+			return excess >= share*float64(cfg.MinImpactPicos)*float64(k) && excess >= share*cfg.MinRelative*sumB
+		}
+		pass := z >= cfg.Threshold && floorOK(1) && (x > b) == (sumX > sumB)
+		suspect = suspect || (z >= 0.6*cfg.Threshold && floorOK(0.5))
+		if k <= cfg.ResolveWindows && z >= cfg.Threshold/2 && floorOK(0.5) {
+			bestLoose = true
+		}
+		if pass && !v.Passed || (pass == v.Passed && z > best) {
+			best, v.Passed = z, pass
+			v.Span, v.Z = k, z
+			v.MeanPicos, v.BaselinePicos, v.ScalePicos = sumX/float64(k), sumB/float64(k), sd/float64(k)
+		}
+	}
+	if v.Span == 0 {
+		v.Span, v.MeanPicos, v.BaselinePicos = 1, x, b
+		v.ScalePicos = math.Sqrt(disp * b)
+	}
+	if newSeries && s.filled >= d.spans[0] {
 		// A series born after the detector warmed up (a new model, a new
 		// key) has no baseline; it alerts on its size alone.
-		v.Anomalous = y >= float64(cfg.NewSeriesImpactPicos) && cfg.NewSeriesImpactPicos > 0
-		v.Elevated = v.Anomalous
+		k := d.spans[0]
+		var sum float64
+		for j := 1; j <= k; j++ {
+			sum += s.xs[(s.pos-j+d.maxSpan)%d.maxSpan]
+		}
+		v.Span, v.MeanPicos = k, sum/float64(k)
+		v.Passed = cfg.NewSeriesImpactPicos > 0 && v.MeanPicos >= float64(cfg.NewSeriesImpactPicos)
+		bestLoose = v.Passed
 	}
-	// Update the baselines. An open incident freezes them, and an
-	// anomalous point enters clipped, so that an incident does not become
-	// its own baseline.
-	fed := x
-	if v.Anomalous && s.observations > 0 {
-		fed = math.Min(x, center+scale)
+	if v.Passed {
+		if s.run == 0 {
+			s.runStart = ws
+		}
+		s.run++
+	} else {
+		s.run = 0
+	}
+	// Persistence: Persistence passing windows in a row, or one whose
+	// passing span covers the last Persistence windows, each above its
+	// baseline (a sharp change on a dense series is then told at once).
+	v.Anomalous = v.Passed && (s.run >= cfg.Persistence || v.Span >= cfg.Persistence && d.lastAbove(s, cfg.Persistence))
+	if v.Anomalous && s.run < cfg.Persistence {
+		s.runStart = ws.Add(-time.Duration(cfg.Persistence-1) * d.window)
+	}
+	v.Elevated = bestLoose
+
+	// Learn. A window that passed, and every window of an open incident,
+	// teaches the expected cost rather than the actual one, so an incident
+	// does not become its own baseline. A window with some span at 60% of
+	// the threshold, a change not yet proven an incident, teaches the
+	// recent baseline at most two spreads above the expected cost, so that
+	// the baseline follows a real change of level but not a growing
+	// incident; the seasonal slots, medians over weeks and days, take it
+	// as it is.
+	learnt, recent := x, x
+	if v.Passed || s.open != nil {
+		learnt, recent = b, b
+	} else if suspect {
+		recent = math.Min(x, b+2*math.Sqrt(disp*b+math.Pow(cfg.LevelError*b, 2)))
 	}
 	if s.observations == 0 {
-		s.mean, s.vr, s.slowVr = fed, fed*fed, fed*fed // no spread known yet: assume a wide one
-	} else if s.open == nil {
-		dd := fed - s.mean
-		s.mean += cfg.Alpha * dd
-		s.vr = (1 - cfg.Alpha) * (s.vr + cfg.Alpha*dd*dd)
-		// The variance of sparse, skewed costs is usually underestimated
-		// by a short memory (the rare costly requests are what make it);
-		// a slow one, ten times longer, keeps their mark.
-		slow := cfg.Alpha / 10
-		s.slowVr = (1 - slow) * (s.slowVr + slow*dd*dd)
+		s.mean = x
+	} else {
+		s.mean += math.Max(cfg.Alpha, 1/float64(s.observations+1)) * (recent - s.mean)
 	}
-	if r == nil {
-		r = &ring{cap: d.slotCap}
-		s.slots[slot], s.owned[slot] = r, true
-	} else if !s.owned[slot] {
-		r = r.clone()
-		s.slots[slot], s.owned[slot] = r, true
+	if !suspect && s.open == nil && s.observations > 0 {
+		// A slow memory, a quarter of the baseline's: the rare costly
+		// requests are what make the spread of sparse costs.
+		w := math.Max(cfg.Alpha/4, 1/float64(s.dispN+1))
+		s.resid += w * ((x-b)*(x-b) - s.resid)
+		s.level += w * (math.Max(b, 0) - s.level)
+		s.dispN++
 	}
-	if s.open == nil {
-		r.add(fed)
-	}
-	v.EWMAMean, v.EWMAVar = s.mean, s.vr
+	d.learnHour(s, ws, learnt)
+	v.EWMAMean, v.EWMAVar = s.mean, disp*b
 	s.last = ws
 	s.observations++
 	return v, d.lifecycle(s, v)
 }
 
-// trimmedMeanSD returns the mean and standard deviation of vals without
-// their top and bottom tenth: robust to the outliers that slipped into a
-// slot, and, unlike the median, not biased low on sparse, skewed costs.
-func trimmedMeanSD(vals []float64, buf []float64) (float64, float64, []float64) {
+// lastAbove says each of the last n windows cost more than its baseline.
+func (d *Detector) lastAbove(s *seriesState, n int) bool {
+	if n > s.filled {
+		return false
+	}
+	for j := 1; j <= n; j++ {
+		i := (s.pos - j + d.maxSpan) % d.maxSpan
+		if s.xs[i] <= s.bs[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// learnHour adds the window's learnt cost to its hour and, when the hour
+// is over, the hour's mean to its hour-of-week and hour-of-day slots.
+func (d *Detector) learnHour(s *seriesState, ws time.Time, learnt float64) {
+	h := ws.Truncate(time.Hour)
+	if !h.Equal(s.hour) {
+		d.closeHour(s)
+		s.hour, s.hourSum, s.hourN = h, 0, 0
+	}
+	s.hourSum += learnt
+	s.hourN++
+	if s.hourN == d.perHour {
+		d.closeHour(s)
+	}
+}
+
+func (d *Detector) closeHour(s *seriesState) {
+	// An hour seen for less than half of it (the series was born in it)
+	// says little about the hour.
+	if s.hour.IsZero() || 2*s.hourN < d.perHour {
+		s.hourN = 0
+		return
+	}
+	m := s.hourSum / float64(s.hourN)
+	ws, ds := weekSlot(s.hour), s.hour.Hour()
+	if s.week[ws] == nil {
+		s.week[ws], s.weekOwn[ws] = &ring{cap: d.cfg.SeasonalWeeks}, true
+	} else if !s.weekOwn[ws] {
+		s.week[ws], s.weekOwn[ws] = s.week[ws].clone(), true
+	}
+	s.week[ws].add(m)
+	if s.day[ds] == nil {
+		s.day[ds], s.dayOwn[ds] = &ring{cap: dayRing}, true
+	} else if !s.dayOwn[ds] {
+		s.day[ds], s.dayOwn[ds] = s.day[ds].clone(), true
+	}
+	s.day[ds].add(m)
+	s.hourN = 0
+}
+
+// skewedZ is how far x lies above the mean mu of a sum of variance v, in
+// standard normal units. A few requests of skewed sizes make a sum whose
+// right tail is far heavier than a normal one, so the sum is taken as
+// gamma distributed (shape mu²/v) and its Wilson–Hilferty cube-root
+// transform, close to normal, is what is measured. With many requests it
+// is the plain z-score.
+func skewedZ(x, mu, v float64) float64 {
+	if mu <= 0 || v <= 0 {
+		return (x - mu) / math.Max(math.Sqrt(v), 1)
+	}
+	k9 := 9 * mu * mu / v
+	return (math.Cbrt(math.Max(x, 0)/mu) - (1 - 1/k9)) * math.Sqrt(k9)
+}
+
+// median returns the median of vals, using buf as scratch.
+func median(vals []float64, buf []float64) (float64, []float64) {
 	buf = append(buf[:0], vals...)
 	slices.Sort(buf)
-	cut := len(buf) / 10
-	kept := buf[cut : len(buf)-cut]
-	var sum, sq float64
-	for _, v := range kept {
-		sum += v
+	n := len(buf)
+	if n%2 == 1 {
+		return buf[n/2], buf
 	}
-	mean := sum / float64(len(kept))
-	for _, v := range kept {
-		sq += (v - mean) * (v - mean)
-	}
-	return mean, math.Sqrt(sq / float64(len(kept))), buf
+	return (buf[n/2-1] + buf[n/2]) / 2, buf
 }
 
 func (d *Detector) lifecycle(s *seriesState, v Verdict) []Transition {
 	cfg := d.cfg
 	ws := v.WindowStart
-	if v.Anomalous {
-		if s.run == 0 {
-			s.runStart = ws
-		}
-		s.run++
-		s.quiet = 0
+	if s.open != nil && !v.Elevated {
+		s.quiet++
 	} else {
-		s.run = 0
-		if s.open != nil && !v.Elevated {
-			s.quiet++
-		} else {
-			s.quiet = 0
-		}
+		s.quiet = 0
 	}
 	excess := v.CostPicos - v.BaselinePicos
 	if s.open == nil {
-		if s.run < 1 {
+		if !v.Anomalous {
 			return nil
 		}
 		s.open = &Incident{
@@ -400,7 +567,10 @@ func (d *Detector) lifecycle(s *seriesState, v Verdict) []Transition {
 	}
 	o.Update++
 	o.Status, o.ResolvedAt = StatusResolved, ws
-	s.open, s.quiet = nil, 0
+	s.open, s.quiet, s.run = nil, 0, 0
+	// The spans start afresh: the incident's windows, still inside the
+	// longer spans, must not open another.
+	copy(s.xs, s.bs)
 	return []Transition{{Incident: *o, Verdict: v}}
 }
 

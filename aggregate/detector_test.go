@@ -148,10 +148,10 @@ func firings(alerts []simAlert) []simAlert {
 	return out
 }
 
-// A 5× spike is told from noise in two windows only where a window holds
-// enough requests; the demo's sparsest series (a request or two a minute)
-// need longer, and its cheapest stay under the impact floor by design
-// (see docs/anomalies.md).
+// A 5× spike is told from noise in two windows where a window holds a
+// dozen requests or more; the demo's sparsest series (a request or two a
+// minute) are told on longer spans, a few windows later (see
+// docs/anomalies.md and TestDetectorQuality).
 func TestDetectorFlagsAFiveFoldSpikeWithinTwoWindows(t *testing.T) {
 	series := []simSeries{
 		{key: "agents/gpt-4o", reqPerWin: 15, medianPicos: 5e9, amplitude: 0.5, weekend: 1},
@@ -309,7 +309,7 @@ func TestDetectorQuality(t *testing.T) {
 	fmt.Fprintf(&b, "incidents %d, true %d: precision %.2f; false incidents on %d clean series-days ×%d seeds: %d (%.2f a day)\n",
 		incidents, trueIncidents, precision, warmDays*len(demoSeries(0, 1)), seeds, cleanIncidents, float64(cleanIncidents)/float64(warmDays*seeds))
 	t.Log("\n" + b.String())
-	if precision < 0.15 || float64(det)/float64(inj) < 0.35 {
-		t.Errorf("precision %.2f or recall %.2f below the floor measured when docs/anomalies.md was written (0.15, 0.35)", precision, float64(det)/float64(inj))
+	if precision < 0.8 || float64(det)/float64(inj) < 0.8 {
+		t.Errorf("precision %.2f or recall %.2f below 0.8, the floor docs/anomalies.md promises", precision, float64(det)/float64(inj))
 	}
 }

@@ -133,8 +133,21 @@ func (h *histogram) grow(b int) {
 	h.lo, h.counts = int32(newLo), counts
 }
 
-// fill writes the counts into dst, LatencyBuckets long and zeroed.
-func (h *histogram) fill(dst []uint64) { copy(dst[h.lo:], h.counts) }
+// size is the length of the histogram from bucket 0 through its last
+// counted bucket: 0 without latencies.
+func (h *histogram) size() int {
+	n := int(h.lo) + len(h.counts)
+	for n > int(h.lo) && h.counts[n-1-int(h.lo)] == 0 {
+		n--
+	}
+	if n == int(h.lo) {
+		return 0
+	}
+	return n
+}
+
+// fill writes the counts into dst, size() long and zeroed.
+func (h *histogram) fill(dst []uint64) { copy(dst[h.lo:], h.counts[:len(dst)-int(h.lo)]) }
 
 type window struct {
 	firstOffset int64 // smallest offset not yet in the sink
@@ -680,14 +693,20 @@ func (e *Engine) appendRows(rows []schemas.WindowRow, part *partition, ws int64)
 // row has its own key, and the highest through stays part.position.
 func (e *Engine) appendRow(rows []schemas.WindowRow, part *partition, ws int64, id uint32, a *acc, through int64) []schemas.WindowRow {
 	d := e.dimList[id]
-	if len(e.hists) < schemas.LatencyBuckets {
-		// One allocation for the histograms of many rows; each row keeps
-		// its own part of it.
-		e.hists = make([]uint64, 64*schemas.LatencyBuckets)
+	// Trailing empty buckets are left out: a key's latencies span a few
+	// octaves, and 100k rows of 96 buckets would be most of a flush.
+	n := a.latencyHist.size()
+	var hist []uint64
+	if n > 0 {
+		if len(e.hists) < n {
+			// One allocation for the histograms of many rows; each row
+			// keeps its own part of it.
+			e.hists = make([]uint64, 64*schemas.LatencyBuckets)
+		}
+		hist = e.hists[:n:n]
+		e.hists = e.hists[n:]
+		a.latencyHist.fill(hist)
 	}
-	hist := e.hists[:schemas.LatencyBuckets:schemas.LatencyBuckets]
-	e.hists = e.hists[schemas.LatencyBuckets:]
-	a.latencyHist.fill(hist)
 	return append(rows, schemas.WindowRow{
 		WindowStart:           time.Unix(ws, 0).UTC(),
 		WindowSeconds:         uint32(e.windowMs / 1000),

@@ -55,33 +55,7 @@ func TestScorerIncidentOnTheTopic(t *testing.T) {
 	acfg.SettleWindows, acfg.RescoreWindows = 0, 5
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 
-	start := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
-	var offset int64
-	write := func(i int) {
-		ws := start.Add(time.Duration(i) * time.Minute)
-		ev := func(key string, n int, costPicos int64) schemas.StoredEvent {
-			offset++
-			e := &schemas.Enriched{Event: *testenv.LLMEvent("openai", "gpt-4o-2024-08-06", testenv.Usage(1000, 0, 0, 100, 0))}
-			e.EventID, e.Time, e.APIKeyID = fmt.Sprintf("ev-%d-%s-%d", i, key, n), ws.Add(time.Duration(n)*time.Second), key
-			e.CanonicalModel = "gpt-4o"
-			e.Owner = schemas.Owner{Team: "search", Project: "ranker"}
-			e.CostPicos, e.CostSource = costPicos, schemas.CostSourceCatalog
-			return schemas.StoredEvent{Event: e, Offset: offset}
-		}
-		events := []schemas.StoredEvent{ev("k-steady", 0, 500_000_000_000), ev("k-steady", 1, 500_000_000_000+int64(i%3)*30_000_000_000)}
-		if i >= 40 && i < 55 {
-			events = append(events, ev("k-runaway", 2, 5_000_000_000_000))
-		}
-		var cost schemas.Picos128
-		for _, e := range events {
-			cost = cost.Add(e.Event.CostPicos)
-		}
-		row := schemas.WindowRow{WindowStart: ws, WindowSeconds: 60, Provider: "openai", Model: "gpt-4o", Team: "search", Project: "ranker",
-			ThroughOffset: offset, Requests: uint64(len(events)), CostPicos: cost, LatencyHist: make([]uint64, schemas.LatencyBuckets)}
-		if err := store.Write(ctx, events, []schemas.WindowRow{row}); err != nil {
-			t.Fatalf("writing window %d: %v", i, err)
-		}
-	}
+	write := runawayWindows(ctx, t, store)
 	pass := func(s *aggregate.Scorer, from, to int) {
 		for i := from; i < to; i++ {
 			write(i)
@@ -126,4 +100,39 @@ func TestScorerIncidentOnTheTopic(t *testing.T) {
 	}
 	t.Logf("firing: %s window %s cost %s baseline %s contributors %+v", f.AlertID, f.WindowStart.Format("15:04"), f.CostUSD, f.BaselineUSD, f.Contributors)
 	t.Logf("resolved: %s window %s", r.AlertID, r.WindowStart.Format("15:04"))
+}
+
+// runawayWindows returns a writer of window i of one (search, gpt-4o)
+// series, about $1 a window from one steady key, to ClickHouse as the
+// pipeline writes it: events and the window row. In windows 40..54 a
+// runaway key adds $5 a window.
+func runawayWindows(ctx context.Context, t *testing.T, store *chsink.Store) func(i int) {
+	start := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	var offset int64
+	write := func(i int) {
+		ws := start.Add(time.Duration(i) * time.Minute)
+		ev := func(key string, n int, costPicos int64) schemas.StoredEvent {
+			offset++
+			e := &schemas.Enriched{Event: *testenv.LLMEvent("openai", "gpt-4o-2024-08-06", testenv.Usage(1000, 0, 0, 100, 0))}
+			e.EventID, e.Time, e.APIKeyID = fmt.Sprintf("ev-%d-%s-%d", i, key, n), ws.Add(time.Duration(n)*time.Second), key
+			e.CanonicalModel = "gpt-4o"
+			e.Owner = schemas.Owner{Team: "search", Project: "ranker"}
+			e.CostPicos, e.CostSource = costPicos, schemas.CostSourceCatalog
+			return schemas.StoredEvent{Event: e, Offset: offset}
+		}
+		events := []schemas.StoredEvent{ev("k-steady", 0, 500_000_000_000), ev("k-steady", 1, 500_000_000_000+int64(i%3)*30_000_000_000)}
+		if i >= 40 && i < 55 {
+			events = append(events, ev("k-runaway", 2, 5_000_000_000_000))
+		}
+		var cost schemas.Picos128
+		for _, e := range events {
+			cost = cost.Add(e.Event.CostPicos)
+		}
+		row := schemas.WindowRow{WindowStart: ws, WindowSeconds: 60, Provider: "openai", Model: "gpt-4o", Team: "search", Project: "ranker",
+			ThroughOffset: offset, Requests: uint64(len(events)), CostPicos: cost, LatencyHist: make([]uint64, schemas.LatencyBuckets)}
+		if err := store.Write(ctx, events, []schemas.WindowRow{row}); err != nil {
+			t.Fatalf("writing window %d: %v", i, err)
+		}
+	}
+	return write
 }

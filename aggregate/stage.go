@@ -40,6 +40,7 @@ type Stage struct {
 	log     *slog.Logger
 	now     func() time.Time
 	metrics *stageMetrics
+	spend   *spendMetrics
 	dead    *bus.DeadLetters
 
 	evictions int64 // engine evictions already counted
@@ -48,6 +49,10 @@ type Stage struct {
 
 	// dec decodes the records process reads, one at a time (under mu).
 	dec schemas.Decoder
+	// free holds events the engine no longer refers to (written by the
+	// sink, or not accepted), for dec to decode the next records into: a
+	// reused event keeps its labels map, usage and pricing lines.
+	free []*schemas.Enriched
 
 	mu        sync.Mutex
 	epochs    map[int32]int32
@@ -68,6 +73,7 @@ func NewStage(cfg Config, d bus.Dialer, sink Sink, reg prometheus.Registerer, lo
 		log:      log,
 		now:      time.Now,
 		metrics:  newStageMetrics(reg),
+		spend:    newSpendMetrics(reg),
 		dead:     bus.NewDeadLetters(StageName, reg),
 		epochs:   map[int32]int32{},
 		assigned: map[int32]bool{},
@@ -168,8 +174,8 @@ func (s *Stage) process(ctx context.Context, fetches kgo.Fetches, outcomes *[]Ou
 		var earliest time.Time
 		for _, r := range fp.Records {
 			// Each event gets its own value: the engine keeps it until
-			// its window is flushed.
-			ev := new(schemas.Enriched)
+			// the sink has written it.
+			ev := s.event()
 			derr := s.dec.Enriched(r.Value, ev)
 			if derr == nil && (ev.EventID == "" || ev.Time.IsZero()) {
 				derr = errors.New("enriched event lacks event_id or time")
@@ -177,6 +183,7 @@ func (s *Stage) process(ctx context.Context, fetches kgo.Fetches, outcomes *[]Ou
 			if derr != nil {
 				s.metrics.events.WithLabelValues("invalid").Inc()
 				dead = append(dead, s.deadLetter(r, schemas.ReasonInvalidSchema, derr.Error()))
+				s.recycle(ev)
 				continue
 			}
 			inputs = append(inputs, Input{Offset: r.Offset, Event: ev})
@@ -210,6 +217,9 @@ func (s *Stage) process(ctx context.Context, fetches kgo.Fetches, outcomes *[]Ou
 						s.metrics.lateness.Observe(behind.Seconds())
 					}
 				}
+			}
+			if o != Accepted {
+				s.recycle(inputs[i].Event)
 			}
 		}
 		last := fp.Records[len(fp.Records)-1]
@@ -297,13 +307,38 @@ func (s *Stage) flushLocked(ctx context.Context, all bool) error {
 		}
 		s.metrics.flushSeconds.Observe(s.now().Sub(start).Seconds())
 		s.metrics.rows.Add(float64(len(f.Rows)))
+		s.spend.observe(f.Events)
 	}
 	s.sinkErr = nil
 	s.lastOK = s.now()
+	for _, ev := range f.Events {
+		s.recycle(ev.Event)
+	}
 	s.engine.Ack(f)
 	s.lastFlush = s.now()
 	s.markCommits(s.engine.Partitions())
 	return nil
+}
+
+// maxFreeEvents bounds the events kept for reuse: about one large poll.
+const maxFreeEvents = 16_384
+
+// event returns an event to decode into, reused when one is free.
+func (s *Stage) event() *schemas.Enriched {
+	if n := len(s.free); n > 0 {
+		ev := s.free[n-1]
+		s.free[n-1] = nil
+		s.free = s.free[:n-1]
+		return ev
+	}
+	return new(schemas.Enriched)
+}
+
+// recycle takes back an event nothing refers to any more.
+func (s *Stage) recycle(ev *schemas.Enriched) {
+	if len(s.free) < maxFreeEvents {
+		s.free = append(s.free, ev)
+	}
 }
 
 func (s *Stage) markCommits(parts []int32) {

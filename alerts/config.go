@@ -27,11 +27,19 @@ type Config struct {
 	// up to MaxBackoff too.
 	Backoff    time.Duration `koanf:"backoff" help:"delay before the first webhook retry; doubles each retry, with jitter"`
 	MaxBackoff time.Duration `koanf:"max_backoff" help:"longest delay between webhook retries, Retry-After included"`
+	// QueueSize bounds the alerts waiting for one webhook; when it is full
+	// (the receiver is down or slow) new alerts for it are dropped, logged
+	// and counted, never waited for.
+	QueueSize int `koanf:"queue_size" help:"alerts that may wait for one webhook; beyond it new ones are dropped (logged and counted), so a receiver that is down never blocks scoring"`
+	// DrainTimeout bounds how long a stopping process keeps delivering the
+	// alerts still queued.
+	DrainTimeout time.Duration `koanf:"drain_timeout" help:"how long a stopping process keeps delivering the alerts still queued for webhooks"`
 }
 
 // DefaultConfig tries four times within about a minute at worst.
 func DefaultConfig() Config {
-	return Config{MaxAttempts: 4, RequestTimeout: 10 * time.Second, Backoff: 500 * time.Millisecond, MaxBackoff: 10 * time.Second}
+	return Config{MaxAttempts: 4, RequestTimeout: 10 * time.Second, Backoff: 500 * time.Millisecond, MaxBackoff: 10 * time.Second,
+		QueueSize: 1000, DrainTimeout: 30 * time.Second}
 }
 
 // Validate reports every problem with its key path; a configured webhooks
@@ -50,6 +58,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBackoff < c.Backoff {
 		errs = append(errs, fmt.Errorf("alerts.max_backoff: %s must be at least alerts.backoff %s", c.MaxBackoff, c.Backoff))
+	}
+	if c.QueueSize < 1 || c.QueueSize > 1_000_000 {
+		errs = append(errs, fmt.Errorf("alerts.queue_size: %d must be between 1 and 1000000", c.QueueSize))
+	}
+	if c.DrainTimeout < 0 {
+		errs = append(errs, errors.New("alerts.drain_timeout: must not be negative (e.g. 30s)"))
 	}
 	if c.WebhooksPath != "" {
 		if _, err := LoadFile(c.WebhooksPath); err != nil {

@@ -44,6 +44,9 @@ func Summary(a schemas.Alert) string {
 		return s
 	case schemas.AlertGovernance:
 		return fmt.Sprintf("[%s] %s signal %s: %s", st, a.Category, a.Signal, a.Detail)
+	case schemas.AlertSavings:
+		return fmt.Sprintf("[SAVINGS] %s: about %s a month (%s over %s – %s)", a.Scope, usd(a.AmountUSD), usd(a.CostUSD),
+			a.WindowStart.UTC().Format("2006-01-02"), a.WindowEnd.UTC().Format("2006-01-02"))
 	default:
 		return fmt.Sprintf("[%s] cost anomaly: team %s, model %s spent %s against a baseline of %s (z %.1f)",
 			st, orNone(a.Team), orNone(a.Model), usd(a.CostUSD), usd(a.BaselineUSD), a.ZScore)
@@ -86,6 +89,8 @@ func slackMessage(a schemas.Alert) map[string]any {
 		fields = append(fields, mrkdwn("*Budget*\n"+usd(a.AmountUSD)))
 	case schemas.AlertGovernance:
 		fields = append(fields, mrkdwn("*Subject*\n"+orNone(a.Subject)))
+	case schemas.AlertSavings:
+		fields = append(fields, mrkdwn("*Monthly saving*\n"+usd(a.AmountUSD)))
 	default:
 		fields = append(fields, mrkdwn("*Baseline*\n"+usd(a.BaselineUSD)))
 	}
@@ -152,10 +157,12 @@ func severity(a schemas.Alert) string {
 		return "critical"
 	case a.Kind == schemas.AlertBudget:
 		return "warning"
-	case a.Kind == schemas.AlertGovernance && a.Category == schemas.AlertCategorySecurity:
+	case a.Kind == schemas.AlertGovernance && a.Category == schemas.CategorySecurity:
 		return "error"
 	case a.Kind == schemas.AlertGovernance:
 		return "warning"
+	case a.Kind == schemas.AlertSavings:
+		return "info"
 	default:
 		return "error"
 	}

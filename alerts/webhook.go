@@ -3,10 +3,13 @@
 // JSON webhook, Slack incoming webhooks and PagerDuty's Events API v2.
 //
 // Alerts enter through Publish, the same contract aggregate.AlertSink and
-// budget.AlertSink state; Fanout sends them to the alerts topic first and
-// then to the webhooks. Each webhook is delivered to on its own goroutine
-// with bounded retries (network errors, 5xx, 429 with Retry-After), so a
-// slow or failing receiver delays neither the others nor the topic.
+// budget.AlertSink state; Fanout sends them to the alerts topic first and,
+// once the topic has them, to the webhooks. Publish only queues: each
+// webhook has a bounded queue and a goroutine that delivers from it with
+// bounded retries (network errors, 5xx, 429 with Retry-After), so a slow
+// or failing receiver delays neither the others, nor the topic, nor the
+// scorer. A full queue drops new alerts (logged and counted); Close drains
+// the queues, bounded by a deadline.
 // Delivery is at least once: receivers deduplicate by alert_id (generic),
 // or by incident (PagerDuty's dedup_key).
 package alerts
@@ -33,8 +36,8 @@ import (
 	"github.com/aivis-dev/aivis/schemas"
 )
 
-// Sink publishes alerts: it returns once they are delivered or given up.
-// aggregate.KafkaAlerts and Webhooks satisfy it.
+// Sink publishes alerts. aggregate.KafkaAlerts returns once the topic has
+// them; Webhooks once they are queued for its receivers.
 type Sink interface {
 	Publish(ctx context.Context, alerts []schemas.Alert) error
 }
@@ -58,6 +61,17 @@ const (
 	HeaderAlertID   = "X-Aivis-Alert-Id"
 )
 
+// Reasons an alert was dropped without a delivery attempt, the reason
+// label of aivis_alert_webhook_dropped_total.
+const (
+	// DropQueueFull: the webhook's queue was full (its receiver is down or
+	// slower than alerts come).
+	DropQueueFull = "queue_full"
+	// DropShutdown: the process stopped before the alert's turn came
+	// (alerts.drain_timeout passed), or after the queues were closed.
+	DropShutdown = "shutdown"
+)
+
 // Webhooks delivers alerts to HTTP receivers. It is safe for concurrent use.
 type Webhooks struct {
 	cfg     Config
@@ -67,11 +81,23 @@ type Webhooks struct {
 	now     func() time.Time
 	sleep   func(ctx context.Context, d time.Duration) error
 	metrics webhookMetrics
+
+	// The queues, one per webhook, and their workers: started by the
+	// first Publish (or Run), closed by Close.
+	start   sync.Once
+	mu      sync.Mutex // guards closed against sends on closed queues
+	closed  bool
+	queues  []chan schemas.Alert
+	work    context.Context
+	abandon context.CancelFunc
+	workers sync.WaitGroup
 }
 
 type webhookMetrics struct {
 	deliveries *prometheus.CounterVec
 	retries    *prometheus.CounterVec
+	dropped    *prometheus.CounterVec
+	queued     *prometheus.GaugeVec
 }
 
 // NewWebhooks returns a sink for hooks (from LoadFile). reg may be nil.
@@ -96,24 +122,132 @@ func NewWebhooks(cfg Config, hooks []Webhook, reg prometheus.Registerer, log *sl
 				Name: "aivis_alert_webhook_retries_total",
 				Help: "Webhook requests sent again after a network error, 5xx, 408 or 429.",
 			}, []string{"webhook"}),
+			dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "aivis_alert_webhook_dropped_total",
+				Help: "Alerts never sent to a webhook: its queue was full (queue_full) or the process stopped first (shutdown).",
+			}, []string{"webhook", "reason"}),
+			queued: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+				Name: "aivis_alert_webhook_queued",
+				Help: "Alerts waiting for a webhook, the one being delivered included.",
+			}, []string{"webhook"}),
 		},
 	}
+	w.work, w.abandon = context.WithCancel(context.Background())
 	for _, h := range hooks {
 		for _, o := range []string{OutcomeDelivered, OutcomeRejected, OutcomeGaveUp} {
 			w.metrics.deliveries.WithLabelValues(h.Name, o)
 		}
+		for _, r := range []string{DropQueueFull, DropShutdown} {
+			w.metrics.dropped.WithLabelValues(h.Name, r)
+		}
 		w.metrics.retries.WithLabelValues(h.Name)
+		w.metrics.queued.WithLabelValues(h.Name)
+		w.queues = append(w.queues, make(chan schemas.Alert, max(1, cfg.QueueSize)))
 	}
 	if reg != nil {
-		reg.MustRegister(w.metrics.deliveries, w.metrics.retries)
+		reg.MustRegister(w.metrics.deliveries, w.metrics.retries, w.metrics.dropped, w.metrics.queued)
 	}
 	return w
 }
 
-// Publish delivers each alert to every webhook whose filters accept it.
-// Webhooks are served concurrently, the alerts of one webhook in order.
-// The error joins the deliveries that failed; each was logged and counted.
-func (w *Webhooks) Publish(ctx context.Context, alerts []schemas.Alert) error {
+// Publish queues each alert for every webhook whose filters accept it and
+// returns at once: it never waits for a receiver. An alert that finds its
+// webhook's queue full is dropped, logged and counted; the error names
+// the drops (the alerts topic, which Fanout published to first, has them).
+func (w *Webhooks) Publish(_ context.Context, alerts []schemas.Alert) error {
+	w.start.Do(w.startWorkers)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var errs []error
+	for i, h := range w.hooks {
+		for _, a := range alerts {
+			if !h.accepts(a) {
+				continue
+			}
+			reason := DropShutdown
+			if !w.closed {
+				select {
+				case w.queues[i] <- a:
+					w.metrics.queued.WithLabelValues(h.Name).Inc()
+					continue
+				default:
+					reason = DropQueueFull
+				}
+			}
+			w.metrics.dropped.WithLabelValues(h.Name, reason).Inc()
+			w.log.Error("alert dropped for a webhook: its queue is full (the receiver is down or slow; see aivis_alert_webhook_deliveries_total) or aivis is stopping",
+				"webhook", h.Name, "type", h.Type, "alert", a.AlertID, "reason", reason, "queue_size", cap(w.queues[i]))
+			errs = append(errs, fmt.Errorf("webhook %s, alert %s: dropped (%s)", h.Name, a.AlertID, reason))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (w *Webhooks) startWorkers() {
+	for i, h := range w.hooks {
+		q := w.queues[i]
+		w.workers.Go(func() {
+			for a := range q {
+				if w.work.Err() != nil {
+					w.metrics.dropped.WithLabelValues(h.Name, DropShutdown).Inc()
+					w.log.Warn("alert not delivered to a webhook: aivis stopped before its turn (alerts.drain_timeout)", "webhook", h.Name, "alert", a.AlertID)
+				} else {
+					_ = w.deliver(w.work, h, a)
+				}
+				w.metrics.queued.WithLabelValues(h.Name).Dec()
+			}
+		})
+	}
+}
+
+// Close stops taking alerts and delivers the ones queued until ctx is
+// done; then it abandons the rest (counted as dropped, reason shutdown)
+// and the deliveries under way. It waits for the workers either way, and
+// may be called more than once.
+func (w *Webhooks) Close(ctx context.Context) error {
+	w.start.Do(w.startWorkers)
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		for _, q := range w.queues {
+			close(q)
+		}
+	}
+	w.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		w.workers.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		w.abandon()
+		return nil
+	case <-ctx.Done():
+		w.abandon()
+		<-done
+		return fmt.Errorf("webhook queues not drained before the deadline; the rest was dropped: %w", ctx.Err())
+	}
+}
+
+// Run is Webhooks as a pipeline actor: the queues drain when ctx is done,
+// for at most alerts.drain_timeout. Stop it after whatever publishes.
+func (w *Webhooks) Run(ctx context.Context) error {
+	w.start.Do(w.startWorkers)
+	<-ctx.Done()
+	dctx, cancel := context.WithTimeout(context.Background(), w.cfg.DrainTimeout)
+	defer cancel()
+	if err := w.Close(dctx); err != nil {
+		w.log.Warn("stopping alert webhooks", "err", err)
+	}
+	return nil
+}
+
+// Deliver sends each alert to every webhook whose filters accept it and
+// waits: webhooks are served concurrently, the alerts of one webhook in
+// order. The error joins the deliveries that failed; each was logged and
+// counted. It bypasses the queues.
+func (w *Webhooks) Deliver(ctx context.Context, alerts []schemas.Alert) error {
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -278,22 +412,28 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// Fanout publishes to the alerts topic first, then to the webhooks, so a
-// receiver that is down never delays the topic; a topic that is down does
-// not stop the webhooks either. Webhooks may be nil.
+// Fanout publishes to the alerts topic first and then hands the alerts to
+// the webhooks, which queue them (Webhooks.Publish does not wait for a
+// receiver). The topic is the record: while it fails, the publisher keeps
+// the alerts and tries again, and the webhooks get them once the topic has
+// them, so a receiver hears each alert once rather than on every retry.
+// Webhooks may be nil; without a Topic the webhooks get every call.
 type Fanout struct {
 	Topic    Sink
 	Webhooks Sink
 }
 
-// Publish publishes to both and joins their errors.
+// Publish returns the topic's error: what the webhooks could not take is
+// logged and counted by them, and must not make the publisher publish to
+// the topic again.
 func (f Fanout) Publish(ctx context.Context, alerts []schemas.Alert) error {
-	var errs []error
 	if f.Topic != nil {
-		errs = append(errs, f.Topic.Publish(ctx, alerts))
+		if err := f.Topic.Publish(ctx, alerts); err != nil {
+			return err
+		}
 	}
 	if f.Webhooks != nil {
-		errs = append(errs, f.Webhooks.Publish(ctx, alerts))
+		_ = f.Webhooks.Publish(ctx, alerts)
 	}
-	return errors.Join(errs...)
+	return nil
 }

@@ -74,7 +74,7 @@ func TestGenericRetriesThenDeliversOnceSigned(t *testing.T) {
 	hook := Webhook{Name: "ops", Type: TypeGeneric, URL: srv.URL, Secret: "s3cret"}
 	w := NewWebhooks(testConfig(), []Webhook{hook}, reg, nil)
 	alerts := []schemas.Alert{anomaly("a", schemas.AlertFiring), anomaly("b", schemas.AlertFiring)}
-	if err := w.Publish(context.Background(), alerts); err != nil {
+	if err := w.Deliver(context.Background(), alerts); err != nil {
 		t.Fatal(err)
 	}
 	if rcv.requests != 4 || len(rcv.bodies) != 2 {
@@ -109,7 +109,7 @@ func TestRetryAfterHonouredAndAttemptsBounded(t *testing.T) {
 	w := NewWebhooks(cfg, []Webhook{{Name: "slow", Type: TypeSlack, URL: srv.URL}}, nil, nil)
 	var slept []time.Duration
 	w.sleep = func(_ context.Context, d time.Duration) error { slept = append(slept, d); return nil }
-	err := w.Publish(context.Background(), []schemas.Alert{anomaly("a", "")})
+	err := w.Deliver(context.Background(), []schemas.Alert{anomaly("a", "")})
 	if err == nil || !strings.Contains(err.Error(), "429") {
 		t.Fatalf("err = %v, want the 429 after giving up", err)
 	}
@@ -140,7 +140,7 @@ func TestPermanentRejectionIsNotRetriedAndDoesNotBlockOthers(t *testing.T) {
 		{Name: "down", Type: TypeGeneric, URL: downURL + "/hook?token=SECRET", Secret: "x"},
 		{Name: "good", Type: TypeGeneric, URL: goodSrv.URL, Secret: "x"},
 	}, nil, nil)
-	err := w.Publish(context.Background(), []schemas.Alert{anomaly("a", "")})
+	err := w.Deliver(context.Background(), []schemas.Alert{anomaly("a", "")})
 	if err == nil || !strings.Contains(err.Error(), "webhook bad") || !strings.Contains(err.Error(), "webhook down") {
 		t.Fatalf("err = %v", err)
 	}
@@ -169,7 +169,7 @@ func TestFilters(t *testing.T) {
 		Kinds: []string{schemas.AlertCostAnomaly}, Statuses: []string{schemas.AlertFiring, schemas.AlertResolved}}}, nil, nil)
 	budget := schemas.Alert{AlertID: "budget:x", Kind: schemas.AlertBudget}
 	alerts := []schemas.Alert{anomaly("a", schemas.AlertFiring), anomaly("a2", schemas.AlertUpdated), anomaly("a3", schemas.AlertResolved), anomaly("a4", ""), budget}
-	if err := w.Publish(context.Background(), alerts); err != nil {
+	if err := w.Deliver(context.Background(), alerts); err != nil {
 		t.Fatal(err)
 	}
 	if len(rcv.bodies) != 3 {
@@ -251,11 +251,95 @@ func (f *fakeSink) Publish(_ context.Context, a []schemas.Alert) error {
 	return f.err
 }
 
-func TestFanoutPublishesToBothDespiteFailures(t *testing.T) {
-	topic, hooks := &fakeSink{err: io.ErrUnexpectedEOF}, &fakeSink{}
-	err := Fanout{Topic: topic, Webhooks: hooks}.Publish(context.Background(), []schemas.Alert{anomaly("a", "")})
-	if err == nil || len(topic.got) != 1 || len(hooks.got) != 1 {
-		t.Fatalf("err %v, topic %d, webhooks %d", err, len(topic.got), len(hooks.got))
+func TestFanoutQueuesForWebhooksOnceTheTopicHasThem(t *testing.T) {
+	topic, hooks := &fakeSink{err: io.ErrUnexpectedEOF}, &fakeSink{err: io.ErrShortWrite}
+	f := Fanout{Topic: topic, Webhooks: hooks}
+	if err := f.Publish(context.Background(), []schemas.Alert{anomaly("a", "")}); err == nil || len(topic.got) != 1 || len(hooks.got) != 0 {
+		t.Fatalf("topic down: err %v, topic %d, webhooks %d; want the topic's error and nothing queued", err, len(topic.got), len(hooks.got))
+	}
+	topic.err = nil
+	// A webhook that cannot take the alert does not make the publisher
+	// publish to the topic again.
+	if err := f.Publish(context.Background(), []schemas.Alert{anomaly("a", "")}); err != nil || len(topic.got) != 2 || len(hooks.got) != 1 {
+		t.Fatalf("topic up: err %v, topic %d, webhooks %d", err, len(topic.got), len(hooks.got))
+	}
+}
+
+// Publish never waits for a receiver: with one that hangs, it returns at
+// once, drops what its bounded queue cannot hold (counted, queue_full),
+// and Close gives up the rest at its deadline (counted, shutdown).
+func TestPublishDoesNotWaitForAHungReceiver(t *testing.T) {
+	release := make(chan struct{})
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer hung.Close()
+	defer close(release)
+	cfg := testConfig()
+	cfg.QueueSize, cfg.RequestTimeout = 2, time.Minute
+	w := NewWebhooks(cfg, []Webhook{{Name: "hung", Type: TypeGeneric, URL: hung.URL, Secret: "s"}}, prometheus.NewRegistry(), nil)
+	start := time.Now()
+	var dropped int
+	for i := range 6 {
+		if err := w.Publish(context.Background(), []schemas.Alert{anomaly(string(rune('a'+i)), "")}); err != nil {
+			dropped++
+		}
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("Publish took %s with a hung receiver", d)
+	}
+	// One is being delivered, two wait, the rest did not fit; the first
+	// may or may not have been taken off the queue yet.
+	full := testutil.ToFloat64(w.metrics.dropped.WithLabelValues("hung", DropQueueFull))
+	if dropped < 3 || int(full) != dropped {
+		t.Fatalf("%d Publish errors, %v counted queue_full, want 3 or 4 and equal", dropped, full)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := w.Close(ctx); err == nil {
+		t.Fatal("Close met its deadline with a hung receiver")
+	}
+	gaveUp := testutil.ToFloat64(w.metrics.deliveries.WithLabelValues("hung", OutcomeGaveUp))
+	shut := testutil.ToFloat64(w.metrics.dropped.WithLabelValues("hung", DropShutdown))
+	if int(gaveUp+shut+full) != 6 {
+		t.Errorf("gave up %v + dropped at shutdown %v + queue full %v, want all 6 alerts accounted for", gaveUp, shut, full)
+	}
+	if q := testutil.ToFloat64(w.metrics.queued.WithLabelValues("hung")); q != 0 {
+		t.Errorf("queue gauge %v after Close, want 0", q)
+	}
+	if err := w.Publish(context.Background(), []schemas.Alert{anomaly("late", "")}); err == nil {
+		t.Error("Publish after Close was accepted")
+	}
+}
+
+// Close delivers what is queued before it returns: retries included, in
+// order per webhook.
+func TestCloseDrainsTheQueues(t *testing.T) {
+	rcv := &receiver{script: []int{503, 503}}
+	srv := httptest.NewServer(rcv)
+	defer srv.Close()
+	w := NewWebhooks(testConfig(), []Webhook{{Name: "ops", Type: TypeGeneric, URL: srv.URL, Secret: "s"}}, nil, nil)
+	for _, id := range []string{"1", "2", "3"} {
+		if err := w.Publish(context.Background(), []schemas.Alert{anomaly(id, schemas.AlertFiring)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rcv.mu.Lock()
+	defer rcv.mu.Unlock()
+	var ids []string
+	for _, r := range rcv.accepted {
+		ids = append(ids, r.Header.Get(HeaderAlertID))
+	}
+	if strings.Join(ids, ",") != "cost_anomaly:1,cost_anomaly:2,cost_anomaly:3" || rcv.requests != 5 {
+		t.Fatalf("delivered %v in %d requests, want 1,2,3 in order after two retries", ids, rcv.requests)
 	}
 }
 
@@ -266,5 +350,22 @@ func TestRetryAfterParsing(t *testing.T) {
 		if got := retryAfter(v, now); got != want {
 			t.Errorf("retryAfter(%q) = %v, want %v", v, got, want)
 		}
+	}
+}
+
+func TestSavingsSummary(t *testing.T) {
+	a := schemas.Alert{AlertID: "savings:abc:2025-11-11", Kind: schemas.AlertSavings, Category: schemas.CategorySavings,
+		Scope: "prompt_caching team=support model=anthropic/claude-sonnet-4-5", CostUSD: "9", AmountUSD: "135.65",
+		WindowStart: time.Date(2025, 11, 10, 0, 0, 0, 0, time.UTC), WindowEnd: time.Date(2025, 11, 11, 0, 0, 0, 0, time.UTC)}
+	const want = "[SAVINGS] prompt_caching team=support model=anthropic/claude-sonnet-4-5: about $135.65 a month ($9.00 over 2025-11-10 – 2025-11-11)"
+	if got := Summary(a); got != want {
+		t.Errorf("Summary = %q, want %q", got, want)
+	}
+	b, err := Body(Webhook{Type: TypeSlack}, a)
+	if err != nil || !strings.Contains(string(b), "*Monthly saving*\\n$135.65") {
+		t.Errorf("slack body %s, %v", b, err)
+	}
+	if severity(a) != "info" {
+		t.Errorf("severity %s, want info", severity(a))
 	}
 }

@@ -294,7 +294,7 @@ func TestGovernanceEndToEnd(t *testing.T) {
 	sort.Slice(got, func(a, b int) bool { return got[a].AlertID < got[b].AlertID })
 	perIncident := map[string][]string{}
 	for _, a := range got {
-		if a.Kind != governance.AlertGovernance || (a.Category != schemas.AlertCategoryGovernance && a.Category != schemas.AlertCategorySecurity) {
+		if a.Kind != governance.AlertGovernance || (a.Category != schemas.CategoryGovernance && a.Category != schemas.CategorySecurity) {
 			t.Errorf("alert %s has kind %q category %q", a.AlertID, a.Kind, a.Category)
 		}
 		perIncident[a.IncidentID] = append(perIncident[a.IncidentID], a.Status)

@@ -31,15 +31,15 @@ const AlertGovernance = schemas.AlertGovernance
 
 // Signals lists every signal with its category, in report order.
 var Signals = []struct{ Name, Category string }{
-	{SignalUnapproved, schemas.AlertCategoryGovernance},
-	{SignalRegionNotAllowed, schemas.AlertCategoryGovernance},
-	{SignalMissingLabels, schemas.AlertCategoryGovernance},
-	{SignalUnattributed, schemas.AlertCategoryGovernance},
-	{SignalUnownedKey, schemas.AlertCategorySecurity},
-	{SignalNewSource, schemas.AlertCategorySecurity},
-	{SignalNewRegion, schemas.AlertCategorySecurity},
-	{SignalDormantKey, schemas.AlertCategorySecurity},
-	{SignalAuthFailures, schemas.AlertCategorySecurity},
+	{SignalUnapproved, schemas.CategoryGovernance},
+	{SignalRegionNotAllowed, schemas.CategoryGovernance},
+	{SignalMissingLabels, schemas.CategoryGovernance},
+	{SignalUnattributed, schemas.CategoryGovernance},
+	{SignalUnownedKey, schemas.CategorySecurity},
+	{SignalNewSource, schemas.CategorySecurity},
+	{SignalNewRegion, schemas.CategorySecurity},
+	{SignalDormantKey, schemas.CategorySecurity},
+	{SignalAuthFailures, schemas.CategorySecurity},
 }
 
 func categoryOf(signal string) string {
@@ -48,7 +48,7 @@ func categoryOf(signal string) string {
 			return s.Category
 		}
 	}
-	return schemas.AlertCategoryGovernance
+	return schemas.CategoryGovernance
 }
 
 // finding is one signal observed in an evaluation: what it is about and

@@ -14,11 +14,22 @@ type Config struct {
 	Window         time.Duration `koanf:"window" help:"length of the interval each gpu.usage event covers; a multiple of sample_interval is best"`
 	ProcRoot       string        `koanf:"proc_root" help:"where the host's /proc is mounted, for attributing GPU processes to pods, jobs and units (NVML reports host pids)"`
 	RetryInterval  time.Duration `koanf:"retry_interval" help:"how often a probe without an NVIDIA driver tries to load it again"`
+	// Host names the host in events and deployment rules; empty: the
+	// machine's host name. Set it to the Kubernetes node name when the
+	// probe's pod has a host name of its own.
+	Host string `koanf:"host" help:"host name written into events and matched by deployment rules (empty: this machine's host name)"`
+	// KubeletRoot is where the kubelet keeps its pod directories, for pod
+	// names and namespaces (cgroups name pods by UID only).
+	KubeletRoot string `koanf:"kubelet_root" help:"the node's kubelet directory (pods/<uid>/ under it), for the names and namespaces of GPU pods (empty: pod UIDs only)"`
+	// DeploymentsPath names the rules that label GPU time with the serving
+	// deployment it runs, so that self-hosted cost per 1M tokens can be
+	// joined; they are a list, so they live in their own file.
+	DeploymentsPath string `koanf:"deployments_path" help:"YAML file of rules mapping pods, containers, units, Slurm jobs, hosts or GPUs to serving deployments (label deployment), see docs/gpu.md (empty: none)"`
 }
 
 // DefaultConfig returns gpuprobe's defaults.
 func DefaultConfig() Config {
-	return Config{SampleInterval: 10 * time.Second, Window: time.Minute, ProcRoot: "/proc", RetryInterval: 10 * time.Minute}
+	return Config{SampleInterval: 10 * time.Second, Window: time.Minute, ProcRoot: "/proc", RetryInterval: 10 * time.Minute, KubeletRoot: "/var/lib/kubelet"}
 }
 
 // Validate reports every problem at once, with its key path.
@@ -35,6 +46,11 @@ func (c Config) Validate() error {
 	}
 	if c.ProcRoot == "" {
 		errs = append(errs, errors.New("gpuprobe.proc_root: must be set (usually /proc, or the host's /proc mounted into the container)"))
+	}
+	if c.DeploymentsPath != "" {
+		if _, err := LoadDeployments(c.DeploymentsPath); err != nil {
+			errs = append(errs, fmt.Errorf("gpuprobe.deployments_path: %w", err))
+		}
 	}
 	return errors.Join(errs...)
 }

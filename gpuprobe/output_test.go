@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/aivis-dev/aivis/internal/bus"
 	"github.com/aivis-dev/aivis/schemas"
 )
 
@@ -58,7 +59,7 @@ func sampleEvents(t *testing.T) []schemas.Event {
 func TestWriteJSONLinesDecode(t *testing.T) {
 	evs := sampleEvents(t)
 	var out bytes.Buffer
-	if err := WriteJSON(&out, evs); err != nil {
+	if err := bus.WriteEvents(&out, evs, "GPU usage events"); err != nil {
 		t.Fatal(err)
 	}
 	sc := bufio.NewScanner(&out)
@@ -93,7 +94,7 @@ func TestProduce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	evs := sampleEvents(t)
-	if err := Produce(ctx, cl, evs); err != nil {
+	if err := bus.ProduceEvents(ctx, cl, evs, "GPU usage events"); err != nil {
 		t.Fatal(err)
 	}
 	var got int

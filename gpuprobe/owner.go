@@ -27,6 +27,10 @@ type Owner struct {
 	ID   string `json:"id"`
 	// Container is the container id inside a pod, when the cgroup names it.
 	Container string `json:"container,omitempty"`
+	// Pod and Namespace are a pod's name and namespace, when the kubelet's
+	// pod directory says (see kubelet.go).
+	Pod       string `json:"pod,omitempty"`
+	Namespace string `json:"namespace,omitempty"`
 }
 
 // key identifies the owner in splits and metrics; the container is left
@@ -123,6 +127,9 @@ func ownerFromCgroupFile(data []byte) Owner {
 // kernel reuses for another process is looked up again.
 type Resolver struct {
 	root string
+	// kubeletRoot is where pod names and namespaces are read ("" skips
+	// them).
+	kubeletRoot string
 
 	mu    sync.Mutex
 	cache map[uint32]cachedOwner
@@ -160,6 +167,9 @@ func (r *Resolver) Owner(pid uint32) Owner {
 		return unknownOwner
 	}
 	o := ownerFromCgroupFile(data)
+	if o.Kind == OwnerPod {
+		o.Pod, o.Namespace = podMeta(r.kubeletRoot, o.ID)
+	}
 	r.mu.Lock()
 	r.cache[pid] = cachedOwner{start: start, owner: o}
 	r.mu.Unlock()

@@ -47,6 +47,8 @@ type Probe struct {
 	now      func() time.Time
 	metrics  *metrics
 	resolver *Resolver
+	// deployments label GPU time with its serving deployment.
+	deployments *Deployments
 
 	stateMu  sync.Mutex
 	disabled string // why NVML is unavailable; empty when enabled
@@ -78,7 +80,10 @@ type deviceWindow struct {
 func OpenSystem(cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Probe, error) {
 	lib, reason := newLibrary()
 	if lib == nil {
-		p := newProbe(nil, cfg, reg, log)
+		p, err := newProbe(nil, cfg, reg, log)
+		if err != nil {
+			return nil, err
+		}
 		p.setDisabled(reason)
 		return p, nil
 	}
@@ -100,7 +105,10 @@ func newLibrary() (lib Library, reason string) {
 // returns a Probe in disabled mode (see DisabledReason), not an error; other
 // Init failures are errors, because an operator can fix them.
 func Open(lib Library, cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Probe, error) {
-	p := newProbe(lib, cfg, reg, log)
+	p, err := newProbe(lib, cfg, reg, log)
+	if err != nil {
+		return nil, err
+	}
 	if lib == nil {
 		p.setDisabled("no NVML library was given; gpuprobe runs disabled and emits no GPU usage")
 		return p, nil
@@ -135,7 +143,14 @@ func (p *Probe) init() (string, error) {
 	}
 }
 
-func newProbe(lib Library, cfg Config, reg prometheus.Registerer, log *slog.Logger) *Probe {
+func newProbe(lib Library, cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Probe, error) {
+	var deployments *Deployments
+	if cfg.DeploymentsPath != "" {
+		var err error
+		if deployments, err = LoadDeployments(cfg.DeploymentsPath); err != nil {
+			return nil, fmt.Errorf("gpuprobe.deployments_path: %w", err)
+		}
+	}
 	if log == nil {
 		log = slog.Default()
 	}
@@ -149,10 +164,15 @@ func newProbe(lib Library, cfg Config, reg prometheus.Registerer, log *slog.Logg
 	if cfg.RetryInterval <= 0 {
 		cfg.RetryInterval = def.RetryInterval
 	}
-	host, _ := os.Hostname()
+	host := cfg.Host
+	if host == "" {
+		host, _ = os.Hostname()
+	}
+	resolver := NewResolver(cfg.ProcRoot)
+	resolver.kubeletRoot = cfg.KubeletRoot
 	return &Probe{lib: lib, cfg: cfg, log: log, host: host, now: time.Now, metrics: newMetrics(reg),
-		resolver: NewResolver(cfg.ProcRoot), states: map[string]*deviceState{}, windows: map[string]*deviceWindow{},
-		lost: map[int]bool{}, prevOwners: map[string]map[uint32]Owner{}}
+		resolver: resolver, deployments: deployments, states: map[string]*deviceState{}, windows: map[string]*deviceWindow{},
+		lost: map[int]bool{}, prevOwners: map[string]map[uint32]Owner{}}, nil
 }
 
 // initLibrary calls Init, turning a panic into a value.
@@ -207,7 +227,10 @@ func (p *Probe) state(key string) *deviceState {
 // Snapshot reads every GPU and, for GPUs in MIG mode, every MIG instance
 // after its GPU. A device that cannot be read is left out and its error
 // joined into the returned error, next to the devices that could.
-func (p *Probe) Snapshot() ([]DeviceSample, error) {
+func (p *Probe) Snapshot() ([]DeviceSample, error) { return p.snapshot(p.now()) }
+
+// snapshot is Snapshot with the reads stamped now.
+func (p *Probe) snapshot(now time.Time) ([]DeviceSample, error) {
 	if r := p.DisabledReason(); r != "" {
 		return nil, fmt.Errorf("%w: %s", ErrDisabled, r)
 	}
@@ -223,7 +246,7 @@ func (p *Probe) Snapshot() ([]DeviceSample, error) {
 	samples := make([]DeviceSample, 0, n)
 	var errs []error
 	for i := range n {
-		got, err := p.readGPU(i)
+		got, err := p.readGPU(i, now)
 		if errors.Is(err, errLost) {
 			if !p.lost[i] {
 				p.lost[i] = true
@@ -247,8 +270,7 @@ func (p *Probe) Snapshot() ([]DeviceSample, error) {
 }
 
 // readGPU reads GPU i and its MIG instances.
-func (p *Probe) readGPU(i int) ([]DeviceSample, error) {
-	now := p.now()
+func (p *Probe) readGPU(i int, now time.Time) ([]DeviceSample, error) {
 	s := DeviceSample{Index: i, Time: now}
 	dev, ret := p.lib.DeviceGetHandleByIndex(i)
 	if ret != nvml.SUCCESS {
@@ -343,7 +365,8 @@ func (p *Probe) Run(ctx context.Context, emit func([]schemas.Event) error) error
 			return nil
 		}
 	}
-	p.log.Info("gpuprobe sampling GPUs", "sample_interval", p.cfg.SampleInterval, "window", p.cfg.Window, "host", p.host, "proc_root", p.resolver.root)
+	p.log.Info("gpuprobe sampling GPUs", "sample_interval", p.cfg.SampleInterval, "window", p.cfg.Window, "host", p.host,
+		"proc_root", p.resolver.root, "kubelet_root", p.resolver.kubeletRoot, "deployment_rules", p.deployments.Len())
 	health := p.startHealth(ctx)
 	defer health.wait()
 	ticker := time.NewTicker(p.cfg.SampleInterval)
@@ -391,9 +414,23 @@ func (p *Probe) retryInit(ctx context.Context) bool {
 	}
 }
 
+// SetDeployments replaces the deployment rules (those of
+// gpuprobe.deployments_path by default). Call it before reading.
+func (p *Probe) SetDeployments(d *Deployments) { p.deployments = d }
+
+// ReadAt reads every device once as of at and emits the windows that
+// closed, as one step of Run does. It is for driving the probe on a clock
+// of its own (simulations, replays); at must not go back, and ReadAt must
+// not run beside Run.
+func (p *Probe) ReadAt(at time.Time, emit func([]schemas.Event) error) error {
+	return p.tickAt(at, emit)
+}
+
 // tick reads every device once and emits the windows that closed.
-func (p *Probe) tick(emit func([]schemas.Event) error) error {
-	samples, err := p.Snapshot()
+func (p *Probe) tick(emit func([]schemas.Event) error) error { return p.tickAt(p.now(), emit) }
+
+func (p *Probe) tickAt(now time.Time, emit func([]schemas.Event) error) error {
+	samples, err := p.snapshot(now)
 	if err != nil {
 		p.metrics.sampleErrors.Inc()
 		p.log.Warn("reading GPUs; unreadable devices are left out of this interval", "err", err)
@@ -543,6 +580,8 @@ func (p *Probe) flush(dw *deviceWindow) []schemas.Event {
 			IntervalSeconds:  float64(ms) / 1000,
 			AllocatedSeconds: float64(u.allocMs) / 1000,
 			BusySeconds:      float64(u.busyMs) / 1000,
+			Namespace:        u.owner.Namespace,
+			Pod:              u.owner.Pod,
 			OwnerKind:        u.owner.Kind,
 			OwnerID:          u.owner.ID,
 			ParentGPUUUID:    s.ParentUUID,
@@ -559,14 +598,18 @@ func (p *Probe) flush(dw *deviceWindow) []schemas.Event {
 		ownerLabels := []string{s.UUID, u.owner.Kind, u.owner.ID}
 		p.metrics.allocated.WithLabelValues(ownerLabels...).Add(g.AllocatedSeconds)
 		p.metrics.busy.WithLabelValues(ownerLabels...).Add(g.BusySeconds)
-		events = append(events, schemas.Event{
+		ev := schemas.Event{
 			SchemaVersion: schemas.SchemaVersion,
 			EventID:       ulid.Make().String(),
 			Time:          w.start.UTC(),
 			Kind:          schemas.KindGPUUsage,
 			Source:        source,
 			GPU:           g,
-		})
+		}
+		if d := p.deployments.Match(p.host, &s, u.owner); d != "" {
+			ev.Labels = map[string]string{LabelDeployment: d}
+		}
+		events = append(events, ev)
 	}
 	return events
 }

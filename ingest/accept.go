@@ -84,13 +84,14 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, ep endpoint) {
 		s.refuseUnread(w, r, ep, outcome{status: http.StatusMethodNotAllowed, code: codeMethodNotAllowed})
 		return
 	}
-	producer, ok := s.auth.check(r.Header.Get("Authorization"))
+	who, ok := s.auth.lookup(r.Header.Get("Authorization"))
 	if !ok {
 		s.authFail.record(r.RemoteAddr, s.now())
 		w.Header().Set("WWW-Authenticate", `Bearer realm="aivis"`)
 		s.refuseUnread(w, r, ep, outcome{status: http.StatusUnauthorized, code: codeUnauthorized})
 		return
 	}
+	producer := who.name
 	partial, ref := ep.prepare(r)
 	if ref != nil {
 		s.refuseUnread(w, r, ep, ref.outcome())
@@ -131,6 +132,15 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, ep endpoint) {
 	}
 	if ref != nil {
 		s.finish(w, ep, ref.outcome())
+		return
+	}
+	// A scoped token reporting for a source or team outside its scope
+	// refuses the whole request, partial mode or not: nothing of it is
+	// stored, and the errors name every event and field at fault.
+	if o, refused := scopeCheck(who, items); refused {
+		putBody(buf)
+		s.log.Warn("refused events outside the producer's scope", "route", ep.route(), "producer", producer, "out_of_scope", o.invalid, "events", o.total)
+		s.finish(w, ep, o)
 		return
 	}
 	b := check(items, s.lim, r.Header.Get(APIKeyHeader), s.now())
@@ -465,6 +475,29 @@ func check(items []item, lim limits, headerKey string, now time.Time) batch {
 		b.events[j].value = buf[o.value:o.end:o.end]
 	}
 	return b
+}
+
+// scopeCheck refuses items when a scoped token may not report one of
+// them.
+func scopeCheck(g *access, items []item) (outcome, bool) {
+	if !g.scoped() {
+		return outcome{}, false
+	}
+	var b batch
+	b.total = len(items)
+	for i, it := range items {
+		if it.event == nil {
+			continue
+		}
+		if probs := g.scopeProblems(it.event); len(probs) > 0 {
+			b.reject(i, probs...)
+		}
+	}
+	if b.invalid == 0 {
+		return outcome{}, false
+	}
+	return outcome{status: http.StatusForbidden, code: codeOutOfScope, total: b.total, invalid: b.invalid, errors: b.errors,
+		msg: fmt.Sprintf("%d of %d events report for a source or team this token may not report for, so none of the request was stored: fix or drop the events listed in errors, or use the token of the producer they belong to", b.invalid, b.total)}, true
 }
 
 func hasField(probs []schemas.FieldError, field string) bool {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path"
 	"strings"
 	"time"
 )
@@ -15,6 +16,8 @@ import (
 type Config struct {
 	// ListenAddr is where POST /v1/events is served.
 	ListenAddr string `koanf:"listen_addr" help:"address of the ingest HTTP API"`
+	// TLS makes the API HTTPS only, optionally with client certificates.
+	TLS TLSConfig `koanf:"tls"`
 	// MaxBodyBytes bounds one request body; larger bodies get 413.
 	MaxBodyBytes int64 `koanf:"max_body_bytes" help:"largest request body; larger requests get 413"`
 	// MaxEventsPerRequest bounds the events in one request; more get 413.
@@ -70,6 +73,16 @@ type ProducerToken struct {
 	Name string `koanf:"name"`
 	// TokenSHA256 is HashToken(token): 64 hex characters.
 	TokenSHA256 string `koanf:"token_sha256"`
+	// TokensSHA256 are further tokens of the same producer, for rotation:
+	// add the new token's hash, move the producer to it, then remove the
+	// old one. Every listed token is valid.
+	TokensSHA256 []string `koanf:"tokens_sha256"`
+	// Sources, when set, are the only event sources this producer may
+	// report for (path.Match patterns such as "gw-eu-*").
+	Sources []string `koanf:"sources"`
+	// Teams, when set, are the only teams this producer may report for:
+	// each event must carry labels.team matching one of them.
+	Teams []string `koanf:"teams"`
 	// RateEventsPerSecond limits this producer's events per second with a
 	// token bucket; 0 takes default_rate_events_per_second, -1 is unlimited.
 	RateEventsPerSecond float64 `koanf:"rate_events_per_second"`
@@ -81,6 +94,15 @@ type ProducerToken struct {
 	// and is per ingest replica: with N replicas behind a load balancer a
 	// producer may send up to N times this, and a restart resets it.
 	MaxEventsPerDay int64 `koanf:"max_events_per_day"`
+}
+
+// tokenHashes lists every token hash of the producer.
+func (p ProducerToken) tokenHashes() []string {
+	var out []string
+	if p.TokenSHA256 != "" {
+		out = append(out, p.TokenSHA256)
+	}
+	return append(out, p.TokensSHA256...)
 }
 
 // IsTokenHash reports whether s has the form of producers[].token_sha256:
@@ -155,7 +177,7 @@ func (c Config) Validate() error {
 	}
 
 	names := map[string]int{}
-	hashes := map[string]int{}
+	hashes := map[string]string{}
 	for i, p := range c.Producers {
 		key := fmt.Sprintf("producers[%d]", i)
 		if p.Name != "" {
@@ -164,18 +186,40 @@ func (c Config) Validate() error {
 			}
 			names[p.Name] = i
 		}
-		if !IsTokenHash(p.TokenSHA256) {
-			// Never echo the value: it may be a raw token pasted by mistake.
-			add(key+".token_sha256", "must be 64 hex characters, the SHA-256 of the token as `aivis token` prints it; never put the token itself in config")
-			continue
+		if p.TokenSHA256 == "" && len(p.TokensSHA256) == 0 {
+			add(key+".token_sha256", "is required: the SHA-256 of the producer's token as `aivis token` prints it (tokens_sha256 lists more, for rotation)")
 		}
-		h := strings.ToLower(p.TokenSHA256)
-		if j, dup := hashes[h]; dup {
-			add(key+".token_sha256", "is the same as producers[%d].token_sha256; give every producer its own token", j)
+		for j, t := range append([]string{p.TokenSHA256}, p.TokensSHA256...) {
+			tkey := key + ".token_sha256"
+			if j > 0 {
+				tkey = fmt.Sprintf("%s.tokens_sha256[%d]", key, j-1)
+			} else if t == "" {
+				continue
+			}
+			if !IsTokenHash(t) {
+				// Never echo the value: it may be a raw token pasted by mistake.
+				add(tkey, "must be 64 hex characters, the SHA-256 of the token as `aivis token` prints it; never put the token itself in config")
+				continue
+			}
+			h := strings.ToLower(t)
+			if other, dup := hashes[h]; dup {
+				add(tkey, "is also a token of %s; give every producer its own tokens and list each once", other)
+			}
+			hashes[h] = key
 		}
-		hashes[h] = i
+		for j, pat := range p.Sources {
+			if _, err := path.Match(pat, ""); err != nil || pat == "" {
+				add(fmt.Sprintf("%s.sources[%d]", key, j), "%q is not a valid pattern (exact names, or path.Match patterns such as gw-eu-*)", pat)
+			}
+		}
+		for j, pat := range p.Teams {
+			if _, err := path.Match(pat, ""); err != nil || pat == "" {
+				add(fmt.Sprintf("%s.teams[%d]", key, j), "%q is not a valid pattern (exact names, or path.Match patterns such as ml-*)", pat)
+			}
+		}
 	}
 	errs = append(errs, c.limitProblems()...)
+	errs = append(errs, c.TLS.problems()...)
 	switch {
 	case len(c.Producers) == 0 && !c.AllowAnonymous:
 		add("producers", "none configured, so no client could send events; add {name, token_sha256} entries (create a token and its hash with `aivis token`), or set ingest.allow_anonymous: true for local development only")

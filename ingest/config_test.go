@@ -55,7 +55,7 @@ func TestConfigValidate(t *testing.T) {
 			"ingest.shutdown_timeout: must be at least",
 			`ingest.producers[1].name: "gw" is also the name of producers[0]`,
 			"ingest.producers[1].token_sha256: must be 64 hex characters",
-			"ingest.producers[2].token_sha256: is the same as producers[0].token_sha256",
+			"ingest.producers[2].token_sha256: is also a token of producers[0]",
 		}},
 	}
 	for _, tt := range tests {

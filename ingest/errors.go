@@ -19,6 +19,7 @@ const (
 	codeTooManyEvents        = "too_many_events"        // 413: max_events_per_request, burst or daily quota
 	codeEventTooLarge        = "event_too_large"        // 413: larger than the Kafka topic accepts
 	codeInvalidEvent         = "invalid_event"          // 422 (202 in partial mode): see errors[]
+	codeOutOfScope           = CodeOutOfScope           // 403: a scoped token reported for another source or team; see errors[]
 	codeRateLimited          = "rate_limited"           // 429: rate_events_per_second
 	codeQuotaExceeded        = "quota_exceeded"         // 429: max_events_per_day
 	codeOverloaded           = "overloaded"             // 503: max_inflight_requests
@@ -38,6 +39,7 @@ const (
 const (
 	routeEvents   = "events"
 	routeTraces   = "traces"
+	routeMetrics  = "metrics"
 	routeAdapters = "adapters" // a name that no adapter has
 	routeOther    = "other"    // a path that serves nothing
 )
@@ -45,5 +47,5 @@ const (
 // notFound answers paths that serve nothing.
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 	s.respond(w, routeOther, http.StatusNotFound, Response{Code: codeNotFound,
-		Message: "nothing is served at " + r.URL.Path + "; POST events to " + Path + ", provider usage reports to " + AdaptersPath + "<name>, or OTLP traces to " + TracesPath})
+		Message: "nothing is served at " + r.URL.Path + "; POST events to " + Path + ", provider usage reports to " + AdaptersPath + "<name>, OTLP traces to " + TracesPath + " or OTLP metrics to " + MetricsPath})
 }

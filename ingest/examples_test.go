@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/aivis-dev/aivis/ingest"
+	"github.com/aivis-dev/aivis/ingest/otlp"
 	"github.com/aivis-dev/aivis/schemas"
 )
 
@@ -77,6 +78,13 @@ var examples = map[string]example{
 		fixed: "177244920", shift: `sed "s/177244920/$((now / 10 - 1))/g"`,
 		current:   func(now time.Time) string { return strconv.FormatInt(now.Unix()/10-1, 10) },
 		fixedTime: time.Unix(1772449202, 31e7)},
+	"opentelemetry metrics": {file: "otlp-genai-metrics.json", path: "/v1/metrics",
+		// Unix nanoseconds 1772450000000000000 and 1772450060000000000:
+		// 10 to 20 seconds ago, and the interval's end a minute later
+		// (within the allowed clock skew).
+		fixed: "177245000", shift: `sed "s/177245000/$((now / 10 - 1))/g"`,
+		current:   func(now time.Time) string { return strconv.FormatInt(now.Unix()/10-1, 10) },
+		fixedTime: time.Unix(1772450000, 0)},
 	"openai-compatible gateway": {file: "openai-envelope.json", path: "/v1/adapters/openai",
 		fixed: "2026-11-26T10:00:00.120Z", shift: `sed "s/2026-11-26T10:00:00.120Z/$(date -u +%Y-%m-%dT%H:%M:%SZ)/"`,
 		current:   func(now time.Time) string { return now.UTC().Format("2006-01-02T15:04:05Z") },
@@ -167,6 +175,20 @@ func TestDocumentedExamples(t *testing.T) {
 		}
 	})
 
+	t.Run("opentelemetry metrics", func(t *testing.T) {
+		post(t, "opentelemetry metrics")
+		evs := prod.events(t)
+		if len(evs) != 2 {
+			t.Fatalf("%d events, want 2 (one per model; the durations are skipped)", len(evs))
+		}
+		for _, e := range evs {
+			if !strings.HasPrefix(e.EventID, otlp.MetricEventIDPrefix) || e.Usage == nil || schemas.Get(e.Usage.InputTokens) == 0 ||
+				e.Labels["team"] != "support" || e.Labels["otlp_requests"] == "" {
+				t.Errorf("token-usage points normalized to %+v", e)
+			}
+		}
+	})
+
 	t.Run("openai-compatible gateway", func(t *testing.T) {
 		post(t, "openai-compatible gateway")
 		evs := prod.events(t)
@@ -189,11 +211,12 @@ func TestDocumentedExamples(t *testing.T) {
 				continue // still current: nothing to refuse yet
 			}
 			rec := send(ex.path, read(t, ex))
-			if ex.path == ingest.TracesPath {
-				// OTLP answers 200 with the rejected spans and why.
-				if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "time: ") || rec.Header().Get("X-Aivis-Spans-Accepted") != "0" {
-					t.Errorf("%s as filed: status %d, accepted %s: %s; want every span rejected for its time",
-						name, rec.Code, rec.Header().Get("X-Aivis-Spans-Accepted"), rec.Body.String())
+			if ex.path == ingest.TracesPath || ex.path == ingest.MetricsPath {
+				// OTLP answers 200 with the rejected spans or points and why.
+				accepted := rec.Header().Get("X-Aivis-Spans-Accepted") + rec.Header().Get("X-Aivis-Events-Accepted")
+				if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "time: ") || accepted != "0" {
+					t.Errorf("%s as filed: status %d, accepted %s: %s; want every event rejected for its time",
+						name, rec.Code, accepted, rec.Body.String())
 				}
 				continue
 			}

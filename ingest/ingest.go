@@ -55,7 +55,19 @@
 //     max_inflight_requests (overloaded). Resend the same request with the
 //     same event ids; later stages drop duplicates by event_id, so events
 //     are never silently lost nor counted twice.
-//   - 401 unauthorized for a missing or unknown token.
+//   - 401 unauthorized for a missing or unknown token. A producer may have
+//     several tokens (token_sha256 and tokens_sha256), all valid, so that
+//     tokens rotate without a gap.
+//   - 403 {"code": "out_of_scope", "accepted": 0, "rejected": n, "errors":
+//     [{"index", "field", "code": "out_of_scope", "message"}]} when the
+//     token is scoped (producers[].sources, producers[].teams) and an
+//     event's source, or its labels.team, lies outside the scope. The
+//     whole request is refused, with ?partial=true too, and nothing of it
+//     is produced.
+//   - With ingest.tls set the API is HTTPS only (a plaintext request is
+//     answered 400 "Client sent an HTTP request to an HTTPS server"), and
+//     with ingest.tls.client_ca_file every client must also present a
+//     certificate that CA signed.
 //   - An answer given before the body is read in full (401, 405, 415, 429,
 //     503 overloaded, 413 body_too_large, 404 unknown_adapter) carries
 //     Connection: close, and ingest then reads and discards the rest of the
@@ -93,6 +105,8 @@
 //
 // POST /v1/traces is an OTLP/HTTP trace receiver: spans with OpenTelemetry
 // GenAI usage become events (package ingest/otlp), answered the OTLP way.
+// POST /v1/metrics is its metric counterpart: the token-usage histogram
+// gen_ai.client.token.usage becomes events, other metrics are skipped.
 package ingest
 
 import (
@@ -169,7 +183,7 @@ type Response struct {
 	Limit    string `json:"limit,omitempty"`
 }
 
-// Server serves POST /v1/events, /v1/adapters/{name} and /v1/traces.
+// Server serves POST /v1/events, /v1/adapters/{name}, /v1/traces and /v1/metrics.
 type Server struct {
 	cfg      Config
 	producer Producer
@@ -246,6 +260,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc(Path, s.serveEvents)
 	mux.HandleFunc(AdaptersPath+"{name}", s.serveAdapter)
 	mux.HandleFunc(TracesPath, s.serveTraces)
+	mux.HandleFunc(MetricsPath, s.serveMetrics)
 	return mux
 }
 
@@ -379,6 +394,8 @@ func (j *jsonRequest) render(w http.ResponseWriter, o outcome) {
 		resp.Rejected = o.total
 	case o.code == codeInvalidEvent:
 		resp.Rejected, resp.Errors, resp.Message = o.total-o.accepted, o.errors, invalidMessage(o)
+	case o.code == codeOutOfScope:
+		resp.Rejected, resp.Errors = o.total, o.errors
 	}
 	j.s.respond(w, j.routeLabel, o.status, resp)
 }

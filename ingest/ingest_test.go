@@ -95,10 +95,15 @@ type call struct {
 
 func (c call) do(t *testing.T, h http.Handler) (*httptest.ResponseRecorder, Response) {
 	t.Helper()
+	return c.doPath(t, h, Path)
+}
+
+func (c call) doPath(t *testing.T, h http.Handler, path string) (*httptest.ResponseRecorder, Response) {
+	t.Helper()
 	if c.method == "" {
 		c.method = http.MethodPost
 	}
-	req := httptest.NewRequest(c.method, Path, strings.NewReader(c.body))
+	req := httptest.NewRequest(c.method, path, strings.NewReader(c.body))
 	if c.contentType != "" {
 		req.Header.Set("Content-Type", c.contentType)
 	}

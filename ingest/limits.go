@@ -213,7 +213,7 @@ func newAdmission(cfg Config, auth authenticator, now func() time.Time) *admissi
 		add("anonymous", "", ProducerToken{})
 	}
 	for i, p := range cfg.Producers {
-		add(auth.names[i], fmt.Sprintf("producers[%d]", i), p)
+		add(auth.grants[i].name, fmt.Sprintf("producers[%d]", i), p)
 	}
 	return a
 }

@@ -19,6 +19,9 @@ type metrics struct {
 	spansAccepted  prometheus.Counter
 	spansRejected  prometheus.Counter
 	spansSkipped   prometheus.Counter
+	pointsAccepted prometheus.Counter
+	pointsRejected prometheus.Counter
+	pointsSkipped  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -26,7 +29,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		requests: register(reg, &errs, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "aivis_ingest_requests_total",
-			Help: "Requests answered, by HTTP status code and route (events, adapter:<name>, adapters for an unknown adapter, traces, other).",
+			Help: "Requests answered, by HTTP status code and route (events, adapter:<name>, adapters for an unknown adapter, traces, metrics, other).",
 		}, []string{"code", "route"})),
 		produceSeconds: register(reg, &errs, prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "aivis_ingest_produce_seconds",
@@ -50,6 +53,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "aivis_ingest_otlp_spans_total",
 		Help: "Spans received on POST /v1/traces, by result: accepted (produced as usage events), rejected (GenAI usage that could not be normalized) or skipped (no GenAI usage).",
 	}, []string{"result"}))
+	points := register(reg, &errs, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "aivis_ingest_otlp_metric_points_total",
+		Help: "OTLP metric data points received on POST /v1/metrics, by result: accepted (usage events produced from gen_ai.client.token.usage; one per interval and attribute set), rejected (token usage that could not be counted) or skipped (other metrics).",
+	}, []string{"result"}))
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("registering the ingest metrics: %w", err)
 	}
@@ -58,6 +65,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.spansAccepted = spans.WithLabelValues("accepted")
 	m.spansRejected = spans.WithLabelValues("rejected")
 	m.spansSkipped = spans.WithLabelValues("skipped")
+	m.pointsAccepted = points.WithLabelValues("accepted")
+	m.pointsRejected = points.WithLabelValues("rejected")
+	m.pointsSkipped = points.WithLabelValues("skipped")
 	return m, nil
 }
 

@@ -129,6 +129,8 @@ func (t *traceRequest) render(w http.ResponseWriter, o outcome) {
 		code = otlp.CodeUnimplemented
 	case o.code == codeUnauthorized:
 		code = otlp.CodeUnauthenticated
+	case o.code == codeOutOfScope:
+		code = otlp.CodePermissionDenied
 	case o.code == codeOverloaded, o.code == codeKafkaUnavailable:
 		code = otlp.CodeUnavailable
 	case o.code == codeEventTooLarge:

@@ -3,6 +3,7 @@ package pricing
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aivis-dev/aivis/schemas"
 	"github.com/shopspring/decimal"
@@ -129,6 +130,31 @@ func TestMIGFraction(t *testing.T) {
 	for in, want := range map[string]int{"3g.40gb": 3, "1g.10gb+me": 1, "1c.3g.40gb": 3, "7g.80gb": 7, "x": 0} {
 		if got, _ := migFraction(in); got != want {
 			t.Errorf("migFraction(%q) = %d, want %d", in, got, want)
+		}
+	}
+}
+
+// TestDefaultCatalogGPUCategories: the built-in catalog prices an H100
+// hour in every category, at the rates its entries cite:
+//   - on_demand 6.88, reserved (Capacity Block) 39.33/8 = 4.91625,
+//     spot 6.571;
+//   - on_prem 39625 / 35040 = 1.130850456621004… per hour →
+//     1.130850456621, plus 3.6 MJ = 1 kWh at 0.0929.
+func TestDefaultCatalogGPUCategories(t *testing.T) {
+	c, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	joules := 3_600_000.0
+	at := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	for category, want := range map[string]string{
+		GPUOnDemand: "6.88", GPUReserved: "4.91625", GPUSpot: "6.571", GPUOnPrem: "1.223750456621",
+	} {
+		q := c.Price(&schemas.Event{SchemaVersion: schemas.SchemaVersion, EventID: "g", Time: at, Kind: schemas.KindGPUUsage, Source: "probe",
+			GPU: &schemas.GPUUsage{GPUModel: "NVIDIA H100 80GB HBM3", IntervalSeconds: 3600, AllocatedSeconds: 3600,
+				PricingCategory: category, EnergyJoules: &joules}})
+		if w := decimal.RequireFromString(want).Shift(12).IntPart(); !q.Priced || q.CostPicos != w {
+			t.Errorf("%s: priced=%v %d picos (%s), want %s USD", category, q.Priced, q.CostPicos, q.PriceID, want)
 		}
 	}
 }

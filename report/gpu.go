@@ -31,7 +31,8 @@ type GPURow struct {
 }
 
 // SelfHostedRow is one serving deployment's GPU cost against the tokens it
-// served (view self_hosted_cost_by_day, days starting in the range), beside
+// served (view self_hosted_cost_by_day, whole UTC days overlapping the
+// range), beside
 // what the same tokens cost at the API price of a comparable model.
 type SelfHostedRow struct {
 	Deployment   string          `json:"deployment"`
@@ -72,9 +73,11 @@ GROUP BY team ORDER BY sum(cost_usd) DESC, team`+limit,
 	return out, err
 }
 
-// selfHosted reads the deployments whose days start in [from, until) and
+// selfHosted reads the deployments' whole days (UTC) that overlap [from,
+// until), so that a report of a few hours shows today's figures, and
 // prices their tokens at the comparable models of opts.
 func selfHosted(ctx context.Context, q Querier, from, until time.Time, opts Options, limit string) ([]SelfHostedRow, error) {
+	firstDay := from.UTC().Truncate(24 * time.Hour).Format(time.DateOnly)
 	day := func(t time.Time) string {
 		d := t.UTC().Truncate(24 * time.Hour)
 		if d.Before(t) {
@@ -86,7 +89,7 @@ func selfHosted(ctx context.Context, q Querier, from, until time.Time, opts Opti
 	err := each(ctx, q, "self-hosted cost", `SELECT deployment, sum(gpu_cost_usd), sum(requests), sum(input_tokens), sum(output_tokens)
 FROM `+clickhouse.ViewSelfHostedCost+` WHERE date >= toDate(?) AND date < toDate(?)
 GROUP BY deployment ORDER BY sum(gpu_cost_usd) DESC, deployment`+limit,
-		[]any{day(from), day(until)}, func(scan func(...any) error) error {
+		[]any{firstDay, day(until)}, func(scan func(...any) error) error {
 			var r SelfHostedRow
 			if err := scan(&r.Deployment, &r.GPUCostUSD, &r.Requests, &r.InputTokens, &r.OutputTokens); err != nil {
 				return err

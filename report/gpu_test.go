@@ -130,6 +130,12 @@ func TestGPUAndSelfHostedEndToEnd(t *testing.T) {
 	near("platform energy kWh", platform.EnergyKWh, 0.1)
 	near("platform efficiency", platform.Efficiency, 0)
 
+	for _, c := range res.Confidence {
+		if c.Provider == "" || c.Model == "" {
+			t.Errorf("pricing confidence has a row without provider or model (GPU time?): %+v", c)
+		}
+	}
+
 	if len(res.SelfHosted) != 1 {
 		t.Fatalf("self-hosted rows %+v, want llama", res.SelfHosted)
 	}

@@ -246,49 +246,16 @@ func Build(ctx context.Context, q Querier, opts Options) (*Result, error) {
 		res.LatestWindow = latest.UTC()
 	}
 
-	err = each(ctx, q, "top models", `SELECT provider, model, `+totalsSQL+` FROM `+clickhouse.ViewWindows+`
-WHERE `+inRange+` GROUP BY provider, model
-ORDER BY sum(cost_usd) DESC, sum(requests) DESC, provider, model`+limit,
-		[]any{from, until}, func(scan func(...any) error) error {
-			var m ModelRow
-			if err := scan(append([]any{&m.Provider, &m.Model}, totalsDest(&m.Totals)...)...); err != nil {
-				return err
-			}
-			res.Models = append(res.Models, m)
-			return nil
-		})
-	if err != nil {
+	if res.Models, err = topModels(ctx, q, from, until, limit); err != nil {
 		return nil, err
 	}
 	if err := latencies(ctx, q, from, until, res.Models); err != nil {
 		return nil, err
 	}
-
-	err = each(ctx, q, "top teams", `SELECT team, `+totalsSQL+` FROM `+clickhouse.ViewWindows+`
-WHERE `+inRange+` GROUP BY team ORDER BY sum(cost_usd) DESC, sum(requests) DESC, team`+limit,
-		[]any{from, until}, func(scan func(...any) error) error {
-			var o OwnerRow
-			if err := scan(append([]any{&o.Team}, totalsDest(&o.Totals)...)...); err != nil {
-				return err
-			}
-			res.Teams = append(res.Teams, o)
-			return nil
-		})
-	if err != nil {
+	if res.Teams, err = topTeams(ctx, q, from, until, limit); err != nil {
 		return nil, err
 	}
-
-	err = each(ctx, q, "top projects", `SELECT team, project, `+totalsSQL+` FROM `+clickhouse.ViewWindows+`
-WHERE `+inRange+` GROUP BY team, project ORDER BY sum(cost_usd) DESC, sum(requests) DESC, team, project`+limit,
-		[]any{from, until}, func(scan func(...any) error) error {
-			var o OwnerRow
-			if err := scan(append([]any{&o.Team, &o.Project}, totalsDest(&o.Totals)...)...); err != nil {
-				return err
-			}
-			res.Projects = append(res.Projects, o)
-			return nil
-		})
-	if err != nil {
+	if res.Projects, err = topProjects(ctx, q, from, until, limit); err != nil {
 		return nil, err
 	}
 
@@ -299,7 +266,7 @@ WHERE `+inRange+` GROUP BY team, project ORDER BY sum(cost_usd) DESC, sum(reques
 	// Events, not windows: windows hold only the canonical model.
 	err = each(ctx, q, "reported names", `SELECT provider, canonical_model, model, count(), sum(cost_usd)
 FROM `+clickhouse.TableEvents+` FINAL
-WHERE time >= toDateTime(?) AND time < toDateTime(?)
+WHERE time >= toDateTime(?) AND time < toDateTime(?) AND kind = 'llm.request'
 GROUP BY provider, canonical_model, model
 ORDER BY sum(cost_usd) DESC, count() DESC, provider, canonical_model, model`+limit,
 		[]any{from, until}, func(scan func(...any) error) error {
@@ -314,19 +281,7 @@ ORDER BY sum(cost_usd) DESC, count() DESC, provider, canonical_model, model`+lim
 		return nil, err
 	}
 
-	err = each(ctx, q, "anomalies", `SELECT window_start, team, model, cost_usd, baseline_usd, z_score
-FROM cost_anomalies_final WHERE is_anomaly = 1 AND `+inRange+`
-ORDER BY window_start DESC, z_score DESC, team, model`+limit,
-		[]any{from, until}, func(scan func(...any) error) error {
-			var a AnomalyRow
-			if err := scan(&a.WindowStart, &a.Team, &a.Model, &a.CostUSD, &a.BaselineUSD, &a.ZScore); err != nil {
-				return err
-			}
-			a.WindowStart = a.WindowStart.UTC()
-			res.Anomalies = append(res.Anomalies, a)
-			return nil
-		})
-	if err != nil {
+	if res.Anomalies, err = anomalies(ctx, q, from, until, limit); err != nil {
 		return nil, err
 	}
 	if res.GPU, err = gpuTeams(ctx, q, from, until, limit); err != nil {
@@ -373,7 +328,8 @@ FROM (SELECT provider, model, sumForEach(latency_hist) AS h FROM `+clickhouse.Ta
 }
 
 // confidence computes the pricing confidence section from usage_events
-// (newest rating of each event): models with fallback-priced or unpriced
+// (newest rating of each event, llm.request only: GPU time is priced per
+// GPU-hour and has no provider or model): models with fallback-priced or unpriced
 // events first, by fallback cost, then the rest by cost. The codes are the
 // part of each stored warning before its colon.
 func confidence(ctx context.Context, q Querier, from, until int64, limit int) ([]ConfidenceRow, error) {
@@ -386,7 +342,7 @@ func confidence(ctx context.Context, q Querier, from, until int64, limit int) ([
     arraySort(groupUniqArrayArray(arrayMap(w -> splitByChar(':', w)[1], if(unpriced = 0, pricing_warnings, emptyArrayString())))) AS codes,
     countIf(unpriced = 1) AS unpriced_n
 FROM `+clickhouse.TableEvents+` FINAL
-WHERE time >= toDateTime(?) AND time < toDateTime(?)
+WHERE time >= toDateTime(?) AND time < toDateTime(?) AND kind = 'llm.request'
 GROUP BY provider, canonical_model
 ORDER BY fallback_n + unpriced_n > 0 DESC, fallback_usd DESC, unpriced_n DESC, exact_usd DESC, provider, canonical_model
 LIMIT `+strconv.Itoa(limit),

@@ -8,9 +8,20 @@ const (
 	// AlertBudget: a budget crossed its soft or hard threshold, or is
 	// forecast to run out before its period ends (Threshold says which).
 	AlertBudget = "budget"
+	// AlertSavings: a savings recommendation (package savings) whose
+	// estimated monthly saving exceeds the configured threshold.
+	AlertSavings = "savings"
 	// AlertGovernance: a governance or security incident changed (package
 	// governance); Signal names the signal, Category says which of the two.
 	AlertGovernance = "governance"
+)
+
+// Alert categories (Alert.Category).
+const (
+	CategoryCost       = "cost"
+	CategoryGovernance = "governance"
+	CategorySecurity   = "security"
+	CategorySavings    = "savings"
 )
 
 // Alert is what aivis.alerts.v1 carries. Cost anomalies come as one alert
@@ -21,11 +32,9 @@ const (
 type Alert struct {
 	AlertID string `json:"alert_id"`
 	Kind    string `json:"kind"`
-	// Category groups kinds for routing: AlertCategoryCost (anomalies,
-	// budgets), AlertCategoryGovernance or AlertCategorySecurity (the
-	// signals of package governance). Alerts published before it existed
-	// lack it; read them as cost.
-	Category    string    `json:"category"`
+	// Category groups kinds for receivers: cost, governance, security or
+	// savings (empty on alerts published before it existed).
+	Category    string    `json:"category,omitempty"`
 	WindowStart time.Time `json:"window_start"`
 	WindowEnd   time.Time `json:"window_end"`
 	Team        string    `json:"team"`
@@ -66,20 +75,13 @@ type Alert struct {
 	Contributors []Contributor `json:"contributors,omitempty"`
 
 	// Governance and security signals (package governance) also carry
-	// these: Signal is the signal's kind (AlertKind* of that package),
+	// these: Signal is the signal's kind (Signal* of that package),
 	// Subject what it is about (an API key id, a source address, a
 	// team/model pair), Detail a sentence for a person.
 	Signal  string `json:"signal,omitempty"`
 	Subject string `json:"subject,omitempty"`
 	Detail  string `json:"detail,omitempty"`
 }
-
-// Alert categories.
-const (
-	AlertCategoryCost       = "cost"
-	AlertCategoryGovernance = "governance"
-	AlertCategorySecurity   = "security"
-)
 
 // Alert statuses of an incident's lifecycle.
 const (

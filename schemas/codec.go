@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -1275,6 +1276,7 @@ func (d *Decoder) skipNumber() {
 func (d *Decoder) text(buf *[]byte) []byte {
 	d.i++
 	start := d.i
+	d.i = plainRun(d.data, d.i)
 	for d.i < len(d.data) {
 		c := d.data[d.i]
 		if c == '"' {
@@ -1392,6 +1394,9 @@ func hex4At(data []byte, i int) (rune, bool) {
 func (d *Decoder) skipString() {
 	d.i++
 	for d.i < len(d.data) {
+		if d.i = plainRun(d.data, d.i); d.i >= len(d.data) {
+			break
+		}
 		c := d.data[d.i]
 		switch {
 		case c == '"':
@@ -1437,6 +1442,31 @@ func (d *Decoder) skipString() {
 		}
 	}
 	d.failSyntax("in string literal")
+}
+
+// plainRun returns the index of the first byte from i on that a string
+// literal cannot hold as it is (a quote, a backslash, a control byte or
+// the start of a multi-byte character), or len(data). It tests eight
+// bytes at a time: each test below is exact for "some byte of the word".
+func plainRun(data []byte, i int) int {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	for ; i+8 <= len(data); i += 8 {
+		w := binary.LittleEndian.Uint64(data[i:])
+		q, bs := w^(ones*'"'), w^(ones*'\\')
+		// a zero byte in q or bs, a byte below 0x20, a byte from 0x80
+		if ((q-ones)&^q|(bs-ones)&^bs|(w-ones*0x20)&^w|w)&highs != 0 {
+			break
+		}
+	}
+	for ; i < len(data); i++ {
+		if c := data[i]; c == '"' || c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
+			return i
+		}
+	}
+	return i
 }
 
 // skip moves past the value at d.i, checking its syntax, without recursion.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -297,4 +298,41 @@ func FuzzValidJSON(f *testing.F) {
 			t.Fatalf("validJSON(%q) = %v, json.Valid says otherwise", data, validJSON(data))
 		}
 	})
+}
+
+// TestPlainRunMatchesBytewise compares plainRun with a byte-at-a-time scan
+// on every byte value at every position of a word, and on random strings.
+func TestPlainRunMatchesBytewise(t *testing.T) {
+	slow := func(b []byte, i int) int {
+		for ; i < len(b); i++ {
+			if c := b[i]; c == '"' || c == '\\' || c < 0x20 || c >= 0x80 {
+				return i
+			}
+		}
+		return i
+	}
+	for c := range 256 {
+		for pos := range 17 {
+			b := []byte("abcdefghijklmnopqrstuvwxyz")
+			b[pos] = byte(c)
+			for start := range 3 {
+				if got, want := plainRun(b, start), slow(b, start); got != want {
+					t.Fatalf("byte %#x at %d from %d: plainRun = %d, want %d", c, pos, start, got, want)
+				}
+			}
+		}
+	}
+	r := rand.New(rand.NewPCG(7, 7))
+	for range 100_000 {
+		b := make([]byte, r.IntN(40))
+		for i := range b {
+			b[i] = byte(0x20 + r.IntN(0x60))
+			if r.IntN(30) == 0 {
+				b[i] = byte(r.IntN(256))
+			}
+		}
+		if got, want := plainRun(b, 0), slow(b, 0); got != want {
+			t.Fatalf("%q: plainRun = %d, want %d", b, got, want)
+		}
+	}
 }

@@ -48,7 +48,10 @@ type WindowRow struct {
 
 	LatencyCount uint64
 	LatencySumMs int64
-	LatencyHist  []uint64 // LatencyBuckets long
+	// LatencyHist counts latencies per bucket from bucket 0 through the
+	// last non-empty one (at most LatencyBuckets; empty without latencies):
+	// sumForEach adds histograms of different lengths as if padded.
+	LatencyHist []uint64
 }
 
 // PartitionHistory is what a sink already holds for one partition of the

@@ -207,3 +207,20 @@ func TestCLIUsageTexts(t *testing.T) {
 		})
 	}
 }
+
+// TestCLIExportFocusChecksItsFlags refuses an export without a range or
+// with an unknown format before it connects anywhere.
+func TestCLIExportFocusChecksItsFlags(t *testing.T) {
+	for args, want := range map[string]string{
+		"export focus": "from and to: both are required",
+		"export focus --from 2026-11-02 --to 2026-11-01":            "must be before to",
+		"export focus --from 2026-11-01 --to 2026-11-02 -f x":       "unknown shorthand flag",
+		"export focus --from 2026-11-01 --to 2026-11-02 --format x": `format "x": want csv or parquet`,
+		"export focus --from yesterday --to 2026-11-02":             "--from:",
+	} {
+		code, _, stderr := runCLI(strings.Fields(args)...)
+		if code == 0 || !strings.Contains(stderr, want) {
+			t.Errorf("aivis %s: exit %d, stderr %q; want an error containing %q", args, code, stderr, want)
+		}
+	}
+}

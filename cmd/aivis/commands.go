@@ -15,8 +15,11 @@ import (
 	"github.com/aivis-dev/aivis/gpuprobe"
 	"github.com/aivis-dev/aivis/ingest"
 	"github.com/aivis-dev/aivis/internal/bus"
+	"github.com/aivis-dev/aivis/internal/config"
 	"github.com/aivis-dev/aivis/internal/loadgen"
 	"github.com/aivis-dev/aivis/internal/pipeline"
+	"github.com/aivis-dev/aivis/internal/security"
+	"github.com/aivis-dev/aivis/pricing"
 	"github.com/aivis-dev/aivis/report"
 	"github.com/aivis-dev/aivis/schemas"
 	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
@@ -67,6 +70,12 @@ func runAggregate(ctx context.Context, e *env) error {
 	return runStages(ctx, e, pipeline.Options{Stages: stages})
 }
 
+// runScore runs the anomaly scorer and its alert delivery alone, for
+// layouts that keep them out of the aggregator replicas.
+func runScore(ctx context.Context, e *env) error {
+	return runStages(ctx, e, pipeline.Options{Stages: []pipeline.Stage{pipeline.Anomaly}})
+}
+
 func migrateFlags(fs *pflag.FlagSet) {
 	fs.Bool("topics", true, "also create the Kafka topics (when kafka.brokers is set)")
 }
@@ -81,6 +90,10 @@ func runMigrate(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
+	energy, grid := e.cfg.GPUCost.Settings()
+	if err := store.WriteGPUSettings(ctx, energy, grid); err != nil {
+		return fmt.Errorf("gpu_cost: %w", err)
+	}
 	if len(applied) == 0 {
 		fmt.Fprintf(e.out, "ClickHouse %s, database %s: schema is up to date\n", store.ServerVersion(), e.cfg.ClickHouse.Database)
 	} else {
@@ -94,7 +107,10 @@ func runMigrate(ctx context.Context, e *env) error {
 
 // migrateTopics creates every aivis topic that is missing.
 func migrateTopics(ctx context.Context, e *env) error {
-	d := bus.Dialer{Brokers: e.cfg.Kafka.Brokers, ClientID: e.cfg.Kafka.ClientID}
+	d, err := e.cfg.Kafka.Dialer()
+	if err != nil {
+		return err
+	}
 	adm, err := d.Admin()
 	if err != nil {
 		return err
@@ -143,6 +159,7 @@ func loadgenFlags(fs *pflag.FlagSet) {
 	trafficFlags(fs)
 	fs.String("url", "http://127.0.0.1:8080/v1/events", "ingest endpoint")
 	fs.String("token", "", "ingest bearer token, as printed by aivis token")
+	fs.String("ca-file", "", "PEM CA that signed ingest's certificate, for an https --url with a private CA")
 	fs.Bool("kafka", false, "produce straight to the raw topic on kafka.brokers instead of HTTP")
 }
 
@@ -153,8 +170,10 @@ func trafficFlags(fs *pflag.FlagSet) {
 	fs.Duration("duration", time.Minute, "how long to send (0: until interrupted)")
 	fs.Int64("seed", 1, "random seed (same seed, same events)")
 	fs.Float64("time-scale", 1, "event seconds per wall second (60 replays an hour in a minute)")
-	fs.String("scenario", "", "stage one incident for the detector and the alerts: "+strings.Join(loadgen.Scenarios, ", ")+" (empty: none; replaces the periodic bursts)")
+	fs.String("scenario", "", "stage one incident for the detector and the alerts: "+strings.Join(loadgen.Scenarios, ", ")+" (empty: none; bursts: a 5× surge of one team on one model every 2 hours)")
+	fs.Bool("gpu", false, "also simulate a GPU host (four H100s: a vLLM deployment's two replicas, a shared training GPU, an idle one) whose gpu.usage and serving token events go with the traffic")
 	fs.Duration("scenario-at", 0, "when the scenario starts, in event time after the run's start (0: halfway through the run)")
+	fs.StringSlice("savings-scenario", nil, "add the fixed traffic of savings scenarios, comma-separated: "+strings.Join(loadgen.SavingsScenarios, ", ")+" (docs/savings.md)")
 }
 
 func loadgenConfig(fs *pflag.FlagSet) loadgen.Config {
@@ -165,6 +184,8 @@ func loadgenConfig(fs *pflag.FlagSet) loadgen.Config {
 	c.TimeScale, _ = fs.GetFloat64("time-scale")
 	c.Scenario, _ = fs.GetString("scenario")
 	c.ScenarioAt, _ = fs.GetDuration("scenario-at")
+	c.GPU, _ = fs.GetBool("gpu")
+	c.SavingsScenarios, _ = fs.GetStringSlice("savings-scenario")
 	return c
 }
 
@@ -178,7 +199,11 @@ func runLoadgen(ctx context.Context, e *env) error {
 		if err := requireBrokers(e); err != nil {
 			return err
 		}
-		cl, err := bus.Dialer{Brokers: e.cfg.Kafka.Brokers, ClientID: e.cfg.Kafka.ClientID}.Producer("loadgen")
+		d, err := e.cfg.Kafka.Dialer()
+		if err != nil {
+			return err
+		}
+		cl, err := d.Producer("loadgen")
 		if err != nil {
 			return err
 		}
@@ -187,7 +212,16 @@ func runLoadgen(ctx context.Context, e *env) error {
 	} else {
 		url, _ := e.fs.GetString("url")
 		token, _ := e.fs.GetString("token")
-		sink = &loadgen.HTTPSink{URL: url, Token: token, Client: &http.Client{Timeout: 30 * time.Second}}
+		caFile, _ := e.fs.GetString("ca-file")
+		tc, err := security.ClientTLS{CAFile: caFile}.Config("--ca-file")
+		if err != nil {
+			return err
+		}
+		client := &http.Client{Timeout: 30 * time.Second}
+		if tc != nil {
+			client.Transport = &http.Transport{TLSClientConfig: tc}
+		}
+		sink = &loadgen.HTTPSink{URL: url, Token: token, Client: client}
 	}
 	if sc, ok := loadgen.PlanScenario(c); ok {
 		fmt.Fprintln(e.out, sc)
@@ -218,8 +252,19 @@ func reportFlags(fs *pflag.FlagSet) {
 	fs.Int("limit", 10, "rows per top list")
 }
 
-func reportOptions(fs *pflag.FlagSet) (report.Options, error) {
+// reportOptions reads the report flags, and from the configuration the
+// self-hosted comparables with the catalog that prices them.
+func reportOptions(fs *pflag.FlagSet, cfg config.Config) (report.Options, error) {
 	var o report.Options
+	var err error
+	if o.Comparables, err = cfg.SelfHosted.ComparableModels(); err != nil {
+		return o, err
+	}
+	if len(o.Comparables) > 0 {
+		if o.Catalog, err = pricing.Load(cfg.Enrich.CatalogPath, cfg.Enrich.ContractsPath); err != nil {
+			return o, fmt.Errorf("loading the catalog that prices self_hosted.comparables: %w", err)
+		}
+	}
 	o.Format, _ = fs.GetString("format")
 	o.Since, _ = fs.GetDuration("since")
 	o.Limit, _ = fs.GetInt("limit")
@@ -232,7 +277,7 @@ func reportOptions(fs *pflag.FlagSet) (report.Options, error) {
 }
 
 func runReport(ctx context.Context, e *env) error {
-	opts, err := reportOptions(e.fs)
+	opts, err := reportOptions(e.fs, e.cfg)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -10,6 +11,7 @@ import (
 	"github.com/aivis-dev/aivis/internal/actor"
 	"github.com/aivis-dev/aivis/internal/loadgen"
 	"github.com/aivis-dev/aivis/internal/pipeline"
+	"github.com/aivis-dev/aivis/internal/security"
 	"github.com/aivis-dev/aivis/report"
 )
 
@@ -45,7 +47,16 @@ func runDev(ctx context.Context, e *env) error {
 		}
 		opts.Front = []pipeline.Member{{Name: "loadgen", Actor: actor.Func(func(ctx context.Context) error {
 			lg.Metrics = p.Registry
-			stats, err := loadgen.Run(ctx, lg, &loadgen.HTTPSink{URL: p.IngestURL, Token: e.token}, progressPrinter(e))
+			sink := &loadgen.HTTPSink{URL: p.IngestURL, Token: e.token}
+			if e.cfg.Ingest.TLS.On() {
+				// The generator trusts the certificate ingest serves.
+				tc, err := security.ClientTLS{CAFile: e.cfg.Ingest.TLS.CertFile}.Config("ingest.tls.cert_file")
+				if err != nil {
+					return err
+				}
+				sink.Client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tc}}
+			}
+			stats, err := loadgen.Run(ctx, lg, sink, progressPrinter(e))
 			fmt.Fprintf(e.out, "load generator done: %d events sent (%d distinct, %d duplicates, %d malformed, %d late) in %s\n",
 				stats.Sent, stats.Distinct(), stats.Duplicates, stats.Malformed, stats.Late, stats.Elapsed.Round(time.Millisecond))
 			if err != nil && ctx.Err() == nil {
@@ -87,12 +98,25 @@ func runDev(ctx context.Context, e *env) error {
 		return fmt.Errorf("running the pipeline: %w", err)
 	}
 	if exit && ctx.Err() == nil {
-		opts, err := reportOptions(e.fs)
+		opts, err := reportOptions(e.fs, e.cfg)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintln(e.out)
-		return report.Report(context.Background(), p.Store, opts, e.out)
+		if err := report.Report(context.Background(), p.Store, opts, e.out); err != nil {
+			return err
+		}
+		// The embedded cluster, and the alerts on it, end with the process:
+		// show what subscribers received.
+		rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		alerts, err := readAlerts(rctx, p.Dialer())
+		if err != nil {
+			// The report is out; the alerts are also in cost_anomalies.
+			e.log.Warn("reading the alerts raised back from the alerts topic", "err", err)
+			return nil
+		}
+		printAlerts(e.out, alerts)
 	}
 	return nil
 }

@@ -34,10 +34,12 @@ type command struct {
 // env is what every command receives: its validated config, flags, logger
 // and output.
 type env struct {
-	cfg  config.Config
-	fs   *pflag.FlagSet
-	log  *slog.Logger
-	out  io.Writer
+	cfg config.Config
+	fs  *pflag.FlagSet
+	log *slog.Logger
+	out io.Writer
+	// err receives messages that must not mix with data on out.
+	err  io.Writer
 	args []string
 	// token is the producer token aivis dev created (empty otherwise).
 	token string
@@ -47,12 +49,16 @@ var commands = map[string]command{
 	"ingest":                 {"serve POST /v1/events and produce to aivis.usage.raw.v1", true, nil, runIngest},
 	"enrich":                 {"price and attribute raw events into aivis.usage.enriched.v1", false, nil, runEnrich},
 	"aggregate":              {"aggregate enriched events into ClickHouse windows (one replica of the group)", false, nil, runAggregate},
+	"score":                  {"score cost anomalies from ClickHouse and deliver the alerts (topic and webhooks); run one, with aggregate.score_anomalies false on the aggregators", false, nil, runScore},
 	"gpuprobe":               {"sample NVIDIA GPUs with NVML and produce gpu.usage events", false, gpuprobeFlags, runGPUProbe},
 	"serving":                {"scrape vLLM, TGI, SGLang and Triton /metrics and produce their token counts as llm.request events", false, nil, runServing},
 	"migrate":                {"apply the ClickHouse migrations and create the Kafka topics (idempotent)", false, migrateFlags, runMigrate},
 	"dev":                    {"run every stage in one process (embedded Kafka when no brokers are configured)", true, devFlags, runDev},
 	"loadgen":                {"send synthetic usage traffic to an ingest endpoint or Kafka", false, loadgenFlags, runLoadgen},
 	"report":                 {"print cost tables from ClickHouse", false, reportFlags, runReport},
+	"export focus":           {"write the cost of a range as a FOCUS 1.2 dataset (CSV or Parquet) for FinOps tools", false, exportFocusFlags, runExportFocus},
+	"serve":                  {"serve the web view (charts of cost, budgets, anomalies, GPU cost) and the JSON read API from ClickHouse", false, serveFlags, runServe},
+	"report savings":         {"print savings recommendations priced from the usage in ClickHouse (caching, batch tiers, cheaper models, provisioned throughput, GPUs)", false, savingsReportFlags, runSavingsReport},
 	"report budgets":         {"print each budget's spend, forecast, exhaustion date and state from budget_status", false, budgetReportFlags, runBudgetReport},
 	"catalog import-litellm": {"convert LiteLLM's model_prices_and_context_window.json into an aivis catalog", false, catalogImportFlags, runCatalogImport},
 	"catalog diff":           {"list prices that differ between the catalog and LiteLLM, genai-prices or another catalog", false, catalogDiffFlags, runCatalogDiff},
@@ -127,7 +133,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signalContext(log)
 	defer stop()
-	if err := cmd.run(ctx, &env{cfg: cfg, fs: fs, log: log, out: stdout, args: fs.Args(), token: devToken}); err != nil {
+	if err := cmd.run(ctx, &env{cfg: cfg, fs: fs, log: log, out: stdout, err: stderr, args: fs.Args(), token: devToken}); err != nil {
 		fmt.Fprintf(stderr, "aivis %s: %v\n", name, err)
 		return 1
 	}

@@ -16,16 +16,24 @@ import (
 )
 
 // printConfig writes the effective configuration with the same keys the
-// YAML file takes. Secrets are masked: the ClickHouse password prints as
-// <set>, and a token_sha256 that is not a SHA-256 (most likely the token
-// itself, pasted by mistake) prints only as its length.
+// YAML file takes. Secrets are masked: the ClickHouse and Kafka SASL
+// passwords print as <set> (a password file by its path), and a token hash
+// that is not a SHA-256 (most likely the token itself, pasted by mistake)
+// prints only as its length.
 func printConfig(w io.Writer, c config.Config) error {
-	if c.ClickHouse.Password != "" {
-		c.ClickHouse.Password = "<set>"
+	for _, pw := range []*string{&c.ClickHouse.Password, &c.Kafka.SASL.Password} {
+		if *pw != "" {
+			*pw = "<set>"
+		}
 	}
 	c.Ingest.Producers = slices.Clone(c.Ingest.Producers) // the caller's stay as they are
 	for i, p := range c.Ingest.Producers {
 		c.Ingest.Producers[i].TokenSHA256 = maskTokenHash(p.TokenSHA256)
+		hashes := make([]string, len(p.TokensSHA256))
+		for j, h := range p.TokensSHA256 {
+			hashes[j] = maskTokenHash(h)
+		}
+		c.Ingest.Producers[i].TokensSHA256 = hashes
 	}
 	k := koanf.New(".")
 	if err := k.Load(structs.Provider(c, "koanf"), nil); err != nil {

@@ -19,6 +19,7 @@ func TestConfigValidatePrintMasksSecrets(t *testing.T) {
 		password = "hunter2-clickhouse"
 	)
 	hash := ingest.HashToken("a token nobody has")
+	hash2 := ingest.HashToken("another token nobody has")
 	path := filepath.Join(t.TempDir(), "aivis.yaml")
 	err := os.WriteFile(path, []byte(`ingest:
   producers:
@@ -49,6 +50,36 @@ clickhouse:
 		if !strings.Contains(stdout, want) {
 			t.Errorf("printed configuration lacks %q:\n%s", want, stdout)
 		}
+	}
+
+	// Every place a secret can be written: the Kafka SASL password inline
+	// or in the environment, a token pasted into tokens_sha256.
+	path = filepath.Join(t.TempDir(), "kafka.yaml")
+	err = os.WriteFile(path, []byte(`kafka:
+  sasl:
+    mechanism: SCRAM-SHA-512
+    username: aivis
+    password: kafka-`+password+`
+ingest:
+  producers:
+    - name: rotating
+      token_sha256: `+hash+`
+      tokens_sha256: [`+hash2+`, `+token+`]
+`), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr = runCLI("config", "validate", "--config", path, "--print")
+	if code != 2 || !strings.Contains(stderr, "ingest.producers[0].tokens_sha256[1]: must be 64 hex characters") {
+		t.Errorf("exit %d, want 2 and the tokens_sha256 problem:\n%s", code, stderr)
+	}
+	for _, secret := range []string{token, "PASTEDBYMISTAKE", password} {
+		if strings.Contains(stdout+stderr, secret) {
+			t.Errorf("config validate --print shows %q:\n%s%s", secret, stdout, stderr)
+		}
+	}
+	if !strings.Contains(stdout, "password: <set>") || !strings.Contains(stdout, hash2) {
+		t.Errorf("printed configuration:\n%s", stdout)
 	}
 
 	// Valid, with the password from the environment: the same masking.

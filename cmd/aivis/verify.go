@@ -11,7 +11,6 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/aivis-dev/aivis/internal/bus"
 	"github.com/aivis-dev/aivis/report"
 	"github.com/aivis-dev/aivis/schemas"
 	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
@@ -110,7 +109,10 @@ func runVerify(ctx context.Context, e *env) error {
 		o.MaxEvents, _ = e.fs.GetInt("max-events")
 		o.RawTopic, _ = e.fs.GetString("raw-topic")
 		o.DeadLetterTopic, _ = e.fs.GetString("deadletter-topic")
-		d := bus.Dialer{Brokers: e.cfg.Kafka.Brokers, ClientID: e.cfg.Kafka.ClientID}
+		d, err := e.cfg.Kafka.Dialer()
+		if err != nil {
+			return err
+		}
 		rep, err := verify.Check(ctx, d, store, o)
 		var tooMany *verify.TooManyEventsError
 		if errors.As(err, &tooMany) {

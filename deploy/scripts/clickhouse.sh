@@ -6,6 +6,10 @@
 # Environment: AIVISDEV_CH_PORT (native protocol, default 9000),
 # AIVISDEV_CH_HTTP_PORT (default 8123), AIVISDEV_CH_DIR (default
 # <repo>/.aivis/clickhouse).
+# Besides the package's passwordless "default" user, the server has a user
+# with a password, for the tests of clickhouse.username/password:
+# AIVISDEV_CH_USER (default aivis_test) and AIVISDEV_CH_PASSWORD (default
+# aivis-dev-password; a development server on 127.0.0.1 only).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -13,6 +17,8 @@ dir=${AIVISDEV_CH_DIR:-$root/.aivis/clickhouse}
 port=${AIVISDEV_CH_PORT:-9000}
 http_port=${AIVISDEV_CH_HTTP_PORT:-8123}
 pidfile=$dir/clickhouse.pid
+ch_user=${AIVISDEV_CH_USER:-aivis_test}
+ch_password=${AIVISDEV_CH_PASSWORD:-aivis-dev-password}
 
 say() { echo "clickhouse: $*"; }
 
@@ -28,6 +34,17 @@ install() {
   $sudo apt-get install -y -qq clickhouse-server clickhouse-client >/dev/null
 }
 
+# write_users: the package's users.xml plus the password user, stored as
+# the SHA-256 of its password.
+write_users() {
+  case $ch_user in '' | *[!A-Za-z0-9_]*) say "AIVISDEV_CH_USER must be letters, digits and underscores"; exit 1 ;; esac
+  local hash
+  hash=$(printf %s "$ch_password" | sha256sum | cut -d' ' -f1)
+  sed "s#</users>#    <$ch_user><password_sha256_hex>$hash</password_sha256_hex><networks><ip>::/0</ip></networks><profile>default</profile><quota>default</quota></$ch_user>\n    </users>#" \
+    /etc/clickhouse-server/users.xml >"$dir/users.xml.tmp"
+  mv "$dir/users.xml.tmp" "$dir/users.xml"
+}
+
 up() {
   install
   if answers; then
@@ -35,6 +52,7 @@ up() {
     return
   fi
   mkdir -p "$dir/tmp" "$dir/user_files" "$dir/format_schemas"
+  write_users
   say "starting on 127.0.0.1:$port, data in $dir"
   # setsid: Ctrl-C in the terminal that started it must not kill it.
   setsid clickhouse-server --config-file=/etc/clickhouse-server/config.xml -- \
@@ -42,7 +60,7 @@ up() {
     --format_schema_path="$dir/format_schemas/" \
     --logger.log="$dir/clickhouse.log" --logger.errorlog="$dir/clickhouse.err" --logger.console=0 \
     --listen_host=127.0.0.1 --tcp_port="$port" --http_port="$http_port" \
-    --interserver_http_port=$((port + 9)) >"$dir/stdout.log" 2>&1 </dev/null &
+    --interserver_http_port=$((port + 9)) --users_config="$dir/users.xml" >"$dir/stdout.log" 2>&1 </dev/null &
   echo $! >"$pidfile"
   for _ in $(seq 1 60); do
     if answers; then

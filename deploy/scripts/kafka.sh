@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Starts, stops or reports a private single-node Apache Kafka 4.x broker
 # (KRaft: broker and controller in one JVM) for the integration tests, the
-# fault tests and CI. It listens on 127.0.0.1 only.
+# fault tests and CI. It listens on 127.0.0.1 only: PLAINTEXT on the client
+# port, and SASL_SSL (SCRAM-SHA-256 and SCRAM-SHA-512 over TLS, as
+# production clusters run) on a second port, with a self-signed CA made
+# once with openssl in $AIVISDEV_KAFKA_DIR/tls (clients trust tls/ca.pem)
+# and one SCRAM user created when the storage is formatted.
 #
 # The broker's jars come from Maven Central through deploy/kafka/pom.xml and
 # are copied once into $AIVISDEV_KAFKA_HOME; later runs need no network.
@@ -16,6 +20,10 @@
 # Environment (AIVISDEV_, not AIVIS_: every AIVIS_ variable is an aivis
 # configuration key):
 #   AIVISDEV_KAFKA_PORT        client (PLAINTEXT) port, default 19092; the controller uses PORT+1
+#   AIVISDEV_KAFKA_SASL_PORT   SASL_SSL client port, default PORT+2
+#   AIVISDEV_KAFKA_SASL_USER   SCRAM user of the SASL_SSL listener, default aivis
+#   AIVISDEV_KAFKA_SASL_PASSWORD  its password, default aivis-dev-password (a development
+#                              broker on 127.0.0.1 only; never reuse it elsewhere)
 #   AIVISDEV_KAFKA_DIR         config, data, logs and pid file, default <repo>/.aivis/kafka
 #   AIVISDEV_KAFKA_HOME        jar cache, default $HOME/.cache/aivis/kafka
 #   AIVISDEV_KAFKA_HEAP        maximum heap (-Xmx), default 512m; the initial heap is 256m
@@ -38,6 +46,8 @@ cache_home=${AIVISDEV_KAFKA_HOME:-$user_home/.cache/aivis/kafka}
 case $dir in /*) ;; *) dir=$PWD/$dir ;; esac
 case $cache_home in /*) ;; *) cache_home=$PWD/$cache_home ;; esac
 port=${AIVISDEV_KAFKA_PORT:-19092}
+sasl_user=${AIVISDEV_KAFKA_SASL_USER:-aivis}
+sasl_password=${AIVISDEV_KAFKA_SASL_PASSWORD:-aivis-dev-password}
 heap=${AIVISDEV_KAFKA_HEAP:-512m}
 wait_s=${AIVISDEV_KAFKA_WAIT:-90}
 cluster_id=${AIVISDEV_KAFKA_CLUSTER_ID:-}
@@ -58,9 +68,20 @@ case $port in
   '' | *[!0-9]*) fail "AIVISDEV_KAFKA_PORT must be a port number, got '$port'" ;;
 esac
 ctrl_port=$((port + 1))
-if [ "$ctrl_port" -gt 65535 ]; then
-  fail "AIVISDEV_KAFKA_PORT=$port leaves no room for the controller port (PORT+1)"
+sasl_port=${AIVISDEV_KAFKA_SASL_PORT:-$((port + 2))}
+case $sasl_port in
+  '' | *[!0-9]*) fail "AIVISDEV_KAFKA_SASL_PORT must be a port number, got '$sasl_port'" ;;
+esac
+if [ "$ctrl_port" -gt 65535 ] || [ "$sasl_port" -gt 65535 ]; then
+  fail "AIVISDEV_KAFKA_PORT=$port leaves no room for the controller port (PORT+1) and the SASL_SSL port (PORT+2)"
 fi
+case $sasl_user$sasl_password in
+  *[\],=\"\'[:space:]]*) fail "AIVISDEV_KAFKA_SASL_USER and AIVISDEV_KAFKA_SASL_PASSWORD may not contain spaces, quotes, commas, '=' or ']'" ;;
+esac
+tlsdir=$dir/tls
+# The keystore password protects a development key on 127.0.0.1; it is
+# fixed so that the broker's config can name it.
+store_password=aivis-dev-keystore
 
 # answers PORT: something accepts TCP connections on 127.0.0.1:PORT.
 answers() {
@@ -176,6 +197,43 @@ resolve() {
   echo "$cp"
 }
 
+need_openssl() {
+  command -v openssl >/dev/null 2>&1 && return
+  apt_install openssl || fail "openssl is needed once to make the SASL_SSL listener's certificate; install it (apt-get install openssl)"
+}
+
+# make_tls: once per data dir, a CA and a broker certificate for localhost
+# and 127.0.0.1 it signed, in a PKCS12 keystore the broker reads. Clients
+# trust $tlsdir/ca.pem.
+make_tls() {
+  [ -s "$tlsdir/broker.p12" ] && [ -s "$tlsdir/ca.pem" ] && return
+  need_openssl
+  mkdir -p "$tlsdir"
+  local tmp
+  tmp=$(mktemp -d "$tlsdir/.make.XXXXXX")
+  say "making a self-signed CA and the broker's certificate in $tlsdir"
+  (
+    cd "$tmp"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+      -subj "/CN=aivis development Kafka CA" -keyout ca.key -out ca.pem
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+      -subj "/CN=localhost" -keyout broker.key -out broker.csr
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >ext.cnf
+    openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+      -extfile ext.cnf -out broker.pem
+    openssl pkcs12 -export -in broker.pem -inkey broker.key -certfile ca.pem -name broker \
+      -out broker.p12 -passout pass:"$store_password"
+  ) >"$tmp/openssl.log" 2>&1 || {
+    echo "kafka: error: making the TLS certificate failed:" >&2
+    cat "$tmp/openssl.log" >&2
+    rm -rf "$tmp"
+    exit 1
+  }
+  chmod 600 "$tmp"/*.key "$tmp/broker.p12"
+  mv "$tmp/ca.pem" "$tmp/ca.key" "$tmp/broker.p12" "$tlsdir/"
+  rm -rf "$tmp"
+}
+
 write_props() {
   mkdir -p "$datadir" "$logdir"
   cat >"$props.tmp" <<EOF
@@ -185,11 +243,21 @@ process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$ctrl_port
 controller.listener.names=CONTROLLER
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$ctrl_port
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$ctrl_port,SASL_SSL://127.0.0.1:$sasl_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$port,SASL_SSL://127.0.0.1:$sasl_port
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
 log.dirs=$datadir
+
+# SASL_SSL: SCRAM over TLS, what production clusters run. The users live in
+# the cluster metadata, created by 'format --add-scram'.
+sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$tlsdir/broker.p12
+ssl.keystore.password=$store_password
+ssl.key.password=$store_password
 
 # One broker: every internal topic has a single replica.
 offsets.topic.replication.factor=1
@@ -243,11 +311,27 @@ format_once() {
   # for an option ("argument --cluster-id/-t: expected one argument").
   if ! "$java" -Xmx256m -cp "$cp" -Dlog4j2.configurationFile="$log4j_conf" \
     -Dkafka.logs.dir="$logdir" kafka.tools.StorageTool format \
-    --cluster-id="$id" --config "$props" --ignore-formatted >"$dir/format.log" 2>&1; then
+    --cluster-id="$id" --config "$props" --ignore-formatted \
+    --add-scram "SCRAM-SHA-256=[name=$sasl_user,password=$sasl_password]" \
+    --add-scram "SCRAM-SHA-512=[name=$sasl_user,password=$sasl_password]" >"$dir/format.log" 2>&1; then
     echo "kafka: error: formatting the storage failed:" >&2
     cat "$dir/format.log" >&2
     exit 1
   fi
+  scram_mark >"$dir/scram.users"
+}
+
+# scram_mark: what the SCRAM user of this data dir was made from (a hash, so
+# that the password is not written down again).
+scram_mark() { printf '%s\n' "$sasl_user:$(printf %s "$sasl_password" | sha256sum | cut -c1-16)"; }
+
+# check_scram: a data dir formatted before the SASL_SSL listener existed,
+# or with other credentials, lacks the SCRAM user (the broker's jars have no
+# admin command line to add it): say how to get it.
+check_scram() {
+  if [ "$(cat "$dir/scram.users" 2>/dev/null)" = "$(scram_mark)" ]; then return; fi
+  say "note: $datadir was formatted without SCRAM user $sasl_user or with another password;" \
+    "the tests add it through the PLAINTEXT listener (kadm), or run '$0 down --wipe' and up again"
 }
 
 # our_pid: prints the pid of the broker this script started for $dir, if it
@@ -339,10 +423,14 @@ up() {
   if answers "$ctrl_port"; then
     fail "port $ctrl_port (controller, AIVISDEV_KAFKA_PORT+1) is taken by another process; pick another AIVISDEV_KAFKA_PORT"
   fi
+  if answers "$sasl_port"; then
+    fail "port $sasl_port (SASL_SSL, AIVISDEV_KAFKA_SASL_PORT, default PORT+2) is taken by another process; pick another AIVISDEV_KAFKA_PORT or AIVISDEV_KAFKA_SASL_PORT"
+  fi
   need_java
   local cp java
   cp=$(resolve)
   java=$(java_bin)
+  make_tls
   write_props
   format_once "$cp"
 
@@ -362,7 +450,8 @@ up() {
   pid=$!
   echo "$pid" >"$pidfile"
   wait_ready "$pid" "$off"
-  say "ready on 127.0.0.1:$port after $((SECONDS - start)) s (pid $pid, log $logdir/server.log)"
+  check_scram
+  say "ready on 127.0.0.1:$port (SASL_SSL on $sasl_port, user $sasl_user, CA $tlsdir/ca.pem) after $((SECONDS - start)) s (pid $pid, log $logdir/server.log)"
 }
 
 down() {

@@ -181,6 +181,7 @@ func Response(f Format, rejectedSpans int64, msg string) []byte {
 // gRPC status codes used in error bodies.
 const (
 	CodeInvalidArgument   int32 = 3
+	CodePermissionDenied  int32 = 7
 	CodeResourceExhausted int32 = 8
 	CodeUnimplemented     int32 = 12
 	CodeUnavailable       int32 = 14

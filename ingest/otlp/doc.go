@@ -1,7 +1,9 @@
-// Package otlp turns OpenTelemetry traces into usage events: every span
-// that carries GenAI token usage (OpenTelemetry GenAI semantic conventions)
-// becomes one llm.request event (schemas.Event), so an application already
-// instrumented with OpenTelemetry needs no aivis client.
+// Package otlp turns OpenTelemetry traces and metrics into usage events:
+// every span that carries GenAI token usage (OpenTelemetry GenAI semantic
+// conventions) becomes one llm.request event (schemas.Event), and so does
+// each interval of the gen_ai.client.token.usage histogram (metrics.go), so
+// an application already instrumented with OpenTelemetry needs no aivis
+// client.
 //
 // Data enters as the body of an OTLP/HTTP trace export, which ingest
 // receives at POST /v1/traces and hands to Decode (binary protobuf or OTLP

@@ -31,6 +31,16 @@ type Dialer struct {
 	Extra []kgo.Opt
 }
 
+// NewDialer returns the Dialer of a process whose clients reach brokers
+// with sec (TLS, SASL), or an error naming the key that is wrong.
+func NewDialer(brokers []string, clientID string, sec Security) (Dialer, error) {
+	opts, err := sec.Options()
+	if err != nil {
+		return Dialer{}, err
+	}
+	return Dialer{Brokers: brokers, ClientID: clientID, Extra: opts}, nil
+}
+
 // base are the options of every client: seed brokers, client id
 // "<ClientID>-<role>", acks from all in-sync replicas (with kgo's idempotent
 // writes), a short linger, and key hashing so one event id always lands on
@@ -121,13 +131,12 @@ func Sleep(ctx context.Context, d time.Duration) bool {
 
 // GroupLag returns the total lag of a consumer group on a topic: records
 // between its committed offsets and the end of each partition.
-func GroupLag(ctx context.Context, brokers []string, group, topic string) (int64, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+func (d Dialer) GroupLag(ctx context.Context, group, topic string) (int64, error) {
+	adm, err := d.Admin()
 	if err != nil {
 		return 0, err
 	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
+	defer adm.Close()
 	ends, err := adm.ListEndOffsets(ctx, topic)
 	if err != nil {
 		return 0, fmt.Errorf("listing end offsets of %s: %w", topic, err)
@@ -150,13 +159,13 @@ func GroupLag(ctx context.Context, brokers []string, group, topic string) (int64
 }
 
 // EndOffsets returns the end offset of every partition of topic.
-func EndOffsets(ctx context.Context, brokers []string, topic string) (map[int32]int64, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+func (d Dialer) EndOffsets(ctx context.Context, topic string) (map[int32]int64, error) {
+	adm, err := d.Admin()
 	if err != nil {
 		return nil, err
 	}
-	defer cl.Close()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	defer adm.Close()
+	ends, err := adm.ListEndOffsets(ctx, topic)
 	if err != nil {
 		return nil, fmt.Errorf("listing end offsets of %s: %w", topic, err)
 	}

@@ -27,6 +27,9 @@ import (
 	"github.com/aivis-dev/aivis/governance"
 	"github.com/aivis-dev/aivis/gpuprobe"
 	"github.com/aivis-dev/aivis/ingest"
+	"github.com/aivis-dev/aivis/internal/bus"
+	"github.com/aivis-dev/aivis/internal/security"
+	"github.com/aivis-dev/aivis/savings"
 	"github.com/aivis-dev/aivis/serving"
 	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
 )
@@ -46,10 +49,18 @@ type Config struct {
 	// Governance configures the policy and the governance and security
 	// signals, evaluated with aggregate.
 	Governance governance.Config `koanf:"governance"`
+	// Savings configures the savings recommendations: the rules of
+	// `aivis report savings` and the daily recommender, which runs with
+	// aggregate when a rules file is set.
+	Savings savings.Config `koanf:"savings"`
 	// Alerts configures the webhooks alerts are delivered to besides the
 	// alerts topic.
-	Alerts      alerts.Config `koanf:"alerts"`
-	MetricsAddr string        `koanf:"metrics_addr" help:"address serving /metrics, /healthz and /readyz (empty disables them)"`
+	Alerts alerts.Config `koanf:"alerts"`
+	// GPUCost holds the energy price and grid intensity of the GPU views.
+	GPUCost GPUCost `koanf:"gpu_cost"`
+	// SelfHosted configures the report's self-hosted section.
+	SelfHosted  SelfHosted `koanf:"self_hosted"`
+	MetricsAddr string     `koanf:"metrics_addr" help:"address serving /metrics, /healthz and /readyz (empty disables them)"`
 	// Pprof is off by default: profiles expose internals and cost CPU
 	// while taken, so an operator turns them on for a diagnosis only.
 	Pprof    bool   `koanf:"pprof" help:"also serve Go's /debug/pprof/ profiles on metrics_addr"`
@@ -72,6 +83,19 @@ type Kafka struct {
 	// missing. Off, a missing topic is reported (with the command that
 	// creates it) and the stage waits, not ready.
 	CreateTopics bool `koanf:"create_topics" help:"let each stage create the topics it needs when missing (false: report them and wait, not ready)"`
+	// TLS and SASL to the brokers are used by every client of every
+	// stage; production clusters usually want both (SASL_SSL).
+	TLS  security.ClientTLS `koanf:"tls"`
+	SASL bus.SASL           `koanf:"sasl"`
+}
+
+// Security returns the TLS and SASL settings of every Kafka client.
+func (k Kafka) Security() bus.Security { return bus.Security{TLS: k.TLS, SASL: k.SASL} }
+
+// Dialer returns the maker of every Kafka client of a process, with TLS
+// and SASL as configured.
+func (k Kafka) Dialer() (bus.Dialer, error) {
+	return bus.NewDialer(k.Brokers, k.ClientID, k.Security())
 }
 
 // Default returns the built-in defaults.
@@ -86,7 +110,9 @@ func Default() Config {
 		Serving:     serving.DefaultConfig(),
 		Budget:      budget.DefaultConfig(),
 		Governance:  governance.DefaultConfig(),
+		Savings:     savings.DefaultConfig(),
 		Alerts:      alerts.DefaultConfig(),
+		GPUCost:     GPUCost{EnergyUSDPerKWh: "0"},
 		MetricsAddr: "127.0.0.1:9464",
 		LogLevel:    "info",
 	}
@@ -112,6 +138,7 @@ func (c Config) validate(withIngest bool) error {
 			errs = append(errs, fmt.Errorf("kafka.brokers[%d]: %q must be host:port", i, b))
 		}
 	}
+	errs = append(errs, c.Kafka.Security().Validate()...)
 	if c.MemoryLimitMiB < 0 {
 		errs = append(errs, fmt.Errorf("memory_limit_mib: %d must not be negative (0 means no limit)", c.MemoryLimitMiB))
 	}
@@ -120,7 +147,8 @@ func (c Config) validate(withIngest bool) error {
 	default:
 		errs = append(errs, fmt.Errorf("log_level: %q must be debug, info, warn or error", c.LogLevel))
 	}
-	checks := []error{c.Enrich.Validate(), c.Aggregate.Validate(), c.ClickHouse.Validate(), c.GPUProbe.Validate(), c.Serving.Validate(), c.Budget.Validate(), c.Governance.Validate(), c.Alerts.Validate()}
+	checks := []error{c.Enrich.Validate(), c.Aggregate.Validate(), c.ClickHouse.Validate(), c.GPUProbe.Validate(), c.Serving.Validate(), c.Budget.Validate(), c.Governance.Validate(), c.Savings.Validate(), c.Alerts.Validate(),
+		c.GPUCost.Validate(), c.SelfHosted.Validate()}
 	if withIngest {
 		checks = append(checks, c.Ingest.Validate(), c.eventTimeRange())
 	}

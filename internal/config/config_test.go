@@ -28,7 +28,7 @@ func TestExampleConfigLoadsAndValidates(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if c.Aggregate.Window != time.Minute || c.Kafka.Brokers[0] != "127.0.0.1:9092" || len(c.Ingest.Producers) != 1 {
+	if c.Aggregate.Window != time.Minute || len(c.Kafka.Brokers) != 0 || len(c.Ingest.Producers) != 1 {
 		t.Fatalf("example not applied: %+v", c)
 	}
 }
@@ -119,5 +119,34 @@ func TestEventTimeRangeFitsTheAggregator(t *testing.T) {
 				t.Errorf("a process without ingest need not care: %v", c.ValidateWithoutIngest())
 			}
 		})
+	}
+}
+
+func TestGPUCostAndComparables(t *testing.T) {
+	c, err := load(t, []string{"--config", "../../deploy/aivis.example.yaml", "--self_hosted.comparables", "a=openai/gpt-4o-mini,b=anthropic/claude-haiku-4-5",
+		"--gpu_cost.energy_usd_per_kwh", "0.12", "--gpu_cost.grid_gco2_per_kwh", "380"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if e, g := c.GPUCost.Settings(); e != 0.12 || g != 380 {
+		t.Errorf("gpu_cost settings = %g, %g", e, g)
+	}
+	m, err := c.SelfHosted.ComparableModels()
+	if err != nil || len(m) != 2 || m["b"] != "anthropic/claude-haiku-4-5" {
+		t.Errorf("comparables = %v, %v", m, err)
+	}
+	t.Setenv("AIVIS_GPU_COST__ENERGY_USD_PER_KWH", "cheap")
+	c, err = load(t, []string{"--self_hosted.comparables", "a=gpt-4o,a=openai/x,b=openai/y,b=openai/z"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.ValidateWithoutIngest()
+	for _, want := range []string{"gpu_cost.energy_usd_per_kwh", "self_hosted.comparables[0]", "self_hosted.comparables[3]: deployment \"b\" is listed twice"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("validation error %v does not name %s", err, want)
+		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -63,8 +64,12 @@ type Config struct {
 	// DiurnalAmplitude shapes the rate over each day of event time:
 	// rate × (1 + amplitude × sin), peaking at 14:00 UTC. 0 gives a flat rate.
 	DiurnalAmplitude float64 `koanf:"diurnal_amplitude"`
-	// BurstEvery is the event-time period of bursts; 0 disables them. A burst
-	// ends each period and lasts BurstDuration.
+	// BurstEvery is the event-time period of bursts; 0 (the default)
+	// disables them. A burst ends each period and lasts BurstDuration. A
+	// burst is an anomaly by construction (one team on one model at
+	// BurstFactor× the whole traffic), so the default traffic has none and
+	// the bursts scenario turns them on (2h, 5m, 5×), labelled like the
+	// other staged incidents.
 	BurstEvery time.Duration `koanf:"burst_every"`
 	// BurstDuration is how long each burst lasts, in event time.
 	BurstDuration time.Duration `koanf:"burst_duration"`
@@ -87,6 +92,14 @@ type Config struct {
 	// halfway through a bounded run (an hour into an unbounded one), so
 	// the detector has a baseline first.
 	ScenarioAt time.Duration `koanf:"scenario_at"`
+
+	// GPU also simulates a GPU host and its serving deployment (see
+	// GPUSim) on the same event clock: gpu.usage events and the serving
+	// deployment's token events go to the sink with the API traffic.
+	GPU bool `koanf:"gpu"`
+	// SavingsScenarios add the fixed traffic of savings scenarios (see
+	// SavingsScenarios) over every hour of event time the run covers.
+	SavingsScenarios []string `koanf:"savings_scenarios"`
 }
 
 // DefaultConfig returns the documented defaults.
@@ -102,7 +115,7 @@ func DefaultConfig() Config {
 		ErrorRate:        0.02,
 		UnownedRate:      0.01,
 		DiurnalAmplitude: 0.5,
-		BurstEvery:       2 * time.Hour,
+		BurstEvery:       0,
 		BurstDuration:    5 * time.Minute,
 		BurstFactor:      5,
 		TimeScale:        1,
@@ -183,6 +196,11 @@ func (c Config) Validate() error {
 	}
 	if c.Scenario != "" && !slices.Contains(Scenarios, c.Scenario) {
 		bad("scenario", "unknown scenario %q (known: %s)", c.Scenario, scenarioList())
+	}
+	for i, name := range c.SavingsScenarios {
+		if !slices.Contains(SavingsScenarios, name) {
+			bad(fmt.Sprintf("savings_scenarios[%d]", i), "unknown savings scenario %q (known: %s)", name, strings.Join(SavingsScenarios, ", "))
+		}
 	}
 	if c.ScenarioAt < 0 {
 		bad("scenario_at", "must not be negative (0: halfway through the run), got %s", c.ScenarioAt)

@@ -49,6 +49,9 @@ type Generator struct {
 	history  []Item // recent valid items, for duplicates
 	histNext int
 	scenario *scenario // nil without one
+	// fixed holds the savings scenarios' events, in time order; each is
+	// sent once the event-time clock reaches it.
+	fixed []schemas.Event
 }
 
 // historySize bounds how far back a duplicate may reach.
@@ -70,6 +73,9 @@ func NewGenerator(cfg Config) *Generator {
 		cfg.TimeScale = def.TimeScale
 	}
 	cfg.DiurnalAmplitude = math.Min(math.Max(cfg.DiurnalAmplitude, 0), 0.99)
+	if cfg.Scenario == ScenarioBursts && cfg.BurstEvery <= 0 {
+		cfg.BurstEvery, cfg.BurstDuration, cfg.BurstFactor = 2*time.Hour, 5*time.Minute, 5
+	}
 	var seed [32]byte
 	binary.LittleEndian.PutUint64(seed[:], uint64(cfg.Seed))
 	src := rand.NewChaCha8(seed)
@@ -91,6 +97,7 @@ func NewGenerator(cfg Config) *Generator {
 	g.modelCum = cumulative(len(g.models), func(i int) float64 { return g.models[i].weight })
 	g.ownerCum = cumulative(len(g.owners), func(i int) float64 { return g.owners[i].weight })
 	g.scenario = g.scenarioFor(cfg)
+	g.fixed = savingsFor(cfg, g.start)
 	return g
 }
 
@@ -109,6 +116,11 @@ func (g *Generator) Start() time.Time { return g.start }
 // Next returns the next item; its Due never decreases.
 func (g *Generator) Next() Item {
 	g.advance()
+	if len(g.fixed) > 0 && !g.fixed[0].Time.After(g.eventTime()) {
+		ev := &g.fixed[0]
+		g.fixed = g.fixed[1:]
+		return Item{Event: ev, Raw: marshal(ev), Due: g.due}
+	}
 	var it Item
 	r := g.rng.Float64()
 	switch {

@@ -290,7 +290,7 @@ func TestValidate(t *testing.T) {
 	bad.DuplicateRate = 1.5
 	bad.Providers = []string{"openia"}
 	bad.Teams = []string{"a", "a"}
-	bad.BurstDuration = 3 * time.Hour
+	bad.BurstEvery, bad.BurstDuration = 2*time.Hour, 3*time.Hour
 	err := bad.Validate()
 	if err == nil {
 		t.Fatal("invalid config passed")

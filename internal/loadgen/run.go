@@ -64,6 +64,14 @@ func Run(ctx context.Context, cfg Config, sink Sink, progress func(Stats)) (Stat
 	itemsSent := newSentCounter(cfg.Metrics)
 	cfg.Start = cfg.startAt(began)
 	gen := NewGenerator(cfg)
+	var sim *GPUSim
+	if cfg.GPU {
+		var err error
+		if sim, err = NewGPUSim(cfg.Start); err != nil {
+			return Stats{}, err
+		}
+		defer sim.Close()
+	}
 	var (
 		st           Stats
 		lastErr      error
@@ -97,6 +105,11 @@ loop:
 				count(itemsSent, batch, "sent")
 			}
 		}
+		if sim != nil && ctx.Err() == nil {
+			if err := sendGPU(ctx, sim, cfg.Start.Add(time.Duration(float64(elapsed)*cfg.TimeScale)), sink, &st, itemsSent); err != nil {
+				lastErr = err
+			}
+		}
 		st.Elapsed = time.Since(began)
 		if progress != nil && time.Since(lastProgress) >= progressInterval {
 			progress(st)
@@ -125,6 +138,28 @@ loop:
 			st.Errors, st.Errors+st.Sent, lastErr)
 	}
 	return st, nil
+}
+
+// sendGPU sends the simulated GPU host's events up to event time t.
+func sendGPU(ctx context.Context, sim *GPUSim, t time.Time, sink Sink, st *Stats, itemsSent *prometheus.CounterVec) error {
+	evs, err := sim.Until(t)
+	if len(evs) > 0 {
+		batch := make([]Item, len(evs))
+		for i := range evs {
+			batch[i] = Item{Event: &evs[i], Raw: evs[i].AppendJSON(nil)}
+		}
+		if serr := sink.Send(ctx, batch); serr != nil {
+			st.Errors += int64(len(batch))
+			count(itemsSent, batch, "failed")
+			return serr
+		}
+		st.add(batch)
+		count(itemsSent, batch, "sent")
+	}
+	if err != nil {
+		return fmt.Errorf("simulating the GPU host: %w", err)
+	}
+	return nil
 }
 
 func (s *Stats) add(batch []Item) {

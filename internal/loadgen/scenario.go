@@ -35,13 +35,17 @@ const (
 	// eu-west-1 (a new region for a known key) and its first key's requests
 	// carry data_class pii to us-east-1 (out of the pii regions).
 	ScenarioGovernance = "governance"
+	// ScenarioBursts: every 2 hours of event time, 5 minutes in which the
+	// whole traffic's rate is 5× and the extra comes from one team on one
+	// model (a different pair each time), from the start of the run.
+	ScenarioBursts = "bursts"
 )
 
 // GovernanceModel is the unapproved model ScenarioGovernance calls.
 const GovernanceModel = "o1-preview"
 
 // Scenarios lists the scenario names.
-var Scenarios = []string{ScenarioSpike, ScenarioRamp, ScenarioNewModel, ScenarioCacheCollapse, ScenarioRunawayKey, ScenarioGovernance}
+var Scenarios = []string{ScenarioSpike, ScenarioRamp, ScenarioNewModel, ScenarioCacheCollapse, ScenarioRunawayKey, ScenarioBursts, ScenarioGovernance}
 
 // ScenarioTarget says what a scenario changes and when, in event time; an
 // open-ended scenario has a zero End.
@@ -83,7 +87,7 @@ type scenario struct {
 // scenarioFor resolves cfg's scenario against the generator's owners and
 // models; nil when none is configured.
 func (g *Generator) scenarioFor(cfg Config) *scenario {
-	if cfg.Scenario == "" || len(g.owners) == 0 {
+	if cfg.Scenario == "" || cfg.Scenario == ScenarioBursts || len(g.owners) == 0 {
 		return nil
 	}
 	at := cfg.ScenarioAt

@@ -209,3 +209,68 @@ func TestScenarioGovernance(t *testing.T) {
 		t.Fatalf("preview %d (before %d), new region %d (wrong %d), pii %d (wrong %d)", preview, previewBefore, newRegion, regionBefore, pii, piiBefore)
 	}
 }
+
+// TestSavingsScenariosAreFixedAndValid: every savings scenario gives
+// valid events, the same ones for the same hours, and the generator sends
+// all of those that fall within its run, once each, among its own traffic.
+func TestSavingsScenariosAreFixedAndValid(t *testing.T) {
+	start := time.Date(2025, 11, 10, 0, 0, 0, 0, time.UTC)
+	for _, name := range SavingsScenarios {
+		for _, control := range []bool{false, true} {
+			a, err := SavingsTraffic(name, start, 3, control)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := SavingsTraffic(name, start, 3, control)
+			if len(a) == 0 || len(a) != len(b) || a[0].EventID != b[0].EventID {
+				t.Fatalf("%s (control %v): %d and %d events, not the same", name, control, len(a), len(b))
+			}
+			for i := range a {
+				if err := a[i].Validate(); err != nil {
+					t.Fatalf("%s event %d: %v", name, i, err)
+				}
+				if i > 0 && a[i].Time.Before(a[i-1].Time) {
+					t.Fatalf("%s events out of time order at %d", name, i)
+				}
+			}
+		}
+	}
+	if _, err := SavingsTraffic("savings_nothing", start, 1, false); err == nil {
+		t.Error("unknown savings scenario accepted")
+	}
+	cfg := DefaultConfig()
+	cfg.SavingsScenarios = []string{"savings_nothing"}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "savings_scenarios[0]") {
+		t.Errorf("Validate: %v, want savings_scenarios[0] named", err)
+	}
+
+	cfg = DefaultConfig()
+	cfg.Start, cfg.Duration, cfg.TimeScale, cfg.Rate = start, time.Minute, 120, 200
+	cfg.SavingsScenarios = []string{SavingsBatch, SavingsGPU}
+	want, _ := SavingsTraffic(SavingsBatch, start, 2, false)
+	gpu, _ := SavingsTraffic(SavingsGPU, start, 2, false)
+	want = append(want, gpu...)
+	g := NewGenerator(cfg)
+	end := start.Add(2 * time.Hour)
+	seen := map[string]int{}
+	normal := 0
+	for {
+		it := g.Next()
+		if it.Due > cfg.Duration {
+			break
+		}
+		if strings.HasPrefix(it.Event.Source, "loadgen/savings_") {
+			seen[it.Event.EventID]++
+		} else {
+			normal++
+		}
+	}
+	for _, ev := range want {
+		if ev.Time.Before(end.Add(-time.Minute)) && seen[ev.EventID] != 1 {
+			t.Fatalf("scenario event %s at %s sent %d times, want once", ev.EventID, ev.Time, seen[ev.EventID])
+		}
+	}
+	if normal == 0 {
+		t.Error("no normal traffic beside the scenarios")
+	}
+}

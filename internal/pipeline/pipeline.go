@@ -23,7 +23,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"slices"
 	"time"
 
@@ -42,6 +41,7 @@ import (
 	"github.com/aivis-dev/aivis/internal/bus"
 	"github.com/aivis-dev/aivis/internal/config"
 	"github.com/aivis-dev/aivis/internal/obs"
+	"github.com/aivis-dev/aivis/savings"
 	"github.com/aivis-dev/aivis/schemas"
 	"github.com/aivis-dev/aivis/serving"
 	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
@@ -124,8 +124,13 @@ type Process struct {
 	Budget *budget.Evaluator
 	// Governance is the governance signal evaluator, when enabled.
 	Governance *governance.Evaluator
+	// Savings is the daily savings recommender, when aggregate runs with
+	// savings rules.
+	Savings *savings.Recommender
 
 	group    *actor.Group
+	dialer   bus.Dialer
+	security bus.Security
 	webhooks *alerts.Webhooks // shared by the scorer and the budget evaluator
 	cluster  *kfake.Cluster
 	clients  []*kgo.Client
@@ -164,7 +169,17 @@ func Build(ctx context.Context, cfg config.Config, opts Options) (_ *Process, er
 		}
 		log.Info("embedded Kafka cluster started", "brokers", p.Brokers)
 	}
-	dialer := bus.Dialer{Brokers: p.Brokers, ClientID: cfg.Kafka.ClientID}
+	// The embedded cluster speaks plain TCP; kafka.tls and kafka.sasl are
+	// for the configured brokers.
+	sec := cfg.Kafka.Security()
+	if p.cluster != nil {
+		sec = bus.Security{}
+	}
+	dialer, err := bus.NewDialer(p.Brokers, cfg.Kafka.ClientID, sec)
+	if err != nil {
+		return nil, err
+	}
+	p.dialer, p.security = dialer, sec
 
 	if !kafkaFree {
 		if err := p.guardTopics(ctx, dialer, topicsFor(cfg, opts.Stages)); err != nil {
@@ -179,6 +194,10 @@ func Build(ctx context.Context, cfg config.Config, opts Options) (_ *Process, er
 		p.closers = append(p.closers, p.Store.Close)
 		if _, err := p.Store.Migrate(ctx); err != nil {
 			return nil, err
+		}
+		energy, grid := cfg.GPUCost.Settings()
+		if err := p.Store.WriteGPUSettings(ctx, energy, grid); err != nil {
+			return nil, fmt.Errorf("gpu_cost: %w", err)
 		}
 	}
 	for _, m := range opts.Front {
@@ -203,6 +222,16 @@ func Build(ctx context.Context, cfg config.Config, opts Options) (_ *Process, er
 		if err := p.buildScorer(dialer); err != nil {
 			return nil, err
 		}
+	}
+	if p.webhooks != nil {
+		// After the scorer and the budget evaluator, which publish to it:
+		// it stops last of the three and drains its queues.
+		p.group.Add("alert webhooks", p.webhooks, actor.Options{})
+		p.closers = append(p.closers, func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			return p.webhooks.Close(ctx)
+		})
 	}
 	if has(Serving) {
 		if err := p.buildServing(dialer, kafkaFree); err != nil {
@@ -241,7 +270,7 @@ func topicsFor(cfg config.Config, stages []Stage) []string {
 			add(schemas.TopicRaw, schemas.TopicEnriched, schemas.TopicDeadLetter)
 		case Aggregate:
 			add(cfg.Aggregate.Topic, schemas.TopicDeadLetter)
-			if cfg.Budget.Path != "" {
+			if cfg.Budget.Path != "" || cfg.Savings.Path != "" {
 				add(schemas.TopicAlerts)
 			}
 			if cfg.Governance.Enabled {
@@ -259,6 +288,10 @@ func topicsFor(cfg config.Config, stages []Stage) []string {
 // re-checks them and answers readiness. Missing topics that cannot be
 // created do not stop the process: it logs how to create them, reports not
 // ready, and the stages wait for them.
+// Dialer is the dialer every Kafka client of the process is made with
+// (brokers, client id, TLS and SASL).
+func (p *Process) Dialer() bus.Dialer { return p.dialer }
+
 func (p *Process) guardTopics(ctx context.Context, d bus.Dialer, topics []string) error {
 	plan := bus.TopicPlan{Topics: topics, Partitions: p.cfg.Kafka.Partitions, Replication: p.cfg.Kafka.Replication, Create: p.cfg.Kafka.CreateTopics}
 	p.Topics = bus.NewTopicGuard(d, plan, p.log)
@@ -279,10 +312,14 @@ func (p *Process) guardTopics(ctx context.Context, d bus.Dialer, topics []string
 		case errors.As(err, &missing):
 			p.log.Error("Kafka topics are missing; this process reports not ready and waits for them", "err", err)
 			return nil
+		case bus.Refused(err):
+			// Wrong credentials or an untrusted certificate: retrying
+			// cannot help.
+			return fmt.Errorf("connecting to the Kafka brokers at %v: %w", p.Brokers, p.security.Explain(err))
 		case time.Now().After(deadline):
-			return fmt.Errorf("checking the Kafka topics (is the broker at %v up and reachable?): %w", p.Brokers, err)
+			return fmt.Errorf("checking the Kafka topics (is the broker at %v up and reachable?): %w", p.Brokers, p.security.Explain(err))
 		default:
-			p.log.Warn("checking the Kafka topics; retrying", "err", err)
+			p.log.Warn("checking the Kafka topics; retrying", "err", p.security.Explain(err))
 		}
 		if !bus.Sleep(ctx, bus.Backoff(attempt, 2*time.Second)) {
 			return ctx.Err()
@@ -300,12 +337,12 @@ func (p *Process) buildIngest(d bus.Dialer) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", p.cfg.Ingest.ListenAddr)
+	ln, url, err := ingest.Listen(p.cfg.Ingest)
 	if err != nil {
-		return fmt.Errorf("listening for the ingest API on %s (choose another with --ingest.listen_addr): %w", p.cfg.Ingest.ListenAddr, err)
+		return err
 	}
 	p.closers = append(p.closers, func() error { _ = ln.Close(); return nil })
-	p.IngestURL = "http://" + ln.Addr().String() + ingest.Path
+	p.IngestURL = url
 	p.Ready.Add("ingest", srv.Ready)
 	p.Ready.Add("kafka", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -359,7 +396,12 @@ func (p *Process) buildAggregate(d bus.Dialer) error {
 		}
 	}
 	if p.cfg.Governance.Enabled {
-		return p.buildGovernance(d)
+		if err := p.buildGovernance(d); err != nil {
+			return err
+		}
+	}
+	if p.cfg.Savings.Path != "" {
+		return p.buildSavings(d)
 	}
 	return nil
 }
@@ -400,14 +442,18 @@ func (p *Process) buildGPUProbe(d bus.Dialer, kafkaFree bool) error {
 	var emit func(ctx context.Context, evs []schemas.Event) error
 	if kafkaFree {
 		out := p.opts.GPU.Out
-		emit = func(_ context.Context, evs []schemas.Event) error { return gpuprobe.WriteJSON(out, evs) }
+		emit = func(_ context.Context, evs []schemas.Event) error {
+			return bus.WriteEvents(out, evs, "GPU usage events")
+		}
 	} else {
 		cl, err := d.Producer(string(GPUProbe))
 		if err != nil {
 			return err
 		}
 		p.clients = append(p.clients, cl)
-		emit = func(ctx context.Context, evs []schemas.Event) error { return gpuprobe.Produce(ctx, cl, evs) }
+		emit = func(ctx context.Context, evs []schemas.Event) error {
+			return bus.ProduceEvents(ctx, cl, evs, "GPU usage events")
+		}
 	}
 	p.Ready.Add("gpuprobe", probe.Ready)
 	p.group.Add(string(GPUProbe), actor.Func(func(ctx context.Context) error {
@@ -427,14 +473,18 @@ func (p *Process) buildServing(d bus.Dialer, kafkaFree bool) error {
 	var emit serving.Emit
 	if kafkaFree {
 		out := p.opts.Out
-		emit = func(_ context.Context, evs []schemas.Event) error { return serving.WriteJSON(out, evs) }
+		emit = func(_ context.Context, evs []schemas.Event) error {
+			return bus.WriteEvents(out, evs, "serving usage events")
+		}
 	} else {
 		cl, err := d.Producer(string(Serving))
 		if err != nil {
 			return err
 		}
 		p.clients = append(p.clients, cl)
-		emit = func(ctx context.Context, evs []schemas.Event) error { return serving.Produce(ctx, cl, evs) }
+		emit = func(ctx context.Context, evs []schemas.Event) error {
+			return bus.ProduceEvents(ctx, cl, evs, "serving usage events")
+		}
 	}
 	sc, err := serving.NewScraper(p.cfg.Serving, targets, emit, p.Registry, p.log.With("stage", "serving"))
 	if err != nil {
@@ -485,7 +535,7 @@ func (p *Process) Close() {
 // topic.
 func (p *Process) waitEnriched(ctx context.Context) error {
 	for {
-		lag, err := bus.GroupLag(ctx, p.Brokers, enrich.ConsumerGroup, schemas.TopicRaw)
+		lag, err := p.dialer.GroupLag(ctx, enrich.ConsumerGroup, schemas.TopicRaw)
 		if err == nil && lag == 0 {
 			return nil
 		}
@@ -499,7 +549,7 @@ func (p *Process) waitEnriched(ctx context.Context) error {
 // of every partition of its topic.
 func (p *Process) waitAggregated(ctx context.Context) error {
 	for {
-		ends, err := bus.EndOffsets(ctx, p.Brokers, p.cfg.Aggregate.Topic)
+		ends, err := p.dialer.EndOffsets(ctx, p.cfg.Aggregate.Topic)
 		if err == nil {
 			pos := p.Agg.Positions()
 			done := true

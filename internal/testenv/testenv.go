@@ -99,3 +99,24 @@ func ClickHouseScript(t testing.TB) string {
 	}
 	return filepath.Join(root, "deploy", "scripts", "clickhouse.sh")
 }
+
+// ClickHouseUser returns the user with a password that
+// deploy/scripts/clickhouse.sh configures (AIVISDEV_CH_USER and
+// AIVISDEV_CH_PASSWORD, or the script's defaults), after checking that it
+// can log in to the server at addr. A server without it skips the test
+// locally and fails it under CI=true.
+func ClickHouseUser(t testing.TB, addr string) (user, password string) {
+	t.Helper()
+	user, password = envOr("AIVISDEV_CH_USER", "aivis_test"), envOr("AIVISDEV_CH_PASSWORD", "aivis-dev-password")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := ch.Open(&ch.Options{Addr: []string{addr}, DialTimeout: 2 * time.Second,
+		Auth: ch.Auth{Username: user, Password: password}})
+	if err == nil {
+		err = conn.Ping(ctx)
+		_ = conn.Close()
+	}
+	RequireOrSkip(t, "ClickHouse user "+user+" at "+addr, err,
+		"start the server with `make clickhouse-up` (deploy/scripts/clickhouse.sh up configures the user; a server started by an older script lacks it: clickhouse.sh down && up), or set AIVISDEV_CH_USER and AIVISDEV_CH_PASSWORD")
+	return user, password
+}

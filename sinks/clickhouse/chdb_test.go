@@ -3,17 +3,21 @@ package clickhouse_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/aivis-dev/aivis/budget"
+	"github.com/aivis-dev/aivis/focus"
 	"github.com/aivis-dev/aivis/governance"
 	"github.com/aivis-dev/aivis/internal/chdbcheck"
 	"github.com/aivis-dev/aivis/internal/testenv"
+	"github.com/aivis-dev/aivis/pricing"
 	"github.com/aivis-dev/aivis/reconcile"
 	"github.com/aivis-dev/aivis/report"
+	"github.com/aivis-dev/aivis/savings"
 	"github.com/aivis-dev/aivis/schemas"
 	"github.com/aivis-dev/aivis/sinks/clickhouse"
 	"github.com/shopspring/decimal"
@@ -125,7 +129,7 @@ func TestModernClickHouseSQL(t *testing.T) {
 
 	rec.Name = "governance write"
 	step(rec.Name, store.WriteGovernanceSignals(ctx, []schemas.GovernanceSignal{{
-		Signal: governance.SignalUnapproved, Category: schemas.AlertCategoryGovernance, Subject: "search/openai/o1-preview",
+		Signal: governance.SignalUnapproved, Category: schemas.CategoryGovernance, Subject: "search/openai/o1-preview",
 		IncidentID: "unapproved_use:abc:1", Status: schemas.AlertFiring, WindowStart: at.Add(-15 * time.Minute), WindowEnd: at,
 		Team: "search", Provider: "openai", Model: "o1-preview", CostUSD: decimal.RequireFromString("0.5"), Events: 2, Bytes: 100,
 		Detail: "model o1-preview is denied for team search", DetectedAt: at}}))
@@ -134,6 +138,17 @@ func TestModernClickHouseSQL(t *testing.T) {
 	rec.Name = "report"
 	_, err = report.Build(ctx, rec, report.Options{Since: 48 * time.Hour, Until: to, Limit: 5})
 	step(rec.Name, err)
+
+	rec.Name = "read api"
+	_, _, err = report.TotalsIn(ctx, rec, from, to)
+	step(rec.Name, err)
+	_, err = report.TopUsers(ctx, rec, from, to, 5)
+	step(rec.Name, err)
+	_, err = report.Days(ctx, rec, from, to)
+	step(rec.Name, err)
+	_, err = report.Series(ctx, rec, from, to, 300, "project")
+	step(rec.Name, err)
+	step(rec.Name, focus.Rows(ctx, rec, from, to, func(focus.Row) error { return nil }))
 
 	rec.Name = "reconcile"
 	_, err = reconcile.Load(ctx, rec, from, to)
@@ -177,6 +192,28 @@ func TestModernClickHouseSQL(t *testing.T) {
 	gov.SetClock(func() time.Time { return at.Add(time.Minute) })
 	_, err = gov.EvaluateOnce(ctx)
 	step(rec.Name, err)
+	rec.Name = "savings"
+	rules, err := savings.ParseRules([]byte(`tiers: {min_p50_latency_ms: 500}
+equivalents: {models: [{from: openai/gpt-4o, to: [openai/gpt-4o-mini]}]}
+provisioned: [{name: p, provider: openai, model: gpt-4o, unit_usd_per_hour: "1", unit_tokens_per_hour: 1000}]
+gpu: {mig_profiles: {H100: [{profile: 3g.40gb, share: "0.5"}]}, comparables: {llama: openai/gpt-4o-mini}}
+`))
+	step(rec.Name, err)
+	cat, err := pricing.Default()
+	step(rec.Name, err)
+	_, err = savings.Build(ctx, store, cat, rules, from.Add(-48*time.Hour), to)
+	step(rec.Name, err)
+	cfg := savings.DefaultConfig()
+	cfg.Lookback = 72 * time.Hour
+	recommender, err := savings.NewRecommender(cfg, cat, store, nil, nil, slog.New(slog.DiscardHandler))
+	step(rec.Name, err)
+	recommender.SetClock(func() time.Time { return to.Add(time.Hour) })
+	_, err = recommender.RunOnce(ctx)
+	step(rec.Name, err)
+	step(rec.Name, store.WriteSavings(ctx, []clickhouse.SavingsRow{{Day: to, ID: "abc", Kind: savings.KindIdleGPU, Team: "ml",
+		Scope: `{"team":"ml"}`, Evidence: `{"detail":"x"}`, CurrentCostUSD: decimal.RequireFromString("3.6"),
+		SavingUSD: decimal.RequireFromString("3.6"), MonthlySavingUSD: decimal.RequireFromString("36"), From: from, Until: to,
+		Published: true, ComputedAt: at}}))
 
 	// The results that say the modern engine reads the data as 18.16
 	// does: events and windows agree, FINAL keeps the newest rating, and
@@ -197,8 +234,7 @@ func TestModernClickHouseSQL(t *testing.T) {
 		d+"\tclaude-new\tsearch\t1\t1200\t200\t100\t300\t50\t0")
 	want("verify", "IN aivis_verify_ids", "01JCHDB0000000000000000001")
 	want("report", "pricing_warnings", "openai\tgpt-4o\t0.0015\t1\t0.0009\t1\t['snapshot_fallback']\t0",
-		"anthropic\tclaude-new\t0\t0\t0\t0\t[]\t1",
-		"\t\t3.6\t1\t0\t0\t[]\t0") // the gpu.usage event: confidence does not split by kind
+		"anthropic\tclaude-new\t0\t0\t0\t0\t[]\t1") // the gpu.usage event is not a model's
 	want("catalog check", "count()", fmt.Sprintf("openai\tgpt-4o\t2\t%d", at.Unix()),
 		fmt.Sprintf("anthropic\tclaude-new\t1\t%d", at.Unix()))
 
@@ -207,11 +243,19 @@ func TestModernClickHouseSQL(t *testing.T) {
 	want("budgets", "FROM budget_status_final", fmt.Sprintf("w\t\tteam=search,model=gpt-4o\tdaily\tUTC\t%d\t%d\t1\t0\t1\t0.0024\t0.5\t0.4\t0.6\tlinear\t%d\tat_risk\t['forecast']\t%d",
 		from.Unix(), to.Unix(), at.Add(time.Hour).Unix(), at.Unix()))
 
+	want("read api", "toDateTime(intDiv(toUInt32(window_start), 300) * 300)",
+		at.Truncate(5*time.Minute).UTC().Format(time.DateTime)+"\tsearch/ranker\t3\t0.0024")
+	want("read api", "toString(toDate(window_start))", d+"\t3\t0\t1\t3600\t900\t600\t300\t0.0024")
+	want("read api", "ORDER BY window_start, provider, model, team, project",
+		at.Truncate(time.Minute).UTC().Format(time.DateTime)+"\t60\tanthropic\tclaude-new\tsearch\tranker\t1\t1500\t0",
+		at.Truncate(time.Minute).UTC().Format(time.DateTime)+"\t60\topenai\tgpt-4o\tsearch\tranker\t2\t3000\t0.0024")
 	want("report", "FROM gpu_cost_by_window", "ml\t3600\t1800\t1800\t0.5\t0.05\t200\t3.6\t3.6\t0.5")
 	want("report", "FROM self_hosted_cost_by_day", "llama\t3.6\t0\t0\t0")
 	want("report", "FROM governance_incidents", fmt.Sprintf("governance\tunapproved_use\tsearch/openai/o1-preview\tfiring\t%s\t2\t0.5\tmodel o1-preview is denied for team search", at.Format(time.DateTime)))
 	want("report", "FROM data_movement_by_hour", "openai\t\tsearch\t2\t0\t0\t0\t0.0024", "anthropic\t\tsearch\t1\t0\t0\t0\t0")
 	want("report", "FROM auth_failures_by_hour", "10.0.0.9\t30\t30")
+	want("savings", "GROUP BY team, host, gpu_model", "ml\tgpu-1\tH100\t\tidle\tidle\t3600\t1800\t3.6")
+	want("savings", "AS labelled", "search\tranker\t\topenai\tgpt-4o\t\t0\t1200\t200\t100\t300\t50\t2")
 
 	if rec.Err != nil {
 		t.Fatalf("recording the statements: %v", rec.Err)

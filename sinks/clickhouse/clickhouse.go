@@ -20,6 +20,8 @@ import (
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/aivis-dev/aivis/internal/security"
 )
 
 // Config says how to reach ClickHouse and how hard to retry writes.
@@ -29,7 +31,12 @@ type Config struct {
 	Addr     string `koanf:"addr" help:"native-protocol (not HTTP) address host:port; several separated by commas"`
 	Database string `koanf:"database" help:"database the tables live in"`
 	Username string `koanf:"username" help:"user to connect as"`
-	Password string `koanf:"password" help:"password; prefer the file or AIVIS_CLICKHOUSE__PASSWORD, since flags show in ps"`
+	Password string `koanf:"password" help:"password; prefer password_file or AIVIS_CLICKHOUSE__PASSWORD, since flags show in ps"`
+	// PasswordFile holds the password instead (a trailing newline is
+	// ignored), e.g. a mounted Kubernetes secret.
+	PasswordFile string `koanf:"password_file" help:"file holding the password (a trailing newline is ignored)"`
+	// TLS connects to the server's secure native port (9440 by default).
+	TLS security.ClientTLS `koanf:"tls"`
 	// DialTimeout bounds connecting to one server.
 	DialTimeout time.Duration `koanf:"dial_timeout" help:"bound on connecting to one server"`
 	// MaxRetries is how many times a failed insert is retried before Write
@@ -78,6 +85,10 @@ func (c Config) Validate() error {
 	if c.RetryBackoff <= 0 {
 		errs = append(errs, fmt.Errorf("clickhouse.retry_backoff: must be positive, got %s", c.RetryBackoff))
 	}
+	if err := security.ValidateSecret("clickhouse.password", c.Password, c.PasswordFile); err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, c.TLS.Validate("clickhouse.tls")...)
 	return errors.Join(errs...)
 }
 
@@ -87,7 +98,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("addr", c.Addr),
 		slog.String("database", c.Database),
 		slog.String("username", c.Username),
-		slog.Bool("password_set", c.Password != ""),
+		slog.Bool("password_set", c.Password != "" || c.PasswordFile != ""),
+		slog.Bool("tls", c.TLS.On()),
 		slog.Int("max_retries", c.MaxRetries),
 	)
 }
@@ -150,20 +162,48 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
-func connect(ctx context.Context, cfg Config, database string) (driver.Conn, error) {
-	conn, err := ch.Open(&ch.Options{
+// options are the driver's options for cfg on database; the password file
+// is read here, so a rotated password takes effect on the next connect.
+func options(cfg Config, database string) (*ch.Options, error) {
+	pw, err := security.Secret("clickhouse.password", cfg.Password, cfg.PasswordFile)
+	if err != nil {
+		return nil, err
+	}
+	tc, err := cfg.TLS.Config("clickhouse.tls")
+	if err != nil {
+		return nil, err
+	}
+	return &ch.Options{
 		Protocol:    ch.Native,
 		Addr:        cfg.addrs(),
-		Auth:        ch.Auth{Database: database, Username: cfg.Username, Password: cfg.Password},
+		Auth:        ch.Auth{Database: database, Username: cfg.Username, Password: pw},
+		TLS:         tc,
 		DialTimeout: cfg.DialTimeout,
 		Compression: &ch.Compression{Method: ch.CompressionLZ4},
-	})
+	}, nil
+}
+
+// authCodes are the server's error codes for refused credentials: unknown
+// user, wrong password, password required (18.16), authentication failed
+// (current servers).
+var authCodes = map[int32]bool{192: true, 193: true, 194: true, 516: true}
+
+func connect(ctx context.Context, cfg Config, database string) (driver.Conn, error) {
+	opts, err := options(cfg, database)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to ClickHouse at %s: %w", cfg.Addr, err)
+	}
+	conn, err := ch.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to ClickHouse at %s: %w", cfg.Addr, err)
 	}
 	if err := conn.Ping(ctx); err != nil {
 		_ = conn.Close()
-		return nil, fmt.Errorf("connecting to ClickHouse at %s (database %s): %w (is the server running and clickhouse.addr its native port, usually 9000? locally: make clickhouse-up)", cfg.Addr, database, err)
+		var ex *ch.Exception
+		if errors.As(err, &ex) && authCodes[ex.Code] {
+			return nil, fmt.Errorf("connecting to ClickHouse at %s (database %s) as %q: %w (check clickhouse.username and clickhouse.password or password_file)", cfg.Addr, database, cfg.Username, err)
+		}
+		return nil, fmt.Errorf("connecting to ClickHouse at %s (database %s): %w (is the server running and clickhouse.addr its native port, usually 9000, or 9440 with clickhouse.tls? locally: make clickhouse-up)", cfg.Addr, database, err)
 	}
 	return conn, nil
 }

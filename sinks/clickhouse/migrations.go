@@ -69,6 +69,17 @@ const (
 	ViewDataMovement        = "data_movement_by_hour"
 	ViewCostByEndUser       = "cost_by_end_user"
 	ViewCostByTag           = "cost_by_tag"
+	// The savings views (package savings): one per recommendation kind,
+	// the usage each kind's recommendations are computed from.
+	ViewSavingsCaching     = "savings_caching_requests"
+	ViewSavingsTier        = "savings_tier_requests"
+	ViewSavingsModel       = "savings_model_requests"
+	ViewSavingsProvisioned = "savings_hourly_usage"
+	ViewSavingsGPU         = "savings_gpu_usage"
+	// TableSavings holds each day's recommendations; ViewSavings reads it
+	// with FINAL.
+	TableSavings = "savings_recommendations"
+	ViewSavings  = "savings_recommendations_final"
 )
 
 // Names of the gpu_settings rows (Store.WriteGPUSettings).
@@ -376,26 +387,15 @@ FROM (
         anyIf(value, name = '` + SettingGridIntensity + `') AS grid_gco2_per_kwh
     FROM ` + TableGPUSettings + ` FINAL
 ) AS settings`,
-		`CREATE VIEW IF NOT EXISTS ` + ViewSelfHostedCost + ` AS
-SELECT
-    date, deployment, gpu_cost_usd, allocated_gpu_seconds, busy_gpu_seconds,
-    requests, input_tokens, output_tokens, input_tokens + output_tokens AS tokens,
-    if(input_tokens + output_tokens = 0, toDecimal128(0, 12),
-       gpu_cost_usd * 1000000 / toDecimal128(input_tokens + output_tokens, 0)) AS cost_per_1m_tokens_usd
-FROM (
-    SELECT date, visitParamExtractString(labels, '` + LabelDeployment + `') AS deployment,
-        sum(cost_usd) AS gpu_cost_usd, sum(allocated_gpu_seconds) AS allocated_gpu_seconds,
-        sum(busy_gpu_seconds) AS busy_gpu_seconds
-    FROM ` + TableEvents + ` FINAL
-    WHERE kind = 'gpu.usage' AND deployment != ''
-    GROUP BY date, deployment
-) AS gpu ALL FULL OUTER JOIN (
-    SELECT date, visitParamExtractString(labels, '` + LabelDeployment + `') AS deployment,
-        count() AS requests, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens
-    FROM ` + TableEvents + ` FINAL
-    WHERE kind = 'llm.request' AND deployment != ''
-    GROUP BY date, deployment
-) AS served USING (date, deployment)`,
+		selfHostedView("count()"),
+	}},
+	// The requests of a serving deployment are the requests its server
+	// counted (raw_usage.requests of each serving.interval event, which
+	// sums an interval), not the number of events; other llm.request
+	// events with the deployment label count one each.
+	{42, "self_hosted_requests", []string{
+		`DROP TABLE IF EXISTS ` + ViewSelfHostedCost,
+		selfHostedView(`sum(if(operation = '` + OperationServingInterval + `', visitParamExtractUInt(raw_usage, 'requests'), toUInt64(1)))`),
 	}},
 	// Attribution depth and data movement (package governance): the end
 	// user, tags, request and response bytes and provider region and
@@ -503,6 +503,101 @@ ARRAY JOIN tags AS tag
 WHERE kind = 'llm.request'
 GROUP BY date, team, tag`,
 	}},
+	// The usage each savings recommendation kind is computed from (package
+	// savings, docs/savings.md): successful llm.request rows with the
+	// columns the kind needs, and gpu.usage rows. Labels stay whole, so
+	// that the configured label names (prefix hash, task, the
+	// non-interactive rule) are read by the queries, not fixed here.
+	{60, "savings_views", []string{
+		`CREATE VIEW IF NOT EXISTS ` + ViewSavingsCaching + ` AS
+SELECT time, date, team, project, api_key_id, provider, model, canonical_model, service_tier, labels,
+    input_tokens, cache_read_input_tokens, cache_write_input_tokens, output_tokens, reasoning_output_tokens, cost_usd
+FROM ` + TableEvents + ` FINAL
+WHERE kind = 'llm.request' AND status = 'ok' AND unpriced = 0`,
+		`CREATE VIEW IF NOT EXISTS ` + ViewSavingsTier + ` AS
+SELECT time, date, team, project, api_key_id, provider, model, canonical_model, service_tier, latency_ms, labels,
+    input_tokens, cache_read_input_tokens, cache_write_input_tokens, output_tokens, reasoning_output_tokens, cost_usd
+FROM ` + TableEvents + ` FINAL
+WHERE kind = 'llm.request' AND status = 'ok' AND unpriced = 0`,
+		`CREATE VIEW IF NOT EXISTS ` + ViewSavingsModel + ` AS
+SELECT time, date, team, project, provider, model, canonical_model, service_tier, labels,
+    input_tokens, cache_read_input_tokens, cache_write_input_tokens, output_tokens, reasoning_output_tokens, cost_usd
+FROM ` + TableEvents + ` FINAL
+WHERE kind = 'llm.request' AND status = 'ok' AND unpriced = 0`,
+		`CREATE VIEW IF NOT EXISTS ` + ViewSavingsProvisioned + ` AS
+SELECT toStartOfHour(time) AS hour, provider, canonical_model, model, service_tier,
+    input_tokens, cache_read_input_tokens, cache_write_input_tokens, output_tokens, reasoning_output_tokens,
+    count() AS requests, sum(cost_usd) AS cost_usd
+FROM ` + TableEvents + ` FINAL
+WHERE kind = 'llm.request' AND status = 'ok' AND unpriced = 0
+GROUP BY hour, provider, canonical_model, model, service_tier,
+    input_tokens, cache_read_input_tokens, cache_write_input_tokens, output_tokens, reasoning_output_tokens`,
+		`CREATE VIEW IF NOT EXISTS ` + ViewSavingsGPU + ` AS
+SELECT time, date, kind, team, project, gpu_host AS host, gpu_model, mig_profile, gpu_owner_kind AS owner_kind, gpu_owner_id AS owner_id,
+    visitParamExtractString(labels, '` + LabelDeployment + `') AS deployment,
+    allocated_gpu_seconds, busy_gpu_seconds, input_tokens, output_tokens, cost_usd
+FROM ` + TableEvents + ` FINAL
+WHERE kind = 'gpu.usage' OR (kind = 'llm.request' AND status = 'ok' AND deployment != '')`,
+	}},
+	// Each day's savings recommendations, one row per (day, id); a
+	// recomputation of the same day replaces its rows (by version), so a
+	// recommendation is stored and published once per day. published says
+	// whether it went to aivis.alerts.v1.
+	{61, "savings_recommendations", []string{`CREATE TABLE IF NOT EXISTS ` + TableSavings + ` (
+    day Date,
+    id String,
+    kind {{dim}},
+    team {{dim}},
+    project String,
+    api_key_id String,
+    provider {{dim}},
+    model {{dim}},
+    scope String,
+    action String,
+    evidence String,
+    assumption String,
+    current_cost_usd Decimal(38, 12),
+    saving_usd Decimal(38, 12),
+    monthly_saving_usd Decimal(38, 12),
+    range_from DateTime,
+    range_until DateTime,
+    published UInt8,
+    computed_at DateTime,
+    version UInt64
+) ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(day)
+ORDER BY (day, id)`,
+		`CREATE VIEW IF NOT EXISTS ` + ViewSavings + ` AS SELECT * FROM ` + TableSavings + ` FINAL`,
+	}},
+}
+
+// OperationServingInterval is the operation of the events package serving
+// emits: each sums an interval of a deployment's traffic.
+const OperationServingInterval = "serving.interval"
+
+// selfHostedView renders view self_hosted_cost_by_day with the given
+// expression for the requests of a deployment's llm.request events.
+func selfHostedView(requests string) string {
+	return `CREATE VIEW IF NOT EXISTS ` + ViewSelfHostedCost + ` AS
+SELECT
+    date, deployment, gpu_cost_usd, allocated_gpu_seconds, busy_gpu_seconds,
+    requests, input_tokens, output_tokens, input_tokens + output_tokens AS tokens,
+    if(input_tokens + output_tokens = 0, toDecimal128(0, 12),
+       gpu_cost_usd * 1000000 / toDecimal128(input_tokens + output_tokens, 0)) AS cost_per_1m_tokens_usd
+FROM (
+    SELECT date, visitParamExtractString(labels, '` + LabelDeployment + `') AS deployment,
+        sum(cost_usd) AS gpu_cost_usd, sum(allocated_gpu_seconds) AS allocated_gpu_seconds,
+        sum(busy_gpu_seconds) AS busy_gpu_seconds
+    FROM ` + TableEvents + ` FINAL
+    WHERE kind = 'gpu.usage' AND deployment != ''
+    GROUP BY date, deployment
+) AS gpu ALL FULL OUTER JOIN (
+    SELECT date, visitParamExtractString(labels, '` + LabelDeployment + `') AS deployment,
+        ` + requests + ` AS requests, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens
+    FROM ` + TableEvents + ` FINAL
+    WHERE kind = 'llm.request' AND deployment != ''
+    GROUP BY date, deployment
+) AS served USING (date, deployment)`
 }
 
 // RerateSrcPartition is the src_partition of the window rows that carry

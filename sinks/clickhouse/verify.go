@@ -53,7 +53,7 @@ func (t recTotals) equal(o recTotals) bool {
 		t.cacheWrite == o.cacheWrite && t.output == o.output && t.reasoning == o.reasoning && t.cost.Equal(o.cost)
 }
 
-// Reconcile sums requests, tokens and cost per (day, model, team) from
+// Reconcile sums requests, tokens and cost per (UTC day, model, team) from
 // usage_events and from cost_windows, both deduplicated with FINAL, over
 // [from, to), and lists every group where they differ. Windows still open
 // in a running aggregator show up as differences: reconcile settled ranges.
@@ -70,14 +70,14 @@ func (s *Store) ReconcileUsage(ctx context.Context, from, to time.Time) (*Reconc
 func (s *Store) reconcile(ctx context.Context, from, to time.Time, withCost bool) (*Reconciliation, error) {
 	const sums = `sum(input_tokens), sum(cache_read_input_tokens), sum(cache_write_input_tokens), sum(output_tokens), sum(reasoning_output_tokens), sum(cost_usd)`
 	// Windows are keyed by the canonical model, not the reported one.
-	events, err := s.recQuery(ctx, `SELECT toString(toDate(time)) AS d, canonical_model, team, toUInt64(count()), `+sums+`
+	events, err := s.recQuery(ctx, `SELECT toString(toDate(time, 'UTC')) AS d, canonical_model, team, toUInt64(count()), `+sums+`
 FROM `+TableEvents+` FINAL
 WHERE time >= toDateTime(?) AND time < toDateTime(?)
 GROUP BY d, canonical_model, team`, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("summing usage_events: %w", err)
 	}
-	windows, err := s.recQuery(ctx, `SELECT toString(toDate(window_start)) AS d, model, team, toUInt64(sum(requests)), `+sums+`
+	windows, err := s.recQuery(ctx, `SELECT toString(toDate(window_start, 'UTC')) AS d, model, team, toUInt64(sum(requests)), `+sums+`
 FROM `+TableWindows+` FINAL
 WHERE window_start >= toDateTime(?) AND window_start < toDateTime(?)
 GROUP BY d, model, team`, from, to)

@@ -68,9 +68,10 @@ func (s *Store) Write(ctx context.Context, events []schemas.StoredEvent, rows []
 }
 
 // maxWindowRowsPerInsert bounds the rows of one window INSERT, and so the
-// memory its columns take (each row carries a 96-bucket histogram, about
-// 1.6 KB once in the driver's column): 100,000 keys closing at once would
-// otherwise be held twice over. A window_start is never split.
+// memory its columns take (each row carries a histogram of up to 96
+// buckets, up to 1.6 KB once in the driver's column): 100,000 keys closing
+// at once would otherwise be held twice over. A window_start is never
+// split.
 const maxWindowRowsPerInsert = 16_384
 
 // windowInserts groups rows into INSERTs: the rows of one window_start

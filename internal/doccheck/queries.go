@@ -1,0 +1,236 @@
+package doccheck
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/shopspring/decimal"
+)
+
+// Query is one SQL text people run: a dashboard panel or variable, or a
+// cookbook block.
+type Query struct {
+	Name string
+	SQL  string
+}
+
+// DashboardQueries returns every panel's and variable's SQL of the
+// dashboards in deploy/grafana.
+func DashboardQueries(t testing.TB, root string) []Query {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(root, "deploy", "grafana", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no dashboards in deploy/grafana (%v)", err)
+	}
+	type target struct {
+		RawSQL string `json:"rawSql"`
+	}
+	type panel struct {
+		Title      string `json:"title"`
+		Type       string `json:"type"`
+		Datasource struct {
+			Type string `json:"type"`
+		} `json:"datasource"`
+		Targets []target `json:"targets"`
+		Panels  []panel  `json:"panels"`
+	}
+	var out []Query
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d struct {
+			Panels     []panel `json:"panels"`
+			Templating struct {
+				List []struct {
+					Name  string `json:"name"`
+					Type  string `json:"type"`
+					Query any    `json:"query"`
+				} `json:"list"`
+			} `json:"templating"`
+		}
+		dec := json.NewDecoder(strings.NewReader(string(b)))
+		if err := dec.Decode(&d); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		base := filepath.Base(f)
+		for _, v := range d.Templating.List {
+			if v.Type == "query" {
+				out = append(out, Query{fmt.Sprintf("%s variable %s", base, v.Name), fmt.Sprint(v.Query)})
+			}
+		}
+		var walk func(ps []panel)
+		walk = func(ps []panel) {
+			for _, p := range ps {
+				walk(p.Panels)
+				if p.Type == "row" {
+					continue
+				}
+				if p.Datasource.Type != "grafana-clickhouse-datasource" {
+					t.Errorf("%s panel %q: data source %q, want grafana-clickhouse-datasource", base, p.Title, p.Datasource.Type)
+				}
+				if len(p.Targets) == 0 {
+					t.Errorf("%s panel %q has no query", base, p.Title)
+				}
+				for i, tg := range p.Targets {
+					out = append(out, Query{fmt.Sprintf("%s panel %q #%d", base, p.Title, i+1), tg.RawSQL})
+				}
+			}
+		}
+		walk(d.Panels)
+	}
+	return out
+}
+
+// sqlBlock finds the ```sql blocks of a Markdown file.
+var sqlBlock = regexp.MustCompile("(?s)```sql\n(.*?)```")
+
+// CookbookQueries returns every SQL block of docs/cookbook.md, titled by
+// the heading above it.
+func CookbookQueries(t testing.TB, root string) []Query {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, "docs", "cookbook.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	var out []Query
+	for _, m := range sqlBlock.FindAllStringSubmatchIndex(text, -1) {
+		heading := "cookbook"
+		if i := strings.LastIndex(text[:m[0]], "\n## "); i >= 0 {
+			heading = strings.TrimSpace(strings.SplitN(text[i+4:], "\n", 2)[0])
+		}
+		sql := strings.TrimSpace(text[m[2]:m[3]])
+		sql = strings.TrimSuffix(sql, ";")
+		if strings.Contains(sql, ";") {
+			t.Errorf("cookbook %q: one statement per block, so that each is checked alone", heading)
+		}
+		out = append(out, Query{fmt.Sprintf("cookbook #%d (%s)", len(out)+1, heading), sql})
+	}
+	if len(out) < 10 {
+		t.Fatalf("found only %d SQL blocks in docs/cookbook.md; the scan is broken", len(out))
+	}
+	return out
+}
+
+// grafanaMacro finds the data source plugin's macros and Grafana's
+// variables that the dashboards use.
+var (
+	timeFilter = regexp.MustCompile(`\$__timeFilter\(([^)]+)\)`)
+	leftover   = regexp.MustCompile(`\$\{?[A-Za-z_]+`)
+)
+
+// Substitute writes in what Grafana and the ClickHouse data source plugin
+// would: the time range of the fixture, a 5-minute interval, and every
+// value of each multi-value variable.
+func Substitute(t testing.TB, q Query, f *Fixture) string {
+	t.Helper()
+	from, to := f.Start().Unix(), f.End.Unix()
+	s := timeFilter.ReplaceAllString(q.SQL, fmt.Sprintf("$1 >= toDateTime(%d) AND $1 <= toDateTime(%d)", from, to))
+	s = strings.NewReplacer(
+		"$__fromTime", fmt.Sprintf("toDateTime(%d)", from),
+		"$__toTime", fmt.Sprintf("toDateTime(%d)", to),
+		"$__interval_s", "300",
+		"${team:singlequote}", "'search','ml','unattributed'",
+		"${model:singlequote}", "'gpt-4o','claude-sonnet-4','gpt-4o-mini'",
+		"${provider:singlequote}", "'openai','anthropic'",
+	).Replace(s)
+	if m := leftover.FindString(s); m != "" {
+		t.Fatalf("%s: %s is left after substitution; teach the test what Grafana puts there", q.Name, m)
+	}
+	return s
+}
+
+// Querier runs a query: the ClickHouse sink's Store.
+type Querier interface {
+	Query(ctx context.Context, query string, args ...any) (driver.Rows, error)
+}
+
+// Result is the rows of one query as Go values, with the ClickHouse type
+// of each column.
+type Result struct {
+	Types []string
+	Rows  [][]any
+}
+
+// RunQuery returns every row of q.
+func RunQuery(ctx context.Context, db Querier, q string) (Result, error) {
+	rows, err := db.Query(ctx, q)
+	if err != nil {
+		return Result{}, err
+	}
+	defer rows.Close()
+	types := rows.ColumnTypes()
+	res := Result{}
+	for _, ct := range types {
+		res.Types = append(res.Types, ct.DatabaseTypeName())
+	}
+	var out [][]any
+	for rows.Next() {
+		dest := make([]any, len(types))
+		for i, ct := range types {
+			dest[i] = reflect.New(ct.ScanType()).Interface()
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return Result{}, err
+		}
+		row := make([]any, len(dest))
+		for i, d := range dest {
+			row[i] = reflect.ValueOf(d).Elem().Interface()
+		}
+		out = append(out, row)
+	}
+	res.Rows = out
+	return res, rows.Err()
+}
+
+// TSV writes rows as ClickHouse's TSV output format writes them, so that
+// results from 18.16 can be compared with a current server's.
+func (r Result) TSV() string {
+	var b strings.Builder
+	for _, row := range r.Rows {
+		for i, v := range row {
+			if i > 0 {
+				b.WriteByte('\t')
+			}
+			b.WriteString(tsvValue(v, r.Types[i]))
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+func tsvValue(v any, typ string) string {
+	switch x := v.(type) {
+	case decimal.Decimal:
+		return x.String()
+	case float64:
+		return strconv.FormatFloat(x, 'g', -1, 64)
+	case float32:
+		return strconv.FormatFloat(float64(x), 'g', -1, 32)
+	case time.Time:
+		if typ == "Date" {
+			return x.Format("2006-01-02")
+		}
+		return x.UTC().Format("2006-01-02 15:04:05")
+	case string:
+		return strings.NewReplacer("\\", "\\\\", "\t", "\\t", "\n", "\\n").Replace(x)
+	case bool:
+		if x {
+			return "true"
+		}
+		return "false"
+	}
+	return fmt.Sprint(v)
+}
