@@ -660,7 +660,8 @@ func alertFor(tr Transition, sk seriesKey, cost schemas.Picos128, window time.Du
 	v, inc := tr.Verdict, tr.Incident
 	return schemas.Alert{
 		AlertID: alertID(inc.ID, inc.Status, inc.Update),
-		Kind:    schemas.AlertCostAnomaly, WindowStart: v.WindowStart, WindowEnd: v.WindowStart.Add(window),
+		Kind:    schemas.AlertCostAnomaly, Category: schemas.CategoryCost,
+		WindowStart: v.WindowStart, WindowEnd: v.WindowStart.Add(window),
 		Team: sk.team, Model: sk.model,
 		CostUSD:     decimal.NewFromBigInt(cost.Big(), -12).String(),
 		BaselineUSD: usd(v.BaselinePicos), StddevUSD: usd(v.ScalePicos),

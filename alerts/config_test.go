@@ -4,6 +4,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/aivis-dev/aivis/schemas"
 )
 
 func TestExampleWebhooksLoad(t *testing.T) {
@@ -86,5 +88,20 @@ func TestConfigValidate(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), k) {
 			t.Fatalf("missing %s in %v", k, err)
 		}
+	}
+}
+
+func TestGovernanceAlertText(t *testing.T) {
+	a := schemas.Alert{Kind: schemas.AlertGovernance, Category: schemas.CategorySecurity, Status: schemas.AlertFiring,
+		Signal: "auth_failure_burst", Subject: "10.1.2.3", Detail: "25 requests from 10.1.2.3 were refused", CostUSD: "0"}
+	if got, want := Summary(a), "[FIRING] security signal auth_failure_burst: 25 requests from 10.1.2.3 were refused"; got != want {
+		t.Errorf("Summary = %q, want %q", got, want)
+	}
+	if severity(a) != "error" {
+		t.Errorf("a security signal's severity is %q", severity(a))
+	}
+	a.Category = schemas.CategoryGovernance
+	if severity(a) != "warning" {
+		t.Errorf("a governance signal's severity is %q", severity(a))
 	}
 }

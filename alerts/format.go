@@ -42,6 +42,8 @@ func Summary(a schemas.Alert) string {
 			s += ", runs out " + a.ExhaustsAt.UTC().Format("2006-01-02 15:04 MST")
 		}
 		return s
+	case schemas.AlertGovernance:
+		return fmt.Sprintf("[%s] %s signal %s: %s", st, a.Category, a.Signal, a.Detail)
 	case schemas.AlertSavings:
 		return fmt.Sprintf("[SAVINGS] %s: about %s a month (%s over %s – %s)", a.Scope, usd(a.AmountUSD), usd(a.CostUSD),
 			a.WindowStart.UTC().Format("2006-01-02"), a.WindowEnd.UTC().Format("2006-01-02"))
@@ -85,6 +87,8 @@ func slackMessage(a schemas.Alert) map[string]any {
 	switch a.Kind {
 	case schemas.AlertBudget:
 		fields = append(fields, mrkdwn("*Budget*\n"+usd(a.AmountUSD)))
+	case schemas.AlertGovernance:
+		fields = append(fields, mrkdwn("*Subject*\n"+orNone(a.Subject)))
 	case schemas.AlertSavings:
 		fields = append(fields, mrkdwn("*Monthly saving*\n"+usd(a.AmountUSD)))
 	default:
@@ -152,6 +156,10 @@ func severity(a schemas.Alert) string {
 	case a.Kind == schemas.AlertBudget && a.Threshold == "hard":
 		return "critical"
 	case a.Kind == schemas.AlertBudget:
+		return "warning"
+	case a.Kind == schemas.AlertGovernance && a.Category == schemas.CategorySecurity:
+		return "error"
+	case a.Kind == schemas.AlertGovernance:
 		return "warning"
 	case a.Kind == schemas.AlertSavings:
 		return "info"

@@ -291,6 +291,7 @@ func AlertFor(st schemas.BudgetStatus, threshold string, now time.Time) schemas.
 	a := schemas.Alert{
 		AlertID:     schemas.AlertBudget + ":" + st.BudgetID + ":" + strconv.FormatInt(st.PeriodStart.Unix(), 10) + ":" + threshold,
 		Kind:        schemas.AlertBudget,
+		Category:    schemas.CategoryCost,
 		WindowStart: st.PeriodStart, WindowEnd: st.PeriodEnd,
 		CostUSD:    st.SpentUSD.String(),
 		DetectedAt: now.UTC(),

@@ -63,6 +63,9 @@ type Stage struct {
 
 	// failed is why the last run stopped, until a batch goes through again.
 	failed atomic.Pointer[error]
+	// policy adds policy flags and bounds attribution labels (package
+	// governance); nil leaves events as they are.
+	policy Policy
 
 	// transform's scratch: process runs it for one record at a time.
 	dec     schemas.Decoder
@@ -111,6 +114,16 @@ type Watcher struct {
 
 // Run watches until ctx is done.
 func (w *Watcher) Run(ctx context.Context) error { return w.stage.Watch(ctx, w.cfg) }
+
+// Policy is applied to every enriched event after pricing and ownership:
+// it sets the policy flags and may bound the event's attribution labels.
+// It must be safe for concurrent use; *governance.Enforcer satisfies it.
+type Policy interface {
+	Apply(e *schemas.Enriched)
+}
+
+// SetPolicy sets the policy applied to every event; call it before Run.
+func (s *Stage) SetPolicy(p Policy) { s.policy = p }
 
 // SetEnricher swaps the rules used for the next records.
 func (s *Stage) SetEnricher(e *Enricher) { s.enricher.Store(e) }
@@ -352,6 +365,9 @@ func (s *Stage) transform(e *Enricher, in *kgo.Record) (*kgo.Record, result) {
 	ev.HideSecrets()
 	enriched := &s.out
 	q := e.enrichInto(enriched, ev)
+	if s.policy != nil {
+		s.policy.Apply(enriched)
+	}
 	// One allocation per record, its own: the client holds the value until
 	// the broker acknowledges it.
 	s.scratch = enriched.AppendJSON(s.scratch[:0])

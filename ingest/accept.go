@@ -86,6 +86,7 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, ep endpoint) {
 	}
 	who, ok := s.auth.lookup(r.Header.Get("Authorization"))
 	if !ok {
+		s.authFail.record(r.RemoteAddr, s.now())
 		w.Header().Set("WWW-Authenticate", `Bearer realm="aivis"`)
 		s.refuseUnread(w, r, ep, outcome{status: http.StatusUnauthorized, code: codeUnauthorized})
 		return

@@ -201,6 +201,8 @@ type Server struct {
 	producing sync.WaitGroup
 	// state is where Serve is: stateIdle, stateServing or stateStopped.
 	state atomic.Int32
+	// authFail counts refused authentications per source address.
+	authFail *authFailures
 }
 
 const (
@@ -241,6 +243,9 @@ func New(cfg Config, producer Producer, reg prometheus.Registerer, log *slog.Log
 		retryAfter: strconv.Itoa(int((cfg.RetryAfter + time.Second - 1) / time.Second)),
 	}
 	s.admission = newAdmission(cfg, s.auth, time.Now)
+	if s.authFail, err = newAuthFailures(reg); err != nil {
+		return nil, fmt.Errorf("configuring ingest: %w", err)
+	}
 	if s.auth.anonymous {
 		log.Warn("ingest accepts events without a token (ingest.allow_anonymous); use this only for local development")
 	}
@@ -307,6 +312,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	s.state.Store(stateServing)
+	rctx, stopReports := context.WithCancel(ctx)
+	defer stopReports()
+	go s.reportAuthFailures(rctx, s.log)
 	select {
 	case err := <-served:
 		s.state.Store(stateStopped)

@@ -68,7 +68,8 @@ var csvHeader = []string{"section", "window_start", "provider", "model", "team",
 	"latency_p50_ms", "latency_p95_ms", "baseline_usd", "z_score",
 	"exact_cost_usd", "fallback_requests", "fallback_cost_usd", "fallback_codes", "reported_name",
 	"allocated_gpu_seconds", "busy_gpu_seconds", "idle_gpu_seconds", "energy_kwh", "energy_cost_usd", "emissions_gco2",
-	"idle_cost_usd", "efficiency", "deployment", "cost_per_1m_tokens_usd", "comparable", "comparable_cost_per_1m_tokens_usd"}
+	"idle_cost_usd", "efficiency", "deployment", "cost_per_1m_tokens_usd", "comparable", "comparable_cost_per_1m_tokens_usd",
+	"category", "signal", "subject", "status", "detail", "region", "bytes", "bytes_outside_allowed_regions", "source_address"}
 
 func writeCSV(w io.Writer, r *Result) error {
 	cw := csv.NewWriter(w)
@@ -156,6 +157,16 @@ func writeCSV(w io.Writer, r *Result) error {
 			s.Deployment, s.CostPer1MUSD.String(), s.Comparable, comparable})...); err != nil {
 			return err
 		}
+	}
+	// The governance columns come after the 9 from latency_p50_ms and the
+	// 12 of the GPU sections.
+	err := governanceCSV(func(section string, rest ...string) error {
+		t := append([]string(nil), noTotals...)
+		t[0], t[7] = rest[5], rest[6]
+		return row(section, rest[0], rest[1], rest[2], rest[3], rest[4], t, append(make([]string, 9+12), rest[7:]...)...)
+	}, r)
+	if err != nil {
+		return err
 	}
 	cw.Flush()
 	return cw.Error()
@@ -264,6 +275,7 @@ func writeTable(w io.Writer, r *Result) error {
 		}
 	}
 	gpuTable(p, r)
+	governanceTable(p, r)
 	return tw.Flush()
 }
 

@@ -1,10 +1,12 @@
 // Package report prints the cost report of `aivis report`: totals, top
 // models (canonical: every name of one model is one row), teams and
 // projects by cost, pricing confidence per model, the cost of each
-// reported name of a model, and recent anomalies over a time range, as a text table, JSON or CSV. It reads
-// ClickHouse through the documented views (cost_by_window,
-// cost_anomalies_final) and usage_events, so its numbers are the ones
-// analysts get with SQL, and money stays decimal from the server to the page.
+// reported name of a model, recent anomalies, GPU cost and the governance
+// section (incidents, data movement, auth failures) over a time range, as
+// a text table, JSON or CSV. It reads ClickHouse through the documented
+// views (cost_by_window, cost_anomalies_final, governance_incidents, …) and
+// usage_events, so its numbers are the ones analysts get with SQL, and
+// money stays decimal from the server to the page.
 package report
 
 import (
@@ -108,6 +110,13 @@ type Result struct {
 	// deployments' cost per 1M tokens against their comparable models.
 	GPU        []GPURow        `json:"gpu"`
 	SelfHosted []SelfHostedRow `json:"self_hosted"`
+	// Governance lists the governance and security incidents open in or
+	// changed during the range; DataMovement the bytes sent per provider,
+	// region and team; AuthFailures the refused producer authentications
+	// per source address.
+	Governance   []IncidentRow `json:"governance"`
+	DataMovement []DataRow     `json:"data_movement"`
+	AuthFailures []AuthRow     `json:"auth_failures"`
 }
 
 // ConfidenceRow is how one model's events of the range were priced:
@@ -279,6 +288,9 @@ ORDER BY sum(cost_usd) DESC, count() DESC, provider, canonical_model, model`+lim
 		return nil, err
 	}
 	if res.SelfHosted, err = selfHosted(ctx, q, res.From, res.Until, opts, limit); err != nil {
+		return nil, err
+	}
+	if err := governance(ctx, q, res, from, until, limit); err != nil {
 		return nil, err
 	}
 	return res, nil

@@ -176,8 +176,15 @@ func TestReport(t *testing.T) {
 		if got := recs[2][col["model"]]; got != "claude-sonnet-4" {
 			t.Errorf("CSV first model = %q", got)
 		}
-		last := recs[len(recs)-1]
-		if last[col["window_start"]] != "2025-03-10T10:01:00Z" || last[col["z_score"]] != "12.5" {
+		// The anomalies are the last cost section; the governance
+		// sections follow them.
+		var last []string
+		for _, r := range recs {
+			if r[0] == "anomalies" {
+				last = r
+			}
+		}
+		if last == nil || last[col["window_start"]] != "2025-03-10T10:01:00Z" || last[col["z_score"]] != "12.5" {
 			t.Errorf("CSV anomaly row = %v", last)
 		}
 	})

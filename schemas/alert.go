@@ -11,6 +11,9 @@ const (
 	// AlertSavings: a savings recommendation (package savings) whose
 	// estimated monthly saving exceeds the configured threshold.
 	AlertSavings = "savings"
+	// AlertGovernance: a governance or security incident changed (package
+	// governance); Signal names the signal, Category says which of the two.
+	AlertGovernance = "governance"
 )
 
 // Alert categories (Alert.Category).
@@ -70,6 +73,14 @@ type Alert struct {
 	// Contributors explain a change: the sub-keys (API keys, projects,
 	// reported model names, …) that moved most against their baseline.
 	Contributors []Contributor `json:"contributors,omitempty"`
+
+	// Governance and security signals (package governance) also carry
+	// these: Signal is the signal's kind (Signal* of that package),
+	// Subject what it is about (an API key id, a source address, a
+	// team/model pair), Detail a sentence for a person.
+	Signal  string `json:"signal,omitempty"`
+	Subject string `json:"subject,omitempty"`
+	Detail  string `json:"detail,omitempty"`
 }
 
 // Alert statuses of an incident's lifecycle.

@@ -119,8 +119,10 @@ func (d *Decoder) begin(data []byte, strict bool) {
 // takeEvent keeps what *e holds for reuse.
 func (d *Decoder) takeEvent(e *Event) {
 	sp := &d.spare
-	if e.LatencyMs != nil {
-		sp.ints = append(sp.ints, e.LatencyMs)
+	for _, p := range [...]*int64{e.LatencyMs, e.RequestBytes, e.ResponseBytes} {
+		if p != nil {
+			sp.ints = append(sp.ints, p)
+		}
 	}
 	if u := e.Usage; u != nil {
 		for _, p := range u.counts() {
@@ -201,6 +203,12 @@ const (
 	fProviderCostUSD
 	fWarnings
 	fGPU
+	fEndUser
+	fTags
+	fRequestBytes
+	fResponseBytes
+	fProviderRegion
+	fProviderEndpoint
 	fOwner
 	fPricing
 	fCostPicos
@@ -215,6 +223,7 @@ var (
 	eventNames = []string{"schema_version", "event_id", "time", "kind", "source", "api_key_id", "labels",
 		"provider", "model", "operation", "status", "error_type", "latency_ms", "service_tier", "streaming",
 		"usage", "raw_usage", "provider_cost_usd", "warnings", "gpu",
+		"end_user", "tags", "request_bytes", "response_bytes", "provider_region", "provider_endpoint",
 		"owner", "pricing", "cost_picos", "cost_source", "flags", "enriched_at", "canonical_model"}
 	usageNames = []string{"input_tokens", "cache_read_input_tokens", "cache_write_input_tokens", "output_tokens",
 		"reasoning_output_tokens", "cache_write_5m_input_tokens", "cache_write_1h_input_tokens", "tool_input_tokens",
@@ -226,7 +235,7 @@ var (
 	ownerNames   = []string{"team", "project", "cost_center", "rule"}
 	pricingNames = []string{"catalog_version", "price_id", "lines"}
 	lineNames    = []string{"meter", "quantity", "unit_price_per_1m", "cost_picos"}
-	flagNames    = []string{"unpriced", "unowned", "unapproved_model", "usage_mismatch"}
+	flagNames    = []string{"unpriced", "unowned", "unapproved_model", "usage_mismatch", "region_not_allowed", "missing_labels"}
 )
 
 // fieldTable finds a struct's field by key as encoding/json does: the exact
@@ -356,6 +365,18 @@ func (d *Decoder) event(e *Event, en *Enriched) {
 			d.strs(&e.Warnings)
 		case fGPU:
 			d.gpu(&e.GPU)
+		case fEndUser:
+			d.str(&e.EndUser, false)
+		case fTags:
+			d.strs(&e.Tags)
+		case fRequestBytes:
+			d.intPtr(&e.RequestBytes)
+		case fResponseBytes:
+			d.intPtr(&e.ResponseBytes)
+		case fProviderRegion:
+			d.str(&e.ProviderRegion, true)
+		case fProviderEndpoint:
+			d.str(&e.ProviderEndpoint, true)
 		case fOwner:
 			d.owner(&en.Owner)
 		case fPricing:
@@ -654,6 +675,10 @@ func (d *Decoder) flags(f *Flags) {
 			d.bool(&f.UnapprovedModel)
 		case 3:
 			d.bool(&f.UsageMismatch)
+		case 4:
+			d.bool(&f.RegionNotAllowed)
+		case 5:
+			d.bool(&f.MissingLabels)
 		}
 		d.pop()
 	}

@@ -53,9 +53,10 @@ var dirty = []byte(`{"schema_version":"1","event_id":"old","time":"2026-01-01T00
 "gpu":{"gpu_model":"H100","gpu_uuid":"u","mig_profile":"m","host":"h","cluster":"c","namespace":"n","pod":"p","container":"c","pid":7,
 "interval_seconds":1.5,"allocated_gpu_seconds":2,"busy_gpu_seconds":3,"memory_bytes":9,"energy_joules":4.5,"pricing_category":"pc",
 "owner_kind":"k8s_pod","owner_id":"oid","memory_max_bytes":11,"parent_gpu_uuid":"pu","attribution":"even"},
+"end_user":"u1","tags":["t1","t2","t3"],"request_bytes":100,"response_bytes":200,"provider_region":"us-east-1","provider_endpoint":"api.example",
 "owner":{"team":"t","project":"p","cost_center":"cc","rule":"r"},"pricing":{"catalog_version":"v","price_id":"pid",
 "lines":[{"meter":"a","quantity":1,"unit_price_per_1m":"1","cost_picos":2},{"meter":"b","quantity":3,"unit_price_per_1m":"2","cost_picos":4},{"meter":"c"}]},
-"cost_picos":42,"cost_source":"catalog","flags":{"unpriced":true,"unowned":true,"unapproved_model":true,"usage_mismatch":true},
+"cost_picos":42,"cost_source":"catalog","flags":{"unpriced":true,"unowned":true,"unapproved_model":true,"usage_mismatch":true,"region_not_allowed":true,"missing_labels":true},
 "enriched_at":"2026-01-01T00:00:01.5Z","canonical_model":"cm"}`)
 
 var (
@@ -163,6 +164,10 @@ func codecSeeds(t testing.TB) [][]byte {
 		`"labels":{"a":"1"},"labels":{"b":"2"}}`, `"raw_usage":{"a":1},"raw_usage":[2]}`, `"enriched_at":"2026-11-26T10:00:00.123456789Z"}`,
 		`"model":"GPT-4o","canonical_model":"gpt-4o"}`, `"canonical_model":null}`, `"canonical_model":1}`, `"Canonical_Model":"x","canonical_model":"y"}`,
 		`"labels":{"a":null}}`, `"usage":{"server_tool_calls":{"w":null}}}`, `"Owner":{"TEAM":"t"}}`, `"model":"\u003c\u2028"}`,
+		`"model":"m","end_user":"u","tags":["a","b"],"request_bytes":10,"response_bytes":0,"provider_region":"eu-west-1","provider_endpoint":"h"}`,
+		`"tags":null,"request_bytes":null,"end_user":null}`, `"tags":[],"Request_Bytes":1,"request_bytes":2}`, `"tags":["a",1]}`, `"request_bytes":1.5}`,
+		`"tags":["a","b","c"],"tags":["x"],"warnings":["w"]}`, `"response_bytes":-1,"provider_region":7}`,
+		`"flags":{"region_not_allowed":true,"missing_labels":false}}`, `"flags":{"Region_Not_Allowed":1}}`,
 	} {
 		seeds = append(seeds, []byte(head+tail))
 	}

@@ -59,7 +59,8 @@ func (e *Enriched) AppendJSON(buf []byte) []byte {
 	for _, fl := range [...]struct {
 		on   bool
 		name string
-	}{{f.Unpriced, `"unpriced":true`}, {f.Unowned, `"unowned":true`}, {f.UnapprovedModel, `"unapproved_model":true`}, {f.UsageMismatch, `"usage_mismatch":true`}} {
+	}{{f.Unpriced, `"unpriced":true`}, {f.Unowned, `"unowned":true`}, {f.UnapprovedModel, `"unapproved_model":true`}, {f.UsageMismatch, `"usage_mismatch":true`},
+		{f.RegionNotAllowed, `"region_not_allowed":true`}, {f.MissingLabels, `"missing_labels":true`}} {
 		if fl.on {
 			if n > 0 {
 				buf = append(buf, ',')
@@ -170,6 +171,21 @@ func (e *Event) appendFields(buf []byte) []byte {
 		buf = appendOptString(buf, `,"attribution":`, g.Attribution)
 		buf = append(buf, '}')
 	}
+	buf = appendOptString(buf, `,"end_user":`, e.EndUser)
+	if len(e.Tags) > 0 {
+		buf = append(buf, `,"tags":[`...)
+		for i, t := range e.Tags {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = appendString(buf, t)
+		}
+		buf = append(buf, ']')
+	}
+	buf = appendOptInt(buf, `,"request_bytes":`, e.RequestBytes)
+	buf = appendOptInt(buf, `,"response_bytes":`, e.ResponseBytes)
+	buf = appendOptString(buf, `,"provider_region":`, e.ProviderRegion)
+	buf = appendOptString(buf, `,"provider_endpoint":`, e.ProviderEndpoint)
 	return buf
 }
 

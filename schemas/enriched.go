@@ -80,6 +80,11 @@ type Flags struct {
 	// UsageMismatch: the provider's total disagrees with the normalized
 	// counts (see Event.Warnings).
 	UsageMismatch bool `json:"usage_mismatch,omitempty"`
+	// RegionNotAllowed: the provider region is outside the regions the
+	// governance policy allows the team (or the event's data class).
+	RegionNotAllowed bool `json:"region_not_allowed,omitempty"`
+	// MissingLabels: the event lacks a label the policy requires.
+	MissingLabels bool `json:"missing_labels,omitempty"`
 }
 
 // DeadLetter is what aivis.deadletter.v1 carries: the original bytes, why

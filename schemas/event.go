@@ -75,6 +75,21 @@ type Event struct {
 
 	// gpu.usage fields.
 	GPU *GPUUsage `json:"gpu,omitempty"`
+
+	// Attribution depth: who the request was made for (the gateway's end
+	// user) and the caller's tags. Enrich bounds how many distinct values
+	// each takes (see package governance) so one noisy caller cannot blow
+	// up the views that group by them.
+	EndUser string   `json:"end_user,omitempty"`
+	Tags    []string `json:"tags,omitempty"`
+	// Data movement: the request and response sizes in bytes where the
+	// payload or the provider tells them, and where the provider served
+	// the request (a region such as us-east-1 or europe-west4, and the
+	// endpoint host).
+	RequestBytes     *int64 `json:"request_bytes,omitempty"`
+	ResponseBytes    *int64 `json:"response_bytes,omitempty"`
+	ProviderRegion   string `json:"provider_region,omitempty"`
+	ProviderEndpoint string `json:"provider_endpoint,omitempty"`
 }
 
 // Usage holds normalized token counts. Nil means "not reported".

@@ -69,6 +69,10 @@ const (
 	// event, thousands of times the dearest single request. As pico-USD it
 	// is 1e18, inside the int64 cost of one event (about 9.2e18).
 	MaxProviderCostUSD = "1000000"
+	// MaxBytes bounds request_bytes and response_bytes at 1 TiB, far
+	// beyond any single API payload; an int64 sum holds 8 million events
+	// at the bound.
+	MaxBytes = 1 << 40
 )
 
 // Event times are accepted in [minTime, maxTime). maxTime is the day on
@@ -144,6 +148,31 @@ func (e *Event) Validate() error {
 	}
 	if len(e.Labels) > 64 {
 		add("labels", CodeOutOfRange, "has %d entries, the limit is 64", len(e.Labels))
+	}
+	if len(e.EndUser) > 256 {
+		add("end_user", CodeOutOfRange, "is longer than 256 bytes")
+	}
+	if len(e.Tags) > 16 {
+		add("tags", CodeOutOfRange, "has %d entries, the limit is 16", len(e.Tags))
+	}
+	for i, t := range e.Tags {
+		if len(t) > 128 {
+			add(fmt.Sprintf("tags[%d]", i), CodeOutOfRange, "is longer than 128 bytes")
+		}
+	}
+	for _, b := range []struct {
+		name string
+		v    *int64
+	}{{"request_bytes", e.RequestBytes}, {"response_bytes", e.ResponseBytes}} {
+		if b.v != nil && (*b.v < 0 || *b.v > MaxBytes) {
+			add(b.name, CodeOutOfRange, "must be between 0 and %d, got %d", int64(MaxBytes), *b.v)
+		}
+	}
+	if len(e.ProviderRegion) > 64 {
+		add("provider_region", CodeOutOfRange, "is longer than 64 bytes")
+	}
+	if len(e.ProviderEndpoint) > 256 {
+		add("provider_endpoint", CodeOutOfRange, "is longer than 256 bytes")
 	}
 	if len(probs) == 0 {
 		return nil

@@ -9,7 +9,9 @@
 # ClickHouse.
 # Environment: AIVISDEV_BIN (default bin/aivis), AIVISDEV_DEMO_DB (aivis_demo),
 # AIVISDEV_DEMO_RATE (events/s, 300), AIVISDEV_DEMO_DURATION (60s),
-# AIVISDEV_DEMO_SCENARIO (spike; see aivis loadgen --help, empty for none),
+# AIVISDEV_DEMO_SCENARIO (spike; see aivis loadgen --help, empty for none;
+# governance also turns on the governance evaluator with
+# deploy/governance.example.yaml and prints its incidents),
 # AIVISDEV_DEMO_BUDGETS (deploy/budgets.example.yaml, empty for none),
 # AIVISDEV_DEMO_GPU (1; 0 leaves the simulated GPU host out),
 # AIVISDEV_DEMO_SAVINGS (deploy/savings.example.yaml, empty for none),
@@ -43,9 +45,16 @@ if [ "${AIVISDEV_DEMO_GPU:-1}" = 1 ]; then
   gpu=(--gpu --self_hosted.comparables llama-3-8b=openai/gpt-4o-mini)
 fi
 
+# The governance scenario's key moves region half-way through three hours
+# of event time: a two-hour window sees that as new.
+governance=()
+if [ "$scenario" = governance ]; then
+  governance=(--governance.enabled --governance.path "$root/deploy/governance.example.yaml" --governance.window 2h)
+fi
+
 "$bin" dev --clickhouse.database "$db" --log_level warn \
   --rate "${AIVISDEV_DEMO_RATE:-300}" --duration "${AIVISDEV_DEMO_DURATION:-60s}" --time-scale 180 \
-  --scenario "$scenario" --budget.path "$budgets" "${gpu_cost[@]}" "${gpu[@]}" \
+  --scenario "$scenario" --budget.path "$budgets" "${gpu_cost[@]}" "${gpu[@]}" "${governance[@]}" \
   ${savings:+--savings-scenario "$savings_scenarios"} \
   --exit --since 4h --limit 8 &
 pid=$!
@@ -79,6 +88,15 @@ if [ -n "$savings" ]; then
   echo
   echo "Savings ($savings; staged: $savings_scenarios):"
   "$bin" report savings --clickhouse.database "$db" --log_level warn --since 4h --per-kind 2 --savings.path "$savings" || true
+fi
+
+if [ "$scenario" = governance ]; then
+  echo
+  echo "Governance and security incidents (docs/governance.md):"
+  ch --format PrettyCompactMonoBlock -q "
+    SELECT category, signal, count() AS incidents, sum(events) AS events,
+           round(toFloat64(sum(cost_usd)), 2) AS cost_usd, any(subject) AS for_example
+    FROM governance_incidents GROUP BY category, signal ORDER BY category, signal" || true
 fi
 
 cat <<MSG

@@ -40,7 +40,17 @@ type Envelope struct {
 	ServiceTier  string            `json:"service_tier,omitempty"`
 	Batch        bool              `json:"batch,omitempty"`
 	Streaming    bool              `json:"streaming,omitempty"`
-	Response     json.RawMessage   `json:"response"`
+	// Attribution and data movement the gateway knows: the end user and
+	// tags of the request, its size and the size of the response (default:
+	// the size of response as sent), and where the provider served it
+	// (default region: the one the endpoint host names).
+	EndUser          string          `json:"end_user,omitempty"`
+	Tags             []string        `json:"tags,omitempty"`
+	RequestBytes     *int64          `json:"request_bytes,omitempty"`
+	ResponseBytes    *int64          `json:"response_bytes,omitempty"`
+	ProviderRegion   string          `json:"provider_region,omitempty"`
+	ProviderEndpoint string          `json:"provider_endpoint,omitempty"`
+	Response         json.RawMessage `json:"response"`
 }
 
 // DecodeEnvelope parses one envelope strictly: unknown fields are errors, so
@@ -55,7 +65,7 @@ func DecodeEnvelope(data []byte) (Envelope, error) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&env); err != nil {
 		return env, &EnvelopeError{Code: envelopeCode(data, err), Err: fmt.Errorf(
-			"decoding the adapter envelope (fields: event_id, time, source, labels, api_key_id, provider, request_model, operation, latency_ms, status, error_type, service_tier, batch, streaming, response): %w", err)}
+			"decoding the adapter envelope (fields: event_id, time, source, labels, api_key_id, provider, request_model, operation, latency_ms, status, error_type, service_tier, batch, streaming, end_user, tags, request_bytes, response_bytes, provider_region, provider_endpoint, response): %w", err)}
 	}
 	if dec.More() {
 		return env, &EnvelopeError{Code: schemas.CodeInvalidValue, Err: errors.New(
@@ -148,6 +158,18 @@ func newBuilder(env Envelope, provider, operation string) *builder {
 		LatencyMs:     env.LatencyMs,
 		ServiceTier:   NormalizeTier(env.ServiceTier),
 		Streaming:     env.Streaming,
+
+		EndUser: env.EndUser, Tags: env.Tags,
+		RequestBytes: env.RequestBytes, ResponseBytes: env.ResponseBytes,
+		ProviderRegion: env.ProviderRegion, ProviderEndpoint: env.ProviderEndpoint,
+	}
+	// A provider's own response is what the provider sent back; LiteLLM's
+	// payload (provider "") is a log record, not the response.
+	if e.ResponseBytes == nil && provider != "" && len(env.Response) > 0 {
+		e.ResponseBytes = schemas.Int64(int64(len(env.Response)))
+	}
+	if e.ProviderRegion == "" {
+		e.ProviderRegion = schemas.RegionOfEndpoint(e.ProviderEndpoint)
 	}
 	if env.Provider != "" {
 		e.Provider = env.Provider

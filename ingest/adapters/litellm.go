@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -41,6 +42,10 @@ type liteLLMPayload struct {
 	User              string          `json:"user"`
 	TeamID            string          `json:"team_id"`
 	EndUser           string          `json:"end_user"`
+	RequestTags       []string        `json:"request_tags"`
+	APIBase           string          `json:"api_base"`
+	Messages          json.RawMessage `json:"messages"`
+	Response          json.RawMessage `json:"response"`
 	Usage             json.RawMessage `json:"usage"`
 	Metadata          *struct {
 		UserAPIKeyHash      string          `json:"user_api_key_hash"`
@@ -137,7 +142,26 @@ func (liteLLM) Normalize(env Envelope) (*schemas.Event, error) {
 	}
 	b.label("litellm_team_id", p.TeamID)
 	b.label("litellm_user_id", p.User)
-	b.label("end_user", p.EndUser)
+	if e.EndUser == "" {
+		e.EndUser = p.EndUser
+	}
+	if len(e.Tags) == 0 && len(p.RequestTags) > 0 {
+		e.Tags = p.RequestTags
+	}
+	if e.ProviderEndpoint == "" {
+		e.ProviderEndpoint = hostOf(p.APIBase)
+		if e.ProviderRegion == "" {
+			e.ProviderRegion = schemas.RegionOfEndpoint(p.APIBase)
+		}
+	}
+	// The payload carries the request's messages and the provider's
+	// response when LiteLLM logs them; their sizes are the data moved.
+	if e.RequestBytes == nil && isPresent(p.Messages) {
+		e.RequestBytes = schemas.Int64(int64(len(p.Messages)))
+	}
+	if e.ResponseBytes == nil && isPresent(p.Response) {
+		e.ResponseBytes = schemas.Int64(int64(len(p.Response)))
+	}
 
 	usageRaw, usagePath := p.Usage, "response.usage"
 	if len(bytes.TrimSpace(usageRaw)) == 0 || bytes.Equal(bytes.TrimSpace(usageRaw), []byte("null")) {
@@ -390,4 +414,29 @@ func jsonKindOf(raw json.RawMessage) string {
 	default:
 		return "a JSON value"
 	}
+}
+
+// isPresent reports whether raw holds a value other than null or "".
+func isPresent(raw json.RawMessage) bool {
+	v := bytes.TrimSpace(raw)
+	return len(v) > 0 && !bytes.Equal(v, []byte("null")) && !bytes.Equal(v, []byte(`""`))
+}
+
+// hostOf returns the host of an endpoint URL (or the endpoint itself when
+// it has no scheme), without port and path.
+func hostOf(endpoint string) string {
+	host := endpoint
+	if i := strings.Index(host, "://"); i >= 0 {
+		host = host[i+3:]
+	}
+	if i := strings.IndexAny(host, "/?#"); i >= 0 {
+		host = host[:i]
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if len(host) > 256 {
+		return ""
+	}
+	return host
 }

@@ -102,6 +102,7 @@ func Convert(td *tracepb.TracesData) Result {
 	var res Result
 	for _, rs := range td.GetResourceSpans() {
 		resLabels := labelsOf(nil, rs.GetResource().GetAttributes())
+		resAttribution := attributionOf(attribution{}, rs.GetResource().GetAttributes())
 		for _, ss := range rs.GetScopeSpans() {
 			for _, sp := range ss.GetSpans() {
 				attrs := readAttrs(sp.GetAttributes())
@@ -109,7 +110,7 @@ func Convert(td *tracepb.TracesData) Result {
 					res.Skipped++
 					continue
 				}
-				ev, err := convertSpan(sp, attrs, resLabels)
+				ev, err := convertSpan(sp, attrs, resLabels, attributionOf(resAttribution, sp.GetAttributes()))
 				if err != nil {
 					res.Rejected = append(res.Rejected, *err)
 					continue
@@ -261,7 +262,7 @@ func (b *builder) warn(format string, args ...any) {
 
 // convertSpan builds the event of one span with usage; resLabels are the
 // labels of its resource, which the span's own label attributes override.
-func convertSpan(sp *tracepb.Span, a *spanAttrs, resLabels map[string]string) (*schemas.Event, *SpanError) {
+func convertSpan(sp *tracepb.Span, a *spanAttrs, resLabels map[string]string, attr attribution) (*schemas.Event, *SpanError) {
 	traceID, spanID := hex.EncodeToString(sp.GetTraceId()), hex.EncodeToString(sp.GetSpanId())
 	b := &builder{ev: &schemas.Event{
 		SchemaVersion: schemas.SchemaVersion,
@@ -342,6 +343,7 @@ func convertSpan(sp *tracepb.Span, a *spanAttrs, resLabels map[string]string) (*
 	}
 	b.usage(a)
 	e.RawUsage = rawUsage(a.usage)
+	attr.apply(e)
 
 	if len(b.probs) == 0 {
 		var verr *schemas.ValidationError

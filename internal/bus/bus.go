@@ -19,7 +19,7 @@ import (
 
 // Topics are the topics aivis uses, all created with the configured
 // partitions.
-var Topics = []string{schemas.TopicRaw, schemas.TopicEnriched, schemas.TopicDeadLetter, schemas.TopicAlerts}
+var Topics = []string{schemas.TopicRaw, schemas.TopicEnriched, schemas.TopicDeadLetter, schemas.TopicAlerts, schemas.TopicSecurity}
 
 // Dialer makes the Kafka clients of one process. Every client it makes
 // shares the seed brokers, the client id prefix and Extra (TLS, SASL); the

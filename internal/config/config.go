@@ -24,6 +24,7 @@ import (
 	"github.com/aivis-dev/aivis/alerts"
 	"github.com/aivis-dev/aivis/budget"
 	"github.com/aivis-dev/aivis/enrich"
+	"github.com/aivis-dev/aivis/governance"
 	"github.com/aivis-dev/aivis/gpuprobe"
 	"github.com/aivis-dev/aivis/ingest"
 	"github.com/aivis-dev/aivis/internal/bus"
@@ -45,6 +46,9 @@ type Config struct {
 	Serving serving.Config `koanf:"serving"`
 	// Budget configures the budget evaluator, which runs with aggregate.
 	Budget budget.Config `koanf:"budget"`
+	// Governance configures the policy and the governance and security
+	// signals, evaluated with aggregate.
+	Governance governance.Config `koanf:"governance"`
 	// Savings configures the savings recommendations: the rules of
 	// `aivis report savings` and the daily recommender, which runs with
 	// aggregate when a rules file is set.
@@ -105,6 +109,7 @@ func Default() Config {
 		GPUProbe:    gpuprobe.DefaultConfig(),
 		Serving:     serving.DefaultConfig(),
 		Budget:      budget.DefaultConfig(),
+		Governance:  governance.DefaultConfig(),
 		Savings:     savings.DefaultConfig(),
 		Alerts:      alerts.DefaultConfig(),
 		GPUCost:     GPUCost{EnergyUSDPerKWh: "0"},
@@ -142,7 +147,7 @@ func (c Config) validate(withIngest bool) error {
 	default:
 		errs = append(errs, fmt.Errorf("log_level: %q must be debug, info, warn or error", c.LogLevel))
 	}
-	checks := []error{c.Enrich.Validate(), c.Aggregate.Validate(), c.ClickHouse.Validate(), c.GPUProbe.Validate(), c.Serving.Validate(), c.Budget.Validate(), c.Savings.Validate(), c.Alerts.Validate(),
+	checks := []error{c.Enrich.Validate(), c.Aggregate.Validate(), c.ClickHouse.Validate(), c.GPUProbe.Validate(), c.Serving.Validate(), c.Budget.Validate(), c.Governance.Validate(), c.Savings.Validate(), c.Alerts.Validate(),
 		c.GPUCost.Validate(), c.SelfHosted.Validate()}
 	if withIngest {
 		checks = append(checks, c.Ingest.Validate(), c.eventTimeRange())

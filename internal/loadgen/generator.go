@@ -249,6 +249,7 @@ func (g *Generator) event(t time.Time) *schemas.Event {
 	latency := m.ttftMs*math.Exp(0.35*g.rng.NormFloat64()) +
 		float64(out)/m.tokensPerSec*1000*math.Exp(0.2*g.rng.NormFloat64())
 	ev.LatencyMs = schemas.Int64(int64(latency))
+	g.scenario.govern(g, ev, owner)
 	return ev
 }
 

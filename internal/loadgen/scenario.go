@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/aivis-dev/aivis/schemas"
 )
 
 // Scenarios stage one incident on top of the normal traffic, for demos of
@@ -27,14 +29,23 @@ const (
 	// ScenarioRunawayKey: one API key loops tightly for 20 minutes,
 	// sending twice as many requests as all the other traffic.
 	ScenarioRunawayKey = "runaway_key"
+	// ScenarioGovernance: every event names its provider region (us-east-1)
+	// and sizes; from the start one team also calls a preview model (which
+	// deploy/governance.example.yaml denies), its last key moves to
+	// eu-west-1 (a new region for a known key) and its first key's requests
+	// carry data_class pii to us-east-1 (out of the pii regions).
+	ScenarioGovernance = "governance"
 	// ScenarioBursts: every 2 hours of event time, 5 minutes in which the
 	// whole traffic's rate is 5× and the extra comes from one team on one
 	// model (a different pair each time), from the start of the run.
 	ScenarioBursts = "bursts"
 )
 
+// GovernanceModel is the unapproved model ScenarioGovernance calls.
+const GovernanceModel = "o1-preview"
+
 // Scenarios lists the scenario names.
-var Scenarios = []string{ScenarioSpike, ScenarioRamp, ScenarioNewModel, ScenarioCacheCollapse, ScenarioRunawayKey, ScenarioBursts}
+var Scenarios = []string{ScenarioSpike, ScenarioRamp, ScenarioNewModel, ScenarioCacheCollapse, ScenarioRunawayKey, ScenarioBursts, ScenarioGovernance}
 
 // ScenarioTarget says what a scenario changes and when, in event time; an
 // open-ended scenario has a zero End.
@@ -116,6 +127,12 @@ func (g *Generator) scenarioFor(cfg Config) *scenario {
 		sc.key = sc.owners[len(sc.owners)-1]
 		sc.APIKeyID = g.owners[sc.key].APIKeyID
 		sc.End = sc.Start.Add(20 * time.Minute)
+	case ScenarioGovernance:
+		sc.model = g.preferModel("gpt-4o", func(m modelProfile) bool { return m.provider == "openai" })
+		sc.model.name, sc.model.provider = GovernanceModel, "openai"
+		sc.key = sc.owners[len(sc.owners)-1]
+		sc.APIKeyID = g.owners[sc.key].APIKeyID
+		sc.share = teamShare / 5
 	}
 	sc.Model = sc.model.name
 	return sc
@@ -149,6 +166,8 @@ func (s *scenario) extra(t time.Time) float64 {
 		return s.share / 2 // the team sends half again, all to the new model
 	case ScenarioRunawayKey:
 		return 2
+	case ScenarioGovernance:
+		return s.share // a fifth of the team's traffic again, on the preview model
 	}
 	return 0
 }
@@ -168,7 +187,7 @@ func (s *scenario) shape(g *Generator, t time.Time, owner **Owner, m *modelProfi
 	}
 	if x := s.extra(t); x > 0 && g.rng.Float64() < x/(1+x) {
 		switch s.Name {
-		case ScenarioSpike, ScenarioNewModel:
+		case ScenarioSpike, ScenarioNewModel, ScenarioGovernance:
 			*owner, *m = s.ownerIn(g), s.model
 		case ScenarioRamp:
 			*owner = s.ownerIn(g)
@@ -193,6 +212,30 @@ func (s *scenario) shape(g *Generator, t time.Time, owner **Owner, m *modelProfi
 		return inTeam && m.name == s.model.name && !t.Before(s.Start)
 	}
 	return false
+}
+
+// govern adds ScenarioGovernance's data movement to ev, sent by owner at
+// its time: region and sizes on every event (about 4 bytes a token), a new
+// region for the target key and personal data out of region for the
+// team's first key from the start on. It draws nothing from the rng.
+func (s *scenario) govern(g *Generator, ev *schemas.Event, owner *Owner) {
+	if s == nil || s.Name != ScenarioGovernance {
+		return
+	}
+	ev.ProviderRegion, ev.ProviderEndpoint = "us-east-1", ev.Provider+".us-east-1.example"
+	if u := ev.Usage; u != nil {
+		ev.RequestBytes = schemas.Int64(4 * schemas.Get(u.InputTokens))
+		ev.ResponseBytes = schemas.Int64(4 * schemas.Get(u.OutputTokens))
+	}
+	if owner == nil || ev.Time.Before(s.Start) {
+		return
+	}
+	switch owner {
+	case &g.owners[s.key]:
+		ev.ProviderRegion, ev.ProviderEndpoint = "eu-west-1", ev.Provider+".eu-west-1.example"
+	case &g.owners[s.owners[0]]:
+		ev.Labels["data_class"] = "pii"
+	}
 }
 
 func scenarioList() string { return strings.Join(Scenarios, ", ") }

@@ -168,6 +168,48 @@ func TestScenarioValidation(t *testing.T) {
 	}
 }
 
+func TestScenarioGovernance(t *testing.T) {
+	sc, evs := scenarioEvents(t, ScenarioGovernance)
+	if sc.Model != GovernanceModel || sc.APIKeyID == "" {
+		t.Fatalf("target %+v", sc)
+	}
+	var preview, previewBefore, newRegion, regionBefore, pii, piiBefore, sized int
+	for _, e := range evs {
+		after := !e.Time.Before(sc.Start)
+		if e.Model == GovernanceModel {
+			if after {
+				preview++
+			} else {
+				previewBefore++
+			}
+		}
+		if e.ProviderRegion == "eu-west-1" {
+			if !after || e.APIKeyID != sc.APIKeyID {
+				regionBefore++
+			}
+			newRegion++
+		}
+		if e.Labels["data_class"] == "pii" {
+			if !after || e.ProviderRegion != "us-east-1" {
+				piiBefore++
+			}
+			pii++
+		}
+		if e.Status == schemas.StatusOK && (e.ProviderRegion == "" || e.RequestBytes == nil) {
+			t.Fatalf("event %s has no region or size", e.EventID)
+		}
+		if e.RequestBytes != nil {
+			sized++
+		}
+		if err := e.Validate(); err != nil {
+			t.Fatalf("event %s: %v", e.EventID, err)
+		}
+	}
+	if preview < 20 || previewBefore != 0 || newRegion < 5 || regionBefore != 0 || pii < 5 || piiBefore != 0 || sized == 0 {
+		t.Fatalf("preview %d (before %d), new region %d (wrong %d), pii %d (wrong %d)", preview, previewBefore, newRegion, regionBefore, pii, piiBefore)
+	}
+}
+
 // TestSavingsScenariosAreFixedAndValid: every savings scenario gives
 // valid events, the same ones for the same hours, and the generator sends
 // all of those that fall within its run, once each, among its own traffic.

@@ -34,6 +34,7 @@ import (
 	"github.com/aivis-dev/aivis/alerts"
 	"github.com/aivis-dev/aivis/budget"
 	"github.com/aivis-dev/aivis/enrich"
+	"github.com/aivis-dev/aivis/governance"
 	"github.com/aivis-dev/aivis/gpuprobe"
 	"github.com/aivis-dev/aivis/ingest"
 	"github.com/aivis-dev/aivis/internal/actor"
@@ -121,6 +122,8 @@ type Process struct {
 	Scorer *aggregate.Scorer
 	// Budget is the budget evaluator, when aggregate runs with budgets.
 	Budget *budget.Evaluator
+	// Governance is the governance signal evaluator, when enabled.
+	Governance *governance.Evaluator
 	// Savings is the daily savings recommender, when aggregate runs with
 	// savings rules.
 	Savings *savings.Recommender
@@ -259,7 +262,9 @@ func topicsFor(cfg config.Config, stages []Stage) []string {
 	}
 	for _, s := range stages {
 		switch s {
-		case Ingest, GPUProbe, Serving:
+		case Ingest:
+			add(schemas.TopicRaw, schemas.TopicSecurity)
+		case GPUProbe, Serving:
 			add(schemas.TopicRaw)
 		case Enrich:
 			add(schemas.TopicRaw, schemas.TopicEnriched, schemas.TopicDeadLetter)
@@ -267,6 +272,9 @@ func topicsFor(cfg config.Config, stages []Stage) []string {
 			add(cfg.Aggregate.Topic, schemas.TopicDeadLetter)
 			if cfg.Budget.Path != "" || cfg.Savings.Path != "" {
 				add(schemas.TopicAlerts)
+			}
+			if cfg.Governance.Enabled {
+				add(schemas.TopicAlerts, schemas.TopicSecurity)
 			}
 		case Anomaly:
 			add(schemas.TopicAlerts)
@@ -350,6 +358,12 @@ func (p *Process) buildEnrich(d bus.Dialer) error {
 	if err != nil {
 		return err
 	}
+	gov, err := governance.NewEnforcer(p.cfg.Governance, p.Registry, p.log.With("stage", "enrich"))
+	if err != nil {
+		return err
+	}
+	st.SetPolicy(gov)
+	p.group.Add("enrich policy", gov, actor.Options{})
 	opts := actor.Options{
 		// A produce failure ends Run with offsets committed only up to the
 		// last acknowledged record; a fresh member resumes from there.
@@ -378,6 +392,11 @@ func (p *Process) buildAggregate(d bus.Dialer) error {
 	p.group.Add(string(Aggregate), st, opts)
 	if p.cfg.Budget.Path != "" {
 		if err := p.buildBudget(d); err != nil {
+			return err
+		}
+	}
+	if p.cfg.Governance.Enabled {
+		if err := p.buildGovernance(d); err != nil {
 			return err
 		}
 	}

@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/aivis-dev/aivis/budget"
 	"github.com/aivis-dev/aivis/focus"
+	"github.com/aivis-dev/aivis/governance"
 	"github.com/aivis-dev/aivis/internal/chdbcheck"
 	"github.com/aivis-dev/aivis/internal/testenv"
 	"github.com/aivis-dev/aivis/pricing"
@@ -124,6 +127,14 @@ func TestModernClickHouseSQL(t *testing.T) {
 	_, err = store.CostCorrections(ctx, from, to, time.Minute, 2)
 	step(rec.Name, err)
 
+	rec.Name = "governance write"
+	step(rec.Name, store.WriteGovernanceSignals(ctx, []schemas.GovernanceSignal{{
+		Signal: governance.SignalUnapproved, Category: schemas.CategoryGovernance, Subject: "search/openai/o1-preview",
+		IncidentID: "unapproved_use:abc:1", Status: schemas.AlertFiring, WindowStart: at.Add(-15 * time.Minute), WindowEnd: at,
+		Team: "search", Provider: "openai", Model: "o1-preview", CostUSD: decimal.RequireFromString("0.5"), Events: 2, Bytes: 100,
+		Detail: "model o1-preview is denied for team search", DetectedAt: at}}))
+	step(rec.Name, store.WriteAuthFailures(ctx, []schemas.AuthFailureCount{{Minute: at.Truncate(time.Minute), SourceAddress: "10.0.0.9", Node: "n1", Failures: 30}}))
+
 	rec.Name = "report"
 	_, err = report.Build(ctx, rec, report.Options{Since: 48 * time.Hour, Until: to, Limit: 5})
 	step(rec.Name, err)
@@ -168,6 +179,19 @@ func TestModernClickHouseSQL(t *testing.T) {
 	_, err = budget.LatestStatus(ctx, rec)
 	step(rec.Name, err)
 
+	// The evaluator's queries, last: it writes what the recorder's empty
+	// rows make it find.
+	rec.Name = "governance"
+	gcfg := governance.DefaultConfig()
+	// A policy with every kind of rule, so that every query runs.
+	gcfg.Path = filepath.Join(t.TempDir(), "policy.yaml")
+	step(rec.Name, os.WriteFile(gcfg.Path, []byte("default: {models: {deny: [\"*-preview\"]}, regions: [\"us-*\"]}\n"+
+		"data_classes: {pii: {regions: [\"eu-*\"]}}\nrequired_labels: [env]\n"), 0o600))
+	gov, err := governance.NewEvaluator(gcfg, store, nil, nil, nil, nil)
+	step(rec.Name, err)
+	gov.SetClock(func() time.Time { return at.Add(time.Minute) })
+	_, err = gov.EvaluateOnce(ctx)
+	step(rec.Name, err)
 	rec.Name = "savings"
 	rules, err := savings.ParseRules([]byte(`tiers: {min_p50_latency_ms: 500}
 equivalents: {models: [{from: openai/gpt-4o, to: [openai/gpt-4o-mini]}]}
@@ -227,6 +251,9 @@ gpu: {mig_profiles: {H100: [{profile: 3g.40gb, share: "0.5"}]}, comparables: {ll
 		at.Truncate(time.Minute).UTC().Format(time.DateTime)+"\t60\topenai\tgpt-4o\tsearch\tranker\t2\t3000\t0.0024")
 	want("report", "FROM gpu_cost_by_window", "ml\t3600\t1800\t1800\t0.5\t0.05\t200\t3.6\t3.6\t0.5")
 	want("report", "FROM self_hosted_cost_by_day", "llama\t3.6\t0\t0\t0")
+	want("report", "FROM governance_incidents", fmt.Sprintf("governance\tunapproved_use\tsearch/openai/o1-preview\tfiring\t%s\t2\t0.5\tmodel o1-preview is denied for team search", at.Format(time.DateTime)))
+	want("report", "FROM data_movement_by_hour", "openai\t\tsearch\t2\t0\t0\t0\t0.0024", "anthropic\t\tsearch\t1\t0\t0\t0\t0")
+	want("report", "FROM auth_failures_by_hour", "10.0.0.9\t30\t30")
 	want("savings", "GROUP BY team, host, gpu_model", "ml\tgpu-1\tH100\t\tidle\tidle\t3600\t1800\t3.6")
 	want("savings", "AS labelled", "search\tranker\t\topenai\tgpt-4o\t\t0\t1200\t200\t100\t300\t50\t2")
 

@@ -59,6 +59,16 @@ const (
 	TableGPUSettings   = "gpu_settings"
 	ViewGPUCost        = "gpu_cost_by_window"
 	ViewSelfHostedCost = "self_hosted_cost_by_day"
+	// TableGovernanceSignals holds every change of a governance or
+	// security incident, TableAuthFailures ingest's auth-failure counts;
+	// the views read them and the events' data movement and attribution.
+	TableGovernanceSignals  = "governance_signals"
+	TableAuthFailures       = "auth_failures"
+	ViewGovernanceIncidents = "governance_incidents"
+	ViewAuthFailures        = "auth_failures_by_hour"
+	ViewDataMovement        = "data_movement_by_hour"
+	ViewCostByEndUser       = "cost_by_end_user"
+	ViewCostByTag           = "cost_by_tag"
 	// The savings views (package savings): one per recommendation kind,
 	// the usage each kind's recommendations are computed from.
 	ViewSavingsCaching     = "savings_caching_requests"
@@ -386,6 +396,112 @@ FROM (
 	{42, "self_hosted_requests", []string{
 		`DROP TABLE IF EXISTS ` + ViewSelfHostedCost,
 		selfHostedView(`sum(if(operation = '` + OperationServingInterval + `', visitParamExtractUInt(raw_usage, 'requests'), toUInt64(1)))`),
+	}},
+	// Attribution depth and data movement (package governance): the end
+	// user, tags, request and response bytes and provider region and
+	// endpoint of each event, and enrich's policy flags. 0 bytes means
+	// not reported.
+	{50, "usage_events_governance", []string{
+		`ALTER TABLE ` + TableEvents + ` ADD COLUMN end_user String, ADD COLUMN tags Array(String),
+    ADD COLUMN request_bytes Int64, ADD COLUMN response_bytes Int64,
+    ADD COLUMN provider_region {{dim}}, ADD COLUMN provider_endpoint {{dim}},
+    ADD COLUMN unapproved UInt8, ADD COLUMN region_not_allowed UInt8, ADD COLUMN missing_labels UInt8`,
+		`DROP TABLE IF EXISTS ` + ViewEvents,
+		`CREATE VIEW IF NOT EXISTS ` + ViewEvents + ` AS SELECT * FROM ` + TableEvents + ` FINAL`,
+	}},
+	// Governance and security incidents: one row per change (firing,
+	// updated, resolved) of an incident, keyed by incident and update so
+	// that a rewrite collapses onto the first; and the rejected producer
+	// authentications ingest counted per source address and minute, one
+	// row per ingest node, a redelivered count replacing the first.
+	{51, "governance_signals", []string{`CREATE TABLE IF NOT EXISTS ` + TableGovernanceSignals + ` (
+    signal {{dim}},
+    category {{dim}},
+    subject String,
+    incident_id String,
+    status {{dim}},
+    update UInt32,
+    window_start DateTime,
+    window_end DateTime,
+    team {{dim}},
+    provider {{dim}},
+    model {{dim}},
+    region {{dim}},
+    api_key_id String,
+    source {{dim}},
+    source_address String,
+    cost_usd Decimal(38, 12),
+    events UInt64,
+    bytes Int64,
+    value Float64,
+    threshold Float64,
+    detail String,
+    detected_at DateTime
+) ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(detected_at)
+ORDER BY (incident_id, update)`,
+		`CREATE TABLE IF NOT EXISTS ` + TableAuthFailures + ` (
+    minute DateTime,
+    source_address String,
+    node String,
+    failures Int64
+) ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(minute)
+ORDER BY (minute, source_address, node)`,
+	}},
+	// Views over the signals and the data movement and attribution
+	// columns: the newest state of every incident, auth failures per hour
+	// and address, data volume per hour, provider, region and team (with
+	// the part that left the allowed regions), and spend per end user and
+	// per tag.
+	{52, "governance_views", []string{
+		`CREATE VIEW IF NOT EXISTS ` + ViewGovernanceIncidents + ` AS
+SELECT incident_id, any(signal) AS signal, any(category) AS category, any(subject) AS subject,
+    argMax(row_status, update) AS status, max(update) AS updates,
+    min(detected_at) AS opened_at, max(detected_at) AS changed_at,
+    any(team) AS team, any(provider) AS provider, any(model) AS model, any(region) AS region,
+    any(api_key_id) AS api_key_id, any(source) AS source, any(source_address) AS source_address,
+    max(cost_usd) AS cost_usd, max(events) AS events, max(bytes) AS bytes,
+    argMaxIf(detail, update, row_status != 'resolved') AS detail
+FROM (
+    SELECT incident_id, signal, category, subject, status AS row_status, update, detected_at,
+        team, provider, model, region, api_key_id, source, source_address, cost_usd, events, bytes, detail
+    FROM ` + TableGovernanceSignals + ` FINAL
+)
+GROUP BY incident_id`,
+		`CREATE VIEW IF NOT EXISTS ` + ViewAuthFailures + ` AS
+SELECT hour, source_address, sum(n) AS failures, max(n) AS max_per_minute
+FROM (
+    SELECT toStartOfHour(minute) AS hour, source_address, sum(failures) AS n
+    FROM ` + TableAuthFailures + ` FINAL
+    GROUP BY hour, minute, source_address
+)
+GROUP BY hour, source_address`,
+		`CREATE VIEW IF NOT EXISTS ` + ViewDataMovement + ` AS
+SELECT toStartOfHour(time) AS hour, provider, provider_region, provider_endpoint, team,
+    count() AS requests, sum(req) AS request_bytes, sum(resp) AS response_bytes,
+    sum(req + resp) AS bytes,
+    sumIf(req + resp, outside = 1) AS bytes_outside_allowed_regions,
+    sum(outside) AS requests_outside_allowed_regions,
+    sum(cost_usd) AS cost_usd
+FROM (
+    SELECT time, provider, provider_region, provider_endpoint, team, request_bytes AS req, response_bytes AS resp,
+        region_not_allowed AS outside, cost_usd
+    FROM ` + TableEvents + ` FINAL
+    WHERE kind = 'llm.request'
+)
+GROUP BY hour, provider, provider_region, provider_endpoint, team`,
+		`CREATE VIEW IF NOT EXISTS ` + ViewCostByEndUser + ` AS
+SELECT date, team, end_user, api_key_id, count() AS requests, sum(cost_usd) AS cost_usd
+FROM ` + TableEvents + ` FINAL
+WHERE kind = 'llm.request' AND end_user != ''
+GROUP BY date, team, end_user, api_key_id`,
+		`CREATE VIEW IF NOT EXISTS ` + ViewCostByTag + ` AS
+SELECT date, team, tag, count() AS requests, sum(cost_usd) AS cost_usd
+FROM ` + TableEvents + ` FINAL
+ARRAY JOIN tags AS tag
+WHERE kind = 'llm.request'
+GROUP BY date, team, tag`,
 	}},
 	// The usage each savings recommendation kind is computed from (package
 	// savings, docs/savings.md): successful llm.request rows with the

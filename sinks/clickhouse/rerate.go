@@ -18,7 +18,9 @@ func (s *Store) RatedEvents(ctx context.Context, from, to time.Time) ([]schemas.
     latency_ms, service_tier, team, project, cost_center, api_key_id,
     input_tokens, cache_read_input_tokens, cache_write_input_tokens, output_tokens, reasoning_output_tokens,
     cost_usd, cost_source, catalog_version, price_id, unpriced, unowned, labels, raw_usage,
-    src_partition, src_offset, rating_version, usage_json, provider_cost_usd
+    src_partition, src_offset, rating_version, usage_json, provider_cost_usd,
+    end_user, tags, request_bytes, response_bytes, provider_region, provider_endpoint,
+    unapproved, region_not_allowed, missing_labels
 FROM `+TableEvents+` FINAL
 WHERE time >= toDateTime(?) AND time < toDateTime(?)`, from.Unix(), to.Unix())
 	if err != nil {
@@ -35,11 +37,16 @@ WHERE time >= toDateTime(?) AND time < toDateTime(?)`, from.Unix(), to.Unix())
 			unpriced, unowned         uint8
 			labels, raw, usageJSON    string
 			se                        schemas.StoredEvent
+			reqBytes, respBytes       int64
+			unapproved, badRegion     uint8
+			missingLabels             uint8
 		)
 		if err := rows.Scan(&e.EventID, &at, &e.Kind, &e.Source, &e.Provider, &e.Model, &e.CanonicalModel, &e.Operation, &e.Status, &e.ErrorType,
 			&latency, &e.ServiceTier, &e.Owner.Team, &e.Owner.Project, &e.Owner.CostCenter, &e.APIKeyID,
 			&in, &cr, &cw, &o, &r, &cost, &e.CostSource, &e.Pricing.CatalogVersion, &e.Pricing.PriceID,
-			&unpriced, &unowned, &labels, &raw, &partition, &se.Offset, &se.RatingVersion, &usageJSON, &e.ProviderCostUSD); err != nil {
+			&unpriced, &unowned, &labels, &raw, &partition, &se.Offset, &se.RatingVersion, &usageJSON, &e.ProviderCostUSD,
+			&e.EndUser, &e.Tags, &reqBytes, &respBytes, &e.ProviderRegion, &e.ProviderEndpoint,
+			&unapproved, &badRegion, &missingLabels); err != nil {
 			return nil, fmt.Errorf("reading events for re-rating: %w", err)
 		}
 		e.SchemaVersion = schemas.SchemaVersion
@@ -49,6 +56,17 @@ WHERE time >= toDateTime(?) AND time < toDateTime(?)`, from.Unix(), to.Unix())
 			return nil, fmt.Errorf("reading the cost of event %s: %w", e.EventID, err)
 		}
 		e.Flags.Unpriced, e.Flags.Unowned = unpriced == 1, unowned == 1
+		e.Flags.UnapprovedModel, e.Flags.RegionNotAllowed, e.Flags.MissingLabels = unapproved == 1, badRegion == 1, missingLabels == 1
+		if len(e.Tags) == 0 {
+			e.Tags = nil
+		}
+		// 0 bytes is stored for "not reported"; a rewrite keeps that.
+		if reqBytes != 0 {
+			e.RequestBytes = &reqBytes
+		}
+		if respBytes != 0 {
+			e.ResponseBytes = &respBytes
+		}
 		if labels != "" && labels != "{}" {
 			if err := json.Unmarshal([]byte(labels), &e.Labels); err != nil {
 				return nil, fmt.Errorf("reading the labels of event %s: %w", e.EventID, err)

@@ -123,6 +123,10 @@ type eventBuffers struct {
 	canonicalModels                                    []string
 	gpuModels, gpuHosts, migProfiles, gpuOwnerKinds    []string
 	gpuOwnerIDs, pricingCategories                     []string
+	endUsers, regions, endpoints                       []string
+	tags                                               [][]string
+	requestBytes, responseBytes                        []int64
+	unapproved, regionNotAllowed, missingLabels        []uint8
 	allocatedGPU, busyGPU, energyJoules                []float64
 	times                                              []time.Time
 	latencies, offsets                                 []int64
@@ -151,9 +155,11 @@ func (b *eventBuffers) release() {
 	for _, s := range [][]string{b.ids, b.kinds, b.sources, b.providers, b.models, b.operations,
 		b.statuses, b.errorTypes, b.tiers, b.teams, b.projects, b.costCenters, b.keyIDs,
 		b.costSources, b.catalogs, b.prices, b.labels, b.rawUsage, b.usageJSON, b.providerCosts, b.canonicalModels,
-		b.gpuModels, b.gpuHosts, b.migProfiles, b.gpuOwnerKinds, b.gpuOwnerIDs, b.pricingCategories} {
+		b.gpuModels, b.gpuHosts, b.migProfiles, b.gpuOwnerKinds, b.gpuOwnerIDs, b.pricingCategories,
+		b.endUsers, b.regions, b.endpoints} {
 		clear(s)
 	}
+	clear(b.tags)
 	clear(b.costs)
 	clear(b.labelPairs[:cap(b.labelPairs)])
 	eventBufferPool.Put(b)
@@ -176,6 +182,9 @@ func (b *eventBuffers) columns(events []schemas.StoredEvent) ([]column, error) {
 	b.input, b.cacheRead, b.cacheWrite = sized(b.input, n), sized(b.cacheRead, n), sized(b.cacheWrite, n)
 	b.output, b.reasoning, b.costs = sized(b.output, n), sized(b.reasoning, n), sized(b.costs, n)
 	b.unpriced, b.unowned, b.partitions, b.ratingVersions = sized(b.unpriced, n), sized(b.unowned, n), sized(b.partitions, n), sized(b.ratingVersions, n)
+	b.endUsers, b.regions, b.endpoints, b.tags = sized(b.endUsers, n), sized(b.regions, n), sized(b.endpoints, n), sized(b.tags, n)
+	b.requestBytes, b.responseBytes = sized(b.requestBytes, n), sized(b.responseBytes, n)
+	b.unapproved, b.regionNotAllowed, b.missingLabels = sized(b.unapproved, n), sized(b.regionNotAllowed, n), sized(b.missingLabels, n)
 	b.text = b.text[:0]
 	for i, se := range events {
 		e := se.Event
@@ -212,6 +221,14 @@ func (b *eventBuffers) columns(events []schemas.StoredEvent) ([]column, error) {
 		b.ratingVersions[i] = se.RatingVersion
 		b.providerCosts[i] = e.ProviderCostUSD
 		b.gpuColumns(i, e.GPU)
+		b.endUsers[i], b.regions[i], b.endpoints[i] = e.EndUser, e.ProviderRegion, e.ProviderEndpoint
+		b.tags[i] = e.Tags
+		if b.tags[i] == nil {
+			b.tags[i] = []string{}
+		}
+		b.requestBytes[i], b.responseBytes[i] = schemas.Get(e.RequestBytes), schemas.Get(e.ResponseBytes)
+		b.unapproved[i], b.regionNotAllowed[i] = flag(e.Flags.UnapprovedModel), flag(e.Flags.RegionNotAllowed)
+		b.missingLabels[i] = flag(e.Flags.MissingLabels)
 	}
 	all := []column{
 		// The driver stores a Date as the day of the time it is given.
@@ -231,6 +248,9 @@ func (b *eventBuffers) columns(events []schemas.StoredEvent) ([]column, error) {
 		{"gpu_model", b.gpuModels}, {"gpu_host", b.gpuHosts}, {"mig_profile", b.migProfiles},
 		{"gpu_owner_kind", b.gpuOwnerKinds}, {"gpu_owner_id", b.gpuOwnerIDs}, {"pricing_category", b.pricingCategories},
 		{"allocated_gpu_seconds", b.allocatedGPU}, {"busy_gpu_seconds", b.busyGPU}, {"energy_joules", b.energyJoules},
+		{"end_user", b.endUsers}, {"tags", b.tags}, {"request_bytes", b.requestBytes}, {"response_bytes", b.responseBytes},
+		{"provider_region", b.regions}, {"provider_endpoint", b.endpoints},
+		{"unapproved", b.unapproved}, {"region_not_allowed", b.regionNotAllowed}, {"missing_labels", b.missingLabels},
 	}
 	// A column that is empty or zero in every event is left out of the
 	// INSERT: the server fills in the same value (the one DEFAULT
