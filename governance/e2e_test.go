@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/aivis-dev/aivis/aggregate"
@@ -96,7 +97,15 @@ type alertLog struct{ sent []schemas.Alert }
 // window has passed every incident resolves with its incident_id.
 func TestGovernanceEndToEnd(t *testing.T) {
 	addr, db := testenv.ClickHouseDatabase(t)
-	brokers := testenv.Kafka(t)
+	// An in-process Kafka cluster of the test's own: the topics' names are
+	// fixed, and the end-to-end tests of cmd/aivis delete and recreate them
+	// on the shared broker while other packages' tests run.
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, schemas.TopicSecurity, schemas.TopicAlerts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	brokers := kc.ListenAddrs()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cfg := clickhouse.DefaultConfig()
@@ -125,9 +134,6 @@ func TestGovernanceEndToEnd(t *testing.T) {
 	}
 	t.Cleanup(prod.Close)
 	adm := kadm.NewClient(prod)
-	if _, err := adm.CreateTopics(ctx, 1, 1, nil, schemas.TopicSecurity, schemas.TopicAlerts); err != nil {
-		t.Fatal(err)
-	}
 	icfg := ingest.DefaultConfig()
 	icfg.Producers = []ingest.ProducerToken{{Name: "gw", TokenSHA256: ingest.HashToken("aivis_right-token")}}
 	srv, err := ingest.New(icfg, prod, prometheus.NewRegistry(), nil)
