@@ -16,13 +16,27 @@ import (
 // column, which ClickHouse 18.16 cannot say with IF NOT EXISTS, counts as
 // done), so replicas migrating at once only record a step twice, which the
 // ReplacingMergeTree collapses.
+//
+// With clickhouse.cluster set, the steps are rendered for the cluster
+// (OnCluster) and each runs ON CLUSTER: it returns once every node has
+// applied it, and a step that reaches a node that already has it (the
+// replicated tables' ALTERs run on one replica of each shard) counts as
+// done there as on one server.
 func (s *Store) Migrate(ctx context.Context) (applied []int, err error) {
 	caps := CapabilitiesFor(s.version)
 	migrations, err := Migrations(caps)
 	if err != nil {
 		return nil, fmt.Errorf("preparing migrations for ClickHouse %s: %w", s.version, err)
 	}
-	if err := s.conn.Exec(ctx, MigrationsTableDDL); err != nil {
+	ddl := MigrationsTableDDL
+	if s.cfg.Cluster != "" {
+		layout := ClusterLayout{Cluster: s.cfg.Cluster, Database: s.cfg.Database}
+		if migrations, err = OnCluster(migrations, layout); err != nil {
+			return nil, err
+		}
+		ddl = layout.MigrationsTableDDL()
+	}
+	if err := s.conn.Exec(ctx, ddl); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", TableMigrations, err)
 	}
 	done, err := s.appliedVersions(ctx)
