@@ -54,6 +54,12 @@ func (l ClusterLayout) MigrationsTableDDL() string {
 		"ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/"+l.Database+"/"+TableMigrations+"', '{replica}')", 1)
 }
 
+// IsPerShard says whether a statement of OnCluster's output runs on one
+// replica of each shard rather than ON CLUSTER.
+func IsPerShard(stmt string) bool {
+	return strings.HasPrefix(stmt, "ALTER TABLE ") && !strings.Contains(stmt, " ON CLUSTER ")
+}
+
 func (l ClusterLayout) qualify(name string) string { return l.Database + "." + name }
 func (l ClusterLayout) onCluster() string          { return " ON CLUSTER " + l.Cluster }
 
@@ -71,9 +77,13 @@ var (
 // tables and then recreates the Distributed one (ClickHouse 18.16 cannot
 // alter a Distributed table ON CLUSTER over replicated shards, and a
 // Distributed table holds no data: inserts are synchronous); views are
-// created on every node over the Distributed tables. Every statement runs
-// ON CLUSTER and names the database. The versions and names are unchanged,
-// so a cluster records the same migrations as one server.
+// created on every node over the Distributed tables. Every statement names
+// the database and runs ON CLUSTER, except the ALTER of a replicated table:
+// that one is meant for one replica of each shard (IsPerShard), which
+// replicates it to the others. 18.16 runs such an ALTER ON CLUSTER on every
+// replica at once, and the replica that loses the race can stop its
+// distributed DDL worker for good. The versions and names are unchanged, so
+// a cluster records the same migrations as one server.
 func OnCluster(migrations []Migration, l ClusterLayout) ([]Migration, error) {
 	out := make([]Migration, 0, len(migrations))
 	for _, m := range migrations {
@@ -121,7 +131,7 @@ func (l ClusterLayout) rewrite(stmt string) ([]string, error) {
 			return nil, err
 		}
 		return []string{
-			"ALTER TABLE " + l.qualify(table+LocalSuffix) + l.onCluster() + " " + m[2],
+			"ALTER TABLE " + l.qualify(table+LocalSuffix) + " " + m[2],
 			"DROP TABLE IF EXISTS " + l.qualify(table) + l.onCluster(),
 			dist,
 		}, nil
