@@ -8,7 +8,7 @@ FUZZTIME ?= 10s
 BENCHTIME ?= 200ms
 BENCH_EVENTS ?= 1000000
 
-.PHONY: help build gpu-check demo test unit fuzz bench lint clickhouse-up clickhouse-down kafka-up kafka-down chdb-up clean
+.PHONY: help build gpu-check demo test test-cluster unit fuzz bench lint clickhouse-up clickhouse-down kafka-up kafka-down cluster-up cluster-down chdb-up clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -23,10 +23,15 @@ demo: build ## run the whole pipeline for a minute on synthetic traffic and prin
 	deploy/scripts/demo.sh
 
 test: build clickhouse-up kafka-up chdb-up lint ## start the services and run every test (what CI runs)
-	$(GO) test -count=1 -race -timeout 15m -skip '^TestFault' $(PKGS)
+	$(GO) test -count=1 -race -timeout 15m -skip '^(TestFault|TestCluster)' $(PKGS)
 	@echo "fault tests (one at a time: they restart the shared broker)"
 	$(GO) test -p 1 -count=1 -timeout 15m -run '^TestFault' -v ./cmd/aivis ./ingest/client ./internal/testenv 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go:' ; exit $${PIPESTATUS[0]}
+	$(MAKE) test-cluster
 	$(MAKE) fuzz
+
+test-cluster: build ## start the local cluster (ZooKeeper, 2x2 ClickHouse, 3 Kafka brokers), run the cluster tests, stop it (docs/cluster.md)
+	deploy/scripts/cluster.sh up
+	$(GO) test -p 1 -count=1 -timeout 15m -run '^TestCluster' -v ./sinks/clickhouse ./cmd/aivis 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go:' ; rc=$${PIPESTATUS[0]}; deploy/scripts/cluster.sh down; exit $$rc
 
 unit: ## run the tests that need no services
 	$(GO) test -count=1 -short $(PKGS)
@@ -66,6 +71,12 @@ kafka-up: ## start (fetching the jars from Maven Central once) a private Kafka 4
 
 kafka-down: ## stop the Kafka broker started by kafka-up (data kept)
 	deploy/scripts/kafka.sh down
+
+cluster-up: ## start (installing what is missing) the local cluster: ZooKeeper, 2x2 ClickHouse on 41000-41003, Kafka on 41092/41094/41096
+	deploy/scripts/cluster.sh up
+
+cluster-down: ## stop the local cluster (data kept; deploy/scripts/cluster.sh down --wipe deletes it)
+	deploy/scripts/cluster.sh down
 
 chdb-up: ## install (once) chDB, current ClickHouse in Python, into .aivis/chdb-venv for the modern-SQL test
 	deploy/scripts/chdb.sh up

@@ -2,13 +2,30 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/shopspring/decimal"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/aivis-dev/aivis/budget"
 	"github.com/aivis-dev/aivis/internal/testenv"
+	"github.com/aivis-dev/aivis/pricing"
+	"github.com/aivis-dev/aivis/report"
+	"github.com/aivis-dev/aivis/rerate"
+	"github.com/aivis-dev/aivis/schemas"
+	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
 )
 
 // The cluster tests run on the local cluster of deploy/scripts/cluster.sh
@@ -72,6 +89,19 @@ func TestClusterFaults(t *testing.T) {
 	run("ch-start", "1")
 	wg.Wait()
 	f.check(120 * time.Second)
+	retriedInStage := func(stage int, before int) int {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(f.logDir, "a.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := strings.Count(string(b), "insert failed, retrying")
+		if n == before {
+			t.Errorf("stage %d: the aggregator never had to retry an insert; the fault did not reach it", stage)
+		}
+		return n
+	}
+	retries := retriedInStage(2, 0)
 
 	t.Log("stage 3: shard 2 (both replicas) unavailable for 30 s under load")
 	wg = load(23)
@@ -83,8 +113,231 @@ func TestClusterFaults(t *testing.T) {
 	run("ch-start", "3")
 	wg.Wait()
 	f.check(150 * time.Second)
+	retriedInStage(3, retries)
 	f.stop(a)
 	if t.Failed() {
 		t.Logf("aggregator log:\n%s", f.log("a"))
 	}
+}
+
+// TestClusterSameResults runs the same events through the pipeline once
+// onto a single server and once onto the 2×2 cluster, then requires every
+// query of the project to return the same on both: the report, verify,
+// re-rating (dry and real, and what follows it), the anomaly scorer's
+// reads (series costs, contributors, published incidents), budgets (spend
+// by every kind of scope, statuses), the aggregator's history read-back,
+// and every view.
+func TestClusterSameResults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster tests need the local cluster")
+	}
+	c := testenv.ClusterClickHouse(t)
+	changed := strings.Replace(strings.Replace(e2eCatalog, `rates: {input: "2.50"`, `rates: {input: "3.10"`, 1), `"e2e-1"`, `"e2e-2"`, 1)
+	catalog, err := pricing.LoadCatalog(writeTestFile(t, "new.yaml", changed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := time.Now().UTC().Truncate(24 * time.Hour).Add(-24 * time.Hour)
+	var recs []*kgo.Record
+	for i := 0; i < 400; i++ {
+		model, provider := "model-a", "openai"
+		if i%3 == 0 {
+			model, provider = "model-b", "anthropic"
+		}
+		in, cacheRead, out := int64(1000+i*37), int64(i*3), int64(50+i)
+		lat := int64(20 + i%900)
+		ev := schemas.Event{SchemaVersion: "1", EventID: fmt.Sprintf("same-%d", i), Time: day.Add(10*time.Hour + time.Duration(i*17)*time.Second),
+			Kind: schemas.KindLLMRequest, Source: "t", Provider: provider, Model: model, Status: schemas.StatusOK, LatencyMs: &lat,
+			Labels: map[string]string{"team": []string{"alpha", "beta", "gamma"}[i%3], "app": []string{"chat", "search"}[i%2]},
+			Usage:  &schemas.Usage{InputTokens: &in, CacheReadInputTokens: &cacheRead, OutputTokens: &out}}
+		if i%11 == 0 {
+			ev.Status, ev.ErrorType = schemas.StatusError, "rate_limit"
+		}
+		b, _ := json.Marshal(ev)
+		recs = append(recs, &kgo.Record{Key: []byte(ev.EventID), Value: b})
+	}
+	recs = append(recs, recs[5:35]...) // resent duplicates
+
+	type side struct {
+		name  string
+		store *chsink.Store
+		ctx   context.Context
+	}
+	run := func(name string, onCluster bool) side {
+		cfg, token := testConfig(t, nil, 2)
+		if onCluster {
+			cfg.ClickHouse.Addr, cfg.ClickHouse.Database, cfg.ClickHouse.Cluster = strings.Join(c.ClickHouse, ","), c.Database(t), c.Name
+		}
+		cfg.Aggregate.IdleTimeout = time.Second
+		cfg.Aggregate.ScoreAnomalies = false
+		p, ctx := startPipeline(t, cfg, token, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		cl, err := kgo.NewClient(kgo.SeedBrokers(p.Brokers...), kgo.DefaultProduceTopic(schemas.TopicRaw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		cl.Close()
+		if err := p.Drain(time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		return side{name: name, store: p.Store, ctx: ctx}
+	}
+	sides := []side{run("single server", false), run("cluster", true)}
+
+	// same requires f to give the same JSON on both sides; sorted, the
+	// elements of a list compare whatever their order.
+	same := func(what string, sorted bool, f func(s side) (any, error)) {
+		t.Helper()
+		var first string
+		for i, s := range sides {
+			v, err := f(s)
+			if err != nil {
+				t.Fatalf("%s on the %s: %v", what, s.name, err)
+			}
+			got := canonicalJSON(t, v, sorted)
+			if i == 0 {
+				first = got
+				if got == "null" || got == "[]" || got == "{}" {
+					t.Errorf("%s is empty on the %s; the comparison would prove nothing", what, s.name)
+				}
+				continue
+			}
+			if got != first {
+				t.Errorf("%s differs:\n%s: %s\n%s: %s", what, sides[0].name, first, s.name, got)
+			}
+		}
+	}
+	from, to := day, day.Add(24*time.Hour)
+	queries := func(stage string) {
+		same(stage+"report", false, func(s side) (any, error) {
+			return report.Build(s.ctx, s.store, report.Options{Since: 24 * time.Hour, Until: to, Limit: 50})
+		})
+		same(stage+"verify", false, func(s side) (any, error) { return s.store.Reconcile(s.ctx, from, to) })
+		same(stage+"rated events", true, func(s side) (any, error) { return s.store.RatedEvents(s.ctx, from, to) })
+		same(stage+"series costs", true, func(s side) (any, error) { return s.store.SeriesCosts(s.ctx, from, to) })
+		same(stage+"contributors", true, func(s side) (any, error) {
+			return s.store.Contributors(s.ctx, "alpha", "model-a", day.Add(11*time.Hour), time.Hour, 3)
+		})
+		for _, scope := range []budget.Scope{{Org: true}, {Team: "beta"}, {Model: "model-a"}, {Label: "app=chat"}} {
+			spec := budget.Spec{ID: "b", Name: "b", Scope: scope, Period: "month", Location: time.UTC, Amount: decimal.New(1000, 0), Hard: decimal.New(1000, 0)}
+			if k, v, ok := strings.Cut(scope.Label, "="); ok {
+				spec.LabelKey, spec.LabelValue = k, v
+			}
+			same(fmt.Sprintf("%sspend of %+v", stage, scope), false, func(s side) (any, error) {
+				return budget.ReadSpend(s.ctx, s.store, spec, day.Add(11*time.Hour), from.AddDate(0, 0, -3), to)
+			})
+		}
+		for _, view := range []string{chsink.ViewEvents, chsink.ViewWindows, "cost_anomalies_final", chsink.ViewBudgetStatus, chsink.ViewGPUCost, chsink.ViewSelfHostedCost} {
+			same(stage+"view "+view, true, func(s side) (any, error) { return viewRows(s.ctx, s.store, view) })
+		}
+	}
+
+	// Scores and budget statuses as the scorer and the evaluator write them.
+	for _, s := range sides {
+		scores := []schemas.Score{
+			{SeriesCost: schemas.SeriesCost{WindowStart: day.Add(11 * time.Hour), Team: "alpha", Model: "model-a", CostPicos: schemas.PicosOf(5)}, Z: 4.5, Anomaly: true, IncidentID: "inc-1", IncidentStatus: "firing", IncidentUpdate: 1},
+			{SeriesCost: schemas.SeriesCost{WindowStart: day.Add(11*time.Hour + time.Minute), Team: "beta", Model: "model-b", CostPicos: schemas.PicosOf(2)}, Z: 0.5},
+		}
+		if err := s.store.WriteScores(s.ctx, scores); err != nil {
+			t.Fatal(err)
+		}
+		st := schemas.BudgetStatus{BudgetID: "b1", Name: "b1", Scope: "org", Period: "month", Timezone: "UTC", PeriodStart: from, PeriodEnd: to,
+			AmountUSD: decimal.New(100, 0), HardUSD: decimal.New(100, 0), SpentUSD: decimal.New(12345, -3), State: "ok", EvaluatedAt: to}
+		later := st
+		later.SpentUSD, later.EvaluatedAt, later.Alerted = decimal.New(23456, -3), to.Add(time.Minute), []string{"soft"}
+		if err := s.store.WriteBudgetStatus(s.ctx, []schemas.BudgetStatus{st}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.store.WriteBudgetStatus(s.ctx, []schemas.BudgetStatus{later}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	same("published incidents", true, func(s side) (any, error) { return s.store.PublishedIncidents(s.ctx, from) })
+	same("latest scored", false, func(s side) (any, error) { return s.store.LatestScored(s.ctx) })
+	same("budget statuses", true, func(s side) (any, error) { return budget.LatestStatus(s.ctx, s.store) })
+	same("latest window", false, func(s side) (any, error) { return s.store.LatestWindow(s.ctx) })
+	same("stored event ids", true, func(s side) (any, error) {
+		return s.store.StoredEventIDs(s.ctx, []string{"same-1", "same-2", "same-399", "none"}, from, to)
+	})
+	queries("")
+
+	same("rerate dry run", false, func(s side) (any, error) { return rerate.Run(s.ctx, s.store, catalog, from, to, time.Minute, true) })
+	same("rerate", false, func(s side) (any, error) { return rerate.Run(s.ctx, s.store, catalog, from, to, time.Minute, false) })
+	same("max rating version", false, func(s side) (any, error) { return s.store.MaxRatingVersion(s.ctx) })
+	queries("after re-rating: ")
+
+	// The aggregator's read-back, on rows written alike to partition 9.
+	var events []schemas.StoredEvent
+	var rows []schemas.WindowRow
+	for i := 0; i < 50; i++ {
+		e := &schemas.Enriched{Event: schemas.Event{SchemaVersion: schemas.SchemaVersion, EventID: fmt.Sprintf("hist-%d", i),
+			Time: day.Add(20*time.Hour + time.Duration(i)*time.Second), Kind: schemas.KindLLMRequest, Source: "t", Provider: "openai",
+			Model: "model-a", Status: schemas.StatusOK}, Owner: schemas.Owner{Team: "alpha", Project: "p"}}
+		events = append(events, schemas.StoredEvent{Event: e, Partition: 9, Offset: int64(i)})
+		if i%10 == 9 {
+			rows = append(rows, schemas.WindowRow{WindowStart: day.Add(20 * time.Hour), WindowSeconds: 60, Provider: "openai", Model: "model-a",
+				Team: "alpha", Project: "p", SrcPartition: 9, ThroughOffset: int64(i), Requests: 10, LatencyHist: make([]uint64, schemas.LatencyBuckets)})
+		}
+	}
+	for _, s := range sides {
+		if err := s.store.Write(s.ctx, events, rows); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.store.Write(s.ctx, events[:20], rows[:2]); err != nil { // a replay
+			t.Fatal(err)
+		}
+	}
+	same("history read-back", false, func(s side) (any, error) { return s.store.History(s.ctx, 9, 30, from) })
+	same("emitted windows", false, func(s side) (any, error) { return s.store.Emitted(s.ctx, 9, from) })
+}
+
+// canonicalJSON renders v as JSON; sorted, a list's elements are sorted
+// by their own JSON first.
+func canonicalJSON(t *testing.T, v any, sorted bool) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sorted {
+		return string(b)
+	}
+	var list []json.RawMessage
+	if err := json.Unmarshal(b, &list); err != nil {
+		return string(b)
+	}
+	items := make([]string, len(list))
+	for i, r := range list {
+		items[i] = string(r)
+	}
+	slices.Sort(items)
+	return "[" + strings.Join(items, ",") + "]"
+}
+
+// viewRows returns every row of a view, each as the list of its values.
+func viewRows(ctx context.Context, store *chsink.Store, view string) ([][]string, error) {
+	rows, err := store.Query(ctx, "SELECT * FROM "+view)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	types := rows.ColumnTypes()
+	var out [][]string
+	for rows.Next() {
+		dest := make([]any, len(types))
+		for i, ct := range types {
+			dest[i] = reflect.New(ct.ScanType()).Interface()
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		row := make([]string, len(dest))
+		for i, d := range dest {
+			row[i] = fmt.Sprint(reflect.ValueOf(d).Elem().Interface())
+		}
+		out = append(out, row)
+	}
+	return out, rows.Err()
 }

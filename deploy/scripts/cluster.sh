@@ -315,10 +315,11 @@ up() {
   local start=$SECONDS i n pids=()
   ch_install
   mkdir -p "$dir"
+  # Installs Java and Maven when missing and caches Kafka's jars.
+  "$root/deploy/scripts/kafka.sh" fetch >/dev/null
   zk_up
   for i in 0 1 2 3; do ch_start "$i"; done
   # A KRaft node waits for a quorum of controllers, so the three start at once.
-  "$root/deploy/scripts/kafka.sh" fetch >/dev/null
   for n in 1 2 3; do
     kafka "$n" up >"$dir/kafka$n.up.log" 2>&1 &
     pids+=($!)

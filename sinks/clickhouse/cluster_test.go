@@ -178,3 +178,18 @@ func objects(t *testing.T, ctx context.Context, conn driver.Conn, db string) map
 	}
 	return out
 }
+
+// A cluster the server does not know is refused at Open, saying so.
+func TestOpenUnknownCluster(t *testing.T) {
+	addr, db := testenv.ClickHouseDatabase(t)
+	cfg := DefaultConfig()
+	cfg.Addr, cfg.Database, cfg.Cluster = addr, db, "no_such_cluster"
+	s, err := Open(context.Background(), cfg)
+	if err == nil {
+		s.Close()
+		t.Fatal("Open accepted a cluster the server does not have")
+	}
+	if !strings.Contains(err.Error(), `no cluster "no_such_cluster"`) {
+		t.Errorf("Open: %v; want it to name the missing cluster", err)
+	}
+}
