@@ -65,6 +65,15 @@ func TestClusterFaults(t *testing.T) {
 	})
 
 	f := newFaultEnvOn(t, ctx, c.Kafka, 3, strings.Join(c.ClickHouse, ","), db, c.Name)
+	// `aivis migrate` on the cluster, twice: the second run applies nothing.
+	for i, want := range []string{"applied migrations [1 2 3", "schema is up to date"} {
+		cmd := exec.Command(f.bin, "migrate", "--topics=false")
+		cmd.Env = f.env()
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), want) {
+			t.Fatalf("aivis migrate run %d on the cluster: %v, want %q in:\n%s", i+1, err, want, out)
+		}
+	}
 	a := f.startAggregator("a")
 	load := func(seed uint64) *sync.WaitGroup {
 		var wg sync.WaitGroup
