@@ -151,7 +151,7 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Store, error) {
 		settings, err = clusterSettings(ctx, boot, cfg)
 	}
 	if err == nil {
-		err = boot.Exec(ctx, "CREATE DATABASE IF NOT EXISTS `"+cfg.Database+"`"+cfg.onCluster())
+		err = createDatabase(ctx, boot, cfg)
 		if err != nil {
 			err = fmt.Errorf("creating database %s on %s: %w (the user needs CREATE DATABASE rights, or create it by hand)", cfg.Database, cfg.Addr, err)
 		}
@@ -186,6 +186,22 @@ func (c Config) onCluster() string {
 		return ""
 	}
 	return " ON CLUSTER " + c.Cluster
+}
+
+// createDatabase creates cfg.Database. On a cluster it does so ON CLUSTER
+// only when the node does not have it yet: a distributed DDL waits for
+// every node, so with a shard down it would hold up every process's start.
+func createDatabase(ctx context.Context, conn driver.Conn, cfg Config) error {
+	if cfg.Cluster != "" {
+		var n uint64
+		if err := conn.QueryRow(ctx, "SELECT count() FROM system.databases WHERE name = ?", cfg.Database).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return nil
+		}
+	}
+	return conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS `"+cfg.Database+"`"+cfg.onCluster())
 }
 
 // clusterSettings checks that the server knows cfg.Cluster and returns the

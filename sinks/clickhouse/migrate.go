@@ -36,10 +36,20 @@ func (s *Store) Migrate(ctx context.Context) (applied []int, err error) {
 		if migrations, err = OnCluster(migrations, layout); err != nil {
 			return nil, err
 		}
-		ddl = layout.MigrationsTableDDL()
+		// A distributed DDL waits for every node: with a shard down, a
+		// process that finds the schema up to date must not wait for it.
+		var n uint64
+		if err := s.conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = ?", s.cfg.Database, TableMigrations).Scan(&n); err != nil {
+			return nil, fmt.Errorf("looking for %s: %w", TableMigrations, err)
+		}
+		if ddl = layout.MigrationsTableDDL(); n > 0 {
+			ddl = ""
+		}
 	}
-	if err := s.conn.Exec(ctx, ddl); err != nil {
-		return nil, fmt.Errorf("creating %s: %w", TableMigrations, err)
+	if ddl != "" {
+		if err := s.conn.Exec(ctx, ddl); err != nil {
+			return nil, fmt.Errorf("creating %s: %w", TableMigrations, err)
+		}
 	}
 	done, err := s.appliedVersions(ctx)
 	if err != nil {
