@@ -276,22 +276,18 @@ check_node() {
 
 # ---- Kafka -----------------------------------------------------------------
 
-kafka_env() {
+# kafka N ARGS...: runs deploy/scripts/kafka.sh ARGS for Kafka node N (1..3).
+kafka() {
   local n=$1 voters="" m
+  shift
   for m in 1 2 3; do
     voters=${voters:+$voters,}$m@127.0.0.1:$((kafka_port + 2 * (m - 1) + 1))
   done
-  echo AIVISDEV_KAFKA_PORT=$((kafka_port + 2 * (n - 1))) \
+  AIVISDEV_KAFKA_PORT=$((kafka_port + 2 * (n - 1))) \
     AIVISDEV_KAFKA_DIR="$dir/kafka$n" AIVISDEV_KAFKA_NODE_ID="$n" \
     AIVISDEV_KAFKA_VOTERS="$voters" AIVISDEV_KAFKA_REPLICATION=3 AIVISDEV_KAFKA_MIN_ISR=2 \
     AIVISDEV_KAFKA_CLUSTER_ID="$kafka_cluster_id" AIVISDEV_KAFKA_HEAP="$heap" \
-    AIVISDEV_KAFKA_WAIT=120
-}
-
-kafka() {
-  local n=$1
-  shift
-  env $(kafka_env "$n") "$root/deploy/scripts/kafka.sh" "$@"
+    AIVISDEV_KAFKA_WAIT=120 "$root/deploy/scripts/kafka.sh" "$@"
 }
 
 check_broker() {
@@ -386,7 +382,13 @@ case "${1:-}" in
   kafka-kill)
     check_broker "${2:-}"
     pid=$(cat "$dir/kafka$2/kafka.pid" 2>/dev/null || true)
-    [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null && say "Kafka node $2 (pid $pid) killed" || say "Kafka node $2 was not running"
+    if [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null; then
+      # Gone, not dying: a start right after must not find its port answering.
+      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      say "Kafka node $2 (pid $pid) killed"
+    else
+      say "Kafka node $2 was not running"
+    fi
     ;;
   kafka-start) check_broker "${2:-}"; kafka "$2" up ;;
   *)
