@@ -8,7 +8,7 @@ FUZZTIME ?= 10s
 BENCHTIME ?= 200ms
 BENCH_EVENTS ?= 1000000
 
-.PHONY: help build gpu-check demo serve test deploy-test unit fuzz bench lint clickhouse-up clickhouse-down kafka-up kafka-down chdb-up prometheus-up chromium-up clean
+.PHONY: help build gpu-check demo serve test test-cluster deploy-test unit fuzz bench lint clickhouse-up clickhouse-down kafka-up kafka-down cluster-up cluster-down chdb-up prometheus-up chromium-up clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -27,11 +27,16 @@ serve: build ## serve the web view of the demo data (after make demo) on http://
 	$(BIN) serve --clickhouse.database $${AIVISDEV_DEMO_DB:-aivis_demo} --addr $${AIVISDEV_SERVE_ADDR:-127.0.0.1:8088} --log_level warn
 
 test: build clickhouse-up kafka-up chdb-up prometheus-up chromium-up lint ## start the services and run every test (what CI runs)
-	$(GO) test -count=1 -race -timeout 15m -skip '^TestFault' $(PKGS)
+	$(GO) test -count=1 -race -timeout 15m -skip '^(TestFault|TestCluster)' $(PKGS)
 	@echo "fault tests (one at a time: they restart the shared broker)"
 	$(GO) test -p 1 -count=1 -timeout 15m -run '^TestFault' -v ./cmd/aivis ./ingest/client ./internal/testenv 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go:' ; exit $${PIPESTATUS[0]}
+	$(MAKE) test-cluster
 	$(MAKE) deploy-test
 	$(MAKE) fuzz
+
+test-cluster: build ## start the local cluster (ZooKeeper, 2x2 ClickHouse, 3 Kafka brokers), run the cluster tests, stop it (docs/cluster.md)
+	deploy/scripts/cluster.sh up
+	$(GO) test -p 1 -count=1 -timeout 15m -run '^TestCluster' -v ./sinks/clickhouse ./cmd/aivis 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go:' ; rc=$${PIPESTATUS[0]}; deploy/scripts/cluster.sh down; exit $$rc
 
 deploy-test: build ## test deploy/ (Helm chart, docker-compose.yml, Dockerfile) in its own Go module, which holds the Helm and Kubernetes dependencies
 	cd deploy/test && $(GO) vet ./... && AIVISDEV_AIVIS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 ./...
@@ -79,6 +84,12 @@ kafka-down: ## stop the Kafka broker started by kafka-up (data kept)
 
 chromium-up: ## install (once) Debian's chromium, which the web-view test drives headless
 	deploy/scripts/chromium.sh up
+
+cluster-up: ## start (installing what is missing) the local cluster: ZooKeeper, 2x2 ClickHouse on 41000-41003, Kafka on 41092/41094/41096
+	deploy/scripts/cluster.sh up
+
+cluster-down: ## stop the local cluster (data kept; deploy/scripts/cluster.sh down --wipe deletes it)
+	deploy/scripts/cluster.sh down
 
 chdb-up: ## install (once) chDB, current ClickHouse in Python, into .aivis/chdb-venv for the modern-SQL test
 	deploy/scripts/chdb.sh up

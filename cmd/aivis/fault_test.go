@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/shopspring/decimal"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/aivis-dev/aivis/internal/testenv"
@@ -65,6 +67,8 @@ type faultEnv struct {
 	topic   string
 	group   string
 	logDir  string
+	// cluster is clickhouse.cluster (empty: one server).
+	cluster string
 
 	mu    sync.Mutex
 	truth map[string]*e2eTotal // model/team → totals of distinct events
@@ -73,25 +77,39 @@ type faultEnv struct {
 
 func newFaultEnv(t *testing.T, ctx context.Context, chAddr, db string) *faultEnv {
 	t.Helper()
-	brokers := testenv.Kafka(t)
+	return newFaultEnvOn(t, ctx, testenv.Kafka(t), 1, chAddr, db, "")
+}
+
+// newFaultEnvOn is newFaultEnv on the given brokers, creating the topics
+// with the given replication factor, and on the ClickHouse cluster named
+// by cluster (empty: one server).
+func newFaultEnvOn(t *testing.T, ctx context.Context, brokers []string, replication int16, chAddr, db, cluster string) *faultEnv {
+	t.Helper()
 	name := fmt.Sprintf("aivis-fault-%d", time.Now().UnixNano())
-	f := &faultEnv{t: t, ctx: ctx, bin: aivisBinary(t), brokers: brokers, chAddr: chAddr, db: db,
+	f := &faultEnv{t: t, ctx: ctx, bin: aivisBinary(t), brokers: brokers, chAddr: chAddr, db: db, cluster: cluster,
 		topic: name, group: name, logDir: t.TempDir(), truth: map[string]*e2eTotal{}}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	if _, err := kadm.NewClient(cl).CreateTopics(ctx, 6, 1, nil, f.topic, schemas.TopicDeadLetter); err != nil {
+	resp, err := kadm.NewClient(cl).CreateTopics(ctx, 6, replication, nil, f.topic, schemas.TopicDeadLetter)
+	if err != nil {
 		t.Fatal(err)
+	}
+	for _, r := range resp {
+		if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
+			t.Fatalf("creating topic %s: %v", r.Topic, r.Err)
+		}
 	}
 	return f
 }
 
 func (f *faultEnv) env() []string {
 	return append(os.Environ(),
-		"AIVIS_KAFKA__BROKERS="+f.brokers[0],
+		"AIVIS_KAFKA__BROKERS="+strings.Join(f.brokers, ","),
 		"AIVIS_CLICKHOUSE__ADDR="+f.chAddr,
+		"AIVIS_CLICKHOUSE__CLUSTER="+f.cluster,
 		"AIVIS_CLICKHOUSE__DATABASE="+f.db,
 		"AIVIS_AGGREGATE__TOPIC="+f.topic,
 		"AIVIS_AGGREGATE__GROUP="+f.group,
@@ -241,7 +259,7 @@ func (f *faultEnv) produce(seed uint64, n int, d time.Duration) {
 func (f *faultEnv) check(timeout time.Duration) {
 	f.t.Helper()
 	cfg := chsink.DefaultConfig()
-	cfg.Addr, cfg.Database = f.chAddr, f.db
+	cfg.Addr, cfg.Database, cfg.Cluster = f.chAddr, f.db, f.cluster
 	store, err := chsink.Open(f.ctx, cfg)
 	if err != nil {
 		f.t.Fatal(err)

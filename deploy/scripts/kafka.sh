@@ -32,6 +32,11 @@
 #   AIVISDEV_KAFKA_WAIT        seconds `up` waits for the broker, default 90
 #   AIVISDEV_KAFKA_CLUSTER_ID  cluster id of a fresh data dir, 22 characters of URL-safe
 #                              base64 (16 bytes), default random; ignored once formatted
+#   AIVISDEV_KAFKA_NODE_ID     node.id, default 1
+#   AIVISDEV_KAFKA_VOTERS      controller.quorum.voters, default "1@127.0.0.1:PORT+1" (one
+#                              node); deploy/scripts/cluster.sh sets it for three nodes
+#   AIVISDEV_KAFKA_REPLICATION replication factor of the internal and default topics, default 1
+#   AIVISDEV_KAFKA_MIN_ISR     min.insync.replicas, default 1
 #   JAVA_HOME                  Java 17+ to use instead of the java on PATH
 set -euo pipefail
 
@@ -51,6 +56,9 @@ sasl_password=${AIVISDEV_KAFKA_SASL_PASSWORD:-aivis-dev-password}
 heap=${AIVISDEV_KAFKA_HEAP:-512m}
 wait_s=${AIVISDEV_KAFKA_WAIT:-90}
 cluster_id=${AIVISDEV_KAFKA_CLUSTER_ID:-}
+node_id=${AIVISDEV_KAFKA_NODE_ID:-1}
+replication=${AIVISDEV_KAFKA_REPLICATION:-1}
+min_isr=${AIVISDEV_KAFKA_MIN_ISR:-1}
 
 props=$dir/server.properties
 datadir=$dir/data
@@ -72,6 +80,12 @@ sasl_port=${AIVISDEV_KAFKA_SASL_PORT:-$((port + 2))}
 case $sasl_port in
   '' | *[!0-9]*) fail "AIVISDEV_KAFKA_SASL_PORT must be a port number, got '$sasl_port'" ;;
 esac
+voters=${AIVISDEV_KAFKA_VOTERS:-$node_id@127.0.0.1:$ctrl_port}
+for v in "$node_id" "$replication" "$min_isr"; do
+  case $v in
+    '' | *[!0-9]*) fail "AIVISDEV_KAFKA_NODE_ID, AIVISDEV_KAFKA_REPLICATION and AIVISDEV_KAFKA_MIN_ISR must be numbers, got '$v'" ;;
+  esac
+done
 if [ "$ctrl_port" -gt 65535 ] || [ "$sasl_port" -gt 65535 ]; then
   fail "AIVISDEV_KAFKA_PORT=$port leaves no room for the controller port (PORT+1) and the SASL_SSL port (PORT+2)"
 fi
@@ -238,10 +252,11 @@ write_props() {
   mkdir -p "$datadir" "$logdir"
   cat >"$props.tmp" <<EOF
 # Written by deploy/scripts/kafka.sh on every start; edits here are lost.
-# Single-node KRaft: this JVM is both the broker and the only controller.
+# KRaft: this JVM is both a broker and a controller (the only one unless
+# AIVISDEV_KAFKA_VOTERS names more).
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$ctrl_port
+node.id=$node_id
+controller.quorum.voters=$voters
 controller.listener.names=CONTROLLER
 listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$ctrl_port,SASL_SSL://127.0.0.1:$sasl_port
 advertised.listeners=PLAINTEXT://127.0.0.1:$port,SASL_SSL://127.0.0.1:$sasl_port
@@ -259,16 +274,16 @@ ssl.keystore.location=$tlsdir/broker.p12
 ssl.keystore.password=$store_password
 ssl.key.password=$store_password
 
-# One broker: every internal topic has a single replica.
-offsets.topic.replication.factor=1
+# One broker by default: every internal topic has a single replica.
+offsets.topic.replication.factor=$replication
 offsets.topic.num.partitions=6
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+transaction.state.log.replication.factor=$replication
+transaction.state.log.min.isr=$min_isr
 transaction.state.log.num.partitions=6
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-default.replication.factor=1
-min.insync.replicas=1
+share.coordinator.state.topic.replication.factor=$replication
+share.coordinator.state.topic.min.isr=$min_isr
+default.replication.factor=$replication
+min.insync.replicas=$min_isr
 
 # Tests create their topics explicitly; consumers join groups without delay.
 auto.create.topics.enable=false

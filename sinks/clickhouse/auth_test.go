@@ -80,7 +80,7 @@ func TestSecretAndTLSConfig(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	o, err := options(cfg, "aivis")
+	o, err := options(cfg, "aivis", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,11 +91,11 @@ func TestSecretAndTLSConfig(t *testing.T) {
 		t.Errorf("TLS options = %+v", o.TLS)
 	}
 	cfg.TLS = security.ClientTLS{}
-	if o, _ := options(cfg, "aivis"); o.TLS != nil {
+	if o, _ := options(cfg, "aivis", nil); o.TLS != nil {
 		t.Error("TLS is on without clickhouse.tls")
 	}
 	cfg.TLS.Enabled = true
-	if o, _ := options(cfg, "aivis"); o.TLS == nil || o.TLS.RootCAs != nil {
+	if o, _ := options(cfg, "aivis", nil); o.TLS == nil || o.TLS.RootCAs != nil {
 		t.Error("clickhouse.tls.enabled alone should use TLS with the system's roots")
 	}
 	if got := cfg.LogValue().String(); strings.Contains(got, "from-file") || !strings.Contains(got, "password_set=true") {

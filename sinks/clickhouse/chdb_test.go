@@ -61,6 +61,21 @@ func TestModernClickHouseSQL(t *testing.T) {
 	_, err = store.Migrate(ctx)
 	step(rec.Name, err)
 
+	// The cluster DDL needs ZooKeeper and a cluster, which chDB has not:
+	// a current server must parse it, with the modern types.
+	rec.Name = "cluster migrations (parsed)"
+	layout := clickhouse.ClusterLayout{Cluster: "aivis_cluster", Database: "aivis_c"}
+	modern, err := clickhouse.Migrations(clickhouse.CapabilitiesFor(modernVersion))
+	step(rec.Name, err)
+	onCluster, err := clickhouse.OnCluster(modern, layout)
+	step(rec.Name, err)
+	rec.Add("EXPLAIN AST " + layout.MigrationsTableDDL())
+	for _, m := range onCluster {
+		for _, stmt := range m.Statements {
+			rec.Add("EXPLAIN AST " + stmt)
+		}
+	}
+
 	// Yesterday noon: the modern DDL's TTL drops events older than 400
 	// days as they are inserted, so the fixed test time would leave
 	// usage_events empty.

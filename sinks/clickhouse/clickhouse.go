@@ -45,6 +45,20 @@ type Config struct {
 	// RetryBackoff is the first wait between attempts; it doubles on each
 	// retry, with jitter, up to maxBackoff.
 	RetryBackoff time.Duration `koanf:"retry_backoff" help:"first wait between attempts; it doubles, with jitter, on each retry"`
+	// Cluster names the ClickHouse cluster (a remote_servers entry of the
+	// servers' configuration) that the tables are spread over; empty, the
+	// default, means one server. With a cluster, every table is a
+	// Replicated*MergeTree table <name>_local on every node with a
+	// Distributed table <name> over it, sharded by the key that keeps the
+	// rows that collapse together on one shard, and migrations run ON
+	// CLUSTER (docs/cluster.md).
+	Cluster string `koanf:"cluster" help:"ClickHouse cluster (remote_servers name) to create replicated, sharded tables on; empty: one server (docs/cluster.md)"`
+	// InsertQuorum is, in cluster mode, how many replicas of a shard must
+	// hold an insert before it succeeds; 0 means all of them (the replica
+	// count of the cluster's shards). With fewer, a read that reaches a
+	// lagging replica after a failover can miss acknowledged rows, and the
+	// aggregator's read-back after a restart relies on seeing them.
+	InsertQuorum int `koanf:"insert_quorum" help:"cluster mode: replicas of a shard that must hold an insert before it succeeds (0: all; fewer risks stale read-back after a failover, docs/cluster.md)"`
 }
 
 // DefaultConfig returns the settings for a local server.
@@ -76,6 +90,12 @@ func (c Config) Validate() error {
 	if !identifier.MatchString(c.Database) {
 		errs = append(errs, fmt.Errorf("clickhouse.database: %q must be letters, digits and underscores, not starting with a digit", c.Database))
 	}
+	if c.Cluster != "" && !identifier.MatchString(c.Cluster) {
+		errs = append(errs, fmt.Errorf("clickhouse.cluster: %q must be letters, digits and underscores, not starting with a digit (a remote_servers name of the servers' configuration), or empty for one server", c.Cluster))
+	}
+	if c.InsertQuorum < 0 {
+		errs = append(errs, fmt.Errorf("clickhouse.insert_quorum: must be 0 (all replicas) or more, got %d", c.InsertQuorum))
+	}
 	if c.DialTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("clickhouse.dial_timeout: must be positive, got %s", c.DialTimeout))
 	}
@@ -101,6 +121,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("password_set", c.Password != "" || c.PasswordFile != ""),
 		slog.Bool("tls", c.TLS.On()),
 		slog.Int("max_retries", c.MaxRetries),
+		slog.String("cluster", c.Cluster),
 	)
 }
 
@@ -133,17 +154,26 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Store, error) {
 	log := slog.Default().With("component", "clickhouse")
 
 	// The database may not exist yet, so create it from "default" first.
-	boot, err := connect(ctx, cfg, "default")
+	boot, err := connect(ctx, cfg, "default", nil)
 	if err != nil {
 		return nil, err
 	}
-	err = boot.Exec(ctx, "CREATE DATABASE IF NOT EXISTS `"+cfg.Database+"`")
+	var settings ch.Settings
+	if cfg.Cluster != "" {
+		settings, err = clusterSettings(ctx, boot, cfg)
+	}
+	if err == nil {
+		err = createDatabase(ctx, boot, cfg)
+		if err != nil {
+			err = fmt.Errorf("creating database %s on %s: %w (the user needs CREATE DATABASE rights, or create it by hand)", cfg.Database, cfg.Addr, err)
+		}
+	}
 	_ = boot.Close()
 	if err != nil {
-		return nil, fmt.Errorf("creating database %s on %s: %w (the user needs CREATE DATABASE rights, or create it by hand)", cfg.Database, cfg.Addr, err)
+		return nil, err
 	}
 
-	conn, err := connect(ctx, cfg, cfg.Database)
+	conn, err := connect(ctx, cfg, cfg.Database, settings)
 	if err != nil {
 		return nil, err
 	}
@@ -162,9 +192,61 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
+// onCluster returns " ON CLUSTER <name>" in cluster mode, "" otherwise.
+func (c Config) onCluster() string {
+	if c.Cluster == "" {
+		return ""
+	}
+	return " ON CLUSTER " + c.Cluster
+}
+
+// createDatabase creates cfg.Database. On a cluster it does so ON CLUSTER
+// only when the node does not have it yet: a distributed DDL waits for
+// every node, so with a shard down it would hold up every process's start.
+func createDatabase(ctx context.Context, conn driver.Conn, cfg Config) error {
+	if cfg.Cluster != "" {
+		var n uint64
+		if err := conn.QueryRow(ctx, "SELECT count() FROM system.databases WHERE name = ?", cfg.Database).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return nil
+		}
+	}
+	return conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS `"+cfg.Database+"`"+cfg.onCluster())
+}
+
+// clusterSettings checks that the server knows cfg.Cluster and returns the
+// settings of every query in cluster mode.
+func clusterSettings(ctx context.Context, conn driver.Conn, cfg Config) (ch.Settings, error) {
+	var shards, replicas uint64
+	if err := conn.QueryRow(ctx, "SELECT uniqExact(shard_num), toUInt64(max(replica_num)) FROM system.clusters WHERE cluster = ?", cfg.Cluster).Scan(&shards, &replicas); err != nil {
+		return nil, fmt.Errorf("reading cluster %s from system.clusters on %s: %w", cfg.Cluster, cfg.Addr, err)
+	}
+	if shards == 0 {
+		return nil, fmt.Errorf("clickhouse.cluster: the server at %s has no cluster %q in its remote_servers configuration (SELECT DISTINCT cluster FROM system.clusters lists those it has)", cfg.Addr, cfg.Cluster)
+	}
+	quorum := cfg.InsertQuorum
+	if quorum == 0 {
+		quorum = int(replicas)
+	}
+	if quorum > int(replicas) {
+		return nil, fmt.Errorf("clickhouse.insert_quorum: %d is more than the %d replicas of a shard of cluster %s; no insert could succeed", quorum, replicas, cfg.Cluster)
+	}
+	return ch.Settings{
+		// An insert into a Distributed table returns only once every shard
+		// has its rows, so that Write returning nil still means durable
+		// (by default the receiving node queues them and sends them later).
+		"insert_distributed_sync": 1,
+		// ... on insert_quorum replicas of each shard.
+		"insert_quorum":         quorum,
+		"insert_quorum_timeout": 60_000, // ms: a lost replica fails the insert, which is retried, within a minute
+	}, nil
+}
+
 // options are the driver's options for cfg on database; the password file
 // is read here, so a rotated password takes effect on the next connect.
-func options(cfg Config, database string) (*ch.Options, error) {
+func options(cfg Config, database string, settings ch.Settings) (*ch.Options, error) {
 	pw, err := security.Secret("clickhouse.password", cfg.Password, cfg.PasswordFile)
 	if err != nil {
 		return nil, err
@@ -180,6 +262,7 @@ func options(cfg Config, database string) (*ch.Options, error) {
 		TLS:         tc,
 		DialTimeout: cfg.DialTimeout,
 		Compression: &ch.Compression{Method: ch.CompressionLZ4},
+		Settings:    settings,
 	}, nil
 }
 
@@ -188,8 +271,8 @@ func options(cfg Config, database string) (*ch.Options, error) {
 // (current servers).
 var authCodes = map[int32]bool{192: true, 193: true, 194: true, 516: true}
 
-func connect(ctx context.Context, cfg Config, database string) (driver.Conn, error) {
-	opts, err := options(cfg, database)
+func connect(ctx context.Context, cfg Config, database string, settings ch.Settings) (driver.Conn, error) {
+	opts, err := options(cfg, database, settings)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to ClickHouse at %s: %w", cfg.Addr, err)
 	}

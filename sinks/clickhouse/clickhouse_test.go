@@ -357,9 +357,9 @@ func TestValidate(t *testing.T) {
 	if err := DefaultConfig().Validate(); err != nil {
 		t.Errorf("default config: %v", err)
 	}
-	bad := Config{Addr: "localhost", Database: "a-b", MaxRetries: -1}
+	bad := Config{Addr: "localhost", Database: "a-b", MaxRetries: -1, Cluster: "my-cluster", InsertQuorum: -1}
 	err := bad.Validate()
-	for _, key := range []string{"clickhouse.addr", "clickhouse.database", "clickhouse.dial_timeout", "clickhouse.max_retries", "clickhouse.retry_backoff"} {
+	for _, key := range []string{"clickhouse.addr", "clickhouse.database", "clickhouse.dial_timeout", "clickhouse.max_retries", "clickhouse.retry_backoff", "clickhouse.cluster", "clickhouse.insert_quorum"} {
 		if err == nil || !strings.Contains(err.Error(), key) {
 			t.Errorf("Validate() = %v, want a problem at %s", err, key)
 		}
