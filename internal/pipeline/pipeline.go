@@ -195,9 +195,11 @@ func Build(ctx context.Context, cfg config.Config, opts Options) (_ *Process, er
 		if _, err := p.Store.Migrate(ctx); err != nil {
 			return nil, err
 		}
+		// Not a reason to stop aggregating (a shard may be down in cluster
+		// mode): the views keep the previous values until the next start.
 		energy, grid := cfg.GPUCost.Settings()
 		if err := p.Store.WriteGPUSettings(ctx, energy, grid); err != nil {
-			return nil, fmt.Errorf("gpu_cost: %w", err)
+			log.Warn("writing gpu_cost to gpu_settings failed; the GPU views keep the previous values until the next start", "err", err)
 		}
 	}
 	for _, m := range opts.Front {

@@ -26,6 +26,12 @@ var ShardingKeys = map[string]string{
 	TableAnomalies:    "cityHash64(window_start, team, model)",
 	TableBudgetStatus: "cityHash64(budget_id, period_start)",
 	TableGPUSettings:  "cityHash64(name)",
+	// Every update of one governance incident, every count of one
+	// (minute, address, ingest node), every evaluation of one savings
+	// recommendation on one day.
+	TableGovernanceSignals: "cityHash64(incident_id)",
+	TableAuthFailures:      "cityHash64(minute, source_address, node)",
+	TableSavings:           "cityHash64(day, id)",
 }
 
 // ClusterLayout says how migrations are rendered for a cluster.
