@@ -402,12 +402,13 @@ func TestStageReportsMissingTopics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	resp, err := kadm.NewClient(cl).CreateTopics(l.ctx, 3, 1, nil, schemas.TopicRaw)
+	// Ingest writes the raw events and the refused-authentication counts.
+	resp, err := kadm.NewClient(cl).CreateTopics(l.ctx, 3, 1, nil, schemas.TopicRaw, schemas.TopicSecurity)
 	if err == nil {
 		err = resp.Error()
 	}
 	if err != nil {
-		t.Fatalf("creating %s: %v", schemas.TopicRaw, err)
+		t.Fatalf("creating %s and %s: %v", schemas.TopicRaw, schemas.TopicSecurity, err)
 	}
 	l.waitReady("ingest", 30*time.Second)
 	l.stopAll()
