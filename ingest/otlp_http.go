@@ -146,16 +146,27 @@ func (t *traceRequest) rejectedMessage(o outcome) string {
 	if o.invalid == 0 {
 		return ""
 	}
-	var errs []string
+	errs := make([]string, 0, len(t.res.Rejected))
 	for _, e := range t.res.Rejected {
 		errs = append(errs, e.Error())
 	}
-	// The other problems are those of events, indexed by their position
-	// in Result.Events.
+	errs = appendEventProblems(errs, o.errors, len(t.res.Events), func(i int) string { return t.res.Events[i].EventID })
+	listed := errs[:min(len(errs), maxRejectedListed)]
+	msg := fmt.Sprintf("%d spans with GenAI usage were rejected and not stored (fix the instrumentation; resending will not help): %s", o.invalid, strings.Join(listed, " | "))
+	if len(errs) > len(listed) {
+		msg += fmt.Sprintf(" | and %d more", len(errs)-len(listed))
+	}
+	return msg
+}
+
+// appendEventProblems appends the problems of the events among errors
+// (indexed by their position among n converted events), one entry per
+// event in the order first met: "event <id>: field: problem; ...".
+func appendEventProblems(out []string, errors []EventError, n int, eventID func(int) string) []string {
 	byIndex := map[int][]string{}
 	var order []int
-	for _, e := range o.errors {
-		if e.Index >= len(t.res.Events) {
+	for _, e := range errors {
+		if e.Index >= n {
 			continue
 		}
 		if _, seen := byIndex[e.Index]; !seen {
@@ -168,14 +179,9 @@ func (t *traceRequest) rejectedMessage(o outcome) string {
 		byIndex[e.Index] = append(byIndex[e.Index], p)
 	}
 	for _, i := range order {
-		errs = append(errs, fmt.Sprintf("event %s: %s", t.res.Events[i].EventID, strings.Join(byIndex[i], "; ")))
+		out = append(out, fmt.Sprintf("event %s: %s", eventID(i), strings.Join(byIndex[i], "; ")))
 	}
-	listed := errs[:min(len(errs), maxRejectedListed)]
-	msg := fmt.Sprintf("%d spans with GenAI usage were rejected and not stored (fix the instrumentation; resending will not help): %s", o.invalid, strings.Join(listed, " | "))
-	if len(errs) > len(listed) {
-		msg += fmt.Sprintf(" | and %d more", len(errs)-len(listed))
-	}
-	return msg
+	return out
 }
 
 // gunzip decompresses a gzip body, bounding the result by the body limit.

@@ -92,28 +92,11 @@ func (m *metricsRequest) rejectedMessage(o outcome) string {
 	if o.invalid == 0 {
 		return ""
 	}
-	var errs []string
+	errs := make([]string, 0, len(m.res.Rejected))
 	for _, e := range m.res.Rejected {
 		errs = append(errs, e.Error())
 	}
-	byIndex := map[int][]string{}
-	var order []int
-	for _, e := range o.errors {
-		if e.Index >= len(m.res.Events) {
-			continue
-		}
-		if _, seen := byIndex[e.Index]; !seen {
-			order = append(order, e.Index)
-		}
-		p := e.Message
-		if e.Field != "" {
-			p = e.Field + ": " + p
-		}
-		byIndex[e.Index] = append(byIndex[e.Index], p)
-	}
-	for _, i := range order {
-		errs = append(errs, fmt.Sprintf("event %s: %s", m.res.Events[i].EventID, strings.Join(byIndex[i], "; ")))
-	}
+	errs = appendEventProblems(errs, o.errors, len(m.res.Events), func(i int) string { return m.res.Events[i].EventID })
 	listed := errs[:min(len(errs), maxRejectedListed)]
 	msg := fmt.Sprintf("%s data points were rejected and not counted (fix the exporter or instrumentation; resending will not help): %s",
 		otlp.MetricTokenUsage, strings.Join(listed, " | "))
