@@ -26,13 +26,22 @@ func TestRerateOneDay(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs ClickHouse")
 	}
-	changed := strings.Replace(strings.Replace(e2eCatalog, `rates: {input: "2.50"`, `rates: {input: "3.10"`, 1), `"e2e-1"`, `"e2e-2"`, 1)
-	if changed == e2eCatalog {
+	// GPU intervals are priced by the hour; their price does not change,
+	// so re-rating must keep their cost and their GPU columns.
+	const gpus = `gpus:
+  - id: e2e/h100
+    match: {gpu_models: [H100]}
+    effective_from: 2020-01-01T00:00:00Z
+    gpu_hour: "4.00"
+`
+	changed := strings.Replace(strings.Replace(e2eCatalog, `rates: {input: "2.50"`, `rates: {input: "3.10"`, 1), `"e2e-1"`, `"e2e-2"`, 1) + gpus
+	if changed == e2eCatalog+gpus {
 		t.Fatal("the price change did not apply")
 	}
 	newCatalog := writeTestFile(t, "new.yaml", changed)
 
 	cfg, token := testConfig(t, nil, 2)
+	cfg.Enrich.CatalogPath = writeTestFile(t, "old.yaml", e2eCatalog+gpus)
 	cfg.Aggregate.IdleTimeout = time.Second
 	cfg.Aggregate.ScoreAnomalies = false
 	p, ctx := startPipeline(t, cfg, token, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -65,6 +74,31 @@ func TestRerateOneDay(t *testing.T) {
 		b, _ := json.Marshal(ev)
 		recs = append(recs, &kgo.Record{Key: []byte(ev.EventID), Value: b})
 	}
+	// 10 GPU intervals of 90 allocated seconds at $4.00 an hour: $0.10 each.
+	const gpuEvents, gpuPicos = 10, 100_000_000_000
+	for i := 0; i < gpuEvents; i++ {
+		energy := float64(500 + i)
+		ev := schemas.Event{SchemaVersion: "1", EventID: fmt.Sprintf("rr-gpu-%d", i), Time: day.Add(11*time.Hour + time.Duration(i)*time.Minute),
+			Kind: schemas.KindGPUUsage, Source: "t", Labels: map[string]string{"team": "alpha"},
+			GPU: &schemas.GPUUsage{GPUModel: "H100", Host: "h1", IntervalSeconds: 90, AllocatedSeconds: 90, BusySeconds: 45,
+				EnergyJoules: &energy, OwnerKind: "k8s_pod", OwnerID: "pod-1"}}
+		oldPicos += gpuPicos
+		newPicos += gpuPicos
+		b, _ := json.Marshal(ev)
+		recs = append(recs, &kgo.Record{Key: []byte(ev.EventID), Value: b})
+	}
+	gpuColumns := func() string {
+		t.Helper()
+		var n uint64
+		var model, host, owner string
+		var alloc, busy, joules float64
+		if err := p.Store.QueryRow(ctx, `SELECT count(), any(gpu_model), any(gpu_host), any(gpu_owner_id), sum(allocated_gpu_seconds), sum(busy_gpu_seconds), sum(energy_joules)
+FROM usage_events FINAL WHERE kind = 'gpu.usage'`).Scan(&n, &model, &host, &owner, &alloc, &busy, &joules); err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprintf("%d %s %s %s %g %g %g", n, model, host, owner, alloc, busy, joules)
+	}
+	const wantGPU = "10 H100 h1 pod-1 900 450 5045"
 	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
@@ -83,6 +117,9 @@ func TestRerateOneDay(t *testing.T) {
 	if got, want := reportCost(), decimal.New(oldPicos, -12); !got.Equal(want) {
 		t.Fatalf("before re-rating the report shows $%s, want $%s", got, want)
 	}
+	if got := gpuColumns(); got != wantGPU {
+		t.Fatalf("before re-rating the GPU intervals are stored as %q, want %q", got, wantGPU)
+	}
 
 	catalog, err := pricing.LoadCatalog(newCatalog)
 	if err != nil {
@@ -94,12 +131,12 @@ func TestRerateOneDay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if dry.Events != 300 || dry.Changed != 200 || dry.Rewritten != 300 {
-		t.Errorf("dry run: %d events, %d changed, %d rewritten; want 300, 200 and 300", dry.Events, dry.Changed, dry.Rewritten)
+	if dry.Events != 310 || dry.Changed != 200 || dry.Rewritten != 310 {
+		t.Errorf("dry run: %d events, %d changed, %d rewritten; want 310, 200 and 310", dry.Events, dry.Changed, dry.Rewritten)
 	}
 	var out bytes.Buffer
 	printRerate(&out, dry, catalog.Version(), true)
-	if !strings.Contains(out.String(), "300 events, 200 change cost") || !strings.Contains(out.String(), "200 of 200 events") || strings.Contains(out.String(), "model-b") {
+	if !strings.Contains(out.String(), "310 events, 200 change cost") || !strings.Contains(out.String(), "200 of 200 events") || strings.Contains(out.String(), "model-b") {
 		t.Errorf("dry run prints:\n%s", out.String())
 	}
 	if got, want := reportCost(), decimal.New(oldPicos, -12); !got.Equal(want) {
@@ -112,12 +149,12 @@ func TestRerateOneDay(t *testing.T) {
 		}
 		// Every event is rewritten under the new catalog version, but only
 		// the 200 model-a ones change cost; a second run finds nothing.
-		wantChanged, wantRewritten := 200, 300
+		wantChanged, wantRewritten := 200, 310
 		if run == 2 {
 			wantChanged, wantRewritten = 0, 0
 		}
-		if res.Events != 300 || res.Changed != wantChanged || res.Rewritten != wantRewritten {
-			t.Errorf("run %d: %d events, %d changed, %d rewritten; want 300, %d and %d", run, res.Events, res.Changed, res.Rewritten, wantChanged, wantRewritten)
+		if res.Events != 310 || res.Changed != wantChanged || res.Rewritten != wantRewritten {
+			t.Errorf("run %d: %d events, %d changed, %d rewritten; want 310, %d and %d", run, res.Events, res.Changed, res.Rewritten, wantChanged, wantRewritten)
 		}
 		if got, want := reportCost(), decimal.New(newPicos, -12); !got.Equal(want) {
 			t.Fatalf("run %d: after re-rating the report shows $%s, want $%s", run, got, want)
@@ -126,7 +163,10 @@ func TestRerateOneDay(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(rec.Diffs) != 0 || rec.Events != 300 {
+		if got := gpuColumns(); got != wantGPU {
+			t.Errorf("run %d: after re-rating the GPU intervals are stored as %q, want %q", run, got, wantGPU)
+		}
+		if len(rec.Diffs) != 0 || rec.Events != 310 {
 			t.Fatalf("run %d: verify finds %d events and differences %v", run, rec.Events, rec.Diffs)
 		}
 	}

@@ -20,7 +20,9 @@ func (s *Store) RatedEvents(ctx context.Context, from, to time.Time) ([]schemas.
     cost_usd, cost_source, catalog_version, price_id, unpriced, unowned, labels, raw_usage,
     src_partition, src_offset, rating_version, usage_json, provider_cost_usd,
     end_user, tags, request_bytes, response_bytes, provider_region, provider_endpoint,
-    unapproved, region_not_allowed, missing_labels
+    unapproved, region_not_allowed, missing_labels,
+    gpu_model, gpu_host, mig_profile, gpu_owner_kind, gpu_owner_id, pricing_category,
+    allocated_gpu_seconds, busy_gpu_seconds, energy_joules
 FROM `+TableEvents+` FINAL
 WHERE time >= toDateTime(?) AND time < toDateTime(?)`, from.Unix(), to.Unix())
 	if err != nil {
@@ -40,13 +42,17 @@ WHERE time >= toDateTime(?) AND time < toDateTime(?)`, from.Unix(), to.Unix())
 			reqBytes, respBytes       int64
 			unapproved, badRegion     uint8
 			missingLabels             uint8
+			gpu                       schemas.GPUUsage
+			energy                    float64
 		)
 		if err := rows.Scan(&e.EventID, &at, &e.Kind, &e.Source, &e.Provider, &e.Model, &e.CanonicalModel, &e.Operation, &e.Status, &e.ErrorType,
 			&latency, &e.ServiceTier, &e.Owner.Team, &e.Owner.Project, &e.Owner.CostCenter, &e.APIKeyID,
 			&in, &cr, &cw, &o, &r, &cost, &e.CostSource, &e.Pricing.CatalogVersion, &e.Pricing.PriceID,
 			&unpriced, &unowned, &labels, &raw, &partition, &se.Offset, &se.RatingVersion, &usageJSON, &e.ProviderCostUSD,
 			&e.EndUser, &e.Tags, &reqBytes, &respBytes, &e.ProviderRegion, &e.ProviderEndpoint,
-			&unapproved, &badRegion, &missingLabels); err != nil {
+			&unapproved, &badRegion, &missingLabels,
+			&gpu.GPUModel, &gpu.Host, &gpu.MIGProfile, &gpu.OwnerKind, &gpu.OwnerID, &gpu.PricingCategory,
+			&gpu.AllocatedSeconds, &gpu.BusySeconds, &energy); err != nil {
 			return nil, fmt.Errorf("reading events for re-rating: %w", err)
 		}
 		e.SchemaVersion = schemas.SchemaVersion
@@ -66,6 +72,15 @@ WHERE time >= toDateTime(?) AND time < toDateTime(?)`, from.Unix(), to.Unix())
 		}
 		if respBytes != 0 {
 			e.ResponseBytes = &respBytes
+		}
+		// A GPU interval is priced again from its stored model, category,
+		// MIG profile, allocated seconds and energy, and rewritten with
+		// them (0 J is stored for "not reported"; a rewrite keeps that).
+		if e.Kind == schemas.KindGPUUsage {
+			if energy != 0 {
+				gpu.EnergyJoules = &energy
+			}
+			e.GPU = &gpu
 		}
 		if labels != "" && labels != "{}" {
 			if err := json.Unmarshal([]byte(labels), &e.Labels); err != nil {
