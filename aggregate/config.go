@@ -62,6 +62,14 @@ type Config struct {
 }
 
 // DefaultConfig is what aivis runs with when nothing is configured.
+// EventsTTLDays is the age in days at which current ClickHouse drops a row
+// of the per-event table (its TTL, migration 1).
+const EventsTTLDays = 400
+
+// MaxLateHorizon bounds late_horizon a month inside that TTL, so that no
+// event the aggregator still accepts is already past it.
+const MaxLateHorizon = (EventsTTLDays - 30) * 24 * time.Hour
+
 func DefaultConfig() Config {
 	return Config{
 		Window:           time.Minute,
@@ -100,6 +108,9 @@ func (c Config) Validate() error {
 	}
 	if c.LateHorizon < c.AllowedLateness+c.Window {
 		bad("late_horizon", "%s must be at least allowed_lateness + window", c.LateHorizon)
+	}
+	if c.LateHorizon > MaxLateHorizon {
+		bad("late_horizon", "%s is beyond %s: on current ClickHouse the per-event table drops events %d days old, so an older correction would reach the windows but not usage_events (and aivis verify)", c.LateHorizon, MaxLateHorizon, EventsTTLDays)
 	}
 	if c.MaxFuture < 0 {
 		bad("max_future", "must not be negative (e.g. 10m)")
