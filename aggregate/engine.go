@@ -199,7 +199,7 @@ type Engine struct {
 // costs no allocation per event.
 type batchColumns struct {
 	ws, off, in, cr, cw, out, re, cost, lat []int64
-	dim                                     []uint32
+	dim, reqs                               []uint32
 	isErr, unp                              []uint8
 	latValid                                []byte // validity bitmap of lat
 	latNulls                                int
@@ -209,6 +209,7 @@ func (c *batchColumns) reset() {
 	c.ws, c.off, c.in, c.cr, c.cw = c.ws[:0], c.off[:0], c.in[:0], c.cr[:0], c.cw[:0]
 	c.out, c.re, c.cost, c.lat = c.out[:0], c.re[:0], c.cost[:0], c.lat[:0]
 	c.dim, c.isErr, c.unp, c.latValid, c.latNulls = c.dim[:0], c.isErr[:0], c.unp[:0], c.latValid[:0], 0
+	c.reqs = c.reqs[:0]
 }
 
 // record wraps the columns as an Arrow record; it is valid until the next
@@ -234,6 +235,7 @@ func (c *batchColumns) record() arrow.Record {
 		colOffset: i64(c.off), colError: u8(c.isErr), colUnpriced: u8(c.unp),
 		colInput: i64(c.in), colCacheRead: i64(c.cr), colCacheWrite: i64(c.cw),
 		colOutput: i64(c.out), colReasoning: i64(c.re), colCost: i64(c.cost), colLatency: lat,
+		colRequests: primitive(arrow.PrimitiveTypes.Uint32, arrow.Uint32Traits.CastToBytes(c.reqs), n),
 	}
 	rec := array.NewRecord(batchSchema, cols, int64(n))
 	for _, a := range cols {
@@ -261,6 +263,7 @@ var batchSchema = arrow.NewSchema([]arrow.Field{
 	{Name: "reasoning_output_tokens", Type: arrow.PrimitiveTypes.Int64},
 	{Name: "cost_picos", Type: arrow.PrimitiveTypes.Int64},
 	{Name: "latency_ms", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+	{Name: "requests", Type: arrow.PrimitiveTypes.Uint32},
 }, nil)
 
 const (
@@ -276,6 +279,7 @@ const (
 	colReasoning
 	colCost
 	colLatency
+	colRequests // requests the event stands for (request_count, or 1)
 )
 
 // NewEngine returns an engine with no partitions.
@@ -450,6 +454,7 @@ func (e *Engine) AddBatch(p int32, in []Input, now time.Time, outcomes []Outcome
 		c.off = append(c.off, rec.Offset)
 		c.isErr = append(c.isErr, flag(ev.Status == schemas.StatusError))
 		c.unp = append(c.unp, flag(ev.Flags.Unpriced))
+		c.reqs = append(c.reqs, uint32(ev.Requests())) // at most schemas.MaxRequestCount
 		if u := ev.Usage; u != nil {
 			c.in = append(c.in, schemas.Get(u.InputTokens))
 			c.cr = append(c.cr, schemas.Get(u.CacheReadInputTokens))
@@ -500,6 +505,7 @@ func (e *Engine) fold(part *partition, rec arrow.Record) {
 	off := rec.Column(colOffset).(*array.Int64).Int64Values()
 	isErr := rec.Column(colError).(*array.Uint8).Uint8Values()
 	unp := rec.Column(colUnpriced).(*array.Uint8).Uint8Values()
+	reqs := rec.Column(colRequests).(*array.Uint32).Uint32Values()
 	in := rec.Column(colInput).(*array.Int64).Int64Values()
 	cr := rec.Column(colCacheRead).(*array.Int64).Int64Values()
 	cw := rec.Column(colCacheWrite).(*array.Int64).Int64Values()
@@ -554,9 +560,10 @@ func (e *Engine) fold(part *partition, rec arrow.Record) {
 			input, cacheRead, cacheWrite = in[i], cr[i], cw[i]
 			output, reasoning, latencySum = out[i], re[i], latency
 		}
-		cur.requests++
-		cur.errors += uint64(isErr[i])
-		cur.unpriced += uint64(unp[i])
+		r := uint64(reqs[i])
+		cur.requests += r
+		cur.errors += uint64(isErr[i]) * r
+		cur.unpriced += uint64(unp[i]) * r
 		cur.input, cur.cacheRead, cur.cacheWrite = input, cacheRead, cacheWrite
 		cur.output, cur.reasoning = output, reasoning
 		cur.costPicos = cur.costPicos.Add(cost[i])

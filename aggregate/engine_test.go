@@ -365,3 +365,27 @@ func TestReportedNamesOfOneModelShareARow(t *testing.T) {
 		t.Fatalf("the record without canonical_model: %+v", r)
 	}
 }
+
+// TestRequestCountIsCounted: an event that sums an interval of a
+// self-hosted server counts the requests it says (request_count), its
+// errors and unpriced requests too; one without counts one.
+func TestRequestCountIsCounted(t *testing.T) {
+	e := NewEngine(testConfig())
+	defer e.Close()
+	e.Assign(0, schemas.PartitionHistory{}, t0)
+	interval := ev("a", t0.Add(1*time.Second), "m1", "t1", 100, 50, 0)
+	interval.RequestCount = schemas.Int64(25)
+	idle := ev("b", t0.Add(2*time.Second), "m1", "t1", 10, 5, 0) // tokens of unfinished requests only
+	idle.RequestCount = schemas.Int64(0)
+	failed := ev("c", t0.Add(3*time.Second), "m1", "t1", 0, 0, 0)
+	failed.RequestCount, failed.Status, failed.Flags.Unpriced = schemas.Int64(4), schemas.StatusError, true
+	one := ev("d", t0.Add(4*time.Second), "m1", "t1", 1, 1, 1)
+	e.AddBatch(0, []Input{{0, interval}, {1, idle}, {2, failed}, {3, one}}, t0, nil)
+	f := e.Flush(t0.Add(time.Hour), false)
+	if len(f.Rows) != 1 {
+		t.Fatalf("rows %+v, want one", f.Rows)
+	}
+	if r := f.Rows[0]; r.Requests != 30 || r.Errors != 4 || r.UnpricedRequests != 4 || r.InputTokens != 111 {
+		t.Fatalf("row %+v, want 30 requests (25+0+4+1), 4 errors, 4 unpriced, 111 input tokens", r)
+	}
+}

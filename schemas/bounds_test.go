@@ -45,6 +45,10 @@ func TestValidateBounds(t *testing.T) {
 		{"provider cost a pico-USD past the bound", func(e *Event) { e.ProviderCostUSD = "1000000.000000000001" }, "provider_cost_usd"},
 		{"provider cost of a few million", func(e *Event) { e.ProviderCostUSD = "9300000" }, "provider_cost_usd"},
 		{"provider cost beyond int64 pico-USD", func(e *Event) { e.ProviderCostUSD = "99999999999999999999" }, "provider_cost_usd"},
+		{"request count of 0 (only unfinished requests)", func(e *Event) { e.RequestCount = Int64(0) }, ""},
+		{"request count at the bound", func(e *Event) { e.RequestCount = Int64(MaxRequestCount) }, ""},
+		{"request count past the bound", func(e *Event) { e.RequestCount = Int64(MaxRequestCount + 1) }, "request_count"},
+		{"negative request count", func(e *Event) { e.RequestCount = Int64(-1) }, "request_count"},
 		{"time on 2000-01-01", func(e *Event) { e.Time = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC) }, ""},
 		{"time before 2000", func(e *Event) { e.Time = time.Date(1999, 12, 31, 23, 59, 59, 0, time.UTC) }, "time"},
 		{"time before 1970", func(e *Event) { e.Time = time.Date(1969, 7, 20, 20, 17, 0, 0, time.UTC) }, "time"},
@@ -113,6 +117,9 @@ func TestJSONSchemaStatesTheBounds(t *testing.T) {
 	if m := s.Properties["latency_ms"].Maximum; m == nil || *m != MaxLatencyMs {
 		t.Errorf("latency_ms maximum = %v, want %d", m, MaxLatencyMs)
 	}
+	if m := s.Properties["request_count"].Maximum; m == nil || *m != MaxRequestCount {
+		t.Errorf("request_count maximum = %v, want %d", m, MaxRequestCount)
+	}
 	for name, p := range s.Properties["usage"].Properties {
 		m := p.Maximum
 		if p.Type == "object" {
@@ -128,5 +135,36 @@ func TestJSONSchemaStatesTheBounds(t *testing.T) {
 		if got, want := pattern.MatchString(v), decimalString(v) && decimalAtMost(v, MaxProviderCostUSD); got != want {
 			t.Errorf("provider_cost_usd %q: schema pattern says %v, Validate says %v", v, got, want)
 		}
+	}
+}
+
+// TestRequestCountOnlyOnRequests: request_count says how many requests an
+// llm.request event sums; a GPU interval carrying one is refused, since
+// its windows count no requests.
+func TestRequestCountOnlyOnRequests(t *testing.T) {
+	e := boundsEvent()
+	e.RequestCount = Int64(12)
+	if err := e.Validate(); err != nil {
+		t.Fatalf("llm.request with request_count 12: %v", err)
+	}
+	if got := e.Requests(); got != 12 {
+		t.Errorf("Requests() = %d, want 12", got)
+	}
+	e.RequestCount = nil
+	if got := e.Requests(); got != 1 {
+		t.Errorf("Requests() without request_count = %d, want 1", got)
+	}
+	e.Kind, e.Usage, e.RequestCount = KindGPUUsage, nil, Int64(3)
+	e.GPU = &GPUUsage{GPUModel: "H100", IntervalSeconds: 60, AllocatedSeconds: 60}
+	ve, ok := e.Validate().(*ValidationError)
+	if !ok {
+		t.Fatal("a gpu.usage event with request_count validates")
+	}
+	found := false
+	for _, p := range ve.Problems {
+		found = found || (p.Field == "request_count" && p.Code == CodeInvalidValue && strings.Contains(p.Message, KindLLMRequest))
+	}
+	if !found {
+		t.Errorf("problems %+v, want an invalid_value on request_count naming %s", ve.Problems, KindLLMRequest)
 	}
 }

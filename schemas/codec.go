@@ -119,7 +119,7 @@ func (d *Decoder) begin(data []byte, strict bool) {
 // takeEvent keeps what *e holds for reuse.
 func (d *Decoder) takeEvent(e *Event) {
 	sp := &d.spare
-	for _, p := range [...]*int64{e.LatencyMs, e.RequestBytes, e.ResponseBytes} {
+	for _, p := range [...]*int64{e.LatencyMs, e.RequestBytes, e.ResponseBytes, e.RequestCount} {
 		if p != nil {
 			sp.ints = append(sp.ints, p)
 		}
@@ -209,6 +209,7 @@ const (
 	fResponseBytes
 	fProviderRegion
 	fProviderEndpoint
+	fRequestCount
 	fOwner
 	fPricing
 	fCostPicos
@@ -223,7 +224,7 @@ var (
 	eventNames = []string{"schema_version", "event_id", "time", "kind", "source", "api_key_id", "labels",
 		"provider", "model", "operation", "status", "error_type", "latency_ms", "service_tier", "streaming",
 		"usage", "raw_usage", "provider_cost_usd", "warnings", "gpu",
-		"end_user", "tags", "request_bytes", "response_bytes", "provider_region", "provider_endpoint",
+		"end_user", "tags", "request_bytes", "response_bytes", "provider_region", "provider_endpoint", "request_count",
 		"owner", "pricing", "cost_picos", "cost_source", "flags", "enriched_at", "canonical_model"}
 	usageNames = []string{"input_tokens", "cache_read_input_tokens", "cache_write_input_tokens", "output_tokens",
 		"reasoning_output_tokens", "cache_write_5m_input_tokens", "cache_write_1h_input_tokens", "tool_input_tokens",
@@ -377,6 +378,8 @@ func (d *Decoder) event(e *Event, en *Enriched) {
 			d.str(&e.ProviderRegion, true)
 		case fProviderEndpoint:
 			d.str(&e.ProviderEndpoint, true)
+		case fRequestCount:
+			d.intPtr(&e.RequestCount)
 		case fOwner:
 			d.owner(&en.Owner)
 		case fPricing:

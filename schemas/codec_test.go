@@ -222,7 +222,7 @@ func compareEncoders(t *testing.T, data []byte, s string) {
 				OwnerKind: s, OwnerID: s, MemoryMaxBytes: -4, ParentGPUUUID: s, Attribution: s}},
 		Owner: Owner{CostCenter: s}, Pricing: Pricing{Lines: []CostLine{{Meter: s}}}, Flags: Flags{Unowned: true, UsageMismatch: true},
 		CanonicalModel: s,
-	}, &Enriched{Event: Event{Usage: &Usage{}}})
+	}, &Enriched{Event: Event{Usage: &Usage{}, RequestCount: Int64(7)}})
 	for _, e := range values {
 		want, err := json.Marshal(e)
 		if err != nil {

@@ -186,6 +186,7 @@ func (e *Event) appendFields(buf []byte) []byte {
 	buf = appendOptInt(buf, `,"response_bytes":`, e.ResponseBytes)
 	buf = appendOptString(buf, `,"provider_region":`, e.ProviderRegion)
 	buf = appendOptString(buf, `,"provider_endpoint":`, e.ProviderEndpoint)
+	buf = appendOptInt(buf, `,"request_count":`, e.RequestCount)
 	return buf
 }
 

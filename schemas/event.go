@@ -90,6 +90,19 @@ type Event struct {
 	ResponseBytes    *int64 `json:"response_bytes,omitempty"`
 	ProviderRegion   string `json:"provider_region,omitempty"`
 	ProviderEndpoint string `json:"provider_endpoint,omitempty"`
+	// RequestCount is how many requests an llm.request event stands for
+	// when it sums several (a self-hosted server's counters over an
+	// interval, which may be 0 when only unfinished requests produced
+	// tokens); absent means one. Windows count requests by it.
+	RequestCount *int64 `json:"request_count,omitempty"`
+}
+
+// Requests is the number of requests e stands for: RequestCount, or 1.
+func (e *Event) Requests() uint64 {
+	if e.RequestCount != nil && *e.RequestCount >= 0 {
+		return uint64(*e.RequestCount)
+	}
+	return 1
 }
 
 // Usage holds normalized token counts. Nil means "not reported".

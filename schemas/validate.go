@@ -73,6 +73,9 @@ const (
 	// beyond any single API payload; an int64 sum holds 8 million events
 	// at the bound.
 	MaxBytes = 1 << 40
+	// MaxRequestCount bounds request_count at one billion requests in one
+	// event; a window row's UInt64 request count cannot wrap on it.
+	MaxRequestCount = 1_000_000_000
 )
 
 // Event times are accepted in [minTime, maxTime). maxTime is the day on
@@ -166,6 +169,14 @@ func (e *Event) Validate() error {
 	}{{"request_bytes", e.RequestBytes}, {"response_bytes", e.ResponseBytes}} {
 		if b.v != nil && (*b.v < 0 || *b.v > MaxBytes) {
 			add(b.name, CodeOutOfRange, "must be between 0 and %d, got %d", int64(MaxBytes), *b.v)
+		}
+	}
+	if c := e.RequestCount; c != nil {
+		switch {
+		case e.Kind != KindLLMRequest:
+			add("request_count", CodeInvalidValue, "is only for %s events (one event standing for several requests)", KindLLMRequest)
+		case *c < 0 || *c > MaxRequestCount:
+			add("request_count", CodeOutOfRange, "must be between 0 and %d, got %d; leave it out for one request", MaxRequestCount, *c)
 		}
 	}
 	if len(e.ProviderRegion) > 64 {

@@ -55,6 +55,12 @@ func Event(t Target, provider string, d Delta) schemas.Event {
 		IntervalSeconds: d.End.Sub(d.Start).Seconds(), Requests: d.Requests,
 		InputTokens: d.InputTokens, OutputTokens: d.OutputTokens, CounterReset: d.Reset,
 	})
+	// The server's own request count, when it exports one, is what the
+	// windows count for this event.
+	var count *int64
+	if r := d.Requests; r != nil && *r >= 0 && *r <= schemas.MaxRequestCount {
+		count = r
+	}
 	return schemas.Event{
 		SchemaVersion:   schemas.SchemaVersion,
 		EventID:         EventID(t, d.Model, d.Start.UnixNano()),
@@ -69,5 +75,6 @@ func Event(t Target, provider string, d Delta) schemas.Event {
 		Usage:           &schemas.Usage{InputTokens: d.InputTokens, OutputTokens: d.OutputTokens},
 		RawUsage:        raw,
 		ProviderCostUSD: "0",
+		RequestCount:    count,
 	}
 }

@@ -87,6 +87,31 @@ func TestRerateOneDay(t *testing.T) {
 		b, _ := json.Marshal(ev)
 		recs = append(recs, &kgo.Record{Key: []byte(ev.EventID), Value: b})
 	}
+	// 5 events that each sum an interval of a self-hosted server's 7
+	// requests (request_count): the windows count 35 requests for them.
+	const intervals, perInterval = 5, 7
+	for i := 0; i < intervals; i++ {
+		in, out := int64(4000+i), int64(900+i)
+		ev := schemas.Event{SchemaVersion: "1", EventID: fmt.Sprintf("rr-interval-%d", i), Time: day.Add(12*time.Hour + time.Duration(i)*time.Minute),
+			Kind: schemas.KindLLMRequest, Source: "t", Provider: "anthropic", Model: "model-b", Status: schemas.StatusOK,
+			Operation: "serving.interval", RequestCount: schemas.Int64(perInterval), Labels: map[string]string{"team": "alpha"},
+			Usage: &schemas.Usage{InputTokens: &in, OutputTokens: &out}}
+		r := e2eRates["model-b"]
+		oldPicos += in*r.in + out*r.out
+		newPicos += in*r.in + out*r.out
+		b, _ := json.Marshal(ev)
+		recs = append(recs, &kgo.Record{Key: []byte(ev.EventID), Value: b})
+	}
+	// (a GPU interval counts as one, as it always has)
+	const events, requests = 300 + gpuEvents + intervals, 300 + gpuEvents + intervals*perInterval
+	windowRequests := func() uint64 {
+		t.Helper()
+		var n uint64
+		if err := p.Store.QueryRow(ctx, `SELECT toUInt64(sum(requests)) FROM cost_by_window`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
 	gpuColumns := func() string {
 		t.Helper()
 		var n uint64
@@ -120,6 +145,9 @@ FROM usage_events FINAL WHERE kind = 'gpu.usage'`).Scan(&n, &model, &host, &owne
 	if got := gpuColumns(); got != wantGPU {
 		t.Fatalf("before re-rating the GPU intervals are stored as %q, want %q", got, wantGPU)
 	}
+	if got := windowRequests(); got != requests {
+		t.Fatalf("before re-rating cost_by_window counts %d requests, want %d", got, requests)
+	}
 
 	catalog, err := pricing.LoadCatalog(newCatalog)
 	if err != nil {
@@ -131,12 +159,12 @@ FROM usage_events FINAL WHERE kind = 'gpu.usage'`).Scan(&n, &model, &host, &owne
 	if err != nil {
 		t.Fatal(err)
 	}
-	if dry.Events != 310 || dry.Changed != 200 || dry.Rewritten != 310 {
-		t.Errorf("dry run: %d events, %d changed, %d rewritten; want 310, 200 and 310", dry.Events, dry.Changed, dry.Rewritten)
+	if dry.Events != events || dry.Changed != 200 || dry.Rewritten != events {
+		t.Errorf("dry run: %d events, %d changed, %d rewritten; want %d, 200 and %d", dry.Events, dry.Changed, dry.Rewritten, events, events)
 	}
 	var out bytes.Buffer
 	printRerate(&out, dry, catalog.Version(), true)
-	if !strings.Contains(out.String(), "310 events, 200 change cost") || !strings.Contains(out.String(), "200 of 200 events") || strings.Contains(out.String(), "model-b") {
+	if !strings.Contains(out.String(), "315 events, 200 change cost") || !strings.Contains(out.String(), "200 of 200 events") || strings.Contains(out.String(), "model-b") {
 		t.Errorf("dry run prints:\n%s", out.String())
 	}
 	if got, want := reportCost(), decimal.New(oldPicos, -12); !got.Equal(want) {
@@ -149,12 +177,12 @@ FROM usage_events FINAL WHERE kind = 'gpu.usage'`).Scan(&n, &model, &host, &owne
 		}
 		// Every event is rewritten under the new catalog version, but only
 		// the 200 model-a ones change cost; a second run finds nothing.
-		wantChanged, wantRewritten := 200, 310
+		wantChanged, wantRewritten := 200, events
 		if run == 2 {
 			wantChanged, wantRewritten = 0, 0
 		}
-		if res.Events != 310 || res.Changed != wantChanged || res.Rewritten != wantRewritten {
-			t.Errorf("run %d: %d events, %d changed, %d rewritten; want 310, %d and %d", run, res.Events, res.Changed, res.Rewritten, wantChanged, wantRewritten)
+		if res.Events != events || res.Changed != wantChanged || res.Rewritten != wantRewritten {
+			t.Errorf("run %d: %d events, %d changed, %d rewritten; want %d, %d and %d", run, res.Events, res.Changed, res.Rewritten, events, wantChanged, wantRewritten)
 		}
 		if got, want := reportCost(), decimal.New(newPicos, -12); !got.Equal(want) {
 			t.Fatalf("run %d: after re-rating the report shows $%s, want $%s", run, got, want)
@@ -166,7 +194,10 @@ FROM usage_events FINAL WHERE kind = 'gpu.usage'`).Scan(&n, &model, &host, &owne
 		if got := gpuColumns(); got != wantGPU {
 			t.Errorf("run %d: after re-rating the GPU intervals are stored as %q, want %q", run, got, wantGPU)
 		}
-		if len(rec.Diffs) != 0 || rec.Events != 310 {
+		if got := windowRequests(); got != requests {
+			t.Errorf("run %d: after re-rating cost_by_window counts %d requests, want %d", run, got, requests)
+		}
+		if len(rec.Diffs) != 0 || rec.Events != events {
 			t.Fatalf("run %d: verify finds %d events and differences %v", run, rec.Events, rec.Diffs)
 		}
 	}

@@ -243,10 +243,10 @@ gpu: {mig_profiles: {H100: [{profile: 3g.40gb, share: "0.5"}]}, comparables: {ll
 	want("anomaly scorer reads", "ARRAY JOIN", "api_key_id\t\t0.0024\t0\t2400\t400\t0\t0",
 		"project\tranker\t0.0024\t0\t2400\t400\t0\t0", "reported_model\tgpt-4o\t0.0024\t0\t2400\t400\t0\t0",
 		"series\t\t0.0024\t0\t2400\t400\t0\t0")
-	want("verify", "FROM usage_events FINAL", d+"\tgpt-4o\tsearch\t2\t2400\t400\t200\t600\t100\t0.0024",
-		d+"\tclaude-new\tsearch\t1\t1200\t200\t100\t300\t50\t0")
-	want("verify", "FROM cost_windows FINAL", d+"\tgpt-4o\tsearch\t2\t2400\t400\t200\t600\t100\t0.0024",
-		d+"\tclaude-new\tsearch\t1\t1200\t200\t100\t300\t50\t0")
+	want("verify", "FROM usage_events FINAL", d+"\tgpt-4o\tsearch\t2\t2400\t400\t200\t600\t100\t0.0024\t2",
+		d+"\tclaude-new\tsearch\t1\t1200\t200\t100\t300\t50\t0\t1")
+	want("verify", "FROM cost_windows FINAL", d+"\tgpt-4o\tsearch\t2\t2400\t400\t200\t600\t100\t0.0024\t0",
+		d+"\tclaude-new\tsearch\t1\t1200\t200\t100\t300\t50\t0\t0")
 	want("verify", "IN aivis_verify_ids", "01JCHDB0000000000000000001")
 	want("report", "pricing_warnings", "openai\tgpt-4o\t0.0015\t1\t0.0009\t1\t['snapshot_fallback']\t0",
 		"anthropic\tclaude-new\t0\t0\t0\t0\t[]\t1") // the gpu.usage event is not a model's

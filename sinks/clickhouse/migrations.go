@@ -569,6 +569,14 @@ PARTITION BY toYYYYMM(day)
 ORDER BY (day, id)`,
 		`CREATE VIEW IF NOT EXISTS ` + ViewSavings + ` AS SELECT * FROM ` + TableSavings + ` FINAL`,
 	}},
+	// How many requests an event stands for (request_count, 1 unless it
+	// sums an interval of a self-hosted server), so that verify compares
+	// cost_by_window's requests with what the events say.
+	{100, "usage_events_request_count", []string{
+		`ALTER TABLE ` + TableEvents + ` ADD COLUMN request_count UInt32 DEFAULT 1`,
+		`DROP TABLE IF EXISTS ` + ViewEvents,
+		`CREATE VIEW IF NOT EXISTS ` + ViewEvents + ` AS SELECT * FROM ` + TableEvents + ` FINAL`,
+	}},
 }
 
 // OperationServingInterval is the operation of the events package serving

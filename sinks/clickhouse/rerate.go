@@ -22,7 +22,7 @@ func (s *Store) RatedEvents(ctx context.Context, from, to time.Time) ([]schemas.
     end_user, tags, request_bytes, response_bytes, provider_region, provider_endpoint,
     unapproved, region_not_allowed, missing_labels,
     gpu_model, gpu_host, mig_profile, gpu_owner_kind, gpu_owner_id, pricing_category,
-    allocated_gpu_seconds, busy_gpu_seconds, energy_joules
+    allocated_gpu_seconds, busy_gpu_seconds, energy_joules, request_count
 FROM `+TableEvents+` FINAL
 WHERE time >= toDateTime(?) AND time < toDateTime(?)`, from.Unix(), to.Unix())
 	if err != nil {
@@ -44,6 +44,7 @@ WHERE time >= toDateTime(?) AND time < toDateTime(?)`, from.Unix(), to.Unix())
 			missingLabels             uint8
 			gpu                       schemas.GPUUsage
 			energy                    float64
+			requestCount              uint32
 		)
 		if err := rows.Scan(&e.EventID, &at, &e.Kind, &e.Source, &e.Provider, &e.Model, &e.CanonicalModel, &e.Operation, &e.Status, &e.ErrorType,
 			&latency, &e.ServiceTier, &e.Owner.Team, &e.Owner.Project, &e.Owner.CostCenter, &e.APIKeyID,
@@ -52,7 +53,7 @@ WHERE time >= toDateTime(?) AND time < toDateTime(?)`, from.Unix(), to.Unix())
 			&e.EndUser, &e.Tags, &reqBytes, &respBytes, &e.ProviderRegion, &e.ProviderEndpoint,
 			&unapproved, &badRegion, &missingLabels,
 			&gpu.GPUModel, &gpu.Host, &gpu.MIGProfile, &gpu.OwnerKind, &gpu.OwnerID, &gpu.PricingCategory,
-			&gpu.AllocatedSeconds, &gpu.BusySeconds, &energy); err != nil {
+			&gpu.AllocatedSeconds, &gpu.BusySeconds, &energy, &requestCount); err != nil {
 			return nil, fmt.Errorf("reading events for re-rating: %w", err)
 		}
 		e.SchemaVersion = schemas.SchemaVersion
@@ -81,6 +82,10 @@ WHERE time >= toDateTime(?) AND time < toDateTime(?)`, from.Unix(), to.Unix())
 				gpu.EnergyJoules = &energy
 			}
 			e.GPU = &gpu
+		}
+		if requestCount != 1 {
+			c := int64(requestCount)
+			e.RequestCount = &c
 		}
 		if labels != "" && labels != "{}" {
 			if err := json.Unmarshal([]byte(labels), &e.Labels); err != nil {

@@ -38,7 +38,9 @@ func (d Diff) String() string {
 type recKey struct{ day, model, team string }
 
 type recTotals struct {
-	requests                                        uint64
+	// requests sums what each event stands for (request_count); events
+	// counts the events, for the summary only (windows have no such sum).
+	requests, events                                uint64
 	input, cacheRead, cacheWrite, output, reasoning int64
 	cost                                            decimal.Decimal
 }
@@ -70,14 +72,14 @@ func (s *Store) ReconcileUsage(ctx context.Context, from, to time.Time) (*Reconc
 func (s *Store) reconcile(ctx context.Context, from, to time.Time, withCost bool) (*Reconciliation, error) {
 	const sums = `sum(input_tokens), sum(cache_read_input_tokens), sum(cache_write_input_tokens), sum(output_tokens), sum(reasoning_output_tokens), sum(cost_usd)`
 	// Windows are keyed by the canonical model, not the reported one.
-	events, err := s.recQuery(ctx, `SELECT toString(toDate(time, 'UTC')) AS d, canonical_model, team, toUInt64(count()), `+sums+`
+	events, err := s.recQuery(ctx, `SELECT toString(toDate(time, 'UTC')) AS d, canonical_model, team, toUInt64(sum(request_count)), `+sums+`, toUInt64(count())
 FROM `+TableEvents+` FINAL
 WHERE time >= toDateTime(?) AND time < toDateTime(?)
 GROUP BY d, canonical_model, team`, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("summing usage_events: %w", err)
 	}
-	windows, err := s.recQuery(ctx, `SELECT toString(toDate(window_start, 'UTC')) AS d, model, team, toUInt64(sum(requests)), `+sums+`
+	windows, err := s.recQuery(ctx, `SELECT toString(toDate(window_start, 'UTC')) AS d, model, team, toUInt64(sum(requests)), `+sums+`, toUInt64(0)
 FROM `+TableWindows+` FINAL
 WHERE window_start >= toDateTime(?) AND window_start < toDateTime(?)
 GROUP BY d, model, team`, from, to)
@@ -101,7 +103,7 @@ GROUP BY d, model, team`, from, to)
 	r := &Reconciliation{Groups: len(sorted), CostUSD: decimal.Zero}
 	for _, k := range sorted {
 		e, w := events[k], windows[k]
-		r.Events += e.requests
+		r.Events += e.events
 		r.CostUSD = r.CostUSD.Add(e.cost)
 		if !withCost {
 			e.cost, w.cost = decimal.Zero, decimal.Zero
@@ -123,7 +125,7 @@ func (s *Store) recQuery(ctx context.Context, q string, from, to time.Time) (map
 	for rows.Next() {
 		var day, model, team string
 		var t recTotals
-		if err := rows.Scan(&day, &model, &team, &t.requests, &t.input, &t.cacheRead, &t.cacheWrite, &t.output, &t.reasoning, &t.cost); err != nil {
+		if err := rows.Scan(&day, &model, &team, &t.requests, &t.input, &t.cacheRead, &t.cacheWrite, &t.output, &t.reasoning, &t.cost, &t.events); err != nil {
 			return nil, err
 		}
 		t.cost = zeroIfEmpty(t.cost)

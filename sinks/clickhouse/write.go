@@ -126,6 +126,7 @@ type eventBuffers struct {
 	endUsers, regions, endpoints                       []string
 	tags                                               [][]string
 	requestBytes, responseBytes                        []int64
+	requestCounts                                      []uint32
 	unapproved, regionNotAllowed, missingLabels        []uint8
 	allocatedGPU, busyGPU, energyJoules                []float64
 	times                                              []time.Time
@@ -184,6 +185,7 @@ func (b *eventBuffers) columns(events []schemas.StoredEvent) ([]column, error) {
 	b.unpriced, b.unowned, b.partitions, b.ratingVersions = sized(b.unpriced, n), sized(b.unowned, n), sized(b.partitions, n), sized(b.ratingVersions, n)
 	b.endUsers, b.regions, b.endpoints, b.tags = sized(b.endUsers, n), sized(b.regions, n), sized(b.endpoints, n), sized(b.tags, n)
 	b.requestBytes, b.responseBytes = sized(b.requestBytes, n), sized(b.responseBytes, n)
+	b.requestCounts = sized(b.requestCounts, n)
 	b.unapproved, b.regionNotAllowed, b.missingLabels = sized(b.unapproved, n), sized(b.regionNotAllowed, n), sized(b.missingLabels, n)
 	b.text = b.text[:0]
 	for i, se := range events {
@@ -227,6 +229,7 @@ func (b *eventBuffers) columns(events []schemas.StoredEvent) ([]column, error) {
 			b.tags[i] = []string{}
 		}
 		b.requestBytes[i], b.responseBytes[i] = schemas.Get(e.RequestBytes), schemas.Get(e.ResponseBytes)
+		b.requestCounts[i] = uint32(e.Requests()) // at most schemas.MaxRequestCount
 		b.unapproved[i], b.regionNotAllowed[i] = flag(e.Flags.UnapprovedModel), flag(e.Flags.RegionNotAllowed)
 		b.missingLabels[i] = flag(e.Flags.MissingLabels)
 	}
@@ -263,6 +266,10 @@ func (b *eventBuffers) columns(events []schemas.StoredEvent) ([]column, error) {
 		if !allZero(c.data) {
 			cols = append(cols, c)
 		}
+	}
+	// request_count's DEFAULT is 1, what almost every event stands for.
+	if slices.ContainsFunc(b.requestCounts, func(c uint32) bool { return c != 1 }) {
+		cols = append(cols, column{"request_count", b.requestCounts})
 	}
 	return cols, nil
 }
