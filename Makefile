@@ -70,7 +70,7 @@ lint: ## gofmt, go vet, go mod tidy check
 	@cp go.mod /tmp/aivis.go.mod.bak; cp go.sum /tmp/aivis.go.sum.bak; $(GO) mod tidy; \
 	 if ! git diff --quiet go.mod go.sum; then echo "go mod tidy changes go.mod/go.sum: commit them"; git --no-pager diff --stat go.mod go.sum; exit 1; fi
 
-clickhouse-up: ## start (installing if needed) a private ClickHouse on 127.0.0.1:9000
+clickhouse-up: ## start (installing if needed) a private ClickHouse on 127.0.0.1:9000 (TLS on 9440)
 	deploy/scripts/clickhouse.sh up
 
 clickhouse-down: ## stop the ClickHouse started by clickhouse-up

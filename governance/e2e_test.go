@@ -47,8 +47,10 @@ data_classes:
 // scenario is the usage of the end-to-end test, relative to the
 // evaluation time now: a history of known keys, then, within the window,
 // ordinary use, an unapproved model, an unknown key, a known key in a new
-// region, personal data sent out of its region and a dormant key waking
-// up.
+// region, a known key from a new gateway, personal data sent out of its
+// region and a dormant key waking up. Key-ops is what must not fire: it
+// spends heavily in the window from a gateway and region it used two hours
+// earlier (so it is neither new there nor dormant).
 func scenario(now time.Time) []schemas.StoredEvent {
 	var out []schemas.StoredEvent
 	n := 0
@@ -75,10 +77,14 @@ func scenario(now time.Time) []schemas.StoredEvent {
 	add(now.Add(-72*time.Hour), "key-search", "search", "gw-1", "openai", "gpt-4o", "us-east-1", 1, nil)
 	add(now.Add(-48*time.Hour), "key-ads", "ads", "gw-2", "openai", "gpt-4o", "us-east-1", 1, nil)
 	add(now.Add(-20*24*time.Hour), "key-ml", "ml", "gw-3", "anthropic", "claude-sonnet-4", "us-east-1", 1, nil)
+	add(now.Add(-3*24*time.Hour), "key-ops", "ops", "gw-6", "openai", "gpt-4o", "us-east-1", 1, nil)
+	add(now.Add(-2*time.Hour), "key-ops", "ops", "gw-5", "anthropic", "claude-sonnet-4", "eu-west-1", 1, nil)
 	// Within the window.
 	add(in, "key-search", "search", "gw-1", "openai", "gpt-4o", "us-east-1", 2, nil)                              // fine
 	add(in, "key-search", "search", "gw-1", "openai", "o1-preview", "us-east-1", 1, nil)                          // unapproved model
-	add(in, "key-unknown", schemas.Unattributed, "gw-9", "openai", "gpt-4o", "us-east-1", 6, nil)                 // unknown key, 6 of 26 USD
+	add(in, "key-unknown", schemas.Unattributed, "gw-9", "openai", "gpt-4o", "us-east-1", 10, nil)                // unknown key, 10 of 43 USD
+	add(in, "key-search", "search", "gw-4", "openai", "gpt-4o", "us-east-1", 1, nil)                              // known key, new gateway
+	add(in, "key-ops", "ops", "gw-5", "anthropic", "claude-sonnet-4", "eu-west-1", 12, nil)                       // heavy, but used 2 h ago there
 	add(in, "key-ads", "ads", "gw-2", "openai", "gpt-4o", "eu-west-1", 1, nil)                                    // known key, new region
 	add(in, "key-pii", "ads", "gw-2", "openai", "gpt-4o", "us-west-2", 1, map[string]string{"data_class": "pii"}) // out of region
 	add(in, "key-ml", "ml", "gw-3", "anthropic", "claude-sonnet-4", "us-east-1", 15, nil)                         // dormant key wakes up
@@ -191,10 +197,11 @@ func TestGovernanceEndToEnd(t *testing.T) {
 		"auth_failure_burst security 127.0.0.1 events=25",
 		"dormant_key_wake security key-ml events=1 cost=15",
 		"new_region security key-ads@eu-west-1 events=1 cost=1",
+		"new_source security key-search@gw-4 events=1 cost=1",
 		"region_not_allowed governance ads/openai/us-west-2/pii events=1 cost=1",
 		"unapproved_use governance search/openai/o1-preview events=1 cost=1",
-		"unattributed_share governance org events=1 cost=6",
-		"unowned_key security key-unknown events=1 cost=6",
+		"unattributed_share governance org events=1 cost=10",
+		"unowned_key security key-unknown events=1 cost=10",
 	}
 	if got := describe(fired, schemas.AlertFiring); !slices.Equal(got, want) {
 		t.Fatalf("first evaluation fired\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
@@ -219,10 +226,11 @@ func TestGovernanceEndToEnd(t *testing.T) {
 		"auth_failure_burst security 127.0.0.1 firing 0 25",
 		"dormant_key_wake security key-ml firing 15 1",
 		"new_region security key-ads@eu-west-1 firing 1 1",
+		"new_source security key-search@gw-4 firing 1 1",
 		"region_not_allowed governance ads/openai/us-west-2/pii firing 1 1",
 		"unapproved_use governance search/openai/o1-preview firing 1 1",
-		"unattributed_share governance org firing 6 1",
-		"unowned_key security key-unknown firing 6 1",
+		"unattributed_share governance org firing 10 1",
+		"unowned_key security key-unknown firing 10 1",
 	}
 	if !slices.Equal(stored, wantStored) {
 		t.Fatalf("governance_incidents holds\n  %s\nwant\n  %s", strings.Join(stored, "\n  "), strings.Join(wantStored, "\n  "))
@@ -232,8 +240,8 @@ func TestGovernanceEndToEnd(t *testing.T) {
 	if got := testutil.ToFloat64(mustCounter(t, reg, "aivis_governance_signals_total", map[string]string{"signal": "auth_failure_burst", "category": "security", "status": "firing"})); got != 1 {
 		t.Errorf("aivis_governance_signals_total{auth_failure_burst,firing} = %v, want 1", got)
 	}
-	if n, err := testutil.GatherAndCount(reg, "aivis_governance_signals_total"); err != nil || n != 7 {
-		t.Errorf("aivis_governance_signals_total has %d series (%v), want 7", n, err)
+	if n, err := testutil.GatherAndCount(reg, "aivis_governance_signals_total"); err != nil || n != 8 {
+		t.Errorf("aivis_governance_signals_total has %d series (%v), want 8", n, err)
 	}
 
 	// Nothing changed: a second evaluation and a restarted evaluator
@@ -263,6 +271,7 @@ func TestGovernanceEndToEnd(t *testing.T) {
 		"governance\tunapproved_use\tsearch/openai/o1-preview\tfiring",
 		"security\tunowned_key\tkey-unknown\tfiring",
 		"security\tnew_region\tkey-ads@eu-west-1\tfiring",
+		"security\tnew_source\tkey-search@gw-4\tfiring",
 		"governance\tregion_not_allowed\tads/openai/us-west-2/pii\tfiring",
 		"DATA MOVEMENT BY PROVIDER AND REGION",
 		"openai\teu-west-1\tads\t1\t5000\t0\t",

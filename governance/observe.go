@@ -26,12 +26,6 @@ func (w window) inWindow() (string, []any) {
 		[]any{w.from.Unix(), w.from.Unix(), w.to.Unix()}
 }
 
-// inHistory is the WHERE clause of usage from history until the window's end.
-func (w window) inHistory() (string, []any) {
-	return `date >= toDate(toDateTime(?)) AND time >= toDateTime(?) AND time < toDateTime(?) AND kind = 'llm.request'`,
-		[]any{w.history.Unix(), w.history.Unix(), w.to.Unix()}
-}
-
 // observe runs every signal's query over w and returns what it found.
 func (e *Evaluator) observe(ctx context.Context, w window) ([]finding, error) {
 	var out []finding
@@ -180,24 +174,35 @@ GROUP BY api_key_id`, args...)
 	return out, rows.Err()
 }
 
+// sightings is the summary of where and when each API key was used, one
+// row per day, key, source and provider region (migration 85); it is kept
+// by a materialized view on usage_events, so that the first-seen and
+// dormant signals read weeks of it instead of weeks of events.
+const sightings = `api_key_sightings`
+
+// windowKeys is the subquery of the keys used in the window, with its args.
+// GLOBAL: on a cluster, both the summary and the events are Distributed
+// tables, and a plain IN would run the subquery on every shard again.
+func (w window) windowKeys() (string, []any) {
+	where, args := w.inWindow()
+	return `api_key_id GLOBAL IN (SELECT api_key_id FROM ` + events + ` WHERE ` + where + ` AND api_key_id != '')`, args
+}
+
 // observeFirstSeen finds keys used from a source (or in a provider region)
 // for the first time within the window, that were used before the window
-// from elsewhere; col is the column, source or provider_region.
+// from elsewhere; col is the column, source or provider_region. The window's
+// use comes from the events, the earlier use from the sightings: days of
+// the history whose last use is older than the history are left out, so
+// the history's far end counts to the day.
 func (e *Evaluator) observeFirstSeen(ctx context.Context, w window, signal, col string) ([]finding, error) {
-	hist, hargs := w.inHistory()
 	win, wargs := w.inWindow()
-	args := append([]any{w.from.Unix(), w.from.Unix()}, hargs...)
-	args = append(args, wargs...)
-	rows, err := e.store.Query(ctx, `SELECT api_key_id, `+col+`, min(time) AS first_seen, countIf(time >= toDateTime(?)) AS n,
-    sumIf(cost_usd, time >= toDateTime(?)) AS cost, any(team) AS team
+	rows, err := e.store.Query(ctx, `SELECT api_key_id, `+col+`, min(time) AS first_seen, count() AS n, sum(cost_usd) AS cost, any(team) AS team
 FROM `+events+`
-WHERE `+hist+` AND api_key_id != '' AND `+col+` != ''
-    AND api_key_id IN (SELECT api_key_id FROM `+events+` WHERE `+win+` AND api_key_id != '')
-GROUP BY api_key_id, `+col, args...)
+WHERE `+win+` AND api_key_id != '' AND `+col+` != ''
+GROUP BY api_key_id, `+col, wargs...)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
 	type place struct {
 		key, place, team string
 		first            time.Time
@@ -205,15 +210,50 @@ GROUP BY api_key_id, `+col, args...)
 		cost             decimal.Decimal
 	}
 	var places []place
-	firstOfKey := map[string]time.Time{}
 	for rows.Next() {
 		var p place
 		if err := rows.Scan(&p.key, &p.place, &p.first, &p.n, &p.cost, &p.team); err != nil {
+			rows.Close()
 			return nil, err
 		}
 		places = append(places, p)
-		if f, ok := firstOfKey[p.key]; !ok || p.first.Before(f) {
-			firstOfKey[p.key] = p.first
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(places) == 0 {
+		return nil, nil
+	}
+
+	// The first use of each of those keys at each place since the history.
+	keys, kargs := w.windowKeys()
+	args := append([]any{w.history.Unix()}, kargs...)
+	args = append(args, w.history.Unix())
+	rows, err = e.store.Query(ctx, `SELECT api_key_id, place, min(first) AS first_seen
+FROM (
+    SELECT date, api_key_id, `+col+` AS place, minMerge(first_seen) AS first, maxMerge(last_seen) AS last
+    FROM `+sightings+`
+    WHERE date >= toDate(toDateTime(?)) AND `+col+` != '' AND `+keys+`
+    GROUP BY date, api_key_id, place
+)
+WHERE last >= toDateTime(?)
+GROUP BY api_key_id, place`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	firstAt := map[[2]string]time.Time{}
+	firstOfKey := map[string]time.Time{}
+	for rows.Next() {
+		var key, at string
+		var first time.Time
+		if err := rows.Scan(&key, &at, &first); err != nil {
+			return nil, err
+		}
+		firstAt[[2]string{key, at}] = first
+		if f, ok := firstOfKey[key]; !ok || first.Before(f) {
+			firstOfKey[key] = first
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -221,8 +261,11 @@ GROUP BY api_key_id, `+col, args...)
 	}
 	var out []finding
 	for _, p := range places {
-		if p.first.Before(w.from) || !firstOfKey[p.key].Before(w.from) {
-			continue // not new, or the key itself is new: nothing to compare with
+		if f, ok := firstAt[[2]string{p.key, p.place}]; ok && f.Before(w.from) {
+			continue // not new
+		}
+		if f, ok := firstOfKey[p.key]; !ok || !f.Before(w.from) {
+			continue // the key itself is new: nothing to compare with
 		}
 		f := finding{schemas.GovernanceSignal{Signal: signal, Subject: p.key + "@" + p.place, APIKeyID: p.key, Team: p.team,
 			Events: p.n, CostUSD: p.cost}}
@@ -240,44 +283,90 @@ GROUP BY api_key_id, `+col, args...)
 
 // observeDormant finds keys that spent at least DormantWakeUSD in the
 // window after DormantAfter without use (but used before that); a wake-up
-// already open stays open while the key keeps spending that much.
+// already open stays open while the key keeps spending that much. The
+// events of the window's first day give the window's spend and any use
+// earlier that day; the sightings give the last use on the days before.
 func (e *Evaluator) observeDormant(ctx context.Context, w window) ([]finding, error) {
-	hist, hargs := w.inHistory()
-	args := append([]any{w.from.Unix(), w.from.Unix(), w.from.Unix(), w.from.Unix()}, hargs...)
 	rows, err := e.store.Query(ctx, `SELECT api_key_id, sumIf(cost_usd, time >= toDateTime(?)) AS cost, countIf(time >= toDateTime(?)) AS n,
-    countIf(time < toDateTime(?)) AS before, maxIf(time, time < toDateTime(?)) AS last_before, any(team) AS team
+    countIf(time < toDateTime(?)) AS before, maxIf(time, time < toDateTime(?)) AS last_before, anyIf(team, time >= toDateTime(?)) AS team
 FROM `+events+`
-WHERE `+hist+` AND api_key_id != ''
+WHERE date >= toDate(toDateTime(?)) AND time >= toDateTime(?) AND time < toDateTime(?) AND kind = 'llm.request' AND api_key_id != ''
 GROUP BY api_key_id
-HAVING n > 0`, args...)
+HAVING n > 0`, w.from.Unix(), w.from.Unix(), w.from.Unix(), w.from.Unix(), w.from.Unix(),
+		w.from.Unix(), w.history.Unix(), w.to.Unix())
+	if err != nil {
+		return nil, err
+	}
+	type use struct {
+		key, team  string
+		cost       decimal.Decimal
+		n, before  uint64
+		lastBefore time.Time
+	}
+	var heavy []use
+	for rows.Next() {
+		var u use
+		if err := rows.Scan(&u.key, &u.cost, &u.n, &u.before, &u.lastBefore, &u.team); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if !u.cost.LessThan(e.wakeUSD) {
+			heavy = append(heavy, u)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(heavy) == 0 {
+		return nil, nil
+	}
+
+	// The last use of the keys used in the window on the days before it.
+	keys, kargs := w.windowKeys()
+	args := append([]any{w.history.Unix(), w.from.Unix()}, kargs...)
+	args = append(args, w.history.Unix())
+	rows, err = e.store.Query(ctx, `SELECT api_key_id, maxMerge(last_seen) AS last
+FROM `+sightings+`
+WHERE date >= toDate(toDateTime(?)) AND date < toDate(toDateTime(?)) AND `+keys+`
+GROUP BY api_key_id
+HAVING last >= toDateTime(?)`, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []finding
-	dormantSince := w.from.Add(-e.cfg.DormantAfter)
+	earlier := map[string]time.Time{}
 	for rows.Next() {
-		var (
-			key, team  string
-			cost       decimal.Decimal
-			n, before  uint64
-			lastBefore time.Time
-		)
-		if err := rows.Scan(&key, &cost, &n, &before, &lastBefore, &team); err != nil {
+		var key string
+		var last time.Time
+		if err := rows.Scan(&key, &last); err != nil {
 			return nil, err
 		}
-		if cost.LessThan(e.wakeUSD) {
+		earlier[key] = last
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+
+	var out []finding
+	dormantSince := w.from.Add(-e.cfg.DormantAfter)
+	for _, u := range heavy {
+		used := u.before > 0
+		if last, ok := earlier[u.key]; ok {
+			if !used || last.After(u.lastBefore) {
+				u.lastBefore = last
+			}
+			used = true
+		}
+		_, open := e.open[SignalDormantKey+"\x00"+u.key]
+		if !open && (!used || !u.lastBefore.Before(dormantSince)) {
 			continue
 		}
-		_, open := e.open[SignalDormantKey+"\x00"+key]
-		if !open && (before == 0 || !lastBefore.Before(dormantSince)) {
-			continue
-		}
-		f := finding{schemas.GovernanceSignal{Signal: SignalDormantKey, Subject: key, APIKeyID: key, Team: team, Events: n, CostUSD: cost}}
-		f.Detail = fmt.Sprintf("API key %s, last used %s, spent %s USD in %d requests", key, lastBefore.UTC().Format(time.RFC3339), cost.StringFixed(6), n)
+		f := finding{schemas.GovernanceSignal{Signal: SignalDormantKey, Subject: u.key, APIKeyID: u.key, Team: u.team, Events: u.n, CostUSD: u.cost}}
+		f.Detail = fmt.Sprintf("API key %s, last used %s, spent %s USD in %d requests", u.key, u.lastBefore.UTC().Format(time.RFC3339), u.cost.StringFixed(6), u.n)
 		out = append(out, f)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // observeAuthFailures finds source addresses whose rejected producer

@@ -29,8 +29,9 @@ import (
 )
 
 // TestSecurePipeline runs every stage against the test broker's SASL_SSL
-// listener (SCRAM over TLS), with ingest serving HTTPS, ClickHouse as a
-// user with a password and every secret in a file or the environment:
+// listener (SCRAM over TLS), with ingest serving HTTPS, ClickHouse over
+// TLS as a user with a password and every secret in a file or the
+// environment:
 //
 //   - ingest → enrich → aggregate (with the anomaly scorer and a signed
 //     webhook) → ClickHouse, and serving, over SCRAM-SHA-512; loadgen over
@@ -50,6 +51,7 @@ func TestSecurePipeline(t *testing.T) {
 	broker := testenv.SecureKafka(t)
 	addr, db := testenv.ClickHouseDatabase(t)
 	chUser, chPassword := testenv.ClickHouseUser(t, addr)
+	chTLS := testenv.ClickHouseTLS(t, addr)
 	certs := testenv.TestCerts(t)
 	dir := t.TempDir()
 	write := func(name, body string) string {
@@ -98,12 +100,14 @@ clickhouse:
   addr: %s
   database: %s
   username: %s
+  tls:
+    ca_file: %s
 alerts:
   webhooks_path: %s
 metrics_addr: ""
 `, strings.Join(broker.Brokers, ","), broker.CAFile, broker.User, write("kafka-password", broker.Password+"\n"),
 		certs.ServerCert, certs.ServerKey, ingest.HashToken(oldToken), ingest.HashToken(newToken),
-		write("catalog.yaml", e2eCatalog), db, addr, db, chUser, hooks))
+		write("catalog.yaml", e2eCatalog), db, chTLS.Addr, db, chUser, chTLS.CAFile, hooks))
 
 	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
 	config.Flags(fs)

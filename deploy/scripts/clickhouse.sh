@@ -6,6 +6,11 @@
 # Environment: AIVISDEV_CH_PORT (native protocol, default 9000),
 # AIVISDEV_CH_HTTP_PORT (default 8123), AIVISDEV_CH_DIR (default
 # <repo>/.aivis/clickhouse).
+# The native protocol is also served over TLS on AIVISDEV_CH_TLS_PORT
+# (default the native port + 440: 9440), with a certificate for localhost
+# and 127.0.0.1 signed by a self-signed CA made once with openssl in
+# $AIVISDEV_CH_DIR/tls (clients trust tls/ca.pem), for the tests of
+# clickhouse.tls.
 # Besides the package's passwordless "default" user, the server has a user
 # with a password, for the tests of clickhouse.username/password:
 # AIVISDEV_CH_USER (default aivis_test) and AIVISDEV_CH_PASSWORD (default
@@ -16,6 +21,8 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 dir=${AIVISDEV_CH_DIR:-$root/.aivis/clickhouse}
 port=${AIVISDEV_CH_PORT:-9000}
 http_port=${AIVISDEV_CH_HTTP_PORT:-8123}
+tls_port=${AIVISDEV_CH_TLS_PORT:-$((port + 440))}
+tlsdir=$dir/tls
 pidfile=$dir/clickhouse.pid
 ch_user=${AIVISDEV_CH_USER:-aivis_test}
 ch_password=${AIVISDEV_CH_PASSWORD:-aivis-dev-password}
@@ -32,6 +39,45 @@ install() {
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq clickhouse-server clickhouse-client >/dev/null
+}
+
+need_openssl() {
+  command -v openssl >/dev/null 2>&1 && return
+  say "installing openssl with apt (needs root) …"
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq openssl >/dev/null
+}
+
+# make_tls: once per data dir, a CA and a server certificate for localhost
+# and 127.0.0.1 that it signed. RSA, which every server version's TLS
+# library loads.
+make_tls() {
+  [ -s "$tlsdir/server.pem" ] && [ -s "$tlsdir/server.key" ] && [ -s "$tlsdir/ca.pem" ] && return
+  need_openssl
+  mkdir -p "$tlsdir"
+  local tmp
+  tmp=$(mktemp -d "$tlsdir/.make.XXXXXX")
+  say "making a self-signed CA and the server's certificate in $tlsdir"
+  (
+    cd "$tmp"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 \
+      -subj "/CN=aivis development ClickHouse CA" -keyout ca.key -out ca.pem
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server.key -out server.csr
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >ext.cnf
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+      -extfile ext.cnf -out server.pem
+  ) >"$tmp/openssl.log" 2>&1 || {
+    echo "clickhouse: error: making the TLS certificate failed:" >&2
+    cat "$tmp/openssl.log" >&2
+    rm -rf "$tmp"
+    exit 1
+  }
+  chmod 600 "$tmp"/*.key
+  mv "$tmp/ca.pem" "$tmp/ca.key" "$tmp/server.pem" "$tmp/server.key" "$tlsdir/"
+  rm -rf "$tmp"
 }
 
 # write_users: the package's users.xml plus the password user, stored as
@@ -53,18 +99,22 @@ up() {
   fi
   mkdir -p "$dir/tmp" "$dir/user_files" "$dir/format_schemas"
   write_users
-  say "starting on 127.0.0.1:$port, data in $dir"
+  make_tls
+  say "starting on 127.0.0.1:$port (TLS on $tls_port), data in $dir"
   # setsid: Ctrl-C in the terminal that started it must not kill it.
   setsid clickhouse-server --config-file=/etc/clickhouse-server/config.xml -- \
     --path="$dir/" --tmp_path="$dir/tmp/" --user_files_path="$dir/user_files/" \
     --format_schema_path="$dir/format_schemas/" \
     --logger.log="$dir/clickhouse.log" --logger.errorlog="$dir/clickhouse.err" --logger.console=0 \
     --listen_host=127.0.0.1 --tcp_port="$port" --http_port="$http_port" \
-    --interserver_http_port=$((port + 9)) --users_config="$dir/users.xml" >"$dir/stdout.log" 2>&1 </dev/null &
+    --interserver_http_port=$((port + 9)) --users_config="$dir/users.xml" \
+    --tcp_port_secure="$tls_port" --openSSL.server.certificateFile="$tlsdir/server.pem" \
+    --openSSL.server.privateKeyFile="$tlsdir/server.key" --openSSL.server.dhParamsFile= \
+    >"$dir/stdout.log" 2>&1 </dev/null &
   echo $! >"$pidfile"
   for _ in $(seq 1 60); do
     if answers; then
-      say "ready ($(clickhouse-client --port "$port" -q 'SELECT version()'))"
+      say "ready ($(clickhouse-client --port "$port" -q 'SELECT version()'); TLS on $tls_port, CA $tlsdir/ca.pem)"
       return
     fi
     sleep 0.5

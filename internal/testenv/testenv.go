@@ -8,7 +8,11 @@ package testenv
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -119,4 +123,64 @@ func ClickHouseUser(t testing.TB, addr string) (user, password string) {
 	RequireOrSkip(t, "ClickHouse user "+user+" at "+addr, err,
 		"start the server with `make clickhouse-up` (deploy/scripts/clickhouse.sh up configures the user; a server started by an older script lacks it: clickhouse.sh down && up), or set AIVISDEV_CH_USER and AIVISDEV_CH_PASSWORD")
 	return user, password
+}
+
+// SecureClickHouse is the TLS native port of the test server, as
+// deploy/scripts/clickhouse.sh configures it.
+type SecureClickHouse struct {
+	// Addr is host:port of the TLS native protocol.
+	Addr string
+	// CAFile signed the server's certificate.
+	CAFile string
+}
+
+// ClickHouseTLS returns the TLS native port of the server at addr (from
+// ClickHouse): AIVISDEV_CLICKHOUSE_TLS_ADDR, or else addr's port + 440
+// (clickhouse.sh's default, 9440 for 9000); the CA from
+// AIVISDEV_CH_CA_FILE, or else tls/ca.pem in AIVISDEV_CH_DIR or
+// <repo>/.aivis/clickhouse. A port that does not complete a TLS handshake
+// and a ClickHouse ping with that CA skips the test locally and fails it
+// under CI=true.
+func ClickHouseTLS(t testing.TB, addr string) SecureClickHouse {
+	t.Helper()
+	s := SecureClickHouse{Addr: os.Getenv("AIVISDEV_CLICKHOUSE_TLS_ADDR"), CAFile: os.Getenv("AIVISDEV_CH_CA_FILE")}
+	if s.Addr == "" {
+		if host, port, err := net.SplitHostPort(addr); err == nil {
+			n, _ := strconv.Atoi(port)
+			s.Addr = net.JoinHostPort(host, strconv.Itoa(n+440))
+		}
+	}
+	if s.CAFile == "" {
+		dir := os.Getenv("AIVISDEV_CH_DIR")
+		if dir == "" {
+			root, err := RepoRoot()
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir = filepath.Join(root, ".aivis", "clickhouse")
+		}
+		s.CAFile = filepath.Join(dir, "tls", "ca.pem")
+	}
+	err := func() error {
+		b, err := os.ReadFile(s.CAFile)
+		if err != nil {
+			return err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(b) {
+			return fmt.Errorf("%s holds no PEM certificate", s.CAFile)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		conn, err := ch.Open(&ch.Options{Addr: []string{s.Addr}, DialTimeout: 2 * time.Second,
+			TLS: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}})
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		return conn.Ping(ctx)
+	}()
+	RequireOrSkip(t, "the TLS native port of ClickHouse at "+s.Addr+" (CA "+s.CAFile+")", err,
+		"start the server with `make clickhouse-up` (deploy/scripts/clickhouse.sh up opens it; a server started by an older script lacks it: clickhouse.sh down && up), or set AIVISDEV_CLICKHOUSE_TLS_ADDR and AIVISDEV_CH_CA_FILE")
+	return s
 }

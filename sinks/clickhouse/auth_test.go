@@ -102,3 +102,70 @@ func TestSecretAndTLSConfig(t *testing.T) {
 		t.Errorf("LogValue = %s", got)
 	}
 }
+
+// TestTLS connects to the TLS native port that deploy/scripts/clickhouse.sh
+// opens, as the user with a password and trusting the script's CA: the
+// migrations, a write and its read-back go over it. A plaintext client on
+// that port, a TLS client that trusts another CA and a TLS client on the
+// plaintext port are refused, each with an error that names the setting
+// to fix and never quotes the password.
+func TestTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs ClickHouse")
+	}
+	addr, db := testenv.ClickHouseDatabase(t)
+	user, password := testenv.ClickHouseUser(t, addr)
+	sec := testenv.ClickHouseTLS(t, addr)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	cfg := DefaultConfig()
+	cfg.Addr, cfg.Database, cfg.Username, cfg.Password = sec.Addr, db, user, password
+	cfg.TLS = security.ClientTLS{CAFile: sec.CAFile}
+	s, err := Open(ctx, cfg)
+	if err != nil {
+		t.Fatalf("opening over TLS: %v", err)
+	}
+	defer s.Close()
+	if _, err := s.Migrate(ctx); err != nil {
+		t.Fatalf("migrating over TLS: %v", err)
+	}
+	if err := s.Write(ctx, testEvents(10), nil); err != nil {
+		t.Fatalf("writing over TLS: %v", err)
+	}
+	var n uint64
+	if err := s.QueryRow(ctx, "SELECT count() FROM "+TableEvents).Scan(&n); err != nil || n != 10 {
+		t.Fatalf("read back over TLS: %d events, %v; want 10", n, err)
+	}
+
+	for _, c := range []struct {
+		name string
+		edit func(*Config)
+		want []string
+	}{
+		{"plaintext client on the TLS port", func(c *Config) { c.TLS = security.ClientTLS{} },
+			[]string{"clickhouse.tls"}},
+		{"TLS client trusting another CA", func(c *Config) { c.TLS.CAFile = testenv.TestCerts(t).CA },
+			[]string{"certificate", "clickhouse.tls.ca_file"}},
+		{"TLS client on the plaintext port", func(c *Config) { c.Addr = addr },
+			[]string{"clickhouse.addr", "TLS"}},
+	} {
+		bad := cfg
+		c.edit(&bad)
+		bad.DialTimeout = 3 * time.Second
+		_, err := Open(ctx, bad)
+		if err == nil {
+			t.Errorf("%s: connected", c.name)
+			continue
+		}
+		t.Logf("%s: %v", c.name, err)
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: %v; want it to say %q", c.name, err, w)
+			}
+		}
+		if strings.Contains(err.Error(), password) {
+			t.Errorf("%s: the error quotes the password: %v", c.name, err)
+		}
+	}
+}

@@ -61,6 +61,20 @@ func TestModernClickHouseSQL(t *testing.T) {
 	_, err = store.Migrate(ctx)
 	step(rec.Name, err)
 
+	// The materialized view of migration 85 fills the key sightings on a
+	// current server too (in the portable database, apart from the rows
+	// the checks below count).
+	rec.Name = "key sightings"
+	rec.Add(`INSERT INTO aivis_portable.usage_events (event_id, time, date, kind, api_key_id, source, provider_region) VALUES
+    ('e1', toDateTime('2026-01-02 10:00:00', 'UTC'), '2026-01-02', 'llm.request', 'k1', 'gw-1', 'us-east-1'),
+    ('e2', toDateTime('2026-01-02 11:30:00', 'UTC'), '2026-01-02', 'llm.request', 'k1', 'gw-1', 'us-east-1'),
+    ('e3', toDateTime('2026-01-03 09:00:00', 'UTC'), '2026-01-03', 'llm.request', 'k1', 'gw-2', 'us-east-1'),
+    ('e4', toDateTime('2026-01-03 09:00:00', 'UTC'), '2026-01-03', 'llm.request', '', 'gw-2', 'us-east-1')`)
+	rec.Add(`SELECT toString(date), api_key_id, source, provider_region,
+    toString(minMerge(first_seen), 'UTC'), toString(maxMerge(last_seen), 'UTC')
+FROM aivis_portable.` + clickhouse.TableKeySightings + `
+GROUP BY date, api_key_id, source, provider_region`)
+
 	// The cluster DDL needs ZooKeeper and a cluster, which chDB has not:
 	// a current server must parse it, with the modern types.
 	rec.Name = "cluster migrations (parsed)"
@@ -198,6 +212,9 @@ func TestModernClickHouseSQL(t *testing.T) {
 	// rows make it find.
 	rec.Name = "governance"
 	gcfg := governance.DefaultConfig()
+	// Any spend is heavy, so that the recorder's empty rows make the
+	// dormant check read the key sightings too.
+	gcfg.DormantWakeUSD = "0"
 	// A policy with every kind of rule, so that every query runs.
 	gcfg.Path = filepath.Join(t.TempDir(), "policy.yaml")
 	step(rec.Name, os.WriteFile(gcfg.Path, []byte("default: {models: {deny: [\"*-preview\"]}, regions: [\"us-*\"]}\n"+
@@ -240,6 +257,8 @@ gpu: {mig_profiles: {H100: [{profile: 3g.40gb, share: "0.5"}]}, comparables: {ll
 			t.Fatalf("no %s statement contains %q", group, contains)
 		}
 	}
+	want("key sightings", "minMerge(first_seen)", "2026-01-02\tk1\tgw-1\tus-east-1\t2026-01-02 10:00:00\t2026-01-02 11:30:00",
+		"2026-01-03\tk1\tgw-2\tus-east-1\t2026-01-03 09:00:00\t2026-01-03 09:00:00")
 	want("anomaly scorer reads", "ARRAY JOIN", "api_key_id\t\t0.0024\t0\t2400\t400\t0\t0",
 		"project\tranker\t0.0024\t0\t2400\t400\t0\t0", "reported_model\tgpt-4o\t0.0024\t0\t2400\t400\t0\t0",
 		"series\t\t0.0024\t0\t2400\t400\t0\t0")

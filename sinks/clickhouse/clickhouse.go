@@ -11,11 +11,15 @@ package clickhouse
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"regexp"
 	"strings"
+	"syscall"
 	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
@@ -286,9 +290,30 @@ func connect(ctx context.Context, cfg Config, database string, settings ch.Setti
 		if errors.As(err, &ex) && authCodes[ex.Code] {
 			return nil, fmt.Errorf("connecting to ClickHouse at %s (database %s) as %q: %w (check clickhouse.username and clickhouse.password or password_file)", cfg.Addr, database, cfg.Username, err)
 		}
-		return nil, fmt.Errorf("connecting to ClickHouse at %s (database %s): %w (is the server running and clickhouse.addr its native port, usually 9000, or 9440 with clickhouse.tls? locally: make clickhouse-up)", cfg.Addr, database, err)
+		return nil, fmt.Errorf("connecting to ClickHouse at %s (database %s): %w (%s)", cfg.Addr, database, err, connectHint(cfg, err))
 	}
 	return conn, nil
+}
+
+// connectHint says what to check after a failed connection: the TLS
+// settings when the failure is TLS's, else whether the server runs there.
+func connectHint(cfg Config, err error) string {
+	var (
+		verify *tls.CertificateVerificationError
+		record tls.RecordHeaderError
+		unk    x509.UnknownAuthorityError
+		host   x509.HostnameError
+	)
+	msg := err.Error()
+	switch {
+	case errors.As(err, &verify) || errors.As(err, &unk) || errors.As(err, &host) || strings.Contains(msg, "x509: "):
+		return "the server's TLS certificate is not trusted: set clickhouse.tls.ca_file to the CA that signed it, and clickhouse.tls.server_name if it names another host"
+	case errors.As(err, &record) || strings.Contains(msg, "does not look like a TLS handshake"):
+		return "clickhouse.addr is not a TLS port: use the server's tcp_port_secure (usually 9440) with clickhouse.tls, or its plaintext native port (usually 9000) without"
+	case !cfg.TLS.On() && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || strings.Contains(msg, "connection reset") || strings.Contains(msg, "EOF")):
+		return "the server closed the connection during the handshake: if clickhouse.addr is a TLS port (tcp_port_secure, usually 9440), set clickhouse.tls.enabled or clickhouse.tls.ca_file"
+	}
+	return "is the server running and clickhouse.addr its native port, usually 9000, or 9440 with clickhouse.tls? locally: make clickhouse-up"
 }
 
 // ServerVersion returns the server's `SELECT version()`, e.g. "18.16.1".

@@ -32,6 +32,11 @@ var ShardingKeys = map[string]string{
 	TableGovernanceSignals: "cityHash64(incident_id)",
 	TableAuthFailures:      "cityHash64(minute, source_address, node)",
 	TableSavings:           "cityHash64(day, id)",
+	// The backfill of api_key_sightings goes through the Distributed table
+	// and lands by key; the materialized view on each node writes its
+	// shard's rows to the local table. Min and max states merge the same
+	// whichever shard holds them, and every query groups them.
+	TableKeySightings: "cityHash64(api_key_id)",
 }
 
 // ClusterLayout says how migrations are rendered for a cluster.
@@ -74,6 +79,8 @@ var (
 	alterTableRe  = regexp.MustCompile(`(?s)^ALTER TABLE ([A-Za-z_][A-Za-z0-9_]*) (.*)$`)
 	dropTableRe   = regexp.MustCompile(`^DROP TABLE IF EXISTS ([A-Za-z_][A-Za-z0-9_]*)$`)
 	createViewRe  = regexp.MustCompile(`(?s)^CREATE VIEW IF NOT EXISTS ([A-Za-z_][A-Za-z0-9_]*) AS(.*)$`)
+	createMVRe    = regexp.MustCompile(`(?s)^CREATE MATERIALIZED VIEW IF NOT EXISTS ([A-Za-z_][A-Za-z0-9_]*) TO ([A-Za-z_][A-Za-z0-9_]*) AS(.*)$`)
+	insertRe      = regexp.MustCompile(`(?s)^INSERT INTO ([A-Za-z_][A-Za-z0-9_]*) (.*)$`)
 	tableRefRe    = regexp.MustCompile(`\b(FROM|JOIN)\s+([A-Za-z_][A-Za-z0-9_]*)\b`)
 )
 
@@ -83,10 +90,15 @@ var (
 // tables and then recreates the Distributed one (ClickHouse 18.16 cannot
 // alter a Distributed table ON CLUSTER over replicated shards, and a
 // Distributed table holds no data: inserts are synchronous); views are
-// created on every node over the Distributed tables. Every statement names
-// the database and runs ON CLUSTER, except the ALTER of a replicated table:
-// that one is meant for one replica of each shard (IsPerShard), which
-// replicates it to the others. 18.16 runs such an ALTER ON CLUSTER on every
+// created on every node over the Distributed tables. A materialized view
+// is created on every node over the node's replicated table and writes to
+// the replicated table of its target: it sees the rows the Distributed
+// table sends to that node, and replication copies what it writes. An
+// INSERT ... SELECT (a backfill) runs once, from one node, between the
+// Distributed tables. Every other statement names the database and runs
+// ON CLUSTER, except the ALTER of a replicated table: that one is meant for
+// one replica of each shard (IsPerShard), which replicates it to the
+// others. 18.16 runs such an ALTER ON CLUSTER on every
 // replica at once, and the replica that loses the race can stop its
 // distributed DDL worker for good. The versions and names are unchanged, so
 // a cluster records the same migrations as one server.
@@ -114,6 +126,24 @@ func (l ClusterLayout) distributed(table string) (string, error) {
 	return "CREATE TABLE IF NOT EXISTS " + l.qualify(table) + l.onCluster() + " AS " + l.qualify(table+LocalSuffix) +
 		" ENGINE = Distributed(" + l.Cluster + ", " + l.Database + ", " + table + LocalSuffix + ", " + key + ")", nil
 }
+
+// tableRefs qualifies the tables that a query reads (FROM, JOIN) with the
+// database, and appends suffix to their names (LocalSuffix: the node's
+// replicated table instead of the Distributed one).
+func (l ClusterLayout) tableRefs(query, suffix string) string {
+	return tableRefRe.ReplaceAllStringFunc(query, func(ref string) string {
+		r := tableRefRe.FindStringSubmatch(ref)
+		if _, isTable := ShardingKeys[r[2]]; !isTable {
+			return ref
+		}
+		return r[1] + " " + l.qualify(r[2]+suffix)
+	})
+}
+
+// IsOnce says whether a statement of OnCluster's output runs once, from the
+// node migrating, rather than ON CLUSTER: an INSERT ... SELECT between
+// Distributed tables.
+func IsOnce(stmt string) bool { return strings.HasPrefix(stmt, "INSERT INTO ") }
 
 func (l ClusterLayout) rewrite(stmt string) ([]string, error) {
 	if m := createTableRe.FindStringSubmatch(stmt); m != nil {
@@ -149,14 +179,21 @@ func (l ClusterLayout) rewrite(stmt string) ([]string, error) {
 		return []string{"DROP TABLE IF EXISTS " + l.qualify(m[1]) + l.onCluster()}, nil
 	}
 	if m := createViewRe.FindStringSubmatch(stmt); m != nil {
-		body := tableRefRe.ReplaceAllStringFunc(m[2], func(ref string) string {
-			r := tableRefRe.FindStringSubmatch(ref)
-			if _, isTable := ShardingKeys[r[2]]; !isTable {
-				return ref
-			}
-			return r[1] + " " + l.qualify(r[2])
-		})
+		body := l.tableRefs(m[2], "")
 		return []string{"CREATE VIEW IF NOT EXISTS " + l.qualify(m[1]) + l.onCluster() + " AS" + body}, nil
+	}
+	if m := createMVRe.FindStringSubmatch(stmt); m != nil {
+		if _, isTable := ShardingKeys[m[2]]; !isTable {
+			return nil, fmt.Errorf("materialized view %s writes to %s, which has no sharding key (add it to ShardingKeys)", m[1], m[2])
+		}
+		return []string{"CREATE MATERIALIZED VIEW IF NOT EXISTS " + l.qualify(m[1]) + l.onCluster() +
+			" TO " + l.qualify(m[2]+LocalSuffix) + " AS" + l.tableRefs(m[3], LocalSuffix)}, nil
+	}
+	if m := insertRe.FindStringSubmatch(stmt); m != nil {
+		if _, isTable := ShardingKeys[m[1]]; !isTable {
+			return nil, fmt.Errorf("inserting into %s, which has no sharding key (add it to ShardingKeys)", m[1])
+		}
+		return []string{"INSERT INTO " + l.qualify(m[1]) + " " + l.tableRefs(m[2], "")}, nil
 	}
 	first, _, _ := strings.Cut(stmt, "\n")
 	return nil, fmt.Errorf("no cluster form for the statement %q", first)

@@ -34,7 +34,7 @@ func TestOnClusterRendering(t *testing.T) {
 			t.Errorf("migration %d is %d %s, want %d %s", i, m.Version, m.Name, single[i].Version, single[i].Name)
 		}
 		for _, s := range m.Statements {
-			if (!strings.Contains(s, " ON CLUSTER c1") && !IsPerShard(s)) || !strings.Contains(s, "db1.") {
+			if (!strings.Contains(s, " ON CLUSTER c1") && !IsPerShard(s) && !IsOnce(s)) || !strings.Contains(s, "db1.") {
 				t.Errorf("migration %d: statement without ON CLUSTER c1 or db1.: %s", m.Version, s)
 			}
 			if strings.Contains(s, "ENGINE = ReplacingMergeTree") {
@@ -57,6 +57,28 @@ func TestOnClusterRendering(t *testing.T) {
 			if strings.HasPrefix(s, "CREATE VIEW") && (strings.Contains(s, "FROM usage_events ") || strings.Contains(s, "FROM cost_windows ")) {
 				t.Errorf("view reads a table without its database: %s", s)
 			}
+		}
+	}
+	// The key sightings: a materialized view on each node from its
+	// replicated events to its replicated summary, and a backfill run once
+	// between the Distributed tables.
+	var sightings string
+	for _, m := range cluster {
+		if m.Version == 85 {
+			sightings = strings.Join(m.Statements, "\n")
+		}
+	}
+	for _, want := range []string{
+		"CREATE TABLE IF NOT EXISTS db1.api_key_sightings_local ON CLUSTER c1",
+		"ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/db1/api_key_sightings_local', '{replica}')",
+		"ENGINE = Distributed(c1, db1, api_key_sightings_local, cityHash64(api_key_id))",
+		"CREATE MATERIALIZED VIEW IF NOT EXISTS db1.api_key_sightings_mv ON CLUSTER c1 TO db1.api_key_sightings_local AS",
+		"FROM db1.usage_events_local\nWHERE",
+		"INSERT INTO db1.api_key_sightings (date, api_key_id, source, provider_region, first_seen, last_seen)\nSELECT",
+		"FROM db1.usage_events\nWHERE",
+	} {
+		if !strings.Contains(sightings, want) {
+			t.Errorf("migration 85 lacks %q:\n%s", want, sightings)
 		}
 	}
 	if _, err := OnCluster([]Migration{{Version: 1, Name: "x", Statements: []string{"OPTIMIZE TABLE usage_events"}}}, l); err == nil {
@@ -129,6 +151,33 @@ func TestClusterMigrate(t *testing.T) {
 		if len(got) != len(want)+len(ShardingKeys) {
 			t.Errorf("node %d has %d objects, want %d", i, len(got), len(want)+len(ShardingKeys))
 		}
+	}
+
+	// The key sightings: each node's materialized view summarizes the
+	// events its shard receives, the Distributed table merges them, and
+	// the backfill (run again, as after a failed migration) changes
+	// nothing.
+	if err := s.Write(ctx, sightingEvents(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := scanSightings(t, ctx, s, sightingsQuery); !slices.Equal(got, sightingsWant) {
+		t.Errorf("%s on the cluster:\n  %s\nwant\n  %s", TableKeySightings, strings.Join(got, "\n  "), strings.Join(sightingsWant, "\n  "))
+	}
+	clusterMs, err := OnCluster(ms, ClusterLayout{Cluster: c.Name, Database: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range clusterMs {
+		for _, stmt := range m.Statements {
+			if IsOnce(stmt) {
+				if err := s.conn.Exec(ctx, stmt); err != nil {
+					t.Fatalf("backfill on the cluster: %v", err)
+				}
+			}
+		}
+	}
+	if got := scanSightings(t, ctx, s, sightingsQuery); !slices.Equal(got, sightingsWant) {
+		t.Errorf("%s on the cluster after the backfill:\n  %s\nwant\n  %s", TableKeySightings, strings.Join(got, "\n  "), strings.Join(sightingsWant, "\n  "))
 	}
 
 	cfg.Addr = c.ClickHouse[3]

@@ -80,6 +80,13 @@ const (
 	// with FINAL.
 	TableSavings = "savings_recommendations"
 	ViewSavings  = "savings_recommendations_final"
+	// TableKeySightings summarizes, per day, API key, source and provider
+	// region, when the key was first and last used there; ViewKeySightings
+	// (a materialized view) feeds it from every insert into usage_events,
+	// so that the governance evaluator's first-seen and dormant signals
+	// read it instead of weeks of events.
+	TableKeySightings = "api_key_sightings"
+	ViewKeySightings  = "api_key_sightings_mv"
 )
 
 // Names of the gpu_settings rows (Store.WriteGPUSettings).
@@ -569,6 +576,26 @@ PARTITION BY toYYYYMM(day)
 ORDER BY (day, id)`,
 		`CREATE VIEW IF NOT EXISTS ` + ViewSavings + ` AS SELECT * FROM ` + TableSavings + ` FINAL`,
 	}},
+	// Where and when each API key was used: one row per day, key, source
+	// and provider region with the first and last use as aggregate states
+	// (min and max are the same however often a row is counted, so a
+	// re-rated event, a replayed insert or a backfill that overlaps the
+	// view's own rows changes nothing). The view is created before the
+	// backfill, so that no insert falls between the two.
+	{85, "api_key_sightings", []string{`CREATE TABLE IF NOT EXISTS ` + TableKeySightings + ` (
+    date Date,
+    api_key_id String,
+    source {{dim}},
+    provider_region {{dim}},
+    first_seen AggregateFunction(min, DateTime),
+    last_seen AggregateFunction(max, DateTime)
+) ENGINE = AggregatingMergeTree()
+PARTITION BY toYYYYMM(date)
+ORDER BY (date, api_key_id, source, provider_region)
+{{ttl "date + INTERVAL 400 DAY"}}`,
+		`CREATE MATERIALIZED VIEW IF NOT EXISTS ` + ViewKeySightings + ` TO ` + TableKeySightings + ` AS` + keySightingsSelect,
+		`INSERT INTO ` + TableKeySightings + ` (date, api_key_id, source, provider_region, first_seen, last_seen)` + keySightingsSelect,
+	}},
 	// How many requests an event stands for (request_count, 1 unless it
 	// sums an interval of a self-hosted server), so that verify compares
 	// cost_by_window's requests with what the events say.
@@ -578,6 +605,15 @@ ORDER BY (day, id)`,
 		`CREATE VIEW IF NOT EXISTS ` + ViewEvents + ` AS SELECT * FROM ` + TableEvents + ` FINAL`,
 	}},
 }
+
+// keySightingsSelect groups llm.request events into api_key_sightings
+// rows; the materialized view runs it on every inserted block, and
+// migration 85 once over the events stored before it.
+const keySightingsSelect = `
+SELECT date, api_key_id, source, provider_region, minState(time) AS first_seen, maxState(time) AS last_seen
+FROM ` + TableEvents + `
+WHERE kind = 'llm.request' AND api_key_id != ''
+GROUP BY date, api_key_id, source, provider_region`
 
 // OperationServingInterval is the operation of the events package serving
 // emits: each sums an interval of a deployment's traffic.
