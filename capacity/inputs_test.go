@@ -25,6 +25,7 @@ func TestLoadInputs(t *testing.T) {
 		{"ingest per core", in.IngestPerCore, 45_000}, {"storage per core", in.StoragePerCore, 25_000},
 		{"event bytes", in.EventBytes, 120}, {"window bytes", in.WindowBytes, 150}, {"other share", in.OtherBytesShare, 0.05},
 		{"raw record bytes", in.RawRecordBytes, 600}, {"enriched record bytes", in.EnrichedRecordBytes, 1400},
+		{"raw stored bytes", in.RawStoredBytes, 300}, {"enriched stored bytes", in.EnrichedStoredBytes, 700},
 	} {
 		if math.Abs(c.got-c.want) > 1e-9 {
 			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)

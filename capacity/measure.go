@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -39,10 +40,14 @@ type Measurement struct {
 	Series        uint64 `json:"series"`
 	WindowRows    uint64 `json:"window_rows"`
 	WindowMinutes uint64 `json:"window_minutes"`
-	// Kafka record bytes (key + value, uncompressed) per record.
+	// Kafka bytes per record: key and value, and as stored (the
+	// producer's compressed batches with their headers).
 	RawRecordBytes      float64      `json:"raw_record_bytes"`
 	EnrichedRecordBytes float64      `json:"enriched_record_bytes"`
+	RawStoredBytes      float64      `json:"raw_stored_bytes"`
+	EnrichedStoredBytes float64      `json:"enriched_stored_bytes"`
 	EnrichedRecords     int64        `json:"enriched_records"`
+	Topics              []TopicSize  `json:"topics"`
 	Tables              []TableSize  `json:"tables"`
 	EventColumns        []ColumnSize `json:"usage_events_columns"`
 }
@@ -111,21 +116,31 @@ func Sample(ctx context.Context, cfg config.Config, opts SampleOptions, log *slo
 	defer p.Close()
 
 	m := &Measurement{Date: time.Now().UTC(), ClickHouse: p.Store.ServerVersion(), Partitions: cfg.Kafka.Partitions, SpanSeconds: opts.Span.Seconds()}
-	rawBytes, err := produceSample(ctx, p.Brokers, opts, m)
-	if err != nil {
+	if err := produceSample(ctx, p.Brokers, opts, m); err != nil {
 		return nil, err
 	}
-	m.RawRecordBytes = float64(rawBytes) / float64(m.Records)
 	if err := p.Drain(5 * time.Minute); err != nil {
 		return nil, fmt.Errorf("draining the sample pipeline: %w", err)
 	}
-	n, b, err := topicBytes(ctx, p.Brokers, schemas.TopicEnriched)
-	if err != nil {
-		return nil, err
+	for _, topic := range []string{schemas.TopicRaw, schemas.TopicEnriched} {
+		ts, err := topicBytes(ctx, p.Brokers, topic)
+		if err != nil {
+			return nil, err
+		}
+		m.Topics = append(m.Topics, ts)
 	}
-	if n > 0 {
-		m.EnrichedRecords, m.EnrichedRecordBytes = n, float64(b)/float64(n)
+	raw, enriched := m.Topics[0], m.Topics[1]
+	if raw.Records == 0 || enriched.Records == 0 {
+		return nil, fmt.Errorf("measuring the topics: %d raw and %d enriched records; the sample did not arrive", raw.Records, enriched.Records)
 	}
+	// Per record: the raw topic also holds the duplicates and malformed
+	// records loadgen sends, the enriched one the duplicates (aggregate
+	// drops them).
+	m.RawRecordBytes = float64(raw.RecordBytes) / float64(raw.Records)
+	m.EnrichedRecordBytes = float64(enriched.RecordBytes) / float64(enriched.Records)
+	m.RawStoredBytes = float64(raw.StoredBytes) / float64(raw.Records)
+	m.EnrichedStoredBytes = float64(enriched.StoredBytes) / float64(enriched.Records)
+	m.EnrichedRecords = enriched.Records
 	if err := Measure(ctx, p.Store, cfg.ClickHouse.Database, m); err != nil {
 		return nil, err
 	}
@@ -133,12 +148,12 @@ func Sample(ctx context.Context, cfg config.Config, opts SampleOptions, log *slo
 }
 
 // produceSample sends loadgen's traffic, event times spread over the span,
-// until opts.Events distinct events are sent; it returns the key and
-// value bytes produced.
-func produceSample(ctx context.Context, brokers []string, opts SampleOptions, m *Measurement) (int64, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(schemas.TopicRaw), kgo.ProducerBatchMaxBytes(16<<20))
+// until opts.Events distinct events are sent, with the client's default
+// batching and compression.
+func produceSample(ctx context.Context, brokers []string, opts SampleOptions, m *Measurement) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(schemas.TopicRaw))
 	if err != nil {
-		return 0, fmt.Errorf("connecting to the sample pipeline's Kafka: %w", err)
+		return fmt.Errorf("connecting to the sample pipeline's Kafka: %w", err)
 	}
 	defer cl.Close()
 	lc := loadgen.DefaultConfig()
@@ -150,7 +165,6 @@ func produceSample(ctx context.Context, brokers []string, opts SampleOptions, m 
 	lc.Duration = 0
 	lc.Start = time.Now().Add(-opts.Span - 5*time.Minute).UTC().Truncate(time.Minute)
 	gen := loadgen.NewGenerator(lc)
-	var bytes int64
 	batch := make([]*kgo.Record, 0, 5000)
 	flush := func() error {
 		if err := cl.ProduceSync(ctx, batch...).FirstErr(); err != nil {
@@ -165,7 +179,6 @@ func produceSample(ctx context.Context, brokers []string, opts SampleOptions, m 
 		if it.Event != nil && it.Event.EventID != "" {
 			r.Key = []byte(it.Event.EventID)
 		}
-		bytes += int64(len(r.Key) + len(r.Value))
 		batch = append(batch, r)
 		m.Records++
 		if !it.Malformed && !it.Duplicate {
@@ -173,29 +186,60 @@ func produceSample(ctx context.Context, brokers []string, opts SampleOptions, m 
 		}
 		if len(batch) == cap(batch) {
 			if err := flush(); err != nil {
-				return 0, err
+				return err
 			}
 		}
 	}
 	if len(batch) > 0 {
 		if err := flush(); err != nil {
-			return 0, err
+			return err
 		}
 	}
-	return bytes, nil
+	return nil
 }
 
-// topicBytes reads a topic from the start to its end and returns its
-// record count and key and value bytes.
-func topicBytes(ctx context.Context, brokers []string, topic string) (int64, int64, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+// TopicSize is what one topic holds: its records, their key and value
+// bytes, and the record batches as the broker stores them (compressed by
+// the producer, with the 61-byte batch header).
+type TopicSize struct {
+	Topic       string `json:"topic"`
+	Records     int64  `json:"records"`
+	RecordBytes int64  `json:"record_bytes"`
+	Batches     int64  `json:"batches"`
+	StoredBytes int64  `json:"stored_bytes"`
+	// Compression is the codec of the batches (Kafka's numbering: 0 none,
+	// 1 gzip, 2 snappy, 3 lz4, 4 zstd).
+	Compression uint8 `json:"compression"`
+}
+
+// batchHeaderBytes is the fixed header of a Kafka record batch, which
+// franz-go's batch metrics leave out.
+const batchHeaderBytes = 61
+
+type batchMeter struct {
+	mu sync.Mutex
+	TopicSize
+}
+
+func (b *batchMeter) OnFetchBatchRead(_ kgo.BrokerMetadata, _ string, _ int32, m kgo.FetchBatchMetrics) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.Batches++
+	b.StoredBytes += int64(m.CompressedBytes) + batchHeaderBytes
+	b.Compression = max(b.Compression, m.CompressionType)
+}
+
+// topicBytes reads a topic from the start to its end and measures it.
+func topicBytes(ctx context.Context, brokers []string, topic string) (TopicSize, error) {
+	meter := &batchMeter{TopicSize: TopicSize{Topic: topic}}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.WithHooks(meter))
 	if err != nil {
-		return 0, 0, fmt.Errorf("reading topic %s: %w", topic, err)
+		return TopicSize{}, fmt.Errorf("reading topic %s: %w", topic, err)
 	}
 	defer cl.Close()
 	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
 	if err != nil {
-		return 0, 0, fmt.Errorf("listing the end offsets of topic %s: %w", topic, err)
+		return TopicSize{}, fmt.Errorf("listing the end offsets of topic %s: %w", topic, err)
 	}
 	var want int64
 	ends.Each(func(o kadm.ListedOffset) { want += o.Offset })
@@ -205,14 +249,19 @@ func topicBytes(ctx context.Context, brokers []string, topic string) (int64, int
 	for n < want {
 		fs := cl.PollFetches(rctx)
 		if err := rctx.Err(); err != nil {
-			return 0, 0, fmt.Errorf("reading topic %s: %d of %d records after 2 minutes: %w", topic, n, want, err)
+			return TopicSize{}, fmt.Errorf("reading topic %s: %d of %d records after 2 minutes: %w", topic, n, want, err)
 		}
 		fs.EachRecord(func(r *kgo.Record) {
 			n++
 			b += int64(len(r.Key) + len(r.Value))
 		})
 	}
-	return n, b, nil
+	cl.Close()
+	meter.mu.Lock()
+	defer meter.mu.Unlock()
+	ts := meter.TopicSize
+	ts.Records, ts.RecordBytes = n, b
+	return ts, nil
 }
 
 // Store is what Measure reads; *clickhouse.Store satisfies it.

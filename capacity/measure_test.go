@@ -53,6 +53,16 @@ func TestSample(t *testing.T) {
 		t.Errorf("Kafka: raw %.0f B, enriched %.0f B in %d records; want enriched records larger than raw, one per valid record",
 			m.RawRecordBytes, m.EnrichedRecordBytes, m.EnrichedRecords)
 	}
+	// Stored: compressed batches (franz-go's default, snappy), smaller
+	// than the records.
+	for _, ts := range m.Topics {
+		if ts.Batches == 0 || ts.Compression == 0 || ts.StoredBytes >= ts.RecordBytes {
+			t.Errorf("topic %s: %d batches, codec %d, %d bytes stored of %d written; want compressed batches", ts.Topic, ts.Batches, ts.Compression, ts.StoredBytes, ts.RecordBytes)
+		}
+	}
+	if m.RawStoredBytes <= 0 || m.EnrichedStoredBytes <= 0 {
+		t.Errorf("stored bytes per record: raw %v, enriched %v", m.RawStoredBytes, m.EnrichedStoredBytes)
+	}
 	if !slices.ContainsFunc(m.EventColumns, func(c ColumnSize) bool { return c.Name == "event_id" && c.Compressed > 0 }) {
 		t.Errorf("usage_events columns lack event_id: %+v", m.EventColumns)
 	}

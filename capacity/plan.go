@@ -31,9 +31,13 @@ type Inputs struct {
 	// budgets, governance, savings, …) as a share of usage_events in the
 	// sample.
 	OtherBytesShare float64 `json:"other_tables_share"`
-	// Kafka record bytes (key and value, uncompressed) per event.
+	// Kafka bytes per record: key and value as the stages write them,
+	// and as the broker stores them (compressed batches), which sizes
+	// the disk.
 	RawRecordBytes      float64 `json:"raw_record_bytes"`
 	EnrichedRecordBytes float64 `json:"enriched_record_bytes"`
+	RawStoredBytes      float64 `json:"raw_stored_bytes"`
+	EnrichedStoredBytes float64 `json:"enriched_stored_bytes"`
 	// Sources say where each figure came from.
 	Sources []string `json:"sources"`
 }
@@ -202,7 +206,7 @@ func Compute(in Inputs, d Demand) (Plan, error) {
 	p.ClickHouseNodes = p.Shards * d.ClickHouseReplicas
 	p.ClickHouseDiskPerGiB = p.ClickHouseBytes / float64(p.Shards) / gib
 
-	record := in.RawRecordBytes + in.EnrichedRecordBytes
+	record := in.RawStoredBytes + in.EnrichedStoredBytes
 	p.KafkaBytes = d.EventsPerSecond * d.KafkaRetention.Seconds() * record * float64(d.KafkaReplication)
 	p.KafkaBrokers = max(d.KafkaReplication, ceil(p.KafkaBytes/(d.KafkaDiskGiB*gib*d.DiskFill)))
 
@@ -234,7 +238,7 @@ func (in Inputs) validate() error {
 		{"ingest events per core", in.IngestPerCore}, {"enrich events per core", in.EnrichPerCore},
 		{"aggregate events per core", in.AggregatePerCore}, {"broker and ClickHouse events per core", in.StoragePerCore},
 		{"bytes per event row", in.EventBytes}, {"bytes per window row", in.WindowBytes},
-		{"raw record bytes", in.RawRecordBytes}, {"enriched record bytes", in.EnrichedRecordBytes},
+		{"raw record bytes stored", in.RawStoredBytes}, {"enriched record bytes stored", in.EnrichedStoredBytes},
 	} {
 		if !(v.x > 0) {
 			errs = append(errs, fmt.Errorf("measured input %s is %v; it must be positive (rerun the benchmark or `aivis capacity measure`)", v.name, v.x))

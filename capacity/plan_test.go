@@ -14,7 +14,7 @@ import (
 var fixedInputs = Inputs{
 	IngestPerCore: 50_000, EnrichPerCore: 50_000, AggregatePerCore: 40_000, StoragePerCore: 30_000,
 	EventBytes: 100, WindowBytes: 200, OtherBytesShare: 0.1,
-	RawRecordBytes: 600, EnrichedRecordBytes: 1400,
+	RawRecordBytes: 600, EnrichedRecordBytes: 1400, RawStoredBytes: 300, EnrichedStoredBytes: 700,
 }
 
 func fixedDemand(eventsPerSecond float64) Demand {
@@ -40,8 +40,8 @@ func TestCompute(t *testing.T) {
 		// windows: 6,000 events per series-minute touch all 6
 		// partitions: 100 × 6 × 1440 = 864,000 rows a day × 30 × 200 B =
 		// 5.184 GB; 2.856384 TB over 500 GiB usable = 5.32 → 6 shards.
-		// Kafka: 10,000/s × 604,800 s × 2,000 B × 3 = 36.288 TB over
-		// 500 GiB = 67.6 → 68 brokers. Dedup: 864M ids × 5 B, half per
+		// Kafka: 10,000/s × 604,800 s × 1,000 B stored × 3 = 18.144 TB
+		// over 500 GiB = 33.8 → 34 brokers. Dedup: 864M ids × 5 B, half per
 		// replica.
 		name: "10k events/s",
 		in:   fixedInputs, d: fixedDemand(10_000),
@@ -49,7 +49,7 @@ func TestCompute(t *testing.T) {
 			IngestReplicas: 2, EnrichReplicas: 2, AggregateReplicas: 2, StageCores: 12, Partitions: 6,
 			EventsPerDay: 864e6, WindowRowsPerDay: 864_000, ClickHouseBytes: 2.856384e12,
 			ShardsForDisk: 6, ShardsForCPU: 1, Shards: 6, ClickHouseNodes: 12, ClickHouseDiskPerGiB: 2.856384e12 / 6 / (1 << 30),
-			KafkaBytes: 3.6288e13, KafkaBrokers: 68, StoragePerBillion: 1e11, KafkaPerBillion: 2e12,
+			KafkaBytes: 1.8144e13, KafkaBrokers: 34, StoragePerBillion: 1e11, KafkaPerBillion: 1e12,
 			DedupIDs: 864e6, DedupBytes: 4.32e9, DedupIDsPerReplica: 432e6, DedupBytesPerReplica: 2.16e9,
 		},
 	}, {

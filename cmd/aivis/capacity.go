@@ -135,7 +135,8 @@ func runCapacityMeasure(ctx context.Context, e *env) error {
 	ev, win := m.Table(chsink.TableEvents), m.Table(chsink.TableWindows)
 	fmt.Fprintf(e.out, "%s: %d rows, %.1f bytes on disk a row, compression %.2f×\n", chsink.TableEvents, ev.Rows, ev.BytesPerRow, ev.Ratio)
 	fmt.Fprintf(e.out, "%s: %d rows, %.1f bytes on disk a row, compression %.2f×\n", chsink.TableWindows, win.Rows, win.BytesPerRow, win.Ratio)
-	fmt.Fprintf(e.out, "Kafka: %.0f bytes a raw record, %.0f an enriched one (uncompressed)\n", m.RawRecordBytes, m.EnrichedRecordBytes)
+	fmt.Fprintf(e.out, "Kafka: %.0f bytes stored a raw record (%.0f written), %.0f an enriched one (%.0f written)\n",
+		m.RawStoredBytes, m.RawRecordBytes, m.EnrichedStoredBytes, m.EnrichedRecordBytes)
 	fmt.Fprintf(e.out, "wrote %s; the sample stays in database %s (DROP DATABASE %s to remove it)\n", out, db, db)
 	return nil
 }
