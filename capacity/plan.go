@@ -78,8 +78,9 @@ type Demand struct {
 // DefaultDedupBytesPerID is the aggregator's memory per remembered event
 // id that a plan assumes unless told otherwise (--dedup-bytes-per-id): 5
 // bytes, the size of the compact 24-hour dedup state. The fingerprint
-// ring of aggregate/dedup.go before it takes about 40 bytes an id (a
-// 24-byte item and two 8-byte index slots); pass 40 to size for that one.
+// ring of aggregate/dedup.go before it takes 40 to 80 bytes an id (a
+// 24-byte item and at least two 8-byte index slots, in tables that
+// double); pass 40 to size for that one at its best.
 const DefaultDedupBytesPerID = 5.0
 
 // DefaultDemand returns the defaults of everything but the rate and the

@@ -31,7 +31,7 @@ func capacityPlanFlags(fs *pflag.FlagSet) {
 	fs.Float64("kafka-disk-gib", d.KafkaDiskGiB, "usable disk of one Kafka broker, GiB")
 	fs.Float64("disk-fill", d.DiskFill, "share of a disk to fill (0..1]")
 	fs.Duration("dedup-horizon", 0, "how long the aggregator remembers an event id (0: aggregate.dedup_horizon)")
-	fs.Float64("dedup-bytes-per-id", capacity.DefaultDedupBytesPerID, "aggregator memory per remembered event id, bytes (5: the compact dedup state; about 40 for the fingerprint ring before it)")
+	fs.Float64("dedup-bytes-per-id", capacity.DefaultDedupBytesPerID, "aggregator memory per remembered event id, bytes (5: the compact dedup state; 40 to 80 for the fingerprint ring before it)")
 	fs.String("benchmark", capacity.DefaultBenchmarkPath, "benchmark results (go run ./benchmarks/compare) with the per-core figures")
 	fs.String("storage", capacity.DefaultStoragePath, "storage measurement (aivis capacity measure)")
 	fs.String("format", "table", "table or json")
