@@ -7,8 +7,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-
-	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
 )
 
 // Default places of the measured inputs, relative to the repository root.
@@ -35,7 +33,7 @@ type benchmark struct {
 }
 
 // LoadInputs reads the benchmark run (benchmarks/compare's JSON) and the
-// storage measurement (Sample's JSON) and derives the inputs:
+// storage measurement (capacity/sample's JSON) and derives the inputs:
 //
 //   - enrich and aggregate: events of the end-to-end run ÷ the CPU
 //     seconds their processes spent (so Kafka clients, decoding and
@@ -48,14 +46,28 @@ type benchmark struct {
 //   - bytes per row of usage_events and cost_windows, the other tables'
 //     share, and Kafka bytes per record: from the measurement.
 func LoadInputs(benchmarkPath, storagePath string) (Inputs, error) {
+	bench, err := os.ReadFile(benchmarkPath)
+	if err != nil {
+		return Inputs{}, fmt.Errorf("reading the benchmark results: %w (run `go run ./benchmarks/compare -out %s`)", err, benchmarkPath)
+	}
+	storage, err := os.ReadFile(storagePath)
+	if err != nil {
+		return Inputs{}, fmt.Errorf("reading the storage measurement: %w (run `aivis capacity measure --out %s`)", err, storagePath)
+	}
+	return ParseInputs(bench, storage, benchmarkPath, storagePath)
+}
+
+// ParseInputs is LoadInputs over the files' contents; the paths only name
+// them in errors and in the inputs' sources.
+func ParseInputs(bench, storage []byte, benchmarkPath, storagePath string) (Inputs, error) {
 	var in Inputs
 	var b benchmark
-	if err := readJSON(benchmarkPath, &b); err != nil {
-		return in, fmt.Errorf("reading the benchmark results: %w (run `go run ./benchmarks/compare -out %s`)", err, benchmarkPath)
+	if err := json.Unmarshal(bench, &b); err != nil {
+		return in, fmt.Errorf("decoding the benchmark results %s: %w (run `go run ./benchmarks/compare -out %s`)", benchmarkPath, err, benchmarkPath)
 	}
 	var m Measurement
-	if err := readJSON(storagePath, &m); err != nil {
-		return in, fmt.Errorf("reading the storage measurement: %w (run `aivis capacity measure --out %s`)", err, storagePath)
+	if err := json.Unmarshal(storage, &m); err != nil {
+		return in, fmt.Errorf("decoding the storage measurement %s: %w (run `aivis capacity measure --out %s`)", storagePath, err, storagePath)
 	}
 	cores, err := strconv.ParseFloat(strings.TrimSpace(b.Machine.Cores), 64)
 	if err != nil || cores <= 0 {
@@ -89,14 +101,14 @@ func LoadInputs(benchmarkPath, storagePath string) (Inputs, error) {
 	in.IngestPerCore = b.IngestPerSec / cores
 	in.StoragePerCore = b.Events / left
 
-	ev, win := m.Table(chsink.TableEvents), m.Table(chsink.TableWindows)
+	ev, win := m.Table(EventsTable), m.Table(WindowsTable)
 	if ev.Rows == 0 || win.Rows == 0 {
-		return in, fmt.Errorf("reading %s: no rows measured for %s or %s", storagePath, chsink.TableEvents, chsink.TableWindows)
+		return in, fmt.Errorf("reading %s: no rows measured for %s or %s", storagePath, EventsTable, WindowsTable)
 	}
 	in.EventBytes, in.WindowBytes = ev.BytesPerRow, win.BytesPerRow
 	var other uint64
 	for _, t := range m.Tables {
-		if t.Table != chsink.TableEvents && t.Table != chsink.TableWindows && t.Table != chsink.TableMigrations {
+		if t.Table != EventsTable && t.Table != WindowsTable && t.Table != MigrationsTable {
 			other += t.BytesOnDisk
 		}
 	}
@@ -115,15 +127,4 @@ func short(commit string) string {
 		return commit[:7]
 	}
 	return commit
-}
-
-func readJSON(path string, v any) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("decoding %s: %w", path, err)
-	}
-	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLoadInputs(t *testing.T) {
@@ -62,4 +63,31 @@ func TestLoadInputsErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzParseInputs: any pair of files gives usable inputs or an error,
+// never a panic, and never inputs that Compute would reject.
+func FuzzParseInputs(f *testing.F) {
+	bench, err := os.ReadFile("testdata/latest.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	storage, err := os.ReadFile("testdata/capacity.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(bench, storage)
+	f.Add([]byte(`{"machine": {"cores": "-2"}, "events": 1e308, "e2e_detail": {"seconds": 1e-300}}`), storage)
+	f.Add(bench, []byte(`{"tables": [{"table": "usage_events", "rows": 1}, {"table": "cost_windows", "rows": 1}]}`))
+	f.Fuzz(func(t *testing.T, bench, storage []byte) {
+		in, err := ParseInputs(bench, storage, "b.json", "s.json")
+		if err != nil {
+			return
+		}
+		d := DefaultDemand()
+		d.EventsPerSecond, d.Retention = 1000, 24*time.Hour
+		if _, err := Compute(in, d); err != nil {
+			t.Errorf("ParseInputs accepted inputs that Compute rejects: %v", err)
+		}
+	})
 }

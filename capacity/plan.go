@@ -1,10 +1,10 @@
 // Package capacity sizes an aivis deployment from measured figures: the
 // CPU each stage spent per event in the benchmark run
 // (benchmarks/results/latest.json), and the bytes each stored event,
-// window row and Kafka record takes, measured on a realistic sample in
-// ClickHouse (benchmarks/results/capacity.json, written by Measure). Plan
-// is pure arithmetic over those inputs and a demand (events per second,
-// retention); docs/capacity.md explains each rule.
+// window row and Kafka record takes, measured on a realistic sample
+// (benchmarks/results/capacity.json, written by package capacity/sample).
+// Plan is pure arithmetic over those inputs and a demand (events per
+// second, retention); docs/capacity.md explains each rule.
 package capacity
 
 import (

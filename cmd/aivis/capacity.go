@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/aivis-dev/aivis/capacity"
+	"github.com/aivis-dev/aivis/capacity/sample"
 	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
 )
 
@@ -113,7 +114,7 @@ func runCapacityMeasure(ctx context.Context, e *env) error {
 		return err
 	}
 	fmt.Fprintf(e.out, "loading %d events over %s of event time into ClickHouse %s, database %s …\n", events, span, cfg.ClickHouse.Addr, db)
-	m, err := capacity.Sample(ctx, cfg, capacity.SampleOptions{Events: events, Span: span, Seed: seed}, e.log)
+	m, err := sample.Run(ctx, cfg, sample.Options{Events: events, Span: span, Seed: seed}, e.log)
 	if err != nil {
 		return err
 	}

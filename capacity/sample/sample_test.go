@@ -1,4 +1,4 @@
-package capacity
+package sample
 
 import (
 	"context"
@@ -11,16 +11,26 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aivis-dev/aivis/capacity"
 	"github.com/aivis-dev/aivis/internal/config"
 	"github.com/aivis-dev/aivis/internal/testenv"
 	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
 )
 
-// TestSample loads a small sample through the pipeline into the real
+// TestTableNames: the measurement reads the sink's tables.
+func TestTableNames(t *testing.T) {
+	for _, c := range [][2]string{{capacity.EventsTable, chsink.TableEvents}, {capacity.WindowsTable, chsink.TableWindows}, {capacity.MigrationsTable, chsink.TableMigrations}} {
+		if c[0] != c[1] {
+			t.Errorf("capacity names table %q, the sink %q", c[0], c[1])
+		}
+	}
+}
+
+// TestRun loads a small sample through the pipeline into the real
 // ClickHouse and checks that what is measured is that sample, merged:
 // one row per distinct event, compressed, and Kafka records of the sizes
 // the stages write.
-func TestSample(t *testing.T) {
+func TestRun(t *testing.T) {
 	addr, db := testenv.ClickHouseDatabase(t)
 	cfg := config.Default()
 	cfg.ClickHouse.Addr, cfg.ClickHouse.Database = addr, db
@@ -28,7 +38,7 @@ func TestSample(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	const events = 3000
-	m, err := Sample(ctx, cfg, SampleOptions{Events: events, Span: 20 * time.Minute, Seed: 7}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m, err := Run(ctx, cfg, Options{Events: events, Span: 20 * time.Minute, Seed: 7}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +50,7 @@ func TestSample(t *testing.T) {
 	if ev.Rows != events {
 		t.Errorf("%s holds %d rows after OPTIMIZE FINAL, want %d (one per distinct event)", chsink.TableEvents, ev.Rows, events)
 	}
-	for _, ts := range []TableSize{ev, win} {
+	for _, ts := range []capacity.TableSize{ev, win} {
 		if !(ts.Ratio > 1) || !(ts.BytesPerRow > 0) || ts.BytesOnDisk < ts.Compressed {
 			t.Errorf("%s: compression %.2f, %.1f bytes a row, %d on disk of %d compressed: want a ratio above 1 and the disk to hold the data",
 				ts.Table, ts.Ratio, ts.BytesPerRow, ts.BytesOnDisk, ts.Compressed)
@@ -63,7 +73,7 @@ func TestSample(t *testing.T) {
 	if m.RawStoredBytes <= 0 || m.EnrichedStoredBytes <= 0 {
 		t.Errorf("stored bytes per record: raw %v, enriched %v", m.RawStoredBytes, m.EnrichedStoredBytes)
 	}
-	if !slices.ContainsFunc(m.EventColumns, func(c ColumnSize) bool { return c.Name == "event_id" && c.Compressed > 0 }) {
+	if !slices.ContainsFunc(m.EventColumns, func(c capacity.ColumnSize) bool { return c.Name == "event_id" && c.Compressed > 0 }) {
 		t.Errorf("usage_events columns lack event_id: %+v", m.EventColumns)
 	}
 
@@ -77,20 +87,23 @@ func TestSample(t *testing.T) {
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	in, err := LoadInputs(filepath.Join("..", DefaultBenchmarkPath), path)
+	in, err := capacity.LoadInputs(filepath.Join("..", "..", capacity.DefaultBenchmarkPath), path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if in.EventBytes != ev.BytesPerRow || in.WindowBytes != win.BytesPerRow {
 		t.Errorf("inputs %v and %v bytes a row, want the measured %v and %v", in.EventBytes, in.WindowBytes, ev.BytesPerRow, win.BytesPerRow)
 	}
-	if _, err := Compute(in, func() Demand { d := DefaultDemand(); d.EventsPerSecond, d.Retention = 1000, 24*time.Hour; return d }()); err != nil {
+	if _, err := capacity.Compute(in, func() capacity.Demand {
+		d := capacity.DefaultDemand()
+		d.EventsPerSecond, d.Retention = 1000, 24*time.Hour
+		return d
+	}()); err != nil {
 		t.Fatal(err)
 	}
 
-	// The database now holds tables: a second sample into it is refused
-	// by Measure's caller, but Measure itself reads what is there.
-	m2 := &Measurement{}
+	// Measured again, the merged tables are the same.
+	m2 := &capacity.Measurement{}
 	store, err := chsink.Open(ctx, cfg.ClickHouse)
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,7 @@
-package capacity
+// Package sample loads a sample of loadgen traffic through the whole
+// pipeline into ClickHouse and measures what it takes there and in Kafka:
+// the storage inputs of package capacity (aivis capacity measure).
+package sample
 
 import (
 	"context"
@@ -12,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/aivis-dev/aivis/capacity"
 	"github.com/aivis-dev/aivis/ingest"
 	"github.com/aivis-dev/aivis/internal/config"
 	"github.com/aivis-dev/aivis/internal/loadgen"
@@ -20,72 +24,8 @@ import (
 	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
 )
 
-// Measurement is what Sample measured: the size of every table in
-// ClickHouse once merged, the columns of usage_events, and the bytes of
-// the Kafka records, for a known number of events.
-type Measurement struct {
-	Date       time.Time `json:"date"`
-	ClickHouse string    `json:"clickhouse"`
-	Command    string    `json:"command,omitempty"`
-	// Events are the distinct valid events generated; Records every
-	// record produced to the raw topic (with resent duplicates and
-	// malformed ones, as loadgen's defaults send them).
-	Events  int64 `json:"events"`
-	Records int64 `json:"records"`
-	// Span is the event time the sample covers.
-	SpanSeconds float64 `json:"span_seconds"`
-	Partitions  int32   `json:"partitions"`
-	// Series are the distinct (provider, model, team, project) of the
-	// windows, WindowRows their rows, WindowMinutes the windows.
-	Series        uint64 `json:"series"`
-	WindowRows    uint64 `json:"window_rows"`
-	WindowMinutes uint64 `json:"window_minutes"`
-	// Kafka bytes per record: key and value, and as stored (the
-	// producer's compressed batches with their headers).
-	RawRecordBytes      float64      `json:"raw_record_bytes"`
-	EnrichedRecordBytes float64      `json:"enriched_record_bytes"`
-	RawStoredBytes      float64      `json:"raw_stored_bytes"`
-	EnrichedStoredBytes float64      `json:"enriched_stored_bytes"`
-	EnrichedRecords     int64        `json:"enriched_records"`
-	Topics              []TopicSize  `json:"topics"`
-	Tables              []TableSize  `json:"tables"`
-	EventColumns        []ColumnSize `json:"usage_events_columns"`
-}
-
-// TableSize is one table's active parts (system.parts).
-type TableSize struct {
-	Table        string `json:"table"`
-	Rows         uint64 `json:"rows"`
-	BytesOnDisk  uint64 `json:"bytes_on_disk"`
-	Compressed   uint64 `json:"data_compressed_bytes"`
-	Uncompressed uint64 `json:"data_uncompressed_bytes"`
-	// Ratio is uncompressed over compressed; BytesPerRow is on disk
-	// (data, marks and the primary index) per row.
-	Ratio       float64 `json:"compression_ratio"`
-	BytesPerRow float64 `json:"bytes_on_disk_per_row"`
-}
-
-// ColumnSize is one column of usage_events (system.columns).
-type ColumnSize struct {
-	Name         string  `json:"name"`
-	Type         string  `json:"type"`
-	Compressed   uint64  `json:"data_compressed_bytes"`
-	Uncompressed uint64  `json:"data_uncompressed_bytes"`
-	Ratio        float64 `json:"compression_ratio"`
-}
-
-// Table returns the size of one table (zero when it has no rows).
-func (m *Measurement) Table(name string) TableSize {
-	for _, t := range m.Tables {
-		if t.Table == name {
-			return t
-		}
-	}
-	return TableSize{Table: name}
-}
-
-// SampleOptions shape the traffic of a sample.
-type SampleOptions struct {
+// Options shape the traffic of a sample.
+type Options struct {
 	// Events is how many distinct valid events to generate.
 	Events int
 	// Span is the event time they cover, ending five minutes ago.
@@ -93,13 +33,13 @@ type SampleOptions struct {
 	Seed int64
 }
 
-// Sample runs the pipeline of cfg in this process (embedded Kafka,
+// Run runs the pipeline of cfg in this process (embedded Kafka,
 // ingest, enrich, aggregate) into cfg's ClickHouse database, which should
 // be empty; produces loadgen's default traffic straight to the raw topic
 // until opts.Events distinct events are sent; drains; reads the size of
 // the topics' records; merges every table (OPTIMIZE … FINAL, as the
 // server's merges would in time) and measures them.
-func Sample(ctx context.Context, cfg config.Config, opts SampleOptions, log *slog.Logger) (*Measurement, error) {
+func Run(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger) (*capacity.Measurement, error) {
 	if opts.Events < 1 || opts.Span < time.Minute {
 		return nil, fmt.Errorf("sampling: want at least 1 event over at least 1m, got %d events over %s", opts.Events, opts.Span)
 	}
@@ -115,7 +55,7 @@ func Sample(ctx context.Context, cfg config.Config, opts SampleOptions, log *slo
 	}
 	defer p.Close()
 
-	m := &Measurement{Date: time.Now().UTC(), ClickHouse: p.Store.ServerVersion(), Partitions: cfg.Kafka.Partitions, SpanSeconds: opts.Span.Seconds()}
+	m := &capacity.Measurement{Date: time.Now().UTC(), ClickHouse: p.Store.ServerVersion(), Partitions: cfg.Kafka.Partitions, SpanSeconds: opts.Span.Seconds()}
 	if err := produceSample(ctx, p.Brokers, opts, m); err != nil {
 		return nil, err
 	}
@@ -150,7 +90,7 @@ func Sample(ctx context.Context, cfg config.Config, opts SampleOptions, log *slo
 // produceSample sends loadgen's traffic, event times spread over the span,
 // until opts.Events distinct events are sent, with the client's default
 // batching and compression.
-func produceSample(ctx context.Context, brokers []string, opts SampleOptions, m *Measurement) error {
+func produceSample(ctx context.Context, brokers []string, opts Options, m *capacity.Measurement) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(schemas.TopicRaw))
 	if err != nil {
 		return fmt.Errorf("connecting to the sample pipeline's Kafka: %w", err)
@@ -198,27 +138,13 @@ func produceSample(ctx context.Context, brokers []string, opts SampleOptions, m 
 	return nil
 }
 
-// TopicSize is what one topic holds: its records, their key and value
-// bytes, and the record batches as the broker stores them (compressed by
-// the producer, with the 61-byte batch header).
-type TopicSize struct {
-	Topic       string `json:"topic"`
-	Records     int64  `json:"records"`
-	RecordBytes int64  `json:"record_bytes"`
-	Batches     int64  `json:"batches"`
-	StoredBytes int64  `json:"stored_bytes"`
-	// Compression is the codec of the batches (Kafka's numbering: 0 none,
-	// 1 gzip, 2 snappy, 3 lz4, 4 zstd).
-	Compression uint8 `json:"compression"`
-}
-
 // batchHeaderBytes is the fixed header of a Kafka record batch, which
 // franz-go's batch metrics leave out.
 const batchHeaderBytes = 61
 
 type batchMeter struct {
 	mu sync.Mutex
-	TopicSize
+	capacity.TopicSize
 }
 
 func (b *batchMeter) OnFetchBatchRead(_ kgo.BrokerMetadata, _ string, _ int32, m kgo.FetchBatchMetrics) {
@@ -230,16 +156,16 @@ func (b *batchMeter) OnFetchBatchRead(_ kgo.BrokerMetadata, _ string, _ int32, m
 }
 
 // topicBytes reads a topic from the start to its end and measures it.
-func topicBytes(ctx context.Context, brokers []string, topic string) (TopicSize, error) {
-	meter := &batchMeter{TopicSize: TopicSize{Topic: topic}}
+func topicBytes(ctx context.Context, brokers []string, topic string) (capacity.TopicSize, error) {
+	meter := &batchMeter{TopicSize: capacity.TopicSize{Topic: topic}}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.WithHooks(meter))
 	if err != nil {
-		return TopicSize{}, fmt.Errorf("reading topic %s: %w", topic, err)
+		return capacity.TopicSize{}, fmt.Errorf("reading topic %s: %w", topic, err)
 	}
 	defer cl.Close()
 	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
 	if err != nil {
-		return TopicSize{}, fmt.Errorf("listing the end offsets of topic %s: %w", topic, err)
+		return capacity.TopicSize{}, fmt.Errorf("listing the end offsets of topic %s: %w", topic, err)
 	}
 	var want int64
 	ends.Each(func(o kadm.ListedOffset) { want += o.Offset })
@@ -249,7 +175,7 @@ func topicBytes(ctx context.Context, brokers []string, topic string) (TopicSize,
 	for n < want {
 		fs := cl.PollFetches(rctx)
 		if err := rctx.Err(); err != nil {
-			return TopicSize{}, fmt.Errorf("reading topic %s: %d of %d records after 2 minutes: %w", topic, n, want, err)
+			return capacity.TopicSize{}, fmt.Errorf("reading topic %s: %d of %d records after 2 minutes: %w", topic, n, want, err)
 		}
 		fs.EachRecord(func(r *kgo.Record) {
 			n++
@@ -272,7 +198,7 @@ type Store interface {
 
 // Measure merges every table of database and records into m each table's
 // size, the columns of usage_events, and the windows' series.
-func Measure(ctx context.Context, s Store, database string, m *Measurement) error {
+func Measure(ctx context.Context, s Store, database string, m *capacity.Measurement) error {
 	tables, err := scan(ctx, s, "listing the tables", `SELECT name FROM system.tables WHERE database = ? AND engine LIKE '%MergeTree' ORDER BY name`,
 		[]any{database}, func(sc func(...any) error) (string, error) {
 			var name string
@@ -293,8 +219,8 @@ func Measure(ctx context.Context, s Store, database string, m *Measurement) erro
 FROM system.parts
 WHERE database = ? AND active
 GROUP BY table
-ORDER BY table`, []any{database}, func(sc func(...any) error) (TableSize, error) {
-		var t TableSize
+ORDER BY table`, []any{database}, func(sc func(...any) error) (capacity.TableSize, error) {
+		var t capacity.TableSize
 		err := sc(&t.Table, &t.Rows, &t.BytesOnDisk, &t.Compressed, &t.Uncompressed)
 		t.Ratio = ratio(t.Uncompressed, t.Compressed)
 		if t.Rows > 0 {
@@ -308,8 +234,8 @@ ORDER BY table`, []any{database}, func(sc func(...any) error) (TableSize, error)
 	m.EventColumns, err = scan(ctx, s, "reading system.columns", `SELECT name, type, data_compressed_bytes, data_uncompressed_bytes
 FROM system.columns
 WHERE database = ? AND table = ?
-ORDER BY data_compressed_bytes DESC, name`, []any{database, chsink.TableEvents}, func(sc func(...any) error) (ColumnSize, error) {
-		var c ColumnSize
+ORDER BY data_compressed_bytes DESC, name`, []any{database, chsink.TableEvents}, func(sc func(...any) error) (capacity.ColumnSize, error) {
+		var c capacity.ColumnSize
 		err := sc(&c.Name, &c.Type, &c.Compressed, &c.Uncompressed)
 		c.Ratio = ratio(c.Uncompressed, c.Compressed)
 		return c, err
