@@ -152,8 +152,11 @@ func TestClusterFaults(t *testing.T) {
 // query of the project to return the same on both: the report, verify,
 // re-rating (dry and real, and what follows it), the anomaly scorer's
 // reads (series costs, contributors, published incidents), budgets (spend
-// by every kind of scope, statuses), the aggregator's history read-back,
-// and every view.
+// by every kind of scope, statuses), the governance evaluator (every
+// signal, and a restart that resolves them), savings (computed, stored by
+// the daily recommender, found stored), the FOCUS export, reconciliation's
+// aivis side, catalog check's traffic, the read API, the aggregator's
+// history read-back, and every view of the database.
 func TestClusterSameResults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster tests need the local cluster")
