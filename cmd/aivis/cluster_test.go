@@ -162,12 +162,12 @@ func TestClusterSameResults(t *testing.T) {
 		t.Skip("cluster tests need the local cluster")
 	}
 	c := testenv.ClusterClickHouse(t)
-	changed := strings.Replace(strings.Replace(e2eCatalog, `rates: {input: "2.50"`, `rates: {input: "3.10"`, 1), `"e2e-1"`, `"e2e-2"`, 1)
+	changed := strings.Replace(strings.Replace(gpuE2ECatalog, `rates: {input: "2.50"`, `rates: {input: "3.10"`, 1), `"e2e-1"`, `"e2e-2"`, 1)
 	catalog, err := pricing.LoadCatalog(writeTestFile(t, "new.yaml", changed))
 	if err != nil {
 		t.Fatal(err)
 	}
-	oldCatalog, err := pricing.LoadCatalog(writeTestFile(t, "old.yaml", e2eCatalog))
+	oldCatalog, err := pricing.LoadCatalog(writeTestFile(t, "old.yaml", gpuE2ECatalog))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,8 +222,9 @@ func TestClusterSameResults(t *testing.T) {
 		if i%10 == 1 {
 			energy := float64(1000 + i)
 			ev.APIKeyID, ev.ProviderRegion = "", ""
+			ev.Labels[chsink.LabelDeployment] = "dep-1" // the GPUs serving dep-1's tokens
 			ev.Kind, ev.Provider, ev.Model, ev.Usage, ev.LatencyMs = schemas.KindGPUUsage, "", "", nil, nil
-			ev.GPU = &schemas.GPUUsage{GPUModel: "H100", Host: "h1", IntervalSeconds: 60, AllocatedSeconds: 60, BusySeconds: float64(i % 60),
+			ev.GPU = &schemas.GPUUsage{GPUModel: "NVIDIA H100 80GB HBM3", Host: "h1", IntervalSeconds: 60, AllocatedSeconds: 60, BusySeconds: float64(i % 60),
 				EnergyJoules: &energy, OwnerKind: "k8s_pod", OwnerID: "pod-1"}
 		}
 		b, _ := json.Marshal(ev)
@@ -240,6 +241,7 @@ func TestClusterSameResults(t *testing.T) {
 	}
 	run := func(name string, onCluster bool) side {
 		cfg, token := testConfig(t, nil, 2)
+		cfg.Enrich.CatalogPath = writeTestFile(t, "catalog.yaml", gpuE2ECatalog) // GPU time priced too
 		if onCluster {
 			cfg.ClickHouse.Addr, cfg.ClickHouse.Database, cfg.ClickHouse.Cluster = strings.Join(c.ClickHouse, ","), c.Database(t), c.Name
 		}
@@ -568,13 +570,16 @@ func viewRows(ctx context.Context, store *chsink.Store, view string) ([][]string
 }
 
 // savingsRulesYAML makes every LLM kind of recommendation possible on the
-// test's traffic: repeated prefixes, non-interactive requests and a
-// cheaper equivalent.
+// test's traffic (repeated prefixes, non-interactive requests, a cheaper
+// equivalent) and prices dep-1's self-hosted tokens against an API model.
 const savingsRulesYAML = `min_monthly_usd: "0.000001"
 equivalents:
   models:
     - from: openai/model-a
       to: [anthropic/model-b]
+gpu:
+  comparables:
+    dep-1: openai/model-a
 `
 
 // queryRows returns the rows of a query, each value printed.
