@@ -8,7 +8,7 @@ FUZZTIME ?= 10s
 BENCHTIME ?= 200ms
 BENCH_EVENTS ?= 1000000
 
-.PHONY: help build gpu-check demo serve test test-cluster deploy-test unit fuzz bench lint clickhouse-up clickhouse-down kafka-up kafka-down cluster-up cluster-down chdb-up prometheus-up chromium-up clean
+.PHONY: help build gpu-check demo serve test test-cluster deploy-test unit fuzz bench capacity lint clickhouse-up clickhouse-down kafka-up kafka-down cluster-up cluster-down chdb-up prometheus-up chromium-up clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -63,6 +63,10 @@ fuzz: ## run every fuzz target for FUZZTIME each
 bench: build ## micro-benchmarks briefly, then aivis against ClickHouse's Kafka engine and a naive consumer (benchmarks/README.md; at most about 20 minutes)
 	$(GO) test -count=1 -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -timeout 4m ./schemas/... ./ingest/... ./enrich/... ./aggregate/... ./sinks/...
 	$(GO) run ./benchmarks/compare -events $(BENCH_EVENTS) -timeout 16m -out benchmarks/results/latest.json
+
+capacity: build clickhouse-up ## measure bytes per stored event, window row and Kafka record (about 30 s), then print the sizing table of docs/capacity.md
+	bin/aivis capacity measure --events 200000 --span 1h
+	bin/aivis capacity plan --events-per-second 1000,10000,100000 --retention-days 30
 
 lint: ## gofmt, go vet, go mod tidy check
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

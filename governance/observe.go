@@ -19,6 +19,12 @@ type window struct {
 
 const events = `usage_events FINAL`
 
+// The queries below name a key's team and source by its latest use (ties
+// broken by event id), not any(), so that one server and a cluster, whose
+// shards answer in any order, report the same; the key subquery is GLOBAL
+// IN, so that on a cluster it runs once over the Distributed table rather
+// than on each shard (which ClickHouse refuses).
+
 // inWindow is the WHERE clause of usage in the window (date first: the
 // table is ordered by date, so the range prunes parts), with its args.
 func (w window) inWindow() (string, []any) {
@@ -153,7 +159,7 @@ GROUP BY team`, args...)
 // observeUnowned finds API keys whose usage no ownership rule attributed.
 func (e *Evaluator) observeUnowned(ctx context.Context, w window) ([]finding, error) {
 	where, args := w.inWindow()
-	rows, err := e.store.Query(ctx, `SELECT api_key_id, any(source) AS src, count() AS n, sum(cost_usd) AS cost
+	rows, err := e.store.Query(ctx, `SELECT api_key_id, argMax(source, (time, event_id)) AS src, count() AS n, sum(cost_usd) AS cost
 FROM `+events+`
 WHERE `+where+` AND unowned = 1 AND api_key_id != ''
 GROUP BY api_key_id`, args...)
@@ -196,7 +202,7 @@ func (w window) windowKeys() (string, []any) {
 // the history's far end counts to the day.
 func (e *Evaluator) observeFirstSeen(ctx context.Context, w window, signal, col string) ([]finding, error) {
 	win, wargs := w.inWindow()
-	rows, err := e.store.Query(ctx, `SELECT api_key_id, `+col+`, min(time) AS first_seen, count() AS n, sum(cost_usd) AS cost, any(team) AS team
+	rows, err := e.store.Query(ctx, `SELECT api_key_id, `+col+`, min(time) AS first_seen, count() AS n, sum(cost_usd) AS cost, argMax(team, (time, event_id)) AS team
 FROM `+events+`
 WHERE `+win+` AND api_key_id != '' AND `+col+` != ''
 GROUP BY api_key_id, `+col, wargs...)
@@ -288,11 +294,11 @@ GROUP BY api_key_id, place`, args...)
 // earlier that day; the sightings give the last use on the days before.
 func (e *Evaluator) observeDormant(ctx context.Context, w window) ([]finding, error) {
 	rows, err := e.store.Query(ctx, `SELECT api_key_id, sumIf(cost_usd, time >= toDateTime(?)) AS cost, countIf(time >= toDateTime(?)) AS n,
-    countIf(time < toDateTime(?)) AS before, maxIf(time, time < toDateTime(?)) AS last_before, anyIf(team, time >= toDateTime(?)) AS team
+    countIf(time < toDateTime(?)) AS before, maxIf(time, time < toDateTime(?)) AS last_before, argMax(team, (time, event_id)) AS team
 FROM `+events+`
 WHERE date >= toDate(toDateTime(?)) AND time >= toDateTime(?) AND time < toDateTime(?) AND kind = 'llm.request' AND api_key_id != ''
 GROUP BY api_key_id
-HAVING n > 0`, w.from.Unix(), w.from.Unix(), w.from.Unix(), w.from.Unix(), w.from.Unix(),
+HAVING n > 0`, w.from.Unix(), w.from.Unix(), w.from.Unix(), w.from.Unix(),
 		w.from.Unix(), w.history.Unix(), w.to.Unix())
 	if err != nil {
 		return nil, err

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,16 +18,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/shopspring/decimal"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/aivis-dev/aivis/budget"
+	"github.com/aivis-dev/aivis/focus"
+	"github.com/aivis-dev/aivis/governance"
 	"github.com/aivis-dev/aivis/internal/testenv"
 	"github.com/aivis-dev/aivis/pricing"
+	"github.com/aivis-dev/aivis/reconcile"
 	"github.com/aivis-dev/aivis/report"
 	"github.com/aivis-dev/aivis/rerate"
+	"github.com/aivis-dev/aivis/savings"
 	"github.com/aivis-dev/aivis/schemas"
 	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
+	"github.com/aivis-dev/aivis/web"
 )
 
 // The cluster tests run on the local cluster of deploy/scripts/cluster.sh
@@ -162,15 +170,26 @@ func TestClusterFaults(t *testing.T) {
 // query of the project to return the same on both: the report, verify,
 // re-rating (dry and real, and what follows it), the anomaly scorer's
 // reads (series costs, contributors, published incidents), budgets (spend
-// by every kind of scope, statuses), the aggregator's history read-back,
-// and every view.
+// by every kind of scope, statuses), the governance evaluator (every
+// signal, and a restart that resolves them), savings (computed, stored by
+// the daily recommender, found stored), the FOCUS export, reconciliation's
+// aivis side, catalog check's traffic, the read API, the aggregator's
+// history read-back, and every view of the database.
 func TestClusterSameResults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster tests need the local cluster")
 	}
 	c := testenv.ClusterClickHouse(t)
-	changed := strings.Replace(strings.Replace(e2eCatalog, `rates: {input: "2.50"`, `rates: {input: "3.10"`, 1), `"e2e-1"`, `"e2e-2"`, 1)
+	changed := strings.Replace(strings.Replace(gpuE2ECatalog, `rates: {input: "2.50"`, `rates: {input: "3.10"`, 1), `"e2e-1"`, `"e2e-2"`, 1)
 	catalog, err := pricing.LoadCatalog(writeTestFile(t, "new.yaml", changed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldCatalog, err := pricing.LoadCatalog(writeTestFile(t, "old.yaml", gpuE2ECatalog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	savingsRules, err := savings.ParseRules([]byte(savingsRulesYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,10 +216,33 @@ func TestClusterSameResults(t *testing.T) {
 		if i >= 300 {
 			ev.Labels["project"] = "p-new"
 		}
+		// API keys, sources, regions and labels for the governance and
+		// savings queries: key-1 appears from a new source and key-2 in a
+		// new region in the last hour, key-sleepy wakes after an hour and
+		// a half of silence, prompts repeat a prefix (caching), half the
+		// traffic is not interactive (tiers).
+		ev.APIKeyID = fmt.Sprintf("key-%d", i%4)
+		ev.ProviderRegion = "us-east-1"
+		if i < 3 || i >= 380 {
+			ev.APIKeyID = "key-sleepy"
+		}
+		if i >= 250 && i%4 == 1 {
+			ev.Source = "t-new"
+		}
+		if i >= 260 && i%4 == 2 {
+			ev.ProviderRegion = "eu-west-1"
+		}
+		ev.Labels["prefix_hash"] = fmt.Sprintf("h%d", i%5)
+		ev.Labels["prefix_tokens"] = "400"
+		ev.Labels["interactive"] = []string{"true", "false"}[i%2]
+		ev.Labels["task"] = "summarize"
+		ev.EndUser, ev.Tags = fmt.Sprintf("user-%d", i%7), []string{"tag-" + []string{"x", "y"}[i%2]}
 		if i%10 == 1 {
 			energy := float64(1000 + i)
+			ev.APIKeyID, ev.ProviderRegion = "", ""
+			ev.Labels[chsink.LabelDeployment] = "dep-1" // the GPUs serving dep-1's tokens
 			ev.Kind, ev.Provider, ev.Model, ev.Usage, ev.LatencyMs = schemas.KindGPUUsage, "", "", nil, nil
-			ev.GPU = &schemas.GPUUsage{GPUModel: "H100", Host: "h1", IntervalSeconds: 60, AllocatedSeconds: 60, BusySeconds: float64(i % 60),
+			ev.GPU = &schemas.GPUUsage{GPUModel: "NVIDIA H100 80GB HBM3", Host: "h1", IntervalSeconds: 60, AllocatedSeconds: 60, BusySeconds: float64(i % 60),
 				EnergyJoules: &energy, OwnerKind: "k8s_pod", OwnerID: "pod-1"}
 		}
 		b, _ := json.Marshal(ev)
@@ -217,6 +259,7 @@ func TestClusterSameResults(t *testing.T) {
 	}
 	run := func(name string, onCluster bool) side {
 		cfg, token := testConfig(t, nil, 2)
+		cfg.Enrich.CatalogPath = writeTestFile(t, "catalog.yaml", gpuE2ECatalog) // GPU time priced too
 		if onCluster {
 			cfg.ClickHouse.Addr, cfg.ClickHouse.Database, cfg.ClickHouse.Cluster = strings.Join(c.ClickHouse, ","), c.Database(t), c.Name
 		}
@@ -285,7 +328,60 @@ func TestClusterSameResults(t *testing.T) {
 				return budget.ReadSpend(s.ctx, s.store, spec, day.Add(11*time.Hour), from.AddDate(0, 0, -3), to)
 			})
 		}
-		for _, view := range []string{chsink.ViewEvents, chsink.ViewWindows, "cost_anomalies_final", chsink.ViewBudgetStatus, chsink.ViewGPUCost, chsink.ViewSelfHostedCost} {
+		same(stage+"savings", false, func(s side) (any, error) {
+			res, err := savings.Build(s.ctx, s.store, oldCatalog, savingsRules, from.AddDate(0, 0, -1), to)
+			if err == nil && len(res.Recommendations) == 0 {
+				err = fmt.Errorf("no recommendations; the comparison would prove nothing")
+			}
+			return res, err
+		})
+		same(stage+"FOCUS rows", false, func(s side) (any, error) {
+			var rows []focus.Row
+			err := focus.Rows(s.ctx, s.store, from, to, func(r focus.Row) error { rows = append(rows, r); return nil })
+			return rows, err
+		})
+		same(stage+"FOCUS CSV", false, func(s side) (any, error) {
+			var b strings.Builder
+			_, err := focus.Export(s.ctx, s.store, focus.Options{From: from, Until: to, Format: focus.FormatCSV}, &b)
+			return b.String(), err
+		})
+		same(stage+"reconcile's aivis side", true, func(s side) (any, error) { return reconcile.Load(s.ctx, s.store, from, to) })
+		same(stage+"model names", false, func(s side) (any, error) {
+			return queryRows(s.ctx, s.store, chsink.ModelNamesQuery, "model-a", from.Unix(), to.Unix())
+		})
+		// catalog check reads the pairs without FINAL (a count is a hint
+		// there), so only the pairs compare.
+		same(stage+"traffic models", false, func(s side) (any, error) {
+			rows, err := queryRows(s.ctx, s.store, chsink.TrafficModelsQuery, schemas.KindLLMRequest, from.Unix())
+			var pairs []string
+			for _, r := range rows {
+				pairs = append(pairs, r[0]+"/"+r[1])
+			}
+			slices.Sort(pairs)
+			return pairs, err
+		})
+		window := fmt.Sprintf("from=%d&until=%d&limit=50", from.Unix(), to.Unix())
+		for _, path := range []string{"/api/v1/summary", "/api/v1/spend?by=team", "/api/v1/spend?by=project", "/api/v1/spend?by=model",
+			"/api/v1/spend?by=user", "/api/v1/spend?by=day", "/api/v1/spend/series", "/api/v1/spend/series?by=team&step=10m", "/api/v1/spend/series?by=model",
+			"/api/v1/spend/series?by=project&step=1h", "/api/v1/anomalies", "/api/v1/budgets", "/api/v1/gpu"} {
+			same(stage+"read API "+path, false, func(s side) (any, error) { return readAPI(s.ctx, s.store, path, window) })
+		}
+		var views []string
+		same(stage+"views", false, func(s side) (any, error) {
+			rows, err := queryRows(s.ctx, s.store, "SELECT name FROM system.tables WHERE database = currentDatabase() AND engine = 'View' ORDER BY name")
+			views = views[:0]
+			for _, r := range rows {
+				views = append(views, r[0])
+			}
+			return views, err
+		})
+		for _, view := range []string{chsink.ViewEvents, chsink.ViewWindows, chsink.ViewBudgetStatus, chsink.ViewGPUCost, chsink.ViewSelfHostedCost,
+			chsink.ViewGovernanceIncidents, chsink.ViewAuthFailures, chsink.ViewDataMovement, chsink.ViewSavings} {
+			if !slices.Contains(views, view) {
+				t.Errorf("view %s is missing from the database's views %v", view, views)
+			}
+		}
+		for _, view := range views {
 			same(stage+"view "+view, true, func(s side) (any, error) { return viewRows(s.ctx, s.store, view) })
 		}
 	}
@@ -316,6 +412,85 @@ func TestClusterSameResults(t *testing.T) {
 	same("latest window", false, func(s side) (any, error) { return s.store.LatestWindow(s.ctx) })
 	same("stored event ids", true, func(s side) (any, error) {
 		return s.store.StoredEventIDs(s.ctx, []string{"same-1", "same-2", "same-399", "none"}, from, to)
+	})
+	// Governance: auth failures as ingest nodes count them, then the
+	// evaluator's every signal over the last hour of the data, and a
+	// fresh evaluator two hours later that seeds the open incidents from
+	// governance_signals and resolves them.
+	policy := writeTestFile(t, "policy.yaml", "default:\n  models: {deny: [model-b]}\n  regions: [us-*]\nrequired_labels: [app, env]\n")
+	gcfg := governance.DefaultConfig()
+	gcfg.Path, gcfg.Window, gcfg.History, gcfg.DormantAfter, gcfg.DormantWakeUSD = policy, time.Hour, 72*time.Hour, 30*time.Minute, "0.000001"
+	gcfg.AuthFailureBurst, gcfg.UnattributedMinUSD = 5, "0"
+	evaluate := func(s side, at time.Time) (any, error) {
+		ev, err := governance.NewEvaluator(gcfg, s.store, nil, nil, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			return nil, err
+		}
+		ev.SetClock(func() time.Time { return at })
+		return ev.EvaluateOnce(s.ctx)
+	}
+	for _, s := range sides {
+		fails := []schemas.AuthFailureCount{
+			{Minute: day.Add(11*time.Hour + 30*time.Minute), SourceAddress: "203.0.113.9", Node: "ingest-0", Failures: 4},
+			{Minute: day.Add(11*time.Hour + 31*time.Minute), SourceAddress: "203.0.113.9", Node: "ingest-1", Failures: 3},
+			{Minute: day.Add(11*time.Hour + 32*time.Minute), SourceAddress: "198.51.100.4", Node: "ingest-0", Failures: 1},
+		}
+		if err := s.store.WriteAuthFailures(s.ctx, fails); err != nil {
+			t.Fatal(err)
+		}
+	}
+	signalsOf := func(v any, err error) (any, error) {
+		changes, _ := v.([]schemas.GovernanceSignal)
+		if err == nil && len(changes) == 0 {
+			err = fmt.Errorf("no incident changed; the comparison would prove nothing")
+		}
+		return changes, err
+	}
+	same("governance signals", true, func(s side) (any, error) { return signalsOf(evaluate(s, day.Add(12*time.Hour))) })
+	var opened map[string]bool
+	same("governance signal kinds", false, func(s side) (any, error) {
+		rows, err := queryRows(s.ctx, s.store, "SELECT DISTINCT signal FROM "+chsink.ViewGovernanceIncidents+" ORDER BY signal")
+		opened = map[string]bool{}
+		for _, r := range rows {
+			opened[r[0]] = true
+		}
+		return rows, err
+	})
+	for _, sig := range []string{governance.SignalUnapproved, governance.SignalRegionNotAllowed, governance.SignalMissingLabels,
+		governance.SignalNewSource, governance.SignalNewRegion, governance.SignalDormantKey, governance.SignalAuthFailures} {
+		if !opened[sig] {
+			t.Errorf("governance signal %s never fired; its queries are not compared (fired: %v)", sig, opened)
+		}
+	}
+	same("governance signals resolved by a restarted evaluator", true, func(s side) (any, error) {
+		return signalsOf(evaluate(s, day.Add(14*time.Hour)))
+	})
+	// Savings as the daily recommender computes, stores and reads them.
+	scfg := savings.DefaultConfig()
+	scfg.Path, scfg.Lookback = writeTestFile(t, "savings.yaml", savingsRulesYAML), 48*time.Hour
+	same("daily savings", true, func(s side) (any, error) {
+		r, err := savings.NewRecommender(scfg, oldCatalog, s.store, nil, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			return nil, err
+		}
+		r.SetClock(func() time.Time { return to.Add(time.Hour) })
+		recs, err := r.RunOnce(s.ctx)
+		if err == nil && len(recs) == 0 {
+			err = fmt.Errorf("no recommendations; the comparison would prove nothing")
+		}
+		return recs, err
+	})
+	same("daily savings, already stored", false, func(s side) (any, error) {
+		r, err := savings.NewRecommender(scfg, oldCatalog, s.store, nil, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			return nil, err
+		}
+		r.SetClock(func() time.Time { return to.Add(2 * time.Hour) })
+		recs, err := r.RunOnce(s.ctx)
+		if err == nil && recs != nil {
+			err = fmt.Errorf("computed %d recommendations again, want none: the day's are stored", len(recs))
+		}
+		return "stored", err
 	})
 	queries("")
 
@@ -410,4 +585,60 @@ func viewRows(ctx context.Context, store *chsink.Store, view string) ([][]string
 		out = append(out, row)
 	}
 	return out, rows.Err()
+}
+
+// savingsRulesYAML makes every LLM kind of recommendation possible on the
+// test's traffic (repeated prefixes, non-interactive requests, a cheaper
+// equivalent) and prices dep-1's self-hosted tokens against an API model.
+const savingsRulesYAML = `min_monthly_usd: "0.000001"
+equivalents:
+  models:
+    - from: openai/model-a
+      to: [anthropic/model-b]
+gpu:
+  comparables:
+    dep-1: openai/model-a
+`
+
+// queryRows returns the rows of a query, each value printed.
+func queryRows(ctx context.Context, store *chsink.Store, query string, args ...any) ([][]string, error) {
+	rows, err := store.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	types := rows.ColumnTypes()
+	var out [][]string
+	for rows.Next() {
+		dest := make([]any, len(types))
+		for i, ct := range types {
+			dest[i] = reflect.New(ct.ScanType()).Interface()
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		row := make([]string, len(dest))
+		for i, d := range dest {
+			row[i] = fmt.Sprint(reflect.ValueOf(d).Elem().Interface())
+		}
+		out = append(out, row)
+	}
+	return out, rows.Err()
+}
+
+// readAPI answers one GET of the web read API over store, path carrying
+// its own parameters and window the range; a status other than 200 is an
+// error.
+func readAPI(ctx context.Context, store *chsink.Store, path, window string) (any, error) {
+	sep := "?"
+	if strings.Contains(path, "?") {
+		sep = "&"
+	}
+	req := httptest.NewRequestWithContext(ctx, http.MethodGet, path+sep+window, nil)
+	rec := httptest.NewRecorder()
+	web.NewServer(store, slog.New(slog.NewTextHandler(io.Discard, nil))).ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %d %s", path, rec.Code, rec.Body.String())
+	}
+	return json.RawMessage(rec.Body.Bytes()), nil
 }

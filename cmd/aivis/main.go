@@ -60,6 +60,8 @@ var commands = map[string]command{
 	"serve":                  {"serve the web view (charts of cost, budgets, anomalies, GPU cost) and the JSON read API from ClickHouse", false, serveFlags, runServe},
 	"report savings":         {"print savings recommendations priced from the usage in ClickHouse (caching, batch tiers, cheaper models, provisioned throughput, GPUs)", false, savingsReportFlags, runSavingsReport},
 	"report budgets":         {"print each budget's spend, forecast, exhaustion date and state from budget_status", false, budgetReportFlags, runBudgetReport},
+	"capacity plan":          {"size partitions, stage replicas, ClickHouse shards and disk, Kafka disk and dedup memory for an event rate and retention, from measured figures (docs/capacity.md)", false, capacityPlanFlags, runCapacityPlan},
+	"capacity measure":       {"load a sample through the pipeline into ClickHouse and measure bytes per stored event, window row and Kafka record (docs/capacity.md)", false, capacityMeasureFlags, runCapacityMeasure},
 	"catalog import-litellm": {"convert LiteLLM's model_prices_and_context_window.json into an aivis catalog", false, catalogImportFlags, runCatalogImport},
 	"catalog diff":           {"list prices that differ between the catalog and LiteLLM, genai-prices or another catalog", false, catalogDiffFlags, runCatalogDiff},
 	"catalog check":          {"check that the catalog loads, warn about prices not re-read recently and list models of recent traffic it does not price", false, catalogCheckFlags, runCatalogCheck},

@@ -331,3 +331,20 @@ func (s *Store) Close() error { return s.conn.Close() }
 func (s *Store) QueryRow(ctx context.Context, query string, args ...any) driver.Row {
 	return s.conn.QueryRow(ctx, query, args...)
 }
+
+// OptimizeFinal merges every part of table into one per partition (OPTIMIZE
+// TABLE … FINAL), collapsing replaced rows, as the server's background
+// merges eventually would; `aivis capacity measure` sizes tables in that
+// state. It refuses a cluster, whose Distributed tables hold no parts.
+func (s *Store) OptimizeFinal(ctx context.Context, table string) error {
+	if s.cfg.Cluster != "" {
+		return fmt.Errorf("optimizing table %s: not supported in cluster mode (clickhouse.cluster %q); measure on one server", table, s.cfg.Cluster)
+	}
+	if !identifier.MatchString(table) {
+		return fmt.Errorf("optimizing table %q: not a table name", table)
+	}
+	if err := s.conn.Exec(ctx, "OPTIMIZE TABLE "+table+" FINAL"); err != nil {
+		return fmt.Errorf("optimizing table %s: %w", table, err)
+	}
+	return nil
+}
