@@ -7,6 +7,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/aivis-dev/aivis/internal/chdbcheck"
 	"github.com/aivis-dev/aivis/internal/testenv"
 	"github.com/aivis-dev/aivis/schemas"
 )
@@ -19,12 +20,28 @@ func TestMigrationKeepsFloatAnomalyScores(t *testing.T) {
 	addr, db := testenv.ClickHouseDatabase(t)
 	cfg := DefaultConfig()
 	cfg.Addr, cfg.Database = addr, db
-	ctx := context.Background()
-	s, err := Open(ctx, cfg)
+	s, err := Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
 	defer s.Close()
+	testMigrationKeepsFloatAnomalyScores(t, s)
+}
+
+// The same upgrade on current ClickHouse, with the modern DDL.
+func TestMigrationKeepsFloatAnomalyScoresOnChDB(t *testing.T) {
+	conn := chdbcheck.Open(t)
+	ctx := context.Background()
+	for _, stmt := range []string{"CREATE DATABASE IF NOT EXISTS `aivis`", "USE aivis"} {
+		if err := conn.Exec(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testMigrationKeepsFloatAnomalyScores(t, NewStoreOn(conn, "26.9.2.1"))
+}
+
+func testMigrationKeepsFloatAnomalyScores(t *testing.T, s *Store) {
+	ctx := context.Background()
 	migrations, err := Migrations(CapabilitiesFor(s.ServerVersion()))
 	if err != nil {
 		t.Fatal(err)
