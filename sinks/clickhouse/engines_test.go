@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/shopspring/decimal"
 
 	"github.com/aivis-dev/aivis/budget"
@@ -117,6 +118,28 @@ gpu: {mig_profiles: {H100: [{profile: 3g.40gb, share: "0.5"}]}, comparables: {ll
 			// After the GPU hour, whose events have no window rows.
 			return rerate.Run(ctx, s, cat, from.Add(2*time.Hour), to, time.Minute, true)
 		}},
+		{"rerate corrections", func(s *clickhouse.Store, _ report.Querier) (any, error) {
+			// What a re-rating would write for the stored events (version 0,
+			// nothing re-rated yet): the corrections of every window in range.
+			return s.CostCorrections(ctx, from, to, time.Minute, 0)
+		}},
+		{"catalog check and model drill-down", func(_ *clickhouse.Store, q report.Querier) (any, error) {
+			var out [][]string
+			for _, query := range []struct {
+				sql  string
+				args []any
+			}{
+				{clickhouse.TrafficModelsQuery, []any{schemas.KindLLMRequest, from.Unix()}},
+				{clickhouse.ModelNamesQuery, []any{"gpt-4o", from.Unix(), to.Unix()}},
+			} {
+				res, err := doccheck.RunQuery(ctx, boundQuerier{q, query.args}, query.sql)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, strings.Split(res.TSV(), "\n"))
+			}
+			return out, nil
+		}},
 		{"aggregator history", func(s *clickhouse.Store, _ report.Querier) (any, error) {
 			var out []schemas.PartitionHistory
 			for p := int32(0); p <= 5; p++ {
@@ -214,6 +237,16 @@ gpu: {mig_profiles: {H100: [{profile: 3g.40gb, share: "0.5"}]}, comparables: {ll
 		t.Logf("%s: %d lines of JSON", r.name, strings.Count(results[0][r.name], "\n")+1)
 	}
 	t.Logf("%d reads compared; chDB ran %d statements", len(reads), modern.Statements)
+}
+
+// boundQuerier passes args with every query (doccheck.RunQuery sends none).
+type boundQuerier struct {
+	q    report.Querier
+	args []any
+}
+
+func (b boundQuerier) Query(ctx context.Context, query string, _ ...any) (driver.Rows, error) {
+	return b.q.Query(ctx, query, b.args...)
 }
 
 // writeOperationalRows adds what the fixture lacks: a governance incident,
