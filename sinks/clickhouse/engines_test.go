@@ -1,11 +1,13 @@
 package clickhouse_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -121,7 +123,13 @@ gpu: {mig_profiles: {H100: [{profile: 3g.40gb, share: "0.5"}]}, comparables: {ll
 		{"rerate corrections", func(s *clickhouse.Store, _ report.Querier) (any, error) {
 			// What a re-rating would write for the stored events (version 0,
 			// nothing re-rated yet): the corrections of every window in range.
-			return s.CostCorrections(ctx, from, to, time.Minute, 0)
+			rows, err := s.CostCorrections(ctx, from, to, time.Minute, 0)
+			// In no particular order.
+			slices.SortFunc(rows, func(a, b schemas.WindowRow) int {
+				return cmp.Or(a.WindowStart.Compare(b.WindowStart), cmp.Compare(a.Provider, b.Provider),
+					cmp.Compare(a.Model, b.Model), cmp.Compare(a.Team, b.Team), cmp.Compare(a.Project, b.Project))
+			})
+			return rows, err
 		}},
 		{"catalog check and model drill-down", func(_ *clickhouse.Store, q report.Querier) (any, error) {
 			var out [][]string
