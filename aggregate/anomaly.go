@@ -221,7 +221,7 @@ type windowKey struct {
 }
 
 type scoreSig struct {
-	cost      float64
+	cost      schemas.Picos128
 	anomalous bool
 	mark      string
 }
@@ -352,7 +352,7 @@ func (s *Scorer) stepWindow(d *Detector, ws time.Time, present []schemas.SeriesC
 		key := seriesID(sk)
 		s.series[key] = sk
 		seen[key] = true
-		v, trs := d.Step(key, ws, c.CostPicos.Float64())
+		v, trs := d.Step(key, ws, c.CostPicos)
 		out = append(out, stepped{key: key, sk: sk, cost: c.CostPicos, present: true, v: v, trs: trs})
 	}
 	for key, sk := range s.series {
@@ -362,7 +362,7 @@ func (s *Scorer) stepWindow(d *Detector, ws time.Time, present []schemas.SeriesC
 		if last := d.Last(key); last.IsZero() || !last.Before(ws) {
 			continue
 		}
-		v, trs := d.Step(key, ws, 0)
+		v, trs := d.Step(key, ws, schemas.Picos128{})
 		out = append(out, stepped{key: key, sk: sk, v: v, trs: trs})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].key < out[j].key })
@@ -494,7 +494,7 @@ func (s *Scorer) withdrawn(d *Detector, settled time.Time, present []schemas.Ser
 				cost = c.CostPicos
 			}
 		}
-		v := Verdict{WindowStart: settled, CostPicos: cost.Float64()}
+		v := Verdict{WindowStart: settled, CostPicos: cost}
 		inc := Incident{ID: id, Status: StatusResolved, ResolvedAt: settled, Update: o.update + 1}
 		a := alertFor(Transition{Incident: inc, Verdict: v}, sk, cost, s.window)
 		out = append(out, pendingAlert{alert: a, at: windowKey{o.series, settled}, score: scoreOf(sk, cost, v)})
@@ -579,12 +579,12 @@ func scoreOf(sk seriesKey, cost schemas.Picos128, v Verdict) schemas.Score {
 	return schemas.Score{
 		SeriesCost:    schemas.SeriesCost{WindowStart: v.WindowStart, Team: sk.team, Model: sk.model, CostPicos: cost},
 		BaselinePicos: v.BaselinePicos, StddevPicos: v.ScalePicos, Z: v.Z, Observations: v.Observations,
-		Anomaly: v.Anomalous, EWMAMean: v.EWMAMean, EWMAVar: v.EWMAVar,
+		Anomaly: v.Anomalous, EWMAMeanPicos: v.EWMAMean, EWMAVar: v.EWMAVar,
 	}
 }
 
 func sigOf(sc schemas.Score) scoreSig {
-	return scoreSig{cost: sc.CostPicos.Float64(), anomalous: sc.Anomaly, mark: sc.IncidentID + sc.IncidentStatus + strconv.Itoa(int(sc.IncidentUpdate))}
+	return scoreSig{cost: sc.CostPicos, anomalous: sc.Anomaly, mark: sc.IncidentID + sc.IncidentStatus + strconv.Itoa(int(sc.IncidentUpdate))}
 }
 
 // scoresToWrite returns the scores of windows with a cost row, and of
@@ -654,16 +654,14 @@ func (s *Scorer) Run(ctx context.Context) error {
 // alertFor turns an incident transition into the alert subscribers see;
 // cost is the window's exact cost.
 func alertFor(tr Transition, sk seriesKey, cost schemas.Picos128, window time.Duration) schemas.Alert {
-	usd := func(picos float64) string {
-		return decimal.NewFromFloat(picos).Shift(-12).Round(6).String()
-	}
+	usd := func(picos schemas.Picos128) string { return decimal.NewFromBigInt(picos.Big(), -12).String() }
 	v, inc := tr.Verdict, tr.Incident
 	return schemas.Alert{
 		AlertID: alertID(inc.ID, inc.Status, inc.Update),
 		Kind:    schemas.AlertCostAnomaly, Category: schemas.CategoryCost,
 		WindowStart: v.WindowStart, WindowEnd: v.WindowStart.Add(window),
 		Team: sk.team, Model: sk.model,
-		CostUSD:     decimal.NewFromBigInt(cost.Big(), -12).String(),
+		CostUSD:     usd(cost),
 		BaselineUSD: usd(v.BaselinePicos), StddevUSD: usd(v.ScalePicos),
 		ZScore: v.Z, Observations: v.Observations,
 		IncidentID: inc.ID, Status: inc.Status,

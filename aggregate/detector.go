@@ -2,9 +2,13 @@ package aggregate
 
 import (
 	"math"
+	"math/big"
+	"math/bits"
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/aivis-dev/aivis/schemas"
 )
 
 // The detector is the pure core of the anomaly scorer: window costs of one
@@ -44,6 +48,14 @@ import (
 // another. While one is open, and on passing windows, the baselines learn the
 // expected cost instead of the actual one, so an incident does not become
 // its own baseline.
+//
+// Money is exact: the estimators (medians of hour means, the EWMA, the
+// dispersion) are statistics computed in float64, but each expected cost is
+// rounded to whole picodollars where it becomes a window's baseline, and
+// from there on costs, baselines, their sums over spans, excesses and the
+// absolute floors (min_impact_picos, new_series_impact_picos) are exact
+// 128-bit integers. Only the scores (z, the relative floor, the spread)
+// are floats.
 
 // Incident statuses, in the order an incident passes through them.
 const (
@@ -55,9 +67,9 @@ const (
 // Verdict is what the detector says about one window of one series.
 type Verdict struct {
 	WindowStart   time.Time
-	CostPicos     float64
-	BaselinePicos float64
-	ScalePicos    float64
+	CostPicos     schemas.Picos128
+	BaselinePicos schemas.Picos128
+	ScalePicos    schemas.Picos128
 	Z             float64
 	Observations  uint32
 	// Span is how many windows, this one the last, the verdict tested:
@@ -65,7 +77,7 @@ type Verdict struct {
 	// the mean actual and expected cost a window over it, ScalePicos the
 	// spread of that mean and Z its excess in spreads.
 	Span      int
-	MeanPicos float64
+	MeanPicos schemas.Picos128
 	// Seasonal says the baseline came from hour-of-week or hour-of-day
 	// history rather than the recent EWMA.
 	Seasonal bool
@@ -75,9 +87,10 @@ type Verdict struct {
 	Anomalous bool
 	// Elevated is the looser test that keeps an open incident open.
 	Elevated bool
-	// EWMAMean is the recent baseline, EWMAVar the spread of one window
-	// at this window's baseline (dispersion × baseline).
-	EWMAMean float64
+	// EWMAMean is the recent baseline, EWMAVar the variance of one window
+	// at this window's baseline (dispersion × baseline, in picodollars²: a
+	// statistic, not an amount).
+	EWMAMean schemas.Picos128
 	EWMAVar  float64
 }
 
@@ -94,16 +107,16 @@ type Incident struct {
 	// Windows counts its anomalous windows; ExcessPicos sums their cost
 	// above baseline; Peak is the costliest window.
 	Windows       int
-	ExcessPicos   float64
-	PeakPicos     float64
+	ExcessPicos   schemas.Picos128
+	PeakPicos     schemas.Picos128
 	PeakWindow    time.Time
-	BaselinePicos float64
+	BaselinePicos schemas.Picos128
 	// Update numbers the transitions published for it: 0 firing, 1… updated,
 	// the last resolved.
 	Update int
 	// reportedExcess is the peak excess when last published, so that an
 	// update goes out only when the incident has grown markedly.
-	reportedExcess float64
+	reportedExcess schemas.Picos128
 }
 
 // Transition is a change in an incident's state that subscribers hear of.
@@ -153,7 +166,7 @@ type seriesState struct {
 	observations uint32
 	// xs and bs are the last maxSpan costs and baselines, a ring whose
 	// newest entry is at pos-1; filled counts the valid entries.
-	xs, bs []float64
+	xs, bs []schemas.Picos128
 	pos    int
 	filled int
 	// mean is the recent baseline; resid and level are slow running means
@@ -164,7 +177,7 @@ type seriesState struct {
 	dispN        int
 	// The hour being accumulated into the seasonal slots.
 	hour     time.Time
-	hourSum  float64
+	hourSum  schemas.Picos128
 	hourN    int
 	week     [hoursPerWeek]*ring
 	weekOwn  [hoursPerWeek]bool
@@ -255,10 +268,10 @@ func (d *Detector) Last(key string) time.Time {
 // come in order per key; a key's missing windows count as zero cost (up to
 // a day of them; after a longer silence the spans start afresh). It
 // returns the verdict and any incident transitions, oldest first.
-func (d *Detector) Step(key string, ws time.Time, x float64) (Verdict, []Transition) {
+func (d *Detector) Step(key string, ws time.Time, x schemas.Picos128) (Verdict, []Transition) {
 	s := d.series[key]
 	if s == nil {
-		s = &seriesState{id: key, xs: make([]float64, d.maxSpan), bs: make([]float64, d.maxSpan)}
+		s = &seriesState{id: key, xs: make([]schemas.Picos128, d.maxSpan), bs: make([]schemas.Picos128, d.maxSpan)}
 		d.series[key] = s
 	}
 	var out []Transition
@@ -271,7 +284,7 @@ func (d *Detector) Step(key string, ws time.Time, x float64) (Verdict, []Transit
 			s.filled, s.run, gap = 0, 0, 0
 		}
 		for i := 1; i <= gap; i++ {
-			_, tr := d.step(s, s.last.Add(d.window), 0)
+			_, tr := d.step(s, s.last.Add(d.window), schemas.Picos128{})
 			out = append(out, tr...)
 		}
 	}
@@ -297,14 +310,15 @@ func (d *Detector) slotMean(s *seriesState, h time.Time) (float64, int) {
 	return 0, 0
 }
 
-// baseline is the expected cost of the window at ws: the seasonal slot of
-// its hour, interpolated toward the neighbouring hour's, or the recent
-// EWMA. n is how many weeks or days it rests on (0: recent).
-func (d *Detector) baseline(s *seriesState, ws time.Time) (float64, int) {
+// baseline is the expected cost of the window at ws, in whole
+// picodollars: the seasonal slot of its hour, interpolated toward the
+// neighbouring hour's, or the recent EWMA. n is how many weeks or days it
+// rests on (0: recent).
+func (d *Detector) baseline(s *seriesState, ws time.Time) (schemas.Picos128, int) {
 	h := ws.Truncate(time.Hour)
 	b, n := d.slotMean(s, h)
 	if n == 0 {
-		return s.mean, 0
+		return picosRound(s.mean), 0
 	}
 	// Hour means describe the middle of the hour; the window's place
 	// between two middles weighs the neighbour.
@@ -316,10 +330,10 @@ func (d *Detector) baseline(s *seriesState, ws time.Time) (float64, int) {
 	if o, on := d.slotMean(s, other); on > 0 {
 		b = (1-w)*b + w*o
 	}
-	return b, n
+	return picosRound(b), n
 }
 
-func (d *Detector) step(s *seriesState, ws time.Time, x float64) (Verdict, []Transition) {
+func (d *Detector) step(s *seriesState, ws time.Time, x schemas.Picos128) (Verdict, []Transition) {
 	cfg := d.cfg
 	if d.first.IsZero() || ws.Before(d.first) {
 		d.first = ws
@@ -329,6 +343,7 @@ func (d *Detector) step(s *seriesState, ws time.Time, x float64) (Verdict, []Tra
 	}
 	v := Verdict{WindowStart: ws, CostPicos: x, Observations: s.observations + 1}
 	b, n := d.baseline(s, ws)
+	fb := b.Float64()
 	v.Seasonal = n > 0
 	// How much the baseline itself may be off, as a share of the variance
 	// of one window: a median of n hour means, or an EWMA.
@@ -346,13 +361,13 @@ func (d *Detector) step(s *seriesState, ws time.Time, x float64) (Verdict, []Tra
 
 	scored := int(s.observations) >= cfg.MinHistory
 	newSeries := !scored && s.born.Sub(d.first) >= time.Duration(cfg.MinHistory)*d.window
-	var sumX, sumB float64
+	var sumX, sumB schemas.Picos128
 	best, bestLoose, suspect := math.Inf(-1), false, false
 	si := 0
 	for k := 1; k <= s.filled && si < len(d.spans); k++ {
 		i := (s.pos - k + d.maxSpan) % d.maxSpan
-		sumX += s.xs[i]
-		sumB += s.bs[i]
+		sumX = sumX.Plus(s.xs[i])
+		sumB = sumB.Plus(s.bs[i])
 		if k != d.spans[si] {
 			continue
 		}
@@ -360,41 +375,48 @@ func (d *Detector) step(s *seriesState, ws time.Time, x float64) (Verdict, []Tra
 		if !scored {
 			continue
 		}
-		variance := disp*sumB*(1+float64(k)*baseErr) + math.Pow(cfg.LevelError*sumB, 2)
+		fx, fsb := sumX.Float64(), sumB.Float64()
+		variance := disp*fsb*(1+float64(k)*baseErr) + math.Pow(cfg.LevelError*fsb, 2)
 		sd := math.Max(math.Sqrt(variance), 1)
-		excess := sumX - sumB
-		z := skewedZ(sumX, sumB, variance)
-		if cfg.Direction == DirectionBoth && excess < 0 {
-			excess, z = -excess, -z
+		excess := sumX.Sub(sumB)
+		z := skewedZ(fx, fsb, variance)
+		if cfg.Direction == DirectionBoth && excess.Sign() < 0 {
+			excess, z = schemas.Picos128{}.Sub(excess), -z
 		}
-		floorOK := func(share float64) bool {
-			return excess >= share*float64(cfg.MinImpactPicos)*float64(k) && excess >= share*cfg.MinRelative*sumB
+		// The absolute floor is exact; the relative one is a ratio.
+		impact := mulPicos(cfg.MinImpactPicos, k)
+		fexcess := excess.Float64()
+		floorOK := func(full bool) bool {
+			if full {
+				return !less(excess, impact) && fexcess >= cfg.MinRelative*fsb
+			}
+			return !less(excess.Plus(excess), impact) && fexcess >= 0.5*cfg.MinRelative*fsb
 		}
-		pass := z >= cfg.Threshold && floorOK(1) && (x > b) == (sumX > sumB)
-		suspect = suspect || (z >= 0.6*cfg.Threshold && floorOK(0.5))
-		if k <= cfg.ResolveWindows && z >= cfg.Threshold/2 && floorOK(0.5) {
+		pass := z >= cfg.Threshold && floorOK(true) && less(b, x) == less(sumB, sumX)
+		suspect = suspect || (z >= 0.6*cfg.Threshold && floorOK(false))
+		if k <= cfg.ResolveWindows && z >= cfg.Threshold/2 && floorOK(false) {
 			bestLoose = true
 		}
 		if pass && !v.Passed || (pass == v.Passed && z > best) {
 			best, v.Passed = z, pass
 			v.Span, v.Z = k, z
-			v.MeanPicos, v.BaselinePicos, v.ScalePicos = sumX/float64(k), sumB/float64(k), sd/float64(k)
+			v.MeanPicos, v.BaselinePicos, v.ScalePicos = divPicos(sumX, k), divPicos(sumB, k), picosRound(sd/float64(k))
 		}
 	}
 	if v.Span == 0 {
 		v.Span, v.MeanPicos, v.BaselinePicos = 1, x, b
-		v.ScalePicos = math.Sqrt(disp * b)
+		v.ScalePicos = picosRound(math.Sqrt(disp * fb))
 	}
 	if newSeries && s.filled >= d.spans[0] {
 		// A series born after the detector warmed up (a new model, a new
 		// key) has no baseline; it alerts on its size alone.
 		k := d.spans[0]
-		var sum float64
+		var sum schemas.Picos128
 		for j := 1; j <= k; j++ {
-			sum += s.xs[(s.pos-j+d.maxSpan)%d.maxSpan]
+			sum = sum.Plus(s.xs[(s.pos-j+d.maxSpan)%d.maxSpan])
 		}
-		v.Span, v.MeanPicos = k, sum/float64(k)
-		v.Passed = cfg.NewSeriesImpactPicos > 0 && v.MeanPicos >= float64(cfg.NewSeriesImpactPicos)
+		v.Span, v.MeanPicos = k, divPicos(sum, k)
+		v.Passed = cfg.NewSeriesImpactPicos > 0 && !less(sum, mulPicos(cfg.NewSeriesImpactPicos, k))
 		bestLoose = v.Passed
 	}
 	if v.Passed {
@@ -426,26 +448,99 @@ func (d *Detector) step(s *seriesState, ws time.Time, x float64) (Verdict, []Tra
 	if v.Passed || s.open != nil {
 		learnt, recent = b, b
 	} else if suspect {
-		recent = math.Min(x, b+2*math.Sqrt(disp*b+math.Pow(cfg.LevelError*b, 2)))
+		if lid := b.Plus(picosRound(2 * math.Sqrt(disp*fb+math.Pow(cfg.LevelError*fb, 2)))); less(lid, x) {
+			recent = lid
+		}
 	}
 	if s.observations == 0 {
-		s.mean = x
+		s.mean = x.Float64()
 	} else {
-		s.mean += math.Max(cfg.Alpha, 1/float64(s.observations+1)) * (recent - s.mean)
+		s.mean += math.Max(cfg.Alpha, 1/float64(s.observations+1)) * (recent.Float64() - s.mean)
 	}
 	if !suspect && s.open == nil && s.observations > 0 {
 		// A slow memory, a quarter of the baseline's: the rare costly
 		// requests are what make the spread of sparse costs.
 		w := math.Max(cfg.Alpha/4, 1/float64(s.dispN+1))
-		s.resid += w * ((x-b)*(x-b) - s.resid)
-		s.level += w * (math.Max(b, 0) - s.level)
+		r := x.Sub(b).Float64()
+		s.resid += w * (r*r - s.resid)
+		s.level += w * (math.Max(fb, 0) - s.level)
 		s.dispN++
 	}
 	d.learnHour(s, ws, learnt)
-	v.EWMAMean, v.EWMAVar = s.mean, disp*b
+	v.EWMAMean, v.EWMAVar = picosRound(s.mean), disp*fb
 	s.last = ws
 	s.observations++
 	return v, d.lifecycle(s, v)
+}
+
+// less says a < b.
+func less(a, b schemas.Picos128) bool { return a.Sub(b).Sign() < 0 }
+
+// mulPicos returns v × k picodollars exactly (v, k ≥ 0).
+func mulPicos(v int64, k int) schemas.Picos128 {
+	hi, lo := bits.Mul64(uint64(max(v, 0)), uint64(max(k, 0)))
+	return schemas.Picos128{Hi: int64(hi), Lo: lo}
+}
+
+// divPicos returns p / k rounded to the nearest picodollar, half away
+// from zero.
+func divPicos(p schemas.Picos128, k int) schemas.Picos128 {
+	if k == 1 {
+		return p
+	}
+	if v, ok := p.Int64(); ok && v > math.MinInt64/2 && v < math.MaxInt64/2 {
+		q, r := v/int64(k), v%int64(k)
+		if 2*abs64(r) >= int64(k) {
+			if v < 0 {
+				q--
+			} else {
+				q++
+			}
+		}
+		return schemas.PicosOf(q)
+	}
+	r := new(big.Rat).SetFrac(p.Big(), big.NewInt(int64(k)))
+	return ratRound(r)
+}
+
+func abs64(v int64) int64 {
+	if v < 0 {
+		return -v
+	}
+	return v
+}
+
+// picosRound returns f picodollars rounded to the nearest whole one (half
+// away from zero); NaN is zero and ±Inf saturate at ±(2^127-1).
+func picosRound(f float64) schemas.Picos128 {
+	switch {
+	case math.IsNaN(f):
+		return schemas.Picos128{}
+	case math.Abs(f) < 1<<62:
+		return schemas.PicosOf(int64(math.Round(f)))
+	case f >= 0x1p127:
+		return schemas.Picos128{Hi: math.MaxInt64, Lo: math.MaxUint64}
+	case f <= -0x1p127:
+		return schemas.Picos128{Hi: math.MinInt64, Lo: 1}
+	}
+	r, _ := new(big.Rat).SetString(strconv.FormatFloat(f, 'f', -1, 64))
+	return ratRound(r)
+}
+
+func ratRound(r *big.Rat) schemas.Picos128 {
+	num, den := r.Num(), r.Denom()
+	q, m := new(big.Int).QuoRem(num, den, new(big.Int))
+	if new(big.Int).Mul(new(big.Int).Abs(m), big.NewInt(2)).Cmp(den) >= 0 {
+		q.Add(q, big.NewInt(int64(num.Sign())))
+	}
+	p, ok := schemas.PicosFromBig(q)
+	if !ok {
+		if q.Sign() > 0 {
+			return schemas.Picos128{Hi: math.MaxInt64, Lo: math.MaxUint64}
+		}
+		return schemas.Picos128{Hi: math.MinInt64, Lo: 1}
+	}
+	return p
 }
 
 // lastAbove says each of the last n windows cost more than its baseline.
@@ -455,7 +550,7 @@ func (d *Detector) lastAbove(s *seriesState, n int) bool {
 	}
 	for j := 1; j <= n; j++ {
 		i := (s.pos - j + d.maxSpan) % d.maxSpan
-		if s.xs[i] <= s.bs[i] {
+		if !less(s.bs[i], s.xs[i]) {
 			return false
 		}
 	}
@@ -464,13 +559,13 @@ func (d *Detector) lastAbove(s *seriesState, n int) bool {
 
 // learnHour adds the window's learnt cost to its hour and, when the hour
 // is over, the hour's mean to its hour-of-week and hour-of-day slots.
-func (d *Detector) learnHour(s *seriesState, ws time.Time, learnt float64) {
+func (d *Detector) learnHour(s *seriesState, ws time.Time, learnt schemas.Picos128) {
 	h := ws.Truncate(time.Hour)
 	if !h.Equal(s.hour) {
 		d.closeHour(s)
-		s.hour, s.hourSum, s.hourN = h, 0, 0
+		s.hour, s.hourSum, s.hourN = h, schemas.Picos128{}, 0
 	}
-	s.hourSum += learnt
+	s.hourSum = s.hourSum.Plus(learnt)
 	s.hourN++
 	if s.hourN == d.perHour {
 		d.closeHour(s)
@@ -484,7 +579,7 @@ func (d *Detector) closeHour(s *seriesState) {
 		s.hourN = 0
 		return
 	}
-	m := s.hourSum / float64(s.hourN)
+	m := s.hourSum.Float64() / float64(s.hourN)
 	ws, ds := weekSlot(s.hour), s.hour.Hour()
 	if s.week[ws] == nil {
 		s.week[ws], s.weekOwn[ws] = &ring{cap: d.cfg.SeasonalWeeks}, true
@@ -534,7 +629,7 @@ func (d *Detector) lifecycle(s *seriesState, v Verdict) []Transition {
 	} else {
 		s.quiet = 0
 	}
-	excess := v.CostPicos - v.BaselinePicos
+	excess := v.CostPicos.Sub(v.BaselinePicos)
 	if s.open == nil {
 		if !v.Anomalous {
 			return nil
@@ -545,7 +640,7 @@ func (d *Detector) lifecycle(s *seriesState, v Verdict) []Transition {
 			Windows: s.run, BaselinePicos: v.BaselinePicos,
 		}
 		s.open.absorb(v, excess)
-		s.open.reportedExcess = v.MeanPicos - v.BaselinePicos
+		s.open.reportedExcess = v.MeanPicos.Sub(v.BaselinePicos)
 		return []Transition{{Incident: *s.open, Verdict: v}}
 	}
 	o := s.open
@@ -554,7 +649,7 @@ func (d *Detector) lifecycle(s *seriesState, v Verdict) []Transition {
 		o.Windows++
 		o.absorb(v, excess)
 		// Tell subscribers when the incident 's cost above baseline has doubled.
-		if peak := v.MeanPicos - o.BaselinePicos; peak >= 2*o.reportedExcess && o.reportedExcess > 0 {
+		if peak := v.MeanPicos.Sub(o.BaselinePicos); !less(peak, o.reportedExcess.Plus(o.reportedExcess)) && o.reportedExcess.Sign() > 0 {
 			o.reportedExcess = peak
 			o.Update++
 			o.Status = StatusUpdated
@@ -574,11 +669,11 @@ func (d *Detector) lifecycle(s *seriesState, v Verdict) []Transition {
 	return []Transition{{Incident: *o, Verdict: v}}
 }
 
-func (o *Incident) absorb(v Verdict, excess float64) {
-	if excess > 0 {
-		o.ExcessPicos += excess
+func (o *Incident) absorb(v Verdict, excess schemas.Picos128) {
+	if excess.Sign() > 0 {
+		o.ExcessPicos = o.ExcessPicos.Plus(excess)
 	}
-	if v.CostPicos > o.PeakPicos {
+	if less(o.PeakPicos, v.CostPicos) {
 		o.PeakPicos, o.PeakWindow = v.CostPicos, v.WindowStart
 	}
 }

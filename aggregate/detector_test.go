@@ -3,11 +3,14 @@ package aggregate
 import (
 	"fmt"
 	"math"
+	"math/big"
 	"math/rand/v2"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aivis-dev/aivis/schemas"
 )
 
 // simSeries is one synthetic (team, model) series shaped like loadgen's
@@ -123,7 +126,7 @@ func simulate(cfg AnomalyConfig, series []simSeries, inj []injection, days int, 
 			if c == 0 && extra[key] {
 				return // a series that does not exist yet has no rows
 			}
-			_, trs := d.Step(key, t, c)
+			_, trs := d.Step(key, t, picosRound(c))
 			for _, tr := range trs {
 				out = append(out, simAlert{key: key, fired: tr.Verdict.WindowStart, start: tr.Incident.Start, status: tr.Incident.Status})
 			}
@@ -311,5 +314,31 @@ func TestDetectorQuality(t *testing.T) {
 	t.Log("\n" + b.String())
 	if precision < 0.8 || float64(det)/float64(inj) < 0.8 {
 		t.Errorf("precision %.2f or recall %.2f below 0.8, the floor docs/anomalies.md promises", precision, float64(det)/float64(inj))
+	}
+}
+
+// The detector's rounding to whole picodollars: half away from zero, past
+// int64 too, saturating at the ends of 128 bits.
+func TestPicosRounding(t *testing.T) {
+	big20M, _ := new(big.Int).SetString("20000000000000000000000", 10)
+	for _, c := range []struct {
+		got  schemas.Picos128
+		want string
+	}{
+		{picosRound(2.5), "3"},
+		{picosRound(-2.5), "-3"},
+		{picosRound(2.4999), "2"},
+		{picosRound(2e22), big20M.String()},
+		{picosRound(math.NaN()), "0"},
+		{picosRound(math.Inf(1)), "170141183460469231731687303715884105727"},
+		{divPicos(schemas.PicosOf(7), 2), "4"},
+		{divPicos(schemas.PicosOf(-7), 2), "-4"},
+		{divPicos(schemas.PicosOf(10), 3), "3"},
+		{divPicos(func() schemas.Picos128 { p, _ := schemas.PicosFromBig(big20M); return p }(), 3), "6666666666666666666667"},
+		{mulPicos(math.MaxInt64, 60), new(big.Int).Mul(big.NewInt(math.MaxInt64), big.NewInt(60)).String()},
+	} {
+		if c.got.String() != c.want {
+			t.Errorf("got %s, want %s", c.got, c.want)
+		}
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/aivis-dev/aivis/schemas"
 )
 
@@ -220,10 +222,18 @@ func TestScorerWindowCostsBeyondInt64(t *testing.T) {
 	if len(alerts.got) == 0 || alerts.got[0].Status != schemas.AlertFiring || alerts.got[0].CostUSD != "120000000" {
 		t.Fatalf("alerts = %+v, want a firing one with cost_usd 120000000", alerts.got)
 	}
+	// The alert states the baseline the score row stores, to the picodollar.
+	for _, sc := range store.scores {
+		if sc.WindowStart.Equal(alerts.got[0].WindowStart) {
+			if want := decimal.NewFromBigInt(sc.BaselinePicos.Big(), -12).String(); alerts.got[0].BaselineUSD != want {
+				t.Errorf("alert baseline_usd %s, stored baseline %s", alerts.got[0].BaselineUSD, want)
+			}
+		}
+	}
 	for _, sc := range store.scores {
 		i := int(sc.WindowStart.Sub(t0) / time.Minute)
-		if i > 0 && (sc.BaselinePicos < 1.9e19 || sc.BaselinePicos > 2.5e19) {
-			t.Errorf("window %d: baseline %.0f USD, want near 20 million (anomalies enter it clipped)", i, sc.BaselinePicos/1e12)
+		if b := sc.BaselinePicos.Float64(); i > 0 && (b < 1.9e19 || b > 2.5e19) {
+			t.Errorf("window %d: baseline %s pico-USD, want near 20 million USD (anomalies enter it clipped)", i, sc.BaselinePicos)
 		}
 	}
 }

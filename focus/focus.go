@@ -24,6 +24,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/shopspring/decimal"
 
+	"github.com/aivis-dev/aivis/internal/progress"
 	"github.com/aivis-dev/aivis/sinks/clickhouse"
 )
 
@@ -47,6 +48,8 @@ type Options struct {
 	// BillingAccountID and BillingAccountName name the organisation that
 	// the cost belongs to (default "aivis").
 	BillingAccountID, BillingAccountName string
+	// Progress, when set, counts the rows written.
+	Progress *progress.Meter
 }
 
 // Validate returns every problem with o at once.
@@ -117,7 +120,9 @@ func Export(ctx context.Context, q Querier, opts Options, w io.Writer) (Summary,
 		return Summary{}, err
 	}
 	var sum Summary
+	opts.Progress.Phase("writing rows", "rows", 0)
 	err = Rows(ctx, q, opts.From, opts.Until, func(r Row) error {
+		opts.Progress.Add(1)
 		sum.Rows++
 		sum.EffectiveCost = sum.EffectiveCost.Add(r.CostUSD)
 		return fw.Write(r)

@@ -132,7 +132,7 @@ func writeCSV(w io.Writer, r *Result) error {
 	for _, a := range r.Anomalies {
 		t := append([]string(nil), noTotals...)
 		t[7] = a.CostUSD.String()
-		if err := row("anomalies", a.WindowStart.Format(time.RFC3339), "", a.Model, a.Team, "", t, "", "", f(a.BaselineUSD), f(a.ZScore)); err != nil {
+		if err := row("anomalies", a.WindowStart.Format(time.RFC3339), "", a.Model, a.Team, "", t, "", "", a.BaselineUSD.String(), f(a.ZScore)); err != nil {
 			return err
 		}
 	}
@@ -271,7 +271,7 @@ func writeTable(w io.Writer, r *Result) error {
 	} else {
 		p("WINDOW\tTEAM\tMODEL\tCOST USD\tBASELINE USD\tZ\n")
 		for _, a := range r.Anomalies {
-			p("%s\t%s\t%s\t%s\t%.6f\t%.2f\n", a.WindowStart.Format(stamp), Printable(a.Team), Printable(a.Model), usd(a.CostUSD), a.BaselineUSD, a.ZScore)
+			p("%s\t%s\t%s\t%s\t%s\t%.2f\n", a.WindowStart.Format(stamp), Printable(a.Team), Printable(a.Model), usd(a.CostUSD), a.BaselineUSD.StringFixed(6), a.ZScore)
 		}
 	}
 	gpuTable(p, r)

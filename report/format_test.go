@@ -54,7 +54,7 @@ func hostileResult() *Result {
 		},
 		Anomalies: []AnomalyRow{{
 			WindowStart: time.Date(2025, 3, 10, 10, 1, 0, 0, time.UTC),
-			Team:        notUTF8, Model: reorder, CostUSD: tot.CostUSD, BaselineUSD: 0.1, ZScore: -2.5,
+			Team:        notUTF8, Model: reorder, CostUSD: tot.CostUSD, BaselineUSD: decimal.RequireFromString("0.1"), ZScore: -2.5,
 		}},
 	}
 }

@@ -182,7 +182,7 @@ type AnomalyRow struct {
 	Team        string          `json:"team"`
 	Model       string          `json:"model"`
 	CostUSD     decimal.Decimal `json:"cost_usd"`
-	BaselineUSD float64         `json:"baseline_usd"`
+	BaselineUSD decimal.Decimal `json:"baseline_usd"`
 	ZScore      float64         `json:"z_score"`
 }
 

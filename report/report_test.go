@@ -74,7 +74,7 @@ func seed(t *testing.T) *clickhouse.Store {
 	}
 	defer conn.Close()
 	batch, err := conn.PrepareBatch(ctx, "INSERT INTO "+clickhouse.TableAnomalies+
-		" (window_start, team, model, cost_usd, baseline_usd, stddev_usd, z_score, observations, is_anomaly, ewma_mean, ewma_var, scored_at)")
+		" (window_start, team, model, cost_usd, baseline_usd, stddev_usd, z_score, observations, is_anomaly, ewma_mean_usd, ewma_var, scored_at)")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,8 +84,8 @@ func seed(t *testing.T) *clickhouse.Store {
 		z         float64
 		isAnomaly uint8
 	}{{t0.Add(time.Minute), "ads", 12.5, 1}, {t0, "search", 0.4, 0}} {
-		if err := batch.Append(a.start, a.team, "claude-sonnet-4", decimal.RequireFromString("0.03"), 0.001, 0.002, a.z,
-			uint32(30), a.isAnomaly, 0.001, 0.000004, time.Now()); err != nil {
+		if err := batch.Append(a.start, a.team, "claude-sonnet-4", decimal.RequireFromString("0.03"), decimal.RequireFromString("0.001"), decimal.RequireFromString("0.002"), a.z,
+			uint32(30), a.isAnomaly, decimal.RequireFromString("0.001"), 0.000004, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/aivis-dev/aivis/internal/progress"
 	"github.com/aivis-dev/aivis/pricing"
 	"github.com/aivis-dev/aivis/schemas"
 	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
@@ -55,6 +56,12 @@ const writeChunk = 50_000
 // catalog changes nothing; after an interruption, running it again
 // completes it.
 func Run(ctx context.Context, store *chsink.Store, catalog *pricing.Catalog, from, to time.Time, window time.Duration, dryRun bool) (*Result, error) {
+	return RunWithProgress(ctx, store, catalog, from, to, window, dryRun, nil)
+}
+
+// RunWithProgress is Run telling p (nil: nobody) its phases: checking the
+// range, reading events, pricing them, writing them, correcting windows.
+func RunWithProgress(ctx context.Context, store *chsink.Store, catalog *pricing.Catalog, from, to time.Time, window time.Duration, dryRun bool, p *progress.Meter) (*Result, error) {
 	from = from.UTC().Truncate(window)
 	if t := to.UTC().Truncate(window); !t.Equal(to.UTC()) {
 		to = t.Add(window)
@@ -63,6 +70,7 @@ func Run(ctx context.Context, store *chsink.Store, catalog *pricing.Catalog, fro
 		return nil, fmt.Errorf("re-rating: --from %s is not before --to %s", from.Format(time.RFC3339), to.Format(time.RFC3339))
 	}
 	res := &Result{From: from, To: to}
+	p.Phase("checking that the range is settled", "groups", 0)
 	rec, err := store.ReconcileUsage(ctx, from, to)
 	if err != nil {
 		return nil, err
@@ -76,11 +84,13 @@ func Run(ctx context.Context, store *chsink.Store, catalog *pricing.Catalog, fro
 		return nil, err
 	}
 	res.Version = prev + 1
+	p.Phase("reading events", "events", 0)
 	events, err := store.RatedEvents(ctx, from, to)
 	if err != nil {
 		return nil, err
 	}
 	res.Events = len(events)
+	p.Phase("pricing", "events", int64(len(events)))
 	models := map[[2]string]*ModelChange{}
 	changed := make([]schemas.StoredEvent, 0, len(events))
 	for _, se := range events {
@@ -97,6 +107,7 @@ func Run(ctx context.Context, store *chsink.Store, catalog *pricing.Catalog, fro
 		// to one window without taking it from the other.
 		next.CanonicalModel = old.CanonicalModel
 		res.NewPicos = res.NewPicos.Add(next.CostPicos)
+		p.Add(1)
 		mk := [2]string{old.Provider, old.ModelID()}
 		m := models[mk]
 		if m == nil {
@@ -128,11 +139,15 @@ func Run(ctx context.Context, store *chsink.Store, catalog *pricing.Catalog, fro
 	if dryRun {
 		return res, nil
 	}
+	p.Phase("writing re-rated events", "events", int64(len(changed)))
 	for i := 0; i < len(changed); i += writeChunk {
-		if err := store.Write(ctx, changed[i:min(i+writeChunk, len(changed))], nil); err != nil {
+		chunk := changed[i:min(i+writeChunk, len(changed))]
+		if err := store.Write(ctx, chunk, nil); err != nil {
 			return res, fmt.Errorf("writing re-rated events (run the same command again to finish): %w", err)
 		}
+		p.Add(int64(len(chunk)))
 	}
+	p.Phase("correcting windows", "windows", 0)
 	// Corrections are computed even when no event changed, so that a run
 	// interrupted after writing its events is completed by the next one.
 	corr, err := store.CostCorrections(ctx, from, to, window, res.Version)

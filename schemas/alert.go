@@ -41,8 +41,9 @@ type Alert struct {
 	// Model is the canonical model (Enriched.CanonicalModel) whose cost
 	// the series sums, over every name it was reported under.
 	Model string `json:"model"`
-	// CostUSD and BaselineUSD are decimal strings; BaselineUSD and
-	// StddevUSD are estimates (the EWMA baseline), CostUSD is exact.
+	// CostUSD, BaselineUSD and StddevUSD are exact decimal strings of
+	// whole picodollars: the window's cost, and the detector's expected
+	// cost a window and spread, as cost_anomalies stores them.
 	CostUSD      string    `json:"cost_usd"`
 	BaselineUSD  string    `json:"baseline_usd"`
 	StddevUSD    string    `json:"stddev_usd"`

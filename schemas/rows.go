@@ -80,15 +80,16 @@ type SeriesCost struct {
 }
 
 // Score is one scored window of one (team, model) series, with the anomaly
-// detector's EWMA state after it.
+// detector's EWMA state after it. Amounts are exact picodollars; Z and
+// EWMAVar (a variance, in picodollars²) are statistics.
 type Score struct {
 	SeriesCost
-	BaselinePicos float64
-	StddevPicos   float64
+	BaselinePicos Picos128
+	StddevPicos   Picos128
 	Z             float64
 	Observations  uint32
 	Anomaly       bool
-	EWMAMean      float64
+	EWMAMeanPicos Picos128
 	EWMAVar       float64
 	// IncidentID, IncidentStatus (firing, updated, resolved) and
 	// IncidentUpdate mark the window whose incident alert was published,

@@ -25,6 +25,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/aivis-dev/aivis/internal/bus"
+	"github.com/aivis-dev/aivis/internal/progress"
 	"github.com/aivis-dev/aivis/schemas"
 )
 
@@ -40,6 +41,8 @@ type Store interface {
 type Options struct {
 	// From and To bound the event time, [From, To).
 	From, To time.Time
+	// Progress, when set, hears how far the scan and the lookups are.
+	Progress *progress.Meter
 	// Margin widens the Kafka-timestamp bounds of the scan on both sides.
 	Margin time.Duration
 	// RawTopic and DeadLetterTopic default to the aivis topics.
@@ -130,13 +133,18 @@ func Check(ctx context.Context, d bus.Dialer, store Store, o Options) (*Report, 
 	}
 
 	l := NewLedger(o.RawTopic, o.From, o.To, o.MaxEvents)
+	p := o.Progress
+	p.Phase("reading "+o.DeadLetterTopic, "records", dead.records())
 	if err := scan(ctx, d, o.DeadLetterTopic, dead, func(r *kgo.Record) error {
+		p.Add(1)
 		l.AddDeadLetter(r.Value)
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("reading the dead-letter topic: %w", err)
 	}
+	p.Phase("reading "+o.RawTopic, "records", raw.records())
 	if err := scan(ctx, d, o.RawTopic, raw, func(r *kgo.Record) error {
+		p.Add(1)
 		return l.AddRaw(r.Partition, r.Offset, r.Timestamp, r.Value)
 	}); err != nil {
 		var tooMany *TooManyIDsError
@@ -148,11 +156,13 @@ func Check(ctx context.Context, d bus.Dialer, store Store, o Options) (*Report, 
 	// Events are stored by their own time; the margin on the days only
 	// makes room for a duplicate whose copies carry different times.
 	firstDay, lastDay := o.ScanFrom().UTC().Truncate(24*time.Hour), o.ScanTo().UTC()
+	p.Phase("looking up event ids in ClickHouse", "ids", 0)
 	if err := l.EachID(o.Batch, func(ids []string) error {
 		found, err := store.StoredEventIDs(ctx, ids, firstDay, lastDay)
 		if err != nil {
 			return fmt.Errorf("looking up %d event ids in ClickHouse: %w", len(ids), err)
 		}
+		p.Add(int64(len(ids)))
 		l.MarkCounted(found)
 		return nil
 	}); err != nil {

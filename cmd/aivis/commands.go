@@ -164,6 +164,7 @@ func loadgenFlags(fs *pflag.FlagSet) {
 	fs.String("token", "", "ingest bearer token, as printed by aivis token")
 	fs.String("ca-file", "", "PEM CA that signed ingest's certificate, for an https --url with a private CA")
 	fs.Bool("kafka", false, "produce straight to the raw topic on kafka.brokers instead of HTTP")
+	progressFlag(fs)
 }
 
 // trafficFlags shape the generated traffic; aivis dev shares them.
@@ -198,6 +199,7 @@ func runLoadgen(ctx context.Context, e *env) error {
 		return err
 	}
 	var sink loadgen.Sink
+	target := ""
 	if useKafka, _ := e.fs.GetBool("kafka"); useKafka {
 		if err := requireBrokers(e); err != nil {
 			return err
@@ -212,6 +214,7 @@ func runLoadgen(ctx context.Context, e *env) error {
 		}
 		defer cl.Close()
 		sink = &loadgen.KafkaSink{Client: cl, Topic: schemas.TopicRaw}
+		target = "Kafka topic " + schemas.TopicRaw
 	} else {
 		url, _ := e.fs.GetString("url")
 		token, _ := e.fs.GetString("token")
@@ -225,28 +228,24 @@ func runLoadgen(ctx context.Context, e *env) error {
 			client.Transport = &http.Transport{TLSClientConfig: tc}
 		}
 		sink = &loadgen.HTTPSink{URL: url, Token: token, Client: client}
+		target = url
 	}
 	if sc, ok := loadgen.PlanScenario(c); ok {
 		fmt.Fprintln(e.out, sc)
 	}
-	stats, err := loadgen.Run(ctx, c, sink, progressPrinter(e))
-	fmt.Fprintf(e.out, "sent %d events (%d distinct, %d duplicates, %d malformed, %d late) in %s\n",
-		stats.Sent, stats.Distinct(), stats.Duplicates, stats.Malformed, stats.Late, stats.Elapsed.Round(time.Millisecond))
+	meter := startProgress(e, "loadgen")
+	var total int64
+	if c.Duration > 0 {
+		total = int64(c.Rate * c.Duration.Seconds())
+	}
+	meter.Phase("sending", "events", total)
+	stats, err := loadgen.Run(ctx, c, sink, func(s loadgen.Stats) { meter.Set(s.Sent) })
+	meter.Stop()
+	fmt.Fprintln(e.out, loadgenSummary(stats, target))
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}
 	return err
-}
-
-func progressPrinter(e *env) func(loadgen.Stats) {
-	last := time.Now()
-	return func(s loadgen.Stats) {
-		if time.Since(last) < 5*time.Second {
-			return
-		}
-		last = time.Now()
-		fmt.Fprintf(e.out, "  … %s: %d events sent (%d duplicates, %d malformed)\n", s.Elapsed.Round(time.Second), s.Sent, s.Duplicates, s.Malformed)
-	}
 }
 
 func reportFlags(fs *pflag.FlagSet) {

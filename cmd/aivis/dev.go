@@ -120,3 +120,15 @@ func runDev(ctx context.Context, e *env) error {
 	}
 	return nil
 }
+
+// progressPrinter prints the dev load generator's totals every 5 s.
+func progressPrinter(e *env) func(loadgen.Stats) {
+	last := time.Now()
+	return func(s loadgen.Stats) {
+		if time.Since(last) < 5*time.Second {
+			return
+		}
+		last = time.Now()
+		fmt.Fprintf(e.out, "  … %s: %d events sent (%d duplicates, %d malformed)\n", s.Elapsed.Round(time.Second), s.Sent, s.Duplicates, s.Malformed)
+	}
+}

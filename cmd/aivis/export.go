@@ -20,6 +20,7 @@ func exportFocusFlags(fs *pflag.FlagSet) {
 	fs.String("format", focus.FormatCSV, "csv or parquet")
 	fs.StringP("output", "o", "", "file to write (default: standard output)")
 	fs.String("billing-account", "aivis", "BillingAccountId and BillingAccountName of every row")
+	progressFlag(fs)
 }
 
 // runExportFocus writes the FOCUS 1.2 export of a range, then a summary on
@@ -57,7 +58,9 @@ func runExportFocus(ctx context.Context, e *env) error {
 	defer store.Close()
 	bw := bufio.NewWriterSize(out, 1<<20)
 	began := time.Now()
+	opts.Progress = startProgress(e, "export focus")
 	sum, err := focus.Export(ctx, store, opts, bw)
+	opts.Progress.Stop()
 	if err == nil {
 		err = bw.Flush()
 	}

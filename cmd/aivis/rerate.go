@@ -20,6 +20,7 @@ func rerateFlags(fs *pflag.FlagSet) {
 	fs.String("to", "", "end of the range, exclusive, RFC 3339 or YYYY-MM-DD (required)")
 	fs.String("catalog", "", "pricing catalog to apply (default: enrich.catalog_path, or the built-in one)")
 	fs.Bool("dry-run", false, "print what would change and write nothing")
+	progressFlag(fs)
 }
 
 func runRerate(ctx context.Context, e *env) error {
@@ -47,6 +48,7 @@ func runRerate(ctx context.Context, e *env) error {
 		return err
 	}
 	dry, _ := e.fs.GetBool("dry-run")
+	began := time.Now()
 	store, err := chsink.Open(ctx, e.cfg.ClickHouse)
 	if err != nil {
 		return err
@@ -55,17 +57,20 @@ func runRerate(ctx context.Context, e *env) error {
 	if _, err := store.Migrate(ctx); err != nil {
 		return err
 	}
-	res, err := rerate.Run(ctx, store, catalog, from, to, e.cfg.Aggregate.Window, dry)
+	meter := startProgress(e, "rerate")
+	res, err := rerate.RunWithProgress(ctx, store, catalog, from, to, e.cfg.Aggregate.Window, dry, meter)
+	meter.Stop()
 	if err != nil {
 		return err
 	}
-	printRerate(e.out, res, catalog.Version(), dry)
+	printRerate(e.out, res, catalog.Version(), dry, time.Since(began))
 	return nil
 }
 
-// printRerate writes what rerate did, or would do with dry. Provider and
-// model come from producers and print escaped (report.Printable).
-func printRerate(w io.Writer, res *rerate.Result, catalogVersion string, dry bool) {
+// printRerate writes what rerate did, or would do with dry, and the
+// summary paragraph. Provider and model come from producers and print
+// escaped (report.Printable).
+func printRerate(w io.Writer, res *rerate.Result, catalogVersion string, dry bool, elapsed time.Duration) {
 	usd := func(p schemas.Picos128) string { return decimal.NewFromBigInt(p.Big(), -12).StringFixed(6) }
 	fmt.Fprintf(w, "re-rating %s .. %s under catalog %s: %d events, %d change cost, %d to rewrite\n",
 		res.From.Format(time.RFC3339), res.To.Format(time.RFC3339), catalogVersion, res.Events, res.Changed, res.Rewritten)
@@ -76,9 +81,5 @@ func printRerate(w io.Writer, res *rerate.Result, catalogVersion string, dry boo
 				report.Printable(m.Provider), report.Printable(m.Model), m.Changed, m.Events, usd(m.OldPicos), usd(m.NewPicos))
 		}
 	}
-	if dry {
-		fmt.Fprintln(w, "dry run: nothing written")
-		return
-	}
-	fmt.Fprintf(w, "wrote rating version %d and %d window corrections; `aivis verify` checks the result\n", res.Version, res.Corrections)
+	fmt.Fprintln(w, rerateSummary(res, catalogVersion, dry, elapsed))
 }

@@ -163,7 +163,7 @@ FROM usage_events FINAL WHERE kind = 'gpu.usage'`).Scan(&n, &model, &host, &owne
 		t.Errorf("dry run: %d events, %d changed, %d rewritten; want %d, 200 and %d", dry.Events, dry.Changed, dry.Rewritten, events, events)
 	}
 	var out bytes.Buffer
-	printRerate(&out, dry, catalog.Version(), true)
+	printRerate(&out, dry, catalog.Version(), true, time.Second)
 	if !strings.Contains(out.String(), "315 events, 200 change cost") || !strings.Contains(out.String(), "200 of 200 events") || strings.Contains(out.String(), "model-b") {
 		t.Errorf("dry run prints:\n%s", out.String())
 	}
@@ -209,7 +209,7 @@ func TestPrintRerateEscapesNames(t *testing.T) {
 	var buf bytes.Buffer
 	printRerate(&buf, &rerate.Result{Events: 2, Changed: 1, Models: []rerate.ModelChange{
 		{Provider: "\u009b2J", Model: "gpt\u202eevil\x1b]0;pwned\x07", Events: 1, OldPicos: schemas.PicosOf(1), NewPicos: schemas.PicosOf(2)},
-	}}, "v1", true)
+	}}, "v1", true, time.Second)
 	out := buf.String()
 	if !strings.Contains(out, `\u009b2J`) || !strings.Contains(out, `gpt\u202eevil\x1b]0;pwned\a`) {
 		t.Errorf("names are not escaped:\n%q", out)

@@ -25,6 +25,7 @@ func verifyFlags(fs *pflag.FlagSet) {
 	fs.Int("max-events", 2_000_000, "refuse a source check whose scan covers more raw or dead-letter records than this (memory: about 150 bytes per event id)")
 	fs.String("raw-topic", schemas.TopicRaw, "raw topic the source check reads")
 	fs.String("deadletter-topic", schemas.TopicDeadLetter, "dead-letter topic the source check reads")
+	progressFlag(fs)
 }
 
 func parseWhen(s string, def time.Time) (time.Time, error) {
@@ -80,7 +81,11 @@ func runVerify(ctx context.Context, e *env) error {
 	}
 	defer store.Close()
 
+	began := time.Now()
+	meter := startProgress(e, "verify")
+	defer meter.Stop()
 	fmt.Fprintf(e.out, "verify %s .. %s (event time)\n", from.Format(time.RFC3339), to.Format(time.RFC3339))
+	meter.Phase("reconciling events and windows", "groups", 0)
 	res, err := store.Reconcile(ctx, from, to)
 	if err != nil {
 		return err
@@ -98,13 +103,17 @@ func runVerify(ctx context.Context, e *env) error {
 	}
 	mismatch := verifyMismatch{diffs: len(res.Diffs)}
 
+	var src *verify.Report
+	skipped := ""
 	switch {
 	case !source:
+		skipped = "--source=false"
 		fmt.Fprintln(e.out, "raw topic vs ClickHouse: skipped (--source=false)")
 	case len(e.cfg.Kafka.Brokers) == 0:
+		skipped = "no kafka.brokers configured"
 		fmt.Fprintln(e.out, "raw topic vs ClickHouse: skipped (no kafka.brokers configured; set them to check every raw event)")
 	default:
-		o := verify.Options{From: from, To: to}
+		o := verify.Options{From: from, To: to, Progress: meter}
 		o.Margin, _ = e.fs.GetDuration("margin")
 		o.MaxEvents, _ = e.fs.GetInt("max-events")
 		o.RawTopic, _ = e.fs.GetString("raw-topic")
@@ -123,7 +132,10 @@ func runVerify(ctx context.Context, e *env) error {
 		}
 		printSourceReport(e.out, rep)
 		mismatch.missing = len(rep.Missing)
+		src = rep
 	}
+	meter.Stop()
+	fmt.Fprintln(e.out, verifySummary(from, to, res, src, skipped, time.Since(began)))
 	if mismatch.diffs > 0 || mismatch.missing > 0 {
 		return mismatch
 	}

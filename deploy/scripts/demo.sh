@@ -80,7 +80,7 @@ echo
 echo "Cost anomaly incidents${scenario:+ (staged scenario: $scenario)}:"
 ch --format PrettyCompactMonoBlock -q "
   SELECT window_start, team, model, incident_status AS status, round(toFloat64(cost_usd), 2) AS cost_usd,
-         round(baseline_usd, 2) AS baseline_usd, round(z_score, 1) AS z, incident_id
+         round(toFloat64(baseline_usd), 2) AS baseline_usd, round(z_score, 1) AS z, incident_id
   FROM cost_anomalies_final WHERE incident_id != '' ORDER BY window_start LIMIT 20" || true
 echo "($(ch -q "SELECT uniqExact(incident_id) FROM cost_anomalies_final WHERE incident_id != ''" 2>/dev/null || echo '?') incidents, $(ch -q "SELECT count() FROM cost_anomalies_final WHERE is_anomaly" 2>/dev/null || echo '?') anomalous windows)"
 

@@ -3,8 +3,11 @@
 // queries for modern servers as well as the 18.16 server they run against.
 // A Recorder stands in for the connection and collects the statements; Run
 // executes them in order in a fresh chDB session (deploy/scripts/chdb_check.py)
-// and fails the test with the statement and the engine's error. chDB checks
-// SQL only, not the native protocol.
+// and fails the test with the statement and the engine's error. A Conn
+// instead runs each statement at once in a live chDB session
+// (deploy/scripts/chdb_serve.py) and answers queries with their rows, so
+// that tests can run aivis's code on both engines and compare what it
+// builds. chDB checks SQL only, not the native protocol.
 package chdbcheck
 
 import (

@@ -87,7 +87,7 @@ func (r *Recorder) Exec(_ context.Context, query string, args ...any) error {
 
 // PrepareBatch returns a batch that records an INSERT … VALUES on Send.
 func (r *Recorder) PrepareBatch(_ context.Context, query string, _ ...driver.PrepareBatchOption) (driver.Batch, error) {
-	return &batch{rec: r, query: query}, nil
+	return &batch{add: func(sql string) error { r.Add(sql); return nil }, query: query}, nil
 }
 
 // Close does nothing.
@@ -114,7 +114,7 @@ func (o *oneRow) HasData() bool                    { return true }
 // batch collects rows (Append) or whole columns (Column(i).Append).
 type batch struct {
 	driver.Batch
-	rec     *Recorder
+	add     func(sql string) error
 	query   string
 	rows    [][]any
 	columns map[int]any
@@ -196,8 +196,7 @@ func (b *batch) Send() error {
 		}
 		sb.WriteString(")")
 	}
-	b.rec.Add(sb.String())
-	return nil
+	return b.add(sb.String())
 }
 
 func (b *batch) Abort() error { b.sent = true; return nil }

@@ -38,7 +38,7 @@ func (s Stats) Distinct() int64 { return s.Sent - s.Duplicates - s.Malformed }
 const (
 	batchInterval    = 100 * time.Millisecond
 	maxBatch         = 10_000
-	progressInterval = time.Second
+	progressInterval = 100 * time.Millisecond
 )
 
 // newSentCounter returns aivis_loadgen_items_total on reg (nil: not
@@ -53,7 +53,7 @@ func newSentCounter(reg prometheus.Registerer) *prometheus.CounterVec {
 // Run generates traffic for cfg and sends it to sink, paced to the items'
 // Due times in batches, until cfg.Duration has passed or ctx ends (a normal
 // stop, not an error). progress, if not nil, gets the running totals about
-// once a second and the final totals at the end. A failed batch is counted
+// every tenth of a second and the final totals at the end. A failed batch is counted
 // and the run goes on; Run then returns an error saying how many items were
 // not delivered.
 func Run(ctx context.Context, cfg Config, sink Sink, progress func(Stats)) (Stats, error) {

@@ -124,20 +124,22 @@ ORDER BY ws, team, model`, from.Unix(), to.Unix())
 // WriteScores inserts scores; rows with the same (window, team, model)
 // replace each other, so rescoring is idempotent.
 func (s *Store) WriteScores(ctx context.Context, scores []schemas.Score) error {
-	batch, err := s.conn.PrepareBatch(ctx, `INSERT INTO `+TableAnomalies+` (window_start, team, model, cost_usd, baseline_usd, stddev_usd, z_score, observations, is_anomaly, ewma_mean, ewma_var, scored_at, incident_id, incident_status, incident_update)`)
+	batch, err := s.conn.PrepareBatch(ctx, `INSERT INTO `+TableAnomalies+` (window_start, team, model, cost_usd, baseline_usd, stddev_usd, z_score, observations, is_anomaly, ewma_mean_usd, ewma_var, scored_at, incident_id, incident_status, incident_update)`)
 	if err != nil {
 		return fmt.Errorf("preparing anomaly insert: %w", err)
 	}
 	defer batch.Abort()
 	now := time.Now().UTC()
 	for _, sc := range scores {
-		cost, err := sumToUSD(sc.CostPicos)
-		if err != nil {
-			return fmt.Errorf("appending the anomaly score of team %s, model %s: %w", sc.Team, sc.Model, err)
+		var usd [4]decimal.Decimal
+		for i, p := range []schemas.Picos128{sc.CostPicos, sc.BaselinePicos, sc.StddevPicos, sc.EWMAMeanPicos} {
+			if usd[i], err = sumToUSD(p); err != nil {
+				return fmt.Errorf("appending the anomaly score of team %s, model %s: %w", sc.Team, sc.Model, err)
+			}
 		}
-		if err := batch.Append(sc.WindowStart, sc.Team, sc.Model, cost,
-			sc.BaselinePicos/1e12, sc.StddevPicos/1e12, sc.Z, sc.Observations, flag(sc.Anomaly),
-			sc.EWMAMean, sc.EWMAVar, now, sc.IncidentID, sc.IncidentStatus, sc.IncidentUpdate); err != nil {
+		if err := batch.Append(sc.WindowStart, sc.Team, sc.Model, usd[0],
+			usd[1], usd[2], sc.Z, sc.Observations, flag(sc.Anomaly),
+			usd[3], sc.EWMAVar, now, sc.IncidentID, sc.IncidentStatus, sc.IncidentUpdate); err != nil {
 			return fmt.Errorf("appending anomaly score: %w", err)
 		}
 	}

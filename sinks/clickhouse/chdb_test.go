@@ -113,10 +113,10 @@ GROUP BY date, api_key_id, source, provider_region`)
 	rec.Name = "anomaly scores write"
 	scores := []schemas.Score{
 		{SeriesCost: schemas.SeriesCost{WindowStart: at, Team: "search", Model: "gpt-4o", CostPicos: schemas.PicosOf(2_500_000_000_000)},
-			BaselinePicos: 1e12, StddevPicos: 2e11, Z: 7.5, Observations: 12, Anomaly: true, EWMAMean: 1e12, EWMAVar: 4e22,
+			BaselinePicos: schemas.PicosOf(1e12), StddevPicos: schemas.PicosOf(2e11), Z: 7.5, Observations: 12, Anomaly: true, EWMAMeanPicos: schemas.PicosOf(1e12), EWMAVar: 4e22,
 			IncidentID: "search/gpt-4o:1", IncidentStatus: schemas.AlertFiring},
 		{SeriesCost: schemas.SeriesCost{WindowStart: at.Add(-time.Hour), Team: "search", Model: "gpt-4o", CostPicos: schemas.PicosOf(1_000_000_000_000)},
-			BaselinePicos: 1e12, Observations: 11, EWMAMean: 1e12, EWMAVar: 4e22},
+			BaselinePicos: schemas.PicosOf(1e12), Observations: 11, EWMAMeanPicos: schemas.PicosOf(1e12), EWMAVar: 4e22},
 	}
 	step(rec.Name, store.WriteScores(ctx, scores))
 

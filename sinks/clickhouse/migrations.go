@@ -596,6 +596,18 @@ ORDER BY (date, api_key_id, source, provider_region)
 		`CREATE MATERIALIZED VIEW IF NOT EXISTS ` + ViewKeySightings + ` TO ` + TableKeySightings + ` AS` + keySightingsSelect,
 		`INSERT INTO ` + TableKeySightings + ` (date, api_key_id, source, provider_region, first_seen, last_seen)` + keySightingsSelect,
 	}},
+	// Anomaly baselines are exact amounts, like every other amount: the
+	// Float64 baseline and spread become Decimal(38, 12) (the server
+	// converts the stored rows), and the recent baseline, which was a
+	// Float64 of picodollars, gets a Decimal(38, 12) USD column whose
+	// default reads the old one, so rows scored before stay readable.
+	// ewma_mean is no longer written (0 in new rows).
+	{90, "cost_anomalies_decimal", []string{
+		`ALTER TABLE ` + TableAnomalies + ` MODIFY COLUMN baseline_usd Decimal(38, 12), MODIFY COLUMN stddev_usd Decimal(38, 12)`,
+		`ALTER TABLE ` + TableAnomalies + ` ADD COLUMN ewma_mean_usd Decimal(38, 12) DEFAULT toDecimal128(ewma_mean / 1000000000000, 12)`,
+		`DROP TABLE IF EXISTS cost_anomalies_final`,
+		`CREATE VIEW IF NOT EXISTS cost_anomalies_final AS SELECT * FROM ` + TableAnomalies + ` FINAL`,
+	}},
 	// How many requests an event stands for (request_count, 1 unless it
 	// sums an interval of a self-hosted server), so that verify compares
 	// cost_by_window's requests with what the events say.

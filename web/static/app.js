@@ -166,7 +166,7 @@ async function load() {
       cell(tr, a.team, "key");
       cell(tr, a.model || "GPU time");
       cell(tr, usd(a.cost_usd), "num cost", { "data-usd": a.cost_usd, "data-key": a.team + "/" + a.model });
-      cell(tr, "$" + a.baseline_usd.toFixed(2), "num");
+      cell(tr, usd(a.baseline_usd), "num");
       cell(tr, a.z_score.toFixed(1), "num");
     });
     status.dataset.state = "ready";
