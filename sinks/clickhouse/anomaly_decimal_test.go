@@ -79,8 +79,8 @@ func testMigrationKeepsFloatAnomalyScores(t *testing.T, s *Store) {
 	if err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
-	if len(applied) != 1 || applied[0] != 90 {
-		t.Fatalf("Migrate applied %v, want [90]", applied)
+	if len(applied) == 0 || applied[0] != 90 {
+		t.Fatalf("Migrate applied %v, want 90 first", applied)
 	}
 	// A window past int64 picodollars and an odd picodollar stay exact.
 	huge, _ := schemas.PicosFromBig(decimal.RequireFromString("20000000000000000000123").BigInt())
