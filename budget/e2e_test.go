@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/shopspring/decimal"
 
 	"github.com/aivis-dev/aivis/budget"
 	"github.com/aivis-dev/aivis/internal/testenv"
@@ -141,8 +142,15 @@ func TestBudgetsEndToEnd(t *testing.T) {
 	if want := now.Add(32 * time.Hour); !s.ExhaustsAt.Equal(want) {
 		t.Fatalf("search-monthly exhausts at %s, want %s", s.ExhaustsAt, want)
 	}
-	if s.ForecastUSD < 1487 || s.ForecastUSD > 1489 || s.ForecastLowUSD > s.ForecastUSD || s.ForecastHighUSD < s.ForecastUSD {
+	if s.ForecastUSD.LessThan(decimal.NewFromInt(1487)) || s.ForecastUSD.GreaterThan(decimal.NewFromInt(1489)) ||
+		s.ForecastLowUSD.GreaterThan(s.ForecastUSD) || s.ForecastHighUSD.LessThan(s.ForecastUSD) {
 		t.Fatalf("search-monthly forecast %v [%v, %v], want about 1488", s.ForecastUSD, s.ForecastLowUSD, s.ForecastHighUSD)
+	}
+	// The forecast is an exact amount of whole picodollars.
+	for _, f := range []decimal.Decimal{s.ForecastUSD, s.ForecastLowUSD, s.ForecastHighUSD} {
+		if !f.Equal(f.Truncate(12)) {
+			t.Fatalf("search-monthly forecast %s is not whole picodollars", f)
+		}
 	}
 	if a := byID["ads-monthly"]; a.State != schemas.BudgetOK || !a.SpentUSD.IsZero() || !a.ExhaustsAt.IsZero() {
 		t.Fatalf("ads-monthly: %+v", a)
@@ -174,6 +182,9 @@ func TestBudgetsEndToEnd(t *testing.T) {
 		if a.AlertID == want[2] && (a.Team != "search" || a.Model != "gpt-4o" || a.CostUSD != "936" || a.AmountUSD != "1000" || a.ExhaustsAt == nil) {
 			t.Fatalf("soft alert: %+v", a)
 		}
+		if a.AlertID == want[1] && a.ForecastUSD != s.ForecastUSD.String() {
+			t.Fatalf("forecast alert's forecast_usd %q, want the stored %s", a.ForecastUSD, s.ForecastUSD)
+		}
 	}
 	if v := testutil.ToFloat64(budgetGauge(t, reg, "aivis_budget_used_ratio", "search-monthly")); v != 0.936 {
 		t.Fatalf("used ratio %v, want 0.936", v)
@@ -196,13 +207,20 @@ func TestBudgetsEndToEnd(t *testing.T) {
 		t.Fatalf("%d alerts after re-evaluating, want still 3", len(alerts.sent))
 	}
 
+	// The reports show the newest evaluation, to the picodollar in JSON.
+	latest, err := budget.LatestStatus(ctx, store)
+	if err != nil || len(latest) != 4 {
+		t.Fatalf("LatestStatus: %v %+v", err, latest)
+	}
+	forecast := latest[3].ForecastUSD
+
 	var out bytes.Buffer
 	if err := budget.Report(ctx, store, "table", &out); err != nil {
 		t.Fatal(err)
 	}
 	table := out.String()
 	for _, w := range []string{"search-monthly", "team=search,model=gpt-4o", "monthly 2025-03-01..2025-04-01", "1000.00", "936.00", "93.6%",
-		"2025-03-21 20:00Z", "soft", "ci-key-daily", "150.0%", "hard", "label:route=/v1/x"} {
+		"2025-03-21 20:00Z", forecast.StringFixed(2) + " (", "soft", "ci-key-daily", "150.0%", "hard", "label:route=/v1/x"} {
 		if !strings.Contains(table, w) {
 			t.Errorf("report table lacks %q:\n%s", w, table)
 		}
@@ -215,6 +233,7 @@ func TestBudgetsEndToEnd(t *testing.T) {
 		Budgets []struct {
 			Budget      string  `json:"budget"`
 			SpentUSD    string  `json:"spent_usd"`
+			ForecastUSD string  `json:"forecast_usd"`
 			UsedPercent float64 `json:"used_percent"`
 			State       string  `json:"state"`
 		} `json:"budgets"`
@@ -222,7 +241,8 @@ func TestBudgetsEndToEnd(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &js); err != nil {
 		t.Fatalf("report JSON: %v\n%s", err, out.String())
 	}
-	if len(js.Budgets) != 4 || js.Budgets[3].Budget != "search-monthly" || js.Budgets[3].SpentUSD != "936" || js.Budgets[3].UsedPercent != 93.6 {
+	if len(js.Budgets) != 4 || js.Budgets[3].Budget != "search-monthly" || js.Budgets[3].SpentUSD != "936" || js.Budgets[3].UsedPercent != 93.6 ||
+		js.Budgets[3].ForecastUSD != forecast.String() {
 		t.Fatalf("report JSON: %s", out.String())
 	}
 }

@@ -39,9 +39,8 @@ type AlertSink interface {
 // amount is not spent yet.
 func Assess(s Spec, spent decimal.Decimal, fc Forecast, periodEnd time.Time) (state string, crossed []string) {
 	state = schemas.BudgetOK
-	amount, _ := s.Amount.Float64()
 	if s.Forecast && fc.Hours >= MinForecastHours && spent.LessThan(s.Amount) &&
-		!fc.ExhaustsAt.IsZero() && fc.ExhaustsAt.Before(periodEnd) && fc.AtEnd > amount {
+		!fc.ExhaustsAt.IsZero() && fc.ExhaustsAt.Before(periodEnd) && fc.Overrun(s.Amount).IsPositive() {
 		state = schemas.BudgetAtRisk
 		crossed = append(crossed, ThresholdForecast)
 	}
@@ -252,9 +251,7 @@ func (e *Evaluator) evaluate(ctx context.Context, s Spec, now time.Time) (schema
 	if err != nil {
 		return schemas.BudgetStatus{}, nil, err
 	}
-	spent, _ := sp.Spent.Float64()
-	amount, _ := s.Amount.Float64()
-	fc := Predict(Input{History: sp.Hourly, Now: now, Spent: spent, Amount: amount, PeriodEnd: end, Weeks: e.cfg.HistoryWeeks})
+	fc := Predict(Input{History: sp.Hourly, Now: now, Spent: sp.Spent, Amount: s.Amount, PeriodEnd: end, Weeks: e.cfg.HistoryWeeks})
 	state, crossed := Assess(s, sp.Spent, fc, end)
 	key := alertKey(s.ID, start)
 	done := e.alerted[key]
@@ -276,7 +273,7 @@ func (e *Evaluator) evaluate(ctx context.Context, s Spec, now time.Time) (schema
 	if !fc.ExhaustsAt.IsZero() && fc.ExhaustsAt.Before(end) {
 		st.ExhaustsAt = fc.ExhaustsAt.UTC()
 	}
-	e.metrics.set(s.ID, spent, fc.AtEnd, amount)
+	e.metrics.set(s.ID, sp.Spent, fc.AtEnd, s.Amount)
 	return st, fresh, nil
 }
 
@@ -297,7 +294,7 @@ func AlertFor(st schemas.BudgetStatus, threshold string, now time.Time) schemas.
 		DetectedAt: now.UTC(),
 		BudgetID:   st.BudgetID, Scope: st.Scope, Period: st.Period, Threshold: threshold,
 		AmountUSD:   st.AmountUSD.String(),
-		ForecastUSD: decimal.NewFromFloat(st.ForecastUSD).Round(6).String(),
+		ForecastUSD: st.ForecastUSD.String(),
 	}
 	for _, kv := range strings.Split(st.Scope, ",") {
 		switch k, v, _ := strings.Cut(kv, "="); k {

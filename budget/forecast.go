@@ -4,6 +4,8 @@ import (
 	"math"
 	"sort"
 	"time"
+
+	"github.com/shopspring/decimal"
 )
 
 // Forecast methods.
@@ -28,6 +30,10 @@ const (
 	MinForecastHours = 12
 )
 
+// maxUSD is the largest amount a Decimal(38, 12) column holds, where a
+// runaway forecast is clamped.
+var maxUSD = decimal.New(1, 26).Sub(decimal.New(1, -12))
+
 // Series is hourly spend in USD: Values[i] is the spend of the hour that
 // starts Start + i hours. Start is on a whole hour (Unix time).
 type Series struct {
@@ -42,21 +48,25 @@ type Input struct {
 	History Series
 	Now     time.Time
 	// Spent is the spend of the period so far, PeriodEnd its exclusive end.
-	Spent     float64
-	Amount    float64
+	Spent     decimal.Decimal
+	Amount    decimal.Decimal
 	PeriodEnd time.Time
 	// Weeks caps the weeks the hour-of-week profile averages.
 	Weeks int
 }
 
 // Forecast is the projected spend at period end with an interval, and the
-// time the amount is forecast to be used up.
+// time the amount is forecast to be used up. The model is fitted in
+// floating point (it is a statistic), but the amounts it yields are exact:
+// AtEnd is the exact spend so far plus the forecast of the rest rounded
+// half to even to whole picodollars, so it compares with the budget's
+// amount exactly and is stored as it is.
 type Forecast struct {
 	Method string
 	// AtEnd is spent plus the forecast of the rest of the period; Low and
 	// High bound it (10th and 90th percentile of hourly residuals,
 	// widened with the square root of the hours ahead).
-	AtEnd, Low, High float64
+	AtEnd, Low, High decimal.Decimal
 	// ExhaustsAt is when spent reaches the amount: Now if it has, the
 	// forecast time if before period end, zero otherwise.
 	ExhaustsAt time.Time
@@ -65,7 +75,29 @@ type Forecast struct {
 }
 
 // Overrun is the projected spend beyond the amount (0 when within it).
-func (f Forecast) Overrun(amount float64) float64 { return math.Max(0, f.AtEnd-amount) }
+func (f Forecast) Overrun(amount decimal.Decimal) decimal.Decimal {
+	return decimal.Max(decimal.Zero, f.AtEnd.Sub(amount))
+}
+
+// usdOf is the estimate f in USD as an exact amount: rounded half to even
+// to whole picodollars, NaN as zero, clamped to what a Decimal(38, 12)
+// holds (±Inf included).
+func usdOf(f float64) decimal.Decimal {
+	switch {
+	case math.IsNaN(f):
+		return decimal.Zero
+	case f >= 1e26:
+		return maxUSD
+	case f <= -1e26:
+		return maxUSD.Neg()
+	}
+	return decimal.NewFromFloat(f).RoundBank(12)
+}
+
+// clampUSD keeps an exact amount within what a Decimal(38, 12) holds.
+func clampUSD(d decimal.Decimal) decimal.Decimal {
+	return decimal.Min(maxUSD, decimal.Max(maxUSD.Neg(), d))
+}
 
 // model predicts the spend of the hour starting at Unix hour u, ahead
 // hours after the last completed one.
@@ -79,6 +111,7 @@ func Predict(in Input) Forecast {
 	if !in.PeriodEnd.After(in.Now) {
 		return fc
 	}
+	spent := in.Amount.Sign() > 0 && in.Spent.GreaterThanOrEqual(in.Amount)
 	x, firstHour := completed(in.History, in.Now)
 	fc.Hours = len(x)
 	var m model
@@ -95,17 +128,19 @@ func Predict(in Input) Forecast {
 		m, resid = linear(x)
 		fc.Method = MethodLinear
 	default:
-		if in.Spent >= in.Amount && in.Amount > 0 {
+		if spent {
 			fc.ExhaustsAt = in.Now
 		}
 		return fc
 	}
 	lastHour := firstHour + int64(len(x)) // the first hour not fitted
-	cum := in.Spent
-	if cum >= in.Amount && in.Amount > 0 {
+	if spent {
 		fc.ExhaustsAt = in.Now
 	}
-	hoursAhead := 0.0
+	// left is what remains of the amount, rest the forecast spend of the
+	// rest of the period: estimates, in floating point.
+	left, _ := in.Amount.Sub(in.Spent).Float64()
+	rest, hoursAhead := 0.0, 0.0
 	for t := in.Now; t.Before(in.PeriodEnd); {
 		u := t.Unix() / 3600
 		next := time.Unix((u+1)*3600, 0)
@@ -115,19 +150,20 @@ func Predict(in Input) Forecast {
 		frac := next.Sub(t).Hours()
 		rate := math.Max(0, m(u, float64(u-lastHour)))
 		add := rate * frac
-		if fc.ExhaustsAt.IsZero() && in.Amount > 0 && cum+add >= in.Amount && rate > 0 {
-			need := (in.Amount - cum) / rate
+		if fc.ExhaustsAt.IsZero() && in.Amount.Sign() > 0 && rest+add >= left && rate > 0 {
+			need := (left - rest) / rate
 			fc.ExhaustsAt = t.Add(time.Duration(need * float64(time.Hour))).Truncate(time.Second)
 		}
-		cum += add
+		rest += add
 		hoursAhead += frac
 		t = next
 	}
-	fc.AtEnd = cum
+	// The amounts become exact here.
+	fc.AtEnd = clampUSD(in.Spent.Add(usdOf(rest)))
 	lo, hi := quantile(resid, 0.1), quantile(resid, 0.9)
 	w := math.Sqrt(hoursAhead)
-	fc.Low = math.Max(in.Spent, cum+math.Min(0, lo)*w)
-	fc.High = math.Max(cum, cum+math.Max(0, hi)*w)
+	fc.Low = clampUSD(decimal.Max(in.Spent, fc.AtEnd.Add(usdOf(math.Min(0, lo)*w))))
+	fc.High = clampUSD(decimal.Max(fc.AtEnd, fc.AtEnd.Add(usdOf(math.Max(0, hi)*w))))
 	return fc
 }
 

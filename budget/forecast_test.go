@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/shopspring/decimal"
+
+	"github.com/aivis-dev/aivis/schemas"
 )
 
 // shape is a day-and-week pattern: busy office hours, quiet nights and
@@ -43,12 +45,13 @@ func simulate(t *testing.T, amount float64, rate func(time.Time) float64) (alert
 			exhausted = now
 		}
 		from := i - 4*7*24
+		spentUSD := decimal.NewFromFloat(spent)
 		fc := Predict(Input{History: Series{Start: histStart.Add(time.Duration(from) * time.Hour), Values: values[from:i]},
-			Now: now, Spent: spent, Amount: amount, PeriodEnd: end, Weeks: 4})
-		if fc.Low > fc.AtEnd || fc.High < fc.AtEnd || fc.Low < spent {
+			Now: now, Spent: spentUSD, Amount: spec.Amount, PeriodEnd: end, Weeks: 4})
+		if fc.Low.GreaterThan(fc.AtEnd) || fc.High.LessThan(fc.AtEnd) || fc.Low.LessThan(spentUSD) {
 			t.Fatalf("%s: interval [%v, %v] does not hold the forecast %v above the spend %v", now, fc.Low, fc.High, fc.AtEnd, spent)
 		}
-		_, crossed := Assess(spec, decimal.NewFromFloat(spent), fc, end)
+		_, crossed := Assess(spec, spentUSD, fc, end)
 		for _, c := range crossed {
 			if c == ThresholdForecast && alertAt.IsZero() {
 				alertAt = now
@@ -105,20 +108,25 @@ func TestPredictTable(t *testing.T) {
 		name        string
 		in          Input
 		method      string
-		atEnd       float64
+		atEnd       string
 		exhaustsIn  time.Duration // 0: not within the period
 		wantHoursFt int
 	}{
-		{"no history", Input{Now: now, Spent: 5, Amount: 100, PeriodEnd: end}, MethodNone, 5, 0, 0},
-		{"flat mean", Input{History: constant(6, 2), Now: now, Spent: 5, Amount: 100, PeriodEnd: end}, MethodLinear, 25, 0, 6},
-		{"runs out", Input{History: constant(30, 10), Now: now, Spent: 50, Amount: 100, PeriodEnd: end}, MethodLinear, 150, 5 * time.Hour, 30},
-		{"already spent", Input{History: constant(30, 1), Now: now, Spent: 120, Amount: 100, PeriodEnd: end}, MethodLinear, 130, time.Nanosecond, 30},
-		{"a week: seasonal", Input{History: constant(200, 1), Now: now, Spent: 0, Amount: 100, PeriodEnd: end, Weeks: 4}, MethodSeasonal, 10, 0, 200},
-		{"period over", Input{History: constant(30, 1), Now: now, Spent: 7, Amount: 100, PeriodEnd: now}, MethodNone, 7, 0, 0},
+		{"no history", Input{Now: now, Spent: usd("5"), Amount: usd("100"), PeriodEnd: end}, MethodNone, "5", 0, 0},
+		{"flat mean", Input{History: constant(6, 2), Now: now, Spent: usd("5"), Amount: usd("100"), PeriodEnd: end}, MethodLinear, "25", 0, 6},
+		{"runs out", Input{History: constant(30, 10), Now: now, Spent: usd("50"), Amount: usd("100"), PeriodEnd: end}, MethodLinear, "150", 5 * time.Hour, 30},
+		{"already spent", Input{History: constant(30, 1), Now: now, Spent: usd("120"), Amount: usd("100"), PeriodEnd: end}, MethodLinear, "130", time.Nanosecond, 30},
+		{"a week: seasonal", Input{History: constant(200, 1), Now: now, Spent: usd("0"), Amount: usd("100"), PeriodEnd: end, Weeks: 4}, MethodSeasonal, "10", 0, 200},
+		{"period over", Input{History: constant(30, 1), Now: now, Spent: usd("7"), Amount: usd("100"), PeriodEnd: now}, MethodNone, "7", 0, 0},
+		// The spend so far is kept to the picodollar; the forecast rest
+		// (3 hours of a tenth of a dollar, 0.30000000000000004 in floating
+		// point) is rounded to whole picodollars.
+		{"exact spend plus a rounded rest", Input{History: constant(6, 0.1), Now: now, Spent: usd("1234567890.123456789012"), Amount: usd("1e12"), PeriodEnd: now.Add(3 * time.Hour)},
+			MethodLinear, "1234567890.423456789012", 0, 6},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			fc := Predict(c.in)
-			if fc.Method != c.method || math.Abs(fc.AtEnd-c.atEnd) > 1e-6 || fc.Hours != c.wantHoursFt {
+			if fc.Method != c.method || !fc.AtEnd.Equal(usd(c.atEnd)) || fc.Hours != c.wantHoursFt {
 				t.Fatalf("got %+v, want method %s, at end %v, hours %d", fc, c.method, c.atEnd, c.wantHoursFt)
 			}
 			switch {
@@ -133,13 +141,64 @@ func TestPredictTable(t *testing.T) {
 	}
 }
 
+// usd is an exact amount written as a decimal.
+func usd(s string) decimal.Decimal { return decimal.RequireFromString(s) }
+
+func TestUSDOfRoundsHalfToEvenPicodollars(t *testing.T) {
+	for _, c := range []struct {
+		in   float64
+		want string
+	}{
+		{0.1 + 0.2, "0.3"},
+		{1487.3, "1487.3"},
+		{2.5e-12, "0.000000000002"},    // half: to the even picodollar
+		{3.5e-12, "0.000000000004"},    // half: to the even picodollar
+		{1.4999e-12, "0.000000000001"}, // under half: down
+		{-2.5e-12, "-0.000000000002"},
+		{math.NaN(), "0"},
+		{math.Inf(1), "99999999999999999999999999.999999999999"},
+		{math.Inf(-1), "-99999999999999999999999999.999999999999"},
+		{3e30, "99999999999999999999999999.999999999999"},
+	} {
+		if got := usdOf(c.in); !got.Equal(usd(c.want)) {
+			t.Errorf("usdOf(%v) = %s, want %s", c.in, got, c.want)
+		}
+	}
+}
+
+// TestForecastComparesExactly: a forecast of exactly the amount is no
+// overrun, one picodollar more is, however the two compare as floats.
+func TestForecastComparesExactly(t *testing.T) {
+	end := time.Date(2025, 4, 1, 0, 0, 0, 0, time.UTC)
+	amount := usd("10000000.000000000001")
+	spec := Spec{Amount: amount, Hard: amount, Forecast: true}
+	at := Forecast{AtEnd: amount, ExhaustsAt: end.Add(-time.Hour), Hours: 48}
+	over := at
+	over.AtEnd = amount.Add(usd("0.000000000001"))
+	if a, b := at.AtEnd.InexactFloat64(), over.AtEnd.InexactFloat64(); a != b {
+		t.Fatalf("the amounts differ as floats (%v, %v); the test needs ones that do not", a, b)
+	}
+	if o := at.Overrun(amount); !o.IsZero() {
+		t.Errorf("overrun of a forecast of exactly the amount = %s, want 0", o)
+	}
+	if o := over.Overrun(amount); o.String() != "0.000000000001" {
+		t.Errorf("overrun of a picodollar over = %s, want 0.000000000001", o)
+	}
+	if state, crossed := Assess(spec, usd("1"), at, end); state != schemas.BudgetOK || crossed != nil {
+		t.Errorf("forecast of exactly the amount: %s %v, want ok", state, crossed)
+	}
+	if state, crossed := Assess(spec, usd("1"), over, end); state != schemas.BudgetAtRisk || len(crossed) != 1 {
+		t.Errorf("forecast a picodollar over: %s %v, want at_risk [forecast]", state, crossed)
+	}
+}
+
 func TestAssessStates(t *testing.T) {
 	end := time.Date(2025, 4, 1, 0, 0, 0, 0, time.UTC)
 	spec := Spec{Amount: decimal.NewFromInt(100), Soft: decimal.NewFromInt(80), Hard: decimal.NewFromInt(100), Forecast: true}
 	noForecast := spec
 	noForecast.Forecast = false
-	risky := Forecast{AtEnd: 150, ExhaustsAt: end.Add(-time.Hour), Hours: 48}
-	calm := Forecast{AtEnd: 60, Hours: 48}
+	risky := Forecast{AtEnd: usd("150"), ExhaustsAt: end.Add(-time.Hour), Hours: 48}
+	calm := Forecast{AtEnd: usd("60"), Hours: 48}
 	young := risky
 	young.Hours = MinForecastHours - 1
 	for _, c := range []struct {

@@ -1,6 +1,9 @@
 package budget
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shopspring/decimal"
+)
 
 // metrics are labelled by budget id only; ids come from the budgets file,
 // which holds at most MaxBudgets, and removed budgets are forgotten.
@@ -48,7 +51,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
-func (m *metrics) set(id string, spent, forecast, amount float64) {
+// set exports a budget's amounts as gauges, which are floats by nature.
+func (m *metrics) set(id string, spentUSD, forecastUSD, amountUSD decimal.Decimal) {
+	spent, _ := spentUSD.Float64()
+	forecast, _ := forecastUSD.Float64()
+	amount, _ := amountUSD.Float64()
 	m.spent.WithLabelValues(id).Set(spent)
 	m.forecast.WithLabelValues(id).Set(forecast)
 	if amount > 0 {

@@ -41,9 +41,9 @@ type reportRow struct {
 	AmountUSD       decimal.Decimal `json:"amount_usd"`
 	SpentUSD        decimal.Decimal `json:"spent_usd"`
 	UsedPercent     float64         `json:"used_percent"`
-	ForecastUSD     float64         `json:"forecast_usd"`
-	ForecastLowUSD  float64         `json:"forecast_low_usd"`
-	ForecastHighUSD float64         `json:"forecast_high_usd"`
+	ForecastUSD     decimal.Decimal `json:"forecast_usd"`
+	ForecastLowUSD  decimal.Decimal `json:"forecast_low_usd"`
+	ForecastHighUSD decimal.Decimal `json:"forecast_high_usd"`
 	ExhaustsAt      *time.Time      `json:"exhausts_at,omitempty"`
 	State           string          `json:"state"`
 	EvaluatedAt     time.Time       `json:"evaluated_at"`
@@ -62,7 +62,7 @@ func writeJSON(w io.Writer, rows []schemas.BudgetStatus) error {
 	for _, r := range rows {
 		rr := reportRow{Budget: r.BudgetID, Name: r.Name, Scope: r.Scope, Period: r.Period, PeriodStart: r.PeriodStart, PeriodEnd: r.PeriodEnd,
 			AmountUSD: r.AmountUSD, SpentUSD: r.SpentUSD, UsedPercent: usedPercent(r),
-			ForecastUSD: round2(r.ForecastUSD), ForecastLowUSD: round2(r.ForecastLowUSD), ForecastHighUSD: round2(r.ForecastHighUSD),
+			ForecastUSD: r.ForecastUSD, ForecastLowUSD: r.ForecastLowUSD, ForecastHighUSD: r.ForecastHighUSD,
 			State: r.State, EvaluatedAt: r.EvaluatedAt}
 		if !r.ExhaustsAt.IsZero() {
 			t := r.ExhaustsAt
@@ -88,12 +88,10 @@ func writeTable(w io.Writer, rows []schemas.BudgetStatus) error {
 			exhausts = r.ExhaustsAt.Format("2006-01-02 15:04Z")
 		}
 		period := r.Period + " " + r.PeriodStart.Format(time.DateOnly) + ".." + r.PeriodEnd.Format(time.DateOnly)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f%%\t%.2f (%.2f–%.2f)\t%s\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f%%\t%s (%s–%s)\t%s\t%s\t\n",
 			report.Printable(r.BudgetID), report.Printable(r.Scope), report.Printable(period),
 			r.AmountUSD.StringFixed(2), r.SpentUSD.StringFixed(2), usedPercent(r),
-			r.ForecastUSD, r.ForecastLowUSD, r.ForecastHighUSD, exhausts, report.Printable(r.State))
+			r.ForecastUSD.StringFixed(2), r.ForecastLowUSD.StringFixed(2), r.ForecastHighUSD.StringFixed(2), exhausts, report.Printable(r.State))
 	}
 	return tw.Flush()
 }
-
-func round2(f float64) float64 { v, _ := decimal.NewFromFloat(f).Round(2).Float64(); return v }

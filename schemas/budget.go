@@ -30,8 +30,10 @@ type BudgetStatus struct {
 	// Money is exact; SoftUSD is zero when the budget has no soft
 	// threshold.
 	AmountUSD, SoftUSD, HardUSD, SpentUSD decimal.Decimal
-	// The forecast of spend at period end is an estimate, with an interval.
-	ForecastUSD, ForecastLowUSD, ForecastHighUSD float64
+	// The forecast of spend at period end, with an interval: estimates,
+	// but exact amounts of whole picodollars once made (the spend so far
+	// plus the forecast rest, rounded half to even).
+	ForecastUSD, ForecastLowUSD, ForecastHighUSD decimal.Decimal
 	ForecastMethod                               string
 	// ExhaustsAt is when spend reached or is forecast to reach the amount
 	// within the period; zero when it is not forecast to.

@@ -378,9 +378,9 @@ type budgetRow struct {
 	PeriodEnd       time.Time       `json:"period_end"`
 	AmountUSD       decimal.Decimal `json:"amount_usd"`
 	SpentUSD        decimal.Decimal `json:"spent_usd"`
-	ForecastUSD     float64         `json:"forecast_usd"`
-	ForecastLowUSD  float64         `json:"forecast_low_usd"`
-	ForecastHighUSD float64         `json:"forecast_high_usd"`
+	ForecastUSD     decimal.Decimal `json:"forecast_usd"`
+	ForecastLowUSD  decimal.Decimal `json:"forecast_low_usd"`
+	ForecastHighUSD decimal.Decimal `json:"forecast_high_usd"`
 	ExhaustsAt      *time.Time      `json:"exhausts_at"`
 	State           string          `json:"state"`
 	EvaluatedAt     time.Time       `json:"evaluated_at"`

@@ -132,7 +132,7 @@ func (f *Fixture) Write(ctx context.Context, w Writer) error {
 	budgets := []schemas.BudgetStatus{{BudgetID: "search-monthly", Name: "Search, per month", Scope: "team=search", Period: "monthly",
 		Timezone: "UTC", PeriodStart: month, PeriodEnd: month.AddDate(0, 1, 0),
 		AmountUSD: decimal.RequireFromString("100"), SoftUSD: decimal.RequireFromString("80"), HardUSD: decimal.RequireFromString("100"),
-		SpentUSD: decimal.RequireFromString("0.36"), ForecastUSD: 3.1, ForecastLowUSD: 2.5, ForecastHighUSD: 3.8,
+		SpentUSD: decimal.RequireFromString("0.36"), ForecastUSD: decimal.RequireFromString("3.1"), ForecastLowUSD: decimal.RequireFromString("2.5"), ForecastHighUSD: decimal.RequireFromString("3.8"),
 		ForecastMethod: "linear", ExhaustsAt: time.Unix(0, 0).UTC(), State: "ok", Alerted: []string{}, EvaluatedAt: f.End}}
 	if err := w.WriteBudgetStatus(ctx, budgets); err != nil {
 		return fmt.Errorf("writing the fixture's budget status: %w", err)

@@ -203,7 +203,7 @@ GROUP BY date, api_key_id, source, provider_region`)
 	step(rec.Name, store.WriteBudgetStatus(ctx, []schemas.BudgetStatus{{
 		BudgetID: "w", Scope: "team=search,model=gpt-4o", Period: "daily", Timezone: "UTC", PeriodStart: from, PeriodEnd: to,
 		AmountUSD: decimal.NewFromInt(1), HardUSD: decimal.NewFromInt(1), SpentUSD: decimal.RequireFromString("0.0024"),
-		ForecastUSD: 0.5, ForecastLowUSD: 0.4, ForecastHighUSD: 0.6, ForecastMethod: "linear", ExhaustsAt: at.Add(time.Hour),
+		ForecastUSD: decimal.RequireFromString("0.5"), ForecastLowUSD: decimal.RequireFromString("0.4"), ForecastHighUSD: decimal.RequireFromString("0.6"), ForecastMethod: "linear", ExhaustsAt: at.Add(time.Hour),
 		State: "at_risk", Alerted: []string{"forecast"}, EvaluatedAt: at}}))
 	_, err = budget.LatestStatus(ctx, rec)
 	step(rec.Name, err)

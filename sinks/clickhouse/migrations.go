@@ -608,6 +608,17 @@ ORDER BY (date, api_key_id, source, provider_region)
 		`DROP TABLE IF EXISTS cost_anomalies_final`,
 		`CREATE VIEW IF NOT EXISTS cost_anomalies_final AS SELECT * FROM ` + TableAnomalies + ` FINAL`,
 	}},
+	// Budget forecasts are exact amounts too: the evaluator rounds the
+	// forecast rest of the period to whole picodollars and adds it to the
+	// exact spend, so the Float64 forecast and its interval become
+	// Decimal(38, 12) (the server converts the stored rows, each to the
+	// nearest picodollar of its value). The view selects every column, so
+	// it is recreated over the new types.
+	{91, "budget_status_forecast_decimal", []string{
+		`ALTER TABLE ` + TableBudgetStatus + ` MODIFY COLUMN forecast_usd Decimal(38, 12), MODIFY COLUMN forecast_low_usd Decimal(38, 12), MODIFY COLUMN forecast_high_usd Decimal(38, 12)`,
+		`DROP TABLE IF EXISTS ` + ViewBudgetStatus,
+		`CREATE VIEW IF NOT EXISTS ` + ViewBudgetStatus + ` AS SELECT * FROM ` + TableBudgetStatus + ` FINAL`,
+	}},
 	// How many requests an event stands for (request_count, 1 unless it
 	// sums an interval of a self-hosted server), so that verify compares
 	// cost_by_window's requests with what the events say.
