@@ -59,8 +59,9 @@ type Alert struct {
 	Period    string `json:"period,omitempty"`
 	Threshold string `json:"threshold,omitempty"` // soft, hard or forecast
 	AmountUSD string `json:"amount_usd,omitempty"`
-	// ForecastUSD is the forecast spend at period end; ExhaustsAt when the
-	// amount is (forecast to be) used up within the period.
+	// ForecastUSD is the forecast spend at period end, an exact decimal
+	// string of whole picodollars (as stored in budget_status); ExhaustsAt
+	// when the amount is (forecast to be) used up within the period.
 	ForecastUSD string     `json:"forecast_usd,omitempty"`
 	ExhaustsAt  *time.Time `json:"exhausts_at,omitempty"`
 

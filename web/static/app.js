@@ -138,7 +138,7 @@ async function load() {
         labels: budgets.budgets.map(b => b.budget),
         datasets: [
           { label: "spent % of amount", data: budgets.budgets.map(b => pct(num(b.spent_usd), b)), backgroundColor: palette[0] },
-          { label: "forecast % of amount", data: budgets.budgets.map(b => pct(b.forecast_usd, b)), backgroundColor: palette[2] },
+          { label: "forecast % of amount", data: budgets.budgets.map(b => pct(num(b.forecast_usd), b)), backgroundColor: palette[2] },
         ],
       },
       options: { indexAxis: "y", scales: { x: { suggestedMax: 100, title: { display: true, text: "% of the period's amount" } } } },
