@@ -396,7 +396,8 @@ func TestClusterSameResults(t *testing.T) {
 			t.Fatal(err)
 		}
 		st := schemas.BudgetStatus{BudgetID: "b1", Name: "b1", Scope: "org", Period: "month", Timezone: "UTC", PeriodStart: from, PeriodEnd: to,
-			AmountUSD: decimal.New(100, 0), HardUSD: decimal.New(100, 0), SpentUSD: decimal.New(12345, -3), State: "ok", EvaluatedAt: to}
+			AmountUSD: decimal.New(100, 0), HardUSD: decimal.New(100, 0), SpentUSD: decimal.New(12345, -3), State: "ok", EvaluatedAt: to,
+			ForecastUSD: decimal.New(98765432109876543, -12), ForecastLowUSD: decimal.New(12345, -3), ForecastHighUSD: decimal.New(1, 14), ForecastMethod: "linear"}
 		later := st
 		later.SpentUSD, later.EvaluatedAt, later.Alerted = decimal.New(23456, -3), to.Add(time.Minute), []string{"soft"}
 		if err := s.store.WriteBudgetStatus(s.ctx, []schemas.BudgetStatus{st}); err != nil {
