@@ -611,9 +611,9 @@ ORDER BY (date, api_key_id, source, provider_region)
 	// Budget forecasts are exact amounts too: the evaluator rounds the
 	// forecast rest of the period to whole picodollars and adds it to the
 	// exact spend, so the Float64 forecast and its interval become
-	// Decimal(38, 12) (the server converts the stored rows, each to the
-	// nearest picodollar of its value). The view selects every column, so
-	// it is recreated over the new types.
+	// Decimal(38, 12) (the server converts the stored rows, cutting each
+	// value to whole picodollars). The view selects every column, so it is
+	// recreated over the new types.
 	{91, "budget_status_forecast_decimal", []string{
 		`ALTER TABLE ` + TableBudgetStatus + ` MODIFY COLUMN forecast_usd Decimal(38, 12), MODIFY COLUMN forecast_low_usd Decimal(38, 12), MODIFY COLUMN forecast_high_usd Decimal(38, 12)`,
 		`DROP TABLE IF EXISTS ` + ViewBudgetStatus,
