@@ -93,8 +93,10 @@ func (s *seenSet) Contains(id string) bool {
 
 // Add appends id with its event time unless it is held already, and
 // reports whether it was added.
-func (s *seenSet) Add(id string, timeMs int64) bool {
-	fp := s.fingerprint(id)
+func (s *seenSet) Add(id string, timeMs int64) bool { return s.addFP(s.fingerprint(id), timeMs) }
+
+// addFP is Add of a fingerprint already computed.
+func (s *seenSet) addFP(fp [2]uint64, timeMs int64) bool {
 	i, ok := s.find(fp)
 	if ok {
 		return false
