@@ -92,13 +92,43 @@ func (d *dedupTiers) lookup(id string) (fp [2]uint64, hit dedupHit, minMs, maxMs
 		return fp, hitExact, 0, 0
 	}
 	minMs, maxMs = math.MaxInt64, math.MinInt64
-	for _, c := range d.chunks {
-		if c.contains(fp[0]) {
+	h := fp[0]
+	// Two passes: first the prefix table entry of every chunk and bucket,
+	// then their runs. The loads of one pass do not depend on each other,
+	// so the processor overlaps their cache misses, which are most of a
+	// lookup's cost once the state is larger than the cache.
+	var spans [64][2]uint32
+	units := len(d.chunks) + len(d.buckets)
+	if units > len(spans) {
+		units = 0 // more than a day of buckets: probe one at a time
+	}
+	for i, c := range d.chunks[:min(len(d.chunks), units)] {
+		p := h >> c.shift
+		spans[i] = [2]uint32{c.offs[p], c.offs[p+1]}
+	}
+	for i, b := range d.buckets[:max(0, min(len(d.buckets), units-len(d.chunks)))] {
+		p := h >> b.shift
+		spans[len(d.chunks)+i] = [2]uint32{b.offs[p], b.offs[p+1]}
+	}
+	for i, c := range d.chunks {
+		var found bool
+		if i < units {
+			found = c.scan(h, spans[i][0], spans[i][1])
+		} else {
+			found = c.contains(h)
+		}
+		if found {
 			hit, minMs, maxMs = hitSealed, min(minMs, c.minMs), max(maxMs, c.maxMs)
 		}
 	}
-	for _, b := range d.buckets {
-		if b.contains(fp[0]) {
+	for i, b := range d.buckets {
+		var found bool
+		if j := len(d.chunks) + i; j < units {
+			found = b.scan(h, spans[j][0], spans[j][1])
+		} else {
+			found = b.contains(h)
+		}
+		if found {
 			hit, minMs, maxMs = hitSealed, min(minMs, b.minMs), max(maxMs, b.maxMs)
 		}
 	}
@@ -248,7 +278,12 @@ type sealedChunk struct {
 
 func (c *sealedChunk) contains(h uint64) bool {
 	p := h >> c.shift
-	for _, v := range c.fps[c.offs[p]:c.offs[p+1]] {
+	return c.scan(h, c.offs[p], c.offs[p+1])
+}
+
+// scan looks for h in the run [lo, hi) of its prefix.
+func (c *sealedChunk) scan(h uint64, lo, hi uint32) bool {
+	for _, v := range c.fps[lo:hi] {
 		if v >= h {
 			return v == h
 		}
@@ -276,8 +311,14 @@ func newCompactBucket(sorted []uint64, minMs, maxMs int64) *compactBucket {
 }
 
 func (b *compactBucket) contains(h uint64) bool {
-	p, r := h>>b.shift, uint32(h>>(b.shift-32))
-	for _, v := range b.rems[b.offs[p]:b.offs[p+1]] {
+	p := h >> b.shift
+	return b.scan(h, b.offs[p], b.offs[p+1])
+}
+
+// scan looks for h in the run [lo, hi) of its prefix.
+func (b *compactBucket) scan(h uint64, lo, hi uint32) bool {
+	r := uint32(h >> (b.shift - 32))
+	for _, v := range b.rems[lo:hi] {
 		if v >= r {
 			return v == r
 		}

@@ -285,8 +285,8 @@ func (s *Stage) reportDedupHorizon(st Stats) {
 		s.dedupShort = nil
 		return
 	}
-	s.dedupShort = fmt.Errorf("dedup state holds only %s of the %s aggregate.dedup_horizon on partition %d within aggregate.dedup_memory_mib %d (%d ids, %d MiB): a duplicate older than that is counted twice; raise aggregate.dedup_memory_mib and the memory limit, or shorten aggregate.dedup_horizon",
-		st.DedupHeld.Truncate(time.Second), s.cfg.DedupHorizon, st.ShortPartition, s.cfg.DedupMemoryMiB, st.DedupEntries, st.DedupBytes>>20)
+	s.dedupShort = fmt.Errorf("dedup state holds only %s of the %s aggregate.dedup_horizon on partition %d within aggregate.dedup_memory_mib %d (%d ids, %.1f MiB): a duplicate older than that is counted twice; raise aggregate.dedup_memory_mib and the memory limit, or shorten aggregate.dedup_horizon",
+		st.DedupHeld.Truncate(time.Second), s.cfg.DedupHorizon, st.ShortPartition, s.cfg.DedupMemoryMiB, st.DedupEntries, float64(st.DedupBytes)/(1<<20))
 	if now := s.now(); now.Sub(s.shortLogged) >= dedupShortLogEvery {
 		s.shortLogged = now
 		s.log.Error("dedup horizon not held", "held", st.DedupHeld.Truncate(time.Second), "horizon", s.cfg.DedupHorizon,
