@@ -9,8 +9,8 @@ import "hash/maphash"
 // An id is held as a 128-bit fingerprint (two independently seeded 64-bit
 // hashes), not as a string: 24 bytes per id in a pointer-free ring that
 // the collector never scans, whatever the id's length. Two distinct ids
-// are taken for one only if both hashes collide; among the 2M ids of the
-// default max_dedup_entries the chance that any two do is about 2^-87,
+// are taken for one only if both hashes collide; among the few million ids
+// the exact tier holds (see dedupTiers) the chance that any two do is about 2^-87,
 // and the seeds are drawn per process, so a producer cannot aim for it.
 //
 // The index is a pointer-free open-addressing table of (hash, ring

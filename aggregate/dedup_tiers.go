@@ -151,6 +151,9 @@ func (d *dedupTiers) add(fp [2]uint64, timeMs int64) bool {
 	return true
 }
 
+// sealed reports whether any id is in a chunk or bucket.
+func (d *dedupTiers) sealed() bool { return len(d.chunks)+len(d.buckets) > 0 }
+
 // due reports whether seal has work to do.
 func (d *dedupTiers) due() bool { return d.hasMax && d.maxMs >= d.nextSealMs }
 

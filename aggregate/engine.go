@@ -167,8 +167,11 @@ type partition struct {
 	seen *dedupTiers // event ids, for dedup and expiry
 	// checked holds the ids of the current batch that a sealed tier may
 	// hold, each with whether the sink confirmed it stored (Suspects,
-	// Resolve); AddBatch clears it.
-	checked map[string]bool
+	// Resolve); AddBatch clears it. prechecked says Suspects probed the
+	// batch's ids: the sealed tiers do not change until the batch ends, so
+	// an id not in checked needs only the exact tier.
+	checked    map[string]bool
+	prechecked bool
 }
 
 func (p *partition) watermarkMs(outOfOrder time.Duration) int64 {
@@ -388,6 +391,13 @@ func (e *Engine) windowStart(timeMs int64) int64 {
 // or by a sealed tier and confirmed stored by the sink. fp is the id's
 // fingerprint, for remembering it when it is new.
 func (e *Engine) seenBefore(part *partition, id string) (fp [2]uint64, seen bool) {
+	if part.prechecked {
+		fp = part.seen.exact.fingerprint(id)
+		if _, ok := part.seen.exact.find(fp); ok {
+			return fp, true
+		}
+		return fp, part.checked[id]
+	}
 	fp, hit, _, _ := part.seen.lookup(id)
 	switch hit {
 	case hitExact:
@@ -419,7 +429,8 @@ func (e *Engine) firstSeen(part *partition, id string, timeMs int64) bool {
 // certainty), with the event-time range of the chunks and buckets that
 // matched; the original, if any, has its time in that range. The caller
 // asks the sink which of them it stores for p and passes the answer to
-// Resolve before AddBatch; an id it cannot confirm is new. Ids among the
+// Resolve before AddBatch, which must get the same in; an id the sink
+// does not hold is new. Ids among the
 // partition's pending events (accepted, not yet written) are confirmed
 // here and not listed.
 func (e *Engine) Suspects(p int32, in []Input) (ids []string, from, to time.Time) {
@@ -428,6 +439,10 @@ func (e *Engine) Suspects(p int32, in []Input) (ids []string, from, to time.Time
 		return nil, time.Time{}, time.Time{}
 	}
 	clear(part.checked)
+	part.prechecked = true
+	if !part.seen.sealed() {
+		return nil, time.Time{}, time.Time{}
+	}
 	minMs, maxMs := int64(math.MaxInt64), int64(math.MinInt64)
 	for _, rec := range in {
 		id := rec.Event.EventID
@@ -610,6 +625,7 @@ func (e *Engine) AddBatch(p int32, in []Input, now time.Time, outcomes []Outcome
 	}
 	e.expire(part)
 	clear(part.checked)
+	part.prechecked = false
 	return outcomes
 }
 
