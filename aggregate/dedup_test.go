@@ -153,16 +153,33 @@ func TestCompactBucketFindsEveryFingerprint(t *testing.T) {
 			}
 		}
 		slices.Sort(fps)
-		b := newCompactBucket(fps, 0, 0)
+		// A bucket merged from three chunks: the first half, and the
+		// rest dealt alternately into two.
+		var parts [3][]uint64
+		for i, h := range fps {
+			k := 0
+			if i >= n/2 {
+				k = 1 + i%2
+			}
+			parts[k] = append(parts[k], h)
+		}
+		var chunks []*sealedChunk
+		for _, p := range parts {
+			c := &sealedChunk{fps: p}
+			c.offs, c.shift = prefixOffsets(p)
+			chunks = append(chunks, c)
+		}
+		b := mergeChunks(chunks)
 		c := &sealedChunk{fps: fps}
 		c.offs, c.shift = prefixOffsets(fps)
+		want, _ := prefixOffsets(fps)
+		if !slices.Equal(b.offs, want) || len(b.rems) != n || b.shift != c.shift {
+			t.Fatalf("n=%d: the merged bucket's index differs from one built from all the fingerprints", n)
+		}
 		for _, h := range fps {
 			if !b.contains(h) || !c.contains(h) {
 				t.Fatalf("n=%d: %#x not found", n, h)
 			}
-		}
-		if m := mergeSorted(fps[:n/2], fps[n/2:]); !slices.Equal(m, fps) {
-			t.Fatalf("n=%d: merge of the two halves differs", n)
 		}
 	}
 }

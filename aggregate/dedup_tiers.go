@@ -191,14 +191,9 @@ func (d *dedupTiers) seal() {
 
 // compact merges the chunks into one bucket.
 func (d *dedupTiers) compact() {
-	merged := d.chunks[0].fps
-	minMs, maxMs := d.chunks[0].minMs, d.chunks[0].maxMs
-	for _, c := range d.chunks[1:] {
-		merged = mergeSorted(merged, c.fps)
-		minMs, maxMs = min(minMs, c.minMs), max(maxMs, c.maxMs)
-	}
+	d.buckets = append(d.buckets, mergeChunks(d.chunks))
+	clear(d.chunks)
 	d.chunks = d.chunks[:0]
-	d.buckets = append(d.buckets, newCompactBucket(merged, minMs, maxMs))
 }
 
 // expire forgets the ids whose event time is before floorMs, and reports
@@ -304,15 +299,6 @@ type compactBucket struct {
 	minMs, maxMs int64
 }
 
-func newCompactBucket(sorted []uint64, minMs, maxMs int64) *compactBucket {
-	b := &compactBucket{rems: make([]uint32, len(sorted)), minMs: minMs, maxMs: maxMs}
-	b.offs, b.shift = prefixOffsets(sorted)
-	for i, h := range sorted {
-		b.rems[i] = uint32(h >> (b.shift - 32))
-	}
-	return b
-}
-
 func (b *compactBucket) contains(h uint64) bool {
 	p := h >> b.shift
 	return b.scan(h, b.offs[p], b.offs[p+1])
@@ -351,22 +337,35 @@ func prefixOffsets(sorted []uint64) ([]uint32, uint8) {
 	return offs, shift
 }
 
-// mergeSorted returns the sorted union of two sorted arrays (duplicates
-// kept; both are harmless to a lookup).
-func mergeSorted(a, b []uint64) []uint64 {
-	out := make([]uint64, 0, len(a)+len(b))
-	i, j := 0, 0
-	for i < len(a) && j < len(b) {
-		if a[i] <= b[j] {
-			out = append(out, a[i])
-			i++
-		} else {
-			out = append(out, b[j])
-			j++
-		}
+// mergeChunks builds one bucket from sorted chunks, merging them straight
+// into the bucket's remainders: the only memory it takes is the bucket's.
+func mergeChunks(chunks []*sealedChunk) *compactBucket {
+	n := 0
+	b := &compactBucket{minMs: math.MaxInt64, maxMs: math.MinInt64}
+	for _, c := range chunks {
+		n += len(c.fps)
+		b.minMs, b.maxMs = min(b.minMs, c.minMs), max(b.maxMs, c.maxMs)
 	}
-	out = append(out, a[i:]...)
-	return append(out, b[j:]...)
+	q := min(bits.Len(uint(n/perPrefix)), 32)
+	b.shift = uint8(64 - q)
+	b.rems = make([]uint32, n)
+	b.offs = make([]uint32, 1<<q+1)
+	pos := make([]int, len(chunks))
+	for i := range b.rems {
+		best, v := -1, uint64(0)
+		for k, c := range chunks {
+			if pos[k] < len(c.fps) && (best < 0 || c.fps[pos[k]] < v) {
+				best, v = k, c.fps[pos[k]]
+			}
+		}
+		pos[best]++
+		b.rems[i] = uint32(v >> (b.shift - 32))
+		b.offs[v>>b.shift+1]++
+	}
+	for p := 1; p < len(b.offs); p++ {
+		b.offs[p] += b.offs[p-1]
+	}
+	return b
 }
 
 func floorDiv(a, b int64) int64 {
