@@ -34,11 +34,11 @@ type Config struct {
 	// DedupHorizon is how long an event_id is remembered, on event time.
 	DedupHorizon time.Duration `koanf:"dedup_horizon" help:"how long, in event time, an event_id is remembered"`
 	// DedupMemoryMiB is the memory the remembered event ids may take
-	// across partitions. About 4.8 bytes an id in all: the default
+	// across partitions. About 5 bytes an id in all: the default
 	// holds 24 h at 10,000 events/s (864M ids). When the horizon does not
 	// fit, the oldest ids are forgotten early and the stage says so (log,
 	// aivis_aggregate_dedup_horizon_held_seconds, readiness).
-	DedupMemoryMiB int64 `koanf:"dedup_memory_mib" help:"memory, in MiB, the remembered event ids may take across partitions (about 4.8 bytes an id: the default holds 24h at 10,000 events/s); over it the oldest are forgotten early and the aggregator reports not ready"`
+	DedupMemoryMiB int64 `koanf:"dedup_memory_mib" help:"memory, in MiB, the remembered event ids may take across partitions (about 5 bytes an id: the default holds 24h at 10,000 events/s); over it the oldest are forgotten early and the aggregator reports not ready"`
 	// MaxDedupEntries is deprecated: an optional bound on the number of
 	// remembered ids (0: none, only DedupMemoryMiB).
 	MaxDedupEntries int `koanf:"max_dedup_entries" help:"deprecated, use dedup_memory_mib: optional bound on the remembered event ids across partitions (0: none)"`
