@@ -340,11 +340,10 @@ func (e *Engine) Remember(p int32, id string, at time.Time) {
 	if part == nil {
 		return
 	}
-	fp, hit, _, _ := part.seen.lookup(id)
-	if hit == hitExact {
-		return
-	}
-	part.seen.add(fp, at.UnixMilli())
+	// Only the exact tier is asked: probing every sealed tier for each of
+	// hundreds of millions of ids would make a restore take hours, and an
+	// id held twice is harmless.
+	part.seen.add(part.seen.exact.fingerprint(id), at.UnixMilli())
 	if part.seen.due() {
 		part.seen.seal()
 		e.enforceBudget()
