@@ -429,9 +429,8 @@ func (e *Engine) firstSeen(part *partition, id string, timeMs int64) bool {
 // matched; the original, if any, has its time in that range. The caller
 // asks the sink which of them it stores for p and passes the answer to
 // Resolve before AddBatch, which must get the same in; an id the sink
-// does not hold is new. Ids among the
-// partition's pending events (accepted, not yet written) are confirmed
-// here and not listed.
+// does not hold is new. Ids among the partition's pending events
+// (accepted, not yet written) are confirmed here and not listed.
 func (e *Engine) Suspects(p int32, in []Input) (ids []string, from, to time.Time) {
 	part := e.parts[p]
 	if part == nil {
