@@ -33,8 +33,15 @@ type Config struct {
 	MaxFuture time.Duration `koanf:"max_future" help:"newest event time, ahead of the aggregator's clock, that still counts and moves the watermark; later ones are dead-lettered as future (at least ingest.max_clock_skew)"`
 	// DedupHorizon is how long an event_id is remembered, on event time.
 	DedupHorizon time.Duration `koanf:"dedup_horizon" help:"how long, in event time, an event_id is remembered"`
-	// MaxDedupEntries bounds the remembered event ids across partitions.
-	MaxDedupEntries int `koanf:"max_dedup_entries" help:"bound on the remembered event ids across partitions"`
+	// DedupMemoryMiB is the memory the remembered event ids may take
+	// across partitions. About 5 bytes an id in all: the default
+	// holds 24 h at 10,000 events/s (864M ids). When the horizon does not
+	// fit, the oldest ids are forgotten early and the stage says so (log,
+	// aivis_aggregate_dedup_horizon_held_seconds, readiness).
+	DedupMemoryMiB int64 `koanf:"dedup_memory_mib" help:"memory, in MiB, the remembered event ids may take across partitions (about 5 bytes an id: the default holds 24h at 10,000 events/s); over it the oldest are forgotten early and the aggregator reports not ready"`
+	// MaxDedupEntries is deprecated: an optional bound on the number of
+	// remembered ids (0: none, only DedupMemoryMiB).
+	MaxDedupEntries int `koanf:"max_dedup_entries" help:"deprecated, use dedup_memory_mib: optional bound on the remembered event ids across partitions (0: none)"`
 	// IdleTimeout emits the open windows of a partition that received no
 	// records for this long (wall clock), so that quiet partitions publish.
 	IdleTimeout time.Duration `koanf:"idle_timeout" help:"emit a partition's open windows after this long without records (wall clock)"`
@@ -78,7 +85,7 @@ func DefaultConfig() Config {
 		LateHorizon:      24 * time.Hour,
 		MaxFuture:        10 * time.Minute,
 		DedupHorizon:     24 * time.Hour,
-		MaxDedupEntries:  2_000_000,
+		DedupMemoryMiB:   4608,
 		IdleTimeout:      10 * time.Second,
 		FlushInterval:    time.Second,
 		MaxPendingEvents: 50_000,
@@ -118,8 +125,11 @@ func (c Config) Validate() error {
 	if c.DedupHorizon <= 0 {
 		bad("dedup_horizon", "must be positive (e.g. 24h)")
 	}
-	if c.MaxDedupEntries < 1000 {
-		bad("max_dedup_entries", "%d is too small (at least 1000)", c.MaxDedupEntries)
+	if c.DedupMemoryMiB < 16 {
+		bad("dedup_memory_mib", "%d is too small (at least 16; 4608 holds 24h at 10,000 events/s)", c.DedupMemoryMiB)
+	}
+	if c.MaxDedupEntries != 0 && c.MaxDedupEntries < 1000 {
+		bad("max_dedup_entries", "%d is too small (0 for no bound, or at least 1000; prefer dedup_memory_mib)", c.MaxDedupEntries)
 	}
 	if c.IdleTimeout <= 0 {
 		bad("idle_timeout", "must be positive")

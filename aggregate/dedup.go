@@ -9,8 +9,8 @@ import "hash/maphash"
 // An id is held as a 128-bit fingerprint (two independently seeded 64-bit
 // hashes), not as a string: 24 bytes per id in a pointer-free ring that
 // the collector never scans, whatever the id's length. Two distinct ids
-// are taken for one only if both hashes collide; among the 2M ids of the
-// default max_dedup_entries the chance that any two do is about 2^-87,
+// are taken for one only if both hashes collide; among the few million ids
+// the exact tier holds (see dedupTiers) the chance that any two do is about 2^-87,
 // and the seeds are drawn per process, so a producer cannot aim for it.
 //
 // The index is a pointer-free open-addressing table of (hash, ring
@@ -93,8 +93,10 @@ func (s *seenSet) Contains(id string) bool {
 
 // Add appends id with its event time unless it is held already, and
 // reports whether it was added.
-func (s *seenSet) Add(id string, timeMs int64) bool {
-	fp := s.fingerprint(id)
+func (s *seenSet) Add(id string, timeMs int64) bool { return s.addFP(s.fingerprint(id), timeMs) }
+
+// addFP is Add of a fingerprint already computed.
+func (s *seenSet) addFP(fp [2]uint64, timeMs int64) bool {
 	i, ok := s.find(fp)
 	if ok {
 		return false

@@ -3,6 +3,7 @@ package aggregate
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -63,5 +64,122 @@ func TestSeenSetMatchesMap(t *testing.T) {
 				t.Fatal("set not empty after removing everything")
 			}
 		})
+	}
+}
+
+// TestDedupTiersHoldTheHorizon feeds ids over 27 hours of event time (some
+// late), sealing and expiring as the engine does, and checks that every id
+// within the horizon is found, that ids never added are almost never
+// suspects, and that sealed ids cost about 4.3 bytes each.
+func TestDedupTiersHoldTheHorizon(t *testing.T) {
+	const (
+		stepMs    = 500 // 2 ids a second of event time
+		hours     = 27
+		horizonMs = 24 * 3600 * 1000
+	)
+	r := rand.New(rand.NewPCG(3, 4))
+	d := newDedupTiers(0)
+	times := map[string]int64{}
+	var floor int64
+	for i := range hours * 3600 * 1000 / stepMs {
+		at := int64(i) * stepMs
+		if r.IntN(50) == 0 {
+			at -= int64(r.IntN(3 * 3600 * 1000)) // a late event
+		}
+		id := fmt.Sprint("t-", i)
+		fp, hit, _, _ := d.lookup(id)
+		if hit == hitExact {
+			t.Fatalf("%s: new id found in the exact tier", id)
+		}
+		d.add(fp, at)
+		times[id] = at
+		d.seal()
+		floor = d.maxMs - horizonMs
+		d.expire(floor)
+		if i%60_000 == 0 || i == hours*3600*1000/stepMs-1 {
+			for id, at := range times {
+				if at < floor {
+					delete(times, id)
+					continue
+				}
+				if _, hit, lo, hi := d.lookup(id); hit == hitNone {
+					t.Fatalf("step %d: %s (time %d, floor %d) forgotten within the horizon", i, id, at, floor)
+				} else if hit == hitSealed && (at < lo || at > hi) {
+					t.Fatalf("step %d: %s (time %d) found in a tier of times [%d, %d]", i, id, at, lo, hi)
+				}
+			}
+		}
+	}
+	if len(d.buckets) < 20 || d.sealedN == 0 {
+		t.Fatalf("%d buckets, %d sealed ids: want the horizon mostly sealed", len(d.buckets), d.sealedN)
+	}
+	suspects := 0
+	for i := range 100_000 {
+		if _, hit, _, _ := d.lookup(fmt.Sprint("never-", i)); hit != hitNone {
+			suspects++
+		}
+	}
+	if suspects > 2 {
+		t.Fatalf("%d of 100,000 unknown ids are suspects, want about 0 (1e-7 each)", suspects)
+	}
+	var bucketBytes, bucketIDs int64
+	for _, b := range d.buckets {
+		bucketBytes += int64(cap(b.rems))*4 + int64(len(b.offs))*4
+		bucketIDs += int64(len(b.rems))
+	}
+	perID := float64(bucketBytes) / float64(bucketIDs)
+	t.Logf("%d ids held (%d sealed in %d buckets and %d chunks), %.2f bytes/id in buckets, %d bytes in all",
+		d.Len(), d.sealedN, len(d.buckets), len(d.chunks), perID, d.Bytes())
+	if perID > 4.6 {
+		t.Fatalf("buckets cost %.2f bytes an id, want about 4.3", perID)
+	}
+}
+
+// TestCompactBucketFindsEveryFingerprint checks the prefix index at sizes
+// around its boundaries, with fingerprints crowded at the ends of the
+// range.
+func TestCompactBucketFindsEveryFingerprint(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, n := range []int{0, 1, 15, 16, 17, 33, 1000, 70_000} {
+		fps := make([]uint64, n)
+		for i := range fps {
+			switch i % 4 {
+			case 0:
+				fps[i] = uint64(i)
+			case 1:
+				fps[i] = ^uint64(0) - uint64(i)
+			default:
+				fps[i] = r.Uint64()
+			}
+		}
+		slices.Sort(fps)
+		// A bucket merged from three chunks: the first half, and the
+		// rest dealt alternately into two.
+		var parts [3][]uint64
+		for i, h := range fps {
+			k := 0
+			if i >= n/2 {
+				k = 1 + i%2
+			}
+			parts[k] = append(parts[k], h)
+		}
+		var chunks []*sealedChunk
+		for _, p := range parts {
+			c := &sealedChunk{fps: p}
+			c.offs, c.shift = prefixOffsets(p)
+			chunks = append(chunks, c)
+		}
+		b := mergeChunks(chunks)
+		c := &sealedChunk{fps: fps}
+		c.offs, c.shift = prefixOffsets(fps)
+		want, _ := prefixOffsets(fps)
+		if !slices.Equal(b.offs, want) || len(b.rems) != n || b.shift != c.shift {
+			t.Fatalf("n=%d: the merged bucket's index differs from one built from all the fingerprints", n)
+		}
+		for _, h := range fps {
+			if !b.contains(h) || !c.contains(h) {
+				t.Fatalf("n=%d: %#x not found", n, h)
+			}
+		}
 	}
 }

@@ -3,7 +3,9 @@
 // Records enter from aivis.usage.enriched.v1, keyed by event_id, through a
 // consumer group whose replicas each own some partitions. Per partition the
 // engine keeps a watermark (newest event time minus the out-of-order bound),
-// remembers event ids for deduplication, buffers each poll's accepted events
+// remembers event ids for deduplication (recent ones exactly, older ones in
+// compact hourly buckets whose hits are confirmed with the sink, within a
+// memory budget; see dedupTiers), buffers each poll's accepted events
 // into an Arrow record batch and folds its columns into tumbling event-time
 // windows per (provider, canonical model, team, project). A window is emitted once the
 // watermark passes its end plus the allowed lateness, or when its partition

@@ -164,7 +164,14 @@ type partition struct {
 	pending    []schemas.StoredEvent
 	lastActive time.Time
 
-	seen *seenSet // event ids in arrival order, for dedup and expiry
+	seen *dedupTiers // event ids, for dedup and expiry
+	// checked holds the ids of the current batch that a sealed tier may
+	// hold, each with whether the sink confirmed it stored (Suspects,
+	// Resolve); AddBatch clears it. prechecked says Suspects probed the
+	// batch's ids: the sealed tiers do not change until the batch ends, so
+	// an id not in checked needs only the exact tier.
+	checked    map[string]bool
+	prechecked bool
 }
 
 func (p *partition) watermarkMs(outOfOrder time.Duration) int64 {
@@ -183,9 +190,12 @@ type Engine struct {
 	parts    map[int32]*partition
 	dimIDs   map[dims]uint32
 	dimList  []dims
-	seenN    int
-	// evictions counts ids forgotten early (MaxDedupEntries).
+	// evictions counts ids forgotten before their horizon to stay within
+	// DedupMemoryMiB (or MaxDedupEntries).
 	evictions int64
+	// unconfirmed counts sealed-tier hits taken for duplicates without a
+	// Suspects/Resolve round (an engine driven without a sink).
+	unconfirmed int64
 
 	batch batchColumns
 	// flushEvents backs Flush.Events, reused from one flush to the next.
@@ -307,28 +317,46 @@ func (e *Engine) Assign(p int32, h schemas.PartitionHistory, now time.Time) {
 		position:   -1,
 		windows:    map[int64]*window{},
 		emitted:    h.Emitted,
-		seen:       newSeenSet(len(h.SeenIDs)),
+		seen:       newDedupTiers(min(len(h.SeenIDs), sealSpanIDs)),
+		checked:    map[string]bool{},
 		lastActive: now,
 	}
 	if part.emitted == nil {
 		part.emitted = map[int64]int64{}
 	}
-	// An id stored twice (a re-rated event not yet merged) is remembered
-	// once, from its first time; both copies have the same event time.
-	for _, s := range h.SeenIDs {
-		e.firstSeen(part, s.ID, s.Time.UnixMilli())
-	}
 	e.parts[p] = part
+	for _, s := range h.SeenIDs {
+		e.Remember(p, s.ID, s.Time)
+	}
+	e.enforceBudget()
+}
+
+// sealSpanIDs bounds the exact tier's initial capacity on Assign.
+const sealSpanIDs = 1 << 20
+
+// Remember adds an id the sink holds for partition p to its dedup state,
+// streaming what Assign would take from PartitionHistory.SeenIDs: the
+// ids of a 24 h horizon at a high rate do not fit in memory as strings.
+// An id stored twice (a re-rated event not yet merged) is remembered once,
+// from its first time; both copies have the same event time.
+func (e *Engine) Remember(p int32, id string, at time.Time) {
+	part := e.parts[p]
+	if part == nil {
+		return
+	}
+	// Only the exact tier is asked: probing every sealed tier for each of
+	// hundreds of millions of ids would make a restore take hours, and an
+	// id held twice is harmless.
+	part.seen.add(part.seen.exact.fingerprint(id), at.UnixMilli())
+	if part.seen.due() {
+		part.seen.seal()
+		e.enforceBudget()
+	}
 }
 
 // Drop forgets a partition (revoked or lost). Nothing is emitted: the next
 // owner replays from the committed offset.
-func (e *Engine) Drop(p int32) {
-	if part, ok := e.parts[p]; ok {
-		e.seenN -= part.seen.Len()
-		delete(e.parts, p)
-	}
-}
+func (e *Engine) Drop(p int32) { delete(e.parts, p) }
 
 // Partitions lists the owned partitions in order.
 func (e *Engine) Partitions() []int32 {
@@ -362,39 +390,154 @@ func (e *Engine) windowStart(timeMs int64) int64 {
 	return ws * e.windowMs / 1000
 }
 
+// seenBefore reports whether id is a duplicate: held by the exact tier,
+// or by a sealed tier and confirmed stored by the sink. fp is the id's
+// fingerprint, for remembering it when it is new.
+func (e *Engine) seenBefore(part *partition, id string) (fp [2]uint64, seen bool) {
+	if part.prechecked {
+		fp = part.seen.exact.fingerprint(id)
+		if _, ok := part.seen.exact.find(fp); ok {
+			return fp, true
+		}
+		return fp, part.checked[id]
+	}
+	fp, hit, _, _ := part.seen.lookup(id)
+	switch hit {
+	case hitExact:
+		return fp, true
+	case hitSealed:
+		stored, ok := part.checked[id]
+		if !ok {
+			// Not asked about: without a sink to ask, the engine keeps
+			// the old behaviour of a set that holds the id.
+			e.unconfirmed++
+			return fp, true
+		}
+		return fp, stored
+	}
+	return fp, false
+}
+
 // firstSeen remembers id and reports whether it was new.
 func (e *Engine) firstSeen(part *partition, id string, timeMs int64) bool {
-	if !part.seen.Add(id, timeMs) {
+	fp, seen := e.seenBefore(part, id)
+	if seen {
 		return false
 	}
-	e.seenN++
-	if e.seenN > e.cfg.MaxDedupEntries {
-		e.evictOldest(part)
-	}
-	return true
+	return part.seen.add(fp, timeMs)
 }
 
-// expire forgets ids older than the dedup horizon behind the watermark.
-func (e *Engine) expire(part *partition) {
-	if !part.hasEvents {
+// Suspects lists the ids of in that only a sealed tier of partition p may
+// hold (its compact fingerprints cannot tell two ids apart with
+// certainty), with the event-time range of the chunks and buckets that
+// matched; the original, if any, has its time in that range. The caller
+// asks the sink which of them it stores for p and passes the answer to
+// Resolve before AddBatch, which must get the same in; an id the sink
+// does not hold is new. Ids among the partition's pending events
+// (accepted, not yet written) are confirmed here and not listed.
+func (e *Engine) Suspects(p int32, in []Input) (ids []string, from, to time.Time) {
+	part := e.parts[p]
+	if part == nil {
+		return nil, time.Time{}, time.Time{}
+	}
+	clear(part.checked)
+	part.prechecked = true
+	if !part.seen.sealed() {
+		return nil, time.Time{}, time.Time{}
+	}
+	minMs, maxMs := int64(math.MaxInt64), int64(math.MinInt64)
+	for _, rec := range in {
+		id := rec.Event.EventID
+		if _, done := part.checked[id]; done {
+			continue
+		}
+		_, hit, lo, hi := part.seen.lookup(id)
+		if hit != hitSealed {
+			continue
+		}
+		part.checked[id] = false
+		minMs, maxMs = min(minMs, lo), max(maxMs, hi)
+	}
+	if len(part.checked) == 0 {
+		return nil, time.Time{}, time.Time{}
+	}
+	for _, ev := range part.pending {
+		if _, ok := part.checked[ev.Event.EventID]; ok {
+			part.checked[ev.Event.EventID] = true
+		}
+	}
+	for id, stored := range part.checked {
+		if !stored {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids, time.UnixMilli(minMs).UTC(), time.UnixMilli(maxMs).UTC()
+}
+
+// Resolve records which of the ids Suspects listed the sink stores for
+// partition p: those are duplicates, the others new.
+func (e *Engine) Resolve(p int32, stored map[string]bool) {
+	part := e.parts[p]
+	if part == nil {
 		return
 	}
-	horizon := part.maxEventMs - e.cfg.DedupHorizon.Milliseconds()
-	for {
-		t, ok := part.seen.Oldest()
-		if !ok || t >= horizon {
-			return
+	for id := range part.checked {
+		if stored[id] {
+			part.checked[id] = true
 		}
-		part.seen.RemoveOldest()
-		e.seenN--
 	}
 }
 
-func (e *Engine) evictOldest(part *partition) {
-	if part.seen.Len() > 0 {
-		part.seen.RemoveOldest()
-		e.seenN--
-		e.evictions++
+// expire seals the exact tier's older span, forgets ids older than the
+// dedup horizon behind the watermark and keeps the state within its
+// budget.
+func (e *Engine) expire(part *partition) {
+	part.seen.seal()
+	if part.hasEvents {
+		part.seen.expire(part.maxEventMs - e.cfg.DedupHorizon.Milliseconds())
+	}
+	e.enforceBudget()
+}
+
+// enforceBudget forgets the oldest sealed ids across partitions while the
+// dedup state is over DedupMemoryMiB (or holds more than MaxDedupEntries
+// ids). With nothing sealed left, it halves the largest exact tier.
+// Either shortens the horizon held; Stats reports by how much.
+func (e *Engine) enforceBudget() {
+	limit := e.cfg.DedupMemoryMiB << 20
+	for {
+		var bytes int64
+		n := 0
+		var victim, largest *partition
+		var victimMs int64
+		for _, part := range e.parts {
+			bytes += part.seen.Bytes()
+			n += part.seen.Len()
+			if t, ok := part.seen.oldestSealed(); ok && (victim == nil || t < victimMs) {
+				victim, victimMs = part, t
+			}
+			if largest == nil || part.seen.exact.Len() > largest.seen.exact.Len() {
+				largest = part
+			}
+		}
+		if (limit <= 0 || bytes <= limit) && (e.cfg.MaxDedupEntries <= 0 || n <= e.cfg.MaxDedupEntries) {
+			return
+		}
+		if victim == nil {
+			// The exact tier alone is over: its arrays do not shrink, so
+			// forget half of the largest one and stop.
+			if largest != nil {
+				for k := largest.seen.exact.Len() / 2; k > 0; k-- {
+					e.evictions += int64(largest.seen.evict())
+				}
+				if largest.seen.exact.Len() == 1 {
+					e.evictions += int64(largest.seen.evict())
+				}
+			}
+			return
+		}
+		e.evictions += int64(victim.seen.evict())
 	}
 }
 
@@ -423,8 +566,9 @@ func (e *Engine) AddBatch(p int32, in []Input, now time.Time, outcomes []Outcome
 			// A duplicate is reported as one even when it is also out of
 			// range. Neither is remembered: a future event sent again
 			// once its time has come counts.
+			_, seen := e.seenBefore(part, ev.EventID)
 			switch {
-			case part.seen.Contains(ev.EventID):
+			case seen:
 				outcomes = append(outcomes, Duplicate)
 			case timeMs > futureMs:
 				outcomes = append(outcomes, Future)
@@ -483,6 +627,8 @@ func (e *Engine) AddBatch(p int32, in []Input, now time.Time, outcomes []Outcome
 		rec.Release()
 	}
 	e.expire(part)
+	clear(part.checked)
+	part.prechecked = false
 	return outcomes
 }
 
@@ -802,19 +948,52 @@ type Stats struct {
 	OpenWindows   int
 	PendingEvents int
 	DedupEntries  int
-	// DedupEvictions counts ids forgotten early because MaxDedupEntries was
-	// reached, since the engine was made.
+	// DedupBytes is the memory the dedup state holds.
+	DedupBytes int64
+	// DedupEvictions counts ids forgotten before their horizon to stay
+	// within DedupMemoryMiB (or MaxDedupEntries), since the engine was made.
 	DedupEvictions int64
+	// DedupHeld is the dedup horizon every owned partition holds now:
+	// DedupHorizon, or less when ids within it were evicted (DedupShort).
+	// ShortPartition is the partition holding the least.
+	DedupHeld      time.Duration
+	DedupShort     bool
+	ShortPartition int32
+	// DedupUnconfirmed counts sealed-tier hits dropped without the sink's
+	// confirmation (only when AddBatch is used without Suspects/Resolve).
+	DedupUnconfirmed int64
 }
 
 // Stats reports the current state sizes.
 func (e *Engine) Stats() Stats {
-	s := Stats{Partitions: len(e.parts), DedupEntries: e.seenN, DedupEvictions: e.evictions}
+	s := Stats{Partitions: len(e.parts), DedupEvictions: e.evictions, DedupHeld: e.cfg.DedupHorizon,
+		DedupUnconfirmed: e.unconfirmed}
 	for _, part := range e.parts {
 		s.OpenWindows += len(part.windows)
 		s.PendingEvents += len(part.pending)
+		s.DedupEntries += part.seen.Len()
+		s.DedupBytes += part.seen.Bytes()
+		if held := e.heldHorizon(part); held < s.DedupHeld {
+			s.DedupHeld, s.ShortPartition = held, part.id
+		}
 	}
+	s.DedupShort = s.DedupHeld < e.cfg.DedupHorizon
 	return s
+}
+
+// heldHorizon is how far back in event time partition part is sure to
+// remember every id: the dedup horizon, unless an id newer than that was
+// evicted.
+func (e *Engine) heldHorizon(part *partition) time.Duration {
+	newest := part.seen.maxMs
+	if part.hasEvents {
+		newest = max(newest, part.maxEventMs)
+	}
+	if part.seen.forgotMs == math.MinInt64 {
+		return e.cfg.DedupHorizon
+	}
+	held := time.Duration(newest-part.seen.forgotMs) * time.Millisecond
+	return max(min(held, e.cfg.DedupHorizon), 0)
 }
 
 // Watermark returns partition p's watermark (zero time before any event).

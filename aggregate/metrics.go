@@ -15,6 +15,9 @@ type stageMetrics struct {
 	pending        prometheus.Gauge
 	dedupEntries   prometheus.Gauge
 	dedupEvictions prometheus.Counter
+	dedupBytes     prometheus.Gauge
+	dedupHeld      prometheus.Gauge
+	dedupSuspects  prometheus.Counter
 	flushSeconds   prometheus.Histogram
 	flushFailures  prometheus.Counter
 	rows           prometheus.Counter
@@ -49,7 +52,19 @@ func newStageMetrics(reg prometheus.Registerer) *stageMetrics {
 		})),
 		dedupEvictions: obs.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "aivis_aggregate_dedup_evictions_total",
-			Help: "Event ids forgotten early because max_dedup_entries was reached; raise it if this grows.",
+			Help: "Event ids forgotten before the dedup horizon to stay within aggregate.dedup_memory_mib; a duplicate of one is counted twice. Raise the budget if this grows.",
+		})),
+		dedupBytes: obs.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "aivis_aggregate_dedup_bytes",
+			Help: "Memory held by the remembered event ids, against aggregate.dedup_memory_mib.",
+		})),
+		dedupHeld: obs.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "aivis_aggregate_dedup_horizon_held_seconds",
+			Help: "Event time every owned partition remembers ids for: aggregate.dedup_horizon, or less when ids were forgotten early to stay within aggregate.dedup_memory_mib.",
+		})),
+		dedupSuspects: obs.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "aivis_aggregate_dedup_suspects_total",
+			Help: "Event ids the compact dedup tiers may hold, confirmed against ClickHouse before being dropped as duplicates.",
 		})),
 		flushSeconds: obs.Register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "aivis_aggregate_flush_seconds",

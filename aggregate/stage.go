@@ -21,11 +21,17 @@ import (
 
 // Sink makes the aggregator's output durable. Write must return nil only
 // once every event and row is stored; rows are idempotent by key, so a
-// retried Write is safe. History reads back what a partition already
-// stored so that a replay skips it (see Engine.Assign).
+// retried Write is safe. Emitted and SeenIDs read back what a partition
+// already stored so that a replay skips it (see Engine.Assign); SeenIDs
+// streams the ids, stored below restartOffset with event time since
+// `since`, to fn. StoredIDs answers which of ids the sink stores for the
+// partition with event time in [from, to], to confirm the suspects of the
+// compact dedup tiers (see Engine.Suspects).
 type Sink interface {
 	Write(ctx context.Context, events []schemas.StoredEvent, rows []schemas.WindowRow) error
-	History(ctx context.Context, partition int32, restartOffset int64, since time.Time) (schemas.PartitionHistory, error)
+	Emitted(ctx context.Context, partition int32, since time.Time) (map[int64]int64, error)
+	SeenIDs(ctx context.Context, partition int32, restartOffset int64, since time.Time, fn func(id string, at time.Time)) (int, error)
+	StoredIDs(ctx context.Context, partition int32, ids []string, from, to time.Time) (map[string]bool, error)
 }
 
 // Stage consumes the enriched topic as one replica of the aggregator group.
@@ -44,6 +50,9 @@ type Stage struct {
 	dead    *bus.DeadLetters
 
 	evictions int64 // engine evictions already counted
+	// shortLogged is when the dedup horizon held was last logged short.
+	shortLogged time.Time
+	dedupShort  error
 
 	processed atomic.Int64
 
@@ -107,7 +116,7 @@ func (s *Stage) Ready() error {
 	if s.sinkErr != nil {
 		return fmt.Errorf("sink failing since %s: %w", s.lastOK.Format(time.RFC3339), s.sinkErr)
 	}
-	return nil
+	return s.dedupShort
 }
 
 // Run consumes until ctx is done, then emits every open window, commits
@@ -197,6 +206,9 @@ func (s *Stage) process(ctx context.Context, fetches kgo.Fetches, outcomes *[]Ou
 				return
 			}
 		}
+		if err = s.confirmSuspects(ctx, p, inputs); err != nil {
+			return
+		}
 		wm := s.engine.Watermark(p)
 		now := s.now()
 		*outcomes = s.engine.AddBatch(p, inputs, now, *outcomes)
@@ -250,9 +262,61 @@ func (s *Stage) process(ctx context.Context, fetches kgo.Fetches, outcomes *[]Ou
 	s.metrics.openWindows.Set(float64(st.OpenWindows))
 	s.metrics.pending.Set(float64(st.PendingEvents))
 	s.metrics.dedupEntries.Set(float64(st.DedupEntries))
+	s.metrics.dedupBytes.Set(float64(st.DedupBytes))
 	s.metrics.dedupEvictions.Add(float64(st.DedupEvictions - s.evictions))
 	s.evictions = st.DedupEvictions
+	s.reportDedupHorizon(st)
 	return nil
+}
+
+// dedupShortLogEvery is how often a dedup horizon held short is logged.
+const dedupShortLogEvery = time.Minute
+
+// reportDedupHorizon publishes the dedup horizon held and, while it is
+// shorter than aggregate.dedup_horizon, logs an error once a minute and
+// makes the stage not ready: a duplicate older than the horizon held is
+// counted twice.
+func (s *Stage) reportDedupHorizon(st Stats) {
+	s.metrics.dedupHeld.Set(st.DedupHeld.Seconds())
+	if !st.DedupShort {
+		if s.dedupShort != nil {
+			s.log.Info("dedup horizon held again", "horizon", s.cfg.DedupHorizon)
+		}
+		s.dedupShort = nil
+		return
+	}
+	s.dedupShort = fmt.Errorf("dedup state holds only %s of the %s aggregate.dedup_horizon on partition %d within aggregate.dedup_memory_mib %d (%d ids, %.1f MiB): a duplicate older than that is counted twice; raise aggregate.dedup_memory_mib and the memory limit, or shorten aggregate.dedup_horizon",
+		st.DedupHeld.Truncate(time.Second), s.cfg.DedupHorizon, st.ShortPartition, s.cfg.DedupMemoryMiB, st.DedupEntries, float64(st.DedupBytes)/(1<<20))
+	if now := s.now(); now.Sub(s.shortLogged) >= dedupShortLogEvery {
+		s.shortLogged = now
+		s.log.Error("dedup horizon not held", "held", st.DedupHeld.Truncate(time.Second), "horizon", s.cfg.DedupHorizon,
+			"partition", st.ShortPartition, "dedup_memory_mib", s.cfg.DedupMemoryMiB, "ids", st.DedupEntries,
+			"evicted_ids", st.DedupEvictions, "err", s.dedupShort)
+	}
+}
+
+// confirmSuspects asks the sink which ids that only the compact dedup
+// tiers may hold it stores, retrying until it answers: guessing either way
+// would drop or double-count money.
+func (s *Stage) confirmSuspects(ctx context.Context, p int32, in []Input) error {
+	ids, from, to := s.engine.Suspects(p, in)
+	if len(ids) == 0 {
+		return nil
+	}
+	s.metrics.dedupSuspects.Add(float64(len(ids)))
+	for attempt := 0; ; attempt++ {
+		stored, err := s.sink.StoredIDs(ctx, p, ids, from, to)
+		if err == nil {
+			s.engine.Resolve(p, stored)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.setSinkErr(err)
+		s.log.Warn("confirming possible duplicates with the sink; retrying", "partition", p, "ids", len(ids), "err", err)
+		sleep(ctx, backoff(attempt))
+	}
 }
 
 // assign loads what the sink holds for partition p. Every event the engine
@@ -264,12 +328,22 @@ func (s *Stage) assign(ctx context.Context, p int32, firstOffset int64, firstTim
 	}
 	since := firstTime.Add(-s.cfg.OutOfOrder - max(s.cfg.LateHorizon, s.cfg.DedupHorizon) - s.cfg.Window)
 	for attempt := 0; ; attempt++ {
-		h, err := s.sink.History(ctx, p, firstOffset, since)
+		start := s.now()
+		emitted, err := s.sink.Emitted(ctx, p, since)
 		if err == nil {
-			s.engine.Assign(p, h, s.now())
-			s.log.Info("partition state loaded", "partition", p, "from_offset", firstOffset,
-				"emitted_windows", len(h.Emitted), "known_event_ids", len(h.SeenIDs))
-			return nil
+			s.engine.Assign(p, schemas.PartitionHistory{Emitted: emitted}, start)
+			var n int
+			n, err = s.sink.SeenIDs(ctx, p, firstOffset, since, func(id string, at time.Time) { s.engine.Remember(p, id, at) })
+			if err != nil {
+				s.engine.Drop(p)
+			}
+			if err == nil {
+				st := s.engine.Stats()
+				s.log.Info("partition state loaded", "partition", p, "from_offset", firstOffset,
+					"emitted_windows", len(emitted), "known_event_ids", n, "took", s.now().Sub(start).Round(time.Millisecond),
+					"dedup_ids", st.DedupEntries, "dedup_mib", st.DedupBytes>>20)
+				return nil
+			}
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()

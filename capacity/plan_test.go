@@ -42,7 +42,7 @@ func TestCompute(t *testing.T) {
 		// 5.184 GB; 2.856384 TB over 500 GiB usable = 5.32 → 6 shards.
 		// Kafka: 10,000/s × 604,800 s × 1,000 B stored × 3 = 18.144 TB
 		// over 500 GiB = 33.8 → 34 brokers. Dedup: 864M ids × 5 B, half per
-		// replica.
+		// replica: 2.16e9 B × 1.1 = 2265.97 MiB → dedup_memory_mib 2266.
 		name: "10k events/s",
 		in:   fixedInputs, d: fixedDemand(10_000),
 		want: Plan{
@@ -50,7 +50,7 @@ func TestCompute(t *testing.T) {
 			EventsPerDay: 864e6, WindowRowsPerDay: 864_000, ClickHouseBytes: 2.856384e12,
 			ShardsForDisk: 6, ShardsForCPU: 1, Shards: 6, ClickHouseNodes: 12, ClickHouseDiskPerGiB: 2.856384e12 / 6 / (1 << 30),
 			KafkaBytes: 1.8144e13, KafkaBrokers: 34, StoragePerBillion: 1e11, KafkaPerBillion: 1e12,
-			DedupIDs: 864e6, DedupBytes: 4.32e9, DedupIDsPerReplica: 432e6, DedupBytesPerReplica: 2.16e9,
+			DedupIDs: 864e6, DedupBytes: 4.32e9, DedupIDsPerReplica: 432e6, DedupBytesPerReplica: 2.16e9, DedupMemoryMiB: 2266,
 		},
 	}, {
 		// Peak 400,000/s: ingest and enrich 400k/100k = 4 replicas,
@@ -145,7 +145,7 @@ func TestWrite(t *testing.T) {
 	if err := Write(&b, fixedInputs, plans, "table"); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"1,000 events/s", "10,000 events/s", "partitions per topic", "2.6 TiB", "93.1 GiB", "max_dedup_entries per replica", "432000000"} {
+	for _, want := range []string{"1,000 events/s", "10,000 events/s", "partitions per topic", "2.6 TiB", "93.1 GiB", "dedup_memory_mib per replica", "2266"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
 		}

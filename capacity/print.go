@@ -79,7 +79,7 @@ func Write(w io.Writer, in Inputs, plans []Plan, format string) error {
 	line("Kafka per 10^9 events", func(p Plan) string { return size(p.KafkaPerBillion) })
 	line("dedup ids remembered", func(p Plan) string { return count(p.DedupIDs) })
 	line("dedup memory, all replicas", func(p Plan) string { return size(p.DedupBytes) })
-	line("max_dedup_entries per replica", func(p Plan) string { return strconv.FormatInt(p.DedupIDsPerReplica, 10) })
+	line("dedup_memory_mib per replica", func(p Plan) string { return strconv.FormatInt(p.DedupMemoryMiB, 10) })
 	line("dedup memory per replica", func(p Plan) string { return size(p.DedupBytesPerReplica) })
 	return tw.Flush()
 }

@@ -249,6 +249,9 @@ func TestChartLayout(t *testing.T) {
 	if env["AIVIS_AGGREGATE__INSTANCE_ID"] != "$(metadata.name)" {
 		t.Errorf("aggregate replicas need their pod name as instance id, env is %v", env)
 	}
+	if env["AIVIS_AGGREGATE__DEDUP_MEMORY_MIB"] != "1024" {
+		t.Errorf("the aggregators' dedup budget must fit their 2Gi limit (1024 MiB), env is %v", env)
+	}
 	if env["AIVIS_AGGREGATE__SCORE_ANOMALIES"] != "false" {
 		t.Errorf("with the scorer deployed, aggregators must not score too: %v", env)
 	}

@@ -5,42 +5,99 @@ import (
 	"fmt"
 	"time"
 
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/ext"
 	"github.com/shopspring/decimal"
 
 	"github.com/aivis-dev/aivis/schemas"
 )
 
-// maxSeenIDs bounds the event ids read back for one partition's dedup state.
-const maxSeenIDs = 2_000_000
-
 // History returns what partition already holds: the emitted through-offset
 // of each window since `since`, and the ids of events stored below the
 // offset consumption restarts from (ids at or above it are replayed and so
-// re-learned from the topic).
+// re-learned from the topic). The aggregator streams the ids with SeenIDs
+// instead: a 24 h horizon at a high rate does not fit in memory as a slice.
 func (s *Store) History(ctx context.Context, partition int32, restartOffset int64, since time.Time) (schemas.PartitionHistory, error) {
 	emitted, err := s.Emitted(ctx, partition, since)
 	if err != nil {
 		return schemas.PartitionHistory{}, err
 	}
 	h := schemas.PartitionHistory{Emitted: emitted}
+	_, err = s.SeenIDs(ctx, partition, restartOffset, since, func(id string, at time.Time) {
+		h.SeenIDs = append(h.SeenIDs, schemas.SeenID{ID: id, Time: at})
+	})
+	return h, err
+}
+
+// SeenIDs streams to fn the ids of the partition's events stored below
+// restartOffset with event time since `since`, in offset order, and
+// returns how many. Nothing bounds them here: the aggregator's dedup
+// budget (aggregate.dedup_memory_mib) decides what it keeps.
+func (s *Store) SeenIDs(ctx context.Context, partition int32, restartOffset int64, since time.Time, fn func(id string, at time.Time)) (int, error) {
 	rows, err := s.conn.Query(ctx, `SELECT event_id, toUInt32(time)
 FROM `+TableEvents+`
 WHERE src_partition = toUInt32(?) AND src_offset < ? AND time >= toDateTime(?)
-ORDER BY src_offset
-LIMIT ?`, int64(partition), restartOffset, since.Unix(), int64(maxSeenIDs))
+ORDER BY src_offset`, int64(partition), restartOffset, since.Unix())
 	if err != nil {
-		return h, fmt.Errorf("reading stored event ids of partition %d: %w", partition, err)
+		return 0, fmt.Errorf("reading stored event ids of partition %d: %w", partition, err)
+	}
+	defer rows.Close()
+	n := 0
+	var id string
+	var at uint32
+	for rows.Next() {
+		if err := rows.Scan(&id, &at); err != nil {
+			return n, fmt.Errorf("reading stored event ids of partition %d: %w", partition, err)
+		}
+		fn(id, time.Unix(int64(at), 0))
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return n, fmt.Errorf("reading stored event ids of partition %d: %w", partition, err)
+	}
+	return n, nil
+}
+
+// StoredIDs reports which of ids the partition has stored with event time
+// in [from, to] (whole seconds around them): the aggregator's compact dedup
+// state asks before it drops an event as a duplicate. The ids travel as an
+// external table, like StoredEventIDs'; the date bound limits the read to
+// the days of the range.
+func (s *Store) StoredIDs(ctx context.Context, partition int32, ids []string, from, to time.Time) (map[string]bool, error) {
+	out := make(map[string]bool, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	tbl, err := ext.NewTable("aivis_dedup_ids", ext.Column("event_id", "String"))
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		if err := tbl.Append(id); err != nil {
+			return nil, err
+		}
+	}
+	lo, hi := from.Unix(), to.Add(time.Second-1).Unix()
+	rows, err := s.conn.Query(ch.Context(ctx, ch.WithExternalTable(tbl)), `SELECT DISTINCT event_id
+FROM `+TableEvents+`
+WHERE date >= toDate(toDateTime(?)) AND date <= toDate(toDateTime(?))
+  AND time >= toDateTime(?) AND time <= toDateTime(?)
+  AND src_partition = toUInt32(?) AND event_id IN aivis_dedup_ids`, lo, hi, lo, hi, int64(partition))
+	if err != nil {
+		return nil, fmt.Errorf("checking %d possibly duplicate event ids of partition %d: %w", len(ids), partition, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var id string
-		var at uint32
-		if err := rows.Scan(&id, &at); err != nil {
-			return h, fmt.Errorf("reading stored event ids of partition %d: %w", partition, err)
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("checking possibly duplicate event ids of partition %d: %w", partition, err)
 		}
-		h.SeenIDs = append(h.SeenIDs, schemas.SeenID{ID: id, Time: time.Unix(int64(at), 0)})
+		out[id] = true
 	}
-	return h, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("checking possibly duplicate event ids of partition %d: %w", partition, err)
+	}
+	return out, nil
 }
 
 // LatestWindow returns the newest window start in cost_windows.

@@ -123,6 +123,11 @@ GROUP BY date, api_key_id, source, provider_region`)
 	rec.Name = "aggregator read-back"
 	_, err = store.History(ctx, 0, 100, from)
 	step(rec.Name, err)
+	// As for verify, chDB has no external tables: the test creates it.
+	rec.Add("CREATE TABLE aivis_dedup_ids (event_id String) ENGINE = Memory")
+	rec.Add("INSERT INTO aivis_dedup_ids VALUES ('01JCHDB0000000000000000001'), ('01JCHDBMISSING')")
+	_, err = store.StoredIDs(ctx, 0, []string{"01JCHDB0000000000000000001", "01JCHDBMISSING"}, from, to)
+	step(rec.Name, err)
 
 	rec.Name = "anomaly scorer reads"
 	_, err = store.LatestWindow(ctx)

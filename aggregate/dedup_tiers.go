@@ -1,0 +1,380 @@
+package aggregate
+
+import (
+	"math"
+	"math/bits"
+	"slices"
+)
+
+// dedupTiers is one partition's remembered event ids, in three tiers by
+// age, so that a 24 h horizon at 10,000 events/s (864M ids) fits in a few
+// GiB:
+//
+//   - exact: the ids of the last sealSpan or two of arrivals, in a seenSet
+//     (128-bit fingerprints, about 40 bytes an id with its index). A retry
+//     within minutes, the common duplicate, is decided here exactly.
+//   - chunks: the ids sealed out of the exact tier during the current
+//     hour, one sorted array of 64-bit fingerprints per sealSpan (8 bytes
+//     an id).
+//   - buckets: one per older hour of arrivals, the chunks merged into a
+//     compact index (a prefix-offset table over the top q bits and the next
+//     32 bits of each fingerprint, about 4.25 bytes an id), dropped whole
+//     once its newest event time falls behind the horizon.
+//
+// A chunk or bucket keeps only part of an id, so a hit there is a suspect,
+// not a verdict: two ids may share the bits kept (about one probe in 10^8
+// per bucket). The engine asks the caller to confirm suspects against the
+// sink before it calls an event a duplicate (see Engine.Suspects); a miss
+// is always exact.
+type dedupTiers struct {
+	exact *seenSet
+	// mark is the ring sequence number where the exact tier's current
+	// span began: the ids before it are sealed when the newest remembered
+	// event time reaches nextSealMs.
+	mark       uint64
+	nextSealMs int64
+	maxMs      int64 // newest event time remembered
+	hasMax     bool
+
+	chunks    []*sealedChunk // the current hour's, oldest first
+	chunkHour int64
+	buckets   []*compactBucket // older hours, oldest first
+	sealedN   int
+
+	// forgotMs is the newest event time of an id forgotten before its
+	// horizon to stay within the budget (math.MinInt64 if none).
+	forgotMs int64
+}
+
+const (
+	// sealSpanMs is how much event time the exact tier gathers before its
+	// older half is sealed: the exact tier holds one to two spans.
+	sealSpanMs = 5 * 60 * 1000
+	// bucketSpanMs is the event time of arrivals one compact bucket holds.
+	bucketSpanMs = 60 * 60 * 1000
+	// perPrefix is the mean number of fingerprints under one prefix of a
+	// sealed index: a probe reads one 64-byte line of remainders.
+	perPrefix = 16
+)
+
+func newDedupTiers(capacity int) *dedupTiers {
+	return &dedupTiers{exact: newSeenSet(capacity), forgotMs: math.MinInt64}
+}
+
+// Len is the number of ids held in all tiers.
+func (d *dedupTiers) Len() int { return d.exact.Len() + d.sealedN }
+
+// Bytes is the memory the tiers hold, from their array sizes.
+func (d *dedupTiers) Bytes() int64 {
+	n := int64(len(d.exact.ring))*24 + int64(len(d.exact.slots))*8
+	for _, c := range d.chunks {
+		n += int64(cap(c.fps))*8 + int64(len(c.offs))*4
+	}
+	for _, b := range d.buckets {
+		n += int64(cap(b.rems))*4 + int64(len(b.offs))*4
+	}
+	return n
+}
+
+// dedupHit says where an id was found.
+type dedupHit uint8
+
+const (
+	hitNone   dedupHit = iota
+	hitExact           // certainly seen
+	hitSealed          // perhaps seen: confirm before dropping
+)
+
+// lookup finds id; fp is its fingerprint, for add.
+func (d *dedupTiers) lookup(id string) (fp [2]uint64, hit dedupHit, minMs, maxMs int64) {
+	fp = d.exact.fingerprint(id)
+	if _, ok := d.exact.find(fp); ok {
+		return fp, hitExact, 0, 0
+	}
+	minMs, maxMs = math.MaxInt64, math.MinInt64
+	h := fp[0]
+	// Two passes: first the prefix table entry of every chunk and bucket,
+	// then their runs. The loads of one pass do not depend on each other,
+	// so the processor overlaps their cache misses, which are most of a
+	// lookup's cost once the state is larger than the cache.
+	var spans [64][2]uint32
+	units := len(d.chunks) + len(d.buckets)
+	if units > len(spans) {
+		units = 0 // more than a day of buckets: probe one at a time
+	}
+	for i, c := range d.chunks[:min(len(d.chunks), units)] {
+		p := h >> c.shift
+		spans[i] = [2]uint32{c.offs[p], c.offs[p+1]}
+	}
+	for i, b := range d.buckets[:max(0, min(len(d.buckets), units-len(d.chunks)))] {
+		p := h >> b.shift
+		spans[len(d.chunks)+i] = [2]uint32{b.offs[p], b.offs[p+1]}
+	}
+	for i, c := range d.chunks {
+		var found bool
+		if i < units {
+			found = c.scan(h, spans[i][0], spans[i][1])
+		} else {
+			found = c.contains(h)
+		}
+		if found {
+			hit, minMs, maxMs = hitSealed, min(minMs, c.minMs), max(maxMs, c.maxMs)
+		}
+	}
+	for i, b := range d.buckets {
+		var found bool
+		if j := len(d.chunks) + i; j < units {
+			found = b.scan(h, spans[j][0], spans[j][1])
+		} else {
+			found = b.contains(h)
+		}
+		if found {
+			hit, minMs, maxMs = hitSealed, min(minMs, b.minMs), max(maxMs, b.maxMs)
+		}
+	}
+	return fp, hit, minMs, maxMs
+}
+
+// add remembers an id, by the fingerprint lookup returned, unless the
+// exact tier holds it.
+func (d *dedupTiers) add(fp [2]uint64, timeMs int64) bool {
+	if !d.exact.addFP(fp, timeMs) {
+		return false
+	}
+	if !d.hasMax || timeMs > d.maxMs {
+		if !d.hasMax {
+			d.nextSealMs = nextBoundary(timeMs, sealSpanMs)
+			d.chunkHour = floorDiv(timeMs, bucketSpanMs)
+		}
+		d.maxMs, d.hasMax = timeMs, true
+	}
+	return true
+}
+
+// sealed reports whether any id is in a chunk or bucket.
+func (d *dedupTiers) sealed() bool { return len(d.chunks)+len(d.buckets) > 0 }
+
+// due reports whether seal has work to do.
+func (d *dedupTiers) due() bool { return d.hasMax && d.maxMs >= d.nextSealMs }
+
+// seal moves the exact tier's ids older than its current span into a
+// chunk, and merges the chunks into a bucket when the hour changes.
+func (d *dedupTiers) seal() {
+	if !d.due() {
+		return
+	}
+	s := d.exact
+	if d.mark < s.head {
+		d.mark = s.head
+	}
+	if n := int(d.mark - s.head); n > 0 {
+		c := &sealedChunk{fps: make([]uint64, n), minMs: math.MaxInt64, maxMs: math.MinInt64}
+		for i := range c.fps {
+			it := &s.ring[(s.head)&uint64(len(s.ring)-1)]
+			c.fps[i] = it.fp[0]
+			c.minMs, c.maxMs = min(c.minMs, it.timeMs), max(c.maxMs, it.timeMs)
+			s.RemoveOldest()
+		}
+		slices.Sort(c.fps)
+		c.offs, c.shift = prefixOffsets(c.fps)
+		hour := floorDiv(d.maxMs, bucketSpanMs)
+		if hour != d.chunkHour && len(d.chunks) > 0 {
+			d.compact()
+		}
+		d.chunkHour = hour
+		d.chunks = append(d.chunks, c)
+		d.sealedN += n
+	}
+	d.mark = s.tail
+	d.nextSealMs = nextBoundary(d.maxMs, sealSpanMs)
+}
+
+// compact merges the chunks into one bucket.
+func (d *dedupTiers) compact() {
+	d.buckets = append(d.buckets, mergeChunks(d.chunks))
+	clear(d.chunks)
+	d.chunks = d.chunks[:0]
+}
+
+// expire forgets the ids whose event time is before floorMs, and reports
+// how many it forgot: the exact tier id by id, the sealed ones a chunk or
+// bucket at a time once all of its ids are that old.
+func (d *dedupTiers) expire(floorMs int64) int {
+	n := 0
+	for {
+		t, ok := d.exact.Oldest()
+		if !ok || t >= floorMs {
+			break
+		}
+		d.exact.RemoveOldest()
+		n++
+	}
+	for len(d.buckets) > 0 && d.buckets[0].maxMs < floorMs {
+		n += d.dropBucket()
+	}
+	for len(d.chunks) > 0 && d.chunks[0].maxMs < floorMs {
+		n += d.dropChunk()
+	}
+	return n
+}
+
+func (d *dedupTiers) dropBucket() int {
+	b := d.buckets[0]
+	d.buckets[0] = nil
+	d.buckets = d.buckets[1:]
+	d.sealedN -= len(b.rems)
+	return len(b.rems)
+}
+
+func (d *dedupTiers) dropChunk() int {
+	c := d.chunks[0]
+	d.chunks[0] = nil
+	d.chunks = d.chunks[1:]
+	d.sealedN -= len(c.fps)
+	return len(c.fps)
+}
+
+// oldestSealed is the newest event time in the oldest chunk or bucket: the
+// horizon evicting it leaves.
+func (d *dedupTiers) oldestSealed() (int64, bool) {
+	switch {
+	case len(d.buckets) > 0:
+		return d.buckets[0].maxMs, true
+	case len(d.chunks) > 0:
+		return d.chunks[0].maxMs, true
+	}
+	return 0, false
+}
+
+// evict forgets the oldest chunk or bucket, or with none the oldest exact
+// id, before its horizon, and reports how many ids it forgot.
+func (d *dedupTiers) evict() int {
+	if t, ok := d.oldestSealed(); ok {
+		d.forgotMs = max(d.forgotMs, t)
+		if len(d.buckets) > 0 {
+			return d.dropBucket()
+		}
+		return d.dropChunk()
+	}
+	t, ok := d.exact.Oldest()
+	if !ok {
+		return 0
+	}
+	d.forgotMs = max(d.forgotMs, t)
+	d.exact.RemoveOldest()
+	return 1
+}
+
+// sealedChunk is a sorted array of 64-bit fingerprints with a prefix
+// index.
+type sealedChunk struct {
+	fps          []uint64
+	offs         []uint32
+	shift        uint8
+	minMs, maxMs int64
+}
+
+func (c *sealedChunk) contains(h uint64) bool {
+	p := h >> c.shift
+	return c.scan(h, c.offs[p], c.offs[p+1])
+}
+
+// scan looks for h in the run [lo, hi) of its prefix.
+func (c *sealedChunk) scan(h uint64, lo, hi uint32) bool {
+	for _, v := range c.fps[lo:hi] {
+		if v >= h {
+			return v == h
+		}
+	}
+	return false
+}
+
+// compactBucket keeps of each fingerprint its top q bits, as the position
+// in a prefix-offset table, and the 32 bits after them, sorted: about
+// 4 + 4/perPrefix bytes an id.
+type compactBucket struct {
+	rems         []uint32
+	offs         []uint32
+	shift        uint8 // 64 - q
+	minMs, maxMs int64
+}
+
+func (b *compactBucket) contains(h uint64) bool {
+	p := h >> b.shift
+	return b.scan(h, b.offs[p], b.offs[p+1])
+}
+
+// scan looks for h in the run [lo, hi) of its prefix.
+func (b *compactBucket) scan(h uint64, lo, hi uint32) bool {
+	r := uint32(h >> (b.shift - 32))
+	for _, v := range b.rems[lo:hi] {
+		if v >= r {
+			return v == r
+		}
+	}
+	return false
+}
+
+// prefixOffsets indexes sorted fingerprints by their top q bits, q chosen
+// for about perPrefix of them under each prefix: offs[p] is the first
+// position of prefix p, offs[p+1] the end. shift is 64 - q (at least 32).
+func prefixOffsets(sorted []uint64) ([]uint32, uint8) {
+	q := min(bits.Len(uint(len(sorted)/perPrefix)), 32)
+	shift := uint8(64 - q)
+	offs := make([]uint32, 1<<q+1)
+	if q == 0 {
+		offs[1] = uint32(len(sorted))
+		return offs, shift
+	}
+	i := 0
+	for p := range 1 << q {
+		offs[p] = uint32(i)
+		for i < len(sorted) && sorted[i]>>shift == uint64(p) {
+			i++
+		}
+	}
+	offs[1<<q] = uint32(i)
+	return offs, shift
+}
+
+// mergeChunks builds one bucket from sorted chunks, merging them straight
+// into the bucket's remainders: the only memory it takes is the bucket's.
+func mergeChunks(chunks []*sealedChunk) *compactBucket {
+	n := 0
+	b := &compactBucket{minMs: math.MaxInt64, maxMs: math.MinInt64}
+	for _, c := range chunks {
+		n += len(c.fps)
+		b.minMs, b.maxMs = min(b.minMs, c.minMs), max(b.maxMs, c.maxMs)
+	}
+	q := min(bits.Len(uint(n/perPrefix)), 32)
+	b.shift = uint8(64 - q)
+	b.rems = make([]uint32, n)
+	b.offs = make([]uint32, 1<<q+1)
+	pos := make([]int, len(chunks))
+	for i := range b.rems {
+		best, v := -1, uint64(0)
+		for k, c := range chunks {
+			if pos[k] < len(c.fps) && (best < 0 || c.fps[pos[k]] < v) {
+				best, v = k, c.fps[pos[k]]
+			}
+		}
+		pos[best]++
+		b.rems[i] = uint32(v >> (b.shift - 32))
+		b.offs[v>>b.shift+1]++
+	}
+	for p := 1; p < len(b.offs); p++ {
+		b.offs[p] += b.offs[p-1]
+	}
+	return b
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b < 0 {
+		q--
+	}
+	return q
+}
+
+// nextBoundary is the first multiple of span after t.
+func nextBoundary(t, span int64) int64 { return (floorDiv(t, span) + 1) * span }
