@@ -21,7 +21,7 @@ func TestCLICapacityPlan(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("aivis capacity plan: exit %d\n%s", code, stderr)
 	}
-	for _, want := range []string{"1,000 events/s", "100,000 events/s", "partitions per topic", "shards (disk · CPU)", "max_dedup_entries per replica", "benchmarks/results/capacity.json"} {
+	for _, want := range []string{"1,000 events/s", "100,000 events/s", "partitions per topic", "shards (disk · CPU)", "dedup_memory_mib per replica", "benchmarks/results/capacity.json"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("the plan lacks %q:\n%s", want, stdout)
 		}
