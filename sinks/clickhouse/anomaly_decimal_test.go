@@ -7,8 +7,6 @@ import (
 
 	"github.com/shopspring/decimal"
 
-	"github.com/aivis-dev/aivis/internal/chdbcheck"
-	"github.com/aivis-dev/aivis/internal/testenv"
 	"github.com/aivis-dev/aivis/schemas"
 )
 
@@ -17,52 +15,12 @@ import (
 // picodollars) read back as exact decimals after it, next to scores
 // written after it.
 func TestMigrationKeepsFloatAnomalyScores(t *testing.T) {
-	addr, db := testenv.ClickHouseDatabase(t)
-	cfg := DefaultConfig()
-	cfg.Addr, cfg.Database = addr, db
-	s, err := Open(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	defer s.Close()
-	testMigrationKeepsFloatAnomalyScores(t, s)
-}
-
-// The same upgrade on current ClickHouse, with the modern DDL.
-func TestMigrationKeepsFloatAnomalyScoresOnChDB(t *testing.T) {
-	conn := chdbcheck.Open(t)
-	ctx := context.Background()
-	for _, stmt := range []string{"CREATE DATABASE IF NOT EXISTS `aivis`", "USE aivis"} {
-		if err := conn.Exec(ctx, stmt); err != nil {
-			t.Fatal(err)
-		}
-	}
-	testMigrationKeepsFloatAnomalyScores(t, NewStoreOn(conn, "26.9.2.1"))
+	upgradeStores(t, testMigrationKeepsFloatAnomalyScores)
 }
 
 func testMigrationKeepsFloatAnomalyScores(t *testing.T, s *Store) {
 	ctx := context.Background()
-	migrations, err := Migrations(CapabilitiesFor(s.ServerVersion()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The schema as it was before migration 90.
-	if err := s.conn.Exec(ctx, MigrationsTableDDL); err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range migrations {
-		if m.Version >= 90 {
-			continue
-		}
-		for _, stmt := range m.Statements {
-			if err := s.conn.Exec(ctx, stmt); err != nil {
-				t.Fatalf("migration %d: %v", m.Version, err)
-			}
-		}
-		if err := s.recordMigration(ctx, m); err != nil {
-			t.Fatal(err)
-		}
-	}
+	schemaBefore(t, s, 90)
 	old := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 	batch, err := s.conn.PrepareBatch(ctx, `INSERT INTO `+TableAnomalies+` (window_start, team, model, cost_usd, baseline_usd, stddev_usd, z_score, observations, is_anomaly, ewma_mean, ewma_var, scored_at)`)
 	if err != nil {

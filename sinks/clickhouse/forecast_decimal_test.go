@@ -8,8 +8,6 @@ import (
 
 	"github.com/shopspring/decimal"
 
-	"github.com/aivis-dev/aivis/internal/chdbcheck"
-	"github.com/aivis-dev/aivis/internal/testenv"
 	"github.com/aivis-dev/aivis/schemas"
 )
 
@@ -18,52 +16,12 @@ import (
 // exact decimals after it, next to evaluations written after it, which
 // keep every picodollar.
 func TestMigrationKeepsFloatBudgetForecasts(t *testing.T) {
-	addr, db := testenv.ClickHouseDatabase(t)
-	cfg := DefaultConfig()
-	cfg.Addr, cfg.Database = addr, db
-	s, err := Open(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	defer s.Close()
-	testMigrationKeepsFloatBudgetForecasts(t, s)
-}
-
-// The same upgrade on current ClickHouse, with the modern DDL.
-func TestMigrationKeepsFloatBudgetForecastsOnChDB(t *testing.T) {
-	conn := chdbcheck.Open(t)
-	ctx := context.Background()
-	for _, stmt := range []string{"CREATE DATABASE IF NOT EXISTS `aivis`", "USE aivis"} {
-		if err := conn.Exec(ctx, stmt); err != nil {
-			t.Fatal(err)
-		}
-	}
-	testMigrationKeepsFloatBudgetForecasts(t, NewStoreOn(conn, "26.9.2.1"))
+	upgradeStores(t, testMigrationKeepsFloatBudgetForecasts)
 }
 
 func testMigrationKeepsFloatBudgetForecasts(t *testing.T, s *Store) {
 	ctx := context.Background()
-	migrations, err := Migrations(CapabilitiesFor(s.ServerVersion()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The schema as it was before migration 91.
-	if err := s.conn.Exec(ctx, MigrationsTableDDL); err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range migrations {
-		if m.Version >= 91 {
-			continue
-		}
-		for _, stmt := range m.Statements {
-			if err := s.conn.Exec(ctx, stmt); err != nil {
-				t.Fatalf("migration %d: %v", m.Version, err)
-			}
-		}
-		if err := s.recordMigration(ctx, m); err != nil {
-			t.Fatal(err)
-		}
-	}
+	schemaBefore(t, s, 91)
 	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	end := start.AddDate(0, 1, 0)
 	batch, err := s.conn.PrepareBatch(ctx, `INSERT INTO `+TableBudgetStatus+` (budget_id, name, scope, period, timezone, period_start, period_end,
