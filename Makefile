@@ -46,19 +46,8 @@ deploy-test: build ## test deploy/ (Helm chart, docker-compose.yml, Dockerfile) 
 unit: ## run the tests that need no services
 	$(GO) test -count=1 -short $(PKGS)
 
-fuzz: ## run every fuzz target for FUZZTIME each
-	@set -e; for pkg in $$($(GO) list ./...); do \
-	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
-	  for f in $$(grep -hoE '^func (Fuzz[A-Za-z0-9_]+)' $$dir/*_test.go 2>/dev/null | awk '{print $$2}'); do \
-	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
-	    if ! $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >/tmp/aivis-fuzz.log 2>&1; then \
-	      echo "fuzz $$f failed:"; grep -v '^fuzz: elapsed' /tmp/aivis-fuzz.log | tail -n 40; \
-	      if [ -n "$$(git status --porcelain -- $$dir/testdata/fuzz/$$f 2>/dev/null)" ]; then $(GO) test -run "^$$f$$" $$pkg; exit 1; fi; \
-	      echo "fuzz $$f: the fuzzing engine failed without a failing input (above); running it once more"; \
-	      $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >/tmp/aivis-fuzz.log 2>&1 || { grep -v '^fuzz: elapsed' /tmp/aivis-fuzz.log | tail -n 40; exit 1; }; \
-	    fi; \
-	  done; \
-	done
+fuzz: ## run every fuzz target for FUZZTIME each (deploy/scripts/fuzz.sh)
+	GO=$(GO) FUZZTIME=$(FUZZTIME) deploy/scripts/fuzz.sh
 
 bench: build ## micro-benchmarks briefly, then aivis against ClickHouse's Kafka engine and a naive consumer (benchmarks/README.md; at most about 20 minutes)
 	$(GO) test -count=1 -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -timeout 4m ./schemas/... ./ingest/... ./enrich/... ./aggregate/... ./sinks/...

@@ -211,7 +211,12 @@ func writeTable(w io.Writer, r *Result) error {
 	} else {
 		p("PROVIDER\tMODEL\tREQUESTS\tINPUT\tOUTPUT\tCACHE READ\tCACHE WRITE\tCOST USD\tP50 MS\tP95 MS\n")
 		for _, m := range r.Models {
-			p("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", Printable(m.Provider), Printable(m.Model), num(int64(m.Requests)),
+			provider, model := Printable(m.Provider), Printable(m.Model)
+			if m.Provider == "" && m.Model == "" {
+				// gpu.usage intervals are priced GPU time, not a model.
+				provider, model = "-", "GPU time (no model)"
+			}
+			p("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", provider, model, num(int64(m.Requests)),
 				num(m.InputTokens), num(m.OutputTokens), num(m.CacheReadInputTokens), num(m.CacheWriteInputTokens),
 				usd(m.CostUSD), ms(m.LatencyP50Ms), ms(m.LatencyP95Ms))
 		}

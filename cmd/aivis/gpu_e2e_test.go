@@ -222,6 +222,7 @@ func TestGPUEndToEndRealBroker(t *testing.T) {
 		t.Fatalf("aivis report: exit %d\n%s", code, stderr)
 	}
 	for _, line := range [][]string{
+		{"-", "GPU time (no model)", "6", "0.240000"},
 		{"GPU COST BY TEAM"},
 		{"search", "0.025", "0.020", "80.0%", "0.013", "0.001250", "0.005", "0.000000", "0.090000"},
 		{schemas.Unattributed, "0.033", "0.000", "0.0%", "0.002", "0.000200", "0.001", "0.120000", "0.120000"},
