@@ -44,6 +44,13 @@ type AnomalyConfig struct {
 	// NewSeriesImpactPicos is what a series born after the scorer warmed up
 	// (a new model or key, with no baseline) must cost per window to alert.
 	NewSeriesImpactPicos int64 `koanf:"new_series_impact_picos" help:"cost per window, in picodollars, at which a new series with no baseline alerts (0: never)"`
+	// MinBaselineRequests is how many typical requests the baseline of a
+	// span must hold for its spread to be tested. The series' dispersion
+	// (variance per unit of expected cost) is the size of its typical
+	// request, so baseline ÷ dispersion is the requests the span expects;
+	// below this the span is too sparse to tell a costly request from a
+	// change, and it alerts on its size alone, as a new series does.
+	MinBaselineRequests float64 `koanf:"min_baseline_requests" help:"typical requests (baseline ÷ dispersion) a span's baseline must hold to be tested on its spread; sparser spans alert on their size alone (new_series_impact_picos a window)"`
 	// Persistence is how many windows in a row must pass to open an
 	// incident.
 	Persistence int `koanf:"persistence" help:"windows in a row that must pass the test to open an incident"`
@@ -84,6 +91,7 @@ func DefaultAnomalyConfig() AnomalyConfig {
 		MinRelative:          0.5,
 		Persistence:          2,
 		NewSeriesImpactPicos: 250_000_000_000, // $0.25
+		MinBaselineRequests:  0.5,
 		ResolveWindows:       10,
 		Direction:            DirectionUp,
 		SeasonalWeeks:        4,
@@ -133,6 +141,9 @@ func (c AnomalyConfig) validate() error {
 	}
 	if c.NewSeriesImpactPicos < 0 {
 		bad("new_series_impact_picos", "must not be negative (0 disables)")
+	}
+	if c.MinBaselineRequests < 0 {
+		bad("min_baseline_requests", "must not be negative (0 tests every span on its spread)")
 	}
 	if c.Persistence < 1 {
 		bad("persistence", "must be at least 1")

@@ -392,9 +392,20 @@ func (d *Detector) step(s *seriesState, ws time.Time, x schemas.Picos128) (Verdi
 			}
 			return !less(excess.Plus(excess), impact) && fexcess >= 0.5*cfg.MinRelative*fsb
 		}
-		pass := z >= cfg.Threshold && floorOK(true) && less(b, x) == less(sumB, sumX)
-		suspect = suspect || (z >= 0.6*cfg.Threshold && floorOK(false))
-		if k <= cfg.ResolveWindows && z >= cfg.Threshold/2 && floorOK(false) {
+		var pass, loose bool
+		if disp > 0 && fsb < cfg.MinBaselineRequests*disp {
+			// Too few requests expected to test the spread: one costly
+			// request would pass. The span alerts on its size alone.
+			size := mulPicos(cfg.NewSeriesImpactPicos, k)
+			pass = cfg.NewSeriesImpactPicos > 0 && !less(sumX, size) && floorOK(true)
+			loose = cfg.NewSeriesImpactPicos > 0 && !less(sumX.Plus(sumX), size) && floorOK(false)
+			suspect = suspect || loose
+		} else {
+			pass = z >= cfg.Threshold && floorOK(true) && less(b, x) == less(sumB, sumX)
+			loose = z >= cfg.Threshold/2 && floorOK(false)
+			suspect = suspect || (z >= 0.6*cfg.Threshold && floorOK(false))
+		}
+		if k <= cfg.ResolveWindows && loose {
 			bestLoose = true
 		}
 		if pass && !v.Passed || (pass == v.Passed && z > best) {
