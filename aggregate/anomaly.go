@@ -49,8 +49,9 @@ type AnomalyConfig struct {
 	// (variance per unit of expected cost) is the size of its typical
 	// request, so baseline ÷ dispersion is the requests the span expects;
 	// below this the span is too sparse to tell a costly request from a
-	// change, and it alerts on its size alone, as a new series does.
-	MinBaselineRequests float64 `koanf:"min_baseline_requests" help:"typical requests (baseline ÷ dispersion) a span's baseline must hold to be tested on its spread; sparser spans alert on their size alone (new_series_impact_picos a window)"`
+	// change, and it alerts on its size: an excess of ten typical requests
+	// and NewSeriesImpactPicos a window.
+	MinBaselineRequests float64 `koanf:"min_baseline_requests" help:"typical requests (baseline ÷ dispersion) a span's baseline must hold to be tested on its spread; sparser spans alert on their size (an excess of ten typical requests and new_series_impact_picos a window)"`
 	// Persistence is how many windows in a row must pass to open an
 	// incident.
 	Persistence int `koanf:"persistence" help:"windows in a row that must pass the test to open an incident"`

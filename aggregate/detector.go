@@ -397,8 +397,11 @@ func (d *Detector) step(s *seriesState, ws time.Time, x schemas.Picos128) (Verdi
 			// Too few requests expected to test the spread: one costly
 			// request would pass. The span alerts on its size alone.
 			size := mulPicos(cfg.NewSeriesImpactPicos, k)
-			pass = cfg.NewSeriesImpactPicos > 0 && !less(sumX, size) && floorOK(true)
-			loose = cfg.NewSeriesImpactPicos > 0 && !less(sumX.Plus(sumX), size) && floorOK(false)
+			if many := picosRound(sparseRequests * disp); less(size, many) {
+				size = many
+			}
+			pass = cfg.NewSeriesImpactPicos > 0 && !less(excess, size) && floorOK(true)
+			loose = cfg.NewSeriesImpactPicos > 0 && !less(excess.Plus(excess), size) && floorOK(false)
 			suspect = suspect || loose
 		} else {
 			pass = z >= cfg.Threshold && floorOK(true) && less(b, x) == less(sumB, sumX)
@@ -483,6 +486,11 @@ func (d *Detector) step(s *seriesState, ws time.Time, x schemas.Picos128) (Verdi
 	s.observations++
 	return v, d.lifecycle(s, v)
 }
+
+// sparseRequests is how many typical requests (the dispersion) a span too
+// sparse to test on its spread must exceed its baseline by, besides
+// new_series_impact_picos a window: one costly request is not a change.
+const sparseRequests = 10
 
 // less says a < b.
 func less(a, b schemas.Picos128) bool { return a.Sub(b).Sign() < 0 }

@@ -75,15 +75,22 @@ func SavingsTraffic(name string, start time.Time, hours int, control bool) ([]sc
 			Usage: &schemas.Usage{InputTokens: schemas.Int64(in), CacheReadInputTokens: schemas.Int64(read),
 				CacheWriteInputTokens: schemas.Int64(write), OutputTokens: schemas.Int64(outTokens)}})
 	}
-	gpu := func(t time.Time, team, host, ownerKind, ownerID string, labels map[string]string, busy float64) {
+	// gpu reports an hour of one GPU as gpuprobe does, one interval a
+	// minute (its default window), busy seconds spread evenly: an hour in
+	// one interval would land in one window and look like a spike each
+	// hour to the anomaly detector.
+	gpu := func(t time.Time, team, host, ownerKind, ownerID string, labels map[string]string, busyPerHour float64) {
 		l := map[string]string{"team": team}
 		for k, v := range labels {
 			l[k] = v
 		}
-		out = append(out, schemas.Event{SchemaVersion: schemas.SchemaVersion, EventID: savingsID(t, src), Time: t,
-			Kind: schemas.KindGPUUsage, Source: "loadgen/" + name, Labels: l,
-			GPU: &schemas.GPUUsage{GPUModel: SavingsGPUModel, Host: host, IntervalSeconds: 3600, AllocatedSeconds: 3600,
-				BusySeconds: busy, OwnerKind: ownerKind, OwnerID: ownerID}})
+		for m := range 60 {
+			at := t.Add(time.Duration(m) * time.Minute)
+			out = append(out, schemas.Event{SchemaVersion: schemas.SchemaVersion, EventID: savingsID(at, src), Time: at,
+				Kind: schemas.KindGPUUsage, Source: "loadgen/" + name, Labels: l,
+				GPU: &schemas.GPUUsage{GPUModel: SavingsGPUModel, Host: host, IntervalSeconds: 60, AllocatedSeconds: 60,
+					BusySeconds: busyPerHour / 60, OwnerKind: ownerKind, OwnerID: ownerID}})
+		}
 	}
 	// each spreads n events evenly over hour h.
 	each := func(h, n int, f func(t time.Time, i int)) {
