@@ -28,6 +28,8 @@ serve: build ## serve the web view of the demo data (after make demo) on http://
 
 test: build clickhouse-up kafka-up chdb-up prometheus-up chromium-up lint ## start the services and run every test (what CI runs)
 	$(GO) test -count=1 -race -timeout 15m -skip '^(TestFault|TestCluster)' $(PKGS)
+	@echo "detector tests on the demo's own traffic (skipped under -race)"
+	$(GO) test -count=1 -timeout 10m -run '^TestDetector(QuietOnDefaultDemoTraffic|ColdStartOnDemoTraffic)$$' -v ./aggregate 2>&1 | grep -E '^(--- |PASS|FAIL|ok|panic)|incidents' ; exit $${PIPESTATUS[0]}
 	@echo "fault tests (one at a time: they restart the shared broker)"
 	$(GO) test -p 1 -count=1 -timeout 15m -run '^TestFault' -v ./cmd/aivis ./ingest/client ./internal/testenv 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go:' ; exit $${PIPESTATUS[0]}
 	$(MAKE) test-cluster

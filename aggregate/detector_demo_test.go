@@ -20,9 +20,7 @@ import (
 // steps them (every known series each window, absent ones at zero). The
 // issue's bar is fewer than one alert a simulated day.
 func TestDetectorQuietOnDefaultDemoTraffic(t *testing.T) {
-	if testing.Short() {
-		t.Skip("generates and prices a few hundred thousand events")
-	}
+	skipHeavy(t)
 	const days = 4
 	events, series, incidents := demoIncidents(t, simStart, days*24*time.Hour, 1)
 	perDay := float64(len(incidents)) / days
@@ -42,9 +40,7 @@ func TestDetectorQuietOnDefaultDemoTraffic(t *testing.T) {
 // dispersion of sparse series rests on few requests, so this is where it is
 // noisiest. Eight 9-hour runs, as make demo with a three-minute load.
 func TestDetectorColdStartOnDemoTraffic(t *testing.T) {
-	if testing.Short() {
-		t.Skip("generates and prices a few hundred thousand events")
-	}
+	skipHeavy(t)
 	const runs = 8
 	total := 0
 	for seed := int64(1); seed <= runs; seed++ {
@@ -56,6 +52,19 @@ func TestDetectorColdStartOnDemoTraffic(t *testing.T) {
 	t.Logf("%d incidents over %d cold starts of 9 simulated hours", total, runs)
 	if total >= runs {
 		t.Fatalf("%d incidents over %d cold starts of 9 h, want fewer than one a run", total, runs)
+	}
+}
+
+// skipHeavy skips the demo-traffic tests in -short and -race runs: they
+// are single-goroutine arithmetic over half a million priced events, which
+// the race detector slows tenfold; make test runs them without it.
+func skipHeavy(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("generates and prices a few hundred thousand events")
+	}
+	if raceDetector {
+		t.Skip("single-goroutine arithmetic; make test runs it without -race")
 	}
 }
 
