@@ -88,8 +88,16 @@ const (
 // lookup finds id; fp is its fingerprint, for add.
 func (d *dedupTiers) lookup(id string) (fp [2]uint64, hit dedupHit, minMs, maxMs int64) {
 	fp = d.exact.fingerprint(id)
-	if _, ok := d.exact.find(fp); ok {
-		return fp, hitExact, 0, 0
+	_, hit, minMs, maxMs = d.probe(fp)
+	return fp, hit, minMs, maxMs
+}
+
+// probe finds a fingerprint in every tier. slot is where the exact tier
+// would hold it, for insert when nothing changed in between.
+func (d *dedupTiers) probe(fp [2]uint64) (slot uint64, hit dedupHit, minMs, maxMs int64) {
+	slot, ok := d.exact.find(fp)
+	if ok {
+		return slot, hitExact, 0, 0
 	}
 	minMs, maxMs = math.MaxInt64, math.MinInt64
 	h := fp[0]
@@ -132,15 +140,24 @@ func (d *dedupTiers) lookup(id string) (fp [2]uint64, hit dedupHit, minMs, maxMs
 			hit, minMs, maxMs = hitSealed, min(minMs, b.minMs), max(maxMs, b.maxMs)
 		}
 	}
-	return fp, hit, minMs, maxMs
+	return slot, hit, minMs, maxMs
 }
 
 // add remembers an id, by the fingerprint lookup returned, unless the
 // exact tier holds it.
 func (d *dedupTiers) add(fp [2]uint64, timeMs int64) bool {
-	if !d.exact.addFP(fp, timeMs) {
+	slot, ok := d.exact.find(fp)
+	if ok {
 		return false
 	}
+	d.insert(fp, slot, timeMs)
+	return true
+}
+
+// insert remembers an id the exact tier does not hold at the slot its
+// probe returned, with no change to the tiers in between.
+func (d *dedupTiers) insert(fp [2]uint64, slot uint64, timeMs int64) {
+	d.exact.insert(fp, slot, timeMs)
 	if !d.hasMax || timeMs > d.maxMs {
 		if !d.hasMax {
 			d.nextSealMs = nextBoundary(timeMs, sealSpanMs)
@@ -148,7 +165,6 @@ func (d *dedupTiers) add(fp [2]uint64, timeMs int64) bool {
 		}
 		d.maxMs, d.hasMax = timeMs, true
 	}
-	return true
 }
 
 // sealed reports whether any id is in a chunk or bucket.
