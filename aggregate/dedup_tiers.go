@@ -130,14 +130,15 @@ func (d *dedupTiers) probe(fp [2]uint64) (slot uint64, hit dedupHit, minMs, maxM
 		}
 	}
 	for i, b := range d.buckets {
-		var found bool
+		var tags uint32
 		if j := len(d.chunks) + i; j < units {
-			found = b.scan(h, spans[j][0], spans[j][1])
+			tags = b.scan(h, spans[j][0], spans[j][1])
 		} else {
-			found = b.contains(h)
+			tags = b.contains(h)
 		}
-		if found {
-			hit, minMs, maxMs = hitSealed, min(minMs, b.minMs), max(maxMs, b.maxMs)
+		for ; tags != 0; tags &= tags - 1 {
+			hr := &b.hours[bits.TrailingZeros32(tags)]
+			hit, minMs, maxMs = hitSealed, min(minMs, hr.minMs), max(maxMs, hr.maxMs)
 		}
 	}
 	return slot, hit, minMs, maxMs
@@ -198,18 +199,44 @@ func (d *dedupTiers) seal() {
 			d.compact()
 		}
 		d.chunkHour = hour
-		d.chunks = append(d.chunks, c)
+		c.spans = 1
+		d.appendChunk(c)
 		d.sealedN += n
 	}
 	d.mark = s.tail
 	d.nextSealMs = nextBoundary(d.maxMs, sealSpanMs)
 }
 
-// compact merges the chunks into one bucket.
+// appendChunk adds the newest chunk and merges chunks of as many spans
+// like a binary counter, so that an hour's twelve spans are probed in at
+// most four chunks; each id is merged at most twice an hour.
+func (d *dedupTiers) appendChunk(c *sealedChunk) {
+	d.chunks = append(d.chunks, c)
+	for n := len(d.chunks); n >= 2 && d.chunks[n-2].spans == d.chunks[n-1].spans; n-- {
+		d.chunks[n-2] = mergeTwoChunks(d.chunks[n-2], d.chunks[n-1])
+		d.chunks[n-1] = nil
+		d.chunks = d.chunks[:n-1]
+	}
+}
+
+// compact merges the chunks into one bucket, and the last groupHours hourly
+// buckets into one group when they are complete.
 func (d *dedupTiers) compact() {
 	d.buckets = append(d.buckets, mergeChunks(d.chunks))
 	clear(d.chunks)
 	d.chunks = d.chunks[:0]
+	n := 0
+	for i := len(d.buckets) - 1; i >= 0 && len(d.buckets[i].hours) == 1; i-- {
+		n++
+	}
+	if n < groupHours {
+		return
+	}
+	last := d.buckets[len(d.buckets)-groupHours:]
+	if g := mergeBuckets(last); g != nil {
+		clear(last)
+		d.buckets = append(d.buckets[:len(d.buckets)-groupHours], g)
+	}
 }
 
 // expire forgets the ids whose event time is before floorMs, and reports
@@ -225,8 +252,8 @@ func (d *dedupTiers) expire(floorMs int64) int {
 		d.exact.RemoveOldest()
 		n++
 	}
-	for len(d.buckets) > 0 && d.buckets[0].maxMs < floorMs {
-		n += d.dropBucket()
+	for len(d.buckets) > 0 && d.buckets[0].oldest().maxMs < floorMs {
+		n += d.dropHour()
 	}
 	for len(d.chunks) > 0 && d.chunks[0].maxMs < floorMs {
 		n += d.dropChunk()
@@ -234,12 +261,20 @@ func (d *dedupTiers) expire(floorMs int64) int {
 	return n
 }
 
-func (d *dedupTiers) dropBucket() int {
+// dropHour forgets the oldest hour the buckets hold: the oldest bucket
+// whole when it is the bucket's last, else its entries in its group.
+func (d *dedupTiers) dropHour() int {
 	b := d.buckets[0]
-	d.buckets[0] = nil
-	d.buckets = d.buckets[1:]
-	d.sealedN -= len(b.rems)
-	return len(b.rems)
+	var n int
+	if b.live == 1 {
+		n = len(b.rems)
+		d.buckets[0] = nil
+		d.buckets = d.buckets[1:]
+	} else {
+		n = b.dropHour(b.oldestTag())
+	}
+	d.sealedN -= n
+	return n
 }
 
 func (d *dedupTiers) dropChunk() int {
@@ -255,7 +290,7 @@ func (d *dedupTiers) dropChunk() int {
 func (d *dedupTiers) oldestSealed() (int64, bool) {
 	switch {
 	case len(d.buckets) > 0:
-		return d.buckets[0].maxMs, true
+		return d.buckets[0].oldest().maxMs, true
 	case len(d.chunks) > 0:
 		return d.chunks[0].maxMs, true
 	}
@@ -268,7 +303,7 @@ func (d *dedupTiers) evict() int {
 	if t, ok := d.oldestSealed(); ok {
 		d.forgotMs = max(d.forgotMs, t)
 		if len(d.buckets) > 0 {
-			return d.dropBucket()
+			return d.dropHour()
 		}
 		return d.dropChunk()
 	}
@@ -287,7 +322,27 @@ type sealedChunk struct {
 	fps          []uint64
 	offs         []uint32
 	shift        uint8
+	spans        int // seals merged into it
 	minMs, maxMs int64
+}
+
+// mergeTwoChunks is one chunk holding the fingerprints of a and b.
+func mergeTwoChunks(a, b *sealedChunk) *sealedChunk {
+	c := &sealedChunk{fps: make([]uint64, 0, len(a.fps)+len(b.fps)), spans: a.spans + b.spans,
+		minMs: min(a.minMs, b.minMs), maxMs: max(a.maxMs, b.maxMs)}
+	i, j := 0, 0
+	for i < len(a.fps) && j < len(b.fps) {
+		if a.fps[i] <= b.fps[j] {
+			c.fps = append(c.fps, a.fps[i])
+			i++
+		} else {
+			c.fps = append(c.fps, b.fps[j])
+			j++
+		}
+	}
+	c.fps = append(append(c.fps, a.fps[i:]...), b.fps[j:]...)
+	c.offs, c.shift = prefixOffsets(c.fps)
+	return c
 }
 
 func (c *sealedChunk) contains(h uint64) bool {
@@ -307,28 +362,146 @@ func (c *sealedChunk) scan(h uint64, lo, hi uint32) bool {
 
 // compactBucket keeps of each fingerprint its top q bits, as the position
 // in a prefix-offset table, and the 32 bits after them, sorted: about
-// 4 + 4/perPrefix bytes an id.
+// 4 + 4/perPrefix bytes an id. A group (several hours merged, so that a
+// lookup probes one index instead of one an hour) gives tagBits of those
+// 32 to the hour an id was sealed in, so that hours can still be
+// forgotten one at a time.
 type compactBucket struct {
-	rems         []uint32
-	offs         []uint32
-	shift        uint8 // 64 - q
-	minMs, maxMs int64
+	rems    []uint32 // remainder<<tagBits | tag, sorted
+	offs    []uint32
+	shift   uint8 // 64 - q
+	tagBits uint8
+	hours   []sealedHour // by tag
+	live    int          // hours not dropped
 }
 
-func (b *compactBucket) contains(h uint64) bool {
+// sealedHour is the event-time range and the number of ids of one hour of
+// a bucket; n is 0 once the hour is dropped.
+type sealedHour struct {
+	minMs, maxMs int64
+	n            int
+}
+
+const (
+	// groupHours is how many hourly buckets merge into one group, and
+	// groupTagBits the bits that tell them apart.
+	groupHours   = 4
+	groupTagBits = 2
+)
+
+// oldestTag is the tag of the oldest hour not dropped.
+func (b *compactBucket) oldestTag() int {
+	for k := range b.hours {
+		if b.hours[k].n > 0 {
+			return k
+		}
+	}
+	return 0
+}
+
+func (b *compactBucket) oldest() *sealedHour { return &b.hours[b.oldestTag()] }
+
+// key is the part of h a bucket compares: the 32 - tagBits bits after the
+// prefix.
+func (b *compactBucket) key(h uint64) uint32 {
+	return uint32(h << (64 - b.shift) >> (32 + b.tagBits))
+}
+
+func (b *compactBucket) contains(h uint64) uint32 {
 	p := h >> b.shift
 	return b.scan(h, b.offs[p], b.offs[p+1])
 }
 
-// scan looks for h in the run [lo, hi) of its prefix.
-func (b *compactBucket) scan(h uint64, lo, hi uint32) bool {
-	r := uint32(h >> (b.shift - 32))
+// scan looks for h in the run [lo, hi) of its prefix, and returns the set
+// of tags (hours) it is found under: 0 when it is not.
+func (b *compactBucket) scan(h uint64, lo, hi uint32) (tags uint32) {
+	r := b.key(h)
 	for _, v := range b.rems[lo:hi] {
-		if v >= r {
-			return v == r
+		switch k := v >> b.tagBits; {
+		case k == r:
+			tags |= 1 << (v & (1<<b.tagBits - 1))
+		case k > r:
+			return tags
 		}
 	}
-	return false
+	return tags
+}
+
+// dropHour forgets the ids of hour tag, into a new array of the size the
+// others need, and reports how many it forgot.
+func (b *compactBucket) dropHour(tag int) int {
+	n := b.hours[tag].n
+	rems := make([]uint32, 0, len(b.rems)-n)
+	lo := b.offs[0]
+	for p := 0; p+1 < len(b.offs); p++ {
+		hi := b.offs[p+1]
+		b.offs[p] = uint32(len(rems))
+		for _, v := range b.rems[lo:hi] {
+			if int(v&(1<<b.tagBits-1)) != tag {
+				rems = append(rems, v)
+			}
+		}
+		lo = hi
+	}
+	b.offs[len(b.offs)-1] = uint32(len(rems))
+	b.rems = rems
+	b.hours[tag].n = 0
+	b.live--
+	return n
+}
+
+// mergeBuckets merges hourly buckets, oldest first, into one group, or
+// returns nil when their sizes differ so much that the bits they keep do
+// not fill a group's index (a quiet hour among busy ones): they then stay
+// separate. Each keeps q+32 bits of a fingerprint; the group needs q'+30,
+// so q' is at most the smallest q plus groupTagBits.
+func mergeBuckets(bs []*compactBucket) *compactBucket {
+	n, qMin := 0, 64
+	for _, b := range bs {
+		n += len(b.rems)
+		qMin = min(qMin, 64-int(b.shift))
+	}
+	want := min(bits.Len(uint(n/perPrefix)), 32)
+	q := min(want, qMin+groupTagBits)
+	if q < want-1 || len(bs) > 1<<groupTagBits {
+		return nil
+	}
+	g := &compactBucket{shift: uint8(64 - q), tagBits: groupTagBits, live: len(bs),
+		rems: make([]uint32, n), offs: make([]uint32, 1<<q+1), hours: make([]sealedHour, len(bs))}
+	type cursor struct {
+		b    *compactBucket
+		j, p int
+	}
+	cur := make([]cursor, len(bs))
+	for k, b := range bs {
+		cur[k] = cursor{b: b}
+		g.hours[k] = b.hours[0]
+	}
+	// top is the fingerprint bits a cursor's entry keeps, in place.
+	top := func(c *cursor) (uint64, bool) {
+		if c.j >= len(c.b.rems) {
+			return 0, false
+		}
+		for c.b.offs[c.p+1] <= uint32(c.j) {
+			c.p++
+		}
+		return uint64(c.p)<<c.b.shift | uint64(c.b.rems[c.j])<<(c.b.shift-32), true
+	}
+	for i := range g.rems {
+		best, v := -1, uint64(0)
+		for k := range cur {
+			if x, ok := top(&cur[k]); ok && (best < 0 || x < v) {
+				best, v = k, x
+			}
+		}
+		cur[best].j++
+		g.rems[i] = g.key(v)<<groupTagBits | uint32(best)
+		g.offs[v>>g.shift+1]++
+	}
+	for p := 1; p < len(g.offs); p++ {
+		g.offs[p] += g.offs[p-1]
+	}
+	return g
 }
 
 // prefixOffsets indexes sorted fingerprints by their top q bits, q chosen
@@ -357,11 +530,13 @@ func prefixOffsets(sorted []uint64) ([]uint32, uint8) {
 // into the bucket's remainders: the only memory it takes is the bucket's.
 func mergeChunks(chunks []*sealedChunk) *compactBucket {
 	n := 0
-	b := &compactBucket{minMs: math.MaxInt64, maxMs: math.MinInt64}
+	hr := sealedHour{minMs: math.MaxInt64, maxMs: math.MinInt64}
 	for _, c := range chunks {
 		n += len(c.fps)
-		b.minMs, b.maxMs = min(b.minMs, c.minMs), max(b.maxMs, c.maxMs)
+		hr.minMs, hr.maxMs = min(hr.minMs, c.minMs), max(hr.maxMs, c.maxMs)
 	}
+	hr.n = n
+	b := &compactBucket{hours: []sealedHour{hr}, live: 1}
 	q := min(bits.Len(uint(n/perPrefix)), 32)
 	b.shift = uint8(64 - q)
 	b.rems = make([]uint32, n)
