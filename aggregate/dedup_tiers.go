@@ -41,6 +41,10 @@ type dedupTiers struct {
 	buckets   []*compactBucket // older hours, oldest first
 	sealedN   int
 
+	// touched keeps the loads of lookup's second pass from being
+	// optimised away.
+	touched uint64
+
 	// forgotMs is the newest event time of an id forgotten before its
 	// horizon to stay within the budget (math.MinInt64 if none).
 	forgotMs int64
@@ -118,6 +122,22 @@ func (d *dedupTiers) probe(fp [2]uint64) (slot uint64, hit dedupHit, minMs, maxM
 		p := h >> b.shift
 		spans[len(d.chunks)+i] = [2]uint32{b.offs[p], b.offs[p+1]}
 	}
+	// A second pass touches the first entry of every run, without a
+	// branch on what it reads, so that those misses overlap too; the
+	// scans below then mostly hit the cache (a scan's exit branch would
+	// otherwise wait for its miss before the next one starts).
+	var touch uint64
+	for i, c := range d.chunks[:min(len(d.chunks), units)] {
+		if lo := spans[i][0]; lo < uint32(len(c.fps)) {
+			touch += c.fps[lo]
+		}
+	}
+	for i, b := range d.buckets[:max(0, min(len(d.buckets), units-len(d.chunks)))] {
+		if lo := spans[len(d.chunks)+i][0]; lo < uint32(len(b.rems)) {
+			touch += uint64(b.rems[lo])
+		}
+	}
+	d.touched = touch
 	for i, c := range d.chunks {
 		var found bool
 		if i < units {
@@ -194,17 +214,27 @@ func (d *dedupTiers) seal() {
 		}
 		slices.Sort(c.fps)
 		c.offs, c.shift = prefixOffsets(c.fps)
-		hour := floorDiv(d.maxMs, bucketSpanMs)
-		if hour != d.chunkHour && len(d.chunks) > 0 {
-			d.compact()
-		}
-		d.chunkHour = hour
-		c.spans = 1
-		d.appendChunk(c)
-		d.sealedN += n
+		d.sealChunk(c)
 	}
 	d.mark = s.tail
 	d.nextSealMs = nextBoundary(d.maxMs, sealSpanMs)
+}
+
+// sealChunk adds one span's chunk, sorted and indexed, after merging the
+// chunks of the hour before into a bucket when the hour changed.
+func (d *dedupTiers) sealChunk(c *sealedChunk) {
+	hour := floorDiv(d.maxMs, bucketSpanMs)
+	if hour != d.chunkHour && len(d.chunks) > 0 {
+		d.compact()
+	} else {
+		// A seal after the one that made the hour's bucket, so that the
+		// group's copy and the merged chunks' are not held at once.
+		d.group()
+	}
+	d.chunkHour = hour
+	c.spans = 1
+	d.appendChunk(c)
+	d.sealedN += len(c.fps)
 }
 
 // appendChunk adds the newest chunk and merges chunks of as many spans
@@ -219,12 +249,17 @@ func (d *dedupTiers) appendChunk(c *sealedChunk) {
 	}
 }
 
-// compact merges the chunks into one bucket, and the last groupHours hourly
-// buckets into one group when they are complete.
+// compact merges the chunks into one bucket.
 func (d *dedupTiers) compact() {
 	d.buckets = append(d.buckets, mergeChunks(d.chunks))
 	clear(d.chunks)
 	d.chunks = d.chunks[:0]
+}
+
+// group merges the last groupHours buckets into one when they are all
+// hourly. The merge holds a copy of those hours for a moment: a sixth of
+// a 24 h state with four hours.
+func (d *dedupTiers) group() {
 	n := 0
 	for i := len(d.buckets) - 1; i >= 0 && len(d.buckets[i].hours) == 1; i-- {
 		n++
