@@ -207,6 +207,10 @@ type Engine struct {
 	flushEvents []schemas.StoredEvent
 	// hists is where appendRow cuts the rows' histograms from.
 	hists []uint64
+	// byDim and byDimSet are fold's index of the current window's accs
+	// by dims id, and the ids set in it; all nil between folds.
+	byDim    []*acc
+	byDimSet []uint32
 }
 
 // batchColumns are the columns of the record batch AddBatch builds, kept
@@ -728,6 +732,20 @@ func (e *Engine) fold(part *partition, rec arrow.Record) {
 		curDim uint32
 		cur    *acc
 	)
+	// byDim holds the current window's accs by dims id as they are met,
+	// so that events of interleaved keys find theirs without a map
+	// lookup; it is cleared when the window changes.
+	if len(e.byDim) < len(e.dimList) {
+		e.byDim = append(e.byDim, make([]*acc, len(e.dimList)-len(e.byDim))...)
+	}
+	byDim := e.byDim
+	clearByDim := func() {
+		for _, d := range e.byDimSet {
+			byDim[d] = nil
+		}
+		e.byDimSet = e.byDimSet[:0]
+	}
+	defer clearByDim()
 	for i := 0; i < n; i++ {
 		if ws[i] != curWS || curWin == nil {
 			curWS = ws[i]
@@ -737,13 +755,19 @@ func (e *Engine) fold(part *partition, rec arrow.Record) {
 				part.windows[curWS] = curWin
 			}
 			cur = nil
+			clearByDim()
 		}
 		if cur == nil || dim[i] != curDim {
 			curDim = dim[i]
-			cur = curWin.accs[curDim]
+			cur = byDim[curDim]
 			if cur == nil {
-				cur = &acc{}
-				curWin.accs[curDim] = cur
+				cur = curWin.accs[curDim]
+				if cur == nil {
+					cur = &acc{}
+					curWin.accs[curDim] = cur
+				}
+				byDim[curDim] = cur
+				e.byDimSet = append(e.byDimSet, curDim)
 			}
 		}
 		if off[i] < curWin.firstOffset {
