@@ -414,14 +414,16 @@ type dimCacheEntry struct {
 // strings: cheap, and distinct for the names that differ by a suffix
 // (model versions, team numbers).
 func (d *dims) slot() uint32 {
-	h := uint32(0)
-	for _, s := range [...]string{d.provider, d.model, d.team, d.project} {
-		h = h*31 + uint32(len(s))
-		if len(s) > 0 {
-			h = h*31 + uint32(s[len(s)-1])
-		}
-	}
+	h := mixEnd(mixEnd(mixEnd(mixEnd(0, d.provider), d.model), d.team), d.project)
 	return (h * 0x9e3779b1) >> 24 & (dimCacheSize - 1)
+}
+
+func mixEnd(h uint32, s string) uint32 {
+	h = h*31 + uint32(len(s))
+	if len(s) > 0 {
+		h = h*31 + uint32(s[len(s)-1])
+	}
+	return h
 }
 
 func (e *Engine) windowStart(timeMs int64) int64 {
@@ -620,6 +622,13 @@ func (e *Engine) AddBatch(p int32, in []Input, now time.Time, outcomes []Outcome
 
 	lateHorizonMs := e.cfg.LateHorizon.Milliseconds()
 	futureMs := now.UnixMilli() + e.cfg.MaxFuture.Milliseconds()
+	// The window of the last accepted event, its start in ms, and what
+	// the sink holds of it.
+	var (
+		ws, curMs = int64(0), int64(math.MaxInt64)
+		through   int64
+		emitted   bool
+	)
 	for k, rec := range in {
 		ev := rec.Event
 		part.position = rec.Offset
@@ -647,8 +656,14 @@ func (e *Engine) AddBatch(p int32, in []Input, now time.Time, outcomes []Outcome
 		if !part.hasEvents || timeMs > part.maxEventMs {
 			part.maxEventMs, part.hasEvents = timeMs, true
 		}
-		ws := e.windowStart(timeMs)
-		if through, ok := part.emitted[ws]; ok && rec.Offset <= through {
+		if timeMs < curMs || timeMs >= curMs+e.windowMs {
+			// Another window than the last event's: most events of a
+			// poll share a few windows.
+			ws = e.windowStart(timeMs)
+			curMs = floorDiv(timeMs, e.windowMs) * e.windowMs
+			through, emitted = part.emitted[ws]
+		}
+		if emitted && rec.Offset <= through {
 			outcomes = append(outcomes, Replayed)
 			continue
 		}
