@@ -101,6 +101,13 @@ func (s *seenSet) addFP(fp [2]uint64, timeMs int64) bool {
 	if ok {
 		return false
 	}
+	s.insert(fp, i, timeMs)
+	return true
+}
+
+// insert appends fp, which find did not hold, at the empty slot find
+// returned for it; nothing may change the set in between.
+func (s *seenSet) insert(fp [2]uint64, i uint64, timeMs int64) {
 	if s.tail-s.head == uint64(len(s.ring)) {
 		s.growRing()
 	}
@@ -113,7 +120,6 @@ func (s *seenSet) addFP(fp [2]uint64, timeMs int64) bool {
 	if s.n*2 > len(s.slots) { // at most half full: short probe runs
 		s.growSlots()
 	}
-	return true
 }
 
 // Oldest returns the event time of the oldest id; ok is false when empty.

@@ -110,8 +110,17 @@ func TestDedupTiersHoldTheHorizon(t *testing.T) {
 			}
 		}
 	}
-	if len(d.buckets) < 20 || d.sealedN == 0 {
-		t.Fatalf("%d buckets, %d sealed ids: want the horizon mostly sealed", len(d.buckets), d.sealedN)
+	held := 0
+	for _, b := range d.buckets {
+		held += b.live
+	}
+	if held < 20 || d.sealedN == 0 {
+		t.Fatalf("%d hours in buckets, %d sealed ids: want the horizon mostly sealed", held, d.sealedN)
+	}
+	// Hours merge into groups and chunks into fewer: a new id is probed
+	// in about a third of the units the hours and spans would take.
+	if units := len(d.buckets) + len(d.chunks); units > 12 {
+		t.Fatalf("%d buckets and %d chunks probed per lookup, want at most 12", len(d.buckets), len(d.chunks))
 	}
 	suspects := 0
 	for i := range 100_000 {
@@ -128,8 +137,8 @@ func TestDedupTiersHoldTheHorizon(t *testing.T) {
 		bucketIDs += int64(len(b.rems))
 	}
 	perID := float64(bucketBytes) / float64(bucketIDs)
-	t.Logf("%d ids held (%d sealed in %d buckets and %d chunks), %.2f bytes/id in buckets, %d bytes in all",
-		d.Len(), d.sealedN, len(d.buckets), len(d.chunks), perID, d.Bytes())
+	t.Logf("%d ids held (%d sealed in %d hours: %d buckets and %d chunks), %.2f bytes/id in buckets, %d bytes in all",
+		d.Len(), d.sealedN, held, len(d.buckets), len(d.chunks), perID, d.Bytes())
 	if perID > 4.6 {
 		t.Fatalf("buckets cost %.2f bytes an id, want about 4.3", perID)
 	}
@@ -177,9 +186,83 @@ func TestCompactBucketFindsEveryFingerprint(t *testing.T) {
 			t.Fatalf("n=%d: the merged bucket's index differs from one built from all the fingerprints", n)
 		}
 		for _, h := range fps {
-			if !b.contains(h) || !c.contains(h) {
+			if b.contains(h) == 0 || !c.contains(h) {
 				t.Fatalf("n=%d: %#x not found", n, h)
 			}
 		}
+	}
+}
+
+// TestBucketGroups merges hourly buckets into a group, finds every id of
+// every hour under its own hour (an id sealed in two hours under both),
+// forgets the hours one by one, and leaves hours of very different sizes
+// unmerged.
+func TestBucketGroups(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	hour := func(k, n int, extra ...uint64) (*compactBucket, []uint64) {
+		fps := append(extra, make([]uint64, n)...)
+		for i := len(extra); i < len(fps); i++ {
+			fps[i] = r.Uint64()
+		}
+		slices.Sort(fps)
+		c := &sealedChunk{fps: fps, minMs: int64(k) * 10, maxMs: int64(k)*10 + 9}
+		c.offs, c.shift = prefixOffsets(fps)
+		return mergeChunks([]*sealedChunk{c}), fps
+	}
+	shared := r.Uint64()
+	var bs []*compactBucket
+	var fps [][]uint64
+	for k, n := range []int{40_000, 50_000, 30_000, 45_000} {
+		b, f := hour(k, n, shared)
+		bs, fps = append(bs, b), append(fps, f)
+	}
+	g := mergeBuckets(bs)
+	if g == nil {
+		t.Fatal("hours of similar sizes not merged")
+	}
+	for k := range groupHours {
+		for _, h := range fps[k] {
+			tags := g.contains(h)
+			if tags&(1<<k) == 0 {
+				t.Fatalf("hour %d: %#x not found under its hour (tags %b)", k, h, tags)
+			}
+		}
+	}
+	if got := g.contains(shared); got != 1<<groupHours-1 {
+		t.Fatalf("an id of every hour found under hours %b, want all", got)
+	}
+	suspects := 0
+	for range 100_000 {
+		if g.contains(r.Uint64()) != 0 {
+			suspects++
+		}
+	}
+	if suspects > 2 {
+		t.Fatalf("%d of 100,000 unknown fingerprints are suspects, want about 0", suspects)
+	}
+	for k := range groupHours - 1 {
+		if n := g.dropHour(g.oldestTag()); n != len(fps[k]) {
+			t.Fatalf("dropping hour %d forgot %d ids, want %d", k, n, len(fps[k]))
+		}
+		for j, f := range fps {
+			for _, h := range f {
+				if found := g.contains(h)&(1<<j) != 0; found != (j > k) {
+					t.Fatalf("after dropping hours up to %d: %#x of hour %d found %v", k, h, j, found)
+				}
+			}
+		}
+		if g.oldestTag() != k+1 || len(g.rems) != cap(g.rems) {
+			t.Fatalf("after dropping hour %d: oldest %d, %d of %d entries", k, g.oldestTag(), len(g.rems), cap(g.rems))
+		}
+	}
+	// A quiet hour among busy ones: its fingerprints keep too few bits
+	// for the group's index.
+	bs = bs[:0]
+	for k, n := range []int{40_000, 500, 40_000, 40_000} {
+		b, _ := hour(k, n)
+		bs = append(bs, b)
+	}
+	if mergeBuckets(bs) != nil {
+		t.Fatal("a quiet hour merged into a group whose index needs more bits than it keeps")
 	}
 }

@@ -15,15 +15,24 @@ import (
 //     within minutes, the common duplicate, is decided here exactly.
 //   - chunks: the ids sealed out of the exact tier during the current
 //     hour, one sorted array of 64-bit fingerprints per sealSpan (8 bytes
-//     an id).
+//     an id), chunks of as many spans merged like a binary counter (at
+//     most four for an hour).
 //   - buckets: one per older hour of arrivals, the chunks merged into a
 //     compact index (a prefix-offset table over the top q bits and the next
-//     32 bits of each fingerprint, about 4.25 bytes an id), dropped whole
-//     once its newest event time falls behind the horizon.
+//     32 bits of each fingerprint, about 4.25 bytes an id); every
+//     groupHours of them merged into one group whose entries give
+//     groupTagBits of the 32 to their hour. An hour is forgotten once its
+//     newest event time falls behind the horizon: its bucket dropped, or
+//     its entries filtered out of its group.
+//
+// Every chunk and bucket is probed for a new id, so their number is most
+// of a lookup's cost once the state is larger than the cache: at 24 h
+// about 9 (2 chunks, 5 or 6 groups, up to 3 hourly buckets) instead of the
+// 35 spans and hours.
 //
 // A chunk or bucket keeps only part of an id, so a hit there is a suspect,
 // not a verdict: two ids may share the bits kept (about one probe in 10^8
-// per bucket). The engine asks the caller to confirm suspects against the
+// per bucket or group). The engine asks the caller to confirm suspects against the
 // sink before it calls an event a duplicate (see Engine.Suspects); a miss
 // is always exact.
 type dedupTiers struct {
@@ -40,6 +49,10 @@ type dedupTiers struct {
 	chunkHour int64
 	buckets   []*compactBucket // older hours, oldest first
 	sealedN   int
+
+	// touched keeps the loads of lookup's second pass from being
+	// optimised away.
+	touched uint64
 
 	// forgotMs is the newest event time of an id forgotten before its
 	// horizon to stay within the budget (math.MinInt64 if none).
@@ -88,8 +101,16 @@ const (
 // lookup finds id; fp is its fingerprint, for add.
 func (d *dedupTiers) lookup(id string) (fp [2]uint64, hit dedupHit, minMs, maxMs int64) {
 	fp = d.exact.fingerprint(id)
-	if _, ok := d.exact.find(fp); ok {
-		return fp, hitExact, 0, 0
+	_, hit, minMs, maxMs = d.probe(fp)
+	return fp, hit, minMs, maxMs
+}
+
+// probe finds a fingerprint in every tier. slot is where the exact tier
+// would hold it, for insert when nothing changed in between.
+func (d *dedupTiers) probe(fp [2]uint64) (slot uint64, hit dedupHit, minMs, maxMs int64) {
+	slot, ok := d.exact.find(fp)
+	if ok {
+		return slot, hitExact, 0, 0
 	}
 	minMs, maxMs = math.MaxInt64, math.MinInt64
 	h := fp[0]
@@ -110,6 +131,22 @@ func (d *dedupTiers) lookup(id string) (fp [2]uint64, hit dedupHit, minMs, maxMs
 		p := h >> b.shift
 		spans[len(d.chunks)+i] = [2]uint32{b.offs[p], b.offs[p+1]}
 	}
+	// A second pass touches the first entry of every run, without a
+	// branch on what it reads, so that those misses overlap too; the
+	// scans below then mostly hit the cache (a scan's exit branch would
+	// otherwise wait for its miss before the next one starts).
+	var touch uint64
+	for i, c := range d.chunks[:min(len(d.chunks), units)] {
+		if lo := spans[i][0]; lo < uint32(len(c.fps)) {
+			touch += c.fps[lo]
+		}
+	}
+	for i, b := range d.buckets[:max(0, min(len(d.buckets), units-len(d.chunks)))] {
+		if lo := spans[len(d.chunks)+i][0]; lo < uint32(len(b.rems)) {
+			touch += uint64(b.rems[lo])
+		}
+	}
+	d.touched = touch
 	for i, c := range d.chunks {
 		var found bool
 		if i < units {
@@ -122,25 +159,35 @@ func (d *dedupTiers) lookup(id string) (fp [2]uint64, hit dedupHit, minMs, maxMs
 		}
 	}
 	for i, b := range d.buckets {
-		var found bool
+		var tags uint32
 		if j := len(d.chunks) + i; j < units {
-			found = b.scan(h, spans[j][0], spans[j][1])
+			tags = b.scan(h, spans[j][0], spans[j][1])
 		} else {
-			found = b.contains(h)
+			tags = b.contains(h)
 		}
-		if found {
-			hit, minMs, maxMs = hitSealed, min(minMs, b.minMs), max(maxMs, b.maxMs)
+		for ; tags != 0; tags &= tags - 1 {
+			hr := &b.hours[bits.TrailingZeros32(tags)]
+			hit, minMs, maxMs = hitSealed, min(minMs, hr.minMs), max(maxMs, hr.maxMs)
 		}
 	}
-	return fp, hit, minMs, maxMs
+	return slot, hit, minMs, maxMs
 }
 
 // add remembers an id, by the fingerprint lookup returned, unless the
 // exact tier holds it.
 func (d *dedupTiers) add(fp [2]uint64, timeMs int64) bool {
-	if !d.exact.addFP(fp, timeMs) {
+	slot, ok := d.exact.find(fp)
+	if ok {
 		return false
 	}
+	d.insert(fp, slot, timeMs)
+	return true
+}
+
+// insert remembers an id the exact tier does not hold at the slot its
+// probe returned, with no change to the tiers in between.
+func (d *dedupTiers) insert(fp [2]uint64, slot uint64, timeMs int64) {
+	d.exact.insert(fp, slot, timeMs)
 	if !d.hasMax || timeMs > d.maxMs {
 		if !d.hasMax {
 			d.nextSealMs = nextBoundary(timeMs, sealSpanMs)
@@ -148,7 +195,6 @@ func (d *dedupTiers) add(fp [2]uint64, timeMs int64) bool {
 		}
 		d.maxMs, d.hasMax = timeMs, true
 	}
-	return true
 }
 
 // sealed reports whether any id is in a chunk or bucket.
@@ -177,16 +223,39 @@ func (d *dedupTiers) seal() {
 		}
 		slices.Sort(c.fps)
 		c.offs, c.shift = prefixOffsets(c.fps)
-		hour := floorDiv(d.maxMs, bucketSpanMs)
-		if hour != d.chunkHour && len(d.chunks) > 0 {
-			d.compact()
-		}
-		d.chunkHour = hour
-		d.chunks = append(d.chunks, c)
-		d.sealedN += n
+		d.sealChunk(c)
 	}
 	d.mark = s.tail
 	d.nextSealMs = nextBoundary(d.maxMs, sealSpanMs)
+}
+
+// sealChunk adds one span's chunk, sorted and indexed, after merging the
+// chunks of the hour before into a bucket when the hour changed.
+func (d *dedupTiers) sealChunk(c *sealedChunk) {
+	hour := floorDiv(d.maxMs, bucketSpanMs)
+	if hour != d.chunkHour && len(d.chunks) > 0 {
+		d.compact()
+	} else {
+		// A seal after the one that made the hour's bucket, so that the
+		// group's copy and the merged chunks' are not held at once.
+		d.group()
+	}
+	d.chunkHour = hour
+	c.spans = 1
+	d.appendChunk(c)
+	d.sealedN += len(c.fps)
+}
+
+// appendChunk adds the newest chunk and merges chunks of as many spans
+// like a binary counter, so that an hour's twelve spans are probed in at
+// most four chunks; each id is merged at most twice an hour.
+func (d *dedupTiers) appendChunk(c *sealedChunk) {
+	d.chunks = append(d.chunks, c)
+	for n := len(d.chunks); n >= 2 && d.chunks[n-2].spans == d.chunks[n-1].spans; n-- {
+		d.chunks[n-2] = mergeTwoChunks(d.chunks[n-2], d.chunks[n-1])
+		d.chunks[n-1] = nil
+		d.chunks = d.chunks[:n-1]
+	}
 }
 
 // compact merges the chunks into one bucket.
@@ -194,6 +263,24 @@ func (d *dedupTiers) compact() {
 	d.buckets = append(d.buckets, mergeChunks(d.chunks))
 	clear(d.chunks)
 	d.chunks = d.chunks[:0]
+}
+
+// group merges the last groupHours buckets into one when they are all
+// hourly. The merge holds a copy of those hours for a moment: a sixth of
+// a 24 h state with four hours.
+func (d *dedupTiers) group() {
+	n := 0
+	for i := len(d.buckets) - 1; i >= 0 && len(d.buckets[i].hours) == 1; i-- {
+		n++
+	}
+	if n < groupHours {
+		return
+	}
+	last := d.buckets[len(d.buckets)-groupHours:]
+	if g := mergeBuckets(last); g != nil {
+		clear(last)
+		d.buckets = append(d.buckets[:len(d.buckets)-groupHours], g)
+	}
 }
 
 // expire forgets the ids whose event time is before floorMs, and reports
@@ -209,8 +296,8 @@ func (d *dedupTiers) expire(floorMs int64) int {
 		d.exact.RemoveOldest()
 		n++
 	}
-	for len(d.buckets) > 0 && d.buckets[0].maxMs < floorMs {
-		n += d.dropBucket()
+	for len(d.buckets) > 0 && d.buckets[0].oldest().maxMs < floorMs {
+		n += d.dropHour()
 	}
 	for len(d.chunks) > 0 && d.chunks[0].maxMs < floorMs {
 		n += d.dropChunk()
@@ -218,12 +305,20 @@ func (d *dedupTiers) expire(floorMs int64) int {
 	return n
 }
 
-func (d *dedupTiers) dropBucket() int {
+// dropHour forgets the oldest hour the buckets hold: the oldest bucket
+// whole when it is the bucket's last, else its entries in its group.
+func (d *dedupTiers) dropHour() int {
 	b := d.buckets[0]
-	d.buckets[0] = nil
-	d.buckets = d.buckets[1:]
-	d.sealedN -= len(b.rems)
-	return len(b.rems)
+	var n int
+	if b.live == 1 {
+		n = len(b.rems)
+		d.buckets[0] = nil
+		d.buckets = d.buckets[1:]
+	} else {
+		n = b.dropHour(b.oldestTag())
+	}
+	d.sealedN -= n
+	return n
 }
 
 func (d *dedupTiers) dropChunk() int {
@@ -239,7 +334,7 @@ func (d *dedupTiers) dropChunk() int {
 func (d *dedupTiers) oldestSealed() (int64, bool) {
 	switch {
 	case len(d.buckets) > 0:
-		return d.buckets[0].maxMs, true
+		return d.buckets[0].oldest().maxMs, true
 	case len(d.chunks) > 0:
 		return d.chunks[0].maxMs, true
 	}
@@ -252,7 +347,7 @@ func (d *dedupTiers) evict() int {
 	if t, ok := d.oldestSealed(); ok {
 		d.forgotMs = max(d.forgotMs, t)
 		if len(d.buckets) > 0 {
-			return d.dropBucket()
+			return d.dropHour()
 		}
 		return d.dropChunk()
 	}
@@ -271,7 +366,27 @@ type sealedChunk struct {
 	fps          []uint64
 	offs         []uint32
 	shift        uint8
+	spans        int // seals merged into it
 	minMs, maxMs int64
+}
+
+// mergeTwoChunks is one chunk holding the fingerprints of a and b.
+func mergeTwoChunks(a, b *sealedChunk) *sealedChunk {
+	c := &sealedChunk{fps: make([]uint64, 0, len(a.fps)+len(b.fps)), spans: a.spans + b.spans,
+		minMs: min(a.minMs, b.minMs), maxMs: max(a.maxMs, b.maxMs)}
+	i, j := 0, 0
+	for i < len(a.fps) && j < len(b.fps) {
+		if a.fps[i] <= b.fps[j] {
+			c.fps = append(c.fps, a.fps[i])
+			i++
+		} else {
+			c.fps = append(c.fps, b.fps[j])
+			j++
+		}
+	}
+	c.fps = append(append(c.fps, a.fps[i:]...), b.fps[j:]...)
+	c.offs, c.shift = prefixOffsets(c.fps)
+	return c
 }
 
 func (c *sealedChunk) contains(h uint64) bool {
@@ -291,28 +406,146 @@ func (c *sealedChunk) scan(h uint64, lo, hi uint32) bool {
 
 // compactBucket keeps of each fingerprint its top q bits, as the position
 // in a prefix-offset table, and the 32 bits after them, sorted: about
-// 4 + 4/perPrefix bytes an id.
+// 4 + 4/perPrefix bytes an id. A group (several hours merged, so that a
+// lookup probes one index instead of one an hour) gives tagBits of those
+// 32 to the hour an id was sealed in, so that hours can still be
+// forgotten one at a time.
 type compactBucket struct {
-	rems         []uint32
-	offs         []uint32
-	shift        uint8 // 64 - q
-	minMs, maxMs int64
+	rems    []uint32 // remainder<<tagBits | tag, sorted
+	offs    []uint32
+	shift   uint8 // 64 - q
+	tagBits uint8
+	hours   []sealedHour // by tag
+	live    int          // hours not dropped
 }
 
-func (b *compactBucket) contains(h uint64) bool {
+// sealedHour is the event-time range and the number of ids of one hour of
+// a bucket; n is 0 once the hour is dropped.
+type sealedHour struct {
+	minMs, maxMs int64
+	n            int
+}
+
+const (
+	// groupHours is how many hourly buckets merge into one group, and
+	// groupTagBits the bits that tell them apart.
+	groupHours   = 4
+	groupTagBits = 2
+)
+
+// oldestTag is the tag of the oldest hour not dropped.
+func (b *compactBucket) oldestTag() int {
+	for k := range b.hours {
+		if b.hours[k].n > 0 {
+			return k
+		}
+	}
+	return 0
+}
+
+func (b *compactBucket) oldest() *sealedHour { return &b.hours[b.oldestTag()] }
+
+// key is the part of h a bucket compares: the 32 - tagBits bits after the
+// prefix.
+func (b *compactBucket) key(h uint64) uint32 {
+	return uint32(h << (64 - b.shift) >> (32 + b.tagBits))
+}
+
+func (b *compactBucket) contains(h uint64) uint32 {
 	p := h >> b.shift
 	return b.scan(h, b.offs[p], b.offs[p+1])
 }
 
-// scan looks for h in the run [lo, hi) of its prefix.
-func (b *compactBucket) scan(h uint64, lo, hi uint32) bool {
-	r := uint32(h >> (b.shift - 32))
+// scan looks for h in the run [lo, hi) of its prefix, and returns the set
+// of tags (hours) it is found under: 0 when it is not.
+func (b *compactBucket) scan(h uint64, lo, hi uint32) (tags uint32) {
+	r := b.key(h)
 	for _, v := range b.rems[lo:hi] {
-		if v >= r {
-			return v == r
+		switch k := v >> b.tagBits; {
+		case k == r:
+			tags |= 1 << (v & (1<<b.tagBits - 1))
+		case k > r:
+			return tags
 		}
 	}
-	return false
+	return tags
+}
+
+// dropHour forgets the ids of hour tag, into a new array of the size the
+// others need, and reports how many it forgot.
+func (b *compactBucket) dropHour(tag int) int {
+	n := b.hours[tag].n
+	rems := make([]uint32, 0, len(b.rems)-n)
+	lo := b.offs[0]
+	for p := 0; p+1 < len(b.offs); p++ {
+		hi := b.offs[p+1]
+		b.offs[p] = uint32(len(rems))
+		for _, v := range b.rems[lo:hi] {
+			if int(v&(1<<b.tagBits-1)) != tag {
+				rems = append(rems, v)
+			}
+		}
+		lo = hi
+	}
+	b.offs[len(b.offs)-1] = uint32(len(rems))
+	b.rems = rems
+	b.hours[tag].n = 0
+	b.live--
+	return n
+}
+
+// mergeBuckets merges hourly buckets, oldest first, into one group, or
+// returns nil when their sizes differ so much that the bits they keep do
+// not fill a group's index (a quiet hour among busy ones): they then stay
+// separate. Each keeps q+32 bits of a fingerprint; the group needs q'+30,
+// so q' is at most the smallest q plus groupTagBits.
+func mergeBuckets(bs []*compactBucket) *compactBucket {
+	n, qMin := 0, 64
+	for _, b := range bs {
+		n += len(b.rems)
+		qMin = min(qMin, 64-int(b.shift))
+	}
+	want := min(bits.Len(uint(n/perPrefix)), 32)
+	q := min(want, qMin+groupTagBits)
+	if q < want-1 || len(bs) > 1<<groupTagBits {
+		return nil
+	}
+	g := &compactBucket{shift: uint8(64 - q), tagBits: groupTagBits, live: len(bs),
+		rems: make([]uint32, n), offs: make([]uint32, 1<<q+1), hours: make([]sealedHour, len(bs))}
+	type cursor struct {
+		b    *compactBucket
+		j, p int
+	}
+	cur := make([]cursor, len(bs))
+	for k, b := range bs {
+		cur[k] = cursor{b: b}
+		g.hours[k] = b.hours[0]
+	}
+	// top is the fingerprint bits a cursor's entry keeps, in place.
+	top := func(c *cursor) (uint64, bool) {
+		if c.j >= len(c.b.rems) {
+			return 0, false
+		}
+		for c.b.offs[c.p+1] <= uint32(c.j) {
+			c.p++
+		}
+		return uint64(c.p)<<c.b.shift | uint64(c.b.rems[c.j])<<(c.b.shift-32), true
+	}
+	for i := range g.rems {
+		best, v := -1, uint64(0)
+		for k := range cur {
+			if x, ok := top(&cur[k]); ok && (best < 0 || x < v) {
+				best, v = k, x
+			}
+		}
+		cur[best].j++
+		g.rems[i] = g.key(v)<<groupTagBits | uint32(best)
+		g.offs[v>>g.shift+1]++
+	}
+	for p := 1; p < len(g.offs); p++ {
+		g.offs[p] += g.offs[p-1]
+	}
+	return g
 }
 
 // prefixOffsets indexes sorted fingerprints by their top q bits, q chosen
@@ -341,11 +574,13 @@ func prefixOffsets(sorted []uint64) ([]uint32, uint8) {
 // into the bucket's remainders: the only memory it takes is the bucket's.
 func mergeChunks(chunks []*sealedChunk) *compactBucket {
 	n := 0
-	b := &compactBucket{minMs: math.MaxInt64, maxMs: math.MinInt64}
+	hr := sealedHour{minMs: math.MaxInt64, maxMs: math.MinInt64}
 	for _, c := range chunks {
 		n += len(c.fps)
-		b.minMs, b.maxMs = min(b.minMs, c.minMs), max(b.maxMs, c.maxMs)
+		hr.minMs, hr.maxMs = min(hr.minMs, c.minMs), max(hr.maxMs, c.maxMs)
 	}
+	hr.n = n
+	b := &compactBucket{hours: []sealedHour{hr}, live: 1}
 	q := min(bits.Len(uint(n/perPrefix)), 32)
 	b.shift = uint8(64 - q)
 	b.rems = make([]uint32, n)

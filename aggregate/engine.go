@@ -172,6 +172,10 @@ type partition struct {
 	// an id not in checked needs only the exact tier.
 	checked    map[string]bool
 	prechecked bool
+	// fps are the fingerprints of the ids Suspects probed, in order, for
+	// AddBatch to reuse; fpsFrom is the offset of the first.
+	fps     [][2]uint64
+	fpsFrom int64
 }
 
 func (p *partition) watermarkMs(outOfOrder time.Duration) int64 {
@@ -190,6 +194,7 @@ type Engine struct {
 	parts    map[int32]*partition
 	dimIDs   map[dims]uint32
 	dimList  []dims
+	dimCache [dimCacheSize]dimCacheEntry
 	// evictions counts ids forgotten before their horizon to stay within
 	// DedupMemoryMiB (or MaxDedupEntries).
 	evictions int64
@@ -202,6 +207,10 @@ type Engine struct {
 	flushEvents []schemas.StoredEvent
 	// hists is where appendRow cuts the rows' histograms from.
 	hists []uint64
+	// byDim and byDimSet are fold's index of the current window's accs
+	// by dims id, and the ids set in it; all nil between folds.
+	byDim    []*acc
+	byDimSet []uint32
 }
 
 // batchColumns are the columns of the record batch AddBatch builds, kept
@@ -373,13 +382,48 @@ func (e *Engine) dimID(ev *schemas.Enriched) uint32 {
 	// model is one row. A record enriched before canonical_model existed
 	// keys by its reported name, as it did when first counted.
 	d := dims{ev.Provider, ev.ModelID(), ev.Owner.Team, ev.Owner.Project}
-	if id, ok := e.dimIDs[d]; ok {
-		return id
+	// A small direct-mapped cache in front of the map: a few keys carry
+	// most events, and comparing four short strings (the decoder interns
+	// them, so they are often the same memory) is cheaper than hashing
+	// them all.
+	c := &e.dimCache[d.slot()]
+	if c.ok && c.d == d {
+		return c.id
 	}
-	id := uint32(len(e.dimList))
-	e.dimIDs[d] = id
-	e.dimList = append(e.dimList, d)
+	id, ok := e.dimIDs[d]
+	if !ok {
+		id = uint32(len(e.dimList))
+		e.dimIDs[d] = id
+		e.dimList = append(e.dimList, d)
+	}
+	*c = dimCacheEntry{d: d, id: id, ok: true}
 	return id
+}
+
+// dimCacheSize is the number of entries of Engine.dimCache (a power of
+// two).
+const dimCacheSize = 256
+
+type dimCacheEntry struct {
+	d  dims
+	id uint32
+	ok bool
+}
+
+// slot is d's entry in the dim cache, from the lengths and end bytes of its
+// strings: cheap, and distinct for the names that differ by a suffix
+// (model versions, team numbers).
+func (d *dims) slot() uint32 {
+	h := mixEnd(mixEnd(mixEnd(mixEnd(0, d.provider), d.model), d.team), d.project)
+	return (h * 0x9e3779b1) >> 24 & (dimCacheSize - 1)
+}
+
+func mixEnd(h uint32, s string) uint32 {
+	h = h*31 + uint32(len(s))
+	if len(s) > 0 {
+		h = h*31 + uint32(s[len(s)-1])
+	}
+	return h
 }
 
 func (e *Engine) windowStart(timeMs int64) int64 {
@@ -390,41 +434,54 @@ func (e *Engine) windowStart(timeMs int64) int64 {
 	return ws * e.windowMs / 1000
 }
 
-// seenBefore reports whether id is a duplicate: held by the exact tier,
-// or by a sealed tier and confirmed stored by the sink. fp is the id's
-// fingerprint, for remembering it when it is new.
-func (e *Engine) seenBefore(part *partition, id string) (fp [2]uint64, seen bool) {
+// seenBefore reports whether id, of fingerprint fp, is a duplicate: held
+// by the exact tier, or by a sealed tier and confirmed stored by the sink.
+// slot is where the exact tier would hold it, for firstSeen.
+func (e *Engine) seenBefore(part *partition, id string, fp [2]uint64) (slot uint64, seen bool) {
 	if part.prechecked {
-		fp = part.seen.exact.fingerprint(id)
-		if _, ok := part.seen.exact.find(fp); ok {
-			return fp, true
+		slot, ok := part.seen.exact.find(fp)
+		if ok {
+			return slot, true
 		}
-		return fp, part.checked[id]
+		if len(part.checked) == 0 {
+			return slot, false
+		}
+		return slot, part.checked[id]
 	}
-	fp, hit, _, _ := part.seen.lookup(id)
+	slot, hit, _, _ := part.seen.probe(fp)
 	switch hit {
 	case hitExact:
-		return fp, true
+		return slot, true
 	case hitSealed:
 		stored, ok := part.checked[id]
 		if !ok {
 			// Not asked about: without a sink to ask, the engine keeps
 			// the old behaviour of a set that holds the id.
 			e.unconfirmed++
-			return fp, true
+			return slot, true
 		}
-		return fp, stored
+		return slot, stored
 	}
-	return fp, false
+	return slot, false
 }
 
 // firstSeen remembers id and reports whether it was new.
-func (e *Engine) firstSeen(part *partition, id string, timeMs int64) bool {
-	fp, seen := e.seenBefore(part, id)
+func (e *Engine) firstSeen(part *partition, id string, fp [2]uint64, timeMs int64) bool {
+	slot, seen := e.seenBefore(part, id, fp)
 	if seen {
 		return false
 	}
-	return part.seen.add(fp, timeMs)
+	part.seen.insert(fp, slot, timeMs)
+	return true
+}
+
+// fingerprint is the dedup fingerprint of in[i]'s id: the one Suspects
+// computed for the same poll when it did, else computed now.
+func (part *partition) fingerprint(in []Input, i int) [2]uint64 {
+	if len(part.fps) == len(in) && part.fpsFrom == in[0].Offset {
+		return part.fps[i]
+	}
+	return part.seen.exact.fingerprint(in[i].Event.EventID)
 }
 
 // Suspects lists the ids of in that only a sealed tier of partition p may
@@ -442,16 +499,23 @@ func (e *Engine) Suspects(p int32, in []Input) (ids []string, from, to time.Time
 	}
 	clear(part.checked)
 	part.prechecked = true
+	part.fps = part.fps[:0]
 	if !part.seen.sealed() {
 		return nil, time.Time{}, time.Time{}
 	}
 	minMs, maxMs := int64(math.MaxInt64), int64(math.MinInt64)
+	part.fps = part.fps[:0]
+	if len(in) > 0 {
+		part.fpsFrom = in[0].Offset
+	}
 	for _, rec := range in {
 		id := rec.Event.EventID
+		fp := part.seen.exact.fingerprint(id)
+		part.fps = append(part.fps, fp)
 		if _, done := part.checked[id]; done {
 			continue
 		}
-		_, hit, lo, hi := part.seen.lookup(id)
+		_, hit, lo, hi := part.seen.probe(fp)
 		if hit != hitSealed {
 			continue
 		}
@@ -558,15 +622,23 @@ func (e *Engine) AddBatch(p int32, in []Input, now time.Time, outcomes []Outcome
 
 	lateHorizonMs := e.cfg.LateHorizon.Milliseconds()
 	futureMs := now.UnixMilli() + e.cfg.MaxFuture.Milliseconds()
-	for _, rec := range in {
+	// The window of the last accepted event, its start in ms, and what
+	// the sink holds of it.
+	var (
+		ws, curMs = int64(0), int64(math.MaxInt64)
+		through   int64
+		emitted   bool
+	)
+	for k, rec := range in {
 		ev := rec.Event
 		part.position = rec.Offset
 		timeMs := ev.Time.UnixMilli()
+		fp := part.fingerprint(in, k)
 		if timeMs > futureMs || part.hasEvents && timeMs < part.watermarkMs(e.cfg.OutOfOrder)-lateHorizonMs {
 			// A duplicate is reported as one even when it is also out of
 			// range. Neither is remembered: a future event sent again
 			// once its time has come counts.
-			_, seen := e.seenBefore(part, ev.EventID)
+			_, seen := e.seenBefore(part, ev.EventID, fp)
 			switch {
 			case seen:
 				outcomes = append(outcomes, Duplicate)
@@ -577,15 +649,21 @@ func (e *Engine) AddBatch(p int32, in []Input, now time.Time, outcomes []Outcome
 			}
 			continue
 		}
-		if !e.firstSeen(part, ev.EventID, timeMs) {
+		if !e.firstSeen(part, ev.EventID, fp, timeMs) {
 			outcomes = append(outcomes, Duplicate)
 			continue
 		}
 		if !part.hasEvents || timeMs > part.maxEventMs {
 			part.maxEventMs, part.hasEvents = timeMs, true
 		}
-		ws := e.windowStart(timeMs)
-		if through, ok := part.emitted[ws]; ok && rec.Offset <= through {
+		if timeMs < curMs || timeMs >= curMs+e.windowMs {
+			// Another window than the last event's: most events of a
+			// poll share a few windows.
+			ws = e.windowStart(timeMs)
+			curMs = floorDiv(timeMs, e.windowMs) * e.windowMs
+			through, emitted = part.emitted[ws]
+		}
+		if emitted && rec.Offset <= through {
 			outcomes = append(outcomes, Replayed)
 			continue
 		}
@@ -629,6 +707,7 @@ func (e *Engine) AddBatch(p int32, in []Input, now time.Time, outcomes []Outcome
 	e.expire(part)
 	clear(part.checked)
 	part.prechecked = false
+	part.fps = part.fps[:0]
 	return outcomes
 }
 
@@ -668,6 +747,20 @@ func (e *Engine) fold(part *partition, rec arrow.Record) {
 		curDim uint32
 		cur    *acc
 	)
+	// byDim holds the current window's accs by dims id as they are met,
+	// so that events of interleaved keys find theirs without a map
+	// lookup; it is cleared when the window changes.
+	if len(e.byDim) < len(e.dimList) {
+		e.byDim = append(e.byDim, make([]*acc, len(e.dimList)-len(e.byDim))...)
+	}
+	byDim := e.byDim
+	clearByDim := func() {
+		for _, d := range e.byDimSet {
+			byDim[d] = nil
+		}
+		e.byDimSet = e.byDimSet[:0]
+	}
+	defer clearByDim()
 	for i := 0; i < n; i++ {
 		if ws[i] != curWS || curWin == nil {
 			curWS = ws[i]
@@ -677,13 +770,19 @@ func (e *Engine) fold(part *partition, rec arrow.Record) {
 				part.windows[curWS] = curWin
 			}
 			cur = nil
+			clearByDim()
 		}
 		if cur == nil || dim[i] != curDim {
 			curDim = dim[i]
-			cur = curWin.accs[curDim]
+			cur = byDim[curDim]
 			if cur == nil {
-				cur = &acc{}
-				curWin.accs[curDim] = cur
+				cur = curWin.accs[curDim]
+				if cur == nil {
+					cur = &acc{}
+					curWin.accs[curDim] = cur
+				}
+				byDim[curDim] = cur
+				e.byDimSet = append(e.byDimSet, curDim)
 			}
 		}
 		if off[i] < curWin.firstOffset {

@@ -212,8 +212,11 @@ func (s *Stage) process(ctx context.Context, fetches kgo.Fetches, outcomes *[]Ou
 		wm := s.engine.Watermark(p)
 		now := s.now()
 		*outcomes = s.engine.AddBatch(p, inputs, now, *outcomes)
+		// Counted per poll, not per event: a labelled counter's lookup
+		// costs about as much as aggregating the event.
+		var tally [Future + 1]int
 		for i, o := range *outcomes {
-			s.metrics.events.WithLabelValues(o.String()).Inc()
+			tally[o]++
 			switch o {
 			case TooLate:
 				dead = append(dead, s.deadLetter(recs[i], schemas.ReasonTooLate,
@@ -232,6 +235,11 @@ func (s *Stage) process(ctx context.Context, fetches kgo.Fetches, outcomes *[]Ou
 			}
 			if o != Accepted {
 				s.recycle(inputs[i].Event)
+			}
+		}
+		for o, n := range tally {
+			if n > 0 {
+				s.metrics.events.WithLabelValues(Outcome(o).String()).Add(float64(n))
 			}
 		}
 		last := fp.Records[len(fp.Records)-1]
