@@ -271,7 +271,7 @@ func BenchmarkDecodeBody(b *testing.B) {
 		}
 		buf.WriteByte(']')
 		body := buf.Bytes()
-		lim := limits{maxEvents: 10_000, maxEventBytes: 1 << 20}
+		lim := limits{maxEvents: 10_000, maxEventBytes: 1 << 20, maxEventAge: fixtureAge, maxClockSkew: fixtureAge}
 		b.Run(fmt.Sprintf("events=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))
