@@ -461,7 +461,9 @@ const apiKeyLabel = "api_key"
 const maxErrors = 1000
 
 // decoded is one valid event, its key and its canonical encoding, ready
-// to produce.
+// to produce. The event lies in memory that a later request reuses once
+// the endpoint recycles it (recycler): the accept path reads only key and
+// value after that.
 type decoded struct {
 	event      *schemas.Event
 	key, value []byte
