@@ -178,7 +178,7 @@ func FuzzAdapterBody(f *testing.F) {
 			}
 			return
 		}
-		b := check(items, lim, headerKey, time.Now())
+		b := check(items, lim, headerKey, time.Now(), new(sendBuf))
 		if b.total == 0 || b.total > lim.maxEvents || len(b.events)+b.invalid != b.total {
 			t.Fatalf("counts: total=%d valid=%d invalid=%d", b.total, len(b.events), b.invalid)
 		}

@@ -61,23 +61,69 @@ func (l limits) timeProblem(at, now time.Time) *schemas.FieldError {
 // parseEvents splits body into events and decodes each with the strict
 // rules of schemas.Parse, naming the path of every unknown or mistyped
 // field. A body that cannot be split is refused; a value that is not an
-// event is an item with its problems.
-func parseEvents(body []byte, f framing, lim limits) ([]item, *refusal) {
+// event is an item with its problems. The events, and the items, lie in
+// es, which must outlive them.
+func parseEvents(body []byte, f framing, lim limits, es *eventSlab) ([]item, *refusal) {
 	d := decoders.Get().(*schemas.Decoder)
 	defer decoders.Put(d)
-	var items []item
-	var slab []schemas.Event // the request's events, one allocation
+	items := es.items[:0]
+	// Events go into es.events first, reusing what earlier requests'
+	// events there hold, then into new chunks.
+	var chunk []schemas.Event
+	n := 0
 	ref := eachValue(body, f, lim.maxEvents, "event", func(raw json.RawMessage) {
-		if len(slab) == 0 {
-			slab = make([]schemas.Event, max(1, min(lim.maxEvents-len(items), max(64, len(items)))))
+		var e *schemas.Event
+		if n < len(es.events) {
+			e = &es.events[n]
+		} else {
+			if len(chunk) == 0 {
+				chunk = make([]schemas.Event, max(1, min(lim.maxEvents-len(items), max(64, len(items)))))
+			}
+			e = &chunk[0]
 		}
-		it := parseEvent(d, raw, &slab[0], lim.maxEventBytes)
+		it := parseEvent(d, raw, e, lim.maxEventBytes)
 		if it.event != nil {
-			slab = slab[1:]
+			if n >= len(es.events) {
+				chunk = chunk[1:]
+			}
+			n++
 		}
 		items = append(items, it)
 	})
+	es.items, es.used = items, n
 	return items, ref
+}
+
+// eventSlab holds the events of one request, for a later request to decode
+// into once check has encoded them (eventSlabs): an event decoded into
+// again reuses its labels map, usage, raw_usage and counts, which were most
+// of ingest's allocations per event.
+type eventSlab struct {
+	events []schemas.Event
+	items  []item
+	used   int // events decoded by the last parseEvents
+}
+
+var eventSlabs = sync.Pool{New: func() any { return new(eventSlab) }}
+
+// maxPooledEvents bounds the events of an eventSlab kept in eventSlabs.
+const maxPooledEvents = 10_000
+
+func getEventSlab() *eventSlab { return eventSlabs.Get().(*eventSlab) }
+
+// put hands es back for reuse: nothing may refer to its events or items
+// any more.
+func (es *eventSlab) put() {
+	if es.used > maxPooledEvents || cap(es.items) > maxPooledEvents {
+		return
+	}
+	if es.used > len(es.events) {
+		// Some events took new chunks; next time one slab holds them all.
+		es.events = make([]schemas.Event, es.used)
+	}
+	clear(es.items)
+	es.items, es.used = es.items[:0], 0
+	eventSlabs.Put(es)
 }
 
 // decoders serve parseEvents: a Decoder keeps its scratch and recent
@@ -236,17 +282,19 @@ func parseEvent(d *schemas.Decoder, raw []byte, e *schemas.Event, maxEventBytes 
 	}
 	// As schemas.Parse, into e.
 	err := d.Event(raw, e)
+	if err == nil {
+		// Checked first: errors.As would put its target on the heap for
+		// every event.
+		return item{event: e}
+	}
 	if verr := (*schemas.ValidationError)(nil); errors.As(err, &verr) {
 		return item{probs: verr.Problems}
 	}
-	if err != nil {
-		probs := fieldProblems(raw)
-		if len(probs) == 0 {
-			probs = []schemas.FieldError{{Code: schemas.CodeInvalidValue, Message: err.Error()}}
-		}
-		return item{probs: probs}
+	probs := fieldProblems(raw)
+	if len(probs) == 0 {
+		probs = []schemas.FieldError{{Code: schemas.CodeInvalidValue, Message: err.Error()}}
 	}
-	return item{event: e}
+	return item{probs: probs}
 }
 
 // skipValue checks a JSON value's syntax and keeps nothing of it.

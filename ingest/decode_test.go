@@ -28,11 +28,11 @@ var testLimits = limits{maxEvents: 5, maxEventBytes: 4096, maxEventAge: fixtureA
 // decodeBody is what the accept path does with a body posted to /v1/events
 // before admission: parse, then check.
 func decodeBody(body []byte, f framing, lim limits, headerKey string) (batch, error) {
-	items, ref := parseEvents(body, f, lim)
+	items, ref := parseEvents(body, f, lim, new(eventSlab))
 	if ref != nil {
 		return batch{}, ref
 	}
-	return check(items, lim, headerKey, time.Now()), nil
+	return check(items, lim, headerKey, time.Now(), new(sendBuf)), nil
 }
 
 func TestDecodeBody(t *testing.T) {
@@ -271,7 +271,7 @@ func BenchmarkDecodeBody(b *testing.B) {
 		}
 		buf.WriteByte(']')
 		body := buf.Bytes()
-		lim := limits{maxEvents: 10_000, maxEventBytes: 1 << 20}
+		lim := limits{maxEvents: 10_000, maxEventBytes: 1 << 20, maxEventAge: fixtureAge, maxClockSkew: fixtureAge}
 		b.Run(fmt.Sprintf("events=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))

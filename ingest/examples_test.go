@@ -31,7 +31,10 @@ func (p *captureProducer) ProduceSync(_ context.Context, rs ...*kgo.Record) kgo.
 	defer p.mu.Unlock()
 	out := make(kgo.ProduceResults, len(rs))
 	for i, r := range rs {
-		p.recs = append(p.recs, r)
+		// Ingest reuses its records once ProduceSync has returned.
+		c := *r
+		c.Key, c.Value = bytes.Clone(r.Key), bytes.Clone(r.Value)
+		p.recs = append(p.recs, &c)
 		out[i] = kgo.ProduceResult{Record: r}
 	}
 	return out

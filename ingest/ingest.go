@@ -129,7 +129,9 @@ import (
 
 // Producer writes records to Kafka. ProduceSync blocks until every record is
 // acknowledged or has failed, or ctx is done, and returns one result per
-// record. *kgo.Client satisfies it; configure it with ClientOptions.
+// record. Once it returns, ingest reuses the records, their keys and their
+// values for later requests: a Producer that keeps them copies them.
+// *kgo.Client satisfies it; configure it with ClientOptions.
 type Producer interface {
 	ProduceSync(ctx context.Context, rs ...*kgo.Record) kgo.ProduceResults
 }
@@ -344,14 +346,25 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
-	s.accept(w, r, &eventsRequest{jsonRequest{s: s, routeLabel: routeEvents}})
+	s.accept(w, r, &eventsRequest{jsonRequest: jsonRequest{s: s, routeLabel: routeEvents}})
 }
 
 // eventsRequest is a POST /v1/events: usage events as JSON.
-type eventsRequest struct{ jsonRequest }
+type eventsRequest struct {
+	jsonRequest
+	slab *eventSlab
+}
 
 func (e *eventsRequest) parse(body []byte) ([]item, *refusal) {
-	return parseEvents(body, e.framing, e.s.lim)
+	e.slab = getEventSlab()
+	return parseEvents(body, e.framing, e.s.lim, e.slab)
+}
+
+func (e *eventsRequest) recycle() {
+	if e.slab != nil {
+		e.slab.put()
+		e.slab = nil
+	}
 }
 
 // jsonRequest is what POST /v1/events and /v1/adapters/{name} share: a

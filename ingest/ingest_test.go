@@ -1,9 +1,11 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -44,8 +46,18 @@ func (p *fakeProducer) ProduceSync(ctx context.Context, rs ...*kgo.Record) kgo.P
 	if p.err != nil {
 		return failAll(rs, p.err)
 	}
-	p.recs = append(p.recs, rs...)
+	for _, r := range rs {
+		p.recs = append(p.recs, keep(r))
+	}
 	return failAll(rs, nil)
+}
+
+// keep copies r as a Kafka broker stores it: ingest reuses its records,
+// keys and values once ProduceSync has returned.
+func keep(r *kgo.Record) *kgo.Record {
+	c := *r
+	c.Key, c.Value = bytes.Clone(r.Key), bytes.Clone(r.Value)
+	return &c
 }
 
 func (p *fakeProducer) records() []*kgo.Record {
@@ -273,6 +285,97 @@ func TestHandlerProducerHangs(t *testing.T) {
 	s.producing.Wait()
 	if rec, _ := (call{body: event("c"), token: testToken}).do(t, h); rec.Code != http.StatusServiceUnavailable {
 		t.Fatalf("hang producer should still fail, got %d", rec.Code)
+	}
+}
+
+// Records are reused between requests, but never while a producer still
+// has them: a produce call that outlives its request (timed out, 503) sees
+// its own keys and values until it returns, however many requests follow.
+func TestRecordsNotReusedWhileProducing(t *testing.T) {
+	cfg := testConfig()
+	cfg.ProduceTimeout = 50 * time.Millisecond
+	release := make(chan struct{})
+	var (
+		mu   sync.Mutex
+		hung []*kgo.Record
+	)
+	prod := producerFunc(func(ctx context.Context, rs ...*kgo.Record) kgo.ProduceResults {
+		mu.Lock()
+		first := hung == nil
+		if first {
+			hung = rs
+		}
+		mu.Unlock()
+		if first {
+			// Ignore ctx, as a producer waiting for a broker does.
+			<-release
+		}
+		return failAll(rs, nil)
+	})
+	s := newTestServer(t, cfg, prod)
+	h := s.Handler()
+	body := event("hung-a") + "\n" + event("hung-b")
+	if rec, _ := (call{body: body, token: testToken}).do(t, h); rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("code = %d, want 503 while the producer hangs", rec.Code)
+	}
+	mu.Lock()
+	want := make([]*kgo.Record, len(hung))
+	for i, r := range hung {
+		want[i] = keep(r)
+	}
+	mu.Unlock()
+	for i := range 50 {
+		id := fmt.Sprintf("later-%02d", i)
+		if rec, _ := (call{body: event(id+"a") + "\n" + event(id+"b"), token: testToken}).do(t, h); rec.Code != http.StatusAccepted {
+			t.Fatalf("request %d: code = %d, want 202", i, rec.Code)
+		}
+	}
+	mu.Lock()
+	for i, r := range hung {
+		if !bytes.Equal(r.Key, want[i].Key) || !bytes.Equal(r.Value, want[i].Value) || r.Topic != schemas.TopicRaw {
+			t.Errorf("record %d changed while its producer had it: key %q, want %q", i, r.Key, want[i].Key)
+		}
+	}
+	mu.Unlock()
+	if string(want[0].Key) != "hung-a" || string(want[1].Key) != "hung-b" {
+		t.Errorf("hung keys %q %q, want hung-a hung-b", want[0].Key, want[1].Key)
+	}
+	close(release)
+	s.producing.Wait()
+}
+
+// Events are decoded into memory that earlier requests' events used (their
+// labels, usage, raw_usage): nothing of those may show in a later record.
+// Each body must give the records that decoding it into new memory gives.
+func TestEventMemoryReuse(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxEventsPerRequest = 100
+	bodies := []string{
+		event("r1", `"labels":{"team":"search","api_key":"sk-one","note":"x"}`, `"raw_usage":{"prompt_tokens":3,"details":{"cached_tokens":1}}`, `"latency_ms":12`),
+		event("r2", `"labels":{"project":"p"}`) + "\n" + event("r3", `"raw_usage":{"completion_tokens":9}`),
+		event("r4"),
+		`{"schema_version":"1","event_id":"r5","time":"2026-01-02T15:04:05Z","kind":"llm.request","source":"gw-eu","provider":"openai","model":"gpt-4o","usage":{"input_tokens":7}}`,
+		event("r6", `"labels":{"team":"other"}`),
+	}
+	p := &fakeProducer{}
+	s := newTestServer(t, cfg, p)
+	for round := range 3 {
+		for _, body := range bodies {
+			before := len(p.records())
+			if rec, _ := (call{body: body, token: testToken}).do(t, s.Handler()); rec.Code != http.StatusAccepted {
+				t.Fatalf("code = %d for %s: %s", rec.Code, body, rec.Body)
+			}
+			got := p.records()[before:]
+			want, err := decodeBody([]byte(body), framingDetect, s.lim, "")
+			if err != nil || len(got) != len(want.events) {
+				t.Fatalf("round %d: %d records, want %d (%v)", round, len(got), len(want.events), err)
+			}
+			for i := range got {
+				if !bytes.Equal(got[i].Value, want.events[i].value) {
+					t.Errorf("round %d: after other requests\n%s\nwant\n%s", round, got[i].Value, want.events[i].value)
+				}
+			}
+		}
 	}
 }
 

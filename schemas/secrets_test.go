@@ -1,6 +1,8 @@
 package schemas
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"testing"
 )
@@ -17,6 +19,22 @@ func TestCredentialName(t *testing.T) {
 		if got := CredentialName(name); got != want {
 			t.Errorf("CredentialName(%q) = %t, want %t", name, got, want)
 		}
+	}
+}
+
+// The form of an API key id is a stored contract: ids already in
+// ClickHouse and in ownership rules must keep matching.
+func TestAPIKeyID(t *testing.T) {
+	sum := sha256.Sum256([]byte("sk-live-123"))
+	want := "sha256:" + hex.EncodeToString(sum[:16])
+	if got := APIKeyID("sk-live-123"); got != want || !IsAPIKeyID(got) {
+		t.Errorf("APIKeyID = %q, want %q", got, want)
+	}
+	if got := APIKeyID(""); got != "sha256:e3b0c44298fc1c149afbf4c8996fb924" {
+		t.Errorf("APIKeyID(\"\") = %q", got)
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = APIKeyID("sk-live-123") }); n > 1 {
+		t.Errorf("APIKeyID allocates %v times, want 1", n)
 	}
 }
 

@@ -199,15 +199,21 @@ type ingestPoint struct {
 	EventsPerS  float64 `json:"events_per_s"`
 	P50Ms       float64 `json:"p50_ms"`
 	P99Ms       float64 `json:"p99_ms"`
+	// IngestCPUUsPerEvent is the CPU time the ingest process spent on the
+	// point, per event: steadier than events/s on a shared machine, where
+	// other processes take cores away.
+	IngestCPUUsPerEvent float64 `json:"ingest_cpu_us_per_event"`
 }
 
-// ingestHTTP posts NDJSON batches of each size to a separate `aivis
-// ingest` process from several clients and times each request.
 // ingestLoad is one point of the ingest sweep: events per request and
 // concurrent clients.
 type ingestLoad struct{ size, clients int }
 
-func (h *harness) ingestHTTP(ctx context.Context, d dataset, loads []ingestLoad) ([]ingestPoint, error) {
+// ingestHTTP posts NDJSON batches of each size to a separate `aivis
+// ingest` process from several clients and times each request. With
+// profileDir set it takes a CPU and an allocation profile of ingest during
+// each point of 500 events per request.
+func (h *harness) ingestHTTP(ctx context.Context, d dataset, loads []ingestLoad, profileDir string) ([]ingestPoint, error) {
 	token := "bench-" + fmt.Sprint(time.Now().UnixNano())
 	sum := sha256.Sum256([]byte(token))
 	producers, _ := json.Marshal([]map[string]any{{"name": "bench", "token_sha256": hex.EncodeToString(sum[:])}})
@@ -245,6 +251,30 @@ func (h *harness) ingestHTTP(ctx context.Context, d dataset, loads []ingestLoad)
 			bodies[i] = b.Bytes()
 		}
 		lat := make([]time.Duration, reqs)
+		var profiles sync.WaitGroup
+		if profileDir != "" && size == 500 {
+			// Short enough to end within the point at ~100k events/s.
+			const seconds = 5
+			base := filepath.Join(profileDir, fmt.Sprintf("ingest-%dx%d", size, clients))
+			for _, kind := range []string{"profile", "allocs"} {
+				profiles.Add(1)
+				go func() {
+					defer profiles.Done()
+					path := base + map[string]string{"profile": ".cpu.pprof", "allocs": ".allocs.pprof"}[kind]
+					if err := p.pprof(ctx, kind, seconds, path); err != nil {
+						h.warn("%v", err)
+						return
+					}
+					h.mu.Lock()
+					h.res.Profiles = append(h.res.Profiles, path)
+					h.mu.Unlock()
+				}()
+			}
+		}
+		cpu0, err := p.usage()
+		if err != nil {
+			return nil, err
+		}
 		work := make(chan int)
 		errs := make(chan error, clients)
 		var wg sync.WaitGroup
@@ -288,6 +318,11 @@ func (h *harness) ingestHTTP(ctx context.Context, d dataset, loads []ingestLoad)
 		close(work)
 		wg.Wait()
 		elapsed := time.Since(began)
+		cpu1, err := p.usage()
+		if err != nil {
+			return nil, err
+		}
+		profiles.Wait()
 		if sendErr == nil {
 			select {
 			case sendErr = <-errs:
@@ -299,7 +334,8 @@ func (h *harness) ingestHTTP(ctx context.Context, d dataset, loads []ingestLoad)
 		}
 		out = append(out, ingestPoint{BatchEvents: size, Requests: reqs, Clients: clients,
 			EventsPerS: float64(reqs*size) / elapsed.Seconds(),
-			P50Ms:      quantile(lat, 0.5).Seconds() * 1000, P99Ms: quantile(lat, 0.99).Seconds() * 1000})
+			P50Ms:      quantile(lat, 0.5).Seconds() * 1000, P99Ms: quantile(lat, 0.99).Seconds() * 1000,
+			IngestCPUUsPerEvent: (cpu1.CPUSeconds - cpu0.CPUSeconds) * 1e6 / float64(reqs*size)})
 	}
 	return out, nil
 }

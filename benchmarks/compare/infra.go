@@ -380,9 +380,15 @@ func (p *proc) waitReady(ctx context.Context, timeout time.Duration) error {
 
 // profile takes a CPU profile of seconds from the process's /debug/pprof.
 func (p *proc) profile(ctx context.Context, seconds int, path string) error {
+	return p.pprof(ctx, "profile", seconds, path)
+}
+
+// pprof takes the profile kind of /debug/pprof over seconds: "profile"
+// for CPU, "allocs" for what was allocated in those seconds.
+func (p *proc) pprof(ctx context.Context, kind string, seconds int, path string) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(seconds+20)*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", p.ops, seconds), nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", p.ops, kind, seconds), nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("profiling aivis %s: %w", p.name, err)

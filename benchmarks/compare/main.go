@@ -331,7 +331,11 @@ func run(ctx context.Context, h *harness, n, scaleN, consumers int, latencyFor t
 			if err := resetTopics(ctx, h.adm, 6); err != nil {
 				return err
 			}
-			pts, err := h.ingestHTTP(ctx, data, []ingestLoad{{1, 8}, {100, 8}, {500, 1}, {500, 2}, {500, 4}, {500, 8}})
+			profiles := ""
+			if h.profileSeconds > 0 {
+				profiles = resultsDir
+			}
+			pts, err := h.ingestHTTP(ctx, data, []ingestLoad{{1, 8}, {100, 8}, {500, 1}, {500, 2}, {500, 4}, {500, 8}}, profiles)
 			h.res.IngestBySize = pts
 			// The headline is the fastest 500-event point whose p99 is
 			// under 50 ms, or the fastest one when none is.
@@ -612,7 +616,7 @@ func table(r result) string {
 	fmt.Fprintf(&b, "| ingest HTTP, 500 events/request, %d clients (fastest with p99 < 50 ms): events/s | %s |\n", r.IngestClients, num(r.IngestHTTP))
 	fmt.Fprintf(&b, "| ingest HTTP, 500 events/request, %d clients: p99 ms | %.1f |\n", r.IngestClients, r.IngestP99Ms)
 	for _, p := range r.IngestBySize {
-		fmt.Fprintf(&b, "| ingest HTTP, %d events/request, %d clients: events/s · p50 · p99 ms | %s · %.1f · %.1f |\n", p.BatchEvents, p.Clients, num(p.EventsPerS), p.P50Ms, p.P99Ms)
+		fmt.Fprintf(&b, "| ingest HTTP, %d events/request, %d clients: events/s · p50 · p99 ms · ingest CPU µs/event | %s · %.1f · %.1f · %.1f |\n", p.BatchEvents, p.Clients, num(p.EventsPerS), p.P50Ms, p.P99Ms, p.IngestCPUUsPerEvent)
 	}
 	fmt.Fprintf(&b, "| enrich, one core (%s): events/s | %s |\n", r.EnrichBench, num(r.EnrichCore))
 	fmt.Fprintf(&b, "| aggregate, one core (BenchmarkAddBatch): events/s | %s |\n", num(r.AggregateCore))
