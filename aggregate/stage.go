@@ -93,6 +93,7 @@ func NewStage(cfg Config, d bus.Dialer, sink Sink, reg prometheus.Registerer, lo
 		kgo.OnPartitionsLost(s.onLost),
 		kgo.OnPartitionsAssigned(s.onAssigned),
 		kgo.SessionTimeout(cfg.SessionTimeout),
+		kgo.FetchMaxBytes(fetchMaxBytes),
 	}
 	if cfg.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
@@ -104,6 +105,14 @@ func NewStage(cfg Config, d bus.Dialer, sink Sink, reg prometheus.Registerer, lo
 	s.cl = cl
 	return s, nil
 }
+
+// fetchMaxBytes bounds one fetch response from a broker. The client holds
+// a response, decompressed, until every record of it is polled; enriched
+// JSON compresses about sevenfold, so franz-go's default of 50 MiB (1 MiB
+// a partition) held 40-50 MiB of decompressed records for six partitions
+// while a poll takes 10,000 records (about 15 MB). 4 MiB is still a few
+// polls' worth, so fetching keeps ahead of the engine.
+const fetchMaxBytes = 4 << 20
 
 // StageName is the stage recorded in dead letters and logs.
 const StageName = "aggregate"
