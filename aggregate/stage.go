@@ -370,10 +370,25 @@ func (s *Stage) deadLetter(r *kgo.Record, reason, detail string) *kgo.Record {
 
 // flushLocked writes what is ready, retrying until the sink takes it
 // (backpressure: nothing is polled meanwhile), then marks the new commit
-// offsets. Caller holds s.mu.
+// offsets; many windows closing at once go in several flushes (see
+// maxFlushRows). Caller holds s.mu.
 func (s *Stage) flushLocked(ctx context.Context, all bool) error {
 	start := s.now()
-	f := s.engine.Flush(start, all)
+	for {
+		f := s.engine.Flush(start, all)
+		if err := s.write(ctx, f); err != nil {
+			return err
+		}
+		if !f.More {
+			return nil
+		}
+	}
+}
+
+// write makes one flush durable, retrying until the sink takes it, and
+// applies it.
+func (s *Stage) write(ctx context.Context, f *Flush) error {
+	start := s.now()
 	if !f.Empty() {
 		for attempt := 0; ; attempt++ {
 			err := s.sink.Write(ctx, f.Events, f.Rows)
