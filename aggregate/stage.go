@@ -107,12 +107,12 @@ func NewStage(cfg Config, d bus.Dialer, sink Sink, reg prometheus.Registerer, lo
 }
 
 // fetchMaxBytes bounds one fetch response from a broker. The client holds
-// a response, decompressed, until every record of it is polled; enriched
-// JSON compresses about sevenfold, so franz-go's default of 50 MiB (1 MiB
-// a partition) held 40-50 MiB of decompressed records for six partitions
-// while a poll takes 10,000 records (about 15 MB). 4 MiB is still a few
-// polls' worth, so fetching keeps ahead of the engine.
-const fetchMaxBytes = 4 << 20
+// the response, decompressed, until every record of it is polled, and
+// fetches the next one meanwhile; with franz-go's default (50 MiB, 1 MiB a
+// partition) six partitions of snappy-compressed enriched JSON held 40-50
+// MB of decompressed records, while a poll takes 10,000 records (10-15
+// MB). 2 MiB compressed is about a poll's worth.
+const fetchMaxBytes = 2 << 20
 
 // StageName is the stage recorded in dead letters and logs.
 const StageName = "aggregate"
