@@ -1,7 +1,6 @@
 package aggregate
 
 import (
-	"hash/maphash"
 	"math"
 	"math/bits"
 	"slices"
@@ -199,14 +198,8 @@ type Engine struct {
 	cfg      Config
 	windowMs int64
 	parts    map[int32]*partition
-	// dimIDs finds the id of a dims by its hash, checked against dimList;
-	// a dims whose hash an earlier one took is in dimMore. A map keyed by
-	// the dims itself holds its 64 bytes of string headers again in each
-	// slot: 176 bytes a key with dimList, 95 this way (TestDimIndexSize).
-	dimSeed maphash.Seed
-	dimIDs  map[uint64]uint32
-	dimMore map[dims]uint32
-	dimList []dims
+	dimIDs   map[dims]uint32
+	dimList  []dims
 	// evictions counts ids forgotten before their horizon to stay within
 	// DedupMemoryMiB (or MaxDedupEntries).
 	evictions int64
@@ -318,8 +311,7 @@ func NewEngine(cfg Config) *Engine {
 		cfg:      cfg,
 		windowMs: cfg.Window.Milliseconds(),
 		parts:    map[int32]*partition{},
-		dimSeed:  maphash.MakeSeed(),
-		dimIDs:   map[uint64]uint32{},
+		dimIDs:   map[dims]uint32{},
 
 		maxFlushRows: maxFlushRows,
 	}
@@ -396,38 +388,13 @@ func (e *Engine) dimID(ev *schemas.Enriched) uint32 {
 	// model is one row. A record enriched before canonical_model existed
 	// keys by its reported name, as it did when first counted.
 	d := dims{ev.Provider, ev.ModelID(), ev.Owner.Team, ev.Owner.Project}
-	h := e.dimHash(d)
-	id, ok := e.dimIDs[h]
-	if ok && e.dimList[id] == d {
+	if id, ok := e.dimIDs[d]; ok {
 		return id
 	}
-	if ok {
-		if id, ok := e.dimMore[d]; ok {
-			return id
-		}
-	}
-	id = uint32(len(e.dimList))
+	id := uint32(len(e.dimList))
+	e.dimIDs[d] = id
 	e.dimList = append(e.dimList, d)
-	if !ok {
-		e.dimIDs[h] = id
-		return id
-	}
-	if e.dimMore == nil {
-		e.dimMore = map[dims]uint32{}
-	}
-	e.dimMore[d] = id
 	return id
-}
-
-// dimHash hashes the four strings of d, each ended by a 0 byte.
-func (e *Engine) dimHash(d dims) uint64 {
-	var h maphash.Hash
-	h.SetSeed(e.dimSeed)
-	for _, s := range [...]string{d.provider, d.model, d.team, d.project} {
-		h.WriteString(s)
-		h.WriteByte(0)
-	}
-	return h.Sum64()
 }
 
 func (e *Engine) windowStart(timeMs int64) int64 {

@@ -113,6 +113,38 @@ func TestMemoryAt100kKeys(t *testing.T) {
 	if heap > 256<<20 {
 		t.Fatalf("engine heap %d MiB with %d keys, want under 256 MiB", heap>>20, keys)
 	}
+
+	// All 200,000 accumulators closing at once (the idle timeout) are
+	// emitted over several flushes; what one flush holds is its rows and
+	// their histograms, at most maxFlushRows of them (about 500 bytes
+	// each) or one partition's window (25,000 here), not 100 MB.
+	var flushes, rows int
+	var most uint64
+	for more := true; more; flushes++ {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		f := e.Flush(t0, true)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		windows := map[[2]int64]bool{}
+		for _, r := range f.Rows {
+			windows[[2]int64{int64(r.SrcPartition), r.WindowStart.Unix()}] = true
+		}
+		if len(f.Rows) > maxFlushRows && len(windows) > 1 {
+			t.Fatalf("flush %d: %d rows of %d windows, want at most %d or one window", flushes, len(f.Rows), len(windows), maxFlushRows)
+		}
+		if after.HeapAlloc > before.HeapAlloc {
+			most = max(most, after.HeapAlloc-before.HeapAlloc)
+		}
+		rows += len(f.Rows)
+		e.Ack(f)
+		more = f.More
+	}
+	t.Logf("%d rows in %d flushes, at most %d MiB held by one", rows, flushes, most>>20)
+	if rows != 2*keys || most > 16<<20 {
+		t.Fatalf("%d rows in %d flushes, one holding up to %d MiB: want %d rows, at most 16 MiB a flush", rows, flushes, most>>20, 2*keys)
+	}
 }
 
 // BenchmarkMemoryPerKey reports the engine's heap per open series (two
@@ -123,61 +155,5 @@ func BenchmarkMemoryPerKey(b *testing.B) {
 		e, heap := keysEngine(b, keys)
 		e.Close()
 		b.ReportMetric(float64(heap)/keys, "heap-bytes/key")
-	}
-}
-
-// TestDimIDsSurviveHashCollisions forces two dims onto one hash: each
-// keeps its own id and its own row.
-func TestDimIDsSurviveHashCollisions(t *testing.T) {
-	e := NewEngine(testConfig())
-	a := ev("a", t0, "m1", "team-a", 1, 1, 1)
-	b := ev("b", t0, "m2", "team-b", 1, 1, 1)
-	idA := e.dimID(a)
-	// b's hash is taken by a's id, as a collision would have it.
-	e.dimIDs[e.dimHash(dims{b.Provider, b.ModelID(), b.Owner.Team, b.Owner.Project})] = idA
-	idB := e.dimID(b)
-	if idB == idA {
-		t.Fatalf("colliding dims share id %d", idA)
-	}
-	if again := e.dimID(b); again != idB {
-		t.Fatalf("second lookup of the colliding dims: id %d, want %d", again, idB)
-	}
-	if again := e.dimID(a); again != idA {
-		t.Fatalf("lookup of the first dims after the collision: id %d, want %d", again, idA)
-	}
-	if d := e.dimList[idB]; d.team != "team-b" || d.model != "m2" {
-		t.Fatalf("id %d names %+v, want team-b/m2", idB, d)
-	}
-	c := ev("c", t0, "m3", "team-c", 1, 1, 1)
-	if idC := e.dimID(c); idC == idA || idC == idB || len(e.dimMore) != 1 {
-		t.Fatalf("a third dims: id %d (a %d, b %d), %d in dimMore, want a new id and 1", idC, idA, idB, len(e.dimMore))
-	}
-}
-
-// TestDimIndexSize bounds what the engine holds per distinct key to find
-// its id: the dims themselves (four string headers) and a hash slot.
-func TestDimIndexSize(t *testing.T) {
-	const keys = 100_000
-	evs := make([]*schemas.Enriched, keys)
-	for k := range evs {
-		evs[k] = ev(fmt.Sprint("e", k), t0, fmt.Sprint("m", k%50), fmt.Sprint("t", k/50), 1, 1, 1)
-	}
-	runtime.GC()
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	e := NewEngine(testConfig())
-	for _, x := range evs {
-		e.dimID(x)
-	}
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	runtime.KeepAlive(evs)
-	perKey := (after.HeapAlloc - before.HeapAlloc) / keys
-	t.Logf("dims index: %d bytes a key", perKey)
-	// 64 bytes of dims in dimList (up to twice that while it grows by
-	// doubling) and about 16 in the hash map; a map keyed by the dims took
-	// 176 with dimList.
-	if perKey > 140 || len(e.dimList) != keys || len(e.dimMore) != 0 {
-		t.Fatalf("dims index: %d bytes a key for %d ids (%d colliding), want at most 140", perKey, len(e.dimList), len(e.dimMore))
 	}
 }
