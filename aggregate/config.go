@@ -49,6 +49,9 @@ type Config struct {
 	// written to the sink.
 	FlushInterval time.Duration `koanf:"flush_interval" help:"how often accepted events and closed windows are written to ClickHouse"`
 	// MaxPendingEvents forces a flush when this many accepted events wait.
+	// The events are held decoded (about 1.3 KB each with their labels and
+	// usage) until the sink has them, so while catching up on a backlog
+	// this bounds their memory.
 	MaxPendingEvents int `koanf:"max_pending_events" help:"flush at once when this many accepted events wait"`
 	// Topic is the enriched topic to consume.
 	Topic string `koanf:"topic" help:"enriched topic to consume"`
@@ -88,7 +91,7 @@ func DefaultConfig() Config {
 		DedupMemoryMiB:   4608,
 		IdleTimeout:      10 * time.Second,
 		FlushInterval:    time.Second,
-		MaxPendingEvents: 50_000,
+		MaxPendingEvents: 16_384, // one events INSERT (sinks/clickhouse maxEventsPerInsert)
 		Topic:            schemas.TopicEnriched,
 		Group:            "aivis-aggregate",
 		SessionTimeout:   45 * time.Second,

@@ -154,6 +154,16 @@ type window struct {
 	accs        map[uint32]*acc
 }
 
+// rows is the number of rows the window emits: one per acc, open or
+// closed.
+func (w *window) rows() int {
+	n := len(w.accs)
+	for _, a := range w.accs {
+		n += len(a.full)
+	}
+	return n
+}
+
 type partition struct {
 	id         int32
 	position   int64 // last processed offset, -1 before the first
@@ -203,6 +213,9 @@ type Engine struct {
 	unconfirmed int64
 
 	batch batchColumns
+	// maxFlushRows bounds the rows of one Flush (maxFlushRows; tests
+	// lower it).
+	maxFlushRows int
 	// flushEvents backs Flush.Events, reused from one flush to the next.
 	flushEvents []schemas.StoredEvent
 	// hists is where appendRow cuts the rows' histograms from.
@@ -308,6 +321,8 @@ func NewEngine(cfg Config) *Engine {
 		windowMs: cfg.Window.Milliseconds(),
 		parts:    map[int32]*partition{},
 		dimIDs:   map[dims]uint32{},
+
+		maxFlushRows: maxFlushRows,
 	}
 }
 
@@ -872,12 +887,22 @@ func latencyBucketLog(ms int64) int {
 // rows of the windows that closed. Apply it with Ack once the sink has made
 // it durable.
 type Flush struct {
-	Events  []schemas.StoredEvent
-	Rows    []schemas.WindowRow
+	Events []schemas.StoredEvent
+	Rows   []schemas.WindowRow
+	// More says that windows were ready beyond the rows this flush took
+	// (see maxFlushRows): flush again once this one is acked.
+	More    bool
 	closed  map[int32][]int64 // partition → window starts emitted
 	taken   map[int32]int     // partition → pending events taken
 	through map[int32]int64
 }
+
+// maxFlushRows bounds the window rows one Flush takes. 100,000 keys
+// closing at once would otherwise be built as rows (with their
+// histograms, about 500 bytes a row) and then held again in the sink's
+// columns, all at the same time. A partition's window is never split: a
+// larger one is taken alone.
+const maxFlushRows = 16_384
 
 // Empty reports whether there is nothing to write.
 func (f *Flush) Empty() bool { return len(f.Events) == 0 && len(f.Rows) == 0 }
@@ -885,6 +910,8 @@ func (f *Flush) Empty() bool { return len(f.Events) == 0 && len(f.Rows) == 0 }
 // Flush collects what is ready: every pending event, and the windows whose
 // end plus allowed lateness the watermark has passed. Partitions idle for
 // IdleTimeout emit all their windows; all=true emits everything (shutdown).
+// Windows are taken whole, in order within each partition, until their
+// rows reach maxFlushRows; Flush.More then says to flush again after Ack.
 // The engine is unchanged until Ack. The Events slice is reused by the next
 // Flush, so a flush must be written or dropped before the next one.
 func (e *Engine) Flush(now time.Time, all bool) *Flush {
@@ -912,7 +939,11 @@ func (e *Engine) Flush(now time.Time, all bool) *Flush {
 			}
 		}
 		sort.Slice(starts, func(i, j int) bool { return starts[i] < starts[j] })
-		for _, ws := range starts {
+		for i, ws := range starts {
+			if n := part.windows[ws].rows(); len(f.Rows) > 0 && len(f.Rows)+n > e.maxFlushRows {
+				starts, f.More = starts[:i], true
+				break
+			}
 			f.Rows = e.appendRows(f.Rows, part, ws)
 		}
 		if len(starts) > 0 {

@@ -113,6 +113,38 @@ func TestMemoryAt100kKeys(t *testing.T) {
 	if heap > 256<<20 {
 		t.Fatalf("engine heap %d MiB with %d keys, want under 256 MiB", heap>>20, keys)
 	}
+
+	// All 200,000 accumulators closing at once (the idle timeout) are
+	// emitted over several flushes; what one flush holds is its rows and
+	// their histograms, at most maxFlushRows of them (about 500 bytes
+	// each) or one partition's window (25,000 here), not 100 MB.
+	var flushes, rows int
+	var most uint64
+	for more := true; more; flushes++ {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		f := e.Flush(t0, true)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		windows := map[[2]int64]bool{}
+		for _, r := range f.Rows {
+			windows[[2]int64{int64(r.SrcPartition), r.WindowStart.Unix()}] = true
+		}
+		if len(f.Rows) > maxFlushRows && len(windows) > 1 {
+			t.Fatalf("flush %d: %d rows of %d windows, want at most %d or one window", flushes, len(f.Rows), len(windows), maxFlushRows)
+		}
+		if after.HeapAlloc > before.HeapAlloc {
+			most = max(most, after.HeapAlloc-before.HeapAlloc)
+		}
+		rows += len(f.Rows)
+		e.Ack(f)
+		more = f.More
+	}
+	t.Logf("%d rows in %d flushes, at most %d MiB held by one", rows, flushes, most>>20)
+	if rows != 2*keys || most > 16<<20 {
+		t.Fatalf("%d rows in %d flushes, one holding up to %d MiB: want %d rows, at most 16 MiB a flush", rows, flushes, most>>20, 2*keys)
+	}
 }
 
 // BenchmarkMemoryPerKey reports the engine's heap per open series (two

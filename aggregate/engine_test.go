@@ -260,6 +260,9 @@ func TestCrashAndReplayAreExact(t *testing.T) {
 		now := t0
 		for round := 0; round < 6; round++ {
 			e := NewEngine(cfg)
+			if rng.IntN(2) == 0 {
+				e.maxFlushRows = 1 + rng.IntN(6) // windows closing over several flushes
+			}
 			if round == 4 {
 				committed = make([]int64, parts) // reset the group to the earliest offsets
 			}
@@ -267,6 +270,7 @@ func TestCrashAndReplayAreExact(t *testing.T) {
 				e.Assign(p, sink.history(p, committed[p]), now)
 			}
 			crashAt := rng.IntN(8)
+		steps:
 			for step := 0; round == 5 || step < crashAt; step++ {
 				progressed := false
 				for p := int32(0); p < parts; p++ {
@@ -285,12 +289,12 @@ func TestCrashAndReplayAreExact(t *testing.T) {
 					}
 					e.AddBatch(p, in, now, nil)
 				}
-				if rng.IntN(2) == 0 || !progressed {
+				for more := rng.IntN(2) == 0 || !progressed; more; {
 					f := e.Flush(now, !progressed)
 					if rng.IntN(6) == 0 && round < 5 {
 						// crash with the write half done: events stored, rows not
 						sink.write(&Flush{Events: f.Events})
-						break
+						break steps
 					}
 					sink.write(f)
 					e.Ack(f)
@@ -299,6 +303,7 @@ func TestCrashAndReplayAreExact(t *testing.T) {
 							committed[p] = off
 						}
 					}
+					more = f.More
 				}
 				if !progressed {
 					break
@@ -388,4 +393,90 @@ func TestRequestCountIsCounted(t *testing.T) {
 	if r := f.Rows[0]; r.Requests != 30 || r.Errors != 4 || r.UnpricedRequests != 4 || r.InputTokens != 111 {
 		t.Fatalf("row %+v, want 30 requests (25+0+4+1), 4 errors, 4 unpriced, 111 input tokens", r)
 	}
+}
+
+// TestFlushBoundsRows closes many windows at once under a small row bound:
+// each flush takes whole partition windows, in order, within the bound
+// unless one window alone exceeds it, and the flushes together emit what
+// one unbounded flush does.
+func TestFlushBoundsRows(t *testing.T) {
+	load := func(maxRows int) *Engine {
+		e := NewEngine(testConfig())
+		e.maxFlushRows = maxRows
+		for p := range int32(3) {
+			e.Assign(p, schemas.PartitionHistory{}, t0)
+			var in []Input
+			for w := range 3 {
+				keys := 4
+				if p == 2 && w == 1 {
+					keys = 9 // more rows than the bound, taken alone
+				}
+				for k := range keys {
+					id := fmt.Sprintf("p%d-w%d-k%d", p, w, k)
+					in = append(in, Input{Offset: int64(len(in)), Event: ev(id, t0.Add(time.Duration(w)*time.Minute), "m", fmt.Sprint("t", k), 10, 1, 100)})
+				}
+			}
+			e.AddBatch(p, in, t0, nil)
+		}
+		return e
+	}
+	one := load(1 << 20)
+	want := one.Flush(t0, true)
+	if want.More || len(want.Rows) != 4*3*3+5 {
+		t.Fatalf("unbounded flush: %d rows (more %v), want %d", len(want.Rows), want.More, 4*3*3+5)
+	}
+
+	e := load(6)
+	var got []schemas.WindowRow
+	last := map[int32]time.Time{}
+	flushes := 0
+	for more := true; more; flushes++ {
+		f := e.Flush(t0, true)
+		units := map[string]int{}
+		for _, r := range f.Rows {
+			units[fmt.Sprint(r.SrcPartition, r.WindowStart)]++
+			if prev, ok := last[r.SrcPartition]; ok && r.WindowStart.Before(prev) {
+				t.Fatalf("flush %d: partition %d emits window %s after %s", flushes, r.SrcPartition, r.WindowStart, prev)
+			}
+			last[r.SrcPartition] = r.WindowStart
+		}
+		if len(f.Rows) > 6 && len(units) > 1 {
+			t.Fatalf("flush %d: %d rows of %d windows, want at most 6 or one window", flushes, len(f.Rows), len(units))
+		}
+		if f.More && len(f.Rows) == 0 {
+			t.Fatalf("flush %d: no rows but more to come", flushes)
+		}
+		got = append(got, f.Rows...)
+		e.Ack(f)
+		more = f.More
+	}
+	if st := e.Stats(); st.OpenWindows != 0 {
+		t.Fatalf("%d windows still open after the flushes", st.OpenWindows)
+	}
+	if flushes < 5 {
+		t.Errorf("%d flushes, want at least 5 for 9 windows of 4 rows under a bound of 6", flushes)
+	}
+	key := func(rows []schemas.WindowRow) []string {
+		out := make([]string, len(rows))
+		for i, r := range rows {
+			out[i] = fmt.Sprintf("%s|%d|%d|%d", rowKey(r), r.Requests, r.CostPicos, r.InputTokens)
+		}
+		sort.Strings(out)
+		return out
+	}
+	if g, w := key(got), key(want.Rows); fmt.Sprint(g) != fmt.Sprint(w) {
+		t.Errorf("bounded flushes emit\n%v\nwant\n%v", g, w)
+	}
+	for p := range int32(3) {
+		if off, ok := e.CommitOffset(p); !ok || off != int64(4*3+5*btoi(p == 2)) {
+			t.Errorf("partition %d commits from %d (%v)", p, off, ok)
+		}
+	}
+}
+
+func btoi(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }

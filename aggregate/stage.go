@@ -93,6 +93,7 @@ func NewStage(cfg Config, d bus.Dialer, sink Sink, reg prometheus.Registerer, lo
 		kgo.OnPartitionsLost(s.onLost),
 		kgo.OnPartitionsAssigned(s.onAssigned),
 		kgo.SessionTimeout(cfg.SessionTimeout),
+		kgo.FetchMaxBytes(fetchMaxBytes),
 	}
 	if cfg.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
@@ -104,6 +105,14 @@ func NewStage(cfg Config, d bus.Dialer, sink Sink, reg prometheus.Registerer, lo
 	s.cl = cl
 	return s, nil
 }
+
+// fetchMaxBytes bounds one fetch response from a broker. The client holds
+// the response, decompressed, until every record of it is polled, and
+// fetches the next one meanwhile; with franz-go's default (50 MiB, 1 MiB a
+// partition) six partitions of snappy-compressed enriched JSON held 40-50
+// MB of decompressed records, while a poll takes 10,000 records (10-15
+// MB). 2 MiB compressed is about a poll's worth.
+const fetchMaxBytes = 2 << 20
 
 // StageName is the stage recorded in dead letters and logs.
 const StageName = "aggregate"
@@ -369,10 +378,25 @@ func (s *Stage) deadLetter(r *kgo.Record, reason, detail string) *kgo.Record {
 
 // flushLocked writes what is ready, retrying until the sink takes it
 // (backpressure: nothing is polled meanwhile), then marks the new commit
-// offsets. Caller holds s.mu.
+// offsets; many windows closing at once go in several flushes (see
+// maxFlushRows). Caller holds s.mu.
 func (s *Stage) flushLocked(ctx context.Context, all bool) error {
 	start := s.now()
-	f := s.engine.Flush(start, all)
+	for {
+		f := s.engine.Flush(start, all)
+		if err := s.write(ctx, f); err != nil {
+			return err
+		}
+		if !f.More {
+			return nil
+		}
+	}
+}
+
+// write makes one flush durable, retrying until the sink takes it, and
+// applies it.
+func (s *Stage) write(ctx context.Context, f *Flush) error {
+	start := s.now()
 	if !f.Empty() {
 		for attempt := 0; ; attempt++ {
 			err := s.sink.Write(ctx, f.Events, f.Rows)

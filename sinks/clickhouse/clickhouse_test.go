@@ -341,6 +341,28 @@ func TestWindowInserts(t *testing.T) {
 	if seen != len(many) || len(got[3]) != len(big) {
 		t.Errorf("inserts hold %d rows (last %d), want %d (last %d)", seen, len(got[3]), len(many), len(big))
 	}
+
+	// One window_start over many keys of three partitions: each
+	// partition's rows stay whole, but they need not share an INSERT.
+	var parts []schemas.WindowRow
+	for k := range 3 * perWindow {
+		parts = append(parts, schemas.WindowRow{WindowStart: mar, SrcPartition: int32(k % 3), Team: fmt.Sprint(k)})
+	}
+	got = windowInserts(parts)
+	if len(got) != 3 {
+		t.Fatalf("windowInserts of one window of 3 partitions x %d rows: %d inserts, want 3", perWindow, len(got))
+	}
+	for i, ins := range got {
+		p := parts[ins[0]].SrcPartition
+		for _, at := range ins {
+			if parts[at].SrcPartition != p {
+				t.Errorf("insert %d mixes partitions %d and %d", i, p, parts[at].SrcPartition)
+			}
+		}
+		if len(ins) != perWindow {
+			t.Errorf("insert %d holds %d rows of partition %d, want all %d", i, len(ins), p, perWindow)
+		}
+	}
 }
 
 func TestBackoff(t *testing.T) {

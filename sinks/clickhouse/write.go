@@ -32,19 +32,26 @@ type column struct {
 // Write stores events in TableEvents, then rows in
 // TableWindows, and returns nil only when all of them are durable.
 // Window rows are the aggregator's commit marker, so they go last; the rows
-// of one window_start are always in a single INSERT (never spanning months,
-// the table's partition; see windowInserts), so a window is either fully
-// written or not at all.
-// Each INSERT is retried with exponential backoff and jitter up to
-// MaxRetries times or until ctx ends. Rewriting the same events or rows is
-// harmless: both tables are ReplacingMergeTrees keyed so that a replay
-// collapses onto the first write.
+// one source partition has of one window_start are always in a single
+// INSERT (never spanning months, the table's partition; see
+// windowInserts), so a partition's window is either fully written or not
+// at all, which is what a restart reads back (Emitted).
+// Events go in INSERTs of at most maxEventsPerInsert: a backlog of 50,000
+// events in one INSERT holds them three times over in the driver's columns
+// and buffers. Each INSERT is retried with exponential backoff and jitter
+// up to MaxRetries times or until ctx ends. Rewriting the same events or
+// rows is harmless: both tables are ReplacingMergeTrees keyed so that a
+// replay collapses onto the first write.
 func (s *Store) Write(ctx context.Context, events []schemas.StoredEvent, rows []schemas.WindowRow) error {
 	if len(events) > 0 {
 		buf := eventBufferPool.Get().(*eventBuffers)
-		cols, err := buf.columns(events)
-		if err == nil {
-			err = s.insert(ctx, TableEvents, cols, len(events))
+		var err error
+		for lo := 0; lo < len(events) && err == nil; lo += maxEventsPerInsert {
+			chunk := events[lo:min(lo+maxEventsPerInsert, len(events))]
+			var cols []column
+			if cols, err = buf.columns(chunk); err == nil {
+				err = s.insert(ctx, TableEvents, cols, len(chunk))
+			}
 		}
 		buf.release()
 		if err != nil {
@@ -70,32 +77,48 @@ func (s *Store) Write(ctx context.Context, events []schemas.StoredEvent, rows []
 // maxWindowRowsPerInsert bounds the rows of one window INSERT, and so the
 // memory its columns take (each row carries a histogram of up to 96
 // buckets, up to 1.6 KB once in the driver's column): 100,000 keys closing
-// at once would otherwise be held twice over. A window_start is never
-// split.
+// at once would otherwise be held twice over. The rows of one partition's
+// window_start are never split.
 const maxWindowRowsPerInsert = 16_384
 
-// windowInserts groups rows into INSERTs: the rows of one window_start
-// always together, groups of one UTC month only (the table's partition),
-// in window order, each at most maxWindowRowsPerInsert rows unless a
-// single window_start has more. It returns row indices, so that the rows
-// themselves are not copied.
+// maxEventsPerInsert bounds the events of one INSERT. An event takes about
+// 1.5 KB in the driver's string columns and as much again in its encoded
+// and compressed buffers; 16,384 of them is a large INSERT for ClickHouse
+// and still a flush of 10,000 events/s in one.
+const maxEventsPerInsert = 16_384
+
+// windowInserts groups rows into INSERTs: the rows of one (window_start,
+// src_partition) always together, groups of one UTC month only (the
+// table's partition), in window order, each at most
+// maxWindowRowsPerInsert rows unless a single partition's window_start has
+// more. The rows of one window_start from different partitions may go in
+// different INSERTs, as they do when different replicas own the
+// partitions: each partition's rows carry its own through_offset. It
+// returns row indices, so that the rows themselves are not copied.
 func windowInserts(rows []schemas.WindowRow) [][]int {
 	order := make([]int, len(rows))
 	for i := range order {
 		order[i] = i
 	}
 	sort.SliceStable(order, func(a, b int) bool {
-		return rows[order[a]].WindowStart.Before(rows[order[b]].WindowStart)
+		ra, rb := &rows[order[a]], &rows[order[b]]
+		if !ra.WindowStart.Equal(rb.WindowStart) {
+			return ra.WindowStart.Before(rb.WindowStart)
+		}
+		return ra.SrcPartition < rb.SrcPartition
 	})
 	month := func(i int) int {
 		t := rows[i].WindowStart.UTC()
 		return t.Year()*100 + int(t.Month())
 	}
+	same := func(a, b int) bool {
+		return rows[a].SrcPartition == rows[b].SrcPartition && rows[a].WindowStart.Equal(rows[b].WindowStart)
+	}
 	var inserts [][]int
 	var cur []int
 	for lo := 0; lo < len(order); {
 		hi := lo + 1
-		for hi < len(order) && rows[order[hi]].WindowStart.Equal(rows[order[lo]].WindowStart) {
+		for hi < len(order) && same(order[hi], order[lo]) {
 			hi++
 		}
 		window := order[lo:hi]
@@ -158,10 +181,10 @@ func (b *eventBuffers) release() {
 		b.costSources, b.catalogs, b.prices, b.labels, b.rawUsage, b.usageJSON, b.providerCosts, b.canonicalModels,
 		b.gpuModels, b.gpuHosts, b.migProfiles, b.gpuOwnerKinds, b.gpuOwnerIDs, b.pricingCategories,
 		b.endUsers, b.regions, b.endpoints} {
-		clear(s)
+		clear(s[:cap(s)]) // a Write's first INSERT may have been its longest
 	}
-	clear(b.tags)
-	clear(b.costs)
+	clear(b.tags[:cap(b.tags)])
+	clear(b.costs[:cap(b.costs)])
 	clear(b.labelPairs[:cap(b.labelPairs)])
 	eventBufferPool.Put(b)
 }

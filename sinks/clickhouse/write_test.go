@@ -1,6 +1,7 @@
 package clickhouse
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -112,6 +113,47 @@ func TestUnsetColumnsLeftOut(t *testing.T) {
 	for _, name := range []string{"cost_center", "unowned", "src_partition", "rating_version"} {
 		if !got[name] {
 			t.Errorf("column %s left out though one event sets it", name)
+		}
+	}
+}
+
+// TestWriteEventsInChunks writes more events than one INSERT takes and
+// expects every one stored exactly once.
+func TestWriteEventsInChunks(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	events := testEvents(maxEventsPerInsert + 7)
+	if err := s.Write(ctx, events, nil); err != nil {
+		t.Fatal(err)
+	}
+	var n, distinct uint64
+	if err := s.conn.QueryRow(ctx, "SELECT count(), uniqExact(event_id) FROM "+TableEvents).Scan(&n, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	if n != uint64(len(events)) || distinct != n {
+		t.Errorf("%s holds %d rows of %d ids, want %d of as many", TableEvents, n, distinct, len(events))
+	}
+}
+
+// TestEventBuffersReleaseAll checks that released buffers refer to no
+// event, also past the last INSERT's length when an earlier one was longer.
+func TestEventBuffersReleaseAll(t *testing.T) {
+	b := new(eventBuffers)
+	if _, err := b.columns(testEvents(300)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.columns(testEvents(20)); err != nil {
+		t.Fatal(err)
+	}
+	b.release()
+	for i, id := range b.ids[:cap(b.ids)] {
+		if id != "" {
+			t.Fatalf("released buffers still hold event id %q at %d", id, i)
+		}
+	}
+	for i, tags := range b.tags[:cap(b.tags)] {
+		if tags != nil {
+			t.Fatalf("released buffers still hold the tags of event %d", i)
 		}
 	}
 }
