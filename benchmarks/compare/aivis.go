@@ -376,7 +376,8 @@ type latencyResult struct {
 }
 
 // latency produces fresh events (event time = now) at rate into running
-// enrich and aggregate processes for dur, and measures for each event the
+// enrich and aggregate processes for dur (at least a window plus the wait
+// plus 5 s), from a window boundary on, and measures for each event the
 // time from its produce call until its window's sum of requests in
 // cost_by_window reaches the number produced into that window.
 func (h *harness) latency(ctx context.Context, d dataset, rate float64, dur time.Duration) (latencyResult, error) {
@@ -453,6 +454,17 @@ func (h *harness) latency(ctx context.Context, d dataset, rate float64, dur time
 		}
 	}()
 
+	// Start on a window boundary and produce past the first window's end
+	// plus the wait, so that a whole window, its earliest events included,
+	// is closed by the watermark; the p99 then says what the bound is about.
+	if least := window + wait + 5*time.Second; dur < least {
+		dur = least
+	}
+	select {
+	case <-time.After(time.Until(time.Now().Truncate(window).Add(window))):
+	case <-ctx.Done():
+		return res, ctx.Err()
+	}
 	began := time.Now()
 	var failed error
 	var failMu sync.Mutex
