@@ -23,10 +23,10 @@
 #
 # Environment (AIVISDEV_, not AIVIS_):
 #   AIVISDEV_CLUSTER_DIR       data, configs and logs, default <repo>/.aivis/cluster
-#   AIVISDEV_CLUSTER_CH_PORT   native port of ClickHouse node 0, default 41000; node i
+#   AIVISDEV_CLUSTER_CH_PORT   native port of ClickHouse node 0, default 31000; node i
 #                              listens on +i, its HTTP port on +10+i, interserver on +20+i
-#   AIVISDEV_CLUSTER_ZK_PORT   ZooKeeper client port, default 41181
-#   AIVISDEV_CLUSTER_KAFKA_PORT  client port of Kafka node 1, default 41092; node n
+#   AIVISDEV_CLUSTER_ZK_PORT   ZooKeeper client port, default 31181
+#   AIVISDEV_CLUSTER_KAFKA_PORT  client port of Kafka node 1, default 31092; node n
 #                              uses +2(n-1), its controller the port after it
 #   AIVISDEV_CLUSTER_HEAP      maximum heap of each JVM, default 384m
 #   AIVISDEV_ZK_HOME           ZooKeeper jar cache, default $HOME/.cache/aivis/zookeeper
@@ -36,9 +36,9 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 user_home=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}
 dir=${AIVISDEV_CLUSTER_DIR:-$root/.aivis/cluster}
 case $dir in /*) ;; *) dir=$PWD/$dir ;; esac
-ch_port=${AIVISDEV_CLUSTER_CH_PORT:-41000}
-zk_port=${AIVISDEV_CLUSTER_ZK_PORT:-41181}
-kafka_port=${AIVISDEV_CLUSTER_KAFKA_PORT:-41092}
+ch_port=${AIVISDEV_CLUSTER_CH_PORT:-31000}
+zk_port=${AIVISDEV_CLUSTER_ZK_PORT:-31181}
+kafka_port=${AIVISDEV_CLUSTER_KAFKA_PORT:-31092}
 heap=${AIVISDEV_CLUSTER_HEAP:-384m}
 zk_home=${AIVISDEV_ZK_HOME:-$user_home/.cache/aivis/zookeeper}
 case $zk_home in /*) ;; *) zk_home=$PWD/$zk_home ;; esac

@@ -18,9 +18,9 @@ import (
 // ClickHouse nodes 0..3 (node i is shard i/2+1), the cluster's name in their
 // remote_servers, and three Kafka brokers.
 const (
-	DefaultClusterClickHouse = "127.0.0.1:41000,127.0.0.1:41001,127.0.0.1:41002,127.0.0.1:41003"
+	DefaultClusterClickHouse = "127.0.0.1:31000,127.0.0.1:31001,127.0.0.1:31002,127.0.0.1:31003"
 	DefaultClusterName       = "aivis_cluster"
-	DefaultClusterKafka      = "127.0.0.1:41092,127.0.0.1:41094,127.0.0.1:41096"
+	DefaultClusterKafka      = "127.0.0.1:31092,127.0.0.1:31094,127.0.0.1:31096"
 )
 
 // Cluster is a reachable local cluster.
