@@ -395,7 +395,8 @@ func (d *Detector) step(s *seriesState, ws time.Time, x schemas.Picos128) (Verdi
 		var pass, loose bool
 		if disp > 0 && fsb < cfg.MinBaselineRequests*disp {
 			// Too few requests expected to test the spread: one costly
-			// request would pass. The span alerts on its size alone.
+			// request would pass. The span alerts on its size: ten typical
+			// requests above its baseline and NewSeriesImpactPicos a window.
 			size := mulPicos(cfg.NewSeriesImpactPicos, k)
 			if many := picosRound(sparseRequests * disp); less(size, many) {
 				size = many
