@@ -98,6 +98,7 @@ func Ensure(ctx context.Context, adm *kadm.Client, brokers []string, plan TopicP
 			return st, fmt.Errorf("creating topics %v: %w", missing, err)
 		}
 		missing = missing[:0]
+		var raced []string
 		for _, r := range resp.Sorted() {
 			switch {
 			case r.Err == nil:
@@ -107,11 +108,18 @@ func Ensure(ctx context.Context, adm *kadm.Client, brokers []string, plan TopicP
 					st.Partitions[r.Topic] = int(plan.Partitions)
 				}
 			case errors.Is(r.Err, kerr.TopicAlreadyExists):
-				// Another process created it meanwhile.
-				st.Partitions[r.Topic] = int(plan.Partitions)
+				// Created meanwhile by another process, or created just
+				// before and not yet in the metadata this broker served:
+				// its partition count is read below, not assumed.
+				raced = append(raced, r.Topic)
 			default:
 				missing = append(missing, r.Topic)
 				cause = errors.Join(cause, fmt.Errorf("%s: %w", r.Topic, r.Err))
+			}
+		}
+		if len(raced) > 0 {
+			if err := readPartitions(ctx, adm, raced, st.Partitions); err != nil {
+				return st, err
 			}
 		}
 	}
@@ -128,6 +136,37 @@ func Ensure(ctx context.Context, adm *kadm.Client, brokers []string, plan TopicP
 		return st, &MissingTopicsError{Topics: missing, Plan: plan, Brokers: brokers, Cause: cause}
 	}
 	return st, nil
+}
+
+// readPartitions records the partition count of topics that exist but were
+// missing from an earlier metadata answer; it asks again until every one
+// shows up, as metadata reaches the brokers a moment after a topic is
+// created.
+func readPartitions(ctx context.Context, adm *kadm.Client, topics []string, into map[string]int) error {
+	// The client caches metadata for a few seconds; asking for the
+	// authorized operations sends every request to the broker.
+	ctx = kadm.WithAuthorizedOps(ctx)
+	for attempt := 0; ; attempt++ {
+		details, err := adm.ListTopics(ctx, topics...)
+		if err != nil {
+			return fmt.Errorf("reading the metadata of topics %v: %w", topics, err)
+		}
+		var pending []string
+		for _, t := range topics {
+			if d, ok := details[t]; ok && d.Err == nil && len(d.Partitions) > 0 {
+				into[t] = len(d.Partitions)
+			} else {
+				pending = append(pending, t)
+			}
+		}
+		if len(pending) == 0 {
+			return nil
+		}
+		topics = pending
+		if !Sleep(ctx, Backoff(attempt, time.Second)) {
+			return fmt.Errorf("reading the metadata of topics %v, which the broker says exist: %w", topics, ctx.Err())
+		}
+	}
 }
 
 // TopicGuard keeps checking that a process's topics exist, creating them

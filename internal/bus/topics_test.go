@@ -1,0 +1,102 @@
+package bus
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func topicsCluster(t *testing.T) (*kfake.Cluster, *kadm.Client) {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return c, kadm.NewClient(cl)
+}
+
+// TestEnsureWarnsOnFewerPartitions: existing topics keep their partition
+// count, and one below kafka.partitions is reported with the fix.
+func TestEnsureWarnsOnFewerPartitions(t *testing.T) {
+	c, adm := topicsCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := adm.CreateTopics(ctx, 2, 1, nil, "t.raw"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := Ensure(ctx, adm, c.ListenAddrs(), TopicPlan{Topics: []string{"t.raw", "t.new"}, Partitions: 6, Replication: 1, Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Partitions["t.raw"] != 2 || st.Partitions["t.new"] != 6 || len(st.Created) != 1 || st.Created[0] != "t.new" {
+		t.Fatalf("state %+v", st)
+	}
+	if len(st.Warnings) != 1 || !strings.Contains(st.Warnings[0], "topic t.raw has 2 partitions, fewer than kafka.partitions=6") ||
+		!strings.Contains(st.Warnings[0], "--alter --topic t.raw --partitions 6") {
+		t.Fatalf("warnings %q", st.Warnings)
+	}
+}
+
+// TestEnsureReadsPartitionsOfTopicCreatedMeanwhile: a topic missing from the
+// first metadata answer (created by another process a moment before, or not
+// yet known to the broker asked) makes CreateTopics answer "already
+// exists"; its partition count is read from the broker, not assumed to be
+// the configured one, so a short topic is still reported.
+func TestEnsureReadsPartitionsOfTopicCreatedMeanwhile(t *testing.T) {
+	c, adm := topicsCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := adm.CreateTopics(ctx, 2, 1, nil, "t.raw"); err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(c.ListenAddrs()[0])
+	p, _ := strconv.Atoi(port)
+	hidden := 0
+	c.ControlKey(int16(kmsg.Metadata), func(r kmsg.Request) (kmsg.Response, error, bool) {
+		req := r.(*kmsg.MetadataRequest)
+		if hidden > 0 || len(req.Topics) == 0 {
+			c.KeepControl()
+			return nil, nil, false
+		}
+		hidden++
+		resp := req.ResponseKind().(*kmsg.MetadataResponse)
+		resp.Version = req.Version
+		resp.Brokers = []kmsg.MetadataResponseBroker{{NodeID: c.CurrentNode(), Host: host, Port: int32(p)}}
+		resp.ControllerID = c.CurrentNode()
+		for _, rt := range req.Topics {
+			mt := kmsg.NewMetadataResponseTopic()
+			mt.Topic = rt.Topic
+			mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			resp.Topics = append(resp.Topics, mt)
+		}
+		return resp, nil, true
+	})
+	st, err := Ensure(ctx, adm, c.ListenAddrs(), TopicPlan{Topics: []string{"t.raw"}, Partitions: 6, Replication: 1, Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hidden != 1 {
+		t.Fatalf("the first metadata answer was not intercepted (%d)", hidden)
+	}
+	if st.Partitions["t.raw"] != 2 || len(st.Created) != 0 {
+		t.Fatalf("state %+v, want t.raw read as 2 partitions and nothing created", st)
+	}
+	if len(st.Warnings) != 1 || !strings.Contains(st.Warnings[0], "topic t.raw has 2 partitions") {
+		t.Fatalf("warnings %q", st.Warnings)
+	}
+}
