@@ -28,6 +28,10 @@ type spendMetrics struct {
 	requests *prometheus.CounterVec
 	teams    *labelLimiter
 	models   *labelLimiter
+
+	mu    sync.Mutex
+	index map[spendKey]int
+	sums  []spendSum
 }
 
 func newSpendMetrics(reg prometheus.Registerer) *spendMetrics {
@@ -46,35 +50,79 @@ func newSpendMetrics(reg prometheus.Registerer) *spendMetrics {
 		}, []string{"team", "model"})),
 		teams:  newLabelLimiter(SpendLabelLimit),
 		models: newLabelLimiter(SpendLabelLimit),
+		index:  map[spendKey]int{},
 	}
 }
 
-// observe counts events just made durable.
+// observe counts events just made durable. The events are summed per
+// (team, model) first and each series is touched once per call: a
+// labelled counter costs a hash and a lock per update, which per event was
+// a noticeable share of the aggregator's CPU.
 func (m *spendMetrics) observe(events []schemas.StoredEvent) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	clear(m.index)
+	m.sums = m.sums[:0]
 	for _, se := range events {
 		e := se.Event
 		if e == nil || se.RatingVersion != 0 {
 			continue
 		}
-		team, model := m.teams.label(e.Owner.Team), m.models.label(e.ModelID())
+		k := spendKey{e.Owner.Team, e.ModelID()}
+		i, ok := m.index[k]
+		if !ok {
+			i = len(m.sums)
+			m.index[k] = i
+			m.sums = append(m.sums, spendSum{key: k})
+		}
+		sum := &m.sums[i]
 		if e.CostPicos != 0 {
-			m.cost.WithLabelValues(team, model).Add(float64(e.CostPicos) / 1e12)
+			sum.cost += float64(e.CostPicos) / 1e12
+			sum.costed = true
 		}
 		if e.Kind != schemas.KindLLMRequest {
 			continue
 		}
-		m.requests.WithLabelValues(team, model).Inc()
+		sum.requests++
 		if u := e.Usage; u != nil {
-			for _, t := range []struct {
-				name string
-				n    *int64
-			}{{"input", u.InputTokens}, {"output", u.OutputTokens}, {"cache_read", u.CacheReadInputTokens}, {"cache_write", u.CacheWriteInputTokens}, {"reasoning", u.ReasoningOutputTokens}} {
-				if t.n != nil && *t.n > 0 {
-					m.tokens.WithLabelValues(team, model, t.name).Add(float64(*t.n))
+			for j, n := range [len(tokenTypes)]*int64{u.InputTokens, u.OutputTokens, u.CacheReadInputTokens, u.CacheWriteInputTokens, u.ReasoningOutputTokens} {
+				if n != nil && *n > 0 {
+					sum.tokens[j] += float64(*n)
 				}
 			}
 		}
 	}
+	// In order of first appearance, so that the label limits keep the
+	// first teams and models seen, as they would event by event.
+	for i := range m.sums {
+		sum := &m.sums[i]
+		team, model := m.teams.label(sum.key.team), m.models.label(sum.key.model)
+		if sum.costed {
+			m.cost.WithLabelValues(team, model).Add(sum.cost)
+		}
+		if sum.requests > 0 {
+			m.requests.WithLabelValues(team, model).Add(sum.requests)
+		}
+		for j, n := range sum.tokens {
+			if n > 0 {
+				m.tokens.WithLabelValues(team, model, tokenTypes[j]).Add(n)
+			}
+		}
+	}
+}
+
+// tokenTypes are the values of aivis_spend_tokens_total's type label.
+var tokenTypes = [...]string{"input", "output", "cache_read", "cache_write", "reasoning"}
+
+type spendKey struct{ team, model string }
+
+// spendSum is what one observe call adds to the series of one key.
+type spendSum struct {
+	key      spendKey
+	cost     float64
+	costed   bool
+	requests float64
+	tokens   [len(tokenTypes)]float64
 }
 
 // labelLimiter keeps the first limit values it is asked about and maps the

@@ -34,4 +34,14 @@ func TestSpendMetricsBoundTheirLabels(t *testing.T) {
 	if got := testutil.ToFloat64(m.requests.WithLabelValues("team-03", "gpt-4o")); got != 1 {
 		t.Errorf("requests %f, want 1", got)
 	}
+	// A second call sums per key; a re-rated event is not counted again.
+	again := &schemas.Enriched{Event: *testenv.LLMEvent("openai", "gpt-4o", testenv.Usage(10, 20, 0, 0, 0))}
+	again.Owner.Team = "team-00"
+	m.observe([]schemas.StoredEvent{{Event: again}, {Event: again}, {Event: again, RatingVersion: 2}})
+	if got := testutil.ToFloat64(m.requests.WithLabelValues("team-00", "gpt-4o")); got != 3 {
+		t.Errorf("requests %f, want 3", got)
+	}
+	if got := testutil.ToFloat64(m.tokens.WithLabelValues("team-00", "gpt-4o", "input")); got != 1020 {
+		t.Errorf("input tokens %f, want 1020", got)
+	}
 }

@@ -125,10 +125,13 @@ func (e *Enricher) enrich(ev *schemas.Event) (*schemas.Enriched, pricing.Quote) 
 
 // enrichInto is enrich into *out, which it overwrites, for a caller that
 // encodes the result at once and reuses *out for the next event.
+// The previous result's cost lines are overwritten too: their memory
+// holds the new ones.
 func (e *Enricher) enrichInto(out *schemas.Enriched, ev *schemas.Event) pricing.Quote {
+	lines := out.Pricing.Lines
 	*out = schemas.Enriched{Event: *ev, EnrichedAt: e.now().UTC()}
 	out.Owner, out.Flags.Unowned = e.owners.Attribute(ev)
-	q := e.catalog.PriceEnriched(out)
+	q := e.catalog.PriceEnrichedInto(out, lines)
 	if len(q.Warnings) > 0 {
 		// A full slice expression makes append copy: the event's slice is shared.
 		out.Warnings = append(ev.Warnings[:len(ev.Warnings):len(ev.Warnings)], q.Warnings...)

@@ -1,7 +1,6 @@
 package enrich
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -72,6 +71,37 @@ type Stage struct {
 	ev      schemas.Event
 	out     schemas.Enriched
 	scratch []byte
+	// Outputs are carved from shared blocks rather than allocated one by
+	// one: a block is never written again once handed out, and the
+	// garbage collector frees it when the client has let go of all its
+	// records.
+	values  []byte
+	records []kgo.Record
+}
+
+// Block sizes of Stage.values and Stage.records.
+const (
+	valueBlock  = 256 << 10
+	recordBlock = 256
+)
+
+// carve returns a copy of b in the current value block.
+func carve[T ~string | ~[]byte](s *Stage, b T) []byte {
+	n := len(s.values)
+	if cap(s.values)-n < len(b) {
+		s.values, n = make([]byte, 0, max(valueBlock, len(b))), 0
+	}
+	s.values = append(s.values, b...)
+	return s.values[n : n+len(b) : n+len(b)]
+}
+
+// record returns a fresh record from the current record block.
+func (s *Stage) record() *kgo.Record {
+	if len(s.records) == cap(s.records) {
+		s.records = make([]kgo.Record, 0, recordBlock)
+	}
+	s.records = s.records[:len(s.records)+1]
+	return &s.records[len(s.records)-1]
 }
 
 // Ready fails from a failed run until the next batch is produced and
@@ -368,14 +398,14 @@ func (s *Stage) transform(e *Enricher, in *kgo.Record) (*kgo.Record, result) {
 	if s.policy != nil {
 		s.policy.Apply(enriched)
 	}
-	// One allocation per record, its own: the client holds the value until
-	// the broker acknowledges it.
+	// The client holds the value until the broker acknowledges it: a
+	// copy, in a block no later record overwrites.
 	s.scratch = enriched.AppendJSON(s.scratch[:0])
-	value := bytes.Clone(s.scratch)
+	value := carve(s, s.scratch)
 	key := in.Key
 	if len(key) == 0 {
 		// Downstream dedup needs one event_id on one partition.
-		key = []byte(ev.EventID)
+		key = carve(s, ev.EventID)
 	}
 	res := result{priced: !enriched.Flags.Unpriced, owned: !enriched.Flags.Unowned}
 	if res.priced {
@@ -388,7 +418,9 @@ func (s *Stage) transform(e *Enricher, in *kgo.Record) (*kgo.Record, result) {
 			res.prov = "gpu"
 		}
 	}
-	return &kgo.Record{Topic: schemas.TopicEnriched, Key: key, Value: value, Headers: in.Headers}, res
+	out := s.record()
+	*out = kgo.Record{Topic: schemas.TopicEnriched, Key: key, Value: value, Headers: in.Headers}
+	return out, res
 }
 
 // fallbackBits returns the set of pricing.FallbackCodes among warnings.

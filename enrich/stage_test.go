@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -394,5 +395,53 @@ func TestReload(t *testing.T) {
 	}
 	if errors.Is(ctx.Err(), context.Canceled) {
 		t.Fatal("unexpected cancel")
+	}
+}
+
+// TestTransformOutputsStayIntact: transform reuses its scratch, the cost
+// lines of the previous event and blocks of memory shared by many outputs;
+// every output handed out must still read as the enrichment of its own
+// event after later records were transformed, whatever their shapes.
+func TestTransformOutputsStayIntact(t *testing.T) {
+	e := testEnricher(t)
+	s := &Stage{}
+	events := []*schemas.Event{
+		llmEvent("testprov", "cheap", usage(120000, 100000, 20000, 1800, 900)),
+		llmEvent("testprov", "cheap", usage(10, 0, 0, 5, 0)),
+		llmEvent("nobody", "unknown-model", usage(10, 0, 0, 5, 0)),
+		llmEvent("testprov", "cheap", usage(5000, 0, 4000, 50, 0)),
+	}
+	var outs []*kgo.Record
+	var want [][]byte
+	for i := range 3 * valueBlock / 700 { // past at least two value blocks
+		ev := *events[i%len(events)]
+		ev.EventID = fmt.Sprintf("01JT%022d", i)
+		raw, err := json.Marshal(&ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, res := s.transform(e, &kgo.Record{Topic: schemas.TopicRaw, Value: raw})
+		if res.dead != "" {
+			t.Fatalf("event %d dead-lettered: %s", i, res.dead)
+		}
+		outs = append(outs, out)
+		fresh, _ := e.enrich(&ev)
+		fresh.EnrichedAt = time.Time{}
+		b, _ := json.Marshal(fresh)
+		want = append(want, b)
+	}
+	for i, out := range outs {
+		var got schemas.Enriched
+		if err := json.Unmarshal(out.Value, &got); err != nil {
+			t.Fatalf("output %d: %v: %s", i, err, out.Value)
+		}
+		got.EnrichedAt = time.Time{}
+		b, _ := json.Marshal(&got)
+		if !bytes.Equal(b, want[i]) {
+			t.Fatalf("output %d changed after later records:\ngot  %s\nwant %s", i, b, want[i])
+		}
+		if string(out.Key) != got.EventID {
+			t.Fatalf("output %d: key %q, event id %q", i, out.Key, got.EventID)
+		}
 	}
 }

@@ -89,13 +89,19 @@ func (c *Catalog) Price(ev *schemas.Event) Quote { return c.PriceFor(ev, "") }
 // A request without usage costs 0 when it failed (status "error") and is
 // unpriced otherwise, because its tokens are unknown.
 func (c *Catalog) PriceFor(ev *schemas.Event, team string) Quote {
+	return c.priceFor(ev, team, nil)
+}
+
+// priceFor is PriceFor with the quote's lines built in lines when its
+// capacity allows.
+func (c *Catalog) priceFor(ev *schemas.Event, team string, lines []schemas.CostLine) Quote {
 	var q Quote
 	if ev.ProviderCostUSD != "" {
 		team = "" // the provider's figure is what was billed
 	}
 	switch ev.Kind {
 	case schemas.KindLLMRequest:
-		q = c.priceLLM(ev, team)
+		q = c.priceLLM(ev, team, lines)
 	case schemas.KindGPUUsage:
 		q = c.priceGPU(ev)
 		if q.Priced {
@@ -143,7 +149,15 @@ const beyondEvent = "cost more than " + MaxEventUSD + " USD, the most one event 
 // that "lines" is always on the wire). It returns the quote, whose warnings are the
 // caller's to keep or drop.
 func (c *Catalog) PriceEnriched(e *schemas.Enriched) Quote {
-	q := c.PriceFor(&e.Event, e.Owner.Team)
+	return c.PriceEnrichedInto(e, nil)
+}
+
+// PriceEnrichedInto is PriceEnriched with e.Pricing.Lines built in lines
+// when its capacity allows, for a caller that encodes e before pricing the
+// next event (the enrich stage): the lines are then not allocated per
+// event. e.Pricing.Lines shares lines' memory.
+func (c *Catalog) PriceEnrichedInto(e *schemas.Enriched, lines []schemas.CostLine) Quote {
+	q := c.priceFor(&e.Event, e.Owner.Team, lines)
 	e.Pricing = schemas.Pricing{CatalogVersion: c.version, PriceID: q.PriceID}
 	e.CanonicalModel = c.canonicalModelOf(&e.Event, &q)
 	e.CostSource = q.Source
@@ -228,7 +242,7 @@ func (s *lineSet) add(meter string, qty int64, r *rate, rk int, k *contract) {
 	s.n++
 }
 
-func (c *Catalog) priceLLM(ev *schemas.Event, team string) Quote {
+func (c *Catalog) priceLLM(ev *schemas.Event, team string, lines []schemas.CostLine) Quote {
 	p, matchWarnings, ok := c.lookup(ev.Provider, ev.Model, ev.Time)
 	if !ok {
 		return Quote{}
@@ -310,8 +324,12 @@ func (c *Catalog) priceLLM(ev *schemas.Event, team string) Quote {
 		n += 2
 	}
 	if n > 0 {
-		q.Lines = make([]schemas.CostLine, s.n, n)
-		copy(q.Lines, s.buf[:s.n])
+		if cap(lines) >= n {
+			q.Lines = append(lines[:0], s.buf[:s.n]...)
+		} else {
+			q.Lines = make([]schemas.CostLine, s.n, n)
+			copy(q.Lines, s.buf[:s.n])
+		}
 	}
 	list, effective := s.list, s.contract
 	if len(u.ServerToolCalls) > 0 {
