@@ -338,15 +338,11 @@ const clockTicks = 100
 
 func (p *proc) usage() (usage, error) {
 	pid := p.cmd.Process.Pid
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	cpu, err := pidCPU(pid)
 	if err != nil {
 		return usage{}, fmt.Errorf("reading the CPU time of aivis %s: %w", p.name, err)
 	}
-	// Fields after the command name, which is in parentheses and may hold spaces.
-	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
-	utime, _ := strconv.ParseFloat(fields[11], 64)
-	stime, _ := strconv.ParseFloat(fields[12], 64)
-	u := usage{CPUSeconds: (utime + stime) / clockTicks}
+	u := usage{CPUSeconds: cpu}
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return usage{}, err

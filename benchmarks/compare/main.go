@@ -50,6 +50,10 @@ type harness struct {
 	// latencyRate overrides the latency measurement's rate (-latency-rate).
 	latencyRate float64
 
+	// stepEvents is how many events a step processes, for StepCPU's per
+	// event figure: the steps over the main N records.
+	stepEvents map[string]int
+
 	mu        sync.Mutex
 	res       result
 	databases []string
@@ -110,6 +114,8 @@ type result struct {
 		Replicas   []scalePoint `json:"aggregate_replicas"`
 	} `json:"scaling"`
 
+	// StepCPU is the CPU each step cost the machine, by step name.
+	StepCPU  map[string]stepCPU `json:"step_cpu"`
 	Ratios   map[string]float64 `json:"ratios"`
 	Profiles []string           `json:"profiles,omitempty"`
 	Warnings []string           `json:"warnings,omitempty"`
@@ -141,10 +147,14 @@ func (h *harness) step(ctx context.Context, name string, timeout time.Duration, 
 	}
 	fmt.Fprintf(os.Stderr, "compare: %s …\n", name)
 	began := time.Now()
+	cpu0 := h.cpuSnap()
 	sctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	err := fn(sctx)
 	stopAll() // a step leaves no process behind, whatever happened
+	h.mu.Lock()
+	h.res.StepCPU[name] = h.cpuSnap().since(cpu0, h.stepEvents[name])
+	h.mu.Unlock()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "compare: %s FAILED after %s: %v\n", name, time.Since(began).Round(time.Second), err)
 		h.mu.Lock()
@@ -207,6 +217,11 @@ func main() {
 	}
 	h.res.AivisEnv = h.aivisEnv
 	h.res.Errors = map[string]string{}
+	h.res.StepCPU = map[string]stepCPU{}
+	h.stepEvents = map[string]int{}
+	for _, name := range []string{"raw ceiling", "peer sums only", "peer sums + events", "naive", "e2e"} {
+		h.stepEvents[name] = *events
+	}
 	h.res.Command = "go run ./benchmarks/compare " + strings.Join(os.Args[1:], " ")
 	h.res.Events = *events
 	h.res.Partitions = 6
@@ -526,6 +541,9 @@ func ratios(r result) map[string]float64 {
 	div("e2e_over_peer_sums_only", r.E2E, r.PeerSums)
 	div("e2e_over_naive", r.E2E, r.Naive)
 	div("e2e_over_raw_ceiling", r.E2E, r.RawCeiling)
+	// Machine CPU per event, the peer's over aivis's: above 1 when aivis
+	// costs the machine less per event.
+	div("peer_over_e2e_machine_cpu_per_event", r.StepCPU["peer sums + events"].MachineCPUUsPerEvent, r.StepCPU["e2e"].MachineCPUUsPerEvent)
 	return m
 }
 
@@ -611,6 +629,19 @@ func table(r result) string {
 	row("ClickHouse Kafka engine, sums + every event stored"+uncounted(r.PeerMissing), r.Peer)
 	row("naive Go: encoding/json, map, row-by-row batches", r.Naive)
 	row("**aivis** enrich + aggregate processes", r.E2E)
+	if len(r.StepCPU) > 0 {
+		fmt.Fprintln(&b, "\n| Path (whole step) | machine CPU µs/event | Kafka broker µs/event | ClickHouse server µs/event | rest µs/event |")
+		fmt.Fprintln(&b, "|---|---:|---:|---:|---:|")
+		for _, name := range []string{"raw ceiling", "peer sums only", "peer sums + events", "naive", "e2e"} {
+			c, ok := r.StepCPU[name]
+			if !ok || c.Events == 0 {
+				continue
+			}
+			per := func(sec float64) string { return fmt.Sprintf("%.1f", sec/float64(c.Events)*1e6) }
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", name, per(c.MachineCPUSeconds), per(c.BrokerCPUSeconds), per(c.ClickHouseSeconds),
+				per(c.MachineCPUSeconds-c.BrokerCPUSeconds-c.ClickHouseSeconds))
+		}
+	}
 	fmt.Fprintln(&b, "\n| Other | value |")
 	fmt.Fprintln(&b, "|---|---:|")
 	fmt.Fprintf(&b, "| ingest HTTP, 500 events/request, %d clients (fastest with p99 < 50 ms): events/s | %s |\n", r.IngestClients, num(r.IngestHTTP))
