@@ -66,21 +66,116 @@ func (l limits) timeProblem(at, now time.Time) *schemas.FieldError {
 func parseEvents(body []byte, f framing, lim limits, es *eventSlab) ([]item, *refusal) {
 	d := decoders.Get().(*schemas.Decoder)
 	defer decoders.Put(d)
+	if items, ref, ok := parseEventsOnce(d, body, f, lim, es); ok {
+		return items, ref
+	}
+	return parseEventsSplit(d, body, f, lim, es)
+}
+
+// eventSlot returns the n-th event of the request: from es.events, which
+// earlier requests' events left there to reuse, then from new chunks.
+func eventSlot(es *eventSlab, chunk *[]schemas.Event, n, items int, lim limits) *schemas.Event {
+	if n < len(es.events) {
+		return &es.events[n]
+	}
+	if len(*chunk) == 0 {
+		*chunk = make([]schemas.Event, max(1, min(lim.maxEvents-items, max(64, items))))
+	}
+	return &(*chunk)[0]
+}
+
+// parseEventsOnce is parseEvents in one pass over a well-formed body: each
+// event is decoded where the split finds it, so that its bytes are read
+// once. ok is false for a body it leaves to parseEventsSplit, which words
+// the refusal or the problems exactly: a syntax error anywhere, an empty
+// body, no values.
+func parseEventsOnce(d *schemas.Decoder, body []byte, f framing, lim limits, es *eventSlab) (_ []item, _ *refusal, ok bool) {
+	start := skipSpace(body, 0)
+	if start == len(body) {
+		return nil, nil, false
+	}
+	array := f == framingDetect && body[start] == '['
+	i := start
+	if array {
+		if i = skipSpace(body, i+1); i < len(body) && body[i] == ']' {
+			return nil, nil, false
+		}
+	}
+	items := es.items[:0]
+	var chunk []schemas.Event
+	n := 0
+	defer func() {
+		if ok {
+			es.items, es.used = items, n
+		}
+	}()
+	for {
+		i = skipSpace(body, i)
+		if !array && i == len(body) {
+			break
+		}
+		if len(items) == lim.maxEvents {
+			// One value more than allowed, checked as the split does.
+			if _, valid := d.Skip(body, i); !valid {
+				return nil, nil, false
+			}
+			items = items[:0]
+			return items, tooManyValues(lim.maxEvents, "event"), true
+		}
+		e := eventSlot(es, &chunk, n, len(items), lim)
+		end, syntax, err := d.EventAt(body, i, e)
+		if syntax {
+			return nil, nil, false
+		}
+		var it item
+		if err == nil && end-i <= lim.maxEventBytes {
+			it = item{event: e}
+		} else {
+			// Not an event, too large, or with problems: what the split
+			// and parseEvent make of it, words included.
+			var valid bool
+			if end, valid = d.Skip(body, i); !valid {
+				return nil, nil, false
+			}
+			it = parseEvent(d, body[i:end], e, lim.maxEventBytes)
+		}
+		if it.event != nil {
+			if n >= len(es.events) {
+				chunk = chunk[1:]
+			}
+			n++
+		}
+		items = append(items, it)
+		if !array {
+			i = end
+			continue
+		}
+		i = skipSpace(body, end)
+		switch {
+		case i < len(body) && body[i] == ',':
+			i++
+		case i < len(body) && body[i] == ']' && skipSpace(body, i+1) == len(body):
+			return items, nil, true
+		default:
+			return nil, nil, false
+		}
+	}
+	if len(items) == 0 {
+		return nil, nil, false
+	}
+	return items, nil, true
+}
+
+// parseEventsSplit is parseEvents that splits the body first, then decodes
+// each value: the path of bodies parseEventsOnce leaves.
+func parseEventsSplit(d *schemas.Decoder, body []byte, f framing, lim limits, es *eventSlab) ([]item, *refusal) {
 	items := es.items[:0]
 	// Events go into es.events first, reusing what earlier requests'
 	// events there hold, then into new chunks.
 	var chunk []schemas.Event
 	n := 0
 	ref := eachValue(body, f, lim.maxEvents, "event", func(raw json.RawMessage) {
-		var e *schemas.Event
-		if n < len(es.events) {
-			e = &es.events[n]
-		} else {
-			if len(chunk) == 0 {
-				chunk = make([]schemas.Event, max(1, min(lim.maxEvents-len(items), max(64, len(items)))))
-			}
-			e = &chunk[0]
-		}
+		e := eventSlot(es, &chunk, n, len(items), lim)
 		it := parseEvent(d, raw, e, lim.maxEventBytes)
 		if it.event != nil {
 			if n >= len(es.events) {

@@ -284,3 +284,97 @@ func BenchmarkDecodeBody(b *testing.B) {
 		})
 	}
 }
+
+// FuzzParseEventsOnce: the one-pass parse must give what splitting first
+// gives, for every body: the same refusal, or the same items (the same
+// events and the same problems, in order).
+func FuzzParseEventsOnce(f *testing.F) {
+	seeds := []string{
+		event("a"),
+		"[" + event("a") + "," + event("b") + "]",
+		" [ " + event("a") + " , 7, null, " + event("b") + " ] ",
+		event("a") + "\n" + event("b") + "\n",
+		event("a") + event("b"),
+		event("a", `"labels":{"api_key":"k"}`),
+		event("a", `"usage":{"input_tokens":-1}`),
+		event("a", `"usage":5`),
+		event("a", `"unknown":1`),
+		event("a", `"Model":"x"`),
+		event("a", `"labels":{"t":"\ud800"}`),
+		event("a", "\"labels\":{\"t\":\"\xff\"}"),
+		event("a", `"raw_usage":{"x":[1,{"y":2}]}`),
+		`{"schema_version":"1","event_id":"g","time":"2026-01-02T15:04:05Z","kind":"gpu.usage","source":"h","gpu":{"gpu_model":"H100","interval_seconds":10,"allocated_gpu_seconds":10,"busy_gpu_seconds":5}}`,
+		"[1, {}, null]",
+		"[" + event("a") + "] x",
+		"[" + event("a") + ",]",
+		event("a") + "\n{\"event_id\": x}\n",
+		strings.Repeat(event("a")+"\n", 4) + "{",
+		strings.Repeat(event("a")+"\n", 5),
+		"{\"a\":",
+		"",
+		"[]",
+		"] [",
+		`{"time":"x"}`,
+	}
+	for _, s := range seeds {
+		f.Add([]byte(s), false, uint8(3))
+		f.Add([]byte(s), true, uint8(200))
+	}
+	f.Fuzz(func(t *testing.T, body []byte, ndjson bool, maxEvents uint8) {
+		fr := framingDetect
+		if ndjson {
+			fr = framingNDJSON
+		}
+		lim := limits{maxEvents: 1 + int(maxEvents%8), maxEventBytes: 512}
+		d := new(schemas.Decoder)
+		once, onceRef, ok := parseEventsOnce(d, body, fr, lim, new(eventSlab))
+		if !ok {
+			return // parseEvents takes the split path
+		}
+		split, splitRef := parseEventsSplit(d, body, fr, lim, new(eventSlab))
+		if (onceRef == nil) != (splitRef == nil) || onceRef != nil && *onceRef != *splitRef {
+			t.Fatalf("refusal %+v, split first %+v", onceRef, splitRef)
+		}
+		if onceRef != nil {
+			return
+		}
+		if len(once) != len(split) {
+			t.Fatalf("%d items, split first %d", len(once), len(split))
+		}
+		for i := range once {
+			a, b := once[i], split[i]
+			if (a.event == nil) != (b.event == nil) {
+				t.Fatalf("item %d: event %v, split first %v (problems %v / %v)", i, a.event != nil, b.event != nil, a.probs, b.probs)
+			}
+			if a.event != nil {
+				ja, _ := json.Marshal(a.event)
+				jb, _ := json.Marshal(b.event)
+				if !bytes.Equal(ja, jb) {
+					t.Fatalf("item %d: event\n%s\nsplit first\n%s", i, ja, jb)
+				}
+			}
+			if fmt.Sprint(a.probs) != fmt.Sprint(b.probs) {
+				t.Fatalf("item %d: problems %v, split first %v", i, a.probs, b.probs)
+			}
+		}
+	})
+}
+
+// TestParseEventsOnceTakesWellFormedBodies: bodies without syntax errors go
+// the one-pass way, those with problems in some events included.
+func TestParseEventsOnceTakesWellFormedBodies(t *testing.T) {
+	for _, body := range []string{
+		event("a"),
+		"[" + event("a") + ", 7, " + event("b", `"usage":{"input_tokens":-1}`) + "]",
+		event("a") + "\n" + event("b", `"nope":1`) + "\n",
+		strings.Repeat(event("a")+"\n", 6),
+	} {
+		items, ref, ok := parseEventsOnce(new(schemas.Decoder), []byte(body), framingDetect, testLimits, new(eventSlab))
+		if !ok {
+			t.Errorf("left to the split path: %s", body)
+		}
+		if ref == nil && len(items) == 0 {
+			t.Errorf("no items and no refusal: %s", body)
+		}
+	}
+}

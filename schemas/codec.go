@@ -94,6 +94,36 @@ func (d *Decoder) Event(data []byte, e *Event) error {
 	return nil
 }
 
+// EventAt is Event for the JSON object that starts at data[i], one of
+// several values in data: it returns the offset just past the object and
+// leaves what follows to the caller. It lets a caller that splits a body
+// into events decode each as it finds it, instead of scanning every value
+// twice. On an error the end is unknown (end < 0); syntax reports whether
+// the error is malformed JSON, after which nothing later in data can be
+// trusted either.
+func (d *Decoder) EventAt(data []byte, i int, e *Event) (end int, syntax bool, err error) {
+	d.begin(data, true)
+	d.i = i
+	d.takeEvent(e)
+	*e = Event{}
+	if d.peek() != '{' {
+		d.fail("the value is %s, not a JSON object", jsonKindOf(d.peek()))
+	} else {
+		d.event(e, nil)
+	}
+	end = d.i
+	d.data, d.key = nil, nil
+	if d.err != nil {
+		return -1, errors.Is(d.err, errSyntax), fmt.Errorf("decoding usage event JSON: %w", d.err)
+	}
+	if d.soft {
+		if probs := CheckJSON(data[i:end], new(Event)); len(probs) > 0 {
+			return -1, false, &ValidationError{Problems: probs}
+		}
+	}
+	return end, false, nil
+}
+
 // Enriched decodes one enriched event into *e as json.Unmarshal would:
 // unknown fields are skipped and nothing beyond JSON is checked. *e is
 // overwritten and its memory reused, as for Event.

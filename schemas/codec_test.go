@@ -85,6 +85,8 @@ func compareDecoders(t *testing.T, data []byte) {
 		sameResult(t, "Decoder.Event reused", data, want, werr, &sharedEvent, gerr)
 	}
 
+	compareEventAt(t, data, want, werr)
+
 	wantE, werrE := oracleEnriched(data)
 	gotE, gerrE := DecodeEnriched(data)
 	if (werrE == nil) != (gerrE == nil) {
@@ -334,5 +336,38 @@ func TestPlainRunMatchesBytewise(t *testing.T) {
 		if got, want := plainRun(b, 0), slow(b, 0); got != want {
 			t.Fatalf("%q: plainRun = %d, want %d", b, got, want)
 		}
+	}
+}
+
+// compareEventAt checks EventAt on data as the first element of an array
+// against the oracle on data alone: where the oracle accepts, EventAt
+// decodes the same event and ends just past it; where EventAt ends at the
+// array's end, the oracle accepts; a syntax error is one for both.
+func compareEventAt(t *testing.T, data []byte, want *Event, werr error) {
+	t.Helper()
+	trimmed := bytes.TrimLeft(data, " \t\r\n")
+	trimmed = bytes.TrimRight(trimmed, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return
+	}
+	buf := append(append([]byte("[ "), trimmed...), ']')
+	var d Decoder
+	var e Event
+	end, syntax, err := d.EventAt(buf, 2, &e)
+	if werr == nil {
+		if err != nil {
+			t.Fatalf("EventAt(%q): %v; the oracle accepts it", data, err)
+		}
+		if end != 2+len(trimmed) {
+			t.Fatalf("EventAt(%q) ends at %d, want %d", data, end, 2+len(trimmed))
+		}
+		sameResult(t, "Decoder.EventAt", data, want, werr, &e, err)
+		return
+	}
+	if err == nil && end == 2+len(trimmed) {
+		t.Fatalf("EventAt(%q) accepts what the oracle refuses: %v", data, werr)
+	}
+	if syntax && json.Valid(trimmed) {
+		t.Fatalf("EventAt(%q) reports malformed JSON: %v", data, err)
 	}
 }
