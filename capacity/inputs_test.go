@@ -91,3 +91,25 @@ func FuzzParseInputs(f *testing.F) {
 		}
 	})
 }
+
+// TestLoadInputsMeasuredStorage: a run whose harness measured the broker's
+// and ClickHouse's CPU during the e2e step sizes them from that, not from
+// what the machine had left.
+func TestLoadInputsMeasuredStorage(t *testing.T) {
+	bench := []byte(`{"machine": {"cores": "2", "date": "2026-11-29T13:42:26Z", "git_commit": "d624ab4"}, "events": 1000000,
+		"ingest_http_events_per_s": 90000,
+		"e2e_detail": {"seconds": 40, "processes": {"enrich": {"cpu_seconds": 20}, "aggregate-0": {"cpu_seconds": 20}}},
+		"step_cpu": {"e2e": {"kafka_broker_cpu_seconds": 10, "clickhouse_server_cpu_seconds": 15}, "naive": {"kafka_broker_cpu_seconds": 1, "clickhouse_server_cpu_seconds": 1}}}`)
+	storage, err := os.ReadFile("testdata/capacity.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := ParseInputs(bench, storage, "latest.json", "capacity.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 1M events over 10 + 15 CPU-s, not over the 40 s the machine had left.
+	if in.StoragePerCore != 40_000 {
+		t.Errorf("storage per core = %v, want 40000", in.StoragePerCore)
+	}
+}

@@ -21,8 +21,9 @@ type Inputs struct {
 	EnrichPerCore    float64 `json:"enrich_events_per_core_s"`
 	AggregatePerCore float64 `json:"aggregate_events_per_core_s"`
 	// StoragePerCore is events per CPU-second of the broker and
-	// ClickHouse together: what the benchmark machine had left besides
-	// enrich and aggregate (an upper bound of their cost).
+	// ClickHouse together: their CPU during the benchmark's end-to-end
+	// step, or, for a run that did not measure it, what the machine had
+	// left besides enrich and aggregate (an upper bound of their cost).
 	StoragePerCore float64 `json:"storage_events_per_core_s"`
 	// Bytes on disk (compressed, with marks and indexes) per row.
 	EventBytes  float64 `json:"event_bytes_per_row"`
