@@ -91,12 +91,16 @@ func resetTopics(ctx context.Context, adm *kadm.Client, partitions int32, groups
 		return fmt.Errorf("deleting the aivis topics on the private broker: %w", err)
 	}
 	deadline := time.Now().Add(60 * time.Second)
+	ids := map[string]kadm.TopicID{}
 	for {
 		res, err := adm.CreateTopics(ctx, partitions, 1, nil, topics...)
 		if err == nil {
 			err = res.Error()
 		}
 		if err == nil {
+			for t, r := range res {
+				ids[t] = r.ID
+			}
 			break
 		}
 		if !errors.Is(err, kerr.TopicAlreadyExists) || time.Now().After(deadline) {
@@ -106,13 +110,17 @@ func resetTopics(ctx context.Context, adm *kadm.Client, partitions int32, groups
 		_, _ = adm.DeleteTopics(ctx, topics...)
 		time.Sleep(500 * time.Millisecond)
 	}
-	// Wait until every partition has a leader.
+	// Wait until every partition of the new topics has a leader. The
+	// client caches metadata for a few seconds, which would describe the
+	// deleted topics of the same names; asking for the authorized
+	// operations goes to the broker, and the ids tell new from old.
+	fresh := kadm.WithAuthorizedOps(ctx)
 	for {
-		md, err := adm.Metadata(ctx, topics...)
+		md, err := adm.Metadata(fresh, topics...)
 		ok := err == nil
 		for _, t := range topics {
 			d, found := md.Topics[t]
-			if !found || d.Err != nil || len(d.Partitions) != int(partitions) {
+			if !found || d.Err != nil || len(d.Partitions) != int(partitions) || d.ID != ids[t] {
 				ok = false
 				break
 			}
