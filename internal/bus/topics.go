@@ -143,6 +143,9 @@ func Ensure(ctx context.Context, adm *kadm.Client, brokers []string, plan TopicP
 // shows up, as metadata reaches the brokers a moment after a topic is
 // created.
 func readPartitions(ctx context.Context, adm *kadm.Client, topics []string, into map[string]int) error {
+	// About half a minute at one try a second, for a caller without a
+	// deadline (aivis migrate).
+	const maxMetadataWaits = 30
 	// The client caches metadata for a few seconds; asking for the
 	// authorized operations sends every request to the broker.
 	ctx = kadm.WithAuthorizedOps(ctx)
@@ -153,18 +156,22 @@ func readPartitions(ctx context.Context, adm *kadm.Client, topics []string, into
 		}
 		var pending []string
 		for _, t := range topics {
-			if d, ok := details[t]; ok && d.Err == nil && len(d.Partitions) > 0 {
+			d, ok := details[t]
+			switch {
+			case ok && d.Err == nil && len(d.Partitions) > 0:
 				into[t] = len(d.Partitions)
-			} else {
+			case !ok || d.Err == nil || errors.Is(d.Err, kerr.UnknownTopicOrPartition) || errors.Is(d.Err, kerr.LeaderNotAvailable):
 				pending = append(pending, t)
+			default:
+				return fmt.Errorf("reading the metadata of topic %s: %w", t, d.Err)
 			}
 		}
 		if len(pending) == 0 {
 			return nil
 		}
 		topics = pending
-		if !Sleep(ctx, Backoff(attempt, time.Second)) {
-			return fmt.Errorf("reading the metadata of topics %v, which the broker says exist: %w", topics, ctx.Err())
+		if attempt == maxMetadataWaits || !Sleep(ctx, Backoff(attempt, time.Second)) {
+			return fmt.Errorf("reading the metadata of topics %v, which the broker says exist: not known to it after %d tries (%v)", topics, attempt+1, ctx.Err())
 		}
 	}
 }

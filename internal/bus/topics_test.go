@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strconv"
 	"strings"
@@ -98,5 +99,48 @@ func TestEnsureReadsPartitionsOfTopicCreatedMeanwhile(t *testing.T) {
 	}
 	if len(st.Warnings) != 1 || !strings.Contains(st.Warnings[0], "topic t.raw has 2 partitions") {
 		t.Fatalf("warnings %q", st.Warnings)
+	}
+}
+
+// TestEnsureStopsOnMetadataErrors: a topic the broker says exists but
+// whose metadata answers with an error other than "not known yet" (here
+// no describe rights) ends Ensure with that error instead of waiting.
+func TestEnsureStopsOnMetadataErrors(t *testing.T) {
+	c, adm := topicsCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := adm.CreateTopics(ctx, 2, 1, nil, "t.raw"); err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(c.ListenAddrs()[0])
+	p, _ := strconv.Atoi(port)
+	answers := []int16{kerr.UnknownTopicOrPartition.Code, kerr.TopicAuthorizationFailed.Code}
+	c.ControlKey(int16(kmsg.Metadata), func(r kmsg.Request) (kmsg.Response, error, bool) {
+		req := r.(*kmsg.MetadataRequest)
+		c.KeepControl()
+		if len(req.Topics) == 0 || len(answers) == 0 {
+			return nil, nil, false
+		}
+		code := answers[0]
+		answers = answers[1:]
+		resp := req.ResponseKind().(*kmsg.MetadataResponse)
+		resp.Version = req.Version
+		resp.Brokers = []kmsg.MetadataResponseBroker{{NodeID: c.CurrentNode(), Host: host, Port: int32(p)}}
+		resp.ControllerID = c.CurrentNode()
+		for _, rt := range req.Topics {
+			mt := kmsg.NewMetadataResponseTopic()
+			mt.Topic = rt.Topic
+			mt.ErrorCode = code
+			resp.Topics = append(resp.Topics, mt)
+		}
+		return resp, nil, true
+	})
+	start := time.Now()
+	_, err := Ensure(ctx, adm, c.ListenAddrs(), TopicPlan{Topics: []string{"t.raw"}, Partitions: 6, Replication: 1, Create: true})
+	if err == nil || !strings.Contains(err.Error(), "t.raw") || !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Fatalf("err = %v, want the authorization error of t.raw", err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Fatalf("Ensure took %v", time.Since(start))
 	}
 }
