@@ -72,16 +72,48 @@ func parseEvents(body []byte, f framing, lim limits, es *eventSlab) ([]item, *re
 	return parseEventsSplit(d, body, f, lim, es)
 }
 
-// eventSlot returns the n-th event of the request: from es.events, which
-// earlier requests' events left there to reuse, then from new chunks.
-func eventSlot(es *eventSlab, chunk *[]schemas.Event, n, items int, lim limits) *schemas.Event {
-	if n < len(es.events) {
-		return &es.events[n]
+// eventSlots hands out the events of one request: from es.events first,
+// reusing what earlier requests' events there hold, then from new chunks.
+type eventSlots struct {
+	es    *eventSlab
+	chunk []schemas.Event
+	n     int // events kept
+}
+
+// next returns the event to decode the next value into; items is how many
+// values came before it.
+func (s *eventSlots) next(items int, lim limits) *schemas.Event {
+	if s.n < len(s.es.events) {
+		return &s.es.events[s.n]
 	}
-	if len(*chunk) == 0 {
-		*chunk = make([]schemas.Event, max(1, min(lim.maxEvents-items, max(64, items))))
+	if len(s.chunk) == 0 {
+		s.chunk = make([]schemas.Event, max(1, min(lim.maxEvents-items, max(64, items))))
 	}
-	return &(*chunk)[0]
+	return &s.chunk[0]
+}
+
+// keep records that the event next returned holds a decoded event.
+func (s *eventSlots) keep() {
+	if s.n >= len(s.es.events) {
+		s.chunk = s.chunk[1:]
+	}
+	s.n++
+}
+
+// afterElement moves past the separator that follows an array element
+// ending at end: next is where the following element starts; last says
+// that ']' closed the array; ok is false when neither ',' nor a final ']'
+// (with only space after it) follows.
+func afterElement(body []byte, end int) (next int, last, ok bool) {
+	i := skipSpace(body, end)
+	switch {
+	case i < len(body) && body[i] == ',':
+		return i + 1, false, true
+	case i < len(body) && body[i] == ']':
+		return i, true, skipSpace(body, i+1) == len(body)
+	default:
+		return i, false, false
+	}
 }
 
 // parseEventsOnce is parseEvents in one pass over a well-formed body: each
@@ -102,11 +134,10 @@ func parseEventsOnce(d *schemas.Decoder, body []byte, f framing, lim limits, es 
 		}
 	}
 	items := es.items[:0]
-	var chunk []schemas.Event
-	n := 0
+	slots := eventSlots{es: es}
 	defer func() {
 		if ok {
-			es.items, es.used = items, n
+			es.items, es.used = items, slots.n
 		}
 	}()
 	for {
@@ -122,7 +153,7 @@ func parseEventsOnce(d *schemas.Decoder, body []byte, f framing, lim limits, es 
 			items = items[:0]
 			return items, tooManyValues(lim.maxEvents, "event"), true
 		}
-		e := eventSlot(es, &chunk, n, len(items), lim)
+		e := slots.next(len(items), lim)
 		end, syntax, err := d.EventAt(body, i, e)
 		if syntax {
 			return nil, nil, false
@@ -140,25 +171,21 @@ func parseEventsOnce(d *schemas.Decoder, body []byte, f framing, lim limits, es 
 			it = parseEvent(d, body[i:end], e, lim.maxEventBytes)
 		}
 		if it.event != nil {
-			if n >= len(es.events) {
-				chunk = chunk[1:]
-			}
-			n++
+			slots.keep()
 		}
 		items = append(items, it)
 		if !array {
 			i = end
 			continue
 		}
-		i = skipSpace(body, end)
-		switch {
-		case i < len(body) && body[i] == ',':
-			i++
-		case i < len(body) && body[i] == ']' && skipSpace(body, i+1) == len(body):
-			return items, nil, true
-		default:
+		next, last, valid := afterElement(body, end)
+		if !valid {
 			return nil, nil, false
 		}
+		if last {
+			return items, nil, true
+		}
+		i = next
 	}
 	if len(items) == 0 {
 		return nil, nil, false
@@ -170,22 +197,15 @@ func parseEventsOnce(d *schemas.Decoder, body []byte, f framing, lim limits, es 
 // each value: the path of bodies parseEventsOnce leaves.
 func parseEventsSplit(d *schemas.Decoder, body []byte, f framing, lim limits, es *eventSlab) ([]item, *refusal) {
 	items := es.items[:0]
-	// Events go into es.events first, reusing what earlier requests'
-	// events there hold, then into new chunks.
-	var chunk []schemas.Event
-	n := 0
+	slots := eventSlots{es: es}
 	ref := eachValue(body, f, lim.maxEvents, "event", func(raw json.RawMessage) {
-		e := eventSlot(es, &chunk, n, len(items), lim)
-		it := parseEvent(d, raw, e, lim.maxEventBytes)
+		it := parseEvent(d, raw, slots.next(len(items), lim), lim.maxEventBytes)
 		if it.event != nil {
-			if n >= len(es.events) {
-				chunk = chunk[1:]
-			}
-			n++
+			slots.keep()
 		}
 		items = append(items, it)
 	})
-	es.items, es.used = items, n
+	es.items, es.used = items, slots.n
 	return items, ref
 }
 
@@ -290,15 +310,11 @@ func splitValues(body []byte, start int, array bool, max int, spans []span) (_ [
 			i = end
 			continue
 		}
-		i = skipSpace(body, end)
-		switch {
-		case i < len(body) && body[i] == ',':
-			i++
-		case i < len(body) && body[i] == ']':
-			return spans, skipSpace(body, i+1) == len(body)
-		default:
-			return spans, false
+		next, last, valid := afterElement(body, end)
+		if last || !valid {
+			return spans, valid
 		}
+		i = next
 	}
 	return spans, true
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +30,40 @@ func topicsCluster(t *testing.T) (*kfake.Cluster, *kadm.Client) {
 	}
 	t.Cleanup(cl.Close)
 	return c, kadm.NewClient(cl)
+}
+
+// answerMetadata makes c answer the next metadata requests that name
+// topics with the given error codes, one request each, in order; later
+// requests get the cluster's own answers. It returns how many it has
+// answered so far.
+func answerMetadata(c *kfake.Cluster, codes ...int16) (answered func() int) {
+	var mu sync.Mutex
+	n := 0
+	host, port, _ := net.SplitHostPort(c.ListenAddrs()[0])
+	p, _ := strconv.Atoi(port)
+	c.ControlKey(int16(kmsg.Metadata), func(r kmsg.Request) (kmsg.Response, error, bool) {
+		req := r.(*kmsg.MetadataRequest)
+		c.KeepControl()
+		mu.Lock()
+		defer mu.Unlock()
+		if len(req.Topics) == 0 || n == len(codes) {
+			return nil, nil, false
+		}
+		code := codes[n]
+		n++
+		resp := req.ResponseKind().(*kmsg.MetadataResponse)
+		resp.Version = req.Version
+		resp.Brokers = []kmsg.MetadataResponseBroker{{NodeID: c.CurrentNode(), Host: host, Port: int32(p)}}
+		resp.ControllerID = c.CurrentNode()
+		for _, rt := range req.Topics {
+			mt := kmsg.NewMetadataResponseTopic()
+			mt.Topic = rt.Topic
+			mt.ErrorCode = code
+			resp.Topics = append(resp.Topics, mt)
+		}
+		return resp, nil, true
+	})
+	return func() int { mu.Lock(); defer mu.Unlock(); return n }
 }
 
 // TestEnsureWarnsOnFewerPartitions: existing topics keep their partition
@@ -65,34 +100,13 @@ func TestEnsureReadsPartitionsOfTopicCreatedMeanwhile(t *testing.T) {
 	if _, err := adm.CreateTopics(ctx, 2, 1, nil, "t.raw"); err != nil {
 		t.Fatal(err)
 	}
-	host, port, _ := net.SplitHostPort(c.ListenAddrs()[0])
-	p, _ := strconv.Atoi(port)
-	hidden := 0
-	c.ControlKey(int16(kmsg.Metadata), func(r kmsg.Request) (kmsg.Response, error, bool) {
-		req := r.(*kmsg.MetadataRequest)
-		if hidden > 0 || len(req.Topics) == 0 {
-			c.KeepControl()
-			return nil, nil, false
-		}
-		hidden++
-		resp := req.ResponseKind().(*kmsg.MetadataResponse)
-		resp.Version = req.Version
-		resp.Brokers = []kmsg.MetadataResponseBroker{{NodeID: c.CurrentNode(), Host: host, Port: int32(p)}}
-		resp.ControllerID = c.CurrentNode()
-		for _, rt := range req.Topics {
-			mt := kmsg.NewMetadataResponseTopic()
-			mt.Topic = rt.Topic
-			mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			resp.Topics = append(resp.Topics, mt)
-		}
-		return resp, nil, true
-	})
+	answered := answerMetadata(c, kerr.UnknownTopicOrPartition.Code)
 	st, err := Ensure(ctx, adm, c.ListenAddrs(), TopicPlan{Topics: []string{"t.raw"}, Partitions: 6, Replication: 1, Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if hidden != 1 {
-		t.Fatalf("the first metadata answer was not intercepted (%d)", hidden)
+	if answered() != 1 {
+		t.Fatalf("the first metadata answer was not intercepted (%d)", answered())
 	}
 	if st.Partitions["t.raw"] != 2 || len(st.Created) != 0 {
 		t.Fatalf("state %+v, want t.raw read as 2 partitions and nothing created", st)
@@ -112,29 +126,7 @@ func TestEnsureStopsOnMetadataErrors(t *testing.T) {
 	if _, err := adm.CreateTopics(ctx, 2, 1, nil, "t.raw"); err != nil {
 		t.Fatal(err)
 	}
-	host, port, _ := net.SplitHostPort(c.ListenAddrs()[0])
-	p, _ := strconv.Atoi(port)
-	answers := []int16{kerr.UnknownTopicOrPartition.Code, kerr.TopicAuthorizationFailed.Code}
-	c.ControlKey(int16(kmsg.Metadata), func(r kmsg.Request) (kmsg.Response, error, bool) {
-		req := r.(*kmsg.MetadataRequest)
-		c.KeepControl()
-		if len(req.Topics) == 0 || len(answers) == 0 {
-			return nil, nil, false
-		}
-		code := answers[0]
-		answers = answers[1:]
-		resp := req.ResponseKind().(*kmsg.MetadataResponse)
-		resp.Version = req.Version
-		resp.Brokers = []kmsg.MetadataResponseBroker{{NodeID: c.CurrentNode(), Host: host, Port: int32(p)}}
-		resp.ControllerID = c.CurrentNode()
-		for _, rt := range req.Topics {
-			mt := kmsg.NewMetadataResponseTopic()
-			mt.Topic = rt.Topic
-			mt.ErrorCode = code
-			resp.Topics = append(resp.Topics, mt)
-		}
-		return resp, nil, true
-	})
+	answerMetadata(c, kerr.UnknownTopicOrPartition.Code, kerr.TopicAuthorizationFailed.Code)
 	start := time.Now()
 	_, err := Ensure(ctx, adm, c.ListenAddrs(), TopicPlan{Topics: []string{"t.raw"}, Partitions: 6, Replication: 1, Create: true})
 	if err == nil || !strings.Contains(err.Error(), "t.raw") || !errors.Is(err, kerr.TopicAuthorizationFailed) {
