@@ -426,9 +426,6 @@ func (s *Stage) write(ctx context.Context, f *Flush) error {
 	return nil
 }
 
-// maxFreeEvents bounds the events kept for reuse: about one large poll.
-const maxFreeEvents = 16_384
-
 // event returns an event to decode into, reused when one is free.
 func (s *Stage) event() *schemas.Enriched {
 	if n := len(s.free); n > 0 {
@@ -442,7 +439,7 @@ func (s *Stage) event() *schemas.Enriched {
 
 // recycle takes back an event nothing refers to any more.
 func (s *Stage) recycle(ev *schemas.Enriched) {
-	if len(s.free) < maxFreeEvents {
+	if len(s.free) < s.cfg.MaxPendingEvents { // one flush's worth
 		s.free = append(s.free, ev)
 	}
 }

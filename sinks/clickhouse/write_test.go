@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/aivis-dev/aivis/schemas"
@@ -117,12 +118,16 @@ func TestUnsetColumnsLeftOut(t *testing.T) {
 	}
 }
 
-// TestWriteEventsInChunks writes more events than one INSERT takes and
-// expects every one stored exactly once.
-func TestWriteEventsInChunks(t *testing.T) {
+// TestWriteEventsInBlocks writes more events than one block takes and
+// expects every one stored exactly once, in one part: the blocks of one
+// INSERT, not an INSERT each.
+func TestWriteEventsInBlocks(t *testing.T) {
 	s := openTest(t)
 	ctx := context.Background()
-	events := testEvents(maxEventsPerInsert + 7)
+	old := maxEventsPerBlock
+	maxEventsPerBlock = 1_000
+	t.Cleanup(func() { maxEventsPerBlock = old })
+	events := testEvents(2*maxEventsPerBlock + 7)
 	if err := s.Write(ctx, events, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -132,6 +137,22 @@ func TestWriteEventsInChunks(t *testing.T) {
 	}
 	if n != uint64(len(events)) || distinct != n {
 		t.Errorf("%s holds %d rows of %d ids, want %d of as many", TableEvents, n, distinct, len(events))
+	}
+	// testEvents spans one month; one INSERT makes one part of level 0.
+	var parts []string
+	rows, err := s.conn.Query(ctx, "SELECT name FROM system.parts WHERE database = currentDatabase() AND table = '"+TableEvents+"' AND active")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, name)
+	}
+	if len(parts) != 1 || !strings.HasSuffix(parts[0], "_0") {
+		t.Errorf("%s has parts %v, want one part written by one INSERT (level 0)", TableEvents, parts)
 	}
 }
 
