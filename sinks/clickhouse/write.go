@@ -452,7 +452,6 @@ func plainJSON(s string) bool {
 // insert writes one INSERT of n rows in blocks of at most blockRows,
 // retrying transient failures. The driver marks a batch sent even when
 // sending fails, so every attempt builds a new batch from the same columns.
-// The server writes nothing of an INSERT that ends before its last block.
 func (s *Store) insert(ctx context.Context, table string, cols []column, n, blockRows int) error {
 	names := make([]string, len(cols))
 	for i, c := range cols {
