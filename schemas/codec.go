@@ -22,6 +22,12 @@ import (
 //
 // Decoded values never refer to the input bytes: callers may reuse them.
 type Decoder struct {
+	// SkipCostLines makes Enriched leave Pricing.Lines nil: the lines are
+	// read as JSON and otherwise skipped, as json.Unmarshal skips a field
+	// its struct lacks. For readers that use an event's totals only, such
+	// as the aggregator, to which the lines are a third of the record.
+	SkipCostLines bool
+
 	data   []byte
 	i      int
 	strict bool
@@ -615,7 +621,11 @@ func (d *Decoder) pricing(p *Pricing) {
 		case 1:
 			d.str(&p.PriceID, true)
 		case 2:
-			d.lines(&p.Lines)
+			if d.SkipCostLines {
+				d.skip()
+			} else {
+				d.lines(&p.Lines)
+			}
 		}
 		d.pop()
 	}

@@ -107,6 +107,26 @@ func compareDecoders(t *testing.T, data []byte) {
 		b, _ := json.Marshal(&sharedEnriched)
 		t.Fatalf("Decoder.Enriched reused (%q):\n oracle  %s\n decoder %s", data, a, b)
 	}
+
+	// Without the cost lines: what the oracle gives less the lines, and
+	// still an error for what is not JSON.
+	skipDec := Decoder{SkipCostLines: true}
+	var skipped Enriched
+	if err := skipDec.Enriched(dirty, &skipped); err != nil {
+		t.Fatal(err)
+	}
+	gerrE = skipDec.Enriched(data, &skipped)
+	if werrE == nil {
+		wantE.Pricing.Lines = nil
+		if gerrE != nil || !reflect.DeepEqual(wantE, &skipped) {
+			a, _ := json.Marshal(wantE)
+			b, _ := json.Marshal(&skipped)
+			t.Fatalf("Decoder.Enriched skipping cost lines (%q): err %v\n oracle  %s\n decoder %s", data, gerrE, a, b)
+		}
+	}
+	if !json.Valid(data) && gerrE == nil {
+		t.Fatalf("Decoder.Enriched skipping cost lines (%q) takes what is not JSON", data)
+	}
 }
 
 func sameResult(t *testing.T, what string, data []byte, want *Event, werr error, got *Event, gerr error) {
@@ -286,6 +306,20 @@ func BenchmarkCodec(b *testing.B) {
 	run("event/parse", len(benchEvent), func() error { _, err := Parse(benchEvent); return err })
 	run("enriched/encoding-json", len(enriched), func() error { _, err := oracleEnriched(enriched); return err })
 	run("enriched/decoder-new-value", len(enriched), func() error { return d.Enriched(enriched, new(Enriched)) })
+	// An enriched record with the lines a cached prompt gets, as the
+	// aggregator reads them: all of it, and without the lines.
+	cached := ev
+	cached.Pricing.Lines = []CostLine{
+		{Meter: "input", Quantity: 500, UnitPrice: "3", CostPicos: 1_500_000_000},
+		{Meter: "cache_read", Quantity: 100_000, UnitPrice: "0.30", CostPicos: 30_000_000_000},
+		{Meter: "cache_write_5m", Quantity: 20_000, UnitPrice: "3.75", CostPicos: 75_000_000_000},
+		{Meter: "output", Quantity: 1800, UnitPrice: "15", CostPicos: 27_000_000_000},
+	}
+	lined, _ := json.Marshal(&cached)
+	var re Enriched
+	run("enriched/lines/decoder", len(lined), func() error { return d.Enriched(lined, &re) })
+	skip := Decoder{SkipCostLines: true}
+	run("enriched/lines/skip-lines", len(lined), func() error { return skip.Enriched(lined, &re) })
 	run("encode/encoding-json", len(enriched), func() error { _, err := json.Marshal(&ev); return err })
 	var buf []byte
 	run("encode/append", len(enriched), func() error { buf = ev.AppendJSON(buf[:0]); return nil })
@@ -369,5 +403,40 @@ func compareEventAt(t *testing.T, data []byte, want *Event, werr error) {
 	}
 	if syntax && json.Valid(trimmed) {
 		t.Fatalf("EventAt(%q) reports malformed JSON: %v", data, err)
+	}
+}
+
+// TestAppendTimeMatchesFormat checks appendTime against AppendFormat on
+// UTC times across the fast path's range and its edges, and on times it
+// leaves to AppendFormat.
+func TestAppendTimeMatchesFormat(t *testing.T) {
+	times := []time.Time{
+		{},
+		time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999_999_999, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(-1, 6, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2026, 11, 26, 10, 0, 0, 120_000_000, time.UTC),
+		time.Date(2026, 11, 26, 10, 0, 0, 1, time.UTC),
+		time.Date(2026, 11, 26, 10, 0, 0, 100_000_000, time.UTC),
+		time.Date(2026, 11, 26, 10, 0, 0, 120_000_000, time.FixedZone("", 3600)),
+		time.Date(2026, 11, 26, 10, 0, 0, 0, time.Local),
+		time.Now(),
+		time.Now().UTC(),
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 20_000 {
+		// Seconds from year -100 to year 10100; nanoseconds whole, or
+		// rounded to micro- or milliseconds, or none.
+		sec := -65_300_000_000 + r.Int64N(321_000_000_000)
+		ns := r.Int64N(1e9)
+		ns -= ns % []int64{1, 1e3, 1e6, 1e9}[r.IntN(4)]
+		times = append(times, time.Unix(sec, ns).UTC())
+	}
+	for _, tm := range times {
+		want := `"` + tm.Format(time.RFC3339Nano) + `"`
+		if got := string(appendTime(nil, tm)); got != want {
+			t.Fatalf("appendTime(%v) = %s, want %s", tm, got, want)
+		}
 	}
 }

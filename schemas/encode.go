@@ -250,9 +250,34 @@ func appendOptInt(buf []byte, member string, p *int64) []byte {
 }
 
 func appendTime(buf []byte, t time.Time) []byte {
-	buf = append(buf, '"')
-	buf = t.AppendFormat(buf, time.RFC3339Nano)
-	return append(buf, '"')
+	y, mo, d := t.Date()
+	if t.Location() != time.UTC || y < 0 || y > 9999 {
+		buf = append(buf, '"')
+		buf = t.AppendFormat(buf, time.RFC3339Nano)
+		return append(buf, '"')
+	}
+	// What AppendFormat writes for a UTC time, at a fifth of its cost:
+	// every event carries two.
+	h, mi, sec := t.Clock()
+	buf = append(buf, '"',
+		byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-',
+		byte('0'+mo/10), byte('0'+mo%10), '-', byte('0'+d/10), byte('0'+d%10), 'T',
+		byte('0'+h/10), byte('0'+h%10), ':', byte('0'+mi/10), byte('0'+mi%10), ':',
+		byte('0'+sec/10), byte('0'+sec%10))
+	if ns := t.Nanosecond(); ns != 0 {
+		var frac [10]byte
+		frac[0] = '.'
+		for i := 9; i >= 1; i-- {
+			frac[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := 10
+		for frac[n-1] == '0' {
+			n--
+		}
+		buf = append(buf, frac[:n]...)
+	}
+	return append(buf, 'Z', '"')
 }
 
 // appendFloat writes f as encoding/json does: like ES6, exponents only

@@ -151,20 +151,22 @@ func (h *harness) e2e(ctx context.Context, name string, n int, partitions int32,
 	var profiles sync.WaitGroup
 	if profileDir != "" {
 		for _, p := range []*proc{enr, aggs[0]} {
-			profiles.Add(1)
-			go func(p *proc) {
-				defer profiles.Done()
-				// Give the process a moment to open its ops endpoint.
-				time.Sleep(2 * time.Second)
-				path := filepath.Join(profileDir, p.name[len(name)+1:]+".cpu.pprof")
-				if err := p.profile(ctx, h.profileSeconds, path); err != nil {
-					h.warn("%v", err)
-					return
-				}
-				h.mu.Lock()
-				h.res.Profiles = append(h.res.Profiles, path)
-				h.mu.Unlock()
-			}(p)
+			for _, kind := range []string{"profile", "allocs"} {
+				profiles.Add(1)
+				go func() {
+					defer profiles.Done()
+					// Give the process a moment to open its ops endpoint.
+					time.Sleep(2 * time.Second)
+					path := filepath.Join(profileDir, p.name[len(name)+1:]+map[string]string{"profile": ".cpu.pprof", "allocs": ".allocs.pprof"}[kind])
+					if err := p.pprof(ctx, kind, h.profileSeconds, path); err != nil {
+						h.warn("%v", err)
+						return
+					}
+					h.mu.Lock()
+					h.res.Profiles = append(h.res.Profiles, path)
+					h.mu.Unlock()
+				}()
+			}
 		}
 	}
 	err = waitUntil(ctx, fmt.Sprintf("aivis (%s) to store and count %d events", name, n), h.stepTimeout, 250*time.Millisecond,

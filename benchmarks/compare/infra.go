@@ -382,11 +382,6 @@ func (p *proc) waitReady(ctx context.Context, timeout time.Duration) error {
 	})
 }
 
-// profile takes a CPU profile of seconds from the process's /debug/pprof.
-func (p *proc) profile(ctx context.Context, seconds int, path string) error {
-	return p.pprof(ctx, "profile", seconds, path)
-}
-
 // pprof takes the profile kind of /debug/pprof over seconds: "profile"
 // for CPU, "allocs" for what was allocated in those seconds.
 func (p *proc) pprof(ctx context.Context, kind string, seconds int, path string) error {
