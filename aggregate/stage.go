@@ -57,10 +57,12 @@ type Stage struct {
 	processed atomic.Int64
 
 	// dec decodes the records process reads, one at a time (under mu).
+	// It skips the cost lines: nothing here reads them, and neither
+	// usage_events nor the windows store them.
 	dec schemas.Decoder
 	// free holds events the engine no longer refers to (written by the
 	// sink, or not accepted), for dec to decode the next records into: a
-	// reused event keeps its labels map, usage and pricing lines.
+	// reused event keeps its labels map and usage.
 	free []*schemas.Enriched
 
 	mu        sync.Mutex
@@ -87,6 +89,7 @@ func NewStage(cfg Config, d bus.Dialer, sink Sink, reg prometheus.Registerer, lo
 		epochs:   map[int32]int32{},
 		assigned: map[int32]bool{},
 	}
+	s.dec.SkipCostLines = true
 	opts := []kgo.Opt{
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.OnPartitionsRevoked(s.onRevoked),
@@ -94,6 +97,7 @@ func NewStage(cfg Config, d bus.Dialer, sink Sink, reg prometheus.Registerer, lo
 		kgo.OnPartitionsAssigned(s.onAssigned),
 		kgo.SessionTimeout(cfg.SessionTimeout),
 		kgo.FetchMaxBytes(fetchMaxBytes),
+		bus.Pooled(new(bus.FetchPool)),
 	}
 	if cfg.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
@@ -155,6 +159,9 @@ func (s *Stage) Run(ctx context.Context) error {
 		})
 		s.mu.Lock()
 		err := s.process(ctx, fetches, &outcomes)
+		// The events are decoded into memory of their own and the dead
+		// letters produced: the records' memory can go back to the pool.
+		fetches.EachRecord((*kgo.Record).Recycle)
 		if err == nil && (s.now().Sub(s.lastFlush) >= s.cfg.FlushInterval || s.engine.Stats().PendingEvents >= s.cfg.MaxPendingEvents) {
 			err = s.flushLocked(ctx, false)
 		}

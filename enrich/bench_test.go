@@ -50,9 +50,16 @@ func BenchmarkDecodeEnrich(b *testing.B) {
 		s := &Stage{}
 		b.SetBytes(int64(len(raw)))
 		b.ReportAllocs()
+		n := 0
 		for b.Loop() {
 			if out, res := s.transform(def, in); res.dead != "" || out.Topic != schemas.TopicEnriched {
 				b.Fatal(res.dead)
+			}
+			// The stage reuses its output blocks once a poll's outputs
+			// are acknowledged.
+			if n++; n == defaultMaxPollRecords {
+				s.reuse()
+				n = 0
 			}
 		}
 	})

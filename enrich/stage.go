@@ -38,7 +38,10 @@ type Dial func() (*kgo.Client, error)
 
 // DialWith returns the Dial of the enrich stage for d.
 func DialWith(d bus.Dialer) Dial {
-	return func() (*kgo.Client, error) { return d.Consumer(StageName, ConsumerGroup, schemas.TopicRaw) }
+	pool := new(bus.FetchPool)
+	return func() (*kgo.Client, error) {
+		return d.Consumer(StageName, ConsumerGroup, schemas.TopicRaw, bus.Pooled(pool))
+	}
 }
 
 // Stage consumes raw events, enriches them and produces the results. Each
@@ -72,11 +75,15 @@ type Stage struct {
 	out     schemas.Enriched
 	scratch []byte
 	// Outputs are carved from shared blocks rather than allocated one by
-	// one: a block is never written again once handed out, and the
-	// garbage collector frees it when the client has let go of all its
-	// records.
-	values  []byte
-	records []kgo.Record
+	// one. A block is not written again while a record in it may be in
+	// flight: the blocks a batch filled are reused only once process has
+	// seen every output of the batch acknowledged or failed (reuse).
+	values     []byte
+	records    []kgo.Record
+	fullValues [][]byte       // value blocks filled in this batch
+	fullRecs   [][]kgo.Record // record blocks filled in this batch
+	freeValues [][]byte       // value blocks free for the next ones
+	freeRecs   [][]kgo.Record
 }
 
 // Block sizes of Stage.values and Stage.records.
@@ -89,7 +96,15 @@ const (
 func carve[T ~string | ~[]byte](s *Stage, b T) []byte {
 	n := len(s.values)
 	if cap(s.values)-n < len(b) {
-		s.values, n = make([]byte, 0, max(valueBlock, len(b))), 0
+		if cap(s.values) == valueBlock {
+			s.fullValues = append(s.fullValues, s.values)
+		}
+		if k := len(s.freeValues); k > 0 && len(b) <= valueBlock {
+			s.values, s.freeValues = s.freeValues[k-1][:0], s.freeValues[:k-1]
+		} else {
+			s.values = make([]byte, 0, max(valueBlock, len(b)))
+		}
+		n = 0
 	}
 	s.values = append(s.values, b...)
 	return s.values[n : n+len(b) : n+len(b)]
@@ -98,10 +113,33 @@ func carve[T ~string | ~[]byte](s *Stage, b T) []byte {
 // record returns a fresh record from the current record block.
 func (s *Stage) record() *kgo.Record {
 	if len(s.records) == cap(s.records) {
-		s.records = make([]kgo.Record, 0, recordBlock)
+		if s.records != nil {
+			s.fullRecs = append(s.fullRecs, s.records)
+		}
+		if k := len(s.freeRecs); k > 0 {
+			s.records, s.freeRecs = s.freeRecs[k-1][:0], s.freeRecs[:k-1]
+		} else {
+			s.records = make([]kgo.Record, 0, recordBlock)
+		}
 	}
 	s.records = s.records[:len(s.records)+1]
 	return &s.records[len(s.records)-1]
+}
+
+// reuse makes every block free again. Only for when no output record is
+// in flight: process calls it once the client has answered for all the
+// outputs of a batch.
+func (s *Stage) reuse() {
+	s.freeValues = append(s.freeValues, s.fullValues...)
+	s.fullValues = s.fullValues[:0]
+	s.values = s.values[:0]
+	for _, b := range s.fullRecs {
+		clear(b[:cap(b)]) // no hold on the inputs' memory
+	}
+	clear(s.records[:cap(s.records)])
+	s.freeRecs = append(s.freeRecs, s.fullRecs...)
+	s.fullRecs = s.fullRecs[:0]
+	s.records = s.records[:0]
 }
 
 // Ready fails from a failed run until the next batch is produced and
@@ -261,6 +299,11 @@ func (s *Stage) Run(ctx context.Context) error {
 		})
 		recs := fetches.Records()
 		err := s.process(ctx, recs)
+		// Every output of the batch is acknowledged or failed: nothing
+		// refers to the inputs' memory any more.
+		for _, r := range recs {
+			r.Recycle()
+		}
 		s.client.AllowRebalance()
 		if err != nil {
 			s.failed.Store(&err)
@@ -321,6 +364,7 @@ func (s *Stage) process(ctx context.Context, recs []*kgo.Record) error {
 		})
 	}
 	wg.Wait()
+	s.reuse()
 
 	// Mark per partition only the prefix that was acknowledged: marking a
 	// later offset would commit past a record whose output was lost.

@@ -445,3 +445,69 @@ func TestTransformOutputsStayIntact(t *testing.T) {
 		}
 	}
 }
+
+// TestStageManyPolls runs the stage over polls whose outputs fill several
+// value blocks each, so that later polls write into the blocks and fetch
+// memory of earlier ones, and checks every output against the enrichment
+// of its own event.
+func TestStageManyPolls(t *testing.T) {
+	addrs := newCluster(t, schemas.TopicRaw, schemas.TopicEnriched, schemas.TopicDeadLetter)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	e := testEnricher(t)
+	const n = 4 * defaultMaxPollRecords
+	want := map[string][]byte{}
+	prod := newClient(t, kgo.SeedBrokers(addrs...))
+	for i := range n {
+		ev := llmEvent("testprov", []string{"cheap", "full", "mystery"}[i%3], usage(int64(1000+i), 0, 0, int64(i), 0))
+		ev.EventID = fmt.Sprintf("01JM%022d", i)
+		raw, err := json.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prod.Produce(ctx, &kgo.Record{Topic: schemas.TopicRaw, Key: []byte(ev.EventID), Value: raw}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				t.Error(err)
+			}
+		})
+		fresh, _ := e.enrich(ev)
+		fresh.EnrichedAt = time.Time{}
+		want[ev.EventID], _ = json.Marshal(fresh)
+	}
+	if err := prod.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	stage := newStage(testDial(addrs), e, prometheus.NewRegistry(), quietLog)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- stage.Run(runCtx) }()
+	out := newClient(t, kgo.SeedBrokers(addrs...), kgo.ConsumeTopics(schemas.TopicEnriched),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	for seen := 0; seen < n; {
+		fs := out.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("got %d of %d enriched events before timing out", seen, n)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			var got schemas.Enriched
+			if err := json.Unmarshal(r.Value, &got); err != nil {
+				t.Fatalf("output at %d@%d: %v: %s", r.Partition, r.Offset, err, r.Value)
+			}
+			got.EnrichedAt = time.Time{}
+			b, _ := json.Marshal(&got)
+			if w, ok := want[string(r.Key)]; !ok || !bytes.Equal(b, w) {
+				t.Fatalf("output keyed %q:\ngot  %s\nwant %s", r.Key, b, w)
+			}
+			delete(want, string(r.Key))
+			seen++
+		})
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if len(want) != 0 {
+		t.Errorf("%d events not enriched", len(want))
+	}
+}

@@ -50,7 +50,7 @@ func (d *DeadLetters) Record(in *kgo.Record, reason, detail string) *kgo.Record 
 	if err != nil {
 		// A DeadLetter of plain fields always encodes; keep the original
 		// bytes reachable regardless.
-		value = in.Value
+		value = bytes.Clone(in.Value)
 	}
 	// The original headers travel with it (a producer's trace context or
 	// content type), as copies: in's memory belongs to its fetch.
@@ -61,7 +61,7 @@ func (d *DeadLetters) Record(in *kgo.Record, reason, detail string) *kgo.Record 
 			headers[i] = kgo.RecordHeader{Key: h.Key, Value: bytes.Clone(h.Value)}
 		}
 	}
-	return &kgo.Record{Topic: schemas.TopicDeadLetter, Key: in.Key, Value: value, Headers: headers}
+	return &kgo.Record{Topic: schemas.TopicDeadLetter, Key: bytes.Clone(in.Key), Value: value, Headers: headers}
 }
 
 // Count records one dead letter of reason.

@@ -47,24 +47,26 @@ func BenchmarkWrite(b *testing.B) {
 // The values come from the same columns Write sends, so the two cannot
 // drift apart when the table grows a column.
 func writeRows(ctx context.Context, s *Store, events []schemas.StoredEvent) error {
-	buf := eventBufferPool.Get().(*eventBuffers)
+	buf := new(eventBuffers)
 	defer buf.release()
 	cols, err := buf.columns(events)
 	if err != nil {
 		return err
 	}
-	names := make([]string, len(cols))
-	values := make([]reflect.Value, len(cols))
-	for i, c := range cols {
-		names[i] = c.name
-		values[i] = reflect.ValueOf(c.data)
+	var names []string
+	var values []reflect.Value
+	for _, c := range cols {
+		if !c.omitable { // left out of the INSERT, as send does
+			names = append(names, c.name)
+			values = append(values, reflect.ValueOf(c.data))
+		}
 	}
 	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+TableEvents+" ("+strings.Join(names, ", ")+")")
 	if err != nil {
 		return err
 	}
 	defer batch.Close()
-	row := make([]any, len(cols))
+	row := make([]any, len(values))
 	for r := range events {
 		for i, v := range values {
 			row[i] = v.Index(r).Interface()

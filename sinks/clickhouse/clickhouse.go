@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -147,6 +148,8 @@ type Store struct {
 	version string
 	log     *slog.Logger
 	metrics *metrics
+	// eventBufs are Write's column buffers between calls.
+	eventBufs atomic.Pointer[eventBuffers]
 }
 
 // Open connects to ClickHouse, creates cfg.Database if it does not exist and

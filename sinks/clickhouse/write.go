@@ -6,15 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"reflect"
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 	"unsafe"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/shopspring/decimal"
 
 	"github.com/aivis-dev/aivis/schemas"
@@ -24,10 +23,13 @@ import (
 const maxBackoff = 30 * time.Second
 
 // column pairs a column name with its values so that the INSERT's column
-// list and the appended data cannot drift apart.
+// list and the appended data cannot drift apart. An omittable column holds
+// in every row what the server would fill in for a column left out of the
+// INSERT.
 type column struct {
-	name string
-	data any
+	name     string
+	data     any
+	omitable bool
 }
 
 // Write stores events in TableEvents, then rows in
@@ -43,19 +45,28 @@ type column struct {
 // work when written and merged, so the fewer the parts the less CPU an
 // event costs it (8.5 µs of server CPU an event in parts of 16,384 rows,
 // 4.7 µs in parts of 65,536, BenchmarkStoreCost), while the driver
-// holds only one block's columns and buffers at a time. Each INSERT is
-// retried with exponential backoff and jitter
+// holds only one block's columns and buffers at a time: they are built
+// block by block into buffers the Store keeps from one Write to the next.
+// Each INSERT is retried with exponential backoff and jitter
 // up to MaxRetries times or until ctx ends. Rewriting the same events or
 // rows is harmless: both tables are ReplacingMergeTrees keyed so that a
 // replay collapses onto the first write.
 func (s *Store) Write(ctx context.Context, events []schemas.StoredEvent, rows []schemas.WindowRow) error {
 	if len(events) > 0 {
-		buf := eventBufferPool.Get().(*eventBuffers)
-		cols, err := buf.columns(events)
-		if err == nil {
-			err = s.insert(ctx, TableEvents, cols, len(events), maxEventsPerBlock)
+		for i, se := range events {
+			if se.Event == nil {
+				return fmt.Errorf("writing events: event at index %d (partition %d, offset %d) has no payload; this is a bug in the caller", i, se.Partition, se.Offset)
+			}
 		}
+		buf := s.eventBufs.Swap(nil) // nil while another Write has it
+		if buf == nil {
+			buf = new(eventBuffers)
+		}
+		err := s.insert(ctx, TableEvents, len(events), maxEventsPerBlock, func(lo, hi int) ([]column, error) {
+			return buf.columns(events[lo:hi])
+		})
 		buf.release()
+		s.eventBufs.Store(buf)
 		if err != nil {
 			return err
 		}
@@ -69,11 +80,16 @@ func (s *Store) Write(ctx context.Context, events []schemas.StoredEvent, rows []
 		if err != nil {
 			return err
 		}
-		if err := s.insert(ctx, TableWindows, cols, len(group), len(group)); err != nil {
+		if err := s.insert(ctx, TableWindows, len(group), len(group), whole(cols)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// whole is the block function of an INSERT sent as one block of cols.
+func whole(cols []column) func(lo, hi int) ([]column, error) {
+	return func(int, int) ([]column, error) { return cols, nil }
 }
 
 // maxWindowRowsPerInsert bounds the rows of one window INSERT, and so the
@@ -137,9 +153,10 @@ func windowInserts(rows []schemas.WindowRow) [][]int {
 	return inserts
 }
 
-// eventBuffers are the columns of one events INSERT, kept from one Write
-// to the next so that a flush of 10,000 events does not allocate and zero
-// 34 slices of 10,000 values; the driver copies what it sends.
+// eventBuffers are the columns of one block of an events INSERT, kept
+// from one block and one Write to the next so that a block of 16,384
+// events does not allocate and zero 50 slices of 16,384 values; the driver
+// copies what it sends.
 type eventBuffers struct {
 	ids, kinds, sources, providers, models, operations []string
 	statuses, errorTypes, tiers, teams, projects       []string
@@ -162,11 +179,9 @@ type eventBuffers struct {
 	partitions                                         []uint32
 	ratingVersions                                     []uint64
 
-	text       []byte      // backs the labels' JSON
+	text       []byte      // backs the labels' and usage's JSON
 	labelPairs [][2]string // scratch for sorting labels by key
 }
-
-var eventBufferPool = sync.Pool{New: func() any { return new(eventBuffers) }}
 
 func sized[T any](s []T, n int) []T {
 	if cap(s) < n {
@@ -175,8 +190,8 @@ func sized[T any](s []T, n int) []T {
 	return s[:n]
 }
 
-// release drops the references to events so that pooled buffers do not
-// keep them alive, and returns b to the pool.
+// release drops the references to events so that kept buffers do not
+// keep them alive.
 func (b *eventBuffers) release() {
 	for _, s := range [][]string{b.ids, b.kinds, b.sources, b.providers, b.models, b.operations,
 		b.statuses, b.errorTypes, b.tiers, b.teams, b.projects, b.costCenters, b.keyIDs,
@@ -188,7 +203,6 @@ func (b *eventBuffers) release() {
 	clear(b.tags[:cap(b.tags)])
 	clear(b.costs[:cap(b.costs)])
 	clear(b.labelPairs[:cap(b.labelPairs)])
-	eventBufferPool.Put(b)
 }
 
 // columns fills b with events and returns the INSERT's columns, valid until
@@ -233,7 +247,7 @@ func (b *eventBuffers) columns(events []schemas.StoredEvent) ([]column, error) {
 			b.cacheWrite[i] = schemas.Get(u.CacheWriteInputTokens)
 			b.output[i] = schemas.Get(u.OutputTokens)
 			b.reasoning[i] = schemas.Get(u.ReasoningOutputTokens)
-			b.usageJSON[i] = usageJSON(u)
+			b.usageJSON[i] = b.appendUsageJSON(u)
 		} else {
 			b.input[i], b.cacheRead[i], b.cacheWrite[i], b.output[i], b.reasoning[i] = 0, 0, 0, 0, 0
 		}
@@ -260,43 +274,39 @@ func (b *eventBuffers) columns(events []schemas.StoredEvent) ([]column, error) {
 	}
 	all := []column{
 		// The driver stores a Date as the day of the time it is given.
-		{"event_id", b.ids}, {"time", b.times}, {"date", b.times},
-		{"kind", b.kinds}, {"source", b.sources}, {"provider", b.providers}, {"model", b.models},
-		{"canonical_model", b.canonicalModels},
-		{"operation", b.operations}, {"status", b.statuses}, {"error_type", b.errorTypes},
-		{"latency_ms", b.latencies}, {"service_tier", b.tiers},
-		{"team", b.teams}, {"project", b.projects}, {"cost_center", b.costCenters}, {"api_key_id", b.keyIDs},
-		{"input_tokens", b.input}, {"cache_read_input_tokens", b.cacheRead}, {"cache_write_input_tokens", b.cacheWrite},
-		{"output_tokens", b.output}, {"reasoning_output_tokens", b.reasoning},
-		{"cost_usd", b.costs}, {"cost_source", b.costSources}, {"catalog_version", b.catalogs}, {"price_id", b.prices},
-		{"unpriced", b.unpriced}, {"unowned", b.unowned}, {"labels", b.labels}, {"raw_usage", b.rawUsage},
-		{"src_partition", b.partitions}, {"src_offset", b.offsets}, {"rating_version", b.ratingVersions},
-		{"usage_json", b.usageJSON}, {"provider_cost_usd", b.providerCosts},
-		{"pricing_warnings", pricingWarnings(events)},
-		{"gpu_model", b.gpuModels}, {"gpu_host", b.gpuHosts}, {"mig_profile", b.migProfiles},
-		{"gpu_owner_kind", b.gpuOwnerKinds}, {"gpu_owner_id", b.gpuOwnerIDs}, {"pricing_category", b.pricingCategories},
-		{"allocated_gpu_seconds", b.allocatedGPU}, {"busy_gpu_seconds", b.busyGPU}, {"energy_joules", b.energyJoules},
-		{"end_user", b.endUsers}, {"tags", b.tags}, {"request_bytes", b.requestBytes}, {"response_bytes", b.responseBytes},
-		{"provider_region", b.regions}, {"provider_endpoint", b.endpoints},
-		{"unapproved", b.unapproved}, {"region_not_allowed", b.regionNotAllowed}, {"missing_labels", b.missingLabels},
+		{name: "event_id", data: b.ids}, {name: "time", data: b.times}, {name: "date", data: b.times},
+		{name: "kind", data: b.kinds}, {name: "source", data: b.sources}, {name: "provider", data: b.providers}, {name: "model", data: b.models},
+		{name: "canonical_model", data: b.canonicalModels},
+		{name: "operation", data: b.operations}, {name: "status", data: b.statuses}, {name: "error_type", data: b.errorTypes},
+		{name: "latency_ms", data: b.latencies}, {name: "service_tier", data: b.tiers},
+		{name: "team", data: b.teams}, {name: "project", data: b.projects}, {name: "cost_center", data: b.costCenters}, {name: "api_key_id", data: b.keyIDs},
+		{name: "input_tokens", data: b.input}, {name: "cache_read_input_tokens", data: b.cacheRead}, {name: "cache_write_input_tokens", data: b.cacheWrite},
+		{name: "output_tokens", data: b.output}, {name: "reasoning_output_tokens", data: b.reasoning},
+		{name: "cost_usd", data: b.costs}, {name: "cost_source", data: b.costSources}, {name: "catalog_version", data: b.catalogs}, {name: "price_id", data: b.prices},
+		{name: "unpriced", data: b.unpriced}, {name: "unowned", data: b.unowned}, {name: "labels", data: b.labels}, {name: "raw_usage", data: b.rawUsage},
+		{name: "src_partition", data: b.partitions}, {name: "src_offset", data: b.offsets}, {name: "rating_version", data: b.ratingVersions},
+		{name: "usage_json", data: b.usageJSON}, {name: "provider_cost_usd", data: b.providerCosts},
+		{name: "pricing_warnings", data: pricingWarnings(events)},
+		{name: "gpu_model", data: b.gpuModels}, {name: "gpu_host", data: b.gpuHosts}, {name: "mig_profile", data: b.migProfiles},
+		{name: "gpu_owner_kind", data: b.gpuOwnerKinds}, {name: "gpu_owner_id", data: b.gpuOwnerIDs}, {name: "pricing_category", data: b.pricingCategories},
+		{name: "allocated_gpu_seconds", data: b.allocatedGPU}, {name: "busy_gpu_seconds", data: b.busyGPU}, {name: "energy_joules", data: b.energyJoules},
+		{name: "end_user", data: b.endUsers}, {name: "tags", data: b.tags}, {name: "request_bytes", data: b.requestBytes}, {name: "response_bytes", data: b.responseBytes},
+		{name: "provider_region", data: b.regions}, {name: "provider_endpoint", data: b.endpoints},
+		{name: "unapproved", data: b.unapproved}, {name: "region_not_allowed", data: b.regionNotAllowed}, {name: "missing_labels", data: b.missingLabels},
 	}
-	// A column that is empty or zero in every event is left out of the
-	// INSERT: the server fills in the same value (the one DEFAULT
-	// expression, canonical_model's, is model, and canonical_model is
-	// empty only where model is), and neither side spends time on it.
+	// A column that is empty or zero in every event can be left out of
+	// the INSERT (see send): the server fills in the same value (the one
+	// DEFAULT expression, canonical_model's, is model, and canonical_model
+	// is empty only where model is), and neither side spends time on it.
 	// Optional fields (operation, error_type, cost_center, cache tokens,
 	// flags, ...) are often unset in a whole batch.
-	cols := all[:3]
-	for _, c := range all[3:] {
-		if !allZero(c.data) {
-			cols = append(cols, c)
-		}
+	for i := range all[3:] {
+		all[3+i].omitable = allZero(all[3+i].data)
 	}
 	// request_count's DEFAULT is 1, what almost every event stands for.
-	if slices.ContainsFunc(b.requestCounts, func(c uint32) bool { return c != 1 }) {
-		cols = append(cols, column{"request_count", b.requestCounts})
-	}
-	return cols, nil
+	all = append(all, column{name: "request_count", data: b.requestCounts,
+		omitable: !slices.ContainsFunc(b.requestCounts, func(c uint32) bool { return c != 1 })})
+	return all, nil
 }
 
 // gpuColumns fills row i's gpu.usage columns (zero for other kinds).
@@ -338,11 +348,12 @@ func allZero(data any) bool {
 	return false
 }
 
-// usageJSON is the usage_json column of one event: what json.Marshal
-// writes, without reflection.
-func usageJSON(u *schemas.Usage) string {
-	js := schemas.AppendUsageJSON(make([]byte, 0, 192), u)
-	return unsafe.String(unsafe.SliceData(js), len(js)) // js is not shared
+// appendUsageJSON is the usage_json column of one event: what json.Marshal
+// writes, without reflection, in b.text as labelsJSON writes.
+func (b *eventBuffers) appendUsageJSON(u *schemas.Usage) string {
+	start := len(b.text)
+	b.text = schemas.AppendUsageJSON(b.text, u)
+	return unsafe.String(&b.text[start], len(b.text)-start)
 }
 
 // windowColumns returns the columns of the rows at the indices idx.
@@ -381,14 +392,14 @@ func windowColumns(all []schemas.WindowRow, idx []int, emittedAt time.Time) ([]c
 		emitted[i] = emittedAt
 	}
 	return []column{
-		{"window_start", starts}, {"window_seconds", seconds},
-		{"provider", providers}, {"model", models}, {"team", teams}, {"project", projects},
-		{"src_partition", partitions}, {"through_offset", through},
-		{"requests", requests}, {"errors", errs}, {"unpriced_requests", unpriced},
-		{"input_tokens", input}, {"cache_read_input_tokens", cacheRead}, {"cache_write_input_tokens", cacheWrite},
-		{"output_tokens", output}, {"reasoning_output_tokens", reasoning},
-		{"cost_usd", costs}, {"latency_count", latencyCount}, {"latency_sum_ms", latencySum},
-		{"latency_hist", hists}, {"emitted_at", emitted},
+		{name: "window_start", data: starts}, {name: "window_seconds", data: seconds},
+		{name: "provider", data: providers}, {name: "model", data: models}, {name: "team", data: teams}, {name: "project", data: projects},
+		{name: "src_partition", data: partitions}, {name: "through_offset", data: through},
+		{name: "requests", data: requests}, {name: "errors", data: errs}, {name: "unpriced_requests", data: unpriced},
+		{name: "input_tokens", data: input}, {name: "cache_read_input_tokens", data: cacheRead}, {name: "cache_write_input_tokens", data: cacheWrite},
+		{name: "output_tokens", data: output}, {name: "reasoning_output_tokens", data: reasoning},
+		{name: "cost_usd", data: costs}, {name: "latency_count", data: latencyCount}, {name: "latency_sum_ms", data: latencySum},
+		{name: "latency_hist", data: hists}, {name: "emitted_at", data: emitted},
 	}, nil
 }
 
@@ -452,19 +463,13 @@ func plainJSON(s string) bool {
 // insert writes one INSERT of n rows in blocks of at most blockRows,
 // retrying transient failures. The driver marks a batch sent even when
 // sending fails, so every attempt builds a new batch from the same columns.
-func (s *Store) insert(ctx context.Context, table string, cols []column, n, blockRows int) error {
-	names := make([]string, len(cols))
-	for i, c := range cols {
-		names[i] = c.name
-	}
-	query := "INSERT INTO " + table + " (" + strings.Join(names, ", ") + ")"
-
+func (s *Store) insert(ctx context.Context, table string, n, blockRows int, block func(lo, hi int) ([]column, error)) error {
 	start := time.Now()
 	var err error
 	attempts := 0
 	for {
 		attempts++
-		if err = s.send(ctx, query, cols, n, blockRows); err == nil {
+		if err = s.send(ctx, table, n, blockRows, block); err == nil {
 			break
 		}
 		if attempts > s.cfg.MaxRetries || !retryable(ctx, err) {
@@ -496,34 +501,78 @@ func (s *Store) insert(ctx context.Context, table string, cols []column, n, bloc
 // errAppend marks client-side conversion errors, which no retry can fix.
 var errAppend = errors.New("appending column")
 
-func (s *Store) send(ctx context.Context, query string, cols []column, n, blockRows int) error {
-	batch, err := s.conn.PrepareBatch(ctx, query)
-	if err != nil {
-		return fmt.Errorf("preparing %s: %w", query[:strings.IndexByte(query, '(')-1], err)
-	}
-	defer batch.Close()
+// send writes n rows into table in blocks of blockRows, whose columns
+// block returns; every block has the same columns. The blocks go in one
+// INSERT, which leaves out the columns omitable in every block seen so
+// far; a block that needs one of them ends the INSERT and starts another
+// with it. So a flush whose events all leave a field unset sends no
+// column for it, and one that sets a field only in its later events
+// makes two parts instead of one.
+func (s *Store) send(ctx context.Context, table string, n, blockRows int, block func(lo, hi int) ([]column, error)) error {
+	var batch driver.Batch
+	defer func() {
+		if batch != nil {
+			batch.Close()
+		}
+	}()
+	var sent []bool // the columns of batch, by index in a block's columns
 	for lo := 0; lo < n; lo += blockRows {
 		hi := min(lo+blockRows, n)
+		if batch != nil {
+			if err := batch.Flush(); err != nil {
+				return fmt.Errorf("sending rows %d-%d of %d: %w", lo-blockRows, lo, n, err)
+			}
+		}
+		cols, err := block(lo, hi)
+		if err != nil {
+			return fmt.Errorf("%w: building rows %d-%d of %d: %w", errAppend, lo, hi, n, err)
+		}
+		if sent != nil && len(sent) != len(cols) {
+			return fmt.Errorf("%w: rows %d-%d of %d have %d columns, earlier rows %d; this is a bug", errAppend, lo, hi, n, len(cols), len(sent))
+		}
+		needs := false
 		for i, c := range cols {
-			if err := batch.Column(i).Append(rowRange(c.data, lo, hi, n)); err != nil {
+			needs = needs || !c.omitable && (sent == nil || !sent[i])
+		}
+		if needs && batch != nil {
+			// Ends the INSERT: its rows so far are durable whatever the
+			// rest does, and a retry writes them again, which is harmless.
+			if err := batch.Send(); err != nil {
+				return fmt.Errorf("sending rows 0-%d of %d: %w", lo, n, err)
+			}
+			batch.Close()
+			batch = nil
+		}
+		if batch == nil {
+			if sent == nil {
+				sent = make([]bool, len(cols))
+			}
+			var names []string
+			for i, c := range cols {
+				sent[i] = sent[i] || !c.omitable
+				if sent[i] {
+					names = append(names, c.name)
+				}
+			}
+			if batch, err = s.conn.PrepareBatch(ctx, "INSERT INTO "+table+" ("+strings.Join(names, ", ")+")"); err != nil {
+				return fmt.Errorf("preparing INSERT INTO %s: %w", table, err)
+			}
+		}
+		k := 0
+		for i, c := range cols {
+			if !sent[i] {
+				continue
+			}
+			if err := batch.Column(k).Append(c.data); err != nil {
 				return fmt.Errorf("%w %s: %w", errAppend, c.name, err)
 			}
+			k++
 		}
-		if hi < n {
-			if err := batch.Flush(); err != nil {
-				return fmt.Errorf("sending rows %d-%d of %d: %w", lo, hi, n, err)
-			}
-		}
+	}
+	if batch == nil {
+		return nil
 	}
 	return batch.Send()
-}
-
-// rowRange is rows [lo, hi) of a column's slice of n rows.
-func rowRange(data any, lo, hi, n int) any {
-	if lo == 0 && hi == n {
-		return data
-	}
-	return reflect.ValueOf(data).Slice(lo, hi).Interface()
 }
 
 // permanentCodes are server errors that a retry cannot fix.
@@ -570,11 +619,11 @@ func backoff(base time.Duration, attempt int) time.Duration {
 func (s *Store) WriteGPUSettings(ctx context.Context, energyUSDPerKWh, gridGCO2PerKWh float64) error {
 	version := uint64(time.Now().UnixNano())
 	cols := []column{
-		{"name", []string{SettingEnergy, SettingGridIntensity}},
-		{"value", []float64{energyUSDPerKWh, gridGCO2PerKWh}},
-		{"version", []uint64{version, version}},
+		{name: "name", data: []string{SettingEnergy, SettingGridIntensity}},
+		{name: "value", data: []float64{energyUSDPerKWh, gridGCO2PerKWh}},
+		{name: "version", data: []uint64{version, version}},
 	}
-	if err := s.insert(ctx, TableGPUSettings, cols, 2, 2); err != nil {
+	if err := s.insert(ctx, TableGPUSettings, 2, 2, whole(cols)); err != nil {
 		return fmt.Errorf("writing GPU settings: %w", err)
 	}
 	return nil

@@ -90,7 +90,9 @@ func TestUnsetColumnsLeftOut(t *testing.T) {
 		}
 		out := map[string]bool{}
 		for _, c := range cols {
-			out[c.name] = true
+			if !c.omitable {
+				out[c.name] = true
+			}
 		}
 		return out
 	}
@@ -145,6 +147,66 @@ func TestWriteEventsInBlocks(t *testing.T) {
 	}
 	if parts != 1 || level != 0 {
 		t.Errorf("%s has %d parts, highest level %d; want one part written by one INSERT (level 0)", TableEvents, parts, level)
+	}
+}
+
+// TestWriteEventsColumnsSetLater writes events in blocks of which only a
+// later one sets some fields, and expects every value stored: the INSERT
+// that left those columns out ends, and another brings them in.
+func TestWriteEventsColumnsSetLater(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	old := maxEventsPerBlock
+	maxEventsPerBlock = 1_000
+	t.Cleanup(func() { maxEventsPerBlock = old })
+	events := testEvents(3*maxEventsPerBlock + 7)
+	for i := range events {
+		e := *events[i].Event
+		switch {
+		case i < maxEventsPerBlock && i%10 == 0:
+			e.Owner.CostCenter = "cc-first" // in the first INSERT, zero in later blocks
+		case i >= maxEventsPerBlock && i < 2*maxEventsPerBlock && i%7 == 0:
+			e.Status, e.ErrorType = schemas.StatusError, "rate_limit"
+		case i >= 2*maxEventsPerBlock && i%5 == 0:
+			e.Owner.CostCenter, e.EndUser = "cc-late", "user-1"
+			events[i].Partition = 3
+		}
+		events[i].Event = &e
+	}
+	if err := s.Write(ctx, events, nil); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]uint64{}
+	for _, se := range events {
+		e := se.Event
+		want[fmt.Sprintf("%s|%s|%s|%d", e.Owner.CostCenter, e.ErrorType, e.EndUser, se.Partition)]++
+	}
+	rows, err := s.conn.Query(ctx, "SELECT cost_center, error_type, end_user, src_partition, count() FROM "+TableEvents+" GROUP BY cost_center, error_type, end_user, src_partition")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	got := map[string]uint64{}
+	for rows.Next() {
+		var cc, et, eu string
+		var p uint32
+		var n uint64
+		if err := rows.Scan(&cc, &et, &eu, &p, &n); err != nil {
+			t.Fatal(err)
+		}
+		got[fmt.Sprintf("%s|%s|%s|%d", cc, et, eu, p)] = n
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("stored %v, want %v", got, want)
+	}
+	// Blocks 1 and 4 need nothing new; 2 and 3 each start an INSERT. The
+	// parts an INSERT wrote stay listed, inactive, once merged.
+	var parts uint64
+	if err := s.conn.QueryRow(ctx, "SELECT count() FROM system.parts WHERE database = currentDatabase() AND table = '"+TableEvents+"' AND level = 0").Scan(&parts); err != nil {
+		t.Fatal(err)
+	}
+	if parts != 3 {
+		t.Errorf("%s has %d parts, want 3: one per INSERT", TableEvents, parts)
 	}
 }
 

@@ -1,0 +1,65 @@
+package bus
+
+import (
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// FetchPool lends a consumer the memory of the batches it fetches: the
+// decompressed bytes of a batch and the records read from them. Without
+// it the client allocates both afresh for every batch, about as many bytes
+// as the stage reads, which is most of what enrich and aggregate allocate
+// and so most of their garbage collection.
+//
+// A consumer given the pool (Pooled) must call Recycle on every record
+// once nothing refers to its key, value or headers any more; a batch's
+// memory goes back to the pool when its last record is recycled. A record
+// never recycled costs nothing but the reuse: its memory is collected as
+// usual. The pool keeps nothing across garbage collections that nobody
+// uses, so an idle stage holds no more than before.
+type FetchPool struct {
+	bytes sync.Pool // *[]byte
+	recs  sync.Pool // *[]kgo.Record
+}
+
+// maxPooledBatch bounds the decompressed batches the pool keeps: larger
+// ones, rare, are left to the garbage collector.
+const maxPooledBatch = 8 << 20
+
+// Pooled returns the client option that makes a consumer use p.
+func Pooled(p *FetchPool) kgo.Opt { return kgo.WithPools(p) }
+
+// GetDecompressBytes returns a buffer to decompress a batch into, or nil
+// when none is free; the codec then allocates one, which comes back to the
+// pool once the batch's records are recycled.
+func (p *FetchPool) GetDecompressBytes([]byte, kgo.CompressionCodecType) []byte {
+	if b, ok := p.bytes.Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return nil
+}
+
+// PutDecompressBytes takes back a batch's buffer, zeroed by the client.
+func (p *FetchPool) PutDecompressBytes(b []byte) {
+	if cap(b) == 0 || cap(b) > maxPooledBatch {
+		return
+	}
+	p.bytes.Put(&b)
+}
+
+// GetRecords returns room for n records.
+func (p *FetchPool) GetRecords(n int) []kgo.Record {
+	if r, ok := p.recs.Get().(*[]kgo.Record); ok && cap(*r) >= n {
+		return (*r)[:0]
+	}
+	return make([]kgo.Record, 0, n)
+}
+
+// PutRecords takes back the records of a batch, cleared by Recycle.
+func (p *FetchPool) PutRecords(r []kgo.Record) {
+	if cap(r) == 0 {
+		return
+	}
+	p.recs.Put(&r)
+}
