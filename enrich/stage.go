@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -84,6 +85,9 @@ type Stage struct {
 	fullRecs   [][]kgo.Record // record blocks filled in this batch
 	freeValues [][]byte       // value blocks free for the next ones
 	freeRecs   [][]kgo.Record
+	// process's per-batch slices, kept for the next batch.
+	results []result
+	marks   []*kgo.Record
 }
 
 // Block sizes of Stage.values and Stage.records.
@@ -352,7 +356,8 @@ func (s *Stage) process(ctx context.Context, recs []*kgo.Record) error {
 	defer stop()
 
 	e := s.Enricher()
-	results := make([]result, len(recs))
+	s.results = slices.Grow(s.results[:0], len(recs))[:len(recs)]
+	results := s.results
 	var wg sync.WaitGroup
 	for i, in := range recs {
 		out, res := s.transform(e, in)
@@ -373,7 +378,8 @@ func (s *Stage) process(ctx context.Context, recs []*kgo.Record) error {
 		partition int32
 	}
 	blocked := map[tp]bool{}
-	marks := make([]*kgo.Record, 0, len(recs))
+	marks := slices.Grow(s.marks[:0], len(recs))
+	defer func() { clear(marks); s.marks = marks[:0] }()
 	var firstErr error
 	for i, in := range recs {
 		key := tp{in.Topic, in.Partition}

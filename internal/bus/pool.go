@@ -3,6 +3,7 @@ package bus
 import (
 	"sync"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -32,12 +33,24 @@ func Pooled(p *FetchPool) kgo.Opt { return kgo.WithPools(p) }
 
 // GetDecompressBytes returns a buffer to decompress a batch into, or nil
 // when none is free; the codec then allocates one, which comes back to the
-// pool once the batch's records are recycled.
-func (p *FetchPool) GetDecompressBytes([]byte, kgo.CompressionCodecType) []byte {
-	if b, ok := p.bytes.Get().(*[]byte); ok {
+// pool once the batch's records are recycled. Snappy, the producers'
+// default, says how long the batch decodes to: a buffer too short for it
+// would only be thrown away by the codec, so a longer one is made in its
+// place, with room to spare for the next batches.
+func (p *FetchPool) GetDecompressBytes(src []byte, codec kgo.CompressionCodecType) []byte {
+	need := 0
+	if codec == kgo.CodecSnappy {
+		if n, err := s2.DecodedLen(src); err == nil && n <= maxPooledBatch {
+			need = n
+		}
+	}
+	if b, ok := p.bytes.Get().(*[]byte); ok && cap(*b) >= need {
 		return (*b)[:0]
 	}
-	return nil
+	if need == 0 {
+		return nil
+	}
+	return make([]byte, 0, need+need/4)
 }
 
 // PutDecompressBytes takes back a batch's buffer, zeroed by the client.
@@ -48,12 +61,13 @@ func (p *FetchPool) PutDecompressBytes(b []byte) {
 	p.bytes.Put(&b)
 }
 
-// GetRecords returns room for n records.
+// GetRecords returns room for n records, made with room to spare when
+// the free one is too short.
 func (p *FetchPool) GetRecords(n int) []kgo.Record {
 	if r, ok := p.recs.Get().(*[]kgo.Record); ok && cap(*r) >= n {
 		return (*r)[:0]
 	}
-	return make([]kgo.Record, 0, n)
+	return make([]kgo.Record, 0, n+n/4)
 }
 
 // PutRecords takes back the records of a batch, cleared by Recycle.
