@@ -279,6 +279,7 @@ var (
 // name first, then the first field whose name folds alike.
 type fieldTable struct {
 	names  []string
+	quoted []string    // `"name":` by id, what a canonical writer puts
 	slots  [64][]uint8 // exact names by fieldSlot
 	folded map[string]int
 }
@@ -290,6 +291,7 @@ func fieldSlot(key []byte) int {
 func newFieldTable(names []string) *fieldTable {
 	t := &fieldTable{names: names, folded: map[string]int{}}
 	for i, n := range names {
+		t.quoted = append(t.quoted, `"`+n+`":`)
 		slot := fieldSlot([]byte(n))
 		t.slots[slot] = append(t.slots[slot], uint8(i))
 		if _, ok := t.folded[string(foldName([]byte(n)))]; !ok {
@@ -343,6 +345,39 @@ func (d *Decoder) field(t *fieldTable, key []byte, seen *uint64) int {
 	return id
 }
 
+// nextField moves to the n-th member of the open object whose fields t
+// names and returns the member's field id, -1 for a key t does not know
+// (the caller skips the value), and more false at the object's end.
+//
+// Canonical writers (AppendJSON, ingest) put an object's fields in the
+// order of t, leaving out absent ones, so the key after field last is
+// first looked for, as written, among the fields after last: a match
+// skips scanning the key and looking it up. Any other key takes the
+// general path, with the same result.
+func (d *Decoder) nextField(n int, t *fieldTable, last int, seen *uint64) (id int, more bool) {
+	if !d.keyStart(n) {
+		return -1, false
+	}
+	if rest := d.data[d.i:]; len(rest) > 2 {
+		for id := last + 1; id < len(t.quoted); id++ {
+			q := t.quoted[id]
+			if len(rest) >= len(q) && rest[1] == q[1] && string(rest[:len(q)]) == q {
+				d.i += len(q)
+				d.key = rest[1 : len(q)-2]
+				if *seen&(1<<id) != 0 {
+					d.soft = true
+				}
+				*seen |= 1 << id
+				return id, true
+			}
+		}
+	}
+	if !d.keyRest() {
+		return -1, false
+	}
+	return d.field(t, d.key, seen), true
+}
+
 // event decodes the object at d.i into e; en is e's Enriched, or nil for a
 // plain event.
 func (d *Decoder) event(e *Event, en *Enriched) {
@@ -352,14 +387,18 @@ func (d *Decoder) event(e *Event, en *Enriched) {
 	}
 	var seen uint64
 	d.open()
-	for n := 0; d.nextKey(n); n++ {
-		id := d.field(t, d.key, &seen)
+	for n, last := 0, -1; ; n++ {
+		id, more := d.nextField(n, t, last, &seen)
+		if !more {
+			break
+		}
 		if id < 0 {
 			if d.err == nil {
 				d.skip()
 			}
 			continue
 		}
+		last = id
 		d.push(t.names[id])
 		switch id {
 		case fSchemaVersion:
@@ -473,14 +512,18 @@ func (d *Decoder) usage(dst **Usage) {
 	}
 	var seen uint64
 	d.open()
-	for n := 0; d.nextKey(n); n++ {
-		id := d.field(usageTable, d.key, &seen)
+	for n, last := 0, -1; ; n++ {
+		id, more := d.nextField(n, usageTable, last, &seen)
+		if !more {
+			break
+		}
 		if id < 0 {
 			if d.err == nil {
 				d.skip()
 			}
 			continue
 		}
+		last = id
 		d.push(usageNames[id])
 		if id == 13 {
 			d.calls(&u.ServerToolCalls)
@@ -514,14 +557,18 @@ func (d *Decoder) gpu(dst **GPUUsage) {
 	}
 	var seen uint64
 	d.open()
-	for n := 0; d.nextKey(n); n++ {
-		id := d.field(gpuTable, d.key, &seen)
+	for n, last := 0, -1; ; n++ {
+		id, more := d.nextField(n, gpuTable, last, &seen)
+		if !more {
+			break
+		}
 		if id < 0 {
 			if d.err == nil {
 				d.skip()
 			}
 			continue
 		}
+		last = id
 		d.push(gpuNames[id])
 		switch id {
 		case 0:
@@ -576,14 +623,18 @@ func (d *Decoder) owner(o *Owner) {
 	}
 	var seen uint64
 	d.open()
-	for n := 0; d.nextKey(n); n++ {
-		id := d.field(ownerTable, d.key, &seen)
+	for n, last := 0, -1; ; n++ {
+		id, more := d.nextField(n, ownerTable, last, &seen)
+		if !more {
+			break
+		}
 		if id < 0 {
 			if d.err == nil {
 				d.skip()
 			}
 			continue
 		}
+		last = id
 		d.push(ownerNames[id])
 		switch id {
 		case 0:
@@ -606,14 +657,18 @@ func (d *Decoder) pricing(p *Pricing) {
 	}
 	var seen uint64
 	d.open()
-	for n := 0; d.nextKey(n); n++ {
-		id := d.field(pricingTable, d.key, &seen)
+	for n, last := 0, -1; ; n++ {
+		id, more := d.nextField(n, pricingTable, last, &seen)
+		if !more {
+			break
+		}
 		if id < 0 {
 			if d.err == nil {
 				d.skip()
 			}
 			continue
 		}
+		last = id
 		d.push(pricingNames[id])
 		switch id {
 		case 0:
@@ -670,14 +725,18 @@ func (d *Decoder) line(l *CostLine) {
 	}
 	var seen uint64
 	d.open()
-	for n := 0; d.nextKey(n); n++ {
-		id := d.field(lineTable, d.key, &seen)
+	for n, last := 0, -1; ; n++ {
+		id, more := d.nextField(n, lineTable, last, &seen)
+		if !more {
+			break
+		}
 		if id < 0 {
 			if d.err == nil {
 				d.skip()
 			}
 			continue
 		}
+		last = id
 		d.push(lineNames[id])
 		switch id {
 		case 0:
@@ -700,14 +759,18 @@ func (d *Decoder) flags(f *Flags) {
 	}
 	var seen uint64
 	d.open()
-	for n := 0; d.nextKey(n); n++ {
-		id := d.field(flagTable, d.key, &seen)
+	for n, last := 0, -1; ; n++ {
+		id, more := d.nextField(n, flagTable, last, &seen)
+		if !more {
+			break
+		}
 		if id < 0 {
 			if d.err == nil {
 				d.skip()
 			}
 			continue
 		}
+		last = id
 		d.push(flagNames[id])
 		switch id {
 		case 0:
@@ -1200,6 +1263,13 @@ func (d *Decoder) close() { d.depth-- }
 // nextKey moves to the n-th key of the open object and reads it into
 // d.kbuf and past its ':'; false at the object's end or on an error.
 func (d *Decoder) nextKey(n int) bool {
+	return d.keyStart(n) && d.keyRest()
+}
+
+// keyStart moves to the n-th key of the open object: past the comma, to
+// the key's opening quote. It returns false at the object's end or on an
+// error.
+func (d *Decoder) keyStart(n int) bool {
 	if d.err != nil {
 		return false
 	}
@@ -1220,6 +1290,11 @@ func (d *Decoder) nextKey(n int) bool {
 		d.failSyntax("looking for beginning of object key string")
 		return false
 	}
+	return true
+}
+
+// keyRest reads the key at d.i into d.key and moves past its colon.
+func (d *Decoder) keyRest() bool {
 	k := d.text(&d.kbuf)
 	if d.err != nil {
 		return false

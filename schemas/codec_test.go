@@ -168,7 +168,7 @@ func codecSeeds(t testing.TB) [][]byte {
 	}
 	const head = `{"schema_version":"1","event_id":"e1","time":"2026-11-26T10:00:00Z","kind":"llm.request","source":"s","provider":"openai",`
 	for _, tail := range []string{
-		`"model":"m"}`, `"model":"cheap","model":"gpt-4o"}`, `"model":"m","usage":{"input_tokens":1,"input_tokens":1000}}`,
+		`"model":"m"}`, `"model":"cheap","model":"gpt-4o"}`, `"model" :"m"}`, `"modelx":"m"}`, `"model":"m","provider":"p"}`, `"model":"m","usage":{"input_tokens":1,"input_tokens":1000}}`,
 		`"model":"m","labels":{"team":"a","team":"b"}}`, `"model":"m","\u006dodel":"n"}`, `"model":"m","raw_usage":{"a":1,"a":2}}`,
 		`"model":"m","MODEL":"other"}`, `"Model":"m","MODEL":"other"}`, `"MODEL":"m"}`, `"ſource":"x","model":"m"}`, `"model":"m","usage":{"input_tokens":5,"Input_Tokens":5}}`,
 		"\"model\":\"m\xff\"}", "\"model\":\"m\",\"labels\":{\"team\":\"a\xc3\"}}", "\"model\":\"m\",\"labels\":{\"t\xffm\":\"a\"}}",
