@@ -440,3 +440,26 @@ func TestAppendTimeMatchesFormat(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendStringEveryPosition puts each character appendString treats
+// apart at every position of strings around the eight-byte steps of
+// safeRun, and compares with json.Marshal.
+func TestAppendStringEveryPosition(t *testing.T) {
+	specials := []string{`"`, `\`, "<", ">", "&", "\x00", "\x1f", "\n", "\x7f", "é", "\u2028", "\u2029", "\xff", "😀", "\xe2\x80"}
+	for n := range 26 {
+		for _, sp := range specials {
+			for at := 0; at <= n; at++ {
+				str := strings.Repeat("a", at) + sp + strings.Repeat("b", n-at)
+				want, _ := json.Marshal(str)
+				if got := appendString(nil, str); !bytes.Equal(got, want) {
+					t.Fatalf("appendString(%q) = %s, want %s", str, got, want)
+				}
+			}
+		}
+		plain := strings.Repeat("x", n)
+		want, _ := json.Marshal(plain)
+		if got := appendString(nil, plain); !bytes.Equal(got, want) {
+			t.Fatalf("appendString(%q) = %s, want %s", plain, got, want)
+		}
+	}
+}

@@ -1,12 +1,14 @@
 package schemas
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"math"
 	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // AppendJSON appends e as json.Marshal writes it, byte for byte, without
@@ -309,6 +311,29 @@ var jsonSafe = func() (t [utf8.RuneSelf]bool) {
 	return t
 }()
 
+// safeRun returns the index of the first byte of s from i on that
+// appendString cannot copy as it is (see jsonSafe; bytes from 0x80 start a
+// multi-byte character), or len(s). It tests eight bytes at a time, as
+// plainRun does: each test is exact for "some byte of the word".
+func safeRun(s string, i int) int {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	zero := func(x uint64) uint64 { return (x - ones) &^ x }
+	b := unsafe.Slice(unsafe.StringData(s), len(s)) // read only
+	for ; i+8 <= len(b); i += 8 {
+		w := binary.LittleEndian.Uint64(b[i:])
+		if (zero(w^(ones*'"'))|zero(w^(ones*'\\'))|zero(w^(ones*'<'))|zero(w^(ones*'>'))|zero(w^(ones*'&'))|
+			(w-ones*0x20)&^w|w)&highs != 0 {
+			break
+		}
+	}
+	for ; i < len(s) && s[i] < utf8.RuneSelf && jsonSafe[s[i]]; i++ {
+	}
+	return i
+}
+
 // appendString appends s quoted as json.Marshal quotes it: HTML
 // characters, U+2028 and U+2029 escaped, invalid UTF-8 as U+FFFD.
 func appendString(buf []byte, s string) []byte {
@@ -317,7 +342,7 @@ func appendString(buf []byte, s string) []byte {
 	for i := 0; i < len(s); {
 		if c := s[i]; c < utf8.RuneSelf {
 			if jsonSafe[c] {
-				i++
+				i = safeRun(s, i+1)
 				continue
 			}
 			buf = append(buf, s[start:i]...)
