@@ -119,15 +119,21 @@ func TestUnsetColumnsLeftOut(t *testing.T) {
 	}
 }
 
+// smallBlocks makes Write send events in blocks of n rows for the rest of
+// the test.
+func smallBlocks(t *testing.T, n int) {
+	old := maxEventsPerBlock
+	maxEventsPerBlock = n
+	t.Cleanup(func() { maxEventsPerBlock = old })
+}
+
 // TestWriteEventsInBlocks writes more events than one block takes and
 // expects every one stored exactly once, in one part: the blocks of one
 // INSERT, not an INSERT each.
 func TestWriteEventsInBlocks(t *testing.T) {
 	s := openTest(t)
 	ctx := context.Background()
-	old := maxEventsPerBlock
-	maxEventsPerBlock = 1_000
-	t.Cleanup(func() { maxEventsPerBlock = old })
+	smallBlocks(t, 1_000)
 	events := testEvents(2*maxEventsPerBlock + 7)
 	if err := s.Write(ctx, events, nil); err != nil {
 		t.Fatal(err)
@@ -156,9 +162,7 @@ func TestWriteEventsInBlocks(t *testing.T) {
 func TestWriteEventsColumnsSetLater(t *testing.T) {
 	s := openTest(t)
 	ctx := context.Background()
-	old := maxEventsPerBlock
-	maxEventsPerBlock = 1_000
-	t.Cleanup(func() { maxEventsPerBlock = old })
+	smallBlocks(t, 1_000)
 	events := testEvents(3*maxEventsPerBlock + 7)
 	for i := range events {
 		e := *events[i].Event
