@@ -442,7 +442,7 @@ func (s *Stage) transform(e *Enricher, in *kgo.Record) (*kgo.Record, result) {
 	}
 	// Ingest and ingest/client hide credentials before producing; a
 	// producer writing the raw topic directly may not have.
-	ev.HideSecrets()
+	s.dec.HideSecrets(ev)
 	enriched := &s.out
 	q := e.enrichInto(enriched, ev)
 	if s.policy != nil {

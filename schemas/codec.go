@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Decoder decodes usage events and enriched events without reflection, with
@@ -42,6 +44,12 @@ type Decoder struct {
 	ints            []int64 // count slab: pointers into it are handed out
 	spare           spare
 	tab             *[internSize]string // allocated on first use
+
+	// reducedRaw is the raw_usage of the last strict decode when it was
+	// a usage object already reduced and clean (see countsOnly): its
+	// first byte and length, for HideSecrets.
+	reducedRaw *byte
+	reducedLen int
 }
 
 // spare holds the memory of the value being decoded into, taken apart
@@ -150,6 +158,7 @@ func (d *Decoder) begin(data []byte, strict bool) {
 	d.data, d.i, d.strict, d.soft, d.err, d.depth = data, 0, strict, false, nil, 0
 	d.path = d.path[:0]
 	d.spare = spare{ints: d.spare.ints[:0]}
+	d.reducedRaw, d.reducedLen = nil, 0
 }
 
 // takeEvent keeps what *e holds for reuse.
@@ -280,6 +289,8 @@ var (
 type fieldTable struct {
 	names  []string
 	quoted []string    // `"name":` by id, what a canonical writer puts
+	head   []uint64    // its first eight bytes (fewer: zero-padded), little-endian
+	mask   []uint64    // the bytes of head that count
 	slots  [64][]uint8 // exact names by fieldSlot
 	folded map[string]int
 }
@@ -291,7 +302,15 @@ func fieldSlot(key []byte) int {
 func newFieldTable(names []string) *fieldTable {
 	t := &fieldTable{names: names, folded: map[string]int{}}
 	for i, n := range names {
-		t.quoted = append(t.quoted, `"`+n+`":`)
+		q := `"` + n + `":`
+		t.quoted = append(t.quoted, q)
+		var head, mask [8]byte
+		copy(head[:], q)
+		for j := range min(len(q), 8) {
+			mask[j] = 0xff
+		}
+		t.head = append(t.head, binary.LittleEndian.Uint64(head[:]))
+		t.mask = append(t.mask, binary.LittleEndian.Uint64(mask[:]))
 		slot := fieldSlot([]byte(n))
 		t.slots[slot] = append(t.slots[slot], uint8(i))
 		if _, ok := t.folded[string(foldName([]byte(n)))]; !ok {
@@ -358,10 +377,15 @@ func (d *Decoder) nextField(n int, t *fieldTable, last int, seen *uint64) (id in
 	if !d.keyStart(n) {
 		return -1, false
 	}
-	if rest := d.data[d.i:]; len(rest) > 2 {
+	if rest := d.data[d.i:]; len(rest) >= 8 {
+		w := binary.LittleEndian.Uint64(rest)
 		for id := last + 1; id < len(t.quoted); id++ {
+			// Eight bytes at once first: most candidates differ in them.
+			if w&t.mask[id] != t.head[id] {
+				continue
+			}
 			q := t.quoted[id]
-			if len(rest) >= len(q) && rest[1] == q[1] && string(rest[:len(q)]) == q {
+			if len(rest) >= len(q) && (len(q) <= 8 || string(rest[8:len(q)]) == q[8:]) {
 				d.i += len(q)
 				d.key = rest[1 : len(q)-2]
 				if *seen&(1<<id) != 0 {
@@ -913,12 +937,22 @@ func (d *Decoder) array(onNull func() bool) bool {
 func (d *Decoder) raw(dst *json.RawMessage) {
 	d.ws()
 	start := d.i
-	d.skip()
-	if d.err != nil {
-		return
+	reduced := false
+	if d.strict && d.peek() == '{' {
+		// The usual raw_usage, counts only, is valid JSON that CheckJSON
+		// passes and ReduceRawUsage keeps: one scan instead of three.
+		if end, ok := countsValue(d.data, start, 0); ok {
+			d.i, reduced = end, true
+		}
+	}
+	if !reduced {
+		d.skip()
+		if d.err != nil {
+			return
+		}
 	}
 	v := d.data[start:d.i]
-	if d.strict && (v[0] == '{' || v[0] == '[') && !countsOnly(v) && len(CheckJSON(v, nil)) > 0 {
+	if d.strict && !reduced && (v[0] == '{' || v[0] == '[') && !countsOnly(v) && len(CheckJSON(v, nil)) > 0 {
 		d.soft = true
 	}
 	buf := *dst
@@ -926,6 +960,20 @@ func (d *Decoder) raw(dst *json.RawMessage) {
 		buf, d.spare.raw = d.spare.raw, nil
 	}
 	*dst = append(buf[:0], v...)
+	if reduced {
+		d.reducedRaw, d.reducedLen = unsafe.SliceData(*dst), len(*dst)
+	}
+}
+
+// HideSecrets is e.HideSecrets for the event d has just decoded with
+// Event, unchanged since: a raw_usage that the decode found reduced
+// already is not looked at again.
+func (d *Decoder) HideSecrets(e *Event) {
+	if d.reducedRaw != nil && unsafe.SliceData(e.RawUsage) == d.reducedRaw && len(e.RawUsage) == d.reducedLen {
+		e.hideCredentials()
+		return
+	}
+	e.HideSecrets()
 }
 
 func (d *Decoder) time(dst *time.Time) {
@@ -1239,14 +1287,10 @@ func (d *Decoder) peek() byte {
 }
 
 func (d *Decoder) ws() {
-	for d.i < len(d.data) {
-		switch d.data[d.i] {
-		case ' ', '\t', '\r', '\n':
-			d.i++
-		default:
-			return
-		}
+	if d.i < len(d.data) && d.data[d.i] > ' ' {
+		return // no whitespace, the usual case
 	}
+	d.i = skipWS(d.data, d.i)
 }
 
 // open consumes the '{' or '[' at d.i.
@@ -1565,7 +1609,10 @@ func (d *Decoder) skipString() {
 // plainRun returns the index of the first byte from i on that a string
 // literal cannot hold as it is (a quote, a backslash, a control byte or
 // the start of a multi-byte character), or len(data). It tests eight
-// bytes at a time: each test below is exact for "some byte of the word".
+// bytes at a time. Each test below flags the high bit of every byte it
+// matches, and of no byte below the first match (a false flag needs a
+// borrow, which only a match below it gives): the lowest flag is the
+// answer, so a short string ends without a byte loop.
 func plainRun(data []byte, i int) int {
 	const (
 		ones  = 0x0101010101010101
@@ -1575,8 +1622,8 @@ func plainRun(data []byte, i int) int {
 		w := binary.LittleEndian.Uint64(data[i:])
 		q, bs := w^(ones*'"'), w^(ones*'\\')
 		// a zero byte in q or bs, a byte below 0x20, a byte from 0x80
-		if ((q-ones)&^q|(bs-ones)&^bs|(w-ones*0x20)&^w|w)&highs != 0 {
-			break
+		if m := ((q-ones)&^q | (bs-ones)&^bs | (w-ones*0x20)&^w | w) & highs; m != 0 {
+			return i + bits.TrailingZeros64(m)/8
 		}
 	}
 	for ; i < len(data); i++ {
@@ -1589,6 +1636,18 @@ func plainRun(data []byte, i int) int {
 
 // skip moves past the value at d.i, checking its syntax, without recursion.
 func (d *Decoder) skip() {
+	if d.err == nil && d.depth+plainDepth <= maxJSONDepth {
+		if end := skipPlain(d.data, d.i); end >= 0 {
+			d.i = end
+			return
+		}
+	}
+	d.skipCareful()
+}
+
+// skipCareful is skip for any input: every error, and the notes for
+// CheckJSON (invalid UTF-8, lone surrogates), come from here.
+func (d *Decoder) skipCareful() {
 	base := len(d.stack)
 	defer func() { d.depth -= len(d.stack) - base; d.stack = d.stack[:base] }()
 	for d.err == nil {
@@ -1656,6 +1715,162 @@ func (d *Decoder) skip() {
 			break
 		}
 	}
+}
+
+// plainDepth is the deepest nesting skipPlain follows.
+const plainDepth = 64
+
+// skipPlain returns the offset just past the JSON value at data[i] (after
+// optional whitespace), for the values that canonical writers produce:
+// strings of printable ASCII without escapes, at most plainDepth levels
+// deep. It returns -1 for anything else, valid or not, which skip then
+// reads the careful way from the start: every value it accepts, skip
+// accepts with the same end and nothing to note, so only speed differs.
+// It keeps its position in a local, not in the Decoder, and is most of
+// the cost of skipping a field (the aggregator's cost lines).
+func skipPlain(data []byte, i int) int {
+	var stack [plainDepth]byte // the closing byte of each open container
+	n := 0
+	for {
+		i = skipWS(data, i)
+		if i >= len(data) {
+			return -1
+		}
+		switch c := data[i]; {
+		case c == '{' || c == '[':
+			if n == plainDepth {
+				return -1
+			}
+			if i = skipWS(data, i+1); i >= len(data) {
+				return -1
+			}
+			if c == '{' {
+				if data[i] != '}' {
+					stack[n], n = '}', n+1
+					if i = plainKey(data, i); i < 0 {
+						return -1
+					}
+					continue
+				}
+			} else if data[i] != ']' {
+				stack[n], n = ']', n+1
+				continue
+			}
+			i++ // an empty container is a whole value
+		case c == '"':
+			if i = plainString(data, i); i < 0 {
+				return -1
+			}
+		case c == 't' || c == 'f' || c == 'n':
+			lit := map[byte]string{'t': "true", 'f': "false", 'n': "null"}[c]
+			if len(data)-i < len(lit) || string(data[i:i+len(lit)]) != lit {
+				return -1
+			}
+			i += len(lit)
+		case c == '-' || c >= '0' && c <= '9':
+			if i = plainNumber(data, i); i < 0 {
+				return -1
+			}
+		default:
+			return -1
+		}
+		// After a value: close what ends here, then go on to the next.
+		for {
+			if n == 0 {
+				return i
+			}
+			if i = skipWS(data, i); i >= len(data) {
+				return -1
+			}
+			c := data[i]
+			if c == stack[n-1] {
+				i, n = i+1, n-1
+				continue
+			}
+			if c != ',' {
+				return -1
+			}
+			i++
+			if stack[n-1] == '}' {
+				if i = plainKey(data, skipWS(data, i)); i < 0 {
+					return -1
+				}
+			}
+			break
+		}
+	}
+}
+
+func skipWS(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\n' || data[i] == '\t' || data[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// plainString returns the offset past the string at data[i] (its opening
+// quote), or -1 unless it is printable ASCII without escapes.
+func plainString(data []byte, i int) int {
+	if j := plainRun(data, i+1); j < len(data) && data[j] == '"' {
+		return j + 1
+	}
+	return -1
+}
+
+// plainKey returns the offset past the key at data[i] and its ':', or -1.
+func plainKey(data []byte, i int) int {
+	if i >= len(data) || data[i] != '"' {
+		return -1
+	}
+	if i = plainString(data, i); i < 0 {
+		return -1
+	}
+	if i = skipWS(data, i); i >= len(data) || data[i] != ':' {
+		return -1
+	}
+	return i + 1
+}
+
+// plainNumber returns the offset past the JSON number at data[i], or -1.
+func plainNumber(data []byte, i int) int {
+	digits := func(i int) int {
+		for i < len(data) && data[i] >= '0' && data[i] <= '9' {
+			i++
+		}
+		return i
+	}
+	if data[i] == '-' {
+		i++
+	}
+	switch {
+	case i >= len(data):
+		return -1
+	case data[i] == '0':
+		i++
+	case data[i] >= '1' && data[i] <= '9':
+		i = digits(i + 1)
+	default:
+		return -1
+	}
+	if i < len(data) && data[i] == '.' {
+		j := digits(i + 1)
+		if j == i+1 {
+			return -1
+		}
+		i = j
+	}
+	if i < len(data) && (data[i] == 'e' || data[i] == 'E') {
+		i++
+		if i < len(data) && (data[i] == '+' || data[i] == '-') {
+			i++
+		}
+		j := digits(i)
+		if j == i {
+			return -1
+		}
+		i = j
+	}
+	return i
 }
 
 // skipKey moves past a key and its ':'.

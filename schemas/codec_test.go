@@ -83,6 +83,17 @@ func compareDecoders(t *testing.T, data []byte) {
 		sameResult(t, "Decoder.Event reused", data, want, werr, nil, gerr)
 	} else {
 		sameResult(t, "Decoder.Event reused", data, want, werr, &sharedEvent, gerr)
+		// Hiding secrets with what the decode learnt gives what
+		// HideSecrets gives on the oracle's event.
+		if hidden, _ := oracleParse(data); werr == nil {
+			hidden.HideSecrets()
+			sharedDecoder.HideSecrets(&sharedEvent)
+			if !reflect.DeepEqual(hidden, &sharedEvent) {
+				a, _ := json.Marshal(hidden)
+				b, _ := json.Marshal(&sharedEvent)
+				t.Fatalf("Decoder.HideSecrets (%q):\n HideSecrets %s\n decoder     %s", data, a, b)
+			}
+		}
 	}
 
 	compareEventAt(t, data, want, werr)
@@ -333,7 +344,52 @@ func FuzzValidJSON(f *testing.F) {
 		if validJSON(data) != json.Valid(data) {
 			t.Fatalf("validJSON(%q) = %v, json.Valid says otherwise", data, validJSON(data))
 		}
+		checkSkipPlain(t, data)
 	})
+}
+
+// checkSkipPlain checks that where skipPlain takes a value, at every
+// offset of data, skipCareful takes it too, ends at the same byte and
+// notes nothing.
+func checkSkipPlain(t *testing.T, data []byte) {
+	for i := range len(data) + 1 {
+		end := skipPlain(data, i)
+		if end < 0 {
+			continue
+		}
+		var d Decoder
+		d.begin(data, false)
+		d.i = i
+		d.skipCareful()
+		if d.err != nil || d.soft || d.i != end {
+			t.Fatalf("%q from %d: skipPlain ends at %d, skipCareful at %d (error %v, soft %v)", data, i, end, d.i, d.err, d.soft)
+		}
+	}
+}
+
+// TestSkipPlainTakesCanonicalValues checks that the fast skip takes what
+// canonical writers produce (else it only costs time), and agrees with
+// the careful one on them and on values it must leave to it.
+func TestSkipPlainTakesCanonicalValues(t *testing.T) {
+	for _, v := range []string{
+		`[{"meter":"input","quantity":500,"unit_price_per_1m":"3","cost_picos":1500000000},{"meter":"output","quantity":9,"unit_price_per_1m":"15.5","cost_picos":-1.5e-3}]`,
+		` { "a" : [ 1 , 2.0 , -0 , 3E+2 , true , false , null , { } , [ ] ] } `,
+		`"plain"`, `0`, `-12.25e-7`, `{}`, `[]`,
+	} {
+		if skipPlain([]byte(v), 0) < 0 {
+			t.Errorf("skipPlain does not take %s", v)
+		}
+		checkSkipPlain(t, []byte(v))
+	}
+	for _, v := range []string{
+		`"esc\"aped"`, `"café"`, "\"é\"", `[1,]`, `{"a":1,}`, `{"a" 1}`, `[01]`, `1.`, `-`, `1e`, `tru`, `[`, `{"a":1`, `""`,
+		strings.Repeat("[", plainDepth+1) + strings.Repeat("]", plainDepth+1),
+	} {
+		if end := skipPlain([]byte(v), 0); end >= 0 {
+			t.Errorf("skipPlain takes %q (to %d); it must leave it to skipCareful", v, end)
+		}
+		checkSkipPlain(t, []byte(v))
+	}
 }
 
 // TestPlainRunMatchesBytewise compares plainRun with a byte-at-a-time scan
@@ -354,6 +410,22 @@ func TestPlainRunMatchesBytewise(t *testing.T) {
 			for start := range 3 {
 				if got, want := plainRun(b, start), slow(b, start); got != want {
 					t.Fatalf("byte %#x at %d from %d: plainRun = %d, want %d", c, pos, start, got, want)
+				}
+			}
+		}
+	}
+	// Two bytes in one word: a match below another byte borrows into it,
+	// which must not move the answer.
+	near := []byte{0x00, 0x01, 0x02, 0x1f, 0x20, 0x21, '"' - 1, '"', '"' + 1, '\\' - 1, '\\', '\\' + 1, 0x7f, 0x80, 0x81, 0xff}
+	for _, c1 := range near {
+		for _, c2 := range near {
+			for p1 := range 9 {
+				for p2 := p1 + 1; p2 < 10; p2++ {
+					b := []byte("abcdefghijklmnop")
+					b[p1], b[p2] = c1, c2
+					if got, want := plainRun(b, 0), slow(b, 0); got != want {
+						t.Fatalf("%q: plainRun = %d, want %d", b, got, want)
+					}
 				}
 			}
 		}
@@ -456,10 +528,45 @@ func TestAppendStringEveryPosition(t *testing.T) {
 				}
 			}
 		}
+		// Two specials in one word: the lower one decides.
+		for _, sp1 := range specials {
+			for _, sp2 := range specials {
+				str := strings.Repeat("a", n%9) + sp1 + strings.Repeat("b", n%3) + sp2 + "cdefghij"
+				want, _ := json.Marshal(str)
+				if got := appendString(nil, str); !bytes.Equal(got, want) {
+					t.Fatalf("appendString(%q) = %s, want %s", str, got, want)
+				}
+			}
+		}
 		plain := strings.Repeat("x", n)
 		want, _ := json.Marshal(plain)
 		if got := appendString(nil, plain); !bytes.Equal(got, want) {
 			t.Fatalf("appendString(%q) = %s, want %s", plain, got, want)
 		}
+	}
+}
+
+// TestAppendCompactMatchesMarshal puts each byte appendCompact may change
+// at every position of a raw value, inside and outside its strings, and
+// compares with json.Marshal of the json.RawMessage.
+func TestAppendCompactMatchesMarshal(t *testing.T) {
+	base := `{"input_tokens":12,"modality":"TEXT_and_more","details":[1,2,{"x":3}]}`
+	for _, sp := range []string{" ", "\t", "\n", "\r", "<", ">", "&", "é", "\u2028", "\u2029", "\\u003c", "\\\""} {
+		for at := range len(base) + 1 {
+			raw := base[:at] + sp + base[at:]
+			if !json.Valid([]byte(raw)) {
+				continue
+			}
+			want, err := json.Marshal(json.RawMessage(raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := appendCompact(nil, json.RawMessage(raw)); !bytes.Equal(got, want) {
+				t.Fatalf("appendCompact(%q) = %s, want %s", raw, got, want)
+			}
+		}
+	}
+	if !compactAlready([]byte(base)) || compactAlready([]byte(base+" ")) {
+		t.Fatal("compactAlready misjudges the plain value or its trailing space")
 	}
 }

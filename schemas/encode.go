@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"math"
+	"math/bits"
 	"slices"
 	"strconv"
 	"time"
@@ -314,7 +315,7 @@ var jsonSafe = func() (t [utf8.RuneSelf]bool) {
 // safeRun returns the index of the first byte of s from i on that
 // appendString cannot copy as it is (see jsonSafe; bytes from 0x80 start a
 // multi-byte character), or len(s). It tests eight bytes at a time, as
-// plainRun does: each test is exact for "some byte of the word".
+// plainRun does, and takes the lowest flagged byte as the answer.
 func safeRun(s string, i int) int {
 	const (
 		ones  = 0x0101010101010101
@@ -324,9 +325,9 @@ func safeRun(s string, i int) int {
 	b := unsafe.Slice(unsafe.StringData(s), len(s)) // read only
 	for ; i+8 <= len(b); i += 8 {
 		w := binary.LittleEndian.Uint64(b[i:])
-		if (zero(w^(ones*'"'))|zero(w^(ones*'\\'))|zero(w^(ones*'<'))|zero(w^(ones*'>'))|zero(w^(ones*'&'))|
-			(w-ones*0x20)&^w|w)&highs != 0 {
-			break
+		if m := (zero(w^(ones*'"')) | zero(w^(ones*'\\')) | zero(w^(ones*'<')) | zero(w^(ones*'>')) | zero(w^(ones*'&')) |
+			(w-ones*0x20)&^w | w) & highs; m != 0 {
+			return i + bits.TrailingZeros64(m)/8
 		}
 	}
 	for ; i < len(s) && s[i] < utf8.RuneSelf && jsonSafe[s[i]]; i++ {
@@ -387,10 +388,39 @@ func appendString(buf []byte, s string) []byte {
 	return append(buf, '"')
 }
 
+// compactAlready reports whether raw holds none of the bytes that
+// appendCompact may change: space, a control byte below 0x0e (which
+// covers tab, line feed and carriage return), '<', '>', '&' or a byte
+// from 0x80. Such valid JSON is its own compact form, whatever its
+// strings hold. It tests eight bytes at a time; most raw_usage passes.
+func compactAlready(raw []byte) bool {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	zero := func(x uint64) uint64 { return (x - ones) &^ x }
+	i := 0
+	for ; i+8 <= len(raw); i += 8 {
+		w := binary.LittleEndian.Uint64(raw[i:])
+		if (zero(w^(ones*' '))|zero(w^(ones*'<'))|zero(w^(ones*'>'))|zero(w^(ones*'&'))|(w-ones*0x0e)&^w|w)&highs != 0 {
+			return false
+		}
+	}
+	for ; i < len(raw); i++ {
+		if c := raw[i]; c == ' ' || c < 0x0e || c == '<' || c == '>' || c == '&' || c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
 // appendCompact appends the valid JSON raw as json.Marshal writes a
 // json.RawMessage: without insignificant space, HTML characters, U+2028
 // and U+2029 escaped.
 func appendCompact(buf []byte, raw json.RawMessage) []byte {
+	if compactAlready(raw) {
+		return append(buf, raw...)
+	}
 	inString, start := false, 0
 	for i := 0; i < len(raw); i++ {
 		c := raw[i]

@@ -125,14 +125,19 @@ func CredentialName(name string) bool {
 // (ReduceRawUsage). Ingest moves a label named api_key to api_key_id
 // before this.
 func (e *Event) HideSecrets() {
+	e.hideCredentials()
+	if !reduced(e.RawUsage) {
+		e.RawUsage = ReduceRawUsage(e.RawUsage)
+	}
+}
+
+// hideCredentials is HideSecrets without raw_usage.
+func (e *Event) hideCredentials() {
 	e.APIKeyID = HashKey(e.APIKeyID)
 	for k, v := range e.Labels {
 		if CredentialName(k) {
 			e.Labels[k] = HashKey(v)
 		}
-	}
-	if !reduced(e.RawUsage) {
-		e.RawUsage = ReduceRawUsage(e.RawUsage)
 	}
 }
 
