@@ -37,6 +37,11 @@ type Decoder struct {
 	err    error // the first syntax or type error
 	depth  int   // open objects and arrays at d.i
 	path   []pathStep
+	// track keeps path up to date. Only an error's message needs it, so
+	// an input that fails is decoded a second time with track set, and
+	// the first pass, the one nearly every input gets, spends nothing
+	// on it.
+	track bool
 
 	key             []byte  // the key nextKey read: input or kbuf
 	buf, kbuf, fbuf []byte  // string, key and folded key scratch
@@ -92,10 +97,16 @@ var decoders = sync.Pool{New: func() any { return new(Decoder) }}
 // slices and counts) is reused, so a value decoded earlier into the same
 // *e must not be used afterwards. Pass a new Event to keep the old one.
 func (d *Decoder) Event(data []byte, e *Event) error {
-	d.begin(data, true)
-	d.takeEvent(e)
-	*e = Event{}
-	d.top(func() { d.event(e, nil) })
+	for retry := false; ; retry = true {
+		d.begin(data, true)
+		d.track = retry
+		d.takeEvent(e)
+		*e = Event{}
+		d.top(func() { d.event(e, nil) })
+		if d.err == nil || retry {
+			break
+		}
+	}
 	d.data, d.key = nil, nil // the caller may reuse data
 	if d.err != nil {
 		return fmt.Errorf("decoding usage event JSON: %w", d.err)
@@ -116,14 +127,20 @@ func (d *Decoder) Event(data []byte, e *Event) error {
 // the error is malformed JSON, after which nothing later in data can be
 // trusted either.
 func (d *Decoder) EventAt(data []byte, i int, e *Event) (end int, syntax bool, err error) {
-	d.begin(data, true)
-	d.i = i
-	d.takeEvent(e)
-	*e = Event{}
-	if d.peek() != '{' {
-		d.fail("the value is %s, not a JSON object", jsonKindOf(d.peek()))
-	} else {
-		d.event(e, nil)
+	for retry := false; ; retry = true {
+		d.begin(data, true)
+		d.track = retry
+		d.i = i
+		d.takeEvent(e)
+		*e = Event{}
+		if d.peek() != '{' {
+			d.fail("the value is %s, not a JSON object", jsonKindOf(d.peek()))
+		} else {
+			d.event(e, nil)
+		}
+		if d.err == nil || retry {
+			break
+		}
 	}
 	end = d.i
 	d.data, d.key = nil, nil
@@ -142,11 +159,17 @@ func (d *Decoder) EventAt(data []byte, i int, e *Event) (end int, syntax bool, e
 // unknown fields are skipped and nothing beyond JSON is checked. *e is
 // overwritten and its memory reused, as for Event.
 func (d *Decoder) Enriched(data []byte, e *Enriched) error {
-	d.begin(data, false)
-	d.takeEvent(&e.Event)
-	d.spare.lines = e.Pricing.Lines[:0]
-	*e = Enriched{}
-	d.top(func() { d.event(&e.Event, e) })
+	for retry := false; ; retry = true {
+		d.begin(data, false)
+		d.track = retry
+		d.takeEvent(&e.Event)
+		d.spare.lines = e.Pricing.Lines[:0]
+		*e = Enriched{}
+		d.top(func() { d.event(&e.Event, e) })
+		if d.err == nil || retry {
+			break
+		}
+	}
 	d.data, d.key = nil, nil
 	if d.err != nil {
 		return fmt.Errorf("decoding enriched event: %w", d.err)
@@ -1891,10 +1914,29 @@ func (d *Decoder) skipKey() bool {
 
 // Errors.
 
-func (d *Decoder) push(name string) { d.path = append(d.path, pathStep{name: name, idx: -1}) }
-func (d *Decoder) pushKey(k []byte) { d.path = append(d.path, pathStep{key: k, idx: -1}) }
-func (d *Decoder) pushIndex(i int)  { d.path = append(d.path, pathStep{idx: i}) }
-func (d *Decoder) pop()             { d.path = d.path[:len(d.path)-1] }
+func (d *Decoder) push(name string) {
+	if d.track {
+		d.path = append(d.path, pathStep{name: name, idx: -1})
+	}
+}
+
+func (d *Decoder) pushKey(k []byte) {
+	if d.track {
+		d.path = append(d.path, pathStep{key: k, idx: -1})
+	}
+}
+
+func (d *Decoder) pushIndex(i int) {
+	if d.track {
+		d.path = append(d.path, pathStep{idx: i})
+	}
+}
+
+func (d *Decoder) pop() {
+	if d.track {
+		d.path = d.path[:len(d.path)-1]
+	}
+}
 
 func (d *Decoder) pathString() string {
 	var b strings.Builder

@@ -570,3 +570,40 @@ func TestAppendCompactMatchesMarshal(t *testing.T) {
 		t.Fatal("compactAlready misjudges the plain value or its trailing space")
 	}
 }
+
+// TestErrorsNameTheirPath checks that an error names where in the event it
+// is, from Decoder.Event, EventAt and Enriched alike, and with a Decoder
+// that has just decoded a valid event (the path is kept only when an
+// input fails).
+func TestErrorsNameTheirPath(t *testing.T) {
+	head := `{"schema_version":"1","event_id":"e1","time":"2026-11-26T10:00:00Z","kind":"llm.request","source":"s","provider":"p","model":"m",`
+	var d Decoder
+	var e Event
+	var en Enriched
+	for _, c := range []struct{ body, want string }{
+		{`"usage":{"input_tokens":"x"}}`, "usage.input_tokens: must be"},
+		{`"labels":{"team":7}}`, "labels.team: must be"},
+		{`"gpu":{"pid":"x"}}`, "gpu.pid: must be"},
+		{`"usage":{"inputs_tokens":1}}`, `unknown field "usage.inputs_tokens"`},
+	} {
+		if err := d.Event([]byte(head+`"status":"ok"}`), &e); err != nil {
+			t.Fatal(err)
+		}
+		data := []byte(head + c.body)
+		if err := d.Event(data, &e); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Event(%s): error %v, want one naming %q", c.body, err, c.want)
+		}
+		arr := append(append([]byte("["), data...), ']')
+		if _, _, err := d.EventAt(arr, 1, &e); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("EventAt(%s): error %v, want one naming %q", c.body, err, c.want)
+		}
+	}
+	for _, c := range []struct{ body, want string }{
+		{`"pricing":{"lines":[{"meter":"input"},{"quantity":"x"}]}}`, "pricing.lines[1].quantity: must be"},
+		{`"owner":{"team":1}}`, "owner.team: must be"},
+	} {
+		if err := d.Enriched([]byte(head+c.body), &en); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Enriched(%s): error %v, want one naming %q", c.body, err, c.want)
+		}
+	}
+}

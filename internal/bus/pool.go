@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"math/bits"
 	"sync"
 
 	"github.com/klauspost/compress/s2"
@@ -36,7 +37,8 @@ func Pooled(p *FetchPool) kgo.Opt { return kgo.WithPools(p) }
 // pool once the batch's records are recycled. Snappy, the producers'
 // default, says how long the batch decodes to: a buffer too short for it
 // would only be thrown away by the codec, so a longer one is made in its
-// place, with room to spare for the next batches.
+// place, its length rounded up to a power of two, so that the buffers in
+// the pool come in a few sizes that each fit most batches.
 func (p *FetchPool) GetDecompressBytes(src []byte, codec kgo.CompressionCodecType) []byte {
 	need := 0
 	if codec == kgo.CodecSnappy {
@@ -50,8 +52,11 @@ func (p *FetchPool) GetDecompressBytes(src []byte, codec kgo.CompressionCodecTyp
 	if need == 0 {
 		return nil
 	}
-	return make([]byte, 0, need+need/4)
+	return make([]byte, 0, max(minPooledBatch, 1<<bits.Len(uint(need-1))))
 }
+
+// minPooledBatch is the least the pool makes a batch buffer.
+const minPooledBatch = 64 << 10
 
 // PutDecompressBytes takes back a batch's buffer, zeroed by the client.
 func (p *FetchPool) PutDecompressBytes(b []byte) {
