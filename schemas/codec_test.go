@@ -348,11 +348,12 @@ func FuzzValidJSON(f *testing.F) {
 	})
 }
 
-// checkSkipPlain checks that where skipPlain takes a value, at every
-// offset of data, skipCareful takes it too, ends at the same byte and
-// notes nothing.
+// checkSkipPlain checks that where skipPlain takes a value, at each of
+// the first offsets of data, skipCareful takes it too, ends at the same
+// byte and notes nothing. (Every offset would make a long input cost the
+// square of its length.)
 func checkSkipPlain(t *testing.T, data []byte) {
-	for i := range len(data) + 1 {
+	for i := range min(len(data)+1, 64) {
 		end := skipPlain(data, i)
 		if end < 0 {
 			continue
