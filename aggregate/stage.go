@@ -90,6 +90,7 @@ func NewStage(cfg Config, d bus.Dialer, sink Sink, reg prometheus.Registerer, lo
 		assigned: map[int32]bool{},
 	}
 	s.dec.SkipCostLines = true
+	s.dec.LabelsAsJSON = true // stored, never looked up
 	opts := []kgo.Opt{
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.OnPartitionsRevoked(s.onRevoked),

@@ -30,6 +30,14 @@ type Decoder struct {
 	// as the aggregator, to which the lines are a third of the record.
 	SkipCostLines bool
 
+	// LabelsAsJSON makes Enriched keep labels written as AppendJSON
+	// writes them (keys sorted, printable ASCII that needs no escape) as
+	// that text, in LabelsJSON, and leave Labels nil; other labels are
+	// decoded into Labels as usual. For readers that store labels and
+	// look none up, such as the aggregator: a map per event costs more
+	// than the rest of its fields.
+	LabelsAsJSON bool
+
 	data   []byte
 	i      int
 	strict bool
@@ -68,6 +76,7 @@ type spare struct {
 	warnings []string
 	raw      json.RawMessage
 	lines    []CostLine
+	labelsJS json.RawMessage
 }
 
 // pathStep is one step of the path to the value being decoded: a field
@@ -200,7 +209,7 @@ func (d *Decoder) takeEvent(e *Event) {
 		}
 		sp.usage, sp.calls = u, u.ServerToolCalls
 	}
-	sp.gpu, sp.labels, sp.raw = e.GPU, e.Labels, e.RawUsage[:0]
+	sp.gpu, sp.labels, sp.raw, sp.labelsJS = e.GPU, e.Labels, e.RawUsage[:0], e.LabelsJSON[:0]
 	if e.Warnings != nil {
 		sp.warnings = e.Warnings[:0]
 	}
@@ -461,6 +470,17 @@ func (d *Decoder) event(e *Event, en *Enriched) {
 		case fAPIKeyID:
 			d.str(&e.APIKeyID, true)
 		case fLabels:
+			if en != nil && d.LabelsAsJSON && e.Labels == nil && e.LabelsJSON == nil && d.labelsText(&e.LabelsJSON) {
+				break
+			}
+			if e.LabelsJSON != nil {
+				// Named again: json.Unmarshal merges the objects, which
+				// takes a map.
+				if err := json.Unmarshal(e.LabelsJSON, &e.Labels); err != nil {
+					d.fail("%s: %v", d.pathString(), err) // unreachable: the text was checked
+				}
+				e.LabelsJSON = nil
+			}
 			d.labels(&e.Labels)
 		case fProvider:
 			d.str(&e.Provider, true)
@@ -871,6 +891,65 @@ func (d *Decoder) labels(dst *map[string]string) {
 		m[k] = v
 	}
 	d.close()
+}
+
+// labelsText copies the labels object at d.i into *dst and moves past it
+// when it is written as AppendJSON writes labels: at least one member,
+// keys in increasing order, no space, and keys and values of printable
+// ASCII other than '"', '\\', '<', '>' and '&'. Such text is what
+// json.Marshal writes for the map it holds. Otherwise it reports false and
+// moves nothing.
+func (d *Decoder) labelsText(dst *json.RawMessage) bool {
+	data, start := d.data, d.i
+	if start >= len(data) || data[start] != '{' {
+		return false
+	}
+	// plain returns the offset past the string at data[i], or -1.
+	plain := func(i int) int {
+		if i >= len(data) || data[i] != '"' {
+			return -1
+		}
+		for i++; i < len(data); i++ {
+			switch c := data[i]; {
+			case c == '"':
+				return i + 1
+			case c < 0x20 || c > 0x7e || c == '\\' || c == '<' || c == '>' || c == '&':
+				return -1
+			}
+		}
+		return -1
+	}
+	var prev []byte
+	i := start + 1
+	for {
+		end := plain(i)
+		if end < 0 || end >= len(data) || data[end] != ':' {
+			return false
+		}
+		key := data[i+1 : end-1]
+		if prev != nil && string(prev) >= string(key) {
+			return false
+		}
+		prev = key
+		if i = plain(end + 1); i < 0 || i >= len(data) {
+			return false
+		}
+		if data[i] == '}' {
+			i++
+			break
+		}
+		if data[i] != ',' {
+			return false
+		}
+		i++
+	}
+	buf := *dst
+	if buf == nil {
+		buf, d.spare.labelsJS = d.spare.labelsJS, nil
+	}
+	*dst = append(buf[:0], data[start:i]...)
+	d.i = i
+	return true
 }
 
 func (d *Decoder) calls(dst *map[string]int64) {

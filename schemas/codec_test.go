@@ -138,6 +138,74 @@ func compareDecoders(t *testing.T, data []byte) {
 	if !json.Valid(data) && gerrE == nil {
 		t.Fatalf("Decoder.Enriched skipping cost lines (%q) takes what is not JSON", data)
 	}
+
+	// Labels kept as text: the same event once the text is read back,
+	// and the same encoding as the oracle's map gives.
+	textDec := Decoder{LabelsAsJSON: true}
+	var texted Enriched
+	if err := textDec.Enriched(dirty, &texted); err != nil {
+		t.Fatal(err)
+	}
+	gerrE = textDec.Enriched(data, &texted)
+	if (werrE == nil) != (gerrE == nil) {
+		t.Fatalf("Decoder.Enriched with labels as text (%q): oracle err = %v, decoder err = %v", data, werrE, gerrE)
+	}
+	if werrE == nil {
+		wantE, _ = oracleEnriched(data)
+		if got, want := texted.AppendJSON(nil), wantE.AppendJSON(nil); !bytes.Equal(got, want) {
+			t.Fatalf("Decoder.Enriched with labels as text (%q) encodes as\n %s\nnot\n %s", data, got, want)
+		}
+		if texted.LabelsJSON != nil {
+			if texted.Labels != nil {
+				t.Fatalf("Decoder.Enriched with labels as text (%q) set both Labels and LabelsJSON", data)
+			}
+			if err := json.Unmarshal(texted.LabelsJSON, &texted.Labels); err != nil {
+				t.Fatalf("Decoder.Enriched with labels as text (%q): LabelsJSON %s: %v", data, texted.LabelsJSON, err)
+			}
+			js, _ := json.Marshal(texted.Labels)
+			if !bytes.Equal(js, texted.LabelsJSON) {
+				t.Fatalf("Decoder.Enriched with labels as text (%q): LabelsJSON %s, json.Marshal of it %s", data, texted.LabelsJSON, js)
+			}
+			texted.LabelsJSON = nil
+		}
+		if !reflect.DeepEqual(wantE, &texted) {
+			a, _ := json.Marshal(wantE)
+			b, _ := json.Marshal(&texted)
+			t.Fatalf("Decoder.Enriched with labels as text (%q):\n oracle  %s\n decoder %s", data, a, b)
+		}
+	}
+}
+
+// TestLabelsAsJSON checks which labels the decoder keeps as text.
+func TestLabelsAsJSON(t *testing.T) {
+	head := `{"event_id":"e1","labels":`
+	for _, c := range []struct {
+		labels string
+		text   bool
+	}{
+		{`{"project":"ranking","team":"search"}`, true},
+		{`{"":"x","a":""}`, true},
+		{`{"team":"search","project":"ranking"}`, false}, // not sorted
+		{`{"team":"a","team":"b"}`, false},               // repeated
+		{`{}`, false},
+		{`{"team": "search"}`, false},
+		{`{"team":"se\u0061rch"}`, false},
+		{`{"team":"a<b"}`, false},
+		{`{"team":"café"}`, false},
+		{`null`, false},
+	} {
+		d := Decoder{LabelsAsJSON: true}
+		var e Enriched
+		if err := d.Enriched([]byte(head+c.labels+`}`), &e); err != nil {
+			t.Fatalf("%s: %v", c.labels, err)
+		}
+		if got := e.LabelsJSON != nil; got != c.text {
+			t.Errorf("%s: kept as text %v, want %v", c.labels, got, c.text)
+		}
+		if c.text && string(e.LabelsJSON) != c.labels {
+			t.Errorf("%s: LabelsJSON %s", c.labels, e.LabelsJSON)
+		}
+	}
 }
 
 func sameResult(t *testing.T, what string, data []byte, want *Event, werr error, got *Event, gerr error) {

@@ -114,6 +114,8 @@ func (e *Event) appendFields(buf []byte) []byte {
 			buf = appendString(buf, e.Labels[k])
 		}
 		buf = append(buf, '}')
+	} else if len(e.LabelsJSON) > 0 {
+		buf = append(append(buf, `,"labels":`...), e.LabelsJSON...)
 	}
 	buf = appendOptString(buf, `,"provider":`, e.Provider)
 	buf = appendOptString(buf, `,"model":`, e.Model)

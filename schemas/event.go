@@ -53,6 +53,12 @@ type Event struct {
 	// APIKeyID is a hash of the caller's API key, never the key itself.
 	APIKeyID string            `json:"api_key_id,omitempty"`
 	Labels   map[string]string `json:"labels,omitempty"`
+	// LabelsJSON holds the labels in place of Labels, as the JSON object
+	// that AppendJSON writes for them, when a Decoder with LabelsAsJSON
+	// read them so written: for readers that store labels and look none
+	// up, such as the aggregator. Nil otherwise; AppendJSON writes it
+	// when Labels is empty.
+	LabelsJSON json.RawMessage `json:"-"`
 
 	// llm.request fields.
 	Provider    string `json:"provider,omitempty"`

@@ -254,7 +254,12 @@ func (b *eventBuffers) columns(events []schemas.StoredEvent) ([]column, error) {
 		b.costs[i] = picosToUSD(e.CostPicos)
 		b.costSources[i], b.catalogs[i], b.prices[i] = e.CostSource, e.Pricing.CatalogVersion, e.Pricing.PriceID
 		b.unpriced[i], b.unowned[i] = flag(e.Flags.Unpriced), flag(e.Flags.Unowned)
-		b.labels[i] = b.labelsJSON(e.Labels)
+		if len(e.Labels) == 0 && len(e.LabelsJSON) > 0 {
+			// Kept as AppendJSON writes them, which is labelsJSON's text.
+			b.labels[i] = unsafe.String(unsafe.SliceData(e.LabelsJSON), len(e.LabelsJSON))
+		} else {
+			b.labels[i] = b.labelsJSON(e.Labels)
+		}
 		// The driver copies the bytes before Write returns, and nothing
 		// changes an event's raw usage once decoded.
 		b.rawUsage[i] = unsafe.String(unsafe.SliceData(e.RawUsage), len(e.RawUsage))

@@ -79,6 +79,50 @@ func TestEventBuffersReuse(t *testing.T) {
 	}
 }
 
+// TestColumnsOfLabelsKeptAsText checks that events decoded as the
+// aggregator decodes them, labels kept as text, give the same columns as
+// the same events with their labels in maps, whatever the labels hold.
+func TestColumnsOfLabelsKeptAsText(t *testing.T) {
+	events := testEvents(6)
+	for i, labels := range []map[string]string{nil, {"team": "a<b"}, {"x": "1", "a": "2"}, {"k": "café"}, {"": ""}} {
+		e := *events[i].Event
+		e.Labels = labels
+		events[i].Event = &e
+	}
+	decode := func(d *schemas.Decoder) []schemas.StoredEvent {
+		out := make([]schemas.StoredEvent, len(events))
+		for i, se := range events {
+			e := new(schemas.Enriched)
+			if err := d.Enriched(se.Event.AppendJSON(nil), e); err != nil {
+				t.Fatal(err)
+			}
+			out[i] = schemas.StoredEvent{Event: e, Partition: se.Partition, Offset: se.Offset}
+		}
+		return out
+	}
+	asText := decode(&schemas.Decoder{SkipCostLines: true, LabelsAsJSON: true})
+	texts := 0
+	for _, se := range asText {
+		if se.Event.LabelsJSON != nil {
+			texts++
+		}
+	}
+	if texts < 3 {
+		t.Fatalf("%d of %d events kept their labels as text; the test means to cover both ways", texts, len(asText))
+	}
+	got, err := new(eventBuffers).columns(asText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := new(eventBuffers).columns(decode(&schemas.Decoder{SkipCostLines: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatal("labels kept as text give other columns than labels in maps")
+	}
+}
+
 // TestUnsetColumnsLeftOut checks that a column unset in every event is not
 // sent (the server's default is the same value) and that one set event
 // brings it back.
