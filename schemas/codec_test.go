@@ -399,6 +399,8 @@ func BenchmarkCodec(b *testing.B) {
 	run("enriched/lines/decoder", len(lined), func() error { return d.Enriched(lined, &re) })
 	skip := Decoder{SkipCostLines: true}
 	run("enriched/lines/skip-lines", len(lined), func() error { return skip.Enriched(lined, &re) })
+	agg := Decoder{SkipCostLines: true, LabelsAsJSON: true} // as the aggregator decodes
+	run("enriched/lines/aggregator", len(lined), func() error { return agg.Enriched(lined, &re) })
 	run("encode/encoding-json", len(enriched), func() error { _, err := json.Marshal(&ev); return err })
 	var buf []byte
 	run("encode/append", len(enriched), func() error { buf = ev.AppendJSON(buf[:0]); return nil })
