@@ -1864,7 +1864,13 @@ func skipPlain(data []byte, i int) int {
 				return -1
 			}
 		case c == 't' || c == 'f' || c == 'n':
-			lit := map[byte]string{'t': "true", 'f': "false", 'n': "null"}[c]
+			lit := "null"
+			switch c {
+			case 't':
+				lit = "true"
+			case 'f':
+				lit = "false"
+			}
 			if len(data)-i < len(lit) || string(data[i:i+len(lit)]) != lit {
 				return -1
 			}
