@@ -156,7 +156,9 @@ func ConvertMetrics(md *metricspb.MetricsData) MetricsResult {
 					res.Rejected = append(res.Rejected, PointError{Metric: m.GetName(), Problems: []schemas.FieldError{{
 						Field: "aggregation_temporality", Code: schemas.CodeInvalidValue,
 						Message: "must be delta: aivis counts each export once and keeps no running totals; set OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=delta in the exporter"}}})
-					res.RejectedPoints += len(h.GetDataPoints())
+					// Counted as one when it has no points, as a metric
+					// that is no histogram is: the export is still refused.
+					res.RejectedPoints += max(1, len(h.GetDataPoints()))
 					continue
 				}
 				for _, dp := range h.GetDataPoints() {
