@@ -24,6 +24,8 @@ type seenSet struct {
 
 	ring       []dedupItem // item of sequence number s at s & (len-1)
 	head, tail uint64      // sequence numbers of the oldest and next item
+
+	touched uint64 // what touch read, kept so that its loads are not dropped
 }
 
 type dedupItem struct {
@@ -83,6 +85,17 @@ func (s *seenSet) find(fp [2]uint64) (uint64, bool) {
 			return i, true
 		}
 	}
+}
+
+// touch reads the index slot where a lookup of each of fps starts,
+// without a branch on what it reads, so that the misses of a batch
+// overlap and its lookups then find the slots in cache.
+func (s *seenSet) touch(fps [][2]uint64) {
+	var x uint64
+	for _, fp := range fps {
+		x |= s.slots[uint64(slotHash(fp[0]))&s.mask]
+	}
+	s.touched = x
 }
 
 // Contains reports whether id is held.
@@ -154,6 +167,38 @@ func (s *seenSet) RemoveOldest() {
 		}
 	}
 	s.slots[i] = emptySlot
+}
+
+// olderRun is the number of ids, oldest first, before the first one whose
+// event time is at or after floorMs.
+func (s *seenSet) olderRun(floorMs int64) int {
+	ringMask := uint64(len(s.ring) - 1)
+	n := 0
+	for seq := s.head; seq < s.tail && s.ring[seq&ringMask].timeMs < floorMs; seq++ {
+		n++
+	}
+	return n
+}
+
+// RemoveOldestN forgets the n oldest ids, or all when fewer are held. It
+// reads the index slots of a group of them before removing any, so that
+// their cache misses overlap instead of each removal waiting for its own.
+func (s *seenSet) RemoveOldestN(n int) {
+	const group = 64
+	n = min(n, s.n)
+	ringMask := uint64(len(s.ring) - 1)
+	for n > 0 {
+		g := min(n, group)
+		var x uint64
+		for seq := s.head; seq < s.head+uint64(g); seq++ {
+			x |= s.slots[uint64(s.ring[seq&ringMask].hash())&s.mask]
+		}
+		s.touched = x
+		for range g {
+			s.RemoveOldest()
+		}
+		n -= g
+	}
 }
 
 // at returns the item whose sequence number ends in the 32 bits seq32; the

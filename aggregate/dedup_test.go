@@ -8,8 +8,8 @@ import (
 )
 
 // TestSeenSetMatchesMap drives a seenSet and a map with the same random
-// adds and removals, across table and ring growth and across the 32-bit
-// wrap of sequence numbers.
+// adds and removals (one at a time and in runs), across table and ring
+// growth and across the 32-bit wrap of sequence numbers.
 func TestSeenSetMatchesMap(t *testing.T) {
 	for _, start := range []uint64{0, 1<<32 - 1000} {
 		t.Run(fmt.Sprint(start), func(t *testing.T) {
@@ -18,9 +18,10 @@ func TestSeenSetMatchesMap(t *testing.T) {
 			s.head, s.tail = start, start
 			model := map[string]bool{}
 			var order []string
+			added := map[string]int64{}
 			for step := range 200_000 {
-				switch op := r.IntN(10); {
-				case op < 6: // add, often an id held already
+				switch op := r.IntN(100); {
+				case op < 60: // add, often an id held already
 					id := fmt.Sprint("e-", r.IntN(5000))
 					if got, want := s.Add(id, int64(step)), !model[id]; got != want {
 						t.Fatalf("step %d: Add(%s) = %v, want %v", step, id, got, want)
@@ -28,13 +29,30 @@ func TestSeenSetMatchesMap(t *testing.T) {
 					if !model[id] {
 						model[id] = true
 						order = append(order, id)
+						added[id] = int64(step)
 					}
-				case op < 9:
+				case op < 89:
 					if len(order) > 0 {
 						s.RemoveOldest()
 						delete(model, order[0])
 						order = order[1:]
 					}
+				case op < 90: // a run, at times longer than what is held
+					n := r.IntN(300)
+					// The ids older than a time are a prefix: times grow.
+					floor := int64(step - r.IntN(2000))
+					older := 0
+					for older < len(order) && added[order[older]] < floor {
+						older++
+					}
+					if got := s.olderRun(floor); got != older {
+						t.Fatalf("step %d: olderRun(%d) = %d, want %d", step, floor, got, older)
+					}
+					s.RemoveOldestN(n)
+					for _, id := range order[:min(n, len(order))] {
+						delete(model, id)
+					}
+					order = order[min(n, len(order)):]
 				default:
 					id := fmt.Sprint("e-", r.IntN(5000))
 					if got := s.Contains(id); got != model[id] {

@@ -216,11 +216,11 @@ func (d *dedupTiers) seal() {
 	if n := int(d.mark - s.head); n > 0 {
 		c := &sealedChunk{fps: make([]uint64, n), minMs: math.MaxInt64, maxMs: math.MinInt64}
 		for i := range c.fps {
-			it := &s.ring[(s.head)&uint64(len(s.ring)-1)]
+			it := &s.ring[(s.head+uint64(i))&uint64(len(s.ring)-1)]
 			c.fps[i] = it.fp[0]
 			c.minMs, c.maxMs = min(c.minMs, it.timeMs), max(c.maxMs, it.timeMs)
-			s.RemoveOldest()
 		}
+		s.RemoveOldestN(n)
 		slices.Sort(c.fps)
 		c.offs, c.shift = prefixOffsets(c.fps)
 		d.sealChunk(c)
@@ -287,15 +287,8 @@ func (d *dedupTiers) group() {
 // how many it forgot: the exact tier id by id, the sealed ones a chunk or
 // bucket at a time once all of its ids are that old.
 func (d *dedupTiers) expire(floorMs int64) int {
-	n := 0
-	for {
-		t, ok := d.exact.Oldest()
-		if !ok || t >= floorMs {
-			break
-		}
-		d.exact.RemoveOldest()
-		n++
-	}
+	n := d.exact.olderRun(floorMs)
+	d.exact.RemoveOldestN(n)
 	for len(d.buckets) > 0 && d.buckets[0].oldest().maxMs < floorMs {
 		n += d.dropHour()
 	}
@@ -358,6 +351,19 @@ func (d *dedupTiers) evict() int {
 	d.forgotMs = max(d.forgotMs, t)
 	d.exact.RemoveOldest()
 	return 1
+}
+
+// evictExact forgets the n oldest ids of the exact tier (all, when it
+// holds fewer) before their horizon, as n calls of evict do when nothing
+// is sealed, and reports how many it forgot.
+func (d *dedupTiers) evictExact(n int) int {
+	s := d.exact
+	n = min(n, s.Len())
+	for i := range n {
+		d.forgotMs = max(d.forgotMs, s.ring[(s.head+uint64(i))&uint64(len(s.ring)-1)].timeMs)
+	}
+	s.RemoveOldestN(n)
+	return n
 }
 
 // sealedChunk is a sorted array of 64-bit fingerprints with a prefix

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"time"
+	"unsafe"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
@@ -397,12 +398,14 @@ func (e *Engine) dimID(ev *schemas.Enriched) uint32 {
 	// model is one row. A record enriched before canonical_model existed
 	// keys by its reported name, as it did when first counted.
 	d := dims{ev.Provider, ev.ModelID(), ev.Owner.Team, ev.Owner.Project}
-	// A small direct-mapped cache in front of the map: a few keys carry
-	// most events, and comparing four short strings (the decoder interns
-	// them, so they are often the same memory) is cheaper than hashing
-	// them all.
+	// A small direct-mapped cache in front of the map, keyed by where the
+	// four strings are: the stage's decoder interns short strings, so the
+	// events of one key mostly share their strings' memory, and comparing
+	// eight words is much cheaper than hashing or comparing the text. Equal
+	// headers mean equal strings; equal strings elsewhere in memory only
+	// miss the cache and take the map.
 	c := &e.dimCache[d.slot()]
-	if c.ok && c.d == d {
+	if c.ok && c.d.sameMemory(&d) {
 		return c.id
 	}
 	id, ok := e.dimIDs[d]
@@ -415,9 +418,11 @@ func (e *Engine) dimID(ev *schemas.Enriched) uint32 {
 	return id
 }
 
-// dimCacheSize is the number of entries of Engine.dimCache (a power of
-// two).
-const dimCacheSize = 256
+// dimCacheSize is the number of entries of Engine.dimCache.
+const (
+	dimCacheBits = 8
+	dimCacheSize = 1 << dimCacheBits
+)
 
 type dimCacheEntry struct {
 	d  dims
@@ -425,20 +430,26 @@ type dimCacheEntry struct {
 	ok bool
 }
 
-// slot is d's entry in the dim cache, from the lengths and end bytes of its
-// strings: cheap, and distinct for the names that differ by a suffix
-// (model versions, team numbers).
+// slot is d's entry in the dim cache, from where its strings are and how
+// long they are.
 func (d *dims) slot() uint32 {
-	h := mixEnd(mixEnd(mixEnd(mixEnd(0, d.provider), d.model), d.team), d.project)
-	return (h * 0x9e3779b1) >> 24 & (dimCacheSize - 1)
+	h := (strWord(d.provider)*31+strWord(d.model))*31 + strWord(d.team)*7 + strWord(d.project)
+	return uint32((h * 0x9e3779b97f4a7c15) >> (64 - dimCacheBits))
 }
 
-func mixEnd(h uint32, s string) uint32 {
-	h = h*31 + uint32(len(s))
-	if len(s) > 0 {
-		h = h*31 + uint32(s[len(s)-1])
-	}
-	return h
+// strWord is s's data address plus its length: the same for two strings
+// that share their memory.
+func strWord(s string) uint64 {
+	return uint64(uintptr(unsafe.Pointer(unsafe.StringData(s)))) + uint64(len(s))
+}
+
+// sameMemory reports whether d and o hold the same string headers (data
+// and length), which implies that they are equal.
+func (d *dims) sameMemory(o *dims) bool {
+	return unsafe.StringData(d.provider) == unsafe.StringData(o.provider) && len(d.provider) == len(o.provider) &&
+		unsafe.StringData(d.model) == unsafe.StringData(o.model) && len(d.model) == len(o.model) &&
+		unsafe.StringData(d.team) == unsafe.StringData(o.team) && len(d.team) == len(o.team) &&
+		unsafe.StringData(d.project) == unsafe.StringData(o.project) && len(d.project) == len(o.project)
 }
 
 func (e *Engine) windowStart(timeMs int64) int64 {
@@ -490,13 +501,26 @@ func (e *Engine) firstSeen(part *partition, id string, fp [2]uint64, timeMs int6
 	return true
 }
 
-// fingerprint is the dedup fingerprint of in[i]'s id: the one Suspects
-// computed for the same poll when it did, else computed now.
-func (part *partition) fingerprint(in []Input, i int) [2]uint64 {
-	if len(part.fps) == len(in) && part.fpsFrom == in[0].Offset {
-		return part.fps[i]
+// fingerprints returns the dedup fingerprints of in's ids, in order: the
+// ones Suspects computed for the same poll when it did, else computed
+// now. All of them are computed, and their index slots touched, before
+// any is looked up: the loads of one pass do not depend on each other,
+// so the processor overlaps their cache misses (the ids and the index
+// are mostly out of cache), which the classifying loop, one event after
+// the other, would wait for one at a time.
+func (part *partition) fingerprints(in []Input) [][2]uint64 {
+	if len(in) == 0 {
+		return nil
 	}
-	return part.seen.exact.fingerprint(in[i].Event.EventID)
+	if len(part.fps) != len(in) || part.fpsFrom != in[0].Offset {
+		part.fps = part.fps[:0]
+		for _, rec := range in {
+			part.fps = append(part.fps, part.seen.exact.fingerprint(rec.Event.EventID))
+		}
+		part.fpsFrom = in[0].Offset
+	}
+	part.seen.exact.touch(part.fps)
+	return part.fps
 }
 
 // Suspects lists the ids of in that only a sealed tier of partition p may
@@ -607,12 +631,12 @@ func (e *Engine) enforceBudget() {
 			// The exact tier alone is over: its arrays do not shrink, so
 			// forget half of the largest one and stop.
 			if largest != nil {
-				for k := largest.seen.exact.Len() / 2; k > 0; k-- {
-					e.evictions += int64(largest.seen.evict())
+				n := largest.seen.exact.Len()
+				k := n / 2
+				if n-k == 1 {
+					k = n // one left would be kept for ever
 				}
-				if largest.seen.exact.Len() == 1 {
-					e.evictions += int64(largest.seen.evict())
-				}
+				e.evictions += int64(largest.seen.evictExact(k))
 			}
 			return
 		}
@@ -644,11 +668,12 @@ func (e *Engine) AddBatch(p int32, in []Input, now time.Time, outcomes []Outcome
 		through   int64
 		emitted   bool
 	)
+	fps := part.fingerprints(in)
 	for k, rec := range in {
 		ev := rec.Event
 		part.position = rec.Offset
 		timeMs := ev.Time.UnixMilli()
-		fp := part.fingerprint(in, k)
+		fp := fps[k]
 		if timeMs > futureMs || part.hasEvents && timeMs < part.watermarkMs(e.cfg.OutOfOrder)-lateHorizonMs {
 			// A duplicate is reported as one even when it is also out of
 			// range. Neither is remembered: a future event sent again

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -479,4 +480,85 @@ func btoi(b bool) int64 {
 		return 1
 	}
 	return 0
+}
+
+// TestDimIDIsByValue checks the key ids behind the cache keyed by string
+// memory: equal names give one id wherever their strings are (cloned,
+// interned by a decoder or not), distinct names distinct ids, across
+// cache slot collisions (1,000 keys in 256 slots, sharing interned
+// strings) and in any order.
+func TestDimIDIsByValue(t *testing.T) {
+	e := NewEngine(DefaultConfig())
+	defer e.Close()
+	r := rand.New(rand.NewPCG(3, 4))
+	want := map[dims]uint32{}
+	var dec schemas.Decoder
+	for step := range 50_000 {
+		team := fmt.Sprint("team-", r.IntN(20))
+		model := fmt.Sprint("m", r.IntN(50))
+		var ev *schemas.Enriched
+		switch r.IntN(3) {
+		case 0: // strings of their own
+			ev = &schemas.Enriched{Event: schemas.Event{Provider: strings.Clone("openai")},
+				Owner: schemas.Owner{Team: strings.Clone(team), Project: "p"}, CanonicalModel: strings.Clone(model)}
+		case 1: // the reported name, no canonical one
+			ev = &schemas.Enriched{Event: schemas.Event{Provider: "openai", Model: model},
+				Owner: schemas.Owner{Team: team, Project: "p"}}
+		default: // decoded, with interned strings
+			src := ev0(model, team)
+			ev = new(schemas.Enriched)
+			if err := dec.Enriched(src.AppendJSON(nil), ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		d := dims{"openai", model, team, "p"}
+		got := e.dimID(ev)
+		if id, ok := want[d]; ok && got != id {
+			t.Fatalf("step %d: %v has id %d, and %d before", step, d, got, id)
+		} else if !ok {
+			for other, id := range want {
+				if id == got {
+					t.Fatalf("step %d: %v has the id %d of %v", step, d, got, other)
+				}
+			}
+			want[d] = got
+		}
+		if e.dimList[got] != d {
+			t.Fatalf("step %d: id %d lists %v, want %v", step, got, e.dimList[got], d)
+		}
+	}
+	if len(e.dimList) != len(want) {
+		t.Fatalf("%d ids for %d keys", len(e.dimList), len(want))
+	}
+}
+
+// ev0 is an event of model and team with every field the decoder needs.
+func ev0(model, team string) *schemas.Enriched {
+	e := ev("id-1", t0, "reported", team, 1, 1, 1)
+	e.CanonicalModel = model
+	return e
+}
+
+// TestDimsSameMemory checks the cache's comparison: only the same data and
+// length in all four strings is a match; equal text elsewhere, or a
+// prefix of the same memory, is not.
+func TestDimsSameMemory(t *testing.T) {
+	base := dims{"openai", "gpt-4o", "search", "ranking"}
+	if !base.sameMemory(&dims{base.provider, base.model, base.team, base.project}) {
+		t.Fatal("the same strings are not the same memory")
+	}
+	for i, o := range []dims{
+		{strings.Clone(base.provider), base.model, base.team, base.project},
+		{base.provider, strings.Clone(base.model), base.team, base.project},
+		{base.provider, base.model, strings.Clone(base.team), base.project},
+		{base.provider, base.model, base.team, strings.Clone(base.project)},
+		{base.provider[:5], base.model, base.team, base.project},
+		{base.provider, base.model[:5], base.team, base.project},
+		{base.provider, base.model, base.team[:5], base.project},
+		{base.provider, base.model, base.team, base.project[:5]},
+	} {
+		if base.sameMemory(&o) {
+			t.Errorf("case %d: %v taken for the same memory as %v", i, o, base)
+		}
+	}
 }
