@@ -135,8 +135,9 @@ func BenchmarkAddBatchSealed(b *testing.B) {
 
 	evs := make([]*schemas.Enriched, batch)
 	for i := range evs {
-		evs[i] = ev("", t0, fmt.Sprintf("m%d", i%7), fmt.Sprintf("t%d", i%5), int64(i%5000), int64(i%700), int64(i)*1000)
+		evs[i] = ev("s", t0, fmt.Sprintf("m%d", i%7), fmt.Sprintf("t%d", i%5), int64(i%5000), int64(i%700), int64(i)*1000)
 	}
+	stageHeld(b, evs)
 	in := make([]Input, batch)
 	var outcomes []Outcome
 	step := time.Second / time.Duration(rate)
