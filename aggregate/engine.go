@@ -238,11 +238,30 @@ type batchColumns struct {
 	latNulls                                int
 }
 
-func (c *batchColumns) reset() {
-	c.ws, c.off, c.in, c.cr, c.cw = c.ws[:0], c.off[:0], c.in[:0], c.cr[:0], c.cw[:0]
-	c.out, c.re, c.cost, c.lat = c.out[:0], c.re[:0], c.cost[:0], c.lat[:0]
-	c.dim, c.isErr, c.unp, c.latValid, c.latNulls = c.dim[:0], c.isErr[:0], c.unp[:0], c.latValid[:0], 0
-	c.reqs = c.reqs[:0]
+// size makes every column n rows long (reusing its memory), for AddBatch
+// to fill by index, with no row's latency valid yet.
+func (c *batchColumns) size(n int) {
+	c.ws, c.off, c.in, c.cr, c.cw = sized(c.ws, n), sized(c.off, n), sized(c.in, n), sized(c.cr, n), sized(c.cw, n)
+	c.out, c.re, c.cost, c.lat = sized(c.out, n), sized(c.re, n), sized(c.cost, n), sized(c.lat, n)
+	c.dim, c.reqs, c.isErr, c.unp = sized(c.dim, n), sized(c.reqs, n), sized(c.isErr, n), sized(c.unp, n)
+	c.latValid, c.latNulls = sized(c.latValid, (n+7)/8), 0
+	clear(c.latValid)
+}
+
+// truncate keeps the first n rows, nulls of which have no latency.
+func (c *batchColumns) truncate(n, nulls int) {
+	c.ws, c.off, c.in, c.cr, c.cw = c.ws[:n], c.off[:n], c.in[:n], c.cr[:n], c.cw[:n]
+	c.out, c.re, c.cost, c.lat = c.out[:n], c.re[:n], c.cost[:n], c.lat[:n]
+	c.dim, c.reqs, c.isErr, c.unp = c.dim[:n], c.reqs[:n], c.isErr[:n], c.unp[:n]
+	c.latValid, c.latNulls = c.latValid[:(n+7)/8], nulls
+}
+
+// sized is s with length n, in its own memory when that is large enough.
+func sized[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n, n+n/4)
+	}
+	return s[:n]
 }
 
 // record wraps the columns as an Arrow record; it is valid until the next
@@ -657,7 +676,13 @@ func (e *Engine) AddBatch(p int32, in []Input, now time.Time, outcomes []Outcome
 	}
 	part.lastActive = now
 	c := &e.batch
-	c.reset()
+	c.size(len(in))
+	// The columns as local slices, filled by index: appending to the
+	// fields of c would load and store each one's length per event.
+	cws, cdim, coff, creqs, cerr, cunp := c.ws, c.dim, c.off, c.reqs, c.isErr, c.unp
+	cin, ccr, ccw, cout, cre, ccost, clat, valid := c.in, c.cr, c.cw, c.out, c.re, c.cost, c.lat, c.latValid
+	accepted, nulls := 0, 0
+	outcomes = slices.Grow(outcomes, len(in))[:len(in)]
 
 	lateHorizonMs := e.cfg.LateHorizon.Milliseconds()
 	futureMs := now.UnixMilli() + e.cfg.MaxFuture.Milliseconds()
@@ -669,7 +694,8 @@ func (e *Engine) AddBatch(p int32, in []Input, now time.Time, outcomes []Outcome
 		emitted   bool
 	)
 	fps := part.fingerprints(in)
-	for k, rec := range in {
+	for k := range in {
+		rec := &in[k]
 		ev := rec.Event
 		part.position = rec.Offset
 		timeMs := ev.Time.UnixMilli()
@@ -681,16 +707,16 @@ func (e *Engine) AddBatch(p int32, in []Input, now time.Time, outcomes []Outcome
 			_, seen := e.seenBefore(part, ev.EventID, fp)
 			switch {
 			case seen:
-				outcomes = append(outcomes, Duplicate)
+				outcomes[k] = Duplicate
 			case timeMs > futureMs:
-				outcomes = append(outcomes, Future)
+				outcomes[k] = Future
 			default:
-				outcomes = append(outcomes, TooLate)
+				outcomes[k] = TooLate
 			}
 			continue
 		}
 		if !e.firstSeen(part, ev.EventID, fp, timeMs) {
-			outcomes = append(outcomes, Duplicate)
+			outcomes[k] = Duplicate
 			continue
 		}
 		if !part.hasEvents || timeMs > part.maxEventMs {
@@ -704,41 +730,39 @@ func (e *Engine) AddBatch(p int32, in []Input, now time.Time, outcomes []Outcome
 			through, emitted = part.emitted[ws]
 		}
 		if emitted && rec.Offset <= through {
-			outcomes = append(outcomes, Replayed)
+			outcomes[k] = Replayed
 			continue
 		}
-		outcomes = append(outcomes, Accepted)
+		outcomes[k] = Accepted
 		part.pending = append(part.pending, schemas.StoredEvent{Event: ev, Partition: p, Offset: rec.Offset})
 
-		i := len(c.ws)
-		c.ws = append(c.ws, ws)
-		c.dim = append(c.dim, e.dimID(ev))
-		c.off = append(c.off, rec.Offset)
-		c.isErr = append(c.isErr, flag(ev.Status == schemas.StatusError))
-		c.unp = append(c.unp, flag(ev.Flags.Unpriced))
-		c.reqs = append(c.reqs, uint32(ev.Requests())) // at most schemas.MaxRequestCount
+		i := accepted
+		accepted++
+		cws[i] = ws
+		cdim[i] = e.dimID(ev)
+		coff[i] = rec.Offset
+		cerr[i] = flag(ev.Status == schemas.StatusError)
+		cunp[i] = flag(ev.Flags.Unpriced)
+		creqs[i] = uint32(ev.Requests()) // at most schemas.MaxRequestCount
 		if u := ev.Usage; u != nil {
-			c.in = append(c.in, schemas.Get(u.InputTokens))
-			c.cr = append(c.cr, schemas.Get(u.CacheReadInputTokens))
-			c.cw = append(c.cw, schemas.Get(u.CacheWriteInputTokens))
-			c.out = append(c.out, schemas.Get(u.OutputTokens))
-			c.re = append(c.re, schemas.Get(u.ReasoningOutputTokens))
+			cin[i] = schemas.Get(u.InputTokens)
+			ccr[i] = schemas.Get(u.CacheReadInputTokens)
+			ccw[i] = schemas.Get(u.CacheWriteInputTokens)
+			cout[i] = schemas.Get(u.OutputTokens)
+			cre[i] = schemas.Get(u.ReasoningOutputTokens)
 		} else {
-			c.in, c.cr, c.cw = append(c.in, 0), append(c.cr, 0), append(c.cw, 0)
-			c.out, c.re = append(c.out, 0), append(c.re, 0)
+			cin[i], ccr[i], ccw[i], cout[i], cre[i] = 0, 0, 0, 0, 0
 		}
-		c.cost = append(c.cost, ev.CostPicos)
-		if i%8 == 0 {
-			c.latValid = append(c.latValid, 0)
-		}
+		ccost[i] = ev.CostPicos
 		if ev.LatencyMs != nil {
-			c.lat = append(c.lat, *ev.LatencyMs)
-			c.latValid[i/8] |= 1 << (i % 8)
+			clat[i] = *ev.LatencyMs
+			valid[i/8] |= 1 << (i % 8)
 		} else {
-			c.lat = append(c.lat, 0)
-			c.latNulls++
+			clat[i] = 0
+			nulls++
 		}
 	}
+	c.truncate(accepted, nulls)
 	if len(c.ws) > 0 {
 		rec := c.record()
 		e.fold(part, rec)
