@@ -234,6 +234,9 @@ func main() {
 	if err := os.MkdirAll(h.logDir, 0o755); err != nil {
 		fatal(err)
 	}
+	// The tree as measured: before the run writes its profiles, which are
+	// tracked files, next to the results.
+	commit, dirty := gitState()
 	if err := run(ctx, h, *events, *scaleEvents, *consumers, *latencyFor, resultsDir, skip); err != nil {
 		h.res.Errors["setup"] = err.Error()
 		fmt.Fprintln(os.Stderr, "compare:", err)
@@ -241,6 +244,12 @@ func main() {
 	h.cleanup()
 	h.res.Seconds = time.Since(began).Seconds()
 	h.res.Machine = machine(ctx, h.chAddr, h.broker)
+	if commit != "" {
+		h.res.Machine["git_commit"] = commit
+	}
+	if dirty {
+		h.res.Machine["git_dirty"] = "true"
+	}
 	h.res.Ratios = ratios(h.res)
 	b, _ := json.MarshalIndent(h.res, "", "  ")
 	if err := os.WriteFile(*out, append(b, '\n'), 0o644); err != nil {
@@ -252,6 +261,16 @@ func main() {
 		fmt.Fprintf(os.Stderr, "compare: %d step(s) failed: see \"errors\" in %s\n", len(h.res.Errors), *out)
 		os.Exit(1)
 	}
+}
+
+// gitState is the commit of the working tree and whether tracked files
+// differ from it.
+func gitState() (commit string, dirty bool) {
+	if out, err := exec.Command("git", "rev-parse", "HEAD").Output(); err == nil {
+		commit = strings.TrimSpace(string(out))
+	}
+	out, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output()
+	return commit, err == nil && len(out) > 0
 }
 
 func run(ctx context.Context, h *harness, n, scaleN, consumers int, latencyFor time.Duration, resultsDir string, skip map[string]bool) error {
@@ -578,12 +597,6 @@ func machine(ctx context.Context, chAddr string, b *broker) map[string]string {
 			m["memory"] = strings.Join(strings.Fields(strings.TrimPrefix(sc.Text(), "MemTotal:")), " ")
 		}
 		f.Close()
-	}
-	if out, err := exec.Command("git", "rev-parse", "HEAD").Output(); err == nil {
-		m["git_commit"] = strings.TrimSpace(string(out))
-	}
-	if out, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(out) > 0 {
-		m["git_dirty"] = "true"
 	}
 	if conn, err := connectCH(ctx, chAddr, "default"); err == nil {
 		var v string
