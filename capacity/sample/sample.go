@@ -102,6 +102,10 @@ func produceSample(ctx context.Context, brokers []string, opts Options, m *capac
 	// a second scaled so that Events of them cover Span.
 	lc.Rate = 1000
 	lc.TimeScale = opts.Span.Seconds() * lc.Rate / float64(opts.Events)
+	// No daily shape: at the hours where it lowers the rate, Events of
+	// them would run past the span into the future, where the aggregator
+	// refuses them (MaxFuture), and the sample would store fewer.
+	lc.DiurnalAmplitude = 0
 	lc.Duration = 0
 	lc.Start = time.Now().Add(-opts.Span - 5*time.Minute).UTC().Truncate(time.Minute)
 	gen := loadgen.NewGenerator(lc)
