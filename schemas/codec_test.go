@@ -678,3 +678,20 @@ func TestErrorsNameTheirPath(t *testing.T) {
 		}
 	}
 }
+
+// TestInternHashReadsEveryByte: a string that differs from another in any
+// one byte, at every length the table keeps, gets another hash, so no
+// part of a key is left out of the slot choice.
+func TestInternHashReadsEveryByte(t *testing.T) {
+	for n := 1; n <= maxIntern; n++ {
+		b := []byte(strings.Repeat("a", n))
+		h := internHash(b)
+		for i := range b {
+			b[i] = 'b'
+			if internHash(b) == h {
+				t.Errorf("length %d: changing byte %d leaves the hash %#x", n, i, h)
+			}
+			b[i] = 'a'
+		}
+	}
+}
