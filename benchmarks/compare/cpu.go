@@ -18,6 +18,14 @@ type stepCPU struct {
 	Seconds           float64 `json:"seconds"`
 	MachineCPUSeconds float64 `json:"machine_cpu_seconds"`
 	BrokerCPUSeconds  float64 `json:"kafka_broker_cpu_seconds"`
+	// BrokerJITSeconds and BrokerGCSeconds are the parts of
+	// BrokerCPUSeconds spent by the JVM's compiler threads and by its
+	// garbage collector (threads alive at both ends of the step: a compiler
+	// thread that ended within it counts in the rest). The compiler's share
+	// is the warm-up of code paths that the step used first; a broker that
+	// has run for a while no longer pays it.
+	BrokerJITSeconds  float64 `json:"kafka_broker_jit_cpu_seconds"`
+	BrokerGCSeconds   float64 `json:"kafka_broker_gc_cpu_seconds"`
 	ClickHouseSeconds float64 `json:"clickhouse_server_cpu_seconds"`
 	// Events is how many events the step processed; MachineCPUUsPerEvent
 	// is machine CPU µs per event, 0 when Events is.
@@ -28,12 +36,21 @@ type stepCPU struct {
 type cpuSnap struct {
 	at                          time.Time
 	machine, broker, clickhouse float64
+	// brokerThreads is the CPU seconds of each broker thread that is a
+	// compiler or GC thread, by thread id.
+	brokerThreads map[string]threadCPU
+}
+
+type threadCPU struct {
+	jit     bool // a compiler thread, else a GC thread
+	seconds float64
 }
 
 func (h *harness) cpuSnap() cpuSnap {
 	s := cpuSnap{at: time.Now(), machine: machineBusy()}
 	if pid := readPID(filepath.Join(h.broker.dir, "kafka.pid")); pid > 0 {
 		s.broker, _ = pidCPU(pid)
+		s.brokerThreads = jvmThreads(pid)
 	}
 	if pid := clickhousePID(); pid > 0 {
 		s.clickhouse, _ = pidCPU(pid)
@@ -48,6 +65,17 @@ func (s cpuSnap) since(from cpuSnap, events int) stepCPU {
 		BrokerCPUSeconds:  s.broker - from.broker,
 		ClickHouseSeconds: s.clickhouse - from.clickhouse,
 		Events:            events,
+	}
+	for tid, t := range s.brokerThreads {
+		before, ok := from.brokerThreads[tid]
+		if !ok {
+			continue
+		}
+		if t.jit {
+			c.BrokerJITSeconds += t.seconds - before.seconds
+		} else {
+			c.BrokerGCSeconds += t.seconds - before.seconds
+		}
 	}
 	if events > 0 {
 		c.MachineCPUUsPerEvent = c.MachineCPUSeconds / float64(events) * 1e6
@@ -78,16 +106,52 @@ func machineBusy() float64 {
 	return busy / clockTicks
 }
 
+// jvmThreads is the CPU so far of a JVM's compiler threads ("C1
+// CompilerThre", "C2 CompilerThre") and garbage collector threads ("GC
+// Thread#0", "G1 Conc#0", "G1 Refine#0", "G1 Main Marker", "G1 Service"),
+// by thread id; nil when /proc cannot tell.
+func jvmThreads(pid int) map[string]threadCPU {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	out := map[string]threadCPU{}
+	for _, t := range tasks {
+		comm, err := os.ReadFile(filepath.Join(dir, t.Name(), "comm"))
+		if err != nil {
+			continue
+		}
+		name := strings.TrimSpace(string(comm))
+		jit := strings.Contains(name, "CompilerThre")
+		if !jit && !strings.HasPrefix(name, "GC Thread") && !strings.HasPrefix(name, "G1 ") {
+			continue
+		}
+		secs, err := statCPU(filepath.Join(dir, t.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		out[t.Name()] = threadCPU{jit: jit, seconds: secs}
+	}
+	return out
+}
+
 // pidCPU is a process's user and system CPU seconds so far.
 func pidCPU(pid int) (float64, error) {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	return statCPU(fmt.Sprintf("/proc/%d/stat", pid))
+}
+
+// statCPU is the user and system CPU seconds in a /proc stat file, of a
+// process or of one of its threads.
+func statCPU(path string) (float64, error) {
+	stat, err := os.ReadFile(path)
 	if err != nil {
 		return 0, err
 	}
 	// Fields after the command name, which is in parentheses and may hold spaces.
 	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
 	if len(fields) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat has %d fields", pid, len(fields))
+		return 0, fmt.Errorf("%s has %d fields", path, len(fields))
 	}
 	utime, _ := strconv.ParseFloat(fields[11], 64)
 	stime, _ := strconv.ParseFloat(fields[12], 64)

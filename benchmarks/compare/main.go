@@ -654,15 +654,16 @@ func table(r result) string {
 	row("naive Go: encoding/json, map, row-by-row batches", r.Naive)
 	row("**aivis** enrich + aggregate processes", r.E2E)
 	if len(r.StepCPU) > 0 {
-		fmt.Fprintln(&b, "\n| Path (whole step) | machine CPU µs/event | Kafka broker µs/event | ClickHouse server µs/event | rest µs/event |")
-		fmt.Fprintln(&b, "|---|---:|---:|---:|---:|")
+		fmt.Fprintln(&b, "\n| Path (whole step) | machine CPU µs/event | Kafka broker µs/event | of which JIT · GC | ClickHouse server µs/event | rest µs/event |")
+		fmt.Fprintln(&b, "|---|---:|---:|---:|---:|---:|")
 		for _, name := range []string{"raw ceiling", "peer sums only", "peer sums + events", "naive", "e2e"} {
 			c, ok := r.StepCPU[name]
 			if !ok || c.Events == 0 {
 				continue
 			}
 			per := func(sec float64) string { return fmt.Sprintf("%.1f", sec/float64(c.Events)*1e6) }
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", name, per(c.MachineCPUSeconds), per(c.BrokerCPUSeconds), per(c.ClickHouseSeconds),
+			fmt.Fprintf(&b, "| %s | %s | %s | %s · %s | %s | %s |\n", name, per(c.MachineCPUSeconds), per(c.BrokerCPUSeconds),
+				per(c.BrokerJITSeconds), per(c.BrokerGCSeconds), per(c.ClickHouseSeconds),
 				per(c.MachineCPUSeconds-c.BrokerCPUSeconds-c.ClickHouseSeconds))
 		}
 	}
