@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -692,6 +694,27 @@ func TestInternHashReadsEveryByte(t *testing.T) {
 				t.Errorf("length %d: changing byte %d leaves the hash %#x", n, i, h)
 			}
 			b[i] = 'a'
+		}
+	}
+}
+
+// TestAppendIntMatchesStrconv holds appendInt to strconv at every length,
+// sign and digit boundary, and at random values.
+func TestAppendIntMatchesStrconv(t *testing.T) {
+	vals := []int64{0, 1, 9, 10, 11, 99, 100, 101, math.MaxInt64, math.MinInt64, math.MinInt64 + 1, -1, -9, -10}
+	for p := int64(1); p <= math.MaxInt64/10; p *= 10 {
+		vals = append(vals, p-1, p, p+1, 2*p-1, 9*p, -p, -(p - 1), -(p + 1))
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 100_000 {
+		v := int64(r.Uint64() >> r.IntN(64))
+		vals = append(vals, v, -v)
+	}
+	for _, v := range vals {
+		prefix := []byte("x:")
+		got := string(appendInt(prefix, v))
+		if want := string(strconv.AppendInt([]byte("x:"), v, 10)); got != want {
+			t.Fatalf("appendInt(%d) = %q, want %q", v, got, want)
 		}
 	}
 }

@@ -44,17 +44,17 @@ func (e *Enriched) AppendJSON(buf []byte) []byte {
 			buf = append(buf, `{"meter":`...)
 			buf = appendString(buf, l.Meter)
 			buf = append(buf, `,"quantity":`...)
-			buf = strconv.AppendInt(buf, l.Quantity, 10)
+			buf = appendInt(buf, l.Quantity)
 			buf = append(buf, `,"unit_price_per_1m":`...)
 			buf = appendString(buf, l.UnitPrice)
 			buf = append(buf, `,"cost_picos":`...)
-			buf = strconv.AppendInt(buf, l.CostPicos, 10)
+			buf = appendInt(buf, l.CostPicos)
 			buf = append(buf, '}')
 		}
 		buf = append(buf, ']')
 	}
 	buf = append(buf, `},"cost_picos":`...)
-	buf = strconv.AppendInt(buf, e.CostPicos, 10)
+	buf = appendInt(buf, e.CostPicos)
 	buf = append(buf, `,"cost_source":`...)
 	buf = appendString(buf, e.CostSource)
 	buf = append(buf, `,"flags":{`...)
@@ -155,13 +155,13 @@ func (e *Event) appendFields(buf []byte) []byte {
 		buf = appendOptString(buf, `,"pod":`, g.Pod)
 		buf = appendOptString(buf, `,"container":`, g.Container)
 		if g.PID != 0 {
-			buf = strconv.AppendInt(append(buf, `,"pid":`...), g.PID, 10)
+			buf = appendInt(append(buf, `,"pid":`...), g.PID)
 		}
 		buf = appendFloat(append(buf, `,"interval_seconds":`...), g.IntervalSeconds)
 		buf = appendFloat(append(buf, `,"allocated_gpu_seconds":`...), g.AllocatedSeconds)
 		buf = appendFloat(append(buf, `,"busy_gpu_seconds":`...), g.BusySeconds)
 		if g.MemoryBytes != 0 {
-			buf = strconv.AppendInt(append(buf, `,"memory_bytes":`...), g.MemoryBytes, 10)
+			buf = appendInt(append(buf, `,"memory_bytes":`...), g.MemoryBytes)
 		}
 		if g.EnergyJoules != nil {
 			buf = appendFloat(append(buf, `,"energy_joules":`...), *g.EnergyJoules)
@@ -170,7 +170,7 @@ func (e *Event) appendFields(buf []byte) []byte {
 		buf = appendOptString(buf, `,"owner_kind":`, g.OwnerKind)
 		buf = appendOptString(buf, `,"owner_id":`, g.OwnerID)
 		if g.MemoryMaxBytes != 0 {
-			buf = strconv.AppendInt(append(buf, `,"memory_max_bytes":`...), g.MemoryMaxBytes, 10)
+			buf = appendInt(append(buf, `,"memory_max_bytes":`...), g.MemoryMaxBytes)
 		}
 		buf = appendOptString(buf, `,"parent_gpu_uuid":`, g.ParentGPUUUID)
 		buf = appendOptString(buf, `,"attribution":`, g.Attribution)
@@ -214,7 +214,7 @@ func (u *Usage) AppendJSON(buf []byte) []byte {
 					buf = append(buf, ',')
 				}
 				buf = appendString(buf, k)
-				buf = strconv.AppendInt(append(buf, ':'), u.ServerToolCalls[k], 10)
+				buf = appendInt(append(buf, ':'), u.ServerToolCalls[k])
 			}
 			buf = append(buf, '}')
 		}
@@ -222,7 +222,7 @@ func (u *Usage) AppendJSON(buf []byte) []byte {
 			buf = append(buf, ',', '"')
 			buf = append(buf, usageNames[i]...)
 			buf = append(buf, '"', ':')
-			buf = strconv.AppendInt(buf, **p, 10)
+			buf = appendInt(buf, **p)
 		}
 	}
 	if len(buf) > start+1 {
@@ -251,7 +251,7 @@ func appendOptInt(buf []byte, member string, p *int64) []byte {
 	if p == nil {
 		return buf
 	}
-	return strconv.AppendInt(append(buf, member...), *p, 10)
+	return appendInt(append(buf, member...), *p)
 }
 
 func appendTime(buf []byte, t time.Time) []byte {
@@ -452,3 +452,64 @@ func appendCompact(buf []byte, raw json.RawMessage) []byte {
 	}
 	return append(buf, raw[start:]...)
 }
+
+// digitPairs holds "00" to "99", the two digits of each value below 100.
+const digitPairs = "0001020304050607080910111213141516171819" +
+	"2021222324252627282930313233343536373839" +
+	"4041424344454647484950515253545556575859" +
+	"6061626364656667686970717273747576777879" +
+	"8081828384858687888990919293949596979899"
+
+// appendInt appends v in decimal, as strconv.AppendInt(buf, v, 10) does:
+// it writes the digits in place, two at a time, the last eight of a large
+// value with 32-bit arithmetic, where strconv formats into a scratch
+// array with 64-bit divisions and copies it.
+func appendInt(buf []byte, v int64) []byte {
+	u := uint64(v)
+	if v < 0 {
+		buf = append(buf, '-')
+		u = -u
+	}
+	if u < 10 {
+		return append(buf, byte('0'+u))
+	}
+	n := decimalLen(u)
+	at := len(buf)
+	buf = slices.Grow(buf, n)[:at+n]
+	i := at + n
+	for u >= 1e8 {
+		lo := uint32(u % 1e8)
+		u /= 1e8
+		for range 4 {
+			d := lo % 100 * 2
+			lo /= 100
+			i -= 2
+			buf[i], buf[i+1] = digitPairs[d], digitPairs[d+1]
+		}
+	}
+	w := uint32(u)
+	for w >= 100 {
+		d := w % 100 * 2
+		w /= 100
+		i -= 2
+		buf[i], buf[i+1] = digitPairs[d], digitPairs[d+1]
+	}
+	if w >= 10 {
+		buf[i-2], buf[i-1] = digitPairs[w*2], digitPairs[w*2+1]
+	} else {
+		buf[i-1] = byte('0' + w)
+	}
+	return buf
+}
+
+// decimalLen is the number of decimal digits of u.
+func decimalLen(u uint64) int {
+	// bits.Len64 gives the power of two; 1233/4096 is close to log10(2).
+	n := (bits.Len64(u) * 1233) >> 12
+	if u >= pow10[n] {
+		n++
+	}
+	return n
+}
+
+var pow10 = [...]uint64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19}
