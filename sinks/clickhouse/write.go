@@ -13,6 +13,7 @@ import (
 	"unsafe"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
+	chcol "github.com/ClickHouse/clickhouse-go/v2/lib/column"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/shopspring/decimal"
 
@@ -548,6 +549,7 @@ func (s *Store) send(ctx context.Context, table string, n, blockRows int, block 
 			batch.Close()
 			batch = nil
 		}
+		fresh := batch == nil
 		if batch == nil {
 			if sent == nil {
 				sent = make([]bool, len(cols))
@@ -562,6 +564,9 @@ func (s *Store) send(ctx context.Context, table string, n, blockRows int, block 
 			if batch, err = s.conn.PrepareBatch(ctx, "INSERT INTO "+table+" ("+strings.Join(names, ", ")+")"); err != nil {
 				return fmt.Errorf("preparing INSERT INTO %s: %w", table, err)
 			}
+		}
+		if fresh {
+			reserveStrings(batch.Columns(), cols, sent)
 		}
 		k := 0
 		for i, c := range cols {
@@ -579,6 +584,48 @@ func (s *Store) send(ctx context.Context, table string, n, blockRows int, block 
 	}
 	return batch.Send()
 }
+
+// reserveStrings sizes the String columns of a new INSERT for the block
+// about to be appended, so that each grows once instead of step by step:
+// the driver's columns start empty in every INSERT and keep their memory
+// only from one block to the next within it, and a slice grown by append
+// past a few kilobytes copies about four times its final size, most of the
+// aggregator's garbage. A column takes one string of its block's length,
+// then Reset empties it and keeps the memory. cols are the block's
+// columns, sent says which of them the INSERT has, in batch's order.
+func reserveStrings(batch []chcol.Interface, cols []column, sent []bool) {
+	need, k := 0, 0
+	totals := make([]int, len(batch))
+	for i, c := range cols {
+		if !sent[i] {
+			continue
+		}
+		if strs, ok := c.data.([]string); ok && k < len(batch) {
+			for _, v := range strs {
+				totals[k] += len(v)
+			}
+			need = max(need, totals[k])
+		}
+		k++
+	}
+	if need < minReserve {
+		return
+	}
+	scratch := make([]byte, need)
+	for k, col := range batch {
+		s, ok := col.(*chcol.String)
+		if !ok || totals[k] < minReserve {
+			continue
+		}
+		if _, err := s.Append([]string{unsafe.String(&scratch[0], totals[k])}); err == nil {
+			s.Reset()
+		}
+	}
+}
+
+// minReserve is the least a column's strings take for reserveStrings to
+// size it: below it, growing step by step costs little.
+const minReserve = 64 << 10
 
 // permanentCodes are server errors that a retry cannot fix.
 var permanentCodes = map[int32]bool{

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/aivis-dev/aivis/schemas"
@@ -277,6 +278,63 @@ func TestEventBuffersReleaseAll(t *testing.T) {
 	for i, tags := range b.tags[:cap(b.tags)] {
 		if tags != nil {
 			t.Fatalf("released buffers still hold the tags of event %d", i)
+		}
+	}
+}
+
+// TestWriteReservedColumnsExact writes blocks whose string columns are
+// large enough to be sized ahead (reserveStrings), in two INSERTs (a later
+// block brings a column in), and expects every stored string to be its
+// event's: nothing of the reservation is sent, nothing is shifted.
+func TestWriteReservedColumnsExact(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	smallBlocks(t, 4_000)
+	events := testEvents(3*maxEventsPerBlock + 11)
+	want := map[string]string{}
+	for i := range events {
+		e := *events[i].Event
+		e.Labels = map[string]string{"request": fmt.Sprintf("r-%07d-%s", i, strings.Repeat("x", i%50))}
+		e.RawUsage = []byte(fmt.Sprintf(`{"prompt_tokens":%d,"completion_tokens":%d}`, i, 3*i))
+		if i >= 2*maxEventsPerBlock && i%3 == 0 {
+			e.Owner.CostCenter = fmt.Sprintf("cc-%d", i) // starts a second INSERT
+		}
+		events[i].Event = &e
+		want[e.EventID] = fmt.Sprintf(`{"request":%q}|%s|%s`, e.Labels["request"], e.RawUsage, e.Owner.CostCenter)
+	}
+	if total := 40 * maxEventsPerBlock; total < minReserve {
+		t.Fatalf("a block's labels take about %d bytes, under minReserve (%d): the test no longer reaches the reservation", total, minReserve)
+	}
+	if err := s.Write(ctx, events, nil); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.conn.Query(ctx, "SELECT event_id, labels, raw_usage, cost_center FROM "+TableEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	got := map[string]string{}
+	for rows.Next() {
+		var id, labels, raw, cc string
+		if err := rows.Scan(&id, &labels, &raw, &cc); err != nil {
+			t.Fatal(err)
+		}
+		if _, dup := got[id]; dup {
+			t.Errorf("event %s stored twice", id)
+		}
+		got[id] = labels + "|" + raw + "|" + cc
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Errorf("%s holds %d events, want %d", TableEvents, len(got), len(want))
+	}
+	bad := 0
+	for id, w := range want {
+		if got[id] != w && bad < 5 {
+			bad++
+			t.Errorf("event %s stored as %q, want %q", id, got[id], w)
 		}
 	}
 }
