@@ -264,12 +264,14 @@ func main() {
 }
 
 // gitState is the commit of the working tree and whether tracked files
-// differ from it.
+// differ from it, leaving out benchmarks/results, which holds what runs
+// write (a run's results not yet committed do not change what the next
+// one measures).
 func gitState() (commit string, dirty bool) {
 	if out, err := exec.Command("git", "rev-parse", "HEAD").Output(); err == nil {
 		commit = strings.TrimSpace(string(out))
 	}
-	out, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output()
+	out, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no", "--", ":(top)", ":(top,exclude)benchmarks/results").Output()
 	return commit, err == nil && len(out) > 0
 }
 
