@@ -589,9 +589,9 @@ func (s *Store) send(ctx context.Context, table string, n, blockRows int, block 
 // about to be appended, so that each grows once instead of step by step:
 // the driver's columns start empty in every INSERT and keep their memory
 // only from one block to the next within it, and a slice grown by append
-// past a few kilobytes copies about four times its final size, most of the
-// aggregator's garbage. A column takes one string of its block's length,
-// then Reset empties it and keeps the memory. cols are the block's
+// past a few kilobytes copies about four times its final size (half of the
+// aggregator's allocated bytes). A column takes one string of its block's
+// length, then Reset empties it and keeps the memory. cols are the block's
 // columns, sent says which of them the INSERT has, in batch's order.
 func reserveStrings(batch []chcol.Interface, cols []column, sent []bool) {
 	need, k := 0, 0
