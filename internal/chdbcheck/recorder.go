@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/column"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/shopspring/decimal"
 )
@@ -204,6 +205,9 @@ func (b *batch) Close() error { return nil }
 func (b *batch) IsSent() bool { return b.sent }
 func (b *batch) Flush() error { return nil }
 func (b *batch) Rows() int    { return len(b.rows) }
+
+// Columns is nil: the recorder keeps what is appended, not driver columns.
+func (b *batch) Columns() []column.Interface { return nil }
 
 // Bind writes args into the `?` placeholders of sql (outside quotes), as
 // clickhouse-go binds positional parameters client-side.
