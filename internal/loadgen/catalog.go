@@ -1,10 +1,10 @@
 package loadgen
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"sort"
 	"strings"
+
+	"github.com/aivis-dev/aivis/schemas"
 )
 
 // Model is one provider/model pair the generator uses.
@@ -120,10 +120,10 @@ func Owners(cfg Config) []Owner {
 	return out
 }
 
-// keyID hashes a fake key the way a producer hashes a real one.
+// keyID is the api_key_id of a fake key, in the form a producer sends for
+// a real one (schemas.APIKeyID), which ingest and enrich keep as it is.
 func keyID(team, project string) string {
-	sum := sha256.Sum256([]byte("sk-loadgen-" + team + "-" + project))
-	return "sha256:" + hex.EncodeToString(sum[:])
+	return schemas.APIKeyID("sk-loadgen-" + team + "-" + project)
 }
 
 // unownedKeyID belongs to no team: a key someone created outside any process.
