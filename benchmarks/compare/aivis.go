@@ -99,8 +99,8 @@ func (s *stack) alive() error {
 }
 
 // counted reports whether usage_events holds n events and the windows
-// count n requests.
-func (s *stack) counted(ctx context.Context, n int) (bool, string, error) {
+// count n requests; prog records the events stored.
+func (s *stack) counted(ctx context.Context, n int, prog *progress) (bool, string, error) {
 	if err := s.alive(); err != nil {
 		return false, "", err
 	}
@@ -108,6 +108,7 @@ func (s *stack) counted(ctx context.Context, n int) (bool, string, error) {
 	if err != nil {
 		return false, "", err
 	}
+	prog.add(stored)
 	if stored < uint64(n) {
 		// The windows are summed only once every event is stored: the
 		// view's query is the costly one.
@@ -129,6 +130,9 @@ type e2eResult struct {
 	DistinctKeys  uint64           `json:"distinct_keys"`
 	AggregatorRSS int64            `json:"aggregator_peak_rss_bytes"`
 	Seconds       float64          `json:"seconds"`
+	// SustainedEventsPerS is the rate at which events were stored between
+	// 10% and 90% of them (see progress).
+	SustainedEventsPerS float64 `json:"sustained_events_per_s"`
 }
 
 // e2e runs enrich and replicas aggregate processes from the full raw topic
@@ -141,6 +145,7 @@ func (h *harness) e2e(ctx context.Context, name string, n int, partitions int32,
 	}
 	defer s.close()
 	began := time.Now()
+	prog := newProgress(began)
 	enr, err := s.start(name+"-enrich", nil, "enrich")
 	if err != nil {
 		return e2eResult{}, err
@@ -175,12 +180,13 @@ func (h *harness) e2e(ctx context.Context, name string, n int, partitions int32,
 		}
 	}
 	err = waitUntil(ctx, fmt.Sprintf("aivis (%s) to store and count %d events", name, n), h.stepTimeout, 250*time.Millisecond,
-		func(ctx context.Context) (bool, string, error) { return s.counted(ctx, n) })
+		func(ctx context.Context) (bool, string, error) { return s.counted(ctx, n, prog) })
 	elapsed := time.Since(began)
 	if err != nil {
 		return e2eResult{}, err
 	}
-	r := e2eResult{EventsPerS: float64(n) / elapsed.Seconds(), Seconds: elapsed.Seconds(), Processes: map[string]usage{}}
+	r := e2eResult{EventsPerS: float64(n) / elapsed.Seconds(), Seconds: elapsed.Seconds(), Processes: map[string]usage{},
+		SustainedEventsPerS: prog.sustained(n)}
 	for _, p := range s.procs {
 		u, err := p.usage()
 		if err != nil {

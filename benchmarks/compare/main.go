@@ -77,6 +77,12 @@ type result struct {
 	RawCeiling float64 `json:"raw_ceiling_events_per_s"`
 	PeerSums   float64 `json:"peer_ch_kafka_sums_only_events_per_s"`
 	Peer       float64 `json:"peer_ch_kafka_events_per_s"`
+	// The *_sustained_* rates are taken between 10% and 90% of the events
+	// counted (stored, for aivis and the storing peer), leaving out
+	// start-up and the last windows' close (see progress).
+	PeerSumsSustained float64 `json:"peer_ch_kafka_sums_only_sustained_events_per_s"`
+	PeerSustained     float64 `json:"peer_ch_kafka_sustained_events_per_s"`
+	E2ESustained      float64 `json:"e2e_sustained_events_per_s"`
 	// PeerMissing and PeerSumsMissing count records the Kafka engine left
 	// uncounted (see peerCH); 0 when it counted every one.
 	PeerMissing     int `json:"peer_ch_kafka_events_missing"`
@@ -331,11 +337,11 @@ func run(ctx context.Context, h *harness, n, scaleN, consumers int, latencyFor t
 				if err := commitToStart(ctx, h.adm, group, schemas.TopicRaw); err != nil {
 					return err
 				}
-				rate, missing, extra, err := peerCH(ctx, h.conn, db, h.broker.addr, group, consumers, n, store)
+				rate, sustained, missing, extra, err := peerCH(ctx, h.conn, db, h.broker.addr, group, consumers, n, store)
 				if store {
-					h.res.Peer, h.res.PeerMissing, h.res.PeerExtra = rate, missing, extra
+					h.res.Peer, h.res.PeerSustained, h.res.PeerMissing, h.res.PeerExtra = rate, sustained, missing, extra
 				} else {
-					h.res.PeerSums, h.res.PeerSumsMissing, h.res.PeerSumsExtra = rate, missing, extra
+					h.res.PeerSums, h.res.PeerSumsSustained, h.res.PeerSumsMissing, h.res.PeerSumsExtra = rate, sustained, missing, extra
 				}
 				if missing > 0 {
 					h.warn("%s: ClickHouse's Kafka engine stopped %d records short of %d; its rate is taken at its last progress", name, missing, n)
@@ -365,7 +371,7 @@ func run(ctx context.Context, h *harness, n, scaleN, consumers int, latencyFor t
 				profiles = resultsDir
 			}
 			r, err := h.e2e(ctx, "e2e", n, 6, 1, profiles)
-			h.res.E2E, h.res.E2EDetail = r.EventsPerS, &r
+			h.res.E2E, h.res.E2ESustained, h.res.E2EDetail = r.EventsPerS, r.SustainedEventsPerS, &r
 			return err
 		})
 	}
@@ -568,6 +574,8 @@ func ratios(r result) map[string]float64 {
 	}
 	div("e2e_over_peer", r.E2E, r.Peer)
 	div("e2e_over_peer_sums_only", r.E2E, r.PeerSums)
+	div("e2e_over_peer_sustained", r.E2ESustained, r.PeerSustained)
+	div("e2e_over_peer_sums_only_sustained", r.E2ESustained, r.PeerSumsSustained)
 	div("e2e_over_naive", r.E2E, r.Naive)
 	div("e2e_over_raw_ceiling", r.E2E, r.RawCeiling)
 	// Machine CPU per event, the peer's over aivis's: above 1 when aivis
@@ -632,16 +640,19 @@ func table(r result) string {
 	}
 	fmt.Fprintf(&b, "\n%d events, %s payload bytes, %d partitions; %s cores (%s), %s\n\n",
 		r.Events, groupDigits(r.PayloadBytes), r.Partitions, r.Machine["cores"], r.Machine["model_name"], r.Machine["date"])
-	fmt.Fprintln(&b, "| Path | events/s | vs aivis e2e |")
-	fmt.Fprintln(&b, "|---|---:|---:|")
-	row := func(name string, v float64) {
-		ratio := "—"
+	fmt.Fprintln(&b, "| Path | events/s | vs aivis e2e | sustained events/s (10–90 % done) | vs aivis, sustained |")
+	fmt.Fprintln(&b, "|---|---:|---:|---:|---:|")
+	row := func(name string, v, sustained float64) {
+		ratio, sratio := "—", "—"
 		if v > 0 && r.E2E > 0 {
 			ratio = fmt.Sprintf("%.2f", r.E2E/v)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s |\n", name, num(v), ratio)
+		if sustained > 0 && r.E2ESustained > 0 {
+			sratio = fmt.Sprintf("%.2f", r.E2ESustained/sustained)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", name, num(v), ratio, num(sustained), sratio)
 	}
-	row("raw ceiling: franz-go group consumer, discard", r.RawCeiling)
+	row("raw ceiling: franz-go group consumer, discard", r.RawCeiling, 0)
 	uncounted := func(missing, extra int) string {
 		switch {
 		case missing > 0:
@@ -651,10 +662,10 @@ func table(r result) string {
 		}
 		return ""
 	}
-	row(fmt.Sprintf("ClickHouse Kafka engine, sums only (%d consumers)%s", r.PeerConsumers, uncounted(r.PeerSumsMissing, r.PeerSumsExtra)), r.PeerSums)
-	row("ClickHouse Kafka engine, sums + every event stored"+uncounted(r.PeerMissing, r.PeerExtra), r.Peer)
-	row("naive Go: encoding/json, map, row-by-row batches", r.Naive)
-	row("**aivis** enrich + aggregate processes", r.E2E)
+	row(fmt.Sprintf("ClickHouse Kafka engine, sums only (%d consumers)%s", r.PeerConsumers, uncounted(r.PeerSumsMissing, r.PeerSumsExtra)), r.PeerSums, r.PeerSumsSustained)
+	row("ClickHouse Kafka engine, sums + every event stored"+uncounted(r.PeerMissing, r.PeerExtra), r.Peer, r.PeerSustained)
+	row("naive Go: encoding/json, map, row-by-row batches", r.Naive, 0)
+	row("**aivis** enrich + aggregate processes", r.E2E, r.E2ESustained)
 	if len(r.StepCPU) > 0 {
 		fmt.Fprintln(&b, "\n| Path (whole step) | machine CPU µs/event | Kafka broker µs/event | of which JIT · GC | ClickHouse server µs/event | rest µs/event |")
 		fmt.Fprintln(&b, "|---|---:|---:|---:|---:|---:|")

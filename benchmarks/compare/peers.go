@@ -119,7 +119,10 @@ FROM %s.kafka_raw`
 // twice. Then sum(requests) passes n; once it has stood still for
 // stallAfter (and, with storeEvents, n rows are stored) the rate is taken
 // at the last progress and the excess is returned as extra.
-func peerCH(ctx context.Context, conn driver.Conn, db, brokerAddr, group string, consumers, n int, storeEvents bool) (rate float64, missing, extra int, err error) {
+//
+// sustained is the rate between 10% and 90% of the events counted (and
+// stored), as for aivis (see progress).
+func peerCH(ctx context.Context, conn driver.Conn, db, brokerAddr, group string, consumers, n int, storeEvents bool) (rate, sustained float64, missing, extra int, err error) {
 	stmts := []string{
 		fmt.Sprintf(peerSumsDDL, db),
 		fmt.Sprintf(peerSumsView, db, db, db),
@@ -131,8 +134,9 @@ func peerCH(ctx context.Context, conn driver.Conn, db, brokerAddr, group string,
 	// engine starts consuming once a view is attached, so the Kafka table
 	// is created first (it reads nothing on its own), then the views.
 	began := time.Now()
+	prog := newProgress(began)
 	if err := conn.Exec(ctx, fmt.Sprintf(peerKafkaDDL, db, brokerAddr, schemas.TopicRaw, group, consumers)); err != nil {
-		return 0, 0, 0, fmt.Errorf("creating the Kafka engine table: %w", err)
+		return 0, 0, 0, 0, fmt.Errorf("creating the Kafka engine table: %w", err)
 	}
 	defer func() {
 		// Dropping the Kafka table stops its consumers.
@@ -142,7 +146,7 @@ func peerCH(ctx context.Context, conn driver.Conn, db, brokerAddr, group string,
 	}()
 	for _, s := range stmts {
 		if err := conn.Exec(ctx, s); err != nil {
-			return 0, 0, 0, fmt.Errorf("%s: %w", firstLine(s), err)
+			return 0, 0, 0, 0, fmt.Errorf("%s: %w", firstLine(s), err)
 		}
 	}
 	// A view that fails (a bad column, say) only writes to the server's
@@ -161,6 +165,7 @@ func peerCH(ctx context.Context, conn driver.Conn, db, brokerAddr, group string,
 				return false, "", err
 			}
 		}
+		prog.add(min(sum, stored))
 		if sum != last || stored != lastStored {
 			last, lastStored, lastMoved = sum, stored, time.Now()
 		} else if short := uint64(n) - min(sum, stored); sum <= uint64(n) && short > 0 && short <= uint64(n)/1000 && time.Since(lastMoved) > stallAfter {
@@ -182,16 +187,16 @@ func peerCH(ctx context.Context, conn driver.Conn, db, brokerAddr, group string,
 		return stored >= uint64(n), fmt.Sprintf("%d of %d events stored", stored, n), nil
 	})
 	if err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, 0, err
 	}
 	switch {
 	case stalled:
 		counted := min(last, lastStored)
-		return float64(counted) / lastMoved.Sub(began).Seconds(), n - int(counted), 0, nil
+		return float64(counted) / lastMoved.Sub(began).Seconds(), prog.sustained(n), n - int(counted), 0, nil
 	case over:
-		return float64(n) / lastMoved.Sub(began).Seconds(), 0, int(last) - n, nil
+		return float64(n) / lastMoved.Sub(began).Seconds(), prog.sustained(n), 0, int(last) - n, nil
 	}
-	return float64(n) / time.Since(began).Seconds(), 0, 0, nil
+	return float64(n) / time.Since(began).Seconds(), prog.sustained(n), 0, 0, nil
 }
 
 // stallAfter is how long the peer's count may stand still a few records
