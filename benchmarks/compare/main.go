@@ -187,7 +187,7 @@ func main() {
 	stepTimeout := flag.Duration("step-timeout", 10*time.Minute, "bound on each measurement")
 	total := flag.Duration("timeout", 40*time.Minute, "bound on the whole run")
 	latencyFor := flag.Duration("latency-duration", 75*time.Second, "how long fresh events are produced for the latency measurement")
-	latencyRate := flag.Float64("latency-rate", 0, "events/s of the latency measurement (0: half the measured e2e rate)")
+	latencyRate := flag.Float64("latency-rate", 0, "events/s of the latency measurement (0: half the rate the e2e step sustained)")
 	profileSeconds := flag.Int("profile-seconds", 15, "length of the CPU profiles of enrich and aggregate (0: none)")
 	consumers := flag.Int("peer-consumers", runtime.NumCPU(), "num_consumers of ClickHouse's Kafka engine table")
 	skipList := flag.String("skip", "", "comma-separated steps to leave out: micro, raw, peer, naive, e2e, ingest, latency, rss, scaling")
@@ -415,7 +415,12 @@ func run(ctx context.Context, h *harness, n, scaleN, consumers int, latencyFor t
 			if err := resetTopics(ctx, h.adm, 6, "aivis-enrich", "aivis-aggregate"); err != nil {
 				return err
 			}
-			rate := h.res.E2E / 2
+			// Half the rate the pipeline sustains once running (see
+			// progress); the whole step's rate when that is unknown.
+			rate := h.res.E2ESustained / 2
+			if rate <= 0 {
+				rate = h.res.E2E / 2
+			}
 			if h.latencyRate > 0 {
 				rate = h.latencyRate
 			} else if rate <= 0 {
