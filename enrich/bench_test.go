@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -51,8 +52,13 @@ func BenchmarkDecodeEnrich(b *testing.B) {
 		b.SetBytes(int64(len(raw)))
 		b.ReportAllocs()
 		n := 0
+		var at time.Time
 		for b.Loop() {
-			if out, res := s.transform(def, in); res.dead != "" || out.Topic != schemas.TopicEnriched {
+			// As Stage.process: one clock read per stampEvery records.
+			if n%stampEvery == 0 {
+				at = time.Now().UTC()
+			}
+			if out, res := s.transform(def, in, at); res.dead != "" || out.Topic != schemas.TopicEnriched {
 				b.Fatal(res.dead)
 			}
 			// The stage reuses its output blocks once a poll's outputs

@@ -120,16 +120,16 @@ func (e *Enricher) Enrich(ev *schemas.Event) *schemas.Enriched {
 // stage counts.
 func (e *Enricher) enrich(ev *schemas.Event) (*schemas.Enriched, pricing.Quote) {
 	out := new(schemas.Enriched)
-	return out, e.enrichInto(out, ev)
+	return out, e.enrichInto(out, ev, e.now().UTC())
 }
 
 // enrichInto is enrich into *out, which it overwrites, for a caller that
 // encodes the result at once and reuses *out for the next event.
 // The previous result's cost lines are overwritten too: their memory
-// holds the new ones.
-func (e *Enricher) enrichInto(out *schemas.Enriched, ev *schemas.Event) pricing.Quote {
+// holds the new ones. at is the result's enriched_at, in UTC.
+func (e *Enricher) enrichInto(out *schemas.Enriched, ev *schemas.Event, at time.Time) pricing.Quote {
 	lines := out.Pricing.Lines
-	*out = schemas.Enriched{Event: *ev, EnrichedAt: e.now().UTC()}
+	*out = schemas.Enriched{Event: *ev, EnrichedAt: at}
 	out.Owner, out.Flags.Unowned = e.owners.Attribute(ev)
 	q := e.catalog.PriceEnrichedInto(out, lines)
 	if len(q.Warnings) > 0 {

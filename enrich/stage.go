@@ -359,8 +359,14 @@ func (s *Stage) process(ctx context.Context, recs []*kgo.Record) error {
 	s.results = slices.Grow(s.results[:0], len(recs))[:len(recs)]
 	results := s.results
 	var wg sync.WaitGroup
+	var at time.Time
 	for i, in := range recs {
-		out, res := s.transform(e, in)
+		// One clock read per stampEvery records: enriched_at is then at
+		// most a millisecond or so before the event was enriched.
+		if i%stampEvery == 0 {
+			at = e.now().UTC()
+		}
+		out, res := s.transform(e, in, at)
 		results[i] = res
 		wg.Add(1)
 		s.client.Produce(pctx, out, func(_ *kgo.Record, err error) {
@@ -424,9 +430,12 @@ func (s *Stage) count(r result) {
 	}
 }
 
+// stampEvery is how many records of a batch share one enriched_at.
+const stampEvery = 256
+
 // transform turns one raw record into its output record: the enriched event
-// under the same key, or a dead letter.
-func (s *Stage) transform(e *Enricher, in *kgo.Record) (*kgo.Record, result) {
+// under the same key, stamped enriched_at at, or a dead letter.
+func (s *Stage) transform(e *Enricher, in *kgo.Record, at time.Time) (*kgo.Record, result) {
 	ev := &s.ev
 	err := s.dec.Event(in.Value, ev)
 	if err == nil {
@@ -444,7 +453,7 @@ func (s *Stage) transform(e *Enricher, in *kgo.Record) (*kgo.Record, result) {
 	// producer writing the raw topic directly may not have.
 	s.dec.HideSecrets(ev)
 	enriched := &s.out
-	q := e.enrichInto(enriched, ev)
+	q := e.enrichInto(enriched, ev, at)
 	if s.policy != nil {
 		s.policy.Apply(enriched)
 	}

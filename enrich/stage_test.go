@@ -420,7 +420,7 @@ func TestTransformOutputsStayIntact(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out, res := s.transform(e, &kgo.Record{Topic: schemas.TopicRaw, Value: raw})
+		out, res := s.transform(e, &kgo.Record{Topic: schemas.TopicRaw, Value: raw}, time.Time{})
 		if res.dead != "" {
 			t.Fatalf("event %d dead-lettered: %s", i, res.dead)
 		}
@@ -478,9 +478,11 @@ func TestStageManyPolls(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	e.now = time.Now
 	stage := newStage(testDial(addrs), e, prometheus.NewRegistry(), quietLog)
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
+	started := time.Now().Truncate(time.Millisecond)
 	go func() { done <- stage.Run(runCtx) }()
 	out := newClient(t, kgo.SeedBrokers(addrs...), kgo.ConsumeTopics(schemas.TopicEnriched),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
@@ -493,6 +495,11 @@ func TestStageManyPolls(t *testing.T) {
 			var got schemas.Enriched
 			if err := json.Unmarshal(r.Value, &got); err != nil {
 				t.Fatalf("output at %d@%d: %v: %s", r.Partition, r.Offset, err, r.Value)
+			}
+			// Stamped when enriched: after the stage started, before
+			// the record was read back.
+			if got.EnrichedAt.Before(started) || got.EnrichedAt.After(time.Now()) {
+				t.Fatalf("output keyed %q: enriched_at %v, not between the start %v and now", r.Key, got.EnrichedAt, started)
 			}
 			got.EnrichedAt = time.Time{}
 			b, _ := json.Marshal(&got)

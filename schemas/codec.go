@@ -57,6 +57,9 @@ type Decoder struct {
 	ints            []int64 // count slab: pointers into it are handed out
 	spare           spare
 	tab             *[internSize]string // allocated on first use
+	// creds remembers CredentialName for the label names HideSecrets
+	// met, by the same slots as tab; allocated on first use.
+	creds *[internSize]credName
 
 	// reducedRaw is the raw_usage of the last strict decode when it was
 	// a usage object already reduced and clean (see countsOnly): its
@@ -1071,11 +1074,35 @@ func (d *Decoder) raw(dst *json.RawMessage) {
 // Event, unchanged since: a raw_usage that the decode found reduced
 // already is not looked at again.
 func (d *Decoder) HideSecrets(e *Event) {
+	e.hideCredentials(d.credentialName)
 	if d.reducedRaw != nil && unsafe.SliceData(e.RawUsage) == d.reducedRaw && len(e.RawUsage) == d.reducedLen {
-		e.hideCredentials()
 		return
 	}
-	e.HideSecrets()
+	if !reduced(e.RawUsage) {
+		e.RawUsage = ReduceRawUsage(e.RawUsage)
+	}
+}
+
+// credName is a label name and whether it is a credential's.
+type credName struct {
+	name string
+	cred bool
+}
+
+// credentialName is CredentialName, remembered: a stream repeats a few
+// label names in every event.
+func (d *Decoder) credentialName(name string) bool {
+	if len(name) == 0 || len(name) > maxIntern {
+		return CredentialName(name)
+	}
+	if d.creds == nil {
+		d.creds = new([internSize]credName)
+	}
+	slot := &d.creds[internHash(unsafe.Slice(unsafe.StringData(name), len(name)))&(internSize-1)]
+	if slot.name != name {
+		*slot = credName{name, CredentialName(name)}
+	}
+	return slot.cred
 }
 
 func (d *Decoder) time(dst *time.Time) {

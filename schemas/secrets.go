@@ -125,17 +125,18 @@ func CredentialName(name string) bool {
 // (ReduceRawUsage). Ingest moves a label named api_key to api_key_id
 // before this.
 func (e *Event) HideSecrets() {
-	e.hideCredentials()
+	e.hideCredentials(CredentialName)
 	if !reduced(e.RawUsage) {
 		e.RawUsage = ReduceRawUsage(e.RawUsage)
 	}
 }
 
-// hideCredentials is HideSecrets without raw_usage.
-func (e *Event) hideCredentials() {
+// hideCredentials is HideSecrets without raw_usage, with credential
+// telling CredentialName.
+func (e *Event) hideCredentials(credential func(string) bool) {
 	e.APIKeyID = HashKey(e.APIKeyID)
 	for k, v := range e.Labels {
-		if CredentialName(k) {
+		if credential(k) {
 			e.Labels[k] = HashKey(v)
 		}
 	}

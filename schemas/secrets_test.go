@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"testing"
 )
 
@@ -98,4 +99,21 @@ func FuzzReduceRawUsage(f *testing.F) {
 			t.Fatalf("not idempotent: %q then %q", out, again)
 		}
 	})
+}
+
+// The decoder's remembered answers must stay CredentialName's when names
+// share a slot and come back in turns.
+func TestDecoderCredentialName(t *testing.T) {
+	var d Decoder
+	names := []string{"team", "X-Api-Key", "token", "max_tokens", "openai_api_key", "author", "db.password", ""}
+	for i := range 4 * internSize {
+		names = append(names, fmt.Sprintf("label_%d", i), fmt.Sprintf("secret_%d", i))
+	}
+	for round := range 3 {
+		for _, n := range names {
+			if got, want := d.credentialName(n), CredentialName(n); got != want {
+				t.Fatalf("round %d: credentialName(%q) = %v, CredentialName says %v", round, n, got, want)
+			}
+		}
+	}
 }
