@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"reflect"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -250,4 +252,131 @@ FROM cost_by_window ORDER BY window_start, model, team`)
 		out = append(out, r)
 	}
 	return out
+}
+
+// lagPartitions returns the partitions reg exports aivis_aggregate_consumer_lag
+// for, with their values.
+func lagPartitions(t *testing.T, reg *prometheus.Registry) map[int32]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int32]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "aivis_aggregate_consumer_lag" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "partition" {
+					p, err := strconv.Atoi(l.GetValue())
+					if err != nil {
+						t.Fatalf("partition label %q", l.GetValue())
+					}
+					out[int32(p)] = m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return out
+}
+
+// TestReplicaLagFollowsAssignment: a replica exports lag only for the
+// partitions it holds. One that gave partitions to a new replica must not
+// keep reporting their last lag, which alert rules summing lag per
+// instance would read as a replica falling behind for ever.
+func TestReplicaLagFollowsAssignment(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs Kafka and ClickHouse")
+	}
+	brokers := testenv.Kafka(t)
+	addr, db := testenv.ClickHouseDatabase(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	topic := fmt.Sprintf("aivis-test-enriched-lag-%d", time.Now().UnixNano())
+	createTopics(t, brokers, 6, topic, schemas.TopicDeadLetter)
+
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	chcfg := chsink.DefaultConfig()
+	chcfg.Addr, chcfg.Database = addr, db
+	store, err := chsink.Open(ctx, chcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if _, err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cfg := aggregate.DefaultConfig()
+	cfg.Topic, cfg.Group = topic, topic
+	cfg.SessionTimeout = 6 * time.Second
+	cfg.IdleTimeout = 2 * time.Second
+	cfg.FlushInterval = 200 * time.Millisecond
+	type replica struct {
+		st   *aggregate.Stage
+		reg  *prometheus.Registry
+		stop context.CancelFunc
+		done chan error
+	}
+	start := func() *replica {
+		r := &replica{reg: prometheus.NewRegistry(), done: make(chan error, 1)}
+		st, err := aggregate.NewStage(cfg, bus.Dialer{Brokers: brokers, ClientID: "test"}, store, r.reg, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.st = st
+		sctx, stop := context.WithCancel(ctx)
+		r.stop = stop
+		go func() { r.done <- st.Run(sctx) }()
+		return r
+	}
+	// waitFor polls until cond holds, or fails with what.
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for !cond() {
+			if ctx.Err() != nil {
+				t.Fatalf("timed out waiting until %s", what)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	// exportsHeld: the replica's lag series are exactly its partitions,
+	// each at zero once everything produced is processed.
+	exportsHeld := func(r *replica) bool {
+		lag, held := lagPartitions(t, r.reg), r.st.Assigned()
+		if len(lag) != len(held) {
+			return false
+		}
+		for _, p := range held {
+			if v, ok := lag[p]; !ok || v != 0 {
+				return false
+			}
+		}
+		return true
+	}
+
+	a := start()
+	waitFor("one replica holds all 6 partitions", func() bool { return len(a.st.Assigned()) == 6 })
+	produceEnriched(t, ctx, brokers, topic, 3000)
+	waitFor("the first replica exports lag 0 for its 6 partitions", func() bool { return a.st.Processed() == 3000 && exportsHeld(a) })
+
+	b := start()
+	waitFor("two replicas share the partitions", func() bool { return len(a.st.Assigned()) == 3 && len(b.st.Assigned()) == 3 })
+	produceEnriched(t, ctx, brokers, topic, 3000) // same ids: counted once, but read by both
+	waitFor("each replica exports lag for its own 3 partitions only", func() bool {
+		return a.st.Processed()+b.st.Processed() >= 6000 && exportsHeld(a) && exportsHeld(b)
+	})
+
+	b.stop()
+	if err := <-b.done; err != nil {
+		t.Fatalf("second replica: %v", err)
+	}
+	if lag := lagPartitions(t, b.reg); len(lag) != 0 {
+		t.Errorf("a stopped replica still exports lag for %v", lag)
+	}
+	a.stop()
+	if err := <-a.done; err != nil {
+		t.Fatalf("first replica: %v", err)
+	}
 }

@@ -138,6 +138,7 @@ func (s *Stage) Ready() error {
 // commit → close the client.
 func (s *Stage) Run(ctx context.Context) error {
 	defer s.engine.Close()
+	defer s.metrics.lag.Reset() // a stopped replica holds no partition
 	s.lastFlush = s.now()
 	started := s.now()
 	idleChecked := false
@@ -488,9 +489,7 @@ func (s *Stage) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[strin
 		s.log.Warn("committing offsets of revoked partitions", "partitions", parts, "err", err)
 	}
 	for _, p := range parts {
-		s.engine.Drop(p)
-		delete(s.epochs, p)
-		delete(s.assigned, p)
+		s.forget(p)
 	}
 	s.log.Info("partitions revoked", "partitions", parts)
 }
@@ -500,11 +499,18 @@ func (s *Stage) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, p := range lost[s.topic] {
-		s.engine.Drop(p)
-		delete(s.epochs, p)
-		delete(s.assigned, p)
+		s.forget(p)
 	}
 	s.log.Warn("partitions lost", "partitions", lost[s.topic])
+}
+
+// forget drops what the replica knows of a partition it no longer holds,
+// its lag included: the next owner exports that.
+func (s *Stage) forget(p int32) {
+	s.engine.Drop(p)
+	delete(s.epochs, p)
+	delete(s.assigned, p)
+	s.metrics.lag.DeleteLabelValues(strconv.Itoa(int(p)))
 }
 
 func backoff(attempt int) time.Duration { return bus.Backoff(attempt, 10*time.Second) }

@@ -13,6 +13,7 @@ type metrics struct {
 	unowned      prometheus.Counter
 	reloadErrors prometheus.Counter
 	reloads      prometheus.Counter
+	lag          *prometheus.GaugeVec
 }
 
 // newMetrics registers enrich's families on reg (nil: not exported).
@@ -42,6 +43,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "aivis_enrich_reloads_total",
 			Help: "Successful reloads of the pricing catalog and ownership rules.",
 		}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "aivis_enrich_consumer_lag",
+			Help: "Raw records not yet enriched, by partition of aivis.usage.raw.v1: the partition's high watermark less the next offset to read, as of the last batch enriched from it. Each replica exports only the partitions it holds.",
+		}, []string{"partition"}),
 	}
 	m.events = obs.Register(reg, m.events)
 	m.unpriced = obs.Register(reg, m.unpriced)
@@ -49,5 +54,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.unowned = obs.Register(reg, m.unowned)
 	m.reloadErrors = obs.Register(reg, m.reloadErrors)
 	m.reloads = obs.Register(reg, m.reloads)
+	m.lag = obs.Register(reg, m.lag)
 	return m
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,15 +34,16 @@ const (
 	drainTimeout = 10 * time.Second
 )
 
-// Dial returns a fresh consumer of the raw topic in ConsumerGroup; see
+// Dial returns a fresh consumer of the raw topic in ConsumerGroup, with
+// the stage's options added (its group callbacks); see
 // bus.Dialer.Consumer for the options the stage relies on.
-type Dial func() (*kgo.Client, error)
+type Dial func(opts ...kgo.Opt) (*kgo.Client, error)
 
 // DialWith returns the Dial of the enrich stage for d.
 func DialWith(d bus.Dialer) Dial {
 	pool := new(bus.FetchPool)
-	return func() (*kgo.Client, error) {
-		return d.Consumer(StageName, ConsumerGroup, schemas.TopicRaw, bus.Pooled(pool))
+	return func(opts ...kgo.Opt) (*kgo.Client, error) {
+		return d.Consumer(StageName, ConsumerGroup, schemas.TopicRaw, append([]kgo.Opt{bus.Pooled(pool)}, opts...)...)
 	}
 }
 
@@ -282,12 +284,15 @@ func fileSums(cfg Config) [3][sha256.Size]byte {
 // output record could not be produced; offsets stop before that record, so
 // a restart redelivers it. Run must not be called concurrently.
 func (s *Stage) Run(ctx context.Context) error {
-	cl, err := s.dial()
+	cl, err := s.dial(kgo.OnPartitionsRevoked(s.forgetLag), kgo.OnPartitionsLost(s.forgetLag))
 	if err != nil {
 		s.failed.Store(&err)
 		return err
 	}
 	s.client = cl
+	// A partition this process no longer holds has no lag here: its next
+	// owner exports it.
+	defer s.metrics.lag.Reset()
 	defer cl.Close()
 	defer s.commit(ctx)
 	for {
@@ -303,6 +308,9 @@ func (s *Stage) Run(ctx context.Context) error {
 		})
 		recs := fetches.Records()
 		err := s.process(ctx, recs)
+		if err == nil {
+			s.recordLag(fetches)
+		}
 		// Every output of the batch is acknowledged or failed: nothing
 		// refers to the inputs' memory any more.
 		for _, r := range recs {
@@ -319,6 +327,22 @@ func (s *Stage) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+	}
+}
+
+// recordLag sets the lag of each partition a processed batch came from.
+func (s *Stage) recordLag(fetches kgo.Fetches) {
+	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+		if n := len(fp.Records); n > 0 && fp.HighWatermark > 0 {
+			s.metrics.lag.WithLabelValues(strconv.Itoa(int(fp.Partition))).Set(float64(fp.HighWatermark - fp.Records[n-1].Offset - 1))
+		}
+	})
+}
+
+// forgetLag drops the lag of partitions given away or lost.
+func (s *Stage) forgetLag(_ context.Context, _ *kgo.Client, parts map[string][]int32) {
+	for _, p := range parts[schemas.TopicRaw] {
+		s.metrics.lag.DeleteLabelValues(strconv.Itoa(int(p)))
 	}
 }
 

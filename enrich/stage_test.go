@@ -518,3 +518,112 @@ func TestStageManyPolls(t *testing.T) {
 		t.Errorf("%d events not enriched", len(want))
 	}
 }
+
+// lagOf returns the partitions reg exports aivis_enrich_consumer_lag for,
+// with their values.
+func lagOf(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "aivis_enrich_consumer_lag" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "partition" {
+					out[l.GetValue()] = m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return out
+}
+
+// TestStageLag: each replica exports the lag of the partitions it holds,
+// zero once it has caught up, and forgets those it gives away, so that
+// a sum of lag per replica never counts a partition twice.
+func TestStageLag(t *testing.T) {
+	addrs := newCluster(t, schemas.TopicRaw, schemas.TopicEnriched, schemas.TopicDeadLetter)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	e := testEnricher(t)
+	prod := newClient(t, kgo.SeedBrokers(addrs...))
+	produce := func(from, n int) {
+		t.Helper()
+		for i := from; i < from+n; i++ {
+			ev := llmEvent("testprov", "cheap", usage(10, 0, 0, 5, 0))
+			ev.EventID = fmt.Sprintf("01JL%022d", i)
+			raw, _ := json.Marshal(ev)
+			prod.Produce(ctx, &kgo.Record{Topic: schemas.TopicRaw, Key: []byte(ev.EventID), Value: raw}, nil)
+		}
+		if err := prod.Flush(ctx); err != nil {
+			t.Fatalf("producing raw events (the replicas never reached the state waited for?): %v", err)
+		}
+	}
+	type replica struct {
+		reg  *prometheus.Registry
+		stop context.CancelFunc
+		done chan error
+	}
+	start := func() *replica {
+		r := &replica{reg: prometheus.NewRegistry(), done: make(chan error, 1)}
+		st := newStage(testDial(addrs), e, r.reg, quietLog)
+		sctx, stop := context.WithCancel(ctx)
+		r.stop = stop
+		go func() { r.done <- st.Run(sctx) }()
+		return r
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for !cond() {
+			if ctx.Err() != nil {
+				t.Fatalf("timed out waiting until %s", what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	// caughtUp: the replicas' lag series cover the 3 partitions once
+	// each, all at zero.
+	caughtUp := func(rs ...*replica) bool {
+		seen := map[string]int{}
+		for _, r := range rs {
+			for p, v := range lagOf(t, r.reg) {
+				if v != 0 {
+					return false
+				}
+				seen[p]++
+			}
+		}
+		return len(seen) == 3 && seen["0"] == 1 && seen["1"] == 1 && seen["2"] == 1
+	}
+
+	a := start()
+	produce(0, 600)
+	waitFor("one replica exports lag 0 for all 3 partitions", func() bool { return caughtUp(a) })
+
+	b := start()
+	waitFor("the second replica holds a partition", func() bool {
+		produce(600+int(time.Now().UnixNano()%1e6), 30)
+		return len(lagOf(t, b.reg)) > 0
+	})
+	waitFor("the two replicas export each partition once", func() bool {
+		produce(2_000_000+int(time.Now().UnixNano()%1e6), 30)
+		return caughtUp(a, b)
+	})
+
+	b.stop()
+	if err := <-b.done; err != nil {
+		t.Fatalf("second replica: %v", err)
+	}
+	if lag := lagOf(t, b.reg); len(lag) != 0 {
+		t.Errorf("a stopped replica still exports lag for %v", lag)
+	}
+	a.stop()
+	if err := <-a.done; err != nil {
+		t.Fatalf("first replica: %v", err)
+	}
+}

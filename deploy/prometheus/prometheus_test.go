@@ -233,6 +233,8 @@ scrape_configs:
 		`aivis_build_info{job="aivis"}`,
 		`sum(aivis_ingest_events_total{job="aivis"}) > 0`,
 		`sum(aivis_enrich_events_total{job="aivis"}) > 0`,
+		`aivis_enrich_consumer_lag{job="aivis"}`,
+		`aivis_aggregate_consumer_lag{job="aivis"}`,
 		`aivis_aggregate_flush_seconds_count{job="aivis"} > 0`,
 		`aivis_aggregate_dedup_evictions_total{job="aivis"} == 0`,
 	} {
