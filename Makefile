@@ -52,7 +52,7 @@ fuzz: ## run every fuzz target for FUZZTIME each (deploy/scripts/fuzz.sh)
 	GO=$(GO) FUZZTIME=$(FUZZTIME) deploy/scripts/fuzz.sh
 
 bench: build ## micro-benchmarks briefly, then aivis against ClickHouse's Kafka engine and a naive consumer (benchmarks/README.md; at most about 20 minutes)
-	$(GO) test -count=1 -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -timeout 4m ./schemas/... ./ingest/... ./enrich/... ./aggregate/... ./sinks/...
+	$(GO) test -count=1 -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -timeout 4m ./schemas/... ./ingest/... ./enrich/... ./aggregate/... ./sinks/... ./internal/bus/...
 	$(GO) run ./benchmarks/compare -events $(BENCH_EVENTS) -timeout 16m -out benchmarks/results/latest.json
 
 capacity: build clickhouse-up ## measure bytes per stored event, window row and Kafka record (about 30 s), then print the sizing table of docs/capacity.md

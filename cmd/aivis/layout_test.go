@@ -221,11 +221,12 @@ func (l *layout) stopAll() {
 // separate processes on a broker that does not create topics by itself,
 // sends events over HTTP, and requires exact totals in cost_by_window and a
 // passing `aivis verify`. It also checks what each process exports and that
-// every replica does work.
+// every replica does work. ingest and enrich write zstd batches, which the
+// aggregators and verify read beside the default snappy of dead letters.
 func TestProductionLayout(t *testing.T) {
 	l := newLayout(t, 6)
-	l.start("ingest", "ingest")
-	l.start("enrich", "enrich")
+	l.start("ingest", "ingest", "--kafka.compression", "zstd")
+	l.start("enrich", "enrich", "--kafka.compression", "zstd")
 	for _, id := range []string{"a1", "a2", "a3"} {
 		l.start("aggregate-"+id, "aggregate", "--aggregate.instance_id", id)
 	}
@@ -297,6 +298,7 @@ func TestProductionLayout(t *testing.T) {
 
 	// Each process exports the families of what it runs, and its version.
 	_, ingestMetrics := l.get("ingest", "/metrics")
+	_, enrichMetrics := l.get("enrich", "/metrics")
 	_, aggMetrics := l.get("aggregate-a1", "/metrics")
 	for _, c := range []struct {
 		body, family string
@@ -305,12 +307,29 @@ func TestProductionLayout(t *testing.T) {
 		{ingestMetrics, "aivis_build_info", true},
 		{ingestMetrics, "aivis_aggregate_events_total", false},
 		{ingestMetrics, "aivis_enrich_events_total", false},
+		{enrichMetrics, "aivis_enrich_events_total", true},
+		{enrichMetrics, "aivis_enrich_consumer_lag", true},
+		{enrichMetrics, "aivis_aggregate_consumer_lag", false},
 		{aggMetrics, "aivis_aggregate_events_total", true},
+		{aggMetrics, "aivis_aggregate_consumer_lag", true},
 		{aggMetrics, "aivis_build_info", true},
 		{aggMetrics, "aivis_enrich_events_total", false},
 	} {
 		if strings.Contains(c.body, "\n"+c.family) != c.want {
 			t.Errorf("family %s exported: %v, want %v", c.family, !c.want, c.want)
+		}
+	}
+
+	// kafka.compression reached the producers: the broker holds zstd.
+	for _, topic := range []string{schemas.TopicRaw, schemas.TopicEnriched} {
+		codecs := testenv.BatchCodecs(t, l.brokers, topic)
+		for p, c := range codecs {
+			if c != 4 {
+				t.Errorf("%s[%d] holds batches of codec %d, want 4 (zstd)", topic, p, c)
+			}
+		}
+		if len(codecs) == 0 {
+			t.Errorf("%s holds no batch", topic)
 		}
 	}
 

@@ -8,6 +8,7 @@ package bus
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -27,8 +28,32 @@ var Topics = []string{schemas.TopicRaw, schemas.TopicEnriched, schemas.TopicDead
 type Dialer struct {
 	Brokers  []string
 	ClientID string
+	// Compression names the codec of every batch produced (see Codec);
+	// empty is snappy.
+	Compression string
 	// Extra options are appended to every client's options.
 	Extra []kgo.Opt
+}
+
+// Codecs are the names Codec knows, the default first.
+var Codecs = []string{"snappy", "lz4", "zstd", "gzip", "none"}
+
+// Codec returns the compression codec of a kafka.compression name, or an
+// error that lists the names.
+func Codec(name string) (kgo.CompressionCodec, error) {
+	switch name {
+	case "", "snappy":
+		return kgo.SnappyCompression(), nil
+	case "lz4":
+		return kgo.Lz4Compression(), nil
+	case "zstd":
+		return kgo.ZstdCompression(), nil
+	case "gzip":
+		return kgo.GzipCompression(), nil
+	case "none":
+		return kgo.NoCompression(), nil
+	}
+	return kgo.CompressionCodec{}, fmt.Errorf("kafka.compression: %q is not a codec; use one of %s", name, strings.Join(Codecs, ", "))
 }
 
 // NewDialer returns the Dialer of a process whose clients reach brokers
@@ -46,13 +71,18 @@ func NewDialer(brokers []string, clientID string, sec Security) (Dialer, error) 
 // writes), a short linger, and key hashing so one event id always lands on
 // one partition.
 func (d Dialer) base(role string) []kgo.Opt {
-	return []kgo.Opt{
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(d.Brokers...),
 		kgo.ClientID(d.ClientID + "-" + role),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(5 * time.Millisecond),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
 	}
+	// An unknown name was refused when the configuration was validated.
+	if c, err := Codec(d.Compression); err == nil && d.Compression != "" {
+		opts = append(opts, kgo.ProducerBatchCompression(c))
+	}
+	return opts
 }
 
 // Producer returns a client for a role that only produces.

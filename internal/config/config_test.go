@@ -73,13 +73,14 @@ func TestUnknownKeyIsAnError(t *testing.T) {
 func TestValidateReportsEveryProblem(t *testing.T) {
 	c := Default()
 	c.Kafka.Partitions = 0
+	c.Kafka.Compression = "zstandard"
 	c.Aggregate.Window = 7 * time.Minute
 	c.LogLevel = "loud"
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("want errors")
 	}
-	for _, key := range []string{"kafka.partitions", "aggregate.window", "log_level"} {
+	for _, key := range []string{"kafka.partitions", "kafka.compression", "aggregate.window", "log_level"} {
 		if !strings.Contains(err.Error(), key) {
 			t.Errorf("error does not name %s: %v", key, err)
 		}

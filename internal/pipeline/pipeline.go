@@ -179,6 +179,7 @@ func Build(ctx context.Context, cfg config.Config, opts Options) (_ *Process, er
 	if err != nil {
 		return nil, err
 	}
+	dialer.Compression = cfg.Kafka.Compression
 	p.dialer, p.security = dialer, sec
 
 	if !kafkaFree {

@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // DefaultKafkaBrokers is where tests look for Kafka when AIVISDEV_KAFKA_BROKERS
@@ -108,4 +110,58 @@ func RepoRoot() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// BatchCodecs returns the compression codec of every record batch that
+// the broker holds at the start of each partition of topic that has one
+// (Kafka's attribute bits: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd), by
+// partition. It reads the stored batches, not what a consumer decodes.
+func BatchCodecs(t testing.TB, brokers []string, topic string) map[int32]int16 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	topics, err := kadm.NewClient(cl).ListTopics(ctx, topic)
+	if err == nil {
+		err = topics.Error()
+	}
+	if err != nil {
+		t.Fatalf("describing %s: %v", topic, err)
+	}
+	td := topics[topic]
+	req := kmsg.NewPtrFetchRequest()
+	req.MaxWaitMillis, req.MaxBytes = 100, 4<<20
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic, rt.TopicID = topic, td.ID
+	for p := range td.Partitions {
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition, rp.PartitionMaxBytes = p, 1<<20
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatalf("fetching %s: %v", topic, err)
+	}
+	out := map[int32]int16{}
+	for _, rt := range resp.Topics {
+		for _, p := range rt.Partitions {
+			if p.ErrorCode != 0 {
+				t.Fatalf("fetching %s[%d]: error code %d", topic, p.Partition, p.ErrorCode)
+			}
+			if len(p.RecordBatches) == 0 {
+				continue
+			}
+			var batch kmsg.RecordBatch
+			if err := batch.ReadFrom(p.RecordBatches); err != nil {
+				t.Fatalf("reading the first batch of %s[%d]: %v", topic, p.Partition, err)
+			}
+			out[p.Partition] = batch.Attributes & 0x07
+		}
+	}
+	return out
 }
