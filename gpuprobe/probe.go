@@ -520,6 +520,7 @@ func (p *Probe) account(samples []DeviceSample) []schemas.Event {
 			events = append(events, p.flush(dw)...)
 			delete(p.windows, uuid)
 			delete(p.prevOwners, uuid)
+			p.forgetGauges(uuid)
 		}
 	}
 	live := map[uint32]bool{}
@@ -530,6 +531,15 @@ func (p *Probe) account(samples []DeviceSample) []schemas.Event {
 	}
 	p.resolver.Forget(live)
 	return events
+}
+
+// forgetGauges removes the gauges of a device that was not read (lost, or
+// a MIG instance destroyed): its last values would read as current. Its
+// counters stay, as counters do.
+func (p *Probe) forgetGauges(uuid string) {
+	for _, g := range []*prometheus.GaugeVec{p.metrics.util, p.metrics.memUsed, p.metrics.memFree, p.metrics.power, p.metrics.temp} {
+		g.DeletePartialMatch(prometheus.Labels{"uuid": uuid})
+	}
 }
 
 // observe sets the device gauges from one read.

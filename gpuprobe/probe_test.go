@@ -328,7 +328,7 @@ func TestMIGInstances(t *testing.T) {
 func TestLostGPUKeepsTheOthers(t *testing.T) {
 	a, b := &gpu{}, &gpu{}
 	s, devs := server(t, a, b)
-	p, c, _ := openProbe(t, s, time.Minute)
+	p, c, reg := openProbe(t, s, time.Minute)
 	step(t, p, c, 0)
 	step(t, p, c, 10*time.Second)
 	a.lost = true
@@ -343,11 +343,44 @@ func TestLostGPUKeepsTheOthers(t *testing.T) {
 	if v := testutil.ToFloat64(p.metrics.lost); v != 1 {
 		t.Errorf("gpus_lost %v", v)
 	}
+	// A lost GPU's gauges are gone, not frozen at their last values.
+	if n := gaugeSeries(t, reg, "aivis_gpu_utilization_ratio", devs[0].UUID); n != 0 {
+		t.Errorf("the lost GPU still exports %d utilization series", n)
+	}
+	if n := gaugeSeries(t, reg, "aivis_gpu_utilization_ratio", devs[1].UUID); n != 1 {
+		t.Errorf("the healthy GPU exports %d utilization series, want 1", n)
+	}
 	a.lost = false
 	step(t, p, c, 10*time.Second)
 	if v := testutil.ToFloat64(p.metrics.lost); v != 0 {
 		t.Errorf("gpus_lost %v after recovery", v)
 	}
+	if n := gaugeSeries(t, reg, "aivis_gpu_utilization_ratio", devs[0].UUID); n != 1 {
+		t.Errorf("the recovered GPU exports %d utilization series, want 1", n)
+	}
+}
+
+// gaugeSeries counts the series of family name on reg whose uuid is uuid.
+func gaugeSeries(t *testing.T, reg *prometheus.Registry, name, uuid string) int {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "uuid" && l.GetValue() == uuid {
+					n++
+				}
+			}
+		}
+	}
+	return n
 }
 
 func TestEnergyCounterReset(t *testing.T) {
