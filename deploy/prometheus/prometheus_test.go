@@ -45,18 +45,19 @@ func TestAlertRules(t *testing.T) {
 }
 
 var (
-	metricInRules = regexp.MustCompile(`\baivis_[a-z_]+`)
-	metricInCode  = regexp.MustCompile(`Name:\s*"(aivis_[a-z_]+)"`)
+	metricInText = regexp.MustCompile(`\b(aivis|process)_[a-z_]+`)
+	metricInCode = regexp.MustCompile(`Name:\s*"(aivis_[a-z_]+)"`)
 )
 
-// TestRulesReadExportedMetrics: a rule on a metric name aivis does not
-// export never fires, and promtool cannot tell.
-func TestRulesReadExportedMetrics(t *testing.T) {
+// exportedMetrics returns the metric names aivis's code registers, with
+// the Go and process collectors' that every process also exports.
+func exportedMetrics(t *testing.T) map[string]bool {
+	t.Helper()
 	root, err := testenv.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	exported := map[string]bool{}
+	exported := map[string]bool{"process_cpu_seconds_total": true, "process_resident_memory_bytes": true}
 	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -82,11 +83,14 @@ func TestRulesReadExportedMetrics(t *testing.T) {
 	if !exported["aivis_deadletter_total"] {
 		t.Fatalf("found no aivis_deadletter_total in the code; the scan is broken (found %d names)", len(exported))
 	}
-	rules, err := os.ReadFile("aivis-alerts.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range metricInRules.FindAllString(string(rules), -1) {
+	return exported
+}
+
+// unexported returns the metric names in text that no aivis process
+// exports; histogram series count by their family.
+func unexported(exported map[string]bool, text string) []string {
+	var out []string
+	for _, name := range metricInText.FindAllString(text, -1) {
 		base := name
 		for _, suffix := range []string{"_count", "_sum", "_bucket"} {
 			if b, ok := strings.CutSuffix(name, suffix); ok && exported[b] {
@@ -94,7 +98,87 @@ func TestRulesReadExportedMetrics(t *testing.T) {
 			}
 		}
 		if !exported[base] {
-			t.Errorf("aivis-alerts.yaml reads %s, which no aivis code registers", name)
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// TestRulesReadExportedMetrics: a rule on a metric name aivis does not
+// export never fires, and promtool cannot tell.
+func TestRulesReadExportedMetrics(t *testing.T) {
+	rules, err := os.ReadFile("aivis-alerts.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range unexported(exportedMetrics(t), string(rules)) {
+		t.Errorf("aivis-alerts.yaml reads %s, which no aivis code registers", name)
+	}
+}
+
+// dashboardPath is the Prometheus dashboard of the pipeline.
+const dashboardPath = "../grafana/aivis-pipeline.json"
+
+// dashboardQuery is one PromQL query of the dashboard.
+type dashboardQuery struct {
+	panel, expr string
+}
+
+// dashboardQueries reads every panel's queries, checking that each panel
+// is on the dashboard's Prometheus data source.
+func dashboardQueries(t *testing.T) []dashboardQuery {
+	t.Helper()
+	b, err := os.ReadFile(dashboardPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Panels []struct {
+			Title      string `json:"title"`
+			Type       string `json:"type"`
+			Datasource struct {
+				Type string `json:"type"`
+				UID  string `json:"uid"`
+			} `json:"datasource"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatalf("%s: %v", dashboardPath, err)
+	}
+	var out []dashboardQuery
+	for _, p := range d.Panels {
+		if p.Type == "row" {
+			continue
+		}
+		if p.Datasource.Type != "prometheus" || p.Datasource.UID != "${datasource}" {
+			t.Errorf("panel %q: data source %+v, want the dashboard's Prometheus variable", p.Title, p.Datasource)
+		}
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for _, tg := range p.Targets {
+			out = append(out, dashboardQuery{p.Title, tg.Expr})
+		}
+	}
+	if len(out) < 10 {
+		t.Fatalf("%s: found %d queries; the parse is broken", dashboardPath, len(out))
+	}
+	return out
+}
+
+// TestDashboardReadsExportedMetrics: a panel on a metric name aivis does
+// not export stays empty, and nothing says why.
+func TestDashboardReadsExportedMetrics(t *testing.T) {
+	exported := exportedMetrics(t)
+	for _, q := range dashboardQueries(t) {
+		for _, name := range unexported(exported, q.expr) {
+			t.Errorf("panel %q reads %s, which no aivis process exports", q.panel, name)
+		}
+		if !strings.Contains(q.expr, `job=~"$job"`) {
+			t.Errorf("panel %q does not filter on the job variable: %s", q.panel, q.expr)
 		}
 	}
 }
@@ -245,6 +329,29 @@ scrape_configs:
 			}
 			if ctx.Err() != nil {
 				t.Fatalf("Prometheus never answered %s with a series (last error: %v)", q, err)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+
+	// Every dashboard query runs; those of a working pipeline show data.
+	shows := map[string]bool{
+		"Events per second, by stage": true, "Consumer lag, by process": true, "Aggregator flush time": true,
+		"Ingest requests per second, by status": true, "Ingest produce time": true, "ClickHouse INSERT time, p99 by table": true,
+		"Open windows and pending events": true, "Dedup memory": true, "CPU per process": true, "Resident memory per process": true,
+	}
+	for _, q := range dashboardQueries(t) {
+		expr := strings.NewReplacer(`$job`, `aivis`, `$__rate_interval`, `30s`).Replace(q.expr)
+		for {
+			res, err := promQuery(ctx, promAddr, expr)
+			if err != nil {
+				t.Fatalf("panel %q: %v", q.panel, err)
+			}
+			if len(res) > 0 || !shows[q.panel] {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("panel %q shows nothing on a working pipeline: %s", q.panel, expr)
 			}
 			time.Sleep(500 * time.Millisecond)
 		}

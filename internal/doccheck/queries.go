@@ -25,7 +25,8 @@ type Query struct {
 }
 
 // DashboardQueries returns every panel's and variable's SQL of the
-// dashboards in deploy/grafana.
+// ClickHouse dashboards in deploy/grafana. Dashboards on a Prometheus data
+// source hold PromQL, which deploy/prometheus's tests run.
 func DashboardQueries(t testing.TB, root string) []Query {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(root, "deploy", "grafana", "*.json"))
@@ -53,11 +54,7 @@ func DashboardQueries(t testing.TB, root string) []Query {
 		var d struct {
 			Panels     []panel `json:"panels"`
 			Templating struct {
-				List []struct {
-					Name  string `json:"name"`
-					Type  string `json:"type"`
-					Query any    `json:"query"`
-				} `json:"list"`
+				List []dashVar `json:"list"`
 			} `json:"templating"`
 		}
 		dec := json.NewDecoder(strings.NewReader(string(b)))
@@ -65,6 +62,9 @@ func DashboardQueries(t testing.TB, root string) []Query {
 			t.Fatalf("%s: %v", f, err)
 		}
 		base := filepath.Base(f)
+		if promDashboard(d.Templating.List) {
+			continue
+		}
 		for _, v := range d.Templating.List {
 			if v.Type == "query" {
 				out = append(out, Query{fmt.Sprintf("%s variable %s", base, v.Name), fmt.Sprint(v.Query)})
@@ -90,7 +90,28 @@ func DashboardQueries(t testing.TB, root string) []Query {
 		}
 		walk(d.Panels)
 	}
+	if len(out) == 0 {
+		t.Fatal("no ClickHouse dashboard in deploy/grafana")
+	}
 	return out
+}
+
+// dashVar is a dashboard variable.
+type dashVar struct {
+	Name  string `json:"name"`
+	Type  string `json:"type"`
+	Query any    `json:"query"`
+}
+
+// promDashboard reports whether a dashboard's data source variable picks
+// Prometheus.
+func promDashboard(vars []dashVar) bool {
+	for _, v := range vars {
+		if v.Type == "datasource" && v.Query == "prometheus" {
+			return true
+		}
+	}
+	return false
 }
 
 // sqlBlock finds the ```sql blocks of a Markdown file.
