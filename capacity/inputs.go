@@ -126,6 +126,7 @@ func ParseInputs(bench, storage []byte, benchmarkPath, storagePath string) (Inpu
 	in.OtherBytesShare = float64(other) / float64(ev.BytesOnDisk)
 	in.RawRecordBytes, in.EnrichedRecordBytes = m.RawRecordBytes, m.EnrichedRecordBytes
 	in.RawStoredBytes, in.EnrichedStoredBytes = m.RawStoredBytes, m.EnrichedStoredBytes
+	in.KafkaCompression = m.KafkaCompression
 	in.Sources = []string{
 		fmt.Sprintf("%s: %s events at %s (%s), %v cores", benchmarkPath, strconv.FormatFloat(b.Events, 'f', -1, 64), b.Machine.Date, short(b.Machine.GitCommit), cores),
 		fmt.Sprintf("%s: %d events on ClickHouse %s at %s", storagePath, m.Events, m.ClickHouse, m.Date.Format("2006-01-02T15:04:05Z")),

@@ -33,14 +33,17 @@ type Measurement struct {
 	WindowMinutes uint64 `json:"window_minutes"`
 	// Kafka bytes per record: key and value, and as stored (the
 	// producer's compressed batches with their headers).
-	RawRecordBytes      float64      `json:"raw_record_bytes"`
-	EnrichedRecordBytes float64      `json:"enriched_record_bytes"`
-	RawStoredBytes      float64      `json:"raw_stored_bytes"`
-	EnrichedStoredBytes float64      `json:"enriched_stored_bytes"`
-	EnrichedRecords     int64        `json:"enriched_records"`
-	Topics              []TopicSize  `json:"topics"`
-	Tables              []TableSize  `json:"tables"`
-	EventColumns        []ColumnSize `json:"usage_events_columns"`
+	RawRecordBytes      float64 `json:"raw_record_bytes"`
+	EnrichedRecordBytes float64 `json:"enriched_record_bytes"`
+	RawStoredBytes      float64 `json:"raw_stored_bytes"`
+	EnrichedStoredBytes float64 `json:"enriched_stored_bytes"`
+	// KafkaCompression is the kafka.compression the sample's producers
+	// used (the stored bytes depend on it); empty in older files.
+	KafkaCompression string       `json:"kafka_compression,omitempty"`
+	EnrichedRecords  int64        `json:"enriched_records"`
+	Topics           []TopicSize  `json:"topics"`
+	Tables           []TableSize  `json:"tables"`
+	EventColumns     []ColumnSize `json:"usage_events_columns"`
 }
 
 // TableSize is one table's active parts (system.parts).

@@ -39,6 +39,8 @@ type Inputs struct {
 	EnrichedRecordBytes float64 `json:"enriched_record_bytes"`
 	RawStoredBytes      float64 `json:"raw_stored_bytes"`
 	EnrichedStoredBytes float64 `json:"enriched_stored_bytes"`
+	// KafkaCompression is the codec the stored bytes were measured with.
+	KafkaCompression string `json:"kafka_compression,omitempty"`
 	// Sources say where each figure came from.
 	Sources []string `json:"sources"`
 }

@@ -44,8 +44,12 @@ func Write(w io.Writer, in Inputs, plans []Plan, format string) error {
 		count(in.IngestPerCore), count(in.EnrichPerCore), count(in.AggregatePerCore), count(in.StoragePerCore))
 	fmt.Fprintf(w, "  bytes on disk per row: usage_events %.1f, cost_windows %.1f; other tables %.1f %% of usage_events\n",
 		in.EventBytes, in.WindowBytes, 100*in.OtherBytesShare)
-	fmt.Fprintf(w, "  Kafka bytes per record, stored (written): raw %.0f (%.0f), enriched %.0f (%.0f)\n",
-		in.RawStoredBytes, in.RawRecordBytes, in.EnrichedStoredBytes, in.EnrichedRecordBytes)
+	stored := "stored"
+	if in.KafkaCompression != "" {
+		stored += " with " + in.KafkaCompression
+	}
+	fmt.Fprintf(w, "  Kafka bytes per record, %s (written): raw %.0f (%.0f), enriched %.0f (%.0f)\n",
+		stored, in.RawStoredBytes, in.RawRecordBytes, in.EnrichedStoredBytes, in.EnrichedRecordBytes)
 	fmt.Fprintf(w, "Choices: headroom %v×, %d series a minute, %v cores a stage replica (at least %d), ClickHouse %d replicas of %v cores and %v GiB, Kafka replication %d with %v GiB a broker, disks filled to %v %%, dedup %s at %v bytes an id\n\n",
 		d.Headroom, d.Series, d.CoresPerReplica, d.MinReplicas, d.ClickHouseReplicas, d.ClickHouseCores, d.ClickHouseDiskGiB,
 		d.KafkaReplication, d.KafkaDiskGiB, 100*d.DiskFill, d.DedupHorizon, d.DedupBytesPerID)

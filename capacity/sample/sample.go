@@ -17,6 +17,7 @@ import (
 
 	"github.com/aivis-dev/aivis/capacity"
 	"github.com/aivis-dev/aivis/ingest"
+	"github.com/aivis-dev/aivis/internal/bus"
 	"github.com/aivis-dev/aivis/internal/config"
 	"github.com/aivis-dev/aivis/internal/loadgen"
 	"github.com/aivis-dev/aivis/internal/pipeline"
@@ -56,7 +57,11 @@ func Run(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger)
 	defer p.Close()
 
 	m := &capacity.Measurement{Date: time.Now().UTC(), ClickHouse: p.Store.ServerVersion(), Partitions: cfg.Kafka.Partitions, SpanSeconds: opts.Span.Seconds()}
-	if err := produceSample(ctx, p.Brokers, opts, m); err != nil {
+	m.KafkaCompression = cfg.Kafka.Compression
+	if m.KafkaCompression == "" {
+		m.KafkaCompression = bus.Codecs[0]
+	}
+	if err := produceSample(ctx, p.Brokers, m.KafkaCompression, opts, m); err != nil {
 		return nil, err
 	}
 	if err := p.Drain(5 * time.Minute); err != nil {
@@ -89,9 +94,13 @@ func Run(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger)
 
 // produceSample sends loadgen's traffic, event times spread over the span,
 // until opts.Events distinct events are sent, with the client's default
-// batching and compression.
-func produceSample(ctx context.Context, brokers []string, opts Options, m *capacity.Measurement) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(schemas.TopicRaw))
+// batching and the codec ingest would use (kafka.compression).
+func produceSample(ctx context.Context, brokers []string, compression string, opts Options, m *capacity.Measurement) error {
+	codec, err := bus.Codec(compression)
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(schemas.TopicRaw), kgo.ProducerBatchCompression(codec))
 	if err != nil {
 		return fmt.Errorf("connecting to the sample pipeline's Kafka: %w", err)
 	}

@@ -63,12 +63,15 @@ func TestRun(t *testing.T) {
 		t.Errorf("Kafka: raw %.0f B, enriched %.0f B in %d records; want enriched records larger than raw, one per valid record",
 			m.RawRecordBytes, m.EnrichedRecordBytes, m.EnrichedRecords)
 	}
-	// Stored: compressed batches (franz-go's default, snappy), smaller
-	// than the records.
+	// Stored: compressed batches (kafka.compression's default, snappy),
+	// smaller than the records.
 	for _, ts := range m.Topics {
-		if ts.Batches == 0 || ts.Compression == 0 || ts.StoredBytes >= ts.RecordBytes {
-			t.Errorf("topic %s: %d batches, codec %d, %d bytes stored of %d written; want compressed batches", ts.Topic, ts.Batches, ts.Compression, ts.StoredBytes, ts.RecordBytes)
+		if ts.Batches == 0 || ts.Compression != 2 || ts.StoredBytes >= ts.RecordBytes {
+			t.Errorf("topic %s: %d batches, codec %d, %d bytes stored of %d written; want snappy (2) batches, smaller", ts.Topic, ts.Batches, ts.Compression, ts.StoredBytes, ts.RecordBytes)
 		}
+	}
+	if m.KafkaCompression != "snappy" {
+		t.Errorf("kafka_compression %q, want snappy", m.KafkaCompression)
 	}
 	if m.RawStoredBytes <= 0 || m.EnrichedStoredBytes <= 0 {
 		t.Errorf("stored bytes per record: raw %v, enriched %v", m.RawStoredBytes, m.EnrichedStoredBytes)
@@ -117,5 +120,30 @@ func TestRun(t *testing.T) {
 	}
 	if err := Measure(ctx, store, db+"_none", m2); err == nil {
 		t.Error("measuring a database without tables: no error")
+	}
+}
+
+// TestRunZstd: the sample is written as a deployment with
+// kafka.compression zstd writes it, raw and enriched records alike, and
+// says so.
+func TestRunZstd(t *testing.T) {
+	addr, db := testenv.ClickHouseDatabase(t)
+	cfg := config.Default()
+	cfg.ClickHouse.Addr, cfg.ClickHouse.Database = addr, db
+	cfg.Kafka.Partitions = 2
+	cfg.Kafka.Compression = "zstd"
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	m, err := Run(ctx, cfg, Options{Events: 1000, Span: 10 * time.Minute, Seed: 7}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ts := range m.Topics {
+		if ts.Compression != 4 {
+			t.Errorf("topic %s: batches of codec %d, want zstd (4)", ts.Topic, ts.Compression)
+		}
+	}
+	if m.KafkaCompression != "zstd" {
+		t.Errorf("kafka_compression %q, want zstd", m.KafkaCompression)
 	}
 }
