@@ -2,7 +2,9 @@ package deploytest
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -74,6 +76,8 @@ gpuprobe:
   runtimeClassName: nvidia-cdi
   nodeSelector: {gpu: h100}
 serviceMonitor: {enabled: true, interval: 15s, labels: {release: prometheus}}
+prometheusRule: {enabled: true, labels: {release: prometheus}}
+grafanaDashboards: {enabled: true}
 nodeSelector: {pool: aivis}
 tolerations: [{key: dedicated, operator: Equal, value: aivis, effect: NoSchedule}]
 `,
@@ -155,6 +159,8 @@ func decodeStrict(t *testing.T, file, doc string) rendered {
 		obj = &policyv1.PodDisruptionBudget{}
 	case "monitoring.coreos.com/v1/ServiceMonitor":
 		obj = &monitoringv1.ServiceMonitor{}
+	case "monitoring.coreos.com/v1/PrometheusRule":
+		obj = &monitoringv1.PrometheusRule{}
 	default:
 		t.Fatalf("%s: no API type known for %s %s", file, head.APIVersion, head.Kind)
 	}
@@ -278,6 +284,63 @@ func TestChartLayout(t *testing.T) {
 	find("PodDisruptionBudget", "aivis-ingest")
 	if d := find("Deployment", "aivis-scorer").(*appsv1.Deployment); *d.Spec.Replicas != 1 {
 		t.Errorf("scorer replicas = %d, want 1", *d.Spec.Replicas)
+	}
+}
+
+// TestChartShipsRulesAndDashboards: with prometheusRule and
+// grafanaDashboards on, the chart installs the alert rules of
+// deploy/prometheus and the dashboards of deploy/grafana, unchanged. The
+// chart holds copies (Helm reads files inside the chart only): this test
+// fails when a copy falls behind.
+func TestChartShipsRulesAndDashboards(t *testing.T) {
+	objs := render(t, valueSets["large"])
+	var rule *monitoringv1.PrometheusRule
+	var dashboards *corev1.ConfigMap
+	for _, o := range objs {
+		switch obj := o.obj.(type) {
+		case *monitoringv1.PrometheusRule:
+			rule = obj
+		case *corev1.ConfigMap:
+			if o.name == "aivis-dashboards" {
+				dashboards = obj
+			}
+		}
+	}
+	if rule == nil || dashboards == nil {
+		t.Fatalf("rendered PrometheusRule %v, dashboards ConfigMap %v; want both", rule != nil, dashboards != nil)
+	}
+	if rule.Labels["release"] != "prometheus" {
+		t.Errorf("PrometheusRule labels %v lack prometheusRule.labels", rule.Labels)
+	}
+	b, err := os.ReadFile("../prometheus/aivis-alerts.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want monitoringv1.PrometheusRuleSpec
+	if err := yaml.UnmarshalStrict(b, &want); err != nil {
+		t.Fatalf("deploy/prometheus/aivis-alerts.yaml: %v", err)
+	}
+	if len(want.Groups) == 0 || !reflect.DeepEqual(rule.Spec, want) {
+		t.Errorf("the chart's rules differ from deploy/prometheus/aivis-alerts.yaml: cp deploy/prometheus/aivis-alerts.yaml deploy/helm/aivis/files/")
+	}
+	if dashboards.Labels["grafana_dashboard"] != "1" {
+		t.Errorf("dashboards ConfigMap labels %v lack the sidecar's grafana_dashboard: \"1\"", dashboards.Labels)
+	}
+	files, err := filepath.Glob("../grafana/*.json")
+	if err != nil || len(files) < 2 {
+		t.Fatalf("deploy/grafana holds %v (%v)", files, err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := dashboards.Data[filepath.Base(f)]; !ok || got != string(b) {
+			t.Errorf("the chart's %s differs from deploy/grafana's (or is missing): cp deploy/grafana/*.json deploy/helm/aivis/files/dashboards/", filepath.Base(f))
+		}
+	}
+	if len(dashboards.Data) != len(files) {
+		t.Errorf("the chart ships %d dashboards, deploy/grafana holds %d", len(dashboards.Data), len(files))
 	}
 }
 
