@@ -57,9 +57,12 @@ type Decoder struct {
 	ints            []int64 // count slab: pointers into it are handed out
 	spare           spare
 	tab             *[internSize]string // allocated on first use
-	// creds remembers CredentialName for the label names HideSecrets
-	// met, by the same slots as tab; allocated on first use.
+	// creds remembers CredentialName for the label names met, by the
+	// same slots as tab; allocated on first use.
 	creds *[internSize]credName
+	// credLabels: a label of the last decode is named like a credential,
+	// so HideSecrets has labels to look at.
+	credLabels bool
 
 	// reducedRaw is the raw_usage of the last strict decode when it was
 	// a usage object already reduced and clean (see countsOnly): its
@@ -194,6 +197,7 @@ func (d *Decoder) begin(data []byte, strict bool) {
 	d.path = d.path[:0]
 	d.spare = spare{ints: d.spare.ints[:0]}
 	d.reducedRaw, d.reducedLen = nil, 0
+	d.credLabels = false
 }
 
 // takeEvent keeps what *e holds for reuse.
@@ -887,6 +891,9 @@ func (d *Decoder) labels(dst *map[string]string) {
 		if _, dup := m[k]; dup {
 			d.soft = true
 		}
+		if d.credentialName(k) {
+			d.credLabels = true
+		}
 		d.pushKey(d.key)
 		var v string
 		d.str(&v, true)
@@ -1071,10 +1078,15 @@ func (d *Decoder) raw(dst *json.RawMessage) {
 }
 
 // HideSecrets is e.HideSecrets for the event d has just decoded with
-// Event, unchanged since: a raw_usage that the decode found reduced
-// already is not looked at again.
+// Event, unchanged since: the labels are looked at again only when the
+// decode met one named like a credential, and a raw_usage that the decode
+// found reduced already is not looked at again.
 func (d *Decoder) HideSecrets(e *Event) {
-	e.hideCredentials(d.credentialName)
+	if d.credLabels {
+		e.hideCredentials(d.credentialName)
+	} else {
+		e.APIKeyID = HashKey(e.APIKeyID)
+	}
 	if d.reducedRaw != nil && unsafe.SliceData(e.RawUsage) == d.reducedRaw && len(e.RawUsage) == d.reducedLen {
 		return
 	}

@@ -251,6 +251,8 @@ func codecSeeds(t testing.TB) [][]byte {
 	for _, tail := range []string{
 		`"model":"m"}`, `"model":"cheap","model":"gpt-4o"}`, `"model" :"m"}`, `"modelx":"m"}`, `"model":"m","provider":"p"}`, `"model":"m","usage":{"input_tokens":1,"input_tokens":1000}}`,
 		`"model":"m","labels":{"team":"a","team":"b"}}`, `"model":"m","\u006dodel":"n"}`, `"model":"m","raw_usage":{"a":1,"a":2}}`,
+		`"model":"m","labels":{"team":"a","X-Api-Key":"sk-live-1"}}`, `"model":"m","labels":{"db.password":"hunter2","githubToken":"t"}}`,
+		`"model":"m","labels":{"max_tokens":"5","author":"a"}}`, `"model":"m","labels":{"api_key":"sha256:0123456789abcdef0123456789abcdef"}}`,
 		`"model":"m","MODEL":"other"}`, `"Model":"m","MODEL":"other"}`, `"MODEL":"m"}`, `"ſource":"x","model":"m"}`, `"model":"m","usage":{"input_tokens":5,"Input_Tokens":5}}`,
 		"\"model\":\"m\xff\"}", "\"model\":\"m\",\"labels\":{\"team\":\"a\xc3\"}}", "\"model\":\"m\",\"labels\":{\"t\xffm\":\"a\"}}",
 		`"model":"m\ud800"}`, `"model":"m\udc00x"}`, `"model":"m\ud83d\ude00é\u00e9\t\"\\\/\b\f\n\r"}`, `"model":"m\ud800\u0041"}`,
