@@ -8,7 +8,7 @@ FUZZTIME ?= 10s
 BENCHTIME ?= 200ms
 BENCH_EVENTS ?= 1000000
 
-.PHONY: help build gpu-check demo serve test test-cluster deploy-test unit fuzz bench capacity lint clickhouse-up clickhouse-down kafka-up kafka-down cluster-up cluster-down chdb-up prometheus-up chromium-up clean
+.PHONY: help build gpu-check demo serve test test-cluster deploy-test unit fuzz bench capacity lint clickhouse-up clickhouse-down kafka-up kafka-down cluster-up cluster-down chdb-up pykafka-up prometheus-up chromium-up clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -26,7 +26,7 @@ serve: build ## serve the web view of the demo data (after make demo) on http://
 	deploy/scripts/clickhouse.sh up
 	$(BIN) serve --clickhouse.database $${AIVISDEV_DEMO_DB:-aivis_demo} --addr $${AIVISDEV_SERVE_ADDR:-127.0.0.1:8088} --log_level warn
 
-test: build clickhouse-up kafka-up chdb-up prometheus-up chromium-up lint ## start the services and run every test (what CI runs)
+test: build clickhouse-up kafka-up chdb-up pykafka-up prometheus-up chromium-up lint ## start the services and run every test (what CI runs)
 	$(GO) test -count=1 -race -timeout 15m -skip '^(TestFault|TestCluster)' $(PKGS)
 	@echo "detector tests on the demo's own traffic (skipped under -race)"
 	$(GO) test -count=1 -timeout 10m -run '^TestDetector(QuietOnDefaultDemoTraffic|ColdStartOnDemoTraffic)$$' -v ./aggregate 2>&1 | grep -E '^(--- |PASS|FAIL|ok|panic)|incidents' ; exit $${PIPESTATUS[0]}
@@ -88,6 +88,9 @@ cluster-down: ## stop the local cluster (data kept; deploy/scripts/cluster.sh do
 
 chdb-up: ## install (once) chDB, current ClickHouse in Python, into .aivis/chdb-venv for the modern-SQL test
 	deploy/scripts/chdb.sh up
+
+pykafka-up: ## install (once) confluent-kafka into .aivis/pykafka-venv, for the test that runs docs/examples/subscribe_enriched.py
+	deploy/scripts/pykafka.sh up
 
 prometheus-up: ## install (once) Debian's prometheus package, whose promtool and server the alert-rule tests run
 	deploy/scripts/prometheus.sh up

@@ -198,6 +198,27 @@ func (l *layout) waitReady(name string, timeout time.Duration) {
 	l.t.Fatalf("%s not ready within %s: %s\nlog:\n%s", name, timeout, body, l.log(name))
 }
 
+// post sends lines to the ingest process as NDJSON, 50 a request, and
+// requires 202 for each request.
+func (l *layout) post(lines [][]byte) {
+	l.t.Helper()
+	url := "http://" + l.procs["ingest"].listenAddr + ingest.Path
+	for i := 0; i < len(lines); i += 50 {
+		req, _ := http.NewRequestWithContext(l.ctx, http.MethodPost, url, bytes.NewReader(bytes.Join(lines[i:min(i+50, len(lines))], []byte("\n"))))
+		req.Header.Set("Authorization", "Bearer "+l.token)
+		req.Header.Set("Content-Type", "application/x-ndjson")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			l.t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			l.t.Fatalf("POST %s: %d %s\ningest log:\n%s", url, resp.StatusCode, body, l.log("ingest"))
+		}
+	}
+}
+
 // stopAll sends SIGTERM to every process and requires exit status 0.
 func (l *layout) stopAll() {
 	l.t.Helper()
@@ -261,21 +282,7 @@ func TestProductionLayout(t *testing.T) {
 	for i := 0; i < n; i += 7 {
 		lines = append(lines, lines[i])
 	}
-	url := "http://" + l.procs["ingest"].listenAddr + ingest.Path
-	for i := 0; i < len(lines); i += 50 {
-		req, _ := http.NewRequestWithContext(l.ctx, http.MethodPost, url, bytes.NewReader(bytes.Join(lines[i:min(i+50, len(lines))], []byte("\n"))))
-		req.Header.Set("Authorization", "Bearer "+l.token)
-		req.Header.Set("Content-Type", "application/x-ndjson")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusAccepted {
-			t.Fatalf("POST %s: %d %s\ningest log:\n%s", url, resp.StatusCode, body, l.log("ingest"))
-		}
-	}
+	l.post(lines)
 
 	cfg := chsink.DefaultConfig()
 	cfg.Addr, cfg.Database = l.chAddr, l.db
