@@ -16,7 +16,6 @@ import (
 	"github.com/aivis-dev/aivis/internal/bus"
 	"github.com/aivis-dev/aivis/internal/testenv"
 	"github.com/aivis-dev/aivis/schemas"
-	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
 )
 
 // TestStageConfirmsSealedDuplicates runs the stage on real Kafka and
@@ -35,16 +34,7 @@ func TestStageConfirmsSealedDuplicates(t *testing.T) {
 	topic := fmt.Sprintf("aivis-test-dedup-%d", time.Now().UnixNano())
 	createTopics(t, brokers, 1, topic, schemas.TopicDeadLetter)
 
-	chcfg := chsink.DefaultConfig()
-	chcfg.Addr, chcfg.Database = addr, db
-	store, err := chsink.Open(ctx, chcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	if _, err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	store := migratedStore(t, ctx, addr, db)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic))
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -138,16 +139,7 @@ func produceEnriched(t *testing.T, ctx context.Context, brokers []string, topic 
 func runReplicas(t *testing.T, ctx context.Context, cfg aggregate.Config, brokers []string, topic, addr, db string, k, n int, produce func()) []int64 {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	chcfg := chsink.DefaultConfig()
-	chcfg.Addr, chcfg.Database = addr, db
-	store, err := chsink.Open(ctx, chcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	if _, err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	store := migratedStore(t, ctx, addr, db)
 	stages := make([]*aggregate.Stage, k)
 	done := make([]chan error, k)
 	cancels := make([]context.CancelFunc, k)
@@ -201,6 +193,23 @@ func runReplicas(t *testing.T, ctx context.Context, cfg aggregate.Config, broker
 		counts[i] = st.Processed()
 	}
 	return counts
+}
+
+// migratedStore opens db on the ClickHouse at addr, migrated, closed when
+// the test ends.
+func migratedStore(t *testing.T, ctx context.Context, addr, db string) *chsink.Store {
+	t.Helper()
+	cfg := chsink.DefaultConfig()
+	cfg.Addr, cfg.Database = addr, db
+	store, err := chsink.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	if _, err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return store
 }
 
 func requestsIn(t *testing.T, ctx context.Context, store *chsink.Store) uint64 {
@@ -258,26 +267,13 @@ FROM cost_by_window ORDER BY window_start, model, team`)
 // for, with their values.
 func lagPartitions(t *testing.T, reg *prometheus.Registry) map[int32]float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[int32]float64{}
-	for _, mf := range mfs {
-		if mf.GetName() != "aivis_aggregate_consumer_lag" {
-			continue
+	for labels, v := range testenv.Series(t, reg, "aivis_aggregate_consumer_lag") {
+		p, err := strconv.Atoi(strings.TrimPrefix(labels, "partition="))
+		if err != nil {
+			t.Fatalf("lag series %q", labels)
 		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "partition" {
-					p, err := strconv.Atoi(l.GetValue())
-					if err != nil {
-						t.Fatalf("partition label %q", l.GetValue())
-					}
-					out[int32(p)] = m.GetGauge().GetValue()
-				}
-			}
-		}
+		out[int32(p)] = v
 	}
 	return out
 }
@@ -298,16 +294,7 @@ func TestReplicaLagFollowsAssignment(t *testing.T) {
 	createTopics(t, brokers, 6, topic, schemas.TopicDeadLetter)
 
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	chcfg := chsink.DefaultConfig()
-	chcfg.Addr, chcfg.Database = addr, db
-	store, err := chsink.Open(ctx, chcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	if _, err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	store := migratedStore(t, ctx, addr, db)
 	cfg := aggregate.DefaultConfig()
 	cfg.Topic, cfg.Group = topic, topic
 	cfg.SessionTimeout = 6 * time.Second

@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/aivis-dev/aivis/internal/bus"
+	"github.com/aivis-dev/aivis/internal/testenv"
 	"github.com/aivis-dev/aivis/pricing"
 	"github.com/aivis-dev/aivis/schemas"
 )
@@ -520,27 +521,10 @@ func TestStageManyPolls(t *testing.T) {
 }
 
 // lagOf returns the partitions reg exports aivis_enrich_consumer_lag for,
-// with their values.
+// with their values, by label ("partition=0").
 func lagOf(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, mf := range mfs {
-		if mf.GetName() != "aivis_enrich_consumer_lag" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "partition" {
-					out[l.GetValue()] = m.GetGauge().GetValue()
-				}
-			}
-		}
-	}
-	return out
+	return testenv.Series(t, reg, "aivis_enrich_consumer_lag")
 }
 
 // TestStageLag: each replica exports the lag of the partitions it holds,
@@ -598,7 +582,7 @@ func TestStageLag(t *testing.T) {
 				seen[p]++
 			}
 		}
-		return len(seen) == 3 && seen["0"] == 1 && seen["1"] == 1 && seen["2"] == 1
+		return len(seen) == 3 && seen["partition=0"] == 1 && seen["partition=1"] == 1 && seen["partition=2"] == 1
 	}
 
 	a := start()

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
+	"github.com/aivis-dev/aivis/internal/testenv"
 	"github.com/aivis-dev/aivis/schemas"
 )
 
@@ -363,21 +364,10 @@ func TestLostGPUKeepsTheOthers(t *testing.T) {
 // gaugeSeries counts the series of family name on reg whose uuid is uuid.
 func gaugeSeries(t *testing.T, reg *prometheus.Registry, name, uuid string) int {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
 	n := 0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "uuid" && l.GetValue() == uuid {
-					n++
-				}
-			}
+	for labels := range testenv.Series(t, reg, name) {
+		if strings.Contains(","+labels+",", ",uuid="+uuid+",") {
+			n++
 		}
 	}
 	return n

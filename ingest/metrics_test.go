@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/aivis-dev/aivis/internal/testenv"
 )
 
 // Every answer is counted by status and route, refusals included, in the
@@ -95,7 +97,7 @@ func TestRequestsCountedByRoute(t *testing.T) {
 			if got := strconv.Itoa(do()); got != tt.wantCode {
 				t.Fatalf("status %s, want %s", got, tt.wantCode)
 			}
-			counted := series(t, reg, "aivis_ingest_requests_total")
+			counted := testenv.Series(t, reg, "aivis_ingest_requests_total")
 			if fmt.Sprint(counted) != fmt.Sprint(want) {
 				t.Errorf("aivis_ingest_requests_total: %v, want %v", counted, want)
 			}
@@ -120,31 +122,7 @@ func TestServersShareARegistry(t *testing.T) {
 			t.Fatalf("code %d", rec.Code)
 		}
 	}
-	if got := series(t, reg, "aivis_ingest_events_total")["result=accepted"]; got != 2 {
+	if got := testenv.Series(t, reg, "aivis_ingest_events_total")["result=accepted"]; got != 2 {
 		t.Errorf("events accepted by both servers: %v, want 2", got)
 	}
-}
-
-// series reads the values of counter name from g by their labels, written
-// name=value and joined with commas.
-func series(t *testing.T, g prometheus.Gatherer, name string) map[string]float64 {
-	t.Helper()
-	mfs, err := g.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			var labels []string
-			for _, l := range m.GetLabel() {
-				labels = append(labels, l.GetName()+"="+l.GetValue())
-			}
-			out[strings.Join(labels, ",")] = m.GetCounter().GetValue()
-		}
-	}
-	return out
 }

@@ -5,19 +5,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/big"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
-
+	"github.com/aivis-dev/aivis/internal/bus"
 	"github.com/aivis-dev/aivis/internal/testenv"
 	"github.com/aivis-dev/aivis/schemas"
 )
@@ -28,23 +23,7 @@ import (
 // venv skips the test; under CI=true it fails it.
 func pykafkaPython(t *testing.T) string {
 	t.Helper()
-	venv := os.Getenv("AIVISDEV_PYKAFKA_VENV")
-	if venv == "" {
-		root, err := testenv.RepoRoot()
-		if err != nil {
-			t.Fatal(err)
-		}
-		venv = filepath.Join(root, ".aivis", "pykafka-venv")
-	}
-	py := filepath.Join(venv, "bin", "python")
-	var err error
-	if _, statErr := os.Stat(py); statErr != nil {
-		err = statErr
-	} else if out, runErr := exec.Command(py, "-c", "import confluent_kafka").CombinedOutput(); runErr != nil {
-		err = errors.New(strings.TrimSpace(string(out)))
-	}
-	testenv.RequireOrSkip(t, "confluent-kafka (Python) at "+py, err, "install it with `deploy/scripts/pykafka.sh up` (make test does)")
-	return py
+	return testenv.VenvPython(t, "AIVISDEV_PYKAFKA_VENV", "pykafka-venv", "confluent_kafka", "confluent-kafka (Python)", "deploy/scripts/pykafka.sh")
 }
 
 // TestPythonSubscriber runs docs/examples/subscribe_enriched.py, the
@@ -167,22 +146,15 @@ func TestPythonSubscriber(t *testing.T) {
 // partitions' end offsets (it is never truncated in a test).
 func recordsIn(t *testing.T, brokers []string, topic string) int64 {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ends, err := bus.Dialer{Brokers: brokers, ClientID: "test"}.EndOffsets(ctx, topic)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatalf("listing the end offsets of %s: %v", topic, err)
-	}
 	var n int64
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Err == nil {
-			n += o.Offset
-		}
-	})
+	for _, end := range ends {
+		n += end
+	}
 	return n
 }

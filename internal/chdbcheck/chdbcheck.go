@@ -13,7 +13,6 @@ package chdbcheck
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,27 +27,12 @@ import (
 // Locally a missing venv skips the test; under CI=true it fails it.
 func Python(t testing.TB) string {
 	t.Helper()
-	py := os.Getenv("AIVISDEV_CHDB_PYTHON")
-	if py == "" {
-		venv := os.Getenv("AIVISDEV_CHDB_VENV")
-		if venv == "" {
-			root, err := testenv.RepoRoot()
-			if err != nil {
-				t.Fatalf("finding the repository root for the chDB venv: %v", err)
-			}
-			venv = filepath.Join(root, ".aivis", "chdb-venv")
-		}
-		py = filepath.Join(venv, "bin", "python")
+	const what, script = "chDB (current ClickHouse in Python)", "deploy/scripts/chdb.sh"
+	if py := os.Getenv("AIVISDEV_CHDB_PYTHON"); py != "" {
+		testenv.RequirePython(t, py, "chdb", what, script)
+		return py
 	}
-	var err error
-	if _, statErr := os.Stat(py); statErr != nil {
-		err = statErr
-	} else if out, runErr := exec.Command(py, "-c", "import chdb").CombinedOutput(); runErr != nil {
-		err = errors.New(strings.TrimSpace(string(out)))
-	}
-	testenv.RequireOrSkip(t, "chDB (current ClickHouse in Python) at "+py, err,
-		"install it with `deploy/scripts/chdb.sh up` (make test does)")
-	return py
+	return testenv.VenvPython(t, "AIVISDEV_CHDB_VENV", "chdb-venv", "chdb", what, script)
 }
 
 // Run executes stmts in order in one fresh chDB session and fails t with
