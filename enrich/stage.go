@@ -483,7 +483,12 @@ func (s *Stage) transform(e *Enricher, in *kgo.Record, at time.Time) (*kgo.Recor
 	}
 	// The client holds the value until the broker acknowledges it: a
 	// copy, in a block no later record overwrites.
-	s.scratch = enriched.AppendJSON(s.scratch[:0])
+	if start, end, ok := s.dec.CanonicalHead(); ok {
+		// Nothing after HideSecrets changes those members.
+		s.scratch = enriched.AppendJSONHead(s.scratch[:0], in.Value[start:end])
+	} else {
+		s.scratch = enriched.AppendJSON(s.scratch[:0])
+	}
 	value := carve(s, s.scratch)
 	key := in.Key
 	if len(key) == 0 {

@@ -447,6 +447,92 @@ func TestTransformOutputsStayIntact(t *testing.T) {
 	}
 }
 
+// TestTransformCopiesCanonicalHead: for an input written as AppendJSON
+// writes it, transform copies the event's first members instead of
+// encoding them again; its output must be byte for byte what encoding the
+// enriched event gives. The golden events are tried as written (keys out
+// of order, secrets to hide) and as ingest writes them.
+func TestTransformCopiesCanonicalHead(t *testing.T) {
+	e := testEnricher(t)
+	copied := 0
+	for _, raw := range transformInputs(t) {
+		if checkTransform(t, e, raw) {
+			copied++
+		}
+	}
+	if copied == 0 {
+		t.Fatal("no input had its head copied")
+	}
+}
+
+// FuzzTransformMatchesEncoder is TestTransformCopiesCanonicalHead on
+// any input.
+func FuzzTransformMatchesEncoder(f *testing.F) {
+	for _, raw := range transformInputs(f) {
+		f.Add(raw)
+	}
+	e := testEnricher(f)
+	f.Fuzz(func(t *testing.T, raw []byte) { checkTransform(t, e, raw) })
+}
+
+// transformInputs are the golden events as written and, once secrets are
+// hidden, as AppendJSON writes them.
+func transformInputs(t testing.TB) [][]byte {
+	files, err := filepath.Glob("testdata/golden/*/event.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no golden events: %v", err)
+	}
+	var inputs [][]byte
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := schemas.Parse(raw)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		ev.HideSecrets()
+		inputs = append(inputs, raw, ev.AppendJSON(nil))
+	}
+	return inputs
+}
+
+// transformDead is checkTransform's dead-letter writer.
+var transformDead = bus.NewDeadLetters(StageName, prometheus.NewRegistry())
+
+// checkTransform fails t unless transform's output for raw is what
+// encoding the enrichment of raw's event gives, or raw is dead-lettered
+// when Parse or Validate refuse it. It reports whether transform copied
+// raw's head.
+func checkTransform(t *testing.T, e *Enricher, raw []byte) (copied bool) {
+	t.Helper()
+	s := &Stage{log: slog.New(slog.DiscardHandler), dead: transformDead}
+	at := time.Date(2026, 11, 30, 8, 0, 0, 123_000_000, time.UTC)
+	out, res := s.transform(e, &kgo.Record{Topic: schemas.TopicRaw, Value: raw}, at)
+	ev, err := schemas.Parse(raw)
+	if err == nil {
+		err = ev.Validate()
+	}
+	if err != nil {
+		if res.dead == "" {
+			t.Fatalf("%q: enriched, but %v", raw, err)
+		}
+		return false
+	}
+	if res.dead != "" {
+		t.Fatalf("%q: dead-lettered (%s), but it is valid", raw, res.dead)
+	}
+	ev.HideSecrets()
+	var want schemas.Enriched
+	e.enrichInto(&want, ev, at)
+	if w := want.AppendJSON(nil); !bytes.Equal(out.Value, w) {
+		t.Fatalf("%q:\n transform %s\n encoder   %s", raw, out.Value, w)
+	}
+	_, _, copied = s.dec.CanonicalHead()
+	return copied
+}
+
 // TestStageManyPolls runs the stage over polls whose outputs fill several
 // value blocks each, so that later polls write into the blocks and fetch
 // memory of earlier ones, and checks every output against the enrichment

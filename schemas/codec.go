@@ -69,6 +69,17 @@ type Decoder struct {
 	// first byte and length, for HideSecrets.
 	reducedRaw *byte
 	reducedLen int
+
+	// loose: the input so far holds something AppendJSON writes
+	// otherwise (space, an escape, a null, keys out of order, ...); a
+	// strict decode that is not loose checks the strings it reads for
+	// it, at a small cost.
+	// headStart and headEnd bound, in the input of the last Event
+	// decode, the members up to provider_cost_usd while they are written
+	// as AppendJSON writes them; headEnd < 0 when they are not. See
+	// CanonicalHead.
+	loose              bool
+	headStart, headEnd int
 }
 
 // spare holds the memory of the value being decoded into, taken apart
@@ -198,6 +209,64 @@ func (d *Decoder) begin(data []byte, strict bool) {
 	d.spare = spare{ints: d.spare.ints[:0]}
 	d.reducedRaw, d.reducedLen = nil, 0
 	d.credLabels = false
+	d.loose, d.headStart, d.headEnd = false, 0, -1
+}
+
+// CanonicalHead returns where, in the input of the last Event or EventAt
+// decode, the event's members from schema_version to provider_cost_usd
+// lie, when they are byte for byte what Event.AppendJSON writes for them
+// and Decoder.HideSecrets has changed none of them since: ok is false
+// otherwise. Enriched.AppendJSONHead takes that text in place of encoding
+// those members again. Ingest, the Go client and json.Marshal write
+// events that pass.
+func (d *Decoder) CanonicalHead() (start, end int, ok bool) {
+	if d.err != nil || d.headEnd < 0 {
+		return 0, 0, false
+	}
+	return d.headStart, d.headEnd, true
+}
+
+// headRequired are the fields AppendJSON writes even when empty: a head
+// without one of them is not what it writes.
+const headRequired = 1<<fSchemaVersion | 1<<fEventID | 1<<fTime | 1<<fKind | 1<<fSource
+
+// headField notes the end of head field id of e, just decoded: the head
+// grows to it while everything so far is canonical, and is lost for good
+// otherwise.
+func (d *Decoder) headField(id int, e *Event) {
+	empty := false
+	switch id {
+	case fAPIKeyID:
+		empty = e.APIKeyID == ""
+	case fLabels:
+		empty = len(e.Labels) == 0
+	case fProvider:
+		empty = e.Provider == ""
+	case fModel:
+		empty = e.Model == ""
+	case fOperation:
+		empty = e.Operation == ""
+	case fStatus:
+		empty = e.Status == ""
+	case fErrorType:
+		empty = e.ErrorType == ""
+	case fLatencyMs:
+		empty = e.LatencyMs == nil
+	case fServiceTier:
+		empty = e.ServiceTier == ""
+	case fStreaming:
+		empty = !e.Streaming
+	case fUsage:
+		empty = e.Usage == nil
+	case fProviderCostUSD:
+		empty = e.ProviderCostUSD == ""
+	}
+	// AppendJSON leaves an empty optional member out.
+	if empty || d.loose {
+		d.loose, d.headEnd = true, -1
+	} else if d.headEnd >= 0 {
+		d.headEnd = d.i
+	}
 }
 
 // takeEvent keeps what *e holds for reuse.
@@ -435,6 +504,8 @@ func (d *Decoder) nextField(n int, t *fieldTable, last int, seen *uint64) (id in
 			}
 		}
 	}
+	// Not in the order and form of a canonical writer.
+	d.loose = true
 	if !d.keyRest() {
 		return -1, false
 	}
@@ -449,6 +520,10 @@ func (d *Decoder) event(e *Event, en *Enriched) {
 		t = enrichedTable
 	}
 	var seen uint64
+	head := d.strict && en == nil
+	if head {
+		d.headStart, d.headEnd = d.i+1, d.i+1
+	}
 	d.open()
 	for n, last := 0, -1; ; n++ {
 		id, more := d.nextField(n, t, last, &seen)
@@ -544,9 +619,15 @@ func (d *Decoder) event(e *Event, en *Enriched) {
 		case fCanonicalModel:
 			d.str(&en.CanonicalModel, true)
 		}
+		if head && id < fWarnings {
+			d.headField(id, e)
+		}
 		d.pop()
 	}
 	d.close()
+	if head && seen&headRequired != headRequired {
+		d.headEnd = -1
+	}
 }
 
 // object reports whether an object starts at d.i; null is consumed and
@@ -600,6 +681,8 @@ func (d *Decoder) usage(dst **Usage) {
 		last = id
 		d.push(usageNames[id])
 		if id == 13 {
+			// AppendJSON writes it before provider_total_tokens.
+			d.loose = true
 			d.calls(&u.ServerToolCalls)
 		} else {
 			d.intPtr(u.counts()[id])
@@ -886,6 +969,7 @@ func (d *Decoder) labels(dst *map[string]string) {
 		*dst = m
 	}
 	d.open()
+	var prev string
 	for n := 0; d.nextKey(n); n++ {
 		k := d.intern(d.key)
 		if _, dup := m[k]; dup {
@@ -894,6 +978,10 @@ func (d *Decoder) labels(dst *map[string]string) {
 		if d.credentialName(k) {
 			d.credLabels = true
 		}
+		if n > 0 && prev >= k {
+			d.loose = true // AppendJSON writes the keys sorted
+		}
+		prev = k
 		d.pushKey(d.key)
 		var v string
 		d.str(&v, true)
@@ -1064,6 +1152,9 @@ func (d *Decoder) raw(dst *json.RawMessage) {
 		}
 	}
 	v := d.data[start:d.i]
+	if !reduced || !d.loose && !compactAlready(v) {
+		d.loose = true
+	}
 	if d.strict && !reduced && (v[0] == '{' || v[0] == '[') && !countsOnly(v) && len(CheckJSON(v, nil)) > 0 {
 		d.soft = true
 	}
@@ -1084,13 +1175,18 @@ func (d *Decoder) raw(dst *json.RawMessage) {
 func (d *Decoder) HideSecrets(e *Event) {
 	if d.credLabels {
 		e.hideCredentials(d.credentialName)
-	} else {
-		e.APIKeyID = HashKey(e.APIKeyID)
+		d.headEnd = -1 // perhaps changed
+	} else if k := HashKey(e.APIKeyID); k != e.APIKeyID {
+		e.APIKeyID = k
+		d.headEnd = -1
 	}
 	if d.reducedRaw != nil && unsafe.SliceData(e.RawUsage) == d.reducedRaw && len(e.RawUsage) == d.reducedLen {
 		return
 	}
 	if !reduced(e.RawUsage) {
+		if len(e.RawUsage) > 0 {
+			d.headEnd = -1
+		}
 		e.RawUsage = ReduceRawUsage(e.RawUsage)
 	}
 }
@@ -1135,10 +1231,18 @@ func (d *Decoder) time(dst *time.Time) {
 	if d.err != nil {
 		return
 	}
-	if t, ok := parseUTC(d.data[start+1 : d.i-1]); ok {
-		*dst = t
-		return
+	if text := d.data[start+1 : d.i-1]; len(text) > 0 {
+		if t, ok := parseUTC(text); ok {
+			// AppendJSON writes no fraction for a whole second and
+			// no trailing zero in one.
+			if len(text) > 20 && text[len(text)-2] == '0' {
+				d.loose = true
+			}
+			*dst = t
+			return
+		}
 	}
+	d.loose = true
 	if err := dst.UnmarshalJSON(d.data[start:d.i]); err != nil {
 		d.fail("%s: must be an RFC 3339 timestamp string such as \"2026-01-02T15:04:05Z\" (%v)", d.pathString(), err)
 	}
@@ -1306,6 +1410,9 @@ func (d *Decoder) parseInt(lit []byte) (int64, bool) {
 			v = v*10 + int64(c-'0')
 		}
 		if neg {
+			if v == 0 {
+				d.loose = true // -0
+			}
 			v = -v
 		}
 		return v, true
@@ -1458,7 +1565,9 @@ func (d *Decoder) ws() {
 	if d.i < len(d.data) && d.data[d.i] > ' ' {
 		return // no whitespace, the usual case
 	}
-	d.i = skipWS(d.data, d.i)
+	if j := skipWS(d.data, d.i); j != d.i {
+		d.i, d.loose = j, true
+	}
 }
 
 // open consumes the '{' or '[' at d.i.
@@ -1542,6 +1651,9 @@ func (d *Decoder) nextElem(n int) bool {
 }
 
 func (d *Decoder) literal(lit string) bool {
+	if lit[0] == 'n' {
+		d.loose = true // AppendJSON leaves out what is null
+	}
 	if len(d.data)-d.i >= len(lit) && string(d.data[d.i:d.i+len(lit)]) == lit {
 		d.i += len(lit)
 		return true
@@ -1606,17 +1718,25 @@ func (d *Decoder) skipNumber() {
 func (d *Decoder) text(buf *[]byte) []byte {
 	d.i++
 	start := d.i
-	d.i = plainRun(d.data, d.i)
-	for d.i < len(d.data) {
-		c := d.data[d.i]
-		if c == '"' {
-			d.i++
-			return d.data[start : d.i-1]
+	if !d.strict || d.loose {
+		d.i = plainRun(d.data, d.i)
+	} else {
+		// A strict decode, canonical so far, also notes what
+		// appendString writes otherwise: safeRun stops at '<', '>' and
+		// '&' too.
+		for whole := unsafe.String(unsafe.SliceData(d.data), len(d.data)); ; d.i++ {
+			if d.i = safeRun(whole, d.i); d.i >= len(d.data) {
+				break
+			}
+			if c := d.data[d.i]; c != '<' && c != '>' && c != '&' {
+				break
+			}
+			d.loose = true
 		}
-		if c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
-			break
-		}
+	}
+	if d.i < len(d.data) && d.data[d.i] == '"' {
 		d.i++
+		return d.data[start : d.i-1]
 	}
 	b := append((*buf)[:0], d.data[start:d.i]...)
 	for {
@@ -1633,6 +1753,7 @@ func (d *Decoder) text(buf *[]byte) []byte {
 			d.failSyntax("in string literal")
 			return nil
 		case c == '\\':
+			d.loose = true
 			if d.i+1 >= len(d.data) {
 				d.failSyntax("in string literal")
 				return nil
@@ -1676,6 +1797,9 @@ func (d *Decoder) text(buf *[]byte) []byte {
 			}
 			d.i += 2
 		case c < utf8.RuneSelf:
+			if c == '<' || c == '>' || c == '&' {
+				d.loose = true
+			}
 			b = append(b, c)
 			d.i++
 		default:
@@ -1684,6 +1808,9 @@ func (d *Decoder) text(buf *[]byte) []byte {
 				d.soft = true
 				b = utf8.AppendRune(b, r)
 			} else {
+				if r == '\u2028' || r == '\u2029' {
+					d.loose = true
+				}
 				b = append(b, d.data[d.i:d.i+n]...)
 			}
 			d.i += n

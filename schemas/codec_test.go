@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // oracleParse is Parse as it was before Decoder: encoding/json, strict,
@@ -95,6 +96,7 @@ func compareDecoders(t *testing.T, data []byte) {
 				b, _ := json.Marshal(&sharedEvent)
 				t.Fatalf("Decoder.HideSecrets (%q):\n HideSecrets %s\n decoder     %s", data, a, b)
 			}
+			compareHead(t, data, &sharedDecoder, hidden)
 		}
 	}
 
@@ -175,6 +177,130 @@ func compareDecoders(t *testing.T, data []byte) {
 			b, _ := json.Marshal(&texted)
 			t.Fatalf("Decoder.Enriched with labels as text (%q):\n oracle  %s\n decoder %s", data, a, b)
 		}
+	}
+}
+
+// compareHead fails t where d, having decoded data and hidden its
+// secrets, offers a canonical head that is not what AppendJSON writes for
+// hidden (the oracle's event, secrets hidden), or offers none for the text
+// AppendJSON writes for it.
+func compareHead(t *testing.T, data []byte, d *Decoder, hidden *Event) {
+	t.Helper()
+	if start, end, ok := d.CanonicalHead(); ok {
+		if got, want := data[start:end], hidden.appendHead(nil); !bytes.Equal(got, want) {
+			t.Fatalf("CanonicalHead of %q:\n %s\nAppendJSON writes\n %s", data, got, want)
+		}
+	}
+	canon := hidden.AppendJSON(nil)
+	var cd Decoder
+	var ev Event
+	if err := cd.Event(canon, &ev); err != nil {
+		return
+	}
+	cd.HideSecrets(&ev)
+	start, end, ok := cd.CanonicalHead()
+	if ok && !bytes.Equal(canon[start:end], hidden.appendHead(nil)) {
+		t.Fatalf("CanonicalHead of %q: %s", canon, canon[start:end])
+	}
+	// Left to the encoder on purpose: a time not in UTC or outside
+	// years 0–9999, server tool calls (written out of the decoder's
+	// order), a raw_usage beyond the counts scan, credential labels.
+	expect := hidden.Time.Location() == time.UTC && hidden.Time.Year() >= 0 && hidden.Time.Year() <= 9999 &&
+		(hidden.Usage == nil || hidden.Usage.ServerToolCalls == nil) && (len(hidden.RawUsage) == 0 || countsOnly(hidden.RawUsage))
+	// Strings with an escape are too.
+	for _, s := range []string{hidden.SchemaVersion, hidden.EventID, hidden.Kind, hidden.Source, hidden.APIKeyID, hidden.Provider,
+		hidden.Model, hidden.Operation, hidden.Status, hidden.ErrorType, hidden.ServiceTier, hidden.ProviderCostUSD} {
+		expect = expect && copiedAsIs(s)
+	}
+	for k, v := range hidden.Labels {
+		expect = expect && !CredentialName(k) && copiedAsIs(k) && copiedAsIs(v)
+	}
+	if ok != expect {
+		t.Fatalf("CanonicalHead of AppendJSON's text %q: ok = %v, want %v", canon, ok, expect)
+	}
+}
+
+// copiedAsIs reports whether appendString writes s as it is, between
+// quotes.
+func copiedAsIs(s string) bool {
+	for i := 0; ; {
+		if i = safeRun(s, i); i == len(s) {
+			return true
+		}
+		if s[i] < utf8.RuneSelf {
+			return false
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 || r == '\u2028' || r == '\u2029' {
+			return false
+		}
+		i += n
+	}
+}
+
+// TestCanonicalHead checks which heads the decoder offers.
+func TestCanonicalHead(t *testing.T) {
+	const head = `{"schema_version":"1","event_id":"e1","time":"2026-11-26T10:00:00.12Z","kind":"llm.request","source":"s"`
+	for _, c := range []struct {
+		rest string
+		ok   bool
+	}{
+		{`,"provider":"openai","model":"gpt-4o","usage":{"input_tokens":5}}`, true},
+		{`,"api_key_id":"sha256:0123456789abcdef0123456789abcdef","labels":{"project":"p","team":"t"},"model":"m","latency_ms":-3,"streaming":true,"usage":{},"raw_usage":{"a":[1,{"b":2}]},"provider_cost_usd":"0.5","warnings":["x"],"end_user":"u"}`, true},
+		{`,"model":"café ☕","warnings":[ "space in the tail" ]}`, true},
+		{`,"labels":{"team":"t","project":"p"}}`, false},   // keys not sorted
+		{`,"labels":{}}`, false},                           // left out
+		{`,"labels":{"team":"a<b"}}`, false},               // escaped as <
+		{`,"labels":{"t\u0065am":"a"}}`, false},            // an escape
+		{`,"model":"m","provider":"p"}`, false},            // out of order
+		{`,"model": "m"}`, false},                          // space
+		{`,"model":""}`, false},                            // left out
+		{`,"model":null}`, false},                          // left out
+		{`,"model":"\u2028"}`, false},                      // an escape
+		{`,"latency_ms":-0}`, false},                       // written 0
+		{`,"streaming":false}`, false},                     // left out
+		{`,"usage":{"server_tool_calls":{"w":1}}}`, false}, // written elsewhere
+		{`,"raw_usage":{"a":1,"note":"x"}}`, false},        // reduced
+		{`,"raw_usage":{"a": 1}}`, false},                  // compacted
+		{`,"api_key_id":"sk-live-1"}`, false},              // hashed
+		{`,"labels":{"api_key":"sk-live-1"}}`, false},      // hashed
+		{`,"Model":"m"}`, false},                           // another case
+	} {
+		data := []byte(head + c.rest)
+		var d Decoder
+		var e Event
+		if err := d.Event(data, &e); err != nil {
+			t.Fatalf("%s: %v", c.rest, err)
+		}
+		d.HideSecrets(&e)
+		start, end, ok := d.CanonicalHead()
+		if ok != c.ok {
+			t.Errorf("%s: ok = %v, want %v", c.rest, ok, c.ok)
+			continue
+		}
+		if ok && !bytes.Equal(data[start:end], e.appendHead(nil)) {
+			t.Errorf("%s: head %s, AppendJSON writes %s", c.rest, data[start:end], e.appendHead(nil))
+		}
+	}
+	for _, time := range []string{"2026-11-26T10:00:00.120Z", "2026-11-26T10:00:00.0Z", "2026-11-26T12:00:00+02:00", "2026-11-26t10:00:00z"} {
+		data := []byte(`{"schema_version":"1","event_id":"e1","time":"` + time + `","kind":"llm.request","source":"s"}`)
+		var d Decoder
+		var e Event
+		if err := d.Event(data, &e); err != nil {
+			continue
+		}
+		if _, _, ok := d.CanonicalHead(); ok {
+			t.Errorf("time %s: a head offered, AppendJSON writes %s", time, e.appendHead(nil))
+		}
+	}
+	// A required member missing: AppendJSON writes it anyway.
+	var d Decoder
+	var e Event
+	if err := d.Event([]byte(`{"schema_version":"1","event_id":"e1","kind":"llm.request","source":"s"}`), &e); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := d.CanonicalHead(); ok {
+		t.Error("a head offered without the time")
 	}
 }
 
