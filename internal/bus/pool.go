@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/zstd"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -21,49 +22,82 @@ import (
 // usual. The pool keeps nothing across garbage collections that nobody
 // uses, so an idle stage holds no more than before.
 type FetchPool struct {
-	bytes sync.Pool // *[]byte
-	recs  sync.Pool // *[]kgo.Record
+	// bytes holds the batch buffers by size class: class k those of
+	// capacity from minPooledBatch<<k up to twice that.
+	bytes [numBatchClasses]sync.Pool // *[]byte
+	recs  sync.Pool                  // *[]kgo.Record
 }
 
-// maxPooledBatch bounds the decompressed batches the pool keeps: larger
-// ones, rare, are left to the garbage collector.
-const maxPooledBatch = 8 << 20
+// Batch buffers the pool keeps are from minPooledBatch to maxPooledBatch
+// long; larger ones, rare, are left to the garbage collector.
+const (
+	minPooledBatch  = 64 << 10
+	maxPooledBatch  = 8 << 20
+	numBatchClasses = 8 // minPooledBatch << 7 == maxPooledBatch
+)
 
 // Pooled returns the client option that makes a consumer use p.
 func Pooled(p *FetchPool) kgo.Opt { return kgo.WithPools(p) }
 
 // GetDecompressBytes returns a buffer to decompress a batch into, or nil
 // when none is free; the codec then allocates one, which comes back to the
-// pool once the batch's records are recycled. Snappy, the producers'
-// default, says how long the batch decodes to: a buffer too short for it
-// would only be thrown away by the codec, so a longer one is made in its
-// place, its length rounded up to a power of two, so that the buffers in
-// the pool come in a few sizes that each fit most batches.
+// pool once the batch's records are recycled.
+//
+// The client zeroes a buffer's whole capacity when it comes back, so a
+// long buffer lent to a short batch costs more to clear than the batch
+// costs to decompress. Snappy, the producers' default, says how long a
+// batch decodes to, and so does a zstd frame that carries its length: the
+// buffer comes from the smallest size class that holds the batch, made
+// afresh when that class has none free, so it is never much longer. A
+// batch of unknown length gets a free buffer of the smallest class, if
+// any, which the codec grows as it needs.
 func (p *FetchPool) GetDecompressBytes(src []byte, codec kgo.CompressionCodecType) []byte {
 	need := 0
-	if codec == kgo.CodecSnappy {
-		if n, err := s2.DecodedLen(src); err == nil && n <= maxPooledBatch {
+	switch codec {
+	case kgo.CodecSnappy:
+		// (Not the xerial framing Java clients write: unknown then.)
+		if n, err := s2.DecodedLen(src); err == nil {
+			if n > maxPooledBatch {
+				return nil
+			}
 			need = n
 		}
+	case kgo.CodecZstd:
+		// A producer's frame says its length, as franz-go's does.
+		var h zstd.Header
+		if h.Decode(src) == nil && h.HasFCS {
+			if h.FrameContentSize > maxPooledBatch {
+				return nil
+			}
+			need = int(h.FrameContentSize)
+		}
 	}
-	if b, ok := p.bytes.Get().(*[]byte); ok && cap(*b) >= need {
+	k := batchClass(need)
+	if b, ok := p.bytes[k].Get().(*[]byte); ok {
 		return (*b)[:0]
 	}
 	if need == 0 {
 		return nil
 	}
-	return make([]byte, 0, max(minPooledBatch, 1<<bits.Len(uint(need-1))))
+	return make([]byte, 0, minPooledBatch<<k)
 }
 
-// minPooledBatch is the least the pool makes a batch buffer.
-const minPooledBatch = 64 << 10
+// batchClass is the smallest size class whose buffers hold n bytes.
+func batchClass(n int) int {
+	if n <= minPooledBatch {
+		return 0
+	}
+	return bits.Len(uint(n-1)) - bits.Len(minPooledBatch-1)
+}
 
-// PutDecompressBytes takes back a batch's buffer, zeroed by the client.
+// PutDecompressBytes takes back a batch's buffer, zeroed by the client,
+// into the largest class it can serve.
 func (p *FetchPool) PutDecompressBytes(b []byte) {
-	if cap(b) == 0 || cap(b) > maxPooledBatch {
+	if cap(b) < minPooledBatch || cap(b) > maxPooledBatch {
 		return
 	}
-	p.bytes.Put(&b)
+	k := bits.Len(uint(cap(b))) - bits.Len(minPooledBatch)
+	p.bytes[k].Put(&b)
 }
 
 // GetRecords returns room for n records, made with room to spare when

@@ -1,11 +1,14 @@
 package bus
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/zstd"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -28,13 +31,18 @@ func (p *countingPool) GetDecompressBytes(src []byte, codec kgo.CompressionCodec
 // consumer, recycling each poll before the next, and checks that every
 // record arrives whole and that the pool hands its buffers out again.
 func TestFetchPoolReusesBatches(t *testing.T) {
+	t.Run("snappy", func(t *testing.T) { testFetchPoolReuses(t, kgo.SnappyCompression()) })
+	t.Run("zstd", func(t *testing.T) { testFetchPoolReuses(t, kgo.ZstdCompression()) })
+}
+
+func testFetchPoolReuses(t *testing.T, codec kgo.CompressionCodec) {
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
 	const n = 3000
-	prod, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ProducerBatchCompression(kgo.SnappyCompression()),
+	prod, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ProducerBatchCompression(codec),
 		kgo.ProducerBatchMaxBytes(16<<10), kgo.DefaultProduceTopic("t"))
 	if err != nil {
 		t.Fatal(err)
@@ -75,5 +83,55 @@ func TestFetchPoolReusesBatches(t *testing.T) {
 	}
 	if pool.reused == 0 {
 		t.Error("no decompressed batch buffer was handed out again after its records were recycled")
+	}
+}
+
+// TestFetchPoolLendsBySize: a batch gets a buffer of about its own length,
+// not a long one another batch left: the client clears a buffer's whole
+// capacity when it comes back.
+func TestFetchPoolLendsBySize(t *testing.T) {
+	enc, err := zstd.NewWriter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	batch := func(codec kgo.CompressionCodecType, n int) []byte {
+		raw := bytes.Repeat([]byte("x"), n)
+		if codec == kgo.CodecSnappy {
+			return s2.EncodeSnappy(nil, raw)
+		}
+		return enc.EncodeAll(raw, nil)
+	}
+	for _, codec := range []kgo.CompressionCodecType{kgo.CodecSnappy, kgo.CodecZstd} {
+		p := new(FetchPool)
+		long := make([]byte, 0, 4<<20)
+		p.PutDecompressBytes(long)
+		for _, n := range []int{5000, 70 << 10, 1 << 20} {
+			b := p.GetDecompressBytes(batch(codec, n), codec)
+			if b == nil || cap(b) < n || cap(b) > 2*max(n, minPooledBatch) {
+				t.Fatalf("codec %d: a batch of %d bytes got a buffer of capacity %d", codec, n, cap(b))
+			}
+			p.PutDecompressBytes(b)
+		}
+		if b := p.GetDecompressBytes(batch(codec, 3<<20), codec); cap(b) != cap(long) {
+			t.Fatalf("codec %d: a batch of 3 MiB got capacity %d, not the 4 MiB buffer the pool holds", codec, cap(b))
+		}
+		if b := p.GetDecompressBytes(batch(codec, maxPooledBatch+1), codec); b != nil {
+			t.Fatalf("codec %d: a batch beyond the pool's bound got a buffer of capacity %d", codec, cap(b))
+		}
+	}
+	// Unknown length (xerial framing, lz4, gzip): the smallest class's
+	// buffer if one is free, else nil for the codec to allocate.
+	p := new(FetchPool)
+	if b := p.GetDecompressBytes([]byte("?"), kgo.CodecLz4); b != nil {
+		t.Fatalf("an empty pool lent a buffer of capacity %d", cap(b))
+	}
+	p.PutDecompressBytes(make([]byte, 0, 4<<20))
+	if b := p.GetDecompressBytes([]byte("?"), kgo.CodecLz4); b != nil {
+		t.Fatalf("a batch of unknown length got a buffer of capacity %d", cap(b))
+	}
+	p.PutDecompressBytes(make([]byte, 0, minPooledBatch))
+	if b := p.GetDecompressBytes([]byte("?"), kgo.CodecLz4); cap(b) != minPooledBatch {
+		t.Fatalf("a batch of unknown length got capacity %d, want %d", cap(b), minPooledBatch)
 	}
 }
