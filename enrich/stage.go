@@ -461,6 +461,8 @@ const stampEvery = 256
 // under the same key, stamped enriched_at at, or a dead letter.
 func (s *Stage) transform(e *Enricher, in *kgo.Record, at time.Time) (*kgo.Record, result) {
 	ev := &s.ev
+	// transform is done with the event before in's memory is reused.
+	s.dec.EventIDInPlace = true
 	err := s.dec.Event(in.Value, ev)
 	if err == nil {
 		err = ev.Validate()

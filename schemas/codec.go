@@ -38,6 +38,13 @@ type Decoder struct {
 	// than the rest of its fields.
 	LabelsAsJSON bool
 
+	// EventIDInPlace makes Event and EventAt leave EventID referring to
+	// the input bytes, instead of a copy, when its text needs no
+	// decoding: it is valid only while they are unchanged. For a reader
+	// done with each event before its input is reused, such as enrich,
+	// which saves an allocation an event.
+	EventIDInPlace bool
+
 	data   []byte
 	i      int
 	strict bool
@@ -542,7 +549,11 @@ func (d *Decoder) event(e *Event, en *Enriched) {
 		case fSchemaVersion:
 			d.str(&e.SchemaVersion, true)
 		case fEventID:
-			d.str(&e.EventID, false)
+			if d.EventIDInPlace && en == nil {
+				d.strInPlace(&e.EventID)
+			} else {
+				d.str(&e.EventID, false)
+			}
 		case fTime:
 			d.time(&e.Time)
 		case fKind:
@@ -1152,7 +1163,9 @@ func (d *Decoder) raw(dst *json.RawMessage) {
 		}
 	}
 	v := d.data[start:d.i]
-	if !reduced || !d.loose && !compactAlready(v) {
+	if !reduced {
+		// Reduced raw usage (countsValue) has no space, and no byte
+		// appendCompact changes: as AppendJSON writes it.
 		d.loose = true
 	}
 	if d.strict && !reduced && (v[0] == '{' || v[0] == '[') && !countsOnly(v) && len(CheckJSON(v, nil)) > 0 {
@@ -1322,6 +1335,25 @@ func (d *Decoder) str(dst *string, intern bool) {
 		d.literal("null")
 	default:
 		d.typeError("a string")
+	}
+}
+
+// strInPlace is str for a string left in the input when it can be.
+func (d *Decoder) strInPlace(dst *string) {
+	d.ws()
+	if d.peek() != '"' {
+		d.str(dst, false)
+		return
+	}
+	at := d.i + 1
+	s := d.text(&d.buf)
+	if d.err != nil {
+		return
+	}
+	if len(s) > 0 && unsafe.SliceData(s) == &d.data[at] {
+		*dst = unsafe.String(unsafe.SliceData(s), len(s))
+	} else {
+		*dst = string(s)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // oracleParse is Parse as it was before Decoder: encoding/json, strict,
@@ -101,6 +102,15 @@ func compareDecoders(t *testing.T, data []byte) {
 	}
 
 	compareEventAt(t, data, want, werr)
+
+	// With the event id left in the input: the same event.
+	inPlace := Decoder{EventIDInPlace: true}
+	var ip Event
+	if gerr := inPlace.Event(data, &ip); gerr != nil {
+		sameResult(t, "Decoder.Event, id in place", data, want, werr, nil, gerr)
+	} else {
+		sameResult(t, "Decoder.Event, id in place", data, want, werr, &ip, gerr)
+	}
 
 	wantE, werrE := oracleEnriched(data)
 	gotE, gerrE := DecodeEnriched(data)
@@ -235,6 +245,31 @@ func copiedAsIs(s string) bool {
 			return false
 		}
 		i += n
+	}
+}
+
+// TestEventIDInPlace: the id refers to the input when it needs no
+// decoding, and is a copy when it does.
+func TestEventIDInPlace(t *testing.T) {
+	d := Decoder{EventIDInPlace: true}
+	var e Event
+	if err := d.Event(benchEvent, &e); err != nil {
+		t.Fatal(err)
+	}
+	at := bytes.Index(benchEvent, []byte(e.EventID))
+	if at < 0 || unsafe.StringData(e.EventID) != &benchEvent[at] {
+		t.Fatalf("event id %q is a copy", e.EventID)
+	}
+	escaped := bytes.Replace(benchEvent, []byte(`"event_id":"0`), []byte(`"event_id":"\u0030`), 1)
+	if err := d.Event(escaped, &e); err != nil {
+		t.Fatal(err)
+	}
+	if p := unsafe.StringData(e.EventID); uintptr(unsafe.Pointer(p)) >= uintptr(unsafe.Pointer(&escaped[0])) &&
+		uintptr(unsafe.Pointer(p)) < uintptr(unsafe.Pointer(&escaped[0]))+uintptr(len(escaped)) {
+		t.Fatalf("event id %q decoded from an escape refers to the input", e.EventID)
+	}
+	if e.EventID[0] != '0' {
+		t.Fatalf("event id %q", e.EventID)
 	}
 }
 
