@@ -981,18 +981,23 @@ func (d *Decoder) labels(dst *map[string]string) {
 	}
 	d.open()
 	var prev string
+	ascending := true
 	for n := 0; d.nextKey(n); n++ {
 		k := d.intern(d.key)
-		if _, dup := m[k]; dup {
-			d.soft = true
+		if n > 0 && prev >= k {
+			ascending = false
+			d.loose = true // AppendJSON writes the keys sorted
+		}
+		prev = k
+		// Keys in increasing order cannot repeat one.
+		if !ascending {
+			if _, dup := m[k]; dup {
+				d.soft = true
+			}
 		}
 		if d.credentialName(k) {
 			d.credLabels = true
 		}
-		if n > 0 && prev >= k {
-			d.loose = true // AppendJSON writes the keys sorted
-		}
-		prev = k
 		d.pushKey(d.key)
 		var v string
 		d.str(&v, true)
@@ -1303,7 +1308,23 @@ func parseUTC(b []byte) (t time.Time, ok bool) {
 		}
 		nsec = n
 	}
-	return time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC), true
+	// time.Date normalises and looks the zone up; the fields are in range
+	// here, so the days since the epoch are arithmetic (the proleptic
+	// Gregorian calendar, counted in 400-year eras from March 1st so that
+	// a leap day ends a year).
+	y, m := year, month
+	if m <= 2 {
+		y--
+		m += 12
+	}
+	y += 400 // y ≥ -1: an era more keeps the divisions below floors
+	era := y / 400
+	yoe := y - era*400
+	doy := (153*(m-3)+2)/5 + day - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	days := int64(era-1)*146097 + int64(doe) - 719468
+	unix := days*86400 + int64(hour*3600+minute*60+sec)
+	return time.Unix(unix, int64(nsec)).UTC(), true
 }
 
 func daysIn(m time.Month, year int) int {

@@ -714,6 +714,33 @@ func compareEventAt(t *testing.T, data []byte, want *Event, werr error) {
 	}
 }
 
+// TestParseUTCMatchesParse compares parseUTC with time.Parse on every day
+// of the years around its arithmetic's edges (year 0, a leap year, the
+// epoch, 2100, which is not one, year 9999) and on random times of the
+// whole range.
+func TestParseUTCMatchesParse(t *testing.T) {
+	check := func(text string) {
+		t.Helper()
+		want, werr := time.Parse(time.RFC3339Nano, text)
+		got, ok := parseUTC([]byte(text))
+		if ok != (werr == nil) || ok && (!got.Equal(want) || got.Location() != time.UTC) {
+			t.Fatalf("parseUTC(%s) = %v, %v; time.Parse: %v, %v", text, got, ok, want, werr)
+		}
+	}
+	for _, year := range []int{0, 1, 4, 1600, 1969, 1970, 2000, 2024, 2100, 9999} {
+		for d := time.Date(year, 1, 1, 23, 59, 59, 0, time.UTC); d.Year() == year; d = d.AddDate(0, 0, 1) {
+			check(d.Format(time.RFC3339Nano))
+		}
+		check(fmt.Sprintf("%04d-02-29T00:00:00Z", year))
+		check(fmt.Sprintf("%04d-04-31T00:00:00Z", year))
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 100_000 {
+		sec := -62_167_219_200 + r.Int64N(315_537_897_600)
+		check(time.Unix(sec, r.Int64N(1e9)).UTC().Format(time.RFC3339Nano))
+	}
+}
+
 // TestAppendTimeMatchesFormat checks appendTime against AppendFormat on
 // UTC times across the fast path's range and its edges, and on times it
 // leaves to AppendFormat.
