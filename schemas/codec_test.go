@@ -631,11 +631,21 @@ func TestSkipPlainTakesCanonicalValues(t *testing.T) {
 // TestPlainRunMatchesBytewise compares plainRun with a byte-at-a-time scan
 // on every byte value at every position of a word, and on random strings.
 func TestPlainRunMatchesBytewise(t *testing.T) {
+	runMatchesBytewise(t, "plainRun", plainRun, func(c byte) bool { return c == '"' || c == '\\' || c < 0x20 || c >= 0x80 })
+}
+
+// TestSafeRunMatchesBytewise is the same for safeRun.
+func TestSafeRunMatchesBytewise(t *testing.T) {
+	run := func(b []byte, i int) int { return safeRun(string(b), i) }
+	runMatchesBytewise(t, "safeRun", run, func(c byte) bool { return c >= 0x80 || !jsonSafe[c] })
+}
+
+// runMatchesBytewise fails t where run, which returns the index of the
+// first byte from i on that stops says to stop at (or the length), gives
+// another answer than a byte loop.
+func runMatchesBytewise(t *testing.T, name string, run func([]byte, int) int, stops func(byte) bool) {
 	slow := func(b []byte, i int) int {
-		for ; i < len(b); i++ {
-			if c := b[i]; c == '"' || c == '\\' || c < 0x20 || c >= 0x80 {
-				return i
-			}
+		for ; i < len(b) && !stops(b[i]); i++ {
 		}
 		return i
 	}
@@ -644,23 +654,24 @@ func TestPlainRunMatchesBytewise(t *testing.T) {
 			b := []byte("abcdefghijklmnopqrstuvwxyz")
 			b[pos] = byte(c)
 			for start := range 3 {
-				if got, want := plainRun(b, start), slow(b, start); got != want {
-					t.Fatalf("byte %#x at %d from %d: plainRun = %d, want %d", c, pos, start, got, want)
+				if got, want := run(b, start), slow(b, start); got != want {
+					t.Fatalf("byte %#x at %d from %d: %s = %d, want %d", c, pos, start, name, got, want)
 				}
 			}
 		}
 	}
 	// Two bytes in one word: a match below another byte borrows into it,
 	// which must not move the answer.
-	near := []byte{0x00, 0x01, 0x02, 0x1f, 0x20, 0x21, '"' - 1, '"', '"' + 1, '\\' - 1, '\\', '\\' + 1, 0x7f, 0x80, 0x81, 0xff}
+	near := []byte{0x00, 0x01, 0x02, 0x1f, 0x20, 0x21, '"' - 1, '"', '"' + 1, '&' - 1, '&', '&' + 1, '<' - 1, '<', '<' + 1, '>', '>' + 1,
+		'\\' - 1, '\\', '\\' + 1, 0x7f, 0x80, 0x81, 0xff}
 	for _, c1 := range near {
 		for _, c2 := range near {
 			for p1 := range 9 {
 				for p2 := p1 + 1; p2 < 10; p2++ {
 					b := []byte("abcdefghijklmnop")
 					b[p1], b[p2] = c1, c2
-					if got, want := plainRun(b, 0), slow(b, 0); got != want {
-						t.Fatalf("%q: plainRun = %d, want %d", b, got, want)
+					if got, want := run(b, 0), slow(b, 0); got != want {
+						t.Fatalf("%q: %s = %d, want %d", b, name, got, want)
 					}
 				}
 			}
@@ -675,8 +686,8 @@ func TestPlainRunMatchesBytewise(t *testing.T) {
 				b[i] = byte(r.IntN(256))
 			}
 		}
-		if got, want := plainRun(b, 0), slow(b, 0); got != want {
-			t.Fatalf("%q: plainRun = %d, want %d", b, got, want)
+		if got, want := run(b, 0), slow(b, 0); got != want {
+			t.Fatalf("%q: %s = %d, want %d", b, name, got, want)
 		}
 	}
 }
