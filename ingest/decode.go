@@ -62,10 +62,14 @@ func (l limits) timeProblem(at, now time.Time) *schemas.FieldError {
 // rules of schemas.Parse, naming the path of every unknown or mistyped
 // field. A body that cannot be split is refused; a value that is not an
 // event is an item with its problems. The events, and the items, lie in
-// es, which must outlive them.
+// es, which must outlive them; the events' ids lie in body.
 func parseEvents(body []byte, f framing, lim limits, es *eventSlab) ([]item, *refusal) {
 	d := decoders.Get().(*schemas.Decoder)
 	defer decoders.Put(d)
+	// The events' ids stay in body: Server.accept is done with the
+	// events (check copies what is produced) before it hands body back.
+	d.EventIDInPlace = true
+	defer func() { d.EventIDInPlace = false }()
 	if items, ref, ok := parseEventsOnce(d, body, f, lim, es); ok {
 		return items, ref
 	}

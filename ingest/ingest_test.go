@@ -345,7 +345,9 @@ func TestRecordsNotReusedWhileProducing(t *testing.T) {
 }
 
 // Events are decoded into memory that earlier requests' events used (their
-// labels, usage, raw_usage): nothing of those may show in a later record.
+// labels, usage, raw_usage), and their ids stay in the request's body,
+// which a later request reads into: nothing of those may show in a later
+// record.
 // Each body must give the records that decoding it into new memory gives.
 func TestEventMemoryReuse(t *testing.T) {
 	cfg := testConfig()
@@ -373,6 +375,11 @@ func TestEventMemoryReuse(t *testing.T) {
 			for i := range got {
 				if !bytes.Equal(got[i].Value, want.events[i].value) {
 					t.Errorf("round %d: after other requests\n%s\nwant\n%s", round, got[i].Value, want.events[i].value)
+				}
+				// The key is the event id, which decoding leaves in the
+				// request's body.
+				if !bytes.Equal(got[i].Key, want.events[i].key) {
+					t.Errorf("round %d: key %q, want %q", round, got[i].Key, want.events[i].key)
 				}
 			}
 		}
