@@ -39,9 +39,9 @@ const (
 // Pooled returns the client option that makes a consumer use p.
 func Pooled(p *FetchPool) kgo.Opt { return kgo.WithPools(p) }
 
-// GetDecompressBytes returns a buffer to decompress a batch into, or nil
-// when none is free; the codec then allocates one, which comes back to the
-// pool once the batch's records are recycled.
+// GetDecompressBytes returns a buffer to decompress a batch into, which
+// comes back to the pool once the batch's records are recycled, or nil
+// for a batch longer than the pool keeps (the codec then allocates one).
 //
 // The client zeroes a buffer's whole capacity when it comes back, so a
 // long buffer lent to a short batch costs more to clear than the batch
@@ -49,8 +49,9 @@ func Pooled(p *FetchPool) kgo.Opt { return kgo.WithPools(p) }
 // batch decodes to, and so does a zstd frame that carries its length: the
 // buffer comes from the smallest size class that holds the batch, made
 // afresh when that class has none free, so it is never much longer. A
-// batch of unknown length gets a free buffer of the smallest class, if
-// any, which the codec grows as it needs.
+// batch of unknown length (lz4, gzip, xerial snappy) gets one of the
+// smallest class, which the codec grows as it needs; the grown buffer
+// comes back in the class it then fits.
 func (p *FetchPool) GetDecompressBytes(src []byte, codec kgo.CompressionCodecType) []byte {
 	need := 0
 	switch codec {
@@ -75,9 +76,6 @@ func (p *FetchPool) GetDecompressBytes(src []byte, codec kgo.CompressionCodecTyp
 	k := batchClass(need)
 	if b, ok := p.bytes[k].Get().(*[]byte); ok {
 		return (*b)[:0]
-	}
-	if need == 0 {
-		return nil
 	}
 	return make([]byte, 0, minPooledBatch<<k)
 }
