@@ -5,7 +5,9 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // Warning codes of prices that are a fallback, not an exact match: the
@@ -203,7 +205,32 @@ func (c *Catalog) resolve(provider, model string) resolved {
 // one Catalog value: a new catalog (a reload) starts empty.
 type resolveCache struct {
 	mu sync.RWMutex
-	m  map[resolveKey]resolved
+	m  map[resolveKey]*resolveEntry
+	// front holds the pairs last seen, in slots picked by where the
+	// names' bytes are: the stream's decoders intern names, so the events
+	// of one pair mostly share that memory, and a slot costs a pointer
+	// load and two string comparisons where the map hashes both names and
+	// takes the lock. A slot is only a hint; its names are compared in
+	// full.
+	front [resolveFrontSize]atomic.Pointer[resolveEntry]
+}
+
+type resolveEntry struct {
+	provider, model string
+	r               resolved
+}
+
+const (
+	resolveFrontBits = 6
+	resolveFrontSize = 1 << resolveFrontBits
+)
+
+// frontSlot is the front slot of (provider, model), from the names'
+// addresses and lengths.
+func frontSlot(provider, model string) uint64 {
+	h := (uint64(uintptr(unsafe.Pointer(unsafe.StringData(provider))))+uint64(len(provider)))*31 +
+		uint64(uintptr(unsafe.Pointer(unsafe.StringData(model)))) + uint64(len(model))
+	return (h * 0x9e3779b97f4a7c15) >> (64 - resolveFrontBits)
 }
 
 type resolveKey struct{ provider, model string }
@@ -212,7 +239,7 @@ type resolveKey struct{ provider, model string }
 // every time, so that producers sending arbitrary names cost no memory.
 const maxResolveCache = 4096
 
-func newResolveCache() *resolveCache { return &resolveCache{m: map[resolveKey]resolved{}} }
+func newResolveCache() *resolveCache { return &resolveCache{m: map[resolveKey]*resolveEntry{}} }
 
 // resolveCached is resolve through c's cache. The warnings of the result
 // are shared: callers copy them, never append to them in place.
@@ -221,20 +248,25 @@ func (c *Catalog) resolveCached(provider, model string) resolved {
 	if rc == nil {
 		return c.resolve(provider, model)
 	}
+	slot := &rc.front[frontSlot(provider, model)]
+	if e := slot.Load(); e != nil && e.provider == provider && e.model == model {
+		return e.r
+	}
 	k := resolveKey{provider, model}
 	rc.mu.RLock()
-	r, ok := rc.m[k]
+	e, ok := rc.m[k]
 	rc.mu.RUnlock()
-	if ok {
-		return r
+	if !ok {
+		// Copies: a caller's names may share memory that it reuses.
+		e = &resolveEntry{provider: strings.Clone(provider), model: strings.Clone(model), r: c.resolve(provider, model)}
+		rc.mu.Lock()
+		if len(rc.m) < maxResolveCache {
+			rc.m[resolveKey{e.provider, e.model}] = e
+		}
+		rc.mu.Unlock()
 	}
-	r = c.resolve(provider, model)
-	rc.mu.Lock()
-	if len(rc.m) < maxResolveCache {
-		rc.m[k] = r
-	}
-	rc.mu.Unlock()
-	return r
+	slot.Store(e)
+	return e.r
 }
 
 // find looks a model name up: exact spelling, then case-insensitively

@@ -3,6 +3,7 @@ package pricing
 import (
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 func TestNormalizeModel(t *testing.T) {
@@ -324,4 +325,42 @@ models:
 	if err == nil || !strings.Contains(err.Error(), "models[1](acme/big).model") {
 		t.Errorf("versions naming two models: err = %v", err)
 	}
+}
+
+// The cache answers what resolve does, for pairs that share front slots
+// and come back in turns, and for names whose memory the caller reuses.
+func TestResolveCachedMatchesResolve(t *testing.T) {
+	c, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := func(what string, got, want resolved) {
+		t.Helper()
+		if got.v != want.v || got.name != want.name || strings.Join(got.warnings, "|") != strings.Join(want.warnings, "|") {
+			t.Fatalf("%s: cached %+v, resolve gives %+v", what, got, want)
+		}
+	}
+	var pairs [][2]string
+	for _, p := range []string{"openai", "anthropic", "bedrock", "azure", "nope"} {
+		for _, m := range []string{"gpt-4o", "GPT-4o-2024-08-06", "claude-sonnet-4-5-20250929", "anthropic.claude-3-haiku-20240307-v1:0", "unknown-model"} {
+			pairs = append(pairs, [2]string{p, m})
+		}
+	}
+	for i := range 3 * resolveFrontSize {
+		pairs = append(pairs, [2]string{"openai", "gpt-4o-" + strings.Repeat("x", i%7) + string(rune('a'+i%26))})
+	}
+	for range 3 {
+		for _, p := range pairs {
+			same(p[0]+"/"+p[1], c.resolveCached(p[0], p[1]), c.resolve(p[0], p[1]))
+		}
+	}
+	// Names in a buffer the caller overwrites: the same address and
+	// length, other text.
+	buf := []byte("gpt-4o-mini")
+	name := unsafe.String(&buf[0], len(buf))
+	same("first text", c.resolveCached("openai", name), c.resolve("openai", "gpt-4o-mini"))
+	copy(buf, "unknown-mod")
+	same("same address, other text", c.resolveCached("openai", name), c.resolve("openai", "unknown-mod"))
+	copy(buf, "gpt-4o-mini")
+	same("the first text again", c.resolveCached("openai", name), c.resolve("openai", "gpt-4o-mini"))
 }

@@ -1417,6 +1417,11 @@ func (d *Decoder) number(what string) []byte {
 }
 
 func (d *Decoder) int(dst *int64) {
+	d.ws()
+	if v, ok := d.plainInt(); ok {
+		*dst = v
+		return
+	}
 	if lit := d.number("an integer"); lit != nil {
 		if v, ok := d.parseInt(lit); ok {
 			*dst = v
@@ -1431,19 +1436,54 @@ func (d *Decoder) intPtr(dst **int64) {
 		*dst = nil
 		return
 	}
-	lit := d.number("an integer")
-	if lit == nil {
-		return
-	}
-	v, ok := d.parseInt(lit)
+	v, ok := d.plainInt()
 	if !ok {
-		return
+		lit := d.number("an integer")
+		if lit == nil {
+			return
+		}
+		if v, ok = d.parseInt(lit); !ok {
+			return
+		}
 	}
 	if *dst != nil {
 		**dst = v
 		return
 	}
 	*dst = d.newInt(v)
+}
+
+// plainInt reads the integer at d.i when it is written as canonical
+// writers write counts: no sign, no leading zero, at most 18 digits, not
+// followed by a fraction or an exponent. It scans and converts in one
+// pass; for anything else it moves nothing and returns false, and the
+// caller takes the general path (number, then parseInt), which gives the
+// same value or the error.
+func (d *Decoder) plainInt() (int64, bool) {
+	data, i := d.data, d.i
+	if i >= len(data) || data[i] < '0' || data[i] > '9' {
+		return 0, false
+	}
+	var v int64
+	j := i
+	for j < len(data) && j-i <= 18 {
+		c := data[j] - '0'
+		if c > 9 {
+			break
+		}
+		v = v*10 + int64(c)
+		j++
+	}
+	if j-i > 18 || data[i] == '0' && j-i > 1 {
+		return 0, false
+	}
+	if j < len(data) {
+		if c := data[j]; c == '.' || c == 'e' || c == 'E' {
+			return 0, false
+		}
+	}
+	d.i = j
+	return v, true
 }
 
 // parseInt parses an integer literal as encoding/json does for int64:
@@ -1729,9 +1769,7 @@ func (d *Decoder) valueStart() bool {
 func (d *Decoder) skipNumber() {
 	digits := func() bool {
 		start := d.i
-		for d.i < len(d.data) && d.data[d.i] >= '0' && d.data[d.i] <= '9' {
-			d.i++
-		}
+		d.i = skipDigits(d.data, start)
 		return d.i > start
 	}
 	if d.peek() == '-' {

@@ -919,3 +919,38 @@ func TestAppendIntMatchesStrconv(t *testing.T) {
 		}
 	}
 }
+
+// plainInt takes the integers it can read in one pass, and leaves every
+// other literal, untouched, to the general path.
+func TestPlainInt(t *testing.T) {
+	for _, tc := range []struct {
+		lit  string
+		want int64 // when taken
+		ok   bool
+	}{
+		{"0", 0, true},
+		{"7", 7, true},
+		{"120500", 120500, true},
+		{"123456789012345678", 123456789012345678, true},
+		{"1234567890123456789", 0, false},
+		{"9223372036854775807", 0, false},
+		{"01", 0, false},
+		{"00", 0, false},
+		{"-5", 0, false},
+		{"1.5", 0, false},
+		{"1e3", 0, false},
+		{"1E3", 0, false},
+		{"0.0", 0, false},
+		{"x", 0, false},
+		{"", 0, false},
+	} {
+		for _, after := range []string{"", ",", "}", " "} {
+			var d Decoder
+			d.begin([]byte(tc.lit+after), true)
+			v, ok := d.plainInt()
+			if ok != tc.ok || ok && (v != tc.want || d.i != len(tc.lit)) || !ok && d.i != 0 {
+				t.Errorf("plainInt(%q) = %d, %v at %d; want %d, %v at %d", tc.lit+after, v, ok, d.i, tc.want, tc.ok, len(tc.lit))
+			}
+		}
+	}
+}

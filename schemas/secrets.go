@@ -345,12 +345,21 @@ func countName(k string) bool {
 		return false
 	}
 	for i := 0; i < len(k); i++ {
-		if c := k[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.') {
+		if !countNameByte[k[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+// countNameByte holds the bytes a name countName keeps may have: ASCII
+// letters, digits, '_' and '.'.
+var countNameByte = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.'
+	}
+	return t
+}()
 
 // countsOnly reports, in one pass and without allocating, whether raw is a
 // usage object that is already reduced and clean: valid JSON without
@@ -404,21 +413,19 @@ func countsContainer(raw []byte, i, depth int) (int, bool) {
 			return i, false
 		}
 		if obj {
-			// A name countName keeps needs no escapes.
+			// A name countName keeps needs no escapes: its bytes are
+			// checked as they are scanned.
 			if i >= len(raw) || raw[i] != '"' {
 				return i, false
 			}
 			j := i + 1
-			for j < len(raw) && raw[j] != '"' && raw[j] != '\\' {
+			for j < len(raw) && countNameByte[raw[j]] {
 				j++
 			}
-			if j+1 >= len(raw) || raw[j] != '"' || raw[j+1] != ':' {
+			if j+1 >= len(raw) || raw[j] != '"' || raw[j+1] != ':' || j == i+1 || j-i-1 > maxRawUsageKey {
 				return i, false
 			}
 			name := unsafeString(raw[i+1 : j])
-			if !countName(name) {
-				return i, false
-			}
 			for _, k := range keys[:n] {
 				if k == name {
 					return i, false
@@ -464,38 +471,47 @@ func countsContainer(raw []byte, i, depth int) (int, bool) {
 
 // countsNumber checks the JSON number at raw[i].
 func countsNumber(raw []byte, i int) (int, bool) {
-	digits := func() bool {
-		start := i
-		for i < len(raw) && raw[i] >= '0' && raw[i] <= '9' {
-			i++
-		}
-		return i > start
-	}
 	if raw[i] == '-' {
 		i++
 	}
 	switch {
 	case i < len(raw) && raw[i] == '0':
 		i++
-	case !digits():
-		return i, false
-	}
-	if i < len(raw) && raw[i] == '.' {
-		i++
-		if !digits() {
+	default:
+		j := skipDigits(raw, i)
+		if j == i {
 			return i, false
 		}
+		i = j
+	}
+	if i < len(raw) && raw[i] == '.' {
+		j := skipDigits(raw, i+1)
+		if j == i+1 {
+			return j, false
+		}
+		i = j
 	}
 	if i < len(raw) && (raw[i] == 'e' || raw[i] == 'E') {
 		i++
 		if i < len(raw) && (raw[i] == '+' || raw[i] == '-') {
 			i++
 		}
-		if !digits() {
+		j := skipDigits(raw, i)
+		if j == i {
 			return i, false
 		}
+		i = j
 	}
 	return i, true
+}
+
+// skipDigits returns the offset of the first byte from raw[i] on that is
+// not an ASCII digit.
+func skipDigits(raw []byte, i int) int {
+	for i < len(raw) && raw[i]-'0' <= 9 {
+		i++
+	}
+	return i
 }
 
 // unsafeString views b as a string for comparisons that do not outlive b.

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -114,6 +115,41 @@ func TestDecoderCredentialName(t *testing.T) {
 			if got, want := d.credentialName(n), CredentialName(n); got != want {
 				t.Fatalf("round %d: credentialName(%q) = %v, CredentialName says %v", round, n, got, want)
 			}
+		}
+	}
+}
+
+// countsOnly takes every name countName keeps and no other.
+func TestCountsOnlyNames(t *testing.T) {
+	long := strings.Repeat("a", maxRawUsageKey)
+	for _, tc := range []struct {
+		raw  string
+		want bool
+	}{
+		{`{"input_tokens":1}`, true},
+		{`{"a.b_C9":0,"x":[1,2.5,-3e2]}`, true},
+		{`{"` + long + `":1}`, true},
+		{`{"` + long + `a":1}`, false},
+		{`{"":1}`, false},
+		{`{"a b":1}`, false},
+		{`{"a\u0062":1}`, false},
+		{`{"a-b":1}`, false},
+		{`{"é":1}`, false},
+		{`{"a":1,"a":2}`, false},
+		{`{"a":01}`, false},
+		{`{"a":1.}`, false},
+		{`{"a":1e}`, false},
+		{`{"a":-}`, false},
+		{`{"a"`, false},
+	} {
+		if got := countsOnly([]byte(tc.raw)); got != tc.want {
+			t.Errorf("countsOnly(%s) = %v, want %v", tc.raw, got, tc.want)
+		}
+	}
+	const kept = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_."
+	for c := range 256 {
+		if got, want := countNameByte[c], strings.IndexByte(kept, byte(c)) >= 0; got != want {
+			t.Errorf("countNameByte[%#x] = %v, want %v", c, got, want)
 		}
 	}
 }
