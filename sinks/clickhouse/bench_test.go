@@ -58,7 +58,11 @@ func writeRows(ctx context.Context, s *Store, events []schemas.StoredEvent) erro
 	for _, c := range cols {
 		if !c.omitable { // left out of the INSERT, as send does
 			names = append(names, c.name)
-			values = append(values, reflect.ValueOf(c.data))
+			data := c.data
+			if p, ok := data.(picoUSD); ok {
+				data = p.decimals()
+			}
+			values = append(values, reflect.ValueOf(data))
 		}
 	}
 	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+TableEvents+" ("+strings.Join(names, ", ")+")")

@@ -63,7 +63,7 @@ func (s *Store) Write(ctx context.Context, events []schemas.StoredEvent, rows []
 		if buf == nil {
 			buf = new(eventBuffers)
 		}
-		err := s.insert(ctx, TableEvents, len(events), maxEventsPerBlock, func(lo, hi int) ([]column, error) {
+		err := s.insert(ctx, TableEvents, len(events), maxEventsPerBlock, &buf.mem, func(lo, hi int) ([]column, error) {
 			return buf.columns(events[lo:hi])
 		})
 		buf.release()
@@ -81,7 +81,7 @@ func (s *Store) Write(ctx context.Context, events []schemas.StoredEvent, rows []
 		if err != nil {
 			return err
 		}
-		if err := s.insert(ctx, TableWindows, len(group), len(group), whole(cols)); err != nil {
+		if err := s.insert(ctx, TableWindows, len(group), len(group), nil, whole(cols)); err != nil {
 			return err
 		}
 	}
@@ -175,13 +175,15 @@ type eventBuffers struct {
 	times                                              []time.Time
 	latencies, offsets                                 []int64
 	input, cacheRead, cacheWrite, output, reasoning    []int64
-	costs                                              []decimal.Decimal
+	costs                                              []int64 // pico-USD
 	unpriced, unowned                                  []uint8
 	partitions                                         []uint32
 	ratingVersions                                     []uint64
 
 	text       []byte      // backs the labels' and usage's JSON
 	labelPairs [][2]string // scratch for sorting labels by key
+	// mem is the driver's column memory of the last events INSERT.
+	mem columnMemory
 }
 
 func sized[T any](s []T, n int) []T {
@@ -202,7 +204,6 @@ func (b *eventBuffers) release() {
 		clear(s[:cap(s)]) // a Write's first INSERT may have been its longest
 	}
 	clear(b.tags[:cap(b.tags)])
-	clear(b.costs[:cap(b.costs)])
 	clear(b.labelPairs[:cap(b.labelPairs)])
 }
 
@@ -252,7 +253,7 @@ func (b *eventBuffers) columns(events []schemas.StoredEvent) ([]column, error) {
 		} else {
 			b.input[i], b.cacheRead[i], b.cacheWrite[i], b.output[i], b.reasoning[i] = 0, 0, 0, 0, 0
 		}
-		b.costs[i] = picosToUSD(e.CostPicos)
+		b.costs[i] = e.CostPicos
 		b.costSources[i], b.catalogs[i], b.prices[i] = e.CostSource, e.Pricing.CatalogVersion, e.Pricing.PriceID
 		b.unpriced[i], b.unowned[i] = flag(e.Flags.Unpriced), flag(e.Flags.Unowned)
 		if len(e.Labels) == 0 && len(e.LabelsJSON) > 0 {
@@ -288,7 +289,7 @@ func (b *eventBuffers) columns(events []schemas.StoredEvent) ([]column, error) {
 		{name: "team", data: b.teams}, {name: "project", data: b.projects}, {name: "cost_center", data: b.costCenters}, {name: "api_key_id", data: b.keyIDs},
 		{name: "input_tokens", data: b.input}, {name: "cache_read_input_tokens", data: b.cacheRead}, {name: "cache_write_input_tokens", data: b.cacheWrite},
 		{name: "output_tokens", data: b.output}, {name: "reasoning_output_tokens", data: b.reasoning},
-		{name: "cost_usd", data: b.costs}, {name: "cost_source", data: b.costSources}, {name: "catalog_version", data: b.catalogs}, {name: "price_id", data: b.prices},
+		{name: "cost_usd", data: picoUSD(b.costs)}, {name: "cost_source", data: b.costSources}, {name: "catalog_version", data: b.catalogs}, {name: "price_id", data: b.prices},
 		{name: "unpriced", data: b.unpriced}, {name: "unowned", data: b.unowned}, {name: "labels", data: b.labels}, {name: "raw_usage", data: b.rawUsage},
 		{name: "src_partition", data: b.partitions}, {name: "src_offset", data: b.offsets}, {name: "rating_version", data: b.ratingVersions},
 		{name: "usage_json", data: b.usageJSON}, {name: "provider_cost_usd", data: b.providerCosts},
@@ -469,13 +470,13 @@ func plainJSON(s string) bool {
 // insert writes one INSERT of n rows in blocks of at most blockRows,
 // retrying transient failures. The driver marks a batch sent even when
 // sending fails, so every attempt builds a new batch from the same columns.
-func (s *Store) insert(ctx context.Context, table string, n, blockRows int, block func(lo, hi int) ([]column, error)) error {
+func (s *Store) insert(ctx context.Context, table string, n, blockRows int, mem *columnMemory, block func(lo, hi int) ([]column, error)) error {
 	start := time.Now()
 	var err error
 	attempts := 0
 	for {
 		attempts++
-		if err = s.send(ctx, table, n, blockRows, block); err == nil {
+		if err = s.send(ctx, table, n, blockRows, mem, block); err == nil {
 			break
 		}
 		if attempts > s.cfg.MaxRetries || !retryable(ctx, err) {
@@ -514,14 +515,23 @@ var errAppend = errors.New("appending column")
 // with it. So a flush whose events all leave a field unset sends no
 // column for it, and one that sets a field only in its later events
 // makes two parts instead of one.
-func (s *Store) send(ctx context.Context, table string, n, blockRows int, block func(lo, hi int) ([]column, error)) error {
+//
+// mem, when not nil, lends the INSERTs' String columns the memory of the
+// last INSERT's and keeps theirs for the next.
+func (s *Store) send(ctx context.Context, table string, n, blockRows int, mem *columnMemory, block func(lo, hi int) ([]column, error)) error {
 	var batch driver.Batch
+	done := func() {
+		batch.Close()
+		mem.take(batch.Columns())
+		batch = nil
+	}
 	defer func() {
 		if batch != nil {
-			batch.Close()
+			done()
 		}
 	}()
-	var sent []bool // the columns of batch, by index in a block's columns
+	var sent []bool                  // the columns of batch, by index in a block's columns
+	var driverCols []chcol.Interface // batch's columns
 	for lo := 0; lo < n; lo += blockRows {
 		hi := min(lo+blockRows, n)
 		if batch != nil {
@@ -546,8 +556,7 @@ func (s *Store) send(ctx context.Context, table string, n, blockRows int, block 
 			if err := batch.Send(); err != nil {
 				return fmt.Errorf("sending rows 0-%d of %d: %w", lo, n, err)
 			}
-			batch.Close()
-			batch = nil
+			done()
 		}
 		fresh := batch == nil
 		if batch == nil {
@@ -564,6 +573,8 @@ func (s *Store) send(ctx context.Context, table string, n, blockRows int, block 
 			if batch, err = s.conn.PrepareBatch(ctx, "INSERT INTO "+table+" ("+strings.Join(names, ", ")+")"); err != nil {
 				return fmt.Errorf("preparing INSERT INTO %s: %w", table, err)
 			}
+			driverCols = batch.Columns()
+			mem.lend(driverCols)
 		}
 		if fresh {
 			reserveStrings(batch.Columns(), cols, sent)
@@ -573,7 +584,15 @@ func (s *Store) send(ctx context.Context, table string, n, blockRows int, block 
 			if !sent[i] {
 				continue
 			}
-			if err := batch.Column(k).Append(c.data); err != nil {
+			data := c.data
+			if p, ok := data.(picoUSD); ok {
+				if k < len(driverCols) && appendPicoUSD(driverCols[k], p) {
+					k++
+					continue
+				}
+				data = p.decimals()
+			}
+			if err := batch.Column(k).Append(data); err != nil {
 				return fmt.Errorf("%w %s: %w", errAppend, c.name, err)
 			}
 			k++
@@ -582,17 +601,17 @@ func (s *Store) send(ctx context.Context, table string, n, blockRows int, block 
 	if batch == nil {
 		return nil
 	}
-	return batch.Send()
+	return batch.Send() // done, deferred, keeps the columns' memory
 }
 
 // reserveStrings sizes the String columns of a new INSERT for the block
 // about to be appended, so that each grows once instead of step by step:
-// the driver's columns start empty in every INSERT and keep their memory
-// only from one block to the next within it, and a slice grown by append
-// past a few kilobytes copies about four times its final size (half of the
-// aggregator's allocated bytes). A column takes one string of its block's
-// length, then Reset empties it and keeps the memory. cols are the block's
-// columns, sent says which of them the INSERT has, in batch's order.
+// the driver's columns keep their memory only from one block to the next
+// within an INSERT (and columnMemory lends them the last INSERT's), and a
+// slice grown by append past a few kilobytes copies about four times its
+// final size. A column takes one string of its block's length, then Reset
+// empties it and keeps the memory. cols are the block's columns, sent says
+// which of them the INSERT has, in batch's order.
 func reserveStrings(batch []chcol.Interface, cols []column, sent []bool) {
 	need, k := 0, 0
 	totals := make([]int, len(batch))
@@ -604,17 +623,20 @@ func reserveStrings(batch []chcol.Interface, cols []column, sent []bool) {
 			for _, v := range strs {
 				totals[k] += len(v)
 			}
+			if totals[k] < minReserve || columnCapacity(batch[k]) >= totals[k] {
+				totals[k] = 0 // no need
+			}
 			need = max(need, totals[k])
 		}
 		k++
 	}
-	if need < minReserve {
+	if need == 0 {
 		return
 	}
 	scratch := make([]byte, need)
 	for k, col := range batch {
 		s, ok := col.(*chcol.String)
-		if !ok || totals[k] < minReserve {
+		if !ok || totals[k] == 0 {
 			continue
 		}
 		if _, err := s.Append([]string{unsafe.String(&scratch[0], totals[k])}); err == nil {
@@ -675,7 +697,7 @@ func (s *Store) WriteGPUSettings(ctx context.Context, energyUSDPerKWh, gridGCO2P
 		{name: "value", data: []float64{energyUSDPerKWh, gridGCO2PerKWh}},
 		{name: "version", data: []uint64{version, version}},
 	}
-	if err := s.insert(ctx, TableGPUSettings, 2, 2, whole(cols)); err != nil {
+	if err := s.insert(ctx, TableGPUSettings, 2, 2, nil, whole(cols)); err != nil {
 		return fmt.Errorf("writing GPU settings: %w", err)
 	}
 	return nil
