@@ -660,6 +660,21 @@ func runMatchesBytewise(t *testing.T, name string, run func([]byte, int) int, st
 			}
 		}
 	}
+	// Short inputs, which the scans may test whole: every length up to
+	// 12, every byte at every place, from every start.
+	for n := range 13 {
+		for c := range 256 {
+			for pos := range n {
+				b := []byte("abcdefghijkl")[:n]
+				b[pos] = byte(c)
+				for start := range n + 1 {
+					if got, want := run(b, start), slow(b, start); got != want {
+						t.Fatalf("%q from %d: %s = %d, want %d", b, start, name, got, want)
+					}
+				}
+			}
+		}
+	}
 	// Two bytes in one word: a match below another byte borrows into it,
 	// which must not move the answer.
 	near := []byte{0x00, 0x01, 0x02, 0x1f, 0x20, 0x21, '"' - 1, '"', '"' + 1, '&' - 1, '&', '&' + 1, '<' - 1, '<', '<' + 1, '>', '>' + 1,
@@ -672,6 +687,12 @@ func runMatchesBytewise(t *testing.T, name string, run func([]byte, int) int, st
 					b[p1], b[p2] = c1, c2
 					if got, want := run(b, 0), slow(b, 0); got != want {
 						t.Fatalf("%q: %s = %d, want %d", b, name, got, want)
+					}
+					// And at the end of a short input.
+					for n := p2 + 1; n <= 10; n++ {
+						if got, want := run(b[:n], 0), slow(b[:n], 0); got != want {
+							t.Fatalf("%q: %s = %d, want %d", b[:n], name, got, want)
+						}
 					}
 				}
 			}

@@ -343,26 +343,60 @@ var jsonSafe = func() (t [utf8.RuneSelf]bool) {
 // safeRun returns the index of the first byte of s from i on that
 // appendString cannot copy as it is (see jsonSafe; bytes from 0x80 start a
 // multi-byte character), or len(s). It tests eight bytes at a time, as
-// plainRun does, and takes the lowest flagged byte as the answer. Pairs
-// of the bytes it looks for differ in one bit, which one test ignores:
-// '"' (0x22) and '&' (0x26) in 0x04, '<' (0x3c) and '>' (0x3e) in 0x02.
+// plainRun does, and takes the lowest flagged byte as the answer. The last
+// one to seven bytes are tested at once too, as one word put together
+// from them (most strings an event carries are shorter than eight bytes).
 func safeRun(s string, i int) int {
+	b := unsafe.Slice(unsafe.StringData(s), len(s)) // read only
+	for ; i+8 <= len(b); i += 8 {
+		if m := unsafeBytes(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	switch rest := len(b) - i; {
+	case rest >= 4:
+		// Two words of four, overlapping when rest is under eight: word
+		// bytes 0-3 are b[i:i+4], 4-7 are b[len-4:].
+		w := uint64(binary.LittleEndian.Uint32(b[i:])) | uint64(binary.LittleEndian.Uint32(b[len(b)-4:]))<<32
+		if m := unsafeBytes(w); m != 0 {
+			if k := bits.TrailingZeros64(m) / 8; k < 4 {
+				return i + k
+			}
+			return len(b) - 8 + bits.TrailingZeros64(m)/8
+		}
+		return len(b)
+	case rest > 0:
+		// The first, middle and last of one to three bytes, then bytes
+		// appendString copies ('a').
+		mid := i + rest/2
+		w := uint64(b[i]) | uint64(b[mid])<<8 | uint64(b[len(b)-1])<<16 | 0x6161616161<<24
+		if m := unsafeBytes(w); m != 0 {
+			switch bits.TrailingZeros64(m) / 8 {
+			case 0:
+				return i
+			case 1:
+				return mid
+			}
+			return len(b) - 1
+		}
+		return len(b)
+	}
+	return i
+}
+
+// unsafeBytes flags (in bit 7 of each byte) the bytes of w that jsonSafe
+// refuses or that start a multi-byte character; the lowest flag is exact,
+// those above it may not be (a borrow carries into them). Pairs of the
+// bytes it looks for differ in one bit, which one test ignores: '"' (0x22)
+// and '&' (0x26) in 0x04, '<' (0x3c) and '>' (0x3e) in 0x02.
+func unsafeBytes(w uint64) uint64 {
 	const (
 		ones  = 0x0101010101010101
 		highs = 0x8080808080808080
 	)
 	zero := func(x uint64) uint64 { return (x - ones) &^ x }
-	b := unsafe.Slice(unsafe.StringData(s), len(s)) // read only
-	for ; i+8 <= len(b); i += 8 {
-		w := binary.LittleEndian.Uint64(b[i:])
-		if m := (zero((w|ones*0x04)^(ones*'&')) | zero((w|ones*0x02)^(ones*'>')) | zero(w^(ones*'\\')) |
-			(w-ones*0x20)&^w | w) & highs; m != 0 {
-			return i + bits.TrailingZeros64(m)/8
-		}
-	}
-	for ; i < len(s) && s[i] < utf8.RuneSelf && jsonSafe[s[i]]; i++ {
-	}
-	return i
+	return (zero((w|ones*0x04)^(ones*'&')) | zero((w|ones*0x02)^(ones*'>')) | zero(w^(ones*'\\')) |
+		(w-ones*0x20)&^w | w) & highs
 }
 
 // appendString appends s quoted as json.Marshal quotes it: HTML
