@@ -516,8 +516,8 @@ var errAppend = errors.New("appending column")
 // column for it, and one that sets a field only in its later events
 // makes two parts instead of one.
 //
-// mem, when not nil, lends the INSERTs' String columns the memory of the
-// last INSERT's and keeps theirs for the next.
+// mem, when not nil, lends the INSERTs' columns the memory of the last
+// INSERT's and keeps theirs for the next (see columnMemory).
 func (s *Store) send(ctx context.Context, table string, n, blockRows int, mem *columnMemory, block func(lo, hi int) ([]column, error)) error {
 	var batch driver.Batch
 	done := func() {
@@ -577,7 +577,7 @@ func (s *Store) send(ctx context.Context, table string, n, blockRows int, mem *c
 			mem.lend(driverCols)
 		}
 		if fresh {
-			reserveStrings(batch.Columns(), cols, sent)
+			reserveStrings(driverCols, cols, sent)
 		}
 		k := 0
 		for i, c := range cols {
