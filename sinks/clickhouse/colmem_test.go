@@ -128,32 +128,7 @@ func TestWriteColumnMemoryExact(t *testing.T) {
 			t.Fatalf("round %d: the Store kept no column memory for the next INSERT", round)
 		}
 	}
-	rows, err := s.conn.Query(ctx, "SELECT event_id, labels, cost_center FROM "+TableEvents)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	got := map[string]string{}
-	for rows.Next() {
-		var id, labels, cc string
-		if err := rows.Scan(&id, &labels, &cc); err != nil {
-			t.Fatal(err)
-		}
-		got[id] = labels + "|" + cc
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != len(want) {
-		t.Errorf("%s holds %d events, want %d", TableEvents, len(got), len(want))
-	}
-	bad := 0
-	for id, w := range want {
-		if got[id] != w && bad < 5 {
-			bad++
-			t.Errorf("event %s stored as %q, want %q", id, got[id], w)
-		}
-	}
+	storedAsWanted(t, s, want, "labels", "cost_center")
 }
 
 // appendPicoUSD writes the raw integers the driver would have written from

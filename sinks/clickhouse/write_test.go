@@ -308,21 +308,35 @@ func TestWriteReservedColumnsExact(t *testing.T) {
 	if err := s.Write(ctx, events, nil); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := s.conn.Query(ctx, "SELECT event_id, labels, raw_usage, cost_center FROM "+TableEvents)
+	storedAsWanted(t, s, want, "labels", "raw_usage", "cost_center")
+}
+
+// storedAsWanted fails t unless TableEvents holds each event of want once,
+// with the String columns cols joined by "|" as want has them, and no
+// other event.
+func storedAsWanted(t *testing.T, s *Store, want map[string]string, cols ...string) {
+	t.Helper()
+	ctx := context.Background()
+	rows, err := s.conn.Query(ctx, "SELECT event_id, "+strings.Join(cols, ", ")+" FROM "+TableEvents)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
 	got := map[string]string{}
 	for rows.Next() {
-		var id, labels, raw, cc string
-		if err := rows.Scan(&id, &labels, &raw, &cc); err != nil {
+		var id string
+		vals := make([]string, len(cols))
+		dest := []any{&id}
+		for i := range vals {
+			dest = append(dest, &vals[i])
+		}
+		if err := rows.Scan(dest...); err != nil {
 			t.Fatal(err)
 		}
 		if _, dup := got[id]; dup {
 			t.Errorf("event %s stored twice", id)
 		}
-		got[id] = labels + "|" + raw + "|" + cc
+		got[id] = strings.Join(vals, "|")
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
