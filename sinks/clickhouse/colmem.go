@@ -12,7 +12,7 @@ import (
 // columnMemory keeps the memory of an INSERT's columns for the next INSERT
 // of the same table. The driver makes new, empty columns for every INSERT,
 // so an events INSERT of 16,384 rows allocated (and the runtime zeroed,
-// then collected) about 25 MB of column data each time: two thirds of the
+// then collected) about 25 MB of column data each time: about half of the
 // aggregator's allocated bytes. lend gives a new INSERT's columns the
 // memory that take got back from the last one, by column name.
 //
