@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -73,10 +74,10 @@ type Stage struct {
 	policy Policy
 
 	// transform's scratch: process runs it for one record at a time.
-	dec     schemas.Decoder
-	ev      schemas.Event
-	out     schemas.Enriched
-	scratch []byte
+	dec schemas.Decoder
+	ev  schemas.Event
+	out schemas.Enriched
+	at  schemas.TimeText
 	// Outputs are carved from shared blocks rather than allocated one by
 	// one. A block is not written again while a record in it may be in
 	// flight: the blocks a batch filled are reused only once process has
@@ -98,22 +99,49 @@ const (
 	recordBlock = 256
 )
 
+// ownRoom is the room transform keeps for what enrich adds to a record
+// (owner, pricing with its cost lines, flags), over the input's length:
+// about 1 KiB with five cost lines.
+const ownRoom = 4 << 10
+
 // carve returns a copy of b in the current value block.
 func carve[T ~string | ~[]byte](s *Stage, b T) []byte {
+	s.valueRoom(len(b))
 	n := len(s.values)
-	if cap(s.values)-n < len(b) {
-		if cap(s.values) == valueBlock {
-			s.fullValues = append(s.fullValues, s.values)
-		}
-		if k := len(s.freeValues); k > 0 && len(b) <= valueBlock {
-			s.values, s.freeValues = s.freeValues[k-1][:0], s.freeValues[:k-1]
-		} else {
-			s.values = make([]byte, 0, max(valueBlock, len(b)))
-		}
-		n = 0
-	}
 	s.values = append(s.values, b...)
 	return s.values[n : n+len(b) : n+len(b)]
+}
+
+// valueRoom makes the current value block one with at least n bytes
+// free.
+func (s *Stage) valueRoom(n int) {
+	if cap(s.values)-len(s.values) >= n {
+		return
+	}
+	if cap(s.values) == valueBlock {
+		s.fullValues = append(s.fullValues, s.values)
+	}
+	if k := len(s.freeValues); k > 0 && n <= valueBlock {
+		s.values, s.freeValues = s.freeValues[k-1][:0], s.freeValues[:k-1]
+	} else {
+		s.values = make([]byte, 0, max(valueBlock, n))
+	}
+}
+
+// appendValue runs encode on the current value block and returns what it
+// appended, which stays in the block; room is what encode is expected to
+// append at most. Encoding in place saves copying each output from a
+// scratch buffer. An output longer than room, which made encode take new
+// memory, is carved from there.
+func (s *Stage) appendValue(room int, encode func([]byte) []byte) []byte {
+	s.valueRoom(room)
+	n := len(s.values)
+	out := encode(s.values)
+	if unsafe.SliceData(out) != unsafe.SliceData(s.values) {
+		return carve(s, out[n:])
+	}
+	s.values = out
+	return out[n:len(out):len(out)]
 }
 
 // record returns a fresh record from the current record block.
@@ -483,15 +511,16 @@ func (s *Stage) transform(e *Enricher, in *kgo.Record, at time.Time) (*kgo.Recor
 	if s.policy != nil {
 		s.policy.Apply(enriched)
 	}
-	// The client holds the value until the broker acknowledges it: a
-	// copy, in a block no later record overwrites.
+	// The client holds the value until the broker acknowledges it: it is
+	// written in a block no later record overwrites.
+	var value []byte
 	if start, end, ok := s.dec.CanonicalHead(); ok {
 		// Nothing after HideSecrets changes those members.
-		s.scratch = enriched.AppendJSONHead(s.scratch[:0], in.Value[start:end])
+		head := in.Value[start:end]
+		value = s.appendValue(len(in.Value)+ownRoom, func(b []byte) []byte { return enriched.AppendJSONHead(b, head, &s.at) })
 	} else {
-		s.scratch = enriched.AppendJSON(s.scratch[:0])
+		value = s.appendValue(len(in.Value)+ownRoom, enriched.AppendJSON)
 	}
-	value := carve(s, s.scratch)
 	key := in.Key
 	if len(key) == 0 {
 		// Downstream dedup needs one event_id on one partition.

@@ -447,6 +447,67 @@ func TestTransformOutputsStayIntact(t *testing.T) {
 	}
 }
 
+// TestTransformStampsEachRecord runs one stage over the golden inputs
+// with a clock that stays, moves on and comes back, as transform's callers
+// read it once per run of records: every output must carry its own
+// record's enriched_at.
+func TestTransformStampsEachRecord(t *testing.T) {
+	e := testEnricher(t)
+	s := &Stage{log: slog.New(slog.DiscardHandler), dead: transformDead}
+	at := time.Date(2026, 11, 30, 8, 0, 0, 123_000_000, time.UTC)
+	clock := []time.Time{at, at, at.Add(time.Second), at, at.In(time.FixedZone("", 3600)), time.Now(), time.Now().UTC(), {}}
+	var outs []*kgo.Record
+	var want [][]byte
+	for i, raw := range append(transformInputs(t), transformInputs(t)...) {
+		stamp := clock[i%len(clock)]
+		out, res := s.transform(e, &kgo.Record{Topic: schemas.TopicRaw, Value: raw}, stamp)
+		ev, err := schemas.Parse(raw)
+		if err == nil {
+			err = ev.Validate()
+		}
+		if err != nil || res.dead != "" {
+			continue
+		}
+		ev.HideSecrets()
+		var w schemas.Enriched
+		e.enrichInto(&w, ev, stamp)
+		outs, want = append(outs, out), append(want, w.AppendJSON(nil))
+	}
+	if len(outs) < len(clock) {
+		t.Fatalf("only %d golden inputs were enriched", len(outs))
+	}
+	for i, out := range outs {
+		if !bytes.Equal(out.Value, want[i]) {
+			t.Fatalf("output %d:\n transform %s\n encoder   %s", i, out.Value, want[i])
+		}
+	}
+}
+
+// TestAppendValueBeyondRoom: an output longer than the room asked for
+// makes the encoder take new memory; it must still end up in a value
+// block, and later outputs must not overwrite it.
+func TestAppendValueBeyondRoom(t *testing.T) {
+	s := &Stage{}
+	fill := func(c byte, n int) func([]byte) []byte {
+		return func(b []byte) []byte { return append(b, bytes.Repeat([]byte{c}, n)...) }
+	}
+	var outs [][]byte
+	var want []string
+	for i, n := range []int{valueBlock - 100, 50, 5000, 10, 3 * valueBlock, 7, valueBlock} {
+		c := byte('a' + i)
+		outs = append(outs, s.appendValue(64, fill(c, n)))
+		want = append(want, strings.Repeat(string(c), n))
+	}
+	for i, out := range outs {
+		if string(out) != want[i] {
+			t.Fatalf("output %d: %d bytes, want %d of %q", i, len(out), len(want[i]), want[i][0])
+		}
+		if cap(out) != len(out) {
+			t.Fatalf("output %d: capacity %d past its length %d: an append to it would write into the block", i, cap(out), len(out))
+		}
+	}
+}
+
 // TestTransformCopiesCanonicalHead: for an input written as AppendJSON
 // writes it, transform copies the event's first members instead of
 // encoding them again; its output must be byte for byte what encoding the

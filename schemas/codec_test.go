@@ -808,6 +808,26 @@ func TestAppendTimeMatchesFormat(t *testing.T) {
 	}
 }
 
+// TestTimeTextRemembersOnlyEqualTimes runs one TimeText over runs of
+// times that are equal, differ only in their location or monotonic
+// reading, or come back after others, and checks every text.
+func TestTimeTextRemembersOnlyEqualTimes(t *testing.T) {
+	at := time.Date(2026, 11, 30, 8, 0, 0, 123_000_000, time.UTC)
+	now := time.Now()
+	times := []time.Time{
+		at, at, at.Add(time.Millisecond), at, at.In(time.FixedZone("", 3600)), at,
+		at.In(time.FixedZone("", -1800)), {}, {}, at, now, now.Round(0), now, now.UTC(), now, at,
+	}
+	var c TimeText
+	var buf []byte
+	for i, tm := range times {
+		buf = c.Append(append(buf[:0], "x"...), tm)
+		if want := "x" + string(appendTime(nil, tm)); string(buf) != want {
+			t.Fatalf("time %d (%v): %s, want %s", i, tm, buf, want)
+		}
+	}
+}
+
 // TestAppendStringEveryPosition puts each character appendString treats
 // apart at every position of strings around the eight-byte steps of
 // safeRun, and compares with json.Marshal.
