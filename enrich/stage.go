@@ -77,7 +77,7 @@ type Stage struct {
 	dec schemas.Decoder
 	ev  schemas.Event
 	out schemas.Enriched
-	at  schemas.TimeText
+	enc schemas.Encoder
 	// Outputs are carved from shared blocks rather than allocated one by
 	// one. A block is not written again while a record in it may be in
 	// flight: the blocks a batch filled are reused only once process has
@@ -517,7 +517,7 @@ func (s *Stage) transform(e *Enricher, in *kgo.Record, at time.Time) (*kgo.Recor
 	if start, end, ok := s.dec.CanonicalHead(); ok {
 		// Nothing after HideSecrets changes those members.
 		head := in.Value[start:end]
-		value = s.appendValue(len(in.Value)+ownRoom, func(b []byte) []byte { return enriched.AppendJSONHead(b, head, &s.at) })
+		value = s.appendValue(len(in.Value)+ownRoom, func(b []byte) []byte { return enriched.AppendJSONHead(b, head, &s.enc) })
 	} else {
 		value = s.appendValue(len(in.Value)+ownRoom, enriched.AppendJSON)
 	}

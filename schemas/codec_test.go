@@ -808,22 +808,54 @@ func TestAppendTimeMatchesFormat(t *testing.T) {
 	}
 }
 
-// TestTimeTextRemembersOnlyEqualTimes runs one TimeText over runs of
-// times that are equal, differ only in their location or monotonic
-// reading, or come back after others, and checks every text.
-func TestTimeTextRemembersOnlyEqualTimes(t *testing.T) {
+// TestEncoderRemembersOnlyEqualTimes runs one Encoder over runs of times
+// that are equal, differ only in their location or monotonic reading, or
+// come back after others, and checks every text.
+func TestEncoderRemembersOnlyEqualTimes(t *testing.T) {
 	at := time.Date(2026, 11, 30, 8, 0, 0, 123_000_000, time.UTC)
 	now := time.Now()
 	times := []time.Time{
 		at, at, at.Add(time.Millisecond), at, at.In(time.FixedZone("", 3600)), at,
 		at.In(time.FixedZone("", -1800)), {}, {}, at, now, now.Round(0), now, now.UTC(), now, at,
 	}
-	var c TimeText
+	var c Encoder
 	var buf []byte
 	for i, tm := range times {
-		buf = c.Append(append(buf[:0], "x"...), tm)
+		buf = c.appendTime(append(buf[:0], "x"...), tm)
 		if want := "x" + string(appendTime(nil, tm)); string(buf) != want {
 			t.Fatalf("time %d (%v): %s, want %s", i, tm, buf, want)
+		}
+	}
+}
+
+// TestEncoderLinesMatchAppendJSON encodes records whose cost lines share
+// the catalog's strings, repeat, collide in the Encoder's slots, and
+// whose strings' memory is overwritten with other text between records
+// (as a decoder's reused buffers may be), and compares every record with
+// AppendJSON.
+func TestEncoderLinesMatchAppendJSON(t *testing.T) {
+	mem := []byte("input_tokens12.5")
+	// Strings over mem: same addresses, other text once mem is rewritten.
+	meter, price := unsafe.String(&mem[0], 12), unsafe.String(&mem[12], 4)
+	var meters, prices []string
+	for i := range 3 * lineSlots {
+		meters = append(meters, fmt.Sprintf("meter_%d", i%(lineSlots+3)))
+		prices = append(prices, fmt.Sprintf("%d.%d", i%7, i))
+	}
+	var enc Encoder
+	var got []byte
+	for i := range 40 * lineSlots {
+		if i%5 == 0 {
+			copy(mem, fmt.Sprintf("outpt_tokens%04d", i%10_000))
+		}
+		e := &Enriched{Event: Event{EventID: fmt.Sprint(i)}, Pricing: Pricing{Lines: []CostLine{
+			{Meter: meters[i%len(meters)], Quantity: int64(i), UnitPrice: prices[(i*7)%len(prices)], CostPicos: int64(i) * 3},
+			{Meter: meter, Quantity: -1, UnitPrice: price, CostPicos: math.MaxInt64},
+			{Meter: "<é\u2028>", Quantity: 0, UnitPrice: "\"", CostPicos: math.MinInt64},
+		}}, EnrichedAt: time.Unix(int64(i/3), 0).UTC()}
+		got = e.AppendJSONHead(got[:0], e.Event.appendHead(nil), &enc)
+		if want := e.AppendJSON(nil); !bytes.Equal(got, want) {
+			t.Fatalf("record %d:\n got  %s\n want %s", i, got, want)
 		}
 	}
 }

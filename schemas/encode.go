@@ -7,6 +7,7 @@ import (
 	"math/bits"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -24,34 +25,73 @@ func (e *Enriched) AppendJSON(buf []byte) []byte {
 // AppendJSONHead is AppendJSON with the event's members from
 // schema_version to provider_cost_usd given as head, the text AppendJSON
 // would write for them (see Decoder.CanonicalHead): copying it costs a
-// fraction of encoding them again. at, if not nil, remembers the text of
-// enriched_at for the next record stamped with the same time.
-func (e *Enriched) AppendJSONHead(buf, head []byte, at *TimeText) []byte {
+// fraction of encoding them again. enc, if not nil, keeps the text of
+// what the next records may repeat.
+func (e *Enriched) AppendJSONHead(buf, head []byte, enc *Encoder) []byte {
 	buf = append(append(buf, '{'), head...)
-	return e.appendOwn(e.Event.appendTail(buf), at)
+	return e.appendOwn(e.Event.appendTail(buf), enc)
 }
 
-// TimeText remembers the JSON text of the last time appended through it.
-// Enrich stamps a run of records with one clock reading, and writing a
-// time is a tenth of encoding what enrich adds to an event.
-type TimeText struct {
-	t    time.Time
-	text []byte
+// An Encoder keeps the text of what an enriched record shares with the
+// ones before it, for AppendJSONHead: enrich stamps a run of records with
+// one clock reading, and the meter and unit price of a cost line repeat
+// for every event of a price. Writing them is a fifth of encoding what
+// enrich adds to an event. The zero value is ready.
+type Encoder struct {
+	at     time.Time
+	atText []byte
+	lines  [lineSlots]lineText
 }
 
-// Append appends t as AppendJSON writes it.
-func (c *TimeText) Append(buf []byte, t time.Time) []byte {
+// lineText is the text of a cost line around its numbers.
+type lineText struct {
+	meter, price string
+	pre          []byte // {"meter":…,"quantity":
+	mid          []byte // ,"unit_price_per_1m":…,"cost_picos":
+}
+
+const (
+	lineSlotBits = 6
+	lineSlots    = 1 << lineSlotBits
+)
+
+// appendTime appends t as AppendJSON writes it.
+func (c *Encoder) appendTime(buf []byte, t time.Time) []byte {
 	// == on time.Time compares the instant and the location: equal values
 	// have one text.
-	if c.text == nil || t != c.t {
-		c.t, c.text = t, appendTime(c.text[:0], t)
+	if c.atText == nil || t != c.at {
+		c.at, c.atText = t, appendTime(c.atText[:0], t)
 	}
-	return append(buf, c.text...)
+	return append(buf, c.atText...)
+}
+
+// appendLine appends l as AppendJSON writes a cost line.
+func (c *Encoder) appendLine(buf []byte, l *CostLine) []byte {
+	// The slot is picked by where the strings are (a price's lines share
+	// the catalog's); the strings are compared in full with copies, which
+	// stay right when the memory of l's strings is written again.
+	h := (strWord(l.Meter)*31 + strWord(l.UnitPrice)) * 0x9e3779b97f4a7c15
+	t := &c.lines[h>>(64-lineSlotBits)]
+	if t.pre == nil || t.meter != l.Meter || t.price != l.UnitPrice {
+		t.meter, t.price = strings.Clone(l.Meter), strings.Clone(l.UnitPrice)
+		t.pre = appendString(append(t.pre[:0], `{"meter":`...), l.Meter)
+		t.pre = append(t.pre, `,"quantity":`...)
+		t.mid = appendString(append(t.mid[:0], `,"unit_price_per_1m":`...), l.UnitPrice)
+		t.mid = append(t.mid, `,"cost_picos":`...)
+	}
+	buf = appendInt(append(buf, t.pre...), l.Quantity)
+	buf = appendInt(append(buf, t.mid...), l.CostPicos)
+	return append(buf, '}')
+}
+
+// strWord is s's data address plus its length.
+func strWord(s string) uint64 {
+	return uint64(uintptr(unsafe.Pointer(unsafe.StringData(s)))) + uint64(len(s))
 }
 
 // appendOwn appends the members an enriched event adds to its event's,
-// and the closing brace; at, if not nil, writes enriched_at.
-func (e *Enriched) appendOwn(buf []byte, at *TimeText) []byte {
+// and the closing brace, through enc if not nil.
+func (e *Enriched) appendOwn(buf []byte, enc *Encoder) []byte {
 	buf = append(buf, `,"owner":{"team":`...)
 	buf = appendString(buf, e.Owner.Team)
 	buf = append(buf, `,"project":`...)
@@ -73,6 +113,10 @@ func (e *Enriched) appendOwn(buf []byte, at *TimeText) []byte {
 		for i, l := range e.Pricing.Lines {
 			if i > 0 {
 				buf = append(buf, ',')
+			}
+			if enc != nil {
+				buf = enc.appendLine(buf, &e.Pricing.Lines[i])
+				continue
 			}
 			buf = append(buf, `{"meter":`...)
 			buf = appendString(buf, l.Meter)
@@ -106,8 +150,8 @@ func (e *Enriched) appendOwn(buf []byte, at *TimeText) []byte {
 		}
 	}
 	buf = append(buf, `},"enriched_at":`...)
-	if at != nil {
-		buf = at.Append(buf, e.EnrichedAt)
+	if enc != nil {
+		buf = enc.appendTime(buf, e.EnrichedAt)
 	} else {
 		buf = appendTime(buf, e.EnrichedAt)
 	}
