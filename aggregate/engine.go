@@ -679,8 +679,11 @@ func (e *Engine) AddBatch(p int32, in []Input, now time.Time, outcomes []Outcome
 	c.size(len(in))
 	// The columns as local slices, filled by index: appending to the
 	// fields of c would load and store each one's length per event.
-	cws, cdim, coff, creqs, cerr, cunp := c.ws, c.dim, c.off, c.reqs, c.isErr, c.unp
-	cin, ccr, ccw, cout, cre, ccost, clat, valid := c.in, c.cr, c.cw, c.out, c.re, c.cost, c.lat, c.latValid
+	// Each as long as in, so that an index below len(in) needs no
+	// bounds check.
+	n := len(in)
+	cws, cdim, coff, creqs, cerr, cunp := c.ws[:n], c.dim[:n], c.off[:n], c.reqs[:n], c.isErr[:n], c.unp[:n]
+	cin, ccr, ccw, cout, cre, ccost, clat, valid := c.in[:n], c.cr[:n], c.cw[:n], c.out[:n], c.re[:n], c.cost[:n], c.lat[:n], c.latValid
 	accepted, nulls := 0, 0
 	outcomes = slices.Grow(outcomes, len(in))[:len(in)]
 
@@ -736,7 +739,10 @@ func (e *Engine) AddBatch(p int32, in []Input, now time.Time, outcomes []Outcome
 		outcomes[k] = Accepted
 		part.pending = append(part.pending, schemas.StoredEvent{Event: ev, Partition: p, Offset: rec.Offset})
 
-		i := accepted
+		i := accepted // at most k, below n
+		if i >= n {
+			break
+		}
 		accepted++
 		cws[i] = ws
 		cdim[i] = e.dimID(ev)
@@ -804,6 +810,10 @@ func (e *Engine) fold(part *partition, rec arrow.Record) {
 	latCol := rec.Column(colLatency).(*array.Int64)
 	lat := latCol.Int64Values()
 	hasNulls := latCol.NullN() > 0
+	// Every column as long as the record, so that the loop's index needs
+	// no bounds checks.
+	ws, dim, off, isErr, unp, reqs = ws[:n], dim[:n], off[:n], isErr[:n], unp[:n], reqs[:n]
+	in, cr, cw, out, re, cost, lat = in[:n], cr[:n], cw[:n], out[:n], re[:n], cost[:n], lat[:n]
 
 	var (
 		curWS  int64 = math.MinInt64
