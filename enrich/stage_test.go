@@ -515,9 +515,10 @@ func TestAppendValueBeyondRoom(t *testing.T) {
 // of order, secrets to hide) and as ingest writes them.
 func TestTransformCopiesCanonicalHead(t *testing.T) {
 	e := testEnricher(t)
+	s := &Stage{log: slog.New(slog.DiscardHandler), dead: transformDead}
 	copied := 0
 	for _, raw := range transformInputs(t) {
-		if checkTransform(t, e, raw) {
+		if checkTransform(t, s, e, raw) {
 			copied++
 		}
 	}
@@ -533,7 +534,10 @@ func FuzzTransformMatchesEncoder(f *testing.F) {
 		f.Add(raw)
 	}
 	e := testEnricher(f)
-	f.Fuzz(func(t *testing.T, raw []byte) { checkTransform(t, e, raw) })
+	// One stage for every input, as in the stage: what its encoder keeps
+	// from one record must not leak into the next.
+	s := &Stage{log: slog.New(slog.DiscardHandler), dead: transformDead}
+	f.Fuzz(func(t *testing.T, raw []byte) { checkTransform(t, s, e, raw) })
 }
 
 // transformInputs are the golden events as written and, once secrets are
@@ -562,13 +566,13 @@ func transformInputs(t testing.TB) [][]byte {
 // transformDead is checkTransform's dead-letter writer.
 var transformDead = bus.NewDeadLetters(StageName, prometheus.NewRegistry())
 
-// checkTransform fails t unless transform's output for raw is what
+// checkTransform fails t unless s's transform output for raw is what
 // encoding the enrichment of raw's event gives, or raw is dead-lettered
 // when Parse or Validate refuse it. It reports whether transform copied
 // raw's head.
-func checkTransform(t *testing.T, e *Enricher, raw []byte) (copied bool) {
+func checkTransform(t *testing.T, s *Stage, e *Enricher, raw []byte) (copied bool) {
 	t.Helper()
-	s := &Stage{log: slog.New(slog.DiscardHandler), dead: transformDead}
+	defer s.reuse() // nothing holds the output after the check
 	at := time.Date(2026, 11, 30, 8, 0, 0, 123_000_000, time.UTC)
 	out, res := s.transform(e, &kgo.Record{Topic: schemas.TopicRaw, Value: raw}, at)
 	ev, err := schemas.Parse(raw)
