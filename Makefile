@@ -8,13 +8,17 @@ FUZZTIME ?= 10s
 BENCHTIME ?= 200ms
 BENCH_EVENTS ?= 1000000
 
-.PHONY: help build gpu-check demo serve test test-cluster deploy-test unit fuzz bench capacity lint clickhouse-up clickhouse-down kafka-up kafka-down cluster-up cluster-down chdb-up pykafka-up prometheus-up chromium-up clean
+.PHONY: help build pgo gpu-check demo serve test test-cluster deploy-test unit fuzz bench capacity lint clickhouse-up clickhouse-down kafka-up kafka-down cluster-up cluster-down chdb-up pykafka-up prometheus-up chromium-up clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 build: ## build bin/aivis (lazy binding: the binary must start on hosts without the NVIDIA driver)
 	$(GO) build -ldflags=-extldflags=-Wl,-z,lazy -o $(BIN) ./cmd/aivis
+
+pgo: ## merge the CPU profiles of the last comparison run (benchmarks/results) into cmd/aivis/default.pgo, which go build applies to bin/aivis
+	$(GO) tool pprof -proto benchmarks/results/enrich.cpu.pprof benchmarks/results/aggregate-0.cpu.pprof benchmarks/results/ingest-500x8.cpu.pprof > cmd/aivis/default.pgo.tmp
+	mv cmd/aivis/default.pgo.tmp cmd/aivis/default.pgo
 
 gpu-check: build ## on a GPU host: run gpuprobe for a minute, print gpu.usage events and a per-GPU summary (docs/gpu.md)
 	deploy/scripts/gpu-check.sh

@@ -111,7 +111,12 @@ type result struct {
 	AggregateCore float64       `json:"aggregate_events_per_s_core"`
 	// MicroSamples holds each per-core benchmark's ns an event in every
 	// one of its microRuns runs; the figures above take their median.
-	MicroSamples map[string][]float64 `json:"micro_ns_per_event_samples,omitempty"`
+	// MicroPGO is the profile they were built with (pgoProfile, as
+	// bin/aivis is, or "off"); MicroSamplesNoPGO the same runs built
+	// without one.
+	MicroSamples      map[string][]float64 `json:"micro_ns_per_event_samples,omitempty"`
+	MicroPGO          string               `json:"micro_pgo_profile,omitempty"`
+	MicroSamplesNoPGO map[string][]float64 `json:"micro_ns_per_event_samples_without_pgo,omitempty"`
 
 	LatencyP50 float64        `json:"e2e_p50_latency_s"`
 	LatencyP99 float64        `json:"e2e_p99_latency_s"`
@@ -522,34 +527,68 @@ func (h *harness) cleanup() {
 // is the figure, and every run is kept in the results.
 const microRuns = 5
 
+// pgoProfile is the profile go build applies to bin/aivis (the main
+// package's default.pgo, `make pgo`). The per-core benchmarks are built
+// with it too, so that they measure the code the binary runs; the runs
+// without it are kept beside them.
+const pgoProfile = "cmd/aivis/default.pgo"
+
 // micro runs the per-stage benchmarks on one core and converts them.
 func (h *harness) micro(ctx context.Context) error {
+	pgo := "off"
+	if _, err := os.Stat(pgoProfile); err == nil {
+		pgo = pgoProfile
+	}
+	samples, err := h.microSamples(ctx, pgo)
+	if err != nil {
+		return err
+	}
+	h.res.MicroSamples, h.res.MicroPGO = samples, pgo
+	if pgo != "off" {
+		if h.res.MicroSamplesNoPGO, err = h.microSamples(ctx, "off"); err != nil {
+			return err
+		}
+	}
+	h.res.EnrichCore, h.res.EnrichBench = 1e9/median(samples[enrichBench]), enrichBench
+	h.res.AggregateCore = 1e9 / median(samples[aggregateBench])
+	return nil
+}
+
+// The per-core benchmarks, as micro_ns_per_event_samples names them.
+const (
+	enrichBench    = "enrich.BenchmarkDecodeEnrich/decoder"
+	aggregateBench = "aggregate.BenchmarkAddBatch"
+)
+
+// microSamples runs each per-core benchmark microRuns times, built with
+// the profile pgo (a path, or "off"), and returns the ns an event of
+// every run by benchmark.
+func (h *harness) microSamples(ctx context.Context, pgo string) (map[string][]float64, error) {
 	// bench runs pattern microRuns times and returns, per "Name unit", the
 	// value of each run.
 	bench := func(pkg, pattern string) (map[string][]float64, error) {
-		cmd := exec.CommandContext(ctx, "go", "test", "-count", fmt.Sprint(microRuns), "-run", "^$", "-bench", pattern, "-cpu", "1", "-benchtime", "1s", pkg)
+		cmd := exec.CommandContext(ctx, "go", "test", "-pgo", pgo, "-count", fmt.Sprint(microRuns), "-run", "^$", "-bench", pattern, "-cpu", "1", "-benchtime", "1s", pkg)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			return nil, fmt.Errorf("go test -bench %s %s: %w\n%s", pattern, pkg, err, out)
+			return nil, fmt.Errorf("go test -pgo %s -bench %s %s: %w\n%s", pgo, pattern, pkg, err, out)
 		}
 		return parseBench(string(out)), nil
 	}
-	h.res.MicroSamples = map[string][]float64{}
+	samples := map[string][]float64{}
 	// decode + HideSecrets + enrich + encode of one raw record, as the
 	// stage does it (the "decoder" case; "encoding-json" is the old path).
 	r, err := bench("./enrich/", "^BenchmarkDecodeEnrich$/^decoder$")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	ns := median(r["BenchmarkDecodeEnrich/decoder ns/op"])
-	if ns == 0 {
-		return fmt.Errorf("no ns/op from enrich.BenchmarkDecodeEnrich/decoder in %v", r)
+	if ns := r["BenchmarkDecodeEnrich/decoder ns/op"]; median(ns) > 0 {
+		samples[enrichBench] = ns
+	} else {
+		return nil, fmt.Errorf("no ns/op from %s (-pgo %s) in %v", enrichBench, pgo, r)
 	}
-	h.res.EnrichCore, h.res.EnrichBench = 1e9/ns, "enrich.BenchmarkDecodeEnrich/decoder"
-	h.res.MicroSamples["enrich.BenchmarkDecodeEnrich/decoder"] = r["BenchmarkDecodeEnrich/decoder ns/op"]
 	agg, err := bench("./aggregate/", "^BenchmarkAddBatch$")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// One op is a poll of 10,000 events; the benchmark also reports ns/event.
 	perEvent := agg["BenchmarkAddBatch ns/event"]
@@ -558,13 +597,11 @@ func (h *harness) micro(ctx context.Context) error {
 			perEvent = append(perEvent, v/10_000)
 		}
 	}
-	if ns := median(perEvent); ns > 0 {
-		h.res.AggregateCore = 1e9 / ns
-		h.res.MicroSamples["aggregate.BenchmarkAddBatch"] = perEvent
-	} else {
-		return fmt.Errorf("no result from aggregate.BenchmarkAddBatch")
+	if median(perEvent) <= 0 {
+		return nil, fmt.Errorf("no result from %s (-pgo %s)", aggregateBench, pgo)
 	}
-	return nil
+	samples[aggregateBench] = perEvent
+	return samples, nil
 }
 
 // median is the middle of vs (the mean of the two middle ones for an even
@@ -725,8 +762,16 @@ func table(r result) string {
 	for _, p := range r.IngestBySize {
 		fmt.Fprintf(&b, "| ingest HTTP, %d events/request, %d clients: events/s · p50 · p99 ms · ingest CPU µs/event | %s · %.1f · %.1f · %.1f |\n", p.BatchEvents, p.Clients, num(p.EventsPerS), p.P50Ms, p.P99Ms, p.IngestCPUUsPerEvent)
 	}
-	fmt.Fprintf(&b, "| enrich, one core (%s, median of %d runs): events/s | %s |\n", r.EnrichBench, microRuns, num(r.EnrichCore))
-	fmt.Fprintf(&b, "| aggregate, one core (BenchmarkAddBatch, median of %d runs): events/s | %s |\n", microRuns, num(r.AggregateCore))
+	built := "without a profile"
+	if r.MicroPGO != "" && r.MicroPGO != "off" {
+		built = "built with " + r.MicroPGO + " as bin/aivis is"
+	}
+	fmt.Fprintf(&b, "| enrich, one core (%s, median of %d runs, %s): events/s | %s |\n", r.EnrichBench, microRuns, built, num(r.EnrichCore))
+	fmt.Fprintf(&b, "| aggregate, one core (BenchmarkAddBatch, median of %d runs, %s): events/s | %s |\n", microRuns, built, num(r.AggregateCore))
+	if ns := r.MicroSamplesNoPGO; ns != nil {
+		fmt.Fprintf(&b, "| the same without the profile: enrich · aggregate events/s | %s · %s |\n",
+			num(1e9/median(ns[enrichBench])), num(1e9/median(ns[aggregateBench])))
+	}
 	if r.Latency != nil {
 		l := r.Latency
 		fmt.Fprintf(&b, "| e2e latency p50 · p99 s (window %gs + wait %gs: out_of_order %gs + allowed_lateness %gs; goal p99 ≤ %gs; %s events/s) | %.1f · %.1f |\n",
