@@ -101,7 +101,7 @@ const (
 
 // ownRoom is the room transform keeps for what enrich adds to a record
 // (owner, pricing with its cost lines, flags), over the input's length:
-// about 1 KiB with five cost lines.
+// about 750 bytes with five cost lines.
 const ownRoom = 4 << 10
 
 // carve returns a copy of b in the current value block.
