@@ -452,14 +452,9 @@ type dimCacheEntry struct {
 // slot is d's entry in the dim cache, from where its strings are and how
 // long they are.
 func (d *dims) slot() uint32 {
-	h := (strWord(d.provider)*31+strWord(d.model))*31 + strWord(d.team)*7 + strWord(d.project)
+	w := schemas.MemoryWord
+	h := (w(d.provider)*31+w(d.model))*31 + w(d.team)*7 + w(d.project)
 	return uint32((h * 0x9e3779b97f4a7c15) >> (64 - dimCacheBits))
-}
-
-// strWord is s's data address plus its length: the same for two strings
-// that share their memory.
-func strWord(s string) uint64 {
-	return uint64(uintptr(unsafe.Pointer(unsafe.StringData(s)))) + uint64(len(s))
 }
 
 // sameMemory reports whether d and o hold the same string headers (data

@@ -7,7 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
+
+	"github.com/aivis-dev/aivis/schemas"
 )
 
 // Warning codes of prices that are a fallback, not an exact match: the
@@ -228,8 +229,7 @@ const (
 // frontSlot is the front slot of (provider, model), from the names'
 // addresses and lengths.
 func frontSlot(provider, model string) uint64 {
-	h := (uint64(uintptr(unsafe.Pointer(unsafe.StringData(provider))))+uint64(len(provider)))*31 +
-		uint64(uintptr(unsafe.Pointer(unsafe.StringData(model)))) + uint64(len(model))
+	h := schemas.MemoryWord(provider)*31 + schemas.MemoryWord(model)
 	return (h * 0x9e3779b97f4a7c15) >> (64 - resolveFrontBits)
 }
 

@@ -70,7 +70,7 @@ func (c *Encoder) appendLine(buf []byte, l *CostLine) []byte {
 	// The slot is picked by where the strings are (a price's lines share
 	// the catalog's); the strings are compared in full with copies, which
 	// stay right when the memory of l's strings is written again.
-	h := (strWord(l.Meter)*31 + strWord(l.UnitPrice)) * 0x9e3779b97f4a7c15
+	h := (MemoryWord(l.Meter)*31 + MemoryWord(l.UnitPrice)) * 0x9e3779b97f4a7c15
 	t := &c.lines[h>>(64-lineSlotBits)]
 	if t.pre == nil || t.meter != l.Meter || t.price != l.UnitPrice {
 		t.meter, t.price = strings.Clone(l.Meter), strings.Clone(l.UnitPrice)
@@ -84,8 +84,11 @@ func (c *Encoder) appendLine(buf []byte, l *CostLine) []byte {
 	return append(buf, '}')
 }
 
-// strWord is s's data address plus its length.
-func strWord(s string) uint64 {
+// MemoryWord is s's data address plus its length: the same for two
+// strings that share their memory. Caches in front of a lookup pick their
+// slot with it when the strings they see are mostly interned (a Decoder's
+// short strings, a catalog's names); they still compare the strings.
+func MemoryWord(s string) uint64 {
 	return uint64(uintptr(unsafe.Pointer(unsafe.StringData(s)))) + uint64(len(s))
 }
 
