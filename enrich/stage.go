@@ -15,6 +15,7 @@ import (
 	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/aivis-dev/aivis/internal/bus"
@@ -383,8 +384,11 @@ func (s *Stage) commit(ctx context.Context) {
 }
 
 type result struct {
-	dead   string // dead-letter reason, "" when enriched
-	err    error
+	dead string // dead-letter reason, "" when enriched
+	err  error
+	// out is the output the client refused as too large, until
+	// resendTooLarge has dealt with it.
+	out    *kgo.Record
 	priced bool
 	prov   string
 	reason string // pricing.Unpriced*, when not priced
@@ -421,12 +425,20 @@ func (s *Stage) process(ctx context.Context, recs []*kgo.Record) error {
 		out, res := s.transform(e, in, at)
 		results[i] = res
 		wg.Add(1)
-		s.client.Produce(pctx, out, func(_ *kgo.Record, err error) {
+		s.client.Produce(pctx, out, func(out *kgo.Record, err error) {
 			results[i].err = err
+			if tooLarge(err) {
+				results[i].out = out
+			}
 			wg.Done()
 		})
 	}
 	wg.Wait()
+	for i := range results {
+		if results[i].out != nil {
+			s.resendTooLarge(pctx, recs[i], &results[i])
+		}
+	}
 	s.reuse()
 
 	// Mark per partition only the prefix that was acknowledged: marking a
@@ -480,6 +492,45 @@ func (s *Stage) count(r result) {
 	if !r.owned {
 		s.metrics.unowned.Inc()
 	}
+}
+
+// tooLarge reports whether err refuses a record for its size: the client
+// checks each record against its batch size (1,000,012 bytes), the broker
+// each batch against the topic's max.message.bytes.
+func tooLarge(err error) bool {
+	return errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge)
+}
+
+// resendTooLarge handles an output refused as too large, whose input is in:
+// it is sent again alone, since a broker refuses a whole batch for one
+// record over the topic's limit, and if it is refused alone, in is
+// dead-lettered as too_large instead. Without this a partition would stop
+// at the record for good: every restart would enrich it again and be
+// refused again.
+func (s *Stage) resendTooLarge(ctx context.Context, in *kgo.Record, r *result) {
+	out := r.out
+	r.out = nil
+	alone := &kgo.Record{Topic: out.Topic, Key: out.Key, Value: out.Value, Headers: out.Headers}
+	err := s.client.ProduceSync(ctx, alone).FirstErr()
+	if !tooLarge(err) {
+		r.err = err
+		return
+	}
+	detail := fmt.Sprintf("the enriched event is %d bytes with its key and headers, more than a record of %s may be "+
+		"(the Kafka client's batch of 1,000,012 bytes, or the topic's max.message.bytes if lower): %v; it is not counted. "+
+		"Send smaller events: trim raw_usage, labels or record headers", len(out.Value)+len(out.Key)+headerBytes(out.Headers), out.Topic, err)
+	s.log.Warn("dead-lettering a raw record whose enriched event is too large for its topic", "partition", in.Partition, "offset", in.Offset, "bytes", len(out.Value))
+	*r = result{dead: schemas.ReasonTooLarge}
+	r.err = s.client.ProduceSync(ctx, s.dead.Record(in, schemas.ReasonTooLarge, detail)).FirstErr()
+}
+
+// headerBytes is the size of a record's headers.
+func headerBytes(hs []kgo.RecordHeader) int {
+	n := 0
+	for _, h := range hs {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
 }
 
 // stampEvery is how many records of a batch share one enriched_at.

@@ -24,8 +24,9 @@ type Config struct {
 	MaxEventsPerRequest int `koanf:"max_events_per_request" help:"most events in one request; more get 413"`
 	// MaxEventBytes bounds one event as produced to Kafka. Keep it below the
 	// topic's max.message.bytes (1 MB by default) so that an oversized event
-	// is rejected with its index instead of failing the whole produce.
-	MaxEventBytes int `koanf:"max_event_bytes" help:"largest event as produced to Kafka; keep it below the topic's max.message.bytes"`
+	// is rejected with its index instead of failing the whole produce. It
+	// may be at most MaxEventBytesLimit.
+	MaxEventBytes int `koanf:"max_event_bytes" help:"largest event as produced to Kafka, at most 921600 (900 KiB, so that it still fits once enriched); keep it below the topic's max.message.bytes"`
 	// MaxInflightRequests bounds requests being read, decoded or produced at
 	// once; more get 503 at once rather than queueing. Memory use is about
 	// MaxInflightRequests × 3 × MaxBodyBytes.
@@ -149,8 +150,8 @@ func (c Config) Validate() error {
 	if c.MaxEventsPerRequest <= 0 {
 		add("max_events_per_request", "must be positive, got %d", c.MaxEventsPerRequest)
 	}
-	if c.MaxEventBytes <= 0 {
-		add("max_event_bytes", "must be positive, got %d", c.MaxEventBytes)
+	if c.MaxEventBytes <= 0 || c.MaxEventBytes > MaxEventBytesLimit {
+		add("max_event_bytes", "must be between 1 and %d, got %d: enrich adds pricing and ownership to an event, and the enriched event must still fit the 1,000,012 bytes of a Kafka client's batch, or it is dead-lettered instead of counted", MaxEventBytesLimit, c.MaxEventBytes)
 	}
 	if c.MaxInflightRequests <= 0 {
 		add("max_inflight_requests", "must be positive, got %d", c.MaxInflightRequests)
@@ -228,3 +229,9 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// MaxEventBytesLimit bounds ingest.max_event_bytes at 900 KiB. An event
+// ingest accepts must stay countable: enrich writes it again with its
+// pricing, owners and flags (a few KiB at most), and a record the Kafka
+// client cannot fit in a batch of 1,000,012 bytes is dead-lettered.
+const MaxEventBytesLimit = 900 << 10

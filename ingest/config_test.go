@@ -23,6 +23,14 @@ func TestConfigValidate(t *testing.T) {
 		{name: "one producer", change: func(c *Config) { c.Producers = []ProducerToken{{Name: "gw", TokenSHA256: good}} }},
 		{name: "upper-case hash", change: func(c *Config) { c.Producers = []ProducerToken{{TokenSHA256: strings.ToUpper(good)}} }},
 		{name: "anonymous dev mode", change: func(c *Config) { c.AllowAnonymous = true }},
+		{name: "largest event", change: func(c *Config) {
+			c.Producers = []ProducerToken{{TokenSHA256: good}}
+			c.MaxEventBytes = MaxEventBytesLimit
+		}},
+		{name: "event too large to enrich", change: func(c *Config) {
+			c.Producers = []ProducerToken{{TokenSHA256: good}}
+			c.MaxEventBytes = 1 << 20
+		}, want: []string{"ingest.max_event_bytes: must be between 1 and 921600, got 1048576: enrich adds pricing and ownership"}},
 		{name: "defaults need producers", change: func(*Config) {}, want: []string{"ingest.producers: none configured"}},
 		{name: "anonymous with producers", change: func(c *Config) {
 			c.AllowAnonymous = true
@@ -47,7 +55,7 @@ func TestConfigValidate(t *testing.T) {
 			"ingest.listen_addr: must be host:port",
 			"ingest.max_body_bytes: must be positive",
 			"ingest.max_events_per_request: must be positive",
-			"ingest.max_event_bytes: must be positive",
+			"ingest.max_event_bytes: must be between 1 and 921600, got 0",
 			"ingest.max_inflight_requests: must be positive",
 			"ingest.produce_timeout: must be at least",
 			"ingest.retry_after: must be at least 1s",

@@ -90,14 +90,24 @@ type Flags struct {
 // DeadLetter is what aivis.deadletter.v1 carries: the original bytes, why
 // they were rejected and by which stage.
 type DeadLetter struct {
-	Stage     string    `json:"stage"`
-	Reason    string    `json:"reason"`
-	Detail    string    `json:"detail"`
-	Topic     string    `json:"topic,omitempty"`
-	Partition int32     `json:"partition"`
-	Offset    int64     `json:"offset"`
-	Original  []byte    `json:"original"`
-	At        time.Time `json:"at"`
+	Stage     string `json:"stage"`
+	Reason    string `json:"reason"`
+	Detail    string `json:"detail"`
+	Topic     string `json:"topic,omitempty"`
+	Partition int32  `json:"partition"`
+	Offset    int64  `json:"offset"`
+	Original  []byte `json:"original"`
+	// OriginalBytes is the length of the original value. Original holds
+	// all of it unless OriginalTruncated: a dead letter is kept under
+	// 768 KiB, which the Kafka client and a topic of default limits take,
+	// and a longer original is cut to fit. The whole record stays at
+	// Topic, Partition, Offset for as long as that topic keeps it.
+	OriginalBytes     int  `json:"original_bytes"`
+	OriginalTruncated bool `json:"original_truncated,omitempty"`
+	// HeadersDropped is the number of the original's headers left out of
+	// the dead letter because together they were over 64 KiB.
+	HeadersDropped int       `json:"headers_dropped,omitempty"`
+	At             time.Time `json:"at"`
 }
 
 // Dead-letter reasons.
@@ -109,4 +119,8 @@ const (
 	// than aggregate.max_future. Counting it would move its partition's
 	// watermark past every current event, which would then be too late.
 	ReasonFuture = "future"
+	// ReasonTooLarge: the stage's output for the record is larger than its
+	// topic takes (the Kafka client's batch of 1,000,012 bytes, or the
+	// topic's max.message.bytes), so it could not be written.
+	ReasonTooLarge = "too_large"
 )

@@ -37,6 +37,15 @@ var (
 	buildErr  error
 )
 
+// TestMain removes the binary aivisBinary built once the tests are done.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		_ = os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 func aivisBinary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {

@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -261,7 +263,8 @@ func TestProductionLayout(t *testing.T) {
 	now := time.Now().UTC()
 	want := map[string]*e2eTotal{}
 	var lines [][]byte
-	const n = 600
+	// The last `after` events are posted after the oversized records below.
+	const n, after = 630, 30
 	for i := 0; i < n; i++ {
 		model := []string{"model-a", "model-b"}[rng.IntN(2)]
 		provider := map[string]string{"model-a": "openai", "model-b": "anthropic"}[model]
@@ -279,10 +282,28 @@ func TestProductionLayout(t *testing.T) {
 		lines = append(lines, b)
 		addExpected(want, model, team, in, cacheRead, 0, out)
 	}
-	for i := 0; i < n; i += 7 {
+	later := slices.Clone(lines[n-after:])
+	lines = lines[:n-after]
+	for i, k := 0, len(lines); i < k; i += 7 {
 		lines = append(lines, lines[i])
 	}
 	l.post(lines)
+	// A producer writing the raw topic directly may send records near the
+	// broker's limit: their dead letter, or the event enriched, is then too
+	// large to write. The partition must move on past them, the events
+	// around them counted.
+	oversized := oversizedRecords(t, now)
+	direct, err := kgo.NewClient(kgo.SeedBrokers(l.brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	for _, r := range oversized {
+		if err := direct.ProduceSync(l.ctx, r).FirstErr(); err != nil {
+			t.Fatalf("producing a raw record of %d bytes: %v", len(r.Value), err)
+		}
+	}
+	l.post(later)
 
 	cfg := chsink.DefaultConfig()
 	cfg.Addr, cfg.Database = l.chAddr, l.db
@@ -360,6 +381,7 @@ func TestProductionLayout(t *testing.T) {
 	if !strings.Contains(l.log("ingest"), "created Kafka topics") && !strings.Contains(l.log("enrich"), "created Kafka topics") {
 		t.Errorf("no stage logged creating the topics")
 	}
+	checkOversizedDeadLetters(t, l.ctx, l.brokers, oversized)
 	verify := exec.Command(l.bin, "verify", "--config", l.config,
 		"--from", now.Add(-2*time.Hour).Format(time.RFC3339), "--to", now.Add(time.Hour).Format(time.RFC3339))
 	if out, err := verify.CombinedOutput(); err != nil {
@@ -460,4 +482,77 @@ FROM cost_by_window GROUP BY model, team`)
 		out[model+"/"+team] = &g
 	}
 	return out
+}
+
+// oversizedRecords are two raw records as a careless producer writing the
+// raw topic directly may send them, each keyed like one of the events
+// posted after them, so that it sits before it on its partition: 800,000 bytes that are not JSON (their dead
+// letter, base64, would be over the Kafka client's 1,000,012-byte batch
+// unless cut), and a valid event of 999,900 bytes whose enriched form is
+// over it.
+func oversizedRecords(t *testing.T, now time.Time) []*kgo.Record {
+	t.Helper()
+	garbage := append([]byte(`{"schema_version":"1","event_id":"`), bytes.Repeat([]byte("g"), 800_000)...)
+	ev := map[string]any{
+		"schema_version": "1", "event_id": "layout-oversized", "time": now.Add(-time.Second).Format(time.RFC3339Nano),
+		"kind": "llm.request", "source": "direct-producer", "provider": "openai", "model": "model-a", "status": "ok",
+		"labels": map[string]string{"team": "search"},
+		"usage":  map[string]int64{"input_tokens": 1000, "output_tokens": 10},
+	}
+	base, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Counts in raw_usage, which enrich keeps, as digits that compress
+	// about as little as text.
+	counts := []byte(`{"n":[`)
+	rng := rand.New(rand.NewPCG(5, 5))
+	for len(base)+len(`,"raw_usage":`)+len(counts)+len(`0]}`) < 999_900-10 {
+		counts = append(strconv.AppendInt(counts, 1e8+rng.Int64N(1e8), 10), ',')
+	}
+	ev["raw_usage"] = json.RawMessage(append(counts, "0]}"...))
+	big, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []*kgo.Record{
+		{Topic: schemas.TopicRaw, Key: []byte("layout-0620"), Value: garbage},
+		{Topic: schemas.TopicRaw, Key: []byte("layout-0621"), Value: big},
+	}
+}
+
+// checkOversizedDeadLetters reads the dead-letter topic for the records of
+// oversizedRecords: the garbage as invalid_json with its original cut to
+// fit, the event as too_large, each at the offset it was written to.
+func checkOversizedDeadLetters(t *testing.T, ctx context.Context, brokers []string, oversized []*kgo.Record) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(schemas.TopicDeadLetter),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	want := map[string]*kgo.Record{schemas.ReasonInvalidJSON: oversized[0], schemas.ReasonTooLarge: oversized[1]}
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for len(want) > 0 && pctx.Err() == nil {
+		cl.PollFetches(pctx).EachRecord(func(r *kgo.Record) {
+			var dl schemas.DeadLetter
+			if err := json.Unmarshal(r.Value, &dl); err != nil {
+				t.Errorf("dead letter %.200q: %v", r.Value, err)
+				return
+			}
+			in := want[dl.Reason]
+			if in == nil || dl.Partition != in.Partition || dl.Offset != in.Offset {
+				return
+			}
+			delete(want, dl.Reason)
+			if dl.Stage != "enrich" || dl.OriginalBytes != len(in.Value) || !bytes.HasPrefix(in.Value, dl.Original) || !dl.OriginalTruncated || len(dl.Original) < 500_000 {
+				t.Errorf("%s dead letter: stage %s, original_bytes %d of %d, %d bytes kept, truncated %v", dl.Reason, dl.Stage, dl.OriginalBytes, len(in.Value), len(dl.Original), dl.OriginalTruncated)
+			}
+		})
+	}
+	for reason, in := range want {
+		t.Errorf("no %s dead letter for the %d-byte raw record at %d@%d", reason, len(in.Value), in.Partition, in.Offset)
+	}
 }

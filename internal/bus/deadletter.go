@@ -15,9 +15,17 @@ import (
 // maxDetailBytes bounds the error text stored in a dead letter.
 const maxDetailBytes = 1024
 
-// DeadLetters builds the records of aivis.deadletter.v1 and counts them.
-// Every stage that rejects a record it consumed uses one, so the record
-// shape and the metric are the same everywhere.
+// MaxDeadLetterBytes bounds a dead letter's value, key and headers
+// together, well under the 1,000,012 bytes of a Kafka client's batch and
+// Kafka's default max.message.bytes, so that writing the dead letter of any
+// record succeeds and its partition moves on. The original is base64 in the
+// value (4 bytes for every 3), so originals of more than about 560 KiB are
+// cut to fit.
+const MaxDeadLetterBytes = 768 << 10
+
+// maxHeaderBytes bounds the original headers a dead letter keeps.
+const maxHeaderBytes = 64 << 10
+
 type DeadLetters struct {
 	stage   string
 	counter *prometheus.CounterVec
@@ -31,37 +39,66 @@ func NewDeadLetters(stage string, reg prometheus.Registerer) *DeadLetters {
 }
 
 // Record returns the dead letter of in: the original bytes, the reason and
-// a bounded detail, under in's key and with in's headers. It does not count it: call Count once
-// the record is acknowledged.
+// a bounded detail, under in's key and with in's headers, at most
+// MaxDeadLetterBytes in all (see schemas.DeadLetter for what is cut). It
+// does not count it: call Count once the record is acknowledged.
 func (d *DeadLetters) Record(in *kgo.Record, reason, detail string) *kgo.Record {
 	if len(detail) > maxDetailBytes {
 		detail = detail[:maxDetailBytes]
 	}
-	value, err := json.Marshal(schemas.DeadLetter{
-		Stage:     d.stage,
-		Reason:    reason,
-		Detail:    detail,
-		Topic:     in.Topic,
-		Partition: in.Partition,
-		Offset:    in.Offset,
-		Original:  bytes.Clone(in.Value),
-		At:        d.now().UTC(),
-	})
-	if err != nil {
-		// A DeadLetter of plain fields always encodes; keep the original
-		// bytes reachable regardless.
-		value = bytes.Clone(in.Value)
+	dl := schemas.DeadLetter{
+		Stage:         d.stage,
+		Reason:        reason,
+		Detail:        detail,
+		Topic:         in.Topic,
+		Partition:     in.Partition,
+		Offset:        in.Offset,
+		Original:      in.Value,
+		OriginalBytes: len(in.Value),
+		At:            d.now().UTC(),
 	}
 	// The original headers travel with it (a producer's trace context or
 	// content type), as copies: in's memory belongs to its fetch.
 	var headers []kgo.RecordHeader
-	if len(in.Headers) > 0 {
+	size := 0
+	for _, h := range in.Headers {
+		size += len(h.Key) + len(h.Value)
+	}
+	if size > maxHeaderBytes {
+		dl.HeadersDropped, size = len(in.Headers), 0
+	} else if len(in.Headers) > 0 {
 		headers = make([]kgo.RecordHeader, len(in.Headers))
 		for i, h := range in.Headers {
 			headers[i] = kgo.RecordHeader{Key: h.Key, Value: bytes.Clone(h.Value)}
 		}
 	}
-	return &kgo.Record{Topic: schemas.TopicDeadLetter, Key: bytes.Clone(in.Key), Value: value, Headers: headers}
+	// A key is an event id or another short identifier; one long enough to
+	// matter is left out rather than cut.
+	key := in.Key
+	if len(key) > maxDetailBytes {
+		key = nil
+	}
+	size += len(key)
+	// Only an original of more than half the room can make the value too
+	// large: base64 makes 4 bytes of 3, and the other fields are small.
+	if room := MaxDeadLetterBytes - size; 2*len(in.Value) > room {
+		// Measured as if cut: the flag saying so takes room too.
+		dl.Original, dl.OriginalTruncated = nil, true
+		empty, err := json.Marshal(dl)
+		dl.Original, dl.OriginalTruncated = in.Value, false
+		// "original":null becomes "original":"<base64>": 2 quotes for the
+		// 4 bytes of null, 4 bytes for every 3 of the original.
+		if n := 3 * ((room - (len(empty) - 2)) / 4); err == nil && n < len(in.Value) {
+			dl.Original, dl.OriginalTruncated = in.Value[:max(n, 0)], true
+		}
+	}
+	value, err := json.Marshal(dl)
+	if err != nil {
+		// A DeadLetter of plain fields always encodes; keep the original
+		// bytes reachable regardless.
+		value = bytes.Clone(dl.Original)
+	}
+	return &kgo.Record{Topic: schemas.TopicDeadLetter, Key: bytes.Clone(key), Value: value, Headers: headers}
 }
 
 // Count records one dead letter of reason.

@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"strings"
@@ -35,5 +36,68 @@ func TestDeadLetterKeepsKeyHeadersAndBytes(t *testing.T) {
 	}
 	if raw["topic"] != schemas.TopicRaw || raw["partition"] != float64(3) || raw["offset"] != float64(41) || raw["stage"] != "enrich" || raw["reason"] != schemas.ReasonInvalidJSON {
 		t.Fatalf("dead letter %v", raw)
+	}
+}
+
+// TestDeadLetterBounded: the dead letter of a record of any size fits
+// MaxDeadLetterBytes, so that writing it cannot fail for its size and
+// block the partition. An original that fits is kept whole; a longer one
+// is cut as little as the bound allows and says so; headers over 64 KiB
+// and a key over 1 KiB are left out.
+func TestDeadLetterBounded(t *testing.T) {
+	d := NewDeadLetters("enrich", prometheus.NewRegistry())
+	value := make([]byte, 2<<20)
+	for i := range value {
+		value[i] = byte('a' + i%26)
+	}
+	decode := func(t *testing.T, out *kgo.Record) schemas.DeadLetter {
+		t.Helper()
+		size := len(out.Value) + len(out.Key)
+		for _, h := range out.Headers {
+			size += len(h.Key) + len(h.Value)
+		}
+		if size > MaxDeadLetterBytes {
+			t.Fatalf("dead letter of %d bytes, more than %d", size, MaxDeadLetterBytes)
+		}
+		var dl schemas.DeadLetter
+		if err := json.Unmarshal(out.Value, &dl); err != nil {
+			t.Fatal(err)
+		}
+		return dl
+	}
+	whole, cut := 0, 0
+	for _, n := range []int{0, 1000, 500_000, 585_000, 592_000, 600_000, 1 << 20, 2 << 20} {
+		in := &kgo.Record{Topic: schemas.TopicRaw, Key: []byte("ev-1"), Value: value[:n],
+			Headers: []kgo.RecordHeader{{Key: "traceparent", Value: []byte("00-abc-def-01")}}}
+		out := d.Record(in, schemas.ReasonInvalidJSON, "bad")
+		dl := decode(t, out)
+		if dl.OriginalBytes != n || !bytes.Equal(dl.Original, value[:len(dl.Original)]) {
+			t.Fatalf("%d bytes: original_bytes %d, original not a prefix of the value", n, dl.OriginalBytes)
+		}
+		if len(out.Headers) != 1 || string(out.Key) != "ev-1" {
+			t.Fatalf("%d bytes: key %q headers %v", n, out.Key, out.Headers)
+		}
+		switch {
+		case !dl.OriginalTruncated && len(dl.Original) == n:
+			whole++
+		case dl.OriginalTruncated && len(dl.Original) < n:
+			cut++
+			// Cut no more than a base64 quantum and the other fields need.
+			if len(out.Value) < MaxDeadLetterBytes-len("ev-1")-len("traceparent00-abc-def-01")-4 {
+				t.Errorf("%d bytes: cut to %d, a value of %d bytes, when %d fit", n, len(dl.Original), len(out.Value), MaxDeadLetterBytes)
+			}
+		default:
+			t.Fatalf("%d bytes: original of %d bytes, truncated %v", n, len(dl.Original), dl.OriginalTruncated)
+		}
+	}
+	if whole != 4 || cut != 4 {
+		t.Errorf("%d originals kept whole and %d cut, want 4 and 4", whole, cut)
+	}
+
+	big := []kgo.RecordHeader{{Key: "a", Value: value[:40<<10]}, {Key: "b", Value: value[:40<<10]}}
+	out := d.Record(&kgo.Record{Key: value[:2000], Value: []byte("{"), Headers: big}, schemas.ReasonInvalidJSON, "bad")
+	dl := decode(t, out)
+	if len(out.Headers) != 0 || dl.HeadersDropped != 2 || out.Key != nil || string(dl.Original) != "{" || dl.OriginalTruncated {
+		t.Errorf("headers %d, headers_dropped %d, key %d bytes, original %q truncated %v", len(out.Headers), dl.HeadersDropped, len(out.Key), dl.Original, dl.OriginalTruncated)
 	}
 }
