@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/aivis-dev/aivis/internal/bus"
@@ -188,7 +189,7 @@ func (s *Stage) Run(ctx context.Context) error {
 }
 
 func (s *Stage) process(ctx context.Context, fetches kgo.Fetches, outcomes *[]Outcome) error {
-	var dead []*kgo.Record
+	var dead []deadLetter
 	var err error
 	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
 		if err != nil || len(fp.Records) == 0 {
@@ -269,20 +270,18 @@ func (s *Stage) process(ctx context.Context, fetches kgo.Fetches, outcomes *[]Ou
 	if err != nil {
 		return err
 	}
-	if len(dead) > 0 {
-		// Dead letters must be acknowledged before their offsets can be
-		// committed; retry until the broker takes them.
-		for attempt := 0; ; attempt++ {
-			perr := s.cl.ProduceSync(ctx, dead...).FirstErr()
-			if perr == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			s.log.Warn("producing dead letters", "records", len(dead), "err", perr)
-			sleep(ctx, backoff(attempt))
+	// Dead letters must be acknowledged before their offsets can be
+	// committed; retry until the broker takes them.
+	for attempt := 0; len(dead) > 0; attempt++ {
+		var perr error
+		if dead, perr = s.produceDead(ctx, dead); perr == nil {
+			break
 		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.log.Warn("producing dead letters", "records", len(dead), "err", perr)
+		sleep(ctx, backoff(attempt))
 	}
 	st := s.engine.Stats()
 	s.metrics.openWindows.Set(float64(st.OpenWindows))
@@ -380,9 +379,60 @@ func (s *Stage) assign(ctx context.Context, p int32, firstOffset int64, firstTim
 	}
 }
 
-func (s *Stage) deadLetter(r *kgo.Record, reason, detail string) *kgo.Record {
+// deadLetter is the dead letter of one record, with what made it.
+type deadLetter struct {
+	in             *kgo.Record
+	reason, detail string
+	out            *kgo.Record
+}
+
+func (s *Stage) deadLetter(r *kgo.Record, reason, detail string) deadLetter {
 	s.dead.Count(reason)
-	return s.dead.Record(r, reason, detail)
+	return deadLetter{in: r, reason: reason, detail: detail, out: s.dead.Record(r, reason, detail)}
+}
+
+// produceDead writes dead letters and returns those not written, with the
+// first error. One refused for its size is sent again alone, as a broker
+// refuses a whole batch for one record over the topic's max.message.bytes;
+// refused alone too (a dead-letter topic whose limit is under
+// bus.MaxDeadLetterBytes), it is replaced by one without the original's
+// bytes, so that it cannot hold the partition back.
+func (s *Stage) produceDead(ctx context.Context, dead []deadLetter) ([]deadLetter, error) {
+	outs := make([]*kgo.Record, len(dead))
+	byOut := make(map[*kgo.Record]int, len(dead))
+	for i, d := range dead {
+		outs[i] = d.out
+		byOut[d.out] = i
+	}
+	var rest []deadLetter
+	var first error
+	for _, pr := range s.cl.ProduceSync(ctx, outs...) {
+		if pr.Err == nil {
+			continue
+		}
+		d := dead[byOut[pr.Record]]
+		err := pr.Err
+		if tooLarge(err) {
+			if err = s.cl.ProduceSync(ctx, d.out).FirstErr(); err == nil {
+				continue
+			}
+			if tooLarge(err) {
+				s.log.Warn("the dead-letter topic refused a dead letter for its size; writing it without the original's bytes",
+					"topic", d.in.Topic, "partition", d.in.Partition, "offset", d.in.Offset, "err", err)
+				d.out = s.dead.Bare(d.in, d.reason, d.detail)
+			}
+		}
+		if first == nil {
+			first = err
+		}
+		rest = append(rest, d)
+	}
+	return rest, first
+}
+
+// tooLarge reports whether err refuses a record for its size.
+func tooLarge(err error) bool {
+	return errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge)
 }
 
 // flushLocked writes what is ready, retrying until the sink takes it

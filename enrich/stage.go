@@ -3,6 +3,7 @@ package enrich
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -503,10 +504,12 @@ func tooLarge(err error) bool {
 
 // resendTooLarge handles an output refused as too large, whose input is in:
 // it is sent again alone, since a broker refuses a whole batch for one
-// record over the topic's limit, and if it is refused alone, in is
-// dead-lettered as too_large instead. Without this a partition would stop
-// at the record for good: every restart would enrich it again and be
-// refused again.
+// record over the topic's limit. An enriched event refused alone too is
+// replaced by in's dead letter as too_large; a dead letter refused alone
+// (a dead-letter topic whose max.message.bytes is under
+// bus.MaxDeadLetterBytes) by one without the original's bytes. Without this
+// a partition would stop at the record for good: every restart would
+// enrich it again and be refused again.
 func (s *Stage) resendTooLarge(ctx context.Context, in *kgo.Record, r *result) {
 	out := r.out
 	r.out = nil
@@ -516,12 +519,27 @@ func (s *Stage) resendTooLarge(ctx context.Context, in *kgo.Record, r *result) {
 		r.err = err
 		return
 	}
-	detail := fmt.Sprintf("the enriched event is %d bytes with its key and headers, more than a record of %s may be "+
-		"(the Kafka client's batch of 1,000,012 bytes, or the topic's max.message.bytes if lower): %v; it is not counted. "+
-		"Send smaller events: trim raw_usage, labels or record headers", len(out.Value)+len(out.Key)+headerBytes(out.Headers), out.Topic, err)
-	s.log.Warn("dead-lettering a raw record whose enriched event is too large for its topic", "partition", in.Partition, "offset", in.Offset, "bytes", len(out.Value))
-	*r = result{dead: schemas.ReasonTooLarge}
-	r.err = s.client.ProduceSync(ctx, s.dead.Record(in, schemas.ReasonTooLarge, detail)).FirstErr()
+	reason, detail := r.dead, ""
+	if reason == "" {
+		detail = fmt.Sprintf("the enriched event is %d bytes with its key and headers, more than a record of %s may be "+
+			"(the Kafka client's batch of 1,000,012 bytes, or the topic's max.message.bytes if lower): %v; it is not counted. "+
+			"Send smaller events: trim raw_usage, labels or record headers", len(out.Value)+len(out.Key)+headerBytes(out.Headers), out.Topic, err)
+		s.log.Warn("dead-lettering a raw record whose enriched event is too large for its topic", "partition", in.Partition, "offset", in.Offset, "bytes", len(out.Value))
+		reason = schemas.ReasonTooLarge
+		*r = result{dead: reason}
+		err = s.client.ProduceSync(ctx, s.dead.Record(in, reason, detail)).FirstErr()
+		if !tooLarge(err) {
+			r.err = err
+			return
+		}
+	} else {
+		var dl schemas.DeadLetter
+		_ = json.Unmarshal(out.Value, &dl)
+		detail = dl.Detail
+	}
+	s.log.Warn("the dead-letter topic refused a dead letter for its size; writing it without the original's bytes", "topic", schemas.TopicDeadLetter,
+		"partition", in.Partition, "offset", in.Offset, "err", err)
+	r.err = s.client.ProduceSync(ctx, s.dead.Bare(in, reason, detail)).FirstErr()
 }
 
 // headerBytes is the size of a record's headers.

@@ -100,7 +100,8 @@ type DeadLetter struct {
 	// OriginalBytes is the length of the original value. Original holds
 	// all of it unless OriginalTruncated: a dead letter is kept under
 	// 768 KiB, which the Kafka client and a topic of default limits take,
-	// and a longer original is cut to fit. The whole record stays at
+	// and a longer original is cut to fit; on a dead-letter topic that
+	// refuses even that, Original is empty. The whole record stays at
 	// Topic, Partition, Offset for as long as that topic keeps it.
 	OriginalBytes     int  `json:"original_bytes"`
 	OriginalTruncated bool `json:"original_truncated,omitempty"`

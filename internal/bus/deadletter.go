@@ -43,6 +43,25 @@ func NewDeadLetters(stage string, reg prometheus.Registerer) *DeadLetters {
 // MaxDeadLetterBytes in all (see schemas.DeadLetter for what is cut). It
 // does not count it: call Count once the record is acknowledged.
 func (d *DeadLetters) Record(in *kgo.Record, reason, detail string) *kgo.Record {
+	return d.record(in, reason, detail, MaxDeadLetterBytes)
+}
+
+// Bare returns the dead letter of in without the original's bytes and
+// headers, a few KiB at most: for a dead-letter topic whose
+// max.message.bytes refused the one Record made. The dead letter still
+// names the topic, partition and offset where the original is.
+func (d *DeadLetters) Bare(in *kgo.Record, reason, detail string) *kgo.Record {
+	return d.record(in, reason, detail+bareNote, 0)
+}
+
+// bareNote ends the detail of a bare dead letter.
+const bareNote = "; the original's bytes and headers are left out, as the dead-letter topic refused them for their size"
+
+func (d *DeadLetters) record(in *kgo.Record, reason, detail string, limit int) *kgo.Record {
+	if limit == 0 && len(detail) > maxDetailBytes {
+		// Keep the note that says why the original is missing.
+		detail = detail[:maxDetailBytes-len(bareNote)] + bareNote
+	}
 	if len(detail) > maxDetailBytes {
 		detail = detail[:maxDetailBytes]
 	}
@@ -64,7 +83,7 @@ func (d *DeadLetters) Record(in *kgo.Record, reason, detail string) *kgo.Record 
 	for _, h := range in.Headers {
 		size += len(h.Key) + len(h.Value)
 	}
-	if size > maxHeaderBytes {
+	if size > maxHeaderBytes || (limit == 0 && len(in.Headers) > 0) {
 		dl.HeadersDropped, size = len(in.Headers), 0
 	} else if len(in.Headers) > 0 {
 		headers = make([]kgo.RecordHeader, len(in.Headers))
@@ -81,15 +100,15 @@ func (d *DeadLetters) Record(in *kgo.Record, reason, detail string) *kgo.Record 
 	size += len(key)
 	// Only an original of more than half the room can make the value too
 	// large: base64 makes 4 bytes of 3, and the other fields are small.
-	if room := MaxDeadLetterBytes - size; 2*len(in.Value) > room {
+	if room := limit - size; 2*len(in.Value) > room {
 		// Measured as if cut: the flag saying so takes room too.
 		dl.Original, dl.OriginalTruncated = nil, true
 		empty, err := json.Marshal(dl)
 		dl.Original, dl.OriginalTruncated = in.Value, false
 		// "original":null becomes "original":"<base64>": 2 quotes for the
 		// 4 bytes of null, 4 bytes for every 3 of the original.
-		if n := 3 * ((room - (len(empty) - 2)) / 4); err == nil && n < len(in.Value) {
-			dl.Original, dl.OriginalTruncated = in.Value[:max(n, 0)], true
+		if n := max(3*((room-(len(empty)-2))/4), 0); err == nil && n < len(in.Value) {
+			dl.Original, dl.OriginalTruncated = in.Value[:n], true
 		}
 	}
 	value, err := json.Marshal(dl)

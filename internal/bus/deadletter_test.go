@@ -101,3 +101,31 @@ func TestDeadLetterBounded(t *testing.T) {
 		t.Errorf("headers %d, headers_dropped %d, key %d bytes, original %q truncated %v", len(out.Headers), dl.HeadersDropped, len(out.Key), dl.Original, dl.OriginalTruncated)
 	}
 }
+
+// TestDeadLetterBare: the dead letter for a topic that refused the full one
+// keeps where the original is and why it was rejected, and no more.
+func TestDeadLetterBare(t *testing.T) {
+	d := NewDeadLetters("aggregate", prometheus.NewRegistry())
+	in := &kgo.Record{Topic: schemas.TopicEnriched, Partition: 2, Offset: 9, Key: []byte("ev-1"), Value: bytes.Repeat([]byte("v"), 300_000),
+		Headers: []kgo.RecordHeader{{Key: "traceparent", Value: []byte("00-abc-def-01")}}}
+	for _, detail := range []string{"too late", strings.Repeat("d", 5000)} {
+		out := d.Bare(in, schemas.ReasonTooLate, detail)
+		if len(out.Value) > 2048 || len(out.Headers) != 0 || string(out.Key) != "ev-1" {
+			t.Fatalf("bare dead letter of %d bytes, headers %v, key %q", len(out.Value), out.Headers, out.Key)
+		}
+		var dl schemas.DeadLetter
+		if err := json.Unmarshal(out.Value, &dl); err != nil {
+			t.Fatal(err)
+		}
+		if len(dl.Original) != 0 || !dl.OriginalTruncated || dl.OriginalBytes != 300_000 || dl.HeadersDropped != 1 ||
+			dl.Topic != schemas.TopicEnriched || dl.Partition != 2 || dl.Offset != 9 || dl.Reason != schemas.ReasonTooLate ||
+			!strings.HasPrefix(dl.Detail, detail[:8]) || !strings.HasSuffix(dl.Detail, bareNote) || len(dl.Detail) > maxDetailBytes {
+			t.Errorf("bare dead letter %+v", dl)
+		}
+	}
+	out := d.Bare(&kgo.Record{Topic: schemas.TopicRaw}, schemas.ReasonInvalidJSON, "empty")
+	var dl schemas.DeadLetter
+	if err := json.Unmarshal(out.Value, &dl); err != nil || dl.OriginalTruncated || dl.HeadersDropped != 0 {
+		t.Errorf("bare dead letter of an empty record: %+v, %v", dl, err)
+	}
+}
