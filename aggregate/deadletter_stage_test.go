@@ -125,6 +125,21 @@ func TestStageDeadLetterTooLargeForItsTopic(t *testing.T) {
 	if len(dead) != bad {
 		t.Fatalf("%d dead letters, want %d", len(dead), bad)
 	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == "aivis_deadletter_total" {
+			for _, m := range mf.GetMetric() {
+				counted += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if counted != bad {
+		t.Errorf("aivis_deadletter_total counted %v dead letters, want %d", counted, bad)
+	}
 	for _, dl := range dead {
 		if dl.Reason != schemas.ReasonInvalidSchema || dl.Topic != topic || dl.OriginalBytes != 6000 || len(dl.Original) != 0 ||
 			!dl.OriginalTruncated || !strings.Contains(dl.Detail, "left out") {

@@ -386,8 +386,9 @@ type deadLetter struct {
 	out            *kgo.Record
 }
 
+// deadLetter returns the dead letter of r; produceDead counts it once
+// written.
 func (s *Stage) deadLetter(r *kgo.Record, reason, detail string) deadLetter {
-	s.dead.Count(reason)
 	return deadLetter{in: r, reason: reason, detail: detail, out: s.dead.Record(r, reason, detail)}
 }
 
@@ -407,13 +408,15 @@ func (s *Stage) produceDead(ctx context.Context, dead []deadLetter) ([]deadLette
 	var rest []deadLetter
 	var first error
 	for _, pr := range s.cl.ProduceSync(ctx, outs...) {
+		d := dead[byOut[pr.Record]]
 		if pr.Err == nil {
+			s.dead.Count(d.reason)
 			continue
 		}
-		d := dead[byOut[pr.Record]]
 		err := pr.Err
 		if tooLarge(err) {
 			if err = s.cl.ProduceSync(ctx, d.out).FirstErr(); err == nil {
+				s.dead.Count(d.reason)
 				continue
 			}
 			if tooLarge(err) {
