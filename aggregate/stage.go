@@ -210,7 +210,7 @@ func (s *Stage) process(ctx context.Context, fetches kgo.Fetches, outcomes *[]Ou
 			}
 			if derr != nil {
 				s.metrics.events.WithLabelValues("invalid").Inc()
-				dead = append(dead, s.deadLetter(r, schemas.ReasonInvalidSchema, derr.Error()))
+				dead = append(dead, s.deadLetter(r, "", schemas.ReasonInvalidSchema, derr.Error()))
 				s.recycle(ev)
 				continue
 			}
@@ -238,11 +238,11 @@ func (s *Stage) process(ctx context.Context, fetches kgo.Fetches, outcomes *[]Ou
 			tally[o]++
 			switch o {
 			case TooLate:
-				dead = append(dead, s.deadLetter(recs[i], schemas.ReasonTooLate,
+				dead = append(dead, s.deadLetter(recs[i], inputs[i].Event.EventID, schemas.ReasonTooLate,
 					fmt.Sprintf("event time %s is more than %s behind the partition watermark %s",
 						inputs[i].Event.Time.Format(time.RFC3339), s.cfg.LateHorizon, wm.Format(time.RFC3339))))
 			case Future:
-				dead = append(dead, s.deadLetter(recs[i], schemas.ReasonFuture,
+				dead = append(dead, s.deadLetter(recs[i], inputs[i].Event.EventID, schemas.ReasonFuture,
 					fmt.Sprintf("event time %s is more than %s (aggregate.max_future) ahead of the aggregator clock %s; counting it would have made the current events of partition %d too late",
 						inputs[i].Event.Time.Format(time.RFC3339), s.cfg.MaxFuture, now.UTC().Format(time.RFC3339), p)))
 			case Accepted:
@@ -381,15 +381,15 @@ func (s *Stage) assign(ctx context.Context, p int32, firstOffset int64, firstTim
 
 // deadLetter is the dead letter of one record, with what made it.
 type deadLetter struct {
-	in             *kgo.Record
-	reason, detail string
-	out            *kgo.Record
+	in                      *kgo.Record
+	eventID, reason, detail string
+	out                     *kgo.Record
 }
 
-// deadLetter returns the dead letter of r; produceDead counts it once
-// written.
-func (s *Stage) deadLetter(r *kgo.Record, reason, detail string) deadLetter {
-	return deadLetter{in: r, reason: reason, detail: detail, out: s.dead.Record(r, reason, detail)}
+// deadLetter returns the dead letter of r, which decoded to eventID ("":
+// it did not decode); produceDead counts it once written.
+func (s *Stage) deadLetter(r *kgo.Record, eventID, reason, detail string) deadLetter {
+	return deadLetter{in: r, eventID: eventID, reason: reason, detail: detail, out: s.dead.RecordEvent(r, eventID, reason, detail)}
 }
 
 // produceDead writes dead letters and returns those not written, with the
@@ -422,7 +422,7 @@ func (s *Stage) produceDead(ctx context.Context, dead []deadLetter) ([]deadLette
 			if tooLarge(err) {
 				s.log.Warn("the dead-letter topic refused a dead letter for its size; writing it without the original's bytes",
 					"topic", d.in.Topic, "partition", d.in.Partition, "offset", d.in.Offset, "err", err)
-				d.out = s.dead.Bare(d.in, d.reason, d.detail)
+				d.out = s.dead.Bare(d.in, d.eventID, d.reason, d.detail)
 			}
 		}
 		if first == nil {

@@ -388,12 +388,14 @@ type result struct {
 	dead string // dead-letter reason, "" when enriched
 	err  error
 	// out is the output the client refused as too large, until
-	// resendTooLarge has dealt with it.
-	out    *kgo.Record
-	priced bool
-	prov   string
-	reason string // pricing.Unpriced*, when not priced
-	owned  bool
+	// resendTooLarge has dealt with it; eventID is the event's id (in the
+	// input's memory), for its dead letter.
+	out     *kgo.Record
+	eventID string
+	priced  bool
+	prov    string
+	reason  string // pricing.Unpriced*, when not priced
+	owned   bool
 	// fallbacks has bit i set when the event carries a warning with code
 	// pricing.FallbackCodes[i].
 	fallbacks uint32
@@ -526,8 +528,8 @@ func (s *Stage) resendTooLarge(ctx context.Context, in *kgo.Record, r *result) {
 			"Send smaller events: trim raw_usage, labels or record headers", len(out.Value)+len(out.Key)+headerBytes(out.Headers), out.Topic, err)
 		s.log.Warn("dead-lettering a raw record whose enriched event is too large for its topic", "partition", in.Partition, "offset", in.Offset, "bytes", len(out.Value))
 		reason = schemas.ReasonTooLarge
-		*r = result{dead: reason}
-		err = s.client.ProduceSync(ctx, s.dead.Record(in, reason, detail)).FirstErr()
+		*r = result{dead: reason, eventID: r.eventID}
+		err = s.client.ProduceSync(ctx, s.dead.RecordEvent(in, r.eventID, reason, detail)).FirstErr()
 		if !tooLarge(err) {
 			r.err = err
 			return
@@ -539,7 +541,7 @@ func (s *Stage) resendTooLarge(ctx context.Context, in *kgo.Record, r *result) {
 	}
 	s.log.Warn("the dead-letter topic refused a dead letter for its size; writing it without the original's bytes", "topic", schemas.TopicDeadLetter,
 		"partition", in.Partition, "offset", in.Offset, "err", err)
-	r.err = s.client.ProduceSync(ctx, s.dead.Bare(in, reason, detail)).FirstErr()
+	r.err = s.client.ProduceSync(ctx, s.dead.Bare(in, r.eventID, reason, detail)).FirstErr()
 }
 
 // headerBytes is the size of a record's headers.
@@ -595,7 +597,7 @@ func (s *Stage) transform(e *Enricher, in *kgo.Record, at time.Time) (*kgo.Recor
 		// Downstream dedup needs one event_id on one partition.
 		key = carve(s, ev.EventID)
 	}
-	res := result{priced: !enriched.Flags.Unpriced, owned: !enriched.Flags.Unowned}
+	res := result{priced: !enriched.Flags.Unpriced, owned: !enriched.Flags.Unowned, eventID: ev.EventID}
 	if res.priced {
 		res.fallbacks = fallbackBits(q.Warnings)
 	}

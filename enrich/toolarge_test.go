@@ -164,9 +164,9 @@ func TestStageTooLargeMovesOn(t *testing.T) {
 			}
 			if tc.tooLarge {
 				b := dead[schemas.ReasonTooLarge]
-				if b.OriginalBytes != len(big) || !bytes.HasPrefix(big, b.Original) || b.OriginalTruncated != (len(big) > 500_000) ||
+				if b.OriginalBytes != len(big) || !bytes.HasPrefix(big, b.Original) || b.OriginalTruncated != (len(big) > 500_000) || b.EventID != "big" ||
 					!strings.Contains(b.Detail, "is not counted") || !strings.Contains(b.Detail, schemas.TopicEnriched) {
-					t.Errorf("the big event's dead letter: original_bytes %d (want %d), truncated %v, detail %q", b.OriginalBytes, len(big), b.OriginalTruncated, b.Detail)
+					t.Errorf("the big event's dead letter: event_id %q, original_bytes %d (want %d), truncated %v, detail %q", b.EventID, b.OriginalBytes, len(big), b.OriginalTruncated, b.Detail)
 				}
 			}
 			if d := counter(t, "aivis_deadletter_total", "stage", StageName, "reason", schemas.ReasonTooLarge) - tooLargeBefore; d != float64(wantDead-1) {

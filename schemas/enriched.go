@@ -96,7 +96,9 @@ type DeadLetter struct {
 	Topic     string `json:"topic,omitempty"`
 	Partition int32  `json:"partition"`
 	Offset    int64  `json:"offset"`
-	Original  []byte `json:"original"`
+	// EventID is the event_id of the original, when the stage decoded one.
+	EventID  string `json:"event_id,omitempty"`
+	Original []byte `json:"original"`
 	// OriginalBytes is the length of the original value. Original holds
 	// all of it unless OriginalTruncated: a dead letter is kept under
 	// 768 KiB, which the Kafka client and a topic of default limits take,

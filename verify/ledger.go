@@ -105,8 +105,8 @@ func NewLedger(rawTopic string, from, to time.Time, maxIDs int) *Ledger {
 // that record's partition and offset only, so that it accounts for exactly
 // the record it rejected and not for other records that reuse its event id.
 // A dead letter from a later stage (aggregate's too_late) points into a
-// topic this check does not read, so it is indexed by the event id of its
-// original bytes.
+// topic this check does not read, so it is indexed by its event id: the
+// event_id it names, or else the one its original bytes decode to.
 func (l *Ledger) AddDeadLetter(value []byte) {
 	l.res.DeadLetters++
 	var dl schemas.DeadLetter
@@ -117,6 +117,10 @@ func (l *Ledger) AddDeadLetter(value []byte) {
 	reason := l.intern(dl.Reason)
 	if dl.Topic == l.rawTopic {
 		l.deadAt[coord{dl.Partition, dl.Offset}] = reason
+		return
+	}
+	if dl.EventID != "" {
+		l.deadByID[dl.EventID] = reason
 		return
 	}
 	if id, _, ok := decodeIDTime(dl.Original); ok && id != "" {

@@ -78,6 +78,18 @@ func TestLedgerAccounting(t *testing.T) {
 					t.Errorf("too late %d, want 2 records", r.TooLate())
 				}
 			}},
+		{name: "too late downstream, by the event_id the dead letter names", dead: [][]byte{func() []byte {
+			// The original is cut short, as for a record over 560 KiB: it
+			// does not decode, the named id does.
+			b, _ := json.Marshal(schemas.DeadLetter{Stage: "aggregate", Reason: schemas.ReasonTooLate, Topic: "enriched", EventID: "a",
+				Original: rawEvent("a", in)[:5], OriginalTruncated: true})
+			return b
+		}()}, raw: []raw{{0, 1, in, rawEvent("a", in)}}, want: "[]",
+			check: func(t *testing.T, r Result) {
+				if r.TooLate() != 1 || r.UnreadableDeadLetters != 0 {
+					t.Errorf("too late %d, unreadable dead letters %d, want 1 and 0", r.TooLate(), r.UnreadableDeadLetters)
+				}
+			}},
 		{name: "counted wins over a downstream dead letter", dead: [][]byte{deadLetter("enriched", 5, 99, schemas.ReasonTooLate, rawEvent("a", in))},
 			raw: []raw{{0, 1, in, rawEvent("a", in)}}, counted: []string{"a"}, want: "[]",
 			check: func(t *testing.T, r Result) {

@@ -43,21 +43,29 @@ func NewDeadLetters(stage string, reg prometheus.Registerer) *DeadLetters {
 // MaxDeadLetterBytes in all (see schemas.DeadLetter for what is cut). It
 // does not count it: call Count once the record is acknowledged.
 func (d *DeadLetters) Record(in *kgo.Record, reason, detail string) *kgo.Record {
-	return d.record(in, reason, detail, MaxDeadLetterBytes)
+	return d.record(in, "", reason, detail, MaxDeadLetterBytes)
+}
+
+// RecordEvent is Record for a record that decoded to the event eventID:
+// the dead letter names it, so that it can be found without decoding the
+// original (which may be cut).
+func (d *DeadLetters) RecordEvent(in *kgo.Record, eventID, reason, detail string) *kgo.Record {
+	return d.record(in, eventID, reason, detail, MaxDeadLetterBytes)
 }
 
 // Bare returns the dead letter of in without the original's bytes and
 // headers, a few KiB at most: for a dead-letter topic whose
 // max.message.bytes refused the one Record made. The dead letter still
-// names the topic, partition and offset where the original is.
-func (d *DeadLetters) Bare(in *kgo.Record, reason, detail string) *kgo.Record {
-	return d.record(in, reason, detail+bareNote, 0)
+// names the topic, partition and offset where the original is, and the
+// event id when there is one.
+func (d *DeadLetters) Bare(in *kgo.Record, eventID, reason, detail string) *kgo.Record {
+	return d.record(in, eventID, reason, detail+bareNote, 0)
 }
 
 // bareNote ends the detail of a bare dead letter.
 const bareNote = "; the original's bytes and headers are left out, as the dead-letter topic refused them for their size"
 
-func (d *DeadLetters) record(in *kgo.Record, reason, detail string, limit int) *kgo.Record {
+func (d *DeadLetters) record(in *kgo.Record, eventID, reason, detail string, limit int) *kgo.Record {
 	if limit == 0 && len(detail) > maxDetailBytes {
 		// Keep the note that says why the original is missing.
 		detail = detail[:maxDetailBytes-len(bareNote)] + bareNote
@@ -72,6 +80,7 @@ func (d *DeadLetters) record(in *kgo.Record, reason, detail string, limit int) *
 		Topic:         in.Topic,
 		Partition:     in.Partition,
 		Offset:        in.Offset,
+		EventID:       eventID,
 		Original:      in.Value,
 		OriginalBytes: len(in.Value),
 		At:            d.now().UTC(),

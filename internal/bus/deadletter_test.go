@@ -109,7 +109,7 @@ func TestDeadLetterBare(t *testing.T) {
 	in := &kgo.Record{Topic: schemas.TopicEnriched, Partition: 2, Offset: 9, Key: []byte("ev-1"), Value: bytes.Repeat([]byte("v"), 300_000),
 		Headers: []kgo.RecordHeader{{Key: "traceparent", Value: []byte("00-abc-def-01")}}}
 	for _, detail := range []string{"too late", strings.Repeat("d", 5000)} {
-		out := d.Bare(in, schemas.ReasonTooLate, detail)
+		out := d.Bare(in, "ev-1", schemas.ReasonTooLate, detail)
 		if len(out.Value) > 2048 || len(out.Headers) != 0 || string(out.Key) != "ev-1" {
 			t.Fatalf("bare dead letter of %d bytes, headers %v, key %q", len(out.Value), out.Headers, out.Key)
 		}
@@ -117,15 +117,15 @@ func TestDeadLetterBare(t *testing.T) {
 		if err := json.Unmarshal(out.Value, &dl); err != nil {
 			t.Fatal(err)
 		}
-		if len(dl.Original) != 0 || !dl.OriginalTruncated || dl.OriginalBytes != 300_000 || dl.HeadersDropped != 1 ||
+		if len(dl.Original) != 0 || !dl.OriginalTruncated || dl.OriginalBytes != 300_000 || dl.HeadersDropped != 1 || dl.EventID != "ev-1" ||
 			dl.Topic != schemas.TopicEnriched || dl.Partition != 2 || dl.Offset != 9 || dl.Reason != schemas.ReasonTooLate ||
 			!strings.HasPrefix(dl.Detail, detail[:8]) || !strings.HasSuffix(dl.Detail, bareNote) || len(dl.Detail) > maxDetailBytes {
 			t.Errorf("bare dead letter %+v", dl)
 		}
 	}
-	out := d.Bare(&kgo.Record{Topic: schemas.TopicRaw}, schemas.ReasonInvalidJSON, "empty")
+	out := d.Bare(&kgo.Record{Topic: schemas.TopicRaw}, "", schemas.ReasonInvalidJSON, "empty")
 	var dl schemas.DeadLetter
-	if err := json.Unmarshal(out.Value, &dl); err != nil || dl.OriginalTruncated || dl.HeadersDropped != 0 {
+	if err := json.Unmarshal(out.Value, &dl); err != nil || dl.OriginalTruncated || dl.HeadersDropped != 0 || strings.Contains(string(out.Value), `"event_id"`) {
 		t.Errorf("bare dead letter of an empty record: %+v, %v", dl, err)
 	}
 }
