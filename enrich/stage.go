@@ -609,7 +609,7 @@ func (s *Stage) transform(e *Enricher, in *kgo.Record, at time.Time) (*kgo.Recor
 		}
 	}
 	out := s.record()
-	*out = kgo.Record{Topic: schemas.TopicEnriched, Key: key, Value: value, Headers: in.Headers}
+	*out = kgo.Record{Topic: schemas.TopicEnriched, Key: key, Value: value, Headers: bus.HideHeaderSecrets(in.Headers)}
 	return out, res
 }
 

@@ -274,8 +274,8 @@ func TestStage(t *testing.T) {
 }
 
 // TestStageHidesSecretsOfDirectProducers: a producer that writes the raw
-// topic itself, bypassing ingest, may send a raw API key or a credential
-// label; enrich must not pass them on.
+// topic itself, bypassing ingest, may send a raw API key, a credential
+// label or a credential header; enrich must not pass them on.
 func TestStageHidesSecretsOfDirectProducers(t *testing.T) {
 	addrs := newCluster(t, schemas.TopicRaw, schemas.TopicEnriched, schemas.TopicDeadLetter)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -285,7 +285,9 @@ func TestStageHidesSecretsOfDirectProducers(t *testing.T) {
 	ev.Labels = map[string]string{"password": "hunter2-direct", "team": "search"}
 	raw, _ := json.Marshal(ev)
 	prod := newClient(t, kgo.SeedBrokers(addrs...))
-	if err := prod.ProduceSync(ctx, &kgo.Record{Topic: schemas.TopicRaw, Key: []byte("01JS"), Value: raw}).FirstErr(); err != nil {
+	// A gateway that forwards its request's headers.
+	headers := []kgo.RecordHeader{{Key: "Authorization", Value: []byte("Bearer sk-direct-header")}, {Key: "traceparent", Value: []byte("00-abc-def-01")}}
+	if err := prod.ProduceSync(ctx, &kgo.Record{Topic: schemas.TopicRaw, Key: []byte("01JS"), Value: raw, Headers: headers}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
 	stage := newStage(testDial(addrs), testEnricher(t), testReg, quietLog)
@@ -306,6 +308,11 @@ func TestStageHidesSecretsOfDirectProducers(t *testing.T) {
 		if bytes.Contains(recs[0].Value, []byte(secret)) {
 			t.Errorf("enriched record carries %q: %s", secret, recs[0].Value)
 		}
+	}
+	got := recs[0].Headers
+	if len(got) != 2 || got[0].Key != "Authorization" || string(got[0].Value) != schemas.APIKeyID("Bearer sk-direct-header") ||
+		got[1].Key != "traceparent" || string(got[1].Value) != "00-abc-def-01" {
+		t.Errorf("enriched record headers %v, want Authorization as its APIKeyID and traceparent as sent", got)
 	}
 }
 

@@ -86,7 +86,8 @@ func (d *DeadLetters) record(in *kgo.Record, eventID, reason, detail string, lim
 		At:            d.now().UTC(),
 	}
 	// The original headers travel with it (a producer's trace context or
-	// content type), as copies: in's memory belongs to its fetch.
+	// content type), as copies: in's memory belongs to its fetch. Those
+	// named like credentials carry their APIKeyID, as everywhere.
 	var headers []kgo.RecordHeader
 	size := 0
 	for _, h := range in.Headers {
@@ -95,8 +96,9 @@ func (d *DeadLetters) record(in *kgo.Record, eventID, reason, detail string, lim
 	if size > maxHeaderBytes || (limit == 0 && len(in.Headers) > 0) {
 		dl.HeadersDropped, size = len(in.Headers), 0
 	} else if len(in.Headers) > 0 {
-		headers = make([]kgo.RecordHeader, len(in.Headers))
-		for i, h := range in.Headers {
+		hs := HideHeaderSecrets(in.Headers)
+		headers = make([]kgo.RecordHeader, len(hs))
+		for i, h := range hs {
 			headers[i] = kgo.RecordHeader{Key: h.Key, Value: bytes.Clone(h.Value)}
 		}
 	}
