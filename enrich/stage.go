@@ -92,7 +92,11 @@ type Stage struct {
 	freeRecs   [][]kgo.Record
 	// process's per-batch slices, kept for the next batch.
 	results []result
-	marks   []*kgo.Record
+	// refused are the outputs of the batch being produced that the client
+	// refused as too large, with their index (see resendTooLarge).
+	refusedMu sync.Mutex
+	refused   []refused
+	marks     []*kgo.Record
 }
 
 // Block sizes of Stage.values and Stage.records.
@@ -385,17 +389,12 @@ func (s *Stage) commit(ctx context.Context) {
 }
 
 type result struct {
-	dead string // dead-letter reason, "" when enriched
-	err  error
-	// out is the output the client refused as too large, until
-	// resendTooLarge has dealt with it; eventID is the event's id (in the
-	// input's memory), for its dead letter.
-	out     *kgo.Record
-	eventID string
-	priced  bool
-	prov    string
-	reason  string // pricing.Unpriced*, when not priced
-	owned   bool
+	dead   string // dead-letter reason, "" when enriched
+	err    error
+	priced bool
+	prov   string
+	reason string // pricing.Unpriced*, when not priced
+	owned  bool
 	// fallbacks has bit i set when the event carries a warning with code
 	// pricing.FallbackCodes[i].
 	fallbacks uint32
@@ -431,17 +430,19 @@ func (s *Stage) process(ctx context.Context, recs []*kgo.Record) error {
 		s.client.Produce(pctx, out, func(out *kgo.Record, err error) {
 			results[i].err = err
 			if tooLarge(err) {
-				results[i].out = out
+				s.refusedMu.Lock()
+				s.refused = append(s.refused, refused{i, out})
+				s.refusedMu.Unlock()
 			}
 			wg.Done()
 		})
 	}
 	wg.Wait()
-	for i := range results {
-		if results[i].out != nil {
-			s.resendTooLarge(pctx, recs[i], &results[i])
-		}
+	for _, r := range s.refused {
+		s.resendTooLarge(pctx, recs[r.i], r.out, &results[r.i])
 	}
+	clear(s.refused)
+	s.refused = s.refused[:0]
 	s.reuse()
 
 	// Mark per partition only the prefix that was acknowledged: marking a
@@ -497,6 +498,12 @@ func (s *Stage) count(r result) {
 	}
 }
 
+// refused is an output refused for its size, and its input's index.
+type refused struct {
+	i   int
+	out *kgo.Record
+}
+
 // tooLarge reports whether err refuses a record for its size: the client
 // checks each record against its batch size (1,000,012 bytes), the broker
 // each batch against the topic's max.message.bytes.
@@ -512,24 +519,27 @@ func tooLarge(err error) bool {
 // bus.MaxDeadLetterBytes) by one without the original's bytes. Without this
 // a partition would stop at the record for good: every restart would
 // enrich it again and be refused again.
-func (s *Stage) resendTooLarge(ctx context.Context, in *kgo.Record, r *result) {
-	out := r.out
-	r.out = nil
+func (s *Stage) resendTooLarge(ctx context.Context, in, out *kgo.Record, r *result) {
 	alone := &kgo.Record{Topic: out.Topic, Key: out.Key, Value: out.Value, Headers: out.Headers}
 	err := s.client.ProduceSync(ctx, alone).FirstErr()
 	if !tooLarge(err) {
 		r.err = err
 		return
 	}
-	reason, detail := r.dead, ""
+	reason, detail, eventID := r.dead, "", ""
 	if reason == "" {
 		detail = fmt.Sprintf("the enriched event is %d bytes with its key and headers, more than a record of %s may be "+
 			"(the Kafka client's batch of 1,000,012 bytes, or the topic's max.message.bytes if lower): %v; it is not counted. "+
 			"Send smaller events: trim raw_usage, labels or record headers", len(out.Value)+len(out.Key)+headerBytes(out.Headers), out.Topic, err)
 		s.log.Warn("dead-lettering a raw record whose enriched event is too large for its topic", "partition", in.Partition, "offset", in.Offset, "bytes", len(out.Value))
 		reason = schemas.ReasonTooLarge
-		*r = result{dead: reason, eventID: r.eventID}
-		err = s.client.ProduceSync(ctx, s.dead.RecordEvent(in, r.eventID, reason, detail)).FirstErr()
+		*r = result{dead: reason}
+		var ev struct {
+			EventID string `json:"event_id"`
+		}
+		_ = json.Unmarshal(out.Value, &ev)
+		eventID = ev.EventID
+		err = s.client.ProduceSync(ctx, s.dead.RecordEvent(in, eventID, reason, detail)).FirstErr()
 		if !tooLarge(err) {
 			r.err = err
 			return
@@ -541,7 +551,7 @@ func (s *Stage) resendTooLarge(ctx context.Context, in *kgo.Record, r *result) {
 	}
 	s.log.Warn("the dead-letter topic refused a dead letter for its size; writing it without the original's bytes", "topic", schemas.TopicDeadLetter,
 		"partition", in.Partition, "offset", in.Offset, "err", err)
-	r.err = s.client.ProduceSync(ctx, s.dead.Bare(in, r.eventID, reason, detail)).FirstErr()
+	r.err = s.client.ProduceSync(ctx, s.dead.Bare(in, eventID, reason, detail)).FirstErr()
 }
 
 // headerBytes is the size of a record's headers.
@@ -597,7 +607,7 @@ func (s *Stage) transform(e *Enricher, in *kgo.Record, at time.Time) (*kgo.Recor
 		// Downstream dedup needs one event_id on one partition.
 		key = carve(s, ev.EventID)
 	}
-	res := result{priced: !enriched.Flags.Unpriced, owned: !enriched.Flags.Unowned, eventID: ev.EventID}
+	res := result{priced: !enriched.Flags.Unpriced, owned: !enriched.Flags.Unowned}
 	if res.priced {
 		res.fallbacks = fallbackBits(q.Warnings)
 	}
@@ -609,7 +619,11 @@ func (s *Stage) transform(e *Enricher, in *kgo.Record, at time.Time) (*kgo.Recor
 		}
 	}
 	out := s.record()
-	*out = kgo.Record{Topic: schemas.TopicEnriched, Key: key, Value: value, Headers: bus.HideHeaderSecrets(in.Headers)}
+	headers := in.Headers
+	if len(headers) > 0 {
+		headers = bus.HideHeaderSecrets(headers)
+	}
+	*out = kgo.Record{Topic: schemas.TopicEnriched, Key: key, Value: value, Headers: headers}
 	return out, res
 }
 
