@@ -13,7 +13,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/aivis-dev/aivis/internal/bus"
@@ -414,12 +413,12 @@ func (s *Stage) produceDead(ctx context.Context, dead []deadLetter) ([]deadLette
 			continue
 		}
 		err := pr.Err
-		if tooLarge(err) {
+		if bus.TooLarge(err) {
 			if err = s.cl.ProduceSync(ctx, d.out).FirstErr(); err == nil {
 				s.dead.Count(d.reason)
 				continue
 			}
-			if tooLarge(err) {
+			if bus.TooLarge(err) {
 				s.log.Warn("the dead-letter topic refused a dead letter for its size; writing it without the original's bytes",
 					"topic", d.in.Topic, "partition", d.in.Partition, "offset", d.in.Offset, "err", err)
 				d.out = s.dead.Bare(d.in, d.eventID, d.reason, d.detail)
@@ -431,11 +430,6 @@ func (s *Stage) produceDead(ctx context.Context, dead []deadLetter) ([]deadLette
 		rest = append(rest, d)
 	}
 	return rest, first
-}
-
-// tooLarge reports whether err refuses a record for its size.
-func tooLarge(err error) bool {
-	return errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge)
 }
 
 // flushLocked writes what is ready, retrying until the sink takes it

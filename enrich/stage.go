@@ -16,7 +16,6 @@ import (
 	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/aivis-dev/aivis/internal/bus"
@@ -429,7 +428,7 @@ func (s *Stage) process(ctx context.Context, recs []*kgo.Record) error {
 		wg.Add(1)
 		s.client.Produce(pctx, out, func(out *kgo.Record, err error) {
 			results[i].err = err
-			if tooLarge(err) {
+			if bus.TooLarge(err) {
 				s.refusedMu.Lock()
 				s.refused = append(s.refused, refused{i, out})
 				s.refusedMu.Unlock()
@@ -504,13 +503,6 @@ type refused struct {
 	out *kgo.Record
 }
 
-// tooLarge reports whether err refuses a record for its size: the client
-// checks each record against its batch size (1,000,012 bytes), the broker
-// each batch against the topic's max.message.bytes.
-func tooLarge(err error) bool {
-	return errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge)
-}
-
 // resendTooLarge handles an output refused as too large, whose input is in:
 // it is sent again alone, since a broker refuses a whole batch for one
 // record over the topic's limit. An enriched event refused alone too is
@@ -522,7 +514,7 @@ func tooLarge(err error) bool {
 func (s *Stage) resendTooLarge(ctx context.Context, in, out *kgo.Record, r *result) {
 	alone := &kgo.Record{Topic: out.Topic, Key: out.Key, Value: out.Value, Headers: out.Headers}
 	err := s.client.ProduceSync(ctx, alone).FirstErr()
-	if !tooLarge(err) {
+	if !bus.TooLarge(err) {
 		r.err = err
 		return
 	}
@@ -530,7 +522,7 @@ func (s *Stage) resendTooLarge(ctx context.Context, in, out *kgo.Record, r *resu
 	if reason == "" {
 		detail = fmt.Sprintf("the enriched event is %d bytes with its key and headers, more than a record of %s may be "+
 			"(the Kafka client's batch of 1,000,012 bytes, or the topic's max.message.bytes if lower): %v; it is not counted. "+
-			"Send smaller events: trim raw_usage, labels or record headers", len(out.Value)+len(out.Key)+headerBytes(out.Headers), out.Topic, err)
+			"Send smaller events: trim raw_usage, labels or record headers", len(out.Value)+len(out.Key)+bus.HeaderBytes(out.Headers), out.Topic, err)
 		s.log.Warn("dead-lettering a raw record whose enriched event is too large for its topic", "partition", in.Partition, "offset", in.Offset, "bytes", len(out.Value))
 		reason = schemas.ReasonTooLarge
 		*r = result{dead: reason}
@@ -540,7 +532,7 @@ func (s *Stage) resendTooLarge(ctx context.Context, in, out *kgo.Record, r *resu
 		_ = json.Unmarshal(out.Value, &ev)
 		eventID = ev.EventID
 		err = s.client.ProduceSync(ctx, s.dead.RecordEvent(in, eventID, reason, detail)).FirstErr()
-		if !tooLarge(err) {
+		if !bus.TooLarge(err) {
 			r.err = err
 			return
 		}
@@ -552,15 +544,6 @@ func (s *Stage) resendTooLarge(ctx context.Context, in, out *kgo.Record, r *resu
 	s.log.Warn("the dead-letter topic refused a dead letter for its size; writing it without the original's bytes", "topic", schemas.TopicDeadLetter,
 		"partition", in.Partition, "offset", in.Offset, "err", err)
 	r.err = s.client.ProduceSync(ctx, s.dead.Bare(in, eventID, reason, detail)).FirstErr()
-}
-
-// headerBytes is the size of a record's headers.
-func headerBytes(hs []kgo.RecordHeader) int {
-	n := 0
-	for _, h := range hs {
-		n += len(h.Key) + len(h.Value)
-	}
-	return n
 }
 
 // stampEvery is how many records of a batch share one enriched_at.

@@ -26,6 +26,9 @@ const MaxDeadLetterBytes = 768 << 10
 // maxHeaderBytes bounds the original headers a dead letter keeps.
 const maxHeaderBytes = 64 << 10
 
+// DeadLetters builds the records of aivis.deadletter.v1 and counts them.
+// Every stage that rejects a record it consumed uses one, so the record
+// shape and the metric are the same everywhere.
 type DeadLetters struct {
 	stage   string
 	counter *prometheus.CounterVec
@@ -89,10 +92,7 @@ func (d *DeadLetters) record(in *kgo.Record, eventID, reason, detail string, lim
 	// content type), as copies: in's memory belongs to its fetch. Those
 	// named like credentials carry their APIKeyID, as everywhere.
 	var headers []kgo.RecordHeader
-	size := 0
-	for _, h := range in.Headers {
-		size += len(h.Key) + len(h.Value)
-	}
+	size := HeaderBytes(in.Headers)
 	if size > maxHeaderBytes || (limit == 0 && len(in.Headers) > 0) {
 		dl.HeadersDropped, size = len(in.Headers), 0
 	} else if len(in.Headers) > 0 {

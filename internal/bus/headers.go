@@ -1,6 +1,9 @@
 package bus
 
 import (
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/aivis-dev/aivis/schemas"
@@ -29,4 +32,20 @@ func HideHeaderSecrets(hs []kgo.RecordHeader) []kgo.RecordHeader {
 		return hs
 	}
 	return out
+}
+
+// HeaderBytes is the size of a record's headers.
+func HeaderBytes(hs []kgo.RecordHeader) int {
+	n := 0
+	for _, h := range hs {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
+}
+
+// TooLarge reports whether err refuses a record for its size: the client
+// checks each record against its batch size (1,000,012 bytes), the broker
+// each batch against the topic's max.message.bytes.
+func TooLarge(err error) bool {
+	return errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge)
 }
