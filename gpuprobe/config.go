@@ -25,11 +25,19 @@ type Config struct {
 	// deployment it runs, so that self-hosted cost per 1M tokens can be
 	// joined; they are a list, so they live in their own file.
 	DeploymentsPath string `koanf:"deployments_path" help:"YAML file of rules mapping pods, containers, units, Slurm jobs, hosts or GPUs to serving deployments (label deployment), see docs/gpu.md (empty: none)"`
+	// OwnerSeriesTTL bounds the per-owner metric series: pods, containers
+	// and Slurm jobs come and go, and a series kept for each one ever seen
+	// grows the probe's memory and every scrape without end.
+	OwnerSeriesTTL time.Duration `koanf:"owner_series_ttl" help:"how long the per-owner GPU-seconds metric series of an owner that has stopped using a GPU (a finished pod or job) stay exported before they are removed; at least 5m and gpuprobe.window"`
 }
+
+// minOwnerSeriesTTL leaves scrapers, which rarely wait more than a minute
+// or two, time to read an owner's last value.
+const minOwnerSeriesTTL = 5 * time.Minute
 
 // DefaultConfig returns gpuprobe's defaults.
 func DefaultConfig() Config {
-	return Config{SampleInterval: 10 * time.Second, Window: time.Minute, ProcRoot: "/proc", RetryInterval: 10 * time.Minute, KubeletRoot: "/var/lib/kubelet"}
+	return Config{SampleInterval: 10 * time.Second, Window: time.Minute, ProcRoot: "/proc", RetryInterval: 10 * time.Minute, KubeletRoot: "/var/lib/kubelet", OwnerSeriesTTL: time.Hour}
 }
 
 // Validate reports every problem at once, with its key path.
@@ -43,6 +51,9 @@ func (c Config) Validate() error {
 	}
 	if c.RetryInterval < time.Second {
 		errs = append(errs, fmt.Errorf("gpuprobe.retry_interval: %s must be at least 1s", c.RetryInterval))
+	}
+	if c.OwnerSeriesTTL < minOwnerSeriesTTL || c.OwnerSeriesTTL < c.Window {
+		errs = append(errs, fmt.Errorf("gpuprobe.owner_series_ttl: %s must be at least %s and at least gpuprobe.window %s, so that a scrape sees an owner's last GPU-seconds before its series is removed", c.OwnerSeriesTTL, minOwnerSeriesTTL, c.Window))
 	}
 	if c.ProcRoot == "" {
 		errs = append(errs, errors.New("gpuprobe.proc_root: must be set (usually /proc, or the host's /proc mounted into the container)"))

@@ -65,7 +65,13 @@ type Probe struct {
 	// prevOwners remembers each device's processes' owners from the
 	// previous read, for processes that exited since.
 	prevOwners map[string]map[uint32]Owner
+	// ownerSeries holds, per (device, owner) series of the GPU-seconds
+	// counters, the end of the last window that added to it.
+	ownerSeries map[ownerSeries]time.Time
 }
+
+// ownerSeries is the label values of one per-owner counter series.
+type ownerSeries struct{ uuid, kind, id string }
 
 // deviceWindow is a device's open window and energy baseline.
 type deviceWindow struct {
@@ -164,6 +170,9 @@ func newProbe(lib Library, cfg Config, reg prometheus.Registerer, log *slog.Logg
 	if cfg.RetryInterval <= 0 {
 		cfg.RetryInterval = def.RetryInterval
 	}
+	if cfg.OwnerSeriesTTL <= 0 {
+		cfg.OwnerSeriesTTL = def.OwnerSeriesTTL
+	}
 	host := cfg.Host
 	if host == "" {
 		host, _ = os.Hostname()
@@ -172,7 +181,7 @@ func newProbe(lib Library, cfg Config, reg prometheus.Registerer, log *slog.Logg
 	resolver.kubeletRoot = cfg.KubeletRoot
 	return &Probe{lib: lib, cfg: cfg, log: log, host: host, now: time.Now, metrics: newMetrics(reg),
 		resolver: resolver, deployments: deployments, states: map[string]*deviceState{}, windows: map[string]*deviceWindow{},
-		lost: map[int]bool{}, prevOwners: map[string]map[uint32]Owner{}}, nil
+		lost: map[int]bool{}, prevOwners: map[string]map[uint32]Owner{}, ownerSeries: map[ownerSeries]time.Time{}}, nil
 }
 
 // initLibrary calls Init, turning a panic into a value.
@@ -436,6 +445,7 @@ func (p *Probe) tickAt(now time.Time, emit func([]schemas.Event) error) error {
 		p.log.Warn("reading GPUs; unreadable devices are left out of this interval", "err", err)
 	}
 	events := p.account(samples)
+	p.forgetOwners(now)
 	if len(events) == 0 {
 		return nil
 	}
@@ -542,6 +552,22 @@ func (p *Probe) forgetGauges(uuid string) {
 	}
 }
 
+// forgetOwners removes the per-owner counter series no window has added to
+// for owner_series_ttl: on a node that runs many short pods or jobs, a
+// series for each one ever seen would grow without end. A scraper reads
+// the last value for the whole TTL first; a rate over a range that
+// reaches back before the removal still counts it.
+func (p *Probe) forgetOwners(now time.Time) {
+	for k, last := range p.ownerSeries {
+		if now.Sub(last) < p.cfg.OwnerSeriesTTL {
+			continue
+		}
+		p.metrics.allocated.DeleteLabelValues(k.uuid, k.kind, k.id)
+		p.metrics.busy.DeleteLabelValues(k.uuid, k.kind, k.id)
+		delete(p.ownerSeries, k)
+	}
+}
+
 // observe sets the device gauges from one read.
 func (p *Probe) observe(s DeviceSample) {
 	l := []string{s.UUID, s.Name}
@@ -605,9 +631,9 @@ func (p *Probe) flush(dw *deviceWindow) []schemas.Event {
 			j := float64(u.energyMJ) / 1000
 			g.EnergyJoules = &j
 		}
-		ownerLabels := []string{s.UUID, u.owner.Kind, u.owner.ID}
-		p.metrics.allocated.WithLabelValues(ownerLabels...).Add(g.AllocatedSeconds)
-		p.metrics.busy.WithLabelValues(ownerLabels...).Add(g.BusySeconds)
+		p.metrics.allocated.WithLabelValues(s.UUID, u.owner.Kind, u.owner.ID).Add(g.AllocatedSeconds)
+		p.metrics.busy.WithLabelValues(s.UUID, u.owner.Kind, u.owner.ID).Add(g.BusySeconds)
+		p.ownerSeries[ownerSeries{s.UUID, u.owner.Kind, u.owner.ID}] = w.last
 		ev := schemas.Event{
 			SchemaVersion: schemas.SchemaVersion,
 			EventID:       ulid.Make().String(),

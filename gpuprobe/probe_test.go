@@ -672,3 +672,90 @@ func TestRealLibrary(t *testing.T) {
 		t.Logf("GPU %d %s %s: util %+v, %d processes, unsupported %v", s.Index, s.UUID, s.Name, s.Util, len(s.Processes), s.Unsupported)
 	}
 }
+
+// A finished owner's GPU-seconds series stay for owner_series_ttl after
+// its last window, then go; owners still running keep theirs.
+func TestFinishedOwnersSeriesExpire(t *testing.T) {
+	g := &gpu{procUtilOK: true}
+	s, devs := server(t, g)
+	p, c, reg := openProbe(t, s, 20*time.Second)
+	u := devs[0].UUID
+	series := func() map[string]bool {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]bool{}
+		for _, mf := range mfs {
+			if mf.GetName() != "aivis_gpu_owner_allocated_seconds_total" && mf.GetName() != "aivis_gpu_owner_busy_seconds_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				l := map[string]string{}
+				for _, lp := range m.GetLabel() {
+					l[lp.GetName()] = lp.GetValue()
+				}
+				if l["uuid"] != u {
+					t.Errorf("series of another device: %v", l)
+				}
+				got[mf.GetName()[len("aivis_gpu_owner_"):]+" "+l["owner_kind"]+"/"+l["owner_id"]] = true
+			}
+		}
+		return got
+	}
+	// The pod (pid 101) runs for one window, then only the Slurm job
+	// (pid 105).
+	g.procs = []nvml.ProcessInfo{{Pid: 101, UsedGpuMemory: 1}}
+	step(t, p, c, 0)
+	step(t, p, c, 10*time.Second)
+	step(t, p, c, 10*time.Second) // the pod's window closes
+	g.procs = []nvml.ProcessInfo{{Pid: 105, UsedGpuMemory: 1}}
+	pod, job := "k8s_pod/"+podA, "slurm_job/4242"
+	for _, want := range []string{"allocated_seconds_total " + pod, "busy_seconds_total " + pod} {
+		if !series()[want] {
+			t.Fatalf("no %s after the pod's window: %v", want, series())
+		}
+	}
+	// Just short of an hour after the pod's last window it is still there.
+	for elapsed := time.Duration(0); elapsed < time.Hour-10*time.Second; elapsed += 10 * time.Second {
+		step(t, p, c, 10*time.Second)
+	}
+	got := series()
+	if !got["allocated_seconds_total "+pod] || !got["allocated_seconds_total "+job] {
+		t.Fatalf("series before the TTL: %v", got)
+	}
+	step(t, p, c, 10*time.Second)
+	got = series()
+	if got["allocated_seconds_total "+pod] || got["busy_seconds_total "+pod] {
+		t.Errorf("the finished pod's series outlived owner_series_ttl: %v", got)
+	}
+	if !got["allocated_seconds_total "+job] || !got["busy_seconds_total "+job] {
+		t.Errorf("the running job's series went: %v", got)
+	}
+	if len(p.ownerSeries) != 1 {
+		t.Errorf("%d owner series remembered, want the job's only", len(p.ownerSeries))
+	}
+	// The pod comes back: a fresh series from zero.
+	g.procs = []nvml.ProcessInfo{{Pid: 101, UsedGpuMemory: 1}}
+	step(t, p, c, 10*time.Second)
+	step(t, p, c, 10*time.Second)
+	if v := testutil.ToFloat64(p.metrics.allocated.WithLabelValues(u, "k8s_pod", podA)); v <= 0 || v > 20 {
+		t.Errorf("the returning pod's series reads %v s, want a fresh count of at most one window", v)
+	}
+}
+
+func TestOwnerSeriesTTLValidated(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.OwnerSeriesTTL = time.Minute
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "gpuprobe.owner_series_ttl") {
+		t.Errorf("a 1m TTL: %v", err)
+	}
+	cfg.OwnerSeriesTTL, cfg.Window = 10*time.Minute, 15*time.Minute
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "gpuprobe.owner_series_ttl") {
+		t.Errorf("a TTL shorter than the window: %v", err)
+	}
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Errorf("defaults: %v", err)
+	}
+}
