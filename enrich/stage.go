@@ -555,6 +555,7 @@ func (s *Stage) transform(e *Enricher, in *kgo.Record, at time.Time) (*kgo.Recor
 	ev := &s.ev
 	// transform is done with the event before in's memory is reused.
 	s.dec.EventIDInPlace = true
+	s.dec.ReuseLabels = true // only HideSecrets changes ev.Labels
 	err := s.dec.Event(in.Value, ev)
 	if err == nil {
 		err = ev.Validate()

@@ -1027,3 +1027,90 @@ func TestPlainInt(t *testing.T) {
 		}
 	}
 }
+
+// compareReuse decodes a sequence of inputs, with HideSecrets after each
+// as enrich does, into one Event with ReuseLabels set, and each input
+// alone with a fresh Decoder: the events, errors and canonical heads must
+// be the same.
+func compareReuse(t *testing.T, inputs ...[]byte) {
+	t.Helper()
+	d := Decoder{ReuseLabels: true}
+	var e Event
+	for i, data := range inputs {
+		gerr := d.Event(data, &e)
+		if gerr == nil {
+			d.HideSecrets(&e)
+		}
+		gs, ge, gok := d.CanonicalHead()
+		var fresh Decoder
+		var w Event
+		werr := fresh.Event(data, &w)
+		if werr == nil {
+			fresh.HideSecrets(&w)
+		}
+		ws, we, wok := fresh.CanonicalHead()
+		if (gerr == nil) != (werr == nil) || gerr != nil && gerr.Error() != werr.Error() {
+			t.Fatalf("input %d %q: error %v, alone %v", i, data, gerr, werr)
+		}
+		if gerr == nil && !reflect.DeepEqual(e, w) {
+			t.Fatalf("input %d %q:\n reused %#v\n alone  %#v", i, data, e, w)
+		}
+		if gok != wok || gok && (gs != ws || ge != we) {
+			t.Fatalf("input %d %q: head %d:%d %v, alone %d:%d %v", i, data, gs, ge, gok, ws, we, wok)
+		}
+	}
+}
+
+func TestReuseLabels(t *testing.T) {
+	ev := func(labels string) []byte {
+		return []byte(`{"schema_version":"1","event_id":"e1","time":"2026-11-26T10:00:00Z","kind":"llm.request","source":"s",` +
+			`"api_key_id":"sha256:0123456789abcdef0123456789abcdef","labels":` + labels + `,"provider":"openai","model":"m"}`)
+	}
+	a, b := ev(`{"project":"ranking","team":"search"}`), ev(`{"project":"ranking","team":"searcH"}`)
+	cred := ev(`{"api_key":"sk-live-1","team":"search"}`)
+	loose := ev(`{"team":"search","project":"ranking"}`)
+	spaced := ev(`{"project": "ranking","team":"search"}`)
+	escaped := ev(`{"project":"r\u0061nking","team":"search"}`)
+	dup := []byte(`{"schema_version":"1","event_id":"e1","time":"2026-11-26T10:00:00Z","kind":"llm.request","source":"s","labels":{"team":"a"},"labels":{"team":"a"}}`)
+	bad := ev(`{"project":"ranking","team":"search"`)
+	none := ev(`null`)
+	compareReuse(t, a, a, a, b, b, a)
+	compareReuse(t, cred, cred, a, cred, a, a)
+	compareReuse(t, a, loose, a, loose, loose, spaced, spaced, a, escaped, escaped, a)
+	compareReuse(t, a, dup, a, dup, dup, a, bad, a, none, a, a)
+
+	// A run of one text hands the one map back, filled once.
+	d := Decoder{ReuseLabels: true}
+	var e Event
+	if err := d.Event(a, &e); err != nil {
+		t.Fatal(err)
+	}
+	first := e.Labels
+	if err := d.Event(a, &e); err != nil {
+		t.Fatal(err)
+	}
+	if !sameMap(first, e.Labels) {
+		t.Error("the same labels text filled another map")
+	}
+	// After a credential label it is filled again, and hidden again.
+	if err := d.Event(cred, &e); err != nil {
+		t.Fatal(err)
+	}
+	d.HideSecrets(&e)
+	if err := d.Event(cred, &e); err != nil {
+		t.Fatal(err)
+	}
+	if d.HideSecrets(&e); e.Labels["api_key"] != HashKey("sk-live-1") {
+		t.Errorf("credential label %q", e.Labels["api_key"])
+	}
+}
+
+func FuzzReuseLabels(f *testing.F) {
+	seeds := codecSeeds(f)
+	for i := range seeds {
+		f.Add(seeds[i], seeds[(i+1)%len(seeds)])
+	}
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		compareReuse(t, a, a, b, b, a, b, a)
+	})
+}
