@@ -838,13 +838,13 @@ func TestEncoderLinesMatchAppendJSON(t *testing.T) {
 	// Strings over mem: same addresses, other text once mem is rewritten.
 	meter, price := unsafe.String(&mem[0], 12), unsafe.String(&mem[12], 4)
 	var meters, prices []string
-	for i := range 3 * lineSlots {
-		meters = append(meters, fmt.Sprintf("meter_%d", i%(lineSlots+3)))
+	for i := range 3 * lineSets {
+		meters = append(meters, fmt.Sprintf("meter_%d", i%(2*lineSets+3)))
 		prices = append(prices, fmt.Sprintf("%d.%d", i%7, i))
 	}
 	var enc Encoder
 	var got []byte
-	for i := range 40 * lineSlots {
+	for i := range 80 * lineSets {
 		if i%5 == 0 {
 			copy(mem, fmt.Sprintf("outpt_tokens%04d", i%10_000))
 		}
@@ -857,6 +857,38 @@ func TestEncoderLinesMatchAppendJSON(t *testing.T) {
 		if want := e.AppendJSON(nil); !bytes.Equal(got, want) {
 			t.Fatalf("record %d:\n got  %s\n want %s", i, got, want)
 		}
+	}
+}
+
+// TestEncoderKeepsTwoLinesOfOneSet finds two cost lines whose strings
+// pick the same set of the Encoder's cache and writes them alternately:
+// once both are known, nothing is allocated again.
+func TestEncoderKeepsTwoLinesOfOneSet(t *testing.T) {
+	mem := strings.Repeat("input_tokens", 64)
+	price := "2.50"
+	first := CostLine{Meter: mem[:5], Quantity: 1, UnitPrice: price, CostPicos: 2}
+	second := first
+	for off := 1; off < len(mem)-5; off++ {
+		if l := (CostLine{Meter: mem[off : off+5], UnitPrice: price}); lineSet(&l) == lineSet(&first) {
+			second.Meter = l.Meter
+			break
+		}
+	}
+	if unsafe.StringData(second.Meter) == unsafe.StringData(first.Meter) {
+		t.Fatal("no second line of the first line's set")
+	}
+	var enc Encoder
+	buf := make([]byte, 0, 256)
+	write := func() {
+		buf = enc.appendLine(buf[:0], &first)
+		buf = enc.appendLine(buf, &second)
+	}
+	write()
+	if n := testing.AllocsPerRun(100, write); n != 0 {
+		t.Errorf("%v allocations a record for two lines of one set", n)
+	}
+	if want := `{"meter":"input","quantity":1,"unit_price_per_1m":"2.50","cost_picos":2}`; string(buf) != want+strings.Replace(want, "input", second.Meter, 1) {
+		t.Errorf("got %s", buf)
 	}
 }
 

@@ -40,7 +40,10 @@ func (e *Enriched) AppendJSONHead(buf, head []byte, enc *Encoder) []byte {
 type Encoder struct {
 	at     time.Time
 	atText []byte
-	lines  [lineSlots]lineText
+	// lines is a two-way cache: each set holds two lines, and next
+	// says which of them a miss replaces (the one used less recently).
+	lines [lineSets][2]lineText
+	next  [lineSets]uint8
 }
 
 // lineText is the text of a cost line around its numbers.
@@ -51,8 +54,8 @@ type lineText struct {
 }
 
 const (
-	lineSlotBits = 6
-	lineSlots    = 1 << lineSlotBits
+	lineSetBits = 8 // 512 lines: the cost lines of a few hundred prices in use
+	lineSets    = 1 << lineSetBits
 )
 
 // appendTime appends t as AppendJSON writes it.
@@ -70,8 +73,20 @@ func (c *Encoder) appendLine(buf []byte, l *CostLine) []byte {
 	// The slot is picked by where the strings are (a price's lines share
 	// the catalog's); the strings are compared in full with copies, which
 	// stay right when the memory of l's strings is written again.
-	h := (MemoryWord(l.Meter)*31 + MemoryWord(l.UnitPrice)) * 0x9e3779b97f4a7c15
-	t := &c.lines[h>>(64-lineSlotBits)]
+	// Two ways, so that two lines that pick one set (by chance of where
+	// the catalog's strings are) do not evict each other for good.
+	set := lineSet(l)
+	ways := &c.lines[set]
+	w := 0
+	if t := &ways[0]; t.pre == nil || t.meter != l.Meter || t.price != l.UnitPrice {
+		if t := &ways[1]; t.pre != nil && t.meter == l.Meter && t.price == l.UnitPrice {
+			w = 1
+		} else {
+			w = int(c.next[set])
+		}
+	}
+	c.next[set] = uint8(1 - w)
+	t := &ways[w]
 	if t.pre == nil || t.meter != l.Meter || t.price != l.UnitPrice {
 		t.meter, t.price = strings.Clone(l.Meter), strings.Clone(l.UnitPrice)
 		t.pre = appendString(append(t.pre[:0], `{"meter":`...), l.Meter)
@@ -82,6 +97,11 @@ func (c *Encoder) appendLine(buf []byte, l *CostLine) []byte {
 	buf = appendInt(append(buf, t.pre...), l.Quantity)
 	buf = appendInt(append(buf, t.mid...), l.CostPicos)
 	return append(buf, '}')
+}
+
+// lineSet is the set of Encoder.lines l's text is kept in.
+func lineSet(l *CostLine) uint64 {
+	return (MemoryWord(l.Meter)*31 + MemoryWord(l.UnitPrice)) * 0x9e3779b97f4a7c15 >> (64 - lineSetBits)
 }
 
 // MemoryWord is s's data address plus its length: the same for two
