@@ -77,17 +77,15 @@ func (c *Encoder) appendLine(buf []byte, l *CostLine) []byte {
 	// the catalog's strings are) do not evict each other for good.
 	set := lineSet(l)
 	ways := &c.lines[set]
-	w := 0
-	if t := &ways[0]; t.pre == nil || t.meter != l.Meter || t.price != l.UnitPrice {
-		if t := &ways[1]; t.pre != nil && t.meter == l.Meter && t.price == l.UnitPrice {
-			w = 1
-		} else {
-			w = int(c.next[set])
-		}
-	}
-	c.next[set] = uint8(1 - w)
-	t := &ways[w]
-	if t.pre == nil || t.meter != l.Meter || t.price != l.UnitPrice {
+	var t *lineText
+	switch {
+	case ways[0].holds(l):
+		t, c.next[set] = &ways[0], 1
+	case ways[1].holds(l):
+		t, c.next[set] = &ways[1], 0
+	default:
+		w := c.next[set]
+		t, c.next[set] = &ways[w], 1-w
 		t.meter, t.price = strings.Clone(l.Meter), strings.Clone(l.UnitPrice)
 		t.pre = appendString(append(t.pre[:0], `{"meter":`...), l.Meter)
 		t.pre = append(t.pre, `,"quantity":`...)
@@ -97,6 +95,11 @@ func (c *Encoder) appendLine(buf []byte, l *CostLine) []byte {
 	buf = appendInt(append(buf, t.pre...), l.Quantity)
 	buf = appendInt(append(buf, t.mid...), l.CostPicos)
 	return append(buf, '}')
+}
+
+// holds reports whether t is the text of l's meter and price.
+func (t *lineText) holds(l *CostLine) bool {
+	return t.pre != nil && t.meter == l.Meter && t.price == l.UnitPrice
 }
 
 // lineSet is the set of Encoder.lines l's text is kept in.
