@@ -1110,6 +1110,26 @@ func TestReuseLabels(t *testing.T) {
 	compareReuse(t, cred, cred, a, cred, a, a)
 	compareReuse(t, a, loose, a, loose, loose, spaced, spaced, a, escaped, escaped, a)
 	compareReuse(t, a, dup, a, dup, dup, a, bad, a, none, a, a)
+	compareReuse(t, a, b, a, b, cred, b, a, loose, a, dup, b)
+	teamA := ev(`{"team":"a"}`)
+	merged := []byte(`{"schema_version":"1","event_id":"e1","time":"2026-11-26T10:00:00Z","kind":"llm.request","source":"s","labels":{"team":"a"},"labels":{"team":"b"}}`)
+	grown := []byte(`{"schema_version":"1","event_id":"e1","time":"2026-11-26T10:00:00Z","kind":"llm.request","source":"s","labels":{"team":"a"},"labels":{"project":"x"}}`)
+	compareReuse(t, teamA, merged, teamA, grown, teamA, merged, merged, teamA)
+	// More label sets than slots, in turns: kept maps are evicted and
+	// their memory used again.
+	var many [][]byte
+	for round := range 3 {
+		for i := range 3 * labelSetSlots {
+			many = append(many, ev(fmt.Sprintf(`{"project":"p%d","team":"t%d"}`, i%7, i)))
+			if i%5 == round {
+				many = append(many, a, dup)
+			}
+		}
+	}
+	compareReuse(t, many...)
+	// A labels object with a brace in a value picks its slot by a prefix.
+	braces := ev(`{"a":"}","b":"x"}`)
+	compareReuse(t, braces, braces, a, braces)
 
 	// A run of one text hands the one map back, filled once.
 	d := Decoder{ReuseLabels: true}
@@ -1123,6 +1143,22 @@ func TestReuseLabels(t *testing.T) {
 	}
 	if !sameMap(first, e.Labels) {
 		t.Error("the same labels text filled another map")
+	}
+	// Two texts in turns keep their own maps.
+	if err := d.Event(b, &e); err != nil {
+		t.Fatal(err)
+	}
+	second := e.Labels
+	for range 3 {
+		if err := d.Event(a, &e); err != nil || !sameMap(first, e.Labels) {
+			t.Fatalf("a: %v, its map kept %v", err, sameMap(first, e.Labels))
+		}
+		if err := d.Event(b, &e); err != nil || !sameMap(second, e.Labels) {
+			t.Fatalf("b: %v, its map kept %v", err, sameMap(second, e.Labels))
+		}
+	}
+	if first["team"] != "search" || second["team"] != "searcH" {
+		t.Errorf("kept maps changed: %v %v", first, second)
 	}
 	// After a credential label it is filled again, and hidden again.
 	if err := d.Event(cred, &e); err != nil {
