@@ -96,6 +96,15 @@ type Stage struct {
 	refusedMu sync.Mutex
 	refused   []refused
 	marks     []*kgo.Record
+	ctxs      []outCtx
+}
+
+// outCtx is the context of one output of a batch: the batch's, and the
+// index of the output's input, so that one promise serves every output
+// of the batch (a closure per output was an allocation per record).
+type outCtx struct {
+	context.Context
+	i int
 }
 
 // Block sizes of Stage.values and Stage.records.
@@ -416,6 +425,17 @@ func (s *Stage) process(ctx context.Context, recs []*kgo.Record) error {
 	s.results = slices.Grow(s.results[:0], len(recs))[:len(recs)]
 	results := s.results
 	var wg sync.WaitGroup
+	done := func(out *kgo.Record, err error) {
+		i := out.Context.(*outCtx).i
+		results[i].err = err
+		if bus.TooLarge(err) {
+			s.refusedMu.Lock()
+			s.refused = append(s.refused, refused{i, out})
+			s.refusedMu.Unlock()
+		}
+		wg.Done()
+	}
+	s.ctxs = slices.Grow(s.ctxs[:0], len(recs))[:len(recs)]
 	var at time.Time
 	for i, in := range recs {
 		// One clock read per stampEvery records: enriched_at is then at
@@ -425,16 +445,11 @@ func (s *Stage) process(ctx context.Context, recs []*kgo.Record) error {
 		}
 		out, res := s.transform(e, in, at)
 		results[i] = res
+		c := &s.ctxs[i]
+		*c = outCtx{pctx, i}
+		out.Context = c
 		wg.Add(1)
-		s.client.Produce(pctx, out, func(out *kgo.Record, err error) {
-			results[i].err = err
-			if bus.TooLarge(err) {
-				s.refusedMu.Lock()
-				s.refused = append(s.refused, refused{i, out})
-				s.refusedMu.Unlock()
-			}
-			wg.Done()
-		})
+		s.client.Produce(pctx, out, done)
 	}
 	wg.Wait()
 	for _, r := range s.refused {
@@ -443,6 +458,7 @@ func (s *Stage) process(ctx context.Context, recs []*kgo.Record) error {
 	clear(s.refused)
 	s.refused = s.refused[:0]
 	s.reuse()
+	clear(s.ctxs) // no hold on the batch's context
 
 	// Mark per partition only the prefix that was acknowledged: marking a
 	// later offset would commit past a record whose output was lost.
