@@ -82,7 +82,8 @@ type Decoder struct {
 	stack           []byte  // closers of the containers skip is in
 	ints            []int64 // count slab: pointers into it are handed out
 	spare           spare
-	tab             *[internSize]string // allocated on first use
+	tab             *[internSize][2]string // allocated on first use
+	tabNext         *[internSize]uint8     // the way of tab a miss replaces
 	// creds remembers CredentialName for the label names met, by the
 	// same slots as tab; allocated on first use.
 	creds *[internSize]credName
@@ -130,8 +131,8 @@ type pathStep struct {
 	idx  int
 }
 
-// internSize is the number of strings a Decoder keeps (a power of two);
-// maxIntern the longest string it keeps.
+// internSize is the number of sets of two strings a Decoder keeps (a
+// power of two); maxIntern the longest string it keeps.
 const (
 	internSize = 512
 	maxIntern  = 64
@@ -1687,13 +1688,25 @@ func (d *Decoder) intern(b []byte) string {
 	}
 	h := internHash(b)
 	if d.tab == nil {
-		d.tab = new([internSize]string)
+		d.tab = new([internSize][2]string)
+		d.tabNext = new([internSize]uint8)
 	}
-	slot := &d.tab[h&(internSize-1)]
-	if *slot != string(b) {
-		*slot = string(b)
+	// Two ways: two strings of a stream that pick one set keep their
+	// slots instead of replacing each other, a string each time.
+	set := h & (internSize - 1)
+	ways := &d.tab[set]
+	if ways[0] == string(b) {
+		d.tabNext[set] = 1
+		return ways[0]
 	}
-	return *slot
+	if ways[1] == string(b) {
+		d.tabNext[set] = 0
+		return ways[1]
+	}
+	w := d.tabNext[set]
+	d.tabNext[set] = 1 - w
+	ways[w] = string(b)
+	return ways[w]
 }
 
 // internHash picks b's slot in the intern table, b 1 to maxIntern bytes

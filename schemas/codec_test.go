@@ -990,6 +990,40 @@ func TestErrorsNameTheirPath(t *testing.T) {
 // TestInternHashReadsEveryByte: a string that differs from another in any
 // one byte, at every length the table keeps, gets another hash, so no
 // part of a key is left out of the slot choice.
+// TestInternKeepsTwoStringsOfOneSet finds two strings of one set of the
+// intern table and reads them in turns: once both are kept, nothing is
+// allocated.
+func TestInternKeepsTwoStringsOfOneSet(t *testing.T) {
+	a := []byte("gpt-4o-mini")
+	var b []byte
+	for i := 0; b == nil; i++ {
+		c := []byte(fmt.Sprintf("model-%d", i))
+		if internHash(c)&(internSize-1) == internHash(a)&(internSize-1) {
+			b = c
+		}
+	}
+	var d Decoder
+	d.intern(a)
+	d.intern(b)
+	if n := testing.AllocsPerRun(100, func() {
+		if d.intern(a) != string(a) || d.intern(b) != string(b) {
+			t.Fatal("wrong string")
+		}
+	}); n != 0 {
+		t.Errorf("%v allocations for two strings of one set", n)
+	}
+	// A third string of the set replaces the one used less recently.
+	c := []byte("third")
+	for i := 0; internHash(c)&(internSize-1) != internHash(a)&(internSize-1); i++ {
+		c = []byte(fmt.Sprintf("third-%d", i))
+	}
+	d.intern(a)
+	d.intern(c)
+	if n := testing.AllocsPerRun(100, func() { d.intern(a); d.intern(c) }); n != 0 {
+		t.Errorf("%v allocations after a third string replaced the older one", n)
+	}
+}
+
 func TestInternHashReadsEveryByte(t *testing.T) {
 	for n := 1; n <= maxIntern; n++ {
 		b := []byte(strings.Repeat("a", n))
