@@ -682,24 +682,26 @@ func TestFinishedOwnersSeriesExpire(t *testing.T) {
 	u := devs[0].UUID
 	series := func() map[string]bool {
 		t.Helper()
-		mfs, err := reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
 		got := map[string]bool{}
-		for _, mf := range mfs {
-			if mf.GetName() != "aivis_gpu_owner_allocated_seconds_total" && mf.GetName() != "aivis_gpu_owner_busy_seconds_total" {
-				continue
-			}
-			for _, m := range mf.GetMetric() {
-				l := map[string]string{}
-				for _, lp := range m.GetLabel() {
-					l[lp.GetName()] = lp.GetValue()
+		for _, family := range []string{"allocated_seconds_total", "busy_seconds_total"} {
+			for labels := range testenv.Series(t, reg, "aivis_gpu_owner_"+family) {
+				// owner_id=…,owner_kind=…,uuid=…: label names in order.
+				var id, kind, uuid string
+				for _, l := range strings.Split(labels, ",") {
+					name, value, _ := strings.Cut(l, "=")
+					switch name {
+					case "owner_id":
+						id = value
+					case "owner_kind":
+						kind = value
+					case "uuid":
+						uuid = value
+					}
 				}
-				if l["uuid"] != u {
-					t.Errorf("series of another device: %v", l)
+				if uuid != u {
+					t.Errorf("series of another device: %s", labels)
 				}
-				got[mf.GetName()[len("aivis_gpu_owner_"):]+" "+l["owner_kind"]+"/"+l["owner_id"]] = true
+				got[family+" "+kind+"/"+id] = true
 			}
 		}
 		return got
