@@ -96,12 +96,14 @@ type Stage struct {
 	refusedMu sync.Mutex
 	refused   []refused
 	marks     []*kgo.Record
-	ctxs      []outCtx
 }
 
 // outCtx is the context of one output of a batch: the batch's, and the
 // index of the output's input, so that one promise serves every output
-// of the batch (a closure per output was an allocation per record).
+// of the batch (a closure per output was an allocation per record). The
+// client may hold a record's context after its promise (a goroutine
+// waiting for an unknown topic does), so a batch's contexts are never
+// written again: each batch makes its own.
 type outCtx struct {
 	context.Context
 	i int
@@ -435,7 +437,7 @@ func (s *Stage) process(ctx context.Context, recs []*kgo.Record) error {
 		}
 		wg.Done()
 	}
-	s.ctxs = slices.Grow(s.ctxs[:0], len(recs))[:len(recs)]
+	ctxs := make([]outCtx, len(recs))
 	var at time.Time
 	for i, in := range recs {
 		// One clock read per stampEvery records: enriched_at is then at
@@ -445,9 +447,8 @@ func (s *Stage) process(ctx context.Context, recs []*kgo.Record) error {
 		}
 		out, res := s.transform(e, in, at)
 		results[i] = res
-		c := &s.ctxs[i]
-		*c = outCtx{pctx, i}
-		out.Context = c
+		ctxs[i] = outCtx{pctx, i}
+		out.Context = &ctxs[i]
 		wg.Add(1)
 		s.client.Produce(pctx, out, done)
 	}
@@ -458,7 +459,6 @@ func (s *Stage) process(ctx context.Context, recs []*kgo.Record) error {
 	clear(s.refused)
 	s.refused = s.refused[:0]
 	s.reuse()
-	clear(s.ctxs) // no hold on the batch's context
 
 	// Mark per partition only the prefix that was acknowledged: marking a
 	// later offset would commit past a record whose output was lost.
