@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"maps"
 	"math/bits"
 	"strconv"
@@ -1080,24 +1081,17 @@ const (
 	labelSetSlots = 1 << labelSetBits
 )
 
+// labelSetSeed seeds the hash of labelSetSlot.
+var labelSetSeed = maphash.MakeSeed()
+
 // labelSetSlot picks the slot of the labels object data starts with from
 // its text up to the first '}': the object's end, unless a string in it
 // holds a brace. A slot's text is compared in full before it is used.
 func labelSetSlot(data []byte) uint64 {
-	j := bytes.IndexByte(data, '}')
-	if j < 0 {
-		j = len(data) - 1
+	if j := bytes.IndexByte(data, '}'); j >= 0 {
+		data = data[:j+1]
 	}
-	h := uint64(14695981039346656037)
-	b := data[:j+1]
-	for len(b) >= 8 {
-		h = (h ^ binary.LittleEndian.Uint64(b)) * 0x100000001b3
-		b = b[8:]
-	}
-	for _, c := range b {
-		h = (h ^ uint64(c)) * 0x100000001b3
-	}
-	return (h * 0x9e3779b97f4a7c15) >> (64 - labelSetBits)
+	return maphash.Bytes(labelSetSeed, data) >> (64 - labelSetBits)
 }
 
 // sameMap reports whether a and b are one map.
