@@ -1,6 +1,7 @@
 package clickhouse
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math"
@@ -8,8 +9,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ClickHouse/ch-go/proto"
 	chcol "github.com/ClickHouse/clickhouse-go/v2/lib/column"
 	"github.com/shopspring/decimal"
+
+	"github.com/aivis-dev/aivis/schemas"
 )
 
 // The driver's String column must be laid out as columnMemory expects;
@@ -201,5 +205,65 @@ func TestWriteCostsExact(t *testing.T) {
 	}
 	if err := rows.Err(); err != nil || n != len(costs) {
 		t.Fatalf("read %d rows (%v), want %d", n, err, len(costs))
+	}
+}
+
+// appendTyped writes an Array(String) or Array(UInt64) column as the
+// driver's own Append does, byte for byte, over several blocks of one
+// column (the offsets go on from the last block), and only into a
+// one-level Array of that type.
+func TestAppendArrays(t *testing.T) {
+	strs := [][][]string{
+		{{}, nil, {"snapshot_fallback: x"}, {"a", "", "b"}, {}},
+		{{"x"}, {}, {"y", "z"}},
+		{},
+	}
+	counts := [][][]uint64{
+		{{}, {0, 1, 2}, nil, {math.MaxUint64}},
+		{make([]uint64, schemas.LatencyBuckets), {7}},
+	}
+	sameAsDriver(t, "Array(String)", strs)
+	sameAsDriver(t, "Array(UInt64)", counts)
+	for _, typ := range []string{"Array(UInt32)", "Array(Array(String))", "String", "Array(Nullable(String))", "Array(LowCardinality(String))"} {
+		c, err := chcol.Type(typ).Column("tags", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if appendTyped(c, strs[0]) || appendTyped(c, counts[0]) || c.Rows() != 0 {
+			t.Errorf("appendTyped wrote into a %s column", typ)
+		}
+	}
+}
+
+func sameAsDriver[T any](t *testing.T, typ string, blocks [][][]T) {
+	t.Helper()
+	fast, err := chcol.Type(typ).Column("c", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow, _ := chcol.Type(typ).Column("c", nil)
+	var want [][]T
+	for _, b := range blocks {
+		if !appendTyped(fast, b) {
+			t.Fatalf("appendTyped refused an %s column; update colmem.go for the driver", typ)
+		}
+		if _, err := slow.Append(b); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, b...)
+	}
+	if fast.Rows() != len(want) || slow.Rows() != len(want) {
+		t.Fatalf("%s: rows %d and %d, want %d", typ, fast.Rows(), slow.Rows(), len(want))
+	}
+	var got, enc proto.Buffer
+	fast.Encode(&got)
+	slow.Encode(&enc)
+	if !bytes.Equal(got.Buf, enc.Buf) {
+		t.Fatalf("%s: encoded %x, the driver encodes %x", typ, got.Buf, enc.Buf)
+	}
+	for i, r := range want {
+		if v := reflect.ValueOf(fast.Row(i, false)); v.Len() != len(r) || len(r) > 0 && !reflect.DeepEqual(v.Interface(), r) {
+			t.Errorf("%s: row %d reads %v, want %v", typ, i, v, r)
+		}
 	}
 }

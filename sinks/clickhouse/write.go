@@ -167,7 +167,8 @@ type eventBuffers struct {
 	gpuModels, gpuHosts, migProfiles, gpuOwnerKinds    []string
 	gpuOwnerIDs, pricingCategories                     []string
 	endUsers, regions, endpoints                       []string
-	tags                                               [][]string
+	tags, warnings                                     [][]string
+	warningText                                        []string // backs warnings' rows
 	requestBytes, responseBytes                        []int64
 	requestCounts                                      []uint32
 	unapproved, regionNotAllowed, missingLabels        []uint8
@@ -204,6 +205,8 @@ func (b *eventBuffers) release() {
 		clear(s[:cap(s)]) // a Write's first INSERT may have been its longest
 	}
 	clear(b.tags[:cap(b.tags)])
+	clear(b.warnings[:cap(b.warnings)])
+	clear(b.warningText[:cap(b.warningText)])
 	clear(b.labelPairs[:cap(b.labelPairs)])
 }
 
@@ -229,6 +232,7 @@ func (b *eventBuffers) columns(events []schemas.StoredEvent) ([]column, error) {
 	b.requestCounts = sized(b.requestCounts, n)
 	b.unapproved, b.regionNotAllowed, b.missingLabels = sized(b.unapproved, n), sized(b.regionNotAllowed, n), sized(b.missingLabels, n)
 	b.text = b.text[:0]
+	b.warnings, b.warningText = pricingWarnings(events, b.warnings, b.warningText)
 	for i, se := range events {
 		e := se.Event
 		if e == nil {
@@ -293,7 +297,7 @@ func (b *eventBuffers) columns(events []schemas.StoredEvent) ([]column, error) {
 		{name: "unpriced", data: b.unpriced}, {name: "unowned", data: b.unowned}, {name: "labels", data: b.labels}, {name: "raw_usage", data: b.rawUsage},
 		{name: "src_partition", data: b.partitions}, {name: "src_offset", data: b.offsets}, {name: "rating_version", data: b.ratingVersions},
 		{name: "usage_json", data: b.usageJSON}, {name: "provider_cost_usd", data: b.providerCosts},
-		{name: "pricing_warnings", data: pricingWarnings(events)},
+		{name: "pricing_warnings", data: b.warnings},
 		{name: "gpu_model", data: b.gpuModels}, {name: "gpu_host", data: b.gpuHosts}, {name: "mig_profile", data: b.migProfiles},
 		{name: "gpu_owner_kind", data: b.gpuOwnerKinds}, {name: "gpu_owner_id", data: b.gpuOwnerIDs}, {name: "pricing_category", data: b.pricingCategories},
 		{name: "allocated_gpu_seconds", data: b.allocatedGPU}, {name: "busy_gpu_seconds", data: b.busyGPU}, {name: "energy_joules", data: b.energyJoules},
@@ -584,12 +588,12 @@ func (s *Store) send(ctx context.Context, table string, n, blockRows int, mem *c
 			if !sent[i] {
 				continue
 			}
+			if k < len(driverCols) && appendTyped(driverCols[k], c.data) {
+				k++
+				continue
+			}
 			data := c.data
 			if p, ok := data.(picoUSD); ok {
-				if k < len(driverCols) && appendPicoUSD(driverCols[k], p) {
-					k++
-					continue
-				}
 				data = p.decimals()
 			}
 			if err := batch.Column(k).Append(data); err != nil {
