@@ -8,6 +8,8 @@ import (
 	"github.com/ClickHouse/ch-go/proto"
 	chcol "github.com/ClickHouse/clickhouse-go/v2/lib/column"
 	"github.com/shopspring/decimal"
+
+	"github.com/aivis-dev/aivis/schemas"
 )
 
 // columnMemory keeps the memory of an INSERT's columns for the next INSERT
@@ -71,19 +73,10 @@ type picoUSD []int64
 // appendPicoUSD appends v to col when col is a Decimal column of scale 12
 // kept as Decimal128, and reports whether it did.
 func appendPicoUSD(col chcol.Interface, v picoUSD) bool {
-	d, ok := col.(*chcol.Decimal)
-	if !ok {
+	raw := decimal12(col)
+	if raw == nil {
 		return false
 	}
-	s := reflect.ValueOf(d).Elem().FieldByName("scale")
-	if !s.IsValid() || s.Kind() != reflect.Int || s.Int() != 12 {
-		return false
-	}
-	b := buffers(col)
-	if !b.IsValid() || b.Type() != reflect.TypeFor[proto.ColDecimal128]() {
-		return false
-	}
-	raw := b.Addr().Interface().(*proto.ColDecimal128)
 	for _, p := range v {
 		// Two's complement over 128 bits: the high word extends the sign.
 		*raw = append(*raw, proto.Decimal128{Low: uint64(p), High: uint64(p >> 63)})
@@ -98,6 +91,50 @@ func (v picoUSD) decimals() []decimal.Decimal {
 		out[i] = picosToUSD(p)
 	}
 	return out
+}
+
+// picoSums is picoUSD for sums (cost_by_window's cost_usd), each within
+// Decimal(38, 12)'s range (fitsDecimal38): the driver's Decimal takes a
+// decimal.Decimal made from a big.Int, three or four allocations a row.
+type picoSums []schemas.Picos128
+
+// appendPicoSums is appendPicoUSD for sums.
+func appendPicoSums(col chcol.Interface, v picoSums) bool {
+	raw := decimal12(col)
+	if raw == nil {
+		return false
+	}
+	for _, p := range v {
+		*raw = append(*raw, proto.Decimal128{Low: p.Lo, High: uint64(p.Hi)})
+	}
+	return true
+}
+
+// decimals is v as the driver's Decimal column takes it otherwise.
+func (v picoSums) decimals() []decimal.Decimal {
+	out := make([]decimal.Decimal, len(v))
+	for i, p := range v {
+		out[i], _ = sumToUSD(p) // in range: windowColumns checked
+	}
+	return out
+}
+
+// decimal12 returns the values of col when it is a Decimal column of
+// scale 12 kept as Decimal128, else nil.
+func decimal12(col chcol.Interface) *proto.ColDecimal128 {
+	d, ok := col.(*chcol.Decimal)
+	if !ok {
+		return nil
+	}
+	s := reflect.ValueOf(d).Elem().FieldByName("scale")
+	if !s.IsValid() || s.Kind() != reflect.Int || s.Int() != 12 {
+		return nil
+	}
+	b := buffers(col)
+	if !b.IsValid() || b.Type() != reflect.TypeFor[proto.ColDecimal128]() {
+		return nil
+	}
+	return b.Addr().Interface().(*proto.ColDecimal128)
 }
 
 // emptied is b's memory with no values in it, and whether there is any.
@@ -168,7 +205,7 @@ func columnCapacity(c chcol.Interface) int {
 
 // appendTyped appends a block's values of one column to the driver's
 // column col the way the driver would, but without its reflection, where
-// a typed path applies: picoUSD to a Decimal(38, 12), and rows of strings
+// a typed path applies: picoUSD and picoSums to a Decimal(38, 12), and rows of strings
 // or of counts to an Array(String) or an Array(UInt64). It reports whether
 // it did; if not, nothing was appended.
 //
@@ -179,6 +216,8 @@ func appendTyped(col chcol.Interface, data any) bool {
 	switch d := data.(type) {
 	case picoUSD:
 		return appendPicoUSD(col, d)
+	case picoSums:
+		return appendPicoSums(col, d)
 	case [][]string:
 		return appendArrays(col, "Array(String)", d, (*proto.ColStr).AppendArr,
 			func(c *proto.ColStr, n int) { c.Pos = slices.Grow(c.Pos, n) })

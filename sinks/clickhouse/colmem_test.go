@@ -208,6 +208,34 @@ func TestWriteCostsExact(t *testing.T) {
 	}
 }
 
+// appendPicoSums writes the raw integers the driver writes from the sums'
+// decimals, and only into a Decimal of scale 12 kept in 128 bits.
+func TestAppendPicoSums(t *testing.T) {
+	max38, _ := schemas.PicosFromBig(maxDecimalPicos)
+	values := picoSums{{}, schemas.PicosOf(1), schemas.PicosOf(-1), schemas.PicosOf(math.MaxInt64).Add(math.MaxInt64).Add(3),
+		schemas.PicosOf(math.MinInt64).Add(math.MinInt64), max38, schemas.PicosOf(0).Sub(max38)}
+	fast, err := chcol.Type("Decimal(38, 12)").Column("cost_usd", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !appendTyped(fast, values) {
+		t.Fatal("appendTyped refused picoSums for a Decimal(38, 12) column")
+	}
+	slow, _ := chcol.Type("Decimal(38, 12)").Column("cost_usd", nil)
+	if _, err := slow.Append(values.decimals()); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := buffers(fast).Interface(), buffers(slow).Interface(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("raw values %v, the driver writes %v", got, want)
+	}
+	for _, typ := range []string{"Decimal(38, 4)", "Decimal(18, 12)", "Decimal(76, 12)", "Int64"} {
+		c, _ := chcol.Type(typ).Column("cost_usd", nil)
+		if appendTyped(c, values) || c.Rows() != 0 {
+			t.Errorf("appendTyped wrote sums into a %s column", typ)
+		}
+	}
+}
+
 // appendTyped writes an Array(String) or Array(UInt64) column as the
 // driver's own Append does, byte for byte, over several blocks of one
 // column (the offsets go on from the last block), and only into a

@@ -17,6 +17,18 @@ import (
 // pico-USD: 10^38 - 1, about 10^26 USD.
 var maxDecimalPicos = new(big.Int).Sub(new(big.Int).Exp(big.NewInt(10), big.NewInt(38), nil), big.NewInt(1))
 
+// maxDecimal128 is maxDecimalPicos as two words.
+var maxDecimal128 = schemas.Picos128{Hi: 0x4B3B4CA85A86C47A, Lo: 0x098A223FFFFFFFFF}
+
+// fitsDecimal38 reports whether p is within what a Decimal(38, 12) column
+// holds, the check of sumToUSD without a big.Int.
+func fitsDecimal38(p schemas.Picos128) bool {
+	if p.Sign() < 0 {
+		p = schemas.Picos128{}.Sub(p) // the most negative value stays negative: too large
+	}
+	return p.Hi >= 0 && (p.Hi < maxDecimal128.Hi || p.Hi == maxDecimal128.Hi && p.Lo <= maxDecimal128.Lo)
+}
+
 // picosToUSD converts one event's pico-USD to an exact decimal.
 func picosToUSD(picos int64) decimal.Decimal { return decimal.New(picos, -12) }
 

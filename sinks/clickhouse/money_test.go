@@ -3,6 +3,7 @@ package clickhouse
 import (
 	"context"
 	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -31,6 +32,28 @@ func TestMoneyConversions(t *testing.T) {
 	}
 	if _, err := sumToUSD(max38.Add(1)); err == nil || !strings.Contains(err.Error(), "Decimal(38, 12)") {
 		t.Errorf("sumToUSD(10^38) = %v, want an error", err)
+	}
+	// fitsDecimal38 draws the line where sumToUSD does.
+	minInt128 := schemas.Picos128{Hi: math.MinInt64}
+	maxInt128 := schemas.Picos128{Hi: math.MaxInt64, Lo: math.MaxUint64}
+	r := rand.New(rand.NewPCG(1, 2))
+	edges := []schemas.Picos128{{}, max38, max38.Add(1), max38.Add(-1), schemas.PicosOf(0).Sub(max38), schemas.PicosOf(-1).Sub(max38),
+		minInt128, maxInt128, minInt128.Add(1), schemas.PicosOf(-1), {Hi: max38.Hi, Lo: math.MaxUint64}, {Hi: max38.Hi + 1}, {Hi: -max38.Hi - 1}}
+	for range 1000 {
+		hi := r.Int64N(max38.Hi + 2) // around the line on both sides
+		if r.IntN(2) == 0 {
+			hi = -hi - 1
+		}
+		edges = append(edges, schemas.Picos128{Hi: hi, Lo: r.Uint64()})
+	}
+	for _, p := range edges {
+		_, err := sumToUSD(p)
+		if fitsDecimal38(p) != (err == nil) {
+			t.Errorf("fitsDecimal38(%s) = %v, but sumToUSD says %v", p, fitsDecimal38(p), err)
+		}
+	}
+	if got, _ := schemas.PicosFromBig(maxDecimalPicos); got != maxDecimal128 {
+		t.Errorf("maxDecimal128 is %s, want %s", maxDecimal128, got)
 	}
 	if _, err := usdToPicos(decimal.RequireFromString("9223372.036854775808")); err == nil {
 		t.Error("usdToPicos accepted a cost beyond int64 pico-USD")

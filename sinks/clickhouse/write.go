@@ -377,7 +377,7 @@ func windowColumns(all []schemas.WindowRow, idx []int, emittedAt time.Time) ([]c
 		through, latencySum                             = make([]int64, n), make([]int64, n)
 		requests, errs, unpriced, latencyCount          = make([]uint64, n), make([]uint64, n), make([]uint64, n), make([]uint64, n)
 		input, cacheRead, cacheWrite, output, reasoning = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
-		costs                                           = make([]decimal.Decimal, n)
+		costs                                           = make(picoSums, n)
 		hists                                           = make([][]uint64, n)
 		emitted                                         = make([]time.Time, n)
 	)
@@ -389,12 +389,12 @@ func windowColumns(all []schemas.WindowRow, idx []int, emittedAt time.Time) ([]c
 		requests[i], errs[i], unpriced[i] = r.Requests, r.Errors, r.UnpricedRequests
 		input[i], cacheRead[i], cacheWrite[i] = r.InputTokens, r.CacheReadInputTokens, r.CacheWriteInputTokens
 		output[i], reasoning[i] = r.OutputTokens, r.ReasoningOutputTokens
-		cost, err := sumToUSD(r.CostPicos)
-		if err != nil {
+		if !fitsDecimal38(r.CostPicos) {
+			_, err := sumToUSD(r.CostPicos) // says why
 			return nil, fmt.Errorf("writing window rows: the cost of window %s %s/%s of team %s: %w",
 				r.WindowStart.UTC().Format(time.RFC3339), r.Provider, r.Model, r.Team, err)
 		}
-		costs[i] = cost
+		costs[i] = r.CostPicos
 		latencyCount[i], latencySum[i] = r.LatencyCount, r.LatencySumMs
 		hists[i] = r.LatencyHist
 		if hists[i] == nil {
@@ -593,8 +593,8 @@ func (s *Store) send(ctx context.Context, table string, n, blockRows int, mem *c
 				continue
 			}
 			data := c.data
-			if p, ok := data.(picoUSD); ok {
-				data = p.decimals()
+			if d, ok := data.(interface{ decimals() []decimal.Decimal }); ok {
+				data = d.decimals() // picoUSD, picoSums
 			}
 			if err := batch.Column(k).Append(data); err != nil {
 				return fmt.Errorf("%w %s: %w", errAppend, c.name, err)
