@@ -295,3 +295,33 @@ func sameAsDriver[T any](t *testing.T, typ string, blocks [][][]T) {
 		}
 	}
 }
+
+// FuzzAppendArrays: any rows, split into any blocks, encode as the
+// driver's own Append encodes them.
+func FuzzAppendArrays(f *testing.F) {
+	f.Add([]byte("a\x00bc\x01\x01d"), uint8(2))
+	f.Add([]byte{}, uint8(0))
+	f.Fuzz(func(t *testing.T, data []byte, split uint8) {
+		// Rows of strings: 0x00 ends a string, 0x01 ends a row.
+		var rows [][]string
+		var counts [][]uint64
+		var row []string
+		var nums []uint64
+		cur := []byte{}
+		for _, c := range data {
+			switch c {
+			case 0:
+				row, cur = append(row, string(cur)), []byte{}
+				nums = append(nums, uint64(len(row))<<(len(data)%64))
+			case 1:
+				rows, counts, row, nums = append(rows, row), append(counts, nums), nil, nil
+			default:
+				cur = append(cur, c)
+			}
+		}
+		rows, counts = append(rows, row), append(counts, nums)
+		cut := int(split) % (len(rows) + 1)
+		sameAsDriver(t, "Array(String)", [][][]string{rows[:cut], rows[cut:]})
+		sameAsDriver(t, "Array(UInt64)", [][][]uint64{counts[:cut], counts[cut:]})
+	})
+}
