@@ -8,7 +8,7 @@ FUZZTIME ?= 10s
 BENCHTIME ?= 200ms
 BENCH_EVENTS ?= 1000000
 
-.PHONY: help build pgo gpu-check demo serve test test-cluster deploy-test unit fuzz bench capacity lint clickhouse-up clickhouse-down kafka-up kafka-down cluster-up cluster-down chdb-up pykafka-up prometheus-up chromium-up clean
+.PHONY: help build pgo gpu-check demo serve test test-cluster deploy-test codecs-test unit fuzz bench capacity lint clickhouse-up clickhouse-down kafka-up kafka-down cluster-up cluster-down chdb-up pykafka-up prometheus-up chromium-up clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -38,6 +38,7 @@ test: build clickhouse-up kafka-up chdb-up pykafka-up prometheus-up chromium-up 
 	$(GO) test -p 1 -count=1 -timeout 15m -run '^TestFault' -v ./cmd/aivis ./ingest/client ./internal/testenv 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go:' ; exit $${PIPESTATUS[0]}
 	$(MAKE) test-cluster
 	$(MAKE) deploy-test
+	$(MAKE) codecs-test
 	$(MAKE) fuzz
 
 test-cluster: build ## start the local cluster (ZooKeeper, 2x2 ClickHouse, 3 Kafka brokers), run the cluster tests, stop it (docs/cluster.md)
@@ -49,6 +50,10 @@ deploy-test: build ## test deploy/ (Helm chart, docker-compose.yml, Dockerfile) 
 	@cd deploy/test && cp go.mod /tmp/aivis.deploy.go.mod.bak && cp go.sum /tmp/aivis.deploy.go.sum.bak && $(GO) mod tidy && \
 	 if ! git diff --quiet go.mod go.sum; then echo "go mod tidy changes deploy/test/go.mod or go.sum: commit them"; exit 1; fi
 
+codecs-test: ## test benchmarks/codecs (the JSON codecs compared with aivis's) in its own Go module, with and without GOEXPERIMENT=jsonv2
+	cd benchmarks/codecs && $(GO) vet ./... && $(GO) test -count=1 ./... && GOEXPERIMENT=jsonv2 $(GO) vet ./... && GOEXPERIMENT=jsonv2 $(GO) test -count=1 ./...
+	@cd benchmarks/codecs && cp go.mod /tmp/aivis.codecs.go.mod.bak && cp go.sum /tmp/aivis.codecs.go.sum.bak && $(GO) mod tidy && \
+	 if ! git diff --quiet go.mod go.sum; then echo "go mod tidy changes benchmarks/codecs/go.mod or go.sum: commit them"; exit 1; fi
 unit: ## run the tests that need no services
 	$(GO) test -count=1 -short $(PKGS)
 
@@ -57,6 +62,7 @@ fuzz: ## run every fuzz target for FUZZTIME each (deploy/scripts/fuzz.sh)
 
 bench: build ## micro-benchmarks briefly, then aivis against ClickHouse's Kafka engine and a naive consumer (benchmarks/README.md; at most about 20 minutes)
 	$(GO) test -count=1 -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -timeout 4m ./schemas/... ./ingest/... ./enrich/... ./aggregate/... ./sinks/... ./internal/bus/...
+	cd benchmarks/codecs && $(GO) test -count=1 -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) . && GOEXPERIMENT=jsonv2 $(GO) test -count=1 -run '^$$' -bench '/json-v2' -benchmem -benchtime $(BENCHTIME) .
 	$(GO) run ./benchmarks/compare -events $(BENCH_EVENTS) -timeout 16m -out benchmarks/results/latest.json
 
 capacity: build clickhouse-up ## measure bytes per stored event, window row and Kafka record (about 30 s), then print the sizing table of docs/capacity.md
