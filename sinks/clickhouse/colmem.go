@@ -67,22 +67,8 @@ func buffers(c chcol.Interface) reflect.Value {
 // picoUSD is the values of a Decimal(38, 12) column in pico-USD, which are
 // the column's raw integers: send appends them as they are, where the
 // driver would take a decimal.Decimal a row and allocate three times for
-// each (appendPicoUSD).
+// each (appendTyped).
 type picoUSD []int64
-
-// appendPicoUSD appends v to col when col is a Decimal column of scale 12
-// kept as Decimal128, and reports whether it did.
-func appendPicoUSD(col chcol.Interface, v picoUSD) bool {
-	raw := decimal12(col)
-	if raw == nil {
-		return false
-	}
-	for _, p := range v {
-		// Two's complement over 128 bits: the high word extends the sign.
-		*raw = append(*raw, proto.Decimal128{Low: uint64(p), High: uint64(p >> 63)})
-	}
-	return true
-}
 
 // decimals is v as the driver's Decimal column takes it otherwise.
 func (v picoUSD) decimals() []decimal.Decimal {
@@ -98,18 +84,6 @@ func (v picoUSD) decimals() []decimal.Decimal {
 // decimal.Decimal made from a big.Int, three or four allocations a row.
 type picoSums []schemas.Picos128
 
-// appendPicoSums is appendPicoUSD for sums.
-func appendPicoSums(col chcol.Interface, v picoSums) bool {
-	raw := decimal12(col)
-	if raw == nil {
-		return false
-	}
-	for _, p := range v {
-		*raw = append(*raw, proto.Decimal128{Low: p.Lo, High: uint64(p.Hi)})
-	}
-	return true
-}
-
 // decimals is v as the driver's Decimal column takes it otherwise.
 func (v picoSums) decimals() []decimal.Decimal {
 	out := make([]decimal.Decimal, len(v))
@@ -117,6 +91,20 @@ func (v picoSums) decimals() []decimal.Decimal {
 		out[i], _ = sumToUSD(p) // in range: windowColumns checked
 	}
 	return out
+}
+
+// appendDecimals appends v to col, each value as the 128-bit integer
+// word gives, when col is a Decimal column of scale 12 kept as
+// Decimal128, and reports whether it did.
+func appendDecimals[T any](col chcol.Interface, v []T, word func(T) proto.Decimal128) bool {
+	raw := decimal12(col)
+	if raw == nil {
+		return false
+	}
+	for _, p := range v {
+		*raw = append(*raw, word(p))
+	}
+	return true
 }
 
 // decimal12 returns the values of col when it is a Decimal column of
@@ -215,9 +203,10 @@ func columnCapacity(c chcol.Interface) int {
 func appendTyped(col chcol.Interface, data any) bool {
 	switch d := data.(type) {
 	case picoUSD:
-		return appendPicoUSD(col, d)
+		// Two's complement over 128 bits: the high word extends the sign.
+		return appendDecimals(col, d, func(p int64) proto.Decimal128 { return proto.Decimal128{Low: uint64(p), High: uint64(p >> 63)} })
 	case picoSums:
-		return appendPicoSums(col, d)
+		return appendDecimals(col, d, func(p schemas.Picos128) proto.Decimal128 { return proto.Decimal128{Low: p.Lo, High: uint64(p.Hi)} })
 	case [][]string:
 		return appendArrays(col, "Array(String)", d, (*proto.ColStr).AppendArr,
 			func(c *proto.ColStr, n int) { c.Pos = slices.Grow(c.Pos, n) })

@@ -135,39 +135,47 @@ func TestWriteColumnMemoryExact(t *testing.T) {
 	storedAsWanted(t, s, want, "labels", "cost_center")
 }
 
-// appendPicoUSD writes the raw integers the driver would have written from
-// decimals, and only into a Decimal of scale 12 kept in 128 bits.
-func TestAppendPicoUSD(t *testing.T) {
-	values := picoUSD{0, 1, -1, 37_500, -37_500, 123_456_789_012_345_678, math.MaxInt64, math.MinInt64}
-	fast, err := chcol.Type("Decimal(38, 12)").Column("cost_usd", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !appendPicoUSD(fast, values) {
-		t.Fatal("appendPicoUSD refused a Decimal(38, 12) column")
-	}
-	slow, _ := chcol.Type("Decimal(38, 12)").Column("cost_usd", nil)
-	if _, err := slow.Append(values.decimals()); err != nil {
-		t.Fatal(err)
-	}
-	if fast.Rows() != len(values) || slow.Rows() != len(values) {
-		t.Fatalf("rows %d and %d, want %d", fast.Rows(), slow.Rows(), len(values))
-	}
-	if got, want := buffers(fast).Interface(), buffers(slow).Interface(); !reflect.DeepEqual(got, want) {
-		t.Fatalf("raw values %v, the driver writes %v", got, want)
-	}
-	for i, p := range values {
-		if got := fast.Row(i, false).(decimal.Decimal); !got.Equal(picosToUSD(p)) {
-			t.Errorf("row %d reads %s, want %s", i, got, picosToUSD(p))
-		}
-	}
-	for _, typ := range []string{"Decimal(38, 4)", "Decimal(18, 12)", "Decimal(76, 12)", "Int64"} {
-		c, err := chcol.Type(typ).Column("cost_usd", nil)
+// appendTyped writes the raw integers the driver would have written from
+// the costs' and the sums' decimals, and only into a Decimal of scale 12
+// kept in 128 bits.
+func TestAppendDecimals(t *testing.T) {
+	max38, _ := schemas.PicosFromBig(maxDecimalPicos)
+	for _, values := range []interface{ decimals() []decimal.Decimal }{
+		picoUSD{0, 1, -1, 37_500, -37_500, 123_456_789_012_345_678, math.MaxInt64, math.MinInt64},
+		picoSums{{}, schemas.PicosOf(1), schemas.PicosOf(-1), schemas.PicosOf(math.MaxInt64).Add(math.MaxInt64).Add(3),
+			schemas.PicosOf(math.MinInt64).Add(math.MinInt64), max38, schemas.PicosOf(0).Sub(max38)},
+	} {
+		want := values.decimals()
+		fast, err := chcol.Type("Decimal(38, 12)").Column("cost_usd", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if appendPicoUSD(c, values) || c.Rows() != 0 {
-			t.Errorf("appendPicoUSD wrote into a %s column", typ)
+		if !appendTyped(fast, values) {
+			t.Fatalf("appendTyped refused %T for a Decimal(38, 12) column", values)
+		}
+		slow, _ := chcol.Type("Decimal(38, 12)").Column("cost_usd", nil)
+		if _, err := slow.Append(want); err != nil {
+			t.Fatal(err)
+		}
+		if fast.Rows() != len(want) || slow.Rows() != len(want) {
+			t.Fatalf("%T: rows %d and %d, want %d", values, fast.Rows(), slow.Rows(), len(want))
+		}
+		if got, want := buffers(fast).Interface(), buffers(slow).Interface(); !reflect.DeepEqual(got, want) {
+			t.Fatalf("%T: raw values %v, the driver writes %v", values, got, want)
+		}
+		for i, d := range want {
+			if got := fast.Row(i, false).(decimal.Decimal); !got.Equal(d) {
+				t.Errorf("%T: row %d reads %s, want %s", values, i, got, d)
+			}
+		}
+		for _, typ := range []string{"Decimal(38, 4)", "Decimal(18, 12)", "Decimal(76, 12)", "Int64"} {
+			c, err := chcol.Type(typ).Column("cost_usd", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if appendTyped(c, values) || c.Rows() != 0 {
+				t.Errorf("appendTyped wrote %T into a %s column", values, typ)
+			}
 		}
 	}
 }
@@ -205,34 +213,6 @@ func TestWriteCostsExact(t *testing.T) {
 	}
 	if err := rows.Err(); err != nil || n != len(costs) {
 		t.Fatalf("read %d rows (%v), want %d", n, err, len(costs))
-	}
-}
-
-// appendPicoSums writes the raw integers the driver writes from the sums'
-// decimals, and only into a Decimal of scale 12 kept in 128 bits.
-func TestAppendPicoSums(t *testing.T) {
-	max38, _ := schemas.PicosFromBig(maxDecimalPicos)
-	values := picoSums{{}, schemas.PicosOf(1), schemas.PicosOf(-1), schemas.PicosOf(math.MaxInt64).Add(math.MaxInt64).Add(3),
-		schemas.PicosOf(math.MinInt64).Add(math.MinInt64), max38, schemas.PicosOf(0).Sub(max38)}
-	fast, err := chcol.Type("Decimal(38, 12)").Column("cost_usd", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !appendTyped(fast, values) {
-		t.Fatal("appendTyped refused picoSums for a Decimal(38, 12) column")
-	}
-	slow, _ := chcol.Type("Decimal(38, 12)").Column("cost_usd", nil)
-	if _, err := slow.Append(values.decimals()); err != nil {
-		t.Fatal(err)
-	}
-	if got, want := buffers(fast).Interface(), buffers(slow).Interface(); !reflect.DeepEqual(got, want) {
-		t.Fatalf("raw values %v, the driver writes %v", got, want)
-	}
-	for _, typ := range []string{"Decimal(38, 4)", "Decimal(18, 12)", "Decimal(76, 12)", "Int64"} {
-		c, _ := chcol.Type(typ).Column("cost_usd", nil)
-		if appendTyped(c, values) || c.Rows() != 0 {
-			t.Errorf("appendTyped wrote sums into a %s column", typ)
-		}
 	}
 }
 
