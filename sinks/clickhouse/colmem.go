@@ -193,9 +193,9 @@ func columnCapacity(c chcol.Interface) int {
 
 // appendTyped appends a block's values of one column to the driver's
 // column col the way the driver would, but without its reflection, where
-// a typed path applies: picoUSD and picoSums to a Decimal(38, 12), and rows of strings
-// or of counts to an Array(String) or an Array(UInt64). It reports whether
-// it did; if not, nothing was appended.
+// a typed path applies: picoUSD and picoSums to a Decimal(38, 12), and
+// rows of strings or of counts to an Array(String) or an Array(UInt64).
+// It reports whether it did; if not, nothing was appended.
 //
 // The driver's Append of a [][]T reflects over every row and boxes every
 // value, one allocation each: the 96 buckets of each window row's
@@ -231,13 +231,13 @@ func appendArrays[T, P any](col chcol.Interface, typ chcol.Type, rows [][]T, add
 		return false
 	}
 	values := b.Addr().Interface().(*P)
-	n := 0
+	total := 0
 	for _, r := range rows {
-		n += len(r)
+		total += len(r)
 	}
-	grow(values, n)
+	grow(values, total)
 	*ends = slices.Grow(*ends, len(rows))
-	var end uint64
+	var end uint64 // where the column's last row ends
 	if n := len(*ends); n > 0 {
 		end = (*ends)[n-1]
 	}
