@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -187,6 +188,18 @@ func (s *Stage) Run(ctx context.Context) error {
 	return err
 }
 
+// protobufRecord reports whether an enriched record holds the protobuf
+// form (enrich.output_format: protobuf), by its content-type header; a
+// record without one is JSON.
+func protobufRecord(r *kgo.Record) bool {
+	for _, h := range r.Headers {
+		if len(h.Key) == len(schemas.HeaderContentType) && strings.EqualFold(h.Key, schemas.HeaderContentType) {
+			return schemas.IsProtobuf(h.Value)
+		}
+	}
+	return false
+}
+
 func (s *Stage) process(ctx context.Context, fetches kgo.Fetches, outcomes *[]Outcome) error {
 	var dead []deadLetter
 	var err error
@@ -203,7 +216,12 @@ func (s *Stage) process(ctx context.Context, fetches kgo.Fetches, outcomes *[]Ou
 			// Each event gets its own value: the engine keeps it until
 			// the sink has written it.
 			ev := s.event()
-			derr := s.dec.Enriched(r.Value, ev)
+			var derr error
+			if protobufRecord(r) {
+				derr = s.dec.EnrichedProto(r.Value, ev)
+			} else {
+				derr = s.dec.Enriched(r.Value, ev)
+			}
 			if derr == nil && (ev.EventID == "" || ev.Time.IsZero()) {
 				derr = errors.New("enriched event lacks event_id or time")
 			}

@@ -47,9 +47,9 @@ func BenchmarkDecodeEnrich(b *testing.B) {
 			}
 		}
 	})
-	stage := func(in *kgo.Record) func(b *testing.B) {
+	stage := func(in *kgo.Record, protobuf ...bool) func(b *testing.B) {
 		return func(b *testing.B) {
-			s := &Stage{}
+			s := &Stage{protobuf: len(protobuf) > 0}
 			b.SetBytes(int64(len(in.Value)))
 			b.ReportAllocs()
 			n := 0
@@ -80,4 +80,6 @@ func BenchmarkDecodeEnrich(b *testing.B) {
 	}
 	b.Run("decoder", stage(&kgo.Record{Topic: schemas.TopicRaw, Value: ev.AppendJSON(nil)}))
 	b.Run("decoder-as-typed", stage(in))
+	// enrich.output_format: protobuf.
+	b.Run("decoder-protobuf", stage(&kgo.Record{Topic: schemas.TopicRaw, Value: ev.AppendJSON(nil)}, true))
 }

@@ -117,6 +117,8 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"defaults", DefaultConfig(), nil},
 		{"test files", Config{CatalogPath: testCatalog, OwnersPath: "testdata/owners.yaml"}, nil},
+		{"protobuf", Config{OutputFormat: FormatProtobuf}, nil},
+		{"unknown format", Config{OutputFormat: "avro"}, []string{`enrich.output_format: "avro" is not a format; use json or protobuf`}},
 		{"every problem", Config{CatalogPath: bad, OwnersPath: filepath.Join(dir, "missing.yaml"), ReloadInterval: -time.Second},
 			[]string{"enrich.reload_interval", "enrich.catalog_path", "bogus: unknown key", "enrich.owners_path", "missing.yaml"}},
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,6 +63,7 @@ type Stage struct {
 	metrics  *metrics
 	dead     *bus.DeadLetters
 	maxPoll  int
+	protobuf bool // enrich.output_format: protobuf
 	now      func() time.Time
 	drain    time.Duration
 
@@ -208,7 +210,9 @@ func NewStage(cfg Config, dial Dial, reg prometheus.Registerer, log *slog.Logger
 	if err != nil {
 		return nil, err
 	}
-	return newStage(dial, e, reg, log), nil
+	s := newStage(dial, e, reg, log)
+	s.protobuf = cfg.OutputFormat == FormatProtobuf
+	return s, nil
 }
 
 func newStage(dial Dial, e *Enricher, reg prometheus.Registerer, log *slog.Logger) *Stage {
@@ -567,6 +571,38 @@ const stampEvery = 256
 
 // transform turns one raw record into its output record: the enriched event
 // under the same key, stamped enriched_at at, or a dead letter.
+// protoHeader says a record holds the protobuf form; shared by the records
+// whose input had no headers (the client only reads them).
+var protoHeader = []kgo.RecordHeader{{Key: schemas.HeaderContentType, Value: []byte(schemas.ContentTypeProtobuf)}}
+
+// protoHeaders returns the input's headers with the protobuf content type
+// in place of any the producer sent.
+func protoHeaders(in []kgo.RecordHeader) []kgo.RecordHeader {
+	if len(in) == 0 {
+		return protoHeader
+	}
+	out := make([]kgo.RecordHeader, 0, len(in)+1)
+	for _, h := range in {
+		if !strings.EqualFold(h.Key, schemas.HeaderContentType) {
+			out = append(out, h)
+		}
+	}
+	return append(out, protoHeader[0])
+}
+
+// jsonHeaders returns the input's headers without a content type that
+// names the protobuf form, which would make the aggregator read the JSON
+// record as protobuf.
+func jsonHeaders(in []kgo.RecordHeader) []kgo.RecordHeader {
+	for i, h := range in {
+		if strings.EqualFold(h.Key, schemas.HeaderContentType) && schemas.IsProtobuf(h.Value) {
+			out := append(in[:i:i], in[i+1:]...)
+			return jsonHeaders(out)
+		}
+	}
+	return in
+}
+
 func (s *Stage) transform(e *Enricher, in *kgo.Record, at time.Time) (*kgo.Record, result) {
 	ev := &s.ev
 	// transform is done with the event before in's memory is reused.
@@ -595,7 +631,9 @@ func (s *Stage) transform(e *Enricher, in *kgo.Record, at time.Time) (*kgo.Recor
 	// The client holds the value until the broker acknowledges it: it is
 	// written in a block no later record overwrites.
 	var value []byte
-	if start, end, ok := s.dec.CanonicalHead(); ok {
+	if s.protobuf {
+		value = s.appendValue(len(in.Value)+ownRoom, enriched.AppendProto)
+	} else if start, end, ok := s.dec.CanonicalHead(); ok {
 		// Nothing after HideSecrets changes those members.
 		head := in.Value[start:end]
 		value = s.appendValue(len(in.Value)+ownRoom, func(b []byte) []byte { return enriched.AppendJSONHead(b, head, &s.enc) })
@@ -622,6 +660,11 @@ func (s *Stage) transform(e *Enricher, in *kgo.Record, at time.Time) (*kgo.Recor
 	headers := in.Headers
 	if len(headers) > 0 {
 		headers = bus.HideHeaderSecrets(headers)
+	}
+	if s.protobuf {
+		headers = protoHeaders(headers)
+	} else if len(headers) > 0 {
+		headers = jsonHeaders(headers)
 	}
 	*out = kgo.Record{Topic: schemas.TopicEnriched, Key: key, Value: value, Headers: headers}
 	return out, res

@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -544,7 +546,47 @@ func FuzzTransformMatchesEncoder(f *testing.F) {
 	// One stage for every input, as in the stage: what its encoder keeps
 	// from one record must not leak into the next.
 	s := &Stage{log: slog.New(slog.DiscardHandler), dead: transformDead}
-	f.Fuzz(func(t *testing.T, raw []byte) { checkTransform(t, s, e, raw) })
+	ps := &Stage{log: slog.New(slog.DiscardHandler), dead: transformDead, protobuf: true}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		checkTransform(t, s, e, raw)
+		checkTransform(t, ps, e, raw)
+	})
+}
+
+// TestTransformProtobuf: with enrich.output_format protobuf, each output is
+// AppendProto of the enrichment of its event, under the one content-type
+// header that says so, whatever content type the producer sent; a JSON
+// output never carries a producer's header naming protobuf, which would
+// make the aggregator misread it.
+func TestTransformProtobuf(t *testing.T) {
+	e := testEnricher(t)
+	s := &Stage{log: slog.New(slog.DiscardHandler), dead: transformDead, protobuf: true}
+	for _, raw := range transformInputs(t) {
+		checkTransform(t, s, e, raw)
+	}
+	raw := transformInputs(t)[0]
+	at := time.Now().UTC()
+	for _, c := range []struct {
+		protobuf bool
+		in, want []kgo.RecordHeader
+	}{
+		{true, []kgo.RecordHeader{{Key: "traceparent", Value: []byte("t")}, {Key: "Content-Type", Value: []byte("application/json")}},
+			[]kgo.RecordHeader{{Key: "traceparent", Value: []byte("t")}, {Key: schemas.HeaderContentType, Value: []byte(schemas.ContentTypeProtobuf)}}},
+		{false, []kgo.RecordHeader{{Key: "content-type", Value: []byte("application/x-protobuf")}, {Key: "traceparent", Value: []byte("t")}},
+			[]kgo.RecordHeader{{Key: "traceparent", Value: []byte("t")}}},
+		{false, []kgo.RecordHeader{{Key: "content-type", Value: []byte("application/json")}},
+			[]kgo.RecordHeader{{Key: "content-type", Value: []byte("application/json")}}},
+	} {
+		st := &Stage{log: slog.New(slog.DiscardHandler), dead: transformDead, protobuf: c.protobuf}
+		in := &kgo.Record{Topic: schemas.TopicRaw, Value: raw, Headers: slices.Clone(c.in)}
+		out, res := st.transform(e, in, at)
+		if res.dead != "" || !reflect.DeepEqual(out.Headers, c.want) {
+			t.Errorf("protobuf %v, headers %v: got %v (%s), want %v", c.protobuf, c.in, out.Headers, res.dead, c.want)
+		}
+		if !reflect.DeepEqual(in.Headers, c.in) {
+			t.Errorf("the input's headers changed: %v", in.Headers)
+		}
+	}
 }
 
 // transformInputs are the golden events as written and, once secrets are
@@ -598,6 +640,15 @@ func checkTransform(t *testing.T, s *Stage, e *Enricher, raw []byte) (copied boo
 	ev.HideSecrets()
 	var want schemas.Enriched
 	e.enrichInto(&want, ev, at)
+	if s.protobuf {
+		if w := want.AppendProto(nil); !bytes.Equal(out.Value, w) {
+			t.Fatalf("%q:\n transform %x\n encoder   %x", raw, out.Value, w)
+		}
+		if len(out.Headers) != 1 || !schemas.IsProtobuf(out.Headers[0].Value) {
+			t.Fatalf("%q: headers %v, want the protobuf content type", raw, out.Headers)
+		}
+		return false
+	}
 	if w := want.AppendJSON(nil); !bytes.Equal(out.Value, w) {
 		t.Fatalf("%q:\n transform %s\n encoder   %s", raw, out.Value, w)
 	}

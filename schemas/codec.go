@@ -88,6 +88,11 @@ type Decoder struct {
 	// creds remembers CredentialName for the label names met, by the
 	// same slots as tab; allocated on first use.
 	creds *[internSize]credName
+	// protoKV is EnrichedProto's scratch for a message's labels.
+	protoKV [][2][]byte
+	// protoLast holds the last value EnrichedProto read of each string
+	// field (protoReader.str).
+	protoLast [protoSlots]string
 	// credLabels: a label of the last decode is named like a credential,
 	// so HideSecrets has labels to look at.
 	credLabels bool

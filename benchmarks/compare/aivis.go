@@ -138,7 +138,8 @@ type e2eResult struct {
 // e2e runs enrich and replicas aggregate processes from the full raw topic
 // until every one of n events is stored and counted. With profileDir set it
 // takes CPU profiles of enrich and the first aggregate while they work.
-func (h *harness) e2e(ctx context.Context, name string, n int, partitions int32, replicas int, profileDir string) (e2eResult, error) {
+// enrichEnv is added to the enrich process's environment.
+func (h *harness) e2e(ctx context.Context, name string, n int, partitions int32, replicas int, profileDir string, enrichEnv ...string) (e2eResult, error) {
 	s, err := h.newStack(ctx, name, partitions)
 	if err != nil {
 		return e2eResult{}, err
@@ -146,7 +147,7 @@ func (h *harness) e2e(ctx context.Context, name string, n int, partitions int32,
 	defer s.close()
 	began := time.Now()
 	prog := newProgress(began)
-	enr, err := s.start(name+"-enrich", nil, "enrich")
+	enr, err := s.start(name+"-enrich", enrichEnv, "enrich")
 	if err != nil {
 		return e2eResult{}, err
 	}

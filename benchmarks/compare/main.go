@@ -101,7 +101,12 @@ type result struct {
 	PeerFormat string     `json:"peer_ch_kafka_format"`
 	E2E        float64    `json:"e2e_events_per_s"`
 	E2EDetail  *e2eResult `json:"e2e_detail,omitempty"`
-	Naive      float64    `json:"naive_events_per_s"`
+	// E2EProtobuf is e2e with enrich.output_format: protobuf, the enriched
+	// topic in schemas/enriched_v1.proto instead of JSON.
+	E2EProtobuf          float64    `json:"e2e_protobuf_events_per_s"`
+	E2EProtobufSustained float64    `json:"e2e_protobuf_sustained_events_per_s"`
+	E2EProtobufDetail    *e2eResult `json:"e2e_protobuf_detail,omitempty"`
+	Naive                float64    `json:"naive_events_per_s"`
 
 	IngestHTTP    float64       `json:"ingest_http_events_per_s"`
 	IngestP99Ms   float64       `json:"ingest_http_p99_ms"`
@@ -199,7 +204,7 @@ func main() {
 	latencyRate := flag.Float64("latency-rate", 0, "events/s of the latency measurement (0: half the rate the e2e step sustained)")
 	profileSeconds := flag.Int("profile-seconds", 15, "length of the CPU profiles of enrich and aggregate (0: none)")
 	consumers := flag.Int("peer-consumers", runtime.NumCPU(), "num_consumers of ClickHouse's Kafka engine table")
-	skipList := flag.String("skip", "", "comma-separated steps to leave out: micro, raw, peer, naive, e2e, ingest, latency, rss, scaling")
+	skipList := flag.String("skip", "", "comma-separated steps to leave out: micro, raw, peer, naive, e2e, e2e-protobuf, ingest, latency, rss, scaling")
 	aivisEnv := flag.String("aivis-env", "", "comma-separated AIVIS_KEY=value (or GOMEMLIMIT=, GOGC=) settings added to every aivis process, e.g. AIVIS_AGGREGATE__FLUSH_INTERVAL=5s")
 	flag.Parse()
 	skip := map[string]bool{}
@@ -238,7 +243,7 @@ func main() {
 	h.res.Errors = map[string]string{}
 	h.res.StepCPU = map[string]stepCPU{}
 	h.stepEvents = map[string]int{}
-	for _, name := range []string{"raw ceiling", "peer sums only", "peer sums + events", "naive", "e2e"} {
+	for _, name := range []string{"raw ceiling", "peer sums only", "peer sums + events", "naive", "e2e", "e2e protobuf"} {
 		h.stepEvents[name] = *events
 	}
 	h.res.Command = "go run ./benchmarks/compare " + strings.Join(os.Args[1:], " ")
@@ -381,6 +386,22 @@ func run(ctx context.Context, h *harness, n, scaleN, consumers int, latencyFor t
 			}
 			r, err := h.e2e(ctx, "e2e", n, 6, 1, profiles)
 			h.res.E2E, h.res.E2ESustained, h.res.E2EDetail = r.EventsPerS, r.SustainedEventsPerS, &r
+			return err
+		})
+	}
+	// The same run with the enriched topic as protobuf, on the same raw
+	// records written again to new topics (a step of its own, so that the
+	// step's CPU is the pipeline's).
+	if !skip["e2e-protobuf"] && h.step(ctx, "produce again", h.stepTimeout, func(ctx context.Context) error {
+		if err := resetTopics(ctx, h.adm, 6, "aivis-enrich", "aivis-aggregate"); err != nil {
+			return err
+		}
+		_, err := produce(ctx, h.broker.addr, schemas.TopicRaw, data.keys, data.values)
+		return err
+	}) {
+		h.step(ctx, "e2e protobuf", h.stepTimeout+time.Minute, func(ctx context.Context) error {
+			r, err := h.e2e(ctx, "e2e-protobuf", n, 6, 1, "", "AIVIS_ENRICH__OUTPUT_FORMAT=protobuf")
+			h.res.E2EProtobuf, h.res.E2EProtobufSustained, h.res.E2EProtobufDetail = r.EventsPerS, r.SustainedEventsPerS, &r
 			return err
 		})
 	}
@@ -741,10 +762,13 @@ func table(r result) string {
 	row("ClickHouse Kafka engine, sums + every event stored"+uncounted(r.PeerMissing, r.PeerExtra), r.Peer, r.PeerSustained)
 	row("naive Go: encoding/json, map, row-by-row batches", r.Naive, 0)
 	row("**aivis** enrich + aggregate processes", r.E2E, r.E2ESustained)
+	if r.E2EProtobuf > 0 {
+		row("**aivis**, the enriched topic as protobuf (`enrich.output_format`)", r.E2EProtobuf, r.E2EProtobufSustained)
+	}
 	if len(r.StepCPU) > 0 {
 		fmt.Fprintln(&b, "\n| Path (whole step) | machine CPU µs/event | Kafka broker µs/event | of which JIT · GC | ClickHouse server µs/event | rest µs/event |")
 		fmt.Fprintln(&b, "|---|---:|---:|---:|---:|---:|")
-		for _, name := range []string{"raw ceiling", "peer sums only", "peer sums + events", "naive", "e2e"} {
+		for _, name := range []string{"raw ceiling", "peer sums only", "peer sums + events", "naive", "e2e", "e2e protobuf"} {
 			c, ok := r.StepCPU[name]
 			if !ok || c.Events == 0 {
 				continue

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -23,22 +24,28 @@ import (
 // venv skips the test; under CI=true it fails it.
 func pykafkaPython(t *testing.T) string {
 	t.Helper()
-	return testenv.VenvPython(t, "AIVISDEV_PYKAFKA_VENV", "pykafka-venv", "confluent_kafka", "confluent-kafka (Python)", "deploy/scripts/pykafka.sh")
+	return testenv.VenvPython(t, "AIVISDEV_PYKAFKA_VENV", "pykafka-venv", "confluent_kafka, google.protobuf, grpc_tools", "confluent-kafka, protobuf and grpcio-tools (Python)", "deploy/scripts/pykafka.sh")
 }
 
 // TestPythonSubscriber runs docs/examples/subscribe_enriched.py, the
 // example docs/topics.md points subscribers to, with confluent-kafka from
 // PyPI against what separate ingest and enrich processes wrote to the real
-// broker: with the default codec and with zstd. Every event must arrive,
-// counted once although some were sent twice, with the team and the exact
-// cost the hand-written rates give.
+// broker: with the default codec, with zstd, and with the protobuf form
+// (enrich.output_format: protobuf), read through the module protoc
+// generates from schemas/enriched_v1.proto as the example's docstring
+// shows. Every event must arrive, counted once although some were sent
+// twice, with the team and the exact cost the hand-written rates give.
 func TestPythonSubscriber(t *testing.T) {
 	py := pykafkaPython(t)
-	for codec, id := range map[string]int16{"snappy": 2, "zstd": 4} {
-		t.Run(codec, func(t *testing.T) {
+	for _, c := range []struct {
+		name, codec, format string
+		id                  int16
+	}{{"snappy", "snappy", "json", 2}, {"zstd", "zstd", "json", 4}, {"protobuf", "snappy", "protobuf", 2}} {
+		codec, id := c.codec, c.id
+		t.Run(c.name, func(t *testing.T) {
 			l := newLayout(t, 3)
 			l.start("ingest", "ingest", "--kafka.compression", codec)
-			l.start("enrich", "enrich", "--kafka.compression", codec)
+			l.start("enrich", "enrich", "--kafka.compression", codec, "--enrich.output_format", c.format)
 			l.waitReady("ingest", 60*time.Second)
 			l.waitReady("enrich", 60*time.Second)
 
@@ -76,6 +83,9 @@ func TestPythonSubscriber(t *testing.T) {
 				}
 				time.Sleep(200 * time.Millisecond)
 			}
+			if jsonRecs, protoRecs := enrichedForms(t, l.ctx, l.brokers); (c.format == "protobuf") != (protoRecs == len(lines)) || jsonRecs+protoRecs != len(lines) {
+				t.Errorf("the enriched topic holds %d JSON and %d protobuf records, want %d %s", jsonRecs, protoRecs, len(lines), c.format)
+			}
 			for p, c := range testenv.BatchCodecs(t, l.brokers, schemas.TopicEnriched) {
 				if c != id {
 					t.Errorf("%s[%d] holds codec %d, want %d (%s)", schemas.TopicEnriched, p, c, id, codec)
@@ -84,6 +94,14 @@ func TestPythonSubscriber(t *testing.T) {
 
 			cmd := exec.CommandContext(l.ctx, py, "../../docs/examples/subscribe_enriched.py",
 				"--brokers", strings.Join(l.brokers, ","), "--group", "pysub-"+l.db, "--from-beginning", "--idle-seconds", "5", "--events")
+			if c.format == "protobuf" {
+				gen := t.TempDir()
+				protoc := exec.Command(py, "-m", "grpc_tools.protoc", "-I", "../../schemas", "--python_out", gen, "../../schemas/enriched_v1.proto")
+				if out, err := protoc.CombinedOutput(); err != nil {
+					t.Fatalf("protoc: %v\n%s", err, out)
+				}
+				cmd.Env = append(os.Environ(), "PYTHONPATH="+gen)
+			}
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			out, err := cmd.Output()

@@ -2,7 +2,7 @@
 # private venv for the tests (chdb.sh, pykafka.sh). The caller sets:
 #   name    what the messages say (chdb, pykafka)
 #   venv    the venv's directory
-#   pin     the pip requirement, e.g. chdb-core==26.9.0
+#   pin     the pip requirements, space-separated, e.g. chdb-core==26.9.0
 #   module  the module that must import once installed
 #   size    roughly what the install downloads, for the message
 #   skips   which tests skip when the install fails locally
@@ -33,7 +33,8 @@ install() {
   say "installing $pin into $venv ($size, once) …"
   rm -rf "$venv"
   python3 -m venv "$venv" || return 1
-  "$venv/bin/pip" install --disable-pip-version-check -q "$pin" || return 1
+  # shellcheck disable=SC2086 # pin may list several requirements
+  "$venv/bin/pip" install --disable-pip-version-check -q $pin || return 1
   echo "$pin" >"$venv/.aivis-pin"
 }
 

@@ -3,8 +3,16 @@
     pip install confluent-kafka
     python3 subscribe_enriched.py --brokers kafka-0:9092 --group finance-costs --from-beginning
 
-Each record's value is one enriched event in JSON (docs/topics.md). Delivery
-is at least once: the same event can arrive twice, always with the same
+Each record's value is one enriched event (docs/topics.md): JSON, or, when
+enrich runs with enrich.output_format: protobuf, the message
+aivis.usage.v1.Enriched of schemas/enriched_v1.proto, which the record's
+header content-type: application/x-protobuf says. For those, generate the
+module once with protoc and keep it beside this script:
+
+    pip install protobuf grpcio-tools
+    python3 -m grpc_tools.protoc -I schemas --python_out docs/examples schemas/enriched_v1.proto
+
+Delivery is at least once: the same event can arrive twice, always with the same
 event_id and key, so count each event_id once. cost_picos is an exact
 integer of pico-USD: shift it 12 places for dollars, never through a
 float. confluent-kafka decodes every codec aivis may write
@@ -19,6 +27,27 @@ from decimal import Decimal
 from confluent_kafka import Consumer
 
 TOPIC = "aivis.usage.enriched.v1"
+PROTOBUF = "application/x-protobuf"
+
+
+def is_protobuf(msg) -> bool:
+    """The record's content-type header names the protobuf form."""
+    for key, value in msg.headers() or []:
+        if key.lower() == "content-type":
+            return value is not None and value.decode().lower().startswith(PROTOBUF)
+    return False
+
+
+def from_protobuf(value: bytes) -> dict:
+    """The members this subscriber uses, from an aivis.usage.v1.Enriched."""
+    try:
+        import enriched_v1_pb2
+    except ImportError:
+        sys.exit("a record is protobuf (enrich.output_format: protobuf); generate enriched_v1_pb2 "
+                 "as this script's docstring shows")
+    m = enriched_v1_pb2.Enriched.FromString(value)
+    return {"event_id": m.event_id, "owner": {"team": m.owner.team}, "model": m.model,
+            "cost_picos": m.cost_picos, "cost_source": m.cost_source}
 
 
 def main() -> int:
@@ -52,7 +81,7 @@ def main() -> int:
             if msg.error():
                 print(f"reading {TOPIC}: {msg.error()}", file=sys.stderr)
                 return 1
-            event = json.loads(msg.value())
+            event = from_protobuf(msg.value()) if is_protobuf(msg) else json.loads(msg.value())
             if event["event_id"] in seen:
                 continue
             seen.add(event["event_id"])
