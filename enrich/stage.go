@@ -632,7 +632,9 @@ func (s *Stage) transform(e *Enricher, in *kgo.Record, at time.Time) (*kgo.Recor
 	// written in a block no later record overwrites.
 	var value []byte
 	if s.protobuf {
-		value = s.appendValue(len(in.Value)+ownRoom, enriched.AppendProto)
+		// The labels of a set the decoder keeps come encoded already.
+		labels := s.dec.LabelsProto(enriched.Labels)
+		value = s.appendValue(len(in.Value)+ownRoom, func(b []byte) []byte { return enriched.AppendProtoLabels(b, labels) })
 	} else if start, end, ok := s.dec.CanonicalHead(); ok {
 		// Nothing after HideSecrets changes those members.
 		head := in.Value[start:end]

@@ -63,6 +63,7 @@ type Decoder struct {
 	// map no one holds, for the next labels that are not kept.
 	labelSets *[labelSetSlots]labelSet
 	lent      map[string]string
+	lentSet   *labelSet // the set lent came from
 	free      map[string]string
 
 	data   []byte
@@ -1002,7 +1003,7 @@ func (d *Decoder) labels(dst *map[string]string) {
 				d.free = sp // the caller's map of the last decode, not kept
 			}
 			d.spare.labels = nil
-			*dst, d.lent = set.m, set.m
+			*dst, d.lent, d.lentSet = set.m, set.m, set
 			d.i += len(set.text)
 			return
 		}
@@ -1030,7 +1031,7 @@ func (d *Decoder) labels(dst *map[string]string) {
 		}
 		*dst = m
 	}
-	d.lent = nil
+	d.lent, d.lentSet = nil, nil
 	d.open()
 	var prev string
 	ascending := true
@@ -1070,8 +1071,21 @@ func (d *Decoder) labels(dst *map[string]string) {
 		// one Event, which holds m.
 		d.free = set.m
 		set.text = append(set.text[:0], text...)
-		set.m, set.n, d.lent = m, len(m), m
+		set.m, set.n, d.lent, d.lentSet = m, len(m), m, set
+		set.pb = appendProtoLabels(set.pb[:0], m)
 	}
+}
+
+// LabelsProto returns the labels fields AppendProto writes for m when m is
+// the labels map the last Event decode handed back from the sets
+// ReuseLabels keeps (which nothing changes: they name no credential), and
+// nil otherwise. AppendProtoLabels takes it in place of encoding the map
+// again.
+func (d *Decoder) LabelsProto(m map[string]string) []byte {
+	if set := d.lentSet; set != nil && m != nil && d.lent != nil && sameMap(m, d.lent) && len(m) == set.n {
+		return set.pb
+	}
+	return nil
 }
 
 // labelSet is a labels object's text and the map it decodes to.
@@ -1079,6 +1093,7 @@ type labelSet struct {
 	text []byte
 	m    map[string]string
 	n    int
+	pb   []byte // m as AppendProto writes it
 }
 
 const (

@@ -1124,6 +1124,9 @@ func compareReuse(t *testing.T, inputs ...[]byte) {
 		if gok != wok || gok && (gs != ws || ge != we) {
 			t.Fatalf("input %d %q: head %d:%d %v, alone %d:%d %v", i, data, gs, ge, gok, ws, we, wok)
 		}
+		if pb := d.LabelsProto(e.Labels); pb != nil && !bytes.Equal(pb, appendProtoLabels(nil, e.Labels)) {
+			t.Fatalf("input %d %q: LabelsProto %x for labels %v (error %v)", i, data, pb, e.Labels, gerr)
+		}
 	}
 }
 

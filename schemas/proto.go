@@ -78,13 +78,25 @@ const (
 // server tool calls are written in key order, so that equal events give
 // equal bytes. Decoder.EnrichedProto reads it back.
 func (e *Enriched) AppendProto(b []byte) []byte {
+	return e.AppendProtoLabels(b, nil)
+}
+
+// AppendProtoLabels is AppendProto with e's labels already encoded
+// (Decoder.LabelsProto), or encoded here when labels is nil.
+func (e *Enriched) AppendProtoLabels(b, labels []byte) []byte {
 	b = pString(b, pSchemaVersion, e.SchemaVersion)
 	b = pString(b, pEventID, e.EventID)
 	b = pTimestamp(b, pTime, e.Time)
 	b = pString(b, pKind, e.Kind)
 	b = pString(b, pSource, e.Source)
 	b = pString(b, pAPIKeyID, e.APIKeyID)
-	b = appendProtoLabels(b, &e.Event)
+	if labels != nil {
+		b = append(b, labels...)
+	} else if len(e.Labels) > 0 {
+		b = appendProtoLabels(b, e.Labels)
+	} else if len(e.LabelsJSON) > 0 {
+		b = appendProtoLabels(b, labelsOf(e.LabelsJSON))
+	}
 	b = pString(b, pProvider, e.Provider)
 	b = pString(b, pModel, e.Model)
 	b = pString(b, pOperation, e.Operation)
@@ -203,14 +215,8 @@ func (e *Enriched) AppendProto(b []byte) []byte {
 	return b
 }
 
-func appendProtoLabels(b []byte, e *Event) []byte {
-	labels := e.Labels
-	if len(labels) == 0 && len(e.LabelsJSON) > 0 {
-		labels = labelsOf(e.LabelsJSON)
-	}
-	if len(labels) == 0 {
-		return b
-	}
+// appendProtoLabels appends labels as map entries in key order.
+func appendProtoLabels(b []byte, labels map[string]string) []byte {
 	var arr [16]string
 	keys := arr[:0]
 	for k := range labels {
