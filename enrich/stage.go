@@ -569,8 +569,6 @@ func (s *Stage) resendTooLarge(ctx context.Context, in, out *kgo.Record, r *resu
 // stampEvery is how many records of a batch share one enriched_at.
 const stampEvery = 256
 
-// transform turns one raw record into its output record: the enriched event
-// under the same key, stamped enriched_at at, or a dead letter.
 // protoHeader says a record holds the protobuf form; shared by the records
 // whose input had no headers (the client only reads them).
 var protoHeader = []kgo.RecordHeader{{Key: schemas.HeaderContentType, Value: []byte(schemas.ContentTypeProtobuf)}}
@@ -603,6 +601,8 @@ func jsonHeaders(in []kgo.RecordHeader) []kgo.RecordHeader {
 	return in
 }
 
+// transform turns one raw record into its output record: the enriched event
+// under the same key, stamped enriched_at at, or a dead letter.
 func (s *Stage) transform(e *Enricher, in *kgo.Record, at time.Time) (*kgo.Record, result) {
 	ev := &s.ev
 	// transform is done with the event before in's memory is reused.

@@ -222,7 +222,7 @@ func appendProtoLabels(b []byte, labels map[string]string) []byte {
 	for k := range labels {
 		keys = append(keys, k)
 	}
-	sortKeys(keys)
+	slices.Sort(keys)
 	for _, k := range keys {
 		v := labels[k]
 		b = pTag(b, pLabels, protowire.BytesType)
@@ -243,16 +243,6 @@ func labelsOf(text json.RawMessage) map[string]string {
 	return m
 }
 
-// sortKeys sorts a map's few keys in place (by insertion: slices.Sort
-// would move the caller's array to the heap).
-func sortKeys(keys []string) {
-	for i := 1; i < len(keys); i++ {
-		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
-			keys[j], keys[j-1] = keys[j-1], keys[j]
-		}
-	}
-}
-
 func appendProtoCalls(b []byte, calls map[string]int64) []byte {
 	if len(calls) == 0 {
 		return b
@@ -262,7 +252,7 @@ func appendProtoCalls(b []byte, calls map[string]int64) []byte {
 	for k := range calls {
 		keys = append(keys, k)
 	}
-	sortKeys(keys)
+	slices.Sort(keys)
 	for _, k := range keys {
 		v := calls[k]
 		b = pTag(b, pUsageServerToolCalls, protowire.BytesType)

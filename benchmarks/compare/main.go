@@ -400,7 +400,7 @@ func run(ctx context.Context, h *harness, n, scaleN, consumers int, latencyFor t
 		return err
 	}) {
 		h.step(ctx, "e2e protobuf", h.stepTimeout+time.Minute, func(ctx context.Context) error {
-			r, err := h.e2e(ctx, "e2e-protobuf", n, 6, 1, "", "AIVIS_ENRICH__OUTPUT_FORMAT=protobuf")
+			r, err := h.e2e(ctx, "e2e_protobuf", n, 6, 1, "", "AIVIS_ENRICH__OUTPUT_FORMAT=protobuf")
 			h.res.E2EProtobuf, h.res.E2EProtobufSustained, h.res.E2EProtobufDetail = r.EventsPerS, r.SustainedEventsPerS, &r
 			return err
 		})
