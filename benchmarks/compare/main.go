@@ -673,6 +673,8 @@ func ratios(r result) map[string]float64 {
 	div("e2e_over_peer_sustained", r.E2ESustained, r.PeerSustained)
 	div("e2e_over_peer_sums_only_sustained", r.E2ESustained, r.PeerSumsSustained)
 	div("e2e_over_naive", r.E2E, r.Naive)
+	div("e2e_protobuf_over_peer", r.E2EProtobuf, r.Peer)
+	div("e2e_protobuf_over_e2e", r.E2EProtobuf, r.E2E)
 	div("e2e_over_raw_ceiling", r.E2E, r.RawCeiling)
 	// Machine CPU per event, the peer's over aivis's: above 1 when aivis
 	// costs the machine less per event.
