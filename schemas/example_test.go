@@ -3,6 +3,7 @@ package schemas_test
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -30,7 +31,15 @@ func Example_subscribe() {
 			return
 		}
 		fetches.EachRecord(func(r *kgo.Record) {
-			ev, err := schemas.DecodeEnriched(r.Value)
+			// JSON, unless enrich.output_format is protobuf: then the
+			// record's content-type header says so.
+			decode := schemas.DecodeEnriched
+			for _, h := range r.Headers {
+				if strings.EqualFold(h.Key, schemas.HeaderContentType) && schemas.IsProtobuf(h.Value) {
+					decode = schemas.DecodeEnrichedProto
+				}
+			}
+			ev, err := decode(r.Value)
 			if err != nil || seen[ev.EventID] {
 				return
 			}

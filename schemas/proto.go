@@ -393,6 +393,18 @@ func pEnd(b []byte, at int) []byte {
 	return b
 }
 
+// DecodeEnrichedProto is DecodeEnriched for the protobuf form: a record of
+// the enriched topic whose content-type header IsProtobuf.
+func DecodeEnrichedProto(data []byte) (*Enriched, error) {
+	d := decoders.Get().(*Decoder)
+	defer decoders.Put(d)
+	e := new(Enriched)
+	if err := d.EnrichedProto(data, e); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
 // EnrichedProto decodes one aivis.usage.v1.Enriched message (AppendProto)
 // into *e, which it overwrites, reusing its memory as Enriched does.
 // Unknown fields are skipped, as protobuf readers do; a field of the wrong

@@ -46,6 +46,9 @@ func protoRoundTrip(t *testing.T, data []byte) {
 	if w, g := protoComparable(want), protoComparable(got); !reflect.DeepEqual(w, g) {
 		t.Fatalf("%q: round trip through protobuf\n got %+v\nwant %+v", data, g, w)
 	}
+	if fresh, err := DecodeEnrichedProto(enc); err != nil || !reflect.DeepEqual(protoComparable(fresh), protoComparable(got)) {
+		t.Fatalf("%q: DecodeEnrichedProto gives %+v, %v", data, fresh, err)
+	}
 	if again := got.AppendProto(nil); !bytes.Equal(again, enc) {
 		t.Fatalf("%q: encoding the decoded event gives other bytes\n%x\n%x", data, again, enc)
 	}
