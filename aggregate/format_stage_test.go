@@ -89,7 +89,8 @@ func TestStageReadsBothForms(t *testing.T) {
 	cfg := aggregate.DefaultConfig()
 	cfg.Topic, cfg.Group = topic, topic
 	cfg.SessionTimeout, cfg.IdleTimeout, cfg.FlushInterval = 6*time.Second, time.Second, 200*time.Millisecond
-	st, err := aggregate.NewStage(cfg, bus.Dialer{Brokers: brokers, ClientID: "test"}, store, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	reg := prometheus.NewRegistry()
+	st, err := aggregate.NewStage(cfg, bus.Dialer{Brokers: brokers, ClientID: "test"}, store, reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,6 +111,22 @@ func TestStageReadsBothForms(t *testing.T) {
 	}
 	if got := requestsIn(t, ctx, store); got != n {
 		t.Errorf("%d requests counted, want %d", got, n)
+	}
+	// n/3 JSON, n/3 protobuf, n/3 both, and the two mislabelled records.
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	forms := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() == "aivis_aggregate_records_total" {
+			for _, m := range mf.GetMetric() {
+				forms[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	if want := float64(2*n/3 + 1); forms["json"] != want || forms["protobuf"] != want {
+		t.Errorf("aivis_aggregate_records_total %v, want %v of each form", forms, want)
 	}
 	var cost string
 	if err := store.QueryRow(ctx, "SELECT toString(sum(cost_usd)) FROM cost_by_window").Scan(&cost); err != nil {

@@ -21,10 +21,12 @@ type stageMetrics struct {
 	flushSeconds   prometheus.Histogram
 	flushFailures  prometheus.Counter
 	rows           prometheus.Counter
+	// Enriched records read, by form: JSON, protobuf.
+	formJSON, formProtobuf prometheus.Counter
 }
 
 func newStageMetrics(reg prometheus.Registerer) *stageMetrics {
-	return &stageMetrics{
+	m := &stageMetrics{
 		events: obs.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "aivis_aggregate_events_total",
 			Help: "Enriched events seen by the aggregator, by outcome (accepted, duplicate, replayed, too_late, future, invalid).",
@@ -80,6 +82,12 @@ func newStageMetrics(reg prometheus.Registerer) *stageMetrics {
 			Help: "Window rows emitted.",
 		})),
 	}
+	forms := obs.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "aivis_aggregate_records_total",
+		Help: "Enriched records read, by form (json, protobuf: enrich.output_format); after enrich switches form, the other stops growing once its last record is read.",
+	}, []string{"format"}))
+	m.formJSON, m.formProtobuf = forms.WithLabelValues("json"), forms.WithLabelValues("protobuf")
+	return m
 }
 
 // scorerMetrics are the anomaly scorer's families.

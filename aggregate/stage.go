@@ -212,12 +212,14 @@ func (s *Stage) process(ctx context.Context, fetches kgo.Fetches, outcomes *[]Ou
 		inputs := make([]Input, 0, len(fp.Records))
 		recs := make([]*kgo.Record, 0, len(fp.Records))
 		var earliest time.Time
+		protobufs := 0
 		for _, r := range fp.Records {
 			// Each event gets its own value: the engine keeps it until
 			// the sink has written it.
 			ev := s.event()
 			var derr error
 			if protobufRecord(r) {
+				protobufs++
 				derr = s.dec.EnrichedProto(r.Value, ev)
 			} else {
 				derr = s.dec.Enriched(r.Value, ev)
@@ -237,6 +239,8 @@ func (s *Stage) process(ctx context.Context, fetches kgo.Fetches, outcomes *[]Ou
 				earliest = ev.Time
 			}
 		}
+		s.metrics.formProtobuf.Add(float64(protobufs))
+		s.metrics.formJSON.Add(float64(len(fp.Records) - protobufs))
 		if !s.engine.Owns(p) {
 			if err = s.assign(ctx, p, fp.Records[0].Offset, earliest); err != nil {
 				return

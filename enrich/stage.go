@@ -338,6 +338,11 @@ func (s *Stage) Run(ctx context.Context) error {
 		return err
 	}
 	s.client = cl
+	format := FormatJSON
+	if s.protobuf {
+		format = FormatProtobuf
+	}
+	s.log.Info("writing enriched events", "topic", schemas.TopicEnriched, "format", format)
 	// A partition this process no longer holds has no lag here: its next
 	// owner exports it.
 	defer s.metrics.lag.Reset()

@@ -73,6 +73,7 @@ func TestProductionLayoutSwitchesToProtobuf(t *testing.T) {
 
 	l.start("enrich-protobuf", "enrich", "--enrich.output_format", "protobuf")
 	l.waitReady("enrich-protobuf", 60*time.Second)
+	l.waitLog("enrich-protobuf", "msg=\"writing enriched events\" stage=enrich topic="+schemas.TopicEnriched+" format=protobuf", 10*time.Second)
 	// Resent events of the first half, now enriched as protobuf.
 	var resent [][]byte
 	for i := 0; i < len(first); i += 4 {
