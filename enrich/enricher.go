@@ -29,7 +29,7 @@ type Config struct {
 	// schemas.Enriched) or protobuf (schemas/enriched_v1.proto, with the
 	// header content-type: application/x-protobuf; ...). The aggregator
 	// reads both; every other subscriber must read the one chosen.
-	OutputFormat string `koanf:"output_format" help:"encoding of the enriched topic: json, or protobuf (schemas/enriched_v1.proto; a third of the bytes and less CPU; every subscriber must read it)"`
+	OutputFormat string `koanf:"output_format" help:"encoding of the enriched topic: json, or protobuf (schemas/enriched_v1.proto; under half the bytes and less CPU; every subscriber must read it)"`
 }
 
 // Output formats of the enriched topic.
