@@ -9,6 +9,7 @@ import (
 	"math/big"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -92,16 +93,27 @@ func TestPythonSubscriber(t *testing.T) {
 				}
 			}
 
-			cmd := exec.CommandContext(l.ctx, py, "../../docs/examples/subscribe_enriched.py",
-				"--brokers", strings.Join(l.brokers, ","), "--group", "pysub-"+l.db, "--from-beginning", "--idle-seconds", "5", "--events")
+			script := "../../docs/examples/subscribe_enriched.py"
 			if c.format == "protobuf" {
-				gen := t.TempDir()
-				protoc := exec.Command(py, "-m", "grpc_tools.protoc", "-I", "../../schemas", "--python_out", gen, "../../schemas/enriched_v1.proto")
+				// As the docstring says: the generated module beside
+				// the script.
+				dir := t.TempDir()
+				b, err := os.ReadFile(script)
+				if err != nil {
+					t.Fatal(err)
+				}
+				script = filepath.Join(dir, "subscribe_enriched.py")
+				if err := os.WriteFile(script, b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				protoc := exec.Command(py, "-m", "grpc_tools.protoc", "-I", "schemas", "--python_out", dir, "schemas/enriched_v1.proto")
+				protoc.Dir = "../.."
 				if out, err := protoc.CombinedOutput(); err != nil {
 					t.Fatalf("protoc: %v\n%s", err, out)
 				}
-				cmd.Env = append(os.Environ(), "PYTHONPATH="+gen)
 			}
+			cmd := exec.CommandContext(l.ctx, py, script,
+				"--brokers", strings.Join(l.brokers, ","), "--group", "pysub-"+l.db, "--from-beginning", "--idle-seconds", "5", "--events")
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			out, err := cmd.Output()
