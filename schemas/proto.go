@@ -118,7 +118,11 @@ func (e *Enriched) AppendProtoLabels(b, labels []byte) []byte {
 	}
 	if len(e.RawUsage) > 0 {
 		b = pTag(b, pRawUsage, protowire.BytesType)
-		if compactAlready(e.RawUsage) {
+		if !utf8.Valid(e.RawUsage) {
+			// A protobuf string is UTF-8. Parse refuses such raw usage;
+			// a lenient decode (DecodeEnriched) keeps it.
+			b = pLenString(b, strings.ToValidUTF8(string(appendCompact(nil, e.RawUsage)), "\uFFFD"))
+		} else if compactAlready(e.RawUsage) {
 			b = pLenBytes(b, e.RawUsage)
 		} else {
 			var at int
@@ -428,8 +432,8 @@ func (d *Decoder) EnrichedProto(data []byte, e *Enriched) error {
 }
 
 // protoReader reads a message, b[i:end]; a nested message is read by
-// narrowing end to it (enter) and widening it back (leave). err is the
-// first problem met, naming the field.
+// narrowing end to it (message). err is the first problem met, naming the
+// field.
 type protoReader struct {
 	d      *Decoder
 	err    error
@@ -513,21 +517,6 @@ func (r *protoReader) span(name string, typ protowire.Type) (start, end int, ok 
 	start = r.i
 	r.i += int(n)
 	return start, r.i, true
-}
-
-// enter narrows the reader to the message field name holds; leave, given
-// what enter returned, widens it back.
-func (r *protoReader) enter(name string, typ protowire.Type) (outer int, ok bool) {
-	start, end, ok := r.span(name, typ)
-	if !ok {
-		return 0, false
-	}
-	outer, r.i, r.end = r.end, start, end
-	return outer, true
-}
-
-func (r *protoReader) leave(outer int) {
-	r.i, r.end = r.end, outer
 }
 
 // text reads a string value, which must be UTF-8.
@@ -629,30 +618,22 @@ const (
 )
 
 func (r *protoReader) timestamp(name string, typ protowire.Type, dst *time.Time) {
-	outer, ok := r.enter(name, typ)
-	if !ok {
-		return
-	}
 	var sec, nsec int64
 	if !dst.IsZero() {
 		sec, nsec = dst.Unix(), int64(dst.Nanosecond())
 	}
-	for {
-		num, typ, ok := r.next(name)
-		if !ok {
-			break
-		}
+	ok := r.message(name, typ, func(num protowire.Number, typ protowire.Type) bool {
 		switch num {
 		case 1:
 			r.int(name, typ, &sec)
 		case 2:
 			r.int(name, typ, &nsec)
 		default:
-			r.skip(name, num, typ)
+			return false
 		}
-	}
-	r.leave(outer)
-	if r.err != nil {
+		return true
+	})
+	if !ok {
 		return
 	}
 	if sec < minTimestamp || sec > maxTimestamp || nsec < 0 || nsec >= 1e9 {
@@ -660,6 +641,30 @@ func (r *protoReader) timestamp(name string, typ protowire.Type, dst *time.Time)
 		return
 	}
 	*dst = time.Unix(sec, nsec).UTC()
+}
+
+// message reads the message that a field of wire type typ holds, calling
+// field for each of its fields; a field that field does not know (it
+// returns false) is skipped. It reports whether the message was read
+// without an error.
+func (r *protoReader) message(name string, typ protowire.Type, field func(protowire.Number, protowire.Type) bool) bool {
+	start, end, ok := r.span(name, typ)
+	if !ok {
+		return false
+	}
+	outer := r.end
+	r.i, r.end = start, end
+	for {
+		num, typ, ok := r.next(name)
+		if !ok {
+			break
+		}
+		if !field(num, typ) {
+			r.skip(name, num, typ)
+		}
+	}
+	r.i, r.end = end, outer
+	return r.err == nil
 }
 
 func (r *protoReader) enriched(e *Enriched) {
@@ -761,26 +766,18 @@ func (r *protoReader) enriched(e *Enriched) {
 
 // label reads one labels map entry into r.kv.
 func (r *protoReader) label(typ protowire.Type) {
-	outer, ok := r.enter("labels", typ)
-	if !ok {
-		return
-	}
 	var kv [2][]byte
-	for {
-		num, typ, ok := r.next("labels")
-		if !ok {
-			break
+	if r.message("labels", typ, func(num protowire.Number, typ protowire.Type) bool {
+		if num != 1 && num != 2 {
+			return false
 		}
-		if num == 1 || num == 2 {
-			if v, ok := r.text("labels", typ); ok {
-				kv[num-1] = v
-			}
-		} else {
-			r.skip("labels", num, typ)
+		if v, ok := r.text("labels", typ); ok {
+			kv[num-1] = v
 		}
+		return true
+	}) {
+		r.kv = append(r.kv, kv)
 	}
-	r.leave(outer)
-	r.kv = append(r.kv, kv)
 }
 
 // setLabels sets e's labels from r.kv: as JSON text in LabelsJSON when the
@@ -851,10 +848,6 @@ func (r *protoReader) strs(name string, typ protowire.Type, dst *[]string) {
 }
 
 func (r *protoReader) usage(typ protowire.Type, dst **Usage) {
-	outer, ok := r.enter("usage", typ)
-	if !ok {
-		return
-	}
 	d := r.d
 	u := *dst
 	if u == nil {
@@ -866,11 +859,7 @@ func (r *protoReader) usage(typ protowire.Type, dst **Usage) {
 		}
 		*dst = u
 	}
-	for {
-		num, typ, ok := r.next("usage")
-		if !ok {
-			break
-		}
+	r.message("usage", typ, func(num protowire.Number, typ protowire.Type) bool {
 		switch {
 		case num == pUsageServerToolCalls:
 			r.call(typ, u)
@@ -879,10 +868,10 @@ func (r *protoReader) usage(typ protowire.Type, dst **Usage) {
 			i := int(num) - 1 - int(num)/14
 			r.optInt(usageProtoNames[i], typ, u.counts()[i])
 		default:
-			r.skip("usage", num, typ)
+			return false
 		}
-	}
-	r.leave(outer)
+		return true
+	})
 }
 
 // usageProtoNames are the counts' names in errors, in counts() order.
@@ -895,28 +884,19 @@ var usageProtoNames = func() (names [13]string) {
 
 func (r *protoReader) call(typ protowire.Type, u *Usage) {
 	const name = "usage.server_tool_calls"
-	outer, ok := r.enter(name, typ)
-	if !ok {
-		return
-	}
 	var k []byte
 	var v int64
-	for {
-		num, typ, ok := r.next(name)
-		if !ok {
-			break
-		}
+	if !r.message(name, typ, func(num protowire.Number, typ protowire.Type) bool {
 		switch num {
 		case 1:
 			k, _ = r.text(name, typ)
 		case 2:
 			r.int(name, typ, &v)
 		default:
-			r.skip(name, num, typ)
+			return false
 		}
-	}
-	r.leave(outer)
-	if r.err != nil {
+		return true
+	}) {
 		return
 	}
 	if u.ServerToolCalls == nil {
@@ -930,10 +910,6 @@ func (r *protoReader) call(typ protowire.Type, u *Usage) {
 }
 
 func (r *protoReader) gpu(typ protowire.Type, dst **GPUUsage) {
-	outer, ok := r.enter("gpu", typ)
-	if !ok {
-		return
-	}
 	d := r.d
 	g := *dst
 	if g == nil {
@@ -945,11 +921,7 @@ func (r *protoReader) gpu(typ protowire.Type, dst **GPUUsage) {
 		}
 		*dst = g
 	}
-	for {
-		num, typ, ok := r.next("gpu")
-		if !ok {
-			break
-		}
+	r.message("gpu", typ, func(num protowire.Number, typ protowire.Type) bool {
 		switch num {
 		case 1:
 			r.str(14, "gpu.gpu_model", typ, &g.GPUModel)
@@ -993,22 +965,14 @@ func (r *protoReader) gpu(typ protowire.Type, dst **GPUUsage) {
 		case 20:
 			r.str(26, "gpu.attribution", typ, &g.Attribution)
 		default:
-			r.skip("gpu", num, typ)
+			return false
 		}
-	}
-	r.leave(outer)
+		return true
+	})
 }
 
 func (r *protoReader) owner(typ protowire.Type, o *Owner) {
-	outer, ok := r.enter("owner", typ)
-	if !ok {
-		return
-	}
-	for {
-		num, typ, ok := r.next("owner")
-		if !ok {
-			break
-		}
+	r.message("owner", typ, func(num protowire.Number, typ protowire.Type) bool {
 		switch num {
 		case 1:
 			r.str(27, "owner.team", typ, &o.Team)
@@ -1019,22 +983,14 @@ func (r *protoReader) owner(typ protowire.Type, o *Owner) {
 		case 4:
 			r.str(30, "owner.rule", typ, &o.Rule)
 		default:
-			r.skip("owner", num, typ)
+			return false
 		}
-	}
-	r.leave(outer)
+		return true
+	})
 }
 
 func (r *protoReader) pricing(typ protowire.Type, p *Pricing) {
-	outer, ok := r.enter("pricing", typ)
-	if !ok {
-		return
-	}
-	for {
-		num, typ, ok := r.next("pricing")
-		if !ok {
-			break
-		}
+	r.message("pricing", typ, func(num protowire.Number, typ protowire.Type) bool {
 		switch num {
 		case 1:
 			r.str(31, "pricing.catalog_version", typ, &p.CatalogVersion)
@@ -1047,26 +1003,15 @@ func (r *protoReader) pricing(typ protowire.Type, p *Pricing) {
 				r.line(typ, p)
 			}
 		default:
-			r.skip("pricing", num, typ)
+			return false
 		}
-	}
-	r.leave(outer)
+		return true
+	})
 }
 
 func (r *protoReader) line(typ protowire.Type, p *Pricing) {
-	outer, ok := r.enter("pricing.lines", typ)
-	if !ok {
-		return
-	}
-	if p.Lines == nil {
-		p.Lines, r.d.spare.lines = r.d.spare.lines[:0], nil
-	}
 	var l CostLine
-	for {
-		num, typ, ok := r.next("pricing.lines")
-		if !ok {
-			break
-		}
+	if !r.message("pricing.lines", typ, func(num protowire.Number, typ protowire.Type) bool {
 		switch num {
 		case 1:
 			r.str(33, "pricing.lines.meter", typ, &l.Meter)
@@ -1077,23 +1022,20 @@ func (r *protoReader) line(typ protowire.Type, p *Pricing) {
 		case 4:
 			r.int("pricing.lines.cost_picos", typ, &l.CostPicos)
 		default:
-			r.skip("pricing.lines", num, typ)
+			return false
 		}
+		return true
+	}) {
+		return
 	}
-	r.leave(outer)
+	if p.Lines == nil {
+		p.Lines, r.d.spare.lines = r.d.spare.lines[:0], nil
+	}
 	p.Lines = append(p.Lines, l)
 }
 
 func (r *protoReader) flags(typ protowire.Type, f *Flags) {
-	outer, ok := r.enter("flags", typ)
-	if !ok {
-		return
-	}
-	for {
-		num, typ, ok := r.next("flags")
-		if !ok {
-			break
-		}
+	r.message("flags", typ, func(num protowire.Number, typ protowire.Type) bool {
 		switch num {
 		case 1:
 			r.bool("flags.unpriced", typ, &f.Unpriced)
@@ -1108,8 +1050,8 @@ func (r *protoReader) flags(typ protowire.Type, f *Flags) {
 		case 6:
 			r.bool("flags.missing_labels", typ, &f.MissingLabels)
 		default:
-			r.skip("flags", num, typ)
+			return false
 		}
-	}
-	r.leave(outer)
+		return true
+	})
 }

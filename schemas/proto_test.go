@@ -115,7 +115,7 @@ func protoComparable(e *Enriched) Enriched {
 	if len(c.RawUsage) == 0 {
 		c.RawUsage = nil
 	} else {
-		c.RawUsage = appendCompact(nil, c.RawUsage)
+		c.RawUsage = []byte(strings.ToValidUTF8(string(appendCompact(nil, c.RawUsage)), "\uFFFD"))
 	}
 	if c.Usage != nil && len(c.Usage.ServerToolCalls) == 0 {
 		u := *c.Usage
