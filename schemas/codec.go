@@ -325,6 +325,27 @@ func (d *Decoder) takeEvent(e *Event) {
 	}
 }
 
+// newUsage returns the Usage of the value decoded into before, cleared, or
+// a new one.
+func (d *Decoder) newUsage() *Usage {
+	if u := d.spare.usage; u != nil {
+		d.spare.usage = nil
+		*u = Usage{}
+		return u
+	}
+	return new(Usage)
+}
+
+// newGPU is newUsage for GPUUsage.
+func (d *Decoder) newGPU() *GPUUsage {
+	if g := d.spare.gpu; g != nil {
+		d.spare.gpu = nil
+		*g = GPUUsage{}
+		return g
+	}
+	return new(GPUUsage)
+}
+
 func (u *Usage) counts() [13]**int64 {
 	return [13]**int64{&u.InputTokens, &u.CacheReadInputTokens, &u.CacheWriteInputTokens, &u.OutputTokens,
 		&u.ReasoningOutputTokens, &u.CacheWrite5mInputTokens, &u.CacheWrite1hInputTokens, &u.ToolInputTokens,
@@ -695,12 +716,7 @@ func (d *Decoder) usage(dst **Usage) {
 	}
 	u := *dst
 	if u == nil {
-		if u = d.spare.usage; u != nil {
-			d.spare.usage = nil
-			*u = Usage{}
-		} else {
-			u = new(Usage)
-		}
+		u = d.newUsage()
 		*dst = u
 	}
 	var seen uint64
@@ -742,12 +758,7 @@ func (d *Decoder) gpu(dst **GPUUsage) {
 	}
 	g := *dst
 	if g == nil {
-		if g = d.spare.gpu; g != nil {
-			d.spare.gpu = nil
-			*g = GPUUsage{}
-		} else {
-			g = new(GPUUsage)
-		}
+		g = d.newGPU()
 		*dst = g
 	}
 	var seen uint64

@@ -848,15 +848,9 @@ func (r *protoReader) strs(name string, typ protowire.Type, dst *[]string) {
 }
 
 func (r *protoReader) usage(typ protowire.Type, dst **Usage) {
-	d := r.d
 	u := *dst
 	if u == nil {
-		if u = d.spare.usage; u != nil {
-			d.spare.usage = nil
-			*u = Usage{}
-		} else {
-			u = new(Usage)
-		}
+		u = r.d.newUsage()
 		*dst = u
 	}
 	r.message("usage", typ, func(num protowire.Number, typ protowire.Type) bool {
@@ -910,15 +904,9 @@ func (r *protoReader) call(typ protowire.Type, u *Usage) {
 }
 
 func (r *protoReader) gpu(typ protowire.Type, dst **GPUUsage) {
-	d := r.d
 	g := *dst
 	if g == nil {
-		if g = d.spare.gpu; g != nil {
-			d.spare.gpu = nil
-			*g = GPUUsage{}
-		} else {
-			g = new(GPUUsage)
-		}
+		g = r.d.newGPU()
 		*dst = g
 	}
 	r.message("gpu", typ, func(num protowire.Number, typ protowire.Type) bool {
