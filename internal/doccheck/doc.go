@@ -47,9 +47,16 @@ var fixtureSeries = []series{
 	{schemas.Unattributed, "", "openai", "gpt-4o-mini", 1_000_000_000},
 }
 
-// NewFixture returns the fixture ending at the top of the current hour.
+// NewFixture returns the fixture ending at the top of the current hour, or
+// an hour later in the first hour of a month (UTC): the queries of the
+// month so far must find some of it. Its last events are then up to an
+// hour ahead of the clock, which the queries, bounded from below, count.
 func NewFixture() *Fixture {
-	return &Fixture{End: time.Now().UTC().Truncate(time.Hour)}
+	end := time.Now().UTC().Truncate(time.Hour)
+	if end.Day() == 1 && end.Hour() == 0 {
+		end = end.Add(time.Hour)
+	}
+	return &Fixture{End: end}
 }
 
 // Start is five hours before End.
