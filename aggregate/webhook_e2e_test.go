@@ -104,9 +104,17 @@ func TestSustainedAnomalyReachesTheTopicAndAWebhookOnce(t *testing.T) {
 		t.Fatalf("creating %s: %v", topic, err)
 	}
 	defer adm.DeleteTopics(context.Background(), topic)
-	before, err := adm.ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
+	// A topic just created may be listed without its partition (-1, an
+	// unknown-topic error) until the broker's metadata has it.
+	var before kadm.ListedOffsets
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		before, err = adm.ListEndOffsets(ctx, topic)
+		if err == nil && before.Error() == nil && len(before[topic]) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("listing the end offsets of %s: %v %v", topic, err, before.Error())
+		}
 	}
 
 	rcv := &flakyReceiver{failures: 3, secret: "e2e-secret"}
