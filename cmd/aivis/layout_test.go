@@ -227,16 +227,23 @@ func (l *layout) stopAll() {
 	for _, p := range l.procs {
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	}
-	for name, p := range l.procs {
-		select {
-		case err := <-p.done:
-			if err != nil {
-				l.t.Errorf("%s exited with %v after SIGTERM; log:\n%s", name, err, l.log(name))
-			}
-			p.done <- nil
-		case <-time.After(60 * time.Second):
-			l.t.Fatalf("%s did not stop within 60 s of SIGTERM", name)
+	for name := range l.procs {
+		l.waitExit(name)
+	}
+}
+
+// waitExit waits for a process sent SIGTERM and requires exit status 0.
+func (l *layout) waitExit(name string) {
+	l.t.Helper()
+	p := l.procs[name]
+	select {
+	case err := <-p.done:
+		if err != nil {
+			l.t.Errorf("%s exited with %v after SIGTERM; log:\n%s", name, err, l.log(name))
 		}
+		p.done <- nil
+	case <-time.After(60 * time.Second):
+		l.t.Fatalf("%s did not stop within 60 s of SIGTERM", name)
 	}
 }
 

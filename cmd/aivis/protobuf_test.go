@@ -18,17 +18,8 @@ import (
 // stop sends SIGTERM to one process and requires exit status 0.
 func (l *layout) stop(name string) {
 	l.t.Helper()
-	p := l.procs[name]
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-p.done:
-		if err != nil {
-			l.t.Errorf("%s exited with %v after SIGTERM; log:\n%s", name, err, l.log(name))
-		}
-		p.done <- nil
-	case <-time.After(60 * time.Second):
-		l.t.Fatalf("%s did not stop within 60 s of SIGTERM", name)
-	}
+	_ = l.procs[name].cmd.Process.Signal(syscall.SIGTERM)
+	l.waitExit(name)
 }
 
 // TestProductionLayoutSwitchesToProtobuf switches a running pipeline's
