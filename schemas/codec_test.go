@@ -860,6 +860,67 @@ func TestEncoderLinesMatchAppendJSON(t *testing.T) {
 	}
 }
 
+// TestEncoderOwnMatchesAppendJSON encodes records whose owners, prices,
+// cost sources, flags and models repeat, differ in one member at a time,
+// collide in the Encoder's slots and sit in memory that is overwritten
+// between records, and compares every record with AppendJSON.
+func TestEncoderOwnMatchesAppendJSON(t *testing.T) {
+	mem := []byte("searchanthropic/claude@1")
+	team, priceID := unsafe.String(&mem[0], 6), unsafe.String(&mem[6], 18)
+	// Strings that come back are one string, as a catalog's and a
+	// decoder's are.
+	var strs []string
+	for i := range 300 {
+		strs = append(strs, fmt.Sprint("s", i))
+	}
+	var enc Encoder
+	var got []byte
+	for i := range 40 * ownSets {
+		// A base of a few hundred that come back, and each record's base
+		// with one member changed.
+		b := i / 11 % (3 * ownSets)
+		e := &Enriched{Event: Event{EventID: fmt.Sprint(i)}, EnrichedAt: time.Unix(int64(i/5), 0).UTC(), CostPicos: int64(i) - 3}
+		e.Owner = Owner{Team: strs[b%97], Project: strs[b%5], Rule: "rule"}
+		e.Pricing = Pricing{CatalogVersion: "v1", PriceID: strs[b%13+100], Lines: []CostLine{{Meter: "input", Quantity: int64(i), UnitPrice: "3", CostPicos: 1}}}
+		e.CostSource, e.CanonicalModel = "catalog", strs[b%7+200]
+		e.Flags.Unowned = b%2 == 0
+		switch i % 11 {
+		case 1:
+			// Alike but for the text of team or priceID, which changes
+			// in memory that does not.
+			switch g := i / 11; g % 4 {
+			case 0:
+				copy(mem, fmt.Sprintf("rank%02d", g%100))
+			case 2:
+				copy(mem[6:], fmt.Sprintf("openai/gpt-5@%05d", g))
+			}
+			e.Owner, e.Pricing.PriceID, e.CanonicalModel, e.Flags = Owner{Team: team, Rule: "rule"}, priceID, "m", Flags{}
+		case 2:
+			e.Owner.CostCenter = "cc-\u2028\"\xff"
+		case 3:
+			e.Owner.Rule = "other"
+		case 4:
+			e.Pricing.CatalogVersion = "v2"
+		case 5:
+			e.Pricing.PriceID += "x"
+		case 6:
+			e.Pricing.Lines = nil
+		case 7:
+			e.Pricing.Lines = []CostLine{}
+		case 8:
+			e.CostSource = "provider"
+		case 9:
+			e.CanonicalModel += "x"
+		case 10:
+			e.Flags = Flags{Unpriced: i%4 == 0, Unowned: i%6 == 0, UnapprovedModel: i%10 == 0, UsageMismatch: i%3 == 0, RegionNotAllowed: i%14 == 0, MissingLabels: i%15 == 0}
+		}
+		got = e.AppendJSONHead(got[:0], e.Event.appendHead(nil), &enc)
+		if want := e.AppendJSON(nil); !bytes.Equal(got, want) {
+			t.Fatalf("record %d:\n got  %s\n want %s", i, got, want)
+		}
+	}
+}
+
 // TestEncoderKeepsTwoLinesOfOneSet finds two cost lines whose strings
 // pick the same set of the Encoder's cache and writes them alternately:
 // once both are known, nothing is allocated again.

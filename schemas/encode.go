@@ -44,6 +44,60 @@ type Encoder struct {
 	// says which of them a miss replaces (the one used less recently).
 	lines [lineSets][2]lineText
 	next  [lineSets]uint8
+	// own is the same for the members an enriched event adds.
+	own     [ownSets][2]ownText
+	ownNext [ownSets]uint8
+}
+
+// ownText is the text of the members an enriched event adds, around
+// its numbers, and what it was written from.
+type ownText struct {
+	owner                           Owner
+	version, priceID, source, model string
+	flags                           Flags
+	lines                           bool // Pricing.Lines not nil
+	pre, cost, mid, post            []byte
+}
+
+// holds reports whether t is the text of e's own members.
+func (t *ownText) holds(e *Enriched) bool {
+	return t.pre != nil && t.owner == e.Owner && t.priceID == e.Pricing.PriceID && t.version == e.Pricing.CatalogVersion &&
+		t.model == e.CanonicalModel && t.source == e.CostSource && t.flags == e.Flags && t.lines == (e.Pricing.Lines != nil)
+}
+
+// appendOwn appends e's own members as Enriched.appendOwn does, from the
+// text of an earlier event of the same owner, price and flags when there
+// is one.
+func (c *Encoder) appendOwn(buf []byte, e *Enriched) []byte {
+	set := (MemoryWord(e.Pricing.PriceID)*31 + MemoryWord(e.Owner.Team) + MemoryWord(e.Owner.Project)) * 0x9e3779b97f4a7c15 >> (64 - ownSetBits)
+	ways := &c.own[set]
+	var t *ownText
+	switch {
+	case ways[0].holds(e):
+		t, c.ownNext[set] = &ways[0], 1
+	case ways[1].holds(e):
+		t, c.ownNext[set] = &ways[1], 0
+	default:
+		w := c.ownNext[set]
+		t, c.ownNext[set] = &ways[w], 1-w
+		o := e.Owner
+		t.owner = Owner{Team: strings.Clone(o.Team), Project: strings.Clone(o.Project), CostCenter: strings.Clone(o.CostCenter), Rule: strings.Clone(o.Rule)}
+		t.version, t.priceID = strings.Clone(e.Pricing.CatalogVersion), strings.Clone(e.Pricing.PriceID)
+		t.source, t.model = strings.Clone(e.CostSource), strings.Clone(e.CanonicalModel)
+		t.flags, t.lines = e.Flags, e.Pricing.Lines != nil
+		t.pre, t.cost = e.appendOwnPre(t.pre[:0]), e.appendOwnCost(t.cost[:0])
+		t.mid, t.post = e.appendOwnMid(t.mid[:0]), e.appendOwnPost(t.post[:0])
+	}
+	buf = append(buf, t.pre...)
+	for i := range e.Pricing.Lines {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = c.appendLine(buf, &e.Pricing.Lines[i])
+	}
+	buf = appendInt(append(buf, t.cost...), e.CostPicos)
+	buf = c.appendTime(append(buf, t.mid...), e.EnrichedAt)
+	return append(buf, t.post...)
 }
 
 // lineText is the text of a cost line around its numbers.
@@ -54,6 +108,8 @@ type lineText struct {
 }
 
 const (
+	ownSetBits  = 6 // 128 texts: the owner and price pairs of a stream
+	ownSets     = 1 << ownSetBits
 	lineSetBits = 8 // 512 lines: the cost lines of a few hundred prices in use
 	lineSets    = 1 << lineSetBits
 )
@@ -118,6 +174,33 @@ func MemoryWord(s string) uint64 {
 // appendOwn appends the members an enriched event adds to its event's,
 // and the closing brace, through enc if not nil.
 func (e *Enriched) appendOwn(buf []byte, enc *Encoder) []byte {
+	if enc != nil {
+		return enc.appendOwn(buf, e)
+	}
+	buf = e.appendOwnPre(buf)
+	for i := range e.Pricing.Lines {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		l := &e.Pricing.Lines[i]
+		buf = append(buf, `{"meter":`...)
+		buf = appendString(buf, l.Meter)
+		buf = append(buf, `,"quantity":`...)
+		buf = appendInt(buf, l.Quantity)
+		buf = append(buf, `,"unit_price_per_1m":`...)
+		buf = appendString(buf, l.UnitPrice)
+		buf = append(buf, `,"cost_picos":`...)
+		buf = appendInt(buf, l.CostPicos)
+		buf = append(buf, '}')
+	}
+	buf = appendInt(e.appendOwnCost(buf), e.CostPicos)
+	buf = appendTime(e.appendOwnMid(buf), e.EnrichedAt)
+	return e.appendOwnPost(buf)
+}
+
+// appendOwnPre appends the owner and pricing members up to the first
+// cost line: what appendOwn writes before a number.
+func (e *Enriched) appendOwnPre(buf []byte) []byte {
 	buf = append(buf, `,"owner":{"team":`...)
 	buf = appendString(buf, e.Owner.Team)
 	buf = append(buf, `,"project":`...)
@@ -133,31 +216,21 @@ func (e *Enriched) appendOwn(buf []byte, enc *Encoder) []byte {
 	buf = append(buf, `,"price_id":`...)
 	buf = appendString(buf, e.Pricing.PriceID)
 	if e.Pricing.Lines == nil {
-		buf = append(buf, `,"lines":null`...)
-	} else {
-		buf = append(buf, `,"lines":[`...)
-		for i, l := range e.Pricing.Lines {
-			if i > 0 {
-				buf = append(buf, ',')
-			}
-			if enc != nil {
-				buf = enc.appendLine(buf, &e.Pricing.Lines[i])
-				continue
-			}
-			buf = append(buf, `{"meter":`...)
-			buf = appendString(buf, l.Meter)
-			buf = append(buf, `,"quantity":`...)
-			buf = appendInt(buf, l.Quantity)
-			buf = append(buf, `,"unit_price_per_1m":`...)
-			buf = appendString(buf, l.UnitPrice)
-			buf = append(buf, `,"cost_picos":`...)
-			buf = appendInt(buf, l.CostPicos)
-			buf = append(buf, '}')
-		}
+		return append(buf, `,"lines":null`...)
+	}
+	return append(buf, `,"lines":[`...)
+}
+
+// appendOwnCost appends what comes between the cost lines and cost_picos.
+func (e *Enriched) appendOwnCost(buf []byte) []byte {
+	if e.Pricing.Lines != nil {
 		buf = append(buf, ']')
 	}
-	buf = append(buf, `},"cost_picos":`...)
-	buf = appendInt(buf, e.CostPicos)
+	return append(buf, `},"cost_picos":`...)
+}
+
+// appendOwnMid appends what comes between cost_picos and enriched_at.
+func (e *Enriched) appendOwnMid(buf []byte) []byte {
 	buf = append(buf, `,"cost_source":`...)
 	buf = appendString(buf, e.CostSource)
 	buf = append(buf, `,"flags":{`...)
@@ -175,12 +248,11 @@ func (e *Enriched) appendOwn(buf []byte, enc *Encoder) []byte {
 			n++
 		}
 	}
-	buf = append(buf, `},"enriched_at":`...)
-	if enc != nil {
-		buf = enc.appendTime(buf, e.EnrichedAt)
-	} else {
-		buf = appendTime(buf, e.EnrichedAt)
-	}
+	return append(buf, `},"enriched_at":`...)
+}
+
+// appendOwnPost appends what follows enriched_at.
+func (e *Enriched) appendOwnPost(buf []byte) []byte {
 	buf = append(buf, `,"canonical_model":`...)
 	buf = appendString(buf, e.CanonicalModel)
 	return append(buf, '}')
