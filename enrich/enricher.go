@@ -144,9 +144,15 @@ func (e *Enricher) enrich(ev *schemas.Event) (*schemas.Enriched, pricing.Quote) 
 // The previous result's cost lines are overwritten too: their memory
 // holds the new ones. at is the result's enriched_at, in UTC.
 func (e *Enricher) enrichInto(out *schemas.Enriched, ev *schemas.Event, at time.Time) pricing.Quote {
+	owner, unowned := e.owners.Attribute(ev)
+	return e.enrichOwned(out, ev, at, owner, unowned)
+}
+
+// enrichOwned is enrichInto with the event's owner worked out already.
+func (e *Enricher) enrichOwned(out *schemas.Enriched, ev *schemas.Event, at time.Time, owner schemas.Owner, unowned bool) pricing.Quote {
 	lines := out.Pricing.Lines
-	*out = schemas.Enriched{Event: *ev, EnrichedAt: at}
-	out.Owner, out.Flags.Unowned = e.owners.Attribute(ev)
+	*out = schemas.Enriched{Event: *ev, EnrichedAt: at, Owner: owner}
+	out.Flags.Unowned = unowned
 	q := e.catalog.PriceEnrichedInto(out, lines)
 	if len(q.Warnings) > 0 {
 		// A full slice expression makes append copy: the event's slice is shared.

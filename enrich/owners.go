@@ -230,3 +230,51 @@ func labelValue(labels map[string]string, key string) string {
 	}
 	return v
 }
+
+// ownerMemo keeps Owners.Attribute's answers for a stream of events, for
+// those whose labels a schemas.Decoder handed back from the sets it keeps
+// (or that have none): without GPU usage, such an event's owner follows
+// from its api_key_id and the labels' number (Decoder.LabelsID) alone.
+// A stream names a bounded set of owners, and attributing an event again
+// costs more than looking its owner up. The zero value is ready; it keeps
+// the answers of one Owners at a time.
+type ownerMemo struct {
+	owners *Owners
+	slots  *[ownerSlots]ownerSlot // allocated on first use
+}
+
+type ownerSlot struct {
+	labels  uint64 // LabelsID, 0 for no labels
+	key     string
+	owner   schemas.Owner
+	unowned bool
+	used    bool
+}
+
+const (
+	ownerSlotBits = 8
+	ownerSlots    = 1 << ownerSlotBits
+)
+
+// attribute is o.Attribute(ev), ev's labels numbered labels by the
+// decoder that decoded ev (0 when they are none of its sets).
+func (m *ownerMemo) attribute(o *Owners, ev *schemas.Event, labels uint64) (schemas.Owner, bool) {
+	if ev.GPU != nil || (labels == 0 && len(ev.Labels) > 0) {
+		return o.Attribute(ev)
+	}
+	if m.owners != o || m.slots == nil {
+		m.owners, m.slots = o, new([ownerSlots]ownerSlot)
+	}
+	s := &m.slots[ownerSlotOf(labels, ev.APIKeyID)]
+	if s.used && s.labels == labels && s.key == ev.APIKeyID {
+		return s.owner, s.unowned
+	}
+	owner, unowned := o.Attribute(ev)
+	*s = ownerSlot{labels: labels, key: ev.APIKeyID, owner: owner, unowned: unowned, used: true}
+	return owner, unowned
+}
+
+// ownerSlotOf picks the slot of an owner by labels number and key.
+func ownerSlotOf(labels uint64, key string) uint64 {
+	return (labels*0x9e3779b97f4a7c15 + schemas.MemoryWord(key)) * 0x9e3779b97f4a7c15 >> (64 - ownerSlotBits)
+}

@@ -119,3 +119,40 @@ func FuzzParseOwners(f *testing.F) {
 		}
 	})
 }
+
+// TestOwnerMemoKeysThatShareASlot attributes, alternately, events of two
+// api keys whose owners the memo keeps in one slot, with one labels number
+// and with none: each answer is the key's own.
+func TestOwnerMemoKeysThatShareASlot(t *testing.T) {
+	o, err := LoadOwners("testdata/owners.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, labels := range []uint64{0, 7} {
+		// key-search's owner is search; keys cut from one string at
+		// other offsets are nobody's, and one of them shares its slot.
+		mem := strings.Repeat("key-search", 2*ownerSlots)
+		first, second := mem[:10], ""
+		for off := 1; off+10 <= len(mem); off++ {
+			if k := mem[off : off+10]; k != first && ownerSlotOf(labels, k) == ownerSlotOf(labels, first) {
+				second = k
+				break
+			}
+		}
+		if second == "" {
+			t.Fatal("no second key of the first key's slot")
+		}
+		var m ownerMemo
+		for i := range 6 {
+			ev := llmEvent("p", "m", nil)
+			ev.APIKeyID = []string{first, second}[i%2]
+			if labels != 0 {
+				ev.Labels = map[string]string{"team": "labelled"}
+			}
+			got, gotUnowned := m.attribute(o, ev, labels)
+			if want, wantUnowned := o.Attribute(ev); got != want || gotUnowned != wantUnowned {
+				t.Fatalf("labels %d, key %q: %+v (unowned %v), want %+v (unowned %v)", labels, ev.APIKeyID, got, gotUnowned, want, wantUnowned)
+			}
+		}
+	}
+}

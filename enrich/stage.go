@@ -81,6 +81,8 @@ type Stage struct {
 	ev  schemas.Event
 	out schemas.Enriched
 	enc schemas.Encoder
+	// owners keeps the owners of recent events by their labels and key.
+	owners ownerMemo
 	// Outputs are carved from shared blocks rather than allocated one by
 	// one. A block is not written again while a record in it may be in
 	// flight: the blocks a batch filled are reused only once process has
@@ -629,7 +631,8 @@ func (s *Stage) transform(e *Enricher, in *kgo.Record, at time.Time) (*kgo.Recor
 	// producer writing the raw topic directly may not have.
 	s.dec.HideSecrets(ev)
 	enriched := &s.out
-	q := e.enrichInto(enriched, ev, at)
+	owner, unowned := s.owners.attribute(e.owners, ev, s.dec.LabelsID(ev.Labels))
+	q := e.enrichOwned(enriched, ev, at, owner, unowned)
 	if s.policy != nil {
 		s.policy.Apply(enriched)
 	}

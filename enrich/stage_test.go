@@ -820,3 +820,61 @@ func TestStageLag(t *testing.T) {
 		t.Fatalf("first replica: %v", err)
 	}
 }
+
+// TestTransformOwnersOfAStream runs one stage over a stream whose events
+// repeat and vary api keys, labels (more label texts than the decoder
+// keeps, some named like credentials, some in no canonical order) and GPU
+// namespaces, under two sets of ownership rules in turn, and checks every
+// output against attributing its event afresh: what the stage remembers
+// of earlier owners must never answer for an event it does not fit.
+func TestTransformOwnersOfAStream(t *testing.T) {
+	first := testEnricher(t)
+	path := filepath.Join(t.TempDir(), "owners.yaml")
+	if err := os.WriteFile(path, []byte("trust_event_labels: false\napi_keys:\n  key-bare: {team: other}\nlabels:\n  - match: {service: checkout}\n    team: shop\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	second, err := Load(Config{CatalogPath: testCatalog, OwnersPath: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := []string{"", "key-search", "key-bare", schemas.APIKeyID("sk-unknown"), "sk-live-raw-secret-0123456789"}
+	labelSets := []map[string]string{
+		nil, {"team": "search"}, {"team": "search", "project": "p1"}, {"service": "checkout", "env": "prod"},
+		{"service": "checkout"}, {"service": "checkout", "env": "prod", "project": "x", "cost_center": "CC-9"},
+		{"api_key": "sk-in-a-label", "team": "leak"},
+	}
+	for i := range 150 {
+		labelSets = append(labelSets, map[string]string{"team": fmt.Sprint("t", i%90), "project": fmt.Sprint("p", i)})
+	}
+	for _, protobuf := range []bool{false, true} {
+		s := &Stage{log: slog.New(slog.DiscardHandler), dead: transformDead, protobuf: protobuf}
+		for i := range 4000 {
+			e := first
+			if i/500%2 == 1 {
+				e = second
+			}
+			var ev *schemas.Event
+			if i%13 == 0 {
+				ev = &schemas.Event{SchemaVersion: schemas.SchemaVersion, Time: testenv.EventTime, Kind: schemas.KindGPUUsage, Source: "node-1",
+					GPU: &schemas.GPUUsage{GPUModel: "H100", IntervalSeconds: 60, AllocatedSeconds: 60, Namespace: []string{"", "ml-train", "web"}[i%3]}}
+			} else {
+				ev = llmEvent("testprov", []string{"cheap", "full"}[i%2], usage(int64(100+i), 0, 0, 10, 0))
+			}
+			ev.EventID = fmt.Sprintf("01JS%022d", i)
+			// Runs of one owner, and owners that come back.
+			ev.APIKeyID = keys[(i/3+i/7)%len(keys)]
+			ev.Labels = labelSets[(i/2*7+i/11)%len(labelSets)]
+			raw := ev.AppendJSON(nil)
+			if i%17 == 0 && len(ev.Labels) > 1 {
+				// Labels in another order: the same map, another text.
+				raw, err = json.Marshal(map[string]any{"schema_version": "1", "event_id": ev.EventID, "time": ev.Time, "kind": ev.Kind,
+					"source": ev.Source, "api_key_id": ev.APIKeyID, "labels": ev.Labels, "provider": ev.Provider, "model": ev.Model,
+					"status": ev.Status, "usage": ev.Usage, "gpu": ev.GPU})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			checkTransform(t, s, e, raw)
+		}
+	}
+}

@@ -65,6 +65,7 @@ type Decoder struct {
 	lent      map[string]string
 	lentSet   *labelSet // the set lent came from
 	free      map[string]string
+	setIDs    uint64 // the last labelSet.id given
 
 	data   []byte
 	i      int
@@ -1083,6 +1084,8 @@ func (d *Decoder) labels(dst *map[string]string) {
 		d.free = set.m
 		set.text = append(set.text[:0], text...)
 		set.m, set.n, d.lent, d.lentSet = m, len(m), m, set
+		d.setIDs++
+		set.id = d.setIDs
 		set.pb = appendProtoLabels(set.pb[:0], m)
 	}
 }
@@ -1093,8 +1096,30 @@ func (d *Decoder) labels(dst *map[string]string) {
 // nil otherwise. AppendProtoLabels takes it in place of encoding the map
 // again.
 func (d *Decoder) LabelsProto(m map[string]string) []byte {
-	if set := d.lentSet; set != nil && m != nil && d.lent != nil && sameMap(m, d.lent) && len(m) == set.n {
+	if set := d.lentLabels(m); set != nil {
 		return set.pb
+	}
+	return nil
+}
+
+// LabelsID returns a number for m when m is the labels map the last Event
+// decode handed back from the sets ReuseLabels keeps, unchanged since, and
+// 0 otherwise: two decodes that hand back one set unchanged in between
+// give one number, and no other labels ever get it, as a set's map is
+// filled again only under a new number. What is worked out from an
+// event's labels alone can be kept under it.
+func (d *Decoder) LabelsID(m map[string]string) uint64 {
+	if set := d.lentLabels(m); set != nil {
+		return set.id
+	}
+	return 0
+}
+
+// lentLabels returns the set m came from when m is the map the last decode
+// lent, unchanged since, or nil.
+func (d *Decoder) lentLabels(m map[string]string) *labelSet {
+	if set := d.lentSet; set != nil && m != nil && d.lent != nil && sameMap(m, d.lent) && len(m) == set.n {
+		return set
 	}
 	return nil
 }
@@ -1105,6 +1130,7 @@ type labelSet struct {
 	m    map[string]string
 	n    int
 	pb   []byte // m as AppendProto writes it
+	id   uint64 // LabelsID's number for m while it holds text
 }
 
 const (

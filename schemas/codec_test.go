@@ -1163,6 +1163,8 @@ func compareReuse(t *testing.T, inputs ...[]byte) {
 	t.Helper()
 	d := Decoder{ReuseLabels: true}
 	var e Event
+	// LabelsID's numbers, by the labels they were given for.
+	ids := map[uint64]string{}
 	for i, data := range inputs {
 		gerr := d.Event(data, &e)
 		if gerr == nil {
@@ -1187,6 +1189,17 @@ func compareReuse(t *testing.T, inputs ...[]byte) {
 		}
 		if pb := d.LabelsProto(e.Labels); pb != nil && !bytes.Equal(pb, appendProtoLabels(nil, e.Labels)) {
 			t.Fatalf("input %d %q: LabelsProto %x for labels %v (error %v)", i, data, pb, e.Labels, gerr)
+		}
+		id := d.LabelsID(e.Labels)
+		if (id != 0) != (d.LabelsProto(e.Labels) != nil) {
+			t.Fatalf("input %d %q: LabelsID %d, LabelsProto %x", i, data, id, d.LabelsProto(e.Labels))
+		}
+		if id != 0 {
+			text, _ := json.Marshal(e.Labels)
+			if was, ok := ids[id]; ok && was != string(text) {
+				t.Fatalf("input %d %q: LabelsID %d for labels %s, given before for %s", i, data, id, text, was)
+			}
+			ids[id] = string(text)
 		}
 	}
 }
