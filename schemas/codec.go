@@ -55,7 +55,10 @@ type Decoder struct {
 	// credential). The caller passes the same Event to every decode and
 	// changes a decoded Labels map only through HideSecrets. For a reader
 	// of events from a bounded set of owners, such as enrich: filling
-	// the map is about a tenth of decoding an event.
+	// the map is about a tenth of decoding an event. With it, Event also
+	// keeps the members from kind to error_type (gateway, key, labels,
+	// provider, model, status) of recent events by their text, and takes
+	// them from there when an event repeats that text byte for byte.
 	ReuseLabels bool
 	// labelSets holds the maps ReuseLabels hands back (allocated on
 	// first use); lent is the one the last decode handed back, which the
@@ -66,6 +69,12 @@ type Decoder struct {
 	lentSet   *labelSet // the set lent came from
 	free      map[string]string
 	setIDs    uint64 // the last labelSet.id given
+	// runs keeps, with ReuseLabels, the runs of members from kind to
+	// error_type of recent decodes by a hash of their text, for the
+	// events that repeat one (allocated on first use); runNext is the
+	// way of each set that the next run replaces.
+	runs    *[runSets][runWays]memberRun
+	runNext *[runSets]uint8
 
 	data   []byte
 	i      int
@@ -452,9 +461,11 @@ var (
 // name first, then the first field whose name folds alike.
 type fieldTable struct {
 	names  []string
-	quoted []string    // `"name":` by id, what a canonical writer puts
-	head   []uint64    // its first eight bytes (fewer: zero-padded), little-endian
-	mask   []uint64    // the bytes of head that count
+	quoted []string // `"name":` by id, what a canonical writer puts
+	head   []uint64 // its first eight bytes (fewer: zero-padded), little-endian
+	mask   []uint64 // the bytes of head that count
+	head2  []uint64 // its next eight, as head
+	mask2  []uint64
 	slots  [64][]uint8 // exact names by fieldSlot
 	folded map[string]int
 }
@@ -468,13 +479,15 @@ func newFieldTable(names []string) *fieldTable {
 	for i, n := range names {
 		q := `"` + n + `":`
 		t.quoted = append(t.quoted, q)
-		var head, mask [8]byte
+		var head, mask [16]byte
 		copy(head[:], q)
-		for j := range min(len(q), 8) {
+		for j := range min(len(q), 16) {
 			mask[j] = 0xff
 		}
 		t.head = append(t.head, binary.LittleEndian.Uint64(head[:]))
 		t.mask = append(t.mask, binary.LittleEndian.Uint64(mask[:]))
+		t.head2 = append(t.head2, binary.LittleEndian.Uint64(head[8:]))
+		t.mask2 = append(t.mask2, binary.LittleEndian.Uint64(mask[8:]))
 		slot := fieldSlot([]byte(n))
 		t.slots[slot] = append(t.slots[slot], uint8(i))
 		if _, ok := t.folded[string(foldName([]byte(n)))]; !ok {
@@ -549,7 +562,8 @@ func (d *Decoder) nextField(n int, t *fieldTable, last int, seen *uint64) (id in
 				continue
 			}
 			q := t.quoted[id]
-			if len(rest) >= len(q) && (len(q) <= 8 || string(rest[8:len(q)]) == q[8:]) {
+			if len(q) <= 8 || len(rest) >= 16 && len(q) <= 16 && binary.LittleEndian.Uint64(rest[8:])&t.mask2[id] == t.head2[id] ||
+				len(rest) >= len(q) && string(rest[8:len(q)]) == q[8:] {
 				d.i += len(q)
 				d.key = rest[1 : len(q)-2]
 				if *seen&(1<<id) != 0 {
@@ -581,7 +595,36 @@ func (d *Decoder) event(e *Event, en *Enriched) {
 		d.headStart, d.headEnd = d.i+1, d.i+1
 	}
 	d.open()
+	// run is the kept run (see Decoder.runs) of the members from kind to
+	// error_type that follow time, when one has the same text but could
+	// not be taken; runEnd is the end of those members, < 0 once they
+	// are decoded or taken, or when they are not looked for.
+	var run *memberRun
+	runStart, runEnd, runHash := 0, -1, uint64(0)
 	for n, last := 0, -1; ; n++ {
+		if last == fTime && head && d.ReuseLabels && !d.track && !d.loose && !d.soft && d.err == nil {
+			runStart = d.i
+			if runEnd, runHash = d.runEnd(); runEnd > runStart {
+				if run = d.findRun(runStart, runEnd, runHash); run != nil && d.takeRun(run, e) {
+					seen |= run.seen
+					last, d.i, d.headEnd = run.last, runEnd, runEnd
+					runEnd = -1
+					continue
+				}
+			} else {
+				runEnd = -1
+			}
+		}
+		if runEnd >= 0 && last > fTime && d.i >= runEnd {
+			// The members decoded since runStart are the run: kept for
+			// the next events that repeat it, when they are written as
+			// a canonical writer writes them and name no credential.
+			if d.i == runEnd && last <= fErrorType && !d.loose && !d.soft && d.err == nil && !d.credLabels &&
+				(e.Labels == nil || d.lentLabels(e.Labels) != nil) {
+				d.keepRun(run, runStart, runEnd, runHash, e, seen, last)
+			}
+			runEnd = -1
+		}
 		id, more := d.nextField(n, t, last, &seen)
 		if !more {
 			break
@@ -687,6 +730,155 @@ func (d *Decoder) event(e *Event, en *Enriched) {
 	d.close()
 	if head && seen&headRequired != headRequired {
 		d.headEnd = -1
+	}
+}
+
+// memberRun is a run of an event's members from kind to error_type,
+// written as a canonical writer writes them, and what it decodes to.
+// Events of one gateway, key, owner and model repeat it byte for byte.
+type memberRun struct {
+	text                                                                  []byte
+	kind, source, apiKeyID, provider, model, operation, status, errorType string
+	set                                                                   *labelSet // the labels' set; nil for none
+	setID                                                                 uint64    // set.id when the run was kept
+	seen                                                                  uint64    // the run's fields
+	last                                                                  int       // the run's last field
+}
+
+const (
+	runSetBits = 7 // 512 runs: the gateways, keys and models of a stream
+	runSets    = 1 << runSetBits
+	runWays    = 4
+	// runFields are the fields a run may hold.
+	runFields = 1<<fKind | 1<<fSource | 1<<fAPIKeyID | 1<<fLabels | 1<<fProvider | 1<<fModel | 1<<fOperation | 1<<fStatus | 1<<fErrorType
+)
+
+// runEnd returns the end of the members from kind to error_type at d.i,
+// in order and written plainly (strings without escapes), and a hash of
+// their text: end is d.i when none starts there. It only scans; a decode
+// of those members, or the run kept of the same text, comes after.
+func (d *Decoder) runEnd() (end int, h uint64) {
+	const m = 0x9E3779B97F4A7C15
+	data, i, t := d.data, d.i, eventTable
+	for id := fKind; id <= fErrorType && i+9 < len(data) && data[i] == ','; id++ {
+		for id <= fErrorType && !t.at(data, i+1, id) {
+			id++
+		}
+		if id > fErrorType {
+			break
+		}
+		j := i + 1 + len(t.quoted[id])
+		// A value's end is its first closing quote or brace: an escaped
+		// quote or a brace in a label misplaces it, and the run is then
+		// merely not found, as its text is compared in full.
+		k := -1
+		if j < len(data) && data[j] == '"' {
+			k = byteAfter(data, j+1, '"')
+		} else if j < len(data) && data[j] == '{' && id == fLabels {
+			k = byteAfter(data, j, '}')
+		}
+		if k < 0 {
+			return i, h
+		}
+		// The value's length, first and last eight bytes (fewer when
+		// shorter) stand for it: the text is compared in full.
+		v := data[j:k]
+		var a, b uint64
+		if len(v) >= 8 {
+			a, b = binary.LittleEndian.Uint64(v), binary.LittleEndian.Uint64(v[len(v)-8:])
+		} else {
+			for _, c := range v {
+				a = a<<8 | uint64(c)
+			}
+		}
+		h = (h^a)*m + b ^ uint64(len(v)) ^ uint64(id)<<56
+		i = k
+	}
+	return i, h * m
+}
+
+// byteAfter returns the offset past the first c from data[i], or -1. It
+// tests eight bytes at a time, as plainRun does.
+func byteAfter(data []byte, i int, c byte) int {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	for ; i+8 <= len(data); i += 8 {
+		x := binary.LittleEndian.Uint64(data[i:]) ^ (ones * uint64(c))
+		if m := (x - ones) &^ x & highs; m != 0 {
+			return i + bits.TrailingZeros64(m)/8 + 1
+		}
+	}
+	for ; i < len(data); i++ {
+		if data[i] == c {
+			return i + 1
+		}
+	}
+	return -1
+}
+
+// at reports whether data holds field id's quoted key, as a canonical
+// writer puts it, at i.
+func (t *fieldTable) at(data []byte, i, id int) bool {
+	q := t.quoted[id]
+	if i+16 <= len(data) && len(q) <= 16 {
+		return binary.LittleEndian.Uint64(data[i:])&t.mask[id] == t.head[id] && binary.LittleEndian.Uint64(data[i+8:])&t.mask2[id] == t.head2[id]
+	}
+	return i+len(q) <= len(data) && string(data[i:i+len(q)]) == q
+}
+
+// findRun returns the kept run of the text data[start:end], or nil.
+func (d *Decoder) findRun(start, end int, h uint64) *memberRun {
+	if d.runs == nil {
+		return nil
+	}
+	text := d.data[start:end]
+	ways := &d.runs[h>>(64-runSetBits)]
+	for w := range ways {
+		if r := &ways[w]; string(r.text) == string(text) {
+			return r
+		}
+	}
+	return nil
+}
+
+// takeRun decodes run's members into e, as decoding its text would; it
+// reports false, changing nothing, when the labels map it names has been
+// filled again since.
+func (d *Decoder) takeRun(run *memberRun, e *Event) bool {
+	if set := run.set; set != nil {
+		if set.id != run.setID || set.m == nil || len(set.m) != set.n {
+			return false
+		}
+		d.lend(set, &e.Labels)
+	}
+	e.Kind, e.Source, e.APIKeyID, e.Provider = run.kind, run.source, run.apiKeyID, run.provider
+	e.Model, e.Operation, e.Status, e.ErrorType = run.model, run.operation, run.status, run.errorType
+	return true
+}
+
+// keepRun keeps the members of e just decoded from data[start:end], in
+// place of stale (a run of the same text that takeRun refused) or of the
+// oldest run of their set.
+func (d *Decoder) keepRun(stale *memberRun, start, end int, h uint64, e *Event, seen uint64, last int) {
+	if d.runs == nil {
+		d.runs, d.runNext = new([runSets][runWays]memberRun), new([runSets]uint8)
+	}
+	r := stale
+	if r == nil {
+		set := h >> (64 - runSetBits)
+		w := d.runNext[set]
+		d.runNext[set] = (w + 1) % runWays
+		r = &d.runs[set][w]
+	}
+	*r = memberRun{text: append(r.text[:0], d.data[start:end]...),
+		kind: e.Kind, source: e.Source, apiKeyID: e.APIKeyID, provider: e.Provider,
+		model: e.Model, operation: e.Operation, status: e.Status, errorType: e.ErrorType,
+		seen: seen & runFields, last: last}
+	if e.Labels != nil {
+		r.set = d.lentSet
+		r.setID = r.set.id
 	}
 }
 
@@ -1011,11 +1203,7 @@ func (d *Decoder) labels(dst *map[string]string) {
 	if d.ReuseLabels && *dst == nil && d.labelSets != nil {
 		rest := d.data[d.i:]
 		if set := &d.labelSets[labelSetSlot(rest)]; set.m != nil && len(set.m) == set.n && bytes.HasPrefix(rest, set.text) {
-			if sp := d.spare.labels; sp != nil && d.free == nil && (d.lent == nil || !sameMap(sp, d.lent)) {
-				d.free = sp // the caller's map of the last decode, not kept
-			}
-			d.spare.labels = nil
-			*dst, d.lent, d.lentSet = set.m, set.m, set
+			d.lend(set, dst)
 			d.i += len(set.text)
 			return
 		}
@@ -1088,6 +1276,15 @@ func (d *Decoder) labels(dst *map[string]string) {
 		set.id = d.setIDs
 		set.pb = appendProtoLabels(set.pb[:0], m)
 	}
+}
+
+// lend hands set's map to the caller as the labels *dst of this decode.
+func (d *Decoder) lend(set *labelSet, dst *map[string]string) {
+	if sp := d.spare.labels; sp != nil && d.free == nil && (d.lent == nil || !sameMap(sp, d.lent)) {
+		d.free = sp // the caller's map of the last decode, not kept
+	}
+	d.spare.labels = nil
+	*dst, d.lent, d.lentSet = set.m, set.m, set
 }
 
 // LabelsProto returns the labels fields AppendProto writes for m when m is

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -1282,6 +1283,57 @@ func TestReuseLabels(t *testing.T) {
 	if d.HideSecrets(&e); e.Labels["api_key"] != HashKey("sk-live-1") {
 		t.Errorf("credential label %q", e.Labels["api_key"])
 	}
+}
+
+// TestDecoderRuns decodes events that repeat, and nearly repeat, the run
+// of members from kind to error_type that the decoder keeps, with one
+// decoder, and compares each with a decode by a fresh one: a kept run
+// must decode exactly as its text does, and what follows it as it would.
+func TestDecoderRuns(t *testing.T) {
+	ev := func(run, rest string) []byte {
+		return []byte(`{"schema_version":"1","event_id":"e1","time":"2026-11-26T10:00:00Z"` + run + rest + `}`)
+	}
+	const key = `"api_key_id":"sha256:0123456789abcdef0123456789abcdef"`
+	full := `,"kind":"llm.request","source":"gw",` + key + `,"labels":{"project":"p","team":"t"},"provider":"openai","model":"gpt-5","operation":"chat","status":"error","error_type":"rate_limit"`
+	short := `,"kind":"llm.request","source":"gw",` + key + `,"labels":{"project":"p","team":"t"},"provider":"openai","model":"gpt-5"`
+	usage := `,"latency_ms":12,"usage":{"input_tokens":5,"output_tokens":1}`
+	inputs := [][]byte{
+		ev(full, usage), ev(full, usage), ev(short, usage), ev(short, `,"status":"ok"`+usage), ev(full, usage),
+		// A member of the run again after it, or out of order.
+		ev(full, `,"model":"gpt-4"`+usage), ev(short, `,"source":"gw2"`+usage), ev(short, `,"labels":{"a":"b"}`+usage),
+		ev(full, `,"kind":"gpu.usage"`), ev(short, `,"provider":"x"`),
+		// Text that is no run, or not the kept one.
+		ev(strings.Replace(full, `"gw"`, `"g\u0077"`, 1), usage), ev(strings.Replace(full, `"gw"`, `"gw\""`, 1), usage),
+		// An escaped quote, as a canonical writer writes one, where the
+		// run's scan looks for a value's end.
+		ev(strings.Replace(full, `"gw"`, `"gw\"x"`, 1), usage), ev(strings.Replace(full, `"gw"`, `"gw\""`, 1), usage),
+		ev(strings.Replace(full, `"team":"t"`, `"team":"}"`, 1), usage),
+		// A brace in a label, where the run's scan looks for the labels'
+		// end, and malformed text up to it.
+		ev(short[:strings.Index(short, `"t"}`)]+`"}"}`, usage), ev(short[:strings.Index(short, `"t"}`)]+`"}`, usage), ev(strings.Replace(full, `,"source"`, ` ,"source"`, 1), usage),
+		ev(strings.Replace(full, `"project":"p",`, ``, 1), usage), ev(strings.Replace(full, `"api_key_id":"sha256:0123456789abcdef0123456789abcdef"`, `"api_key_id":"sk-live-raw"`, 1), usage),
+		ev(strings.Replace(full, `{"project":"p","team":"t"}`, `{"password":"x","team":"t"}`, 1), usage),
+		ev(strings.Replace(full, `"labels":{"project":"p","team":"t"}`, `"labels":null`, 1), usage),
+		ev(strings.Replace(full, `"source":"gw"`, `"source":""`, 1), usage), ev(full[:len(full)-1], usage),
+		ev(`,"kind":"gpu.usage","source":"node"`, `,"gpu":{"gpu_model":"H100","interval_seconds":60}`),
+		ev(full, `,"latency_ms":"x"`), ev(full, usage+`,"unknown":1`), ev(full, usage),
+	}
+	compareReuse(t, inputs...)
+	compareReuse(t, slices.Concat(inputs, inputs, inputs)...)
+	// More runs than the decoder keeps, and labels maps filled again
+	// under runs kept before.
+	var many [][]byte
+	for round := range 3 {
+		for i := range 3 * runSets * runWays {
+			run := strings.Replace(full, `"gpt-5"`, fmt.Sprintf(`"gpt-%d"`, i%(runSets*runWays+7)), 1)
+			run = strings.Replace(run, `"project":"p"`, fmt.Sprintf(`"project":"p%d"`, (i+round)%(2*labelSetSlots)), 1)
+			many = append(many, ev(run, usage))
+			if i%3 == round {
+				many = append(many, ev(full, usage), ev(short, `,"model":"m"`+usage))
+			}
+		}
+	}
+	compareReuse(t, many...)
 }
 
 func FuzzReuseLabels(f *testing.F) {
