@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -47,14 +49,22 @@ func BenchmarkDecodeEnrich(b *testing.B) {
 			}
 		}
 	})
-	stage := func(in *kgo.Record, protobuf ...bool) func(b *testing.B) {
+	stream := func(ins []*kgo.Record, protobuf ...bool) func(b *testing.B) {
 		return func(b *testing.B) {
 			s := &Stage{protobuf: len(protobuf) > 0}
-			b.SetBytes(int64(len(in.Value)))
+			size := 0
+			for _, in := range ins {
+				size += len(in.Value)
+			}
+			b.SetBytes(int64(size / len(ins)))
 			b.ReportAllocs()
-			n := 0
+			n, i := 0, 0
 			var at time.Time
 			for b.Loop() {
+				in := ins[i]
+				if i++; i == len(ins) {
+					i = 0
+				}
 				// As Stage.process: one clock read per stampEvery records.
 				if n%stampEvery == 0 {
 					at = time.Now().UTC()
@@ -71,6 +81,9 @@ func BenchmarkDecodeEnrich(b *testing.B) {
 			}
 		}
 	}
+	stage := func(in *kgo.Record, protobuf ...bool) func(b *testing.B) {
+		return stream([]*kgo.Record{in}, protobuf...)
+	}
 	// The record as ingest and the Go client write it (Event.AppendJSON:
 	// labels sorted, no space), which the raw topic holds; and as typed
 	// above, which a producer writing the topic itself may send.
@@ -82,4 +95,52 @@ func BenchmarkDecodeEnrich(b *testing.B) {
 	b.Run("decoder-as-typed", stage(in))
 	// enrich.output_format: protobuf.
 	b.Run("decoder-protobuf", stage(&kgo.Record{Topic: schemas.TopicRaw, Value: ev.AppendJSON(nil)}, true))
+	// A mixed stream: what the decoder, the owners and the encoder keep
+	// from earlier records is as often missing as in the field.
+	b.Run("decoder-mixed", stream(mixedRecords(8192)))
+}
+
+// mixedRecords returns n raw records of a mixed stream, drawn with a fixed
+// seed: three gateways, 40 owners (a key and team and project labels
+// each) and ten models of the embedded catalog, the cheap ones the most
+// often, with token counts of a few hundred to tens of thousands.
+func mixedRecords(n int) []*kgo.Record {
+	rng := rand.New(rand.NewPCG(1, 2))
+	models := []struct {
+		provider, name string
+		weight         int
+	}{
+		{"openai", "gpt-4o-mini", 40}, {"openai", "gpt-4o", 12}, {"openai", "o3-mini", 5},
+		{"anthropic", "claude-sonnet-4-5", 14}, {"anthropic", "claude-haiku-4-5", 8}, {"anthropic", "claude-opus-4-1", 2},
+		{"google", "gemini-2.5-flash", 8}, {"google", "gemini-2.5-pro", 3}, {"mistral", "mistral-large-latest", 3},
+		{"vllm", "acme-support-llama-3.1-8b-ft", 1},
+	}
+	total := 0
+	for _, m := range models {
+		total += m.weight
+	}
+	sources := []string{"gateway-eu", "gateway-us", "batch-runner"}
+	base := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	ins := make([]*kgo.Record, n)
+	for i := range ins {
+		w, m := rng.IntN(total), 0
+		for ; w >= models[m].weight; m++ {
+			w -= models[m].weight
+		}
+		owner := rng.IntN(40)
+		in := 200 + rng.Int64N(30_000)
+		read := in * rng.Int64N(4) / 5
+		out := 50 + rng.Int64N(2_000)
+		ev := schemas.Event{
+			SchemaVersion: schemas.SchemaVersion, EventID: fmt.Sprintf("01JMIX%020d", i), Time: base.Add(time.Duration(i) * time.Millisecond),
+			Kind: schemas.KindLLMRequest, Source: sources[rng.IntN(len(sources))], APIKeyID: schemas.APIKeyID(fmt.Sprint("sk-mixed-", owner)),
+			Labels:   map[string]string{"team": fmt.Sprint("team-", owner%12), "project": fmt.Sprint("project-", owner)},
+			Provider: models[m].provider, Model: models[m].name, Operation: "chat", Status: schemas.StatusOK,
+			LatencyMs: schemas.Int64(200 + rng.Int64N(3_000)), Streaming: rng.IntN(2) == 0,
+			Usage:    &schemas.Usage{InputTokens: schemas.Int64(in), CacheReadInputTokens: schemas.Int64(read), OutputTokens: schemas.Int64(out)},
+			RawUsage: json.RawMessage(fmt.Sprintf(`{"prompt_tokens":%d,"completion_tokens":%d}`, in, out)),
+		}
+		ins[i] = &kgo.Record{Topic: schemas.TopicRaw, Value: ev.AppendJSON(nil)}
+	}
+	return ins
 }

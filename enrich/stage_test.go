@@ -878,3 +878,27 @@ func TestTransformOwnersOfAStream(t *testing.T) {
 		}
 	}
 }
+
+// TestTransformMixedStream runs one stage over the stream of the
+// "decoder-mixed" benchmark, twice, in both output formats, and checks
+// every output against the enrichment of its own event: what the stage
+// keeps from earlier records must leave each output as it would be alone.
+func TestTransformMixedStream(t *testing.T) {
+	// The embedded catalog prices the stream's models; the test catalog
+	// leaves them unpriced.
+	def, err := Load(Config{OwnersPath: "testdata/owners.yaml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ins := mixedRecords(3000)
+	for _, e := range []*Enricher{def, testEnricher(t)} {
+		for _, protobuf := range []bool{false, true} {
+			s := &Stage{log: slog.New(slog.DiscardHandler), dead: transformDead, protobuf: protobuf}
+			for range 2 {
+				for _, in := range ins {
+					checkTransform(t, s, e, in.Value)
+				}
+			}
+		}
+	}
+}

@@ -746,7 +746,7 @@ type memberRun struct {
 }
 
 const (
-	runSetBits = 7 // 512 runs: the gateways, keys and models of a stream
+	runSetBits = 9 // 2,048 runs: the gateways, keys and models of a stream
 	runSets    = 1 << runSetBits
 	runWays    = 4
 	// runFields are the fields a run may hold.
@@ -1331,7 +1331,7 @@ type labelSet struct {
 }
 
 const (
-	labelSetBits  = 6
+	labelSetBits  = 10
 	labelSetSlots = 1 << labelSetBits
 )
 

@@ -876,10 +876,10 @@ func TestEncoderOwnMatchesAppendJSON(t *testing.T) {
 	}
 	var enc Encoder
 	var got []byte
-	for i := range 40 * ownSets {
+	for i := range 40 * textSets {
 		// A base of a few hundred that come back, and each record's base
 		// with one member changed.
-		b := i / 11 % (3 * ownSets)
+		b := i / 11 % (3 * textSets)
 		e := &Enriched{Event: Event{EventID: fmt.Sprint(i)}, EnrichedAt: time.Unix(int64(i/5), 0).UTC(), CostPicos: int64(i) - 3}
 		e.Owner = Owner{Team: strs[b%97], Project: strs[b%5], Rule: "rule"}
 		e.Pricing = Pricing{CatalogVersion: "v1", PriceID: strs[b%13+100], Lines: []CostLine{{Meter: "input", Quantity: int64(i), UnitPrice: "3", CostPicos: 1}}}
@@ -915,6 +915,40 @@ func TestEncoderOwnMatchesAppendJSON(t *testing.T) {
 		case 10:
 			e.Flags = Flags{Unpriced: i%4 == 0, Unowned: i%6 == 0, UnapprovedModel: i%10 == 0, UsageMismatch: i%3 == 0, RegionNotAllowed: i%14 == 0, MissingLabels: i%15 == 0}
 		}
+		got = e.AppendJSONHead(got[:0], e.Event.appendHead(nil), &enc)
+		if want := e.AppendJSON(nil); !bytes.Equal(got, want) {
+			t.Fatalf("record %d:\n got  %s\n want %s", i, got, want)
+		}
+	}
+}
+
+// TestEncoderTextsOfOneSet writes, alternately, records that differ in
+// one member of an owner, a price or a cost source, cut from one string
+// so that they pick one set of the Encoder's texts, and compares each with
+// AppendJSON.
+func TestEncoderTextsOfOneSet(t *testing.T) {
+	mem := strings.Repeat("abcdefghij", 4*textSets)
+	// other returns a string of mem, other than s, that picks the set s
+	// picks beside fixed.
+	other := func(s, fixed string) string {
+		for off := 1; off+len(s) <= len(mem); off++ {
+			if o := mem[off : off+len(s)]; o != s && textSet(MemoryWord(fixed), MemoryWord(o)) == textSet(MemoryWord(fixed), MemoryWord(s)) {
+				return o
+			}
+		}
+		t.Fatalf("no string of %q's set", s)
+		return ""
+	}
+	base := Enriched{Owner: Owner{Team: "search", Project: mem[:4], Rule: "rule"}, Pricing: Pricing{CatalogVersion: mem[:3], PriceID: "p@1"},
+		CostSource: mem[:5], CanonicalModel: "m", EnrichedAt: time.Unix(1, 0).UTC()}
+	project, version, source := base, base, base
+	project.Owner.Project = other(base.Owner.Project, base.Owner.Team)
+	version.Pricing.CatalogVersion = other(base.Pricing.CatalogVersion, base.Pricing.PriceID)
+	source.CostSource = other(base.CostSource, base.CanonicalModel)
+	var enc Encoder
+	var got []byte
+	for i := range 12 {
+		e := []*Enriched{&base, &project, &base, &version, &base, &source}[i%6]
 		got = e.AppendJSONHead(got[:0], e.Event.appendHead(nil), &enc)
 		if want := e.AppendJSON(nil); !bytes.Equal(got, want) {
 			t.Fatalf("record %d:\n got  %s\n want %s", i, got, want)

@@ -7,7 +7,6 @@ import (
 	"math/bits"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -44,72 +43,134 @@ type Encoder struct {
 	// says which of them a miss replaces (the one used less recently).
 	lines [lineSets][2]lineText
 	next  [lineSets]uint8
-	// own is the same for the members an enriched event adds.
-	own     [ownSets][2]ownText
-	ownNext [ownSets]uint8
+	// owners, prices and tails are the same for the members an
+	// enriched event adds around its cost lines and numbers: an owner's,
+	// a price's, and those of a cost source, flags and model. Kept apart,
+	// they hold a stream's owners and prices, not their pairs.
+	owners     [textSets][2]ownerText
+	ownersNext [textSets]uint8
+	prices     [textSets][2]priceText
+	pricesNext [textSets]uint8
+	tails      [textSets][2]tailText
+	tailsNext  [textSets]uint8
 }
 
-// ownText is the text of the members an enriched event adds, around
-// its numbers, and what it was written from.
-type ownText struct {
-	owner                           Owner
-	version, priceID, source, model string
-	flags                           Flags
-	lines                           bool // Pricing.Lines not nil
-	pre, cost, mid, post            []byte
+// The texts keep copies of what they were written from, in memory of
+// their own that a miss writes again: a miss allocates nothing once the
+// sets are warm.
+
+// ownerText is the text of an owner: ,"owner":{…}.
+type ownerText struct {
+	team, project, costCenter, rule []byte
+	text                            []byte
 }
 
-// holds reports whether t is the text of e's own members.
-func (t *ownText) holds(e *Enriched) bool {
-	return t.pre != nil && t.owner == e.Owner && t.priceID == e.Pricing.PriceID && t.version == e.Pricing.CatalogVersion &&
-		t.model == e.CanonicalModel && t.source == e.CostSource && t.flags == e.Flags && t.lines == (e.Pricing.Lines != nil)
+func (t *ownerText) holds(o *Owner) bool {
+	return t.text != nil && string(t.team) == o.Team && string(t.project) == o.Project &&
+		string(t.costCenter) == o.CostCenter && string(t.rule) == o.Rule
+}
+
+// priceText is the text of pricing up to its lines: ,"pricing":{…,"lines":[
+// (or "lines":null).
+type priceText struct {
+	version, priceID []byte
+	lines            bool // Pricing.Lines not nil
+	text, cost       []byte
+}
+
+func (t *priceText) holds(p *Pricing) bool {
+	return t.text != nil && string(t.priceID) == p.PriceID && string(t.version) == p.CatalogVersion && t.lines == (p.Lines != nil)
+}
+
+// tailText is the text of cost_source and flags, up to enriched_at, and
+// of canonical_model.
+type tailText struct {
+	source, model []byte
+	flags         Flags
+	mid, post     []byte
+}
+
+func (t *tailText) holds(e *Enriched) bool {
+	return t.mid != nil && string(t.model) == e.CanonicalModel && string(t.source) == e.CostSource && t.flags == e.Flags
+}
+
+// textSet is the set of the two-way caches' texts for the strings of
+// address and length a and b: caches in front of a lookup pick their slot
+// with MemoryWord and still compare the strings.
+func textSet(a, b uint64) uint64 {
+	return (a*31 + b) * 0x9e3779b97f4a7c15 >> (64 - textSetBits)
 }
 
 // appendOwn appends e's own members as Enriched.appendOwn does, from the
-// text of an earlier event of the same owner, price and flags when there
-// is one.
+// text of earlier events of the same owner, price, flags and model.
 func (c *Encoder) appendOwn(buf []byte, e *Enriched) []byte {
-	set := (MemoryWord(e.Pricing.PriceID)*31 + MemoryWord(e.Owner.Team) + MemoryWord(e.Owner.Project)) * 0x9e3779b97f4a7c15 >> (64 - ownSetBits)
-	ways := &c.own[set]
-	var t *ownText
+	o := &e.Owner
+	set := textSet(MemoryWord(o.Team), MemoryWord(o.Project))
+	ow, next := &c.owners[set], &c.ownersNext[set]
+	var ot *ownerText
 	switch {
-	case ways[0].holds(e):
-		t, c.ownNext[set] = &ways[0], 1
-	case ways[1].holds(e):
-		t, c.ownNext[set] = &ways[1], 0
+	case ow[0].holds(o):
+		ot, *next = &ow[0], 1
+	case ow[1].holds(o):
+		ot, *next = &ow[1], 0
 	default:
-		w := c.ownNext[set]
-		t, c.ownNext[set] = &ways[w], 1-w
-		o := e.Owner
-		t.owner = Owner{Team: strings.Clone(o.Team), Project: strings.Clone(o.Project), CostCenter: strings.Clone(o.CostCenter), Rule: strings.Clone(o.Rule)}
-		t.version, t.priceID = strings.Clone(e.Pricing.CatalogVersion), strings.Clone(e.Pricing.PriceID)
-		t.source, t.model = strings.Clone(e.CostSource), strings.Clone(e.CanonicalModel)
-		t.flags, t.lines = e.Flags, e.Pricing.Lines != nil
-		t.pre, t.cost = e.appendOwnPre(t.pre[:0]), e.appendOwnCost(t.cost[:0])
-		t.mid, t.post = e.appendOwnMid(t.mid[:0]), e.appendOwnPost(t.post[:0])
+		ot = &ow[*next]
+		*next = 1 - *next
+		ot.team, ot.project = append(ot.team[:0], o.Team...), append(ot.project[:0], o.Project...)
+		ot.costCenter, ot.rule = append(ot.costCenter[:0], o.CostCenter...), append(ot.rule[:0], o.Rule...)
+		ot.text = e.appendOwner(ot.text[:0])
 	}
-	buf = append(buf, t.pre...)
-	for i := range e.Pricing.Lines {
+	p := &e.Pricing
+	set = textSet(MemoryWord(p.PriceID), MemoryWord(p.CatalogVersion))
+	pw, next := &c.prices[set], &c.pricesNext[set]
+	var pt *priceText
+	switch {
+	case pw[0].holds(p):
+		pt, *next = &pw[0], 1
+	case pw[1].holds(p):
+		pt, *next = &pw[1], 0
+	default:
+		pt = &pw[*next]
+		*next = 1 - *next
+		pt.version, pt.priceID, pt.lines = append(pt.version[:0], p.CatalogVersion...), append(pt.priceID[:0], p.PriceID...), p.Lines != nil
+		pt.text, pt.cost = e.appendPricingHead(pt.text[:0]), e.appendOwnCost(pt.cost[:0])
+	}
+	set = textSet(MemoryWord(e.CanonicalModel), MemoryWord(e.CostSource))
+	tw, next := &c.tails[set], &c.tailsNext[set]
+	var tt *tailText
+	switch {
+	case tw[0].holds(e):
+		tt, *next = &tw[0], 1
+	case tw[1].holds(e):
+		tt, *next = &tw[1], 0
+	default:
+		tt = &tw[*next]
+		*next = 1 - *next
+		tt.source, tt.model, tt.flags = append(tt.source[:0], e.CostSource...), append(tt.model[:0], e.CanonicalModel...), e.Flags
+		tt.mid, tt.post = e.appendOwnMid(tt.mid[:0]), e.appendOwnPost(tt.post[:0])
+	}
+	buf = append(append(buf, ot.text...), pt.text...)
+	for i := range p.Lines {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		buf = c.appendLine(buf, &e.Pricing.Lines[i])
+		buf = c.appendLine(buf, &p.Lines[i])
 	}
-	buf = appendInt(append(buf, t.cost...), e.CostPicos)
-	buf = c.appendTime(append(buf, t.mid...), e.EnrichedAt)
-	return append(buf, t.post...)
+	buf = appendInt(append(buf, pt.cost...), e.CostPicos)
+	buf = c.appendTime(append(buf, tt.mid...), e.EnrichedAt)
+	return append(buf, tt.post...)
 }
 
 // lineText is the text of a cost line around its numbers.
 type lineText struct {
-	meter, price string
+	meter, price []byte
 	pre          []byte // {"meter":…,"quantity":
 	mid          []byte // ,"unit_price_per_1m":…,"cost_picos":
 }
 
 const (
-	ownSetBits  = 6 // 128 texts: the owner and price pairs of a stream
-	ownSets     = 1 << ownSetBits
+	textSetBits = 7 // 256 texts: the owners, prices or models of a stream
+	textSets    = 1 << textSetBits
 	lineSetBits = 8 // 512 lines: the cost lines of a few hundred prices in use
 	lineSets    = 1 << lineSetBits
 )
@@ -142,7 +203,7 @@ func (c *Encoder) appendLine(buf []byte, l *CostLine) []byte {
 	default:
 		w := c.next[set]
 		t, c.next[set] = &ways[w], 1-w
-		t.meter, t.price = strings.Clone(l.Meter), strings.Clone(l.UnitPrice)
+		t.meter, t.price = append(t.meter[:0], l.Meter...), append(t.price[:0], l.UnitPrice...)
 		t.pre = appendString(append(t.pre[:0], `{"meter":`...), l.Meter)
 		t.pre = append(t.pre, `,"quantity":`...)
 		t.mid = appendString(append(t.mid[:0], `,"unit_price_per_1m":`...), l.UnitPrice)
@@ -155,7 +216,7 @@ func (c *Encoder) appendLine(buf []byte, l *CostLine) []byte {
 
 // holds reports whether t is the text of l's meter and price.
 func (t *lineText) holds(l *CostLine) bool {
-	return t.pre != nil && t.meter == l.Meter && t.price == l.UnitPrice
+	return t.pre != nil && string(t.meter) == l.Meter && string(t.price) == l.UnitPrice
 }
 
 // lineSet is the set of Encoder.lines l's text is kept in.
@@ -201,6 +262,11 @@ func (e *Enriched) appendOwn(buf []byte, enc *Encoder) []byte {
 // appendOwnPre appends the owner and pricing members up to the first
 // cost line: what appendOwn writes before a number.
 func (e *Enriched) appendOwnPre(buf []byte) []byte {
+	return e.appendPricingHead(e.appendOwner(buf))
+}
+
+// appendOwner appends the owner member.
+func (e *Enriched) appendOwner(buf []byte) []byte {
 	buf = append(buf, `,"owner":{"team":`...)
 	buf = appendString(buf, e.Owner.Team)
 	buf = append(buf, `,"project":`...)
@@ -211,7 +277,12 @@ func (e *Enriched) appendOwnPre(buf []byte) []byte {
 	}
 	buf = append(buf, `,"rule":`...)
 	buf = appendString(buf, e.Owner.Rule)
-	buf = append(buf, `},"pricing":{"catalog_version":`...)
+	return append(buf, '}')
+}
+
+// appendPricingHead appends the pricing member up to its first cost line.
+func (e *Enriched) appendPricingHead(buf []byte) []byte {
+	buf = append(buf, `,"pricing":{"catalog_version":`...)
 	buf = appendString(buf, e.Pricing.CatalogVersion)
 	buf = append(buf, `,"price_id":`...)
 	buf = appendString(buf, e.Pricing.PriceID)
