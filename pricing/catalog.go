@@ -82,6 +82,7 @@ type modelSpec struct {
 type price struct {
 	id      string
 	priceID string
+	model   string // the entry's canonical model name
 	from    time.Time
 	tiers   []tier
 	// tables[s][0] holds the rates without a tier and tables[s][i+1] those
@@ -294,6 +295,7 @@ func (c *Catalog) buildModels(entries []modelEntry, p *yamlstrict.Problems) {
 		pr.priceID = e.ID + "@" + pr.from.Format(time.RFC3339)
 
 		model := entryModel(e)
+		pr.model = model
 		st := ids[e.ID]
 		if st == nil {
 			st = &idState{v: &versions{id: e.ID, model: model}, provider: prov}

@@ -34,6 +34,9 @@ type Quote struct {
 	// Warnings are findings in "code: detail" form, appended to the
 	// enriched event's warnings.
 	Warnings []string
+	// model is the canonical model name of the entry of PriceID, when
+	// an llm.request's entry was found.
+	model string
 }
 
 // Warning codes added by pricing.
@@ -177,6 +180,9 @@ func (c *Catalog) PriceEnrichedInto(e *schemas.Enriched, lines []schemas.CostLin
 // entry that priced it, else CanonicalModel's.
 func (c *Catalog) canonicalModelOf(ev *schemas.Event, q *Quote) string {
 	if ev.Kind == schemas.KindLLMRequest && q.PriceID != "" {
+		if q.model != "" {
+			return q.model
+		}
 		if m, ok := c.entryModels[q.priceEntryID()]; ok {
 			return m
 		}
@@ -250,15 +256,15 @@ func (c *Catalog) priceLLM(ev *schemas.Event, team string, lines []schemas.CostL
 	u := ev.Usage
 	if u == nil {
 		if ev.Status == schemas.StatusError {
-			return Quote{PriceID: p.priceID, Priced: true}
+			return Quote{PriceID: p.priceID, Priced: true, model: p.model}
 		}
-		return Quote{PriceID: p.priceID}
+		return Quote{PriceID: p.priceID, model: p.model}
 	}
 	cnt, ok := usageCounts(u)
 	if !ok {
 		// Inconsistent counts would be double counted or negative;
 		// validation rejects them upstream, here they are unpriced.
-		return Quote{PriceID: p.priceID}
+		return Quote{PriceID: p.priceID, model: p.model}
 	}
 	var k *contract
 	if team != "" && len(c.contracts) > 0 {
@@ -316,7 +322,7 @@ func (c *Catalog) priceLLM(ev *schemas.Event, team string, lines []schemas.CostL
 	if s.overflow != "" {
 		return outOfRange(p.priceID, "%s in entry %s %s", s.overflow, p.id, beyondEvent)
 	}
-	q := Quote{PriceID: p.priceID, Priced: true}
+	q := Quote{PriceID: p.priceID, Priced: true, model: p.model}
 	q.Warnings = append(q.Warnings, matchWarnings...)
 	q.Warnings = append(q.Warnings, warnings...)
 	n := s.n + len(u.ServerToolCalls)
@@ -341,7 +347,7 @@ func (c *Catalog) priceLLM(ev *schemas.Event, team string, lines []schemas.CostL
 		for _, kind := range kinds {
 			calls := u.ServerToolCalls[kind]
 			if calls < 0 {
-				return Quote{PriceID: p.priceID}
+				return Quote{PriceID: p.priceID, model: p.model}
 			}
 			if calls == 0 {
 				continue

@@ -124,6 +124,11 @@ type Decoder struct {
 	// CanonicalHead.
 	loose              bool
 	headStart, headEnd int
+
+	// minuteText is the "2006-01-02T15:04" of the last time parsed (zero
+	// before one), and minute its Unix time.
+	minuteText [16]byte
+	minute     int64
 }
 
 // spare holds the memory of the value being decoded into, taken apart
@@ -1608,7 +1613,7 @@ func (d *Decoder) time(dst *time.Time) {
 		return
 	}
 	if text := d.data[start+1 : d.i-1]; len(text) > 0 {
-		if t, ok := parseUTC(text); ok {
+		if t, ok := d.parseUTCAt(text); ok {
 			// AppendJSON writes no fraction for a whole second and
 			// no trailing zero in one.
 			if len(text) > 20 && text[len(text)-2] == '0' {
@@ -1629,42 +1634,60 @@ func (d *Decoder) time(dst *time.Time) {
 // time.Time's UnmarshalJSON does but without its generality; ok is false
 // for any other text, which then takes UnmarshalJSON's path.
 func parseUTC(b []byte) (t time.Time, ok bool) {
-	if len(b) < 20 || b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' || b[len(b)-1] != 'Z' {
+	if len(b) < 20 {
 		return t, false
 	}
-	num := func(b []byte) (int, bool) {
-		n := 0
-		for _, c := range b {
-			if c < '0' || c > '9' {
-				return 0, false
-			}
-			n = n*10 + int(c-'0')
-		}
-		return n, true
-	}
-	year, ok1 := num(b[0:4])
-	month, ok2 := num(b[5:7])
-	day, ok3 := num(b[8:10])
-	hour, ok4 := num(b[11:13])
-	minute, ok5 := num(b[14:16])
-	sec, ok6 := num(b[17:19])
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || month < 1 || month > 12 || day < 1 ||
-		day > daysIn(time.Month(month), year) || hour > 23 || minute > 59 || sec > 59 {
+	minute, ok := parseMinute(b[:16])
+	if !ok {
 		return t, false
 	}
-	nsec := 0
-	if frac := b[19 : len(b)-1]; len(frac) > 0 {
-		if frac[0] != '.' || len(frac) < 2 || len(frac) > 10 {
-			return t, false
-		}
-		n, ok := num(frac[1:])
+	return parseSeconds(b[16:], minute)
+}
+
+// parseUTCAt is parseUTC through d's memory of the minute it parsed last:
+// the times of a stream share their minute more often than not.
+func (d *Decoder) parseUTCAt(b []byte) (t time.Time, ok bool) {
+	if len(b) < 20 {
+		return t, false
+	}
+	if string(b[:16]) != string(d.minuteText[:]) || d.minuteText[0] == 0 {
+		minute, ok := parseMinute(b[:16])
 		if !ok {
 			return t, false
 		}
-		for range 10 - len(frac) {
-			n *= 10
+		copy(d.minuteText[:], b[:16])
+		d.minute = minute
+	}
+	return parseSeconds(b[16:], d.minute)
+}
+
+// digits returns the number b's decimal digits spell, and false if a byte
+// of b is no digit.
+func digits(b []byte) (int, bool) {
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
 		}
-		nsec = n
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}
+
+// parseMinute returns the Unix time of "2006-01-02T15:04", ok false for
+// any other text or a date or time out of range.
+func parseMinute(b []byte) (unix int64, ok bool) {
+	if len(b) != 16 || b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' {
+		return 0, false
+	}
+	year, ok1 := digits(b[0:4])
+	month, ok2 := digits(b[5:7])
+	day, ok3 := digits(b[8:10])
+	hour, ok4 := digits(b[11:13])
+	minute, ok5 := digits(b[14:16])
+	if !(ok1 && ok2 && ok3 && ok4 && ok5) || month < 1 || month > 12 || day < 1 ||
+		day > daysIn(time.Month(month), year) || hour > 23 || minute > 59 {
+		return 0, false
 	}
 	// time.Date normalises and looks the zone up; the fields are in range
 	// here, so the days since the epoch are arithmetic (the proleptic
@@ -1681,8 +1704,34 @@ func parseUTC(b []byte) (t time.Time, ok bool) {
 	doy := (153*(m-3)+2)/5 + day - 1
 	doe := yoe*365 + yoe/4 - yoe/100 + doy
 	days := int64(era-1)*146097 + int64(doe) - 719468
-	unix := days*86400 + int64(hour*3600+minute*60+sec)
-	return time.Unix(unix, int64(nsec)).UTC(), true
+	return days*86400 + int64(hour*3600+minute*60), true
+}
+
+// parseSeconds parses ":05[.fraction]Z" and returns the time that many
+// seconds after the minute at Unix time minute.
+func parseSeconds(b []byte, minute int64) (t time.Time, ok bool) {
+	if len(b) < 4 || b[0] != ':' || b[len(b)-1] != 'Z' {
+		return t, false
+	}
+	sec, ok := digits(b[1:3])
+	if !ok || sec > 59 {
+		return t, false
+	}
+	nsec := 0
+	if frac := b[3 : len(b)-1]; len(frac) > 0 {
+		if frac[0] != '.' || len(frac) < 2 || len(frac) > 10 {
+			return t, false
+		}
+		n, ok := digits(frac[1:])
+		if !ok {
+			return t, false
+		}
+		for range 10 - len(frac) {
+			n *= 10
+		}
+		nsec = n
+	}
+	return time.Unix(minute+int64(sec), int64(nsec)).UTC(), true
 }
 
 func daysIn(m time.Month, year int) int {

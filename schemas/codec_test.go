@@ -752,12 +752,31 @@ func compareEventAt(t *testing.T, data []byte, want *Event, werr error) {
 // epoch, 2100, which is not one, year 9999) and on random times of the
 // whole range.
 func TestParseUTCMatchesParse(t *testing.T) {
+	// One decoder throughout: what it keeps of the minute it parsed last
+	// must not answer for another.
+	var d Decoder
 	check := func(text string) {
 		t.Helper()
 		want, werr := time.Parse(time.RFC3339Nano, text)
 		got, ok := parseUTC([]byte(text))
 		if ok != (werr == nil) || ok && (!got.Equal(want) || got.Location() != time.UTC) {
 			t.Fatalf("parseUTC(%s) = %v, %v; time.Parse: %v, %v", text, got, ok, want, werr)
+		}
+		if dgot, dok := d.parseUTCAt([]byte(text)); dok != ok || dgot != got {
+			t.Fatalf("Decoder.parseUTCAt(%s) = %v, %v; parseUTC: %v, %v", text, dgot, dok, got, ok)
+		}
+	}
+	// Texts of one minute, good and bad, and a bad minute between them;
+	// parseUTC may leave text time.Parse takes to UnmarshalJSON.
+	for _, text := range []string{"2026-11-26T10:00:05Z", "2026-11-26T10:00:59.999Z", "2026-11-26T10:00:60Z", "2026-11-26T10:00:5xZ",
+		"2026-11-26T10:00:05.Z", "2026-11-26T10:00:05.1234567890Z", "2026-11-26T10:00:05+01:00", "2026-11-26T10:00:05",
+		"2026-11-26T10:0x:05Z", "2026-11-26T10:00:06Z", "2026-02-30T10:00:05Z", "2026-11-26T10:00:07.5Z", "2026-11-26T10:01:07.5Z"} {
+		got, ok := parseUTC([]byte(text))
+		if want, err := time.Parse(time.RFC3339Nano, text); ok && (err != nil || !got.Equal(want)) {
+			t.Fatalf("parseUTC(%s) = %v; time.Parse: %v, %v", text, got, want, err)
+		}
+		if dgot, dok := d.parseUTCAt([]byte(text)); dok != ok || dgot != got {
+			t.Fatalf("Decoder.parseUTCAt(%s) = %v, %v; parseUTC: %v, %v", text, dgot, dok, got, ok)
 		}
 	}
 	for _, year := range []int{0, 1, 4, 1600, 1969, 1970, 2000, 2024, 2100, 9999} {

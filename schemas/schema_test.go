@@ -184,3 +184,16 @@ func TestParseDoesNotValidate(t *testing.T) {
 		t.Fatal("Parse accepted an unknown field")
 	}
 }
+
+// TestPrintableIDBytes checks printableID on every byte, alone and after
+// an id's worth of accepted ones.
+func TestPrintableIDBytes(t *testing.T) {
+	for c := range 256 {
+		want := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':' || c == '/'
+		for _, s := range []string{string([]byte{byte(c)}), "01JDX8T3V0Q8M4B2K7Y6N5P1RZ" + string([]byte{byte(c)})} {
+			if got := printableID(s); got != want {
+				t.Errorf("printableID(%q) = %v, want %v", s, got, want)
+			}
+		}
+	}
+}

@@ -265,16 +265,20 @@ func (e *Event) validateLLM(add func(field, code, format string, args ...any)) {
 
 func printableID(s string) bool {
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '-', c == '_', c == '.', c == ':', c == '/':
-		default:
+		if !idByte[s[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+// idByte marks the bytes printableID accepts.
+var idByte = func() (t [256]bool) {
+	for c := range t {
+		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-_.:/", byte(c)) >= 0
+	}
+	return t
+}()
 
 // Decode parses one JSON event and validates it. Unknown fields are
 // rejected so that typos do not silently lose data.
