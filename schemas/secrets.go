@@ -36,12 +36,20 @@ func IsAPIKeyID(s string) bool {
 		return false
 	}
 	for i := 0; i < len(hexPart); i++ {
-		if c := hexPart[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+		if !lowerHex[hexPart[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+// lowerHex marks the lower-case hex digits.
+var lowerHex = func() (t [256]bool) {
+	for c := range t {
+		t[c] = c >= '0' && c <= '9' || c >= 'a' && c <= 'f'
+	}
+	return t
+}()
 
 // HashKey returns s when it is already an APIKeyID and APIKeyID(s)
 // otherwise, taking s for a raw key: the one place where a value that may

@@ -153,3 +153,24 @@ func TestCountsOnlyNames(t *testing.T) {
 		}
 	}
 }
+
+// TestIsAPIKeyIDBytes puts every byte at each end of an id's hex part.
+func TestIsAPIKeyIDBytes(t *testing.T) {
+	hex := "0123456789abcdef0123456789abcdef"
+	if !IsAPIKeyID("sha256:" + hex) {
+		t.Fatal("a valid id refused")
+	}
+	for c := range 256 {
+		want := c >= '0' && c <= '9' || c >= 'a' && c <= 'f'
+		for _, s := range []string{"sha256:" + string([]byte{byte(c)}) + hex[1:], "sha256:" + hex[:31] + string([]byte{byte(c)})} {
+			if got := IsAPIKeyID(s); got != want {
+				t.Errorf("IsAPIKeyID(%q) = %v, want %v", s, got, want)
+			}
+		}
+	}
+	for _, s := range []string{"", "sha256:", "sha256:" + hex[:31], "sha256:" + hex + "0", "SHA256:" + hex, "sha256:" + strings.ToUpper(hex)} {
+		if IsAPIKeyID(s) {
+			t.Errorf("IsAPIKeyID(%q) = true", s)
+		}
+	}
+}
