@@ -197,3 +197,26 @@ func TestPrintableIDBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateNamesEachCount puts each usage count out of range in turn
+// and checks that the one out_of_range problem names it.
+func TestValidateNamesEachCount(t *testing.T) {
+	for i, name := range usageNames[:13] {
+		ev := Event{SchemaVersion: SchemaVersion, EventID: "e1", Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Kind: KindLLMRequest,
+			Source: "s", Provider: "p", Model: "m", Usage: &Usage{}}
+		*ev.Usage.counts()[i] = Int64(-1)
+		var verr *ValidationError
+		if err := ev.Validate(); !errors.As(err, &verr) {
+			t.Fatalf("%s = -1: %v", name, err)
+		}
+		var ranges []string
+		for _, p := range verr.Problems {
+			if p.Code == CodeOutOfRange {
+				ranges = append(ranges, p.Field)
+			}
+		}
+		if len(ranges) != 1 || ranges[0] != "usage."+name {
+			t.Errorf("%s = -1: out of range %v", name, ranges)
+		}
+	}
+}

@@ -213,26 +213,11 @@ func (e *Event) validateLLM(add func(field, code, format string, args ...any)) {
 	if u == nil {
 		return
 	}
-	for _, c := range []struct {
-		name string
-		v    *int64
-	}{
-		{"usage.input_tokens", u.InputTokens},
-		{"usage.cache_read_input_tokens", u.CacheReadInputTokens},
-		{"usage.cache_write_input_tokens", u.CacheWriteInputTokens},
-		{"usage.output_tokens", u.OutputTokens},
-		{"usage.reasoning_output_tokens", u.ReasoningOutputTokens},
-		{"usage.provider_total_tokens", u.ProviderTotalTokens},
-		{"usage.cache_write_5m_input_tokens", u.CacheWrite5mInputTokens},
-		{"usage.cache_write_1h_input_tokens", u.CacheWrite1hInputTokens},
-		{"usage.tool_input_tokens", u.ToolInputTokens},
-		{"usage.input_audio_tokens", u.InputAudioTokens},
-		{"usage.output_audio_tokens", u.OutputAudioTokens},
-		{"usage.accepted_prediction_tokens", u.AcceptedPredictionTokens},
-		{"usage.rejected_prediction_tokens", u.RejectedPredictionTokens},
-	} {
-		if c.v != nil && (*c.v < 0 || *c.v > MaxTokens) {
-			add(c.name, CodeOutOfRange, "must be between 0 and %d, got %d", int64(MaxTokens), *c.v)
+	for i, v := range [...]*int64{u.InputTokens, u.CacheReadInputTokens, u.CacheWriteInputTokens, u.OutputTokens,
+		u.ReasoningOutputTokens, u.ProviderTotalTokens, u.CacheWrite5mInputTokens, u.CacheWrite1hInputTokens,
+		u.ToolInputTokens, u.InputAudioTokens, u.OutputAudioTokens, u.AcceptedPredictionTokens, u.RejectedPredictionTokens} {
+		if v != nil && (*v < 0 || *v > MaxTokens) {
+			add(countFields[i], CodeOutOfRange, "must be between 0 and %d, got %d", int64(MaxTokens), *v)
 		}
 	}
 	if Get(u.CacheReadInputTokens)+Get(u.CacheWriteInputTokens) > Get(u.InputTokens) {
@@ -249,7 +234,7 @@ func (e *Event) validateLLM(add func(field, code, format string, args ...any)) {
 	if Get(u.AcceptedPredictionTokens)+Get(u.RejectedPredictionTokens) > Get(u.OutputTokens) || Get(u.OutputAudioTokens) > Get(u.OutputTokens) {
 		add("usage.output_tokens", CodeInvalidValue, "must include prediction (accepted and rejected) and audio output tokens")
 	}
-	for k, v := range u.ServerToolCalls {
+	for k, v := range u.ServerToolCalls { // mostly none
 		if v < 0 || v > MaxTokens {
 			add("usage.server_tool_calls."+k, CodeOutOfRange, "must be between 0 and %d, got %d", int64(MaxTokens), v)
 		}
@@ -262,6 +247,12 @@ func (e *Event) validateLLM(add func(field, code, format string, args ...any)) {
 			Get(u.OutputTokens), Get(u.ReasoningOutputTokens))
 	}
 }
+
+// countFields name the counts validateLLM checks, in its order.
+var countFields = [...]string{"usage.input_tokens", "usage.cache_read_input_tokens", "usage.cache_write_input_tokens",
+	"usage.output_tokens", "usage.reasoning_output_tokens", "usage.provider_total_tokens", "usage.cache_write_5m_input_tokens",
+	"usage.cache_write_1h_input_tokens", "usage.tool_input_tokens", "usage.input_audio_tokens", "usage.output_audio_tokens",
+	"usage.accepted_prediction_tokens", "usage.rejected_prediction_tokens"}
 
 func printableID(s string) bool {
 	for i := 0; i < len(s); i++ {
