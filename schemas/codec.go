@@ -760,10 +760,54 @@ const (
 
 // runEnd returns the end of the members from kind to error_type at d.i,
 // in order and written plainly (strings without escapes), and a hash of
-// their text: end is d.i when none starts there. It only scans; a decode
-// of those members, or the run kept of the same text, comes after.
+// their text: end is d.i when none starts there. It only finds them; a
+// decode of those members, or the run kept of the same text, comes after.
+//
+// In an llm.request as a canonical writer writes it, latency_ms follows
+// the run: its key, found with one search, ends the run. Other events are
+// scanned member by member. Either way the text is compared in full
+// before a kept run stands for it, so a key inside a string that
+// misplaces the end only makes the run not found.
 func (d *Decoder) runEnd() (end int, h uint64) {
-	const m = 0x9E3779B97F4A7C15
+	data, i := d.data, d.i
+	if end = latencyAt(data, i, min(len(data), i+maxRunScan)); end <= i {
+		if end = d.runScan(); end == i {
+			return end, 0
+		}
+	}
+	return end, maphash.Bytes(runSeed, data[i:end])
+}
+
+// latencyKey is the member after a run of a canonical llm.request.
+const latencyKey = `,"latency_ms":`
+
+// latencyAt returns where latencyKey first is in data[start:limit], or
+// -1. It looks for its 'y', which JSON of events holds much more rarely
+// than the ',' and '"' it starts with.
+func latencyAt(data []byte, start, limit int) int {
+	const y = 8 // latencyKey[y] == 'y'
+	for i := start + y; i < limit; {
+		k := bytes.IndexByte(data[i:limit], 'y')
+		if k < 0 {
+			return -1
+		}
+		if p := i + k - y; p+len(latencyKey) <= len(data) && string(data[p:p+len(latencyKey)]) == latencyKey {
+			return p
+		}
+		i += k + 1
+	}
+	return -1
+}
+
+// maxRunScan bounds the text runEnd searches for latencyKey.
+const maxRunScan = 2048
+
+// runSeed seeds the hash of a run's text.
+var runSeed = maphash.MakeSeed()
+
+// runScan returns the end of the members from kind to error_type at d.i,
+// found by their keys and the ends of their values, or d.i for none.
+func (d *Decoder) runScan() int {
 	data, i, t := d.data, d.i, eventTable
 	for id := fKind; id <= fErrorType && i+9 < len(data) && data[i] == ','; id++ {
 		for id <= fErrorType && !t.at(data, i+1, id) {
@@ -773,9 +817,7 @@ func (d *Decoder) runEnd() (end int, h uint64) {
 			break
 		}
 		j := i + 1 + len(t.quoted[id])
-		// A value's end is its first closing quote or brace: an escaped
-		// quote or a brace in a label misplaces it, and the run is then
-		// merely not found, as its text is compared in full.
+		// A value's end is its first closing quote or brace.
 		k := -1
 		if j < len(data) && data[j] == '"' {
 			k = byteAfter(data, j+1, '"')
@@ -783,23 +825,11 @@ func (d *Decoder) runEnd() (end int, h uint64) {
 			k = byteAfter(data, j, '}')
 		}
 		if k < 0 {
-			return i, h
+			break
 		}
-		// The value's length, first and last eight bytes (fewer when
-		// shorter) stand for it: the text is compared in full.
-		v := data[j:k]
-		var a, b uint64
-		if len(v) >= 8 {
-			a, b = binary.LittleEndian.Uint64(v), binary.LittleEndian.Uint64(v[len(v)-8:])
-		} else {
-			for _, c := range v {
-				a = a<<8 | uint64(c)
-			}
-		}
-		h = (h^a)*m + b ^ uint64(len(v)) ^ uint64(id)<<56
 		i = k
 	}
-	return i, h * m
+	return i
 }
 
 // byteAfter returns the offset past the first c from data[i], or -1. It
