@@ -149,10 +149,17 @@ func (e *Enricher) enrichInto(out *schemas.Enriched, ev *schemas.Event, at time.
 }
 
 // enrichOwned is enrichInto with the event's owner worked out already.
+// ev may be &out.Event, decoded in place, which saves copying it.
 func (e *Enricher) enrichOwned(out *schemas.Enriched, ev *schemas.Event, at time.Time, owner schemas.Owner, unowned bool) pricing.Quote {
 	lines := out.Pricing.Lines
-	*out = schemas.Enriched{Event: *ev, EnrichedAt: at, Owner: owner}
-	out.Flags.Unowned = unowned
+	if ev == &out.Event {
+		// Every member Enriched adds, set afresh (TestEnrichOwnedInPlace).
+		out.Owner, out.Pricing, out.CostPicos, out.CostSource = owner, schemas.Pricing{}, 0, ""
+		out.Flags, out.EnrichedAt, out.CanonicalModel = schemas.Flags{Unowned: unowned}, at, ""
+	} else {
+		*out = schemas.Enriched{Event: *ev, EnrichedAt: at, Owner: owner}
+		out.Flags.Unowned = unowned
+	}
 	q := e.catalog.PriceEnrichedInto(out, lines)
 	if len(q.Warnings) > 0 {
 		// A full slice expression makes append copy: the event's slice is shared.

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -203,6 +204,37 @@ func TestCanonicalModel(t *testing.T) {
 		if out.CanonicalModel != tc.want || out.ModelID() != tc.want || out.Model != tc.model || out.Flags.Unpriced == tc.priced {
 			t.Errorf("%s %q: canonical %q (model %q, unpriced %v), want %q (priced %v)",
 				tc.provider, tc.model, out.CanonicalModel, out.Model, out.Flags.Unpriced, tc.want, tc.priced)
+		}
+	}
+}
+
+// TestEnrichOwnedInPlace enriches an event decoded into the result itself,
+// over a result whose every member is set, and compares with enriching
+// a copy of the event into a fresh one: each member Enriched adds to Event
+// must be set afresh. A member added to Enriched and not to this test's
+// old value fails it.
+func TestEnrichOwnedInPlace(t *testing.T) {
+	e := testEnricher(t)
+	at := time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC)
+	for _, ev := range []*schemas.Event{llmEvent("testprov", "cheap", usage(1000, 0, 0, 10, 0)), llmEvent("nobody", "unknown", usage(5, 0, 0, 1, 0))} {
+		old := schemas.Enriched{Owner: schemas.Owner{Team: "t", Project: "p", CostCenter: "c", Rule: "r"},
+			Pricing:   schemas.Pricing{CatalogVersion: "v", PriceID: "id", Lines: []schemas.CostLine{{Meter: "m", Quantity: 1}}},
+			CostPicos: 9, CostSource: "s", EnrichedAt: at.Add(-time.Hour), CanonicalModel: "old",
+			Flags: schemas.Flags{Unpriced: true, Unowned: true, UnapprovedModel: true, UsageMismatch: true, RegionNotAllowed: true, MissingLabels: true}}
+		v := reflect.ValueOf(old)
+		for i := range v.NumField() {
+			if f := v.Type().Field(i); f.Name != "Event" && v.Field(i).IsZero() {
+				t.Fatalf("the old value leaves %s zero: set it", f.Name)
+			}
+		}
+		owner, unowned := e.owners.Attribute(ev)
+		var want schemas.Enriched
+		wq := e.enrichOwned(&want, ev, at, owner, unowned)
+		got := old
+		got.Event = *ev
+		gq := e.enrichOwned(&got, &got.Event, at, owner, unowned)
+		if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(gq, wq) {
+			t.Errorf("in place:\n got  %+v\n want %+v", got, want)
 		}
 	}
 }

@@ -78,7 +78,6 @@ type Stage struct {
 
 	// transform's scratch: process runs it for one record at a time.
 	dec schemas.Decoder
-	ev  schemas.Event
 	out schemas.Enriched
 	enc schemas.Encoder
 	// owners keeps the owners of recent events by their labels and key.
@@ -611,7 +610,9 @@ func jsonHeaders(in []kgo.RecordHeader) []kgo.RecordHeader {
 // transform turns one raw record into its output record: the enriched event
 // under the same key, stamped enriched_at at, or a dead letter.
 func (s *Stage) transform(e *Enricher, in *kgo.Record, at time.Time) (*kgo.Record, result) {
-	ev := &s.ev
+	// The event is decoded into the enriched value's, which enrichOwned
+	// then need not copy.
+	ev := &s.out.Event
 	// transform is done with the event before in's memory is reused.
 	s.dec.EventIDInPlace = true
 	s.dec.ReuseLabels = true // only HideSecrets changes ev.Labels
