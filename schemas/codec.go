@@ -758,10 +758,10 @@ const (
 	runFields = 1<<fKind | 1<<fSource | 1<<fAPIKeyID | 1<<fLabels | 1<<fProvider | 1<<fModel | 1<<fOperation | 1<<fStatus | 1<<fErrorType
 )
 
-// runEnd returns the end of the members from kind to error_type at d.i,
-// in order and written plainly (strings without escapes), and a hash of
-// their text: end is d.i when none starts there. It only finds them; a
-// decode of those members, or the run kept of the same text, comes after.
+// runEnd returns where the members from kind to error_type that start at
+// d.i end, and a hash of their text: end is d.i when none starts there.
+// It only finds them; a decode of those members, or the run kept of the
+// same text, comes after.
 //
 // In an llm.request as a canonical writer writes it, latency_ms follows
 // the run: its key, found with one search, ends the run. Other events are
