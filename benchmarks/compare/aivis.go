@@ -125,11 +125,14 @@ func (s *stack) counted(ctx context.Context, n int, prog *progress) (bool, strin
 }
 
 type e2eResult struct {
-	EventsPerS    float64          `json:"events_per_s"`
-	Processes     map[string]usage `json:"processes"`
-	DistinctKeys  uint64           `json:"distinct_keys"`
-	AggregatorRSS int64            `json:"aggregator_peak_rss_bytes"`
-	Seconds       float64          `json:"seconds"`
+	EventsPerS   float64          `json:"events_per_s"`
+	Processes    map[string]usage `json:"processes"`
+	DistinctKeys uint64           `json:"distinct_keys"`
+	// WindowRows is the rows the aggregators wrote to cost_windows: one
+	// per window, key and partition that saw events.
+	WindowRows    uint64  `json:"window_rows"`
+	AggregatorRSS int64   `json:"aggregator_peak_rss_bytes"`
+	Seconds       float64 `json:"seconds"`
 	// SustainedEventsPerS is the rate at which events were stored between
 	// 10% and 90% of them (see progress).
 	SustainedEventsPerS float64 `json:"sustained_events_per_s"`
@@ -199,6 +202,10 @@ func (h *harness) e2e(ctx context.Context, name string, n int, partitions int32,
 		}
 	}
 	r.DistinctKeys, err = queryUint(ctx, s.conn, "SELECT count() FROM (SELECT DISTINCT model, team, project FROM cost_by_window)")
+	if err != nil {
+		return e2eResult{}, err
+	}
+	r.WindowRows, err = queryUint(ctx, s.conn, "SELECT count() FROM cost_windows")
 	if err != nil {
 		return e2eResult{}, err
 	}

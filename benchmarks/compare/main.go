@@ -66,6 +66,34 @@ type scalePoint struct {
 	EventsPerS    float64 `json:"events_per_s"`
 	AggregatorRSS int64   `json:"aggregator_peak_rss_bytes"`
 	DistinctKeys  uint64  `json:"distinct_keys"`
+	WindowRows    uint64  `json:"window_rows"`
+	// EnrichCPUUsPerEvent and AggregateCPUUsPerEvent are the CPU time of
+	// the enrich process and of all aggregate replicas together, per event.
+	// A point's events/s is mostly the seconds that do not grow with its
+	// input (starting the processes, joining the group, the flush interval
+	// and the idle timeout that closes the last windows), and moves with
+	// whatever else the machine runs; the CPU an event costs each stage is
+	// what its keys, partitions or replicas change.
+	EnrichCPUUsPerEvent    float64 `json:"enrich_cpu_us_per_event"`
+	AggregateCPUUsPerEvent float64 `json:"aggregate_cpu_us_per_event"`
+}
+
+// scaleOf makes the scaling point of an e2e run over n events.
+func scaleOf(r e2eResult, n int) scalePoint {
+	p := scalePoint{Events: n, EventsPerS: r.EventsPerS, AggregatorRSS: r.AggregatorRSS, DistinctKeys: r.DistinctKeys,
+		WindowRows: r.WindowRows}
+	if n == 0 {
+		return p
+	}
+	for name, u := range r.Processes {
+		us := u.CPUSeconds * 1e6 / float64(n)
+		if name == "enrich" {
+			p.EnrichCPUUsPerEvent += us
+		} else {
+			p.AggregateCPUUsPerEvent += us
+		}
+	}
+	return p
 }
 
 type result struct {
@@ -495,7 +523,7 @@ func run(ctx context.Context, h *harness, n, scaleN, consumers int, latencyFor t
 				return scalePoint{}, err
 			}
 			r, err := h.e2e(ctx, name, len(d.values), partitions, replicas, "")
-			return scalePoint{Events: len(d.values), EventsPerS: r.EventsPerS, AggregatorRSS: r.AggregatorRSS, DistinctKeys: r.DistinctKeys}, err
+			return scaleOf(r, len(d.values)), err
 		}
 		// About 10, 1,000 and 100,000 (model, team, project) keys.
 		for _, teams := range []int{1, 100, 20_000} {
@@ -827,9 +855,10 @@ func table(r result) string {
 		if len(pts) == 0 {
 			return
 		}
-		fmt.Fprintf(&b, "\n| %s | distinct keys | events/s | aggregator peak RSS MiB |\n|---:|---:|---:|---:|\n", title)
+		fmt.Fprintf(&b, "\n| %s | distinct keys | window rows | events/s | enrich · aggregate CPU µs/event | aggregator peak RSS MiB |\n|---:|---:|---:|---:|---:|---:|\n", title)
 		for _, p := range pts {
-			fmt.Fprintf(&b, "| %d | %d | %s | %s |\n", p.Param, p.DistinctKeys, num(p.EventsPerS), num(float64(p.AggregatorRSS)/(1<<20)))
+			fmt.Fprintf(&b, "| %d | %d | %s | %s | %.1f · %.1f | %s |\n", p.Param, p.DistinctKeys, groupDigits(int64(p.WindowRows)), num(p.EventsPerS),
+				p.EnrichCPUUsPerEvent, p.AggregateCPUUsPerEvent, num(float64(p.AggregatorRSS)/(1<<20)))
 		}
 	}
 	curve("teams", r.Scaling.Keys)
