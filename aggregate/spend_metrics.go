@@ -100,7 +100,7 @@ func (m *spendMetrics) observe(events []schemas.StoredEvent) {
 	// first teams and models seen, as they would event by event. Keys
 	// past the limits share the OtherLabel series: they are merged first,
 	// so that each series is touched once however many keys it counts (at
-	// 100,000 keys a poll, touching a series per key was a tenth of the
+	// 100,000 keys a flush, touching a series per key was a tenth of the
 	// aggregator's CPU).
 	clear(m.labelled)
 	m.series = m.series[:0]
