@@ -102,8 +102,10 @@ fi
 cat <<MSG
 
 ClickHouse is still running on 127.0.0.1:${AIVISDEV_CH_PORT:-9000} with the demo data in database $db.
-Query it yourself, for example:
-  clickhouse-client -d $db -q "SELECT model, sum(requests), sum(cost_usd) FROM cost_by_window GROUP BY model ORDER BY 3 DESC"
+Query it yourself, for example cost per model (the row without a model is
+gpu.usage, GPU time, which gpu_cost_by_window splits by team and GPU) and
+the latest anomalies:
+  clickhouse-client -d $db -q "SELECT model, sum(requests) AS requests, sum(cost_usd) AS usd FROM cost_by_window GROUP BY model ORDER BY usd DESC"
   clickhouse-client -d $db -q "SELECT * FROM cost_anomalies_final WHERE is_anomaly ORDER BY window_start DESC LIMIT 10"
 See it as charts (cost over time, top teams, projects and models, budget
 burn, anomalies) in your browser:

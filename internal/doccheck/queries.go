@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -175,6 +176,27 @@ func READMEQueries(t testing.TB, root string) []Query {
 	return out
 }
 
+// demoHint is a query `make demo` prints for the user to run next.
+var demoHint = regexp.MustCompile(`(?m)^\s*clickhouse-client -d \$db -q "([^"]+)"$`)
+
+// DemoQueries returns the queries deploy/scripts/demo.sh suggests at its
+// end, the first ones a new user types.
+func DemoQueries(t testing.TB, root string) []Query {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, "deploy", "scripts", "demo.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []Query
+	for _, m := range demoHint.FindAllStringSubmatch(string(b), -1) {
+		out = append(out, Query{fmt.Sprintf("demo hint #%d", len(out)+1), strings.TrimSpace(m[1])})
+	}
+	if len(out) < 2 {
+		t.Fatalf("found only %d suggested queries in deploy/scripts/demo.sh; the scan is broken", len(out))
+	}
+	return out
+}
+
 // grafanaMacro finds the data source plugin's macros and Grafana's
 // variables that the dashboards use.
 var (
@@ -262,6 +284,16 @@ func (r Result) TSV() string {
 	return b.String()
 }
 
+// floatText writes x as ClickHouse's text formats do: the shortest digits
+// that read back as x, without an exponent from 1e-6 up to 1e21
+// (250000000000000000, not 2.5e+17), with one outside it.
+func floatText(x float64, bits int) string {
+	if a := math.Abs(x); a == 0 || a >= 1e-6 && a < 1e21 {
+		return strconv.FormatFloat(x, 'f', -1, bits)
+	}
+	return strconv.FormatFloat(x, 'g', -1, bits)
+}
+
 func tsvValue(v any, typ string) string {
 	// A Nullable column scans into a pointer: NULL is nil, written \N
 	// as ClickHouse's TSV does.
@@ -274,9 +306,9 @@ func tsvValue(v any, typ string) string {
 	case decimal.Decimal:
 		return x.String()
 	case float64:
-		return strconv.FormatFloat(x, 'g', -1, 64)
+		return floatText(x, 64)
 	case float32:
-		return strconv.FormatFloat(float64(x), 'g', -1, 32)
+		return floatText(float64(x), 32)
 	case time.Time:
 		if typ == "Date" {
 			return x.Format("2006-01-02")

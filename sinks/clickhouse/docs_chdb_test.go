@@ -2,6 +2,7 @@ package clickhouse_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/aivis-dev/aivis/internal/chdbcheck"
@@ -10,10 +11,10 @@ import (
 	"github.com/aivis-dev/aivis/sinks/clickhouse"
 )
 
-// TestDocsSQLSameOnModernClickHouse runs every Grafana panel and cookbook
-// query on ClickHouse 18.16 and on current ClickHouse (chDB), each on
-// doccheck's fixture written through its own DDL, and requires the same
-// rows from both.
+// TestDocsSQLSameOnModernClickHouse runs every Grafana panel, cookbook and
+// README query and the queries `make demo` suggests on ClickHouse 18.16
+// and on current ClickHouse (chDB), each on doccheck's fixture written
+// through its own DDL, and requires the same rows from both.
 func TestDocsSQLSameOnModernClickHouse(t *testing.T) {
 	chdbcheck.Python(t)
 	root, err := testenv.RepoRoot()
@@ -22,7 +23,7 @@ func TestDocsSQLSameOnModernClickHouse(t *testing.T) {
 	}
 	ctx := context.Background()
 	f := doccheck.NewFixture()
-	queries := append(append(doccheck.DashboardQueries(t, root), doccheck.CookbookQueries(t, root)...), doccheck.READMEQueries(t, root)...)
+	queries := slices.Concat(doccheck.DashboardQueries(t, root), doccheck.CookbookQueries(t, root), doccheck.READMEQueries(t, root), doccheck.DemoQueries(t, root))
 
 	addr, db := testenv.ClickHouseDatabase(t)
 	cfg := clickhouse.DefaultConfig()
