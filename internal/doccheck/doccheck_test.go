@@ -3,6 +3,7 @@ package doccheck
 import (
 	"context"
 	"fmt"
+	"math"
 	"regexp"
 	"slices"
 	"strings"
@@ -139,5 +140,22 @@ func TestQueriesNameTheirColumns(t *testing.T) {
 		if positional(sql) != "" {
 			t.Errorf("the check takes %q for a positional one", sql)
 		}
+	}
+}
+
+func TestFloatTextAsClickHouse(t *testing.T) {
+	// As ClickHouse 18.16 and current servers write Float64 in TSV.
+	for x, want := range map[float64]string{
+		0: "0", 0.5: "0.5", -3.25: "-3.25", 2.5e17: "250000000000000000",
+		6.941482945039018e20: "694148294503901800000", 1.0864200713497131e21: "1.0864200713497131e21",
+		1e-7: "1e-7", -2.5e-9: "-2.5e-9", 1e-6: "0.000001", 4.344438182239308: "4.344438182239308",
+		math.Inf(1): "inf", math.Inf(-1): "-inf",
+	} {
+		if got := floatText(x, 64); got != want {
+			t.Errorf("floatText(%v) = %q, want %q", x, got, want)
+		}
+	}
+	if got := floatText(math.NaN(), 64); got != "nan" {
+		t.Errorf("floatText(NaN) = %q, want nan", got)
 	}
 }

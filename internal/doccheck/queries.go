@@ -147,7 +147,9 @@ func CookbookQueries(t testing.TB, root string) []Query {
 }
 
 // READMEQueries returns every statement of README.md's SQL blocks, named
-// by the comment line above it: the queries a new user copies first.
+// by the comment line above it: the queries a new user copies first. A
+// statement ends with the line that ends in ';' (or with its block);
+// comment lines are left out, so a ';' in a comment splits nothing.
 func READMEQueries(t testing.TB, root string) []Query {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(root, "README.md"))
@@ -156,19 +158,31 @@ func READMEQueries(t testing.TB, root string) []Query {
 	}
 	var out []Query
 	for _, m := range sqlBlock.FindAllStringSubmatch(string(b), -1) {
-		for _, stmt := range strings.Split(m[1], ";") {
-			name, sql := "", strings.TrimSpace(stmt)
-			for strings.HasPrefix(sql, "--") {
-				line, rest, _ := strings.Cut(sql, "\n")
-				if name == "" {
-					name = strings.TrimSpace(strings.TrimPrefix(line, "--"))
-				}
-				sql = strings.TrimSpace(rest)
+		var name string
+		var sql []string
+		end := func() {
+			if stmt := strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(strings.Join(sql, "\n")), ";")); stmt != "" {
+				out = append(out, Query{fmt.Sprintf("README #%d (%s)", len(out)+1, name), stmt})
 			}
-			if sql != "" {
-				out = append(out, Query{fmt.Sprintf("README #%d (%s)", len(out)+1, name), sql})
+			name, sql = "", nil
+		}
+		for _, line := range strings.Split(m[1], "\n") {
+			trimmed := strings.TrimSpace(line)
+			if trimmed == "" && len(sql) == 0 {
+				continue
+			}
+			if strings.HasPrefix(trimmed, "--") {
+				if len(sql) == 0 && name == "" {
+					name = strings.TrimSpace(strings.TrimPrefix(trimmed, "--"))
+				}
+				continue
+			}
+			sql = append(sql, line)
+			if strings.HasSuffix(trimmed, ";") {
+				end()
 			}
 		}
+		end()
 	}
 	if len(out) < 5 {
 		t.Fatalf("found only %d SQL statements in README.md; the scan is broken", len(out))
@@ -286,12 +300,26 @@ func (r Result) TSV() string {
 
 // floatText writes x as ClickHouse's text formats do: the shortest digits
 // that read back as x, without an exponent from 1e-6 up to 1e21
-// (250000000000000000, not 2.5e+17), with one outside it.
+// (250000000000000000, not 2.5e+17), and outside it with a bare exponent
+// (1.5e21, 1e-7).
 func floatText(x float64, bits int) string {
-	if a := math.Abs(x); a == 0 || a >= 1e-6 && a < 1e21 {
+	switch a := math.Abs(x); {
+	case math.IsNaN(x):
+		return "nan"
+	case math.IsInf(x, 0):
+		if x < 0 {
+			return "-inf"
+		}
+		return "inf"
+	case a == 0 || a >= 1e-6 && a < 1e21:
 		return strconv.FormatFloat(x, 'f', -1, bits)
 	}
-	return strconv.FormatFloat(x, 'g', -1, bits)
+	mant, exp, _ := strings.Cut(strconv.FormatFloat(x, 'e', -1, bits), "e")
+	sign := ""
+	if exp[0] == '-' {
+		sign = "-"
+	}
+	return mant + "e" + sign + strings.TrimLeft(exp[1:], "0")
 }
 
 func tsvValue(v any, typ string) string {
