@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/aivis-dev/aivis/internal/testenv"
 	"github.com/aivis-dev/aivis/schemas"
 )
 
@@ -417,12 +418,13 @@ func tail(path string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// freePort returns a loopback address nobody listens on right now.
+// freePort returns a loopback address nobody listens on right now, below
+// the kernel's ephemeral ports, where no outgoing connection can take it
+// before the process started with it binds it (testenv.PickFreePorts).
 func freePort() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := testenv.PickFreePorts(1)
 	if err != nil {
 		return "127.0.0.1:0"
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return fmt.Sprintf("127.0.0.1:%d", port)
 }

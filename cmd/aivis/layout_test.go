@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -48,10 +48,8 @@ type layout struct {
 }
 
 type layoutProc struct {
-	cmd         *exec.Cmd
-	done        chan error
-	metricsAddr string
-	listenAddr  string
+	cmd  *exec.Cmd
+	done chan error
 }
 
 func newLayout(t *testing.T, partitions int) *layout {
@@ -122,28 +120,21 @@ func requireAutoCreateOff(t *testing.T, brokers []string) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// start runs `aivis <args...> --config FILE --metrics_addr FREE`.
+// start runs `aivis <args...> --config FILE --metrics_addr 127.0.0.1:0`
+// (and --ingest.listen_addr 127.0.0.1:0 for ingest): each process takes a
+// port of its own and logs it, which boundAddr reads. A port picked free
+// beforehand can be taken by any outgoing connection before the process
+// binds it.
 func (l *layout) start(name string, args ...string) *layoutProc {
 	l.t.Helper()
 	logf, err := os.Create(filepath.Join(l.logDir, name+".log"))
 	if err != nil {
 		l.t.Fatal(err)
 	}
-	p := &layoutProc{metricsAddr: freeAddr(l.t), done: make(chan error, 1)}
-	args = append(args, "--config", l.config, "--metrics_addr", p.metricsAddr)
+	p := &layoutProc{done: make(chan error, 1)}
+	args = append(args, "--config", l.config, "--metrics_addr", "127.0.0.1:0")
 	if args[0] == "ingest" {
-		p.listenAddr = freeAddr(l.t)
-		args = append(args, "--ingest.listen_addr", p.listenAddr)
+		args = append(args, "--ingest.listen_addr", "127.0.0.1:0")
 	}
 	p.cmd = exec.Command(l.bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
@@ -158,6 +149,21 @@ func (l *layout) start(name string, args ...string) *layoutProc {
 	})
 	l.procs[name] = p
 	return p
+}
+
+// The lines a process logs once it listens, with the address it got.
+var (
+	opsListening    = regexp.MustCompile(`msg="serving /metrics, /healthz, /readyz"[^\n]* addr=(\S+)`)
+	ingestListening = regexp.MustCompile(`msg="serving usage events"[^\n]* addr=(\S+)`)
+)
+
+// boundAddr is the address the process logged with line, or "" before it
+// has.
+func (l *layout) boundAddr(name string, line *regexp.Regexp) string {
+	if m := line.FindStringSubmatch(l.log(name)); m != nil {
+		return m[1]
+	}
+	return ""
 }
 
 func (l *layout) log(name string) string {
@@ -178,7 +184,11 @@ func (l *layout) waitLog(name, want string, timeout time.Duration) {
 
 // get fetches a path of a process's ops endpoint.
 func (l *layout) get(name, path string) (int, string) {
-	resp, err := http.Get("http://" + l.procs[name].metricsAddr + path)
+	addr := l.boundAddr(name, opsListening)
+	if addr == "" {
+		return 0, name + " has not logged its ops address yet"
+	}
+	resp, err := http.Get("http://" + addr + path)
 	if err != nil {
 		return 0, err.Error()
 	}
@@ -204,7 +214,14 @@ func (l *layout) waitReady(name string, timeout time.Duration) {
 // requires 202 for each request.
 func (l *layout) post(lines [][]byte) {
 	l.t.Helper()
-	url := "http://" + l.procs["ingest"].listenAddr + ingest.Path
+	addr := l.boundAddr("ingest", ingestListening)
+	for deadline := time.Now().Add(30 * time.Second); addr == ""; addr = l.boundAddr("ingest", ingestListening) {
+		if time.Now().After(deadline) {
+			l.t.Fatalf("ingest did not log the address it listens on within 30s; log:\n%s", l.log("ingest"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	url := "http://" + addr + ingest.Path
 	for i := 0; i < len(lines); i += 50 {
 		req, _ := http.NewRequestWithContext(l.ctx, http.MethodPost, url, bytes.NewReader(bytes.Join(lines[i:min(i+50, len(lines))], []byte("\n"))))
 		req.Header.Set("Authorization", "Bearer "+l.token)

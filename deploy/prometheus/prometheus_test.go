@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -183,16 +182,6 @@ func TestDashboardReadsExportedMetrics(t *testing.T) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // start runs cmd until the test ends, then interrupts it and waits.
 func start(t *testing.T, name string, cmd *exec.Cmd) {
 	t.Helper()
@@ -279,11 +268,11 @@ func TestPrometheusScrapesAivis(t *testing.T) {
 		t.Fatalf("building aivis: %v\n%s", err, out)
 	}
 
-	metricsAddr, promAddr := freeAddr(t), freeAddr(t)
+	metricsAddr, promAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	dev := exec.Command(aivis, "dev", "--rate", "20")
 	dev.Env = append(os.Environ(),
 		"AIVIS_CLICKHOUSE__ADDR="+chAddr, "AIVIS_CLICKHOUSE__DATABASE="+db,
-		"AIVIS_METRICS_ADDR="+metricsAddr, "AIVIS_INGEST__LISTEN_ADDR="+freeAddr(t),
+		"AIVIS_METRICS_ADDR="+metricsAddr, "AIVIS_INGEST__LISTEN_ADDR="+testenv.FreeAddr(t),
 		"AIVIS_AGGREGATE__ANOMALY__INTERVAL=1s")
 	start(t, "aivis", dev)
 

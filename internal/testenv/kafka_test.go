@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -230,27 +229,6 @@ func TestFaultKafkaRestartKeepsData(t *testing.T) {
 	consumeN(t, seeds, topic, fresh, 0, 100)
 }
 
-// freePortPair returns a port P such that P and P+1 (the script's client
-// and controller ports) are free on 127.0.0.1 right now.
-func freePortPair(t *testing.T) int {
-	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("finding a free port: %v", err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		next, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port+1))
-		l.Close()
-		if err == nil {
-			next.Close()
-			return port
-		}
-	}
-	t.Fatal("found no two free consecutive ports on 127.0.0.1")
-	return 0
-}
-
 // dashClusterID returns a random cluster id whose text starts with "-":
 // 16 bytes whose first six bits are 111110, base64url's "-".
 func dashClusterID(t *testing.T) string {
@@ -285,7 +263,7 @@ func TestFaultKafkaScriptClusterIDDash(t *testing.T) {
 	_, err := exec.LookPath(java)
 	RequireOrSkip(t, "Java 17+", err, "install it (apt-get install openjdk-17-jre-headless) or set JAVA_HOME; make kafka-up does")
 
-	port := freePortPair(t)
+	port := FreePorts(t, 3)
 	dir := filepath.Join(t.TempDir(), "kafka")
 	id := dashClusterID(t)
 	env := append(os.Environ(),
@@ -358,7 +336,7 @@ func TestKafkaScriptRejectsBadClusterID(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "kafka")
 	cmd := exec.Command(script, "up")
 	cmd.Env = append(os.Environ(),
-		"AIVISDEV_KAFKA_PORT="+strconv.Itoa(freePortPair(t)),
+		"AIVISDEV_KAFKA_PORT="+strconv.Itoa(FreePorts(t, 3)),
 		"AIVISDEV_KAFKA_DIR="+dir,
 		"AIVISDEV_KAFKA_CLUSTER_ID=not-a-cluster-id",
 	)
