@@ -136,6 +136,11 @@ type e2eResult struct {
 	// SustainedEventsPerS is the rate at which events were stored between
 	// 10% and 90% of them (see progress).
 	SustainedEventsPerS float64 `json:"sustained_events_per_s"`
+	// FirstStoredS and AllStoredS are the seconds from start until the
+	// polls saw the first and the last event in usage_events; the rest of
+	// Seconds is the last windows closing and being counted.
+	FirstStoredS float64 `json:"first_stored_s"`
+	AllStoredS   float64 `json:"all_stored_s"`
 }
 
 // e2e runs enrich and replicas aggregate processes from the full raw topic
@@ -191,6 +196,8 @@ func (h *harness) e2e(ctx context.Context, name string, n int, partitions int32,
 	}
 	r := e2eResult{EventsPerS: float64(n) / elapsed.Seconds(), Seconds: elapsed.Seconds(), Processes: map[string]usage{},
 		SustainedEventsPerS: prog.sustained(n)}
+	first, all := prog.firstAndAll(n)
+	r.FirstStoredS, r.AllStoredS = first.Seconds(), all.Seconds()
 	for _, p := range s.procs {
 		u, err := p.usage()
 		if err != nil {

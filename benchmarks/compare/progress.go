@@ -38,3 +38,19 @@ func (p *progress) sustained(n int) float64 {
 	}
 	return float64(p.done[hi]-p.done[lo]) / (p.at[hi] - p.at[lo]).Seconds()
 }
+
+// firstAndAll is when the polls first saw any of n done and all n done,
+// from began; a moment never seen is 0. Between them the input streams;
+// before the first, processes start and join; after all, only what the
+// step waits on beyond the count (the windows' close) remains.
+func (p *progress) firstAndAll(n int) (first, all time.Duration) {
+	for i, d := range p.done {
+		if first == 0 && d > 0 {
+			first = p.at[i]
+		}
+		if d >= uint64(n) {
+			return first, p.at[i]
+		}
+	}
+	return first, 0
+}

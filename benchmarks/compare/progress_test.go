@@ -19,3 +19,17 @@ func TestProgressSustained(t *testing.T) {
 		t.Errorf("sustained over a single step = %v, want 0 (too few polls to tell)", got)
 	}
 }
+
+func TestProgressFirstAndAll(t *testing.T) {
+	p := &progress{}
+	for i, d := range []uint64{0, 0, 0, 100, 500, 1000, 1000} {
+		p.at = append(p.at, time.Duration(i)*time.Second)
+		p.done = append(p.done, d)
+	}
+	if first, all := p.firstAndAll(1000); first != 3*time.Second || all != 5*time.Second {
+		t.Errorf("firstAndAll = %v, %v, want 3s, 5s", first, all)
+	}
+	if first, all := p.firstAndAll(2000); first != 3*time.Second || all != 0 {
+		t.Errorf("firstAndAll short of n = %v, %v, want 3s, 0", first, all)
+	}
+}
