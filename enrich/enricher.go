@@ -30,6 +30,15 @@ type Config struct {
 	// header content-type: application/x-protobuf; ...). The aggregator
 	// reads both; every other subscriber must read the one chosen.
 	OutputFormat string `koanf:"output_format" help:"encoding of the enriched topic: json, or protobuf (schemas/enriched_v1.proto; under half the bytes and less CPU; every subscriber must read it)"`
+	// SessionTimeout is how long the group waits for a silent replica
+	// (killed, or cut off) before giving its partitions of the raw topic to
+	// the others; until then they are not read. The broker bounds it (6s
+	// to 5m by default).
+	SessionTimeout time.Duration `koanf:"session_timeout" help:"how long the group waits for a silent replica before moving its partitions (at least 6s on default brokers)"`
+	// InstanceID enables static group membership when set: a replica that
+	// restarts with the same id within SessionTimeout gets its partitions
+	// back at once, without a rebalance.
+	InstanceID string `koanf:"instance_id" help:"static group membership id, unique per replica (empty: dynamic membership)"`
 }
 
 // Output formats of the enriched topic.
@@ -39,9 +48,10 @@ const (
 )
 
 // DefaultConfig returns the embedded catalog and owners, checked every 30s,
-// and a 2% provider cost tolerance.
+// a 2% provider cost tolerance and the Kafka client's 45s session timeout.
 func DefaultConfig() Config {
-	return Config{ReloadInterval: 30 * time.Second, ProviderCostTolerance: DefaultProviderCostTolerance, OutputFormat: FormatJSON}
+	return Config{ReloadInterval: 30 * time.Second, ProviderCostTolerance: DefaultProviderCostTolerance, OutputFormat: FormatJSON,
+		SessionTimeout: 45 * time.Second}
 }
 
 // DefaultProviderCostTolerance is enrich.provider_cost_tolerance's default.
@@ -61,6 +71,9 @@ func (c Config) Validate() error {
 	case "", FormatJSON, FormatProtobuf:
 	default:
 		errs = append(errs, fmt.Errorf("enrich.output_format: %q is not a format; use json or protobuf", c.OutputFormat))
+	}
+	if c.SessionTimeout != 0 && c.SessionTimeout < time.Second {
+		errs = append(errs, fmt.Errorf("enrich.session_timeout: %s must be at least 1s (brokers refuse less than 6s by default)", c.SessionTimeout))
 	}
 	if err := checkTolerance(c.ProviderCostTolerance); err != nil {
 		errs = append(errs, fmt.Errorf("enrich.provider_cost_tolerance: %w", err))

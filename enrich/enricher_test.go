@@ -120,6 +120,8 @@ func TestConfigValidate(t *testing.T) {
 		{"test files", Config{CatalogPath: testCatalog, OwnersPath: "testdata/owners.yaml"}, nil},
 		{"protobuf", Config{OutputFormat: FormatProtobuf}, nil},
 		{"unknown format", Config{OutputFormat: "avro"}, []string{`enrich.output_format: "avro" is not a format; use json or protobuf`}},
+		{"static member", Config{InstanceID: "enrich-0", SessionTimeout: 10 * time.Second}, nil},
+		{"session timeout too short", Config{SessionTimeout: 500 * time.Millisecond}, []string{"enrich.session_timeout: 500ms must be at least 1s"}},
 		{"every problem", Config{CatalogPath: bad, OwnersPath: filepath.Join(dir, "missing.yaml"), ReloadInterval: -time.Second},
 			[]string{"enrich.reload_interval", "enrich.catalog_path", "bogus: unknown key", "enrich.owners_path", "missing.yaml"}},
 	}

@@ -64,8 +64,11 @@ type Stage struct {
 	dead     *bus.DeadLetters
 	maxPoll  int
 	protobuf bool // enrich.output_format: protobuf
-	now      func() time.Time
-	drain    time.Duration
+	// group holds the consumer's group options from the config
+	// (session timeout, static membership).
+	group []kgo.Opt
+	now   func() time.Time
+	drain time.Duration
 
 	reloadMu sync.Mutex
 	fileSums [3][sha256.Size]byte
@@ -213,6 +216,12 @@ func NewStage(cfg Config, dial Dial, reg prometheus.Registerer, log *slog.Logger
 	}
 	s := newStage(dial, e, reg, log)
 	s.protobuf = cfg.OutputFormat == FormatProtobuf
+	if cfg.SessionTimeout > 0 {
+		s.group = append(s.group, kgo.SessionTimeout(cfg.SessionTimeout))
+	}
+	if cfg.InstanceID != "" {
+		s.group = append(s.group, kgo.InstanceID(cfg.InstanceID))
+	}
 	return s, nil
 }
 
@@ -333,7 +342,7 @@ func fileSums(cfg Config) [3][sha256.Size]byte {
 // output record could not be produced; offsets stop before that record, so
 // a restart redelivers it. Run must not be called concurrently.
 func (s *Stage) Run(ctx context.Context) error {
-	cl, err := s.dial(kgo.OnPartitionsRevoked(s.forgetLag), kgo.OnPartitionsLost(s.forgetLag))
+	cl, err := s.dial(append([]kgo.Opt{kgo.OnPartitionsRevoked(s.forgetLag), kgo.OnPartitionsLost(s.forgetLag)}, s.group...)...)
 	if err != nil {
 		s.failed.Store(&err)
 		return err

@@ -78,6 +78,8 @@ type faultEnv struct {
 	logDir  string
 	// cluster is clickhouse.cluster (empty: one server).
 	cluster string
+	// extraEnv is added to the aggregators' environment after env's own.
+	extraEnv []string
 
 	mu    sync.Mutex
 	truth map[string]*e2eTotal // model/team → totals of distinct events
@@ -115,7 +117,7 @@ func newFaultEnvOn(t *testing.T, ctx context.Context, brokers []string, replicat
 }
 
 func (f *faultEnv) env() []string {
-	return append(os.Environ(),
+	return append(append(os.Environ(),
 		"AIVIS_KAFKA__BROKERS="+strings.Join(f.brokers, ","),
 		"AIVIS_CLICKHOUSE__ADDR="+f.chAddr,
 		"AIVIS_CLICKHOUSE__CLUSTER="+f.cluster,
@@ -133,7 +135,7 @@ func (f *faultEnv) env() []string {
 		"AIVIS_AGGREGATE__FLUSH_INTERVAL=300ms",
 		"AIVIS_AGGREGATE__SCORE_ANOMALIES=false",
 		"AIVIS_METRICS_ADDR=",
-	)
+	), f.extraEnv...)
 }
 
 type proc struct {
@@ -219,31 +221,10 @@ func (f *faultEnv) produce(seed uint64, n int, d time.Duration) {
 			key, value = keys[j], sent[j]
 		} else {
 			at := time.Now().UTC().Add(-time.Duration(rng.IntN(3000)) * time.Millisecond)
-			model := []string{"m-hot", "m-hot", "m-hot", "m-a", "m-b"}[rng.IntN(5)]
-			team := []string{"t1", "t2", "t3"}[rng.IntN(3)]
-			in, out, cost := int64(rng.IntN(5000)), int64(rng.IntN(700)), int64(rng.IntN(90_000_000))
-			lat := int64(rng.IntN(5000))
-			ev := schemas.Enriched{
-				Event: schemas.Event{SchemaVersion: "1", EventID: fmt.Sprintf("%s-%d-%d", f.topic, seed, i), Time: at,
-					Kind: schemas.KindLLMRequest, Source: "fault", Provider: "openai", Model: model, Status: schemas.StatusOK,
-					LatencyMs: &lat, Usage: &schemas.Usage{InputTokens: schemas.Int64(in), OutputTokens: schemas.Int64(out)}},
-				Owner: schemas.Owner{Team: team, Project: "p"}, CostPicos: cost,
-			}
+			ev := f.event(rng, fmt.Sprintf("%s-%d-%d", f.topic, seed, i), at)
 			value, _ = json.Marshal(ev)
 			key = ev.EventID
 			sent, keys = append(sent, value), append(keys, key)
-			f.mu.Lock()
-			k := model + "/" + team
-			if f.truth[k] == nil {
-				f.truth[k] = &e2eTotal{}
-			}
-			tt := f.truth[k]
-			tt.Requests++
-			tt.Input += in
-			tt.Output += out
-			tt.CostPicos += cost
-			f.n++
-			f.mu.Unlock()
 		}
 		wg.Add(1)
 		cl.Produce(f.ctx, &kgo.Record{Key: []byte(key), Value: value}, func(_ *kgo.Record, err error) {
@@ -261,6 +242,34 @@ func (f *faultEnv) produce(seed uint64, n int, d time.Duration) {
 	if firstErr != nil {
 		f.t.Fatalf("producing: %v", firstErr)
 	}
+}
+
+// event makes a distinct enriched event of id at time at and adds it to
+// the ground truth.
+func (f *faultEnv) event(rng *rand.Rand, id string, at time.Time) *schemas.Enriched {
+	model := []string{"m-hot", "m-hot", "m-hot", "m-a", "m-b"}[rng.IntN(5)]
+	team := []string{"t1", "t2", "t3"}[rng.IntN(3)]
+	in, out, cost := int64(rng.IntN(5000)), int64(rng.IntN(700)), int64(rng.IntN(90_000_000))
+	lat := int64(rng.IntN(5000))
+	ev := &schemas.Enriched{
+		Event: schemas.Event{SchemaVersion: "1", EventID: id, Time: at,
+			Kind: schemas.KindLLMRequest, Source: "fault", Provider: "openai", Model: model, Status: schemas.StatusOK,
+			LatencyMs: &lat, Usage: &schemas.Usage{InputTokens: schemas.Int64(in), OutputTokens: schemas.Int64(out)}},
+		Owner: schemas.Owner{Team: team, Project: "p"}, CostPicos: cost,
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k := model + "/" + team
+	if f.truth[k] == nil {
+		f.truth[k] = &e2eTotal{}
+	}
+	tt := f.truth[k]
+	tt.Requests++
+	tt.Input += in
+	tt.Output += out
+	tt.CostPicos += cost
+	f.n++
+	return ev
 }
 
 // check waits until ClickHouse holds every distinct event, then requires

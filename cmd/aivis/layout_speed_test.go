@@ -1,0 +1,217 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os/exec"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/aivis-dev/aivis/enrich"
+	"github.com/aivis-dev/aivis/schemas"
+	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
+)
+
+// TestProductionLayoutKillAtFullSpeed runs enrich and two aggregate
+// replicas as separate processes, with the production flush policy, on a
+// raw topic that already holds a backlog: twenty minutes of traffic that
+// they read as fast as they go. While usage_events fills, each stage is
+// killed with SIGKILL and started again: an aggregator at about 15 % and
+// 65 %, enrich at about 35 %. The aggregators are dynamic members, so a
+// killed one's partitions wait for the session timeout; enrich is a static
+// member (enrich.instance_id), so the new process takes its partitions back
+// at once. It re-reads from its last commit and writes again events the
+// aggregators already hold, which they must skip. Totals must equal the expected exactly and `aivis verify`, with the
+// raw topic checked against ClickHouse, must pass.
+func TestProductionLayoutKillAtFullSpeed(t *testing.T) {
+	l := newLayout(t, 6)
+	migrate := exec.Command(l.bin, "migrate", "--config", l.config)
+	if out, err := migrate.CombinedOutput(); err != nil {
+		t.Fatalf("aivis migrate: %v\n%s", err, out)
+	}
+
+	// The backlog: n distinct events keyed by id, event times rising over
+	// twenty minutes up to now with a few seconds of disorder, and 5 %
+	// sent again by the producer.
+	const n = 300_000
+	rng := rand.New(rand.NewPCG(17, 5))
+	now := time.Now().UTC()
+	start := now.Add(-20 * time.Minute)
+	want := map[string]*e2eTotal{}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(l.brokers...), kgo.DefaultProduceTopic(schemas.TopicRaw),
+		kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(50_000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+		sent     []*kgo.Record
+	)
+	produce := func(r *kgo.Record) {
+		wg.Add(1)
+		cl.Produce(l.ctx, r, func(_ *kgo.Record, err error) {
+			defer wg.Done()
+			if err != nil {
+				mu.Lock()
+				firstErr = err
+				mu.Unlock()
+			}
+		})
+	}
+	loaded := time.Now()
+	for i := 0; i < n; i++ {
+		model := []string{"model-a", "model-b"}[rng.IntN(2)]
+		provider := map[string]string{"model-a": "openai", "model-b": "anthropic"}[model]
+		team := []string{"search", "chat", "ops"}[rng.IntN(3)]
+		in := int64(100 + rng.IntN(5000))
+		cacheRead := int64(rng.IntN(int(in / 2)))
+		out := int64(1 + rng.IntN(800))
+		at := start.Add(20*time.Minute*time.Duration(i)/n - time.Duration(rng.IntN(4000))*time.Millisecond)
+		id := fmt.Sprintf("speed-%06d", i)
+		b, err := json.Marshal(map[string]any{
+			"schema_version": "1", "event_id": id, "time": at.Format(time.RFC3339Nano),
+			"kind": "llm.request", "source": "speed-gateway", "provider": provider, "model": model, "status": "ok",
+			"labels": map[string]string{"team": team},
+			"usage":  map[string]int64{"input_tokens": in, "cache_read_input_tokens": cacheRead, "output_tokens": out},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		addExpected(want, model, team, in, cacheRead, 0, out)
+		r := &kgo.Record{Key: []byte(id), Value: b}
+		produce(r)
+		if i%20 == 0 {
+			sent = append(sent, r)
+		}
+		if len(sent) > 0 && rng.IntN(20) == 0 {
+			again := sent[rng.IntN(len(sent))]
+			produce(&kgo.Record{Key: again.Key, Value: again.Value})
+		}
+	}
+	wg.Wait()
+	if firstErr != nil {
+		t.Fatalf("preloading the raw topic: %v", firstErr)
+	}
+	t.Logf("preloaded %d events (and 5%% resent) in %v", n, time.Since(loaded).Round(time.Millisecond))
+
+	cfg := chsink.DefaultConfig()
+	cfg.Addr, cfg.Database = l.chAddr, l.db
+	store, err := chsink.Open(l.ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	stored := func() uint64 {
+		t.Helper()
+		rows, err := store.Query(l.ctx, "SELECT count() FROM usage_events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var c uint64
+		for rows.Next() {
+			if err := rows.Scan(&c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return c
+	}
+
+	// The production flush policy: one insert a second or every 65,536
+	// events, not the layout tests' quick one.
+	flush := []string{"--aggregate.flush_interval", "1s", "--aggregate.max_pending_events", "65536"}
+	l.start("enrich-0", "enrich", "--enrich.instance_id", "e1")
+	l.start("aggregate-a0", append([]string{"aggregate"}, flush...)...)
+	l.start("aggregate-b0", append([]string{"aggregate"}, flush...)...)
+	began := time.Now()
+	last := uint64(0)
+	for i, k := range []struct {
+		share uint64
+		name  string
+		next  string
+		args  []string
+	}{
+		{15, "aggregate-a0", "aggregate-a1", append([]string{"aggregate"}, flush...)},
+		{35, "enrich-0", "enrich-1", []string{"enrich", "--enrich.instance_id", "e1"}},
+		{65, "aggregate-b0", "aggregate-b1", append([]string{"aggregate"}, flush...)},
+	} {
+		deadline := time.Now().Add(2 * time.Minute)
+		for c := stored(); c < n*k.share/100 || c == last; c = stored() {
+			if time.Now().After(deadline) {
+				t.Fatalf("usage_events did not reach %d%% of %d events within 2 minutes; %s log:\n%s", k.share, n, k.name, l.log(k.name))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		l.kill9(k.name)
+		last = stored()
+		if last >= n {
+			t.Fatalf("kill %d came after the last event was stored; the test needs a larger backlog", i+1)
+		}
+		t.Logf("%v in: kill -9 %s at %d of %d events stored", time.Since(began).Round(time.Millisecond), k.name, last, n)
+		l.start(k.next, k.args...)
+	}
+
+	// enrich.instance_id reached the group: enrich's member is static.
+	groups, err := kadm.NewClient(cl).DescribeGroups(l.ctx, enrich.ConsumerGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	static := false
+	for _, m := range groups[enrich.ConsumerGroup].Members {
+		static = static || (m.InstanceID != nil && *m.InstanceID == "e1")
+	}
+	if !static {
+		t.Errorf("group %s has no member with instance id e1: %+v", enrich.ConsumerGroup, groups[enrich.ConsumerGroup].Members)
+	}
+
+	var got map[string]*e2eTotal
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(500 * time.Millisecond) {
+		got = layoutTotals(t, l.ctx, store)
+		var sum int64
+		for _, g := range got {
+			sum += g.Requests
+		}
+		if sum >= n || time.Now().After(deadline) {
+			break
+		}
+	}
+	time.Sleep(2 * time.Second) // anything more arriving now would be a double count
+	l.stopAll()
+	got = layoutTotals(t, l.ctx, store)
+	if len(got) != len(want) {
+		t.Errorf("got %d (model, team) groups, want %d: %v", len(got), len(want), keys(got))
+	}
+	for k, w := range want {
+		if g := got[k]; g == nil || *g != *w {
+			t.Errorf("%s: got %+v, want %+v", k, g, *w)
+		}
+	}
+	verify := exec.Command(l.bin, "verify", "--config", l.config,
+		"--from", start.Add(-time.Hour).Format(time.RFC3339), "--to", now.Add(time.Hour).Format(time.RFC3339))
+	if out, err := verify.CombinedOutput(); err != nil {
+		t.Errorf("aivis verify: %v\n%s", err, out)
+	}
+	if !t.Failed() {
+		t.Logf("all %d events counted exactly, %v after the start", n, time.Since(began).Round(time.Millisecond))
+	}
+}
+
+// kill9 kills a process with SIGKILL and forgets it, so that stopAll
+// leaves it out.
+func (l *layout) kill9(name string) {
+	l.t.Helper()
+	p := l.procs[name]
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+	p.done <- nil
+	delete(l.procs, name)
+}
