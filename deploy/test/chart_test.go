@@ -255,6 +255,10 @@ func TestChartLayout(t *testing.T) {
 	if env["AIVIS_AGGREGATE__INSTANCE_ID"] != "$(metadata.name)" {
 		t.Errorf("aggregate replicas need their pod name as instance id, env is %v", env)
 	}
+	enr := find("StatefulSet", "aivis-enrich").(*appsv1.StatefulSet)
+	if env := envOf(enr.Spec.Template.Spec.Containers[0]); env["AIVIS_ENRICH__INSTANCE_ID"] != "$(metadata.name)" {
+		t.Errorf("enrich replicas need their pod name as instance id, env is %v", env)
+	}
 	if env["AIVIS_AGGREGATE__DEDUP_MEMORY_MIB"] != "1024" {
 		t.Errorf("the aggregators' dedup budget must fit their 2Gi limit (1024 MiB), env is %v", env)
 	}

@@ -82,6 +82,11 @@ func TestComposeFileLoads(t *testing.T) {
 			env["AIVIS_INGEST__ALLOW_ANONYMOUS"] = "true"
 		}
 		validateConfig(t, "docker-compose "+name, "", nil, env)
+		// The consumers are static group members: restarted, they take
+		// their partitions back at once.
+		if key := map[string]string{"enrich": "AIVIS_ENRICH__INSTANCE_ID", "aggregate": "AIVIS_AGGREGATE__INSTANCE_ID"}[name]; key != "" && env[key] == "" {
+			t.Errorf("%s sets no %s", name, key)
+		}
 	}
 	for _, port := range p.Services["ingest"].Ports {
 		if port.HostIP != "127.0.0.1" {
