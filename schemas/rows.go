@@ -97,4 +97,7 @@ type Score struct {
 	IncidentID     string
 	IncidentStatus string
 	IncidentUpdate uint32
+	// ScoredAt is when the score was computed; zero means when it is
+	// written.
+	ScoredAt time.Time
 }

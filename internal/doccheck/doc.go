@@ -128,9 +128,10 @@ func (f *Fixture) Write(ctx context.Context, w Writer) error {
 	scores := []schemas.Score{
 		{SeriesCost: schemas.SeriesCost{WindowStart: spike, Team: "search", Model: "gpt-4o", CostPicos: schemas.PicosOf(9_000_000_000)},
 			BaselinePicos: schemas.PicosOf(2e9), StddevPicos: schemas.PicosOf(5e8), Z: 14, Observations: 36, Anomaly: true, EWMAMeanPicos: schemas.PicosOf(2e9), EWMAVar: 2.5e17,
-			IncidentID: "search/gpt-4o:1", IncidentStatus: schemas.AlertFiring},
+			IncidentID: "search/gpt-4o:1", IncidentStatus: schemas.AlertFiring, ScoredAt: f.End},
 		{SeriesCost: schemas.SeriesCost{WindowStart: spike.Add(-5 * time.Minute), Team: "search", Model: "gpt-4o", CostPicos: schemas.PicosOf(2_000_000_000)},
-			BaselinePicos: schemas.PicosOf(2e9), StddevPicos: schemas.PicosOf(5e8), Observations: 35, EWMAMeanPicos: schemas.PicosOf(2e9), EWMAVar: 2.5e17},
+			BaselinePicos: schemas.PicosOf(2e9), StddevPicos: schemas.PicosOf(5e8), Observations: 35, EWMAMeanPicos: schemas.PicosOf(2e9), EWMAVar: 2.5e17,
+			ScoredAt: f.End},
 	}
 	if err := w.WriteScores(ctx, scores); err != nil {
 		return fmt.Errorf("writing the fixture's anomaly scores: %w", err)

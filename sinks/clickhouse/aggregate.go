@@ -1,6 +1,7 @@
 package clickhouse
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -196,7 +197,7 @@ func (s *Store) WriteScores(ctx context.Context, scores []schemas.Score) error {
 		}
 		if err := batch.Append(sc.WindowStart, sc.Team, sc.Model, usd[0],
 			usd[1], usd[2], sc.Z, sc.Observations, flag(sc.Anomaly),
-			usd[3], sc.EWMAVar, now, sc.IncidentID, sc.IncidentStatus, sc.IncidentUpdate); err != nil {
+			usd[3], sc.EWMAVar, cmp.Or(sc.ScoredAt, now), sc.IncidentID, sc.IncidentStatus, sc.IncidentUpdate); err != nil {
 			return fmt.Errorf("appending anomaly score: %w", err)
 		}
 	}
