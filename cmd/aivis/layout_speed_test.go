@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -14,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/aivis-dev/aivis/enrich"
+	"github.com/aivis-dev/aivis/ingest"
 	"github.com/aivis-dev/aivis/schemas"
 	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
 )
@@ -214,4 +219,179 @@ func (l *layout) kill9(name string) {
 	<-p.done
 	p.done <- nil
 	delete(l.procs, name)
+}
+
+// TestProductionLayoutKillIngestUnderLoad posts events to ingest from four
+// clients as fast as it answers, and kills ingest with SIGKILL twice while
+// they do, starting it again each time (on a new port, as a replacement pod
+// gets a new address). A client whose request fails without an answer, or
+// is answered 503, sends the same batch again, with the same ids, until it
+// is answered 202, as a producer following the API does. Every event answered 202
+// must be counted exactly once: none lost in the producer's buffers when
+// the process died, none counted twice for being sent again.
+func TestProductionLayoutKillIngestUnderLoad(t *testing.T) {
+	l := newLayout(t, 6)
+	migrate := exec.Command(l.bin, "migrate", "--config", l.config)
+	if out, err := migrate.CombinedOutput(); err != nil {
+		t.Fatalf("aivis migrate: %v\n%s", err, out)
+	}
+	ingestName := "ingest-0"
+	l.start(ingestName, "ingest")
+	l.start("enrich", "enrich", "--enrich.instance_id", "e1")
+	l.start("aggregate-a", "aggregate", "--aggregate.instance_id", "a")
+	l.start("aggregate-b", "aggregate", "--aggregate.instance_id", "b")
+
+	const batches, size = 800, 500
+	rng := rand.New(rand.NewPCG(23, 1))
+	now := time.Now().UTC()
+	want := map[string]*e2eTotal{}
+	bodies := make([][]byte, batches)
+	for b := range bodies {
+		var body []byte
+		for i := 0; i < size; i++ {
+			model := []string{"model-a", "model-b"}[rng.IntN(2)]
+			provider := map[string]string{"model-a": "openai", "model-b": "anthropic"}[model]
+			team := []string{"search", "chat", "ops"}[rng.IntN(3)]
+			in := int64(100 + rng.IntN(5000))
+			cacheRead := int64(rng.IntN(int(in / 2)))
+			out := int64(1 + rng.IntN(800))
+			at := now.Add(-time.Duration(rng.IntN(600_000)) * time.Millisecond)
+			line, err := json.Marshal(map[string]any{
+				"schema_version": "1", "event_id": fmt.Sprintf("kill-ingest-%03d-%03d", b, i), "time": at.Format(time.RFC3339Nano),
+				"kind": "llm.request", "source": "load-gateway", "provider": provider, "model": model, "status": "ok",
+				"labels": map[string]string{"team": team},
+				"usage":  map[string]int64{"input_tokens": in, "cache_read_input_tokens": cacheRead, "output_tokens": out},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			addExpected(want, model, team, in, cacheRead, 0, out)
+			body = append(append(body, line...), '\n')
+		}
+		bodies[b] = body
+	}
+
+	// addr is where ingest listens now; it changes with each restart.
+	var addrMu sync.Mutex
+	addr := ""
+	current := func() string {
+		addrMu.Lock()
+		defer addrMu.Unlock()
+		return addr
+	}
+	setAddr := func(name string) {
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if a := l.boundAddr(name, ingestListening); a != "" {
+				addrMu.Lock()
+				addr = a
+				addrMu.Unlock()
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not log its address within 30 s; log:\n%s", name, l.log(name))
+			}
+		}
+	}
+	setAddr(ingestName)
+
+	var accepted, resent atomic.Int64
+	next := atomic.Int64{}
+	client := &http.Client{Timeout: 30 * time.Second}
+	errs := make(chan error, 4)
+	var wg sync.WaitGroup
+	for c := 0; c < 4; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := next.Add(1) - 1; b < batches; b = next.Add(1) - 1 {
+				for attempt := 0; ; attempt++ {
+					if attempt > 0 {
+						resent.Add(1)
+						time.Sleep(20 * time.Millisecond)
+					}
+					if l.ctx.Err() != nil {
+						errs <- fmt.Errorf("batch %d never answered 202: %w", b, l.ctx.Err())
+						return
+					}
+					req, _ := http.NewRequestWithContext(l.ctx, http.MethodPost, "http://"+current()+ingest.Path, bytes.NewReader(bodies[b]))
+					req.Header.Set("Authorization", "Bearer "+l.token)
+					req.Header.Set("Content-Type", "application/x-ndjson")
+					resp, err := client.Do(req)
+					if err != nil {
+						continue // no answer: the process died; send it again
+					}
+					body, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode == http.StatusAccepted {
+						accepted.Add(1)
+						break
+					}
+					if resp.StatusCode != http.StatusServiceUnavailable {
+						errs <- fmt.Errorf("batch %d: %d %s", b, resp.StatusCode, body)
+						return
+					}
+				}
+			}
+		}()
+	}
+	began := time.Now()
+	for i, share := range []int64{25, 60} {
+		for accepted.Load() < batches*share/100 {
+			if time.Since(began) > 2*time.Minute {
+				t.Fatalf("only %d of %d batches accepted within 2 minutes; %s log:\n%s", accepted.Load(), batches, ingestName, l.log(ingestName))
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		l.kill9(ingestName)
+		t.Logf("%v in: kill -9 %s with %d of %d batches answered 202", time.Since(began).Round(time.Millisecond), ingestName, accepted.Load(), batches)
+		if accepted.Load() >= batches {
+			t.Fatalf("kill %d came after the last batch was answered; the test needs more batches", i+1)
+		}
+		ingestName = fmt.Sprintf("ingest-%d", i+1)
+		l.start(ingestName, "ingest")
+		setAddr(ingestName)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	t.Logf("%d batches of %d answered 202 in %v; %d requests sent again after a kill or a 503",
+		batches, size, time.Since(began).Round(time.Millisecond), resent.Load())
+
+	cfg := chsink.DefaultConfig()
+	cfg.Addr, cfg.Database = l.chAddr, l.db
+	store, err := chsink.Open(l.ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	n := int64(batches * size)
+	var got map[string]*e2eTotal
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(500 * time.Millisecond) {
+		got = layoutTotals(t, l.ctx, store)
+		var sum int64
+		for _, g := range got {
+			sum += g.Requests
+		}
+		if sum >= n || time.Now().After(deadline) {
+			break
+		}
+	}
+	time.Sleep(2 * time.Second) // anything more arriving now would be a double count
+	l.stopAll()
+	got = layoutTotals(t, l.ctx, store)
+	if len(got) != len(want) {
+		t.Errorf("got %d (model, team) groups, want %d: %v", len(got), len(want), keys(got))
+	}
+	for k, w := range want {
+		if g := got[k]; g == nil || *g != *w {
+			t.Errorf("%s: got %+v, want %+v", k, g, *w)
+		}
+	}
+	verify := exec.Command(l.bin, "verify", "--config", l.config,
+		"--from", now.Add(-time.Hour).Format(time.RFC3339), "--to", now.Add(time.Hour).Format(time.RFC3339))
+	if out, err := verify.CombinedOutput(); err != nil {
+		t.Errorf("aivis verify: %v\n%s", err, out)
+	}
 }
