@@ -1,16 +1,21 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/aivis-dev/aivis/internal/testenv"
 	"github.com/aivis-dev/aivis/schemas"
 	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
 )
@@ -161,4 +166,96 @@ func (f *faultEnv) preload(seed uint64, n int, span time.Duration) {
 	if firstErr != nil {
 		f.t.Fatalf("preloading the topic: %v", firstErr)
 	}
+}
+
+// TestFaultClickHouseOutageAtFullSpeed stops ClickHouse for 15 s while two
+// aggregator replicas work through a backlog with the production flush
+// policy: each holds a full flush (max_pending_events) it cannot write,
+// stops reading, retries, and resumes when the server is back. Totals must
+// equal the ground truth exactly and `aivis verify` must pass.
+func TestFaultClickHouseOutageAtFullSpeed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault tests need Kafka and ClickHouse")
+	}
+	// A private server this test may stop without disturbing the others.
+	port := testenv.FreePorts(t, 10) // clickhouse.sh also binds port+9 (interserver)
+	script := testenv.ClickHouseScript(t)
+	chEnv := append(os.Environ(), fmt.Sprintf("AIVISDEV_CH_PORT=%d", port), fmt.Sprintf("AIVISDEV_CH_HTTP_PORT=%d", port+1),
+		fmt.Sprintf("AIVISDEV_CH_TLS_PORT=%d", port+2), "AIVISDEV_CH_DIR="+t.TempDir())
+	run := func(arg string) {
+		cmd := exec.Command(script, arg)
+		cmd.Env = chEnv
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("clickhouse.sh %s: %v\n%s", arg, err, out)
+		}
+	}
+	run("up")
+	t.Cleanup(func() { run("down") })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	f := newFaultEnv(t, ctx, fmt.Sprintf("127.0.0.1:%d", port), "aivis_fault_speed")
+	f.extraEnv = []string{
+		"AIVIS_AGGREGATE__FLUSH_INTERVAL=1s",
+		"AIVIS_AGGREGATE__MAX_PENDING_EVENTS=65536",
+		"AIVIS_AGGREGATE__WINDOW=10s",
+	}
+	f.preload(9, 300_000, 20*time.Minute)
+	migrate := exec.Command(f.bin, "migrate", "--topics=false")
+	migrate.Env = f.env()
+	if out, err := migrate.CombinedOutput(); err != nil {
+		t.Fatalf("aivis migrate: %v\n%s", err, out)
+	}
+	cfg := chsink.DefaultConfig()
+	cfg.Addr, cfg.Database = f.chAddr, f.db
+	store, err := chsink.Open(f.ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := f.startAggregator("a"), f.startAggregator("b")
+	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		rows, err := store.Query(f.ctx, "SELECT count() FROM usage_events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c uint64
+		for rows.Next() {
+			if err := rows.Scan(&c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rows.Close()
+		if c >= uint64(f.n)/10 {
+			if c >= uint64(f.n) {
+				t.Fatalf("all %d events were stored before the outage; the test needs a larger backlog", c)
+			}
+			t.Logf("stopping ClickHouse for 15 s at %d of %d events stored", c, f.n)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("usage_events did not reach 10%% of %d events within 90 s; log:\n%s", f.n, f.log("a"))
+		}
+	}
+	store.Close()
+	run("down")
+	time.Sleep(15 * time.Second)
+	run("up")
+	f.check(3 * time.Minute)
+	// A replica meets the outage writing a flush, or asking which possible
+	// duplicates the server holds; either way it retries. (The other may
+	// have had no partition then: a rebalance waits for a flush in flight.)
+	met := false
+	for _, name := range []string{"a", "b"} {
+		b, err := os.ReadFile(filepath.Join(f.logDir, name+".log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		log := string(b)
+		met = met || strings.Contains(log, "writing to the sink failed; holding offsets and retrying") ||
+			strings.Contains(log, "confirming possible duplicates with the sink; retrying")
+	}
+	if !met {
+		t.Errorf("no aggregator met the outage (no retried write or lookup in their logs):\n%s\n%s", f.log("a"), f.log("b"))
+	}
+	f.stop(a)
+	f.stop(b)
 }
