@@ -16,8 +16,10 @@ help: ## list the targets
 build: ## build bin/aivis (lazy binding: the binary must start on hosts without the NVIDIA driver)
 	$(GO) build -ldflags=-extldflags=-Wl,-z,lazy -o $(BIN) ./cmd/aivis
 
-pgo: ## merge the CPU profiles of the last comparison run (benchmarks/results) into cmd/aivis/default.pgo, which go build applies to bin/aivis
-	$(GO) tool pprof -proto benchmarks/results/enrich.cpu.pprof benchmarks/results/aggregate-0.cpu.pprof benchmarks/results/ingest-500x8.cpu.pprof > cmd/aivis/default.pgo.tmp
+pgo: clickhouse-up ## profile a build without PGO through e2e and ingest (benchmarks/compare, about a minute) and write the merged CPU profiles to cmd/aivis/default.pgo, which go build applies to bin/aivis
+	$(GO) build -pgo=off -o .aivis/pgo/aivis ./cmd/aivis
+	$(GO) run ./benchmarks/compare -skip micro,raw,peer,naive,e2e-protobuf,latency,rss,scaling -bin .aivis/pgo/aivis -out .aivis/pgo/latest.json
+	$(GO) tool pprof -proto .aivis/pgo/enrich.cpu.pprof .aivis/pgo/aggregate-0.cpu.pprof .aivis/pgo/ingest-500x8.cpu.pprof > cmd/aivis/default.pgo.tmp
 	mv cmd/aivis/default.pgo.tmp cmd/aivis/default.pgo
 
 gpu-check: build ## on a GPU host: run gpuprobe for a minute, print gpu.usage events and a per-GPU summary (docs/gpu.md)
