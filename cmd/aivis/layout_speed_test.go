@@ -19,6 +19,7 @@ import (
 
 	"github.com/aivis-dev/aivis/enrich"
 	"github.com/aivis-dev/aivis/ingest"
+	"github.com/aivis-dev/aivis/internal/testenv"
 	"github.com/aivis-dev/aivis/schemas"
 	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
 )
@@ -41,72 +42,9 @@ func TestProductionLayoutKillAtFullSpeed(t *testing.T) {
 		t.Fatalf("aivis migrate: %v\n%s", err, out)
 	}
 
-	// The backlog: n distinct events keyed by id, event times rising over
-	// twenty minutes up to now with a few seconds of disorder, and 5 %
-	// sent again by the producer.
 	const n = 300_000
-	rng := rand.New(rand.NewPCG(17, 5))
-	now := time.Now().UTC()
-	start := now.Add(-20 * time.Minute)
-	want := map[string]*e2eTotal{}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(l.brokers...), kgo.DefaultProduceTopic(schemas.TopicRaw),
-		kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(50_000))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-		sent     []*kgo.Record
-	)
-	produce := func(r *kgo.Record) {
-		wg.Add(1)
-		cl.Produce(l.ctx, r, func(_ *kgo.Record, err error) {
-			defer wg.Done()
-			if err != nil {
-				mu.Lock()
-				firstErr = err
-				mu.Unlock()
-			}
-		})
-	}
-	loaded := time.Now()
-	for i := 0; i < n; i++ {
-		model := []string{"model-a", "model-b"}[rng.IntN(2)]
-		provider := map[string]string{"model-a": "openai", "model-b": "anthropic"}[model]
-		team := []string{"search", "chat", "ops"}[rng.IntN(3)]
-		in := int64(100 + rng.IntN(5000))
-		cacheRead := int64(rng.IntN(int(in / 2)))
-		out := int64(1 + rng.IntN(800))
-		at := start.Add(20*time.Minute*time.Duration(i)/n - time.Duration(rng.IntN(4000))*time.Millisecond)
-		id := fmt.Sprintf("speed-%06d", i)
-		b, err := json.Marshal(map[string]any{
-			"schema_version": "1", "event_id": id, "time": at.Format(time.RFC3339Nano),
-			"kind": "llm.request", "source": "speed-gateway", "provider": provider, "model": model, "status": "ok",
-			"labels": map[string]string{"team": team},
-			"usage":  map[string]int64{"input_tokens": in, "cache_read_input_tokens": cacheRead, "output_tokens": out},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		addExpected(want, model, team, in, cacheRead, 0, out)
-		r := &kgo.Record{Key: []byte(id), Value: b}
-		produce(r)
-		if i%20 == 0 {
-			sent = append(sent, r)
-		}
-		if len(sent) > 0 && rng.IntN(20) == 0 {
-			again := sent[rng.IntN(len(sent))]
-			produce(&kgo.Record{Key: again.Key, Value: again.Value})
-		}
-	}
-	wg.Wait()
-	if firstErr != nil {
-		t.Fatalf("preloading the raw topic: %v", firstErr)
-	}
-	t.Logf("preloaded %d events (and 5%% resent) in %v", n, time.Since(loaded).Round(time.Millisecond))
+	start := time.Now().UTC().Add(-20 * time.Minute)
+	want := l.preloadRaw(17, n, start)
 
 	cfg := chsink.DefaultConfig()
 	cfg.Addr, cfg.Database = l.chAddr, l.db
@@ -166,7 +104,12 @@ func TestProductionLayoutKillAtFullSpeed(t *testing.T) {
 	}
 
 	// enrich.instance_id reached the group: enrich's member is static.
-	groups, err := kadm.NewClient(cl).DescribeGroups(l.ctx, enrich.ConsumerGroup)
+	admin, err := kgo.NewClient(kgo.SeedBrokers(l.brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	groups, err := kadm.NewClient(admin).DescribeGroups(l.ctx, enrich.ConsumerGroup)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +144,7 @@ func TestProductionLayoutKillAtFullSpeed(t *testing.T) {
 		}
 	}
 	verify := exec.Command(l.bin, "verify", "--config", l.config,
-		"--from", start.Add(-time.Hour).Format(time.RFC3339), "--to", now.Add(time.Hour).Format(time.RFC3339))
+		"--from", start.Add(-time.Hour).Format(time.RFC3339), "--to", time.Now().UTC().Add(time.Hour).Format(time.RFC3339))
 	if out, err := verify.CombinedOutput(); err != nil {
 		t.Errorf("aivis verify: %v\n%s", err, out)
 	}
@@ -391,6 +334,159 @@ func TestProductionLayoutKillIngestUnderLoad(t *testing.T) {
 	}
 	verify := exec.Command(l.bin, "verify", "--config", l.config,
 		"--from", now.Add(-time.Hour).Format(time.RFC3339), "--to", now.Add(time.Hour).Format(time.RFC3339))
+	if out, err := verify.CombinedOutput(); err != nil {
+		t.Errorf("aivis verify: %v\n%s", err, out)
+	}
+}
+
+// preloadRaw writes a backlog to the raw topic: n distinct events keyed by
+// id, event times rising over the twenty minutes from start with a few
+// seconds of disorder, and 5 % sent again by the producer. It returns the
+// expected totals.
+func (l *layout) preloadRaw(seed uint64, n int, start time.Time) map[string]*e2eTotal {
+	t := l.t
+	rng := rand.New(rand.NewPCG(seed, 5))
+	want := map[string]*e2eTotal{}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(l.brokers...), kgo.DefaultProduceTopic(schemas.TopicRaw),
+		kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(50_000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+		sent     []*kgo.Record
+	)
+	produce := func(r *kgo.Record) {
+		wg.Add(1)
+		cl.Produce(l.ctx, r, func(_ *kgo.Record, err error) {
+			defer wg.Done()
+			if err != nil {
+				mu.Lock()
+				firstErr = err
+				mu.Unlock()
+			}
+		})
+	}
+	loaded := time.Now()
+	for i := 0; i < n; i++ {
+		model := []string{"model-a", "model-b"}[rng.IntN(2)]
+		provider := map[string]string{"model-a": "openai", "model-b": "anthropic"}[model]
+		team := []string{"search", "chat", "ops"}[rng.IntN(3)]
+		in := int64(100 + rng.IntN(5000))
+		cacheRead := int64(rng.IntN(int(in / 2)))
+		out := int64(1 + rng.IntN(800))
+		at := start.Add(20*time.Minute*time.Duration(i)/time.Duration(n) - time.Duration(rng.IntN(4000))*time.Millisecond)
+		id := fmt.Sprintf("speed-%d-%06d", seed, i)
+		b, err := json.Marshal(map[string]any{
+			"schema_version": "1", "event_id": id, "time": at.Format(time.RFC3339Nano),
+			"kind": "llm.request", "source": "speed-gateway", "provider": provider, "model": model, "status": "ok",
+			"labels": map[string]string{"team": team},
+			"usage":  map[string]int64{"input_tokens": in, "cache_read_input_tokens": cacheRead, "output_tokens": out},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		addExpected(want, model, team, in, cacheRead, 0, out)
+		r := &kgo.Record{Key: []byte(id), Value: b}
+		produce(r)
+		if i%20 == 0 {
+			sent = append(sent, r)
+		}
+		if len(sent) > 0 && rng.IntN(20) == 0 {
+			again := sent[rng.IntN(len(sent))]
+			produce(&kgo.Record{Key: again.Key, Value: again.Value})
+		}
+	}
+	wg.Wait()
+	if firstErr != nil {
+		t.Fatalf("preloading the raw topic: %v", firstErr)
+	}
+	t.Logf("preloaded %d events (and 5%% resent) in %v", n, time.Since(loaded).Round(time.Millisecond))
+
+	return want
+}
+
+// TestFaultBrokerRestartAtFullSpeed restarts the Kafka broker while enrich
+// and two aggregate replicas work through a backlog in the production
+// layout: enrich has many batches in flight to the enriched topic, and its
+// idempotent producer must carry them across the restart without losing
+// or repeating one. Totals must equal the expected exactly and `aivis
+// verify`, with the raw topic checked, must pass. (A fault test: it
+// restarts the shared broker, so it runs alone.)
+func TestFaultBrokerRestartAtFullSpeed(t *testing.T) {
+	l := newLayout(t, 6)
+	migrate := exec.Command(l.bin, "migrate", "--config", l.config)
+	if out, err := migrate.CombinedOutput(); err != nil {
+		t.Fatalf("aivis migrate: %v\n%s", err, out)
+	}
+	const n = 300_000
+	start := time.Now().UTC().Add(-20 * time.Minute)
+	want := l.preloadRaw(29, n, start)
+
+	cfg := chsink.DefaultConfig()
+	cfg.Addr, cfg.Database = l.chAddr, l.db
+	store, err := chsink.Open(l.ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	flush := []string{"--aggregate.flush_interval", "1s", "--aggregate.max_pending_events", "65536"}
+	l.start("enrich", "enrich", "--enrich.instance_id", "e1")
+	l.start("aggregate-a", append([]string{"aggregate", "--aggregate.instance_id", "a"}, flush...)...)
+	l.start("aggregate-b", append([]string{"aggregate", "--aggregate.instance_id", "b"}, flush...)...)
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		rows, err := store.Query(l.ctx, "SELECT count() FROM usage_events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c uint64
+		for rows.Next() {
+			if err := rows.Scan(&c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rows.Close()
+		if c >= n/5 {
+			if c >= n {
+				t.Fatalf("all %d events were stored before the restart; the test needs a larger backlog", c)
+			}
+			t.Logf("restarting the broker at %d of %d events stored", c, n)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("usage_events did not reach 20%% of %d events within 2 minutes; enrich log:\n%s", n, l.log("enrich"))
+		}
+	}
+	if out, err := exec.Command(testenv.KafkaScript(), "restart").CombinedOutput(); err != nil {
+		t.Fatalf("restarting the broker: %v\n%s", err, out)
+	}
+	var got map[string]*e2eTotal
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(500 * time.Millisecond) {
+		got = layoutTotals(t, l.ctx, store)
+		var sum int64
+		for _, g := range got {
+			sum += g.Requests
+		}
+		if sum >= n || time.Now().After(deadline) {
+			break
+		}
+	}
+	time.Sleep(2 * time.Second) // anything more arriving now would be a double count
+	l.stopAll()
+	got = layoutTotals(t, l.ctx, store)
+	if len(got) != len(want) {
+		t.Errorf("got %d (model, team) groups, want %d: %v", len(got), len(want), keys(got))
+	}
+	for k, w := range want {
+		if g := got[k]; g == nil || *g != *w {
+			t.Errorf("%s: got %+v, want %+v", k, g, *w)
+		}
+	}
+	verify := exec.Command(l.bin, "verify", "--config", l.config,
+		"--from", start.Add(-time.Hour).Format(time.RFC3339), "--to", time.Now().UTC().Add(time.Hour).Format(time.RFC3339))
 	if out, err := verify.CombinedOutput(); err != nil {
 		t.Errorf("aivis verify: %v\n%s", err, out)
 	}
