@@ -6,18 +6,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/aivis-dev/aivis/internal/testenv"
 	"github.com/aivis-dev/aivis/schemas"
-	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
 )
 
 // TestFaultKillAtFullSpeed breaks the aggregator where its throughput
@@ -44,33 +40,9 @@ func TestFaultKillAtFullSpeed(t *testing.T) {
 	f.preload(7, n, 20*time.Minute)
 	t.Logf("preloaded %d distinct events (and 5%% resent) in %v", f.n, time.Since(loaded).Round(time.Millisecond))
 
-	migrate := exec.Command(f.bin, "migrate", "--topics=false")
-	migrate.Env = f.env()
-	if out, err := migrate.CombinedOutput(); err != nil {
-		t.Fatalf("aivis migrate: %v\n%s", err, out)
-	}
-	cfg := chsink.DefaultConfig()
-	cfg.Addr, cfg.Database = f.chAddr, f.db
-	store, err := chsink.Open(f.ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	stored := func() uint64 {
-		t.Helper()
-		rows, err := store.Query(f.ctx, "SELECT count() FROM usage_events")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		var c uint64
-		for rows.Next() {
-			if err := rows.Scan(&c); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return c
-	}
+	f.migrate()
+	store := openStore(t, f.ctx, f.chAddr, f.db)
+	stored := func() uint64 { return storedEvents(t, f.ctx, store) }
 
 	// Each kill waits for its share of the events to be stored and for
 	// one more insert after the previous kill, so that the restarted
@@ -116,34 +88,12 @@ func TestFaultKillAtFullSpeed(t *testing.T) {
 // switch format. It returns once all are acknowledged.
 func (f *faultEnv) preload(seed uint64, n int, span time.Duration) {
 	f.t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(f.brokers...), kgo.DefaultProduceTopic(f.topic),
-		kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(50_000))
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer cl.Close()
+	bp := newBacklogProducer(f.t, f.ctx, f.brokers, f.topic)
 	rng := rand.New(rand.NewPCG(seed, 11))
 	proto := []kgo.RecordHeader{{Key: schemas.HeaderContentType, Value: []byte(schemas.ContentTypeProtobuf)}}
 	start := time.Now().UTC().Add(-span)
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-		sent     []*kgo.Record
-	)
-	produce := func(r *kgo.Record) {
-		wg.Add(1)
-		cl.Produce(f.ctx, r, func(_ *kgo.Record, err error) {
-			defer wg.Done()
-			if err != nil {
-				mu.Lock()
-				if firstErr == nil {
-					firstErr = err
-				}
-				mu.Unlock()
-			}
-		})
-	}
+	var sent []*kgo.Record
+	var err error
 	for i := 0; i < n; i++ {
 		at := start.Add(span*time.Duration(i)/time.Duration(n) - time.Duration(rng.IntN(4000))*time.Millisecond)
 		ev := f.event(rng, fmt.Sprintf("%s-%d-%d", f.topic, seed, i), at)
@@ -153,19 +103,16 @@ func (f *faultEnv) preload(seed uint64, n int, span time.Duration) {
 		} else if r.Value, err = json.Marshal(ev); err != nil {
 			f.t.Fatal(err)
 		}
-		produce(r)
+		bp.produce(r)
 		if i%20 == 0 {
 			sent = append(sent, r)
 		}
 		if len(sent) > 0 && rng.IntN(20) == 0 {
 			again := sent[rng.IntN(len(sent))]
-			produce(&kgo.Record{Key: again.Key, Value: again.Value, Headers: again.Headers})
+			bp.produce(&kgo.Record{Key: again.Key, Value: again.Value, Headers: again.Headers})
 		}
 	}
-	wg.Wait()
-	if firstErr != nil {
-		f.t.Fatalf("preloading the topic: %v", firstErr)
-	}
+	bp.finish()
 }
 
 // TestFaultClickHouseOutageAtFullSpeed stops ClickHouse for 15 s while two
@@ -177,54 +124,21 @@ func TestFaultClickHouseOutageAtFullSpeed(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault tests need Kafka and ClickHouse")
 	}
-	// A private server this test may stop without disturbing the others.
-	port := testenv.FreePorts(t, 10) // clickhouse.sh also binds port+9 (interserver)
-	script := testenv.ClickHouseScript(t)
-	chEnv := append(os.Environ(), fmt.Sprintf("AIVISDEV_CH_PORT=%d", port), fmt.Sprintf("AIVISDEV_CH_HTTP_PORT=%d", port+1),
-		fmt.Sprintf("AIVISDEV_CH_TLS_PORT=%d", port+2), "AIVISDEV_CH_DIR="+t.TempDir())
-	run := func(arg string) {
-		cmd := exec.Command(script, arg)
-		cmd.Env = chEnv
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("clickhouse.sh %s: %v\n%s", arg, err, out)
-		}
-	}
-	run("up")
-	t.Cleanup(func() { run("down") })
+	addr, run := privateClickHouse(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	f := newFaultEnv(t, ctx, fmt.Sprintf("127.0.0.1:%d", port), "aivis_fault_speed")
+	f := newFaultEnv(t, ctx, addr, "aivis_fault_speed")
 	f.extraEnv = []string{
 		"AIVIS_AGGREGATE__FLUSH_INTERVAL=1s",
 		"AIVIS_AGGREGATE__MAX_PENDING_EVENTS=65536",
 		"AIVIS_AGGREGATE__WINDOW=10s",
 	}
 	f.preload(9, 300_000, 20*time.Minute)
-	migrate := exec.Command(f.bin, "migrate", "--topics=false")
-	migrate.Env = f.env()
-	if out, err := migrate.CombinedOutput(); err != nil {
-		t.Fatalf("aivis migrate: %v\n%s", err, out)
-	}
-	cfg := chsink.DefaultConfig()
-	cfg.Addr, cfg.Database = f.chAddr, f.db
-	store, err := chsink.Open(f.ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f.migrate()
+	store := openStore(t, f.ctx, f.chAddr, f.db)
 	a, b := f.startAggregator("a"), f.startAggregator("b")
 	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		rows, err := store.Query(f.ctx, "SELECT count() FROM usage_events")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var c uint64
-		for rows.Next() {
-			if err := rows.Scan(&c); err != nil {
-				t.Fatal(err)
-			}
-		}
-		rows.Close()
-		if c >= uint64(f.n)/10 {
+		if c := storedEvents(t, f.ctx, store); c >= uint64(f.n)/10 {
 			if c >= uint64(f.n) {
 				t.Fatalf("all %d events were stored before the outage; the test needs a larger backlog", c)
 			}
@@ -235,7 +149,6 @@ func TestFaultClickHouseOutageAtFullSpeed(t *testing.T) {
 			t.Fatalf("usage_events did not reach 10%% of %d events within 90 s; log:\n%s", f.n, f.log("a"))
 		}
 	}
-	store.Close()
 	run("down")
 	time.Sleep(15 * time.Second)
 	run("up")

@@ -449,20 +449,7 @@ func TestFaultClickHouseOutage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault tests need Kafka and ClickHouse")
 	}
-	// A private server this test may stop without disturbing the others.
-	port := 19500 + rand.IntN(400)
-	script := testenv.ClickHouseScript(t)
-	chEnv := append(os.Environ(), fmt.Sprintf("AIVISDEV_CH_PORT=%d", port), "AIVISDEV_CH_HTTP_PORT="+fmt.Sprint(port+1), "AIVISDEV_CH_DIR="+t.TempDir())
-	run := func(arg string) {
-		cmd := exec.Command(script, arg)
-		cmd.Env = chEnv
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("clickhouse.sh %s: %v\n%s", arg, err, out)
-		}
-	}
-	run("up")
-	t.Cleanup(func() { run("down") })
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	addr, run := privateClickHouse(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	f := newFaultEnv(t, ctx, addr, "aivis_fault")

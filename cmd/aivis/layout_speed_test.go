@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -21,7 +20,6 @@ import (
 	"github.com/aivis-dev/aivis/ingest"
 	"github.com/aivis-dev/aivis/internal/testenv"
 	"github.com/aivis-dev/aivis/schemas"
-	chsink "github.com/aivis-dev/aivis/sinks/clickhouse"
 )
 
 // TestProductionLayoutKillAtFullSpeed runs enrich and two aggregate
@@ -33,41 +31,19 @@ import (
 // killed one's partitions wait for the session timeout; enrich is a static
 // member (enrich.instance_id), so the new process takes its partitions back
 // at once. It re-reads from its last commit and writes again events the
-// aggregators already hold, which they must skip. Totals must equal the expected exactly and `aivis verify`, with the
-// raw topic checked against ClickHouse, must pass.
+// aggregators already hold, which they must skip. Totals must equal the
+// expected exactly and `aivis verify`, with the raw topic checked against
+// ClickHouse, must pass.
 func TestProductionLayoutKillAtFullSpeed(t *testing.T) {
 	l := newLayout(t, 6)
-	migrate := exec.Command(l.bin, "migrate", "--config", l.config)
-	if out, err := migrate.CombinedOutput(); err != nil {
-		t.Fatalf("aivis migrate: %v\n%s", err, out)
-	}
+	l.migrate()
 
 	const n = 300_000
 	start := time.Now().UTC().Add(-20 * time.Minute)
 	want := l.preloadRaw(17, n, start)
 
-	cfg := chsink.DefaultConfig()
-	cfg.Addr, cfg.Database = l.chAddr, l.db
-	store, err := chsink.Open(l.ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	stored := func() uint64 {
-		t.Helper()
-		rows, err := store.Query(l.ctx, "SELECT count() FROM usage_events")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		var c uint64
-		for rows.Next() {
-			if err := rows.Scan(&c); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return c
-	}
+	store := openStore(t, l.ctx, l.chAddr, l.db)
+	stored := func() uint64 { return storedEvents(t, l.ctx, store) }
 
 	// The production flush policy: one insert a second or every 65,536
 	// events, not the layout tests' quick one.
@@ -121,33 +97,7 @@ func TestProductionLayoutKillAtFullSpeed(t *testing.T) {
 		t.Errorf("group %s has no member with instance id e1: %+v", enrich.ConsumerGroup, groups[enrich.ConsumerGroup].Members)
 	}
 
-	var got map[string]*e2eTotal
-	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(500 * time.Millisecond) {
-		got = layoutTotals(t, l.ctx, store)
-		var sum int64
-		for _, g := range got {
-			sum += g.Requests
-		}
-		if sum >= n || time.Now().After(deadline) {
-			break
-		}
-	}
-	time.Sleep(2 * time.Second) // anything more arriving now would be a double count
-	l.stopAll()
-	got = layoutTotals(t, l.ctx, store)
-	if len(got) != len(want) {
-		t.Errorf("got %d (model, team) groups, want %d: %v", len(got), len(want), keys(got))
-	}
-	for k, w := range want {
-		if g := got[k]; g == nil || *g != *w {
-			t.Errorf("%s: got %+v, want %+v", k, g, *w)
-		}
-	}
-	verify := exec.Command(l.bin, "verify", "--config", l.config,
-		"--from", start.Add(-time.Hour).Format(time.RFC3339), "--to", time.Now().UTC().Add(time.Hour).Format(time.RFC3339))
-	if out, err := verify.CombinedOutput(); err != nil {
-		t.Errorf("aivis verify: %v\n%s", err, out)
-	}
+	l.checkExact(store, want, n, start)
 	if !t.Failed() {
 		t.Logf("all %d events counted exactly, %v after the start", n, time.Since(began).Round(time.Millisecond))
 	}
@@ -174,10 +124,7 @@ func (l *layout) kill9(name string) {
 // the process died, none counted twice for being sent again.
 func TestProductionLayoutKillIngestUnderLoad(t *testing.T) {
 	l := newLayout(t, 6)
-	migrate := exec.Command(l.bin, "migrate", "--config", l.config)
-	if out, err := migrate.CombinedOutput(); err != nil {
-		t.Fatalf("aivis migrate: %v\n%s", err, out)
-	}
+	l.migrate()
 	ingestName := "ingest-0"
 	l.start(ingestName, "ingest")
 	l.start("enrich", "enrich", "--enrich.instance_id", "e1")
@@ -192,23 +139,8 @@ func TestProductionLayoutKillIngestUnderLoad(t *testing.T) {
 	for b := range bodies {
 		var body []byte
 		for i := 0; i < size; i++ {
-			model := []string{"model-a", "model-b"}[rng.IntN(2)]
-			provider := map[string]string{"model-a": "openai", "model-b": "anthropic"}[model]
-			team := []string{"search", "chat", "ops"}[rng.IntN(3)]
-			in := int64(100 + rng.IntN(5000))
-			cacheRead := int64(rng.IntN(int(in / 2)))
-			out := int64(1 + rng.IntN(800))
 			at := now.Add(-time.Duration(rng.IntN(600_000)) * time.Millisecond)
-			line, err := json.Marshal(map[string]any{
-				"schema_version": "1", "event_id": fmt.Sprintf("kill-ingest-%03d-%03d", b, i), "time": at.Format(time.RFC3339Nano),
-				"kind": "llm.request", "source": "load-gateway", "provider": provider, "model": model, "status": "ok",
-				"labels": map[string]string{"team": team},
-				"usage":  map[string]int64{"input_tokens": in, "cache_read_input_tokens": cacheRead, "output_tokens": out},
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			addExpected(want, model, team, in, cacheRead, 0, out)
+			line := gatewayEvent(rng, fmt.Sprintf("kill-ingest-%03d-%03d", b, i), "load-gateway", at, want)
 			body = append(append(body, line...), '\n')
 		}
 		bodies[b] = body
@@ -302,41 +234,8 @@ func TestProductionLayoutKillIngestUnderLoad(t *testing.T) {
 	t.Logf("%d batches of %d answered 202 in %v; %d requests sent again after a kill or a 503",
 		batches, size, time.Since(began).Round(time.Millisecond), resent.Load())
 
-	cfg := chsink.DefaultConfig()
-	cfg.Addr, cfg.Database = l.chAddr, l.db
-	store, err := chsink.Open(l.ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	n := int64(batches * size)
-	var got map[string]*e2eTotal
-	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(500 * time.Millisecond) {
-		got = layoutTotals(t, l.ctx, store)
-		var sum int64
-		for _, g := range got {
-			sum += g.Requests
-		}
-		if sum >= n || time.Now().After(deadline) {
-			break
-		}
-	}
-	time.Sleep(2 * time.Second) // anything more arriving now would be a double count
-	l.stopAll()
-	got = layoutTotals(t, l.ctx, store)
-	if len(got) != len(want) {
-		t.Errorf("got %d (model, team) groups, want %d: %v", len(got), len(want), keys(got))
-	}
-	for k, w := range want {
-		if g := got[k]; g == nil || *g != *w {
-			t.Errorf("%s: got %+v, want %+v", k, g, *w)
-		}
-	}
-	verify := exec.Command(l.bin, "verify", "--config", l.config,
-		"--from", now.Add(-time.Hour).Format(time.RFC3339), "--to", now.Add(time.Hour).Format(time.RFC3339))
-	if out, err := verify.CombinedOutput(); err != nil {
-		t.Errorf("aivis verify: %v\n%s", err, out)
-	}
+	store := openStore(t, l.ctx, l.chAddr, l.db)
+	l.checkExact(store, want, batches*size, now.Add(-10*time.Minute))
 }
 
 // preloadRaw writes a backlog to the raw topic: n distinct events keyed by
@@ -347,63 +246,24 @@ func (l *layout) preloadRaw(seed uint64, n int, start time.Time) map[string]*e2e
 	t := l.t
 	rng := rand.New(rand.NewPCG(seed, 5))
 	want := map[string]*e2eTotal{}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(l.brokers...), kgo.DefaultProduceTopic(schemas.TopicRaw),
-		kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(50_000))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-		sent     []*kgo.Record
-	)
-	produce := func(r *kgo.Record) {
-		wg.Add(1)
-		cl.Produce(l.ctx, r, func(_ *kgo.Record, err error) {
-			defer wg.Done()
-			if err != nil {
-				mu.Lock()
-				firstErr = err
-				mu.Unlock()
-			}
-		})
-	}
+	bp := newBacklogProducer(t, l.ctx, l.brokers, schemas.TopicRaw)
+	var sent []*kgo.Record
 	loaded := time.Now()
 	for i := 0; i < n; i++ {
-		model := []string{"model-a", "model-b"}[rng.IntN(2)]
-		provider := map[string]string{"model-a": "openai", "model-b": "anthropic"}[model]
-		team := []string{"search", "chat", "ops"}[rng.IntN(3)]
-		in := int64(100 + rng.IntN(5000))
-		cacheRead := int64(rng.IntN(int(in / 2)))
-		out := int64(1 + rng.IntN(800))
 		at := start.Add(20*time.Minute*time.Duration(i)/time.Duration(n) - time.Duration(rng.IntN(4000))*time.Millisecond)
 		id := fmt.Sprintf("speed-%d-%06d", seed, i)
-		b, err := json.Marshal(map[string]any{
-			"schema_version": "1", "event_id": id, "time": at.Format(time.RFC3339Nano),
-			"kind": "llm.request", "source": "speed-gateway", "provider": provider, "model": model, "status": "ok",
-			"labels": map[string]string{"team": team},
-			"usage":  map[string]int64{"input_tokens": in, "cache_read_input_tokens": cacheRead, "output_tokens": out},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		addExpected(want, model, team, in, cacheRead, 0, out)
+		b := gatewayEvent(rng, id, "speed-gateway", at, want)
 		r := &kgo.Record{Key: []byte(id), Value: b}
-		produce(r)
+		bp.produce(r)
 		if i%20 == 0 {
 			sent = append(sent, r)
 		}
 		if len(sent) > 0 && rng.IntN(20) == 0 {
 			again := sent[rng.IntN(len(sent))]
-			produce(&kgo.Record{Key: again.Key, Value: again.Value})
+			bp.produce(&kgo.Record{Key: again.Key, Value: again.Value})
 		}
 	}
-	wg.Wait()
-	if firstErr != nil {
-		t.Fatalf("preloading the raw topic: %v", firstErr)
-	}
+	bp.finish()
 	t.Logf("preloaded %d events (and 5%% resent) in %v", n, time.Since(loaded).Round(time.Millisecond))
 
 	return want
@@ -418,38 +278,18 @@ func (l *layout) preloadRaw(seed uint64, n int, start time.Time) map[string]*e2e
 // restarts the shared broker, so it runs alone.)
 func TestFaultBrokerRestartAtFullSpeed(t *testing.T) {
 	l := newLayout(t, 6)
-	migrate := exec.Command(l.bin, "migrate", "--config", l.config)
-	if out, err := migrate.CombinedOutput(); err != nil {
-		t.Fatalf("aivis migrate: %v\n%s", err, out)
-	}
+	l.migrate()
 	const n = 300_000
 	start := time.Now().UTC().Add(-20 * time.Minute)
 	want := l.preloadRaw(29, n, start)
 
-	cfg := chsink.DefaultConfig()
-	cfg.Addr, cfg.Database = l.chAddr, l.db
-	store, err := chsink.Open(l.ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := openStore(t, l.ctx, l.chAddr, l.db)
 	flush := []string{"--aggregate.flush_interval", "1s", "--aggregate.max_pending_events", "65536"}
 	l.start("enrich", "enrich", "--enrich.instance_id", "e1")
 	l.start("aggregate-a", append([]string{"aggregate", "--aggregate.instance_id", "a"}, flush...)...)
 	l.start("aggregate-b", append([]string{"aggregate", "--aggregate.instance_id", "b"}, flush...)...)
 	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(20 * time.Millisecond) {
-		rows, err := store.Query(l.ctx, "SELECT count() FROM usage_events")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var c uint64
-		for rows.Next() {
-			if err := rows.Scan(&c); err != nil {
-				t.Fatal(err)
-			}
-		}
-		rows.Close()
-		if c >= n/5 {
+		if c := storedEvents(t, l.ctx, store); c >= n/5 {
 			if c >= n {
 				t.Fatalf("all %d events were stored before the restart; the test needs a larger backlog", c)
 			}
@@ -463,31 +303,5 @@ func TestFaultBrokerRestartAtFullSpeed(t *testing.T) {
 	if out, err := exec.Command(testenv.KafkaScript(), "restart").CombinedOutput(); err != nil {
 		t.Fatalf("restarting the broker: %v\n%s", err, out)
 	}
-	var got map[string]*e2eTotal
-	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(500 * time.Millisecond) {
-		got = layoutTotals(t, l.ctx, store)
-		var sum int64
-		for _, g := range got {
-			sum += g.Requests
-		}
-		if sum >= n || time.Now().After(deadline) {
-			break
-		}
-	}
-	time.Sleep(2 * time.Second) // anything more arriving now would be a double count
-	l.stopAll()
-	got = layoutTotals(t, l.ctx, store)
-	if len(got) != len(want) {
-		t.Errorf("got %d (model, team) groups, want %d: %v", len(got), len(want), keys(got))
-	}
-	for k, w := range want {
-		if g := got[k]; g == nil || *g != *w {
-			t.Errorf("%s: got %+v, want %+v", k, g, *w)
-		}
-	}
-	verify := exec.Command(l.bin, "verify", "--config", l.config,
-		"--from", start.Add(-time.Hour).Format(time.RFC3339), "--to", time.Now().UTC().Add(time.Hour).Format(time.RFC3339))
-	if out, err := verify.CombinedOutput(); err != nil {
-		t.Errorf("aivis verify: %v\n%s", err, out)
-	}
+	l.checkExact(store, want, n, start)
 }

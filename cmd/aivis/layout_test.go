@@ -290,21 +290,8 @@ func TestProductionLayout(t *testing.T) {
 	// The last `after` events are posted after the oversized records below.
 	const n, after = 630, 30
 	for i := 0; i < n; i++ {
-		model := []string{"model-a", "model-b"}[rng.IntN(2)]
-		provider := map[string]string{"model-a": "openai", "model-b": "anthropic"}[model]
-		team := []string{"search", "chat", "ops"}[rng.IntN(3)]
-		in := int64(100 + rng.IntN(5000))
-		cacheRead := int64(rng.IntN(int(in / 2)))
-		out := int64(1 + rng.IntN(800))
 		at := now.Add(-time.Duration(n-i) * 100 * time.Millisecond)
-		b, _ := json.Marshal(map[string]any{
-			"schema_version": "1", "event_id": fmt.Sprintf("layout-%04d", i), "time": at.Format(time.RFC3339Nano),
-			"kind": "llm.request", "source": "layout-gateway", "provider": provider, "model": model, "status": "ok",
-			"labels": map[string]string{"team": team},
-			"usage":  map[string]int64{"input_tokens": in, "cache_read_input_tokens": cacheRead, "output_tokens": out},
-		})
-		lines = append(lines, b)
-		addExpected(want, model, team, in, cacheRead, 0, out)
+		lines = append(lines, gatewayEvent(rng, fmt.Sprintf("layout-%04d", i), "layout-gateway", at, want))
 	}
 	later := slices.Clone(lines[n-after:])
 	lines = lines[:n-after]
