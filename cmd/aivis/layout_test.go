@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -21,8 +22,10 @@ import (
 
 	"github.com/shopspring/decimal"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/aivis-dev/aivis/enrich"
 	"github.com/aivis-dev/aivis/ingest"
 	"github.com/aivis-dev/aivis/internal/bus"
 	"github.com/aivis-dev/aivis/internal/testenv"
@@ -142,6 +145,13 @@ func (l *layout) start(name string, args ...string) *layoutProc {
 		l.t.Fatal(err)
 	}
 	go func() { p.done <- p.cmd.Wait(); logf.Close() }()
+	// A static member stays in the group after its process ends, until
+	// its session times out; the next test to use enrich's fixed group
+	// would wait for it. Cleanups run last first: this one after the kill.
+	if i := slices.Index(args, "--enrich.instance_id"); i >= 0 && i+1 < len(args) {
+		id := args[i+1]
+		l.t.Cleanup(func() { l.leaveGroup(enrich.ConsumerGroup, id) })
+	}
 	l.t.Cleanup(func() {
 		_ = p.cmd.Process.Kill()
 		<-p.done
@@ -565,5 +575,25 @@ func checkOversizedDeadLetters(t *testing.T, ctx context.Context, brokers []stri
 	}
 	for reason, in := range want {
 		t.Errorf("no %s dead letter for the %d-byte raw record at %d@%d", reason, len(in.Value), in.Partition, in.Offset)
+	}
+}
+
+// leaveGroup removes the static member id from group, as an operator does
+// after stopping a static member for good.
+func (l *layout) leaveGroup(group, id string) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(l.brokers...))
+	if err != nil {
+		l.t.Errorf("removing static member %s from group %s: %v", id, group, err)
+		return
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := kadm.NewClient(cl).LeaveGroup(ctx, kadm.LeaveGroup(group).InstanceIDs(id).Reason("test done"))
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil && !errors.Is(err, kerr.UnknownMemberID) && !errors.Is(err, kerr.GroupIDNotFound) {
+		l.t.Errorf("removing static member %s from group %s: %v", id, group, err)
 	}
 }
