@@ -117,9 +117,10 @@ func (f *faultEnv) preload(seed uint64, n int, span time.Duration) {
 
 // TestFaultClickHouseOutageAtFullSpeed stops ClickHouse for 15 s while two
 // aggregator replicas work through a backlog with the production flush
-// policy: each holds a full flush (max_pending_events) it cannot write,
-// stops reading, retries, and resumes when the server is back. Totals must
-// equal the ground truth exactly and `aivis verify` must pass.
+// policy, and more of it arrives during the outage: a replica holds a full
+// flush (max_pending_events) it cannot write, stops reading, retries, and
+// resumes when the server is back. Totals must equal the ground truth
+// exactly and `aivis verify` must pass.
 func TestFaultClickHouseOutageAtFullSpeed(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault tests need Kafka and ClickHouse")
@@ -150,7 +151,11 @@ func TestFaultClickHouseOutageAtFullSpeed(t *testing.T) {
 		}
 	}
 	run("down")
-	time.Sleep(15 * time.Second)
+	// More of the backlog arrives while the server is down, so that the
+	// replicas fill flushes they cannot write however far they had got.
+	stopped := time.Now()
+	f.preload(10, 200_000, 10*time.Minute)
+	time.Sleep(15*time.Second - time.Since(stopped))
 	run("up")
 	f.check(3 * time.Minute)
 	// A replica meets the outage writing a flush, or asking which possible
