@@ -20,6 +20,7 @@ type stageMetrics struct {
 	dedupSuspects  prometheus.Counter
 	flushSeconds   prometheus.Histogram
 	flushFailures  prometheus.Counter
+	fenced         prometheus.Counter
 	rows           prometheus.Counter
 	// Enriched records read, by form: JSON, protobuf.
 	formJSON, formProtobuf prometheus.Counter
@@ -76,6 +77,10 @@ func newStageMetrics(reg prometheus.Registerer) *stageMetrics {
 		flushFailures: obs.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "aivis_aggregate_flush_failures_total",
 			Help: "Sink writes that failed; offsets are not committed until a retry succeeds.",
+		})),
+		fenced: obs.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "aivis_aggregate_fenced_flushes_total",
+			Help: "Flushes not written because this replica was no longer the group member owning their partitions (paused or cut off from the broker past its session); their new owners count those events.",
 		})),
 		rows: obs.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "aivis_aggregate_window_rows_total",

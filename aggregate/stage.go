@@ -66,6 +66,13 @@ type Stage struct {
 	// reused event keeps its labels map and usage.
 	free []*schemas.Enriched
 
+	// member confirms before each write that the replica still owns its
+	// partitions (nil: no group, in tests).
+	member *membership
+	// fencedSince is when a write was last refused for want of
+	// membership, zero once one is written or the partitions are lost.
+	fencedSince time.Time
+
 	mu        sync.Mutex
 	epochs    map[int32]int32
 	assigned  map[int32]bool
@@ -109,6 +116,10 @@ func NewStage(cfg Config, d bus.Dialer, sink Sink, reg prometheus.Registerer, lo
 		return nil, err
 	}
 	s.cl = cl
+	s.member = &membership{cl: cl, group: cfg.Group, session: cfg.SessionTimeout, now: time.Now}
+	if cfg.InstanceID != "" {
+		s.member.instanceID = &cfg.InstanceID
+	}
 	return s, nil
 }
 
@@ -168,11 +179,21 @@ func (s *Stage) Run(ctx context.Context) error {
 		if err == nil && (s.now().Sub(s.lastFlush) >= s.cfg.FlushInterval || s.engine.Stats().PendingEvents >= s.cfg.MaxPendingEvents) {
 			err = s.flushLocked(ctx, false)
 		}
+		fenced := errors.Is(err, errFenced)
+		if fenced {
+			err = s.fencedLocked(err)
+		}
 		s.mu.Unlock()
 		s.cl.AllowRebalance()
 		if err != nil && ctx.Err() == nil {
 			s.cl.Close()
 			return err
+		}
+		if fenced {
+			// The client finds out too, drops the partitions
+			// (onLost) and rejoins; polling on meanwhile would only
+			// pile up records it then discards.
+			sleep(ctx, s.cfg.FlushInterval)
 		}
 	}
 	// Final flush with a bound of its own: the run context is already done.
@@ -181,11 +202,38 @@ func (s *Stage) Run(ctx context.Context) error {
 	s.mu.Lock()
 	err := s.flushLocked(fctx, true)
 	s.mu.Unlock()
+	if errors.Is(err, errFenced) {
+		// Nothing of it may be written or committed: the partitions'
+		// new owners count it.
+		s.log.Warn("stopping without writing the open windows", "err", err)
+		s.cl.Close()
+		return nil
+	}
 	if err == nil {
 		err = s.commitAtShutdown(fctx)
 	}
 	s.cl.Close()
 	return err
+}
+
+// fencedLocked handles a flush refused because the replica no longer owns
+// its partitions: their new owners re-read what it holds, so it keeps it
+// unwritten until the client notices and drops the partitions (onLost).
+// It gives up, ending Run, if that does not happen within twice the
+// session timeout plus the rebalance timeout. Caller holds s.mu.
+func (s *Stage) fencedLocked(err error) error {
+	now := s.now()
+	s.metrics.fenced.Inc()
+	s.lastFlush = now
+	if s.fencedSince.IsZero() {
+		s.fencedSince = now
+		s.log.Warn("not writing a flush: the group has given this replica's partitions to another member, which counts their events again; waiting for the client to drop them and rejoin",
+			"err", err)
+	}
+	if limit := 2*s.cfg.SessionTimeout + rebalanceTimeout; now.Sub(s.fencedSince) > limit {
+		return fmt.Errorf("the client has not rejoined group %s within %s of losing its partitions; exiting so that a restart rejoins: %w", s.cfg.Group, limit, err)
+	}
+	return nil
 }
 
 // protobufRecord reports whether an enriched record holds the protobuf
@@ -477,18 +525,26 @@ func (s *Stage) write(ctx context.Context, f *Flush) error {
 	start := s.now()
 	if !f.Empty() {
 		for attempt := 0; ; attempt++ {
-			err := s.sink.Write(ctx, f.Events, f.Rows)
+			err := s.writeOnce(ctx, f)
 			if err == nil {
 				break
 			}
-			s.metrics.flushFailures.Inc()
+			if errors.Is(err, errFenced) {
+				return err
+			}
 			s.setSinkErr(err)
 			if ctx.Err() != nil {
 				return fmt.Errorf("flushing %d events and %d window rows: %w", len(f.Events), len(f.Rows), err)
 			}
-			s.log.Warn("writing to the sink failed; holding offsets and retrying", "events", len(f.Events), "rows", len(f.Rows), "attempt", attempt+1, "err", err)
+			if errors.Is(err, errUnconfirmed) {
+				s.log.Warn("holding a flush until the group coordinator confirms this replica still owns its partitions", "events", len(f.Events), "rows", len(f.Rows), "attempt", attempt+1, "err", err)
+			} else {
+				s.metrics.flushFailures.Inc()
+				s.log.Warn("writing to the sink failed; holding offsets and retrying", "events", len(f.Events), "rows", len(f.Rows), "attempt", attempt+1, "err", err)
+			}
 			sleep(ctx, backoff(attempt))
 		}
+		s.fencedSince = time.Time{}
 		s.metrics.flushSeconds.Observe(s.now().Sub(start).Seconds())
 		s.metrics.rows.Add(float64(len(f.Rows)))
 		s.spend.observe(f.Events)
@@ -502,6 +558,22 @@ func (s *Stage) write(ctx context.Context, f *Flush) error {
 	s.lastFlush = s.now()
 	s.markCommits(s.engine.Partitions())
 	return nil
+}
+
+// writeOnce confirms that the replica still owns its partitions and makes
+// one attempt at writing f, which must land before the group could have
+// given them away.
+func (s *Stage) writeOnce(ctx context.Context, f *Flush) error {
+	if s.member == nil {
+		return s.sink.Write(ctx, f.Events, f.Rows)
+	}
+	until, err := s.member.confirm(ctx)
+	if err != nil {
+		return err
+	}
+	wctx, cancel := context.WithDeadline(ctx, until)
+	defer cancel()
+	return s.sink.Write(wctx, f.Events, f.Rows)
 }
 
 // event returns an event to decode into, reused when one is free.
@@ -570,6 +642,7 @@ func (s *Stage) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32
 	for _, p := range lost[s.topic] {
 		s.forget(p)
 	}
+	s.fencedSince = time.Time{}
 	s.log.Warn("partitions lost", "partitions", lost[s.topic])
 }
 
@@ -650,8 +723,12 @@ func (s *Stage) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string
 	for _, p := range assigned[s.topic] {
 		s.assigned[p] = true
 	}
+	if s.member != nil {
+		// The group was stable when it sent the assignment: a rebalance
+		// begins after that (within the confirmation's margin of now).
+		s.member.stableAt = s.now()
+	}
 	s.log.Info("partitions assigned", "partitions", assigned[s.topic])
-
 }
 
 // Assigned returns the partitions the group has given this replica.
