@@ -111,15 +111,20 @@ func NewStage(cfg Config, d bus.Dialer, sink Sink, reg prometheus.Registerer, lo
 	if cfg.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
 	}
+	// The member exists before the client does: the client joins the group
+	// at once, and onAssigned may run before Consumer returns.
+	s.member = &membership{group: cfg.Group, session: cfg.SessionTimeout, now: time.Now}
+	if cfg.InstanceID != "" {
+		s.member.instanceID = &cfg.InstanceID
+	}
 	cl, err := d.Consumer(StageName, cfg.Group, cfg.Topic, opts...)
 	if err != nil {
 		return nil, err
 	}
+	s.mu.Lock()
 	s.cl = cl
-	s.member = &membership{cl: cl, group: cfg.Group, session: cfg.SessionTimeout, now: time.Now}
-	if cfg.InstanceID != "" {
-		s.member.instanceID = &cfg.InstanceID
-	}
+	s.member.cl = cl
+	s.mu.Unlock()
 	return s, nil
 }
 
