@@ -523,6 +523,7 @@ var errAppend = errors.New("appending column")
 // mem, when not nil, lends the INSERTs' columns the memory of the last
 // INSERT's and keeps theirs for the next (see columnMemory).
 func (s *Store) send(ctx context.Context, table string, n, blockRows int, mem *columnMemory, block func(lo, hi int) ([]column, error)) error {
+	ctx = bounded(ctx)
 	var batch driver.Batch
 	done := func() {
 		batch.Close()
@@ -557,6 +558,9 @@ func (s *Store) send(ctx context.Context, table string, n, blockRows int, mem *c
 		if needs && batch != nil {
 			// Ends the INSERT: its rows so far are durable whatever the
 			// rest does, and a retry writes them again, which is harmless.
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("ending the INSERT of rows 0-%d of %d: %w", lo, n, err)
+			}
 			if err := batch.Send(); err != nil {
 				return fmt.Errorf("sending rows 0-%d of %d: %w", lo, n, err)
 			}
@@ -605,7 +609,38 @@ func (s *Store) send(ctx context.Context, table string, n, blockRows int, mem *c
 	if batch == nil {
 		return nil
 	}
+	if err := ctx.Err(); err != nil {
+		// Past the caller's deadline the rows must not land: close the
+		// connection without ending the INSERT, and the server drops it.
+		batch.Abort()
+		batch = nil
+		return fmt.Errorf("ending the INSERT of %d rows: %w", n, err)
+	}
+	beforeSend()
 	return batch.Send() // done, deferred, keeps the columns' memory
+}
+
+// beforeSend runs just before the last block of an INSERT goes out (tests
+// freeze the process there).
+var beforeSend = func() {}
+
+// bounded makes an INSERT under a deadline one the server gives up on too.
+// The driver closes the connection when ctx ends, and the server then
+// drops an unfinished INSERT; but a process frozen mid-INSERT (SIGSTOP, a
+// suspended VM, a long stall) cannot close anything, and when it resumes
+// its last block could still race the closing and land after the
+// deadline. The aggregator relies on that deadline: past it, another
+// replica may own the partition and count the same events. So the INSERT
+// also carries receive_timeout, the time left: the server abandons an
+// INSERT whose client goes quiet that long, and a frozen one's INSERT is
+// gone before it wakes up. (The setting counts whole seconds.)
+func bounded(ctx context.Context) context.Context {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return ctx
+	}
+	secs := max(1, int(time.Until(deadline)/time.Second))
+	return ch.Context(ctx, ch.WithSettings(ch.Settings{"receive_timeout": secs}))
 }
 
 // reserveStrings sizes the String columns of a new INSERT for the block
