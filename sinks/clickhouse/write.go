@@ -526,7 +526,13 @@ func (s *Store) send(ctx context.Context, table string, n, blockRows int, mem *c
 	ctx = bounded(ctx)
 	var batch driver.Batch
 	done := func() {
-		batch.Close()
+		if ctx.Err() != nil {
+			// Past the caller's deadline nothing more may land: close the
+			// connection without ending the INSERT, and the server drops it.
+			batch.Abort()
+		} else {
+			batch.Close()
+		}
 		mem.take(batch.Columns())
 		batch = nil
 	}
@@ -610,11 +616,7 @@ func (s *Store) send(ctx context.Context, table string, n, blockRows int, mem *c
 		return nil
 	}
 	if err := ctx.Err(); err != nil {
-		// Past the caller's deadline the rows must not land: close the
-		// connection without ending the INSERT, and the server drops it.
-		batch.Abort()
-		batch = nil
-		return fmt.Errorf("ending the INSERT of %d rows: %w", n, err)
+		return fmt.Errorf("ending the INSERT of %d rows: %w", n, err) // done aborts it
 	}
 	beforeSend()
 	return batch.Send() // done, deferred, keeps the columns' memory
